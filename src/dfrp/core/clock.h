@@ -1,0 +1,36 @@
+// Clock: the only way dfrp code reads time, so tests can drive it (STYLE.md section 4).
+//
+// Thread-safety: SystemClock is stateless; ManualClock is safe to share.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace dfrp::core {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Wall-clock time, milliseconds since the Unix epoch.
+  virtual int64_t NowUnixMillis() const = 0;
+  // A monotonic reading in nanoseconds, for durations and rates.
+  virtual int64_t NowMonotonicNanos() const = 0;
+};
+
+// The process-wide real clock; never null, never freed.
+Clock* SystemClock();
+
+// A clock that moves only when told to; for tests.
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(int64_t unix_millis = 1'700'000'000'000) : millis_(unix_millis) {}
+  int64_t NowUnixMillis() const override { return millis_.load(); }
+  int64_t NowMonotonicNanos() const override { return millis_.load() * 1'000'000; }
+  void AdvanceMillis(int64_t ms) { millis_ += ms; }
+  void SetMillis(int64_t ms) { millis_ = ms; }
+
+ private:
+  std::atomic<int64_t> millis_;
+};
+
+}  // namespace dfrp::core

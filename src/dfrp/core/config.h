@@ -1,0 +1,70 @@
+// Node configuration: drives with quotas and a few store-wide settings.
+//
+// Sources, first found wins: `--config PATH`, then $DFRP_CONFIG, then ./dfrp.toml, then
+// ./.env, then the embedded default (two small drives under ./dfrp-data). Both file formats
+// hold the same flat keys (DRIVE_0, QUOTA_0, ..., LEAF_SIZE, VECTOR_DIM, STATE_DIR); a TOML
+// file may use strings or integers. Environment variables of the same names override the
+// file. Relative paths are resolved against the config file's folder (the current folder for
+// the environment and the default). Unknown keys are an error that names the key.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dfrp/core/status.h"
+
+namespace dfrp::core {
+
+struct DriveConfig {
+  int index = 0;       // n in DRIVE_n
+  std::string path;    // absolute
+  uint64_t quota = 0;  // bytes
+};
+
+struct NodeConfig {
+  std::vector<DriveConfig> drives;  // ordered by index, 0..n-1 without gaps
+  uint32_t leaf_size = 4096;
+  uint32_t vector_dim = 16;
+  std::string state_dir;  // absolute
+  std::string source;     // the file it came from, or "embedded default"
+  bool is_embedded_default = false;
+};
+
+struct ConfigOptions {
+  std::string explicit_path;  // from --config; empty if not given
+  std::string cwd;            // empty: the process's current folder
+  // Looks up an environment variable; defaults to getenv.
+  std::function<std::optional<std::string>(const std::string&)> getenv;
+  // Lists the names of all environment variables (to find DRIVE_n set only there).
+  std::function<std::vector<std::string>()> env_names;
+};
+
+Result<NodeConfig> LoadConfig(const ConfigOptions& options);
+
+// Parses the flat key/value form of a config (already read from TOML or .env) and validates
+// it. `base_dir` resolves relative paths. Exposed for tests.
+Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& values,
+                                    const std::string& base_dir, std::string source);
+
+// Parses a `.env` file: KEY=VALUE lines, '#' comments, optional `export `, optional quotes.
+Result<std::map<std::string, std::string>> ParseDotEnv(std::string_view text,
+                                                       std::string_view name);
+// Parses a flat TOML document into the same map (integers are rendered as decimal strings).
+Result<std::map<std::string, std::string>> ParseTomlFlat(std::string_view text,
+                                                         std::string_view name);
+
+// "500G", "64M", "1024", "2TiB" -> bytes. Binary suffixes K, M, G, T (optionally followed by
+// "iB" or "B"); no fractions.
+std::optional<uint64_t> ParseByteSize(std::string_view text);
+// 1536 -> "1.5 KiB"; exact values print without decimals ("64 MiB").
+std::string FormatBytes(uint64_t bytes);
+
+// True for keys the config understands.
+bool IsKnownConfigKey(std::string_view key);
+
+}  // namespace dfrp::core

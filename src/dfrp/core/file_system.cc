@@ -1,0 +1,59 @@
+#include "dfrp/core/file_system.h"
+
+#include <fmt/format.h>
+
+#include "dfrp/core/uuid.h"
+
+namespace dfrp::core {
+
+Status RandomAccessFile::ReadExact(uint64_t offset, size_t n, char* dst) const {
+  auto got = Read(offset, n, dst);
+  if (!got) return got.error();
+  if (*got != n)
+    return Status::Corruption(fmt::format("{} ends at byte {}, before the {} bytes expected at {}",
+                                          path(), offset + *got, n, offset));
+  return Status::OK();
+}
+
+std::string JoinPath(std::string_view a, std::string_view b) {
+  if (a.empty()) return std::string(b);
+  if (!b.empty() && b.front() == '/') return std::string(b);
+  std::string out(a);
+  if (out.back() != '/') out.push_back('/');
+  out.append(b);
+  return out;
+}
+
+std::string DirName(std::string_view path) {
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  size_t slash = path.rfind('/');
+  if (slash == std::string_view::npos) return ".";
+  if (slash == 0) return "/";
+  return std::string(path.substr(0, slash));
+}
+
+Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
+                       bool private_mode) {
+  const std::string tmp = fmt::format("{}.tmp-{}", path, DefaultUuidGenerator()->NewV7().ToString());
+  auto file = fs->CreateNew(tmp, private_mode);
+  if (!file) return file.error();
+  Status s = (*file)->WriteAt(0, data);
+  if (s.ok()) s = (*file)->Sync();
+  if (s.ok()) s = (*file)->Close();
+  if (s.ok()) s = fs->Rename(tmp, path);
+  if (!s.ok()) {
+    (void)fs->RemoveFile(tmp);
+    return s;
+  }
+  return fs->SyncDir(DirName(path));
+}
+
+Result<std::string> ReadWholeFile(FileSystem* fs, const std::string& path) {
+  DFRP_ASSIGN_OR_RETURN(auto file, fs->OpenForRead(path));
+  DFRP_ASSIGN_OR_RETURN(uint64_t size, file->Size());
+  std::string data(size, '\0');
+  DFRP_RETURN_IF_ERROR(file->ReadExact(0, size, data.data()));
+  return data;
+}
+
+}  // namespace dfrp::core

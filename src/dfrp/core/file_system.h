@@ -1,0 +1,132 @@
+// FileSystem: every file operation dfrp makes goes through this interface (STYLE.md
+// section 4), so tests can swap in a fault-injecting file system that drops unsynced data,
+// fails the Nth write or sync, or tears a write.
+//
+// Contracts common to all methods: paths are used as given (callers resolve relative paths);
+// failures are returned as Status values naming the operation and the path, never thrown.
+// A WritableFile's bytes are durable only after Sync() returned ok; a new file's directory
+// entry is durable only after SyncDir() of its parent returned ok.
+//
+// Thread-safety: FileSystem implementations are safe to share between threads. A
+// RandomAccessFile may be read from several threads at once; a WritableFile may not be
+// written from several threads at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dfrp/core/status.h"
+
+namespace dfrp::core {
+
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  // Reads up to n bytes at offset into dst; returns how many were read (fewer only at the end
+  // of the file).
+  virtual Result<size_t> Read(uint64_t offset, size_t n, char* dst) const = 0;
+  virtual Result<uint64_t> Size() const = 0;
+  virtual const std::string& path() const = 0;
+  // Reads exactly n bytes or fails with Corruption ("file ends early") naming the path.
+  Status ReadExact(uint64_t offset, size_t n, char* dst) const;
+};
+
+// A stream read once from the start: an input file or standard input.
+class SequentialFile {
+ public:
+  virtual ~SequentialFile() = default;
+  // Reads up to n bytes; 0 means end of stream.
+  virtual Result<size_t> Read(size_t n, char* dst) = 0;
+  virtual const std::string& path() const = 0;
+  // The size if the stream is a regular file, else nullopt-like -1.
+  virtual int64_t KnownSize() const = 0;
+};
+
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  // Writes all of data at offset (positional; the file grows as needed).
+  virtual Status WriteAt(uint64_t offset, std::string_view data) = 0;
+  // Makes every byte written so far durable (fdatasync).
+  virtual Status Sync() = 0;
+  // Cuts the file to size bytes (the bytes dropped need a Sync to be durably gone).
+  virtual Status Truncate(uint64_t size) = 0;
+  // Reserves space for [offset, offset+len) so later writes there cannot fail for space;
+  // ENOSPC is returned as NoSpace. A no-op where the file system cannot preallocate.
+  virtual Status Allocate(uint64_t offset, uint64_t len) = 0;
+  // Hints the OS to start writing back [offset, offset+len) now; no durability promise.
+  virtual void StartWriteback(uint64_t offset, uint64_t len) = 0;
+  virtual Result<uint64_t> Size() const = 0;
+  virtual Status Close() = 0;
+  virtual const std::string& path() const = 0;
+};
+
+// An exclusive advisory lock held until destroyed.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
+struct FsSpace {
+  uint64_t total_bytes = 0;
+  uint64_t available_bytes = 0;  // to an unprivileged writer
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  virtual Result<std::unique_ptr<RandomAccessFile>> OpenForRead(const std::string& path) = 0;
+  virtual Result<std::unique_ptr<SequentialFile>> OpenSequential(const std::string& path) = 0;
+  // Opens for writing, creating the file (mode 0644, or 0600 when `private_mode`) if absent;
+  // never truncates.
+  virtual Result<std::unique_ptr<WritableFile>> OpenForWrite(const std::string& path,
+                                                             bool private_mode = false) = 0;
+  // Creates the file only if it does not exist yet (O_EXCL); InvalidArgument-free: an existing
+  // file gives IOError with EEXIST in the message.
+  virtual Result<std::unique_ptr<WritableFile>> CreateNew(const std::string& path,
+                                                          bool private_mode = false) = 0;
+
+  virtual bool Exists(const std::string& path) = 0;
+  virtual bool IsDirectory(const std::string& path) = 0;
+  virtual Result<uint64_t> FileSize(const std::string& path) = 0;
+  // Names (not paths) of the entries of a directory, sorted.
+  virtual Result<std::vector<std::string>> ListDir(const std::string& path) = 0;
+  virtual Status CreateDir(const std::string& path) = 0;           // ok if it exists
+  virtual Status CreateDirRecursive(const std::string& path) = 0;  // mkdir -p
+  virtual Status RemoveFile(const std::string& path) = 0;
+  virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  // fsync of a directory, making entries created, renamed or removed in it durable.
+  virtual Status SyncDir(const std::string& path) = 0;
+  // Takes an exclusive lock on `path` (created if absent) without waiting. Busy if another
+  // process holds it.
+  virtual Result<std::unique_ptr<FileLock>> TryLock(const std::string& path) = 0;
+  virtual Result<FsSpace> Space(const std::string& path) = 0;
+  // Canonical absolute path (symlinks resolved); NotFound if it does not exist.
+  virtual Result<std::string> RealPath(const std::string& path) = 0;
+  // Whether the file can be written by this process (access W_OK).
+  virtual bool IsWritable(const std::string& path) = 0;
+};
+
+// The process-wide POSIX file system; never null, never freed.
+FileSystem* DefaultFileSystem();
+
+// A SequentialFile over an already open descriptor (standard input); does not own fd.
+std::unique_ptr<SequentialFile> SequentialFileFromFd(int fd, std::string name);
+
+// Joins two path parts with one '/'.
+std::string JoinPath(std::string_view a, std::string_view b);
+// The parent folder of a path ("." for a bare name).
+std::string DirName(std::string_view path);
+
+// Writes `data` to `path` atomically and durably: a temporary file in the same folder,
+// synced, renamed over `path`, and the folder synced.
+Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
+                       bool private_mode = false);
+// Reads a whole (small) file.
+Result<std::string> ReadWholeFile(FileSystem* fs, const std::string& path);
+
+}  // namespace dfrp::core

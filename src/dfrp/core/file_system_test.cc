@@ -1,0 +1,87 @@
+#include "dfrp/core/file_system.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+namespace dfrp::core {
+namespace {
+
+class FileSystemTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/dfrp-fs-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { (void)system(("rm -rf " + dir_).c_str()); }
+  FileSystem* fs_ = DefaultFileSystem();
+  std::string dir_;
+};
+
+TEST_F(FileSystemTest, WriteReadTruncate) {
+  std::string p = JoinPath(dir_, "f");
+  auto w = fs_->OpenForWrite(p);
+  ASSERT_TRUE(w.has_value());
+  ASSERT_TRUE((*w)->WriteAt(5, "world").ok());
+  ASSERT_TRUE((*w)->WriteAt(0, "hello").ok());
+  ASSERT_TRUE((*w)->Sync().ok());
+  EXPECT_EQ(*(*w)->Size(), 10u);
+  auto r = fs_->OpenForRead(p);
+  ASSERT_TRUE(r.has_value());
+  char buf[16];
+  ASSERT_TRUE((*r)->ReadExact(0, 10, buf).ok());
+  EXPECT_EQ(std::string(buf, 10), "helloworld");
+  Status early = (*r)->ReadExact(5, 6, buf);
+  EXPECT_TRUE(early.IsCorruption()) << early.ToString();
+  ASSERT_TRUE((*w)->Truncate(3).ok());
+  EXPECT_EQ(*fs_->FileSize(p), 3u);
+}
+
+TEST_F(FileSystemTest, CreateNewRefusesExisting) {
+  std::string p = JoinPath(dir_, "once");
+  ASSERT_TRUE(fs_->CreateNew(p).has_value());
+  EXPECT_FALSE(fs_->CreateNew(p).has_value());
+}
+
+TEST_F(FileSystemTest, AtomicWriteReplacesWholeFileWithMode) {
+  std::string p = JoinPath(dir_, "token");
+  ASSERT_TRUE(WriteFileAtomic(fs_, p, "first", true).ok());
+  ASSERT_TRUE(WriteFileAtomic(fs_, p, "second", true).ok());
+  EXPECT_EQ(*ReadWholeFile(fs_, p), "second");
+  struct stat st;
+  ASSERT_EQ(stat(p.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto names = fs_->ListDir(dir_);
+  ASSERT_TRUE(names.has_value());
+  EXPECT_EQ(names->size(), 1u);  // no temporary file left behind
+}
+
+TEST_F(FileSystemTest, LockIsExclusiveUntilReleased) {
+  std::string p = JoinPath(dir_, "LOCK");
+  auto a = fs_->TryLock(p);
+  ASSERT_TRUE(a.has_value());
+  auto b = fs_->TryLock(p);  // flock locks are per open file description
+  ASSERT_FALSE(b.has_value());
+  EXPECT_TRUE(b.error().IsBusy());
+  a->reset();
+  EXPECT_TRUE(fs_->TryLock(p).has_value());
+}
+
+TEST_F(FileSystemTest, MissingFileIsNotFound) {
+  auto r = fs_->OpenForRead(JoinPath(dir_, "nope"));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().IsNotFound());
+}
+
+TEST(PathTest, JoinAndDirName) {
+  EXPECT_EQ(JoinPath("/a", "b"), "/a/b");
+  EXPECT_EQ(JoinPath("/a/", "b"), "/a/b");
+  EXPECT_EQ(JoinPath("/a", "/abs"), "/abs");
+  EXPECT_EQ(DirName("/a/b/c"), "/a/b");
+  EXPECT_EQ(DirName("/a"), "/");
+  EXPECT_EQ(DirName("name"), ".");
+}
+
+}  // namespace
+}  // namespace dfrp::core

@@ -1,0 +1,291 @@
+// The POSIX implementation of FileSystem.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "dfrp/core/file_system.h"
+
+namespace dfrp::core {
+
+namespace {
+
+class FdGuard {
+ public:
+  explicit FdGuard(int fd) : fd_(fd) {}
+  ~FdGuard() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int release() { return std::exchange(fd_, -1); }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+class PosixRandomAccessFile final : public RandomAccessFile {
+ public:
+  PosixRandomAccessFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixRandomAccessFile() override { ::close(fd_); }
+  Result<size_t> Read(uint64_t offset, size_t n, char* dst) const override {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd_, dst + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return Err(Status::FromErrno(errno, "cannot read", path_));
+      }
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    return done;
+  }
+  Result<uint64_t> Size() const override {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return Err(Status::FromErrno(errno, "cannot stat", path_));
+    return static_cast<uint64_t>(st.st_size);
+  }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+class PosixSequentialFile final : public SequentialFile {
+ public:
+  PosixSequentialFile(std::string path, int fd, bool owned, int64_t size)
+      : path_(std::move(path)), fd_(fd), owned_(owned), size_(size) {}
+  ~PosixSequentialFile() override {
+    if (owned_) ::close(fd_);
+  }
+  Result<size_t> Read(size_t n, char* dst) override {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::read(fd_, dst + done, n - done);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return Err(Status::FromErrno(errno, "cannot read", path_));
+      }
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    return done;
+  }
+  const std::string& path() const override { return path_; }
+  int64_t KnownSize() const override { return size_; }
+
+ private:
+  std::string path_;
+  int fd_;
+  bool owned_;
+  int64_t size_;
+};
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status WriteAt(uint64_t offset, std::string_view data) override {
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t r = ::pwrite(fd_, data.data() + done, data.size() - done,
+                           static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return Status::FromErrno(errno, "cannot write", path_);
+      }
+      done += static_cast<size_t>(r);
+    }
+    return Status::OK();
+  }
+  Status Sync() override {
+    if (::fdatasync(fd_) != 0) return Status::FromErrno(errno, "cannot sync", path_);
+    return Status::OK();
+  }
+  Status Truncate(uint64_t size) override {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+      return Status::FromErrno(errno, "cannot truncate", path_);
+    return Status::OK();
+  }
+  Status Allocate(uint64_t offset, uint64_t len) override {
+    if (len == 0) return Status::OK();
+    int rc = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(len));
+    if (rc == 0 || rc == EOPNOTSUPP || rc == EINVAL) return Status::OK();
+    return Status::FromErrno(rc, "cannot allocate space in", path_);
+  }
+  void StartWriteback(uint64_t offset, uint64_t len) override {
+    ::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(len),
+                      SYNC_FILE_RANGE_WRITE);
+  }
+  Result<uint64_t> Size() const override {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return Err(Status::FromErrno(errno, "cannot stat", path_));
+    return static_cast<uint64_t>(st.st_size);
+  }
+  Status Close() override {
+    if (fd_ < 0) return Status::OK();
+    int rc = ::close(fd_);
+    fd_ = -1;
+    if (rc != 0) return Status::FromErrno(errno, "cannot close", path_);
+    return Status::OK();
+  }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+class PosixFileLock final : public FileLock {
+ public:
+  explicit PosixFileLock(int fd) : fd_(fd) {}
+  ~PosixFileLock() override {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+
+ private:
+  int fd_;
+};
+
+class PosixFileSystem final : public FileSystem {
+ public:
+  Result<std::unique_ptr<RandomAccessFile>> OpenForRead(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Err(Status::FromErrno(errno, "cannot open", path));
+    return std::make_unique<PosixRandomAccessFile>(path, fd);
+  }
+  Result<std::unique_ptr<SequentialFile>> OpenSequential(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Err(Status::FromErrno(errno, "cannot open", path));
+    FdGuard guard(fd);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return Err(Status::FromErrno(errno, "cannot stat", path));
+    if (S_ISDIR(st.st_mode))
+      return Err(Status::InvalidArgument(fmt::format("{} is a folder, not a file", path)));
+    int64_t size = S_ISREG(st.st_mode) ? static_cast<int64_t>(st.st_size) : -1;
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    return std::make_unique<PosixSequentialFile>(path, guard.release(), true, size);
+  }
+  Result<std::unique_ptr<WritableFile>> OpenForWrite(const std::string& path,
+                                                     bool private_mode) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, private_mode ? 0600 : 0644);
+    if (fd < 0) return Err(Status::FromErrno(errno, "cannot open for writing", path));
+    return std::make_unique<PosixWritableFile>(path, fd);
+  }
+  Result<std::unique_ptr<WritableFile>> CreateNew(const std::string& path,
+                                                  bool private_mode) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                    private_mode ? 0600 : 0644);
+    if (fd < 0) return Err(Status::FromErrno(errno, "cannot create", path));
+    return std::make_unique<PosixWritableFile>(path, fd);
+  }
+  bool Exists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
+  bool IsDirectory(const std::string& path) override {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  }
+  Result<uint64_t> FileSize(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return Err(Status::FromErrno(errno, "cannot stat", path));
+    return static_cast<uint64_t>(st.st_size);
+  }
+  Result<std::vector<std::string>> ListDir(const std::string& path) override {
+    DIR* d = ::opendir(path.c_str());
+    if (d == nullptr) return Err(Status::FromErrno(errno, "cannot list", path));
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string_view n = e->d_name;
+      if (n == "." || n == "..") continue;
+      names.emplace_back(n);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  Status CreateDir(const std::string& path) override {
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+      return Status::FromErrno(errno, "cannot create folder", path);
+    return Status::OK();
+  }
+  Status CreateDirRecursive(const std::string& path) override {
+    if (path.empty() || IsDirectory(path)) return Status::OK();
+    std::string parent = DirName(path);
+    if (parent != path && parent != "." && parent != "/") {
+      Status s = CreateDirRecursive(parent);
+      if (!s.ok()) return s;
+    }
+    return CreateDir(path);
+  }
+  Status RemoveFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return Status::FromErrno(errno, "cannot remove", path);
+    return Status::OK();
+  }
+  Status Rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      return Status::FromErrno(errno, "cannot rename to " + to + " from", from);
+    return Status::OK();
+  }
+  Status SyncDir(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Status::FromErrno(errno, "cannot open folder", path);
+    FdGuard guard(fd);
+    if (::fsync(fd) != 0) return Status::FromErrno(errno, "cannot sync folder", path);
+    return Status::OK();
+  }
+  Result<std::unique_ptr<FileLock>> TryLock(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Err(Status::FromErrno(errno, "cannot open lock file", path));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) return Err(Status::Busy(fmt::format("{} is locked", path)));
+      return Err(Status::FromErrno(err, "cannot lock", path));
+    }
+    return std::make_unique<PosixFileLock>(fd);
+  }
+  Result<FsSpace> Space(const std::string& path) override {
+    struct statvfs sv;
+    if (::statvfs(path.c_str(), &sv) != 0)
+      return Err(Status::FromErrno(errno, "cannot read free space of", path));
+    FsSpace s;
+    s.total_bytes = static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize;
+    s.available_bytes = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
+    return s;
+  }
+  Result<std::string> RealPath(const std::string& path) override {
+    char buf[PATH_MAX];
+    if (::realpath(path.c_str(), buf) == nullptr)
+      return Err(Status::FromErrno(errno, "cannot resolve", path));
+    return std::string(buf);
+  }
+  bool IsWritable(const std::string& path) override { return ::access(path.c_str(), W_OK) == 0; }
+};
+
+}  // namespace
+
+FileSystem* DefaultFileSystem() {
+  static PosixFileSystem* fs = new PosixFileSystem();
+  return fs;
+}
+
+std::unique_ptr<SequentialFile> SequentialFileFromFd(int fd, std::string name) {
+  struct stat st;
+  int64_t size = -1;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) size = static_cast<int64_t>(st.st_size);
+  return std::make_unique<PosixSequentialFile>(std::move(name), fd, false, size);
+}
+
+}  // namespace dfrp::core

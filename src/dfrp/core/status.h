@@ -1,0 +1,99 @@
+// Status and Result<T>: the one error vocabulary of dfrp.
+//
+// A Status is cheap when ok (no allocation). Every error a user can cause carries a message
+// that names the thing and the way out. Codes map one-to-one onto the CLI exit codes
+// (see ExitCode), so a library error reaches the shell unchanged.
+//
+// Thread-safety: values; safe to copy between threads.
+#pragma once
+
+#include <expected>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace dfrp::core {
+
+class [[nodiscard]] Status {
+ public:
+  enum class Code : unsigned char {
+    kOk = 0,
+    kInvalidArgument,  // usage or config error: the caller can fix the input
+    kCorruption,       // integrity failure: bytes on disk or on the wire do not verify
+    kNotFound,         // the named thing does not exist (or its volume is missing)
+    kNoSpace,          // out of capacity: quota or file system full
+    kBusy,             // another writer holds the store, or the volume is paused
+    kIOError,          // the operating system refused an operation
+    kInternal,         // a bug or an unexpected state
+  };
+
+  Status() = default;
+  static Status OK() { return Status(); }
+  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
+  static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
+  static Status NoSpace(std::string msg) { return {Code::kNoSpace, std::move(msg)}; }
+  static Status Busy(std::string msg) { return {Code::kBusy, std::move(msg)}; }
+  static Status IOError(std::string msg) { return {Code::kIOError, std::move(msg)}; }
+  static Status Internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
+  // An IOError built from errno, naming the operation and the path.
+  static Status FromErrno(int err, std::string_view what, std::string_view path);
+
+  bool ok() const { return code_ == Code::kOk; }
+  Code code() const { return code_; }
+  bool IsNotFound() const { return code_ == Code::kNotFound; }
+  bool IsCorruption() const { return code_ == Code::kCorruption; }
+  bool IsNoSpace() const { return code_ == Code::kNoSpace; }
+  bool IsBusy() const { return code_ == Code::kBusy; }
+  const std::string& message() const;
+  // "Corruption: <message>" style, for logs.
+  std::string ToString() const;
+  // Returns a copy whose message is prefixed with `context: `.
+  Status WithContext(std::string_view context) const;
+
+ private:
+  Status(Code code, std::string msg)
+      : code_(code), msg_(std::make_shared<const std::string>(std::move(msg))) {}
+  Code code_ = Code::kOk;
+  std::shared_ptr<const std::string> msg_;  // null when ok
+};
+
+const char* CodeName(Status::Code code);
+
+// Process exit codes shared by every dfrp CLI (documented in the README).
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitFailure = 1,
+  kExitUsage = 2,
+  kExitIntegrity = 3,
+  kExitNotFound = 4,
+  kExitCapacity = 5,
+  kExitBusy = 6,
+};
+int ExitCodeFor(const Status& s);
+
+template <typename T>
+using Result = std::expected<T, Status>;
+
+inline std::unexpected<Status> Err(Status s) { return std::unexpected<Status>(std::move(s)); }
+
+}  // namespace dfrp::core
+
+#define DFRP_CONCAT_INNER(a, b) a##b
+#define DFRP_CONCAT(a, b) DFRP_CONCAT_INNER(a, b)
+
+// Returns the Status from the enclosing function when `expr` (a Status) is not ok.
+#define DFRP_RETURN_IF_ERROR(expr)                        \
+  do {                                                    \
+    ::dfrp::core::Status dfrp_status_ = (expr);           \
+    if (!dfrp_status_.ok()) return ::dfrp::core::Err(std::move(dfrp_status_)); \
+  } while (0)
+
+// `lhs = value of expr`, or return its error from the enclosing function.
+#define DFRP_ASSIGN_OR_RETURN(lhs, expr) \
+  DFRP_ASSIGN_OR_RETURN_IMPL(DFRP_CONCAT(dfrp_result_, __LINE__), lhs, expr)
+#define DFRP_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                 \
+  auto tmp = (expr);                                               \
+  if (!tmp.has_value()) return ::dfrp::core::Err(std::move(tmp.error())); \
+  lhs = std::move(*tmp)
