@@ -7,7 +7,8 @@
 // Thread-safety: values; safe to copy between threads.
 #pragma once
 
-#include <expected>
+#include <new>
+#include <type_traits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -73,10 +74,71 @@ enum ExitCode : int {
 };
 int ExitCodeFor(const Status& s);
 
-template <typename T>
-using Result = std::expected<T, Status>;
+// Carries a failed Status into a Result<T> of any T: `return Err(Status::NotFound(...));`.
+struct ErrorValue {
+  Status status;
+  operator Status() const& { return status; }  // so DFRP_RETURN_IF_ERROR works in Status functions
+  operator Status() && { return std::move(status); }
+};
+inline ErrorValue Err(Status s) { return ErrorValue{std::move(s)}; }
 
-inline std::unexpected<Status> Err(Status s) { return std::unexpected<Status>(std::move(s)); }
+// Result<T>: a T, or the Status saying why there is none. The shape of std::expected
+// (has_value, *, ->, error), written out because libstdc++ 12 hides <expected> from clang,
+// which builds the fuzz targets.
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(const T& v) : ok_(true) { new (&value_) T(v); }
+  Result(T&& v) : ok_(true) { new (&value_) T(std::move(v)); }
+  template <typename U>
+    requires(std::is_constructible_v<T, U &&> && !std::is_same_v<std::decay_t<U>, T> &&
+             !std::is_same_v<std::decay_t<U>, ErrorValue> &&
+             !std::is_same_v<std::decay_t<U>, Result>)
+  Result(U&& v) : ok_(true) {
+    new (&value_) T(std::forward<U>(v));
+  }
+  Result(ErrorValue e) : ok_(false), status_(std::move(e.status)) {}
+  Result(const Result& o) : ok_(o.ok_), status_(o.status_) {
+    if (ok_) new (&value_) T(o.value_);
+  }
+  Result(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
+      : ok_(o.ok_), status_(std::move(o.status_)) {
+    if (ok_) new (&value_) T(std::move(o.value_));
+  }
+  Result& operator=(Result o) {
+    Destroy();
+    ok_ = o.ok_;
+    status_ = std::move(o.status_);
+    if (ok_) new (&value_) T(std::move(o.value_));
+    return *this;
+  }
+  ~Result() { Destroy(); }
+
+  bool has_value() const { return ok_; }
+  explicit operator bool() const { return ok_; }
+  T& operator*() & { return value_; }
+  const T& operator*() const& { return value_; }
+  T&& operator*() && { return std::move(value_); }
+  T* operator->() { return &value_; }
+  const T* operator->() const { return &value_; }
+  T& value() & { return value_; }
+  const T& value() const& { return value_; }
+  // The failure; OK when there is a value.
+  const Status& error() const& { return status_; }
+  Status& error() & { return status_; }
+  Status status() const { return ok_ ? Status::OK() : status_; }
+
+ private:
+  void Destroy() {
+    if (ok_) value_.~T();
+    ok_ = false;
+  }
+  bool ok_;
+  Status status_;
+  union {
+    T value_;
+  };
+};
 
 }  // namespace dfrp::core
 

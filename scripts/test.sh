@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: the unit and end-to-end tests in a
+# release build, the same tests under AddressSanitizer + UndefinedBehaviorSanitizer, and a
+# short run of each libFuzzer target. Exits non-zero if anything fails.
+#
+#   scripts/test.sh            everything (what CI runs)
+#   SKIP_SANITIZE=1 SKIP_FUZZ=1 scripts/test.sh   the release tests only
+#   FUZZ_SECONDS=60 scripts/test.sh               longer fuzz runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+JOBS=${JOBS:-$(nproc)}
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+
+bash scripts/setup.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "release build"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$JOBS"
+step "release tests"
+(cd build && ctest -j "$JOBS" --output-on-failure --timeout 900)
+
+if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
+  step "ASan+UBSan build"
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDFRP_SANITIZE=ON \
+    -DDFRP_BENCH=OFF >/dev/null
+  cmake --build build-asan -j "$JOBS"
+  step "ASan+UBSan tests"
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest -j "$JOBS" --output-on-failure --timeout 1800 -LE slow)
+fi
+
+if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -d fuzz ]; then
+  step "fuzz build (clang-16, libFuzzer)"
+  CC=clang-16 CXX=clang++-16 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DDFRP_FUZZ=ON -DDFRP_TESTS=OFF -DDFRP_BENCH=OFF >/dev/null
+  cmake --build build-fuzz -j "$JOBS"
+  step "fuzz runs (${FUZZ_SECONDS}s each)"
+  for target in build-fuzz/fuzz/fuzz_*; do
+    [ -x "$target" ] || continue
+    name=$(basename "$target")
+    corpus="$ROOT/build-fuzz/corpus/$name"
+    mkdir -p "$corpus"
+    seeds="$ROOT/fuzz/corpus/${name#fuzz_}"
+    echo "-- $name"
+    "$target" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" \
+      $( [ -d "$seeds" ] && echo "$seeds" ) 2>&1 | tail -n 3
+  done
+fi
+step "all tests passed"
