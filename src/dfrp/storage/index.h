@@ -1,0 +1,93 @@
+// The shard index: shard id -> where its record lives and its Merkle root.
+//
+// The index is only a cache of what the drives hold: every row can be rebuilt by scanning the
+// volumes, and a lost or stale index costs time, never data. It lives in SQLite (WAL mode) in
+// STATE_DIR, so opening it costs O(1) and a lookup O(log n) whatever the number of shards,
+// and readers in other processes see only committed batches.
+//
+// Per segment it also keeps `indexed_end`, the offset up to which the segment's records are
+// all in the index; recovery scans only what lies beyond it.
+//
+// Thread-safety: an Index is used from one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+
+#include "dfrp/core/status.h"
+#include "dfrp/core/uuid.h"
+#include "dfrp/crypto/sha256.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace dfrp::storage {
+
+struct ShardLocation {
+  core::Uuid id;
+  uint32_t volume = 0;
+  uint64_t segment = 0;
+  uint64_t offset = 0;  // of the record in its segment file
+  uint64_t record_len = 0;
+  uint64_t payload_len = 0;
+  uint32_t leaf_size = 0;
+  crypto::Hash root{};
+};
+
+struct VolumeCounts {
+  uint64_t shards = 0;
+  uint64_t payload_bytes = 0;
+};
+
+using SegmentKey = std::pair<uint32_t, uint64_t>;  // (volume, segment)
+
+class Index {
+ public:
+  ~Index();
+  Index(const Index&) = delete;
+  Index& operator=(const Index&) = delete;
+
+  // Opens (creating if absent) the index at `path` for the store `store_id`. An index that
+  // belongs to another store, or that SQLite finds damaged, is emptied (it will be rebuilt
+  // from the drives); *was_reset tells the caller.
+  static core::Result<std::unique_ptr<Index>> Open(const std::string& path,
+                                                   const core::Uuid& store_id, bool* was_reset);
+
+  core::Result<std::optional<ShardLocation>> Find(const core::Uuid& id);
+  // Adds shards and moves segment marks in one transaction. A shard id already present keeps
+  // its row (the drives are the truth; this only happens when a scan meets a record twice).
+  // With `durable`, the commit is synced before returning (otherwise a power cut may undo it,
+  // which the tail scan makes good).
+  core::Status Commit(std::span<const ShardLocation> added,
+                      const std::map<SegmentKey, uint64_t>& marks, bool durable = false);
+  core::Result<std::map<SegmentKey, uint64_t>> SegmentMarks();
+  core::Result<std::map<uint32_t, VolumeCounts>> Counts();
+  // Calls fn for each shard in disk order (volume, segment, offset), optionally of one volume,
+  // until fn returns false.
+  core::Status ForEach(std::optional<uint32_t> volume,
+                       const std::function<bool(const ShardLocation&)>& fn);
+  // Forgets every shard and mark of one volume (all volumes when nullopt).
+  core::Status Clear(std::optional<uint32_t> volume);
+
+ private:
+  explicit Index(sqlite3* db) : db_(db) {}
+  core::Status Exec(const char* sql);
+  core::Status CommitTransaction(std::span<const ShardLocation> added,
+                                 const std::map<SegmentKey, uint64_t>& marks);
+  core::Status Prepare();
+  core::Status Error(std::string_view what) const;
+
+  sqlite3* db_;
+  sqlite3_stmt* find_ = nullptr;
+  sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* mark_ = nullptr;
+  sqlite3_stmt* count_ = nullptr;
+};
+
+}  // namespace dfrp::storage

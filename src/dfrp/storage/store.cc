@@ -1,0 +1,450 @@
+#include "dfrp/storage/store.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "dfrp/core/bytes.h"
+#include "dfrp/storage/format.h"
+#include "dfrp/storage/record_io.h"
+#include "dfrp/storage/store_internal.h"
+
+namespace dfrp::storage {
+
+using core::Err;
+using core::Result;
+using core::Status;
+using core::Uuid;
+
+const char* VolumeStateName(VolumeState s) {
+  switch (s) {
+    case VolumeState::kActive: return "active";
+    case VolumeState::kFull: return "full";
+    case VolumeState::kPaused: return "paused";
+    case VolumeState::kMissing: return "missing";
+    case VolumeState::kUninitialized: return "uninitialized";
+  }
+  return "unknown";
+}
+
+Result<std::optional<Manifest>> ReadManifest(core::FileSystem* fs, const std::string& state_dir) {
+  const std::string path = core::JoinPath(state_dir, kManifestFileName);
+  if (!fs->Exists(path)) return std::optional<Manifest>();
+  DFRP_ASSIGN_OR_RETURN(std::string text, core::ReadWholeFile(fs, path));
+  auto doc = nlohmann::json::parse(text, nullptr, false);
+  Manifest m;
+  std::optional<Uuid> id;
+  if (!doc.is_discarded() && doc.is_object() && doc.value("format", 0) == 1 &&
+      doc.contains("store_id") && doc["store_id"].is_string())
+    id = Uuid::Parse(doc["store_id"].get<std::string>());
+  if (!id || !doc.contains("volumes") || !doc["volumes"].is_array())
+    return Err(Status::Corruption(fmt::format(
+        "store manifest {} is damaged: restore it, or remove it and run init-storage to adopt "
+        "the store from its drives",
+        path)));
+  m.store_id = *id;
+  for (const auto& v : doc["volumes"])
+    if (v.is_number_unsigned()) m.volumes.push_back(v.get<uint32_t>());
+  std::sort(m.volumes.begin(), m.volumes.end());
+  return std::optional<Manifest>(m);
+}
+
+Status WriteManifest(core::FileSystem* fs, const std::string& state_dir, const Manifest& m) {
+  nlohmann::json doc = {{"format", 1}, {"store_id", m.store_id.ToString()}, {"volumes", m.volumes}};
+  return core::WriteFileAtomic(fs, core::JoinPath(state_dir, kManifestFileName), doc.dump(1) + "\n");
+}
+
+Result<VolumeHeader> ReadVolumeHeader(core::FileSystem* fs, const std::string& drive) {
+  const std::string path = core::JoinPath(drive, kVolumeFileName);
+  if (!fs->Exists(path)) return Err(Status::NotFound(fmt::format("{} is absent", path)));
+  DFRP_ASSIGN_OR_RETURN(std::string bytes, core::ReadWholeFile(fs, path));
+  return DecodeVolumeHeader(bytes, path);
+}
+
+namespace {
+
+// Checks a configured drive before init lays it out; returns its header if it has one.
+Result<std::optional<VolumeHeader>> InspectDrive(core::FileSystem* fs, const core::DriveConfig& d,
+                                                 bool create_folder) {
+  if (!fs->IsDirectory(d.path)) {
+    if (fs->Exists(d.path))
+      return Err(Status::InvalidArgument(fmt::format(
+          "DRIVE_{} ({}) is a file, not a folder: point DRIVE_{} at the drive's folder", d.index,
+          d.path, d.index)));
+    if (!create_folder)
+      return Err(Status::InvalidArgument(fmt::format(
+          "DRIVE_{} ({}) does not exist: mount the drive there or create the folder, then run "
+          "init-storage again (or pass --create)",
+          d.index, d.path)));
+    DFRP_RETURN_IF_ERROR(fs->CreateDirRecursive(d.path));
+  }
+  auto header = ReadVolumeHeader(fs, d.path);
+  if (header) return std::optional<VolumeHeader>(*header);
+  if (!header.error().IsNotFound()) return Err(header.error());
+  return std::optional<VolumeHeader>();
+}
+
+bool HasSegmentFiles(core::FileSystem* fs, const std::string& drive) {
+  auto names = fs->ListDir(drive);
+  if (!names) return false;
+  uint64_t n;
+  for (const auto& name : *names)
+    if (ParseSegmentFileName(name, &n)) return true;
+  return false;
+}
+
+}  // namespace
+
+Result<InitReport> Store::Init(const core::NodeConfig& config, const StoreOptions& opt) {
+  core::FileSystem* fs = opt.fs;
+  DFRP_RETURN_IF_ERROR(fs->CreateDirRecursive(config.state_dir));
+  auto lock = fs->TryLock(core::JoinPath(config.state_dir, kLockFileName));
+  if (!lock)
+    return Err(lock.error().IsBusy()
+                   ? Status::Busy(fmt::format("store at {} is busy: another dfrp process is "
+                                              "writing to it; wait for it to finish",
+                                              config.state_dir))
+                   : lock.error());
+  DFRP_ASSIGN_OR_RETURN(std::optional<Manifest> manifest, ReadManifest(fs, config.state_dir));
+  InitReport report;
+
+  // Inspect every drive before changing anything.
+  std::vector<std::optional<VolumeHeader>> headers;
+  for (const auto& d : config.drives) {
+    bool known = manifest && std::binary_search(manifest->volumes.begin(),
+                                                manifest->volumes.end(), uint32_t(d.index));
+    auto h = InspectDrive(fs, d, opt.create_missing_drive_folders && !known);
+    if (!h) return Err(h.error());
+    headers.push_back(*h);
+  }
+  if (!manifest) {  // a new store, or one whose STATE_DIR was lost: adopt it from its drives
+    std::set<Uuid> ids;
+    for (const auto& h : headers)
+      if (h) ids.insert(h->store_id);
+    if (ids.size() > 1)
+      return Err(Status::InvalidArgument(
+          "the configured drives belong to different stores: give each store its own config"));
+    manifest = Manifest{ids.empty() ? core::DefaultUuidGenerator()->NewV7() : *ids.begin(), {}};
+    report.new_store = ids.empty();
+    report.adopted = !ids.empty();
+    for (const auto& h : headers)
+      if (h) manifest->volumes.push_back(h->volume);
+  }
+  report.store_id = manifest->store_id;
+  std::vector<size_t> to_create;
+  for (size_t i = 0; i < config.drives.size(); ++i) {
+    const auto& d = config.drives[i];
+    const auto& h = headers[i];
+    bool known = std::binary_search(manifest->volumes.begin(), manifest->volumes.end(),
+                                    uint32_t(d.index));
+    if (h && h->store_id != manifest->store_id)
+      return Err(Status::InvalidArgument(fmt::format(
+          "DRIVE_{} ({}) belongs to another store ({}): point DRIVE_{} at a drive of this store "
+          "or an empty folder",
+          d.index, d.path, h->store_id.ToString(), d.index)));
+    if (h && h->volume != uint32_t(d.index))
+      return Err(Status::InvalidArgument(fmt::format(
+          "DRIVE_{} ({}) holds volume {} of this store: fix the DRIVE_n numbering", d.index,
+          d.path, h->volume)));
+    if (h) {
+      report.already.push_back(d.index);
+      continue;
+    }
+    if (known)
+      return Err(Status::NotFound(fmt::format(
+          "volume {} at {} has lost its header {} (is the drive unmounted?): mount the drive "
+          "or fix DRIVE_{}; it is not treated as empty",
+          d.index, d.path, kVolumeFileName, d.index)));
+    if (HasSegmentFiles(fs, d.path))
+      return Err(Status::InvalidArgument(fmt::format(
+          "DRIVE_{} ({}) holds dfrp segment files but no volume header: restore {} from a "
+          "backup of this drive, or use an empty folder",
+          d.index, d.path, kVolumeFileName)));
+    if (!fs->IsWritable(d.path))
+      return Err(Status::InvalidArgument(fmt::format(
+          "DRIVE_{} ({}) is not writable by this user: fix its permissions", d.index, d.path)));
+    to_create.push_back(i);
+  }
+  for (size_t i : to_create) {
+    const auto& d = config.drives[i];
+    VolumeHeader vh{uint32_t(d.index), manifest->store_id, opt.clock->NowUnixMillis()};
+    DFRP_RETURN_IF_ERROR(
+        core::WriteFileAtomic(fs, core::JoinPath(d.path, kVolumeFileName), EncodeVolumeHeader(vh)));
+    manifest->volumes.push_back(uint32_t(d.index));
+    report.initialized.push_back(d.index);
+  }
+  std::sort(manifest->volumes.begin(), manifest->volumes.end());
+  manifest->volumes.erase(std::unique(manifest->volumes.begin(), manifest->volumes.end()),
+                          manifest->volumes.end());
+  DFRP_RETURN_IF_ERROR(WriteManifest(fs, config.state_dir, *manifest));
+  return report;
+}
+
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode mode,
+                                           const StoreOptions& opt) {
+  std::unique_ptr<Store> s(new Store());
+  s->opt_ = opt;
+  s->fs_ = opt.fs;
+  s->state_dir_ = config.state_dir;
+  s->leaf_size_ = config.leaf_size;
+  s->vector_dim_ = config.vector_dim;
+  auto manifest = ReadManifest(s->fs_, config.state_dir);
+  if (!manifest) return Err(manifest.error());
+  if (!*manifest)
+    return Err(Status::InvalidArgument(fmt::format(
+        "no store in {} (from {}): run `dfrp-storage init-storage` first", config.state_dir,
+        config.source)));
+  s->store_id_ = (*manifest)->store_id;
+  if (mode == Mode::kWrite) {
+    auto lock = s->fs_->TryLock(core::JoinPath(config.state_dir, kLockFileName));
+    if (!lock)
+      return Err(lock.error().IsBusy()
+                     ? Status::Busy(fmt::format("store at {} is busy: another dfrp process is "
+                                                "writing to it; wait for it to finish",
+                                                config.state_dir))
+                     : lock.error());
+    s->lock_ = std::move(*lock);
+  }
+  bool reset = false;
+  DFRP_ASSIGN_OR_RETURN(s->index_, Index::Open(core::JoinPath(config.state_dir, kIndexFileName),
+                                               s->store_id_, &reset));
+  if (reset) s->notices_.push_back("the index was empty or damaged; rebuilding it from the drives");
+  for (uint32_t v : (*manifest)->volumes) {
+    auto vol = std::make_unique<Volume>();
+    vol->drive.index = static_cast<int>(v);
+    vol->in_manifest = true;
+    vol->configured = false;
+    s->volumes_.resize(std::max<size_t>(s->volumes_.size(), v + 1));
+    s->volumes_[v] = std::move(vol);
+  }
+  DFRP_RETURN_IF_ERROR(s->LoadVolumes(config));
+  DFRP_RETURN_IF_ERROR(s->Recover(mode == Mode::kWrite));
+  return s;
+}
+
+Status Store::LoadVolumes(const core::NodeConfig& config) {
+  for (const auto& d : config.drives) {
+    if (volumes_.size() <= size_t(d.index)) volumes_.resize(d.index + 1);
+    if (!volumes_[d.index]) volumes_[d.index] = std::make_unique<Volume>();
+    Volume& v = *volumes_[d.index];
+    v.drive = d;
+    v.configured = true;
+  }
+  for (size_t i = 0; i < volumes_.size(); ++i) {
+    if (!volumes_[i]) continue;
+    Volume& v = *volumes_[i];
+    if (!v.configured) {
+      v.state = VolumeState::kMissing;
+      v.problem = fmt::format("volume {} holds shards but DRIVE_{} is not in the config: add it back", i, i);
+      continue;
+    }
+    if (!v.in_manifest) {
+      v.state = VolumeState::kUninitialized;
+      v.problem = "run `dfrp-storage init-storage` to lay this drive out";
+      continue;
+    }
+    auto h = ReadVolumeHeader(fs_, v.drive.path);
+    if (!h || h->store_id != store_id_ || h->volume != i) {
+      v.state = VolumeState::kMissing;
+      v.problem =
+          !h ? fmt::format("{} (is the drive mounted?): mount it or fix DRIVE_{}", h.error().message(), i)
+             : fmt::format("{} holds {} of another store: fix DRIVE_{}", v.drive.path,
+                           h->store_id != store_id_ ? "a volume" : "another volume", i);
+      continue;
+    }
+    DFRP_ASSIGN_OR_RETURN(auto names, fs_->ListDir(v.drive.path));
+    for (const auto& name : names) {
+      uint64_t seg;
+      if (!ParseSegmentFileName(name, &seg)) continue;
+      DFRP_ASSIGN_OR_RETURN(uint64_t size, fs_->FileSize(core::JoinPath(v.drive.path, name)));
+      v.segments[seg] = size;
+    }
+    if (v.used() > v.drive.quota)
+      return Status::InvalidArgument(fmt::format(
+          "QUOTA_{} ({}) is below what volume {} already holds ({}): raise QUOTA_{} to at least {}",
+          i, core::FormatBytes(v.drive.quota), i, core::FormatBytes(v.used()), i,
+          core::FormatBytes(v.used())));
+    v.state = VolumeState::kActive;
+  }
+  return Status::OK();
+}
+
+std::string Store::SegmentPath(uint32_t volume, uint64_t segment) const {
+  return core::JoinPath(volumes_[volume]->drive.path, SegmentFileName(segment));
+}
+
+std::vector<VolumeInfo> Store::ListVolumes() {
+  std::map<uint32_t, VolumeCounts> counts;
+  if (auto c = index_->Counts()) counts = *c;
+  std::vector<VolumeInfo> out;
+  for (size_t i = 0; i < volumes_.size(); ++i) {
+    if (!volumes_[i]) continue;
+    const Volume& v = *volumes_[i];
+    VolumeInfo info;
+    info.index = static_cast<uint32_t>(i);
+    info.path = v.configured ? v.drive.path : "";
+    info.quota = v.drive.quota;
+    info.used = v.used();
+    info.free = info.quota > info.used ? info.quota - info.used : 0;
+    if (v.state == VolumeState::kActive) {
+      if (auto space = fs_->Space(v.drive.path)) info.free = std::min(info.free, space->available_bytes);
+    } else if (!v.available()) {
+      info.free = 0;
+    }
+    info.shards = counts[info.index].shards;
+    info.payload_bytes = counts[info.index].payload_bytes;
+    info.segments = v.segments.size();
+    info.state = v.state;
+    // A volume that cannot take even an empty record is full.
+    if (info.state == VolumeState::kActive && info.free < kRecordPrefixSize + 64)
+      info.state = VolumeState::kFull;
+    info.problem = v.problem;
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Status Store::CheckVolumeReadable(uint32_t volume) const {
+  if (volume >= volumes_.size() || !volumes_[volume])
+    return Status::NotFound(fmt::format("volume {} is not part of this store", volume));
+  const Volume& v = *volumes_[volume];
+  if (!v.available())
+    return Status::NotFound(fmt::format("volume {} is {}: {}", volume, VolumeStateName(v.state), v.problem));
+  return Status::OK();
+}
+
+Result<ShardLocation> Store::Locate(const Uuid& id) {
+  DFRP_ASSIGN_OR_RETURN(std::optional<ShardLocation> loc, index_->Find(id));
+  if (!loc)
+    return Err(Status::NotFound(fmt::format(
+        "shard {} is not in this store (STATE_DIR {}): check the id and the --config",
+        id.ToString(), state_dir_)));
+  Status readable = CheckVolumeReadable(loc->volume);
+  if (!readable.ok())
+    return Err(Status::NotFound(fmt::format("shard {} is unavailable: {}", id.ToString(),
+                                            readable.message())));
+  return *loc;
+}
+
+Result<const core::RandomAccessFile*> Store::SegmentFile(uint32_t volume, uint64_t segment) {
+  auto it = open_segments_.find({volume, segment});
+  if (it != open_segments_.end()) return it->second.get();
+  const std::string path = SegmentPath(volume, segment);
+  auto f = fs_->OpenForRead(path);
+  if (!f) {
+    if (f.error().IsNotFound())
+      return Err(Status::Corruption(fmt::format(
+          "segment {} is gone from volume {}: restore the drive from a copy", path, volume)));
+    return Err(f.error());
+  }
+  const core::RandomAccessFile* raw = f->get();
+  open_segments_[{volume, segment}] = std::move(*f);
+  return raw;
+}
+
+namespace {
+// Re-reads a located record's prefix and checks it is the shard the index promised.
+Result<RecordPrefix> ReadLocated(const core::RandomAccessFile& file, const ShardLocation& loc) {
+  DFRP_ASSIGN_OR_RETURN(uint64_t size, file.Size());
+  auto p = ReadRecordPrefix(file, loc.offset, size);
+  if (!p) return Err(p.error());
+  if (p->header.shard_id != loc.id)
+    return Err(Status::Corruption("the record at the indexed place is another shard's"));
+  return p;
+}
+
+std::string Where(const std::string& segment_path, uint64_t offset) {
+  return fmt::format("{} at offset {}", segment_path, offset);
+}
+}  // namespace
+
+Status Store::Read(const Uuid& id, const SinkFn& sink) {
+  DFRP_ASSIGN_OR_RETURN(ShardLocation loc, Locate(id));
+  DFRP_ASSIGN_OR_RETURN(const core::RandomAccessFile* file, SegmentFile(loc.volume, loc.segment));
+  auto context = [&](const Status& s) {
+    return s.WithContext(fmt::format("shard {} (volume {}, {})", id.ToString(), loc.volume,
+                                     Where(file->path(), loc.offset)));
+  };
+  auto prefix = ReadLocated(*file, loc);
+  if (!prefix) return context(prefix.error());
+  Status s = StreamVerifiedPayload(*file, loc.offset, *prefix, opt_.hash_threads, sink);
+  return s.IsCorruption() ? context(s) : s;
+}
+
+Result<ShardInfo> Store::Stat(const Uuid& id) {
+  DFRP_ASSIGN_OR_RETURN(ShardLocation loc, Locate(id));
+  DFRP_ASSIGN_OR_RETURN(const core::RandomAccessFile* file, SegmentFile(loc.volume, loc.segment));
+  auto prefix = ReadLocated(*file, loc);
+  if (!prefix)
+    return Err(prefix.error().WithContext(
+        fmt::format("shard {} ({})", id.ToString(), Where(file->path(), loc.offset))));
+  auto meta = DecodeMetadata(prefix->metadata);
+  if (!meta) return Err(meta.error());
+  return ShardInfo{loc, *meta, volumes_[loc.volume]->drive.path, file->path()};
+}
+
+VerifyResult Store::Verify(const Uuid& id, const ProgressFn& progress) {
+  VerifyResult r;
+  r.id = id;
+  auto loc = Locate(id);
+  if (!loc) {
+    r.status = loc.error();
+    return r;
+  }
+  r.location = *loc;
+  r.segment_path = SegmentPath(loc->volume, loc->segment);
+  auto file = SegmentFile(loc->volume, loc->segment);
+  if (!file) {
+    r.status = file.error();
+    return r;
+  }
+  auto prefix = ReadLocated(**file, *loc);
+  if (!prefix) {
+    r.status = prefix.error();
+    return r;
+  }
+  auto meta = DecodeMetadata(prefix->metadata);
+  if (!meta) {
+    r.status = meta.error();
+    return r;
+  }
+  if (meta->size != prefix->header.payload_len || meta->leaf_size != prefix->header.leaf_size) {
+    r.status = Status::Corruption("metadata disagrees with the record header");
+    return r;
+  }
+  uint64_t done = 0;
+  r.status = VerifyRecordBody(**file, loc->offset, *prefix, true, opt_.hash_threads,
+                              [&](uint64_t n) {
+                                done += n;
+                                if (progress) progress(done, prefix->header.payload_len);
+                              });
+  r.ok = r.status.ok();
+  return r;
+}
+
+Status Store::VerifyAll(const std::function<void(const VerifyResult&)>& fn,
+                        const ProgressFn& progress) {
+  std::vector<Uuid> ids;
+  uint64_t total_bytes = 0;
+  DFRP_RETURN_IF_ERROR(index_->ForEach(std::nullopt, [&](const ShardLocation& l) {
+    ids.push_back(l.id);
+    total_bytes += l.payload_len;
+    return true;
+  }));
+  uint64_t done_before = 0;
+  for (const Uuid& id : ids) {
+    VerifyResult r = Verify(id, [&](uint64_t done, uint64_t) {
+      if (progress) progress(done_before + done, total_bytes);
+    });
+    done_before += r.location.payload_len;
+    if (progress) progress(done_before, total_bytes);
+    fn(r);
+  }
+  return Status::OK();
+}
+
+}  // namespace dfrp::storage

@@ -1,0 +1,166 @@
+// Store: the immutable sharded store over several drives.
+//
+// Each configured drive DRIVE_n is volume n: a self-contained folder holding a volume header
+// (DFRP-VOLUME) and append-only segment files. Shards are records appended to the newest
+// segment of the lowest-numbered volume with room under its quota ("linear expansion"); a
+// shard never straddles volumes, and a segment, once a newer one exists, never changes.
+//
+// Durability: Write() returns only after every record of the batch is fdatasync'ed (and any
+// new segment's folder entry synced), so an acknowledged shard survives a power cut. The
+// index (a SQLite cache in STATE_DIR) is updated after that; anything the index missed is
+// found again on the next open by scanning only the segments' unindexed tails.
+//
+// Concurrency: one writer per store, enforced with a lock file in STATE_DIR (a second writer
+// gets Busy); any number of readers in other processes, which see only committed shards.
+// A Store object is used from one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dfrp/core/clock.h"
+#include "dfrp/core/config.h"
+#include "dfrp/core/file_system.h"
+#include "dfrp/core/status.h"
+#include "dfrp/core/uuid.h"
+#include "dfrp/crypto/sha256.h"
+#include "dfrp/storage/index.h"
+#include "dfrp/storage/metadata.h"
+
+namespace dfrp::storage {
+
+enum class VolumeState { kActive, kFull, kPaused, kMissing, kUninitialized };
+const char* VolumeStateName(VolumeState s);
+
+struct VolumeInfo {
+  uint32_t index = 0;
+  std::string path;
+  uint64_t quota = 0;
+  uint64_t used = 0;  // bytes of its segment files
+  uint64_t free = 0;  // quota - used, capped by the file system's free space
+  uint64_t shards = 0;
+  uint64_t payload_bytes = 0;
+  uint64_t segments = 0;
+  VolumeState state = VolumeState::kActive;
+  std::string problem;  // why it is missing or uninitialized, and what to do
+};
+
+// Progress of long work: bytes (or items) done out of total.
+using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+// Receives verified payload bytes in order.
+using SinkFn = std::function<core::Status(std::string_view)>;
+
+struct WriteRequest {
+  std::string name;  // for messages: the file path or "-"
+  std::string path;  // a file to store, opened only when its turn comes; or empty and:
+  std::unique_ptr<core::SequentialFile> input;  // a stream (standard input), read once
+  ShardMetadata meta;  // content type, owner, vector, tags, leaf size; the store fills the rest
+};
+
+struct WrittenShard {
+  core::Uuid id;
+  crypto::Hash root{};
+  uint64_t size = 0;
+  uint32_t leaf_size = 0;
+  uint32_t volume = 0;
+  std::string name;
+};
+
+struct ShardInfo {
+  ShardLocation location;
+  ShardMetadata metadata;
+  std::string volume_path;
+  std::string segment_path;
+};
+
+struct VerifyResult {
+  core::Uuid id;
+  bool ok = false;
+  core::Status status;  // why it failed (Corruption, NotFound for a missing volume, ...)
+  ShardLocation location;
+  std::string segment_path;
+};
+
+struct InitReport {
+  core::Uuid store_id;
+  bool new_store = false;
+  bool adopted = false;                // the store id was read back from the drives
+  std::vector<uint32_t> initialized;   // volumes laid out now
+  std::vector<uint32_t> already;       // volumes that were there
+};
+
+struct StoreOptions {
+  uint64_t segment_target_size = 256ull << 20;  // roll to a new segment past this size
+  bool create_missing_drive_folders = false;    // init: mkdir -p a drive folder that is absent
+  int hash_threads = 0;                         // 0: one per CPU
+  core::Clock* clock = core::SystemClock();
+  core::FileSystem* fs = core::DefaultFileSystem();
+};
+
+class Store {
+ public:
+  enum class Mode { kRead, kWrite };
+  ~Store();
+
+  // Lays out every configured drive as a volume of one store (init-storage). Idempotent.
+  static core::Result<InitReport> Init(const core::NodeConfig& config, const StoreOptions& opt);
+
+  // Opens the store. kWrite takes the writer lock (Busy if another process has it) and
+  // recovers unindexed tails; kRead recovers them too when no writer is active.
+  static core::Result<std::unique_ptr<Store>> Open(const core::NodeConfig& config, Mode mode,
+                                                   const StoreOptions& opt);
+
+  const core::Uuid& store_id() const { return store_id_; }
+  std::vector<VolumeInfo> ListVolumes();
+  // Notes from opening (a recovered tail, a cleaned-up torn record); for the log.
+  const std::vector<std::string>& notices() const { return notices_; }
+
+  // Stores a batch of shards; all or nothing (see the file comment for durability).
+  core::Result<std::vector<WrittenShard>> Write(std::vector<WriteRequest>& batch,
+                                                const ProgressFn& progress = nullptr);
+  // Streams the payload to sink, verified against the Merkle root before any byte is handed
+  // over. Corruption (exit 3) when a byte does not verify; NotFound when the shard is unknown
+  // or its volume is missing (the message says which).
+  core::Status Read(const core::Uuid& id, const SinkFn& sink);
+  core::Result<ShardInfo> Stat(const core::Uuid& id);
+  VerifyResult Verify(const core::Uuid& id, const ProgressFn& progress = nullptr);
+  // Verifies every indexed shard in disk order; calls fn for each result.
+  core::Status VerifyAll(const std::function<void(const VerifyResult&)>& fn,
+                         const ProgressFn& progress = nullptr);
+
+  struct Volume;  // internal
+
+ private:
+  Store() = default;
+  core::Status LoadVolumes(const core::NodeConfig& config);
+  core::Status Recover(bool may_repair);
+  core::Result<const core::RandomAccessFile*> SegmentFile(uint32_t volume, uint64_t segment);
+  core::Result<ShardLocation> Locate(const core::Uuid& id);
+  core::Status CheckVolumeReadable(uint32_t volume) const;
+  std::string SegmentPath(uint32_t volume, uint64_t segment) const;
+
+  StoreOptions opt_;
+  core::FileSystem* fs_ = nullptr;
+  core::Uuid store_id_;
+  std::string state_dir_;
+  uint32_t leaf_size_ = 4096;
+  uint32_t vector_dim_ = 16;
+  std::unique_ptr<core::FileLock> lock_;
+  std::unique_ptr<Index> index_;
+  std::vector<std::unique_ptr<Volume>> volumes_;
+  std::map<SegmentKey, std::unique_ptr<core::RandomAccessFile>> open_segments_;
+  std::vector<std::string> notices_;
+  friend class BatchWriter;
+};
+
+// Files in STATE_DIR.
+inline constexpr std::string_view kManifestFileName = "STORE";
+inline constexpr std::string_view kLockFileName = "LOCK";
+inline constexpr std::string_view kIndexFileName = "index.sqlite";
+
+}  // namespace dfrp::storage

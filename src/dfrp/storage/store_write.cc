@@ -1,0 +1,403 @@
+// The write path: plan a whole batch (placement, quotas) before touching a drive, append the
+// records, make them durable, then index them. Any failure before the sync completes undoes
+// the batch: segments are cut back to their old size and new segment files removed.
+#include <algorithm>
+#include <optional>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "dfrp/core/bytes.h"
+#include "dfrp/crypto/merkle.h"
+#include "dfrp/storage/format.h"
+#include "dfrp/storage/store.h"
+#include "dfrp/storage/store_internal.h"
+
+namespace dfrp::storage {
+
+using core::Err;
+using core::Result;
+using core::Status;
+using crypto::Hash;
+
+namespace {
+// Records with a payload up to this size are built in memory and written in large batches;
+// bigger ones are streamed.
+constexpr uint64_t kInlinePayloadMax = 1 << 20;
+constexpr size_t kWriteBufferBytes = 8 << 20;
+constexpr uint64_t kStreamChunk = 8 << 20;
+}  // namespace
+
+class BatchWriter {
+ public:
+  explicit BatchWriter(Store* store) : s_(store) {}
+  ~BatchWriter() { Rollback(); }
+
+  Result<std::vector<WrittenShard>> Run(std::vector<WriteRequest>& batch, const ProgressFn& progress);
+
+ private:
+  struct Planned {
+    size_t request = 0;
+    std::string name;
+    RecordHeader header;
+    std::string metadata;
+    uint32_t volume = 0;
+    uint64_t segment = 0;
+    uint64_t offset = 0;
+    Hash root{};
+  };
+  struct OpenSegment {
+    std::unique_ptr<core::WritableFile> file;
+    uint64_t original_size = 0;
+    uint64_t planned_end = 0;
+    bool created = false;
+  };
+
+  Status Describe(std::vector<WriteRequest>& batch);
+  Status Plan();
+  Status OpenSegments();
+  Status WriteRecords(std::vector<WriteRequest>& batch, const ProgressFn& progress);
+  Status WriteInline(Planned& p, WriteRequest& req);
+  Status WriteStreamed(Planned& p, WriteRequest& req, const std::function<void(uint64_t)>& moved);
+  Status Flush();
+  Status SyncAll();
+  void Rollback();
+  Result<std::unique_ptr<core::SequentialFile>> OpenInput(WriteRequest& req);
+
+  Store* s_;
+  std::vector<Planned> planned_;
+  std::map<SegmentKey, OpenSegment> segments_;
+  std::vector<std::string> spooled_;  // temporary copies of unsized inputs
+  std::string buffer_;
+  SegmentKey buffer_segment_{};
+  uint64_t buffer_offset_ = 0;
+  bool committed_ = false;
+};
+
+Result<std::unique_ptr<core::SequentialFile>> BatchWriter::OpenInput(WriteRequest& req) {
+  if (req.input) return std::move(req.input);
+  return s_->fs_->OpenSequential(req.path);
+}
+
+// Sizes every input (spooling unsized streams to STATE_DIR/tmp) and builds its metadata.
+Status BatchWriter::Describe(std::vector<WriteRequest>& batch) {
+  const int64_t now = s_->opt_.clock->NowUnixMillis();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    WriteRequest& req = batch[i];
+    uint64_t size = 0;
+    if (req.input && req.input->KnownSize() < 0) {
+      DFRP_RETURN_IF_ERROR(s_->fs_->CreateDirRecursive(core::JoinPath(s_->state_dir_, "tmp")));
+      std::string tmp = core::JoinPath(
+          s_->state_dir_, "tmp/spool-" + core::DefaultUuidGenerator()->NewV7().ToString());
+      DFRP_ASSIGN_OR_RETURN(auto out, s_->fs_->CreateNew(tmp));
+      spooled_.push_back(tmp);
+      std::string buf(kStreamChunk, '\0');
+      for (;;) {
+        DFRP_ASSIGN_OR_RETURN(size_t n, req.input->Read(buf.size(), buf.data()));
+        if (n == 0) break;
+        DFRP_RETURN_IF_ERROR(out->WriteAt(size, std::string_view(buf.data(), n)));
+        size += n;
+      }
+      DFRP_RETURN_IF_ERROR(out->Close());
+      req.input.reset();
+      req.path = tmp;
+    } else if (req.input) {
+      size = static_cast<uint64_t>(req.input->KnownSize());
+    } else {
+      auto sz = s_->fs_->FileSize(req.path);
+      if (!sz)
+        return sz.error().IsNotFound()
+                   ? Status::InvalidArgument(fmt::format("{} does not exist: check the path", req.name))
+                   : sz.error();
+      size = *sz;
+    }
+    ShardMetadata& m = req.meta;
+    if (m.leaf_size == 0) m.leaf_size = s_->leaf_size_;
+    m.size = size;
+    m.created_unix_ms = now;
+    DFRP_RETURN_IF_ERROR(ValidateMetadata(m, s_->vector_dim_).WithContext(req.name));
+    Planned p;
+    p.request = i;
+    p.name = req.name;
+    p.metadata = EncodeMetadata(m);
+    p.header.shard_id = core::DefaultUuidGenerator()->NewV7();
+    p.header.metadata_len = static_cast<uint32_t>(p.metadata.size());
+    p.header.payload_len = size;
+    p.header.leaf_size = m.leaf_size;
+    p.header.tree_len = TreeSectionSize(size, m.leaf_size);
+    p.header.flags = p.header.tree_len > 0 ? kFlagTree : 0;
+    planned_.push_back(std::move(p));
+  }
+  return Status::OK();
+}
+
+// Linear placement: each record goes to the lowest-numbered active volume with room.
+Status BatchWriter::Plan() {
+  struct Room {
+    uint64_t used, quota, fs_free, last_segment, last_size;
+    bool has_segment;
+  };
+  std::vector<std::optional<Room>> rooms(s_->volumes_.size());
+  for (size_t v = 0; v < s_->volumes_.size(); ++v) {
+    const auto& vol = s_->volumes_[v];
+    if (!vol || vol->state != VolumeState::kActive) continue;
+    auto space = s_->fs_->Space(vol->drive.path);
+    Room r{vol->used(), vol->drive.quota, space ? space->available_bytes : UINT64_MAX, 0, 0, false};
+    if (!vol->segments.empty()) {
+      r.has_segment = true;
+      r.last_segment = vol->segments.rbegin()->first;
+      r.last_size = vol->segments.rbegin()->second;
+    }
+    rooms[v] = r;
+  }
+  for (Planned& p : planned_) {
+    const uint64_t len = p.header.record_len();
+    bool placed = false;
+    for (size_t v = 0; v < rooms.size() && !placed; ++v) {
+      if (!rooms[v]) continue;
+      Room& r = *rooms[v];
+      const bool append = r.has_segment && (r.last_size <= kSegmentHeaderSize ||
+                                            r.last_size + len <= s_->opt_.segment_target_size);
+      const uint64_t need = len + (append ? 0 : kSegmentHeaderSize);
+      if (r.used + need > r.quota || need > r.fs_free) continue;
+      if (!append) {
+        r.last_segment = r.has_segment ? r.last_segment + 1 : 1;
+        r.last_size = kSegmentHeaderSize;
+        r.has_segment = true;
+      }
+      p.volume = static_cast<uint32_t>(v);
+      p.segment = r.last_segment;
+      p.offset = r.last_size;
+      r.last_size += len;
+      r.used += need;
+      r.fs_free -= need;
+      placed = true;
+    }
+    if (!placed) {
+      uint64_t best = 0;
+      for (const auto& r : rooms)
+        if (r) best = std::max(best, std::min(r->quota > r->used ? r->quota - r->used : 0, r->fs_free));
+      return Status::NoSpace(fmt::format(
+          "no volume has room for {} ({} as a record of {} bytes; the most any active volume "
+          "has left is {}): add a drive (DRIVE_n and QUOTA_n, then init-storage) or raise a "
+          "QUOTA_n; nothing was written",
+          p.name, core::FormatBytes(p.header.payload_len), len,
+          core::FormatBytes(best)));
+    }
+  }
+  return Status::OK();
+}
+
+Status BatchWriter::OpenSegments() {
+  std::map<SegmentKey, uint64_t> new_marks;
+  for (const Planned& p : planned_) {
+    SegmentKey key{p.volume, p.segment};
+    OpenSegment& seg = segments_[key];
+    seg.planned_end = std::max(seg.planned_end, p.offset + p.header.record_len());
+    if (seg.file) continue;
+    const auto& vol = *s_->volumes_[p.volume];
+    const std::string path = s_->SegmentPath(p.volume, p.segment);
+    if (vol.segments.count(p.segment)) {
+      DFRP_ASSIGN_OR_RETURN(seg.file, s_->fs_->OpenForWrite(path));
+      seg.original_size = vol.segments.at(p.segment);
+      continue;
+    }
+    DFRP_ASSIGN_OR_RETURN(seg.file, s_->fs_->CreateNew(path));
+    seg.created = true;
+    SegmentHeader h{p.volume, s_->store_id_, p.segment};
+    DFRP_RETURN_IF_ERROR(seg.file->WriteAt(0, EncodeSegmentHeader(h)));
+    new_marks[key] = kSegmentHeaderSize;
+  }
+  // Reserve the space up front: a full file system fails here, before any record is written.
+  for (auto& [key, seg] : segments_) {
+    uint64_t from = seg.created ? 0 : seg.original_size;
+    Status st = seg.file->Allocate(from, seg.planned_end - from);
+    if (!st.ok())
+      return st.IsNoSpace() ? Status::NoSpace(fmt::format(
+                                  "volume {} ran out of disk space ({}): free space on the drive "
+                                  "or lower QUOTA_{}; nothing was written",
+                                  key.first, st.message(), key.first))
+                            : st;
+  }
+  // New segments get a mark before records go in, so a crash mid-batch is recovered with
+  // the strict scan (see recovery.cc).
+  if (!new_marks.empty()) DFRP_RETURN_IF_ERROR(s_->index_->Commit({}, new_marks, /*durable=*/true));
+  return Status::OK();
+}
+
+Status BatchWriter::Flush() {
+  if (buffer_.empty()) return Status::OK();
+  OpenSegment& seg = segments_.at(buffer_segment_);
+  DFRP_RETURN_IF_ERROR(seg.file->WriteAt(buffer_offset_, buffer_));
+  seg.file->StartWriteback(buffer_offset_, buffer_.size());
+  buffer_.clear();
+  return Status::OK();
+}
+
+namespace {
+Status ChangedWhileReading(const std::string& name, uint64_t expected, uint64_t got) {
+  return Status::InvalidArgument(fmt::format(
+      "{} {} while it was read ({} bytes expected, {} found): store it again once nothing "
+      "is writing to it; nothing was written",
+      name, got < expected ? "shrank" : "grew", expected, got));
+}
+
+// Reads exactly `n` bytes, or reports the file as changed.
+Status ReadInputExact(core::SequentialFile& in, const std::string& name, uint64_t expected,
+                      uint64_t done, size_t n, char* dst) {
+  DFRP_ASSIGN_OR_RETURN(size_t got, in.Read(n, dst));
+  if (got != n) return ChangedWhileReading(name, expected, done + got);
+  return Status::OK();
+}
+
+Status CheckAtEnd(core::SequentialFile& in, const std::string& name, uint64_t expected) {
+  char extra;
+  DFRP_ASSIGN_OR_RETURN(size_t got, in.Read(1, &extra));
+  if (got != 0) return ChangedWhileReading(name, expected, expected + got);
+  return Status::OK();
+}
+
+std::string HashesAsBytes(const std::vector<Hash>& hashes) {
+  return std::string(reinterpret_cast<const char*>(hashes.data()), hashes.size() * sizeof(Hash));
+}
+}  // namespace
+
+Status BatchWriter::WriteInline(Planned& p, WriteRequest& req) {
+  const uint64_t size = p.header.payload_len;
+  DFRP_ASSIGN_OR_RETURN(auto in, OpenInput(req));
+  std::string payload(static_cast<size_t>(size), '\0');
+  DFRP_RETURN_IF_ERROR(ReadInputExact(*in, req.name, size, 0, payload.size(), payload.data()));
+  DFRP_RETURN_IF_ERROR(CheckAtEnd(*in, req.name, size));
+  std::vector<Hash> leaves(crypto::LeafCount(size, p.header.leaf_size));
+  crypto::HashLeaves(payload, p.header.leaf_size, leaves, 1);
+  std::vector<Hash> tree = crypto::TreeLevels(leaves, &p.root);
+  const SegmentKey key{p.volume, p.segment};
+  if (!buffer_.empty() &&
+      (buffer_segment_ != key || buffer_offset_ + buffer_.size() != p.offset)) {
+    DFRP_RETURN_IF_ERROR(Flush());
+  }
+  if (buffer_.empty()) {
+    buffer_segment_ = key;
+    buffer_offset_ = p.offset;
+  }
+  buffer_ += EncodeRecordPrefix(p.header, p.root, p.metadata);
+  buffer_ += payload;
+  buffer_ += HashesAsBytes(tree);
+  if (buffer_.size() >= kWriteBufferBytes) return Flush();
+  return Status::OK();
+}
+
+Status BatchWriter::WriteStreamed(Planned& p, WriteRequest& req,
+                                  const std::function<void(uint64_t)>& moved) {
+  DFRP_RETURN_IF_ERROR(Flush());
+  const RecordHeader& h = p.header;
+  core::WritableFile& out = *segments_.at({p.volume, p.segment}).file;
+  DFRP_ASSIGN_OR_RETURN(auto in, OpenInput(req));
+  std::vector<Hash> leaves(crypto::LeafCount(h.payload_len, h.leaf_size));
+  const uint64_t chunk = std::max<uint64_t>(kStreamChunk / h.leaf_size, 1) * h.leaf_size;
+  std::string buf(static_cast<size_t>(std::min(chunk, h.payload_len)), '\0');
+  for (uint64_t done = 0; done < h.payload_len;) {
+    const size_t n = static_cast<size_t>(std::min(chunk, h.payload_len - done));
+    DFRP_RETURN_IF_ERROR(ReadInputExact(*in, req.name, h.payload_len, done, n, buf.data()));
+    crypto::HashLeaves(std::string_view(buf.data(), n), h.leaf_size,
+                       std::span<Hash>(leaves).subspan(done / h.leaf_size), s_->opt_.hash_threads);
+    const uint64_t at = p.offset + h.payload_offset() + done;
+    DFRP_RETURN_IF_ERROR(out.WriteAt(at, std::string_view(buf.data(), n)));
+    out.StartWriteback(at, n);  // start the disk early so the final sync has little left
+    done += n;
+    moved(n);
+  }
+  DFRP_RETURN_IF_ERROR(CheckAtEnd(*in, req.name, h.payload_len));
+  std::vector<Hash> tree = crypto::TreeLevels(leaves, &p.root);
+  DFRP_RETURN_IF_ERROR(out.WriteAt(p.offset + h.tree_offset(), HashesAsBytes(tree)));
+  return out.WriteAt(p.offset, EncodeRecordPrefix(h, p.root, p.metadata));
+}
+
+Status BatchWriter::WriteRecords(std::vector<WriteRequest>& batch, const ProgressFn& progress) {
+  uint64_t total = 0, done = 0;
+  for (const Planned& p : planned_) total += p.header.payload_len;
+  auto moved = [&](uint64_t n) {
+    done += n;
+    if (progress) progress(done, total);
+  };
+  for (Planned& p : planned_) {
+    WriteRequest& req = batch[p.request];
+    if (p.header.payload_len <= kInlinePayloadMax) {
+      DFRP_RETURN_IF_ERROR(WriteInline(p, req));
+      moved(p.header.payload_len);
+    } else {
+      DFRP_RETURN_IF_ERROR(WriteStreamed(p, req, moved));
+    }
+  }
+  return Flush();
+}
+
+Status BatchWriter::SyncAll() {
+  std::set<uint32_t> dirs;
+  for (auto& [key, seg] : segments_) {
+    DFRP_RETURN_IF_ERROR(seg.file->Sync());
+    if (seg.created) dirs.insert(key.first);
+  }
+  for (uint32_t v : dirs) DFRP_RETURN_IF_ERROR(s_->fs_->SyncDir(s_->volumes_[v]->drive.path));
+  return Status::OK();
+}
+
+void BatchWriter::Rollback() {
+  for (const std::string& tmp : spooled_) (void)s_->fs_->RemoveFile(tmp);
+  spooled_.clear();
+  if (committed_) return;
+  std::set<uint32_t> dirs;
+  for (auto& [key, seg] : segments_) {
+    if (!seg.file) continue;
+    if (seg.created) {
+      (void)seg.file->Close();
+      (void)s_->fs_->RemoveFile(s_->SegmentPath(key.first, key.second));
+      dirs.insert(key.first);
+    } else {
+      (void)seg.file->Truncate(seg.original_size);
+      (void)seg.file->Sync();
+    }
+  }
+  for (uint32_t v : dirs) (void)s_->fs_->SyncDir(s_->volumes_[v]->drive.path);
+  committed_ = true;
+}
+
+Result<std::vector<WrittenShard>> BatchWriter::Run(std::vector<WriteRequest>& batch,
+                                                   const ProgressFn& progress) {
+  DFRP_RETURN_IF_ERROR(Describe(batch));
+  DFRP_RETURN_IF_ERROR(Plan());
+  DFRP_RETURN_IF_ERROR(OpenSegments());
+  DFRP_RETURN_IF_ERROR(WriteRecords(batch, progress));
+  DFRP_RETURN_IF_ERROR(SyncAll());
+  committed_ = true;  // durable from here on: never undo
+  std::vector<ShardLocation> locs;
+  std::map<SegmentKey, uint64_t> marks;
+  std::vector<WrittenShard> out;
+  for (const Planned& p : planned_) {
+    const RecordHeader& h = p.header;
+    locs.push_back({h.shard_id, p.volume, p.segment, p.offset, h.record_len(), h.payload_len,
+                    h.leaf_size, p.root});
+    out.push_back({h.shard_id, p.root, h.payload_len, h.leaf_size, p.volume, batch[p.request].name});
+  }
+  for (auto& [key, seg] : segments_) {
+    marks[key] = seg.planned_end;
+    s_->volumes_[key.first]->segments[key.second] = seg.planned_end;
+  }
+  Rollback();  // removes spooled inputs only, now that committed_ is set
+  Status indexed = s_->index_->Commit(locs, marks);
+  if (!indexed.ok())
+    return Err(indexed.WithContext(
+        "the shards are stored durably but the index could not be updated (they will be found "
+        "on the next open)"));
+  return out;
+}
+
+Result<std::vector<WrittenShard>> Store::Write(std::vector<WriteRequest>& batch,
+                                               const ProgressFn& progress) {
+  if (!lock_) return Err(Status::Internal("Store::Write needs a store opened with Mode::kWrite"));
+  if (batch.empty()) return std::vector<WrittenShard>();
+  BatchWriter writer(this);
+  return writer.Run(batch, progress);
+}
+
+}  // namespace dfrp::storage
