@@ -428,6 +428,7 @@ int Fail(const Status& s) {
 int RunStorageCli(int argc, char** argv) {
   CLI::App app{"dfrp-storage: Merkle-verified shard storage on several drives", "dfrp-storage"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the command: write-shard --json f
   app.set_version_flag("--version", "dfrp-storage 0.1.0");
   Context ctx;
   app.add_option("--config", ctx.g.config, "config file (.toml or .env); default $DFRP_CONFIG, "

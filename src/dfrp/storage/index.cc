@@ -96,7 +96,7 @@ Status Index::Prepare() {
 }
 
 Result<std::unique_ptr<Index>> Index::Open(const std::string& path, const core::Uuid& store_id,
-                                           bool* was_reset) {
+                                           bool* was_reset, bool sync) {
   *was_reset = false;
   for (int attempt = 0; attempt < 2; ++attempt) {
     sqlite3* db = nullptr;
@@ -112,7 +112,9 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& path, const core::
     sqlite3_busy_timeout(db, 10000);
     // The index is a cache: a commit lost to a power cut is found again by the tail scan, so
     // NORMAL (no sync per commit in WAL mode) is enough; WAL keeps it consistent.
-    Status s = idx->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    idx->sync_ = sync;
+    Status s = idx->Exec(sync ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;");
     if (s.ok()) s = idx->Exec(kSchema);
     bool reset = false;
     if (s.ok()) {
@@ -169,6 +171,7 @@ Result<std::optional<ShardLocation>> Index::Find(const core::Uuid& id) {
 
 Status Index::Commit(std::span<const ShardLocation> added,
                      const std::map<SegmentKey, uint64_t>& marks, bool durable) {
+  durable = durable && sync_;
   if (durable) DFRP_RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
   Status result = CommitTransaction(added, marks);
   if (durable) {

@@ -57,7 +57,8 @@ class Index {
   // belongs to another store, or that SQLite finds damaged, is emptied (it will be rebuilt
   // from the drives); *was_reset tells the caller.
   static core::Result<std::unique_ptr<Index>> Open(const std::string& path,
-                                                   const core::Uuid& store_id, bool* was_reset);
+                                                   const core::Uuid& store_id, bool* was_reset,
+                                                   bool sync = true);
 
   core::Result<std::optional<ShardLocation>> Find(const core::Uuid& id);
   // Adds shards and moves segment marks in one transaction. A shard id already present keeps
@@ -84,6 +85,7 @@ class Index {
   core::Status Error(std::string_view what) const;
 
   sqlite3* db_;
+  bool sync_ = true;
   sqlite3_stmt* find_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
   sqlite3_stmt* mark_ = nullptr;

@@ -211,7 +211,7 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
   }
   bool reset = false;
   DFRP_ASSIGN_OR_RETURN(s->index_, Index::Open(core::JoinPath(config.state_dir, kIndexFileName),
-                                               s->store_id_, &reset));
+                                               s->store_id_, &reset, opt.sync_index));
   if (reset) s->notices_.push_back("the index was empty or damaged; rebuilding it from the drives");
   for (uint32_t v : (*manifest)->volumes) {
     auto vol = std::make_unique<Volume>();

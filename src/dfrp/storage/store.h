@@ -98,6 +98,9 @@ struct StoreOptions {
   uint64_t segment_target_size = 256ull << 20;  // roll to a new segment past this size
   bool create_missing_drive_folders = false;    // init: mkdir -p a drive folder that is absent
   int hash_threads = 0;                         // 0: one per CPU
+  // Tests that reopen a store thousands of times may turn off SQLite's own syncs. The index
+  // is a cache, so this never risks shard data, only recovery work after a power cut.
+  bool sync_index = true;
   core::Clock* clock = core::SystemClock();
   core::FileSystem* fs = core::DefaultFileSystem();
 };
