@@ -444,7 +444,7 @@ int RunStorageCli(int argc, char** argv) {
   auto* write = app.add_subcommand("write-shard", "store files (or - for standard input) as shards, one batch");
   write->add_option("files", w.files, "files to store; - reads standard input");
   write->add_option("--files-from", w.files_from, "a file listing paths to store, one per line");
-  write->add_option("--meta", w.meta, "key=value metadata (repeatable)");
+  write->add_option("--meta", w.meta, "key=value metadata (repeatable)")->allow_extra_args(false);
   write->add_option("--vector", w.vector, "comma-separated floats, VECTOR_DIM of them");
   write->add_option("--leaf-size", w.leaf_size, "Merkle leaf size: a power of two, 512 to 1 MiB");
   write->add_option("--content-type", w.content_type, "content type to record");

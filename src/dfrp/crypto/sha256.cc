@@ -1,45 +1,43 @@
+// SHA-256 through OpenSSL's low-level SHA256_* functions. OpenSSL 3 marks them deprecated in
+// favour of EVP, but EVP_DigestInit in 3.0 looks the algorithm up under a global read-write
+// lock on every call: with one init per 4 KiB leaf that lock, not the hashing, set the pace
+// (measured: verify of 1 GiB on 2 threads 2.7 s with EVP, see docs/BENCHMARKS.md). The
+// low-level calls run the same SHA-NI code with no lookup.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "dfrp/crypto/sha256.h"
 
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include <cstdlib>
 
 namespace dfrp::crypto {
 
 namespace {
-const EVP_MD* Md() {
-  static const EVP_MD* md = EVP_sha256();
-  return md;
-}
-EVP_MD_CTX* Ctx(void* p) { return static_cast<EVP_MD_CTX*>(p); }
+SHA256_CTX* Ctx(void* p) { return static_cast<SHA256_CTX*>(p); }
 }  // namespace
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  if (ctx_ == nullptr) std::abort();  // out of memory
-  Reset();
-}
-Sha256::~Sha256() { EVP_MD_CTX_free(Ctx(ctx_)); }
+Sha256::Sha256() : ctx_(new SHA256_CTX) { Reset(); }
+Sha256::~Sha256() { delete Ctx(ctx_); }
 
-void Sha256::Reset() {
-  if (EVP_DigestInit_ex(Ctx(ctx_), Md(), nullptr) != 1) std::abort();
-}
+void Sha256::Reset() { SHA256_Init(Ctx(ctx_)); }
 
-void Sha256::Update(std::string_view data) {
-  if (EVP_DigestUpdate(Ctx(ctx_), data.data(), data.size()) != 1) std::abort();
-}
+void Sha256::Update(std::string_view data) { SHA256_Update(Ctx(ctx_), data.data(), data.size()); }
 
 Hash Sha256::Final() {
   Hash out;
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(Ctx(ctx_), out.data(), &len) != 1 || len != out.size()) std::abort();
+  SHA256_Final(out.data(), Ctx(ctx_));
   Reset();
   return out;
 }
 
 Hash Sha256Of(std::string_view data) {
-  thread_local Sha256 h;
-  h.Update(data);
-  return h.Final();
+  // Not SHA256(): in OpenSSL 3.0 the one-shot goes through EVP and its locked lookup.
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, data.data(), data.size());
+  Hash out;
+  SHA256_Final(out.data(), &ctx);
+  return out;
 }
 
 }  // namespace dfrp::crypto

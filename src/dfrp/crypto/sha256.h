@@ -28,7 +28,7 @@ class Sha256 {
   Hash Final();  // also resets
 
  private:
-  void* ctx_;  // EVP_MD_CTX
+  void* ctx_;  // SHA256_CTX
 };
 
 Hash Sha256Of(std::string_view data);

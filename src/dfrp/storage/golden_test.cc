@@ -56,7 +56,9 @@ TEST_F(GoldenTest, Version1VolumeStillReads) {
     ASSERT_TRUE(info.has_value());
     EXPECT_EQ(core::ToHex(crypto::HashBytes(info->location.root)), e["merkle_root"]);
     EXPECT_EQ(info->metadata.leaf_size, e["leaf_size"].get<uint32_t>());
-    if (e.contains("content_type")) EXPECT_EQ(info->metadata.content_type, e["content_type"]);
+    if (e.contains("content_type")) {
+      EXPECT_EQ(info->metadata.content_type, e["content_type"]);
+    }
     if (e.contains("meta")) {
       EXPECT_EQ(nlohmann::json(info->metadata.tags), e["meta"]);
       EXPECT_EQ(info->metadata.owner, e["owner"]);

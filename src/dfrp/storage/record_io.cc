@@ -1,6 +1,8 @@
 #include "dfrp/storage/record_io.h"
 
 #include <algorithm>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <vector>
 
@@ -50,22 +52,65 @@ Result<RecordPrefix> ReadRecordPrefix(const core::RandomAccessFile& file, uint64
   return p;
 }
 
+namespace {
+
+// Reads the payload leaves [first, last) and hashes them into out, in pieces of `chunk` bytes.
+Status HashPayloadLeaves(const core::RandomAccessFile& file, uint64_t payload_at,
+                         const RecordHeader& h, uint64_t first, uint64_t last, uint64_t chunk,
+                         std::span<Hash> out, const std::function<void(uint64_t)>& on_bytes) {
+  const uint64_t begin = first * h.leaf_size;
+  const uint64_t end = std::min(h.payload_len, last * h.leaf_size);
+  std::string buf(static_cast<size_t>(std::min(chunk, end - begin)), '\0');
+  for (uint64_t pos = begin; pos < end;) {
+    const size_t n = static_cast<size_t>(std::min(chunk, end - pos));
+    DFRP_RETURN_IF_ERROR(file.ReadExact(payload_at + pos, n, buf.data()));
+    crypto::HashLeaves(std::string_view(buf.data(), n), h.leaf_size,
+                       out.subspan(pos / h.leaf_size), 1);
+    pos += n;
+    if (on_bytes) on_bytes(n);
+  }
+  return Status::OK();
+}
+
+// Hashes every leaf of the payload on `threads` threads, each reading its own contiguous
+// range so that copying from the page cache runs in parallel with hashing too.
+Status HashAllLeaves(const core::RandomAccessFile& file, uint64_t offset, const RecordHeader& h,
+                     int threads, std::span<Hash> out, const std::function<void(uint64_t)>& on_bytes) {
+  const uint64_t leaves = out.size();
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const uint64_t chunk = ChunkFor(h.leaf_size) / 2;
+  uint64_t t = std::min<uint64_t>(threads, std::max<uint64_t>(1, h.payload_len / chunk));
+  t = std::min<uint64_t>(t, std::max<uint64_t>(leaves, 1));
+  const uint64_t per = (leaves + t - 1) / std::max<uint64_t>(t, 1);
+  std::mutex mu;
+  auto report = [&](uint64_t n) {
+    if (!on_bytes) return;
+    std::lock_guard<std::mutex> lock(mu);
+    on_bytes(n);
+  };
+  std::vector<Status> results(t);
+  {
+    std::vector<std::jthread> workers;
+    for (uint64_t w = 1; w < t; ++w)
+      workers.emplace_back([&, w] {
+        results[w] = HashPayloadLeaves(file, offset + h.payload_offset(), h, w * per,
+                                       std::min(leaves, (w + 1) * per), chunk, out, report);
+      });
+    results[0] = HashPayloadLeaves(file, offset + h.payload_offset(), h, 0, std::min(leaves, per),
+                                   chunk, out, report);
+  }
+  for (const Status& r : results) DFRP_RETURN_IF_ERROR(r);
+  return Status::OK();
+}
+
+}  // namespace
+
 Status VerifyRecordBody(const core::RandomAccessFile& file, uint64_t offset,
                         const RecordPrefix& p, bool check_tree, int threads,
                         const std::function<void(uint64_t)>& on_bytes) {
   const RecordHeader& h = p.header;
-  const uint64_t leaves = crypto::LeafCount(h.payload_len, h.leaf_size);
-  std::vector<Hash> leaf_hashes(leaves);
-  const uint64_t chunk = ChunkFor(h.leaf_size);
-  std::string buf(static_cast<size_t>(std::min<uint64_t>(chunk, h.payload_len)), '\0');
-  for (uint64_t done = 0; done < h.payload_len;) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk, h.payload_len - done));
-    DFRP_RETURN_IF_ERROR(file.ReadExact(offset + h.payload_offset() + done, n, buf.data()));
-    crypto::HashLeaves(std::string_view(buf.data(), n), h.leaf_size,
-                       std::span<Hash>(leaf_hashes).subspan(done / h.leaf_size), threads);
-    done += n;
-    if (on_bytes) on_bytes(n);
-  }
+  std::vector<Hash> leaf_hashes(crypto::LeafCount(h.payload_len, h.leaf_size));
+  DFRP_RETURN_IF_ERROR(HashAllLeaves(file, offset, h, threads, leaf_hashes, on_bytes));
   Hash root;
   std::vector<Hash> levels = crypto::TreeLevels(leaf_hashes, &root);
   if (root != p.root)
