@@ -28,6 +28,8 @@ std::optional<std::pair<std::string_view, int>> SplitIndexedKey(std::string_view
     if (!key.starts_with(prefix)) continue;
     std::string_view digits = key.substr(prefix.size());
     if (digits.empty() || digits.size() > 4) return std::nullopt;
+    for (char c : digits)
+      if (c < '0' || c > '9') return std::nullopt;  // from_chars alone would take "-0"
     if (digits.size() > 1 && digits[0] == '0') return std::nullopt;
     int n = 0;
     auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
@@ -152,6 +154,10 @@ Result<std::map<std::string, std::string>> ParseDotEnv(std::string_view text,
           "{} line {}: expected KEY=VALUE, found '{}'", name, line_no, line)));
     std::string key(line.substr(0, eq));
     while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+    while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front()))) key.erase(0, 1);
+    if (key.empty())
+      return Err(Status::InvalidArgument(
+          fmt::format("{} line {}: a line with an empty key; write KEY=VALUE", name, line_no)));
     std::string_view value = line.substr(eq + 1);
     while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) value.remove_prefix(1);
     if (!value.empty() && (value.front() == '"' || value.front() == '\'')) {

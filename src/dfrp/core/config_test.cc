@@ -68,6 +68,9 @@ TEST(ConfigTest, BadValuesNameTheKey) {
   v = TwoDrives();
   v["VECTOR_DIM"] = "0";
   ExpectError(v, "VECTOR_DIM");
+  v = TwoDrives();
+  v["QUOTA_-0"] = "1G";  // found by fuzz_config: from_chars reads "-0" as 0
+  ExpectError(v, "unknown key QUOTA_-0");
 }
 
 TEST(ConfigTest, DotEnv) {
