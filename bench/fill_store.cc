@@ -1,10 +1,9 @@
 // dfrp-fill-store: fills a store with COUNT generated shards through the library, in batches,
 // for benchmarks that need a big store quickly (bench/open_store.sh). Prints the last id.
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstring>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "dfrp/core/config.h"
 #include "dfrp/storage/store.h"

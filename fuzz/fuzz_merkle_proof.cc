@@ -77,7 +77,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     path.push_back(TakeHash(data + off));
   (void)dfrp::crypto::VerifyInclusion(leaf, leaf_index, tree_size, path, root);
 
-  CheckRealTree(tree_size, leaf_index, static_cast<uint32_t>(size * 2654435761u) ^ leaf[0],
-                root);
+  CheckRealTree(tree_size, leaf_index, static_cast<uint32_t>(size * 2654435761u) ^ leaf[0], root);
   return 0;
 }

@@ -26,9 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   DFRP_FUZZ_CHECK(m2.has_value());
   // Compare vectors bitwise: NaN != NaN under operator==.
   DFRP_FUZZ_CHECK(m2->vector.size() == m->vector.size());
-  DFRP_FUZZ_CHECK(m->vector.empty() ||
-                  std::memcmp(m2->vector.data(), m->vector.data(),
-                              m->vector.size() * sizeof(float)) == 0);
+  DFRP_FUZZ_CHECK(m->vector.empty() || std::memcmp(m2->vector.data(), m->vector.data(),
+                                                   m->vector.size() * sizeof(float)) == 0);
   DFRP_FUZZ_CHECK(m2->size == m->size && m2->leaf_size == m->leaf_size &&
                   m2->created_unix_ms == m->created_unix_ms &&
                   m2->content_type == m->content_type && m2->owner == m->owner &&

@@ -9,9 +9,7 @@
 
 // The fuzz build compiles UBSan checks in recoverable mode; make the first report fatal so the
 // fuzzer records it as a crash instead of printing it and going on.
-extern "C" const char* __ubsan_default_options() {
-  return "halt_on_error=1:print_stacktrace=1";
-}
+extern "C" const char* __ubsan_default_options() { return "halt_on_error=1:print_stacktrace=1"; }
 
 namespace dfrp::fuzz {
 
@@ -22,8 +20,8 @@ namespace dfrp::fuzz {
   std::abort();
 }
 
-#define DFRP_FUZZ_CHECK(cond)                                          \
-  do {                                                                 \
+#define DFRP_FUZZ_CHECK(cond)                                                             \
+  do {                                                                                    \
     if (!(cond)) ::dfrp::fuzz::Fail(#cond " (" __FILE__ ":" DFRP_FUZZ_STR(__LINE__) ")"); \
   } while (0)
 #define DFRP_FUZZ_STR2(x) #x

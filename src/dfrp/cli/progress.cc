@@ -1,10 +1,9 @@
 #include "dfrp/cli/progress.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstdio>
-
-#include <fmt/format.h>
 
 #include "dfrp/core/config.h"
 
@@ -13,7 +12,9 @@ namespace dfrp::cli {
 bool StderrIsTerminal() { return ::isatty(2) == 1; }
 
 ProgressBar::ProgressBar(std::string label, bool enabled, core::Clock* clock)
-    : label_(std::move(label)), enabled_(enabled), clock_(clock),
+    : label_(std::move(label)),
+      enabled_(enabled),
+      clock_(clock),
       start_ns_(clock->NowMonotonicNanos()) {}
 
 ProgressBar::~ProgressBar() { Finish(); }
@@ -31,7 +32,8 @@ void ProgressBar::Update(uint64_t done, uint64_t total) {
   std::string bar(static_cast<size_t>(filled), '=');
   if (filled < kWidth) bar += '>';
   bar.resize(kWidth, ' ');
-  std::string eta = rate > 0 ? fmt::format("{:.0f}s left", static_cast<double>(total - done) / rate) : "";
+  std::string eta =
+      rate > 0 ? fmt::format("{:.0f}s left", static_cast<double>(total - done) / rate) : "";
   std::fprintf(stderr, "\r%s [%s] %3.0f%% %s/s %s\033[K", label_.c_str(), bar.c_str(), frac * 100,
                core::FormatBytes(static_cast<uint64_t>(rate)).c_str(), eta.c_str());
   std::fflush(stderr);

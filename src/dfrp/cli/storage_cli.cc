@@ -1,18 +1,17 @@
 #include "dfrp/cli/storage_cli.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "dfrp/cli/progress.h"
 #include "dfrp/core/bytes.h"
@@ -63,10 +62,10 @@ void PrintJson(const json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 Result<core::Uuid> ParseShardId(const std::string& text) {
   auto id = core::Uuid::Parse(text);
   if (!id)
-    return Err(Status::InvalidArgument(fmt::format(
-        "'{}' is not a shard id: ids are 36-character UUIDs such as "
-        "01932c07-a35c-7a9b-8f1e-5c1d2b3a4f60",
-        text)));
+    return Err(Status::InvalidArgument(
+        fmt::format("'{}' is not a shard id: ids are 36-character UUIDs such as "
+                    "01932c07-a35c-7a9b-8f1e-5c1d2b3a4f60",
+                    text)));
   return *id;
 }
 
@@ -78,9 +77,14 @@ Result<std::unique_ptr<Store>> OpenStore(Context& ctx, Store::Mode mode) {
 }
 
 json VolumeJson(const storage::VolumeInfo& v) {
-  json j = {{"index", v.index},   {"path", v.path},     {"quota", v.quota},
-            {"used", v.used},     {"free", v.free},     {"shards", v.shards},
-            {"state", storage::VolumeStateName(v.state)}, {"segments", v.segments},
+  json j = {{"index", v.index},
+            {"path", v.path},
+            {"quota", v.quota},
+            {"used", v.used},
+            {"free", v.free},
+            {"shards", v.shards},
+            {"state", storage::VolumeStateName(v.state)},
+            {"segments", v.segments},
             {"payload_bytes", v.payload_bytes}};
   if (!v.problem.empty()) j["problem"] = v.problem;
   return j;
@@ -108,8 +112,9 @@ Status CmdInit(Context& ctx, bool create) {
   storage::StoreOptions opt;
   opt.create_missing_drive_folders = create || ctx.config.is_embedded_default;
   if (ctx.config.is_embedded_default)
-    ctx.Notice("no config found (--config, DFRP_CONFIG, ./dfrp.toml, ./.env): using the embedded "
-               "default, two 64 MiB drives under ./dfrp-data");
+    ctx.Notice(
+        "no config found (--config, DFRP_CONFIG, ./dfrp.toml, ./.env): using the embedded "
+        "default, two 64 MiB drives under ./dfrp-data");
   DFRP_ASSIGN_OR_RETURN(storage::InitReport r, Store::Init(ctx.config, opt));
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
   auto vols = store->ListVolumes();
@@ -145,10 +150,10 @@ Result<std::vector<float>> ParseVector(const std::string& text) {
     char* end = nullptr;
     float f = std::strtof(item.c_str(), &end);
     if (item.empty() || end == item.c_str() || *end != '\0' || !std::isfinite(f))
-      return Err(Status::InvalidArgument(fmt::format(
-          "--vector item {} ('{}') is not a number: write numbers separated by commas, "
-          "such as --vector 0.1,0.5,-2",
-          out.size() + 1, item)));
+      return Err(Status::InvalidArgument(
+          fmt::format("--vector item {} ('{}') is not a number: write numbers separated by commas, "
+                      "such as --vector 0.1,0.5,-2",
+                      out.size() + 1, item)));
     out.push_back(f);
     pos = comma + 1;
   }
@@ -161,8 +166,9 @@ Result<storage::ShardMetadata> MetadataFrom(const WriteOptions& w) {
   m.owner = w.owner;
   if (w.leaf_size != 0) {
     if (w.leaf_size < 512 || w.leaf_size > (1u << 20) || (w.leaf_size & (w.leaf_size - 1)) != 0)
-      return Err(Status::InvalidArgument(fmt::format(
-          "--leaf-size {} is not a power of two between 512 and 1048576 (such as 4096)", w.leaf_size)));
+      return Err(Status::InvalidArgument(
+          fmt::format("--leaf-size {} is not a power of two between 512 and 1048576 (such as 4096)",
+                      w.leaf_size)));
     m.leaf_size = w.leaf_size;
   } else {
     m.leaf_size = 0;  // the store's LEAF_SIZE
@@ -233,8 +239,11 @@ Status CmdWrite(Context& ctx, const WriteOptions& w) {
   if (ctx.g.json) {
     json arr = json::array();
     for (const auto& s : written)
-      arr.push_back({{"shard_id", s.id.ToString()}, {"merkle_root", RootHex(s.root)},
-                     {"size", s.size}, {"leaf_size", s.leaf_size}, {"volume", s.volume},
+      arr.push_back({{"shard_id", s.id.ToString()},
+                     {"merkle_root", RootHex(s.root)},
+                     {"size", s.size},
+                     {"leaf_size", s.leaf_size},
+                     {"volume", s.volume},
                      {"file", s.name}});
     PrintJson(arr);
   } else if (!ctx.g.quiet) {
@@ -266,8 +275,8 @@ Status ReadToFile(Context& ctx, Store& store, const core::Uuid& id, const std::s
   core::FileSystem* fs = core::DefaultFileSystem();
   if (fs->IsDirectory(out_path))
     return Status::InvalidArgument(fmt::format("-o {} is a folder: name a file", out_path));
-  const std::string tmp = fmt::format("{}.dfrp-partial-{}", out_path,
-                                      core::DefaultUuidGenerator()->NewV7().ToString());
+  const std::string tmp =
+      fmt::format("{}.dfrp-partial-{}", out_path, core::DefaultUuidGenerator()->NewV7().ToString());
   auto out = fs->CreateNew(tmp);
   if (!out) return out.error();
   uint64_t written = 0;
@@ -353,17 +362,21 @@ Status CmdVerify(Context& ctx, const std::vector<std::string>& ids, bool all) {
   Status first_other;
   for (const auto& r : results) {
     if (r.ok) continue;
-    if (r.status.IsCorruption()) ++corrupt;
-    else if (r.status.IsNotFound()) ++missing;
-    else if (other++ == 0) first_other = r.status;
+    if (r.status.IsCorruption())
+      ++corrupt;
+    else if (r.status.IsNotFound())
+      ++missing;
+    else if (other++ == 0)
+      first_other = r.status;
   }
   if (corrupt > 0)
-    return Status::Corruption(fmt::format("{} of {} shard(s) failed verification", corrupt, results.size()));
+    return Status::Corruption(
+        fmt::format("{} of {} shard(s) failed verification", corrupt, results.size()));
   if (other > 0) return first_other;
   if (missing > 0)
-    return Status::NotFound(fmt::format("{} of {} shard(s) not found or unavailable", missing, results.size()));
-  if (!ctx.g.json && !ctx.g.quiet)
-    std::printf("%zu shard(s) verified\n", results.size());
+    return Status::NotFound(
+        fmt::format("{} of {} shard(s) not found or unavailable", missing, results.size()));
+  if (!ctx.g.json && !ctx.g.quiet) std::printf("%zu shard(s) verified\n", results.size());
   return Status::OK();
 }
 
@@ -398,14 +411,15 @@ Status CmdStat(Context& ctx, const std::string& id_text) {
     PrintJson(j);
     return Status::OK();
   }
-  std::printf("shard_id      %s\nmerkle_root   %s\nsize          %llu\nleaf_size     %u\n"
-              "volume        %u (%s)\nsegment       %s at offset %llu\ncontent_type  %s\n"
-              "created       %s\n",
-              id.ToString().c_str(), RootHex(info.location.root).c_str(),
-              static_cast<unsigned long long>(m.size), m.leaf_size, info.location.volume,
-              info.volume_path.c_str(), info.segment_path.c_str(),
-              static_cast<unsigned long long>(info.location.offset), m.content_type.c_str(),
-              IsoTime(m.created_unix_ms).c_str());
+  std::printf(
+      "shard_id      %s\nmerkle_root   %s\nsize          %llu\nleaf_size     %u\n"
+      "volume        %u (%s)\nsegment       %s at offset %llu\ncontent_type  %s\n"
+      "created       %s\n",
+      id.ToString().c_str(), RootHex(info.location.root).c_str(),
+      static_cast<unsigned long long>(m.size), m.leaf_size, info.location.volume,
+      info.volume_path.c_str(), info.segment_path.c_str(),
+      static_cast<unsigned long long>(info.location.offset), m.content_type.c_str(),
+      IsoTime(m.created_unix_ms).c_str());
   if (!m.owner.empty()) std::printf("owner         %s\n", m.owner.c_str());
   if (!m.vector.empty()) std::printf("vector        %s\n", j["vector"].dump().c_str());
   for (const auto& [k, v] : m.tags) std::printf("meta          %s=%s\n", k.c_str(), v.c_str());
@@ -431,8 +445,9 @@ int RunStorageCli(int argc, char** argv) {
   app.fallthrough();  // global options may follow the command: write-shard --json f
   app.set_version_flag("--version", "dfrp-storage 0.1.0");
   Context ctx;
-  app.add_option("--config", ctx.g.config, "config file (.toml or .env); default $DFRP_CONFIG, "
-                                           "./dfrp.toml, ./.env, else the embedded default");
+  app.add_option("--config", ctx.g.config,
+                 "config file (.toml or .env); default $DFRP_CONFIG, "
+                 "./dfrp.toml, ./.env, else the embedded default");
   app.add_flag("--json", ctx.g.json, "print one JSON object or array on stdout");
   app.add_flag("-q,--quiet", ctx.g.quiet, "print only what a script needs");
 
@@ -441,7 +456,8 @@ int RunStorageCli(int argc, char** argv) {
   init->add_flag("--create", create, "create drive folders that do not exist yet");
 
   WriteOptions w;
-  auto* write = app.add_subcommand("write-shard", "store files (or - for standard input) as shards, one batch");
+  auto* write = app.add_subcommand("write-shard",
+                                   "store files (or - for standard input) as shards, one batch");
   write->add_option("files", w.files, "files to store; - reads standard input");
   write->add_option("--files-from", w.files_from, "a file listing paths to store, one per line");
   write->add_option("--meta", w.meta, "key=value metadata (repeatable)")->allow_extra_args(false);
@@ -457,7 +473,8 @@ int RunStorageCli(int argc, char** argv) {
 
   std::vector<std::string> verify_ids;
   bool verify_all = false;
-  auto* verify = app.add_subcommand("verify-shard", "recompute Merkle roots and report corrupt shards");
+  auto* verify =
+      app.add_subcommand("verify-shard", "recompute Merkle roots and report corrupt shards");
   verify->add_option("ids", verify_ids, "shard ids");
   verify->add_flag("--all", verify_all, "verify every shard in the store");
 
@@ -481,12 +498,18 @@ int RunStorageCli(int argc, char** argv) {
   ctx.progress = !ctx.g.quiet && StderrIsTerminal();
 
   Status s;
-  if (*init) s = CmdInit(ctx, create);
-  else if (*write) s = CmdWrite(ctx, w);
-  else if (*read) s = CmdRead(ctx, read_id, out_path);
-  else if (*verify) s = CmdVerify(ctx, verify_ids, verify_all);
-  else if (*list) s = CmdListVolumes(ctx);
-  else if (*stat) s = CmdStat(ctx, stat_id);
+  if (*init)
+    s = CmdInit(ctx, create);
+  else if (*write)
+    s = CmdWrite(ctx, w);
+  else if (*read)
+    s = CmdRead(ctx, read_id, out_path);
+  else if (*verify)
+    s = CmdVerify(ctx, verify_ids, verify_all);
+  else if (*list)
+    s = CmdListVolumes(ctx);
+  else if (*stat)
+    s = CmdStat(ctx, stat_id);
   if (!s.ok()) return Fail(s);
   return core::kExitOk;
 }

@@ -1,5 +1,7 @@
 #include "dfrp/core/config.h"
 
+#include <fmt/format.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,9 +10,6 @@
 #include <climits>
 #include <cstdlib>
 #include <set>
-
-#include <fmt/format.h>
-#include <toml++/toml.h>
 
 #include "dfrp/core/file_system.h"
 
@@ -81,8 +80,10 @@ bool IsKnownConfigKey(std::string_view key) {
 }
 
 std::optional<uint64_t> ParseByteSize(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.remove_suffix(1);
   size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
   if (digits == 0) return std::nullopt;
@@ -94,12 +95,23 @@ std::optional<uint64_t> ParseByteSize(std::string_view text) {
   int shift = 0;
   if (!suffix.empty()) {
     switch (std::toupper(static_cast<unsigned char>(suffix.front()))) {
-      case 'K': shift = 10; break;
-      case 'M': shift = 20; break;
-      case 'G': shift = 30; break;
-      case 'T': shift = 40; break;
-      case 'B': shift = 0; break;
-      default: return std::nullopt;
+      case 'K':
+        shift = 10;
+        break;
+      case 'M':
+        shift = 20;
+        break;
+      case 'G':
+        shift = 30;
+        break;
+      case 'T':
+        shift = 40;
+        break;
+      case 'B':
+        shift = 0;
+        break;
+      default:
+        return std::nullopt;
     }
     std::string_view rest = suffix.substr(1);
     if (suffix.front() == 'B' || suffix.front() == 'b') {
@@ -142,7 +154,8 @@ Result<std::map<std::string, std::string>> ParseDotEnv(std::string_view text,
     pos = end + 1;
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.remove_prefix(1);
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front())))
+      line.remove_prefix(1);
     if (line.empty() || line.front() == '#') {
       if (end == text.size()) break;
       continue;
@@ -150,8 +163,8 @@ Result<std::map<std::string, std::string>> ParseDotEnv(std::string_view text,
     if (line.starts_with("export ")) line.remove_prefix(7);
     size_t eq = line.find('=');
     if (eq == std::string_view::npos || eq == 0)
-      return Err(Status::InvalidArgument(fmt::format(
-          "{} line {}: expected KEY=VALUE, found '{}'", name, line_no, line)));
+      return Err(Status::InvalidArgument(
+          fmt::format("{} line {}: expected KEY=VALUE, found '{}'", name, line_no, line)));
     std::string key(line.substr(0, eq));
     while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
     while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front()))) key.erase(0, 1);
@@ -159,7 +172,8 @@ Result<std::map<std::string, std::string>> ParseDotEnv(std::string_view text,
       return Err(Status::InvalidArgument(
           fmt::format("{} line {}: a line with an empty key; write KEY=VALUE", name, line_no)));
     std::string_view value = line.substr(eq + 1);
-    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) value.remove_prefix(1);
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front())))
+      value.remove_prefix(1);
     if (!value.empty() && (value.front() == '"' || value.front() == '\'')) {
       char q = value.front();
       size_t close = value.find(q, 1);
@@ -170,7 +184,8 @@ Result<std::map<std::string, std::string>> ParseDotEnv(std::string_view text,
     } else {
       size_t hash = value.find(" #");
       if (hash != std::string_view::npos) value = value.substr(0, hash);
-      while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.remove_suffix(1);
+      while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back())))
+        value.remove_suffix(1);
     }
     if (out.count(key))
       return Err(Status::InvalidArgument(
@@ -188,8 +203,8 @@ Result<std::map<std::string, std::string>> ParseTomlFlat(std::string_view text,
     table = toml::parse(text, name);
   } catch (const toml::parse_error& e) {
     const auto& src = e.source();
-    return Err(Status::InvalidArgument(fmt::format("{} line {}: {}", name, src.begin.line,
-                                                   e.description())));
+    return Err(Status::InvalidArgument(
+        fmt::format("{} line {}: {}", name, src.begin.line, e.description())));
   }
   std::map<std::string, std::string> out;
   for (const auto& [k, v] : table) {
@@ -202,8 +217,8 @@ Result<std::map<std::string, std::string>> ParseTomlFlat(std::string_view text,
       out[key] = std::to_string(*i);
     } else {
       return Err(Status::InvalidArgument(fmt::format(
-          "{}: {} must be a string or a whole number (keys are flat: DRIVE_0 = \"/mnt/d0\")",
-          name, key)));
+          "{}: {} must be a string or a whole number (keys are flat: DRIVE_0 = \"/mnt/d0\")", name,
+          key)));
     }
   }
   return out;
@@ -230,35 +245,36 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
     DFRP_ASSIGN_OR_RETURN(cfg.leaf_size, ParseSmallInt("LEAF_SIZE", it->second));
     if (cfg.leaf_size < 512 || cfg.leaf_size > (1u << 20) ||
         (cfg.leaf_size & (cfg.leaf_size - 1)) != 0)
-      return Err(Status::InvalidArgument(fmt::format(
-          "{}: LEAF_SIZE = {} is not a power of two between 512 and 1048576", cfg.source,
-          cfg.leaf_size)));
+      return Err(Status::InvalidArgument(
+          fmt::format("{}: LEAF_SIZE = {} is not a power of two between 512 and 1048576",
+                      cfg.source, cfg.leaf_size)));
   }
   if (auto it = values.find("VECTOR_DIM"); it != values.end()) {
     DFRP_ASSIGN_OR_RETURN(cfg.vector_dim, ParseSmallInt("VECTOR_DIM", it->second));
     if (cfg.vector_dim < 1 || cfg.vector_dim > 4096)
-      return Err(Status::InvalidArgument(
-          fmt::format("{}: VECTOR_DIM = {} must be between 1 and 4096", cfg.source, cfg.vector_dim)));
+      return Err(Status::InvalidArgument(fmt::format(
+          "{}: VECTOR_DIM = {} must be between 1 and 4096", cfg.source, cfg.vector_dim)));
   }
   auto state = values.find("STATE_DIR");
-  cfg.state_dir = Absolute(state != values.end() && !state->second.empty() ? state->second
-                                                                          : "dfrp-data/state",
-                           base_dir);
+  cfg.state_dir =
+      Absolute(state != values.end() && !state->second.empty() ? state->second : "dfrp-data/state",
+               base_dir);
   for (const auto& [n, q] : quotas)
     if (!drive_paths.count(n))
-      return Err(Status::InvalidArgument(fmt::format(
-          "{}: QUOTA_{} is set but DRIVE_{} is not; add DRIVE_{} or remove QUOTA_{}", cfg.source,
-          n, n, n, n)));
+      return Err(Status::InvalidArgument(
+          fmt::format("{}: QUOTA_{} is set but DRIVE_{} is not; add DRIVE_{} or remove QUOTA_{}",
+                      cfg.source, n, n, n, n)));
   int expect = 0;
   std::set<std::string> seen;
   for (const auto& [n, raw_path] : drive_paths) {
     if (n != expect)
-      return Err(Status::InvalidArgument(fmt::format(
-          "{}: DRIVE_{} is set but DRIVE_{} is not; number drives from 0 without gaps",
-          cfg.source, n, expect)));
+      return Err(Status::InvalidArgument(
+          fmt::format("{}: DRIVE_{} is set but DRIVE_{} is not; number drives from 0 without gaps",
+                      cfg.source, n, expect)));
     ++expect;
     if (raw_path.empty())
-      return Err(Status::InvalidArgument(fmt::format("{}: DRIVE_{} is empty; give the drive's folder", cfg.source, n)));
+      return Err(Status::InvalidArgument(
+          fmt::format("{}: DRIVE_{} is empty; give the drive's folder", cfg.source, n)));
     auto q = quotas.find(n);
     if (q == quotas.end())
       return Err(Status::InvalidArgument(fmt::format(
@@ -280,8 +296,8 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
 }
 
 Result<NodeConfig> LoadConfig(const ConfigOptions& options) {
-  auto getenv = options.getenv ? options.getenv
-                               : [](const std::string& k) -> std::optional<std::string> {
+  auto getenv =
+      options.getenv ? options.getenv : [](const std::string& k) -> std::optional<std::string> {
     const char* v = std::getenv(k.c_str());
     if (v == nullptr) return std::nullopt;
     return std::string(v);
@@ -300,23 +316,27 @@ Result<NodeConfig> LoadConfig(const ConfigOptions& options) {
   std::string path = options.explicit_path;
   if (path.empty()) path = getenv("DFRP_CONFIG").value_or("");
   if (path.empty()) {
-    if (fs->Exists(JoinPath(cwd, "dfrp.toml"))) path = "dfrp.toml";
-    else if (fs->Exists(JoinPath(cwd, ".env"))) path = ".env";
+    if (fs->Exists(JoinPath(cwd, "dfrp.toml")))
+      path = "dfrp.toml";
+    else if (fs->Exists(JoinPath(cwd, ".env")))
+      path = ".env";
   }
   std::map<std::string, std::string> values;
   std::string base_dir = cwd;
   std::string source = "embedded default";
   bool embedded = path.empty();
   if (embedded) {
-    values = {{"DRIVE_0", "dfrp-data/drive0"}, {"QUOTA_0", "64M"},
-              {"DRIVE_1", "dfrp-data/drive1"}, {"QUOTA_1", "64M"}};
+    values = {{"DRIVE_0", "dfrp-data/drive0"},
+              {"QUOTA_0", "64M"},
+              {"DRIVE_1", "dfrp-data/drive1"},
+              {"QUOTA_1", "64M"}};
   } else {
     std::string abs = Absolute(path, cwd);
     auto text = ReadWholeFile(fs, abs);
     if (!text)
-      return Err(Status::InvalidArgument(fmt::format(
-          "cannot read config {}: {}; pass --config with an existing file", abs,
-          text.error().message())));
+      return Err(Status::InvalidArgument(
+          fmt::format("cannot read config {}: {}; pass --config with an existing file", abs,
+                      text.error().message())));
     bool is_toml = abs.ends_with(".toml");
     auto parsed = is_toml ? ParseTomlFlat(*text, abs) : ParseDotEnv(*text, abs);
     if (!parsed) return Err(parsed.error());
@@ -357,8 +377,8 @@ Result<NodeConfig> LoadConfig(const ConfigOptions& options) {
   if (!cfg) return cfg;
   cfg->is_embedded_default = embedded;
   if (cfg->drives.empty())
-    return Err(Status::InvalidArgument(fmt::format(
-        "{} names no drives; add DRIVE_0=<folder> and QUOTA_0=<size>", cfg->source)));
+    return Err(Status::InvalidArgument(
+        fmt::format("{} names no drives; add DRIVE_0=<folder> and QUOTA_0=<size>", cfg->source)));
   return cfg;
 }
 

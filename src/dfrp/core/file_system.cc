@@ -34,7 +34,8 @@ std::string DirName(std::string_view path) {
 
 Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
                        bool private_mode) {
-  const std::string tmp = fmt::format("{}.tmp-{}", path, DefaultUuidGenerator()->NewV7().ToString());
+  const std::string tmp =
+      fmt::format("{}.tmp-{}", path, DefaultUuidGenerator()->NewV7().ToString());
   auto file = fs->CreateNew(tmp, private_mode);
   if (!file) return file.error();
   Status s = (*file)->WriteAt(0, data);

@@ -1,7 +1,8 @@
 // The POSIX implementation of FileSystem.
 #include <dirent.h>
-#include <linux/falloc.h>
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/falloc.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -11,8 +12,6 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
-
-#include <fmt/format.h>
 
 #include "dfrp/core/file_system.h"
 
@@ -101,8 +100,8 @@ class PosixWritableFile final : public WritableFile {
   Status WriteAt(uint64_t offset, std::string_view data) override {
     size_t done = 0;
     while (done < data.size()) {
-      ssize_t r = ::pwrite(fd_, data.data() + done, data.size() - done,
-                           static_cast<off_t>(offset + done));
+      ssize_t r =
+          ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
       if (r < 0) {
         if (errno == EINTR) continue;
         return Status::FromErrno(errno, "cannot write", path_);
@@ -192,8 +191,8 @@ class PosixFileSystem final : public FileSystem {
   }
   Result<std::unique_ptr<WritableFile>> CreateNew(const std::string& path,
                                                   bool private_mode) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                    private_mode ? 0600 : 0644);
+    int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, private_mode ? 0600 : 0644);
     if (fd < 0) return Err(Status::FromErrno(errno, "cannot create", path));
     return std::make_unique<PosixWritableFile>(path, fd);
   }

@@ -1,8 +1,8 @@
 #include "dfrp/core/status.h"
 
-#include <cstring>
-
 #include <fmt/format.h>
+
+#include <cstring>
 
 namespace dfrp::core {
 
@@ -24,14 +24,22 @@ const std::string& Status::message() const { return msg_ ? *msg_ : EmptyString()
 
 const char* CodeName(Status::Code code) {
   switch (code) {
-    case Status::Code::kOk: return "OK";
-    case Status::Code::kInvalidArgument: return "Invalid argument";
-    case Status::Code::kCorruption: return "Corruption";
-    case Status::Code::kNotFound: return "Not found";
-    case Status::Code::kNoSpace: return "No space";
-    case Status::Code::kBusy: return "Busy";
-    case Status::Code::kIOError: return "I/O error";
-    case Status::Code::kInternal: return "Internal error";
+    case Status::Code::kOk:
+      return "OK";
+    case Status::Code::kInvalidArgument:
+      return "Invalid argument";
+    case Status::Code::kCorruption:
+      return "Corruption";
+    case Status::Code::kNotFound:
+      return "Not found";
+    case Status::Code::kNoSpace:
+      return "No space";
+    case Status::Code::kBusy:
+      return "Busy";
+    case Status::Code::kIOError:
+      return "I/O error";
+    case Status::Code::kInternal:
+      return "Internal error";
   }
   return "Unknown";
 }
@@ -48,14 +56,21 @@ Status Status::WithContext(std::string_view context) const {
 
 int ExitCodeFor(const Status& s) {
   switch (s.code()) {
-    case Status::Code::kOk: return kExitOk;
-    case Status::Code::kInvalidArgument: return kExitUsage;
-    case Status::Code::kCorruption: return kExitIntegrity;
-    case Status::Code::kNotFound: return kExitNotFound;
-    case Status::Code::kNoSpace: return kExitCapacity;
-    case Status::Code::kBusy: return kExitBusy;
+    case Status::Code::kOk:
+      return kExitOk;
+    case Status::Code::kInvalidArgument:
+      return kExitUsage;
+    case Status::Code::kCorruption:
+      return kExitIntegrity;
+    case Status::Code::kNotFound:
+      return kExitNotFound;
+    case Status::Code::kNoSpace:
+      return kExitCapacity;
+    case Status::Code::kBusy:
+      return kExitBusy;
     case Status::Code::kIOError:
-    case Status::Code::kInternal: return kExitFailure;
+    case Status::Code::kInternal:
+      return kExitFailure;
   }
   return kExitFailure;
 }

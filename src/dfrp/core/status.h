@@ -7,11 +7,11 @@
 // Thread-safety: values; safe to copy between threads.
 #pragma once
 
-#include <new>
-#include <type_traits>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace dfrp::core {
@@ -31,7 +31,9 @@ class [[nodiscard]] Status {
 
   Status() = default;
   static Status OK() { return Status(); }
-  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) {
+    return {Code::kInvalidArgument, std::move(msg)};
+  }
   static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
   static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
   static Status NoSpace(std::string msg) { return {Code::kNoSpace, std::move(msg)}; }
@@ -91,10 +93,10 @@ class [[nodiscard]] Result {
   Result(const T& v) : ok_(true) { new (&value_) T(v); }
   Result(T&& v) : ok_(true) { new (&value_) T(std::move(v)); }
   template <typename U>
-    requires(std::is_constructible_v<T, U &&> && !std::is_same_v<std::decay_t<U>, T> &&
-             !std::is_same_v<std::decay_t<U>, ErrorValue> &&
-             !std::is_same_v<std::decay_t<U>, Result>)
-  Result(U&& v) : ok_(true) {
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, T> &&
+           !std::is_same_v<std::decay_t<U>, ErrorValue> && !std::is_same_v<std::decay_t<U>, Result>)
+      Result(U&& v)
+      : ok_(true) {
     new (&value_) T(std::forward<U>(v));
   }
   Result(ErrorValue e) : ok_(false), status_(std::move(e.status)) {}
@@ -146,16 +148,16 @@ class [[nodiscard]] Result {
 #define DFRP_CONCAT(a, b) DFRP_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when `expr` (a Status) is not ok.
-#define DFRP_RETURN_IF_ERROR(expr)                        \
-  do {                                                    \
-    ::dfrp::core::Status dfrp_status_ = (expr);           \
+#define DFRP_RETURN_IF_ERROR(expr)                                             \
+  do {                                                                         \
+    ::dfrp::core::Status dfrp_status_ = (expr);                                \
     if (!dfrp_status_.ok()) return ::dfrp::core::Err(std::move(dfrp_status_)); \
   } while (0)
 
 // `lhs = value of expr`, or return its error from the enclosing function.
 #define DFRP_ASSIGN_OR_RETURN(lhs, expr) \
   DFRP_ASSIGN_OR_RETURN_IMPL(DFRP_CONCAT(dfrp_result_, __LINE__), lhs, expr)
-#define DFRP_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                 \
-  auto tmp = (expr);                                               \
+#define DFRP_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                        \
+  auto tmp = (expr);                                                      \
   if (!tmp.has_value()) return ::dfrp::core::Err(std::move(tmp.error())); \
   lhs = std::move(*tmp)

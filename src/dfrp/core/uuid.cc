@@ -99,7 +99,7 @@ Uuid UuidGenerator::NewV7() {
   const uint64_t rand_tail = RandomU64();
   Uuid u;
   for (int i = 0; i < 6; ++i) u.bytes[i] = static_cast<uint8_t>(t >> (8 * (5 - i)));
-  const uint64_t rand_a = counter_ >> 30;           // 12 bits
+  const uint64_t rand_a = counter_ >> 30;            // 12 bits
   const uint64_t rand_b_hi = counter_ & 0x3fffffff;  // 30 bits
   u.bytes[6] = static_cast<uint8_t>(0x70 | (rand_a >> 8));
   u.bytes[7] = static_cast<uint8_t>(rand_a);

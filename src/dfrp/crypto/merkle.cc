@@ -11,8 +11,8 @@ namespace {
 // Below this many bytes the thread start-up costs more than it saves.
 constexpr size_t kParallelThreshold = 1 << 20;
 
-void HashLeavesRange(std::string_view data, uint32_t leaf_size, std::span<Hash> out,
-                     uint64_t first, uint64_t last) {
+void HashLeavesRange(std::string_view data, uint32_t leaf_size, std::span<Hash> out, uint64_t first,
+                     uint64_t last) {
   Sha256 h;
   static constexpr char kLeafPrefix = 0x00;
   for (uint64_t i = first; i < last; ++i) {

@@ -1,8 +1,8 @@
 #include "dfrp/storage/format.h"
 
-#include <charconv>
-
 #include <fmt/format.h>
+
+#include <charconv>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/crc32c.h"
@@ -35,7 +35,9 @@ bool AllZero(std::string_view s) {
 
 }  // namespace
 
-std::string SegmentFileName(uint64_t segment) { return fmt::format("segment-{:012d}.dfrp", segment); }
+std::string SegmentFileName(uint64_t segment) {
+  return fmt::format("segment-{:012d}.dfrp", segment);
+}
 
 bool ParseSegmentFileName(std::string_view name, uint64_t* segment) {
   constexpr std::string_view kPrefix = "segment-", kSuffix = ".dfrp";
@@ -65,9 +67,9 @@ Result<VolumeHeader> DecodeVolumeHeader(std::string_view b, std::string_view whe
     return Err(Status::Corruption(fmt::format("{} is damaged (checksum mismatch)", where)));
   uint16_t version = core::GetU16(b.data() + 8);
   if (version != kFormatVersion)
-    return Err(Status::Corruption(fmt::format(
-        "{} has format version {}, this dfrp reads version {}: upgrade dfrp", where, version,
-        kFormatVersion)));
+    return Err(Status::Corruption(
+        fmt::format("{} has format version {}, this dfrp reads version {}: upgrade dfrp", where,
+                    version, kFormatVersion)));
   VolumeHeader h;
   h.volume = core::GetU32(b.data() + 12);
   h.store_id = core::Uuid::FromBytes(b.substr(16, 16));
@@ -91,8 +93,8 @@ Result<SegmentHeader> DecodeSegmentHeader(std::string_view b, std::string_view w
     return Err(Status::Corruption(fmt::format("{} has no valid segment header", where)));
   uint16_t version = core::GetU16(b.data() + 8);
   if (version != kFormatVersion)
-    return Err(Status::Corruption(
-        fmt::format("{} has format version {}: upgrade dfrp", where, version)));
+    return Err(
+        Status::Corruption(fmt::format("{} has format version {}: upgrade dfrp", where, version)));
   SegmentHeader h;
   h.volume = core::GetU32(b.data() + 12);
   h.store_id = core::Uuid::FromBytes(b.substr(16, 16));
@@ -144,7 +146,8 @@ Result<RecordHeader> DecodeRecordHeader(std::string_view b) {
   h.payload_len = core::GetU64(b.data() + 32);
   h.leaf_size = core::GetU32(b.data() + 40);
   h.tree_len = core::GetU64(b.data() + 48);
-  if ((h.flags & ~kFlagTree) != 0) return Err(Status::Corruption("record header has unknown flags"));
+  if ((h.flags & ~kFlagTree) != 0)
+    return Err(Status::Corruption("record header has unknown flags"));
   if (h.metadata_len > kMaxMetadataSize)
     return Err(Status::Corruption("record metadata length is out of range"));
   if (h.leaf_size < kMinLeafSize || h.leaf_size > kMaxLeafSize ||

@@ -37,7 +37,7 @@ TEST(FormatTest, RecordPrefixRoundTrip) {
 
 TEST(FormatTest, TreeSectionHoldsEveryLevelBelowTheRoot) {
   EXPECT_EQ(TreeSectionSize(0, 4096), 0u);
-  EXPECT_EQ(TreeSectionSize(4096, 4096), 0u);     // one leaf: the root says it all
+  EXPECT_EQ(TreeSectionSize(4096, 4096), 0u);       // one leaf: the root says it all
   EXPECT_EQ(TreeSectionSize(4097, 4096), 2u * 32);  // leaves only
   EXPECT_EQ(TreeSectionSize(5 * 4096, 4096), (5u + 3 + 2) * 32);
 }
@@ -51,13 +51,13 @@ TEST(FormatTest, DecodeRejectsEveryDamagedField) {
     b[at] = v;
     return DecodeRecordHeader(b);
   };
-  EXPECT_FALSE(mutate(0, 'X').has_value());   // magic
-  EXPECT_FALSE(mutate(8, 2).has_value());     // version
-  EXPECT_FALSE(mutate(9, 1).has_value());     // reserved
-  EXPECT_FALSE(mutate(10, 4).has_value());    // unknown flag
-  EXPECT_FALSE(mutate(14, 1).has_value());    // metadata length beyond the limit
-  EXPECT_FALSE(mutate(41, 3).has_value());    // leaf size not a power of two
-  EXPECT_FALSE(mutate(48, 1).has_value());    // tree length disagrees with payload
+  EXPECT_FALSE(mutate(0, 'X').has_value());  // magic
+  EXPECT_FALSE(mutate(8, 2).has_value());    // version
+  EXPECT_FALSE(mutate(9, 1).has_value());    // reserved
+  EXPECT_FALSE(mutate(10, 4).has_value());   // unknown flag
+  EXPECT_FALSE(mutate(14, 1).has_value());   // metadata length beyond the limit
+  EXPECT_FALSE(mutate(41, 3).has_value());   // leaf size not a power of two
+  EXPECT_FALSE(mutate(48, 1).has_value());   // tree length disagrees with payload
   EXPECT_FALSE(DecodeRecordHeader(header.substr(0, 63)).has_value());
 }
 

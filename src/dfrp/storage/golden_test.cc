@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "dfrp/core/bytes.h"
@@ -47,10 +46,13 @@ TEST_F(GoldenTest, Version1VolumeStillReads) {
     std::string want(size, '\0');
     for (size_t i = 0; i < size; ++i) want[i] = static_cast<char>(i % 251);
     std::string got;
-    ASSERT_TRUE((*store)->Read(*id, [&](std::string_view d) {
-      got.append(d);
-      return core::Status::OK();
-    }).ok());
+    ASSERT_TRUE((*store)
+                    ->Read(*id,
+                           [&](std::string_view d) {
+                             got.append(d);
+                             return core::Status::OK();
+                           })
+                    .ok());
     EXPECT_EQ(got, want);
     auto info = (*store)->Stat(*id);
     ASSERT_TRUE(info.has_value());

@@ -1,10 +1,9 @@
 #include "dfrp/storage/index.h"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace dfrp::storage {
 
@@ -100,9 +99,9 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& path, const core::
   *was_reset = false;
   for (int attempt = 0; attempt < 2; ++attempt) {
     sqlite3* db = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+    int rc =
+        sqlite3_open_v2(path.c_str(), &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
       std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
       sqlite3_close(db);
@@ -135,8 +134,10 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& path, const core::
             "DELETE FROM meta; COMMIT;");
         if (s.ok()) {
           sqlite3_stmt* ins = nullptr;
-          sqlite3_prepare_v2(db, "INSERT INTO meta(key, value) VALUES ('store_id', ?), "
-                             "('schema', ?)", -1, &ins, nullptr);
+          sqlite3_prepare_v2(db,
+                             "INSERT INTO meta(key, value) VALUES ('store_id', ?), "
+                             "('schema', ?)",
+                             -1, &ins, nullptr);
           sqlite3_bind_blob(ins, 1, store_id.bytes.data(), 16, SQLITE_TRANSIENT);
           sqlite3_bind_int(ins, 2, kSchemaVersion);
           if (sqlite3_step(ins) != SQLITE_DONE) s = idx->Error("cannot write");

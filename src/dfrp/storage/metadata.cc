@@ -1,10 +1,10 @@
 #include "dfrp/storage/metadata.h"
 
+#include <fmt/format.h>
+
 #include <bit>
 #include <cmath>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/storage/format.h"
@@ -39,12 +39,12 @@ Status ValidateMetadata(const ShardMetadata& m, uint32_t vector_dim) {
           fmt::format("--vector value {} is not a finite number", i + 1));
   for (const auto& [k, v] : m.tags) {
     if (k.empty() || k.size() > kMaxTagKeyLen)
-      return Status::InvalidArgument(fmt::format(
-          "metadata key '{}' must be 1 to {} characters", k, kMaxTagKeyLen));
+      return Status::InvalidArgument(
+          fmt::format("metadata key '{}' must be 1 to {} characters", k, kMaxTagKeyLen));
     for (char c : k)
       if (!ValidTagKeyChar(c))
-        return Status::InvalidArgument(fmt::format(
-            "metadata key '{}' may hold only letters, digits and . _ - : /", k));
+        return Status::InvalidArgument(
+            fmt::format("metadata key '{}' may hold only letters, digits and . _ - : /", k));
   }
   std::string encoded = EncodeMetadata(m);
   if (encoded.size() > kMaxMetadataSize)

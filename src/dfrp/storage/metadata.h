@@ -28,8 +28,8 @@ struct ShardMetadata {
   uint32_t leaf_size = 4096;
   int64_t created_unix_ms = 0;
   std::string content_type = "application/octet-stream";
-  std::string owner;                       // empty: none
-  std::vector<float> vector;               // empty: none
+  std::string owner;                        // empty: none
+  std::vector<float> vector;                // empty: none
   std::map<std::string, std::string> tags;  // user key=value
 
   bool operator==(const ShardMetadata&) const = default;

@@ -1,12 +1,12 @@
 #include "dfrp/storage/record_io.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 #include <thread>
-#include <cstring>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/crypto/merkle.h"
@@ -40,13 +40,14 @@ Result<RecordPrefix> ReadRecordPrefix(const core::RandomAccessFile& file, uint64
   std::string_view header(fixed, kRecordHeaderSize);
   DFRP_ASSIGN_OR_RETURN(RecordHeader h, DecodeRecordHeader(header));
   if (offset + h.record_len() > file_size || h.record_len() < kRecordPrefixSize)
-    return Err(Status::Corruption(fmt::format("record of {} bytes runs past the end of the segment",
-                                              h.record_len())));
+    return Err(Status::Corruption(
+        fmt::format("record of {} bytes runs past the end of the segment", h.record_len())));
   RecordPrefix p;
   p.header = h;
   std::memcpy(p.root.data(), fixed + kRecordHeaderSize, kRootSize);
   p.metadata.resize(h.metadata_len);
-  DFRP_RETURN_IF_ERROR(file.ReadExact(offset + kRecordPrefixSize, h.metadata_len, p.metadata.data()));
+  DFRP_RETURN_IF_ERROR(
+      file.ReadExact(offset + kRecordPrefixSize, h.metadata_len, p.metadata.data()));
   if (!CheckRecordCrc(header, std::string_view(fixed + kRecordHeaderSize, kRootSize), p.metadata))
     return Err(Status::Corruption("record header or metadata is damaged (checksum mismatch)"));
   return p;
@@ -64,8 +65,8 @@ Status HashPayloadLeaves(const core::RandomAccessFile& file, uint64_t payload_at
   for (uint64_t pos = begin; pos < end;) {
     const size_t n = static_cast<size_t>(std::min(chunk, end - pos));
     DFRP_RETURN_IF_ERROR(file.ReadExact(payload_at + pos, n, buf.data()));
-    crypto::HashLeaves(std::string_view(buf.data(), n), h.leaf_size,
-                       out.subspan(pos / h.leaf_size), 1);
+    crypto::HashLeaves(std::string_view(buf.data(), n), h.leaf_size, out.subspan(pos / h.leaf_size),
+                       1);
     pos += n;
     if (on_bytes) on_bytes(n);
   }
@@ -75,7 +76,8 @@ Status HashPayloadLeaves(const core::RandomAccessFile& file, uint64_t payload_at
 // Hashes every leaf of the payload on `threads` threads, each reading its own contiguous
 // range so that copying from the page cache runs in parallel with hashing too.
 Status HashAllLeaves(const core::RandomAccessFile& file, uint64_t offset, const RecordHeader& h,
-                     int threads, std::span<Hash> out, const std::function<void(uint64_t)>& on_bytes) {
+                     int threads, std::span<Hash> out,
+                     const std::function<void(uint64_t)>& on_bytes) {
   const uint64_t leaves = out.size();
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const uint64_t chunk = ChunkFor(h.leaf_size) / 2;
@@ -105,8 +107,8 @@ Status HashAllLeaves(const core::RandomAccessFile& file, uint64_t offset, const 
 
 }  // namespace
 
-Status VerifyRecordBody(const core::RandomAccessFile& file, uint64_t offset,
-                        const RecordPrefix& p, bool check_tree, int threads,
+Status VerifyRecordBody(const core::RandomAccessFile& file, uint64_t offset, const RecordPrefix& p,
+                        bool check_tree, int threads,
                         const std::function<void(uint64_t)>& on_bytes) {
   const RecordHeader& h = p.header;
   std::vector<Hash> leaf_hashes(crypto::LeafCount(h.payload_len, h.leaf_size));
@@ -135,11 +137,12 @@ Status StreamVerifiedPayload(const core::RandomAccessFile& file, uint64_t offset
   const uint64_t leaves = crypto::LeafCount(h.payload_len, h.leaf_size);
   if (leaves <= 1) {
     std::string payload(static_cast<size_t>(h.payload_len), '\0');
-    DFRP_RETURN_IF_ERROR(file.ReadExact(offset + h.payload_offset(), payload.size(), payload.data()));
+    DFRP_RETURN_IF_ERROR(
+        file.ReadExact(offset + h.payload_offset(), payload.size(), payload.data()));
     Hash root = leaves == 0 ? crypto::EmptyRoot() : crypto::LeafHash(payload);
     if (root != p.root)
-      return Status::Corruption(fmt::format("payload does not match its Merkle root {}",
-                                            HashHex(p.root)));
+      return Status::Corruption(
+          fmt::format("payload does not match its Merkle root {}", HashHex(p.root)));
     return payload.empty() ? Status::OK() : sink(payload);
   }
   // The leaf level is the first part of the tree section; check it against the root.
@@ -160,9 +163,9 @@ Status StreamVerifiedPayload(const core::RandomAccessFile& file, uint64_t offset
                        std::span<Hash>(got).subspan(0, count), threads);
     for (uint64_t i = 0; i < count; ++i)
       if (got[i] != stored[first + i])
-        return Status::Corruption(fmt::format("leaf {} (payload bytes {}..{}) does not verify",
-                                              first + i, (first + i) * h.leaf_size,
-                                              std::min(h.payload_len, (first + i + 1) * h.leaf_size) - 1));
+        return Status::Corruption(fmt::format(
+            "leaf {} (payload bytes {}..{}) does not verify", first + i, (first + i) * h.leaf_size,
+            std::min(h.payload_len, (first + i + 1) * h.leaf_size) - 1));
     DFRP_RETURN_IF_ERROR(sink(std::string_view(buf.data(), n)));
     done += n;
   }

@@ -7,10 +7,10 @@
 // those bytes were never acknowledged. A segment without a mark (the index was lost) is
 // scanned leniently: a damaged record is skipped by searching for the next valid header, and
 // nothing is cut, because what looks damaged may be an acknowledged shard hit by bit rot.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "dfrp/storage/format.h"
 #include "dfrp/storage/record_io.h"
@@ -69,8 +69,8 @@ ScanResult ScanSegment(const core::RandomAccessFile& file, uint32_t volume, uint
         keep = pos + h.record_len() < end && ReadRecordPrefix(file, pos + h.record_len(), end);
       }
       if (keep) {
-        ShardLocation loc{h.shard_id, volume, segment, pos, h.record_len(), h.payload_len,
-                          h.leaf_size, prefix->root};
+        ShardLocation loc{h.shard_id,     volume,        segment,     pos,
+                          h.record_len(), h.payload_len, h.leaf_size, prefix->root};
         r.found.push_back(loc);
         pos += h.record_len();
         continue;
@@ -144,7 +144,8 @@ Status Store::Recover(bool may_repair) {
         continue;
       }
       if (!header_ok)
-        notices_.push_back(fmt::format("{} has a damaged segment header; scanning its records", path));
+        notices_.push_back(
+            fmt::format("{} has a damaged segment header; scanning its records", path));
       const uint64_t start = std::max<uint64_t>(have_mark ? m->second : 0, kSegmentHeaderSize);
       ScanResult r = ScanSegment(*file, v, seg, start, size, have_mark, opt_.hash_threads);
       found.insert(found.end(), r.found.begin(), r.found.end());
@@ -154,13 +155,14 @@ Status Store::Recover(bool may_repair) {
         if (!w) return w.error();
         DFRP_RETURN_IF_ERROR((*w)->Truncate(end));
         DFRP_RETURN_IF_ERROR((*w)->Sync());
-        notices_.push_back(fmt::format(
-            "cut {} bytes of a torn, never-acknowledged record from the end of {}", size - end, path));
+        notices_.push_back(
+            fmt::format("cut {} bytes of a torn, never-acknowledged record from the end of {}",
+                        size - end, path));
         it->second = end;
       }
       if (r.skipped > 0)
-        notices_.push_back(fmt::format("skipped {} damaged bytes in {}; run verify-shard --all",
-                                       r.skipped, path));
+        notices_.push_back(
+            fmt::format("skipped {} damaged bytes in {}; run verify-shard --all", r.skipped, path));
       new_marks[{v, seg}] = end;
       ++it;
     }

@@ -1,10 +1,10 @@
 #include "dfrp/storage/store.h"
 
-#include <algorithm>
-#include <set>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/storage/format.h"
@@ -20,11 +20,16 @@ using core::Uuid;
 
 const char* VolumeStateName(VolumeState s) {
   switch (s) {
-    case VolumeState::kActive: return "active";
-    case VolumeState::kFull: return "full";
-    case VolumeState::kPaused: return "paused";
-    case VolumeState::kMissing: return "missing";
-    case VolumeState::kUninitialized: return "uninitialized";
+    case VolumeState::kActive:
+      return "active";
+    case VolumeState::kFull:
+      return "full";
+    case VolumeState::kPaused:
+      return "paused";
+    case VolumeState::kMissing:
+      return "missing";
+    case VolumeState::kUninitialized:
+      return "uninitialized";
   }
   return "unknown";
 }
@@ -53,7 +58,8 @@ Result<std::optional<Manifest>> ReadManifest(core::FileSystem* fs, const std::st
 
 Status WriteManifest(core::FileSystem* fs, const std::string& state_dir, const Manifest& m) {
   nlohmann::json doc = {{"format", 1}, {"store_id", m.store_id.ToString()}, {"volumes", m.volumes}};
-  return core::WriteFileAtomic(fs, core::JoinPath(state_dir, kManifestFileName), doc.dump(1) + "\n");
+  return core::WriteFileAtomic(fs, core::JoinPath(state_dir, kManifestFileName),
+                               doc.dump(1) + "\n");
 }
 
 Result<VolumeHeader> ReadVolumeHeader(core::FileSystem* fs, const std::string& drive) {
@@ -70,9 +76,9 @@ Result<std::optional<VolumeHeader>> InspectDrive(core::FileSystem* fs, const cor
                                                  bool create_folder) {
   if (!fs->IsDirectory(d.path)) {
     if (fs->Exists(d.path))
-      return Err(Status::InvalidArgument(fmt::format(
-          "DRIVE_{} ({}) is a file, not a folder: point DRIVE_{} at the drive's folder", d.index,
-          d.path, d.index)));
+      return Err(Status::InvalidArgument(
+          fmt::format("DRIVE_{} ({}) is a file, not a folder: point DRIVE_{} at the drive's folder",
+                      d.index, d.path, d.index)));
     if (!create_folder)
       return Err(Status::InvalidArgument(fmt::format(
           "DRIVE_{} ({}) does not exist: mount the drive there or create the folder, then run "
@@ -113,8 +119,8 @@ Result<InitReport> Store::Init(const core::NodeConfig& config, const StoreOption
   // Inspect every drive before changing anything.
   std::vector<std::optional<VolumeHeader>> headers;
   for (const auto& d : config.drives) {
-    bool known = manifest && std::binary_search(manifest->volumes.begin(),
-                                                manifest->volumes.end(), uint32_t(d.index));
+    bool known = manifest && std::binary_search(manifest->volumes.begin(), manifest->volumes.end(),
+                                                uint32_t(d.index));
     auto h = InspectDrive(fs, d, opt.create_missing_drive_folders && !known);
     if (!h) return Err(h.error());
     headers.push_back(*h);
@@ -137,17 +143,17 @@ Result<InitReport> Store::Init(const core::NodeConfig& config, const StoreOption
   for (size_t i = 0; i < config.drives.size(); ++i) {
     const auto& d = config.drives[i];
     const auto& h = headers[i];
-    bool known = std::binary_search(manifest->volumes.begin(), manifest->volumes.end(),
-                                    uint32_t(d.index));
+    bool known =
+        std::binary_search(manifest->volumes.begin(), manifest->volumes.end(), uint32_t(d.index));
     if (h && h->store_id != manifest->store_id)
       return Err(Status::InvalidArgument(fmt::format(
           "DRIVE_{} ({}) belongs to another store ({}): point DRIVE_{} at a drive of this store "
           "or an empty folder",
           d.index, d.path, h->store_id.ToString(), d.index)));
     if (h && h->volume != uint32_t(d.index))
-      return Err(Status::InvalidArgument(fmt::format(
-          "DRIVE_{} ({}) holds volume {} of this store: fix the DRIVE_n numbering", d.index,
-          d.path, h->volume)));
+      return Err(Status::InvalidArgument(
+          fmt::format("DRIVE_{} ({}) holds volume {} of this store: fix the DRIVE_n numbering",
+                      d.index, d.path, h->volume)));
     if (h) {
       report.already.push_back(d.index);
       continue;
@@ -195,9 +201,9 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
   auto manifest = ReadManifest(s->fs_, config.state_dir);
   if (!manifest) return Err(manifest.error());
   if (!*manifest)
-    return Err(Status::InvalidArgument(fmt::format(
-        "no store in {} (from {}): run `dfrp-storage init-storage` first", config.state_dir,
-        config.source)));
+    return Err(Status::InvalidArgument(
+        fmt::format("no store in {} (from {}): run `dfrp-storage init-storage` first",
+                    config.state_dir, config.source)));
   s->store_id_ = (*manifest)->store_id;
   if (mode == Mode::kWrite) {
     auto lock = s->fs_->TryLock(core::JoinPath(config.state_dir, kLockFileName));
@@ -239,7 +245,8 @@ Status Store::LoadVolumes(const core::NodeConfig& config) {
     Volume& v = *volumes_[i];
     if (!v.configured) {
       v.state = VolumeState::kMissing;
-      v.problem = fmt::format("volume {} holds shards but DRIVE_{} is not in the config: add it back", i, i);
+      v.problem = fmt::format(
+          "volume {} holds shards but DRIVE_{} is not in the config: add it back", i, i);
       continue;
     }
     if (!v.in_manifest) {
@@ -250,10 +257,10 @@ Status Store::LoadVolumes(const core::NodeConfig& config) {
     auto h = ReadVolumeHeader(fs_, v.drive.path);
     if (!h || h->store_id != store_id_ || h->volume != i) {
       v.state = VolumeState::kMissing;
-      v.problem =
-          !h ? fmt::format("{} (is the drive mounted?): mount it or fix DRIVE_{}", h.error().message(), i)
-             : fmt::format("{} holds {} of another store: fix DRIVE_{}", v.drive.path,
-                           h->store_id != store_id_ ? "a volume" : "another volume", i);
+      v.problem = !h ? fmt::format("{} (is the drive mounted?): mount it or fix DRIVE_{}",
+                                   h.error().message(), i)
+                     : fmt::format("{} holds {} of another store: fix DRIVE_{}", v.drive.path,
+                                   h->store_id != store_id_ ? "a volume" : "another volume", i);
       continue;
     }
     DFRP_ASSIGN_OR_RETURN(auto names, fs_->ListDir(v.drive.path));
@@ -291,7 +298,8 @@ std::vector<VolumeInfo> Store::ListVolumes() {
     info.used = v.used();
     info.free = info.quota > info.used ? info.quota - info.used : 0;
     if (v.state == VolumeState::kActive) {
-      if (auto space = fs_->Space(v.drive.path)) info.free = std::min(info.free, space->available_bytes);
+      if (auto space = fs_->Space(v.drive.path))
+        info.free = std::min(info.free, space->available_bytes);
     } else if (!v.available()) {
       info.free = 0;
     }
@@ -313,20 +321,21 @@ Status Store::CheckVolumeReadable(uint32_t volume) const {
     return Status::NotFound(fmt::format("volume {} is not part of this store", volume));
   const Volume& v = *volumes_[volume];
   if (!v.available())
-    return Status::NotFound(fmt::format("volume {} is {}: {}", volume, VolumeStateName(v.state), v.problem));
+    return Status::NotFound(
+        fmt::format("volume {} is {}: {}", volume, VolumeStateName(v.state), v.problem));
   return Status::OK();
 }
 
 Result<ShardLocation> Store::Locate(const Uuid& id) {
   DFRP_ASSIGN_OR_RETURN(std::optional<ShardLocation> loc, index_->Find(id));
   if (!loc)
-    return Err(Status::NotFound(fmt::format(
-        "shard {} is not in this store (STATE_DIR {}): check the id and the --config",
-        id.ToString(), state_dir_)));
+    return Err(Status::NotFound(
+        fmt::format("shard {} is not in this store (STATE_DIR {}): check the id and the --config",
+                    id.ToString(), state_dir_)));
   Status readable = CheckVolumeReadable(loc->volume);
   if (!readable.ok())
-    return Err(Status::NotFound(fmt::format("shard {} is unavailable: {}", id.ToString(),
-                                            readable.message())));
+    return Err(Status::NotFound(
+        fmt::format("shard {} is unavailable: {}", id.ToString(), readable.message())));
   return *loc;
 }
 
@@ -417,11 +426,11 @@ VerifyResult Store::Verify(const Uuid& id, const ProgressFn& progress) {
     return r;
   }
   uint64_t done = 0;
-  r.status = VerifyRecordBody(**file, loc->offset, *prefix, true, opt_.hash_threads,
-                              [&](uint64_t n) {
-                                done += n;
-                                if (progress) progress(done, prefix->header.payload_len);
-                              });
+  r.status =
+      VerifyRecordBody(**file, loc->offset, *prefix, true, opt_.hash_threads, [&](uint64_t n) {
+        done += n;
+        if (progress) progress(done, prefix->header.payload_len);
+      });
   r.ok = r.status.ok();
   return r;
 }

@@ -89,9 +89,9 @@ struct VerifyResult {
 struct InitReport {
   core::Uuid store_id;
   bool new_store = false;
-  bool adopted = false;                // the store id was read back from the drives
-  std::vector<uint32_t> initialized;   // volumes laid out now
-  std::vector<uint32_t> already;       // volumes that were there
+  bool adopted = false;               // the store id was read back from the drives
+  std::vector<uint32_t> initialized;  // volumes laid out now
+  std::vector<uint32_t> already;      // volumes that were there
 };
 
 struct StoreOptions {

@@ -36,7 +36,8 @@ struct Manifest {
   core::Uuid store_id;
   std::vector<uint32_t> volumes;
 };
-core::Result<std::optional<Manifest>> ReadManifest(core::FileSystem* fs, const std::string& state_dir);
+core::Result<std::optional<Manifest>> ReadManifest(core::FileSystem* fs,
+                                                   const std::string& state_dir);
 core::Status WriteManifest(core::FileSystem* fs, const std::string& state_dir, const Manifest& m);
 
 // Reads DRIVE/DFRP-VOLUME. NotFound when absent.

@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "dfrp/crypto/merkle.h"
@@ -22,8 +22,8 @@ class StoreTest : public testing::StoreFixture {};
 TEST_F(StoreTest, WriteReadVerifyRoundTripAcrossSizes) {
   auto store = InitAndOpen(Config({64 << 20}));
   ASSERT_TRUE(store);
-  std::vector<std::string> contents = {"", "x", Pattern(4096), Pattern(4097, 1),
-                                       Pattern(3 * 1024 * 1024 + 5, 2), Pattern(70000, 3)};
+  std::vector<std::string> contents = {
+      "", "x", Pattern(4096), Pattern(4097, 1), Pattern(3 * 1024 * 1024 + 5, 2), Pattern(70000, 3)};
   auto written = Put(*store, contents);
   ASSERT_TRUE(written.has_value()) << written.error().ToString();
   ASSERT_EQ(written->size(), contents.size());
@@ -210,8 +210,8 @@ class ShrinkingFile : public core::SequentialFile {
 
 TEST_F(StoreTest, AFileThatChangesWhileReadIsRefusedAndNothingRemains) {
   auto store = InitAndOpen(Config({64 << 20}));
-  for (auto [claimed, real] : {std::pair<int64_t, size_t>{10000, 5000}, {3 << 20, 2 << 20},
-                              {5000, 6000}}) {
+  for (auto [claimed, real] :
+       {std::pair<int64_t, size_t>{10000, 5000}, {3 << 20, 2 << 20}, {5000, 6000}}) {
     auto before = store->ListVolumes()[0].used;
     std::vector<WriteRequest> batch(1);
     batch[0].name = "input.bin";

@@ -41,7 +41,8 @@ class StoreFixture : public ::testing::Test {
     return c;
   }
 
-  std::unique_ptr<Store> InitAndOpen(const core::NodeConfig& c, Store::Mode mode = Store::Mode::kWrite) {
+  std::unique_ptr<Store> InitAndOpen(const core::NodeConfig& c,
+                                     Store::Mode mode = Store::Mode::kWrite) {
     auto r = Store::Init(c, opt_);
     EXPECT_TRUE(r.has_value()) << r.error().ToString();
     auto s = Store::Open(c, mode, opt_);

@@ -1,15 +1,15 @@
 // The write path: plan a whole batch (placement, quotas) before touching a drive, append the
 // records, make them durable, then index them. Any failure before the sync completes undoes
 // the batch: segments are cut back to their old size and new segment files removed.
+#include <fmt/format.h>
+
 #include <algorithm>
-#include <optional>
-#include <set>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/crypto/merkle.h"
@@ -37,7 +37,8 @@ class BatchWriter {
   explicit BatchWriter(Store* store) : s_(store) {}
   ~BatchWriter() { Rollback(); }
 
-  Result<std::vector<WrittenShard>> Run(std::vector<WriteRequest>& batch, const ProgressFn& progress);
+  Result<std::vector<WrittenShard>> Run(std::vector<WriteRequest>& batch,
+                                        const ProgressFn& progress);
 
  private:
   struct Planned {
@@ -94,8 +95,10 @@ Status BatchWriter::Describe(std::vector<WriteRequest>& batch) {
     for (size_t i = from; i < batch.size(); i += step) {
       if (batch[i].input) continue;
       auto sz = s_->fs_->FileSize(batch[i].path);
-      if (sz) sizes[i] = *sz;
-      else size_errors[i] = sz.error();
+      if (sz)
+        sizes[i] = *sz;
+      else
+        size_errors[i] = sz.error();
     }
   };
   if (batch.size() >= 1024) {
@@ -127,9 +130,9 @@ Status BatchWriter::Describe(std::vector<WriteRequest>& batch) {
       size = static_cast<uint64_t>(req.input->KnownSize());
     } else {
       if (!size_errors[i].ok())
-        return size_errors[i].IsNotFound()
-                   ? Status::InvalidArgument(fmt::format("{} does not exist: check the path", req.name))
-                   : size_errors[i];
+        return size_errors[i].IsNotFound() ? Status::InvalidArgument(fmt::format(
+                                                 "{} does not exist: check the path", req.name))
+                                           : size_errors[i];
       size = sizes[i];
     }
     ShardMetadata& m = req.meta;
@@ -197,13 +200,13 @@ Status BatchWriter::Plan() {
     if (!placed) {
       uint64_t best = 0;
       for (const auto& r : rooms)
-        if (r) best = std::max(best, std::min(r->quota > r->used ? r->quota - r->used : 0, r->fs_free));
+        if (r)
+          best = std::max(best, std::min(r->quota > r->used ? r->quota - r->used : 0, r->fs_free));
       return Status::NoSpace(fmt::format(
           "no volume has room for {} ({} as a record of {} bytes; the most any active volume "
           "has left is {}): add a drive (DRIVE_n and QUOTA_n, then init-storage) or raise a "
           "QUOTA_n; nothing was written",
-          p.name, core::FormatBytes(p.header.payload_len), len,
-          core::FormatBytes(best)));
+          p.name, core::FormatBytes(p.header.payload_len), len, core::FormatBytes(best)));
     }
   }
   return Status::OK();
@@ -292,8 +295,8 @@ class InputPrefetcher {
     std::string payload;
   };
   struct Input {
-    std::string path;                          // a file to open, or
-    core::SequentialFile* stream = nullptr;    // an open stream (not owned)
+    std::string path;                        // a file to open, or
+    core::SequentialFile* stream = nullptr;  // an open stream (not owned)
     std::string name;
     uint64_t size = 0;
   };
@@ -367,8 +370,7 @@ Status BatchWriter::WriteInline(Planned& p, std::string payload) {
   crypto::HashLeaves(payload, p.header.leaf_size, leaves, 1);
   std::vector<Hash> tree = crypto::TreeLevels(leaves, &p.root);
   const SegmentKey key{p.volume, p.segment};
-  if (!buffer_.empty() &&
-      (buffer_segment_ != key || buffer_offset_ + buffer_.size() != p.offset)) {
+  if (!buffer_.empty() && (buffer_segment_ != key || buffer_offset_ + buffer_.size() != p.offset)) {
     DFRP_RETURN_IF_ERROR(Flush());
   }
   if (buffer_.empty()) {
@@ -481,7 +483,8 @@ Result<std::vector<WrittenShard>> BatchWriter::Run(std::vector<WriteRequest>& ba
     const RecordHeader& h = p.header;
     locs.push_back({h.shard_id, p.volume, p.segment, p.offset, h.record_len(), h.payload_len,
                     h.leaf_size, p.root});
-    out.push_back({h.shard_id, p.root, h.payload_len, h.leaf_size, p.volume, batch[p.request].name});
+    out.push_back(
+        {h.shard_id, p.root, h.payload_len, h.leaf_size, p.volume, batch[p.request].name});
   }
   for (auto& [key, seg] : segments_) {
     marks[key] = seg.planned_end;
