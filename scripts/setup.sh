@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
-  clang-16 libclang-rt-16-dev
+  clang-16 libclang-rt-16-dev clang-format clang-tidy
   libssl-dev libsqlite3-dev sqlite3 libsodium-dev
   libfmt-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -16,6 +16,9 @@ bash scripts/setup.sh
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "format check"
+bash scripts/lint.sh
+
 step "release build"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$JOBS"
