@@ -71,6 +71,17 @@ Result<VolumeHeader> ReadVolumeHeader(core::FileSystem* fs, const std::string& d
 
 namespace {
 
+// The one-writer lock of a store; Busy with a plain message when another process holds it.
+Result<std::unique_ptr<core::FileLock>> AcquireWriterLock(core::FileSystem* fs,
+                                                          const std::string& state_dir) {
+  auto lock = fs->TryLock(core::JoinPath(state_dir, kLockFileName));
+  if (!lock && lock.error().IsBusy())
+    return Err(Status::Busy(fmt::format(
+        "store at {} is busy: another dfrp process is writing to it; wait for it to finish",
+        state_dir)));
+  return lock;
+}
+
 // Checks a configured drive before init lays it out; returns its header if it has one.
 Result<std::optional<VolumeHeader>> InspectDrive(core::FileSystem* fs, const core::DriveConfig& d,
                                                  bool create_folder) {
@@ -106,13 +117,7 @@ bool HasSegmentFiles(core::FileSystem* fs, const std::string& drive) {
 Result<InitReport> Store::Init(const core::NodeConfig& config, const StoreOptions& opt) {
   core::FileSystem* fs = opt.fs;
   DFRP_RETURN_IF_ERROR(fs->CreateDirRecursive(config.state_dir));
-  auto lock = fs->TryLock(core::JoinPath(config.state_dir, kLockFileName));
-  if (!lock)
-    return Err(lock.error().IsBusy()
-                   ? Status::Busy(fmt::format("store at {} is busy: another dfrp process is "
-                                              "writing to it; wait for it to finish",
-                                              config.state_dir))
-                   : lock.error());
+  DFRP_ASSIGN_OR_RETURN(auto lock, AcquireWriterLock(fs, config.state_dir));
   DFRP_ASSIGN_OR_RETURN(std::optional<Manifest> manifest, ReadManifest(fs, config.state_dir));
   InitReport report;
 
@@ -206,14 +211,7 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
                     config.state_dir, config.source)));
   s->store_id_ = (*manifest)->store_id;
   if (mode == Mode::kWrite) {
-    auto lock = s->fs_->TryLock(core::JoinPath(config.state_dir, kLockFileName));
-    if (!lock)
-      return Err(lock.error().IsBusy()
-                     ? Status::Busy(fmt::format("store at {} is busy: another dfrp process is "
-                                                "writing to it; wait for it to finish",
-                                                config.state_dir))
-                     : lock.error());
-    s->lock_ = std::move(*lock);
+    DFRP_ASSIGN_OR_RETURN(s->lock_, AcquireWriterLock(s->fs_, config.state_dir));
   }
   bool reset = false;
   DFRP_ASSIGN_OR_RETURN(s->index_, Index::Open(core::JoinPath(config.state_dir, kIndexFileName),
