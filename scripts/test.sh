@@ -24,6 +24,7 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$JOBS"
 step "release tests"
 (cd build && ctest -j "$JOBS" --output-on-failure --timeout 900)
+passed=$(cd build && ctest -N | sed -n 's/^Total Tests: //p')
 
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   step "ASan+UBSan build"
@@ -34,6 +35,7 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest -j "$JOBS" --output-on-failure --timeout 1800 -LE slow)
+  passed=$((passed + $(cd build-asan && ctest -N -LE slow | sed -n 's/^Total Tests: //p')))
 fi
 
 if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -d fuzz ]; then
@@ -51,6 +53,9 @@ if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -d fuzz ]; then
     echo "-- $name"
     "$target" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" \
       $( [ -d "$seeds" ] && echo "$seeds" ) 2>&1 | tail -n 3
+    passed=$((passed + 1))
   done
 fi
 step "all tests passed"
+# Every step above stops the script on its first failure, so reaching here means none failed.
+echo "summary: $passed passed, 0 failed"
