@@ -1,11 +1,14 @@
 #include "dfrp/cli/storage_cli.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -225,8 +228,15 @@ Status CmdWrite(Context& ctx, const WriteOptions& w) {
         return Status::InvalidArgument("- (standard input) can be given only once");
       req.input = core::SequentialFileFromFd(0, "standard input");
     } else {
-      if (core::DefaultFileSystem()->IsDirectory(f))
+      struct stat st;
+      if (::stat(f.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
         return Status::InvalidArgument(fmt::format("{} is a folder: give the files inside it", f));
+      if (::stat(f.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+        // A pipe or device (such as <(command)): read it once, like standard input.
+        auto stream = core::DefaultFileSystem()->OpenSequential(f);
+        if (!stream) return stream.error();
+        req.input = std::move(*stream);
+      }
       req.path = f;
     }
     batch.push_back(std::move(req));
@@ -270,15 +280,46 @@ Status WriteAllToFd(int fd, std::string_view data) {
 
 // Reads a shard into `out_path` through a temporary file that is renamed into place only
 // after every byte verified, so a failed read leaves no file behind.
+// The temporary file of a read in progress, removed if SIGINT or SIGTERM ends the process.
+char g_partial_path[4096];
+
+void RemovePartialAndExit(int sig) {
+  if (g_partial_path[0] != '\0') ::unlink(g_partial_path);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+Status CheckOutputPath(const std::string& out_path) {
+  struct stat st;
+  if (::lstat(out_path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode))
+      return Status::InvalidArgument(fmt::format("-o {} is a folder: name a file", out_path));
+    if (!S_ISREG(st.st_mode))
+      return Status::InvalidArgument(fmt::format(
+          "-o {} exists and is not a regular file (a link, device or pipe): name a new file, or "
+          "redirect standard output (read-shard ID > {})",
+          out_path, out_path));
+  }
+  const std::string dir = core::DirName(out_path);
+  if (!core::DefaultFileSystem()->IsDirectory(dir))
+    return Status::InvalidArgument(
+        fmt::format("-o {}: the folder {} does not exist; create it first", out_path, dir));
+  return Status::OK();
+}
+
 Status ReadToFile(Context& ctx, Store& store, const core::Uuid& id, const std::string& out_path,
                   uint64_t* bytes) {
   core::FileSystem* fs = core::DefaultFileSystem();
-  if (fs->IsDirectory(out_path))
-    return Status::InvalidArgument(fmt::format("-o {} is a folder: name a file", out_path));
+  DFRP_RETURN_IF_ERROR(CheckOutputPath(out_path));
   const std::string tmp =
       fmt::format("{}.dfrp-partial-{}", out_path, core::DefaultUuidGenerator()->NewV7().ToString());
+  if (tmp.size() >= sizeof(g_partial_path))
+    return Status::InvalidArgument(fmt::format("-o {}: the path is too long", out_path));
   auto out = fs->CreateNew(tmp);
   if (!out) return out.error();
+  std::memcpy(g_partial_path, tmp.c_str(), tmp.size() + 1);
+  std::signal(SIGINT, RemovePartialAndExit);
+  std::signal(SIGTERM, RemovePartialAndExit);
   uint64_t written = 0;
   Status s = store.Read(id, [&](std::string_view chunk) {
     Status w = (*out)->WriteAt(written, chunk);
@@ -291,8 +332,11 @@ Status ReadToFile(Context& ctx, Store& store, const core::Uuid& id, const std::s
   if (!s.ok()) {
     out->reset();
     (void)fs->RemoveFile(tmp);
-    return s;
   }
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  g_partial_path[0] = '\0';
+  if (!s.ok()) return s;
   *bytes = written;
   return fs->SyncDir(core::DirName(out_path));
 }

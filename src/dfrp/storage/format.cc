@@ -102,6 +102,23 @@ Result<SegmentHeader> DecodeSegmentHeader(std::string_view b, std::string_view w
   return h;
 }
 
+std::string EncodeCommit(const CommitRecord& c) {
+  std::string b(kCommitMagic);
+  core::PutU8(&b, static_cast<uint8_t>(kFormatVersion));
+  b.append(3, '\0');
+  core::PutU32(&b, c.records);
+  core::PutU64(&b, c.bytes);
+  SealWithCrc(&b, kCommitSize);
+  return b;
+}
+
+Result<CommitRecord> DecodeCommit(std::string_view b) {
+  if (b.size() != kCommitSize || !b.starts_with(kCommitMagic) || !CrcMatches(b) ||
+      static_cast<uint8_t>(b[8]) != kFormatVersion || !AllZero(b.substr(9, 3)))
+    return Err(Status::Corruption("no valid commit record here"));
+  return CommitRecord{core::GetU32(b.data() + 12), core::GetU64(b.data() + 16)};
+}
+
 uint64_t TreeSectionSize(uint64_t payload_len, uint32_t leaf_size) {
   return crypto::TreeLevelsNodeCount(crypto::LeafCount(payload_len, leaf_size)) * kRootSize;
 }

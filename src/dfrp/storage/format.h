@@ -20,6 +20,8 @@ inline constexpr uint16_t kFormatVersion = 1;
 inline constexpr std::string_view kVolumeMagic = "DFRPVOLM";
 inline constexpr std::string_view kSegmentMagic = "DFRPSEGM";
 inline constexpr std::string_view kRecordMagic = "DFRPSHRD";
+inline constexpr std::string_view kCommitMagic = "DFRPCMIT";
+inline constexpr size_t kCommitSize = 32;
 inline constexpr size_t kVolumeHeaderSize = 64;
 inline constexpr size_t kSegmentHeaderSize = 64;
 inline constexpr size_t kRecordHeaderSize = 64;
@@ -67,6 +69,17 @@ struct RecordHeader {
   uint64_t tree_offset() const { return payload_offset() + payload_len; }
   uint64_t record_len() const { return tree_offset() + tree_len; }
 };
+
+// A commit record closes the records a batch appended to one segment. It is written only
+// after those records are durable, and a batch is acknowledged only after its commit records
+// are durable too: records after a segment's last commit were never acknowledged.
+struct CommitRecord {
+  uint32_t records = 0;  // how many records it closes (those since the previous commit)
+  uint64_t bytes = 0;    // their total length
+};
+std::string EncodeCommit(const CommitRecord& c);
+// Parses 32 bytes; nullopt-like error unless magic, version, reserved bytes and CRC check out.
+core::Result<CommitRecord> DecodeCommit(std::string_view bytes32);
 
 // Bytes of the stored tree section for a payload (0 when it has at most one leaf).
 uint64_t TreeSectionSize(uint64_t payload_len, uint32_t leaf_size);

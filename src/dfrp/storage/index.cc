@@ -95,7 +95,10 @@ Status Index::Prepare() {
 }
 
 Result<std::unique_ptr<Index>> Index::Open(const std::string& path, const core::Uuid& store_id,
-                                           bool* was_reset, bool sync) {
+                                           bool may_reset, bool* was_reset, bool sync) {
+  const Status needs_lock = Status::Busy(fmt::format(
+      "the index {} must be rebuilt, which needs the writer lock: wait for the writer to finish",
+      path));
   *was_reset = false;
   for (int attempt = 0; attempt < 2; ++attempt) {
     sqlite3* db = nullptr;
@@ -128,6 +131,7 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& path, const core::
         s = idx->Error("cannot read");
       }
       sqlite3_finalize(st);
+      if (s.ok() && (step == SQLITE_DONE || reset) && !may_reset) return Err(needs_lock);
       if (s.ok() && (step == SQLITE_DONE || reset)) {
         s = idx->Exec(
             "BEGIN; DELETE FROM shards; DELETE FROM segments; DELETE FROM volumes; "
@@ -151,6 +155,7 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& path, const core::
       return idx;
     }
     if (!s.IsCorruption() || attempt == 1) return Err(s);
+    if (!may_reset) return Err(needs_lock);
     // A damaged index file: it is only a cache, so start it afresh.
     idx.reset();
     for (const char* suffix : {"", "-wal", "-shm"}) ::remove((path + suffix).c_str());

@@ -55,10 +55,11 @@ class Index {
 
   // Opens (creating if absent) the index at `path` for the store `store_id`. An index that
   // belongs to another store, or that SQLite finds damaged, is emptied (it will be rebuilt
-  // from the drives); *was_reset tells the caller.
+  // from the drives) when `may_reset` (the caller holds the writer lock); otherwise that is
+  // a Busy error. *was_reset tells the caller.
   static core::Result<std::unique_ptr<Index>> Open(const std::string& path,
-                                                   const core::Uuid& store_id, bool* was_reset,
-                                                   bool sync = true);
+                                                   const core::Uuid& store_id, bool may_reset,
+                                                   bool* was_reset, bool sync = true);
 
   core::Result<std::optional<ShardLocation>> Find(const core::Uuid& id);
   // Adds shards and moves segment marks in one transaction. A shard id already present keeps

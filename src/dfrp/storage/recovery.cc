@@ -1,12 +1,18 @@
-// Recovery: finds records that the index does not know yet by scanning only the part of each
-// segment past its `indexed_end` mark, and deals with a torn last record.
+// Recovery: finds what the index has not seen by scanning each segment from its
+// `indexed_end` mark (from the segment header when there is no mark: a rebuild), and deals
+// with a batch that a crash interrupted.
 //
-// A segment with a mark is scanned strictly: everything past the mark was written by batches
-// whose index commit was lost, and only the last of them can be torn, so the scan stops at
-// the first record that does not verify and (holding the writer lock) cuts the segment there:
-// those bytes were never acknowledged. A segment without a mark (the index was lost) is
-// scanned leniently: a damaged record is skipped by searching for the next valid header, and
-// nothing is cut, because what looks damaged may be an acknowledged shard hit by bit rot.
+// The drives, not the index, say what was acknowledged: a batch appends its records, syncs
+// them, then appends one commit record per segment and syncs again before it is
+// acknowledged (store_write.cc). So the scan walks the chain of record prefixes (headers,
+// roots and metadata; never payloads, so it costs the tail's prefixes, not its bytes) and
+// indexes the records a valid commit record closes. Anything after a segment's last commit
+// was never acknowledged:
+//   - if no valid commit record lies anywhere after it, it is a torn batch, and a writer
+//     cuts it off (a reader leaves it);
+//   - if a valid commit lies further on, the chain is damaged in acknowledged data (bit rot
+//     or a lost sector): nothing is cut, the segment is sealed against appends, and the
+//     notice asks for verify-shard --all.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -25,94 +31,116 @@ using core::Status;
 
 namespace {
 
-struct ScanResult {
-  std::vector<ShardLocation> found;
-  uint64_t valid_end = 0;  // where a strict scan stopped (== end when all was valid)
-  uint64_t skipped = 0;    // bytes a lenient scan skipped over
+struct TailScan {
+  std::vector<ShardLocation> committed;
+  uint64_t committed_end = 0;  // end of the last valid commit record (or the start)
+  bool damaged = false;        // a valid commit lies beyond a break in the chain
 };
 
-// The offset of the next record magic at or after `from` whose prefix checks out, or `end`.
-uint64_t Resync(const core::RandomAccessFile& file, uint64_t from, uint64_t end) {
+// True when a valid commit record starts anywhere in [from, end).
+bool CommitFollows(const core::RandomAccessFile& file, uint64_t from, uint64_t end) {
   constexpr size_t kWindow = 1 << 20;
   std::string buf;
-  for (uint64_t pos = from; pos < end;) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(kWindow, end - pos));
+  for (uint64_t pos = from; pos + kCommitSize <= end;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kWindow, end - pos));
     buf.resize(n);
-    if (!file.ReadExact(pos, n, buf.data()).ok()) return end;
-    for (size_t i = 0; i + kRecordMagic.size() <= n;) {
-      auto* hit = static_cast<const char*>(
-          memmem(buf.data() + i, n - i, kRecordMagic.data(), kRecordMagic.size()));
+    if (!file.ReadExact(pos, n, buf.data()).ok()) return false;
+    for (size_t i = 0; i + kCommitMagic.size() <= n;) {
+      const void* hit = memmem(buf.data() + i, n - i, kCommitMagic.data(), kCommitMagic.size());
       if (hit == nullptr) break;
-      uint64_t at = pos + static_cast<uint64_t>(hit - buf.data());
-      if (ReadRecordPrefix(file, at, end)) return at;
-      i = static_cast<size_t>(hit - buf.data()) + 1;
+      const uint64_t at = pos + static_cast<uint64_t>(static_cast<const char*>(hit) - buf.data());
+      char c[kCommitSize];
+      if (at + kCommitSize <= end && file.ReadExact(at, kCommitSize, c).ok() &&
+          DecodeCommit(std::string_view(c, kCommitSize)))
+        return true;
+      i = static_cast<size_t>(static_cast<const char*>(hit) - buf.data()) + 1;
     }
     if (n < kWindow) break;
-    pos += n - kRecordMagic.size() + 1;
+    pos += n - kCommitMagic.size() + 1;
   }
-  return end;
+  return false;
 }
 
-ScanResult ScanSegment(const core::RandomAccessFile& file, uint32_t volume, uint64_t segment,
-                       uint64_t start, uint64_t end, bool strict, int threads) {
-  ScanResult r;
-  uint64_t pos = start;
+TailScan ScanTail(const core::RandomAccessFile& file, uint32_t volume, uint64_t segment,
+                  uint64_t start, uint64_t end) {
+  TailScan r;
+  r.committed_end = start;
+  std::vector<ShardLocation> pending;
+  uint64_t pending_bytes = 0, pos = start;
   while (pos < end) {
-    auto prefix = ReadRecordPrefix(file, pos, end);
-    if (prefix) {
-      const RecordHeader& h = prefix->header;
-      Status body = VerifyRecordBody(file, pos, *prefix, true, threads);
-      bool keep = body.ok();
-      if (!keep && !strict) {
-        // Lenient: a damaged record followed by a valid one is an acknowledged shard with
-        // bit rot; keep it indexed so verify reports it. The last one is a torn write.
-        keep = pos + h.record_len() < end && ReadRecordPrefix(file, pos + h.record_len(), end);
-      }
-      if (keep) {
-        ShardLocation loc{h.shard_id,     volume,        segment,     pos,
-                          h.record_len(), h.payload_len, h.leaf_size, prefix->root};
-        r.found.push_back(loc);
-        pos += h.record_len();
-        continue;
-      }
+    char magic[8];
+    if (pos + sizeof(magic) > end || !file.ReadExact(pos, sizeof(magic), magic).ok()) break;
+    if (std::string_view(magic, 8) == kCommitMagic) {
+      char c[kCommitSize];
+      if (pos + kCommitSize > end || !file.ReadExact(pos, kCommitSize, c).ok()) break;
+      auto commit = DecodeCommit(std::string_view(c, kCommitSize));
+      if (!commit || commit->records != pending.size() || commit->bytes != pending_bytes) break;
+      r.committed.insert(r.committed.end(), pending.begin(), pending.end());
+      pending.clear();
+      pending_bytes = 0;
+      pos += kCommitSize;
+      r.committed_end = pos;
+      continue;
     }
-    if (strict) break;
-    uint64_t next = Resync(file, pos + 1, end);
-    r.skipped += next - pos;
-    pos = next;
+    auto prefix = ReadRecordPrefix(file, pos, end);
+    if (!prefix) break;
+    const RecordHeader& h = prefix->header;
+    pending.push_back({h.shard_id, volume, segment, pos, h.record_len(), h.payload_len, h.leaf_size,
+                       prefix->root});
+    pending_bytes += h.record_len();
+    pos += h.record_len();
   }
-  r.valid_end = strict ? pos : end;
+  r.damaged = r.committed_end < end && CommitFollows(file, r.committed_end + 1, end);
   return r;
 }
 
 }  // namespace
 
-Status Store::Recover(bool may_repair) {
-  DFRP_ASSIGN_OR_RETURN(auto marks, index_->SegmentMarks());
-  bool behind = false;
-  for (const auto& vol : volumes_) {
-    if (!vol || !vol->available()) continue;
-    for (const auto& [seg, size] : vol->segments) {
-      auto m = marks.find({uint32_t(vol->drive.index), seg});
-      if (m == marks.end() || m->second != size) behind = true;
-    }
+Status Store::LoadSegments(Volume& v) {
+  v.segments.clear();
+  DFRP_ASSIGN_OR_RETURN(auto names, fs_->ListDir(v.drive.path));
+  for (const auto& name : names) {
+    uint64_t seg;
+    if (!ParseSegmentFileName(name, &seg)) continue;
+    DFRP_ASSIGN_OR_RETURN(uint64_t size, fs_->FileSize(core::JoinPath(v.drive.path, name)));
+    v.segments[seg] = size;
   }
-  if (!behind) return Status::OK();
+  return Status::OK();
+}
+
+Status Store::Recover(bool holding_lock) {
+  DFRP_ASSIGN_OR_RETURN(auto marks, index_->SegmentMarks());
+  auto behind = [&] {
+    for (const auto& vol : volumes_) {
+      if (!vol || !vol->available()) continue;
+      for (const auto& [seg, size] : vol->segments) {
+        auto m = marks.find({uint32_t(vol->drive.index), seg});
+        if (m == marks.end() || m->second != size) return true;
+      }
+    }
+    return false;
+  };
+  if (!behind()) return Status::OK();
   std::unique_ptr<core::FileLock> temporary_lock;
-  if (!may_repair) {
+  if (!holding_lock) {
+    // A reader recovers only while no writer runs, and only from what it sees under the
+    // lock: sizes and marks read before it may already be stale.
     auto lock = fs_->TryLock(core::JoinPath(state_dir_, kLockFileName));
     if (!lock) return Status::OK();  // a writer is active and indexes its own batches
     temporary_lock = std::move(*lock);
+    for (auto& vol : volumes_)
+      if (vol && vol->available()) DFRP_RETURN_IF_ERROR(LoadSegments(*vol));
+    DFRP_ASSIGN_OR_RETURN(marks, index_->SegmentMarks());
+    if (!behind()) return Status::OK();
   }
   std::vector<ShardLocation> found;
   std::map<SegmentKey, uint64_t> new_marks;
   for (const auto& vol : volumes_) {
     if (!vol || !vol->available()) continue;
     const uint32_t v = static_cast<uint32_t>(vol->drive.index);
-    const uint64_t last = vol->segments.empty() ? 0 : vol->segments.rbegin()->first;
+    const uint64_t newest = vol->segments.empty() ? 0 : vol->segments.rbegin()->first;
     for (auto it = vol->segments.begin(); it != vol->segments.end();) {
-      const uint64_t seg = it->first;
-      const uint64_t size = it->second;
+      const uint64_t seg = it->first, size = it->second;
       auto m = marks.find({v, seg});
       const bool have_mark = m != marks.end();
       if (have_mark && m->second == size) {
@@ -125,17 +153,17 @@ Status Store::Recover(bool may_repair) {
             "{} is {} bytes shorter than the index says: shards past byte {} are lost; run "
             "verify-shard --all",
             path, m->second - size, size));
-        new_marks[{v, seg}] = size;
+        sealed_segments_.insert({v, seg});
         ++it;
         continue;
       }
       DFRP_ASSIGN_OR_RETURN(auto file, fs_->OpenForRead(path));
       std::string head(kSegmentHeaderSize, '\0');
-      bool header_ok = size >= kSegmentHeaderSize &&
-                       file->ReadExact(0, kSegmentHeaderSize, head.data()).ok() &&
-                       DecodeSegmentHeader(head, path).has_value();
-      if (!header_ok && seg == last && size <= kSegmentHeaderSize) {
-        // A segment whose creation a crash cut short: it never held a shard.
+      const bool header_ok = size >= kSegmentHeaderSize &&
+                             file->ReadExact(0, kSegmentHeaderSize, head.data()).ok() &&
+                             DecodeSegmentHeader(head, path).has_value();
+      if (!header_ok && seg == newest && size < kSegmentHeaderSize + kRecordPrefixSize) {
+        // A segment whose creation a crash cut short: it never held a committed shard.
         file.reset();
         DFRP_RETURN_IF_ERROR(fs_->RemoveFile(path));
         DFRP_RETURN_IF_ERROR(fs_->SyncDir(vol->drive.path));
@@ -147,23 +175,25 @@ Status Store::Recover(bool may_repair) {
         notices_.push_back(
             fmt::format("{} has a damaged segment header; scanning its records", path));
       const uint64_t start = std::max<uint64_t>(have_mark ? m->second : 0, kSegmentHeaderSize);
-      ScanResult r = ScanSegment(*file, v, seg, start, size, have_mark, opt_.hash_threads);
-      found.insert(found.end(), r.found.begin(), r.found.end());
-      uint64_t end = r.valid_end;
-      if (end < size) {
+      TailScan r = ScanTail(*file, v, seg, start, size);
+      found.insert(found.end(), r.committed.begin(), r.committed.end());
+      new_marks[{v, seg}] = r.committed_end;
+      if (r.committed_end < size && r.damaged) {
+        sealed_segments_.insert({v, seg});
+        notices_.push_back(fmt::format(
+            "{} is damaged at offset {}: shards after it may be unreadable; run verify-shard "
+            "--all",
+            path, r.committed_end));
+      } else if (r.committed_end < size) {
         auto w = fs_->OpenForWrite(path);
         if (!w) return w.error();
-        DFRP_RETURN_IF_ERROR((*w)->Truncate(end));
+        DFRP_RETURN_IF_ERROR((*w)->Truncate(r.committed_end));
         DFRP_RETURN_IF_ERROR((*w)->Sync());
-        notices_.push_back(
-            fmt::format("cut {} bytes of a torn, never-acknowledged record from the end of {}",
-                        size - end, path));
-        it->second = end;
+        notices_.push_back(fmt::format(
+            "cut {} bytes of an interrupted, never-acknowledged write from the end of {}",
+            size - r.committed_end, path));
+        it->second = r.committed_end;
       }
-      if (r.skipped > 0)
-        notices_.push_back(
-            fmt::format("skipped {} damaged bytes in {}; run verify-shard --all", r.skipped, path));
-      new_marks[{v, seg}] = end;
       ++it;
     }
   }

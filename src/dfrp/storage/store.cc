@@ -96,6 +96,7 @@ Result<std::optional<VolumeHeader>> InspectDrive(core::FileSystem* fs, const cor
           "init-storage again (or pass --create)",
           d.index, d.path)));
     DFRP_RETURN_IF_ERROR(fs->CreateDirRecursive(d.path));
+    DFRP_RETURN_IF_ERROR(fs->SyncDir(core::DirName(d.path)));
   }
   auto header = ReadVolumeHeader(fs, d.path);
   if (header) return std::optional<VolumeHeader>(*header);
@@ -123,12 +124,18 @@ Result<InitReport> Store::Init(const core::NodeConfig& config, const StoreOption
 
   // Inspect every drive before changing anything.
   std::vector<std::optional<VolumeHeader>> headers;
+  std::map<std::string, int> real_paths;
   for (const auto& d : config.drives) {
     bool known = manifest && std::binary_search(manifest->volumes.begin(), manifest->volumes.end(),
                                                 uint32_t(d.index));
     auto h = InspectDrive(fs, d, opt.create_missing_drive_folders && !known);
     if (!h) return Err(h.error());
     headers.push_back(*h);
+    DFRP_ASSIGN_OR_RETURN(std::string real, fs->RealPath(d.path));
+    if (auto [it, fresh] = real_paths.emplace(real, d.index); !fresh)
+      return Err(Status::InvalidArgument(fmt::format(
+          "DRIVE_{} ({}) is the same folder as DRIVE_{} ({}): give each drive its own folder",
+          d.index, d.path, it->second, real)));
   }
   if (!manifest) {  // a new store, or one whose STATE_DIR was lost: adopt it from its drives
     std::set<Uuid> ids;
@@ -214,8 +221,17 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
     DFRP_ASSIGN_OR_RETURN(s->lock_, AcquireWriterLock(s->fs_, config.state_dir));
   }
   bool reset = false;
-  DFRP_ASSIGN_OR_RETURN(s->index_, Index::Open(core::JoinPath(config.state_dir, kIndexFileName),
-                                               s->store_id_, &reset, opt.sync_index));
+  const std::string index_path = core::JoinPath(config.state_dir, kIndexFileName);
+  auto index = Index::Open(index_path, s->store_id_, s->lock_ != nullptr, &reset, opt.sync_index);
+  if (!index && index.error().IsBusy() && !s->lock_) {
+    // A reader found an index to rebuild: it may, while no writer runs.
+    auto lock = s->fs_->TryLock(core::JoinPath(config.state_dir, kLockFileName));
+    if (!lock) return Err(index.error());
+    s->lock_ = std::move(*lock);
+    index = Index::Open(index_path, s->store_id_, true, &reset, opt.sync_index);
+  }
+  if (!index) return Err(index.error());
+  s->index_ = std::move(*index);
   if (reset) s->notices_.push_back("the index was empty or damaged; rebuilding it from the drives");
   for (uint32_t v : (*manifest)->volumes) {
     auto vol = std::make_unique<Volume>();
@@ -226,7 +242,9 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
     s->volumes_[v] = std::move(vol);
   }
   DFRP_RETURN_IF_ERROR(s->LoadVolumes(config));
-  DFRP_RETURN_IF_ERROR(s->Recover(mode == Mode::kWrite));
+  DFRP_RETURN_IF_ERROR(s->Recover(s->lock_ != nullptr));
+  if (mode == Mode::kWrite) s->RemoveStaleSpools();
+  if (mode == Mode::kRead) s->lock_.reset();  // a reader held it only to rebuild the index
   return s;
 }
 
@@ -261,21 +279,28 @@ Status Store::LoadVolumes(const core::NodeConfig& config) {
                                    h->store_id != store_id_ ? "a volume" : "another volume", i);
       continue;
     }
-    DFRP_ASSIGN_OR_RETURN(auto names, fs_->ListDir(v.drive.path));
-    for (const auto& name : names) {
-      uint64_t seg;
-      if (!ParseSegmentFileName(name, &seg)) continue;
-      DFRP_ASSIGN_OR_RETURN(uint64_t size, fs_->FileSize(core::JoinPath(v.drive.path, name)));
-      v.segments[seg] = size;
-    }
-    if (v.used() > v.drive.quota)
-      return Status::InvalidArgument(fmt::format(
+    DFRP_RETURN_IF_ERROR(LoadSegments(v));
+    v.state = VolumeState::kActive;
+    if (v.used() > v.drive.quota) {
+      // Reads go on; writes are refused until the config is fixed (see Write).
+      v.state = VolumeState::kFull;
+      v.problem = fmt::format(
           "QUOTA_{} ({}) is below what volume {} already holds ({}): raise QUOTA_{} to at least {}",
           i, core::FormatBytes(v.drive.quota), i, core::FormatBytes(v.used()), i,
-          core::FormatBytes(v.used())));
-    v.state = VolumeState::kActive;
+          core::FormatBytes(v.used()));
+      config_problems_.push_back(v.problem);
+    }
   }
   return Status::OK();
+}
+
+void Store::RemoveStaleSpools() {
+  // Standard input spooled by a write-shard that was killed; only the writer makes them.
+  const std::string tmp = core::JoinPath(state_dir_, "tmp");
+  auto names = fs_->ListDir(tmp);
+  if (!names) return;
+  for (const auto& n : *names)
+    if (n.starts_with("spool-")) (void)fs_->RemoveFile(core::JoinPath(tmp, n));
 }
 
 std::string Store::SegmentPath(uint32_t volume, uint64_t segment) const {

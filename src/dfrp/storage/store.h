@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -141,7 +142,9 @@ class Store {
  private:
   Store() = default;
   core::Status LoadVolumes(const core::NodeConfig& config);
-  core::Status Recover(bool may_repair);
+  core::Status LoadSegments(Volume& v);
+  void RemoveStaleSpools();
+  core::Status Recover(bool holding_lock);
   core::Result<const core::RandomAccessFile*> SegmentFile(uint32_t volume, uint64_t segment);
   core::Result<ShardLocation> Locate(const core::Uuid& id);
   core::Status CheckVolumeReadable(uint32_t volume) const;
@@ -158,6 +161,8 @@ class Store {
   std::vector<std::unique_ptr<Volume>> volumes_;
   std::map<SegmentKey, std::unique_ptr<core::RandomAccessFile>> open_segments_;
   std::vector<std::string> notices_;
+  std::set<SegmentKey> sealed_segments_;      // damaged tails: never appended to again
+  std::vector<std::string> config_problems_;  // refuse writes until fixed (a quota too low)
   friend class BatchWriter;
 };
 

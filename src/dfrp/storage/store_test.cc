@@ -183,10 +183,14 @@ TEST_F(StoreTest, QuotaBelowUsedIsAConfigError) {
   ASSERT_TRUE(Put(*store, {Pattern(50000)}).has_value());
   store.reset();
   c.drives[0].quota = 1000;
-  auto r = Store::Open(c, Store::Mode::kRead, opt_);
-  ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().code(), Status::Code::kInvalidArgument);
-  EXPECT_NE(r.error().message().find("raise QUOTA_0"), std::string::npos);
+  auto r = Store::Open(c, Store::Mode::kWrite, opt_);
+  ASSERT_TRUE(r.has_value());  // reads go on
+  EXPECT_EQ((*r)->ListVolumes()[0].state, VolumeState::kFull);
+  EXPECT_NE((*r)->ListVolumes()[0].problem.find("raise QUOTA_0"), std::string::npos);
+  auto w = Put(**r, {"x"});  // writes are refused until the config is fixed
+  ASSERT_FALSE(w.has_value());
+  EXPECT_EQ(w.error().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(w.error().message().find("raise QUOTA_0"), std::string::npos);
 }
 
 // A stream that claims a size and then delivers fewer bytes: a file shrinking under us.
@@ -322,8 +326,9 @@ TEST_F(StoreTest, IndexDeletedIsRebuiltFromTheDrives) {
   EXPECT_EQ(vols[0].shards + vols[1].shards, 3u);
 }
 
-// A crash in the middle of appending the last record, at every byte: the store opens, the
-// torn record never appears, its bytes are cut, and every earlier shard verifies.
+// A crash in the middle of appending the last record or its commit record, at every byte: the
+// store opens, the torn record never appears, its bytes are cut, and every earlier shard
+// verifies.
 TEST_F(StoreTest, TornLastRecordAtEveryByte) {
   opt_.sync_index = false;  // about 1,600 reopenings; the segment syncs stay real
   auto c = Config({64 << 20});
@@ -341,7 +346,9 @@ TEST_F(StoreTest, TornLastRecordAtEveryByte) {
   const std::string seg = info->segment_path;
   const std::string full = Slurp(seg);
   const uint64_t start = info->location.offset;
-  ASSERT_EQ(full.size(), start + info->location.record_len);
+  // The record, then the batch's 32-byte commit record: a cut anywhere in either is a torn
+  // batch that was never acknowledged.
+  ASSERT_EQ(full.size(), start + info->location.record_len + kCommitSize);
   for (uint64_t cut = start; cut <= full.size(); ++cut) {
     fs::remove_all(c.state_dir);
     CopyDir(dir_ + "/state-before", c.state_dir);
@@ -364,6 +371,74 @@ TEST_F(StoreTest, TornLastRecordAtEveryByte) {
       }
     }
   }
+}
+
+// Damage inside batches the index has not seen yet (a lost index commit, then bit rot): a
+// valid commit record further on proves acknowledged data follows, so nothing is cut; the
+// segment is sealed and new writes go to a fresh one.
+TEST_F(StoreTest, DamageBeforeALaterCommitIsNeverCut) {
+  auto c = Config({64 << 20});
+  auto store = InitAndOpen(c);
+  ASSERT_TRUE(Put(*store, {"indexed"}).has_value());
+  store.reset();
+  CopyDir(c.state_dir, dir_ + "/state-before");
+  store = std::move(*Store::Open(c, Store::Mode::kWrite, opt_));
+  auto lost = Put(*store, {Pattern(3000), "second of the batch"});
+  ASSERT_TRUE(lost.has_value());
+  auto info = store->Stat((*lost)[0].id);
+  ASSERT_TRUE(info.has_value());
+  store.reset();
+  fs::remove_all(c.state_dir);
+  CopyDir(dir_ + "/state-before", c.state_dir);  // the index forgets the second batch
+  std::string seg = Slurp(info->segment_path);
+  seg[info->location.offset + 20] ^= 1;  // and its first record header rots
+  Spit(info->segment_path, seg);
+  auto reopened = Store::Open(c, Store::Mode::kWrite, opt_);
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  EXPECT_EQ(fs::file_size(info->segment_path), seg.size());  // not one byte cut
+  bool warned = false;
+  for (const auto& n : (*reopened)->notices()) warned |= n.find("damaged") != std::string::npos;
+  EXPECT_TRUE(warned);
+  auto next = Put(**reopened, {"after the damage"});
+  ASSERT_TRUE(next.has_value());
+  auto next_info = (*reopened)->Stat((*next)[0].id);
+  ASSERT_TRUE(next_info.has_value());
+  EXPECT_NE(next_info->location.segment, info->location.segment);  // sealed: a new segment
+}
+
+// A crash while a new segment was being created leaves a file shorter than its header: it is
+// removed, and the next write starts a proper segment (never a record at offset 0).
+TEST_F(StoreTest, SegmentCutShortAtCreationIsRemoved) {
+  auto c = Config({64 << 20});
+  auto store = InitAndOpen(c);
+  auto first = Put(*store, {"first"});
+  ASSERT_TRUE(first.has_value());
+  store.reset();
+  const std::string stub = c.drives[0].path + "/" + SegmentFileName(2);
+  Spit(stub, "DFRPSE");
+  auto reopened = Store::Open(c, Store::Mode::kWrite, opt_);
+  ASSERT_TRUE(reopened.has_value()) << reopened.error().ToString();
+  EXPECT_FALSE(fs::exists(stub));
+  auto w = Put(**reopened, {"second"});
+  ASSERT_TRUE(w.has_value());
+  auto info = (*reopened)->Stat((*w)[0].id);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_GE(info->location.offset, kSegmentHeaderSize);
+  EXPECT_EQ(*Get(**reopened, (*first)[0].id), "first");
+}
+
+// A reader never rebuilds or truncates while a writer holds the lock.
+TEST_F(StoreTest, ReaderLeavesTheTailToTheActiveWriter) {
+  auto c = Config({64 << 20});
+  auto writer = InitAndOpen(c);
+  ASSERT_TRUE(Put(*writer, {"one"}).has_value());
+  const std::string seg = c.drives[0].path + "/" + SegmentFileName(1);
+  const uint64_t size = fs::file_size(seg);
+  Spit(seg, Slurp(seg) + "half a record from a write in flight");
+  auto reader = Store::Open(c, Store::Mode::kRead, opt_);
+  ASSERT_TRUE(reader.has_value()) << reader.error().ToString();
+  EXPECT_GT(fs::file_size(seg), size);  // untouched: the writer owns its tail
+  EXPECT_TRUE((*reader)->notices().empty());
 }
 
 }  // namespace

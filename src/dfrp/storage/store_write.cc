@@ -34,7 +34,7 @@ constexpr uint64_t kStreamChunk = 8 << 20;
 
 class BatchWriter {
  public:
-  explicit BatchWriter(Store* store) : s_(store) {}
+  explicit BatchWriter(Store* store) : s_(store), sealed_(store->sealed_segments_) {}
   ~BatchWriter() { Rollback(); }
 
   Result<std::vector<WrittenShard>> Run(std::vector<WriteRequest>& batch,
@@ -73,6 +73,7 @@ class BatchWriter {
   std::vector<Planned> planned_;
   std::map<SegmentKey, OpenSegment> segments_;
   std::vector<std::string> spooled_;  // temporary copies of unsized inputs
+  std::set<SegmentKey> sealed_;       // segments recovery found damaged: never appended to
   std::string buffer_;
   SegmentKey buffer_segment_{};
   uint64_t buffer_offset_ = 0;
@@ -174,21 +175,27 @@ Status BatchWriter::Plan() {
     }
     rooms[v] = r;
   }
+  std::set<SegmentKey> touched;  // segments this batch appends to (each gets a commit record)
   for (Planned& p : planned_) {
     const uint64_t len = p.header.record_len();
     bool placed = false;
     for (size_t v = 0; v < rooms.size() && !placed; ++v) {
       if (!rooms[v]) continue;
       Room& r = *rooms[v];
-      const bool append = r.has_segment && (r.last_size <= kSegmentHeaderSize ||
-                                            r.last_size + len <= s_->opt_.segment_target_size);
-      const uint64_t need = len + (append ? 0 : kSegmentHeaderSize);
+      const bool append = r.has_segment && !sealed_.count({uint32_t(v), r.last_segment}) &&
+                          r.last_size >= kSegmentHeaderSize &&
+                          (r.last_size == kSegmentHeaderSize ||
+                           r.last_size + len + kCommitSize <= s_->opt_.segment_target_size);
+      const bool first_touch = !append || !touched.count({uint32_t(v), r.last_segment});
+      const uint64_t need =
+          len + (append ? 0 : kSegmentHeaderSize) + (first_touch ? kCommitSize : 0);
       if (r.used + need > r.quota || need > r.fs_free) continue;
       if (!append) {
         r.last_segment = r.has_segment ? r.last_segment + 1 : 1;
         r.last_size = kSegmentHeaderSize;
         r.has_segment = true;
       }
+      touched.insert({uint32_t(v), r.last_segment});
       p.volume = static_cast<uint32_t>(v);
       p.segment = r.last_segment;
       p.offset = r.last_size;
@@ -230,12 +237,18 @@ Status BatchWriter::OpenSegments() {
     seg.created = true;
     SegmentHeader h{p.volume, s_->store_id_, p.segment};
     DFRP_RETURN_IF_ERROR(seg.file->WriteAt(0, EncodeSegmentHeader(h)));
+    DFRP_RETURN_IF_ERROR(seg.file->Sync());
     new_marks[key] = kSegmentHeaderSize;
   }
-  // Reserve the space up front: a full file system fails here, before any record is written.
+  // A new segment's header and folder entry are durable before its mark is.
+  std::set<uint32_t> new_dirs;
+  for (const auto& [key, mark] : new_marks) new_dirs.insert(key.first);
+  for (uint32_t v : new_dirs) DFRP_RETURN_IF_ERROR(s_->fs_->SyncDir(s_->volumes_[v]->drive.path));
+  // Reserve the space up front, commit record included: a full file system fails here,
+  // before any record is written.
   for (auto& [key, seg] : segments_) {
     uint64_t from = seg.created ? 0 : seg.original_size;
-    Status st = seg.file->Allocate(from, seg.planned_end - from);
+    Status st = seg.file->Allocate(from, seg.planned_end + kCommitSize - from);
     if (!st.ok())
       return st.IsNoSpace() ? Status::NoSpace(fmt::format(
                                   "volume {} ran out of disk space ({}): free space on the drive "
@@ -306,6 +319,7 @@ class InputPrefetcher {
   }
   ~InputPrefetcher() {
     if (worker_.joinable()) {
+      std::lock_guard<std::mutex> lock(mu_);  // so the worker cannot miss the wake-up
       worker_.request_stop();
       cv_.notify_all();
     }
@@ -438,13 +452,22 @@ Status BatchWriter::WriteRecords(std::vector<WriteRequest>& batch, const Progres
   return Flush();
 }
 
+// Makes the batch durable in two steps: the records, then one commit record per segment.
+// Because the records are synced before any commit record is written, a commit on disk
+// proves the records before it are whole; recovery relies on that (recovery.cc).
 Status BatchWriter::SyncAll() {
-  std::set<uint32_t> dirs;
+  for (auto& [key, seg] : segments_) DFRP_RETURN_IF_ERROR(seg.file->Sync());
   for (auto& [key, seg] : segments_) {
-    DFRP_RETURN_IF_ERROR(seg.file->Sync());
-    if (seg.created) dirs.insert(key.first);
+    CommitRecord c{0, 0};
+    for (const Planned& p : planned_) {
+      if (p.volume != key.first || p.segment != key.second) continue;
+      c.records += 1;
+      c.bytes += p.header.record_len();
+    }
+    DFRP_RETURN_IF_ERROR(seg.file->WriteAt(seg.planned_end, EncodeCommit(c)));
+    seg.planned_end += kCommitSize;
   }
-  for (uint32_t v : dirs) DFRP_RETURN_IF_ERROR(s_->fs_->SyncDir(s_->volumes_[v]->drive.path));
+  for (auto& [key, seg] : segments_) DFRP_RETURN_IF_ERROR(seg.file->Sync());
   return Status::OK();
 }
 
@@ -502,6 +525,7 @@ Result<std::vector<WrittenShard>> BatchWriter::Run(std::vector<WriteRequest>& ba
 Result<std::vector<WrittenShard>> Store::Write(std::vector<WriteRequest>& batch,
                                                const ProgressFn& progress) {
   if (!lock_) return Err(Status::Internal("Store::Write needs a store opened with Mode::kWrite"));
+  if (!config_problems_.empty()) return Err(Status::InvalidArgument(config_problems_.front()));
   if (batch.empty()) return std::vector<WrittenShard>();
   BatchWriter writer(this);
   return writer.Run(batch, progress);
