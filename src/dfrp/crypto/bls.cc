@@ -1,11 +1,10 @@
 #include "dfrp/crypto/bls.h"
 
+#include <fmt/format.h>
 #include <sodium.h>
 
 #include <algorithm>
 #include <cstring>
-#include <fmt/format.h>
-#include <mutex>
 #include <thread>
 
 #include "blst.h"
@@ -38,22 +37,29 @@ Status EnsureSodium() {
 
 const char* BlstErrorText(BLST_ERROR e) {
   switch (e) {
-    case BLST_SUCCESS: return "ok";
-    case BLST_BAD_ENCODING: return "bad encoding";
-    case BLST_POINT_NOT_ON_CURVE: return "point not on the curve";
-    case BLST_POINT_NOT_IN_GROUP: return "point not in the prime-order subgroup";
-    case BLST_AGGR_TYPE_MISMATCH: return "aggregate type mismatch";
-    case BLST_VERIFY_FAIL: return "verification failed";
-    case BLST_PK_IS_INFINITY: return "point at infinity";
-    case BLST_BAD_SCALAR: return "bad scalar";
+    case BLST_SUCCESS:
+      return "ok";
+    case BLST_BAD_ENCODING:
+      return "bad encoding";
+    case BLST_POINT_NOT_ON_CURVE:
+      return "point not on the curve";
+    case BLST_POINT_NOT_IN_GROUP:
+      return "point not in the prime-order subgroup";
+    case BLST_AGGR_TYPE_MISMATCH:
+      return "aggregate type mismatch";
+    case BLST_VERIFY_FAIL:
+      return "verification failed";
+    case BLST_PK_IS_INFINITY:
+      return "point at infinity";
+    case BLST_BAD_SCALAR:
+      return "bad scalar";
   }
   return "unknown blst error";
 }
 
 Status DecodeError(std::string_view what, std::string_view why) {
   return Status::InvalidArgument(
-      fmt::format("{} is not valid ({}): pass the {} exactly as it was produced", what, why,
-                  what));
+      fmt::format("{} is not valid ({}): pass the {} exactly as it was produced", what, why, what));
 }
 
 std::vector<byte> RandomScalars(size_t n) {
@@ -79,8 +85,8 @@ bool AccumulateBatch(PairingCtx& ctx, std::span<const SignedMessage> part, const
   for (size_t i = 0; i < part.size(); ++i) {
     const SignedMessage& t = part[i];
     BLST_ERROR e = blst_pairing_chk_n_mul_n_aggr_pk_in_g1(
-        ctx.get(), P1(t.key->point()), false, P2(t.signature->point()), false, scalars + 8 * i,
-        64, U8(t.message), t.message.size(), nullptr, 0);
+        ctx.get(), P1(t.key->point()), false, P2(t.signature->point()), false, scalars + 8 * i, 64,
+        U8(t.message), t.message.size(), nullptr, 0);
     if (e != BLST_SUCCESS) return false;
   }
   blst_pairing_commit(ctx.get());
@@ -93,8 +99,8 @@ bool AccumulateBatch(PairingCtx& ctx, std::span<const SignedMessage> part, const
 
 Result<PublicKey> PublicKey::FromBytes(ByteSpan bytes) {
   if (bytes.size() != kPublicKeySize) {
-    return Err(DecodeError("public key", fmt::format("{} bytes, expected {}", bytes.size(),
-                                                     kPublicKeySize)));
+    return Err(DecodeError("public key",
+                           fmt::format("{} bytes, expected {}", bytes.size(), kPublicKeySize)));
   }
   PublicKey pk;
   std::memcpy(pk.bytes_.data(), bytes.data(), kPublicKeySize);
@@ -117,8 +123,8 @@ Result<PublicKey> PublicKey::FromHex(std::string_view hex) {
 
 Result<Signature> Signature::FromBytes(ByteSpan bytes) {
   if (bytes.size() != kSignatureSize) {
-    return Err(DecodeError("signature", fmt::format("{} bytes, expected {}", bytes.size(),
-                                                    kSignatureSize)));
+    return Err(DecodeError("signature",
+                           fmt::format("{} bytes, expected {}", bytes.size(), kSignatureSize)));
   }
   Signature sig;
   std::memcpy(sig.bytes_.data(), bytes.data(), kSignatureSize);
@@ -175,9 +181,9 @@ Result<SecretKey> SecretKey::FromIkm(ByteSpan ikm) {
 
 Result<SecretKey> SecretKey::FromBytes(ByteSpan bytes) {
   if (bytes.size() != kSecretKeySize) {
-    return Err(Status::InvalidArgument(fmt::format(
-        "secret key is {} bytes, expected {}: pass a 32-byte big-endian scalar in hex",
-        bytes.size(), kSecretKeySize)));
+    return Err(Status::InvalidArgument(
+        fmt::format("secret key is {} bytes, expected {}: pass a 32-byte big-endian scalar in hex",
+                    bytes.size(), kSecretKeySize)));
   }
   DFRP_ASSIGN_OR_RETURN(auto scalar, Allocate());
   blst_scalar_from_bendian(&scalar->s, U8(bytes));
@@ -197,24 +203,24 @@ PublicKey SecretKey::GetPublicKey() const {
   blst_sk_to_pk_in_g1(&p, &scalar_->s);
   PublicKey pk;
   blst_p1_to_affine(P1(pk.point_), &p);
-  blst_p1_compress(pk.bytes_.data(), &p);
+  blst_p1_affine_compress(pk.bytes_.data(), P1(pk.point_));
   return pk;
 }
 
 namespace {
-void SignWith(const blst_scalar* s, ByteSpan msg, std::string_view dst, Signature* out,
-              blst_p2_affine* point, uint8_t* bytes) {
+void SignWith(const blst_scalar* s, ByteSpan msg, std::string_view dst, blst_p2_affine* point,
+              uint8_t* bytes) {
   blst_p2 h, sig;
   blst_hash_to_g2(&h, U8(msg), msg.size(), U8(dst), dst.size(), nullptr, 0);
   blst_sign_pk_in_g1(&sig, &h, s);
   blst_p2_to_affine(point, &sig);
-  blst_p2_compress(bytes, &sig);
+  blst_p2_affine_compress(bytes, point);
 }
 }  // namespace
 
 Signature SecretKey::Sign(ByteSpan message) const {
   Signature sig;
-  SignWith(&scalar_->s, message, kSigDst, &sig, P2(sig.point_), sig.bytes_.data());
+  SignWith(&scalar_->s, message, kSigDst, P2(sig.point_), sig.bytes_.data());
   return sig;
 }
 
@@ -223,7 +229,7 @@ Signature SecretKey::ProvePossession() const {
   Signature sig;
   ByteSpan msg = core::AsBytes(
       std::string_view(reinterpret_cast<const char*>(pk.bytes().data()), kPublicKeySize));
-  SignWith(&scalar_->s, msg, kPopDst, &sig, P2(sig.point_), sig.bytes_.data());
+  SignWith(&scalar_->s, msg, kPopDst, P2(sig.point_), sig.bytes_.data());
   return sig;
 }
 
@@ -265,7 +271,7 @@ Result<Signature> AggregateSignatures(std::span<const Signature> sigs) {
   }
   Signature out;
   blst_p2_to_affine(P2(out.point_), &acc);
-  blst_p2_compress(out.bytes_.data(), &acc);
+  blst_p2_affine_compress(out.bytes_.data(), P2(out.point_));
   return out;
 }
 
@@ -281,23 +287,28 @@ Result<PublicKey> AggregatePublicKeysUnchecked(std::span<const PublicKey> keys) 
   }
   PublicKey out;
   blst_p1_to_affine(P1(out.point_), &acc);
-  blst_p1_compress(out.bytes_.data(), &acc);
+  blst_p1_affine_compress(out.bytes_.data(), P1(out.point_));
   return out;
 }
 
 Status FastAggregateVerify(std::span<const ProvenPublicKey> keys, ByteSpan message,
                            const Signature& aggregate) {
   if (keys.empty()) return Status::InvalidArgument("no public keys: pass at least one");
-  std::vector<PublicKey> plain;
-  plain.reserve(keys.size());
-  for (const ProvenPublicKey& k : keys) plain.push_back(k.key());
-  DFRP_ASSIGN_OR_RETURN(PublicKey sum, AggregatePublicKeysUnchecked(plain));
-  Status s = CoreVerify(sum, message, aggregate, kSigDst, "aggregate signature");
-  if (!s.ok()) {
-    return Status::Corruption(fmt::format(
-        "aggregate signature does not verify for the {} keys on this message", keys.size()));
+  blst_p1 acc;
+  blst_p1_from_affine(&acc, P1(keys[0].key().point()));
+  for (size_t i = 1; i < keys.size(); ++i) {
+    blst_p1_add_or_double_affine(&acc, &acc, P1(keys[i].key().point()));
   }
-  return s;
+  blst_p1_affine sum;
+  blst_p1_to_affine(&sum, &acc);
+  BLST_ERROR e = blst_core_verify_pk_in_g1(&sum, P2(aggregate.point()), true, U8(message),
+                                           message.size(), U8(kSigDst), kSigDst.size(), nullptr, 0);
+  if (e != BLST_SUCCESS) {
+    return Status::Corruption(
+        fmt::format("aggregate signature does not verify for the {} keys on this message ({})",
+                    keys.size(), BlstErrorText(e)));
+  }
+  return Status::OK();
 }
 
 Status AggregateVerify(std::span<const PublicKey> keys, std::span<const ByteSpan> messages,
@@ -305,17 +316,16 @@ Status AggregateVerify(std::span<const PublicKey> keys, std::span<const ByteSpan
   if (keys.empty()) return Status::InvalidArgument("no public keys: pass at least one");
   if (keys.size() != messages.size()) {
     return Status::InvalidArgument(fmt::format(
-        "{} public keys but {} messages: pass one message per key", keys.size(),
-        messages.size()));
+        "{} public keys but {} messages: pass one message per key", keys.size(), messages.size()));
   }
   std::vector<std::string_view> sorted;
   for (ByteSpan m : messages) sorted.push_back(core::AsChars(m));
   std::sort(sorted.begin(), sorted.end());
   if (auto dup = std::adjacent_find(sorted.begin(), sorted.end()); dup != sorted.end()) {
-    return Status::InvalidArgument(fmt::format(
-        "message {} appears twice: aggregate-verify needs distinct messages (use the "
-        "same-message form with proofs of possession instead)",
-        core::ToHex(*dup)));
+    return Status::InvalidArgument(
+        fmt::format("message {} appears twice: aggregate-verify needs distinct messages (use the "
+                    "same-message form with proofs of possession instead)",
+                    core::ToHex(*dup)));
   }
   PairingCtx ctx = NewPairing(kSigDst);
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -364,14 +374,14 @@ Status BatchVerify(std::span<const SignedMessage> batch, unsigned threads) {
   if (BatchHolds(batch, threads)) return Status::OK();
   for (size_t i = 0; i < batch.size(); ++i) {
     if (!Verify(*batch[i].key, batch[i].message, *batch[i].signature).ok()) {
-      return Status::Corruption(fmt::format(
-          "batch of {} signatures: signature {} (public key {}) does not verify", batch.size(),
-          i, batch[i].key->ToHex()));
+      return Status::Corruption(
+          fmt::format("batch of {} signatures: signature {} (public key {}) does not verify",
+                      batch.size(), i, batch[i].key->ToHex()));
     }
   }
-  return Status::Corruption(fmt::format(
-      "batch of {} signatures does not verify as a whole although each one does: retry",
-      batch.size()));
+  return Status::Corruption(
+      fmt::format("batch of {} signatures does not verify as a whole although each one does: retry",
+                  batch.size()));
 }
 
 }  // namespace dfrp::crypto::bls

@@ -162,8 +162,8 @@ struct SignedMessage {
 };
 
 // Verifies many independent (key, message, signature) triples at once by a random linear
-// combination (64-bit random scalars from the OS), spread over `threads` threads (0: the
-// hardware concurrency). Ok iff every triple verifies, except with probability about 2^-64.
+// combination (random odd 64-bit scalars from the OS), spread over `threads` threads (0: the
+// hardware concurrency). Ok iff every triple verifies, except with probability about 2^-63.
 // On failure, the triples are re-checked one by one and the Corruption message names the
 // first bad index. An empty batch is ok.
 Status BatchVerify(std::span<const SignedMessage> batch, unsigned threads = 0);

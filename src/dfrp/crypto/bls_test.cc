@@ -65,8 +65,8 @@ TEST(Bls, GenerateSignVerifyAndWrongMessage) {
   Status bad = Verify(pk, Bytes(other), sig);
   EXPECT_TRUE(bad.IsCorruption());
   EXPECT_EQ(core::ExitCodeFor(bad), core::kExitIntegrity);
-  auto pk2 = PublicKey::FromBytes(AsBytes(std::string_view(
-      reinterpret_cast<const char*>(pk.bytes().data()), kPublicKeySize)));
+  auto pk2 = PublicKey::FromBytes(
+      AsBytes(std::string_view(reinterpret_cast<const char*>(pk.bytes().data()), kPublicKeySize)));
   ASSERT_TRUE(pk2.has_value());
   EXPECT_EQ(*pk2, pk);
 }
@@ -118,8 +118,8 @@ TEST(Bls, RejectsPointsOutsideSubgroupOrOffCurve) {
     g1[47] = static_cast<char>(x);
     g2[95] = static_cast<char>(x);  // x = x0 + x1*u with x1 first: here x0 = x, x1 = 0... or
                                     // the reverse; either way a small coordinate
-    for (auto r : {PublicKey::FromBytes(Bytes(g1)).status(),
-                   Signature::FromBytes(Bytes(g2)).status()}) {
+    for (auto r :
+         {PublicKey::FromBytes(Bytes(g1)).status(), Signature::FromBytes(Bytes(g2)).status()}) {
       ASSERT_FALSE(r.ok());
       if (r.message().find("subgroup") != std::string::npos) ++subgroup;
       if (r.message().find("not on the curve") != std::string::npos) ++off_curve;
@@ -173,8 +173,8 @@ TEST(Bls, RogueKeyAggregateRefusedWithoutPossession) {
                                reinterpret_cast<const blst_p1_affine*>(pk_a.point().raw.data()));
   std::array<uint8_t, 48> rogue_bytes;
   blst_p1_compress(rogue_bytes.data(), &rogue);
-  auto pk_r = PublicKey::FromBytes(AsBytes(
-      std::string_view(reinterpret_cast<const char*>(rogue_bytes.data()), 48)));
+  auto pk_r = PublicKey::FromBytes(
+      AsBytes(std::string_view(reinterpret_cast<const char*>(rogue_bytes.data()), 48)));
   ASSERT_TRUE(pk_r.has_value()) << "the rogue key is a valid point";
 
   std::string msg = "transfer everything to mallory";

@@ -124,17 +124,17 @@ std::string AddressOf(const crypto::bls::PublicKey& key) {
 core::Result<crypto::bls::PublicKey> PublicKeyFromAddress(std::string_view address) {
   DFRP_ASSIGN_OR_RETURN(Bech32Data d, Bech32mDecode(address));
   if (d.hrp != kAddressHrp) {
-    return core::Err(core::Status::InvalidArgument(fmt::format(
-        "address '{}' has prefix '{}', expected '{}': it is not a dfrp address", address, d.hrp,
-        kAddressHrp)));
+    return core::Err(core::Status::InvalidArgument(
+        fmt::format("address '{}' has prefix '{}', expected '{}': it is not a dfrp address",
+                    address, d.hrp, kAddressHrp)));
   }
   std::vector<uint8_t> bytes;
   if (!ConvertBits(d.data, 5, 8, false, &bytes) || bytes.size() != crypto::bls::kPublicKeySize) {
     return core::Err(core::Status::InvalidArgument(
         fmt::format("address '{}' does not carry a 48-byte public key: check it", address)));
   }
-  return crypto::bls::PublicKey::FromBytes(core::AsBytes(
-      std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+  return crypto::bls::PublicKey::FromBytes(
+      core::AsBytes(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
 }
 
 }  // namespace dfrp::wallet

@@ -22,8 +22,8 @@ namespace dfrp::wallet {
 inline constexpr std::string_view kAddressHrp = "dfrp";
 
 struct Bech32Data {
-  std::string hrp;             // lowercase
-  std::vector<uint8_t> data;   // 5-bit groups, checksum removed
+  std::string hrp;            // lowercase
+  std::vector<uint8_t> data;  // 5-bit groups, checksum removed
 };
 
 // Encodes 5-bit groups (each < 32) under `hrp` (lowercase, 1..83 printable ASCII characters)

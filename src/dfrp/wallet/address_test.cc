@@ -10,9 +10,11 @@ TEST(Bech32m, Bip350ValidVectors) {
   for (const char* s : {
            "A1LQFN3A",
            "a1lqfn3a",
-           "an83characterlonghumanreadablepartthatcontainsthetheexcludedcharactersbioandnumber11sg7hg6",
+           "an83characterlonghumanreadablepartthatcontainsthetheexcludedcharactersbioandnumber11sg7"
+           "hg6",
            "abcdef1l7aum6echk45nj3s0wdvt2fg8x9yrzpqzd3ryx",
-           "11llllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllludsr8",
+           "11lllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllud"
+           "sr8",
            "split1checkupstagehandshakeupstreamerranterredcaperredlc445v",
            "?1v759aa",
        }) {
@@ -28,20 +30,24 @@ TEST(Bech32m, Bip350ValidVectors) {
 // BIP-350 test vectors: invalid bech32m strings (with the reason BIP-350 gives).
 TEST(Bech32m, Bip350InvalidVectors) {
   for (std::string s : {
-           std::string("\x20" "1xj0phk"),   // HRP character out of range
-           std::string("\x7f" "1g6xzxy"),   // HRP character out of range
-           std::string("\x80" "1vctc34"),   // HRP character out of range
-           std::string("an84characterslonghumanreadablepartthatcontainsthetheexcludedcharactersbioandnumber11d6pts4"),  // too long
-           std::string("qyrz8wqd2c9m"),     // no separator
-           std::string("1qyrz8wqd2c9m"),    // empty HRP
-           std::string("y1b0jsk6g"),        // invalid data character
-           std::string("lt1igcx5c0"),       // invalid data character
-           std::string("in1muywd"),         // too short checksum
-           std::string("mm1crxm3i"),        // invalid character in checksum
-           std::string("au1s5cgom"),        // invalid character in checksum
-           std::string("M1VUXWEZ"),         // checksum computed with uppercase HRP
-           std::string("16plkw9"),          // empty HRP
-           std::string("1p2gdwpf"),         // empty HRP
+           std::string("\x20"
+                       "1xj0phk"),  // HRP character out of range
+           std::string("\x7f"
+                       "1g6xzxy"),  // HRP character out of range
+           std::string("\x80"
+                       "1vctc34"),  // HRP character out of range
+           std::string("an84characterslonghumanreadablepartthatcontainsthetheexcludedcharactersbioa"
+                       "ndnumber11d6pts4"),  // too long
+           std::string("qyrz8wqd2c9m"),      // no separator
+           std::string("1qyrz8wqd2c9m"),     // empty HRP
+           std::string("y1b0jsk6g"),         // invalid data character
+           std::string("lt1igcx5c0"),        // invalid data character
+           std::string("in1muywd"),          // too short checksum
+           std::string("mm1crxm3i"),         // invalid character in checksum
+           std::string("au1s5cgom"),         // invalid character in checksum
+           std::string("M1VUXWEZ"),          // checksum computed with uppercase HRP
+           std::string("16plkw9"),           // empty HRP
+           std::string("1p2gdwpf"),          // empty HRP
        }) {
     EXPECT_FALSE(Bech32mDecode(s).has_value()) << s;
   }

@@ -25,8 +25,8 @@ constexpr uint64_t kMaxOps = 64;
 constexpr uint64_t kMaxMem = 4ull << 30;
 
 Status Corrupt(std::string_view name, std::string_view why) {
-  return Status::Corruption(fmt::format(
-      "keystore {} is damaged: {}; restore it from a backup", name, why));
+  return Status::Corruption(
+      fmt::format("keystore {} is damaged: {}; restore it from a backup", name, why));
 }
 
 // Wipes a fixed buffer on scope exit.
@@ -61,9 +61,9 @@ Status DeriveKey(const Keystore& ks, std::string_view passphrase, unsigned char*
   if (crypto_pwhash(key, kKeySize, passphrase.data(), passphrase.size(), U(ks.salt),
                     ks.kdf.opslimit, static_cast<size_t>(ks.kdf.memlimit),
                     crypto_pwhash_ALG_ARGON2ID13) != 0) {
-    return Status::NoSpace(fmt::format(
-        "Argon2id could not get {} of memory: free memory or use a machine with more",
-        core::FormatBytes(ks.kdf.memlimit)));
+    return Status::NoSpace(
+        fmt::format("Argon2id could not get {} of memory: free memory or use a machine with more",
+                    core::FormatBytes(ks.kdf.memlimit)));
   }
   return Status::OK();
 }
@@ -152,8 +152,7 @@ core::Result<WalletPublic> ParsePublic(const json& doc, std::string_view name) {
   using crypto::bls::PublicKey;
   using crypto::bls::Signature;
   DFRP_ASSIGN_OR_RETURN(PublicKey pk, PointField<PublicKey>(doc, "public_key", 48, name));
-  DFRP_ASSIGN_OR_RETURN(Signature pop,
-                        PointField<Signature>(doc, "proof_of_possession", 96, name));
+  DFRP_ASSIGN_OR_RETURN(Signature pop, PointField<Signature>(doc, "proof_of_possession", 96, name));
   DFRP_ASSIGN_OR_RETURN(std::string address, StringField(doc, "address", name));
   DFRP_ASSIGN_OR_RETURN(std::vector<float> vec, VectorField(doc, name));
   DFRP_ASSIGN_OR_RETURN(Signature vsig, PointField<Signature>(doc, "vector_signature", 96, name));
@@ -197,8 +196,12 @@ core::Result<KdfParams> KdfParamsForProfile(std::string_view profile) {
 core::Result<Keystore> SealKeystore(const crypto::bls::SecretKey& key, WalletPublic pub,
                                     std::string_view passphrase, const KdfParams& kdf) {
   if (sodium_init() < 0) return Err(Status::Internal("libsodium failed to initialise"));
-  Keystore ks{kKeystoreVersion, std::move(pub), kdf, std::string(kSaltSize, '\0'),
-              std::string(kNonceSize, '\0'), std::string(kCipherSize, '\0')};
+  Keystore ks{kKeystoreVersion,
+              std::move(pub),
+              kdf,
+              std::string(kSaltSize, '\0'),
+              std::string(kNonceSize, '\0'),
+              std::string(kCipherSize, '\0')};
   DFRP_RETURN_IF_ERROR(CheckKdf(kdf, "(new)"));
   randombytes_buf(ks.salt.data(), ks.salt.size());
   randombytes_buf(ks.nonce.data(), ks.nonce.size());
@@ -207,14 +210,13 @@ core::Result<Keystore> SealKeystore(const crypto::bls::SecretKey& key, WalletPub
   DFRP_RETURN_IF_ERROR(DeriveKey(ks, passphrase, aead_key.b));
   key.ExportTo(std::span<uint8_t, 32>(plain.b, 32));
   std::string ad = AssociatedData(ks);
-  crypto_aead_xchacha20poly1305_ietf_encrypt(
-      reinterpret_cast<unsigned char*>(ks.ciphertext.data()), nullptr, plain.b, sizeof plain.b,
-      U(ad), ad.size(), nullptr, U(ks.nonce), aead_key.b);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(reinterpret_cast<unsigned char*>(ks.ciphertext.data()),
+                                             nullptr, plain.b, sizeof plain.b, U(ad), ad.size(),
+                                             nullptr, U(ks.nonce), aead_key.b);
   return ks;
 }
 
-core::Result<crypto::bls::SecretKey> UnlockKeystore(const Keystore& ks,
-                                                    std::string_view passphrase,
+core::Result<crypto::bls::SecretKey> UnlockKeystore(const Keystore& ks, std::string_view passphrase,
                                                     std::string_view name) {
   if (sodium_init() < 0) return Err(Status::Internal("libsodium failed to initialise"));
   DFRP_RETURN_IF_ERROR(CheckKdf(ks.kdf, name));
@@ -234,8 +236,8 @@ core::Result<crypto::bls::SecretKey> UnlockKeystore(const Keystore& ks,
         "again; nothing was changed",
         name)));
   }
-  auto sk = crypto::bls::SecretKey::FromBytes(core::AsBytes(
-      std::string_view(reinterpret_cast<const char*>(plain.b), sizeof plain.b)));
+  auto sk = crypto::bls::SecretKey::FromBytes(
+      core::AsBytes(std::string_view(reinterpret_cast<const char*>(plain.b), sizeof plain.b)));
   if (!sk || sk->GetPublicKey() != ks.pub.public_key) {
     return Err(Corrupt(name, "the encrypted secret key does not match public_key"));
   }
@@ -245,24 +247,28 @@ core::Result<crypto::bls::SecretKey> UnlockKeystore(const Keystore& ks,
 core::Result<Keystore> ParseKeystore(std::string_view json_text, std::string_view name) {
   json doc = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return Err(Corrupt(name, "it is not valid JSON (truncated?)"));
-  DFRP_RETURN_IF_ERROR(CheckKeys(doc,
-                                 {"format", "version", "address", "public_key",
-                                  "proof_of_possession", "vector", "vector_signature", "kdf",
-                                  "cipher"},
-                                 "the top level", name));
+  DFRP_RETURN_IF_ERROR(
+      CheckKeys(doc,
+                {"format", "version", "address", "public_key", "proof_of_possession", "vector",
+                 "vector_signature", "kdf", "cipher"},
+                "the top level", name));
   DFRP_ASSIGN_OR_RETURN(std::string format, StringField(doc, "format", name));
   if (format != kKeystoreFormat) return Err(Corrupt(name, "format is not 'dfrp-keystore'"));
   DFRP_ASSIGN_OR_RETURN(uint64_t version, UintField(doc, "version", name));
   if (version != kKeystoreVersion) {
-    return Err(Status::InvalidArgument(fmt::format(
-        "keystore {} has version {}; this dfrp-wallet reads version {}: upgrade dfrp", name,
-        version, kKeystoreVersion)));
+    return Err(Status::InvalidArgument(
+        fmt::format("keystore {} has version {}; this dfrp-wallet reads version {}: upgrade dfrp",
+                    name, version, kKeystoreVersion)));
   }
   DFRP_ASSIGN_OR_RETURN(WalletPublic pub, ParsePublic(doc, name));
   CryptoFields cf;
   DFRP_RETURN_IF_ERROR(ParseCrypto(doc, &cf, name));
-  return Keystore{static_cast<uint32_t>(version), std::move(pub), cf.kdf, std::move(cf.salt),
-                  std::move(cf.nonce), std::move(cf.ciphertext)};
+  return Keystore{static_cast<uint32_t>(version),
+                  std::move(pub),
+                  cf.kdf,
+                  std::move(cf.salt),
+                  std::move(cf.nonce),
+                  std::move(cf.ciphertext)};
 }
 
 std::string SerializeKeystore(const Keystore& ks) {

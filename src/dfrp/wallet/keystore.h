@@ -28,8 +28,8 @@ inline constexpr uint32_t kKeystoreVersion = 1;
 inline constexpr std::string_view kKeystoreFormat = "dfrp-keystore";
 
 struct KdfParams {
-  uint64_t opslimit = 3;                  // Argon2id passes
-  uint64_t memlimit = 64ull << 20;        // bytes
+  uint64_t opslimit = 3;            // Argon2id passes
+  uint64_t memlimit = 64ull << 20;  // bytes
 };
 
 // Default (>= 64 MiB, 3 passes) for "" or "default"; tiny parameters (1 pass, 8 KiB) for
@@ -52,8 +52,7 @@ core::Result<Keystore> SealKeystore(const crypto::bls::SecretKey& key, WalletPub
 // Decrypts the secret key. Corruption "wrong passphrase for keystore <name> ..." when the
 // authentication tag does not verify (a wrong passphrase, or altered fields: the two cannot be
 // told apart); Corruption if the decrypted key does not match the public key.
-core::Result<crypto::bls::SecretKey> UnlockKeystore(const Keystore& ks,
-                                                    std::string_view passphrase,
+core::Result<crypto::bls::SecretKey> UnlockKeystore(const Keystore& ks, std::string_view passphrase,
                                                     std::string_view name);
 
 // Parses and structurally validates a keystore (types, lengths, version, KDF bounds, valid

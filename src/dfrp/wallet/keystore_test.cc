@@ -107,10 +107,10 @@ std::string Tampered(const std::string& text, const json::json_pointer& ptr) {
 TEST(Keystore, TamperingAnyFieldIsDetected) {
   std::string text = SerializeKeystore(Sealed(Key('a'), "pw"));
   ASSERT_TRUE(OpenText(text, "pw").ok());
-  for (const char* field : {"/address", "/public_key", "/proof_of_possession", "/vector/1",
-                            "/vector_signature", "/kdf/opslimit", "/kdf/memlimit", "/kdf/salt",
-                            "/cipher/nonce", "/cipher/ciphertext", "/format", "/kdf/name",
-                            "/cipher/name"}) {
+  for (const char* field :
+       {"/address", "/public_key", "/proof_of_possession", "/vector/1", "/vector_signature",
+        "/kdf/opslimit", "/kdf/memlimit", "/kdf/salt", "/cipher/nonce", "/cipher/ciphertext",
+        "/format", "/kdf/name", "/cipher/name"}) {
     core::Status s = OpenText(Tampered(text, json::json_pointer(field)), "pw");
     EXPECT_TRUE(s.IsCorruption()) << field << ": " << s.ToString();
   }
@@ -124,8 +124,8 @@ TEST(Keystore, TamperingAnyFieldIsDetected) {
 TEST(Keystore, SplicedPublicPartIsDetected) {
   json a = json::parse(SerializeKeystore(Sealed(Key('a'), "pw")));
   json b = json::parse(SerializeKeystore(Sealed(Key('b'), "pw")));
-  for (const char* f : {"address", "public_key", "proof_of_possession", "vector",
-                        "vector_signature"}) {
+  for (const char* f :
+       {"address", "public_key", "proof_of_possession", "vector", "vector_signature"}) {
     a[f] = b[f];
   }
   core::Status s = OpenText(a.dump(), "pw");

@@ -1,10 +1,9 @@
 #include "dfrp/wallet/passphrase.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <termios.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 namespace dfrp::wallet {
 
@@ -13,9 +12,11 @@ using core::Status;
 
 namespace {
 
-Status NoTerminal() {
-  return Status::InvalidArgument(
-      "no passphrase: set DFRP_PASSPHRASE, pass --passphrase-file FILE, or run in a terminal");
+Status NoTerminal(std::string_view env_name = "DFRP_PASSPHRASE") {
+  std::string_view option =
+      env_name == "DFRP_NEW_PASSPHRASE" ? "--new-passphrase-file" : "--passphrase-file";
+  return Status::InvalidArgument(fmt::format(
+      "no passphrase: set {}, pass {} FILE, or run in a terminal", env_name, option));
 }
 
 std::string FirstLine(std::string text) {
@@ -68,7 +69,7 @@ core::Result<std::string> ReadPassphrase(core::FileSystem* fs, const PassphraseS
       }
     }
   } else {
-    return Err(NoTerminal());
+    return Err(NoTerminal(src.env_name));
   }
   if (pass.empty()) {
     return Err(Status::InvalidArgument(fmt::format("{} is empty: choose a non-empty one", what)));

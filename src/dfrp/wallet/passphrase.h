@@ -24,10 +24,10 @@ using GetenvFn = std::function<std::optional<std::string>(const std::string&)>;
 core::Result<std::string> PromptOnTerminal(std::string_view prompt);
 
 struct PassphraseSource {
-  std::string file;       // --passphrase-file; empty if not given
-  std::string env_name;   // DFRP_PASSPHRASE or DFRP_NEW_PASSPHRASE
+  std::string file;      // --passphrase-file; empty if not given
+  std::string env_name;  // DFRP_PASSPHRASE or DFRP_NEW_PASSPHRASE
   GetenvFn getenv;
-  PromptFn prompt;        // may be empty: no prompting
+  PromptFn prompt;  // may be empty: no prompting
 };
 
 // Reads a passphrase. With `confirm`, a prompted passphrase is asked twice and must match.

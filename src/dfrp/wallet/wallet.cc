@@ -91,9 +91,9 @@ core::Result<std::vector<float>> ParseVector(std::string_view csv) {
     char* stop = nullptr;
     float f = std::strtof(item.c_str(), &stop);
     if (item.empty() || stop != item.c_str() + item.size() || !std::isfinite(f)) {
-      return core::Err(Status::InvalidArgument(fmt::format(
-          "vector element {} ('{}') is not a finite number: write e.g. 0.5,-1,0", out.size(),
-          item)));
+      return core::Err(Status::InvalidArgument(
+          fmt::format("vector element {} ('{}') is not a finite number: write e.g. 0.5,-1,0",
+                      out.size(), item)));
     }
     out.push_back(f);
     start = end + 1;

@@ -148,9 +148,9 @@ Status CreateWallet(Ctx& c, SecretKey key) {
   if (!c.o.vector_csv.empty()) {
     DFRP_ASSIGN_OR_RETURN(vec, ParseVector(c.o.vector_csv));
     if (vec.size() != cfg.vector_dim) {
-      return Status::InvalidArgument(fmt::format(
-          "--vector has {} values but VECTOR_DIM is {}: give {} values", vec.size(),
-          cfg.vector_dim, cfg.vector_dim));
+      return Status::InvalidArgument(
+          fmt::format("--vector has {} values but VECTOR_DIM is {}: give {} values", vec.size(),
+                      cfg.vector_dim, cfg.vector_dim));
     }
   }
   KdfParams kdf;
@@ -226,8 +226,11 @@ Status CmdSign(Ctx& c) {
   DFRP_ASSIGN_OR_RETURN(Keystore ks, Load(c, &path));
   DFRP_ASSIGN_OR_RETURN(SecretKey key, Unlock(c, ks, path));
   Signature sig = key.Sign(core::AsBytes(msgs[0]));
-  Emit(c, {{"signature", sig.ToHex()}, {"public_key", ks.pub.public_key.ToHex()},
-           {"address", ks.pub.address}}, "signature");
+  Emit(c,
+       {{"signature", sig.ToHex()},
+        {"public_key", ks.pub.public_key.ToHex()},
+        {"address", ks.pub.address}},
+       "signature");
   return Status::OK();
 }
 
@@ -300,9 +303,9 @@ Status CmdVerifyAggregate(Ctx& c) {
     for (const auto& m : msgs) spans.push_back(core::AsBytes(m));
     DFRP_RETURN_IF_ERROR(crypto::bls::AggregateVerify(keys, spans, agg));
   } else {
-    return Status::InvalidArgument(fmt::format(
-        "{} keys and {} messages: give one message (same-message form) or one per key",
-        keys.size(), msgs.size()));
+    return Status::InvalidArgument(
+        fmt::format("{} keys and {} messages: give one message (same-message form) or one per key",
+                    keys.size(), msgs.size()));
   }
   Emit(c, {{"valid", true}, {"keys", keys.size()}, {"messages", msgs.size()}}, "valid");
   return Status::OK();
@@ -404,8 +407,8 @@ int RunWalletCli(const std::vector<std::string>& args, CliIo& io) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e, *io.out, *io.err);
   } catch (const CLI::ParseError& e) {
-    return Fail(io, Status::InvalidArgument(
-                        fmt::format("{}: run dfrp-wallet --help for usage", e.what())));
+    return Fail(
+        io, Status::InvalidArgument(fmt::format("{}: run dfrp-wallet --help for usage", e.what())));
   }
   Ctx ctx{io, o};
   for (auto& [sub, fn] : cmds) {

@@ -23,9 +23,9 @@ struct CliIo {
   std::istream* in;
   std::ostream* out;
   std::ostream* err;
-  GetenvFn getenv;        // environment lookups (DFRP_PASSPHRASE, DFRP_KDF_PROFILE, config)
-  PromptFn prompt;        // no-echo prompt; empty disables prompting
-  core::FileSystem* fs;   // not owned
+  GetenvFn getenv;       // environment lookups (DFRP_PASSPHRASE, DFRP_KDF_PROFILE, config)
+  PromptFn prompt;       // no-echo prompt; empty disables prompting
+  core::FileSystem* fs;  // not owned
 };
 
 // Standard streams, the process environment, /dev/tty, the POSIX file system.

@@ -12,8 +12,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kVectorSecret[] =
-    "263dbd792f5b1be47ed85f8938c0f29586af0d3ac7b977f21c278fe1462040e3";
+constexpr char kVectorSecret[] = "263dbd792f5b1be47ed85f8938c0f29586af0d3ac7b977f21c278fe1462040e3";
 constexpr char kVectorPublic[] =
     "a491d1b0ecd9bb917989f0e74f0dea0422eac4a873e5e2644f368dffb9a6e20fd6e10c1b77654d067c0618f6e5"
     "a7f79a";
@@ -31,12 +30,15 @@ class WalletCli : public ::testing::Test {
   int Run(std::vector<std::string> args, const std::string& stdin_text = "") {
     std::istringstream in(stdin_text);
     std::ostringstream out, err;
-    CliIo io{&in, &out, &err,
+    CliIo io{&in,
+             &out,
+             &err,
              [this](const std::string& k) -> std::optional<std::string> {
                auto it = env_.find(k);
                return it == env_.end() ? std::nullopt : std::optional(it->second);
              },
-             nullptr, core::DefaultFileSystem()};
+             nullptr,
+             core::DefaultFileSystem()};
     args.insert(args.begin(), "dfrp-wallet");
     int rc = RunWalletCli(args, io);
     out_ = out.str();
@@ -82,9 +84,13 @@ TEST_F(WalletCli, BadKeysAndSignaturesAreUsageErrors) {
   ASSERT_EQ(Run({"--wallet", W(), "sign", "--message-hex", "00"}), 0);
   std::string sig = Trimmed();
   std::string inf = "c0" + std::string(190, '0');
-  for (auto [k, s] : std::vector<std::pair<std::string, std::string>>{
-           {pk, sig.substr(2)}, {pk, "zz" + sig.substr(2)}, {pk, inf}, {pk.substr(2), sig},
-           {"c0" + std::string(94, '0'), sig}, {"dfrp1qqqqqq", sig}}) {
+  for (auto [k, s] :
+       std::vector<std::pair<std::string, std::string>>{{pk, sig.substr(2)},
+                                                        {pk, "zz" + sig.substr(2)},
+                                                        {pk, inf},
+                                                        {pk.substr(2), sig},
+                                                        {"c0" + std::string(94, '0'), sig},
+                                                        {"dfrp1qqqqqq", sig}}) {
     EXPECT_EQ(Run({"verify", "--public-key", k, "--message-hex", "00", "--signature", s}), 2)
         << k << " " << s;
     EXPECT_EQ(err_.rfind("dfrp-wallet: ", 0), 0u);
