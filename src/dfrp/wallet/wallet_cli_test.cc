@@ -115,6 +115,15 @@ TEST_F(WalletCli, WrongPassphraseChangesNothing) {
   EXPECT_NE(err_.find("DFRP_PASSPHRASE"), std::string::npos);
 }
 
+TEST_F(WalletCli, HelpAndKdfProfile) {
+  EXPECT_EQ(Run({"--help"}), 0);
+  EXPECT_NE(out_.find("verify-aggregate"), std::string::npos);
+  env_["DFRP_KDF_PROFILE"] = "fast";
+  EXPECT_EQ(Run({"--wallet", W(), "new"}), 2);
+  EXPECT_NE(err_.find("unknown KDF profile"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(W()));
+}
+
 TEST_F(WalletCli, ChangePassphrase) {
   ASSERT_EQ(Run({"--wallet", W(), "new"}), 0);
   env_["DFRP_NEW_PASSPHRASE"] = "second";
