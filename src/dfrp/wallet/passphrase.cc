@@ -15,8 +15,8 @@ namespace {
 Status NoTerminal(std::string_view env_name = "DFRP_PASSPHRASE") {
   std::string_view option =
       env_name == "DFRP_NEW_PASSPHRASE" ? "--new-passphrase-file" : "--passphrase-file";
-  return Status::InvalidArgument(fmt::format(
-      "no passphrase: set {}, pass {} FILE, or run in a terminal", env_name, option));
+  return Status::InvalidArgument(
+      fmt::format("no passphrase: set {}, pass {} FILE, or run in a terminal", env_name, option));
 }
 
 std::string FirstLine(std::string text) {
