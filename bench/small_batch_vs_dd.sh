@@ -18,7 +18,7 @@ with open(f"{work}/list.txt", "w") as lst:
 with open(f"{work}/all.bin", "wb") as f:
     f.write(data)
 PY
-cat "$WORK"/in/* > /dev/null
+find "$WORK/in" -type f -exec cat {} + > /dev/null
 dd_t=() dfrp_t=()
 for i in $(seq "$RUNS"); do
   new_store s$i 2G

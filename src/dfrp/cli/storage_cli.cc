@@ -229,13 +229,16 @@ Status CmdWrite(Context& ctx, const WriteOptions& w) {
       req.input = core::SequentialFileFromFd(0, "standard input");
     } else {
       struct stat st;
-      if (::stat(f.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      const bool exists = ::stat(f.c_str(), &st) == 0;
+      if (exists && S_ISDIR(st.st_mode))
         return Status::InvalidArgument(fmt::format("{} is a folder: give the files inside it", f));
-      if (::stat(f.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      if (exists && !S_ISREG(st.st_mode)) {
         // A pipe or device (such as <(command)): read it once, like standard input.
         auto stream = core::DefaultFileSystem()->OpenSequential(f);
         if (!stream) return stream.error();
         req.input = std::move(*stream);
+      } else if (exists) {
+        req.size_hint = static_cast<int64_t>(st.st_size);
       }
       req.path = f;
     }

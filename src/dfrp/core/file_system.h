@@ -109,6 +109,10 @@ class FileSystem {
   virtual Result<std::string> RealPath(const std::string& path) = 0;
   // Whether the file can be written by this process (access W_OK).
   virtual bool IsWritable(const std::string& path) = 0;
+  // Reads a regular file from its start into *out, at most `limit` bytes (fewer at its end;
+  // a short read is taken as the end, as POSIX promises for regular files). For many small
+  // files: open, read, close and nothing more.
+  virtual Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) = 0;
 };
 
 // The process-wide POSIX file system; never null, never freed.

@@ -276,6 +276,24 @@ class PosixFileSystem final : public FileSystem {
     return std::string(buf);
   }
   bool IsWritable(const std::string& path) override { return ::access(path.c_str(), W_OK) == 0; }
+  Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::FromErrno(errno, "cannot open", path);
+    FdGuard guard(fd);
+    out->resize(limit);
+    size_t done = 0;
+    while (done < limit) {
+      ssize_t r = ::read(fd, out->data() + done, limit - done);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return Status::FromErrno(errno, "cannot read", path);
+      }
+      done += static_cast<size_t>(r);
+      if (r == 0 || done < limit) break;  // end of file
+    }
+    out->resize(done);
+    return Status::OK();
+  }
 };
 
 }  // namespace

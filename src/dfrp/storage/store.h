@@ -60,7 +60,8 @@ struct WriteRequest {
   std::string name;  // for messages: the file path or "-"
   std::string path;  // a file to store, opened only when its turn comes; or empty and:
   std::unique_ptr<core::SequentialFile> input;  // a stream (standard input), read once
-  ShardMetadata meta;  // content type, owner, vector, tags, leaf size; the store fills the rest
+  int64_t size_hint = -1;  // the file's size if the caller just read it off stat(2)
+  ShardMetadata meta;      // content type, owner, vector, tags, leaf size; the store fills the rest
 };
 
 struct WrittenShard {

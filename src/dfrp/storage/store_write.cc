@@ -95,6 +95,10 @@ Status BatchWriter::Describe(std::vector<WriteRequest>& batch) {
   auto size_range = [&](size_t from, size_t step) {
     for (size_t i = from; i < batch.size(); i += step) {
       if (batch[i].input) continue;
+      if (batch[i].size_hint >= 0) {  // a file that changes later is caught when it is read
+        sizes[i] = static_cast<uint64_t>(batch[i].size_hint);
+        continue;
+      }
       auto sz = s_->fs_->FileSize(batch[i].path);
       if (sz)
         sizes[i] = *sz;
@@ -324,33 +328,36 @@ class InputPrefetcher {
       cv_.notify_all();
     }
   }
-  // The next input's bytes, in the order given.
+  // The next input's bytes, in the order given. Items cross between the threads in groups,
+  // so the lock and wake-ups cost little per file.
   Item Next() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return !ready_.empty(); });
-    Item item = std::move(ready_.front());
-    ready_.pop_front();
-    queued_bytes_ -= item.payload.size();
-    cv_.notify_all();
+    if (taken_.empty()) {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return !ready_.empty(); });
+      taken_.swap(ready_);
+      queued_bytes_ = 0;
+      cv_.notify_all();
+    }
+    Item item = std::move(taken_.front());
+    taken_.pop_front();
     return item;
   }
 
  private:
   static constexpr uint64_t kMaxQueuedBytes = 32 << 20;
+  static constexpr size_t kGroupItems = 256;
+  static constexpr uint64_t kGroupBytes = 4 << 20;
 
   Item Load(const Input& input) {
     Item item;
-    std::unique_ptr<core::SequentialFile> opened;
-    core::SequentialFile* in = input.stream;
-    if (in == nullptr) {
-      auto f = fs_->OpenSequential(input.path);
-      if (!f) {
-        item.status = f.error();
-        return item;
-      }
-      opened = std::move(*f);
-      in = opened.get();
+    if (input.stream == nullptr) {
+      // One byte more than expected tells a file that grew from one that did not.
+      item.status = fs_->ReadFileUpTo(input.path, input.size + 1, &item.payload);
+      if (item.status.ok() && item.payload.size() != input.size)
+        item.status = ChangedWhileReading(input.name, input.size, item.payload.size());
+      return item;
     }
+    core::SequentialFile* in = input.stream;
     item.payload.resize(static_cast<size_t>(input.size));
     item.status =
         ReadInputExact(*in, input.name, input.size, 0, item.payload.size(), item.payload.data());
@@ -359,13 +366,21 @@ class InputPrefetcher {
   }
 
   void Run(std::stop_token st) {
+    std::deque<Item> group;
+    uint64_t group_bytes = 0;
     for (size_t i = 0; i < inputs_.size() && !st.stop_requested(); ++i) {
-      Item item = Load(inputs_[i]);
+      group.push_back(Load(inputs_[i]));
+      group_bytes += group.back().payload.size();
+      const bool last = i + 1 == inputs_.size() || !group.back().status.ok();
+      if (!last && group.size() < kGroupItems && group_bytes < kGroupBytes) continue;
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return queued_bytes_ < kMaxQueuedBytes || st.stop_requested(); });
-      queued_bytes_ += item.payload.size();
-      ready_.push_back(std::move(item));
+      queued_bytes_ += group_bytes;
+      for (auto& item : group) ready_.push_back(std::move(item));
+      group.clear();
+      group_bytes = 0;
       cv_.notify_all();
+      if (last) break;
     }
   }
 
@@ -373,7 +388,8 @@ class InputPrefetcher {
   std::vector<Input> inputs_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Item> ready_;
+  std::deque<Item> ready_;  // guarded by mu_
+  std::deque<Item> taken_;  // the consumer's own
   uint64_t queued_bytes_ = 0;
   std::jthread worker_;  // last: stops before the members it uses go away
 };
