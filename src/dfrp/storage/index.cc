@@ -179,7 +179,8 @@ Status Index::Commit(std::span<const ShardLocation> added,
                      const std::map<SegmentKey, uint64_t>& marks, bool durable) {
   durable = durable && sync_;
   if (durable) DFRP_RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
-  Status result = CommitTransaction(added, marks);
+  Status result = Stage(added, marks);
+  if (result.ok()) result = FinishStaged(true);
   if (durable) {
     Status back = Exec("PRAGMA synchronous=NORMAL");
     if (result.ok()) result = back;
@@ -187,8 +188,8 @@ Status Index::Commit(std::span<const ShardLocation> added,
   return result;
 }
 
-Status Index::CommitTransaction(std::span<const ShardLocation> added,
-                                const std::map<SegmentKey, uint64_t>& marks) {
+Status Index::Stage(std::span<const ShardLocation> added,
+                    const std::map<SegmentKey, uint64_t>& marks) {
   DFRP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   std::map<uint32_t, VolumeCounts> delta;
   Status s;
@@ -225,11 +226,13 @@ Status Index::CommitTransaction(std::span<const ShardLocation> added,
     sqlite3_bind_int64(count_, 3, static_cast<int64_t>(it->second.payload_bytes));
     if (sqlite3_step(count_) != SQLITE_DONE) s = Error("cannot update volume counts");
   }
-  if (!s.ok()) {
-    (void)Exec("ROLLBACK");
-    return s;
-  }
-  return Exec("COMMIT");
+  if (!s.ok()) (void)Exec("ROLLBACK");
+  return s;
+}
+
+Status Index::FinishStaged(bool commit) {
+  if (commit) return Exec("COMMIT");
+  return Exec("ROLLBACK");
 }
 
 Result<std::map<SegmentKey, uint64_t>> Index::SegmentMarks() {

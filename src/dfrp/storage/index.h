@@ -68,6 +68,13 @@ class Index {
   // which the tail scan makes good).
   core::Status Commit(std::span<const ShardLocation> added,
                       const std::map<SegmentKey, uint64_t>& marks, bool durable = false);
+  // Commit in two steps, so the inserts can run while the data is being synced: Stage
+  // opens a transaction and makes the changes (invisible to readers; on failure nothing is
+  // left open); FinishStaged commits or rolls them back. Nothing else may use the index in
+  // between.
+  core::Status Stage(std::span<const ShardLocation> added,
+                     const std::map<SegmentKey, uint64_t>& marks);
+  core::Status FinishStaged(bool commit);
   core::Result<std::map<SegmentKey, uint64_t>> SegmentMarks();
   core::Result<std::map<uint32_t, VolumeCounts>> Counts();
   // Calls fn for each shard in disk order (volume, segment, offset), optionally of one volume,
@@ -80,8 +87,7 @@ class Index {
  private:
   explicit Index(sqlite3* db) : db_(db) {}
   core::Status Exec(const char* sql);
-  core::Status CommitTransaction(std::span<const ShardLocation> added,
-                                 const std::map<SegmentKey, uint64_t>& marks);
+
   core::Status Prepare();
   core::Status Error(std::string_view what) const;
 

@@ -513,10 +513,7 @@ Result<std::vector<WrittenShard>> BatchWriter::Run(std::vector<WriteRequest>& ba
   DFRP_RETURN_IF_ERROR(Plan());
   DFRP_RETURN_IF_ERROR(OpenSegments());
   DFRP_RETURN_IF_ERROR(WriteRecords(batch, progress));
-  DFRP_RETURN_IF_ERROR(SyncAll());
-  committed_ = true;  // durable from here on: never undo
   std::vector<ShardLocation> locs;
-  std::map<SegmentKey, uint64_t> marks;
   std::vector<WrittenShard> out;
   for (const Planned& p : planned_) {
     const RecordHeader& h = p.header;
@@ -525,12 +522,23 @@ Result<std::vector<WrittenShard>> BatchWriter::Run(std::vector<WriteRequest>& ba
     out.push_back(
         {h.shard_id, p.root, h.payload_len, h.leaf_size, p.volume, batch[p.request].name});
   }
-  for (auto& [key, seg] : segments_) {
-    marks[key] = seg.planned_end;
-    s_->volumes_[key.first]->segments[key.second] = seg.planned_end;
+  std::map<SegmentKey, uint64_t> marks;
+  for (const auto& [key, seg] : segments_) marks[key] = seg.planned_end + kCommitSize;
+  // The index rows are prepared while the disk syncs, and committed only once it has.
+  Status staged, synced;
+  {
+    std::jthread indexer([&] { staged = s_->index_->Stage(locs, marks); });
+    synced = SyncAll();
   }
+  if (!synced.ok()) {
+    if (staged.ok()) (void)s_->index_->FinishStaged(false);
+    return Err(synced);
+  }
+  committed_ = true;  // durable from here on: never undo
+  for (const auto& [key, seg] : segments_)
+    s_->volumes_[key.first]->segments[key.second] = seg.planned_end;
   Rollback();  // removes spooled inputs only, now that committed_ is set
-  Status indexed = s_->index_->Commit(locs, marks);
+  Status indexed = staged.ok() ? s_->index_->FinishStaged(true) : staged;
   if (!indexed.ok())
     return Err(indexed.WithContext(
         "the shards are stored durably but the index could not be updated (they will be found "
