@@ -14,6 +14,7 @@
 #include "dfrp/core/bytes.h"
 #include "dfrp/crypto/merkle.h"
 #include "dfrp/storage/format.h"
+#include "dfrp/storage/input_reader.h"
 #include "dfrp/storage/store.h"
 #include "dfrp/storage/store_internal.h"
 
@@ -276,123 +277,10 @@ Status BatchWriter::Flush() {
 }
 
 namespace {
-Status ChangedWhileReading(const std::string& name, uint64_t expected, uint64_t got) {
-  return Status::InvalidArgument(fmt::format(
-      "{} {} while it was read ({} bytes expected, {} found): store it again once nothing "
-      "is writing to it; nothing was written",
-      name, got < expected ? "shrank" : "grew", expected, got));
-}
-
-// Reads exactly `n` bytes, or reports the file as changed.
-Status ReadInputExact(core::SequentialFile& in, const std::string& name, uint64_t expected,
-                      uint64_t done, size_t n, char* dst) {
-  DFRP_ASSIGN_OR_RETURN(size_t got, in.Read(n, dst));
-  if (got != n) return ChangedWhileReading(name, expected, done + got);
-  return Status::OK();
-}
-
-Status CheckAtEnd(core::SequentialFile& in, const std::string& name, uint64_t expected) {
-  char extra;
-  DFRP_ASSIGN_OR_RETURN(size_t got, in.Read(1, &extra));
-  if (got != 0) return ChangedWhileReading(name, expected, expected + got);
-  return Status::OK();
-}
-
 std::string HashesAsBytes(const std::vector<Hash>& hashes) {
   return std::string(reinterpret_cast<const char*>(hashes.data()), hashes.size() * sizeof(Hash));
 }
 }  // namespace
-
-// Reads the small inputs of a batch ahead on a second thread, in batch order, so that
-// opening and reading many small files overlaps with hashing and writing them.
-class InputPrefetcher {
- public:
-  struct Item {
-    Status status;
-    std::string payload;
-  };
-  struct Input {
-    std::string path;                        // a file to open, or
-    core::SequentialFile* stream = nullptr;  // an open stream (not owned)
-    std::string name;
-    uint64_t size = 0;
-  };
-  InputPrefetcher(core::FileSystem* fs, std::vector<Input> inputs)
-      : fs_(fs), inputs_(std::move(inputs)) {
-    if (!inputs_.empty()) worker_ = std::jthread([this](std::stop_token st) { Run(st); });
-  }
-  ~InputPrefetcher() {
-    if (worker_.joinable()) {
-      std::lock_guard<std::mutex> lock(mu_);  // so the worker cannot miss the wake-up
-      worker_.request_stop();
-      cv_.notify_all();
-    }
-  }
-  // The next input's bytes, in the order given. Items cross between the threads in groups,
-  // so the lock and wake-ups cost little per file.
-  Item Next() {
-    if (taken_.empty()) {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return !ready_.empty(); });
-      taken_.swap(ready_);
-      queued_bytes_ = 0;
-      cv_.notify_all();
-    }
-    Item item = std::move(taken_.front());
-    taken_.pop_front();
-    return item;
-  }
-
- private:
-  static constexpr uint64_t kMaxQueuedBytes = 32 << 20;
-  static constexpr size_t kGroupItems = 256;
-  static constexpr uint64_t kGroupBytes = 4 << 20;
-
-  Item Load(const Input& input) {
-    Item item;
-    if (input.stream == nullptr) {
-      // One byte more than expected tells a file that grew from one that did not.
-      item.status = fs_->ReadFileUpTo(input.path, input.size + 1, &item.payload);
-      if (item.status.ok() && item.payload.size() != input.size)
-        item.status = ChangedWhileReading(input.name, input.size, item.payload.size());
-      return item;
-    }
-    core::SequentialFile* in = input.stream;
-    item.payload.resize(static_cast<size_t>(input.size));
-    item.status =
-        ReadInputExact(*in, input.name, input.size, 0, item.payload.size(), item.payload.data());
-    if (item.status.ok()) item.status = CheckAtEnd(*in, input.name, input.size);
-    return item;
-  }
-
-  void Run(std::stop_token st) {
-    std::deque<Item> group;
-    uint64_t group_bytes = 0;
-    for (size_t i = 0; i < inputs_.size() && !st.stop_requested(); ++i) {
-      group.push_back(Load(inputs_[i]));
-      group_bytes += group.back().payload.size();
-      const bool last = i + 1 == inputs_.size() || !group.back().status.ok();
-      if (!last && group.size() < kGroupItems && group_bytes < kGroupBytes) continue;
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return queued_bytes_ < kMaxQueuedBytes || st.stop_requested(); });
-      queued_bytes_ += group_bytes;
-      for (auto& item : group) ready_.push_back(std::move(item));
-      group.clear();
-      group_bytes = 0;
-      cv_.notify_all();
-      if (last) break;
-    }
-  }
-
-  core::FileSystem* fs_;
-  std::vector<Input> inputs_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Item> ready_;  // guarded by mu_
-  std::deque<Item> taken_;  // the consumer's own
-  uint64_t queued_bytes_ = 0;
-  std::jthread worker_;  // last: stops before the members it uses go away
-};
 
 Status BatchWriter::WriteInline(Planned& p, std::string payload) {
   const uint64_t size = p.header.payload_len;
