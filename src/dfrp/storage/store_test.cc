@@ -47,6 +47,34 @@ TEST_F(StoreTest, WriteReadVerifyRoundTripAcrossSizes) {
   EXPECT_TRUE((*reader)->notices().empty());
 }
 
+// Many small inputs are read ahead on worker threads in groups; each shard must still get
+// exactly its own file's bytes, in batch order.
+TEST_F(StoreTest, LargeBatchOfSmallFilesKeepsEveryPayloadInPlace) {
+  auto store = InitAndOpen(Config({64 << 20}));
+  std::vector<std::string> contents;
+  for (int i = 0; i < 3000; ++i) contents.push_back(Pattern(static_cast<size_t>(i % 700), i));
+  auto w = Put(*store, contents);
+  ASSERT_TRUE(w.has_value()) << w.error().ToString();
+  ASSERT_EQ(w->size(), contents.size());
+  for (size_t i = 0; i < contents.size(); i += 7) {
+    EXPECT_EQ(*Get(*store, (*w)[i].id), contents[i]) << i;
+    EXPECT_EQ((*w)[i].root, crypto::MerkleRoot(contents[i], 4096, 1)) << i;
+  }
+  // One input that vanished in the middle fails the whole batch and leaves nothing.
+  const uint64_t used = store->ListVolumes()[0].used;
+  std::vector<WriteRequest> batch;
+  for (int i = 0; i < 1000; ++i) {
+    WriteRequest r;
+    r.path = FileWith(Pattern(100, i));
+    r.name = r.path;
+    if (i == 600) r.size_hint = 100, r.path = dir_ + "/gone";
+    batch.push_back(std::move(r));
+  }
+  auto failed = store->Write(batch);
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(store->ListVolumes()[0].used, used);
+}
+
 TEST_F(StoreTest, LeafSizeIsRecordedPerShard) {
   auto store = InitAndOpen(Config({16 << 20}));
   std::string data = Pattern(10000);
