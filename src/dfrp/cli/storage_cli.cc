@@ -245,10 +245,12 @@ Status CmdWrite(Context& ctx, const WriteOptions& w) {
     batch.push_back(std::move(req));
   }
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kWrite));
+  const size_t notices_before = store->notices().size();
   ProgressBar bar("writing", ctx.progress);
   DFRP_ASSIGN_OR_RETURN(auto written,
                         store->Write(batch, [&](uint64_t d, uint64_t t) { bar.Update(d, t); }));
   bar.Finish();
+  for (size_t i = notices_before; i < store->notices().size(); ++i) ctx.Notice(store->notices()[i]);
   if (ctx.g.json) {
     json arr = json::array();
     for (const auto& s : written)

@@ -34,7 +34,8 @@ namespace {
 struct TailScan {
   std::vector<ShardLocation> committed;
   uint64_t committed_end = 0;  // end of the last valid commit record (or the start)
-  bool damaged = false;        // a valid commit lies beyond a break in the chain
+  bool damaged = false;        // a valid commit lies beyond a break in the chain, or the
+                               // tail could not be read: either way nothing may be cut
 };
 
 // True when a valid commit record starts anywhere in [from, end).
@@ -44,7 +45,7 @@ bool CommitFollows(const core::RandomAccessFile& file, uint64_t from, uint64_t e
   for (uint64_t pos = from; pos + kCommitSize <= end;) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kWindow, end - pos));
     buf.resize(n);
-    if (!file.ReadExact(pos, n, buf.data()).ok()) return false;
+    if (!file.ReadExact(pos, n, buf.data()).ok()) return true;  // unreadable: never cut on doubt
     for (size_t i = 0; i + kCommitMagic.size() <= n;) {
       const void* hit = memmem(buf.data() + i, n - i, kCommitMagic.data(), kCommitMagic.size());
       if (hit == nullptr) break;
@@ -69,10 +70,18 @@ TailScan ScanTail(const core::RandomAccessFile& file, uint32_t volume, uint64_t 
   uint64_t pending_bytes = 0, pos = start;
   while (pos < end) {
     char magic[8];
-    if (pos + sizeof(magic) > end || !file.ReadExact(pos, sizeof(magic), magic).ok()) break;
+    if (pos + sizeof(magic) > end) break;
+    if (!file.ReadExact(pos, sizeof(magic), magic).ok()) {
+      r.damaged = true;
+      return r;
+    }
     if (std::string_view(magic, 8) == kCommitMagic) {
       char c[kCommitSize];
-      if (pos + kCommitSize > end || !file.ReadExact(pos, kCommitSize, c).ok()) break;
+      if (pos + kCommitSize > end) break;
+      if (!file.ReadExact(pos, kCommitSize, c).ok()) {
+        r.damaged = true;
+        return r;
+      }
       auto commit = DecodeCommit(std::string_view(c, kCommitSize));
       if (!commit || commit->records != pending.size() || commit->bytes != pending_bytes) break;
       r.committed.insert(r.committed.end(), pending.begin(), pending.end());
@@ -90,7 +99,7 @@ TailScan ScanTail(const core::RandomAccessFile& file, uint32_t volume, uint64_t 
     pending_bytes += h.record_len();
     pos += h.record_len();
   }
-  r.damaged = r.committed_end < end && CommitFollows(file, r.committed_end + 1, end);
+  r.damaged = r.damaged || (r.committed_end < end && CommitFollows(file, r.committed_end + 1, end));
   return r;
 }
 
@@ -108,7 +117,40 @@ Status Store::LoadSegments(Volume& v) {
   return Status::OK();
 }
 
-Status Store::Recover(bool holding_lock) {
+// Copies [from, to) of a segment into DRIVE/quarantine/, durably, then cuts the segment at
+// `from`. Nothing recovery removes is destroyed: what looks like an interrupted write could
+// be acknowledged data behind damage no scan can tell apart, so an operator can still look.
+Status Store::QuarantineTail(Volume& vol, uint64_t seg, const core::RandomAccessFile& file,
+                             uint64_t from, uint64_t to) {
+  const std::string dir = core::JoinPath(vol.drive.path, "quarantine");
+  DFRP_RETURN_IF_ERROR(fs_->CreateDir(dir));
+  DFRP_RETURN_IF_ERROR(fs_->SyncDir(vol.drive.path));
+  const std::string path =
+      core::JoinPath(dir, fmt::format("{}.from-{}.{}", SegmentFileName(seg), from,
+                                      core::DefaultUuidGenerator()->NewV7().ToString()));
+  DFRP_ASSIGN_OR_RETURN(auto out, fs_->CreateNew(path));
+  std::string buf;
+  for (uint64_t pos = from; pos < to;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(8 << 20, to - pos));
+    buf.resize(n);
+    DFRP_RETURN_IF_ERROR(file.ReadExact(pos, n, buf.data()));
+    DFRP_RETURN_IF_ERROR(out->WriteAt(pos - from, buf));
+    pos += n;
+  }
+  DFRP_RETURN_IF_ERROR(out->Sync());
+  DFRP_RETURN_IF_ERROR(out->Close());
+  DFRP_RETURN_IF_ERROR(fs_->SyncDir(dir));
+  DFRP_ASSIGN_OR_RETURN(auto w, fs_->OpenForWrite(file.path()));
+  DFRP_RETURN_IF_ERROR(w->Truncate(from));
+  DFRP_RETURN_IF_ERROR(w->Sync());
+  notices_.push_back(fmt::format(
+      "moved {} bytes of an interrupted, never-acknowledged write from the end of {} to {}; "
+      "delete it once you are sure nothing in it is needed",
+      to - from, file.path(), path));
+  return Status::OK();
+}
+
+Status Store::Recover(bool writer, bool holding_lock) {
   DFRP_ASSIGN_OR_RETURN(auto marks, index_->SegmentMarks());
   auto behind = [&] {
     for (const auto& vol : volumes_) {
@@ -184,15 +226,17 @@ Status Store::Recover(bool holding_lock) {
             "{} is damaged at offset {}: shards after it may be unreadable; run verify-shard "
             "--all",
             path, r.committed_end));
-      } else if (r.committed_end < size) {
-        auto w = fs_->OpenForWrite(path);
-        if (!w) return w.error();
-        DFRP_RETURN_IF_ERROR((*w)->Truncate(r.committed_end));
-        DFRP_RETURN_IF_ERROR((*w)->Sync());
-        notices_.push_back(fmt::format(
-            "cut {} bytes of an interrupted, never-acknowledged write from the end of {}",
-            size - r.committed_end, path));
-        it->second = r.committed_end;
+      } else if (r.committed_end < size && writer) {
+        // Only a writer moves an interrupted write aside; a reader leaves it for the writer.
+        Status moved = QuarantineTail(*vol, seg, *file, r.committed_end, size);
+        if (moved.ok()) {
+          it->second = r.committed_end;
+        } else {
+          sealed_segments_.insert({v, seg});
+          notices_.push_back(fmt::format(
+              "could not move the uncommitted end of {} aside ({}); the segment is sealed", path,
+              moved.message()));
+        }
       }
       ++it;
     }

@@ -242,7 +242,7 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
     s->volumes_[v] = std::move(vol);
   }
   DFRP_RETURN_IF_ERROR(s->LoadVolumes(config));
-  DFRP_RETURN_IF_ERROR(s->Recover(s->lock_ != nullptr));
+  DFRP_RETURN_IF_ERROR(s->Recover(mode == Mode::kWrite, s->lock_ != nullptr));
   if (mode == Mode::kWrite) s->RemoveStaleSpools();
   if (mode == Mode::kRead) s->lock_.reset();  // a reader held it only to rebuild the index
   return s;

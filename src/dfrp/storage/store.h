@@ -145,7 +145,11 @@ class Store {
   core::Status LoadVolumes(const core::NodeConfig& config);
   core::Status LoadSegments(Volume& v);
   void RemoveStaleSpools();
-  core::Status Recover(bool holding_lock);
+  // Indexes committed records past the marks. A writer also moves interrupted writes aside;
+  // a reader only indexes, and only while it holds (or can take) the writer lock.
+  core::Status Recover(bool writer, bool holding_lock);
+  core::Status QuarantineTail(Volume& vol, uint64_t seg, const core::RandomAccessFile& file,
+                              uint64_t from, uint64_t to);
   core::Result<const core::RandomAccessFile*> SegmentFile(uint32_t volume, uint64_t segment);
   core::Result<ShardLocation> Locate(const core::Uuid& id);
   core::Status CheckVolumeReadable(uint32_t volume) const;

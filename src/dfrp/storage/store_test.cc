@@ -455,6 +455,41 @@ TEST_F(StoreTest, SegmentCutShortAtCreationIsRemoved) {
   EXPECT_EQ(*Get(**reopened, (*first)[0].id), "first");
 }
 
+// A damaged last commit record looks just like an interrupted write. Recovery cannot tell
+// them apart, so it never destroys: readers leave the tail alone, and a writer moves it into
+// the volume's quarantine folder, byte for byte, before cutting the segment.
+TEST_F(StoreTest, UncommittedTailIsMovedAsideNeverDestroyed) {
+  auto c = Config({64 << 20});
+  auto store = InitAndOpen(c);
+  ASSERT_TRUE(Put(*store, {"a", "b"}).has_value());
+  auto last = Put(*store, {Pattern(3000)});
+  ASSERT_TRUE(last.has_value());
+  auto info = store->Stat((*last)[0].id);
+  ASSERT_TRUE(info.has_value());
+  store.reset();
+  std::string seg = Slurp(info->segment_path);
+  const std::string tail = seg.substr(info->location.offset);
+  seg[seg.size() - 5] ^= 1;  // one bit in the last commit record
+  Spit(info->segment_path, seg);
+  for (const char* f : {"index.sqlite", "index.sqlite-wal", "index.sqlite-shm"})
+    fs::remove(c.state_dir + "/" + f);
+  auto reader = Store::Open(c, Store::Mode::kRead, opt_);
+  ASSERT_TRUE(reader.has_value()) << reader.error().ToString();
+  EXPECT_EQ(fs::file_size(info->segment_path), seg.size());  // a reader never cuts
+  reader->reset();
+  auto writer = Store::Open(c, Store::Mode::kWrite, opt_);
+  ASSERT_TRUE(writer.has_value()) << writer.error().ToString();
+  EXPECT_EQ(fs::file_size(info->segment_path), info->location.offset);
+  std::vector<std::string> moved;
+  for (const auto& e : fs::directory_iterator(c.drives[0].path + "/quarantine"))
+    moved.push_back(Slurp(e.path()));
+  ASSERT_EQ(moved.size(), 1u);
+  std::string expect = tail;
+  expect[expect.size() - 5] ^= 1;
+  EXPECT_EQ(moved[0], expect);  // every byte kept for the operator
+  EXPECT_EQ((*writer)->ListVolumes()[0].shards, 2u);
+}
+
 // A reader never rebuilds or truncates while a writer holds the lock.
 TEST_F(StoreTest, ReaderLeavesTheTailToTheActiveWriter) {
   auto c = Config({64 << 20});

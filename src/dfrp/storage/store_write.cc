@@ -427,10 +427,14 @@ Result<std::vector<WrittenShard>> BatchWriter::Run(std::vector<WriteRequest>& ba
     s_->volumes_[key.first]->segments[key.second] = seg.planned_end;
   Rollback();  // removes spooled inputs only, now that committed_ is set
   Status indexed = staged.ok() ? s_->index_->FinishStaged(true) : staged;
-  if (!indexed.ok())
-    return Err(indexed.WithContext(
-        "the shards are stored durably but the index could not be updated (they will be found "
-        "on the next open)"));
+  if (!indexed.ok()) {
+    // The batch is durable and committed on the drives: report it as written, with a notice;
+    // the next open finds it past the index marks.
+    s_->notices_.push_back(fmt::format(
+        "the shards are stored durably but the index could not be updated ({}); they will be "
+        "indexed when the store is next opened",
+        indexed.message()));
+  }
   return out;
 }
 
