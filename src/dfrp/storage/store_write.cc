@@ -261,8 +261,8 @@ Status BatchWriter::OpenSegments() {
                                   key.first, st.message(), key.first))
                             : st;
   }
-  // New segments get a mark before records go in, so a crash mid-batch is recovered with
-  // the strict scan (see recovery.cc).
+  // New segments get a mark before records go in, so recovery after a crash mid-batch scans
+  // them from the mark (see recovery.cc).
   if (!new_marks.empty()) DFRP_RETURN_IF_ERROR(s_->index_->Commit({}, new_marks, /*durable=*/true));
   return Status::OK();
 }
