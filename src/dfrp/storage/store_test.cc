@@ -1,11 +1,13 @@
 #include "dfrp/storage/store.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "dfrp/core/fault_injection_fs.h"
 #include "dfrp/crypto/merkle.h"
 #include "dfrp/storage/format.h"
 #include "dfrp/storage/store_test_util.h"
@@ -488,6 +490,65 @@ TEST_F(StoreTest, UncommittedTailIsMovedAsideNeverDestroyed) {
   expect[expect.size() - 5] ^= 1;
   EXPECT_EQ(moved[0], expect);  // every byte kept for the operator
   EXPECT_EQ((*writer)->ListVolumes()[0].shards, 2u);
+}
+
+// A power cut at every sync point of a batch that spans two volumes and opens new segments:
+// afterwards every shard acknowledged before it reads back intact, the batch is either all
+// there (if it was acknowledged) or leaves no shard that does not verify.
+TEST_F(StoreTest, PowerCutAtEverySyncPointOfABatch) {
+  core::FaultInjectingFileSystem faulty(core::DefaultFileSystem());
+  const std::vector<std::string> first = {Pattern(20000), "small"};
+  const std::vector<std::string> second = {Pattern(30000, 1), Pattern(5000, 2), Pattern(40000, 3)};
+  bool crashed = true;
+  int cuts = 0;
+  // Seed 0 cuts each file at its last sync; the others also scramble which unsynced blocks
+  // reached the disk.
+  for (uint64_t tear : {0, 1, 2, 3}) {
+    crashed = true;
+    for (int n = 1; crashed; ++n, ++cuts) {
+      ASSERT_LT(n, 100) << "the batch never stopped syncing";
+      core::NodeConfig c;
+      for (int i = 0; i < 2; ++i) {
+        std::string p = fmt::format("{}/cut{}-{}/d{}", dir_, tear, n, i);
+        fs::create_directories(p);
+        c.drives.push_back({i, p, 64 << 10});
+      }
+      c.state_dir = fmt::format("{}/cut{}-{}/state", dir_, tear, n);
+      ASSERT_TRUE(Store::Init(c, opt_).has_value());
+      StoreOptions faulty_opt = opt_;
+      faulty_opt.fs = &faulty;
+      auto store = Store::Open(c, Store::Mode::kWrite, faulty_opt);
+      ASSERT_TRUE(store.has_value());
+      auto acked = Put(**store, first);
+      ASSERT_TRUE(acked.has_value());
+      faulty.CrashAtSync(n);
+      auto batch = Put(**store, second);
+      crashed = faulty.crashed();
+      EXPECT_EQ(batch.has_value(), !crashed) << "cut at sync " << n;
+      store->reset();  // the process is gone
+      ASSERT_TRUE(faulty.DropUnsyncedData(tear).ok());
+      auto after = Store::Open(c, Store::Mode::kWrite, opt_);
+      ASSERT_TRUE(after.has_value()) << "cut at sync " << n << ": " << after.error().ToString();
+      for (size_t i = 0; i < first.size(); ++i)
+        EXPECT_EQ(*Get(**after, (*acked)[i].id), first[i]) << "cut at sync " << n;
+      if (batch.has_value()) {
+        for (size_t i = 0; i < second.size(); ++i)
+          EXPECT_EQ(*Get(**after, (*batch)[i].id), second[i]) << "cut at sync " << n;
+      }
+      size_t shards = 0;
+      ASSERT_TRUE((*after)
+                      ->VerifyAll([&](const VerifyResult& r) {
+                        ++shards;
+                        EXPECT_TRUE(r.ok) << "cut at sync " << n << ": " << r.status.ToString();
+                      })
+                      .ok());
+      EXPECT_GE(shards, first.size());
+      EXPECT_LE(shards, first.size() + second.size());
+    }
+  }
+  // The batch opens a segment on the second volume: its header and folder, the records of
+  // both segments and their commit records are each synced.
+  EXPECT_GE(cuts, 4 * 5);
 }
 
 // A reader never rebuilds or truncates while a writer holds the lock.

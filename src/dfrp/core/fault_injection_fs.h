@@ -1,0 +1,85 @@
+// FaultInjectingFileSystem: a FileSystem for tests that can simulate a power cut.
+//
+// It forwards every call to a real file system and remembers, per file written through it,
+// how much of it is durable (the size at its last Sync) and whether its folder entry is
+// durable (a SyncDir of its parent after it was created). CrashAtSync(n) makes the n-th
+// Sync or SyncDir from now fail, and every call after it fail too, like a machine that lost
+// power. DropUnsyncedData() then puts the files back the way a power cut would leave them:
+// each file cut to its durable size, and files whose folder entry was never synced removed.
+//
+// Limits: it models writes that only append past the durable size (what dfrp's segments do);
+// a rename's durability is not modelled (the target keeps its new content).
+//
+// Thread-safety: safe to share between threads.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "dfrp/core/file_system.h"
+
+namespace dfrp::core {
+
+class FaultInjectingFileSystem final : public FileSystem {
+ public:
+  explicit FaultInjectingFileSystem(FileSystem* base) : base_(base) {}
+
+  // The n-th Sync/SyncDir from now (1 = the next) fails and the "machine" is down after it.
+  void CrashAtSync(int n);
+  bool crashed() const;
+  int syncs_seen() const;
+  // Applies the power cut to the files on disk and brings the file system back up. With
+  // tear_seed == 0 each file is cut to its durable size; otherwise the unsynced part keeps
+  // its length but each 4 KiB block of it survives or turns to zeros at random (seeded), as
+  // a disk that wrote some of its cache in any order before it lost power.
+  Status DropUnsyncedData(uint64_t tear_seed = 0);
+
+  Result<std::unique_ptr<RandomAccessFile>> OpenForRead(const std::string& path) override;
+  Result<std::unique_ptr<SequentialFile>> OpenSequential(const std::string& path) override;
+  Result<std::unique_ptr<WritableFile>> OpenForWrite(const std::string& path,
+                                                     bool private_mode) override;
+  Result<std::unique_ptr<WritableFile>> CreateNew(const std::string& path,
+                                                  bool private_mode) override;
+  bool Exists(const std::string& path) override { return base_->Exists(path); }
+  bool IsDirectory(const std::string& path) override { return base_->IsDirectory(path); }
+  Result<uint64_t> FileSize(const std::string& path) override { return base_->FileSize(path); }
+  Result<std::vector<std::string>> ListDir(const std::string& path) override {
+    return base_->ListDir(path);
+  }
+  Status CreateDir(const std::string& path) override;
+  Status CreateDirRecursive(const std::string& path) override;
+  Status RemoveFile(const std::string& path) override;
+  Status Rename(const std::string& from, const std::string& to) override;
+  Status SyncDir(const std::string& path) override;
+  Result<std::unique_ptr<FileLock>> TryLock(const std::string& path) override {
+    return base_->TryLock(path);
+  }
+  Result<FsSpace> Space(const std::string& path) override { return base_->Space(path); }
+  Result<std::string> RealPath(const std::string& path) override { return base_->RealPath(path); }
+  bool IsWritable(const std::string& path) override { return base_->IsWritable(path); }
+  Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) override;
+
+  // Called by the files it hands out.
+  Status CheckUp(const std::string& what) const;
+  Status OnSync(const std::string& path, uint64_t size);
+  void OnTruncate(const std::string& path, uint64_t size);
+
+ private:
+  struct Tracked {
+    uint64_t durable_size = 0;
+    bool entry_durable = true;  // false for a file created since its folder was last synced
+  };
+  Status CountSync();
+
+  FileSystem* base_;
+  mutable std::mutex mu_;
+  std::map<std::string, Tracked> files_;
+  int crash_countdown_ = 0;  // 0: no crash planned
+  int syncs_seen_ = 0;
+  bool down_ = false;
+};
+
+}  // namespace dfrp::core
