@@ -18,14 +18,12 @@ using core::Result;
 using core::Status;
 using crypto::Hash;
 
-namespace {
-
-// Payload is read in chunks of this many bytes (rounded down to whole leaves).
-constexpr uint64_t kChunkBytes = 8 << 20;
-
-uint64_t ChunkFor(uint32_t leaf_size) {
+uint64_t PayloadChunkBytes(uint32_t leaf_size) {
+  constexpr uint64_t kChunkBytes = 8 << 20;
   return std::max<uint64_t>(leaf_size, kChunkBytes / leaf_size * leaf_size);
 }
+
+namespace {
 
 std::string HashHex(const Hash& h) { return core::ToHex(crypto::HashBytes(h)); }
 
@@ -80,7 +78,7 @@ Status HashAllLeaves(const core::RandomAccessFile& file, uint64_t offset, const 
                      const std::function<void(uint64_t)>& on_bytes) {
   const uint64_t leaves = out.size();
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const uint64_t chunk = ChunkFor(h.leaf_size) / 2;
+  const uint64_t chunk = PayloadChunkBytes(h.leaf_size) / 2;
   uint64_t t = std::min<uint64_t>(threads, std::max<uint64_t>(1, h.payload_len / chunk));
   t = std::min<uint64_t>(t, std::max<uint64_t>(leaves, 1));
   const uint64_t per = (leaves + t - 1) / std::max<uint64_t>(t, 1);
@@ -151,7 +149,7 @@ Status StreamVerifiedPayload(const core::RandomAccessFile& file, uint64_t offset
                                       reinterpret_cast<char*>(stored.data())));
   if (crypto::RootFromLeafHashes(stored) != p.root)
     return Status::Corruption("stored leaf hashes do not match the Merkle root");
-  const uint64_t chunk = ChunkFor(h.leaf_size);
+  const uint64_t chunk = PayloadChunkBytes(h.leaf_size);
   std::string buf(static_cast<size_t>(std::min<uint64_t>(chunk, h.payload_len)), '\0');
   std::vector<Hash> got(chunk / h.leaf_size);
   for (uint64_t done = 0; done < h.payload_len;) {

@@ -16,6 +16,9 @@
 
 namespace dfrp::storage {
 
+// How many payload bytes to move at a time for a leaf size: about 8 MiB, in whole leaves.
+uint64_t PayloadChunkBytes(uint32_t leaf_size);
+
 struct RecordPrefix {
   RecordHeader header;
   crypto::Hash root{};

@@ -15,6 +15,7 @@
 #include "dfrp/crypto/merkle.h"
 #include "dfrp/storage/format.h"
 #include "dfrp/storage/input_reader.h"
+#include "dfrp/storage/record_io.h"
 #include "dfrp/storage/store.h"
 #include "dfrp/storage/store_internal.h"
 
@@ -30,7 +31,7 @@ namespace {
 // bigger ones are streamed.
 constexpr uint64_t kInlinePayloadMax = 1 << 20;
 constexpr size_t kWriteBufferBytes = 8 << 20;
-constexpr uint64_t kStreamChunk = 8 << 20;
+constexpr uint64_t kSpoolChunk = 8 << 20;  // buffer for copying standard input aside
 }  // namespace
 
 class BatchWriter {
@@ -122,7 +123,7 @@ Status BatchWriter::Describe(std::vector<WriteRequest>& batch) {
           s_->state_dir_, "tmp/spool-" + core::DefaultUuidGenerator()->NewV7().ToString());
       DFRP_ASSIGN_OR_RETURN(auto out, s_->fs_->CreateNew(tmp));
       spooled_.push_back(tmp);
-      std::string buf(kStreamChunk, '\0');
+      std::string buf(kSpoolChunk, '\0');
       for (;;) {
         DFRP_ASSIGN_OR_RETURN(size_t n, req.input->Read(buf.size(), buf.data()));
         if (n == 0) break;
@@ -309,7 +310,7 @@ Status BatchWriter::WriteStreamed(Planned& p, WriteRequest& req,
   core::WritableFile& out = *segments_.at({p.volume, p.segment}).file;
   DFRP_ASSIGN_OR_RETURN(auto in, OpenInput(req));
   std::vector<Hash> leaves(crypto::LeafCount(h.payload_len, h.leaf_size));
-  const uint64_t chunk = std::max<uint64_t>(kStreamChunk / h.leaf_size, 1) * h.leaf_size;
+  const uint64_t chunk = PayloadChunkBytes(h.leaf_size);
   std::string buf(static_cast<size_t>(std::min(chunk, h.payload_len)), '\0');
   for (uint64_t done = 0; done < h.payload_len;) {
     const size_t n = static_cast<size_t>(std::min(chunk, h.payload_len - done));
