@@ -15,10 +15,18 @@ class FaultyWritableFile final : public WritableFile {
       : fs_(fs), base_(std::move(base)) {}
   Status WriteAt(uint64_t offset, std::string_view data) override {
     DFRP_RETURN_IF_ERROR(fs_->CheckUp("write"));
+    bool tear = false;
+    Status planned = fs_->OnOp(FaultInjectingFileSystem::Op::kWrite, &tear);
+    if (tear) {
+      (void)base_->WriteAt(offset, data.substr(0, data.size() / 2));
+      return planned;
+    }
+    DFRP_RETURN_IF_ERROR(planned);
     return base_->WriteAt(offset, data);
   }
   Status Sync() override {
     DFRP_RETURN_IF_ERROR(fs_->CheckUp("sync"));
+    DFRP_RETURN_IF_ERROR(fs_->OnOp(FaultInjectingFileSystem::Op::kSync));
     DFRP_ASSIGN_OR_RETURN(uint64_t size, base_->Size());
     DFRP_RETURN_IF_ERROR(fs_->OnSync(path(), size));
     return base_->Sync();
@@ -30,6 +38,7 @@ class FaultyWritableFile final : public WritableFile {
   }
   Status Allocate(uint64_t offset, uint64_t len) override {
     DFRP_RETURN_IF_ERROR(fs_->CheckUp("allocate"));
+    DFRP_RETURN_IF_ERROR(fs_->OnOp(FaultInjectingFileSystem::Op::kAllocate));
     return base_->Allocate(offset, len);
   }
   void StartWriteback(uint64_t offset, uint64_t len) override {}
@@ -47,6 +56,36 @@ class FaultyWritableFile final : public WritableFile {
 void FaultInjectingFileSystem::CrashAtSync(int n) {
   std::lock_guard<std::mutex> lock(mu_);
   crash_countdown_ = n;
+}
+
+void FaultInjectingFileSystem::FailNth(Op op, int n, Status error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  failures_[op] = PlannedFailure{n, std::move(error)};
+}
+
+void FaultInjectingFileSystem::TearNthWrite(int n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  tear_countdown_ = n;
+}
+
+int FaultInjectingFileSystem::ops_seen(Op op) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = ops_seen_.find(op);
+  return it == ops_seen_.end() ? 0 : it->second;
+}
+
+Status FaultInjectingFileSystem::OnOp(Op op, bool* tear) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++ops_seen_[op];
+  if (op == Op::kWrite && tear_countdown_ > 0 && --tear_countdown_ == 0) {
+    *tear = true;
+    down_ = true;
+    return Status::IOError("simulated power cut in the middle of a write");
+  }
+  auto it = failures_.find(op);
+  if (it != failures_.end() && it->second.countdown > 0 && --it->second.countdown == 0)
+    return it->second.error;
+  return Status::OK();
 }
 
 bool FaultInjectingFileSystem::crashed() const {
@@ -105,11 +144,28 @@ Status TearBlocks(WritableFile& f, uint64_t from, uint64_t to, uint64_t* seed) {
 
 Status FaultInjectingFileSystem::DropUnsyncedData(uint64_t tear_seed) {
   std::map<std::string, Tracked> files;
+  std::vector<PendingRename> renames;
   {
     std::lock_guard<std::mutex> lock(mu_);
     files.swap(files_);
+    renames.swap(renames_);
     down_ = false;
     crash_countdown_ = 0;
+    tear_countdown_ = 0;
+    failures_.clear();
+  }
+  // Renames whose folder was never synced did not happen.
+  for (auto it = renames.rbegin(); it != renames.rend(); ++it) {
+    files.erase(it->to);
+    files.erase(it->from);
+    if (it->had_target) {
+      DFRP_ASSIGN_OR_RETURN(auto f, base_->OpenForWrite(it->to, false));
+      DFRP_RETURN_IF_ERROR(f->Truncate(0));
+      DFRP_RETURN_IF_ERROR(f->WriteAt(0, it->old_target));
+      DFRP_RETURN_IF_ERROR(f->Sync());
+    } else if (base_->Exists(it->to)) {
+      DFRP_RETURN_IF_ERROR(base_->RemoveFile(it->to));
+    }
   }
   for (const auto& [path, t] : files) {
     if (!base_->Exists(path)) continue;
@@ -146,6 +202,7 @@ Result<std::unique_ptr<WritableFile>> FaultInjectingFileSystem::OpenForWrite(
     const std::string& path, bool private_mode) {
   DFRP_RETURN_IF_ERROR(CheckUp("open"));
   const bool existed = base_->Exists(path);
+  if (!existed) DFRP_RETURN_IF_ERROR(OnOp(Op::kCreate));
   DFRP_ASSIGN_OR_RETURN(auto f, base_->OpenForWrite(path, private_mode));
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -166,6 +223,7 @@ Result<std::unique_ptr<WritableFile>> FaultInjectingFileSystem::OpenForWrite(
 Result<std::unique_ptr<WritableFile>> FaultInjectingFileSystem::CreateNew(const std::string& path,
                                                                           bool private_mode) {
   DFRP_RETURN_IF_ERROR(CheckUp("create"));
+  DFRP_RETURN_IF_ERROR(OnOp(Op::kCreate));
   DFRP_ASSIGN_OR_RETURN(auto f, base_->CreateNew(path, private_mode));
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -195,8 +253,20 @@ Status FaultInjectingFileSystem::RemoveFile(const std::string& path) {
 
 Status FaultInjectingFileSystem::Rename(const std::string& from, const std::string& to) {
   DFRP_RETURN_IF_ERROR(CheckUp("rename"));
+  PendingRename pending{from, to, false, {}};
+  if (base_->Exists(to)) {
+    auto size = base_->FileSize(to);
+    if (size && *size <= (1u << 20)) {
+      auto old = ReadWholeFile(base_, to);
+      if (old) {
+        pending.had_target = true;
+        pending.old_target = std::move(*old);
+      }
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
+    renames_.push_back(std::move(pending));
     auto it = files_.find(from);
     if (it != files_.end()) {
       files_[to] = it->second;
@@ -212,6 +282,7 @@ Status FaultInjectingFileSystem::SyncDir(const std::string& path) {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [file, t] : files_)
       if (DirName(file) == path) t.entry_durable = true;
+    std::erase_if(renames_, [&](const PendingRename& r) { return DirName(r.to) == path; });
   }
   return base_->SyncDir(path);
 }

@@ -7,8 +7,15 @@
 // power. DropUnsyncedData() then puts the files back the way a power cut would leave them:
 // each file cut to its durable size, and files whose folder entry was never synced removed.
 //
-// Limits: it models writes that only append past the durable size (what dfrp's segments do);
-// a rename's durability is not modelled (the target keeps its new content).
+// It can also fail one operation without a crash (FailNth: the n-th write, sync, allocate or
+// create fails with the Status given, such as an EIO-like IOError or an ENOSPC-like NoSpace,
+// and everything goes on), and tear a write (TearNthWrite: the n-th write lands only its
+// first half, then the power goes).
+//
+// A rename is durable only once its folder is synced: DropUnsyncedData puts back the old
+// target (its content read before the rename; targets up to 1 MiB, which is all dfrp renames)
+// and removes the renamed file. Limits: it models writes that only append past the durable
+// size (what dfrp's segments and copies do).
 //
 // Thread-safety: safe to share between threads.
 #pragma once
@@ -18,6 +25,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "dfrp/core/file_system.h"
 
@@ -29,6 +37,15 @@ class FaultInjectingFileSystem final : public FileSystem {
 
   // The n-th Sync/SyncDir from now (1 = the next) fails and the "machine" is down after it.
   void CrashAtSync(int n);
+  enum class Op { kWrite, kSync, kAllocate, kCreate };
+  // The n-th operation of kind `op` from now (1 = the next) fails once with `error`; the file
+  // system stays up. For kSync the data written so far is left as it is (not made durable).
+  void FailNth(Op op, int n, Status error);
+  // The n-th WriteAt from now writes only the first half of its bytes, then fails, and the
+  // machine is down (as with CrashAtSync).
+  void TearNthWrite(int n);
+  // Operations of each kind seen so far (for tests that sweep every point).
+  int ops_seen(Op op) const;
   bool crashed() const;
   int syncs_seen() const;
   // Applies the power cut to the files on disk and brings the file system back up. With
@@ -66,6 +83,9 @@ class FaultInjectingFileSystem final : public FileSystem {
   Status CheckUp(const std::string& what) const;
   Status OnSync(const std::string& path, uint64_t size);
   void OnTruncate(const std::string& path, uint64_t size);
+  // Counts an operation; returns the planned failure when this is the one. For a write,
+  // *tear is set when the write must land only half of its bytes.
+  Status OnOp(Op op, bool* tear = nullptr);
 
  private:
   struct Tracked {
@@ -74,9 +94,23 @@ class FaultInjectingFileSystem final : public FileSystem {
   };
   Status CountSync();
 
+  struct PendingRename {
+    std::string from, to;
+    bool had_target = false;
+    std::string old_target;
+  };
+  struct PlannedFailure {
+    int countdown = 0;
+    Status error;
+  };
+
   FileSystem* base_;
   mutable std::mutex mu_;
   std::map<std::string, Tracked> files_;
+  std::vector<PendingRename> renames_;  // not yet made durable by a SyncDir
+  std::map<Op, PlannedFailure> failures_;
+  std::map<Op, int> ops_seen_;
+  int tear_countdown_ = 0;
   int crash_countdown_ = 0;  // 0: no crash planned
   int syncs_seen_ = 0;
   bool down_ = false;

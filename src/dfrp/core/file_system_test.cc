@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "dfrp/core/fault_injection_fs.h"
+
 namespace dfrp::core {
 namespace {
 
@@ -72,6 +74,70 @@ TEST_F(FileSystemTest, MissingFileIsNotFound) {
   auto r = fs_->OpenForRead(JoinPath(dir_, "nope"));
   ASSERT_FALSE(r.has_value());
   EXPECT_TRUE(r.error().IsNotFound());
+}
+
+TEST_F(FileSystemTest, FaultyFsFailsTheNthWriteOnceAndGoesOn) {
+  FaultInjectingFileSystem faulty(fs_);
+  auto w = faulty.OpenForWrite(JoinPath(dir_, "f"), false);
+  ASSERT_TRUE(w.has_value());
+  faulty.FailNth(FaultInjectingFileSystem::Op::kWrite, 2, Status::NoSpace("simulated ENOSPC"));
+  EXPECT_TRUE((*w)->WriteAt(0, "aa").ok());
+  Status second = (*w)->WriteAt(2, "bb");
+  EXPECT_TRUE(second.IsNoSpace()) << second.ToString();
+  EXPECT_TRUE((*w)->WriteAt(2, "cc").ok());  // one failure, then the disk works again
+  EXPECT_FALSE(faulty.crashed());
+  EXPECT_EQ(*ReadWholeFile(fs_, JoinPath(dir_, "f")), "aacc");
+  EXPECT_EQ(faulty.ops_seen(FaultInjectingFileSystem::Op::kWrite), 3);
+}
+
+TEST_F(FileSystemTest, FaultyFsFailsTheNthSyncWithEio) {
+  FaultInjectingFileSystem faulty(fs_);
+  auto w = faulty.OpenForWrite(JoinPath(dir_, "f"), false);
+  ASSERT_TRUE(w.has_value());
+  faulty.FailNth(FaultInjectingFileSystem::Op::kSync, 1, Status::IOError("simulated EIO"));
+  ASSERT_TRUE((*w)->WriteAt(0, "data").ok());
+  Status s = (*w)->Sync();
+  EXPECT_EQ(s.code(), Status::Code::kIOError);
+  // The failed sync made nothing durable: a power cut now leaves an empty file.
+  faulty.CrashAtSync(1);
+  EXPECT_FALSE((*w)->Sync().ok());
+  ASSERT_TRUE(faulty.DropUnsyncedData().ok());
+  EXPECT_FALSE(fs_->Exists(JoinPath(dir_, "f")));  // its folder entry was never synced either
+}
+
+TEST_F(FileSystemTest, FaultyFsTearsAWriteAndGoesDown) {
+  FaultInjectingFileSystem faulty(fs_);
+  const std::string p = JoinPath(dir_, "f");
+  auto w = faulty.OpenForWrite(p, false);
+  ASSERT_TRUE(w.has_value());
+  ASSERT_TRUE((*w)->WriteAt(0, "0123").ok());
+  faulty.TearNthWrite(1);
+  EXPECT_FALSE((*w)->WriteAt(4, "abcdefgh").ok());
+  EXPECT_TRUE(faulty.crashed());
+  EXPECT_EQ(*ReadWholeFile(fs_, p), "0123abcd");  // half of it reached the file
+  EXPECT_FALSE((*w)->WriteAt(0, "x").ok());       // and the machine is down
+}
+
+TEST_F(FileSystemTest, FaultyFsUndoesARenameWhoseFolderWasNotSynced) {
+  FaultInjectingFileSystem faulty(fs_);
+  const std::string p = JoinPath(dir_, "manifest");
+  ASSERT_TRUE(WriteFileAtomic(&faulty, p, "old").ok());
+  // A new version renamed into place, but the power goes at the folder sync.
+  auto tmp = faulty.CreateNew(p + ".tmp", false);
+  ASSERT_TRUE(tmp.has_value());
+  ASSERT_TRUE((*tmp)->WriteAt(0, "new").ok());
+  ASSERT_TRUE((*tmp)->Sync().ok());
+  ASSERT_TRUE(faulty.Rename(p + ".tmp", p).ok());
+  EXPECT_EQ(*ReadWholeFile(fs_, p), "new");
+  faulty.CrashAtSync(1);
+  EXPECT_FALSE(faulty.SyncDir(dir_).ok());
+  ASSERT_TRUE(faulty.DropUnsyncedData().ok());
+  EXPECT_EQ(*ReadWholeFile(fs_, p), "old");
+  EXPECT_FALSE(fs_->Exists(p + ".tmp"));
+  // With the folder synced, the rename stays.
+  ASSERT_TRUE(WriteFileAtomic(&faulty, p, "newer").ok());
+  ASSERT_TRUE(faulty.DropUnsyncedData().ok());
+  EXPECT_EQ(*ReadWholeFile(fs_, p), "newer");
 }
 
 TEST(PathTest, JoinAndDirName) {
