@@ -85,5 +85,7 @@ std::string ToHex(const std::array<uint8_t, N>& a) {
 }
 // Decodes hex (either case). nullopt on odd length or a non-hex character.
 std::optional<std::string> FromHex(std::string_view hex);
+// Parses a plain decimal number: digits only (no sign, no spaces), no overflow.
+bool ParseDecimal(std::string_view text, uint64_t* out);
 
 }  // namespace dfrp::core

@@ -56,7 +56,10 @@ Status Index::Error(std::string_view what) const {
   int code = sqlite3_errcode(db_);
   std::string msg = fmt::format("index {}: {}", what, sqlite3_errmsg(db_));
   if (code == SQLITE_BUSY || code == SQLITE_LOCKED) return Status::Busy(std::move(msg));
-  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return Status::Corruption(std::move(msg));
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+    return Status::Corruption(msg +
+                              ": the index file is damaged; run `dfrp-storage rebuild-index` (it "
+                              "is rebuilt from the drives, nothing is lost)");
   if (code == SQLITE_FULL) return Status::NoSpace(std::move(msg));
   return Status::IOError(std::move(msg));
 }
@@ -191,6 +194,29 @@ Status Index::Commit(std::span<const ShardLocation> added,
 Status Index::Stage(std::span<const ShardLocation> added,
                     const std::map<SegmentKey, uint64_t>& marks) {
   DFRP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Status s = Apply(added, marks);
+  if (!s.ok()) (void)Exec("ROLLBACK");
+  return s;
+}
+
+Status Index::Replace(std::span<const ShardLocation> all,
+                      const std::map<SegmentKey, uint64_t>& marks) {
+  if (sync_) DFRP_RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
+  Status s = Exec("BEGIN IMMEDIATE");
+  if (s.ok()) {
+    s = Exec("DELETE FROM shards; DELETE FROM segments; DELETE FROM volumes;");
+    if (s.ok()) s = Apply(all, marks);
+    s = s.ok() ? Exec("COMMIT") : (Exec("ROLLBACK"), s);
+  }
+  if (sync_) {
+    Status back = Exec("PRAGMA synchronous=NORMAL");
+    if (s.ok()) s = back;
+  }
+  return s;
+}
+
+Status Index::Apply(std::span<const ShardLocation> added,
+                    const std::map<SegmentKey, uint64_t>& marks) {
   std::map<uint32_t, VolumeCounts> delta;
   Status s;
   for (const ShardLocation& l : added) {
@@ -226,7 +252,6 @@ Status Index::Stage(std::span<const ShardLocation> added,
     sqlite3_bind_int64(count_, 3, static_cast<int64_t>(it->second.payload_bytes));
     if (sqlite3_step(count_) != SQLITE_DONE) s = Error("cannot update volume counts");
   }
-  if (!s.ok()) (void)Exec("ROLLBACK");
   return s;
 }
 

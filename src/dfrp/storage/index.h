@@ -81,6 +81,10 @@ class Index {
   // until fn returns false.
   core::Status ForEach(std::optional<uint32_t> volume,
                        const std::function<bool(const ShardLocation&)>& fn);
+  // Replaces every shard, mark and count with these, in one durable transaction: readers
+  // keep seeing the old index until it commits (rebuild-index).
+  core::Status Replace(std::span<const ShardLocation> all,
+                       const std::map<SegmentKey, uint64_t>& marks);
   // Forgets every shard and mark of one volume (all volumes when nullopt).
   core::Status Clear(std::optional<uint32_t> volume);
 
@@ -89,6 +93,9 @@ class Index {
   core::Status Exec(const char* sql);
 
   core::Status Prepare();
+  // The inserts and updates of Stage, inside a transaction the caller opened.
+  core::Status Apply(std::span<const ShardLocation> added,
+                     const std::map<SegmentKey, uint64_t>& marks);
   core::Status Error(std::string_view what) const;
 
   sqlite3* db_;

@@ -103,7 +103,92 @@ TailScan ScanTail(const core::RandomAccessFile& file, uint32_t volume, uint64_t 
   return r;
 }
 
+// The first offset in [from, end) where a valid record prefix or commit record starts, or
+// `end`. Reads the region in windows (it is damaged, so its payload bytes are read too).
+uint64_t NextValidPlace(const core::RandomAccessFile& file, uint64_t from, uint64_t end,
+                        uint64_t* bytes_read) {
+  constexpr size_t kWindow = 1 << 20;
+  std::string buf;
+  for (uint64_t pos = from; pos + 8 <= end;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kWindow, end - pos));
+    buf.resize(n);
+    if (!file.ReadExact(pos, n, buf.data()).ok()) return end;
+    *bytes_read += n;
+    for (size_t i = 0; i + 8 <= n; ++i) {
+      if (buf[i] != 'D' || (std::memcmp(buf.data() + i, kRecordMagic.data(), 8) != 0 &&
+                            std::memcmp(buf.data() + i, kCommitMagic.data(), 8) != 0))
+        continue;
+      const uint64_t at = pos + i;
+      if (std::memcmp(buf.data() + i, kCommitMagic.data(), 8) == 0) {
+        char c[kCommitSize];
+        if (at + kCommitSize <= end && file.ReadExact(at, kCommitSize, c).ok() &&
+            DecodeCommit(std::string_view(c, kCommitSize)))
+          return at;
+      } else if (ReadRecordPrefix(file, at, end)) {
+        return at;
+      }
+    }
+    if (n < kWindow) break;
+    pos += n - 7;
+  }
+  return end;
+}
+
 }  // namespace
+
+SegmentWalk WalkSegment(const core::RandomAccessFile& file, uint32_t volume, uint64_t segment,
+                        uint64_t start, uint64_t end) {
+  SegmentWalk w;
+  w.committed_end = start;
+  std::vector<ShardLocation> pending;
+  uint64_t pending_bytes = 0, pos = start;
+  bool after_damage = false;  // the records since the last commit may not be all of its batch
+  auto broken = [&]() -> bool {
+    // Damage if a valid commit lies further on; otherwise the end of a torn batch.
+    if (!CommitFollows(file, pos + 1, end)) return false;
+    w.damage.push_back(pos);
+    pos = NextValidPlace(file, pos + 1, end, &w.bytes_read);
+    after_damage = true;
+    return pos < end;
+  };
+  while (pos + 8 <= end) {
+    char magic[8];
+    if (!file.ReadExact(pos, sizeof(magic), magic).ok()) break;
+    w.bytes_read += sizeof(magic);
+    if (std::string_view(magic, 8) == kCommitMagic) {
+      char c[kCommitSize];
+      auto commit = pos + kCommitSize <= end && file.ReadExact(pos, kCommitSize, c).ok()
+                        ? DecodeCommit(std::string_view(c, kCommitSize))
+                        : Result<CommitRecord>(Err(Status::Corruption("short")));
+      w.bytes_read += kCommitSize;
+      if (commit &&
+          (after_damage || (commit->records == pending.size() && commit->bytes == pending_bytes))) {
+        w.committed.insert(w.committed.end(), pending.begin(), pending.end());
+        pending.clear();
+        pending_bytes = 0;
+        pos += kCommitSize;
+        w.committed_end = pos;
+        after_damage = false;
+        continue;
+      }
+      if (!broken()) break;
+      continue;
+    }
+    auto prefix = ReadRecordPrefix(file, pos, end);
+    if (!prefix) {
+      if (!broken()) break;
+      continue;
+    }
+    const RecordHeader& h = prefix->header;
+    w.bytes_read += kRecordPrefixSize + h.metadata_len;
+    pending.push_back({h.shard_id, volume, segment, pos, h.record_len(), h.payload_len,
+                       h.leaf_size, prefix->root});
+    pending_bytes += h.record_len();
+    pos += h.record_len();
+  }
+  w.uncommitted = std::move(pending);
+  return w;
+}
 
 Status Store::LoadSegments(Volume& v) {
   v.segments.clear();
@@ -168,7 +253,25 @@ Status Store::Recover(bool writer, bool holding_lock) {
     // A reader recovers only while no writer runs, and only from what it sees under the
     // lock: sizes and marks read before it may already be stale.
     auto lock = fs_->TryLock(core::JoinPath(state_dir_, kLockFileName));
-    if (!lock) return Status::OK();  // a writer is active and indexes its own batches
+    if (!lock) {
+      // A writer is active (perhaps rebuilding the index): find the committed shards past the
+      // marks without touching anything, and serve them from memory.
+      for (const auto& vol : volumes_) {
+        if (!vol || !vol->available()) continue;
+        const uint32_t v = static_cast<uint32_t>(vol->drive.index);
+        for (const auto& [seg, size] : vol->segments) {
+          auto m = marks.find({v, seg});
+          const uint64_t start = std::max<uint64_t>(m == marks.end() ? 0 : m->second,
+                                                    kSegmentHeaderSize);
+          if (start >= size) continue;
+          auto file = fs_->OpenForRead(SegmentPath(v, seg));
+          if (!file) continue;
+          TailScan r = ScanTail(**file, v, seg, start, size);
+          for (const ShardLocation& l : r.committed) unindexed_[l.id] = l;
+        }
+      }
+      return Status::OK();
+    }
     temporary_lock = std::move(*lock);
     for (auto& vol : volumes_)
       if (vol && vol->available()) DFRP_RETURN_IF_ERROR(LoadSegments(*vol));
@@ -226,7 +329,8 @@ Status Store::Recover(bool writer, bool holding_lock) {
             "{} is damaged at offset {}: shards after it may be unreadable; run verify-shard "
             "--all",
             path, r.committed_end));
-      } else if (r.committed_end < size && writer) {
+      } else if (r.committed_end < size && writer && vol->state != VolumeState::kPaused) {
+        // (A paused volume may be being copied: it is left as it is.)
         // Only a writer moves an interrupted write aside; a reader leaves it for the writer.
         Status moved = QuarantineTail(*vol, seg, *file, r.committed_end, size);
         if (moved.ok()) {
@@ -245,6 +349,66 @@ Status Store::Recover(bool writer, bool holding_lock) {
   if (!found.empty())
     notices_.push_back(fmt::format("indexed {} shard(s) found past the index", found.size()));
   return Status::OK();
+}
+
+Result<RebuildReport> Store::RebuildIndex(const ProgressFn& progress) {
+  DFRP_RETURN_IF_ERROR(NeedWriter("rebuild-index"));
+  RebuildReport report;
+  uint64_t total = 0, done = 0;
+  for (const auto& vol : volumes_)
+    if (vol && vol->available()) {
+      DFRP_RETURN_IF_ERROR(LoadSegments(*vol));
+      for (const auto& [seg, size] : vol->segments) total += size;
+    }
+  std::vector<ShardLocation> all;
+  std::map<SegmentKey, uint64_t> marks;
+  for (const auto& vol : volumes_) {
+    if (!vol || !vol->available()) continue;
+    const uint32_t v = static_cast<uint32_t>(vol->drive.index);
+    report.volumes += 1;
+    for (const auto& [seg, size] : vol->segments) {
+      const std::string path = SegmentPath(v, seg);
+      DFRP_ASSIGN_OR_RETURN(auto file, fs_->OpenForRead(path));
+      std::string head(kSegmentHeaderSize, '\0');
+      if (size < kSegmentHeaderSize || !file->ReadExact(0, kSegmentHeaderSize, head.data()).ok() ||
+          !DecodeSegmentHeader(head, path))
+        report.damage.push_back(fmt::format("{}: damaged segment header", path));
+      report.bytes_read += std::min<uint64_t>(size, kSegmentHeaderSize);
+      SegmentWalk w = WalkSegment(*file, v, seg, kSegmentHeaderSize, size);
+      report.bytes_read += w.bytes_read;
+      for (uint64_t at : w.damage)
+        report.damage.push_back(fmt::format(
+            "{} at offset {}: the record chain is broken; the records after it were found "
+            "again, the damaged ones are not indexed (run verify-shard --all)",
+            path, at));
+      if (!w.uncommitted.empty() || w.committed_end < size)
+        report.damage.push_back(fmt::format(
+            "{}: {} bytes after offset {} were never acknowledged (an interrupted write); "
+            "they are not indexed",
+            path, size - w.committed_end, w.committed_end));
+      for (const ShardLocation& l : w.committed) report.payload_bytes += l.payload_len;
+      all.insert(all.end(), w.committed.begin(), w.committed.end());
+      // A torn end past the mark is moved aside by the next writer's recovery, as usual.
+      marks[{v, seg}] = w.committed_end;
+      report.segments += 1;
+      done += size;
+      if (progress) progress(done, total);
+    }
+  }
+  report.shards = all.size();
+  Status replaced = index_->Replace(all, marks);
+  if (replaced.IsCorruption()) {
+    // The index file itself is damaged: start a new one (it is only a cache).
+    const std::string path = core::JoinPath(state_dir_, kIndexFileName);
+    index_.reset();
+    for (const char* suffix : {"", "-wal", "-shm"}) (void)fs_->RemoveFile(path + suffix);
+    bool reset = false;
+    DFRP_ASSIGN_OR_RETURN(index_, Index::Open(path, store_id_, true, &reset, opt_.sync_index));
+    replaced = index_->Replace(all, marks);
+  }
+  DFRP_RETURN_IF_ERROR(replaced);
+  unindexed_.clear();
+  return report;
 }
 
 }  // namespace dfrp::storage

@@ -53,11 +53,49 @@ Result<std::optional<Manifest>> ReadManifest(core::FileSystem* fs, const std::st
   for (const auto& v : doc["volumes"])
     if (v.is_number_unsigned()) m.volumes.push_back(v.get<uint32_t>());
   std::sort(m.volumes.begin(), m.volumes.end());
+  // Per-volume states: objects keyed by the volume number.
+  auto each = [&](const char* key, const std::function<void(uint32_t, const nlohmann::json&)>& fn) {
+    if (!doc.contains(key) || !doc[key].is_object()) return;
+    for (const auto& [k, v] : doc[key].items()) {
+      uint64_t n;
+      if (core::ParseDecimal(k, &n) && n <= UINT32_MAX) fn(static_cast<uint32_t>(n), v);
+    }
+  };
+  each("paused", [&](uint32_t n, const nlohmann::json& v) {
+    m.paused[n] = v.is_string() ? v.get<std::string>() : "";
+  });
+  each("full", [&](uint32_t n, const nlohmann::json& v) {
+    m.full[n] = v.is_string() ? v.get<std::string>() : "";
+  });
+  each("migrating", [&](uint32_t n, const nlohmann::json& v) {
+    if (v.is_string()) m.migrating[n] = v.get<std::string>();
+  });
+  each("moved", [&](uint32_t n, const nlohmann::json& v) {
+    if (v.is_object() && v.contains("from") && v["from"].is_string() && v.contains("to") &&
+        v["to"].is_string())
+      m.moved[n] = VolumeMove{v["from"].get<std::string>(), v["to"].get<std::string>(),
+                              v.value("old", std::string())};
+  });
   return std::optional<Manifest>(m);
 }
 
 Status WriteManifest(core::FileSystem* fs, const std::string& state_dir, const Manifest& m) {
   nlohmann::json doc = {{"format", 1}, {"store_id", m.store_id.ToString()}, {"volumes", m.volumes}};
+  auto put = [&](const char* key, const std::map<uint32_t, std::string>& values) {
+    if (values.empty()) return;
+    nlohmann::json o = nlohmann::json::object();
+    for (const auto& [n, v] : values) o[std::to_string(n)] = v;
+    doc[key] = o;
+  };
+  put("paused", m.paused);
+  put("full", m.full);
+  put("migrating", m.migrating);
+  if (!m.moved.empty()) {
+    nlohmann::json o = nlohmann::json::object();
+    for (const auto& [n, mv] : m.moved)
+      o[std::to_string(n)] = {{"from", mv.from}, {"to", mv.to}, {"old", mv.old}};
+    doc["moved"] = o;
+  }
   return core::WriteFileAtomic(fs, core::JoinPath(state_dir, kManifestFileName),
                                doc.dump(1) + "\n");
 }
@@ -217,6 +255,7 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
         fmt::format("no store in {} (from {}): run `dfrp-storage init-storage` first",
                     config.state_dir, config.source)));
   s->store_id_ = (*manifest)->store_id;
+  s->manifest_ = std::make_unique<Manifest>(**manifest);
   if (mode == Mode::kWrite) {
     DFRP_ASSIGN_OR_RETURN(s->lock_, AcquireWriterLock(s->fs_, config.state_dir));
   }
@@ -242,6 +281,7 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
     s->volumes_[v] = std::move(vol);
   }
   DFRP_RETURN_IF_ERROR(s->LoadVolumes(config));
+  if (mode == Mode::kWrite) DFRP_RETURN_IF_ERROR(s->CompletePendingMoves());
   DFRP_RETURN_IF_ERROR(s->Recover(mode == Mode::kWrite, s->lock_ != nullptr));
   if (mode == Mode::kWrite) s->RemoveStaleSpools();
   if (mode == Mode::kRead) s->lock_.reset();  // a reader held it only to rebuild the index
@@ -254,7 +294,15 @@ Status Store::LoadVolumes(const core::NodeConfig& config) {
     if (!volumes_[d.index]) volumes_[d.index] = std::make_unique<Volume>();
     Volume& v = *volumes_[d.index];
     v.drive = d;
+    v.config_path = d.path;
     v.configured = true;
+    // A volume moved by a migration lives at its new path while DRIVE_n still names the
+    // old one (or already names the new one); a DRIVE_n pointing elsewhere wins.
+    auto mv = manifest_->moved.find(static_cast<uint32_t>(d.index));
+    if (mv != manifest_->moved.end() && (d.path == mv->second.from || d.path == mv->second.to)) {
+      v.drive.path = mv->second.to;
+      if (d.path == mv->second.from) v.moved_from = d.path;
+    }
   }
   for (size_t i = 0; i < volumes_.size(); ++i) {
     if (!volumes_[i]) continue;
@@ -281,6 +329,9 @@ Status Store::LoadVolumes(const core::NodeConfig& config) {
     }
     DFRP_RETURN_IF_ERROR(LoadSegments(v));
     v.state = VolumeState::kActive;
+    if (manifest_->paused.count(static_cast<uint32_t>(i)) ||
+        manifest_->full.count(static_cast<uint32_t>(i)))
+      continue;  // ApplyVolumeStates says why
     if (v.used() > v.drive.quota) {
       // Reads go on; writes are refused until the config is fixed (see Write).
       v.state = VolumeState::kFull;
@@ -291,7 +342,36 @@ Status Store::LoadVolumes(const core::NodeConfig& config) {
       config_problems_.push_back(v.problem);
     }
   }
+  ApplyVolumeStates();
   return Status::OK();
+}
+
+// Paused and full states from the manifest, on volumes whose drive is there.
+void Store::ApplyVolumeStates() {
+  for (size_t i = 0; i < volumes_.size(); ++i) {
+    if (!volumes_[i] || !volumes_[i]->available()) continue;
+    Volume& v = *volumes_[i];
+    const uint32_t n = static_cast<uint32_t>(i);
+    if (auto it = manifest_->paused.find(n); it != manifest_->paused.end()) {
+      v.state = VolumeState::kPaused;
+      auto mig = manifest_->migrating.find(n);
+      v.problem = mig != manifest_->migrating.end()
+                      ? fmt::format(
+                            "a migration to {} has not finished: run `dfrp-storage "
+                            "pause-migrate {} --to {}` again to finish it, or `dfrp-storage "
+                            "resume {}` to cancel it",
+                            mig->second, n, mig->second, n)
+                      : fmt::format("paused ({}): writes go to other volumes until "
+                                    "`dfrp-storage resume {}`",
+                                    it->second, n);
+    } else if (auto f = manifest_->full.find(n); f != manifest_->full.end()) {
+      v.state = VolumeState::kFull;
+      v.problem = fmt::format(
+          "its file system ran out of space ({}): free space on the drive, then run "
+          "`dfrp-storage resume {}`",
+          f->second, n);
+    }
+  }
 }
 
 void Store::RemoveStaleSpools() {
@@ -330,6 +410,9 @@ std::vector<VolumeInfo> Store::ListVolumes() {
     info.payload_bytes = counts[info.index].payload_bytes;
     info.segments = v.segments.size();
     info.state = v.state;
+    info.moved_from = v.moved_from;
+    if (auto mig = manifest_->migrating.find(info.index); mig != manifest_->migrating.end())
+      info.migrating_to = mig->second;
     // A volume that cannot take even an empty record is full.
     if (info.state == VolumeState::kActive && info.free < kRecordPrefixSize + 64)
       info.state = VolumeState::kFull;
@@ -351,6 +434,10 @@ Status Store::CheckVolumeReadable(uint32_t volume) const {
 
 Result<ShardLocation> Store::Locate(const Uuid& id) {
   DFRP_ASSIGN_OR_RETURN(std::optional<ShardLocation> loc, index_->Find(id));
+  if (!loc) {
+    auto it = unindexed_.find(id);
+    if (it != unindexed_.end()) loc = it->second;
+  }
   if (!loc)
     return Err(Status::NotFound(
         fmt::format("shard {} is not in this store (STATE_DIR {}): check the id and the --config",

@@ -48,7 +48,37 @@ struct VolumeInfo {
   uint64_t payload_bytes = 0;
   uint64_t segments = 0;
   VolumeState state = VolumeState::kActive;
-  std::string problem;  // why it is missing or uninitialized, and what to do
+  std::string problem;       // why it is missing, paused, full or uninitialized, and what to do
+  std::string moved_from;    // DRIVE_n's path, when the volume was moved away from it
+  std::string migrating_to;  // the destination of an unfinished migration
+};
+
+// What checking a copy of a volume found (VerifyCopy, Resume with a new path, migration).
+struct VolumeCheck {
+  uint32_t volume = 0;
+  std::string path;
+  uint64_t segments = 0;
+  uint64_t shards = 0;  // records verified by recomputing their Merkle roots
+  uint64_t bytes = 0;   // bytes of the segment files
+};
+
+// The files of a volume a migration copies, as they were when writes to it stopped.
+struct MigrationSource {
+  uint32_t volume = 0;
+  std::string from;  // the volume's folder now
+  std::string to;    // the destination folder (absolute)
+  std::vector<std::pair<std::string, uint64_t>> files;  // relative paths and sizes; the
+                                                        // volume header comes last
+  uint64_t bytes = 0;
+};
+
+struct RebuildReport {
+  uint64_t volumes = 0;
+  uint64_t segments = 0;
+  uint64_t shards = 0;
+  uint64_t payload_bytes = 0;  // of the shards found (not read)
+  uint64_t bytes_read = 0;     // what the scan read: record prefixes, commit records
+  std::vector<std::string> damage;  // places where a segment's record chain was broken
 };
 
 // Progress of long work: bytes (or items) done out of total.
@@ -107,6 +137,8 @@ struct StoreOptions {
   core::FileSystem* fs = core::DefaultFileSystem();
 };
 
+struct Manifest;  // internal (store_internal.h)
+
 class Store {
  public:
   enum class Mode { kRead, kWrite };
@@ -138,6 +170,37 @@ class Store {
   core::Status VerifyAll(const std::function<void(const VerifyResult&)>& fn,
                          const ProgressFn& progress = nullptr);
 
+  // --- Volume operations. Those that change a volume need Mode::kWrite; each change is one
+  // atomic rewrite of STATE_DIR/STORE, so a crash leaves the old state or the new one.
+
+  // Stops writes to a volume (they go to the next volume with room); reads go on. `reason`
+  // is shown by list-volumes. Pausing a paused volume is fine.
+  core::Status Pause(uint32_t volume, const std::string& reason);
+  // Lets writes go to a paused volume (or one marked full after the file system ran out of
+  // space) again, and forgets an unfinished migration. With `new_path`, the volume must be
+  // paused: the copy there is checked first (VerifyCopy) and the volume moved to it; a copy
+  // that fails the check is refused and the volume stays where it is, paused.
+  core::Result<VolumeCheck> Resume(uint32_t volume, const std::string& new_path,
+                                   const ProgressFn& progress = nullptr);
+  // Checks that `path` holds a complete, valid copy of `volume`: its volume header, every
+  // segment as long as the original's (when the original is readable), every record
+  // verified by recomputing its Merkle root, and every indexed shard of the volume at its
+  // place. Corruption naming what is wrong otherwise. Needs no lock.
+  core::Result<VolumeCheck> VerifyCopy(uint32_t volume, const std::string& path,
+                                       const ProgressFn& progress = nullptr);
+  // Migration, in three steps (migrate.h runs them): Begin pauses the volume, records the
+  // migration and lists the files to copy; the copy and VerifyCopy need no lock; Finish
+  // checks that the source did not change, moves the volume to `to`, retires the source's
+  // header, and resumes writes when `resume`.
+  core::Result<MigrationSource> BeginMigration(uint32_t volume, const std::string& to);
+  core::Status FinishMigration(const MigrationSource& copied, bool resume);
+  // Deletes the old copy of a volume that was moved (its segments and retired header).
+  core::Result<uint64_t> RetireSource(uint32_t volume);
+  // Rebuilds the index from the drives alone, reading record prefixes and commit records,
+  // never payloads; a segment whose record chain is broken is searched past the damage.
+  // Readers keep using the old index until the new one commits.
+  core::Result<RebuildReport> RebuildIndex(const ProgressFn& progress = nullptr);
+
   struct Volume;  // internal
 
  private:
@@ -153,6 +216,14 @@ class Store {
   core::Result<const core::RandomAccessFile*> SegmentFile(uint32_t volume, uint64_t segment);
   core::Result<ShardLocation> Locate(const core::Uuid& id);
   core::Status CheckVolumeReadable(uint32_t volume) const;
+  core::Status NeedWriter(const char* what) const;
+  core::Result<Volume*> VolumeFor(uint32_t volume, const char* what);
+  // Applies `change` to a copy of the manifest and writes it atomically.
+  core::Status UpdateManifest(const std::function<void(Manifest&)>& change);
+  void ApplyVolumeStates();
+  core::Status CompletePendingMoves();
+  void MarkFull(uint32_t volume, const core::Status& why);
+  void ForgetOpenSegments(uint32_t volume);
   std::string SegmentPath(uint32_t volume, uint64_t segment) const;
 
   StoreOptions opt_;
@@ -168,6 +239,10 @@ class Store {
   std::vector<std::string> notices_;
   std::set<SegmentKey> sealed_segments_;      // damaged tails: never appended to again
   std::vector<std::string> config_problems_;  // refuse writes until fixed (a quota too low)
+  std::unique_ptr<Manifest> manifest_;
+  // Shards past the index marks that a reader found while a writer held the lock (so it
+  // could not index them): served from memory.
+  std::map<core::Uuid, ShardLocation> unindexed_;
   friend class BatchWriter;
 };
 

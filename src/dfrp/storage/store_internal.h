@@ -8,6 +8,7 @@
 #include "dfrp/core/config.h"
 #include "dfrp/core/file_system.h"
 #include "dfrp/core/uuid.h"
+#include "dfrp/storage/index.h"
 #include "dfrp/storage/store.h"
 
 namespace dfrp::storage {
@@ -19,6 +20,8 @@ struct Store::Volume {
   VolumeState state = VolumeState::kActive;
   std::string problem;
   std::map<uint64_t, uint64_t> segments;  // segment number -> file size
+  std::string moved_from;                 // DRIVE_n's path when the volume was moved away
+  std::string config_path;                // DRIVE_n's path as configured
 
   uint64_t used() const {
     uint64_t u = 0;
@@ -31,14 +34,44 @@ struct Store::Volume {
   }
 };
 
-// STATE_DIR/STORE: {"format": 1, "store_id": "...", "volumes": [0, 1, ...]}
+// STATE_DIR/STORE: {"format": 1, "store_id": "...", "volumes": [0, 1, ...], and, when
+// set, "paused", "full", "moved", "migrating" (see docs/FORMAT.md)}. Written atomically, so
+// every change of a volume's state or place is one rename.
+struct VolumeMove {
+  std::string from;  // the path DRIVE_n named when the volume moved
+  std::string to;    // where it lives now
+  std::string old;   // the folder it was copied from, until retire-source deletes that copy
+};
 struct Manifest {
   core::Uuid store_id;
   std::vector<uint32_t> volumes;
+  std::map<uint32_t, std::string> paused;     // volume -> why
+  std::map<uint32_t, std::string> full;       // volume -> what the file system said
+  std::map<uint32_t, VolumeMove> moved;       // volume -> its move
+  std::map<uint32_t, std::string> migrating;  // volume -> destination of an unfinished copy
 };
 core::Result<std::optional<Manifest>> ReadManifest(core::FileSystem* fs,
                                                    const std::string& state_dir);
 core::Status WriteManifest(core::FileSystem* fs, const std::string& state_dir, const Manifest& m);
+
+// The source folder of a finished move keeps its header under this name, so that it is
+// never mistaken for the volume again (retire-source deletes it with the segments).
+inline constexpr std::string_view kMovedVolumeFileName = "DFRP-VOLUME.moved";
+
+// A full walk of one segment's record chain from `start`, reading record prefixes and commit
+// records only. Unlike the recovery tail scan, it does not stop at damage: when the chain
+// breaks and a valid commit record lies further on, it searches for the next valid record
+// or commit record and goes on from there (the records a later commit closes were synced
+// before it, whatever lies between).
+struct SegmentWalk {
+  std::vector<ShardLocation> committed;    // records closed by a valid commit record
+  std::vector<ShardLocation> uncommitted;  // whole records after the last commit
+  uint64_t committed_end = 0;              // end of the last valid commit record (or start)
+  std::vector<uint64_t> damage;            // offsets where the chain broke
+  uint64_t bytes_read = 0;
+};
+SegmentWalk WalkSegment(const core::RandomAccessFile& file, uint32_t volume, uint64_t segment,
+                        uint64_t start, uint64_t end);
 
 // Reads DRIVE/DFRP-VOLUME. NotFound when absent.
 core::Result<VolumeHeader> ReadVolumeHeader(core::FileSystem* fs, const std::string& drive);

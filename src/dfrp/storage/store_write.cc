@@ -41,6 +41,8 @@ class BatchWriter {
 
   Result<std::vector<WrittenShard>> Run(std::vector<WriteRequest>& batch,
                                         const ProgressFn& progress);
+  // The volume whose file system refused a write for lack of space, if one did.
+  std::optional<uint32_t> no_space_volume() const { return no_space_volume_; }
 
  private:
   struct Planned {
@@ -70,6 +72,11 @@ class BatchWriter {
   Status SyncAll();
   void Rollback();
   Result<std::unique_ptr<core::SequentialFile>> OpenInput(WriteRequest& req);
+  // Passes s through, noting the volume when it is the file system saying it is full.
+  Status OnVolume(uint32_t volume, Status s) {
+    if (s.IsNoSpace() && !no_space_volume_) no_space_volume_ = volume;
+    return s;
+  }
 
   Store* s_;
   std::vector<Planned> planned_;
@@ -80,6 +87,7 @@ class BatchWriter {
   SegmentKey buffer_segment_{};
   uint64_t buffer_offset_ = 0;
   bool committed_ = false;
+  std::optional<uint32_t> no_space_volume_;
 };
 
 Result<std::unique_ptr<core::SequentialFile>> BatchWriter::OpenInput(WriteRequest& req) {
@@ -239,11 +247,13 @@ Status BatchWriter::OpenSegments() {
       seg.original_size = vol.segments.at(p.segment);
       continue;
     }
-    DFRP_ASSIGN_OR_RETURN(seg.file, s_->fs_->CreateNew(path));
+    auto created = s_->fs_->CreateNew(path);
+    if (!created) return OnVolume(p.volume, created.error());
+    seg.file = std::move(*created);
     seg.created = true;
     SegmentHeader h{p.volume, s_->store_id_, p.segment};
-    DFRP_RETURN_IF_ERROR(seg.file->WriteAt(0, EncodeSegmentHeader(h)));
-    DFRP_RETURN_IF_ERROR(seg.file->Sync());
+    DFRP_RETURN_IF_ERROR(OnVolume(p.volume, seg.file->WriteAt(0, EncodeSegmentHeader(h))));
+    DFRP_RETURN_IF_ERROR(OnVolume(p.volume, seg.file->Sync()));
     new_marks[key] = kSegmentHeaderSize;
   }
   // A new segment's header and folder entry are durable before its mark is.
@@ -254,13 +264,8 @@ Status BatchWriter::OpenSegments() {
   // before any record is written.
   for (auto& [key, seg] : segments_) {
     uint64_t from = seg.created ? 0 : seg.original_size;
-    Status st = seg.file->Allocate(from, seg.planned_end + kCommitSize - from);
-    if (!st.ok())
-      return st.IsNoSpace() ? Status::NoSpace(fmt::format(
-                                  "volume {} ran out of disk space ({}): free space on the drive "
-                                  "or lower QUOTA_{}; nothing was written",
-                                  key.first, st.message(), key.first))
-                            : st;
+    DFRP_RETURN_IF_ERROR(
+        OnVolume(key.first, seg.file->Allocate(from, seg.planned_end + kCommitSize - from)));
   }
   // New segments get a mark before records go in, so recovery after a crash mid-batch scans
   // them from the mark (see recovery.cc).
@@ -271,7 +276,7 @@ Status BatchWriter::OpenSegments() {
 Status BatchWriter::Flush() {
   if (buffer_.empty()) return Status::OK();
   OpenSegment& seg = segments_.at(buffer_segment_);
-  DFRP_RETURN_IF_ERROR(seg.file->WriteAt(buffer_offset_, buffer_));
+  DFRP_RETURN_IF_ERROR(OnVolume(buffer_segment_.first, seg.file->WriteAt(buffer_offset_, buffer_)));
   seg.file->StartWriteback(buffer_offset_, buffer_.size());
   buffer_.clear();
   return Status::OK();
@@ -318,15 +323,16 @@ Status BatchWriter::WriteStreamed(Planned& p, WriteRequest& req,
     crypto::HashLeaves(std::string_view(buf.data(), n), h.leaf_size,
                        std::span<Hash>(leaves).subspan(done / h.leaf_size), s_->opt_.hash_threads);
     const uint64_t at = p.offset + h.payload_offset() + done;
-    DFRP_RETURN_IF_ERROR(out.WriteAt(at, std::string_view(buf.data(), n)));
+    DFRP_RETURN_IF_ERROR(OnVolume(p.volume, out.WriteAt(at, std::string_view(buf.data(), n))));
     out.StartWriteback(at, n);  // start the disk early so the final sync has little left
     done += n;
     moved(n);
   }
   DFRP_RETURN_IF_ERROR(CheckAtEnd(*in, req.name, h.payload_len));
   std::vector<Hash> tree = crypto::TreeLevels(leaves, &p.root);
-  DFRP_RETURN_IF_ERROR(out.WriteAt(p.offset + h.tree_offset(), HashesAsBytes(tree)));
-  return out.WriteAt(p.offset, EncodeRecordPrefix(h, p.root, p.metadata));
+  DFRP_RETURN_IF_ERROR(
+      OnVolume(p.volume, out.WriteAt(p.offset + h.tree_offset(), HashesAsBytes(tree))));
+  return OnVolume(p.volume, out.WriteAt(p.offset, EncodeRecordPrefix(h, p.root, p.metadata)));
 }
 
 Status BatchWriter::WriteRecords(std::vector<WriteRequest>& batch, const ProgressFn& progress) {
@@ -361,7 +367,7 @@ Status BatchWriter::WriteRecords(std::vector<WriteRequest>& batch, const Progres
 // Because the records are synced before any commit record is written, a commit on disk
 // proves the records before it are whole; recovery relies on that (recovery.cc).
 Status BatchWriter::SyncAll() {
-  for (auto& [key, seg] : segments_) DFRP_RETURN_IF_ERROR(seg.file->Sync());
+  for (auto& [key, seg] : segments_) DFRP_RETURN_IF_ERROR(OnVolume(key.first, seg.file->Sync()));
   for (auto& [key, seg] : segments_) {
     CommitRecord c{0, 0};
     for (const Planned& p : planned_) {
@@ -369,10 +375,10 @@ Status BatchWriter::SyncAll() {
       c.records += 1;
       c.bytes += p.header.record_len();
     }
-    DFRP_RETURN_IF_ERROR(seg.file->WriteAt(seg.planned_end, EncodeCommit(c)));
+    DFRP_RETURN_IF_ERROR(OnVolume(key.first, seg.file->WriteAt(seg.planned_end, EncodeCommit(c))));
     seg.planned_end += kCommitSize;
   }
-  for (auto& [key, seg] : segments_) DFRP_RETURN_IF_ERROR(seg.file->Sync());
+  for (auto& [key, seg] : segments_) DFRP_RETURN_IF_ERROR(OnVolume(key.first, seg.file->Sync()));
   return Status::OK();
 }
 
@@ -444,8 +450,23 @@ Result<std::vector<WrittenShard>> Store::Write(std::vector<WriteRequest>& batch,
   if (!lock_) return Err(Status::Internal("Store::Write needs a store opened with Mode::kWrite"));
   if (!config_problems_.empty()) return Err(Status::InvalidArgument(config_problems_.front()));
   if (batch.empty()) return std::vector<WrittenShard>();
-  BatchWriter writer(this);
-  return writer.Run(batch, progress);
+  std::optional<Result<std::vector<WrittenShard>>> result;
+  std::optional<uint32_t> full;
+  {
+    BatchWriter writer(this);  // rolls a failed batch back when it goes out of scope
+    result.emplace(writer.Run(batch, progress));
+    full = writer.no_space_volume();
+  }
+  if (!*result && result->error().IsNoSpace() && full) {
+    // The file system itself is full (not the quota): stop placing writes there.
+    MarkFull(*full, result->error());
+    return Err(Status::NoSpace(fmt::format(
+        "volume {} ran out of disk space ({}); nothing was written. The volume is now marked "
+        "full, so the next write goes to the next volume with room; once there is free space "
+        "on it again, run `dfrp-storage resume {}`",
+        *full, result->error().message(), *full)));
+  }
+  return std::move(*result);
 }
 
 }  // namespace dfrp::storage
