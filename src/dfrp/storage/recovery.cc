@@ -181,8 +181,8 @@ SegmentWalk WalkSegment(const core::RandomAccessFile& file, uint32_t volume, uin
     }
     const RecordHeader& h = prefix->header;
     w.bytes_read += kRecordPrefixSize + h.metadata_len;
-    pending.push_back({h.shard_id, volume, segment, pos, h.record_len(), h.payload_len,
-                       h.leaf_size, prefix->root});
+    pending.push_back({h.shard_id, volume, segment, pos, h.record_len(), h.payload_len, h.leaf_size,
+                       prefix->root});
     pending_bytes += h.record_len();
     pos += h.record_len();
   }
@@ -261,8 +261,8 @@ Status Store::Recover(bool writer, bool holding_lock) {
         const uint32_t v = static_cast<uint32_t>(vol->drive.index);
         for (const auto& [seg, size] : vol->segments) {
           auto m = marks.find({v, seg});
-          const uint64_t start = std::max<uint64_t>(m == marks.end() ? 0 : m->second,
-                                                    kSegmentHeaderSize);
+          const uint64_t start =
+              std::max<uint64_t>(m == marks.end() ? 0 : m->second, kSegmentHeaderSize);
           if (start >= size) continue;
           auto file = fs_->OpenForRead(SegmentPath(v, seg));
           if (!file) continue;

@@ -361,9 +361,10 @@ void Store::ApplyVolumeStates() {
                             "pause-migrate {} --to {}` again to finish it, or `dfrp-storage "
                             "resume {}` to cancel it",
                             mig->second, n, mig->second, n)
-                      : fmt::format("paused ({}): writes go to other volumes until "
-                                    "`dfrp-storage resume {}`",
-                                    it->second, n);
+                      : fmt::format(
+                            "paused ({}): writes go to other volumes until "
+                            "`dfrp-storage resume {}`",
+                            it->second, n);
     } else if (auto f = manifest_->full.find(n); f != manifest_->full.end()) {
       v.state = VolumeState::kFull;
       v.problem = fmt::format(

@@ -65,8 +65,8 @@ struct VolumeCheck {
 // The files of a volume a migration copies, as they were when writes to it stopped.
 struct MigrationSource {
   uint32_t volume = 0;
-  std::string from;  // the volume's folder now
-  std::string to;    // the destination folder (absolute)
+  std::string from;                                     // the volume's folder now
+  std::string to;                                       // the destination folder (absolute)
   std::vector<std::pair<std::string, uint64_t>> files;  // relative paths and sizes; the
                                                         // volume header comes last
   uint64_t bytes = 0;
@@ -76,8 +76,8 @@ struct RebuildReport {
   uint64_t volumes = 0;
   uint64_t segments = 0;
   uint64_t shards = 0;
-  uint64_t payload_bytes = 0;  // of the shards found (not read)
-  uint64_t bytes_read = 0;     // what the scan read: record prefixes, commit records
+  uint64_t payload_bytes = 0;       // of the shards found (not read)
+  uint64_t bytes_read = 0;          // what the scan read: record prefixes, commit records
   std::vector<std::string> damage;  // places where a segment's record chain was broken
 };
 

@@ -37,17 +37,16 @@ bool Within(const std::string& inner, const std::string& outer) {
 }  // namespace
 
 Status Store::NeedWriter(const char* what) const {
-  if (!lock_)
-    return Status::Internal(fmt::format("{} needs the store opened for writing", what));
+  if (!lock_) return Status::Internal(fmt::format("{} needs the store opened for writing", what));
   return Status::OK();
 }
 
 Result<Store::Volume*> Store::VolumeFor(uint32_t volume, const char* what) {
   if (volume >= volumes_.size() || !volumes_[volume] || !volumes_[volume]->in_manifest)
-    return Err(Status::NotFound(fmt::format(
-        "{}: there is no volume {} in this store (STATE_DIR {}): see `dfrp-storage "
-        "list-volumes`",
-        what, volume, state_dir_)));
+    return Err(Status::NotFound(
+        fmt::format("{}: there is no volume {} in this store (STATE_DIR {}): see `dfrp-storage "
+                    "list-volumes`",
+                    what, volume, state_dir_)));
   return volumes_[volume].get();
 }
 
@@ -111,9 +110,9 @@ Result<VolumeCheck> Store::Resume(uint32_t volume, const std::string& new_path,
           volume, volume, volume, new_path)));
     auto verified = VerifyCopy(volume, new_path, progress);
     if (!verified)
-      return Err(verified.error().WithContext(fmt::format(
-          "the copy at {} was refused; volume {} stays at {}, paused", new_path, volume,
-          v->drive.path)));
+      return Err(verified.error().WithContext(
+          fmt::format("the copy at {} was refused; volume {} stays at {}, paused", new_path, volume,
+                      v->drive.path)));
     check = *verified;
     const std::string old = v->drive.path;
     DFRP_RETURN_IF_ERROR(UpdateManifest([&](Manifest& m) {
@@ -175,9 +174,9 @@ Result<VolumeCheck> Store::VerifyCopy(uint32_t volume, const std::string& path,
                          path, kVolumeFileName))
                    : header.error());
   if (header->store_id != store_id_ || header->volume != volume)
-    return Err(Status::Corruption(fmt::format(
-        "{} holds volume {} of store {}, not volume {} of this store", path, header->volume,
-        header->store_id.ToString(), volume)));
+    return Err(Status::Corruption(
+        fmt::format("{} holds volume {} of store {}, not volume {} of this store", path,
+                    header->volume, header->store_id.ToString(), volume)));
 
   // The copy's segments, and the original's when it can still be read.
   std::map<uint64_t, uint64_t> copy;
@@ -196,9 +195,9 @@ Result<VolumeCheck> Store::VerifyCopy(uint32_t volume, const std::string& path,
   for (const auto& [seg, size] : original) {
     auto it = copy.find(seg);
     if (it == copy.end())
-      return Err(Status::Corruption(fmt::format(
-          "the copy lacks {} ({} at the original): copy the whole volume folder",
-          SegmentFileName(seg), core::FormatBytes(size))));
+      return Err(Status::Corruption(
+          fmt::format("the copy lacks {} ({} at the original): copy the whole volume folder",
+                      SegmentFileName(seg), core::FormatBytes(size))));
     if (it->second != size)
       return Err(Status::Corruption(fmt::format(
           "{} is {} bytes in the copy but {} at the original: the copy is incomplete or "
@@ -246,8 +245,8 @@ Result<VolumeCheck> Store::VerifyCopy(uint32_t volume, const std::string& path,
                                        })
                     : p.error();
       if (!ok.ok() && !same_at_original(seg, l.offset))
-        return Err(ok.WithContext(fmt::format("shard {} in {} at offset {}", l.id.ToString(),
-                                              seg_path, l.offset)));
+        return Err(ok.WithContext(
+            fmt::format("shard {} in {} at offset {}", l.id.ToString(), seg_path, l.offset)));
       found[l.id] = l;
       check.shards += 1;
     }
@@ -282,9 +281,9 @@ Result<MigrationSource> Store::BeginMigration(uint32_t volume, const std::string
   src.from = v->drive.path;
   src.to = to;
   if (!v->available())
-    return Err(Status::NotFound(fmt::format(
-        "volume {} is {}: {}; a volume that cannot be read cannot be copied", volume,
-        VolumeStateName(v->state), v->problem)));
+    return Err(Status::NotFound(
+        fmt::format("volume {} is {}: {}; a volume that cannot be read cannot be copied", volume,
+                    VolumeStateName(v->state), v->problem)));
   if (to.empty() || to.front() != '/')
     return Err(Status::InvalidArgument(fmt::format("--to {} must be an absolute path", to)));
   auto mig = manifest_->migrating.find(volume);
@@ -309,10 +308,10 @@ Result<MigrationSource> Store::BeginMigration(uint32_t volume, const std::string
     auto real = fs_->RealPath(other->drive.path);
     if (!real) continue;
     if (Within(real_to, *real) || Within(*real, real_to))
-      return Err(Status::InvalidArgument(fmt::format(
-          "--to {} {} volume {}'s folder {}: give a folder outside every volume", to,
-          Within(real_to, *real) ? "lies inside" : "contains", other->drive.index,
-          other->drive.path)));
+      return Err(Status::InvalidArgument(
+          fmt::format("--to {} {} volume {}'s folder {}: give a folder outside every volume", to,
+                      Within(real_to, *real) ? "lies inside" : "contains", other->drive.index,
+                      other->drive.path)));
   }
   DFRP_ASSIGN_OR_RETURN(auto names, fs_->ListDir(to));
   std::map<std::string, uint64_t> existing;
@@ -322,11 +321,10 @@ Result<MigrationSource> Store::BeginMigration(uint32_t volume, const std::string
     if (name == kVolumeFileName) {
       auto h = ReadVolumeHeader(fs_, to);
       if (!h || h->store_id != store_id_ || h->volume != volume)
-        return Err(Status::InvalidArgument(fmt::format(
-            "--to {} already holds {}: give an empty folder",
-            to,
-            h ? fmt::format("volume {} of store {}", h->volume, h->store_id.ToString())
-              : std::string("a damaged volume header"))));
+        return Err(Status::InvalidArgument(
+            fmt::format("--to {} already holds {}: give an empty folder", to,
+                        h ? fmt::format("volume {} of store {}", h->volume, h->store_id.ToString())
+                          : std::string("a damaged volume header"))));
     } else if (ParseSegmentFileName(name, &seg)) {
       DFRP_ASSIGN_OR_RETURN(existing[name], fs_->FileSize(p));
     } else if (!(name == kQuarantineDir || name == "lost+found" || IsTempHeader(name))) {
@@ -357,8 +355,8 @@ Result<MigrationSource> Store::BeginMigration(uint32_t volume, const std::string
   }
   if (auto space = fs_->Space(to); space && space->available_bytes + reusable < src.bytes)
     return Err(Status::NoSpace(fmt::format(
-        "--to {} has {} free but volume {} needs {}: give a bigger drive; nothing was changed",
-        to, core::FormatBytes(space->available_bytes), volume, core::FormatBytes(src.bytes))));
+        "--to {} has {} free but volume {} needs {}: give a bigger drive; nothing was changed", to,
+        core::FormatBytes(space->available_bytes), volume, core::FormatBytes(src.bytes))));
   DFRP_RETURN_IF_ERROR(UpdateManifest([&](Manifest& m) {
     m.paused[volume] = fmt::format("migration to {}", to);
     m.migrating[volume] = to;
@@ -374,9 +372,9 @@ Status Store::FinishMigration(const MigrationSource& copied, bool resume) {
   DFRP_ASSIGN_OR_RETURN(Volume * v, VolumeFor(volume, "migrate"));
   auto mig = manifest_->migrating.find(volume);
   if (mig == manifest_->migrating.end() || mig->second != copied.to)
-    return Err(Status::InvalidArgument(fmt::format(
-        "no migration of volume {} to {} is under way (was it cancelled with resume?)", volume,
-        copied.to)));
+    return Err(Status::InvalidArgument(
+        fmt::format("no migration of volume {} to {} is under way (was it cancelled with resume?)",
+                    volume, copied.to)));
   // Nothing may have changed at the source since the copy began (the volume was paused).
   DFRP_RETURN_IF_ERROR(LoadSegments(*v));
   std::map<std::string, uint64_t> now;
@@ -417,14 +415,14 @@ Result<uint64_t> Store::RetireSource(uint32_t volume) {
         "volume {} has no old copy to retire: it was not moved, or its old copy is gone", volume)));
   const std::string old = mv->second.old;
   if (old == v->drive.path || !v->available())
-    return Err(Status::InvalidArgument(fmt::format(
-        "volume {} is not readable at {}: the old copy in {} is kept", volume, v->drive.path,
-        old)));
+    return Err(Status::InvalidArgument(
+        fmt::format("volume {} is not readable at {}: the old copy in {} is kept", volume,
+                    v->drive.path, old)));
   DFRP_RETURN_IF_ERROR(CompletePendingMoves());
   if (ReadVolumeHeader(fs_, old))
     return Err(Status::InvalidArgument(fmt::format(
-        "{} still holds a live volume header; remove {} by hand if it is really the old copy",
-        old, core::JoinPath(old, kVolumeFileName))));
+        "{} still holds a live volume header; remove {} by hand if it is really the old copy", old,
+        core::JoinPath(old, kVolumeFileName))));
   uint64_t freed = 0;
   if (fs_->IsDirectory(old)) {
     DFRP_ASSIGN_OR_RETURN(auto names, fs_->ListDir(old));
