@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "dfrp/cli/progress.h"
+#include "dfrp/cli/volume_cli.h"
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/file_system.h"
@@ -79,38 +80,6 @@ Result<std::unique_ptr<Store>> OpenStore(Context& ctx, Store::Mode mode) {
   return store;
 }
 
-json VolumeJson(const storage::VolumeInfo& v) {
-  json j = {{"index", v.index},
-            {"path", v.path},
-            {"quota", v.quota},
-            {"used", v.used},
-            {"free", v.free},
-            {"shards", v.shards},
-            {"state", storage::VolumeStateName(v.state)},
-            {"segments", v.segments},
-            {"payload_bytes", v.payload_bytes}};
-  if (!v.problem.empty()) j["problem"] = v.problem;
-  return j;
-}
-
-void PrintVolumes(const Context& ctx, const std::vector<storage::VolumeInfo>& vols) {
-  if (ctx.g.json) {
-    json arr = json::array();
-    for (const auto& v : vols) arr.push_back(VolumeJson(v));
-    PrintJson(arr);
-    return;
-  }
-  std::printf("%-6s %-13s %10s %10s %10s %8s  %s\n", "VOLUME", "STATE", "QUOTA", "USED", "FREE",
-              "SHARDS", "PATH");
-  for (const auto& v : vols) {
-    std::printf("%-6u %-13s %10s %10s %10s %8llu  %s\n", v.index, storage::VolumeStateName(v.state),
-                core::FormatBytes(v.quota).c_str(), core::FormatBytes(v.used).c_str(),
-                core::FormatBytes(v.free).c_str(), static_cast<unsigned long long>(v.shards),
-                v.path.empty() ? "(not configured)" : v.path.c_str());
-    if (!v.problem.empty()) std::printf("       ! %s\n", v.problem.c_str());
-  }
-}
-
 Status CmdInit(Context& ctx, bool create) {
   storage::StoreOptions opt;
   opt.create_missing_drive_folders = create || ctx.config.is_embedded_default;
@@ -138,7 +107,7 @@ Status CmdInit(Context& ctx, bool create) {
                 r.new_store ? "new" : (r.adopted ? "adopted from its drives" : "existing"),
                 ctx.config.state_dir.c_str());
     for (uint32_t v : r.initialized) std::printf("initialized volume %u\n", v);
-    PrintVolumes(ctx, vols);
+    PrintVolumes(ctx.g.json, vols);
   }
   return Status::OK();
 }
@@ -477,7 +446,7 @@ Status CmdStat(Context& ctx, const std::string& id_text) {
 
 Status CmdListVolumes(Context& ctx) {
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
-  PrintVolumes(ctx, store->ListVolumes());
+  PrintVolumes(ctx.g.json, store->ListVolumes());
   return Status::OK();
 }
 
@@ -532,6 +501,8 @@ int RunStorageCli(int argc, char** argv) {
   auto* stat = app.add_subcommand("stat-shard", "show a shard's metadata");
   stat->add_option("id", stat_id, "shard id")->required();
 
+  VolumeCommands volume_commands(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -547,7 +518,9 @@ int RunStorageCli(int argc, char** argv) {
   ctx.progress = !ctx.g.quiet && StderrIsTerminal();
 
   Status s;
-  if (*init)
+  if (volume_commands.chosen())
+    s = volume_commands.Run({&ctx.config, ctx.g.json, ctx.g.quiet, ctx.progress});
+  else if (*init)
     s = CmdInit(ctx, create);
   else if (*write)
     s = CmdWrite(ctx, w);

@@ -100,6 +100,13 @@ Status WriteManifest(core::FileSystem* fs, const std::string& state_dir, const M
                                doc.dump(1) + "\n");
 }
 
+std::string ResolveDrivePath(const Manifest& m, const core::DriveConfig& d) {
+  auto mv = m.moved.find(static_cast<uint32_t>(d.index));
+  if (mv != m.moved.end() && (d.path == mv->second.from || d.path == mv->second.to))
+    return mv->second.to;
+  return d.path;
+}
+
 Result<VolumeHeader> ReadVolumeHeader(core::FileSystem* fs, const std::string& drive) {
   const std::string path = core::JoinPath(drive, kVolumeFileName);
   if (!fs->Exists(path)) return Err(Status::NotFound(fmt::format("{} is absent", path)));
@@ -160,10 +167,14 @@ Result<InitReport> Store::Init(const core::NodeConfig& config, const StoreOption
   DFRP_ASSIGN_OR_RETURN(std::optional<Manifest> manifest, ReadManifest(fs, config.state_dir));
   InitReport report;
 
-  // Inspect every drive before changing anything.
+  // Inspect every drive before changing anything. A volume a migration moved is looked for
+  // where it lives now.
   std::vector<std::optional<VolumeHeader>> headers;
   std::map<std::string, int> real_paths;
-  for (const auto& d : config.drives) {
+  core::NodeConfig resolved = config;
+  if (manifest)
+    for (auto& d : resolved.drives) d.path = ResolveDrivePath(*manifest, d);
+  for (const auto& d : resolved.drives) {
     bool known = manifest && std::binary_search(manifest->volumes.begin(), manifest->volumes.end(),
                                                 uint32_t(d.index));
     auto h = InspectDrive(fs, d, opt.create_missing_drive_folders && !known);
@@ -190,8 +201,8 @@ Result<InitReport> Store::Init(const core::NodeConfig& config, const StoreOption
   }
   report.store_id = manifest->store_id;
   std::vector<size_t> to_create;
-  for (size_t i = 0; i < config.drives.size(); ++i) {
-    const auto& d = config.drives[i];
+  for (size_t i = 0; i < resolved.drives.size(); ++i) {
+    const auto& d = resolved.drives[i];
     const auto& h = headers[i];
     bool known =
         std::binary_search(manifest->volumes.begin(), manifest->volumes.end(), uint32_t(d.index));
@@ -224,7 +235,7 @@ Result<InitReport> Store::Init(const core::NodeConfig& config, const StoreOption
     to_create.push_back(i);
   }
   for (size_t i : to_create) {
-    const auto& d = config.drives[i];
+    const auto& d = resolved.drives[i];
     VolumeHeader vh{uint32_t(d.index), manifest->store_id, opt.clock->NowUnixMillis()};
     DFRP_RETURN_IF_ERROR(
         core::WriteFileAtomic(fs, core::JoinPath(d.path, kVolumeFileName), EncodeVolumeHeader(vh)));
@@ -296,13 +307,8 @@ Status Store::LoadVolumes(const core::NodeConfig& config) {
     v.drive = d;
     v.config_path = d.path;
     v.configured = true;
-    // A volume moved by a migration lives at its new path while DRIVE_n still names the
-    // old one (or already names the new one); a DRIVE_n pointing elsewhere wins.
-    auto mv = manifest_->moved.find(static_cast<uint32_t>(d.index));
-    if (mv != manifest_->moved.end() && (d.path == mv->second.from || d.path == mv->second.to)) {
-      v.drive.path = mv->second.to;
-      if (d.path == mv->second.from) v.moved_from = d.path;
-    }
+    v.drive.path = ResolveDrivePath(*manifest_, d);
+    if (v.drive.path != d.path) v.moved_from = d.path;
   }
   for (size_t i = 0; i < volumes_.size(); ++i) {
     if (!volumes_[i]) continue;

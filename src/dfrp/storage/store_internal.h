@@ -54,9 +54,15 @@ core::Result<std::optional<Manifest>> ReadManifest(core::FileSystem* fs,
                                                    const std::string& state_dir);
 core::Status WriteManifest(core::FileSystem* fs, const std::string& state_dir, const Manifest& m);
 
+// Where volume d.index lives: DRIVE_n's path, unless a migration moved the volume away from
+// it (or to it). A DRIVE_n that names a third path wins.
+std::string ResolveDrivePath(const Manifest& m, const core::DriveConfig& d);
+
 // The source folder of a finished move keeps its header under this name, so that it is
 // never mistaken for the volume again (retire-source deletes it with the segments).
 inline constexpr std::string_view kMovedVolumeFileName = "DFRP-VOLUME.moved";
+// ... and the copy of a cancelled migration keeps its header under this one.
+inline constexpr std::string_view kAbandonedVolumeFileName = "DFRP-VOLUME.abandoned";
 
 // A full walk of one segment's record chain from `start`, reading record prefixes and commit
 // records only. Unlike the recovery tail scan, it does not stop at damage: when the chain

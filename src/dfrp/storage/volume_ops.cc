@@ -127,11 +127,23 @@ Result<VolumeCheck> Store::Resume(uint32_t volume, const std::string& new_path,
     DFRP_RETURN_IF_ERROR(LoadSegments(*v));
     DFRP_RETURN_IF_ERROR(CompletePendingMoves());
   } else {
+    auto mig = manifest_->migrating.find(volume);
+    const std::string abandoned = mig != manifest_->migrating.end() ? mig->second : "";
     DFRP_RETURN_IF_ERROR(UpdateManifest([&](Manifest& m) {
       m.paused.erase(volume);
       m.full.erase(volume);
       m.migrating.erase(volume);
     }));
+    // A cancelled migration's copy will fall behind the volume: it must never pass for it.
+    if (!abandoned.empty() && ReadVolumeHeader(fs_, abandoned)) {
+      Status s = fs_->Rename(core::JoinPath(abandoned, kVolumeFileName),
+                             core::JoinPath(abandoned, kAbandonedVolumeFileName));
+      if (s.ok()) s = fs_->SyncDir(abandoned);
+      if (!s.ok())
+        notices_.push_back(fmt::format(
+            "the cancelled copy in {} keeps its volume header ({}); delete that folder", abandoned,
+            s.message()));
+    }
   }
   ResetState(*v, volume);
   ApplyVolumeStates();
