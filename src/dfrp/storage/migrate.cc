@@ -119,7 +119,8 @@ Status CopyVolumeFiles(core::FileSystem* fs, const MigrationSource& src,
   // Leftovers of an interrupted header write at the destination.
   if (auto names = fs->ListDir(src.to))
     for (const auto& name : *names)
-      if (name.starts_with(std::string(kVolumeFileName) + ".tmp-"))
+      if (name.starts_with(std::string(kVolumeFileName) + ".tmp-") ||
+          name == kAbandonedVolumeFileName)
         DFRP_RETURN_IF_ERROR(fs->RemoveFile(core::JoinPath(src.to, name)));
   uint64_t done = 0;
   std::set<std::string> dirs{src.to};

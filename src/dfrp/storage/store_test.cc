@@ -17,7 +17,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using core::Status;
+using testing::CopyDir;
 using testing::Pattern;
+using testing::Slurp;
+using testing::Spit;
 
 class StoreTest : public testing::StoreFixture {};
 
@@ -260,14 +263,6 @@ TEST_F(StoreTest, AFileThatChangesWhileReadIsRefusedAndNothingRemains) {
   }
 }
 
-std::string Slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-void Spit(const std::string& p, const std::string& data) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << data;
-}
 
 TEST_F(StoreTest, FlippedBytesAreCaughtByVerifyAndRead) {
   auto store = InitAndOpen(Config({64 << 20}));
@@ -315,10 +310,6 @@ TEST_F(StoreTest, FlippedBytesAreCaughtByVerifyAndRead) {
 }
 
 // Copies a store's STATE_DIR (the index) so a test can roll it back to an earlier moment.
-void CopyDir(const std::string& from, const std::string& to) {
-  fs::remove_all(to);
-  fs::copy(from, to, fs::copy_options::recursive);
-}
 
 TEST_F(StoreTest, UnindexedTailIsFoundOnOpen) {
   auto c = Config({64 << 20});

@@ -21,6 +21,19 @@ inline std::string Pattern(size_t n, int seed = 0) {
   return s;
 }
 
+inline std::string Slurp(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+inline void Spit(const std::string& p, const std::string& data) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+inline void CopyDir(const std::string& from, const std::string& to) {
+  std::filesystem::remove_all(to);
+  std::filesystem::copy(from, to, std::filesystem::copy_options::recursive);
+}
+
 class StoreFixture : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -339,7 +339,8 @@ Result<MigrationSource> Store::BeginMigration(uint32_t volume, const std::string
                           : std::string("a damaged volume header"))));
     } else if (ParseSegmentFileName(name, &seg)) {
       DFRP_ASSIGN_OR_RETURN(existing[name], fs_->FileSize(p));
-    } else if (!(name == kQuarantineDir || name == "lost+found" || IsTempHeader(name))) {
+    } else if (!(name == kQuarantineDir || name == "lost+found" || IsTempHeader(name) ||
+                 name == kAbandonedVolumeFileName)) {
       return Err(Status::InvalidArgument(fmt::format(
           "--to {} is not empty (it holds {}): give an empty folder on the new drive; nothing "
           "was changed",
