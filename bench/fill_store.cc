@@ -6,29 +6,8 @@
 #include <string>
 
 #include "dfrp/core/config.h"
+#include "dfrp/core/file_system.h"
 #include "dfrp/storage/store.h"
-
-namespace {
-
-class MemoryInput : public dfrp::core::SequentialFile {
- public:
-  explicit MemoryInput(std::string data) : data_(std::move(data)) {}
-  dfrp::core::Result<size_t> Read(size_t n, char* dst) override {
-    size_t k = std::min(n, data_.size() - pos_);
-    std::memcpy(dst, data_.data() + pos_, k);
-    pos_ += k;
-    return k;
-  }
-  const std::string& path() const override { return name_; }
-  int64_t KnownSize() const override { return static_cast<int64_t>(data_.size()); }
-
- private:
-  std::string data_;
-  size_t pos_ = 0;
-  std::string name_ = "generated";
-};
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"fill a dfrp store with generated shards"};
@@ -54,7 +33,7 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(done + i));
       dfrp::storage::WriteRequest r;
       r.name = "generated";
-      r.input = std::make_unique<MemoryInput>(std::move(data));
+      r.input = dfrp::core::SequentialFileFromString(std::move(data), "generated");
       batch.push_back(std::move(r));
     }
     auto written = (*store)->Write(batch);

@@ -419,6 +419,7 @@ Status CmdStat(Context& ctx, const std::string& id_text) {
             {"volume", info.location.volume},
             {"segment", info.segment_path},
             {"offset", info.location.offset},
+            {"record_len", info.location.record_len},
             {"content_type", m.content_type},
             {"created_unix_ms", m.created_unix_ms},
             {"created", IsoTime(m.created_unix_ms)},

@@ -136,10 +136,9 @@ struct VolumeCommands::Impl {
     if (!path.empty()) {
       const std::string to = Absolute(path);
       ProgressBar bar("verifying copy", ctx->progress);
-      DFRP_ASSIGN_OR_RETURN(storage::VolumeCheck check,
-                            store->Resume(*volume, to, [&](uint64_t d, uint64_t t) {
-                              bar.Update(d, t);
-                            }));
+      DFRP_ASSIGN_OR_RETURN(
+          storage::VolumeCheck check,
+          store->Resume(*volume, to, [&](uint64_t d, uint64_t t) { bar.Update(d, t); }));
       bar.Finish();
       if (ctx->json) {
         std::printf("%s\n", json({{"volume", check.volume},
@@ -156,7 +155,8 @@ struct VolumeCommands::Impl {
           "verified the copy at {}: {} segment(s), {} shard(s), {}; volume {} now lives there "
           "and takes writes again",
           check.path, check.segments, check.shards, core::FormatBytes(check.bytes), *volume));
-      Say(fmt::format("the old copy stays until `dfrp-storage retire-source {}`; set DRIVE_{}={} "
+      Say(
+          fmt::format("the old copy stays until `dfrp-storage retire-source {}`; set DRIVE_{}={} "
                       "in your config when convenient (the store remembers the move)",
                       *volume, *volume, check.path));
       return Status::OK();
@@ -302,8 +302,8 @@ struct VolumeCommands::Impl {
       text = "# written by `dfrp-storage add-drive`: the embedded default plus new drives\n";
       text += fmt::format("STATE_DIR = \"{}\"\n", cfg.state_dir);
       for (const auto& d : cfg.drives)
-        text += fmt::format("DRIVE_{} = \"{}\"\nQUOTA_{} = {}\n", d.index, d.path, d.index,
-                            d.quota);
+        text +=
+            fmt::format("DRIVE_{} = \"{}\"\nQUOTA_{} = {}\n", d.index, d.path, d.index, d.quota);
     } else {
       file = cfg.source;
       DFRP_ASSIGN_OR_RETURN(text, core::ReadWholeFile(fs, file));

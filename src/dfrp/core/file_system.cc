@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "dfrp/core/uuid.h"
 
 namespace dfrp::core {
@@ -30,6 +33,31 @@ std::string DirName(std::string_view path) {
   if (slash == std::string_view::npos) return ".";
   if (slash == 0) return "/";
   return std::string(path.substr(0, slash));
+}
+
+namespace {
+class StringSequentialFile final : public SequentialFile {
+ public:
+  StringSequentialFile(std::string data, std::string name)
+      : data_(std::move(data)), name_(std::move(name)) {}
+  Result<size_t> Read(size_t n, char* dst) override {
+    const size_t k = std::min(n, data_.size() - pos_);
+    std::memcpy(dst, data_.data() + pos_, k);
+    pos_ += k;
+    return k;
+  }
+  const std::string& path() const override { return name_; }
+  int64_t KnownSize() const override { return static_cast<int64_t>(data_.size()); }
+
+ private:
+  std::string data_;
+  std::string name_;
+  size_t pos_ = 0;
+};
+}  // namespace
+
+std::unique_ptr<SequentialFile> SequentialFileFromString(std::string data, std::string name) {
+  return std::make_unique<StringSequentialFile>(std::move(data), std::move(name));
 }
 
 Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,

@@ -121,6 +121,9 @@ FileSystem* DefaultFileSystem();
 // A SequentialFile over an already open descriptor (standard input); does not own fd.
 std::unique_ptr<SequentialFile> SequentialFileFromFd(int fd, std::string name);
 
+// A SequentialFile over bytes in memory (generated inputs, request bodies already read).
+std::unique_ptr<SequentialFile> SequentialFileFromString(std::string data, std::string name);
+
 // Joins two path parts with one '/'.
 std::string JoinPath(std::string_view a, std::string_view b);
 // The parent folder of a path ("." for a bare name).

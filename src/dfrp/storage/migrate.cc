@@ -93,9 +93,8 @@ Status CopyOneFile(core::FileSystem* fs, const std::string& from, const std::str
   DFRP_ASSIGN_OR_RETURN(auto in, fs->OpenForRead(from));
   DFRP_ASSIGN_OR_RETURN(uint64_t have, in->Size());
   if (have < size)
-    return Status::Corruption(
-        fmt::format("{} is {} bytes, shorter than the {} it had when the copy began", from, have,
-                    size));
+    return Status::Corruption(fmt::format(
+        "{} is {} bytes, shorter than the {} it had when the copy began", from, have, size));
   DFRP_ASSIGN_OR_RETURN(auto out, fs->OpenForWrite(to));
   DFRP_RETURN_IF_ERROR(out->Truncate(0));  // a copy a crash interrupted starts over
   DFRP_RETURN_IF_ERROR(out->Allocate(0, size));
@@ -142,8 +141,7 @@ Status CopyVolumeFiles(core::FileSystem* fs, const MigrationSource& src,
   // The header last: until it is there, the copy is not a volume.
   DFRP_ASSIGN_OR_RETURN(std::string header,
                         core::ReadWholeFile(fs, core::JoinPath(src.from, kVolumeFileName)));
-  DFRP_RETURN_IF_ERROR(
-      core::WriteFileAtomic(fs, core::JoinPath(src.to, kVolumeFileName), header));
+  DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(fs, core::JoinPath(src.to, kVolumeFileName), header));
   done += header.size();
   if (progress) progress(done, src.bytes);
   return Status::OK();

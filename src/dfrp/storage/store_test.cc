@@ -263,7 +263,6 @@ TEST_F(StoreTest, AFileThatChangesWhileReadIsRefusedAndNothingRemains) {
   }
 }
 
-
 TEST_F(StoreTest, FlippedBytesAreCaughtByVerifyAndRead) {
   auto store = InitAndOpen(Config({64 << 20}));
   auto w = Put(*store, {Pattern(20000), Pattern(300, 1), Pattern(9000, 2)});

@@ -2,6 +2,7 @@
 // records, make them durable, then index them. Any failure before the sync completes undoes
 // the batch: segments are cut back to their old size and new segment files removed.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -223,6 +224,16 @@ Status BatchWriter::Plan() {
       for (const auto& r : rooms)
         if (r)
           best = std::max(best, std::min(r->quota > r->used ? r->quota - r->used : 0, r->fs_free));
+      std::vector<std::string> held;  // volumes that could take it but for a pause or ENOSPC
+      for (const auto& vol : s_->volumes_)
+        if (vol && (vol->state == VolumeState::kPaused ||
+                    (vol->state == VolumeState::kFull && vol->used() <= vol->drive.quota)))
+          held.push_back(fmt::format("{} ({})", vol->drive.index, VolumeStateName(vol->state)));
+      if (!held.empty())
+        return Status::NoSpace(
+            fmt::format("no active volume has room for {} ({}); volume(s) {} take no writes until "
+                        "`dfrp-storage resume`; nothing was written",
+                        p.name, core::FormatBytes(p.header.payload_len), fmt::join(held, ", ")));
       return Status::NoSpace(fmt::format(
           "no volume has room for {} ({} as a record of {} bytes; the most any active volume "
           "has left is {}): add a drive (DRIVE_n and QUOTA_n, then init-storage) or raise a "

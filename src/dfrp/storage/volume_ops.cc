@@ -140,9 +140,9 @@ Result<VolumeCheck> Store::Resume(uint32_t volume, const std::string& new_path,
                              core::JoinPath(abandoned, kAbandonedVolumeFileName));
       if (s.ok()) s = fs_->SyncDir(abandoned);
       if (!s.ok())
-        notices_.push_back(fmt::format(
-            "the cancelled copy in {} keeps its volume header ({}); delete that folder", abandoned,
-            s.message()));
+        notices_.push_back(
+            fmt::format("the cancelled copy in {} keeps its volume header ({}); delete that folder",
+                        abandoned, s.message()));
     }
   }
   ResetState(*v, volume);
@@ -306,15 +306,17 @@ Result<MigrationSource> Store::BeginMigration(uint32_t volume, const std::string
         volume, mig->second, volume, mig->second, volume)));
   if (to == v->drive.path) return src;  // already there: nothing to copy
 
-  // The destination: an empty folder, or a copy of this volume a crash interrupted.
-  if (!fs_->Exists(to)) {
-    DFRP_RETURN_IF_ERROR(fs_->CreateDirRecursive(to));
-    DFRP_RETURN_IF_ERROR(fs_->SyncDir(core::DirName(to)));
+  // The destination: an empty folder, or a copy of this volume a crash interrupted; never
+  // inside a volume or around one (checked before anything is created).
+  std::string real_to = to, rest;
+  while (!fs_->Exists(real_to) && real_to != "/") {
+    const std::string parent = core::DirName(real_to);
+    rest = rest.empty() ? real_to.substr(parent.size() + (parent == "/" ? 0 : 1))
+                        : real_to.substr(parent.size() + (parent == "/" ? 0 : 1)) + "/" + rest;
+    real_to = parent;
   }
-  if (!fs_->IsDirectory(to))
-    return Err(Status::InvalidArgument(
-        fmt::format("--to {} is a file, not a folder: give an empty folder on the new drive", to)));
-  DFRP_ASSIGN_OR_RETURN(std::string real_to, fs_->RealPath(to));
+  DFRP_ASSIGN_OR_RETURN(real_to, fs_->RealPath(real_to));
+  if (!rest.empty()) real_to = core::JoinPath(real_to, rest);
   for (const auto& other : volumes_) {
     if (!other || !other->available()) continue;
     auto real = fs_->RealPath(other->drive.path);
@@ -325,6 +327,13 @@ Result<MigrationSource> Store::BeginMigration(uint32_t volume, const std::string
                       Within(real_to, *real) ? "lies inside" : "contains", other->drive.index,
                       other->drive.path)));
   }
+  if (!fs_->Exists(to)) {
+    DFRP_RETURN_IF_ERROR(fs_->CreateDirRecursive(to));
+    DFRP_RETURN_IF_ERROR(fs_->SyncDir(core::DirName(to)));
+  }
+  if (!fs_->IsDirectory(to))
+    return Err(Status::InvalidArgument(
+        fmt::format("--to {} is a file, not a folder: give an empty folder on the new drive", to)));
   DFRP_ASSIGN_OR_RETURN(auto names, fs_->ListDir(to));
   std::map<std::string, uint64_t> existing;
   for (const auto& name : names) {

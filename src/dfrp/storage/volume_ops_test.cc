@@ -90,14 +90,17 @@ TEST_F(VolumeOpsTest, MigrateMovesTheVolumeAndKeepsEveryShard) {
   const std::string to = dir_ + "/new-drive";
   MigrateOptions mo;
   std::set<std::string> phases;
-  mo.progress = [&](std::string_view phase, uint64_t, uint64_t) { phases.insert(std::string(phase)); };
+  mo.progress = [&](std::string_view phase, uint64_t, uint64_t) {
+    phases.insert(std::string(phase));
+  };
   auto r = MigrateVolume(c, opt_, 0, to, mo);
   ASSERT_TRUE(r.has_value()) << r.error().ToString();
   EXPECT_EQ(r->shards_verified, 3u);
   EXPECT_EQ(r->from, c.drives[0].path);
   EXPECT_TRUE(phases.count("copy") && phases.count("verify"));
   // The copy is byte for byte; the source keeps its segments but not a live header.
-  EXPECT_EQ(Slurp(to + "/" + SegmentFileName(1)), Slurp(c.drives[0].path + "/" + SegmentFileName(1)));
+  EXPECT_EQ(Slurp(to + "/" + SegmentFileName(1)),
+            Slurp(c.drives[0].path + "/" + SegmentFileName(1)));
   EXPECT_FALSE(fs::exists(c.drives[0].path + "/" + std::string(kVolumeFileName)));
   EXPECT_TRUE(fs::exists(c.drives[0].path + "/" + std::string(kMovedVolumeFileName)));
   store = std::move(*Store::Open(c, Store::Mode::kWrite, opt_));
@@ -258,7 +261,8 @@ TEST_F(VolumeOpsTest, PowerCutAtEverySyncPointOfAMigration) {
       const std::string path = Info(**after, 0).path;
       EXPECT_TRUE(path == c.drives[0].path || path == to) << where << ": " << path;
       // Exactly one live header of volume 0 once a writer has opened the store.
-      const bool live_old = ReadVolumeHeader(core::DefaultFileSystem(), c.drives[0].path).has_value();
+      const bool live_old =
+          ReadVolumeHeader(core::DefaultFileSystem(), c.drives[0].path).has_value();
       const bool live_new = ReadVolumeHeader(core::DefaultFileSystem(), to).has_value();
       if (path == to) {
         EXPECT_TRUE(live_new && !live_old) << where;
@@ -290,9 +294,9 @@ TEST_F(VolumeOpsTest, FileSystemOutOfSpaceMarksTheVolumeFullAndTheNextWriteGoesO
   struct Case {
     Op op;
     int nth;
-  } cases[] = {{Op::kCreate, 1}, {Op::kAllocate, 1}, {Op::kAllocate, 2}, {Op::kWrite, 1},
-               {Op::kWrite, 2},  {Op::kWrite, 3},    {Op::kSync, 1},     {Op::kSync, 2},
-               {Op::kSync, 3}};
+  } cases[] = {{Op::kCreate, 1}, {Op::kAllocate, 1}, {Op::kAllocate, 2},
+               {Op::kWrite, 1},  {Op::kWrite, 2},    {Op::kWrite, 3},
+               {Op::kSync, 1},   {Op::kSync, 2},     {Op::kSync, 3}};
   const std::vector<std::string> batch = {Pattern(5, 2), Pattern(20000, 1)};
   for (const auto& k : cases) {
     const std::string where = fmt::format("op {} #{}", static_cast<int>(k.op), k.nth);
