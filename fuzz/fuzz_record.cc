@@ -33,6 +33,7 @@
 #include "dfrp/storage/format.h"
 #include "dfrp/storage/metadata.h"
 #include "dfrp/storage/record_io.h"
+#include "dfrp/storage/store_internal.h"
 #include "fuzz_util.h"
 
 namespace dfrp::fuzz {
@@ -142,6 +143,27 @@ uint64_t Resync(const MemFile& file, std::string_view bytes, uint64_t from) {
   return bytes.size();
 }
 
+// storage::WalkSegment (rebuild-index, checking a copy of a volume) over the same bytes:
+// every record it reports lies inside the file, in order, without overlaps, and reads back
+// there as the shard it names; committed records end at or before committed_end.
+void Walk(std::string_view bytes) {
+  MemFile file(bytes);
+  const uint64_t start = std::min<uint64_t>(kSegmentHeaderSize, bytes.size());
+  storage::SegmentWalk w = storage::WalkSegment(file, 0, 1, start, bytes.size());
+  DFRP_FUZZ_CHECK(w.committed_end >= start && w.committed_end <= bytes.size());
+  uint64_t end = start;
+  auto check = [&](const storage::ShardLocation& l) {
+    DFRP_FUZZ_CHECK(l.offset >= end && l.offset + l.record_len <= bytes.size());
+    auto p = storage::ReadRecordPrefix(file, l.offset, bytes.size());
+    DFRP_FUZZ_CHECK(p && p->header.shard_id == l.id && p->root == l.root &&
+                    p->header.record_len() == l.record_len);
+    end = l.offset + l.record_len;
+  };
+  for (const auto& l : w.committed) check(l);
+  DFRP_FUZZ_CHECK(end <= w.committed_end);
+  for (const auto& l : w.uncommitted) check(l);
+}
+
 // Lenient scan from the end of the segment header; every offset in `must_verify` (ascending)
 // must hold a record that reads, verifies and streams.
 void Scan(std::string_view bytes, const std::vector<uint64_t>& must_verify) {
@@ -167,6 +189,7 @@ void Scan(std::string_view bytes, const std::vector<uint64_t>& must_verify) {
     pos = Resync(file, bytes, pos + 1);
   }
   DFRP_FUZZ_CHECK(want == must_verify.end());
+  Walk(bytes);
 }
 
 // Recomputes the segment header CRC and, walking the records from offset 64 while their
