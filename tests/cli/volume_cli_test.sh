@@ -125,6 +125,37 @@ ds pause-migrate 1 --to "$T/newdrive"
 expect_err "migrating onto another volume's folder exits 2" 2 "volume 0"
 
 ###############################################################################
+# 2b. kill -9 in the middle of pause-migrate, then the same command again
+###############################################################################
+mig_S=$S mig_C=$C
+new_store k9 256M 16M
+for i in 1 2 3; do mkfile "$F/k$i" $((24 << 20)) $((i + 50)); done
+store_files "$F/k1" "$F/k2" "$F/k3" "$F/f1" >"$T/k9.ids"
+killed_ok=0
+for i in 1 2 3 4 5; do
+  "$BIN" --config "$C" -q pause-migrate 0 --to "$T/k9dest$i" >/dev/null 2>&1 &
+  pid=$!
+  sleep "0.$((RANDOM % 250 + 10))"
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  ds --json list-volumes
+  path=$(jget 'j[0]["path"]')
+  all_read_back "$T/k9.ids" || { not_ok "kill -9 during pause-migrate, round $i" "a shard does not read back (volume at $path)"; continue; }
+  ds --json pause-migrate 0 --to "$T/k9dest$i"
+  if [[ $RC -eq 0 ]] && jtrue 'j["to"].endswith("k9dest'"$i"'")' && all_read_back "$T/k9.ids"; then
+    killed_ok=$((killed_ok + 1))
+  else
+    not_ok "pause-migrate run again after kill -9, round $i" "$(last)"
+  fi
+done
+check "after kill -9 at a random moment of pause-migrate, every shard read back and the same command finished the move (5 rounds)" \
+  test "$killed_ok" -eq 5
+ds --json list-volumes
+check "the volume ends active at the last destination" \
+  jtrue 'j[0]["path"].endswith("k9dest5") and j[0]["state"] == "active"'
+S=$mig_S C=$mig_C
+
+###############################################################################
 # 3. the dd path: pause, raw copy, resume --path
 ###############################################################################
 ds pause 1
