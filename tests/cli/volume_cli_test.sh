@@ -292,6 +292,7 @@ while read -r id f; do
   echo "$id $(jget 'j["offset"]') $(jget 'j["record_len"]') $f" >>"$T/flips.places"
 done <"$T/flips.ids"
 seg=$S/d0/segment-000000000001.dfrp
+flip "$S/d0/DFRP-VOLUME" 30  # the volume header too: the segments still identify the volume
 # Flip 12 random bytes anywhere in the segment (headers, metadata, payloads, trees, commits).
 $PY - "$seg" "$T/flips.places" "$T/flips.expected" <<'EOF'
 import random, sys
@@ -329,6 +330,10 @@ while read -r id off len f; do
 done <"$T/flips.places"
 check "reads of flipped shards exit 3 and the others read back intact" test "$bad_reads" -eq 0
 check "no read returned a wrong byte" test "$wrong" -eq 0
+ds write-shard "$F/f1"
+check "a writer rewrites the damaged volume header from the segment headers" \
+  grep -q "rewrote the damaged volume header of volume 0" "$T/err"
+check "... and it decodes again" bash -c "$BIN --config '$C' --json list-volumes | grep -q '\"state\": \"active\"'"
 
 echo "$PASS passed, $FAIL failed"
 [[ $FAIL -eq 0 ]]

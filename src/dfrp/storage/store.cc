@@ -325,6 +325,23 @@ Status Store::LoadVolumes(const core::NodeConfig& config) {
       continue;
     }
     auto h = ReadVolumeHeader(fs_, v.drive.path);
+    if (!h && h.error().IsCorruption() &&
+        SegmentsIdentify(v.drive.path, static_cast<uint32_t>(i))) {
+      // A damaged header (bit rot) on a drive whose segment headers name this store and
+      // volume: the volume is there. A writer rewrites the header.
+      h = VolumeHeader{static_cast<uint32_t>(i), store_id_, opt_.clock->NowUnixMillis()};
+      if (lock_) {
+        Status fixed = core::WriteFileAtomic(fs_, core::JoinPath(v.drive.path, kVolumeFileName),
+                                             EncodeVolumeHeader(*h));
+        notices_.push_back(
+            fixed.ok() ? fmt::format("rewrote the damaged volume header of volume {} in {} from "
+                                     "its segment headers",
+                                     i, v.drive.path)
+                       : fmt::format("the volume header of volume {} in {} is damaged and could "
+                                     "not be rewritten ({}); its segments are read as usual",
+                                     i, v.drive.path, fixed.message()));
+      }
+    }
     if (!h || h->store_id != store_id_ || h->volume != i) {
       v.state = VolumeState::kMissing;
       v.problem = !h ? fmt::format("{} (is the drive mounted?): mount it or fix DRIVE_{}",
@@ -379,6 +396,22 @@ void Store::ApplyVolumeStates() {
           f->second, n);
     }
   }
+}
+
+// True when the drive's first segment has a valid header naming this store and `volume`.
+bool Store::SegmentsIdentify(const std::string& drive, uint32_t volume) {
+  auto names = fs_->ListDir(drive);
+  if (!names) return false;
+  for (const auto& name : *names) {
+    uint64_t seg;
+    if (!ParseSegmentFileName(name, &seg)) continue;
+    auto f = fs_->OpenForRead(core::JoinPath(drive, name));
+    std::string head(kSegmentHeaderSize, '\0');
+    if (!f || !(*f)->ReadExact(0, kSegmentHeaderSize, head.data()).ok()) return false;
+    auto sh = DecodeSegmentHeader(head, name);
+    return sh && sh->store_id == store_id_ && sh->volume == volume;
+  }
+  return false;
 }
 
 void Store::RemoveStaleSpools() {

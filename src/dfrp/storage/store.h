@@ -208,6 +208,7 @@ class Store {
   core::Status LoadVolumes(const core::NodeConfig& config);
   core::Status LoadSegments(Volume& v);
   void RemoveStaleSpools();
+  bool SegmentsIdentify(const std::string& drive, uint32_t volume);
   // Indexes committed records past the marks. A writer also moves interrupted writes aside;
   // a reader only indexes, and only while it holds (or can take) the writer lock.
   core::Status Recover(bool writer, bool holding_lock);
