@@ -1,11 +1,28 @@
-# Helpers for the dfrp-storage CLI tests (sourced by storage_cli_test.sh).
+# Helpers for the dfrp-storage CLI tests (sourced by storage_cli_test.sh and
+# volume_cli_test.sh).
 #
-# Needs: bash, coreutils, python3, util-linux (flock). Expects BIN (the binary) and T (the
-# test's temp folder) to be set by the caller.
+# Needs: bash, coreutils, python3, util-linux (flock). Expects T (the test's temp folder) to
+# be set by the caller; isolate_from_caller sets BIN.
 
 # Debian's own python3 starts much faster than a version-manager shim.
 PY=python3
 [[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3
+
+# isolate_from_caller BINARY : copies the binary into $T (so a rebuild during the run cannot
+# pull it from under us), sets BIN, unsets the caller's dfrp config variables, and moves into
+# an empty folder (so no ./dfrp.toml or ./.env is picked up by accident).
+isolate_from_caller() {
+  cp "$1" "$T/dfrp-storage" || exit 2
+  BIN=$T/dfrp-storage
+  local name
+  while IFS= read -r name; do
+    case $name in
+      DFRP_CONFIG | LEAF_SIZE | VECTOR_DIM | STATE_DIR | DRIVE_[0-9]* | QUOTA_[0-9]*) unset "$name" ;;
+    esac
+  done < <(compgen -e)
+  mkdir -p "$T/cwd"
+  cd "$T/cwd" || exit 2
+}
 
 PASS=0
 FAIL=0

@@ -25,22 +25,9 @@ cleanup() {
   rm -rf "$T"
 }
 trap cleanup EXIT
-# A private copy, so that a rebuild during the run cannot pull the binary from under us.
-cp "$1" "$T/dfrp-storage" || exit 2
-BIN=$T/dfrp-storage
-
-# The config may also come from the environment; keep the caller's out of it.
-while IFS= read -r name; do
-  case $name in
-    DFRP_CONFIG | LEAF_SIZE | VECTOR_DIM | STATE_DIR | DRIVE_[0-9]* | QUOTA_[0-9]*) unset "$name" ;;
-  esac
-done < <(compgen -e)
-# Run from an empty folder so that no ./dfrp.toml or ./.env is picked up by accident.
-mkdir -p "$T/cwd"
-cd "$T/cwd" || exit 2
-
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
+isolate_from_caller "$1"
 
 echo "# dfrp-storage CLI tests: $BIN"
 echo "# temp folder: $T"

@@ -25,17 +25,9 @@ cleanup() {
   rm -rf "$T"
 }
 trap cleanup EXIT
-cp "$1" "$T/dfrp-storage" || exit 2
-BIN=$T/dfrp-storage
-while IFS= read -r name; do
-  case $name in
-    DFRP_CONFIG | LEAF_SIZE | VECTOR_DIM | STATE_DIR | DRIVE_[0-9]* | QUOTA_[0-9]*) unset "$name" ;;
-  esac
-done < <(compgen -e)
-mkdir -p "$T/cwd"
-cd "$T/cwd" || exit 2
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
+isolate_from_caller "$1"
 
 echo "# dfrp-storage volume tests: $BIN"
 F=$T/files
