@@ -799,7 +799,10 @@ BG_PIDS+=("$W1")
 exec 7>"$T/fifo"
 # Wait until the first writer holds the lock: /proc/locks lists a lock on LOCK's inode.
 LOCK_INO=$(stat -c %i "$S/state/LOCK")
-for _ in $(seq 200); do grep -qE ":$LOCK_INO " /proc/locks && break; sleep 0.05; done
+# (Up to 60 s: a sanitizer build on a loaded machine starts slowly.)
+for _ in $(seq 1200); do grep -qE ":$LOCK_INO " /proc/locks && break; sleep 0.05; done
+grep -qE ":$LOCK_INO " /proc/locks ||
+  echo "# the first writer has not taken the lock after 60 s: $(cat "$T/w1.err")"
 ds write-shard "$F/one"
 expect_err "a second write-shard while the first one runs exits 6 (busy)" 6 "busy"
 cat "$F/leafplus" >&7
