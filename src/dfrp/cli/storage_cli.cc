@@ -551,6 +551,7 @@ int RunStorageCli(int argc, char** argv) {
 
   std::vector<ExtraCommand> extra;  // issue 4's commands, registered from their own files
   AddProofCommands(app, &extra);
+  AddScrubCommands(app, &extra);
 
   try {
     app.parse(argc, argv);
