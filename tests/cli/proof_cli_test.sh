@@ -265,14 +265,14 @@ expect_rc "prove-shard of a good leaf still works" 0
 ###############################################################################
 new_store sc 1M 16M
 mkfile "$F/s1" 300000 21
-mkfile "$F/s2" 700000 22
+mkfile "$F/s2" 800000 22
 mkfile "$F/s3" 5000 23
 ds -q write-shard "$F/s1" "$F/s2" "$F/s3"
 mapfile -t SIDS <<<"$OUT"
 ds --json scrub
 expect_rc "scrub of a clean store exits 0" 0
 check "scrub verified all three shards, none corrupt" \
-  jtrue "j['shards_verified']==3 and j['corrupt']==0 and j['bytes_verified']==1005000 and not j['stopped']"
+  jtrue "j['shards_verified']==3 and j['corrupt']==0 and j['bytes_verified']==1105000 and not j['stopped']"
 check "scrub keeps its state in STATE_DIR/scrub.sqlite" test -s "$S/state/scrub.sqlite"
 ds --json stat-shard "${SIDS[1]}"
 SEG=$(jget "j['segment']")
