@@ -552,6 +552,7 @@ int RunStorageCli(int argc, char** argv) {
   std::vector<ExtraCommand> extra;  // issue 4's commands, registered from their own files
   AddProofCommands(app, &extra);
   AddScrubCommands(app, &extra);
+  AddMountCommands(app, &extra);
 
   try {
     app.parse(argc, argv);

@@ -33,6 +33,9 @@ void AddProofCommands(CLI::App& app, std::vector<ExtraCommand>* out);
 // scrub (storage_cli_scrub.cc).
 void AddScrubCommands(CLI::App& app, std::vector<ExtraCommand>* out);
 
+// mount (storage_cli_mount.cc).
+void AddMountCommands(CLI::App& app, std::vector<ExtraCommand>* out);
+
 // Parses read-shard's --range OFFSET:LENGTH (decimal bytes). InvalidArgument otherwise.
 core::Result<std::pair<uint64_t, uint64_t>> ParseRange(const std::string& text);
 
