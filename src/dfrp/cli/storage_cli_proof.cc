@@ -141,6 +141,12 @@ Status CmdAudit(const core::NodeConfig& config, const CliFlags& f, const AuditAr
   if (reader.leaves() == 0)
     return Status::InvalidArgument(
         fmt::format("shard {} is empty: it has no leaf to audit", id.ToString()));
+  // Keep the answer well inside what verify-proof reads (kMaxProofFileBytes, hex in JSON).
+  if (uint64_t{a.challenges} * reader.leaf_size() > kMaxProofFileBytes / 4)
+    return Status::InvalidArgument(fmt::format(
+        "--challenges {} of {}-byte leaves make an answer over {} MiB: ask for at most {}",
+        a.challenges, reader.leaf_size(), kMaxProofFileBytes / 4 >> 20,
+        kMaxProofFileBytes / 4 / reader.leaf_size()));
   const auto indices = storage::ChallengeIndices(seed, id, reader.leaves(), a.challenges);
   DFRP_ASSIGN_OR_RETURN(ProofSet p, reader.Prove(indices, seed));
   return Emit(p, a.out, f);
