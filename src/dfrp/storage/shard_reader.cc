@@ -69,13 +69,20 @@ Status ShardReader::VerifyLeafHashes(uint64_t first, std::span<const Hash> hashe
 
 Status ShardReader::ReadLeaves(uint64_t first, uint64_t last, std::string* buf, int threads) const {
   const RecordHeader& h = prefix_.header;
+  buf->resize(
+      static_cast<size_t>(std::min(h.payload_len, last * h.leaf_size) - first * h.leaf_size));
+  return ReadLeavesInto(first, last, buf->data(), threads);
+}
+
+Status ShardReader::ReadLeavesInto(uint64_t first, uint64_t last, char* dst, int threads) const {
+  const RecordHeader& h = prefix_.header;
   const uint64_t begin = first * h.leaf_size;
   const uint64_t end = std::min(h.payload_len, last * h.leaf_size);
-  buf->resize(static_cast<size_t>(end - begin));
+  const std::string_view data(dst, static_cast<size_t>(end - begin));
   DFRP_RETURN_IF_ERROR(
-      file_->ReadExact(loc_.offset + h.payload_offset() + begin, buf->size(), buf->data()));
+      file_->ReadExact(loc_.offset + h.payload_offset() + begin, data.size(), dst));
   std::vector<Hash> hashes(last - first);
-  crypto::HashLeaves(*buf, h.leaf_size, hashes, threads);
+  crypto::HashLeaves(data, h.leaf_size, hashes, threads);
   if (VerifyLeafHashes(first, hashes).ok()) return Status::OK();
   // Name the first leaf that fails on its own (the range may hold good leaves too).
   for (uint64_t i = first; i < last; ++i)
@@ -110,15 +117,27 @@ Status ShardReader::ReadRange(uint64_t offset, uint64_t length,
   return Status::OK();
 }
 
-Result<size_t> ShardReader::ReadAt(uint64_t offset, size_t length, char* dst) const {
+Result<size_t> ShardReader::ReadAt(uint64_t offset, size_t length, char* dst, int threads) const {
   if (offset >= size() || length == 0) return size_t{0};
   const uint64_t n = std::min<uint64_t>(length, size() - offset);
+  const uint64_t ls = leaf_size();
+  if (offset % ls == 0 && (n % ls == 0 || offset + n == size()) &&
+      n <= PayloadChunkBytes(leaf_size())) {
+    // Whole leaves: read and verify them in place, with no copy. On failure dst may hold
+    // unverified bytes, but the caller gets an error and must not use them.
+    Status s = ReadLeavesInto(offset / ls, (offset + n + ls - 1) / ls, dst, threads);
+    if (!s.ok()) return Err(s.IsCorruption() ? Context(s) : s);
+    return static_cast<size_t>(n);
+  }
   size_t done = 0;
-  DFRP_RETURN_IF_ERROR(ReadRange(offset, n, [&](std::string_view piece) {
-    std::memcpy(dst + done, piece.data(), piece.size());
-    done += piece.size();
-    return Status::OK();
-  }));
+  DFRP_RETURN_IF_ERROR(ReadRange(
+      offset, n,
+      [&](std::string_view piece) {
+        std::memcpy(dst + done, piece.data(), piece.size());
+        done += piece.size();
+        return Status::OK();
+      },
+      threads));
   return done;
 }
 

@@ -48,8 +48,10 @@ class ShardReader {
                          const std::function<core::Status(std::string_view)>& sink,
                          int threads = 1) const;
   // Reads up to `length` bytes at `offset` into dst (fewer at the end of the payload; 0 past
-  // it), verified. For callers with their own buffers (FUSE); meant for small reads.
-  core::Result<size_t> ReadAt(uint64_t offset, size_t length, char* dst) const;
+  // it), verified. For callers with their own buffers (FUSE); meant for small reads. On an
+  // error the bytes in dst are unspecified and must not be used.
+  // `threads` as ReadRange (hashing uses them only for reads of 1 MiB and more).
+  core::Result<size_t> ReadAt(uint64_t offset, size_t length, char* dst, int threads = 1) const;
 
   // A proof for one leaf: its bytes and audit path, read off the stored tree (a few small
   // reads, no rehash), checked against the root before it is returned. InvalidArgument for a
@@ -64,6 +66,8 @@ class ShardReader {
   core::Status VerifyLeafHashes(uint64_t first, std::span<const crypto::Hash> hashes) const;
   // Reads whole leaves [first, last) into buf and verifies them.
   core::Status ReadLeaves(uint64_t first, uint64_t last, std::string* buf, int threads) const;
+  // The same into dst, which must hold those leaves' bytes.
+  core::Status ReadLeavesInto(uint64_t first, uint64_t last, char* dst, int threads) const;
   core::Result<crypto::Hash> ReadNode(uint64_t node) const;  // node number in the tree section
   core::Status Context(const core::Status& s) const;
 
