@@ -156,6 +156,18 @@ TEST_F(ProofTest, DamageFailsOnlyTheLeavesItTouches) {
   EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(ReadAll(*r, 8 * 4096, data.size() - 8 * 4096, &s), data.substr(8 * 4096));
   EXPECT_TRUE(s.ok()) << s.ToString();
+  // ReadAt verifies whole-leaf reads in the caller's buffer: the same answers.
+  std::string buf(8 * 4096, '\0');
+  auto at = r->ReadAt(4 * 4096, 4 * 4096, buf.data());  // leaves 4..7
+  ASSERT_FALSE(at.has_value());
+  EXPECT_NE(at.error().message().find("leaf 7 "), std::string::npos) << at.error().ToString();
+  at = r->ReadAt(8 * 4096, 8 * 4096, buf.data());
+  ASSERT_TRUE(at.has_value());
+  EXPECT_EQ(buf, data.substr(8 * 4096, 8 * 4096));
+  at = r->ReadAt(40 * 4096, 4096, buf.data());  // the short last leaf
+  ASSERT_TRUE(at.has_value());
+  EXPECT_EQ(*at, 100u);
+  EXPECT_EQ(buf.substr(0, 100), data.substr(40 * 4096));
   EXPECT_TRUE(r->ProveLeaf(7).error().IsCorruption());
   EXPECT_TRUE(r->ProveLeaf(6).has_value());
   EXPECT_TRUE(r->ProveLeaf(40).has_value());
