@@ -21,7 +21,6 @@
 #include <vector>
 
 #include "dfrp/core/bytes.h"
-#include "dfrp/core/file_system.h"
 
 namespace dfrp::fuse {
 
@@ -30,44 +29,6 @@ using storage::ShardLocation;
 using storage::ShardReader;
 
 namespace {
-
-// Sets read_ahead_kb of the mount at `real_mountpoint` (resolved before mounting; its st_dev
-// is read from mountinfo, because a stat() of the mount point would wait for this very
-// server). Best effort: a failure only costs speed, and is logged.
-void SetReadahead(const std::string& real_mountpoint, unsigned kb, const FuseViewOptions& opt) {
-  core::FileSystem* fs = core::DefaultFileSystem();
-  const std::string* real = &real_mountpoint;
-  if (kb == 0 || real->empty()) return;
-  // procfs hands out a page per read(): read to the end, not to the first short read.
-  auto in = fs->OpenSequential("/proc/self/mountinfo");
-  if (!in) return;
-  std::string info;
-  char buf[8192];
-  for (;;) {
-    auto n = (*in)->Read(sizeof(buf), buf);
-    if (!n || *n == 0) break;
-    info.append(buf, *n);
-  }
-  std::string dev;
-  for (size_t pos = 0; pos < info.size();) {
-    size_t nl = info.find('\n', pos);
-    if (nl == std::string::npos) nl = info.size();
-    // "id parent major:minor root mountpoint options ..."
-    char id[16], parent[16], majmin[32], root[4096], point[4096];
-    const std::string line = info.substr(pos, nl - pos);
-    if (std::sscanf(line.c_str(), "%15s %15s %31s %4095s %4095s", id, parent, majmin, root,
-                    point) == 5 &&
-        *real == point && line.find(" - fuse.dfrp ") != std::string::npos)
-      dev = majmin;
-    pos = nl + 1;
-  }
-  if (dev.empty()) return;
-  const std::string path = fmt::format("/sys/class/bdi/{}/read_ahead_kb", dev);
-  auto f = fs->OpenForWrite(path);
-  Status s = f ? (*f)->WriteAt(0, std::to_string(kb)) : f.error();
-  if (!s.ok() && opt.log)
-    opt.log(fmt::format("could not raise the readahead ({}); reads stay at 128 KiB", s.message()));
-}
 
 struct Entry {
   ShardLocation loc;
@@ -84,8 +45,7 @@ struct Node {
 
 class View {
  public:
-  View(storage::Store& store, const FuseViewOptions& opt, std::string real_mountpoint)
-      : store_(store), opt_(opt), real_mountpoint_(std::move(real_mountpoint)) {}
+  View(storage::Store& store, const FuseViewOptions& opt) : store_(store), opt_(opt) {}
 
   Status Load() {
     for (const auto& v : store_.ListVolumes()) volumes_.push_back(v.index);
@@ -119,10 +79,6 @@ class View {
   }
 
   int GetAttr(const char* path, struct stat* st) {
-    // The kernel sets the mount's readahead when it takes the INIT reply; every request
-    // after that one comes after it, so this is the first moment to raise it.
-    std::call_once(readahead_once_,
-                   [&] { SetReadahead(real_mountpoint_, opt_.readahead_kb, opt_); });
     Node n = Resolve(path);
     std::memset(st, 0, sizeof(*st));
     if (n.kind == Node::kNone) return -ENOENT;
@@ -203,7 +159,7 @@ class View {
       reader = n.entry->reader.get();
     }
     if (reader == nullptr) return -EIO;  // open() did not succeed
-    // Large (readahead) requests are hashed on every core; small ones on this thread.
+    // Requests of 1 MiB and more are hashed on every core; smaller ones on this thread.
     auto got = reader->ReadAt(static_cast<uint64_t>(off), size, buf, 0);
     if (!got) {
       Log(fmt::format("read of {} bytes at offset {} failed, returning EIO: {}", size, off,
@@ -265,8 +221,6 @@ class View {
   std::mutex mu_;  // guards store_ and the lazily filled parts of entries
   std::map<std::string, Entry> entries_;
   std::vector<uint32_t> volumes_;
-  std::string real_mountpoint_;
-  std::once_flag readahead_once_;
 };
 
 View* Self() { return static_cast<View*>(fuse_get_context()->private_data); }
@@ -325,8 +279,7 @@ Status RunFuseView(storage::Store& store, const FuseViewOptions& opt) {
   if (::stat(opt.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     return Status::InvalidArgument(fmt::format(
         "mount point {} is not a folder: create an empty folder to mount on", opt.mountpoint));
-  auto real_mountpoint = core::DefaultFileSystem()->RealPath(opt.mountpoint);
-  View view(store, opt, real_mountpoint ? *real_mountpoint : "");
+  View view(store, opt);
   DFRP_RETURN_IF_ERROR(view.Load());
   std::function<void(const std::string&)> log = opt.log;
   g_log = &log;

@@ -33,10 +33,6 @@ struct FuseViewOptions {
   // Called once the view is mounted and serving.
   std::function<void()> on_mounted;
   unsigned max_threads = 4;
-  // The kernel's readahead for this mount (its bdi read_ahead_kb), set after mounting; with
-  // 1 MiB the kernel asks for 1 MiB at a time, which is hashed on every core. 0: leave the
-  // kernel's default (128 KiB).
-  unsigned readahead_kb = 1024;
 };
 
 // Mounts the view and serves it until it is unmounted (fusermount3 -u MOUNTPOINT) or the
