@@ -514,6 +514,11 @@ int RunStorageCli(int argc, char** argv) {
   app.add_flag("--json", ctx.g.json, "print one JSON object or array on stdout");
   app.add_flag("-q,--quiet", ctx.g.quiet, "print only what a script needs");
 
+  std::vector<ExtraCommand> extra;  // issue 4's commands, registered from their own files
+  AddProofCommands(app, &extra);
+  AddScrubCommands(app, &extra);
+  AddMountCommands(app, &extra);
+
   bool create = false;
   auto* init = app.add_subcommand("init-storage", "lay out every configured drive as a volume");
   init->add_flag("--create", create, "create drive folders that do not exist yet");
@@ -549,11 +554,6 @@ int RunStorageCli(int argc, char** argv) {
   auto* stat = app.add_subcommand("stat-shard", "show a shard's metadata");
   stat->add_option("id", stat_id, "shard id")->required();
 
-  std::vector<ExtraCommand> extra;  // issue 4's commands, registered from their own files
-  AddProofCommands(app, &extra);
-  AddScrubCommands(app, &extra);
-  AddMountCommands(app, &extra);
-
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -571,12 +571,15 @@ int RunStorageCli(int argc, char** argv) {
     if (!config) return Fail(config.error());
     ctx.config = *config;
   }
+  if (chosen != nullptr) {
+    const Status es = chosen->run(
+        ctx.config, CliFlags{ctx.g.json, ctx.g.quiet, !ctx.g.quiet && StderrIsTerminal()});
+    return es.ok() ? core::kExitOk : Fail(es);
+  }
   ctx.progress = !ctx.g.quiet && StderrIsTerminal();
 
   Status s;
-  if (chosen != nullptr)
-    s = chosen->run(ctx.config, CliFlags{ctx.g.json, ctx.g.quiet, ctx.progress});
-  else if (*init)
+  if (*init)
     s = CmdInit(ctx, create);
   else if (*write)
     s = CmdWrite(ctx, w);
