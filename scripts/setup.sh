@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libfmt-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   xxd python3
+  libfuse3-dev fuse3
 )
 
 missing=()

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "dfrp/cli/progress.h"
+#include "dfrp/cli/storage_cli_extra.h"
 #include "dfrp/cli/volume_cli.h"
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/config.h"
@@ -281,8 +282,8 @@ Status CheckOutputPath(const std::string& out_path) {
   return Status::OK();
 }
 
-Status ReadToFile(Context& ctx, Store& store, const core::Uuid& id, const std::string& out_path,
-                  uint64_t* bytes) {
+Status ReadToFile(Context& ctx, const std::function<Status(const storage::SinkFn&)>& produce,
+                  const std::string& out_path, uint64_t* bytes) {
   core::FileSystem* fs = core::DefaultFileSystem();
   DFRP_RETURN_IF_ERROR(CheckOutputPath(out_path));
   const std::string tmp =
@@ -295,7 +296,7 @@ Status ReadToFile(Context& ctx, Store& store, const core::Uuid& id, const std::s
   std::signal(SIGINT, RemovePartialAndExit);
   std::signal(SIGTERM, RemovePartialAndExit);
   uint64_t written = 0;
-  Status s = store.Read(id, [&](std::string_view chunk) {
+  Status s = produce([&](std::string_view chunk) {
     Status w = (*out)->WriteAt(written, chunk);
     written += chunk.size();
     return w;
@@ -315,13 +316,26 @@ Status ReadToFile(Context& ctx, Store& store, const core::Uuid& id, const std::s
   return fs->SyncDir(core::DirName(out_path));
 }
 
-Status CmdRead(Context& ctx, const std::string& id_text, const std::string& out_path) {
+Status CmdRead(Context& ctx, const std::string& id_text, const std::string& out_path,
+               const std::string& range) {
   DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(id_text));
+  std::optional<std::pair<uint64_t, uint64_t>> r;
+  if (!range.empty()) {
+    DFRP_ASSIGN_OR_RETURN(r, ParseRange(range));
+  }
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
+  // --range reads and verifies only the leaves it touches (storage/shard_reader.h).
+  std::optional<storage::ShardReader> reader;
+  if (r) {
+    DFRP_ASSIGN_OR_RETURN(reader, store->OpenShard(id));
+  }
+  auto produce = [&](const storage::SinkFn& sink) {
+    return r ? reader->ReadRange(r->first, r->second, sink, 0) : store->Read(id, sink);
+  };
   if (out_path.empty() || out_path == "-")
-    return store->Read(id, [](std::string_view chunk) { return WriteAllToFd(1, chunk); });
+    return produce([](std::string_view chunk) { return WriteAllToFd(1, chunk); });
   uint64_t bytes = 0;
-  DFRP_RETURN_IF_ERROR(ReadToFile(ctx, *store, id, out_path, &bytes));
+  DFRP_RETURN_IF_ERROR(ReadToFile(ctx, produce, out_path, &bytes));
   if (ctx.g.json) PrintJson({{"shard_id", id.ToString()}, {"size", bytes}, {"path", out_path}});
   return Status::OK();
 }
@@ -470,6 +484,11 @@ int RunStorageCli(int argc, char** argv) {
   app.add_flag("--json", ctx.g.json, "print one JSON object or array on stdout");
   app.add_flag("-q,--quiet", ctx.g.quiet, "print only what a script needs");
 
+  std::vector<ExtraCommand> extra;  // issue 4's commands, registered from their own files
+  AddProofCommands(app, &extra);
+  AddScrubCommands(app, &extra);
+  AddMountCommands(app, &extra);
+
   bool create = false;
   auto* init = app.add_subcommand("init-storage", "lay out every configured drive as a volume");
   init->add_flag("--create", create, "create drive folders that do not exist yet");
@@ -485,10 +504,13 @@ int RunStorageCli(int argc, char** argv) {
   write->add_option("--content-type", w.content_type, "content type to record");
   write->add_option("--owner", w.owner, "owner address to record");
 
-  std::string read_id, out_path;
+  std::string read_id, out_path, read_range;
   auto* read = app.add_subcommand("read-shard", "print a shard's payload, verified");
   read->add_option("id", read_id, "shard id")->required();
   read->add_option("-o,--output", out_path, "write to this file instead of standard output");
+  read->add_option("--range", read_range,
+                   "OFFSET:LENGTH: only these bytes (only their leaves "
+                   "are read and verified)");
 
   std::vector<std::string> verify_ids;
   bool verify_all = false;
@@ -511,11 +533,21 @@ int RunStorageCli(int argc, char** argv) {
     std::fprintf(stderr, "dfrp-storage: %s (see dfrp-storage --help)\n", e.what());
     return core::kExitUsage;
   }
-  core::ConfigOptions copt;
-  copt.explicit_path = ctx.g.config;
-  auto config = core::LoadConfig(copt);
-  if (!config) return Fail(config.error());
-  ctx.config = *config;
+  const ExtraCommand* chosen = nullptr;
+  for (const auto& e : extra)
+    if (*e.app) chosen = &e;
+  if (chosen == nullptr || chosen->needs_config) {
+    core::ConfigOptions copt;
+    copt.explicit_path = ctx.g.config;
+    auto config = core::LoadConfig(copt);
+    if (!config) return Fail(config.error());
+    ctx.config = *config;
+  }
+  if (chosen != nullptr) {
+    const Status es = chosen->run(
+        ctx.config, CliFlags{ctx.g.json, ctx.g.quiet, !ctx.g.quiet && StderrIsTerminal()});
+    return es.ok() ? core::kExitOk : Fail(es);
+  }
   ctx.progress = !ctx.g.quiet && StderrIsTerminal();
 
   Status s;
@@ -526,7 +558,7 @@ int RunStorageCli(int argc, char** argv) {
   else if (*write)
     s = CmdWrite(ctx, w);
   else if (*read)
-    s = CmdRead(ctx, read_id, out_path);
+    s = CmdRead(ctx, read_id, out_path, read_range);
   else if (*verify)
     s = CmdVerify(ctx, verify_ids, verify_all);
   else if (*list)

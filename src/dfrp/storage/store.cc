@@ -193,7 +193,8 @@ Result<InitReport> Store::Init(const core::NodeConfig& config, const StoreOption
     if (ids.size() > 1)
       return Err(Status::InvalidArgument(
           "the configured drives belong to different stores: give each store its own config"));
-    manifest = Manifest{ids.empty() ? core::DefaultUuidGenerator()->NewV7() : *ids.begin(), {}};
+    manifest = Manifest();
+    manifest->store_id = ids.empty() ? core::DefaultUuidGenerator()->NewV7() : *ids.begin();
     report.new_store = ids.empty();
     report.adopted = !ids.empty();
     for (const auto& h : headers)

@@ -32,6 +32,7 @@
 #include "dfrp/crypto/sha256.h"
 #include "dfrp/storage/index.h"
 #include "dfrp/storage/metadata.h"
+#include "dfrp/storage/shard_reader.h"
 
 namespace dfrp::storage {
 
@@ -169,6 +170,17 @@ class Store {
   // Verifies every indexed shard in disk order; calls fn for each result.
   core::Status VerifyAll(const std::function<void(const VerifyResult&)>& fn,
                          const ProgressFn& progress = nullptr);
+  // Opens a shard for verified random access: range reads, proofs of storage, the FUSE view
+  // (see shard_reader.h). Its prefix is read and checked now. The reader borrows this Store's
+  // file and stays valid while the Store lives; it may be used from several threads at once
+  // (this call itself may not). NotFound and Corruption as Read. (store_proof.cc)
+  core::Result<ShardReader> OpenShard(const core::Uuid& id);
+  // Calls fn for each indexed shard in disk order (of one volume, or of all), until fn returns
+  // false. fn must not call back into the Store.
+  core::Status ForEachShard(std::optional<uint32_t> volume,
+                            const std::function<bool(const ShardLocation&)>& fn);
+  // The configured folder of a volume and a segment's path in it ("" for an unknown volume).
+  std::string SegmentPathFor(uint32_t volume, uint64_t segment) const;
 
   // --- Volume operations. Those that change a volume need Mode::kWrite; each change is one
   // atomic rewrite of STATE_DIR/STORE, so a crash leaves the old state or the new one.

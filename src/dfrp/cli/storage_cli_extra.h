@@ -1,0 +1,45 @@
+// Subcommands of dfrp-storage that live outside storage_cli.cc (issue 4: proofs, audits,
+// scrubbing, the FUSE view). Each Add* function registers its subcommands on the app and
+// appends how to run them; RunStorageCli runs the one that was chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dfrp/core/config.h"
+#include "dfrp/core/status.h"
+
+namespace dfrp::cli {
+
+struct CliFlags {
+  bool json = false;
+  bool quiet = false;
+  bool progress = false;  // stderr is a terminal and not --quiet
+};
+
+struct ExtraCommand {
+  CLI::App* app = nullptr;
+  bool needs_config = true;  // false: runs with no config at all (verify-proof)
+  std::function<core::Status(const core::NodeConfig& config, const CliFlags& flags)> run;
+};
+
+// prove-shard, audit, verify-proof (storage_cli_proof.cc).
+void AddProofCommands(CLI::App& app, std::vector<ExtraCommand>* out);
+
+// scrub (storage_cli_scrub.cc).
+void AddScrubCommands(CLI::App& app, std::vector<ExtraCommand>* out);
+
+// mount (storage_cli_mount.cc).
+void AddMountCommands(CLI::App& app, std::vector<ExtraCommand>* out);
+
+// Parses read-shard's --range OFFSET:LENGTH (decimal bytes). InvalidArgument otherwise.
+core::Result<std::pair<uint64_t, uint64_t>> ParseRange(const std::string& text);
+
+// Prints a notice on stderr the way every dfrp-storage notice looks, unless quiet.
+void PrintNotice(const CliFlags& flags, const std::string& msg);
+
+}  // namespace dfrp::cli

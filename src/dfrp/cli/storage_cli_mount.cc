@@ -1,0 +1,59 @@
+// dfrp-storage mount: the read-only FUSE view (fuse/fuse_view.h).
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include "dfrp/cli/storage_cli_extra.h"
+#include "dfrp/fuse/fuse_view.h"
+#include "dfrp/storage/store.h"
+
+namespace dfrp::cli {
+
+using core::Status;
+
+namespace {
+
+struct MountArgs {
+  std::string mountpoint;
+  std::string device;
+};
+
+Status CmdMount(const core::NodeConfig& config, const CliFlags& f, const MountArgs& a) {
+  DFRP_ASSIGN_OR_RETURN(auto store, storage::Store::Open(config, storage::Store::Mode::kRead, {}));
+  for (const auto& n : store->notices()) PrintNotice(f, n);
+  fuse::FuseViewOptions opt;
+  opt.mountpoint = a.mountpoint;
+  if (!a.device.empty()) {
+    opt.device = a.device;
+  } else if (const char* env = std::getenv("DFRP_FUSE_DEVICE"); env != nullptr && *env) {
+    opt.device = env;
+  }
+  // Problems while serving always reach stderr, --quiet or not: they are why a read failed.
+  opt.log = [](const std::string& line) {
+    std::fprintf(stderr, "dfrp-storage: mount: %s\n", line.c_str());
+  };
+  opt.on_mounted = [&] {
+    PrintNotice(f, fmt::format("mounted on {} (read-only); unmount with fusermount3 -u {} or "
+                               "Ctrl-C",
+                               a.mountpoint, a.mountpoint));
+  };
+  return fuse::RunFuseView(*store, opt);
+}
+
+}  // namespace
+
+void AddMountCommands(CLI::App& app, std::vector<ExtraCommand>* out) {
+  auto args = std::make_shared<MountArgs>();
+  auto* m = app.add_subcommand(
+      "mount", "serve a read-only view of the shards at MOUNTPOINT (FUSE); every read verified");
+  m->add_option("mountpoint", args->mountpoint, "an existing folder")->required();
+  m->add_option("--fuse-device", args->device,
+                "FUSE device to check before mounting (default $DFRP_FUSE_DEVICE or /dev/fuse)");
+  out->push_back({m, true, [args](const core::NodeConfig& c, const CliFlags& f) {
+                    return CmdMount(c, f, *args);
+                  }});
+}
+
+}  // namespace dfrp::cli

@@ -1,0 +1,44 @@
+// The read-only FUSE view of a store (libfuse3), kept in its own library so that nothing
+// else links libfuse.
+//
+//   /shards/<id>            a shard's payload
+//   /meta/<id>.json         its metadata, as `dfrp-storage --json stat-shard` prints it
+//   /volumes/<n>/<id>       the payloads again, listed by volume
+//
+// The shard list is the index as it was at mount time. Every read verifies the leaves it
+// touches against the shard's Merkle root (storage::ShardReader) before any byte is handed to
+// the kernel; a leaf that does not verify makes that read fail with EIO (never wrong bytes),
+// and is reported through `log` with the shard and the leaf. Reads of other leaves and other
+// shards go on.
+//
+// Thread-safety: RunFuseView serves requests on several threads; it serializes its calls
+// into the Store, while reads through already opened shards run in parallel.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "dfrp/core/status.h"
+#include "dfrp/storage/store.h"
+
+namespace dfrp::fuse {
+
+struct FuseViewOptions {
+  std::string mountpoint;
+  // Checked (opened read-write) before mounting, so that a machine without FUSE gets a clear
+  // error. libfuse itself always mounts through /dev/fuse; another path here is for tests.
+  std::string device = "/dev/fuse";
+  // Problems met while serving (a leaf that does not verify), one line each, from any thread.
+  std::function<void(const std::string&)> log;
+  // Called once the view is mounted and serving.
+  std::function<void()> on_mounted;
+  unsigned max_threads = 4;
+};
+
+// Mounts the view and serves it until it is unmounted (fusermount3 -u MOUNTPOINT) or the
+// process gets SIGINT, SIGTERM or SIGHUP, then unmounts. NotFound when the FUSE device cannot
+// be opened; InvalidArgument for a mountpoint that is not an empty folder; IOError when the
+// mount itself fails.
+core::Status RunFuseView(storage::Store& store, const FuseViewOptions& opt);
+
+}  // namespace dfrp::fuse
