@@ -15,17 +15,9 @@ fi
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/dfrp-proof-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
-cp "$1" "$T/dfrp-storage" || exit 2
-BIN=$T/dfrp-storage
-while IFS= read -r name; do
-  case $name in
-    DFRP_CONFIG | LEAF_SIZE | VECTOR_DIM | STATE_DIR | DRIVE_[0-9]* | QUOTA_[0-9]*) unset "$name" ;;
-  esac
-done < <(compgen -e)
-mkdir -p "$T/cwd"
-cd "$T/cwd" || exit 2
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
+isolate_from_caller "$1"
 
 # dsb ARGS... : like ds, for binary output (stdout stays in $T/out only).
 dsb() {

@@ -32,6 +32,16 @@ using core::Status;
 using nlohmann::json;
 using storage::Store;
 
+Result<core::Uuid> ParseShardId(const std::string& text) {
+  auto id = core::Uuid::Parse(text);
+  if (!id)
+    return Err(Status::InvalidArgument(
+        fmt::format("'{}' is not a shard id: ids are 36-character UUIDs such as "
+                    "01932c07-a35c-7a9b-8f1e-5c1d2b3a4f60",
+                    text)));
+  return *id;
+}
+
 namespace {
 
 struct GlobalOptions {
@@ -63,16 +73,6 @@ struct Context {
 std::string RootHex(const crypto::Hash& h) { return core::ToHex(crypto::HashBytes(h)); }
 
 void PrintJson(const json& j) { std::printf("%s\n", j.dump(2).c_str()); }
-
-Result<core::Uuid> ParseShardId(const std::string& text) {
-  auto id = core::Uuid::Parse(text);
-  if (!id)
-    return Err(Status::InvalidArgument(
-        fmt::format("'{}' is not a shard id: ids are 36-character UUIDs such as "
-                    "01932c07-a35c-7a9b-8f1e-5c1d2b3a4f60",
-                    text)));
-  return *id;
-}
 
 Result<std::unique_ptr<Store>> OpenStore(Context& ctx, Store::Mode mode) {
   storage::StoreOptions opt;

@@ -12,6 +12,7 @@
 
 #include "dfrp/core/config.h"
 #include "dfrp/core/status.h"
+#include "dfrp/core/uuid.h"
 
 namespace dfrp::cli {
 
@@ -35,6 +36,9 @@ void AddScrubCommands(CLI::App& app, std::vector<ExtraCommand>* out);
 
 // mount (storage_cli_mount.cc).
 void AddMountCommands(CLI::App& app, std::vector<ExtraCommand>* out);
+
+// Parses a shard id given on the command line; InvalidArgument with an example otherwise.
+core::Result<core::Uuid> ParseShardId(const std::string& text);
 
 // Parses read-shard's --range OFFSET:LENGTH (decimal bytes). InvalidArgument otherwise.
 core::Result<std::pair<uint64_t, uint64_t>> ParseRange(const std::string& text);

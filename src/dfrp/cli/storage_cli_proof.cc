@@ -31,16 +31,6 @@ constexpr uint64_t kMaxProofFileBytes = 256ull << 20;
 
 std::string Hex(const crypto::Hash& h) { return core::ToHex(h); }
 
-Result<core::Uuid> ShardIdArg(const std::string& text) {
-  auto id = core::Uuid::Parse(text);
-  if (!id)
-    return Err(Status::InvalidArgument(
-        fmt::format("'{}' is not a shard id: ids are 36-character UUIDs such as "
-                    "01932c07-a35c-7a9b-8f1e-5c1d2b3a4f60",
-                    text)));
-  return *id;
-}
-
 Result<std::string> SeedArg(const std::string& text) {
   auto seed = core::FromHex(text);
   if (!seed || seed->empty() || seed->size() > storage::kMaxSeedBytes)
@@ -115,7 +105,7 @@ struct ProveArgs {
 };
 
 Status CmdProve(const core::NodeConfig& config, const CliFlags& f, const ProveArgs& a) {
-  DFRP_ASSIGN_OR_RETURN(core::Uuid id, ShardIdArg(a.id));
+  DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(a.id));
   DFRP_ASSIGN_OR_RETURN(auto store, OpenReader(config, f));
   DFRP_ASSIGN_OR_RETURN(storage::ShardReader reader, store->OpenShard(id));
   const uint64_t leaves[] = {a.leaf};
@@ -131,7 +121,7 @@ struct AuditArgs {
 };
 
 Status CmdAudit(const core::NodeConfig& config, const CliFlags& f, const AuditArgs& a) {
-  DFRP_ASSIGN_OR_RETURN(core::Uuid id, ShardIdArg(a.id));
+  DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(a.id));
   DFRP_ASSIGN_OR_RETURN(std::string seed, SeedArg(a.seed));
   if (a.challenges == 0 || a.challenges > storage::kMaxAuditChallenges)
     return Status::InvalidArgument(fmt::format("--challenges {} is not between 1 and {}",
