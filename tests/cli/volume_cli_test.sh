@@ -115,6 +115,19 @@ expect_err "migrating into the volume itself exits 2" 2 "inside"
 check "... and created nothing there" test ! -e "$S/d1/sub"
 ds pause-migrate 1 --to "$T/newdrive"
 expect_err "migrating onto another volume's folder exits 2" 2 "volume 0"
+ds pause-migrate 0 --to "$S/nonexist/../d1"
+expect_err "another volume's folder spelled with '..' is refused (exit 2)" 2 "volume 1"
+ln -s "$S/d1" "$T/alias-d1"
+ds pause-migrate 0 --to "$T/alias-d1"
+expect_err "a symlink to another volume's folder is refused (exit 2)" 2 "volume 1"
+check "... and nothing was created or changed" test "$before" == "$(snapshot)" -a ! -e "$S/nonexist"
+mv "$S/state" "$S/state-lost"
+ds init-storage
+expect_err "with STATE_DIR lost after a move, init-storage refuses the old folder and names the new one" \
+  2 "moved to" "newdrive"
+check "... and does not lay out an empty volume there" test ! -e "$S/d0/DFRP-VOLUME"
+rm -rf "$S/state"
+mv "$S/state-lost" "$S/state"
 
 ###############################################################################
 # 2b. kill -9 in the middle of pause-migrate, then the same command again
@@ -214,6 +227,12 @@ ds --json write-shard "$F/f2"
 check "writes go to another volume, never to the missing path" \
   jtrue 'j[0]["volume"] == 1'
 check "nothing was created at the missing path" test ! -e "$S/d0"
+ds rebuild-index
+check "rebuild-index with a volume missing keeps its entries and says so" \
+  grep -q "volume 0 was not scanned" "$T/err"
+mv "$S/d0-unplugged" "$S/d0"
+check "... and once the drive is back its shard reads" all_read_back "$T/miss.ids"
+mv "$S/d0" "$S/d0-unplugged"
 new_store other 2M 2M
 mv "$S/d0" "$T/miss/d0"  # the other store's volume where volume 0 of "miss" should be
 S=$T/miss

@@ -165,8 +165,10 @@ struct VolumeCommands::Impl {
     if (!all && volume) {
       targets.push_back(*volume);
     } else {
+      // Every paused or full volume, but not one a migration is copying: name it to cancel.
       for (const auto& v : store->ListVolumes())
-        if (v.state == storage::VolumeState::kPaused || v.state == storage::VolumeState::kFull)
+        if ((v.state == storage::VolumeState::kPaused || v.state == storage::VolumeState::kFull) &&
+            v.migrating_to.empty())
           targets.push_back(v.index);
     }
     for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(store->Resume(v, "").status());
@@ -251,12 +253,14 @@ struct VolumeCommands::Impl {
     DFRP_ASSIGN_OR_RETURN(storage::RebuildReport r,
                           store->RebuildIndex([&](uint64_t d, uint64_t t) { bar.Update(d, t); }));
     bar.Finish();
+    const bool damaged = !r.damage.empty();
     if (ctx->json) {
       std::printf("%s\n", json({{"volumes", r.volumes},
                                 {"segments", r.segments},
                                 {"shards", r.shards},
                                 {"payload_bytes", r.payload_bytes},
                                 {"bytes_read", r.bytes_read},
+                                {"skipped_volumes", r.skipped},
                                 {"damage", r.damage}})
                               .dump(2)
                               .c_str());
@@ -266,8 +270,14 @@ struct VolumeCommands::Impl {
           "of record headers",
           r.volumes, r.segments, r.shards, core::FormatBytes(r.payload_bytes),
           core::FormatBytes(r.bytes_read)));
+      for (const auto& d : r.skipped) std::fprintf(stderr, "dfrp-storage: %s\n", d.c_str());
       for (const auto& d : r.damage) std::fprintf(stderr, "dfrp-storage: %s\n", d.c_str());
     }
+    if (damaged)
+      return Status::Corruption(fmt::format(
+          "the index is rebuilt, but {} place(s) on the drives are damaged (listed above): run "
+          "`dfrp-storage verify-shard --all`",
+          r.damage.size()));
     return Status::OK();
   }
 
@@ -281,6 +291,11 @@ struct VolumeCommands::Impl {
     if (!bytes || *bytes == 0)
       return Status::InvalidArgument(fmt::format(
           "'{}' is not a quota: write bytes or a number with K, M, G or T, such as 500G", quota));
+    if (path.find_first_of("\"\\\n\r") != std::string::npos)
+      return Status::InvalidArgument(fmt::format(
+          "the drive path '{}' holds a quote, backslash or line break, which the config file "
+          "cannot hold as written: use a path without them",
+          path));
     const std::string drive = Absolute(path);
     for (const auto& d : cfg.drives)
       if (d.path == drive)

@@ -76,6 +76,9 @@ class FaultInjectingFileSystem final : public FileSystem {
   }
   Result<FsSpace> Space(const std::string& path) override { return base_->Space(path); }
   Result<std::string> RealPath(const std::string& path) override { return base_->RealPath(path); }
+  Result<std::pair<uint64_t, uint64_t>> FileIdentity(const std::string& path) override {
+    return base_->FileIdentity(path);
+  }
   bool IsWritable(const std::string& path) override { return base_->IsWritable(path); }
   Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) override;
 

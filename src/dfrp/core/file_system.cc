@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "dfrp/core/uuid.h"
 
@@ -58,6 +59,28 @@ class StringSequentialFile final : public SequentialFile {
 
 std::unique_ptr<SequentialFile> SequentialFileFromString(std::string data, std::string name) {
   return std::make_unique<StringSequentialFile>(std::move(data), std::move(name));
+}
+
+std::string NormalizePath(std::string_view path) {
+  std::vector<std::string_view> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    std::string_view part = path.substr(i, j - i);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    i = j + 1;
+  }
+  std::string out;
+  for (auto part : parts) {
+    out += '/';
+    out += part;
+  }
+  return out.empty() ? "/" : out;
 }
 
 Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dfrp/core/status.h"
@@ -107,6 +108,10 @@ class FileSystem {
   virtual Result<FsSpace> Space(const std::string& path) = 0;
   // Canonical absolute path (symlinks resolved); NotFound if it does not exist.
   virtual Result<std::string> RealPath(const std::string& path) = 0;
+  // The (device, inode) pair of a file or folder, which tells the same folder apart from a
+  // copy whatever path names it (symlinks, "..", bind mounts, hard links). NotFound if it
+  // does not exist.
+  virtual Result<std::pair<uint64_t, uint64_t>> FileIdentity(const std::string& path) = 0;
   // Whether the file can be written by this process (access W_OK).
   virtual bool IsWritable(const std::string& path) = 0;
   // Reads a regular file from its start into *out, at most `limit` bytes (fewer at its end;
@@ -123,6 +128,10 @@ std::unique_ptr<SequentialFile> SequentialFileFromFd(int fd, std::string name);
 
 // A SequentialFile over bytes in memory (generated inputs, request bodies already read).
 std::unique_ptr<SequentialFile> SequentialFileFromString(std::string data, std::string name);
+
+// An absolute path with "." and ".." components and repeated or trailing '/' removed,
+// lexically (no symlink is followed): "/a/b/../c/" -> "/a/c". `path` must be absolute.
+std::string NormalizePath(std::string_view path);
 
 // Joins two path parts with one '/'.
 std::string JoinPath(std::string_view a, std::string_view b);

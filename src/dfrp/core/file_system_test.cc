@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dfrp/core/fault_injection_fs.h"
 
@@ -138,6 +139,24 @@ TEST_F(FileSystemTest, FaultyFsUndoesARenameWhoseFolderWasNotSynced) {
   ASSERT_TRUE(WriteFileAtomic(&faulty, p, "newer").ok());
   ASSERT_TRUE(faulty.DropUnsyncedData().ok());
   EXPECT_EQ(*ReadWholeFile(fs_, p), "newer");
+}
+
+TEST(PathTest, NormalizeIsLexical) {
+  EXPECT_EQ(NormalizePath("/a/b/../c/"), "/a/c");
+  EXPECT_EQ(NormalizePath("/a/nonexist/../d0"), "/a/d0");
+  EXPECT_EQ(NormalizePath("//a/./b//"), "/a/b");
+  EXPECT_EQ(NormalizePath("/.."), "/");
+  EXPECT_EQ(NormalizePath("/"), "/");
+}
+
+TEST_F(FileSystemTest, IdentityTellsTheSameFolderApartFromACopy) {
+  ASSERT_TRUE(fs_->CreateDir(JoinPath(dir_, "a")).ok());
+  ASSERT_TRUE(fs_->CreateDir(JoinPath(dir_, "b")).ok());
+  ASSERT_EQ(symlink(JoinPath(dir_, "a").c_str(), JoinPath(dir_, "link").c_str()), 0);
+  EXPECT_EQ(*fs_->FileIdentity(JoinPath(dir_, "a")), *fs_->FileIdentity(JoinPath(dir_, "link")));
+  EXPECT_EQ(*fs_->FileIdentity(JoinPath(dir_, "a")), *fs_->FileIdentity(dir_ + "/b/../a/"));
+  EXPECT_NE(*fs_->FileIdentity(JoinPath(dir_, "a")), *fs_->FileIdentity(JoinPath(dir_, "b")));
+  EXPECT_TRUE(fs_->FileIdentity(JoinPath(dir_, "none")).error().IsNotFound());
 }
 
 TEST(PathTest, JoinAndDirName) {

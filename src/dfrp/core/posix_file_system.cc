@@ -275,6 +275,12 @@ class PosixFileSystem final : public FileSystem {
       return Err(Status::FromErrno(errno, "cannot resolve", path));
     return std::string(buf);
   }
+  Result<std::pair<uint64_t, uint64_t>> FileIdentity(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return Err(Status::FromErrno(errno, "cannot stat", path));
+    return std::pair<uint64_t, uint64_t>(static_cast<uint64_t>(st.st_dev),
+                                         static_cast<uint64_t>(st.st_ino));
+  }
   bool IsWritable(const std::string& path) override { return ::access(path.c_str(), W_OK) == 0; }
   Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -200,11 +200,18 @@ Status Index::Stage(std::span<const ShardLocation> added,
 }
 
 Status Index::Replace(std::span<const ShardLocation> all,
-                      const std::map<SegmentKey, uint64_t>& marks) {
+                      const std::map<SegmentKey, uint64_t>& marks,
+                      const std::set<uint32_t>& volumes) {
   if (sync_) DFRP_RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
   Status s = Exec("BEGIN IMMEDIATE");
   if (s.ok()) {
-    s = Exec("DELETE FROM shards; DELETE FROM segments; DELETE FROM volumes;");
+    for (auto it = volumes.begin(); s.ok() && it != volumes.end(); ++it) {
+      const std::string sql = fmt::format(
+          "DELETE FROM shards WHERE volume = {0}; DELETE FROM segments WHERE volume = {0}; "
+          "DELETE FROM volumes WHERE volume = {0};",
+          *it);
+      s = Exec(sql.c_str());
+    }
     if (s.ok()) s = Apply(all, marks);
     s = s.ok() ? Exec("COMMIT") : (Exec("ROLLBACK"), s);
   }

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <utility>
@@ -81,10 +82,12 @@ class Index {
   // until fn returns false.
   core::Status ForEach(std::optional<uint32_t> volume,
                        const std::function<bool(const ShardLocation&)>& fn);
-  // Replaces every shard, mark and count with these, in one durable transaction: readers
-  // keep seeing the old index until it commits (rebuild-index).
+  // Replaces every shard, mark and count of the `volumes` given with these, in one durable
+  // transaction: readers keep seeing the old index until it commits (rebuild-index). Other
+  // volumes' entries stay.
   core::Status Replace(std::span<const ShardLocation> all,
-                       const std::map<SegmentKey, uint64_t>& marks);
+                       const std::map<SegmentKey, uint64_t>& marks,
+                       const std::set<uint32_t>& volumes);
   // Forgets every shard and mark of one volume (all volumes when nullopt).
   core::Status Clear(std::optional<uint32_t> volume);
 

@@ -166,6 +166,14 @@ Result<MigrateReport> MigrateVolume(const core::NodeConfig& config, const StoreO
                                     uint32_t volume, const std::string& to,
                                     const MigrateOptions& options) {
   const auto start = std::chrono::steady_clock::now();
+  // One migration at a time per store, for its whole length: a second run of the same one
+  // must not copy over a destination that the first has already switched to.
+  auto migration_lock = opt.fs->TryLock(core::JoinPath(config.state_dir, "MIGRATE.lock"));
+  if (!migration_lock)
+    return Err(migration_lock.error().IsBusy()
+                   ? Status::Busy("another migration of this store is running: wait for it to "
+                                  "finish, then run the command again")
+                   : migration_lock.error());
   MigrateReport report;
   report.volume = volume;
   report.to = to;
@@ -195,9 +203,16 @@ Result<MigrateReport> MigrateVolume(const core::NodeConfig& config, const StoreO
   report.files = src.files.size();
   report.bytes = src.bytes;
   const auto copy_start = std::chrono::steady_clock::now();
-  DFRP_RETURN_IF_ERROR(CopyVolumeFiles(opt.fs, src, [&](uint64_t done, uint64_t total) {
+  auto paused = [&](const Status& s) {
+    return s.WithContext(fmt::format(
+        "the migration of volume {} to {} stopped; the volume stays at {}, paused (run the "
+        "command again to finish it, or `dfrp-storage resume {}` to cancel)",
+        volume, to, src.from, volume));
+  };
+  Status copied = CopyVolumeFiles(opt.fs, src, [&](uint64_t done, uint64_t total) {
     if (options.progress) options.progress("copy", done, total);
-  }));
+  });
+  if (!copied.ok()) return Err(paused(copied));
   report.copy_seconds = SecondsSince(copy_start);
   const auto verify_start = std::chrono::steady_clock::now();
   {
@@ -213,11 +228,13 @@ Result<MigrateReport> MigrateVolume(const core::NodeConfig& config, const StoreO
     report.shards_verified = check->shards;
   }
   report.verify_seconds = SecondsSince(verify_start);
-  DFRP_ASSIGN_OR_RETURN(auto store, OpenWriter(config, opt, options.lock_wait_ms));
-  DFRP_RETURN_IF_ERROR(store->FinishMigration(src, options.resume));
+  auto store = OpenWriter(config, opt, options.lock_wait_ms);
+  if (!store) return Err(paused(store.error()));
+  Status finished = (*store)->FinishMigration(src, options.resume);
+  if (!finished.ok()) return Err(paused(finished));
   report.resumed = options.resume;
   if (options.delete_source) {
-    DFRP_ASSIGN_OR_RETURN(report.source_bytes_deleted, store->RetireSource(volume));
+    DFRP_ASSIGN_OR_RETURN(report.source_bytes_deleted, (*store)->RetireSource(volume));
     report.source_deleted = true;
   }
   report.total_seconds = SecondsSince(start);

@@ -163,6 +163,8 @@ SegmentWalk WalkSegment(const core::RandomAccessFile& file, uint32_t volume, uin
       w.bytes_read += kCommitSize;
       if (commit &&
           (after_damage || (commit->records == pending.size() && commit->bytes == pending_bytes))) {
+        if (after_damage)
+          for (const ShardLocation& l : pending) w.after_damage.insert(l.id);
         w.committed.insert(w.committed.end(), pending.begin(), pending.end());
         pending.clear();
         pending_bytes = 0;
@@ -307,7 +309,8 @@ Status Store::Recover(bool writer, bool holding_lock) {
       const bool header_ok = size >= kSegmentHeaderSize &&
                              file->ReadExact(0, kSegmentHeaderSize, head.data()).ok() &&
                              DecodeSegmentHeader(head, path).has_value();
-      if (!header_ok && seg == newest && size < kSegmentHeaderSize + kRecordPrefixSize) {
+      if (!header_ok && seg == newest && size < kSegmentHeaderSize + kRecordPrefixSize &&
+          vol->state != VolumeState::kPaused) {
         // A segment whose creation a crash cut short: it never held a committed shard.
         file.reset();
         DFRP_RETURN_IF_ERROR(fs_->RemoveFile(path));
@@ -326,8 +329,8 @@ Status Store::Recover(bool writer, bool holding_lock) {
       if (r.committed_end < size && r.damaged) {
         sealed_segments_.insert({v, seg});
         notices_.push_back(fmt::format(
-            "{} is damaged at offset {}: shards after it may be unreadable; run verify-shard "
-            "--all",
+            "{} is damaged at offset {}: the shards after it are not found until `dfrp-storage "
+            "rebuild-index`, which searches past the damage; then run verify-shard --all",
             path, r.committed_end));
       } else if (r.committed_end < size && writer && vol->state != VolumeState::kPaused) {
         // (A paused volume may be being copied: it is left as it is.)
@@ -355,16 +358,27 @@ Result<RebuildReport> Store::RebuildIndex(const ProgressFn& progress) {
   DFRP_RETURN_IF_ERROR(NeedWriter("rebuild-index"));
   RebuildReport report;
   uint64_t total = 0, done = 0;
-  for (const auto& vol : volumes_)
-    if (vol && vol->available()) {
-      DFRP_RETURN_IF_ERROR(LoadSegments(*vol));
-      for (const auto& [seg, size] : vol->segments) total += size;
+  std::set<uint32_t> scanned;
+  for (size_t i = 0; i < volumes_.size(); ++i) {
+    const auto& vol = volumes_[i];
+    if (!vol || !vol->in_manifest) continue;
+    if (!vol->available()) {
+      report.skipped.push_back(
+          fmt::format("volume {} was not scanned ({}: {}); its index entries are kept as they were",
+                      i, VolumeStateName(vol->state), vol->problem));
+      continue;
     }
-  std::vector<ShardLocation> all;
+    DFRP_RETURN_IF_ERROR(LoadSegments(*vol));
+    for (const auto& [seg, size] : vol->segments) total += size;
+    scanned.insert(static_cast<uint32_t>(i));
+  }
+  // Shard id -> place, and whether it was found by searching past damage (less trusted: a
+  // payload may hold bytes that look like a record).
+  std::map<core::Uuid, std::pair<ShardLocation, bool>> by_id;
+  std::set<core::Uuid> conflicted;
   std::map<SegmentKey, uint64_t> marks;
-  for (const auto& vol : volumes_) {
-    if (!vol || !vol->available()) continue;
-    const uint32_t v = static_cast<uint32_t>(vol->drive.index);
+  for (uint32_t v : scanned) {
+    const auto& vol = volumes_[v];
     report.volumes += 1;
     for (const auto& [seg, size] : vol->segments) {
       const std::string path = SegmentPath(v, seg);
@@ -379,15 +393,39 @@ Result<RebuildReport> Store::RebuildIndex(const ProgressFn& progress) {
       for (uint64_t at : w.damage)
         report.damage.push_back(fmt::format(
             "{} at offset {}: the record chain is broken; the records after it were found "
-            "again, the damaged ones are not indexed (run verify-shard --all)",
+            "again, the damaged ones are not indexed",
             path, at));
       if (!w.uncommitted.empty() || w.committed_end < size)
-        report.damage.push_back(fmt::format(
+        report.notes.push_back(fmt::format(
             "{}: {} bytes after offset {} were never acknowledged (an interrupted write); "
-            "they are not indexed",
+            "they are not indexed, and the next write moves them to quarantine/",
             path, size - w.committed_end, w.committed_end));
-      for (const ShardLocation& l : w.committed) report.payload_bytes += l.payload_len;
-      all.insert(all.end(), w.committed.begin(), w.committed.end());
+      for (const ShardLocation& l : w.committed) {
+        const bool tentative = w.after_damage.count(l.id) > 0;
+        auto [it, fresh] = by_id.emplace(l.id, std::make_pair(l, tentative));
+        if (fresh) continue;
+        auto& [kept, kept_tentative] = it->second;
+        auto where = [&](const ShardLocation& x) {
+          return fmt::format("{} at offset {}", SegmentPath(x.volume, x.segment), x.offset);
+        };
+        if (kept_tentative && !tentative) {
+          report.damage.push_back(fmt::format(
+              "shard {} is also claimed by a record found inside damaged data ({}); that one "
+              "is ignored",
+              l.id.ToString(), where(kept)));
+          it->second = {l, false};
+        } else if (!kept_tentative && tentative) {
+          report.damage.push_back(fmt::format(
+              "shard {} is also claimed by a record found inside damaged data ({}); that one "
+              "is ignored",
+              l.id.ToString(), where(l)));
+        } else {
+          report.damage.push_back(fmt::format("shard {} is stored twice ({} and {}){}",
+                                              l.id.ToString(), where(kept), where(l),
+                                              tentative ? "; neither is indexed" : ""));
+          if (tentative) conflicted.insert(l.id);
+        }
+      }
       // A torn end past the mark is moved aside by the next writer's recovery, as usual.
       marks[{v, seg}] = w.committed_end;
       report.segments += 1;
@@ -395,16 +433,24 @@ Result<RebuildReport> Store::RebuildIndex(const ProgressFn& progress) {
       if (progress) progress(done, total);
     }
   }
+  std::vector<ShardLocation> all;
+  all.reserve(by_id.size());
+  for (const auto& [id, entry] : by_id) {
+    if (conflicted.count(id)) continue;
+    all.push_back(entry.first);
+    report.payload_bytes += entry.first.payload_len;
+  }
   report.shards = all.size();
-  Status replaced = index_->Replace(all, marks);
+  Status replaced = index_->Replace(all, marks, scanned);
   if (replaced.IsCorruption()) {
-    // The index file itself is damaged: start a new one (it is only a cache).
+    // The index file itself is damaged: start a new one (it is only a cache). The entries of
+    // volumes that could not be scanned are lost with it; their next scan restores them.
     const std::string path = core::JoinPath(state_dir_, kIndexFileName);
     index_.reset();
     for (const char* suffix : {"", "-wal", "-shm"}) (void)fs_->RemoveFile(path + suffix);
     bool reset = false;
     DFRP_ASSIGN_OR_RETURN(index_, Index::Open(path, store_id_, true, &reset, opt_.sync_index));
-    replaced = index_->Replace(all, marks);
+    replaced = index_->Replace(all, marks, scanned);
   }
   DFRP_RETURN_IF_ERROR(replaced);
   unindexed_.clear();

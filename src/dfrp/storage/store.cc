@@ -107,6 +107,18 @@ std::string ResolveDrivePath(const Manifest& m, const core::DriveConfig& d) {
   return d.path;
 }
 
+std::optional<std::string> MovedTo(core::FileSystem* fs, const std::string& drive) {
+  const std::string path = core::JoinPath(drive, kMovedVolumeFileName);
+  if (!fs->Exists(path)) return std::nullopt;
+  auto text = core::ReadWholeFile(fs, path);
+  if (!text) return std::string("(unreadable marker)");
+  auto doc = nlohmann::json::parse(*text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("moved_to") ||
+      !doc["moved_to"].is_string())
+    return std::string("(unreadable marker)");
+  return doc["moved_to"].get<std::string>();
+}
+
 Result<VolumeHeader> ReadVolumeHeader(core::FileSystem* fs, const std::string& drive) {
   const std::string path = core::JoinPath(drive, kVolumeFileName);
   if (!fs->Exists(path)) return Err(Status::NotFound(fmt::format("{} is absent", path)));
@@ -146,6 +158,10 @@ Result<std::optional<VolumeHeader>> InspectDrive(core::FileSystem* fs, const cor
   auto header = ReadVolumeHeader(fs, d.path);
   if (header) return std::optional<VolumeHeader>(*header);
   if (!header.error().IsNotFound()) return Err(header.error());
+  if (auto to = MovedTo(fs, d.path))
+    return Err(Status::InvalidArgument(
+        fmt::format("DRIVE_{} ({}) held a volume that was moved to {} ({}): point DRIVE_{} at {}",
+                    d.index, d.path, *to, kMovedVolumeFileName, d.index, *to)));
   return std::optional<VolumeHeader>();
 }
 
@@ -260,6 +276,10 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
   s->state_dir_ = config.state_dir;
   s->leaf_size_ = config.leaf_size;
   s->vector_dim_ = config.vector_dim;
+  if (mode == Mode::kWrite && s->fs_->IsDirectory(config.state_dir)) {
+    // The manifest is read under the lock, so a writer never acts on a stale one.
+    DFRP_ASSIGN_OR_RETURN(s->lock_, AcquireWriterLock(s->fs_, config.state_dir));
+  }
   auto manifest = ReadManifest(s->fs_, config.state_dir);
   if (!manifest) return Err(manifest.error());
   if (!*manifest)
@@ -268,7 +288,7 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
                     config.state_dir, config.source)));
   s->store_id_ = (*manifest)->store_id;
   s->manifest_ = std::make_unique<Manifest>(**manifest);
-  if (mode == Mode::kWrite) {
+  if (mode == Mode::kWrite && !s->lock_) {
     DFRP_ASSIGN_OR_RETURN(s->lock_, AcquireWriterLock(s->fs_, config.state_dir));
   }
   bool reset = false;
@@ -345,10 +365,13 @@ Status Store::LoadVolumes(const core::NodeConfig& config) {
     }
     if (!h || h->store_id != store_id_ || h->volume != i) {
       v.state = VolumeState::kMissing;
-      v.problem = !h ? fmt::format("{} (is the drive mounted?): mount it or fix DRIVE_{}",
-                                   h.error().message(), i)
-                     : fmt::format("{} holds {} of another store: fix DRIVE_{}", v.drive.path,
-                                   h->store_id != store_id_ ? "a volume" : "another volume", i);
+      auto moved = !h ? MovedTo(fs_, v.drive.path) : std::nullopt;
+      v.problem = moved ? fmt::format("it was moved to {} ({} in {}): point DRIVE_{} at {}", *moved,
+                                      kMovedVolumeFileName, v.drive.path, i, *moved)
+                  : !h  ? fmt::format("{} (is the drive mounted?): mount it or fix DRIVE_{}",
+                                      h.error().message(), i)
+                        : fmt::format("{} holds {} of another store: fix DRIVE_{}", v.drive.path,
+                                     h->store_id != store_id_ ? "a volume" : "another volume", i);
       continue;
     }
     DFRP_RETURN_IF_ERROR(LoadSegments(v));

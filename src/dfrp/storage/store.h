@@ -77,9 +77,11 @@ struct RebuildReport {
   uint64_t volumes = 0;
   uint64_t segments = 0;
   uint64_t shards = 0;
-  uint64_t payload_bytes = 0;       // of the shards found (not read)
-  uint64_t bytes_read = 0;          // what the scan read: record prefixes, commit records
-  std::vector<std::string> damage;  // places where a segment's record chain was broken
+  uint64_t payload_bytes = 0;        // of the shards found (not read)
+  uint64_t bytes_read = 0;           // what the scan read: record prefixes, commit records
+  std::vector<std::string> damage;   // places where a segment's record chain was broken
+  std::vector<std::string> notes;    // interrupted writes past the last commit (not damage)
+  std::vector<std::string> skipped;  // volumes that could not be read: their entries are kept
 };
 
 // Progress of long work: bytes (or items) done out of total.
@@ -237,6 +239,9 @@ class Store {
   core::Status CompletePendingMoves();
   void MarkFull(uint32_t volume, const core::Status& why);
   void ForgetOpenSegments(uint32_t volume);
+  std::vector<std::pair<std::string, std::string>> GuardedFolders(uint32_t volume) const;
+  core::Status CheckOutsideVolumes(const std::string& path, uint32_t volume, const char* what);
+  core::Status SyncFolder(const std::string& path);
   std::string SegmentPath(uint32_t volume, uint64_t segment) const;
 
   StoreOptions opt_;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 
 #include "dfrp/core/config.h"
@@ -58,8 +59,10 @@ core::Status WriteManifest(core::FileSystem* fs, const std::string& state_dir, c
 // it (or to it). A DRIVE_n that names a third path wins.
 std::string ResolveDrivePath(const Manifest& m, const core::DriveConfig& d);
 
-// The source folder of a finished move keeps its header under this name, so that it is
-// never mistaken for the volume again (retire-source deletes it with the segments).
+// The source folder of a finished move loses its header and gets this marker instead, a JSON
+// object naming the store, the volume and where it went ("moved_to"), so that the stale copy
+// is never taken for the volume and init-storage can say where to look. retire-source keeps
+// it.
 inline constexpr std::string_view kMovedVolumeFileName = "DFRP-VOLUME.moved";
 // ... and the copy of a cancelled migration keeps its header under this one.
 inline constexpr std::string_view kAbandonedVolumeFileName = "DFRP-VOLUME.abandoned";
@@ -74,10 +77,15 @@ struct SegmentWalk {
   std::vector<ShardLocation> uncommitted;  // whole records after the last commit
   uint64_t committed_end = 0;              // end of the last valid commit record (or start)
   std::vector<uint64_t> damage;            // offsets where the chain broke
+  std::set<core::Uuid> after_damage;       // committed records found by searching past damage
   uint64_t bytes_read = 0;
 };
 SegmentWalk WalkSegment(const core::RandomAccessFile& file, uint32_t volume, uint64_t segment,
                         uint64_t start, uint64_t end);
+
+// Where the volume that lived in `drive` went, from its DFRP-VOLUME.moved marker; nullopt
+// when there is none.
+std::optional<std::string> MovedTo(core::FileSystem* fs, const std::string& drive);
 
 // Reads DRIVE/DFRP-VOLUME. NotFound when absent.
 core::Result<VolumeHeader> ReadVolumeHeader(core::FileSystem* fs, const std::string& drive);

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "dfrp/core/bytes.h"
@@ -34,7 +35,64 @@ bool Within(const std::string& inner, const std::string& outer) {
                             (outer.back() == '/' || inner[outer.size()] == '/'));
 }
 
+// The folders of `path` from itself up to "/", by (device, inode); `path` must exist.
+Result<std::vector<std::pair<uint64_t, uint64_t>>> Lineage(core::FileSystem* fs,
+                                                           const std::string& path) {
+  DFRP_ASSIGN_OR_RETURN(std::string real, fs->RealPath(path));
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (std::string p = real;; p = core::DirName(p)) {
+    DFRP_ASSIGN_OR_RETURN(auto id, fs->FileIdentity(p));
+    out.push_back(id);
+    if (p == "/" || p.empty() || p == ".") break;
+  }
+  return out;
+}
+
 }  // namespace
+
+// Folders no volume operation may write into, copy over or delete: every volume's folder
+// (where it lives and what DRIVE_n names), migration destinations and old copies; for
+// `volume` itself, its own pending migration destination is not one of them.
+std::vector<std::pair<std::string, std::string>> Store::GuardedFolders(uint32_t volume) const {
+  std::vector<std::pair<std::string, std::string>> g;
+  for (size_t i = 0; i < volumes_.size(); ++i) {
+    if (!volumes_[i]) continue;
+    const Volume& v = *volumes_[i];
+    if (!v.drive.path.empty()) g.emplace_back(v.drive.path, fmt::format("volume {}'s folder", i));
+    if (!v.config_path.empty() && v.config_path != v.drive.path)
+      g.emplace_back(v.config_path, fmt::format("DRIVE_{}", i));
+  }
+  for (const auto& [n, mv] : manifest_->moved)
+    if (!mv.old.empty()) g.emplace_back(mv.old, fmt::format("the old copy of volume {}", n));
+  for (const auto& [n, dest] : manifest_->migrating)
+    if (n != volume) g.emplace_back(dest, fmt::format("volume {}'s migration destination", n));
+  return g;
+}
+
+// Refuses a folder that is, lies inside, or contains a guarded folder, judged by (device,
+// inode) so that no spelling ("..", a symlink, a trailing '/', a bind mount) gets past. A
+// path that does not exist yet is judged by its nearest existing parent.
+Status Store::CheckOutsideVolumes(const std::string& path, uint32_t volume, const char* what) {
+  std::string existing = path;
+  while (!fs_->Exists(existing) && existing != "/") existing = core::DirName(existing);
+  DFRP_ASSIGN_OR_RETURN(auto mine, Lineage(fs_, existing));
+  const auto self = mine.front();
+  for (const auto& [folder, name] : GuardedFolders(volume)) {
+    if (!fs_->Exists(folder)) continue;
+    auto theirs = Lineage(fs_, folder);
+    if (!theirs) continue;
+    const auto id = theirs->front();
+    const bool inside = std::find(mine.begin(), mine.end(), id) != mine.end();
+    const bool around =
+        existing == path && std::find(theirs->begin(), theirs->end(), self) != theirs->end();
+    if (inside || around)
+      return Status::InvalidArgument(fmt::format(
+          "{} {} {} {} ({}): give a folder outside every volume; nothing was changed", what, path,
+          inside ? (existing == path && id == self ? "is" : "lies inside") : "contains", name,
+          folder));
+  }
+  return Status::OK();
+}
 
 Status Store::NeedWriter(const char* what) const {
   if (!lock_) return Status::Internal(fmt::format("{} needs the store opened for writing", what));
@@ -102,28 +160,38 @@ Result<VolumeCheck> Store::Resume(uint32_t volume, const std::string& new_path,
   VolumeCheck check;
   check.volume = volume;
   check.path = v->drive.path;
-  if (!new_path.empty() && new_path != v->drive.path) {
+  if (!new_path.empty() && (new_path.front() != '/' || !fs_->IsDirectory(new_path)))
+    return Err(Status::InvalidArgument(fmt::format(
+        "--path {} is not a folder: give the absolute path of the copy's folder", new_path)));
+  const std::string to = new_path.empty() ? "" : core::NormalizePath(new_path);
+  if (!to.empty() && to != v->drive.path) {
+    DFRP_RETURN_IF_ERROR(CheckOutsideVolumes(to, volume, "--path"));
     if (!manifest_->paused.count(volume))
       return Err(Status::InvalidArgument(fmt::format(
           "volume {} is not paused: run `dfrp-storage pause {}` before copying it, then "
           "`dfrp-storage resume {} --path {}`",
-          volume, volume, volume, new_path)));
-    auto verified = VerifyCopy(volume, new_path, progress);
-    if (!verified)
-      return Err(verified.error().WithContext(
-          fmt::format("the copy at {} was refused; volume {} stays at {}, paused", new_path, volume,
-                      v->drive.path)));
+          volume, volume, volume, to)));
+    auto refused = [&](const Status& s) {
+      return s.WithContext(fmt::format("the copy at {} was refused; volume {} stays at {}, paused",
+                                       to, volume, v->drive.path));
+    };
+    auto verified = VerifyCopy(volume, to, progress);
+    if (!verified) return Err(refused(verified.error()));
     check = *verified;
+    // A copy made by another tool (cp, rsync) may still be only in the page cache: make it
+    // durable before the volume depends on it.
+    Status synced = SyncFolder(to);
+    if (!synced.ok()) return Err(refused(synced));
     const std::string old = v->drive.path;
     DFRP_RETURN_IF_ERROR(UpdateManifest([&](Manifest& m) {
-      m.moved[volume] = VolumeMove{v->config_path, new_path, old};
+      m.moved[volume] = VolumeMove{v->config_path, to, old};
       m.paused.erase(volume);
       m.full.erase(volume);
       m.migrating.erase(volume);
     }));
     ForgetOpenSegments(volume);
-    v->drive.path = new_path;
-    v->moved_from = v->config_path != new_path ? v->config_path : "";
+    v->drive.path = to;
+    v->moved_from = v->config_path != to ? v->config_path : "";
     DFRP_RETURN_IF_ERROR(LoadSegments(*v));
     DFRP_RETURN_IF_ERROR(CompletePendingMoves());
   } else {
@@ -135,7 +203,9 @@ Result<VolumeCheck> Store::Resume(uint32_t volume, const std::string& new_path,
       m.migrating.erase(volume);
     }));
     // A cancelled migration's copy will fall behind the volume: it must never pass for it.
-    if (!abandoned.empty() && ReadVolumeHeader(fs_, abandoned)) {
+    auto h = abandoned.empty() ? Result<VolumeHeader>(Err(Status::NotFound("")))
+                               : ReadVolumeHeader(fs_, abandoned);
+    if (h && h->store_id == store_id_ && h->volume == volume) {
       Status s = fs_->Rename(core::JoinPath(abandoned, kVolumeFileName),
                              core::JoinPath(abandoned, kAbandonedVolumeFileName));
       if (s.ok()) s = fs_->SyncDir(abandoned);
@@ -157,8 +227,18 @@ Status Store::CompletePendingMoves() {
     if (mv.old.empty() || mv.old == mv.to) continue;
     auto h = ReadVolumeHeader(fs_, mv.old);
     if (!h || h->store_id != store_id_ || h->volume != n) continue;
-    Status s = fs_->Rename(core::JoinPath(mv.old, kVolumeFileName),
-                           core::JoinPath(mv.old, kMovedVolumeFileName));
+    auto old_id = fs_->FileIdentity(mv.old);
+    auto to_id = fs_->FileIdentity(mv.to);
+    if (!old_id || !to_id || *old_id == *to_id) continue;  // never the live folder
+    // The marker says where the volume went (init-storage reads it), then the header goes.
+    nlohmann::json marker = {{"format", 1},
+                             {"store_id", store_id_.ToString()},
+                             {"volume", n},
+                             {"moved_to", mv.to},
+                             {"unix_ms", opt_.clock->NowUnixMillis()}};
+    Status s = core::WriteFileAtomic(fs_, core::JoinPath(mv.old, kMovedVolumeFileName),
+                                     marker.dump() + "\n");
+    if (s.ok()) s = fs_->RemoveFile(core::JoinPath(mv.old, kVolumeFileName));
     if (s.ok()) s = fs_->SyncDir(mv.old);
     if (!s.ok())
       notices_.push_back(fmt::format(
@@ -204,6 +284,28 @@ Result<VolumeCheck> Store::VerifyCopy(uint32_t volume, const std::string& path,
     DFRP_RETURN_IF_ERROR(LoadSegments(*v));
     original = v->segments;
   }
+  if (!have_original) {
+    // Without the original, the index's marks say how far each segment must reach.
+    DFRP_ASSIGN_OR_RETURN(auto marks, index_->SegmentMarks());
+    bool known = false;
+    for (const auto& [key, end] : marks) {
+      if (key.first != volume) continue;
+      known = true;
+      auto it = copy.find(key.second);
+      if (it == copy.end() || it->second < end)
+        return Err(Status::Corruption(fmt::format(
+            "the copy's {} is {} than the {} bytes the index knows of: the copy is incomplete "
+            "or older than the volume",
+            SegmentFileName(key.second), it == copy.end() ? "missing, not longer" : "shorter",
+            end)));
+    }
+    if (!known)
+      return Err(Status::Corruption(fmt::format(
+          "volume {}'s original is unreadable and the index knows nothing of it, so nothing "
+          "can tell whether the copy is complete: restore the index (rebuild-index with the "
+          "original drive attached) first",
+          volume)));
+  }
   for (const auto& [seg, size] : original) {
     auto it = copy.find(seg);
     if (it == copy.end())
@@ -227,12 +329,19 @@ Result<VolumeCheck> Store::VerifyCopy(uint32_t volume, const std::string& path,
   for (const auto& [seg, size] : copy) total += size;
   // Records that fail in the copy are refused unless they fail the same way at the original
   // (bit rot copied faithfully is not the copy's fault; it is reported by verify-shard).
+  // The damage the original's own walk finds, per segment (computed when first needed).
+  std::map<uint64_t, std::set<uint64_t>> original_damage;
   auto same_at_original = [&](uint64_t seg, uint64_t offset) {
     if (!have_original) return false;
     auto f = fs_->OpenForRead(SegmentPath(volume, seg));
     if (!f) return false;
+    if (!original_damage.count(seg)) {
+      SegmentWalk w = WalkSegment(**f, volume, seg, kSegmentHeaderSize, original[seg]);
+      original_damage[seg].insert(w.damage.begin(), w.damage.end());
+    }
+    if (original_damage[seg].count(offset)) return true;
     auto p = ReadRecordPrefix(**f, offset, original[seg]);
-    return !p || !VerifyRecordBody(**f, offset, *p, true, opt_.hash_threads).ok();
+    return p && !VerifyRecordBody(**f, offset, *p, true, opt_.hash_threads).ok();
   };
   std::map<core::Uuid, ShardLocation> found;
   for (const auto& [seg, size] : copy) {
@@ -285,19 +394,20 @@ Result<VolumeCheck> Store::VerifyCopy(uint32_t volume, const std::string& path,
   return check;
 }
 
-Result<MigrationSource> Store::BeginMigration(uint32_t volume, const std::string& to) {
+Result<MigrationSource> Store::BeginMigration(uint32_t volume, const std::string& to_arg) {
   DFRP_RETURN_IF_ERROR(NeedWriter("migrate"));
   DFRP_ASSIGN_OR_RETURN(Volume * v, VolumeFor(volume, "migrate"));
   MigrationSource src;
   src.volume = volume;
   src.from = v->drive.path;
-  src.to = to;
   if (!v->available())
     return Err(Status::NotFound(
         fmt::format("volume {} is {}: {}; a volume that cannot be read cannot be copied", volume,
                     VolumeStateName(v->state), v->problem)));
-  if (to.empty() || to.front() != '/')
-    return Err(Status::InvalidArgument(fmt::format("--to {} must be an absolute path", to)));
+  if (to_arg.empty() || to_arg.front() != '/')
+    return Err(Status::InvalidArgument(fmt::format("--to {} must be an absolute path", to_arg)));
+  const std::string to = core::NormalizePath(to_arg);
+  src.to = to;
   auto mig = manifest_->migrating.find(volume);
   if (mig != manifest_->migrating.end() && mig->second != to)
     return Err(Status::InvalidArgument(fmt::format(
@@ -306,30 +416,18 @@ Result<MigrationSource> Store::BeginMigration(uint32_t volume, const std::string
         volume, mig->second, volume, mig->second, volume)));
   if (to == v->drive.path) return src;  // already there: nothing to copy
 
-  // The destination: an empty folder, or a copy of this volume a crash interrupted; never
-  // inside a volume or around one (checked before anything is created).
-  std::string real_to = to, rest;
-  while (!fs_->Exists(real_to) && real_to != "/") {
-    const std::string parent = core::DirName(real_to);
-    rest = rest.empty() ? real_to.substr(parent.size() + (parent == "/" ? 0 : 1))
-                        : real_to.substr(parent.size() + (parent == "/" ? 0 : 1)) + "/" + rest;
-    real_to = parent;
-  }
-  DFRP_ASSIGN_OR_RETURN(real_to, fs_->RealPath(real_to));
-  if (!rest.empty()) real_to = core::JoinPath(real_to, rest);
-  for (const auto& other : volumes_) {
-    if (!other || !other->available()) continue;
-    auto real = fs_->RealPath(other->drive.path);
-    if (!real) continue;
-    if (Within(real_to, *real) || Within(*real, real_to))
-      return Err(Status::InvalidArgument(
-          fmt::format("--to {} {} volume {}'s folder {}: give a folder outside every volume", to,
-                      Within(real_to, *real) ? "lies inside" : "contains", other->drive.index,
-                      other->drive.path)));
-  }
+  // The destination: an empty folder, or the copy an interrupted attempt at this same
+  // migration left; never a volume's folder, inside one or around one.
+  DFRP_RETURN_IF_ERROR(CheckOutsideVolumes(to, volume, "--to"));
+  const bool resuming = mig != manifest_->migrating.end() && mig->second == to;
   if (!fs_->Exists(to)) {
+    std::string top = to;  // the highest folder that will be created
+    while (!fs_->Exists(core::DirName(top))) top = core::DirName(top);
     DFRP_RETURN_IF_ERROR(fs_->CreateDirRecursive(to));
-    DFRP_RETURN_IF_ERROR(fs_->SyncDir(core::DirName(to)));
+    for (std::string d = to;; d = core::DirName(d)) {
+      DFRP_RETURN_IF_ERROR(fs_->SyncDir(core::DirName(d)));
+      if (d == top) break;
+    }
   }
   if (!fs_->IsDirectory(to))
     return Err(Status::InvalidArgument(
@@ -339,21 +437,28 @@ Result<MigrationSource> Store::BeginMigration(uint32_t volume, const std::string
   for (const auto& name : names) {
     uint64_t seg;
     const std::string p = core::JoinPath(to, name);
+    if (name == "lost+found") continue;
+    const Status not_empty = Status::InvalidArgument(
+        fmt::format("--to {} is not empty (it holds {}{}): give an empty folder on the new drive",
+                    to, name, resuming ? ", which is not part of this volume's copy" : ""));
+    if (!resuming) return Err(not_empty);
+    // Leftovers of the interrupted attempt: each must be this volume's.
     if (name == kVolumeFileName) {
       auto h = ReadVolumeHeader(fs_, to);
-      if (!h || h->store_id != store_id_ || h->volume != volume)
-        return Err(Status::InvalidArgument(
-            fmt::format("--to {} already holds {}: give an empty folder", to,
-                        h ? fmt::format("volume {} of store {}", h->volume, h->store_id.ToString())
-                          : std::string("a damaged volume header"))));
+      if (!h || h->store_id != store_id_ || h->volume != volume) return Err(not_empty);
     } else if (ParseSegmentFileName(name, &seg)) {
-      DFRP_ASSIGN_OR_RETURN(existing[name], fs_->FileSize(p));
-    } else if (!(name == kQuarantineDir || name == "lost+found" || IsTempHeader(name) ||
-                 name == kAbandonedVolumeFileName)) {
-      return Err(Status::InvalidArgument(fmt::format(
-          "--to {} is not empty (it holds {}): give an empty folder on the new drive; nothing "
-          "was changed",
-          to, name)));
+      DFRP_ASSIGN_OR_RETURN(uint64_t size, fs_->FileSize(p));
+      if (size >= kSegmentHeaderSize) {
+        DFRP_ASSIGN_OR_RETURN(auto f, fs_->OpenForRead(p));
+        std::string head(kSegmentHeaderSize, '\0');
+        DFRP_RETURN_IF_ERROR(f->ReadExact(0, kSegmentHeaderSize, head.data()));
+        auto sh = DecodeSegmentHeader(head, p);
+        if (!sh || sh->store_id != store_id_ || sh->volume != volume || sh->segment != seg)
+          return Err(not_empty);
+      }
+      existing[name] = size;
+    } else if (!(name == kQuarantineDir || IsTempHeader(name))) {
+      return Err(not_empty);
     }
   }
 
@@ -365,6 +470,7 @@ Result<MigrationSource> Store::BeginMigration(uint32_t volume, const std::string
   if (fs_->IsDirectory(qdir)) {
     DFRP_ASSIGN_OR_RETURN(auto qnames, fs_->ListDir(qdir));
     for (const auto& q : qnames) {
+      if (fs_->IsDirectory(core::JoinPath(qdir, q))) continue;  // only recovery's files
       DFRP_ASSIGN_OR_RETURN(uint64_t size, fs_->FileSize(core::JoinPath(qdir, q)));
       src.files.emplace_back(core::JoinPath(kQuarantineDir, q), size);
     }
@@ -441,22 +547,37 @@ Result<uint64_t> Store::RetireSource(uint32_t volume) {
         fmt::format("volume {} is not readable at {}: the old copy in {} is kept", volume,
                     v->drive.path, old)));
   DFRP_RETURN_IF_ERROR(CompletePendingMoves());
-  if (ReadVolumeHeader(fs_, old))
+  // Judged from the disk, not from what this process believes: the old folder must not be
+  // (or hold, or lie in) any volume's folder now, and must hold no live header.
+  for (const auto& other : volumes_) {
+    if (!other || other->drive.path.empty() || !fs_->Exists(other->drive.path) || !fs_->Exists(old))
+      continue;
+    DFRP_ASSIGN_OR_RETURN(auto theirs, Lineage(fs_, other->drive.path));
+    DFRP_ASSIGN_OR_RETURN(auto mine, Lineage(fs_, old));
+    if (std::find(mine.begin(), mine.end(), theirs.front()) != mine.end() ||
+        std::find(theirs.begin(), theirs.end(), mine.front()) != theirs.end())
+      return Err(Status::InvalidArgument(fmt::format(
+          "the old copy's folder {} is (or overlaps) volume {}'s folder {}: nothing was deleted",
+          old, other->drive.index, other->drive.path)));
+  }
+  if (auto h = ReadVolumeHeader(fs_, old))
     return Err(Status::InvalidArgument(fmt::format(
-        "{} still holds a live volume header; remove {} by hand if it is really the old copy", old,
-        core::JoinPath(old, kVolumeFileName))));
+        "{} holds a live header of volume {} of store {}: it is not an old copy; nothing was "
+        "deleted",
+        old, h->volume, h->store_id.ToString())));
   uint64_t freed = 0;
   if (fs_->IsDirectory(old)) {
     DFRP_ASSIGN_OR_RETURN(auto names, fs_->ListDir(old));
     for (const auto& name : names) {
       uint64_t seg;
       const std::string p = core::JoinPath(old, name);
-      if (ParseSegmentFileName(name, &seg) || name == kMovedVolumeFileName) {
+      if (ParseSegmentFileName(name, &seg)) {  // the marker stays: it says where the volume went
         if (auto size = fs_->FileSize(p)) freed += *size;
         DFRP_RETURN_IF_ERROR(fs_->RemoveFile(p));
       } else if (name == kQuarantineDir && fs_->IsDirectory(p)) {
         DFRP_ASSIGN_OR_RETURN(auto qnames, fs_->ListDir(p));
         for (const auto& q : qnames) {
+          if (fs_->IsDirectory(core::JoinPath(p, q))) continue;
           if (auto size = fs_->FileSize(core::JoinPath(p, q))) freed += *size;
           DFRP_RETURN_IF_ERROR(fs_->RemoveFile(core::JoinPath(p, q)));
         }
@@ -466,6 +587,23 @@ Result<uint64_t> Store::RetireSource(uint32_t volume) {
   }
   DFRP_RETURN_IF_ERROR(UpdateManifest([&](Manifest& m) { m.moved[volume].old.clear(); }));
   return freed;
+}
+
+// fdatasync of every file of a volume folder (and its quarantine/), then of the folders.
+Status Store::SyncFolder(const std::string& path) {
+  for (const std::string& dir : {path, core::JoinPath(path, kQuarantineDir)}) {
+    if (!fs_->IsDirectory(dir)) continue;
+    DFRP_ASSIGN_OR_RETURN(auto names, fs_->ListDir(dir));
+    for (const auto& name : names) {
+      const std::string p = core::JoinPath(dir, name);
+      if (fs_->IsDirectory(p)) continue;
+      DFRP_ASSIGN_OR_RETURN(auto f, fs_->OpenForWrite(p));
+      DFRP_RETURN_IF_ERROR(f->Sync());
+      DFRP_RETURN_IF_ERROR(f->Close());
+    }
+    DFRP_RETURN_IF_ERROR(fs_->SyncDir(dir));
+  }
+  return Status::OK();
 }
 
 }  // namespace dfrp::storage

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "dfrp/core/fault_injection_fs.h"
+#include "dfrp/crypto/merkle.h"
 #include "dfrp/storage/format.h"
 #include "dfrp/storage/migrate.h"
 #include "dfrp/storage/store.h"
@@ -131,8 +132,12 @@ TEST_F(VolumeOpsTest, MigrateMovesTheVolumeAndKeepsEveryShard) {
 TEST_F(VolumeOpsTest, MigrateRefusesBadDestinationsAndChangesNothing) {
   auto c = Config({64 << 20, 64 << 20});
   auto store = InitAndOpen(c);
-  ASSERT_TRUE(Put(*store, {"x"}).has_value());
+  auto x = Put(*store, {"x"});
+  ASSERT_TRUE(x.has_value());
   store.reset();
+  const std::string seg0 = c.drives[0].path + "/" + SegmentFileName(1);
+  const std::string before = Slurp(seg0);
+  fs::create_directory_symlink(c.drives[0].path, dir_ + "/link-to-d0");
   const std::string busy = dir_ + "/not-empty";
   fs::create_directories(busy);
   Spit(busy + "/holiday.jpg", "not a segment");
@@ -144,11 +149,26 @@ TEST_F(VolumeOpsTest, MigrateRefusesBadDestinationsAndChangesNothing) {
       {c.drives[0].path + "/inside", Status::Code::kInvalidArgument},
       {c.drives[1].path, Status::Code::kInvalidArgument},  // another volume's folder
       {"relative/path", Status::Code::kInvalidArgument},
+      // Other spellings of the volume's own folder: "..", a symlink, a trailing slash.
+      {dir_ + "/nonexist/../d0", Status::Code::kOk},  // the same folder: nothing to do
+      {dir_ + "/link-to-d0", Status::Code::kInvalidArgument},
+      {dir_ + "/link-to-d0/sub", Status::Code::kInvalidArgument},
+      {c.drives[0].path + "/", Status::Code::kOk},                 // the same folder: nothing to do
+      {dir_, Status::Code::kInvalidArgument},                      // around both volumes
+      {dir_ + "/nonexist/../d1", Status::Code::kInvalidArgument},  // volume 1's, spelled oddly
   };
   for (const auto& k : cases) {
     auto r = MigrateVolume(c, opt_, 0, k.to, MigrateOptions());
+    if (k.code == Status::Code::kOk) {
+      ASSERT_TRUE(r.has_value()) << k.to << ": " << r.error().ToString();
+      EXPECT_TRUE(r->already_there) << k.to;
+      continue;
+    }
     ASSERT_FALSE(r.has_value()) << k.to;
     EXPECT_EQ(r.error().code(), k.code) << k.to << ": " << r.error().ToString();
+    EXPECT_EQ(Slurp(seg0), before) << k.to;
+    EXPECT_FALSE(fs::exists(dir_ + "/nonexist")) << k.to;
+    EXPECT_FALSE(fs::exists(c.drives[0].path + "/sub")) << k.to;
   }
   auto unknown = MigrateVolume(c, opt_, 7, dir_ + "/x", MigrateOptions());
   ASSERT_FALSE(unknown.has_value());
@@ -157,6 +177,118 @@ TEST_F(VolumeOpsTest, MigrateRefusesBadDestinationsAndChangesNothing) {
   ASSERT_TRUE(s.has_value());
   EXPECT_EQ(Info(**s, 0).state, VolumeState::kActive);  // nothing was paused
   EXPECT_EQ(Info(**s, 0).path, c.drives[0].path);
+  EXPECT_EQ(*Get(**s, (*x)[0].id), "x");
+  s->reset();
+  // A missing volume's folder is no destination either: its segments are still data.
+  Spit(c.drives[1].path + "/" + SegmentFileName(1), "volume 1's data, header lost");
+  fs::remove(c.drives[1].path + "/" + std::string(kVolumeFileName));
+  auto onto_missing = MigrateVolume(c, opt_, 0, c.drives[1].path, MigrateOptions());
+  ASSERT_FALSE(onto_missing.has_value());
+  EXPECT_EQ(Slurp(c.drives[1].path + "/" + SegmentFileName(1)), "volume 1's data, header lost");
+}
+
+// resume --path with another spelling of the live folder never retires it.
+TEST_F(VolumeOpsTest, ResumeWithPathToTheLiveFolderRetiresNothing) {
+  auto c = Config({64 << 20});
+  auto store = InitAndOpen(c);
+  auto w = Put(*store, {"kept"});
+  ASSERT_TRUE(w.has_value());
+  ASSERT_TRUE(store->Pause(0, "x").ok());
+  fs::create_directory_symlink(c.drives[0].path, dir_ + "/alias");
+  auto by_link = store->Resume(0, dir_ + "/alias");
+  ASSERT_FALSE(by_link.has_value());
+  EXPECT_EQ(by_link.error().code(), Status::Code::kInvalidArgument) << by_link.error().ToString();
+  auto same = store->Resume(0, c.drives[0].path + "/");  // the same folder: a plain resume
+  ASSERT_TRUE(same.has_value()) << same.error().ToString();
+  EXPECT_TRUE(fs::exists(c.drives[0].path + "/" + std::string(kVolumeFileName)));
+  EXPECT_EQ(Info(*store, 0).state, VolumeState::kActive);
+  EXPECT_FALSE(store->RetireSource(0).has_value());
+  EXPECT_EQ(*Get(*store, (*w)[0].id), "kept");
+}
+
+// After a move, losing STATE_DIR does not turn the old folder into a new, empty volume.
+TEST_F(VolumeOpsTest, LostStateDirAfterAMoveIsNotAnEmptyVolume) {
+  auto c = Config({64 << 20});
+  auto store = InitAndOpen(c);
+  ASSERT_TRUE(Put(*store, {"moved away"}).has_value());
+  store.reset();
+  MigrateOptions mo;
+  mo.delete_source = true;
+  const std::string to = dir_ + "/new";
+  ASSERT_TRUE(MigrateVolume(c, opt_, 0, to, mo).has_value());
+  fs::remove_all(c.state_dir);
+  auto init = Store::Init(c, opt_);  // DRIVE_0 still names the old folder
+  ASSERT_FALSE(init.has_value());
+  EXPECT_NE(init.error().message().find(to), std::string::npos) << init.error().ToString();
+  EXPECT_FALSE(fs::exists(c.drives[0].path + "/" + std::string(kVolumeFileName)));
+  c.drives[0].path = to;  // pointed at the new folder, the store is adopted back
+  auto adopted = Store::Init(c, opt_);
+  ASSERT_TRUE(adopted.has_value()) << adopted.error().ToString();
+  EXPECT_TRUE(adopted->adopted);
+}
+
+// rebuild-index keeps what it knows of a volume it cannot read.
+TEST_F(VolumeOpsTest, RebuildIndexKeepsTheEntriesOfAMissingVolume) {
+  auto c = Config({1 << 20, 64 << 20});
+  auto store = InitAndOpen(c);
+  auto a = Put(*store, {Pattern(900000, 1)});  // volume 0
+  auto b = Put(*store, {Pattern(900000, 2)});  // volume 1
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  ASSERT_EQ((*a)[0].volume, 0u);
+  ASSERT_EQ((*b)[0].volume, 1u);
+  store.reset();
+  fs::rename(c.drives[0].path, dir_ + "/unplugged");
+  store = std::move(*Store::Open(c, Store::Mode::kWrite, opt_));
+  auto r = store->RebuildIndex();
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  ASSERT_EQ(r->skipped.size(), 1u);
+  EXPECT_NE(r->skipped[0].find("volume 0"), std::string::npos);
+  store.reset();
+  fs::rename(dir_ + "/unplugged", c.drives[0].path);
+  store = std::move(*Store::Open(c, Store::Mode::kWrite, opt_));
+  EXPECT_EQ(*Get(*store, (*a)[0].id), Pattern(900000, 1));
+  EXPECT_EQ(*Get(*store, (*b)[0].id), Pattern(900000, 2));
+}
+
+// A payload holding bytes that look like a record (with another shard's id) and a commit
+// record, behind a damaged header: rebuild-index must not let it shadow the real shard.
+TEST_F(VolumeOpsTest, RecordForgedInsideAPayloadNeverShadowsAShard) {
+  auto c = Config({64 << 20, 64 << 20});
+  auto store = InitAndOpen(c);
+  ASSERT_TRUE(store->Pause(0, "x").ok());
+  auto real = Put(*store, {"REAL-DATA-REAL"});  // on volume 1
+  ASSERT_TRUE(real.has_value());
+  ASSERT_TRUE(store->Resume(0, "").has_value());
+  // A forged record carrying the real shard's id, and a commit closing it.
+  const std::string evil = "EVIL-EVIL-EVIL";
+  RecordHeader h;
+  h.shard_id = (*real)[0].id;
+  h.payload_len = evil.size();
+  h.leaf_size = 4096;
+  std::vector<crypto::Hash> leaves(1);
+  crypto::HashLeaves(evil, 4096, leaves, 1);
+  crypto::Hash root;
+  crypto::TreeLevels(leaves, &root);
+  const std::string forged_prefix = EncodeRecordPrefix(h, root, "");
+  h.metadata_len = 0;
+  const std::string forged =
+      forged_prefix + evil + EncodeCommit(CommitRecord{1, forged_prefix.size() + evil.size()});
+  auto carrier = Put(*store, {Pattern(3000) + forged + Pattern(3000, 1)});
+  ASSERT_TRUE(carrier.has_value());
+  auto info = store->Stat((*carrier)[0].id);
+  ASSERT_TRUE(info.has_value());
+  ASSERT_EQ(info->location.volume, 0u);
+  store.reset();
+  std::string bytes = Slurp(info->segment_path);
+  bytes[info->location.offset + 20] ^= 0x01;  // damage the carrier's header
+  Spit(info->segment_path, bytes);
+  store = std::move(*Store::Open(c, Store::Mode::kWrite, opt_));
+  auto r = store->RebuildIndex();
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_FALSE(r->damage.empty());
+  auto got = Get(*store, (*real)[0].id);
+  ASSERT_TRUE(got.has_value()) << got.error().ToString();
+  EXPECT_EQ(*got, "REAL-DATA-REAL");
 }
 
 TEST_F(VolumeOpsTest, ResumeWithPathRefusesABadCopyAndKeepsTheOldPath) {
