@@ -511,6 +511,7 @@ TEST_F(VolumeOpsTest, TornWriteAtEveryWriteOfABatch) {
     if (batch.has_value()) {
       EXPECT_EQ(shards, first.size() + second.size()) << "torn write " << n;
     } else {
+      // Only bounded here; that each of them is whole was checked by VerifyAll above.
       EXPECT_LE(shards, first.size() + second.size()) << "torn write " << n;
     }
   }
@@ -610,7 +611,7 @@ TEST_F(VolumeOpsTest, RebuildIndexFindsShardsPastABrokenRecord) {
 
 // While a writer holds the lock with an index that lags the drives (it is rebuilding), a
 // reader finds the shards itself and serves them.
-TEST_F(VolumeOpsTest, ReaderIsServedWhileTheWriterRebuildsTheIndex) {
+TEST_F(VolumeOpsTest, ReaderIsServedWhileAWriterHoldsTheLockWithAnEmptyIndex) {
   auto c = Config({64 << 20});
   auto store = InitAndOpen(c);
   std::vector<std::string> contents = {"alpha", Pattern(70000), "gamma"};
