@@ -190,21 +190,45 @@ check "the same seed gives the same answer" cmp -s "$T/out" "$T/audit.json"
 ds --json audit "$MULTI" --challenges 16 --seed 5eed00c0ffef
 check "another seed picks other leaves" test "$(jget "[p['leaf_index'] for p in j['proofs']]")" != \
   "$(jget "[p['leaf_index'] for p in j['proofs']]" "$T/audit.json")"
-vp "$T/audit.json" --root "$ROOT" --seed $SEED
+# What the verifier knows of the shard (from write-shard) and of the audit it issued.
+KNOW="--shard $MULTI --size 300007 --leaf-size 4096 --challenges 16"
+vp "$T/audit.json" --root "$ROOT" --seed $SEED $KNOW
 expect_rc "verify-proof accepts the audit answer with the issued seed" 0
-vp "$T/audit.json" --root "$ROOT" --seed 5eed00c0ffef
+vp "$T/audit.json" --root "$ROOT" --seed $SEED
+expect_err "an audit checked without the shard's facts is a usage error (exit 2) naming them" 2 \
+  "--shard" "--size" "--leaf-size" "--challenges"
+vp "$T/audit.json" --root "$ROOT" --seed 5eed00c0ffef $KNOW
 expect_err "verify-proof refuses an answer to another seed" 3 "seed"
 edit "$T/audit.json" "$T/e.json" "j['proofs'][3]=j['proofs'][4]"
-vp "$T/e.json" --root "$ROOT"
+vp "$T/e.json" --root "$ROOT" --seed $SEED $KNOW
 expect_err "an audit answering a leaf the seed did not pick exits 3" 3 "seed asks for leaf"
 edit "$T/audit.json" "$T/e.json" "j['seed']='5eed00c0ffef'"
-vp "$T/e.json" --root "$ROOT"
+vp "$T/e.json" --root "$ROOT" --seed 5eed00c0ffef $KNOW
 expect_err "an audit whose seed was swapped exits 3" 3 "seed asks for leaf"
 edit "$T/audit.json" "$T/e.json" "j['challenges']=15"
-vp "$T/e.json" --root "$ROOT"
+vp "$T/e.json" --root "$ROOT" --seed $SEED $KNOW
 expect_err "an audit whose count disagrees with its proofs exits 3" 3 "challenges"
+# A prover holding part of the shard: it claims a smaller tree (whose leaves fold like the
+# first ones of the real tree), grinds another shard id, or answers fewer challenges.
+edit "$T/audit.json" "$T/e.json" "j['tree_size']=64"
+vp "$T/e.json" --root "$ROOT" --seed $SEED $KNOW
+expect_err "an audit claiming a smaller tree than the shard has exits 3" 3 "claims a tree of 64"
+edit "$T/audit.json" "$T/e.json" "j['shard_id']='$ONE'"
+vp "$T/e.json" --root "$ROOT" --seed $SEED $KNOW
+expect_err "an audit for another shard id exits 3" 3 "not for shard $MULTI"
+ds --json audit "$MULTI" --challenges 1 --seed $SEED
+cp "$T/out" "$T/audit1.json"
+vp "$T/audit1.json" --root "$ROOT" --seed $SEED $KNOW
+expect_err "an answer with fewer proofs than the challenges asked exits 3" 3 "asked for 16"
+vp "$T/p37.json" --root "$ROOT"
+check "a single proof checked with the root only says its position is not proven" \
+  grep -q "give --size and --leaf-size" "$T/out"
+vp "$T/p37.json" --root "$ROOT" --size 300007 --leaf-size 4096
+expect_rc "a single proof with the shard's size proves the leaf's position" 0
+vp "$T/p37.json" --root "$ROOT" --size 200000 --leaf-size 4096
+expect_err "a single proof against the wrong size exits 3" 3 "claims a tree of 74"
 ds audit "$MULTI" --challenges 16 --seed $SEED -o "$T/audit.bin"
-vp "$T/audit.bin" --root "$ROOT" --seed $SEED
+vp "$T/audit.bin" --root "$ROOT" --seed $SEED $KNOW
 expect_rc "the binary audit answer verifies" 0
 ds audit "$MULTI" --challenges 4 --seed xyz
 expect_err "audit with a non-hex seed exits 2" 2 "seed"

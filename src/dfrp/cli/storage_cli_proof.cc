@@ -169,26 +169,33 @@ struct VerifyArgs {
   std::string file;
   std::string root;
   std::string seed;
+  std::string shard;
+  std::optional<uint64_t> size;
+  std::optional<uint32_t> leaf_size;
+  std::optional<uint32_t> challenges;
 };
 
 Status CmdVerifyProof(const CliFlags& f, const VerifyArgs& a) {
-  DFRP_ASSIGN_OR_RETURN(crypto::Hash root, RootArg(a.root));
-  std::optional<std::string> want_seed;
+  storage::ProofExpectation e;
+  DFRP_ASSIGN_OR_RETURN(e.root, RootArg(a.root));
+  const crypto::Hash& root = e.root;
   if (!a.seed.empty()) {
-    DFRP_ASSIGN_OR_RETURN(want_seed, SeedArg(a.seed));
+    DFRP_ASSIGN_OR_RETURN(e.seed, SeedArg(a.seed));
   }
+  if (!a.shard.empty()) {
+    DFRP_ASSIGN_OR_RETURN(e.shard_id, ParseShardId(a.shard));
+  }
+  e.size = a.size;
+  e.leaf_size = a.leaf_size;
+  e.challenges = a.challenges;
   DFRP_ASSIGN_OR_RETURN(std::string bytes, ReadProofInput(a.file));
   auto decoded = storage::DecodeProof(bytes);
   if (!decoded) return decoded.error().WithContext(a.file);
   const ProofSet& p = *decoded;
-  if (want_seed && p.seed != want_seed)
-    return Status::Corruption(
-        p.is_audit()
-            ? fmt::format("{}: the audit answers seed {}, not the seed given ({})", a.file,
-                          core::ToHex(*p.seed), core::ToHex(*want_seed))
-            : fmt::format("{}: a single proof answers no seed; --seed needs an audit", a.file));
-  Status s = storage::VerifyProofSet(p, root);
+  Status s = storage::VerifyProofAgainst(p, e);
+  if (s.code() == Status::Code::kInvalidArgument) return s;
   if (!s.ok()) return s.WithContext(fmt::format("{} (shard {})", a.file, p.shard_id.ToString()));
+  const bool position_proven = e.size && e.leaf_size;
   if (f.json) {
     json leaves = json::array();
     for (const auto& lp : p.proofs) leaves.push_back(lp.leaf_index);
@@ -197,17 +204,24 @@ Status CmdVerifyProof(const CliFlags& f, const VerifyArgs& a) {
               {"shard_id", p.shard_id.ToString()},
               {"merkle_root", Hex(p.root)},
               {"tree_size", p.tree_size},
-              {"leaf_indices", leaves}};
+              {"leaf_indices", leaves},
+              {"position_proven", p.is_audit() || position_proven}};
     if (p.is_audit()) j["seed"] = core::ToHex(*p.seed);
     std::printf("%s\n", j.dump(2).c_str());
   } else if (!f.quiet) {
     if (p.is_audit())
       std::printf("ok: %zu challenge(s) of seed %s answered for shard %s\n", p.proofs.size(),
                   core::ToHex(*p.seed).c_str(), p.shard_id.ToString().c_str());
-    else
+    else if (position_proven)
       std::printf("ok: leaf %llu of shard %s verifies against %s\n",
                   static_cast<unsigned long long>(p.proofs[0].leaf_index),
                   p.shard_id.ToString().c_str(), Hex(root).c_str());
+    else
+      std::printf(
+          "ok: leaf %llu of shard %s verifies against %s (its bytes belong to the shard; give "
+          "--size and --leaf-size to prove its position too)\n",
+          static_cast<unsigned long long>(p.proofs[0].leaf_index), p.shard_id.ToString().c_str(),
+          Hex(root).c_str());
   }
   return Status::OK();
 }
@@ -264,6 +278,13 @@ void AddProofCommands(CLI::App& app, std::vector<ExtraCommand>* out) {
   v->add_option("file", verify->file, "proof file, or - for standard input")->required();
   v->add_option("--root", verify->root, "the shard's Merkle root, hex")->required();
   v->add_option("--seed", verify->seed, "for an audit: the seed you issued, hex");
+  v->add_option("--shard", verify->shard, "the shard's id (required for an audit)");
+  v->add_option("--size", verify->size,
+                "the shard's payload bytes, as write-shard reported (required for an audit)");
+  v->add_option("--leaf-size", verify->leaf_size,
+                "the shard's leaf size, as write-shard reported (required for an audit)");
+  v->add_option("--challenges", verify->challenges,
+                "how many challenges the audit asked (required for an audit)");
   out->push_back({v, false, [verify](const core::NodeConfig&, const CliFlags& f) {
                     return CmdVerifyProof(f, *verify);
                   }});

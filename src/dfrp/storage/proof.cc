@@ -1,6 +1,7 @@
 #include "dfrp/storage/proof.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -123,6 +124,51 @@ Status VerifyProofSet(const ProofSet& p, const Hash& root) {
   }
   for (size_t j = 0; j < p.proofs.size(); ++j) DFRP_RETURN_IF_ERROR(VerifyLeaf(p, p.proofs[j], j));
   return Status::OK();
+}
+
+Status VerifyProofAgainst(const ProofSet& p, const ProofExpectation& e) {
+  if (p.is_audit()) {
+    std::vector<std::string> missing;
+    if (!e.shard_id) missing.push_back("--shard");
+    if (!e.size) missing.push_back("--size");
+    if (!e.leaf_size) missing.push_back("--leaf-size");
+    if (!e.seed) missing.push_back("--seed");
+    if (!e.challenges) missing.push_back("--challenges");
+    if (!missing.empty())
+      return Status::InvalidArgument(fmt::format(
+          "an audit answer proves something only against what the verifier knows: give {} "
+          "(the shard's id, size and leaf size as write-shard reported them, and the seed and "
+          "challenge count of the audit you issued)",
+          fmt::join(missing, ", ")));
+  }
+  if (e.shard_id && p.shard_id != *e.shard_id)
+    return Status::Corruption(fmt::format("the proof is for shard {}, not for shard {}",
+                                          p.shard_id.ToString(), e.shard_id->ToString()));
+  if (e.leaf_size && p.leaf_size != *e.leaf_size)
+    return Status::Corruption(fmt::format("the proof uses leaves of {} bytes; the shard's are {}",
+                                          p.leaf_size, *e.leaf_size));
+  if (e.size) {
+    const uint32_t leaf = e.leaf_size ? *e.leaf_size : p.leaf_size;
+    const uint64_t leaves = crypto::LeafCount(*e.size, leaf);
+    if (p.tree_size != leaves)
+      return Status::Corruption(fmt::format(
+          "the proof claims a tree of {} leaves; a shard of {} bytes in {}-byte leaves has {}",
+          p.tree_size, *e.size, leaf, leaves));
+    const uint64_t last_len = *e.size == 0 ? 0 : *e.size - (leaves - 1) * uint64_t{leaf};
+    for (size_t j = 0; j < p.proofs.size(); ++j)
+      if (p.proofs[j].leaf_index + 1 == leaves && p.proofs[j].leaf.size() != last_len)
+        return Status::Corruption(fmt::format("proof {} gives the last leaf {} bytes; it has {}", j,
+                                              p.proofs[j].leaf.size(), last_len));
+  }
+  if (e.seed && (!p.is_audit() || *p.seed != *e.seed))
+    return Status::Corruption(
+        p.is_audit() ? fmt::format("the audit answers seed {}, not the seed given ({})",
+                                   core::ToHex(*p.seed), core::ToHex(*e.seed))
+                     : std::string("a single proof answers no seed; --seed needs an audit"));
+  if (e.challenges && p.proofs.size() != *e.challenges)
+    return Status::Corruption(fmt::format("the answer has {} proof(s); the audit asked for {}",
+                                          p.proofs.size(), *e.challenges));
+  return VerifyProofSet(p, e.root);
 }
 
 // ---- JSON ----

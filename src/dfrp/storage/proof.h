@@ -65,7 +65,31 @@ size_t ExpectedPathLength(uint64_t index, uint64_t tree_size);
 
 // Checks the proof set against `root` (and, for an audit, that its indices are the ones its
 // seed asks for). Corruption naming what failed: the root, a leaf, a path, an index.
+//
+// On its own this trusts what the proof says of itself: its shard id, its tree size and how
+// many challenges it answers. The root does not bind the tree size (leaf i of an n-leaf tree
+// folds like leaf i of some smaller trees), so a prover holding part of a shard could claim
+// a smaller tree, grind the shard id, or answer fewer challenges. A verifier must therefore
+// check against what it knows independently: VerifyProofAgainst.
 core::Status VerifyProofSet(const ProofSet& p, const crypto::Hash& root);
+
+// What a verifier knows of the shard and the challenge, from its own records (the write
+// receipt of the shard, the audit it issued).
+struct ProofExpectation {
+  crypto::Hash root{};
+  std::optional<core::Uuid> shard_id;
+  std::optional<uint64_t> size;       // payload bytes
+  std::optional<uint32_t> leaf_size;  // with size, fixes the tree size and the last leaf's length
+  std::optional<std::string> seed;    // the audit's seed (raw bytes)
+  std::optional<uint32_t> challenges;
+};
+
+// VerifyProofSet, after checking the proof against every fact the verifier gives. An audit
+// needs all of them (shard id, size, leaf size, seed, challenge count): without them it
+// proves nothing, and that is InvalidArgument naming what is missing. A single proof with
+// only the root proves that its leaf bytes belong to the shard; with size and leaf size it
+// also proves the leaf's position.
+core::Status VerifyProofAgainst(const ProofSet& p, const ProofExpectation& e);
 
 // Encodings. JSON: one object (docs/FORMAT.md); binary: magic "DFRPPROF" and fixed fields.
 std::string EncodeProofJson(const ProofSet& p, int indent = 2);
