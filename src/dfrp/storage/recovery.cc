@@ -38,93 +38,31 @@ struct TailScan {
                                // tail could not be read: either way nothing may be cut
 };
 
-// True when a valid commit record starts anywhere in [from, end).
-bool CommitFollows(const core::RandomAccessFile& file, uint64_t from, uint64_t end) {
-  constexpr size_t kWindow = 1 << 20;
-  std::string buf;
-  for (uint64_t pos = from; pos + kCommitSize <= end;) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(kWindow, end - pos));
-    buf.resize(n);
-    if (!file.ReadExact(pos, n, buf.data()).ok()) return true;  // unreadable: never cut on doubt
-    for (size_t i = 0; i + kCommitMagic.size() <= n;) {
-      const void* hit = memmem(buf.data() + i, n - i, kCommitMagic.data(), kCommitMagic.size());
-      if (hit == nullptr) break;
-      const uint64_t at = pos + static_cast<uint64_t>(static_cast<const char*>(hit) - buf.data());
-      char c[kCommitSize];
-      if (at + kCommitSize <= end && file.ReadExact(at, kCommitSize, c).ok() &&
-          DecodeCommit(std::string_view(c, kCommitSize)))
-        return true;
-      i = static_cast<size_t>(static_cast<const char*>(hit) - buf.data()) + 1;
-    }
-    if (n < kWindow) break;
-    pos += n - kCommitMagic.size() + 1;
-  }
-  return false;
-}
-
-TailScan ScanTail(const core::RandomAccessFile& file, uint32_t volume, uint64_t segment,
-                  uint64_t start, uint64_t end) {
-  TailScan r;
-  r.committed_end = start;
-  std::vector<ShardLocation> pending;
-  uint64_t pending_bytes = 0, pos = start;
-  while (pos < end) {
-    char magic[8];
-    if (pos + sizeof(magic) > end) break;
-    if (!file.ReadExact(pos, sizeof(magic), magic).ok()) {
-      r.damaged = true;
-      return r;
-    }
-    if (std::string_view(magic, 8) == kCommitMagic) {
-      char c[kCommitSize];
-      if (pos + kCommitSize > end) break;
-      if (!file.ReadExact(pos, kCommitSize, c).ok()) {
-        r.damaged = true;
-        return r;
-      }
-      auto commit = DecodeCommit(std::string_view(c, kCommitSize));
-      if (!commit || commit->records != pending.size() || commit->bytes != pending_bytes) break;
-      r.committed.insert(r.committed.end(), pending.begin(), pending.end());
-      pending.clear();
-      pending_bytes = 0;
-      pos += kCommitSize;
-      r.committed_end = pos;
-      continue;
-    }
-    auto prefix = ReadRecordPrefix(file, pos, end);
-    if (!prefix) break;
-    const RecordHeader& h = prefix->header;
-    pending.push_back({h.shard_id, volume, segment, pos, h.record_len(), h.payload_len, h.leaf_size,
-                       prefix->root});
-    pending_bytes += h.record_len();
-    pos += h.record_len();
-  }
-  r.damaged = r.damaged || (r.committed_end < end && CommitFollows(file, r.committed_end + 1, end));
-  return r;
-}
-
-// The first offset in [from, end) where a valid record prefix or commit record starts, or
-// `end`. Reads the region in windows (it is damaged, so its payload bytes are read too).
-uint64_t NextValidPlace(const core::RandomAccessFile& file, uint64_t from, uint64_t end,
-                        uint64_t* bytes_read) {
+// The first offset in [from, end) where a valid commit record (and, with `records`, a valid
+// record prefix) starts, or `end`. Reads the region in windows: it is damaged or torn, so
+// its payload bytes are read too. *unreadable is set when a window could not be read.
+uint64_t FindValid(const core::RandomAccessFile& file, uint64_t from, uint64_t end, bool records,
+                   uint64_t* bytes_read, bool* unreadable) {
   constexpr size_t kWindow = 1 << 20;
   std::string buf;
   for (uint64_t pos = from; pos + 8 <= end;) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kWindow, end - pos));
     buf.resize(n);
-    if (!file.ReadExact(pos, n, buf.data()).ok()) return end;
+    if (!file.ReadExact(pos, n, buf.data()).ok()) {
+      *unreadable = true;
+      return end;
+    }
     *bytes_read += n;
     for (size_t i = 0; i + 8 <= n; ++i) {
-      if (buf[i] != 'D' || (std::memcmp(buf.data() + i, kRecordMagic.data(), 8) != 0 &&
-                            std::memcmp(buf.data() + i, kCommitMagic.data(), 8) != 0))
-        continue;
+      if (buf[i] != 'D') continue;
       const uint64_t at = pos + i;
       if (std::memcmp(buf.data() + i, kCommitMagic.data(), 8) == 0) {
         char c[kCommitSize];
         if (at + kCommitSize <= end && file.ReadExact(at, kCommitSize, c).ok() &&
             DecodeCommit(std::string_view(c, kCommitSize)))
           return at;
-      } else if (ReadRecordPrefix(file, at, end)) {
+      } else if (records && std::memcmp(buf.data() + i, kRecordMagic.data(), 8) == 0 &&
+                 ReadRecordPrefix(file, at, end)) {
         return at;
       }
     }
@@ -134,10 +72,28 @@ uint64_t NextValidPlace(const core::RandomAccessFile& file, uint64_t from, uint6
   return end;
 }
 
+// True when a valid commit record starts anywhere in [from, end), or that cannot be told
+// (never cut on doubt).
+bool CommitFollows(const core::RandomAccessFile& file, uint64_t from, uint64_t end) {
+  uint64_t read = 0;
+  bool unreadable = false;
+  return FindValid(file, from, end, /*records=*/false, &read, &unreadable) < end || unreadable;
+}
+
+// The recovery scan: the walk without the search past damage. A break followed by a valid
+// commit is damage; without one it is a torn batch.
+TailScan ScanTail(const core::RandomAccessFile& file, uint32_t volume, uint64_t segment,
+                  uint64_t start, uint64_t end) {
+  SegmentWalk w = WalkSegment(file, volume, segment, start, end, /*resync=*/false);
+  TailScan r{std::move(w.committed), w.committed_end, w.read_error};
+  r.damaged = r.damaged || (r.committed_end < end && CommitFollows(file, r.committed_end + 1, end));
+  return r;
+}
+
 }  // namespace
 
 SegmentWalk WalkSegment(const core::RandomAccessFile& file, uint32_t volume, uint64_t segment,
-                        uint64_t start, uint64_t end) {
+                        uint64_t start, uint64_t end, bool resync) {
   SegmentWalk w;
   w.committed_end = start;
   std::vector<ShardLocation> pending;
@@ -145,21 +101,28 @@ SegmentWalk WalkSegment(const core::RandomAccessFile& file, uint32_t volume, uin
   bool after_damage = false;  // the records since the last commit may not be all of its batch
   auto broken = [&]() -> bool {
     // Damage if a valid commit lies further on; otherwise the end of a torn batch.
-    if (!CommitFollows(file, pos + 1, end)) return false;
+    if (!resync || !CommitFollows(file, pos + 1, end)) return false;
     w.damage.push_back(pos);
-    pos = NextValidPlace(file, pos + 1, end, &w.bytes_read);
+    bool unreadable = false;
+    pos = FindValid(file, pos + 1, end, /*records=*/true, &w.bytes_read, &unreadable);
     after_damage = true;
     return pos < end;
   };
   while (pos + 8 <= end) {
     char magic[8];
-    if (!file.ReadExact(pos, sizeof(magic), magic).ok()) break;
+    if (!file.ReadExact(pos, sizeof(magic), magic).ok()) {
+      w.read_error = true;
+      break;
+    }
     w.bytes_read += sizeof(magic);
     if (std::string_view(magic, 8) == kCommitMagic) {
       char c[kCommitSize];
-      auto commit = pos + kCommitSize <= end && file.ReadExact(pos, kCommitSize, c).ok()
-                        ? DecodeCommit(std::string_view(c, kCommitSize))
-                        : Result<CommitRecord>(Err(Status::Corruption("short")));
+      if (pos + kCommitSize > end) break;  // a commit record cut short: a torn end
+      if (!file.ReadExact(pos, kCommitSize, c).ok()) {
+        w.read_error = true;
+        break;
+      }
+      auto commit = DecodeCommit(std::string_view(c, kCommitSize));
       w.bytes_read += kCommitSize;
       if (commit &&
           (after_damage || (commit->records == pending.size() && commit->bytes == pending_bytes))) {

@@ -79,9 +79,11 @@ struct SegmentWalk {
   std::vector<uint64_t> damage;            // offsets where the chain broke
   std::set<core::Uuid> after_damage;       // committed records found by searching past damage
   uint64_t bytes_read = 0;
+  bool read_error = false;  // the walk stopped because the file could not be read
 };
+// With resync false it stops at the first break instead (the recovery scan).
 SegmentWalk WalkSegment(const core::RandomAccessFile& file, uint32_t volume, uint64_t segment,
-                        uint64_t start, uint64_t end);
+                        uint64_t start, uint64_t end, bool resync = true);
 
 // Where the volume that lived in `drive` went, from its DFRP-VOLUME.moved marker; nullopt
 // when there is none.

@@ -29,12 +29,6 @@ bool IsTempHeader(std::string_view name) {
   return name.starts_with(std::string(kVolumeFileName) + ".tmp-");
 }
 
-// True when `inner` is `outer` or lies inside it (both canonical).
-bool Within(const std::string& inner, const std::string& outer) {
-  return inner == outer || (inner.size() > outer.size() && inner.starts_with(outer) &&
-                            (outer.back() == '/' || inner[outer.size()] == '/'));
-}
-
 // The folders of `path` from itself up to "/", by (device, inode); `path` must exist.
 Result<std::vector<std::pair<uint64_t, uint64_t>>> Lineage(core::FileSystem* fs,
                                                            const std::string& path) {
