@@ -22,6 +22,7 @@
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/file_system.h"
+#include "dfrp/node/views.h"
 #include "dfrp/storage/store.h"
 
 namespace dfrp::cli {
@@ -30,6 +31,10 @@ using core::Err;
 using core::Result;
 using core::Status;
 using nlohmann::json;
+using node::IsoTime;
+using node::VolumeJson;
+using node::RootHex;
+using node::VerifyJson;
 using storage::Store;
 
 Result<core::Uuid> ParseShardId(const std::string& text) {
@@ -69,8 +74,6 @@ struct Context {
     if (!g.quiet) std::fprintf(stderr, "dfrp-storage: %s\n", msg.c_str());
   }
 };
-
-std::string RootHex(const crypto::Hash& h) { return core::ToHex(crypto::HashBytes(h)); }
 
 void PrintJson(const json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
@@ -223,13 +226,7 @@ Status CmdWrite(Context& ctx, const WriteOptions& w) {
   for (size_t i = notices_before; i < store->notices().size(); ++i) ctx.Notice(store->notices()[i]);
   if (ctx.g.json) {
     json arr = json::array();
-    for (const auto& s : written)
-      arr.push_back({{"shard_id", s.id.ToString()},
-                     {"merkle_root", RootHex(s.root)},
-                     {"size", s.size},
-                     {"leaf_size", s.leaf_size},
-                     {"volume", s.volume},
-                     {"file", s.name}});
+    for (const auto& s : written) arr.push_back(node::WrittenJson(s));
     PrintJson(arr);
   } else if (!ctx.g.quiet) {
     for (const auto& s : written)
@@ -340,18 +337,6 @@ Status CmdRead(Context& ctx, const std::string& id_text, const std::string& out_
   return Status::OK();
 }
 
-json VerifyJson(const storage::VerifyResult& r) {
-  json j = {{"shard_id", r.id.ToString()}, {"ok", r.ok}};
-  if (!r.segment_path.empty()) {
-    j["volume"] = r.location.volume;
-    j["segment"] = r.segment_path;
-    j["offset"] = r.location.offset;
-    j["merkle_root"] = RootHex(r.location.root);
-  }
-  if (!r.ok) j["error"] = r.status.message();
-  return j;
-}
-
 Status CmdVerify(Context& ctx, const std::vector<std::string>& ids, bool all) {
   if (all == !ids.empty())
     return Status::InvalidArgument("verify-shard needs shard ids or --all (not both)");
@@ -412,34 +397,12 @@ Status CmdVerify(Context& ctx, const std::vector<std::string>& ids, bool all) {
   return Status::OK();
 }
 
-std::string IsoTime(int64_t unix_ms) {
-  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(unix_ms % 1000));
-}
-
 Status CmdStat(Context& ctx, const std::string& id_text) {
   DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(id_text));
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
   DFRP_ASSIGN_OR_RETURN(storage::ShardInfo info, store->Stat(id));
   const auto& m = info.metadata;
-  json j = {{"shard_id", id.ToString()},
-            {"merkle_root", RootHex(info.location.root)},
-            {"size", m.size},
-            {"leaf_size", m.leaf_size},
-            {"volume", info.location.volume},
-            {"segment", info.segment_path},
-            {"offset", info.location.offset},
-            {"record_len", info.location.record_len},
-            {"content_type", m.content_type},
-            {"created_unix_ms", m.created_unix_ms},
-            {"created", IsoTime(m.created_unix_ms)},
-            {"meta", m.tags}};
-  j["owner"] = m.owner.empty() ? json(nullptr) : json(m.owner);
-  j["vector"] = m.vector.empty() ? json(nullptr) : json(m.vector);
+  json j = node::ShardInfoJson(id, info);
   if (ctx.g.json) {
     PrintJson(j);
     return Status::OK();

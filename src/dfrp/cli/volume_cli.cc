@@ -14,6 +14,7 @@
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/file_system.h"
 #include "dfrp/storage/migrate.h"
+#include "dfrp/node/views.h"
 #include "dfrp/storage/store.h"
 
 namespace dfrp::cli {
@@ -22,23 +23,8 @@ using core::Err;
 using core::Result;
 using core::Status;
 using nlohmann::json;
+using node::VolumeJson;
 using storage::Store;
-
-json VolumeJson(const storage::VolumeInfo& v) {
-  json j = {{"index", v.index},
-            {"path", v.path},
-            {"quota", v.quota},
-            {"used", v.used},
-            {"free", v.free},
-            {"shards", v.shards},
-            {"state", storage::VolumeStateName(v.state)},
-            {"segments", v.segments},
-            {"payload_bytes", v.payload_bytes}};
-  if (!v.problem.empty()) j["problem"] = v.problem;
-  if (!v.moved_from.empty()) j["moved_from"] = v.moved_from;
-  if (!v.migrating_to.empty()) j["migrating_to"] = v.migrating_to;
-  return j;
-}
 
 void PrintVolumes(bool as_json, const std::vector<storage::VolumeInfo>& vols) {
   if (as_json) {

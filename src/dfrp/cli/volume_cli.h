@@ -24,8 +24,6 @@ struct VolumeCliContext {
   bool progress = false;  // draw progress bars (stderr is a terminal)
 };
 
-// One volume as list-volumes --json shows it.
-nlohmann::json VolumeJson(const storage::VolumeInfo& v);
 // The list-volumes table (or JSON array) on stdout.
 void PrintVolumes(bool as_json, const std::vector<storage::VolumeInfo>& vols);
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "dfrp/core/bytes.h"
 #include "dfrp/core/file_system.h"
 
 extern char** environ;
@@ -19,7 +20,9 @@ namespace dfrp::core {
 
 namespace {
 
-constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE", "VECTOR_DIM", "STATE_DIR"};
+constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",       "VECTOR_DIM", "STATE_DIR",
+                                           "API_ADDR",        "SCRUB_RATE", "MAX_CONNECTIONS",
+                                           "MAX_HEADER_BYTES"};
 
 // DRIVE_12 -> ("DRIVE", 12); anything else -> nullopt.
 std::optional<std::pair<std::string_view, int>> SplitIndexedKey(std::string_view key) {
@@ -237,7 +240,8 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
     }
     if (!IsKnownConfigKey(key))
       return Err(Status::InvalidArgument(fmt::format(
-          "{}: unknown key {} (known: DRIVE_n, QUOTA_n, LEAF_SIZE, VECTOR_DIM, STATE_DIR); "
+          "{}: unknown key {} (known: DRIVE_n, QUOTA_n, LEAF_SIZE, VECTOR_DIM, STATE_DIR, API_ADDR, "
+          "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES); "
           "remove it or fix its spelling",
           cfg.source, key)));
   }
@@ -254,6 +258,45 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
     if (cfg.vector_dim < 1 || cfg.vector_dim > 4096)
       return Err(Status::InvalidArgument(fmt::format(
           "{}: VECTOR_DIM = {} must be between 1 and 4096", cfg.source, cfg.vector_dim)));
+  }
+  if (auto it = values.find("API_ADDR"); it != values.end() && !it->second.empty()) {
+    const std::string& a = it->second;
+    const size_t colon = a.rfind(':');
+    uint64_t port = 0;
+    if (colon == 0 || colon == std::string::npos ||
+        !ParseDecimal(std::string_view(a).substr(colon + 1), &port) || port > 65535)
+      return Err(Status::InvalidArgument(fmt::format(
+          "{}: API_ADDR = '{}' is not HOST:PORT; write it like API_ADDR=127.0.0.1:7480 (port 0 "
+          "picks a free port)",
+          cfg.source, a)));
+    cfg.api_addr = a;
+  }
+  if (auto it = values.find("SCRUB_RATE"); it != values.end() && !it->second.empty()) {
+    if (it->second == "0" || it->second == "off") {
+      cfg.scrub_rate = 0;
+    } else {
+      auto bytes = ParseByteSize(it->second);
+      if (!bytes)
+        return Err(Status::InvalidArgument(fmt::format(
+            "{}: SCRUB_RATE = '{}' is not a rate; write bytes per second with K, M or G, such as "
+            "SCRUB_RATE=8M, or 0 to turn the background scrubber off",
+            cfg.source, it->second)));
+      cfg.scrub_rate = *bytes;
+    }
+  }
+  if (auto it = values.find("MAX_CONNECTIONS"); it != values.end()) {
+    DFRP_ASSIGN_OR_RETURN(cfg.max_connections, ParseSmallInt("MAX_CONNECTIONS", it->second));
+    if (cfg.max_connections < 1 || cfg.max_connections > 100000)
+      return Err(Status::InvalidArgument(fmt::format(
+          "{}: MAX_CONNECTIONS = {} must be between 1 and 100000", cfg.source,
+          cfg.max_connections)));
+  }
+  if (auto it = values.find("MAX_HEADER_BYTES"); it != values.end()) {
+    DFRP_ASSIGN_OR_RETURN(cfg.max_header_bytes, ParseSmallInt("MAX_HEADER_BYTES", it->second));
+    if (cfg.max_header_bytes < 1024 || cfg.max_header_bytes > (1u << 20))
+      return Err(Status::InvalidArgument(fmt::format(
+          "{}: MAX_HEADER_BYTES = {} must be between 1024 and 1048576", cfg.source,
+          cfg.max_header_bytes)));
   }
   auto state = values.find("STATE_DIR");
   cfg.state_dir =

@@ -31,6 +31,13 @@ struct NodeConfig {
   uint32_t leaf_size = 4096;
   uint32_t vector_dim = 16;
   std::string state_dir;  // absolute
+  // The daemon (dfrpd): where its HTTP API listens, how fast its background scrubber reads
+  // (bytes of payload per second; 0 turns it off), how many connections it serves at once,
+  // and how large a request's header may be.
+  std::string api_addr = "127.0.0.1:7480";
+  uint64_t scrub_rate = 8ull << 20;
+  uint32_t max_connections = 256;
+  uint32_t max_header_bytes = 16384;
   std::string source;     // the file it came from, or "embedded default"
   bool is_embedded_default = false;
 };

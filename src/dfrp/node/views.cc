@@ -1,0 +1,127 @@
+#include "dfrp/node/views.h"
+
+#include <fmt/format.h>
+
+#include <ctime>
+
+#include "dfrp/core/bytes.h"
+
+namespace dfrp::node {
+
+using core::Status;
+using nlohmann::json;
+
+std::string RootHex(const crypto::Hash& h) { return core::ToHex(crypto::HashBytes(h)); }
+
+std::string IsoTime(int64_t unix_ms) {
+  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(unix_ms % 1000));
+}
+
+json VolumeJson(const storage::VolumeInfo& v) {
+  json j = {{"index", v.index},
+            {"path", v.path},
+            {"quota", v.quota},
+            {"used", v.used},
+            {"free", v.free},
+            {"shards", v.shards},
+            {"state", storage::VolumeStateName(v.state)},
+            {"segments", v.segments},
+            {"payload_bytes", v.payload_bytes}};
+  if (!v.problem.empty()) j["problem"] = v.problem;
+  if (!v.moved_from.empty()) j["moved_from"] = v.moved_from;
+  if (!v.migrating_to.empty()) j["migrating_to"] = v.migrating_to;
+  return j;
+}
+
+json WrittenJson(const storage::WrittenShard& s) {
+  return {{"shard_id", s.id.ToString()}, {"merkle_root", RootHex(s.root)},
+          {"size", s.size},              {"leaf_size", s.leaf_size},
+          {"volume", s.volume},          {"file", s.name}};
+}
+
+json ShardInfoJson(const core::Uuid& id, const storage::ShardInfo& info) {
+  const auto& m = info.metadata;
+  json j = {{"shard_id", id.ToString()},
+            {"merkle_root", RootHex(info.location.root)},
+            {"size", m.size},
+            {"leaf_size", m.leaf_size},
+            {"volume", info.location.volume},
+            {"volume_path", info.volume_path},
+            {"segment", info.segment_path},
+            {"offset", info.location.offset},
+            {"record_len", info.location.record_len},
+            {"content_type", m.content_type},
+            {"created_unix_ms", m.created_unix_ms},
+            {"created", IsoTime(m.created_unix_ms)},
+            {"meta", m.tags}};
+  j["owner"] = m.owner.empty() ? json(nullptr) : json(m.owner);
+  j["vector"] = m.vector.empty() ? json(nullptr) : json(m.vector);
+  return j;
+}
+
+json VerifyJson(const storage::VerifyResult& r) {
+  json j = {{"shard_id", r.id.ToString()}, {"ok", r.ok}};
+  if (!r.segment_path.empty()) {
+    j["volume"] = r.location.volume;
+    j["segment"] = r.segment_path;
+    j["offset"] = r.location.offset;
+    j["merkle_root"] = RootHex(r.location.root);
+  }
+  if (!r.ok) {
+    j["error"] = r.status.message();
+    j["error_code"] = StatusCodeName(r.status);
+  }
+  return j;
+}
+
+const char* StatusCodeName(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kOk:
+      return "ok";
+    case Status::Code::kInvalidArgument:
+      return "invalid_argument";
+    case Status::Code::kCorruption:
+      return "integrity";
+    case Status::Code::kNotFound:
+      return "not_found";
+    case Status::Code::kNoSpace:
+      return "no_space";
+    case Status::Code::kBusy:
+      return "busy";
+    case Status::Code::kIOError:
+      return "io_error";
+    case Status::Code::kInternal:
+      return "internal";
+  }
+  return "internal";
+}
+
+json ErrorJson(const Status& s) {
+  return {{"error",
+           {{"code", StatusCodeName(s)},
+            {"exit_code", core::ExitCodeFor(s)},
+            {"message", s.message()}}}};
+}
+
+Status StatusFromErrorJson(const json& j, const std::string& fallback) {
+  if (!j.is_object() || !j.contains("error") || !j["error"].is_object())
+    return Status::IOError(fallback);
+  const json& e = j["error"];
+  std::string msg = e.value("message", fallback);
+  std::string code = e.value("code", "");
+  if (code == "invalid_argument" || code == "unauthorized" || code == "bad_request")
+    return Status::InvalidArgument(msg);
+  if (code == "integrity") return Status::Corruption(msg);
+  if (code == "not_found") return Status::NotFound(msg);
+  if (code == "no_space") return Status::NoSpace(msg);
+  if (code == "busy") return Status::Busy(msg);
+  if (code == "internal") return Status::Internal(msg);
+  return Status::IOError(msg);
+}
+
+}  // namespace dfrp::node

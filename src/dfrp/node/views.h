@@ -1,0 +1,37 @@
+// The JSON shapes of storage objects, shared by the CLIs and the daemon's HTTP API, so that
+// `dfrp-storage ... --json` prints the same document whether it opened the store itself or
+// asked a running dfrpd (docs/API.md).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "dfrp/core/status.h"
+#include "dfrp/core/uuid.h"
+#include "dfrp/crypto/sha256.h"
+#include "dfrp/storage/store.h"
+
+namespace dfrp::node {
+
+std::string RootHex(const crypto::Hash& h);
+// 2026-11-26T12:48:20.123Z
+std::string IsoTime(int64_t unix_ms);
+
+// One volume as list-volumes --json and GET /v1/volumes show it.
+nlohmann::json VolumeJson(const storage::VolumeInfo& v);
+// One written shard as write-shard --json and PUT /v1/shards show it.
+nlohmann::json WrittenJson(const storage::WrittenShard& s);
+// A shard's metadata as stat-shard --json and GET /v1/shards/{id}/meta show it.
+nlohmann::json ShardInfoJson(const core::Uuid& id, const storage::ShardInfo& info);
+// One verification result as verify-shard --json and POST /v1/shards/{id}/verify show it.
+nlohmann::json VerifyJson(const storage::VerifyResult& r);
+
+// The error document of the API: {"error": {"code", "exit_code", "message"}}.
+nlohmann::json ErrorJson(const core::Status& s);
+// The short name of a status code ("not_found", "integrity", ...).
+const char* StatusCodeName(const core::Status& s);
+// The Status an error document stands for (the inverse of ErrorJson; IOError if unreadable).
+core::Status StatusFromErrorJson(const nlohmann::json& j, const std::string& fallback);
+
+}  // namespace dfrp::node
