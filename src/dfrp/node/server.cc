@@ -416,8 +416,11 @@ struct Server::Impl {
     const auto& q = ex.route.query;
     std::string err, v;
     put.meta.content_type = "application/octet-stream";
+    // curl sends application/x-www-form-urlencoded for --data-binary unless told otherwise:
+    // that says nothing about the payload.
     if (auto it = ex.req.find(http::field::content_type);
-        it != ex.req.end() && !it->value().empty())
+        it != ex.req.end() && !it->value().empty() &&
+        !beast::iequals(it->value(), "application/x-www-form-urlencoded"))
       put.meta.content_type = std::string(it->value());
     if (QueryValue(q, "content_type", &v, &err)) put.meta.content_type = v;
     if (QueryValue(q, "owner", &v, &err)) put.meta.owner = v;
