@@ -74,13 +74,19 @@
   }
 
   // A value of unknown shape from the API (e.g. scrub.last_finding) as one line of text.
+  // Error documents carry `message`, scrub findings `error`, with where it was found.
   function Describe(v) {
     if (v === null || v === undefined) return null;
     if (typeof v === 'string') return v;
-    if (typeof v === 'object' && typeof v.message === 'string') {
-      return v.shard_id ? `${v.shard_id}: ${v.message}` : v.message;
-    }
-    return JSON.stringify(v);
+    if (typeof v !== 'object') return String(v);
+    const msg = typeof v.message === 'string' ? v.message
+              : typeof v.error === 'string' ? v.error : JSON.stringify(v);
+    const where = [];
+    if (v.shard_id) where.push(`shard ${v.shard_id}`);
+    if (typeof v.volume === 'number') where.push(`volume ${v.volume}`);
+    const when = FormatTime(v.unix_ms);
+    if (when) where.push(`at ${when.toLocaleTimeString([], { hour12: false })}`);
+    return where.length ? `${msg} (${where.join(', ')})` : msg;
   }
 
   // ---- DOM helpers ------------------------------------------------------------------------
@@ -258,14 +264,33 @@
 
   // ---- throughput -------------------------------------------------------------------------
 
+  // samples[i].t_unix_ms starts interval i, and the last one is usually still filling. The
+  // chart shows the complete intervals only (a half-filled one would always dip at "now");
+  // the rates "now" are over the last complete interval plus the filling one.
+  function SplitSamples(st, samples, interval) {
+    const last = samples[samples.length - 1];
+    const daemonNow = (st.started_unix_ms || 0) + (st.uptime_seconds || 0) * 1000;
+    const filling = last !== undefined && st.started_unix_ms > 0 &&
+                    daemonNow < last.t_unix_ms + interval * 1000;
+    return { complete: filling ? samples.slice(0, -1) : samples, filling: filling ? last : null,
+             elapsed: filling ? Math.max(0, (daemonNow - last.t_unix_ms) / 1000) : 0 };
+  }
+
+  function RateNow(split, interval, key) {
+    const prev = split.complete[split.complete.length - 1];
+    const bytes = (prev ? prev[key] || 0 : 0) + (split.filling ? split.filling[key] || 0 : 0);
+    const secs = (prev ? interval : 0) + split.elapsed;
+    return secs > 0 ? bytes / secs : 0;
+  }
+
   function RenderThroughput(st) {
     const tp = st.throughput || {};
     const interval = tp.interval_seconds > 0 ? tp.interval_seconds : 1;
-    const samples = Array.isArray(tp.samples) ? tp.samples : [];
-    const reads = samples.map((s) => (s.read_bytes || 0) / interval);
-    const writes = samples.map((s) => (s.write_bytes || 0) / interval);
-    const readNow = reads.length ? reads[reads.length - 1] : 0;
-    const writeNow = writes.length ? writes[writes.length - 1] : 0;
+    const split = SplitSamples(st, Array.isArray(tp.samples) ? tp.samples : [], interval);
+    const reads = split.complete.map((s) => (s.read_bytes || 0) / interval);
+    const writes = split.complete.map((s) => (s.write_bytes || 0) / interval);
+    const readNow = RateNow(split, interval, 'read_bytes');
+    const writeNow = RateNow(split, interval, 'write_bytes');
     SetText($('rate-read'), FormatRate(readNow));
     SetData($('rate-read'), 'bytesPerSec', readNow);
     SetText($('rate-write'), FormatRate(writeNow));
@@ -275,7 +300,7 @@
     SetData($('bytes-read'), 'bytes', c.bytes_read);
     SetText($('bytes-written'), FormatBytes(c.bytes_written));
     SetData($('bytes-written'), 'bytes', c.bytes_written);
-    const secs = samples.length * interval;
+    const secs = (split.complete.length + (split.filling ? 1 : 0)) * interval;
     const span = secs >= 60 && secs % 60 === 0 ? `${secs / 60} min` : FormatDuration(secs);
     $('throughput-chart').setAttribute('aria-label',
         `Read and write throughput over the last ${span}: ` +
