@@ -390,6 +390,7 @@
     SetData(corrupt, 'value', s.corrupt_found);
     corrupt.classList.toggle('bad', s.corrupt_found > 0);
     SetText($('scrub-last-pass'), FormatWhen(s.last_pass_unix_ms, 'no full pass yet'));
+    SetOptional($('scrub-note'), typeof s.note === 'string' ? s.note : '');
     const finding = Describe(s.last_finding);
     SetText($('scrub-last-finding'), finding === null ? 'none' : finding);
     $('scrub-last-finding').classList.toggle('bad', finding !== null);
@@ -411,6 +412,17 @@
               El('td', { class: 'op-action' }, cancel));
   }
 
+  // The current rate while it runs; once ended, the average over the whole operation from its
+  // report (the last rate of an ended one measures only its final phase).
+  function OperationSpeed(op) {
+    if (op.state === 'running') return FormatRate(op.bytes_per_sec);
+    const r = op.result;
+    if (r && typeof r.bytes === 'number' && r.total_seconds > 0) {
+      return `${FormatRate(r.bytes / r.total_seconds)} avg`;
+    }
+    return '–';
+  }
+
   function FillOperationRow(row, op) {
     const q = (cls) => row.querySelector('.' + cls);
     SetText(q('op-kind'), op.kind);
@@ -427,7 +439,7 @@
     SetText(q('op-progress'), progress);
     SetOptional(q('op-error'), op.error ? Describe(op.error) : '');
     const running = op.state === 'running';
-    SetText(q('op-speed'), running || op.bytes_per_sec ? FormatRate(op.bytes_per_sec) : '–');
+    SetText(q('op-speed'), OperationSpeed(op));
     SetText(q('op-started'), FormatWhen(op.started_unix_ms, '–'));
     const cancel = q('op-cancel');
     cancel.hidden = !running;
