@@ -22,6 +22,7 @@
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/file_system.h"
+#include "dfrp/node/token.h"
 #include "dfrp/node/views.h"
 #include "dfrp/storage/store.h"
 
@@ -32,9 +33,9 @@ using core::Result;
 using core::Status;
 using nlohmann::json;
 using node::IsoTime;
-using node::VolumeJson;
 using node::RootHex;
 using node::VerifyJson;
+using node::VolumeJson;
 using storage::Store;
 
 Result<core::Uuid> ParseShardId(const std::string& text) {
@@ -92,6 +93,8 @@ Status CmdInit(Context& ctx, bool create) {
         "no config found (--config, DFRP_CONFIG, ./dfrp.toml, ./.env): using the embedded "
         "default, two 64 MiB drives under ./dfrp-data");
   DFRP_ASSIGN_OR_RETURN(storage::InitReport r, Store::Init(ctx.config, opt));
+  // The admin token dfrpd's API asks for (docs/API.md), readable by this user only.
+  DFRP_RETURN_IF_ERROR(node::EnsureApiToken(ctx.config.state_dir).status());
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
   auto vols = store->ListVolumes();
   if (ctx.g.json) {

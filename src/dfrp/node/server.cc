@@ -746,6 +746,15 @@ struct Server::Impl {
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
+  // Runs on the connection's strand, like the read it bounds; `done` tells a timer that fired
+  // just as the read completed to do nothing.
+  struct HeaderDeadline {
+    explicit HeaderDeadline(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    bool done = false;
+    bool fired = false;
+  };
+
   awaitable<void> Session(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
@@ -763,13 +772,25 @@ struct Server::Impl {
       http::request_parser<http::empty_body> parser;
       parser.header_limit(opt.max_header_bytes);
       parser.body_limit(boost::none);
-      stream.expires_after(first ? opt.header_timeout : opt.idle_timeout);
+      // The deadline for the header is a timer that cancels the read, not the stream's own
+      // expiry (which closes the socket), so that a slow client still gets its 408.
+      stream.expires_never();
+      auto deadline = std::make_shared<HeaderDeadline>(stream.get_executor());
+      deadline->timer.expires_after(first ? opt.header_timeout : opt.idle_timeout);
+      deadline->timer.async_wait([deadline, s = &stream](const beast::error_code& ec) {
+        if (ec || deadline->done) return;
+        deadline->fired = true;
+        beast::error_code ignored;
+        s->socket().cancel(ignored);
+      });
       {
         std::lock_guard lock(idle_mu);
         idle.insert(&stream);
       }
-      // Waiting for the next request: Stop() may close the socket under us.
+      // Waiting for the next request: Stop() may cancel the read under us.
       auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+      deadline->done = true;
+      deadline->timer.cancel();
       {
         std::lock_guard lock(idle_mu);
         idle.erase(&stream);
@@ -777,7 +798,7 @@ struct Server::Impl {
       first = false;
       if (ec) {
         const bool partial = buffer.size() > 0 || parser.got_some();
-        if (ec == beast::error::timeout) {
+        if (deadline->fired) {
           node.metrics().rejected_timeout.fetch_add(1);
           if (partial)
             co_await Reject(stream, 408, "timeout", "the request header did not arrive in time");
@@ -902,22 +923,29 @@ void Server::Run() {
 void Server::Stop() {
   Impl& im = *impl_;
   if (im.stopping.exchange(true)) return;
-  asio::post(im.ioc, [&im] {
+  // Cancels the reads of connections waiting for a request, each on its own strand, and only
+  // if it is still waiting when that runs (it may have moved on, or gone).
+  auto cancel_idle = [&im] {
+    std::lock_guard lock(im.idle_mu);
+    for (auto* s : im.idle)
+      asio::post(s->get_executor(), [&im, s] {
+        std::lock_guard inner(im.idle_mu);
+        if (!im.idle.count(s)) return;
+        beast::error_code ec;
+        s->socket().cancel(ec);
+      });
+  };
+  asio::post(im.acceptor.get_executor(), [&im, cancel_idle] {
     beast::error_code ec;
     im.acceptor.close(ec);
-    // Idle connections go now; busy ones end after their current answer.
-    std::lock_guard lock(im.idle_mu);
-    for (auto* s : im.idle) s->socket().cancel(ec);
+    cancel_idle();
   });
-  // Wait for the connections to drain, then end the loop.
-  std::thread([&im] {
+  // Busy connections end after their current answer (it says Connection: close); then the
+  // loop ends, or when the grace period runs out.
+  std::thread([&im, cancel_idle] {
     const auto deadline = std::chrono::steady_clock::now() + im.opt.grace;
     while (im.connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
-      asio::post(im.ioc, [&im] {
-        beast::error_code ec;
-        std::lock_guard lock(im.idle_mu);
-        for (auto* s : im.idle) s->socket().cancel(ec);
-      });
+      cancel_idle();
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     im.ioc.stop();
