@@ -374,6 +374,9 @@ void Node::Finish(const std::shared_ptr<Op>& op, const Status& s, json result) {
   std::lock_guard lock(op->mu);
   op->finished_ms = NowMs();
   op->phase = "done";
+  // An ended operation's speed is over its whole length, not over its last phase.
+  const double secs = static_cast<double>(op->finished_ms - op->started_ms) / 1000.0;
+  op->bytes_per_sec = secs > 0 ? static_cast<double>(op->done) / secs : 0;
   if (s.ok()) {
     op->state = "succeeded";
     op->result = std::move(result);
