@@ -171,10 +171,14 @@ def main():
         check(f"Range {rng}: 206 with exactly those bytes",
               st == 206 and data == payload[lo:hi] and
               h.get("Content-Range") == f"bytes {lo}-{hi - 1}/{len(payload)}", (st, h.get("Content-Range")))
-    for rng in ["bytes=100000-", "bytes=5-2", "bytes=x-1", "items=0-1", "bytes=-0"]:
+    for rng in ["bytes=100000-", "bytes=-0", "bytes=99999999999999999999999-"]:
         st, h, data = d.request("GET", f"/v1/shards/{sid}", headers={"Range": rng})
-        check(f"Range {rng}: 416 with Content-Range */size",
+        check(f"Range {rng} (outside the payload): 416 with Content-Range */size",
               st == 416 and h.get("Content-Range") == f"bytes */{len(payload)}", (st, data[:100]))
+    for rng in ["bytes=5-2", "bytes=x-1", "items=0-1", "bytes=0"]:
+        st, h, data = d.request("GET", f"/v1/shards/{sid}", headers={"Range": rng})
+        check(f"Range {rng} (not a valid range): ignored, the whole payload (RFC 9110)",
+              st == 200 and data == payload, st)
     st, h, data = d.request("GET", f"/v1/shards/{sid}", headers={"Range": "bytes=0-1,5-6"})
     check("several ranges: the whole payload", st == 200 and data == payload, st)
 
@@ -225,6 +229,32 @@ def main():
                    "http://example.com/v1/volumes"]:
         out = d.raw(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         check(f"path {target}: 400", status_line(out).startswith("HTTP/1.1 400"), status_line(out))
+    for target in ["/v1/shards/%ff", "/v1/volumes/%ff/pause", "/v1/shards?name=%C3"]:
+        out = d.raw(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        check(f"{target} (not UTF-8): 400 with JSON", status_line(out).startswith("HTTP/1.1 400"),
+              out[:200])
+    st, _, e = d.put(b"abc", "?owner=%ff")
+    check("PUT with an owner that is not UTF-8: 400, nothing stored", st == 400, (st, e))
+    out = d.raw(b"PUT /v1/shards HTTP/1.1\r\nHost: x\r\nContent-Length: 18162948011037032448\r\n\r\n")
+    check("a Content-Length that would overflow the space check: 507",
+          status_line(out).startswith("HTTP/1.1 507"), out[:200])
+    s = socket.create_connection((d.host, d.port))
+    s.settimeout(3)
+    s.sendall(b"POST /v1/volumes/0/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+              d.token.encode() + b"\r\nContent-Length: 70000\r\n\r\n" +
+              b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + b" " * 69960)
+    got = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+    check("an admin body over 64 KiB: 400 and the connection closes (nothing smuggled)",
+          got.startswith(b"HTTP/1.1 400") and got.count(b"HTTP/1.1") == 1, got[:300])
     out = d.raw(b"GARBAGE\r\n\r\n")
     check("a malformed request line: 400", status_line(out).startswith("HTTP/1.1 400"), out[:100])
 

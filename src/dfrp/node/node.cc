@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstring>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/file_system.h"
@@ -124,8 +125,10 @@ Status Node::RefreshReader() {
   DFRP_ASSIGN_OR_RETURN(std::unique_ptr<Store> fresh,
                         Store::Open(opt_.config, Store::Mode::kRead, opt_.store));
   std::shared_ptr<Store> shared(std::move(fresh));
+  std::lock_guard clock(open_cache_mu_);
   std::lock_guard lock(reader_mu_);
   reader_ = std::move(shared);
+  open_cache_.clear();
   generation_.fetch_add(1);
   return Status::OK();
 }
@@ -158,12 +161,30 @@ uint64_t Node::WritableBytes() {
 
 // --- Reads.
 
+size_t Node::IdHash::operator()(const core::Uuid& id) const {
+  uint64_t a, b;  // UUIDv7: the random half varies the most
+  std::memcpy(&a, id.bytes.data(), 8);
+  std::memcpy(&b, id.bytes.data() + 8, 8);
+  return static_cast<size_t>(b ^ (a * 0x9e3779b97f4a7c15ull));
+}
+
 Result<OpenedShard> Node::OpenShard(const core::Uuid& id) {
+  {
+    std::lock_guard lock(open_cache_mu_);
+    if (auto it = open_cache_.find(id); it != open_cache_.end()) return it->second;
+  }
   OpenedShard out;
-  std::lock_guard lock(reader_mu_);
-  out.store = reader_;
-  DFRP_ASSIGN_OR_RETURN(storage::ShardReader r, reader_->OpenShard(id));
-  out.reader.emplace(std::move(r));
+  {
+    std::lock_guard lock(reader_mu_);
+    out.store = reader_;
+    DFRP_ASSIGN_OR_RETURN(storage::ShardReader r, reader_->OpenShard(id));
+    out.reader = std::make_shared<const storage::ShardReader>(std::move(r));
+  }
+  std::lock_guard lock(open_cache_mu_);
+  std::lock_guard rlock(reader_mu_);
+  if (out.store != reader_) return out;  // a volume moved meanwhile: do not keep it
+  if (open_cache_.size() >= kOpenCacheEntries) open_cache_.clear();
+  open_cache_.emplace(id, out);
   return out;
 }
 
@@ -247,6 +268,26 @@ void Node::SubmitWrite(PutShard put, std::function<void(WriteOutcome)> done) {
 
 namespace {
 
+// A PUT body held in memory, read by the store without a copy of its own (the body stays
+// with the PutShard, which outlives the write and any retry of it alone).
+class BodyStream final : public core::SequentialFile {
+ public:
+  BodyStream(const std::string& body, const std::string& name) : body_(body), name_(name) {}
+  Result<size_t> Read(size_t n, char* dst) override {
+    const size_t k = std::min(n, body_.size() - pos_);
+    std::memcpy(dst, body_.data() + pos_, k);
+    pos_ += k;
+    return k;
+  }
+  const std::string& path() const override { return name_; }
+  int64_t KnownSize() const override { return static_cast<int64_t>(body_.size()); }
+
+ private:
+  const std::string& body_;
+  std::string name_;
+  size_t pos_ = 0;
+};
+
 storage::WriteRequest RequestFor(const PutShard& p) {
   storage::WriteRequest req;
   req.name = p.name;
@@ -255,7 +296,7 @@ storage::WriteRequest RequestFor(const PutShard& p) {
     req.path = p.spool_path;
     req.size_hint = static_cast<int64_t>(p.size);
   } else {
-    req.input = core::SequentialFileFromString(p.body, p.name);
+    req.input = std::make_unique<BodyStream>(p.body, p.name);
   }
   return req;
 }

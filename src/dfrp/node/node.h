@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "dfrp/core/config.h"
@@ -63,8 +64,7 @@ struct WriteOutcome {
 // A shard opened for reading: the reader borrows a file from `store`, which it keeps alive.
 struct OpenedShard {
   std::shared_ptr<storage::Store> store;
-  std::optional<storage::ShardReader> reader;
-  storage::ShardMetadata meta;
+  std::shared_ptr<const storage::ShardReader> reader;
 };
 
 class Node {
@@ -143,6 +143,17 @@ class Node {
   std::mutex reader_mu_;  // guards reader_ and the calls made on it
   std::shared_ptr<storage::Store> reader_;
   std::atomic<uint64_t> generation_{0};  // bumped when a volume moves
+
+  // Shards opened lately: a record never changes once written, and every read verifies the
+  // payload against the root in the (CRC-checked when first read) prefix, so a cached reader
+  // is as good as a fresh one until a volume moves (RefreshReader clears it). Saves the index
+  // lookup and the prefix read of a hot shard.
+  struct IdHash {
+    size_t operator()(const core::Uuid& id) const;
+  };
+  static constexpr size_t kOpenCacheEntries = 65536;
+  std::mutex open_cache_mu_;
+  std::unordered_map<core::Uuid, OpenedShard, IdHash> open_cache_;  // guarded by open_cache_mu_
 
   std::mutex volumes_mu_;
   std::vector<storage::VolumeInfo> volumes_;  // snapshot, refreshed after each change

@@ -73,6 +73,42 @@ bool PercentDecode(std::string_view in, bool plus_is_space, std::string* out) {
   return true;
 }
 
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 bool QueryValue(const std::multimap<std::string, std::string>& q, const std::string& key,
                 std::string* value, std::string* error) {
   auto [lo, hi] = q.equal_range(key);
@@ -106,6 +142,7 @@ RouteMatch MatchRoute(std::string_view method, std::string_view target) {
     std::string s;
     if (!PercentDecode(raw, false, &s))
       return Fail(400, "the request path has a malformed %-escape or an encoded NUL");
+    if (!IsValidUtf8(s)) return Fail(400, "the request path is not UTF-8 once %-decoded");
     if (s == "." || s == ".." || s.find('/') != std::string::npos ||
         s.find('\\') != std::string::npos)
       return Fail(400, "the request path may not hold '.', '..', or encoded slashes");
@@ -131,6 +168,8 @@ RouteMatch MatchRoute(std::string_view method, std::string_view target) {
     if (!PercentDecode(item.substr(0, eq), true, &k) ||
         (eq != std::string_view::npos && !PercentDecode(item.substr(eq + 1), true, &v)))
       return Fail(400, "the query string has a malformed %-escape or an encoded NUL");
+    if (!IsValidUtf8(k) || !IsValidUtf8(v))
+      return Fail(400, "a query parameter is not UTF-8 once %-decoded");
     if (q.size() >= 64) return Fail(400, "the query string has more than 64 parameters");
     q.emplace(std::move(k), std::move(v));
   }
@@ -241,35 +280,36 @@ RouteMatch MatchRoute(std::string_view method, std::string_view target) {
 // *error set: 416.
 std::optional<std::pair<uint64_t, uint64_t>> ParseByteRange(std::string_view h, uint64_t size,
                                                             std::string* error) {
-  if (!h.starts_with("bytes=")) {
-    *error = "Range must be in bytes: bytes=START-END, bytes=START- or bytes=-LENGTH";
-    return std::nullopt;
-  }
+  // RFC 9110 14.2: a Range that is not a valid bytes range is ignored (the whole payload is
+  // served); one that is valid but lies outside the payload is 416.
+  if (!h.starts_with("bytes=")) return std::nullopt;
   h.remove_prefix(6);
   if (h.find(',') != std::string_view::npos) return std::nullopt;  // several: whole payload
   const size_t dash = h.find('-');
-  if (dash == std::string_view::npos) {
-    *error = "Range has no '-': write bytes=START-END, bytes=START- or bytes=-LENGTH";
-    return std::nullopt;
-  }
-  uint64_t a = 0, b = 0;
+  if (dash == std::string_view::npos) return std::nullopt;
+  auto all_digits = [](std::string_view t) {
+    return !t.empty() && t.find_first_not_of("0123456789") == std::string_view::npos;
+  };
   const std::string_view first = h.substr(0, dash), last = h.substr(dash + 1);
   const bool has_a = !first.empty(), has_b = !last.empty();
-  if ((has_a && !core::ParseDecimal(first, &a)) || (has_b && !core::ParseDecimal(last, &b)) ||
-      (!has_a && !has_b)) {
-    *error = "Range is not bytes=START-END, bytes=START- or bytes=-LENGTH with decimal numbers";
+  if ((has_a && !all_digits(first)) || (has_b && !all_digits(last)) || (!has_a && !has_b))
     return std::nullopt;
-  }
+  // Numbers past 2^64 - 1 are beyond any payload: read them as the largest value.
+  uint64_t a = UINT64_MAX, b = UINT64_MAX;
+  if (has_a && !core::ParseDecimal(first, &a)) a = UINT64_MAX;
+  if (has_b && !core::ParseDecimal(last, &b)) b = UINT64_MAX;
   if (!has_a) {  // the last b bytes
     if (b == 0 || size == 0) {
-      *error = fmt::format("Range asks for no bytes of a {}-byte payload", size);
+      *error =
+          fmt::format("Range asks for the last 0 bytes, or the payload is empty ({} bytes)", size);
       return std::nullopt;
     }
     b = std::min(b, size);
     return std::pair{size - b, b};
   }
-  if (a >= size || (has_b && b < a)) {
-    *error = fmt::format("Range starts past the end of the {}-byte payload", size);
+  if (has_b && b < a) return std::nullopt;  // invalid: ignored
+  if (a >= size) {
+    *error = fmt::format("Range starts at byte {}, past the end of the {}-byte payload", a, size);
     return std::nullopt;
   }
   const uint64_t end = has_b ? std::min(b, size - 1) : size - 1;

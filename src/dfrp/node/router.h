@@ -67,7 +67,11 @@ bool QueryValue(const std::multimap<std::string, std::string>& q, const std::str
 
 // Parses a Range header for a payload of `size` bytes: one range ("bytes=A-B", "bytes=A-",
 // "bytes=-N") gives (offset, length), inside the payload. nullopt with *error empty: serve the
-// whole payload (several ranges); *error set: the range cannot be served (416).
+// whole payload (several ranges, or a Range that is not a valid bytes range, which RFC 9110
+// says to ignore); *error set: the range lies outside the payload (416).
+
+// True when `s` is well-formed UTF-8 (what the API's JSON can carry).
+bool IsValidUtf8(std::string_view s);
 std::optional<std::pair<uint64_t, uint64_t>> ParseByteRange(std::string_view h, uint64_t size,
                                                             std::string* error);
 

@@ -74,6 +74,18 @@ TEST(RouterTest, RefusesWithTheRightStatus) {
         "/v1/%2", "//v1/volumes", "v1/volumes", "http://host/v1/volumes", "/v1/volumes?x=%"})
     EXPECT_EQ(MatchRoute("GET", t).error_status, 400) << t;
   EXPECT_FALSE(MatchRoute("GET", "/v1/shards/nope").error.empty());
+  EXPECT_EQ(MatchRoute("GET", "/v1/shards/%ff").error_status, 400);
+  EXPECT_EQ(MatchRoute("PUT", "/v1/shards?owner=%C3").error_status, 400);
+}
+
+TEST(RouterTest, ChecksUtf8) {
+  EXPECT_TRUE(IsValidUtf8("plain ascii"));
+  EXPECT_TRUE(IsValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  for (const char* bad :
+       {"\xff", "\xc3", "\xc0\x80", "\xe0\x80\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82",
+        "a\x80"
+        "b"})
+    EXPECT_FALSE(IsValidUtf8(bad)) << bad;
 }
 
 TEST(RouterTest, ParsesByteRanges) {
@@ -87,12 +99,18 @@ TEST(RouterTest, ParsesByteRanges) {
   EXPECT_EQ(*ParseByteRange("bytes=900-5000", 1000, &err),
             (std::pair<uint64_t, uint64_t>{900, 100}));
   EXPECT_TRUE(err.empty());
-  for (const char* bad :
-       {"bytes=1000-", "bytes=5-4", "bytes=-0", "bytes=-", "bytes=a-1", "lines=0-1", "bytes=0"}) {
+  for (const char* outside : {"bytes=1000-", "bytes=-0", "bytes=99999999999999999999999-"}) {
     err.clear();
-    EXPECT_FALSE(ParseByteRange(bad, 1000, &err)) << bad;
-    EXPECT_FALSE(err.empty()) << bad;
+    EXPECT_FALSE(ParseByteRange(outside, 1000, &err)) << outside;
+    EXPECT_FALSE(err.empty()) << outside;  // 416
   }
+  for (const char* invalid : {"bytes=5-4", "bytes=-", "bytes=a-1", "lines=0-1", "bytes=0"}) {
+    err.clear();
+    EXPECT_FALSE(ParseByteRange(invalid, 1000, &err)) << invalid;
+    EXPECT_TRUE(err.empty()) << invalid;  // ignored: the whole payload (RFC 9110)
+  }
+  EXPECT_EQ(*ParseByteRange("bytes=10-99999999999999999999999", 1000, &err),
+            (std::pair<uint64_t, uint64_t>{10, 990}));
   err.clear();
   EXPECT_FALSE(ParseByteRange("bytes=0-1,5-6", 1000, &err));
   EXPECT_TRUE(err.empty());  // several ranges: the whole payload

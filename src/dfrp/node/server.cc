@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -82,15 +83,18 @@ bool ConstantTimeEqual(std::string_view a, std::string_view b) {
 struct Server::Impl {
   Node& node;
   ServerOptions opt;
-  asio::io_context ioc;
-  tcp::acceptor acceptor{ioc};
   std::string bound;
+  // Declared before the io_context: its destructor destroys pending sessions, which use them.
   std::atomic<bool> stopping{false};
   std::atomic<int64_t> connections{0};
-
   // Connections waiting between requests, closed at once by Stop().
   std::mutex idle_mu;
   std::set<beast::tcp_stream*> idle;
+  // Blocking work that may take long (verifying a whole shard, proofs, admin calls that wait
+  // for the writer lock) runs here, so that the HTTP threads keep serving.
+  asio::thread_pool slow{2};
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
 
   Impl(Node& n, ServerOptions o) : node(n), opt(std::move(o)) {}
 
@@ -118,7 +122,9 @@ struct Server::Impl {
   }
 
   Response JsonResponse(const Exchange& ex, int status, const json& j) {
-    return Make(ex, status, j.dump() + "\n", "application/json");
+    // Bytes that are not UTF-8 (from a client, or a file name) are replaced, never thrown on.
+    return Make(ex, status, j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n",
+                "application/json");
   }
 
   Response ErrorResponse(const Exchange& ex, const Status& s) {
@@ -150,9 +156,11 @@ struct Server::Impl {
 
   awaitable<Result<std::string>> ReadSmallBody(Exchange& ex, uint64_t limit) {
     if (!HasBody(ex)) co_return std::string();
-    if (ex.parser.content_length() && *ex.parser.content_length() > limit)
+    if (ex.parser.content_length() && *ex.parser.content_length() > limit) {
+      ex.keep_alive = false;  // the body stays unread: the connection cannot be reused
       co_return Err(
           Status::InvalidArgument(fmt::format("the request body is over {} bytes", limit)));
+    }
     co_await MaybeContinue(ex);
     http::request_parser<http::string_body> sp(std::move(ex.parser));
     sp.body_limit(limit);
@@ -185,7 +193,33 @@ struct Server::Impl {
 
   // --- Handlers.
 
+  // Runs f() (which returns a Response) on the slow pool and resumes on the connection's
+  // strand with its result.
+  template <typename F>
+  awaitable<Response> Offload(F f) {
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Response)>(
+        [this, f = std::move(f)](auto handler) mutable {
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          asio::post(slow, [h, f = std::move(f)]() mutable {
+            Response r = f();
+            auto ex = asio::get_associated_executor(*h);
+            asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+          });
+        },
+        asio::use_awaitable);
+  }
+
+  static bool IsSlow(Route r) {
+    return r == Route::kVerifyShard || r == Route::kProveShard || r == Route::kAuditShard ||
+           r == Route::kRetireSource;
+  }
+
   awaitable<void> Handle(Exchange& ex) {
+    if (IsSlow(ex.route.route) && (!ex.route.admin || Authorized(ex)) && !HasBody(ex)) {
+      Response answer = co_await Offload([this, &ex] { return *Immediate(ex); });
+      co_await Send(ex, answer);
+      co_return;
+    }
     std::optional<Response> res = Immediate(ex);
     if (res) {
       co_await Send(ex, *res);
@@ -198,7 +232,13 @@ struct Server::Impl {
         co_return co_await GetShard(ex);
       default: {  // the volume actions: a small JSON body first
         auto body = co_await ReadSmallBody(ex, kMaxJsonBody);
-        Response answer = body ? VolumeAction(ex, *body) : ErrorResponse(ex, body.error());
+        if (!body) {
+          Response answer = ErrorResponse(ex, body.error());
+          co_await Send(ex, answer);
+          co_return;
+        }
+        std::string text = std::move(*body);
+        Response answer = co_await Offload([this, &ex, &text] { return VolumeAction(ex, text); });
         co_await Send(ex, answer);
         co_return;
       }
@@ -422,6 +462,8 @@ struct Server::Impl {
         it != ex.req.end() && !it->value().empty() &&
         !beast::iequals(it->value(), "application/x-www-form-urlencoded"))
       put.meta.content_type = std::string(it->value());
+    if (!IsValidUtf8(put.meta.content_type))
+      return Err(Status::InvalidArgument("the Content-Type header is not UTF-8"));
     if (QueryValue(q, "content_type", &v, &err)) put.meta.content_type = v;
     if (QueryValue(q, "owner", &v, &err)) put.meta.owner = v;
     if (QueryValue(q, "name", &v, &err)) put.name = v;
@@ -481,7 +523,7 @@ struct Server::Impl {
     }
     const uint64_t room = node.WritableBytes();
     // A record needs a little more than its payload (prefix, metadata, tree): keep a margin.
-    if (size + size / 64 + 65536 > room) {
+    if (size > room || room - size < size / 64 + 65536) {
       Response res = ErrorResponse(
           ex, Status::NoSpace(fmt::format(
                   "a {}-byte shard does not fit: the most any volume taking writes has free is {} "
@@ -494,17 +536,13 @@ struct Server::Impl {
     node::PutShard put = std::move(*params);
     co_await MaybeContinue(ex);
     if (size <= opt.memory_body_limit) {
-      http::request_parser<http::string_body> sp(std::move(ex.parser));
-      sp.body_limit(size);
-      sp.get().body().reserve(size);
-      ex.stream.expires_after(opt.body_timeout);
-      auto [ec, n] = co_await http::async_read(ex.stream, ex.buffer, sp, kTuple);
-      if (ec) {
+      put.body.resize(size);
+      Status s = co_await ReadBodyBytes(ex, put.body.data(), size);
+      if (!s.ok()) {
         ex.keep_alive = false;
         ex.status = 408;
         co_return;  // the client went away or stalled: nothing was stored
       }
-      put.body = std::move(sp.get().body());
     } else {
       put.spool_path = node.SpoolPath();
       Status s = co_await SpoolBody(ex, put.spool_path, size);
@@ -535,26 +573,34 @@ struct Server::Impl {
     co_return;
   }
 
+  // Reads the next n bytes of a body with a known length straight into dst: first what
+  // came in with the header, then from the socket in reads as large as what is left (a body
+  // parser would read it in pieces as small as its buffer). Each read has the body deadline.
+  awaitable<Status> ReadBodyBytes(Exchange& ex, char* dst, size_t n) {
+    size_t have = std::min(n, ex.buffer.size());
+    asio::buffer_copy(asio::buffer(dst, have), ex.buffer.data());
+    ex.buffer.consume(have);
+    while (have < n) {
+      ex.stream.expires_after(opt.body_timeout);
+      auto [ec, got] =
+          co_await ex.stream.async_read_some(asio::buffer(dst + have, n - have), kTuple);
+      if (ec) co_return Status::IOError(fmt::format("reading the body: {}", ec.message()));
+      have += got;
+    }
+    co_return Status::OK();
+  }
+
   awaitable<Status> SpoolBody(Exchange& ex, const std::string& path, uint64_t size) {
     auto file = core::DefaultFileSystem()->CreateNew(path);
     if (!file) co_return file.error();
-    http::request_parser<http::buffer_body> bp(std::move(ex.parser));
-    bp.body_limit(size);
-    std::string chunk(1 << 20, '\0');
+    std::string chunk(4 << 20, '\0');
     uint64_t at = 0;
-    while (!bp.is_done()) {
-      bp.get().body().data = chunk.data();
-      bp.get().body().size = chunk.size();
-      ex.stream.expires_after(opt.body_timeout);
-      auto [ec, n] = co_await http::async_read(ex.stream, ex.buffer, bp, kTuple);
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) co_return Status::IOError(fmt::format("reading the body: {}", ec.message()));
-      const size_t got = chunk.size() - bp.get().body().size;
-      if (Status w = (*file)->WriteAt(at, std::string_view(chunk.data(), got)); !w.ok())
-        co_return w;
-      at += got;
+    while (at < size) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk.size(), size - at));
+      if (Status r = co_await ReadBodyBytes(ex, chunk.data(), n); !r.ok()) co_return r;
+      if (Status w = (*file)->WriteAt(at, std::string_view(chunk.data(), n)); !w.ok()) co_return w;
+      at += n;
     }
-    if (at != size) co_return Status::IOError("the body ended early");
     co_return (*file)->Close();
   }
 
@@ -783,7 +829,18 @@ struct Server::Impl {
       Exchange ex{
           stream,          buffer, parser, req, MatchRoute(req.method_string(), req.target()),
           req.keep_alive()};
-      co_await Handle(ex);
+      std::string failure;
+      try {
+        co_await Handle(ex);
+      } catch (const std::exception& e) {
+        // A bug, not the client's fault: answer 500 if nothing was sent yet, and close.
+        failure = e.what();
+        ex.keep_alive = false;
+      }
+      if (!failure.empty() && ex.status == 0) {
+        ex.status = 500;
+        co_await Reject(stream, 500, "internal", fmt::format("internal error: {}", failure));
+      }
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       node.metrics().ObserveRequest(ex.route.name, ex.status, secs);
