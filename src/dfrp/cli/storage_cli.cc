@@ -1,13 +1,16 @@
 #include "dfrp/cli/storage_cli.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -17,12 +20,14 @@
 #include <vector>
 
 #include "dfrp/cli/progress.h"
+#include "dfrp/cli/remote.h"
 #include "dfrp/cli/storage_cli_extra.h"
 #include "dfrp/cli/volume_cli.h"
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/file_system.h"
 #include "dfrp/node/views.h"
+#include "dfrp/storage/metadata.h"
 #include "dfrp/storage/store.h"
 
 namespace dfrp::cli {
@@ -32,9 +37,9 @@ using core::Result;
 using core::Status;
 using nlohmann::json;
 using node::IsoTime;
-using node::VolumeJson;
 using node::RootHex;
 using node::VerifyJson;
+using node::VolumeJson;
 using storage::Store;
 
 Result<core::Uuid> ParseShardId(const std::string& text) {
@@ -69,6 +74,7 @@ struct Context {
   GlobalOptions g;
   core::NodeConfig config;
   bool progress = false;
+  Remote* remote = nullptr;  // the dfrpd serving this store, if one runs (remote.h)
 
   void Notice(const std::string& msg) const {
     if (!g.quiet) std::fprintf(stderr, "dfrp-storage: %s\n", msg.c_str());
@@ -84,6 +90,29 @@ Result<std::unique_ptr<Store>> OpenStore(Context& ctx, Store::Mode mode) {
   return store;
 }
 
+// init-storage beside a running dfrpd: the store exists, so init-storage has nothing to do
+// when every configured drive is already one of its volumes; it says so as it would without
+// the daemon (a read-only open is safe beside it). Laying out a new volume is a write: refused.
+Result<storage::InitReport> InitBesideDaemon(Context& ctx) {
+  DFRP_ASSIGN_OR_RETURN(auto store, Store::Open(ctx.config, Store::Mode::kRead, {}));
+  const auto vols = store->ListVolumes();
+  storage::InitReport r;
+  r.store_id = store->store_id();
+  for (const auto& d : ctx.config.drives) {
+    bool there = false;
+    for (const auto& v : vols)
+      there = there || (static_cast<int>(v.index) == d.index && v.path == d.path &&
+                        v.state != storage::VolumeState::kUninitialized &&
+                        v.state != storage::VolumeState::kMissing);
+    if (!there)
+      return Err(ctx.remote->Refuse(
+          "init-storage",
+          fmt::format("it would lay out DRIVE_{} ({}) as a new volume", d.index, d.path)));
+    r.already.push_back(static_cast<uint32_t>(d.index));
+  }
+  return r;
+}
+
 Status CmdInit(Context& ctx, bool create) {
   storage::StoreOptions opt;
   opt.create_missing_drive_folders = create || ctx.config.is_embedded_default;
@@ -91,12 +120,15 @@ Status CmdInit(Context& ctx, bool create) {
     ctx.Notice(
         "no config found (--config, DFRP_CONFIG, ./dfrp.toml, ./.env): using the embedded "
         "default, two 64 MiB drives under ./dfrp-data");
-  DFRP_ASSIGN_OR_RETURN(storage::InitReport r, Store::Init(ctx.config, opt));
+  storage::InitReport r;
+  if (ctx.remote) {
+    DFRP_ASSIGN_OR_RETURN(r, InitBesideDaemon(ctx));
+  } else {
+    DFRP_ASSIGN_OR_RETURN(r, Store::Init(ctx.config, opt));
+  }
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
-  auto vols = store->ListVolumes();
+  const json arr = VolumesJson(store->ListVolumes());
   if (ctx.g.json) {
-    json arr = json::array();
-    for (const auto& v : vols) arr.push_back(VolumeJson(v));
     PrintJson({{"store_id", r.store_id.ToString()},
                {"new_store", r.new_store},
                {"adopted", r.adopted},
@@ -111,7 +143,7 @@ Status CmdInit(Context& ctx, bool create) {
                 r.new_store ? "new" : (r.adopted ? "adopted from its drives" : "existing"),
                 ctx.config.state_dir.c_str());
     for (uint32_t v : r.initialized) std::printf("initialized volume %u\n", v);
-    PrintVolumes(ctx.g.json, vols);
+    PrintVolumes(ctx.g.json, arr);
   }
   return Status::OK();
 }
@@ -186,9 +218,172 @@ Result<std::vector<std::string>> InputList(const WriteOptions& w) {
   return files;
 }
 
+// What one input of write-shard is. The same checks, with the same messages, whether the
+// store is written directly or through dfrpd.
+enum class InputKind { kFile, kStdin, kStream, kMissing };
+
+Result<InputKind> ClassifyInput(const std::string& f, int* stdin_uses, int64_t* size) {
+  *size = -1;
+  if (f == "-") {
+    if (++*stdin_uses > 1)
+      return Err(Status::InvalidArgument("- (standard input) can be given only once"));
+    return InputKind::kStdin;
+  }
+  struct stat st;
+  if (::stat(f.c_str(), &st) != 0) return InputKind::kMissing;  // named when its size is read
+  if (S_ISDIR(st.st_mode))
+    return Err(Status::InvalidArgument(fmt::format("{} is a folder: give the files inside it", f)));
+  // A pipe or device (such as <(command)): read it once, like standard input.
+  if (!S_ISREG(st.st_mode)) return InputKind::kStream;
+  *size = static_cast<int64_t>(st.st_size);
+  return InputKind::kFile;
+}
+
+// write-shard's output, from the JSON elements of the written shards (node::WrittenJson, or
+// the answers of PUT /v1/shards).
+void PrintWritten(const Context& ctx, const json& written) {
+  if (ctx.g.json) {
+    PrintJson(written);
+  } else if (!ctx.g.quiet) {
+    for (const auto& s : written)
+      std::printf("%s  %s  %llu  volume %u  %s\n", s["shard_id"].get<std::string>().c_str(),
+                  s["merkle_root"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(s["size"].get<uint64_t>()),
+                  s["volume"].get<uint32_t>(), s["file"].get<std::string>().c_str());
+  } else {
+    for (const auto& s : written) std::printf("%s\n", s["shard_id"].get<std::string>().c_str());
+  }
+}
+
+Status WriteAllToFd(int fd, std::string_view data);
+
+// An input of write-shard on its way to dfrpd: an open file and its length.
+struct RemoteInput {
+  std::string name;
+  int fd = -1;
+  uint64_t size = 0;
+  RemoteInput() = default;
+  RemoteInput(RemoteInput&& o) noexcept : name(std::move(o.name)), fd(o.fd), size(o.size) {
+    o.fd = -1;
+  }
+  ~RemoteInput() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// PUT needs the length first (Content-Length): standard input and pipes are copied to an
+// unlinked file under $TMPDIR (the daemon may run as another user, so not STATE_DIR/tmp).
+Status Spool(int from, const std::string& name, RemoteInput* in) {
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string tmpl = fmt::format("{}/dfrp-spool-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+  in->fd = ::mkstemp(tmpl.data());
+  if (in->fd < 0) return Status::FromErrno(errno, "cannot create a spool file for", name);
+  ::unlink(tmpl.c_str());
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(from, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, "cannot read", name);
+    if (n == 0) break;
+    DFRP_RETURN_IF_ERROR(WriteAllToFd(in->fd, std::string_view(buf.data(), n)));
+    in->size += static_cast<uint64_t>(n);
+  }
+  if (::lseek(in->fd, 0, SEEK_SET) != 0) return Status::FromErrno(errno, "cannot rewind", tmpl);
+  return Status::OK();
+}
+
+Result<RemoteInput> OpenRemoteInput(const std::string& f, InputKind kind, int64_t size) {
+  RemoteInput in;
+  in.name = f;
+  if (kind == InputKind::kStdin) {
+    struct stat st;
+    if (::fstat(0, &st) == 0 && S_ISREG(st.st_mode)) {
+      in.fd = ::dup(0);
+      in.size = static_cast<uint64_t>(st.st_size);
+      return in;
+    }
+    DFRP_RETURN_IF_ERROR(Spool(0, "standard input", &in));
+    return in;
+  }
+  const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT)
+    return Err(Status::InvalidArgument(fmt::format("{} does not exist: check the path", f)));
+  if (fd < 0) return Err(Status::FromErrno(errno, "cannot open", f));
+  if (kind == InputKind::kStream) {
+    Status s = Spool(fd, f, &in);
+    ::close(fd);
+    DFRP_RETURN_IF_ERROR(s);
+    return in;
+  }
+  in.fd = fd;
+  in.size = static_cast<uint64_t>(size);
+  return in;
+}
+
+// The query of PUT /v1/shards for write-shard's options (docs/API.md), less `name`.
+std::string WriteQuery(const WriteOptions& w) {
+  std::string q = "content_type=" + node::UrlEncode(w.content_type);
+  if (!w.owner.empty()) q += "&owner=" + node::UrlEncode(w.owner);
+  if (!w.vector.empty()) q += "&vector=" + node::UrlEncode(w.vector);
+  if (w.leaf_size != 0) q += fmt::format("&leaf_size={}", w.leaf_size);
+  for (const auto& kv : w.meta) q += "&meta=" + node::UrlEncode(kv);
+  return q;
+}
+
+// write-shard through dfrpd: one PUT per input, in order. Every input is opened (standard
+// input spooled) and its metadata checked before the first PUT, so a bad argument stores
+// nothing, as on the direct path; but each PUT is its own shard, so a failure later (no space)
+// leaves the earlier ones stored: they are printed, then the error.
+Status WriteThroughDaemon(Context& ctx, const WriteOptions& w,
+                          const std::vector<std::string>& files,
+                          const storage::ShardMetadata& base) {
+  int stdin_uses = 0;
+  std::vector<RemoteInput> inputs;
+  uint64_t total = 0;
+  for (const std::string& f : files) {
+    int64_t size = -1;
+    DFRP_ASSIGN_OR_RETURN(InputKind kind, ClassifyInput(f, &stdin_uses, &size));
+    DFRP_ASSIGN_OR_RETURN(RemoteInput in, OpenRemoteInput(f, kind, size));
+    total += in.size;
+    inputs.push_back(std::move(in));
+  }
+  for (const auto& in : inputs) {
+    storage::ShardMetadata m = base;
+    if (m.leaf_size == 0) m.leaf_size = ctx.config.leaf_size;
+    m.size = in.size;
+    m.created_unix_ms = core::SystemClock()->NowUnixMillis();
+    DFRP_RETURN_IF_ERROR(storage::ValidateMetadata(m, ctx.config.vector_dim).WithContext(in.name));
+  }
+  const std::string query = WriteQuery(w);
+  ProgressBar bar("writing", ctx.progress);
+  json written = json::array();
+  Status failure;
+  uint64_t before = 0;
+  for (const auto& in : inputs) {
+    auto r =
+        ctx.remote->Upload("/v1/shards?" + query + "&name=" + node::UrlEncode(in.name), in.fd,
+                           in.size, [&](uint64_t d, uint64_t) { bar.Update(before + d, total); });
+    if (!r) {
+      failure = r.error();
+      break;
+    }
+    before += in.size;
+    written.push_back(std::move(*r));
+  }
+  bar.Finish();
+  if (failure.ok() || !written.empty()) PrintWritten(ctx, written);
+  if (!failure.ok() && !written.empty())
+    return failure.WithContext(fmt::format(
+        "{} of {} file(s) were stored before this (printed above; through dfrpd each file is "
+        "its own write)",
+        written.size(), inputs.size()));
+  return failure;
+}
+
 Status CmdWrite(Context& ctx, const WriteOptions& w) {
   DFRP_ASSIGN_OR_RETURN(std::vector<std::string> files, InputList(w));
   DFRP_ASSIGN_OR_RETURN(storage::ShardMetadata base, MetadataFrom(w));
+  if (ctx.remote) return WriteThroughDaemon(ctx, w, files, base);
   int stdin_uses = 0;
   std::vector<storage::WriteRequest> batch;
   batch.reserve(files.size());
@@ -196,25 +391,18 @@ Status CmdWrite(Context& ctx, const WriteOptions& w) {
     storage::WriteRequest req;
     req.name = f;
     req.meta = base;
-    if (f == "-") {
-      if (++stdin_uses > 1)
-        return Status::InvalidArgument("- (standard input) can be given only once");
+    int64_t size = -1;
+    DFRP_ASSIGN_OR_RETURN(InputKind kind, ClassifyInput(f, &stdin_uses, &size));
+    if (kind == InputKind::kStdin) {
       req.input = core::SequentialFileFromFd(0, "standard input");
+    } else if (kind == InputKind::kStream) {
+      auto stream = core::DefaultFileSystem()->OpenSequential(f);
+      if (!stream) return stream.error();
+      req.input = std::move(*stream);
     } else {
-      struct stat st;
-      const bool exists = ::stat(f.c_str(), &st) == 0;
-      if (exists && S_ISDIR(st.st_mode))
-        return Status::InvalidArgument(fmt::format("{} is a folder: give the files inside it", f));
-      if (exists && !S_ISREG(st.st_mode)) {
-        // A pipe or device (such as <(command)): read it once, like standard input.
-        auto stream = core::DefaultFileSystem()->OpenSequential(f);
-        if (!stream) return stream.error();
-        req.input = std::move(*stream);
-      } else if (exists) {
-        req.size_hint = static_cast<int64_t>(st.st_size);
-      }
-      req.path = f;
+      req.size_hint = size;
     }
+    if (kind != InputKind::kStdin) req.path = f;
     batch.push_back(std::move(req));
   }
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kWrite));
@@ -224,17 +412,9 @@ Status CmdWrite(Context& ctx, const WriteOptions& w) {
                         store->Write(batch, [&](uint64_t d, uint64_t t) { bar.Update(d, t); }));
   bar.Finish();
   for (size_t i = notices_before; i < store->notices().size(); ++i) ctx.Notice(store->notices()[i]);
-  if (ctx.g.json) {
-    json arr = json::array();
-    for (const auto& s : written) arr.push_back(node::WrittenJson(s));
-    PrintJson(arr);
-  } else if (!ctx.g.quiet) {
-    for (const auto& s : written)
-      std::printf("%s  %s  %llu  volume %u  %s\n", s.id.ToString().c_str(), RootHex(s.root).c_str(),
-                  static_cast<unsigned long long>(s.size), s.volume, s.name.c_str());
-  } else {
-    for (const auto& s : written) std::printf("%s\n", s.id.ToString().c_str());
-  }
+  json arr = json::array();
+  for (const auto& s : written) arr.push_back(node::WrittenJson(s));
+  PrintWritten(ctx, arr);
   return Status::OK();
 }
 
@@ -313,6 +493,30 @@ Status ReadToFile(Context& ctx, const std::function<Status(const storage::SinkFn
   return fs->SyncDir(core::DirName(out_path));
 }
 
+// The payload of a read through dfrpd: GET /v1/shards/{id}, with a Range for --range. The
+// range is checked against the shard's size first (its metadata), so that a range past the end
+// fails as the direct path fails, rather than as HTTP clamps it.
+Result<std::function<Status(const storage::SinkFn&)>> ReadThroughDaemon(
+    Context& ctx, const core::Uuid& id, const std::optional<std::pair<uint64_t, uint64_t>>& r) {
+  const std::string target = "/v1/shards/" + id.ToString();
+  node::HttpHeaders headers;
+  if (r) {
+    DFRP_ASSIGN_OR_RETURN(json meta, ctx.remote->Call("GET", target + "/meta"));
+    const uint64_t size = meta.value("size", uint64_t{0});
+    const auto [offset, length] = *r;
+    if (offset > size || length > size - offset)
+      return Err(Status::InvalidArgument(fmt::format(
+          "range {}:{} runs past the end of shard {} ({} bytes): give OFFSET:LENGTH within it",
+          offset, length, id.ToString(), size)));
+    if (length == 0) return [](const storage::SinkFn&) { return Status::OK(); };
+    headers.emplace_back("Range", fmt::format("bytes={}-{}", offset, offset + length - 1));
+  }
+  Remote* remote = ctx.remote;
+  return [remote, target, headers](const storage::SinkFn& sink) {
+    return remote->Download(target, headers, sink);
+  };
+}
+
 Status CmdRead(Context& ctx, const std::string& id_text, const std::string& out_path,
                const std::string& range) {
   DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(id_text));
@@ -320,15 +524,21 @@ Status CmdRead(Context& ctx, const std::string& id_text, const std::string& out_
   if (!range.empty()) {
     DFRP_ASSIGN_OR_RETURN(r, ParseRange(range));
   }
-  DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
-  // --range reads and verifies only the leaves it touches (storage/shard_reader.h).
+  std::unique_ptr<Store> store;
   std::optional<storage::ShardReader> reader;
-  if (r) {
-    DFRP_ASSIGN_OR_RETURN(reader, store->OpenShard(id));
+  std::function<Status(const storage::SinkFn&)> produce;
+  if (ctx.remote) {
+    DFRP_ASSIGN_OR_RETURN(produce, ReadThroughDaemon(ctx, id, r));
+  } else {
+    DFRP_ASSIGN_OR_RETURN(store, OpenStore(ctx, Store::Mode::kRead));
+    // --range reads and verifies only the leaves it touches (storage/shard_reader.h).
+    if (r) {
+      DFRP_ASSIGN_OR_RETURN(reader, store->OpenShard(id));
+    }
+    produce = [&](const storage::SinkFn& sink) {
+      return r ? reader->ReadRange(r->first, r->second, sink, 0) : store->Read(id, sink);
+    };
   }
-  auto produce = [&](const storage::SinkFn& sink) {
-    return r ? reader->ReadRange(r->first, r->second, sink, 0) : store->Read(id, sink);
-  };
   if (out_path.empty() || out_path == "-")
     return produce([](std::string_view chunk) { return WriteAllToFd(1, chunk); });
   uint64_t bytes = 0;
@@ -337,54 +547,45 @@ Status CmdRead(Context& ctx, const std::string& id_text, const std::string& out_
   return Status::OK();
 }
 
-Status CmdVerify(Context& ctx, const std::vector<std::string>& ids, bool all) {
-  if (all == !ids.empty())
-    return Status::InvalidArgument("verify-shard needs shard ids or --all (not both)");
-  std::vector<core::Uuid> parsed;
-  for (const auto& t : ids) {
-    DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(t));
-    parsed.push_back(id);
-  }
-  DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
-  std::vector<storage::VerifyResult> results;
-  ProgressBar bar("verifying", ctx.progress);
-  auto collect = [&](const storage::VerifyResult& r) {
-    results.push_back(r);
-    if (!ctx.g.json && (!r.ok || !ctx.g.quiet)) {
-      bar.Finish();
-      if (r.ok)
-        std::printf("ok       %s\n", r.id.ToString().c_str());
-      else if (r.segment_path.empty())
-        std::printf("MISSING  %s  %s\n", r.id.ToString().c_str(), r.status.message().c_str());
-      else
-        std::printf("CORRUPT  %s  volume %u, %s at offset %llu: %s\n", r.id.ToString().c_str(),
-                    r.location.volume, r.segment_path.c_str(),
-                    static_cast<unsigned long long>(r.location.offset), r.status.message().c_str());
-    }
-  };
-  auto progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
-  if (all) {
-    DFRP_RETURN_IF_ERROR(store->VerifyAll(collect, progress));
-  } else {
-    for (const auto& id : parsed) collect(store->Verify(id, progress));
-  }
-  bar.Finish();
-  if (ctx.g.json) {
-    json arr = json::array();
-    for (const auto& r : results) arr.push_back(VerifyJson(r));
-    PrintJson(arr);
-  }
-  // The worst outcome decides the exit code: corruption over absence.
+// One line of verify-shard, from its JSON element (node::VerifyJson, or POST .../verify).
+void PrintVerifyLine(const json& r) {
+  const std::string id = r["shard_id"].get<std::string>();
+  if (r["ok"].get<bool>())
+    std::printf("ok       %s\n", id.c_str());
+  else if (!r.contains("segment"))
+    std::printf("MISSING  %s  %s\n", id.c_str(), r.value("error", "").c_str());
+  else
+    std::printf("CORRUPT  %s  volume %u, %s at offset %llu: %s\n", id.c_str(),
+                r["volume"].get<uint32_t>(), r["segment"].get<std::string>().c_str(),
+                static_cast<unsigned long long>(r["offset"].get<uint64_t>()),
+                r.value("error", "").c_str());
+}
+
+// verify-shard ID through dfrpd; an unknown shard (404) is reported as the direct path
+// reports it, a MISSING line, and the next id is verified.
+Result<json> VerifyThroughDaemon(Context& ctx, const core::Uuid& id) {
+  auto r = ctx.remote->Call("POST", "/v1/shards/" + id.ToString() + "/verify");
+  if (r) return std::move(*r);
+  if (!r.error().IsNotFound()) return Err(r.error());
+  return json{{"shard_id", id.ToString()},
+              {"ok", false},
+              {"error", r.error().message()},
+              {"error_code", node::StatusCodeName(r.error())}};
+}
+
+// The worst outcome decides the exit code: corruption over absence.
+Status VerifyOutcome(const Context& ctx, const json& results) {
   size_t corrupt = 0, missing = 0, other = 0;
   Status first_other;
   for (const auto& r : results) {
-    if (r.ok) continue;
-    if (r.status.IsCorruption())
+    if (r["ok"].get<bool>()) continue;
+    const std::string code = r.value("error_code", "");
+    if (code == "integrity")
       ++corrupt;
-    else if (r.status.IsNotFound())
+    else if (code == "not_found")
       ++missing;
     else if (other++ == 0)
-      first_other = r.status;
+      first_other = StatusFromCodeName(code, r.value("error", ""));
   }
   if (corrupt > 0)
     return Status::Corruption(
@@ -397,34 +598,90 @@ Status CmdVerify(Context& ctx, const std::vector<std::string>& ids, bool all) {
   return Status::OK();
 }
 
-Status CmdStat(Context& ctx, const std::string& id_text) {
-  DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(id_text));
-  DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
-  DFRP_ASSIGN_OR_RETURN(storage::ShardInfo info, store->Stat(id));
-  const auto& m = info.metadata;
-  json j = node::ShardInfoJson(id, info);
-  if (ctx.g.json) {
-    PrintJson(j);
-    return Status::OK();
+// verify-shard --all reads every shard of the store directly even while dfrpd runs: a
+// read-only open is safe beside the daemon, and the API has no list of shards to walk.
+Status CmdVerify(Context& ctx, const std::vector<std::string>& ids, bool all) {
+  if (all == !ids.empty())
+    return Status::InvalidArgument("verify-shard needs shard ids or --all (not both)");
+  std::vector<core::Uuid> parsed;
+  for (const auto& t : ids) {
+    DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(t));
+    parsed.push_back(id);
   }
+  json results = json::array();
+  ProgressBar bar("verifying", ctx.progress);
+  auto collect = [&](json r) {
+    if (!ctx.g.json && (!r["ok"].get<bool>() || !ctx.g.quiet)) {
+      bar.Finish();
+      PrintVerifyLine(r);
+    }
+    results.push_back(std::move(r));
+  };
+  if (ctx.remote && !all) {
+    for (const auto& id : parsed) {
+      DFRP_ASSIGN_OR_RETURN(json r, VerifyThroughDaemon(ctx, id));
+      collect(std::move(r));
+    }
+  } else {
+    DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
+    auto progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
+    auto each = [&](const storage::VerifyResult& r) { collect(VerifyJson(r)); };
+    if (all) {
+      DFRP_RETURN_IF_ERROR(store->VerifyAll(each, progress));
+    } else {
+      for (const auto& id : parsed) each(store->Verify(id, progress));
+    }
+  }
+  bar.Finish();
+  if (ctx.g.json) PrintJson(results);
+  return VerifyOutcome(ctx, results);
+}
+
+// stat-shard's output, from the JSON of node::ShardInfoJson (GET /v1/shards/{id}/meta).
+void PrintShardInfo(const json& j) {
   std::printf(
       "shard_id      %s\nmerkle_root   %s\nsize          %llu\nleaf_size     %u\n"
       "volume        %u (%s)\nsegment       %s at offset %llu\ncontent_type  %s\n"
       "created       %s\n",
-      id.ToString().c_str(), RootHex(info.location.root).c_str(),
-      static_cast<unsigned long long>(m.size), m.leaf_size, info.location.volume,
-      info.volume_path.c_str(), info.segment_path.c_str(),
-      static_cast<unsigned long long>(info.location.offset), m.content_type.c_str(),
-      IsoTime(m.created_unix_ms).c_str());
-  if (!m.owner.empty()) std::printf("owner         %s\n", m.owner.c_str());
-  if (!m.vector.empty()) std::printf("vector        %s\n", j["vector"].dump().c_str());
-  for (const auto& [k, v] : m.tags) std::printf("meta          %s=%s\n", k.c_str(), v.c_str());
+      j["shard_id"].get<std::string>().c_str(), j["merkle_root"].get<std::string>().c_str(),
+      static_cast<unsigned long long>(j["size"].get<uint64_t>()), j["leaf_size"].get<uint32_t>(),
+      j["volume"].get<uint32_t>(), j["volume_path"].get<std::string>().c_str(),
+      j["segment"].get<std::string>().c_str(),
+      static_cast<unsigned long long>(j["offset"].get<uint64_t>()),
+      j["content_type"].get<std::string>().c_str(), j["created"].get<std::string>().c_str());
+  if (j["owner"].is_string() && !j["owner"].get<std::string>().empty())
+    std::printf("owner         %s\n", j["owner"].get<std::string>().c_str());
+  if (j["vector"].is_array() && !j["vector"].empty())
+    std::printf("vector        %s\n", j["vector"].dump().c_str());
+  for (const auto& [k, v] : j["meta"].items())
+    std::printf("meta          %s=%s\n", k.c_str(), v.get<std::string>().c_str());
+}
+
+Status CmdStat(Context& ctx, const std::string& id_text) {
+  DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(id_text));
+  json j;
+  if (ctx.remote) {
+    DFRP_ASSIGN_OR_RETURN(j, ctx.remote->Call("GET", "/v1/shards/" + id.ToString() + "/meta"));
+  } else {
+    DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
+    DFRP_ASSIGN_OR_RETURN(storage::ShardInfo info, store->Stat(id));
+    j = node::ShardInfoJson(id, info);
+  }
+  if (ctx.g.json)
+    PrintJson(j);
+  else
+    PrintShardInfo(j);
   return Status::OK();
 }
 
 Status CmdListVolumes(Context& ctx) {
+  if (ctx.remote) {
+    DFRP_ASSIGN_OR_RETURN(json j, ctx.remote->Call("GET", "/v1/volumes"));
+    PrintVolumes(ctx.g.json, j.value("volumes", json::array()));
+    return Status::OK();
+  }
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
-  PrintVolumes(ctx.g.json, store->ListVolumes());
+  PrintVolumes(ctx.g.json, VolumesJson(store->ListVolumes()));
   return Status::OK();
 }
 
@@ -457,8 +714,10 @@ int RunStorageCli(int argc, char** argv) {
   init->add_flag("--create", create, "create drive folders that do not exist yet");
 
   WriteOptions w;
-  auto* write = app.add_subcommand("write-shard",
-                                   "store files (or - for standard input) as shards, one batch");
+  auto* write = app.add_subcommand(
+      "write-shard",
+      "store files (or - for standard input) as shards, one batch (while dfrpd runs: one "
+      "write per file, through its API)");
   write->add_option("files", w.files, "files to store; - reads standard input");
   write->add_option("--files-from", w.files_from, "a file listing paths to store, one per line");
   write->add_option("--meta", w.meta, "key=value metadata (repeatable)")->allow_extra_args(false);
@@ -480,7 +739,8 @@ int RunStorageCli(int argc, char** argv) {
   auto* verify =
       app.add_subcommand("verify-shard", "recompute Merkle roots and report corrupt shards");
   verify->add_option("ids", verify_ids, "shard ids");
-  verify->add_flag("--all", verify_all, "verify every shard in the store");
+  verify->add_flag("--all", verify_all,
+                   "verify every shard in the store (read directly, even while dfrpd runs)");
 
   auto* list = app.add_subcommand("list-volumes", "show each volume's quota, use and state");
   std::string stat_id;
@@ -506,16 +766,25 @@ int RunStorageCli(int argc, char** argv) {
     if (!config) return Fail(config.error());
     ctx.config = *config;
   }
+  // While dfrpd serves this store, commands go through its API (remote.h).
+  std::unique_ptr<Remote> remote;
+  if (chosen == nullptr || chosen->needs_config) {
+    auto found = Remote::Find(ctx.config);
+    if (!found) return Fail(found.error());
+    remote = std::move(*found);
+    ctx.remote = remote.get();
+  }
   if (chosen != nullptr) {
     const Status es = chosen->run(
-        ctx.config, CliFlags{ctx.g.json, ctx.g.quiet, !ctx.g.quiet && StderrIsTerminal()});
+        ctx.config,
+        CliFlags{ctx.g.json, ctx.g.quiet, !ctx.g.quiet && StderrIsTerminal(), ctx.remote});
     return es.ok() ? core::kExitOk : Fail(es);
   }
   ctx.progress = !ctx.g.quiet && StderrIsTerminal();
 
   Status s;
   if (volume_commands.chosen())
-    s = volume_commands.Run({&ctx.config, ctx.g.json, ctx.g.quiet, ctx.progress});
+    s = volume_commands.Run({&ctx.config, ctx.g.json, ctx.g.quiet, ctx.progress, ctx.remote});
   else if (*init)
     s = CmdInit(ctx, create);
   else if (*write)
