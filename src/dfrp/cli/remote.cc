@@ -56,6 +56,14 @@ Result<json> Remote::Call(std::string_view method, const std::string& target, co
   return ParseBody(info(), r);
 }
 
+Result<node::HttpResponse> Remote::Exchange(std::string_view method, const std::string& target) {
+  return client_.Request(method, target);
+}
+
+Status Remote::StatusOf(const node::HttpResponse& r) const {
+  return node::StatusFromResponse(info(), r);
+}
+
 Result<std::string> Remote::GetText(const std::string& target) {
   DFRP_ASSIGN_OR_RETURN(node::HttpResponse r, client_.Request("GET", target));
   if (!Success(r)) return Err(node::StatusFromResponse(info(), r));

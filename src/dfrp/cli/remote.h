@@ -30,6 +30,10 @@ class Remote {
   // One request; a 2xx answer's JSON (null for an empty body), else the error it stands for.
   core::Result<nlohmann::json> Call(std::string_view method, const std::string& target,
                                     const nlohmann::json* body = nullptr);
+  // One request and the daemon's answer, whatever its status (errors only for no answer).
+  core::Result<node::HttpResponse> Exchange(std::string_view method, const std::string& target);
+  // The Status an error answer stands for (node::StatusFromResponse).
+  core::Status StatusOf(const node::HttpResponse& r) const;
   // GET of a JSON document returned as its text (proofs are decoded by storage/proof.h).
   core::Result<std::string> GetText(const std::string& target);
   // PUT of `size` bytes from `fd`; the answer's JSON.

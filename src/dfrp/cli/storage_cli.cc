@@ -265,16 +265,21 @@ void PrintVerifyLine(const json& r) {
                 r.value("error", "").c_str());
 }
 
-// verify-shard ID through dfrpd; an unknown shard (404) is reported as the direct path
-// reports it, a MISSING line, and the next id is verified.
+// verify-shard ID through dfrpd. A shard the daemon cannot locate (404 for an unknown one) is
+// reported as the direct path reports it, a MISSING line, and the next id is verified.
 Result<json> VerifyThroughDaemon(Context& ctx, const core::Uuid& id) {
-  auto r = ctx.remote->Call("POST", "/v1/shards/" + id.ToString() + "/verify");
-  if (r) return std::move(*r);
-  if (!r.error().IsNotFound()) return Err(r.error());
+  DFRP_ASSIGN_OR_RETURN(node::HttpResponse r,
+                        ctx.remote->Exchange("POST", "/v1/shards/" + id.ToString() + "/verify"));
+  if (r.status == 200) {
+    json j = json::parse(r.body, nullptr, false);
+    if (j.is_object() && j.contains("ok")) return j;
+  }
+  const Status s = ctx.remote->StatusOf(r);
+  if (r.status != 404 && r.status != 500) return Err(s);
   return json{{"shard_id", id.ToString()},
               {"ok", false},
-              {"error", r.error().message()},
-              {"error_code", node::StatusCodeName(r.error())}};
+              {"error", s.message()},
+              {"error_code", node::StatusCodeName(s)}};
 }
 
 // The worst outcome decides the exit code: corruption over absence.

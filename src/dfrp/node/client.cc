@@ -101,9 +101,12 @@ Result<std::optional<DaemonInfo>> FindDaemon(const std::string& state_dir) {
   const std::string info_path = core::JoinPath(state_dir, "dfrpd.json");
   const int held = LockHeld(lock);
   if (held == 0) return std::optional<DaemonInfo>();
-  std::optional<json> j;
-  for (int i = 0; i < 20 && !(j = ReadInfoFile(info_path)); ++i)
+  // A daemon that is starting holds the lock before it listens: give it a moment.
+  std::optional<json> j = ReadInfoFile(info_path);
+  for (int i = 0; i < 20 && held == 1 && !j; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    j = ReadInfoFile(info_path);
+  }
   if (held < 0) {
     // The lock file is there but not ours to read (the daemon runs as another user): trust
     // dfrpd.json when the process it names is alive.
