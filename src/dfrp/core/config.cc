@@ -239,11 +239,12 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
       continue;
     }
     if (!IsKnownConfigKey(key))
-      return Err(Status::InvalidArgument(fmt::format(
-          "{}: unknown key {} (known: DRIVE_n, QUOTA_n, LEAF_SIZE, VECTOR_DIM, STATE_DIR, API_ADDR, "
-          "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES); "
-          "remove it or fix its spelling",
-          cfg.source, key)));
+      return Err(
+          Status::InvalidArgument(fmt::format("{}: unknown key {} (known: DRIVE_n, QUOTA_n, "
+                                              "LEAF_SIZE, VECTOR_DIM, STATE_DIR, API_ADDR, "
+                                              "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES); "
+                                              "remove it or fix its spelling",
+                                              cfg.source, key)));
   }
   if (auto it = values.find("LEAF_SIZE"); it != values.end()) {
     DFRP_ASSIGN_OR_RETURN(cfg.leaf_size, ParseSmallInt("LEAF_SIZE", it->second));
@@ -287,16 +288,16 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
   if (auto it = values.find("MAX_CONNECTIONS"); it != values.end()) {
     DFRP_ASSIGN_OR_RETURN(cfg.max_connections, ParseSmallInt("MAX_CONNECTIONS", it->second));
     if (cfg.max_connections < 1 || cfg.max_connections > 100000)
-      return Err(Status::InvalidArgument(fmt::format(
-          "{}: MAX_CONNECTIONS = {} must be between 1 and 100000", cfg.source,
-          cfg.max_connections)));
+      return Err(Status::InvalidArgument(
+          fmt::format("{}: MAX_CONNECTIONS = {} must be between 1 and 100000", cfg.source,
+                      cfg.max_connections)));
   }
   if (auto it = values.find("MAX_HEADER_BYTES"); it != values.end()) {
     DFRP_ASSIGN_OR_RETURN(cfg.max_header_bytes, ParseSmallInt("MAX_HEADER_BYTES", it->second));
     if (cfg.max_header_bytes < 1024 || cfg.max_header_bytes > (1u << 20))
-      return Err(Status::InvalidArgument(fmt::format(
-          "{}: MAX_HEADER_BYTES = {} must be between 1024 and 1048576", cfg.source,
-          cfg.max_header_bytes)));
+      return Err(Status::InvalidArgument(
+          fmt::format("{}: MAX_HEADER_BYTES = {} must be between 1024 and 1048576", cfg.source,
+                      cfg.max_header_bytes)));
   }
   auto state = values.find("STATE_DIR");
   cfg.state_dir =

@@ -38,7 +38,7 @@ struct NodeConfig {
   uint64_t scrub_rate = 8ull << 20;
   uint32_t max_connections = 256;
   uint32_t max_header_bytes = 16384;
-  std::string source;     // the file it came from, or "embedded default"
+  std::string source;  // the file it came from, or "embedded default"
   bool is_embedded_default = false;
 };
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <ctime>
 
 #include "dfrp/core/bytes.h"
@@ -39,9 +41,12 @@ json VolumeJson(const storage::VolumeInfo& v) {
 }
 
 json WrittenJson(const storage::WrittenShard& s) {
-  return {{"shard_id", s.id.ToString()}, {"merkle_root", RootHex(s.root)},
-          {"size", s.size},              {"leaf_size", s.leaf_size},
-          {"volume", s.volume},          {"file", s.name}};
+  return {{"shard_id", s.id.ToString()},
+          {"merkle_root", RootHex(s.root)},
+          {"size", s.size},
+          {"leaf_size", s.leaf_size},
+          {"volume", s.volume},
+          {"file", s.name}};
 }
 
 json ShardInfoJson(const core::Uuid& id, const storage::ShardInfo& info) {
@@ -122,6 +127,39 @@ Status StatusFromErrorJson(const json& j, const std::string& fallback) {
   if (code == "busy") return Status::Busy(msg);
   if (code == "internal") return Status::Internal(msg);
   return Status::IOError(msg);
+}
+
+}  // namespace dfrp::node
+
+namespace dfrp::node {
+
+core::Result<std::vector<float>> ParseVectorText(const std::string& text, const std::string& what) {
+  std::vector<float> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(pos, comma - pos);
+    char* end = nullptr;
+    float f = std::strtof(item.c_str(), &end);
+    if (item.empty() || end == item.c_str() || *end != '\0' || !std::isfinite(f))
+      return core::Err(Status::InvalidArgument(fmt::format(
+          "{} item {} ('{}') is not a number: write numbers separated by commas, such as "
+          "0.1,0.5,-2",
+          what, out.size() + 1, item.substr(0, 40))));
+    out.push_back(f);
+    if (out.size() > 65536)
+      return core::Err(Status::InvalidArgument(fmt::format("{} has over 65536 numbers", what)));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+Status CheckLeafSize(uint64_t leaf_size, const std::string& what) {
+  if (leaf_size < 512 || leaf_size > (1u << 20) || (leaf_size & (leaf_size - 1)) != 0)
+    return Status::InvalidArgument(fmt::format(
+        "{} {} is not a power of two between 512 and 1048576 (such as 4096)", what, leaf_size));
+  return Status::OK();
 }
 
 }  // namespace dfrp::node

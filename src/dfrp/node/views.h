@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "dfrp/core/status.h"
 #include "dfrp/core/uuid.h"
@@ -33,5 +34,14 @@ nlohmann::json ErrorJson(const core::Status& s);
 const char* StatusCodeName(const core::Status& s);
 // The Status an error document stands for (the inverse of ErrorJson; IOError if unreadable).
 core::Status StatusFromErrorJson(const nlohmann::json& j, const std::string& fallback);
+
+}  // namespace dfrp::node
+
+namespace dfrp::node {
+
+// "0.1,0.5,-2" -> floats; InvalidArgument naming `what` (such as "--vector") otherwise.
+core::Result<std::vector<float>> ParseVectorText(const std::string& text, const std::string& what);
+// A Merkle leaf size: a power of two from 512 to 1 MiB; InvalidArgument naming `what`.
+core::Status CheckLeafSize(uint64_t leaf_size, const std::string& what);
 
 }  // namespace dfrp::node

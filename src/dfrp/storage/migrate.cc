@@ -89,7 +89,8 @@ class BlockReader {
 };
 
 Status CopyOneFile(core::FileSystem* fs, const std::string& from, const std::string& to,
-                   uint64_t size, const std::function<void(uint64_t)>& moved) {
+                   uint64_t size, const std::function<void(uint64_t)>& moved,
+                   const std::function<bool()>& should_stop) {
   DFRP_ASSIGN_OR_RETURN(auto in, fs->OpenForRead(from));
   DFRP_ASSIGN_OR_RETURN(uint64_t have, in->Size());
   if (have < size)
@@ -106,6 +107,8 @@ Status CopyOneFile(core::FileSystem* fs, const std::string& from, const std::str
     out->StartWriteback(pos, block.size());
     pos += block.size();
     moved(block.size());
+    if (should_stop && should_stop())
+      return Status::Busy(fmt::format("the copy of {} was cancelled", from));
   }
   DFRP_RETURN_IF_ERROR(out->Sync());
   return out->Close();
@@ -114,7 +117,8 @@ Status CopyOneFile(core::FileSystem* fs, const std::string& from, const std::str
 }  // namespace
 
 Status CopyVolumeFiles(core::FileSystem* fs, const MigrationSource& src,
-                       const std::function<void(uint64_t, uint64_t)>& progress) {
+                       const std::function<void(uint64_t, uint64_t)>& progress,
+                       const std::function<bool()>& should_stop) {
   // Leftovers of an interrupted header write at the destination.
   if (auto names = fs->ListDir(src.to))
     for (const auto& name : *names)
@@ -132,10 +136,13 @@ Status CopyVolumeFiles(core::FileSystem* fs, const MigrationSource& src,
       DFRP_RETURN_IF_ERROR(fs->SyncDir(core::DirName(dir)));
       dirs.insert(dir);
     }
-    DFRP_RETURN_IF_ERROR(CopyOneFile(fs, core::JoinPath(src.from, name), to, size, [&](uint64_t n) {
-      done += n;
-      if (progress) progress(done, src.bytes);
-    }));
+    DFRP_RETURN_IF_ERROR(CopyOneFile(
+        fs, core::JoinPath(src.from, name), to, size,
+        [&](uint64_t n) {
+          done += n;
+          if (progress) progress(done, src.bytes);
+        },
+        should_stop));
   }
   for (const auto& dir : dirs) DFRP_RETURN_IF_ERROR(fs->SyncDir(dir));
   // The header last: until it is there, the copy is not a volume.

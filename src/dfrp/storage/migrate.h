@@ -48,9 +48,12 @@ struct MigrateReport {
 
 // Copies src.files from src.from to src.to: each file sequentially in large blocks (read
 // ahead on a second thread) and synced, the folders synced, and the volume header last,
-// atomically. `progress` gets (bytes done, bytes in all).
+// atomically. `progress` gets (bytes done, bytes in all). When `should_stop` says so (it is
+// asked after each block), the copy ends with Busy; the destination is then a partial copy
+// without a volume header, which the next copy starts over.
 core::Status CopyVolumeFiles(core::FileSystem* fs, const MigrationSource& src,
-                             const std::function<void(uint64_t, uint64_t)>& progress);
+                             const std::function<void(uint64_t, uint64_t)>& progress,
+                             const std::function<bool()>& should_stop = nullptr);
 
 // The whole job: Store::BeginMigration under the writer lock, the copy and Store::VerifyCopy
 // without it, Store::FinishMigration under the lock again (waiting up to lock_wait_ms for a
