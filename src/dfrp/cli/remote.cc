@@ -124,7 +124,7 @@ Result<json> Remote::Follow(json op, bool progress,
     auto cancelled = Call("DELETE", "/v1/operations/" + id);
     std::fprintf(stderr, "dfrp-storage: %s\n",
                  cancelled ? fmt::format("interrupted: dfrpd cancels operation {} (volume {} stays "
-                                         "at its old path, paused)",
+                                         "at its old path)",
                                          id, op.value("volume", -1))
                                  .c_str()
                            : fmt::format("interrupted; dfrpd did not cancel operation {}: {}", id,
@@ -141,8 +141,7 @@ Result<json> Remote::Follow(json op, bool progress,
                                          fmt::format("operation {} failed", id)));
   if (state == "cancelled")
     return Err(Status::Busy(fmt::format(
-        "operation {} was cancelled (DELETE /v1/operations/{}): volume {} stays at its old path, "
-        "paused",
+        "operation {} was cancelled (DELETE /v1/operations/{}): volume {} stays at its old path",
         id, id, op.value("volume", -1))));
   return Err(Status::IOError(
       fmt::format("operation {} ended as '{}' without a result: {}", id, state, op.dump())));

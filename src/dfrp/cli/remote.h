@@ -45,8 +45,9 @@ class Remote {
 
   // Follows an operation (the 202 answer of a migrate or resume --path) until it ends, polling
   // every 200 ms; `label` names the progress bar of a phase ("" for none). Ctrl-C (or
-  // SIGTERM) asks the daemon to cancel it (DELETE /v1/operations/{id}), then ends the process
-  // by that signal, as it ends the direct path. Returns the operation's result, or its error.
+  // SIGTERM) asks the daemon to cancel it (DELETE /v1/operations/{id}: the volume stays at its
+  // old path), then ends the process by that signal, as it ends the direct path. Returns the
+  // operation's result, or its error.
   core::Result<nlohmann::json> Follow(nlohmann::json op, bool progress,
                                       const std::function<std::string(std::string_view)>& label);
 
