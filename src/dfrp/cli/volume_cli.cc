@@ -168,14 +168,14 @@ struct VolumeCommands::Impl {
   // resume --path's report, from the JSON of the check (the direct path's VolumeCheck, or
   // the result of the daemon's resume operation).
   Status PrintResumedCopy(const json& check) const {
-    const json j = {{"volume", check.value("volume", 0u)},
-                    {"path", check.value("path", "")},
-                    {"segments", check.value("segments", uint64_t{0})},
-                    // dfrpd's resume operation says "shards" (VolumeCheck's name).
-                    {"shards_verified",
-                     check.value("shards_verified", check.value("shards", uint64_t{0}))},
-                    {"bytes", check.value("bytes", uint64_t{0})},
-                    {"resumed", true}};
+    const json j = {
+        {"volume", check.value("volume", 0u)},
+        {"path", check.value("path", "")},
+        {"segments", check.value("segments", uint64_t{0})},
+        // dfrpd's resume operation says "shards" (VolumeCheck's name).
+        {"shards_verified", check.value("shards_verified", check.value("shards", uint64_t{0}))},
+        {"bytes", check.value("bytes", uint64_t{0})},
+        {"resumed", true}};
     if (ctx->json) {
       std::printf("%s\n", j.dump(2).c_str());
       return Status::OK();
