@@ -59,6 +59,7 @@ mkfile "$F/small" 3000 7
 mkfile "$F/x" 100 8
 mkfile "$F/y" 200 9
 mkfile "$F/big" 6000000 10
+truncate -s 40M "$F/huge" # more than every quota: refused before a byte is stored
 
 start_daemon() {
   API_ADDR=127.0.0.1:0 "$T/dfrpd" >"$T/dfrpd.log" 2>&1 &
@@ -133,6 +134,7 @@ scenario() {
   c err_verify_unknown verify-shard "$UNKNOWN" "$A"
   c err_vector write-shard --vector 1,2 "$F/a"
   c err_missing write-shard "$T/no-such-file"
+  c err_nospace write-shard "$F/huge"
   c err_prove_unknown prove-shard "$UNKNOWN" --leaf 0
 
   c prove_text prove-shard "$M" --leaf 3
@@ -337,7 +339,7 @@ for name in read_a corrupt_read; do
 done
 check "read-shard ID prints the payload" cmp -s "$T/res/daemon/read_a.out" "$F/a"
 for e in err_stat_unknown:4 err_stat_bad:2 err_read_unknown:4 err_verify_unknown:4 \
-  err_vector:2 err_missing:2 corrupt_verify:3 corrupt_read:3 read_past:2; do
+  err_vector:2 err_missing:2 err_nospace:5 corrupt_verify:3 corrupt_read:3 read_past:2; do
   check "${e%%:*} exits ${e##*:} beside dfrpd" test "$(cat "$T/res/daemon/${e%%:*}.rc")" = "${e##*:}"
 done
 

@@ -247,7 +247,7 @@ Status WriteThroughDaemon(Context& ctx, const WriteOptions& w,
         ctx.remote->Upload("/v1/shards?" + query + "&name=" + node::UrlEncode(in.name), in.fd,
                            in.size, [&](uint64_t d, uint64_t) { bar.Update(before + d, total); });
     if (!r) {
-      failure = r.error();
+      failure = r.error().WithContext(in.name);  // the daemon's answer does not name the file
       break;
     }
     before += in.size;

@@ -149,18 +149,18 @@ struct VolumeCommands::Impl {
       }
       const json body = {{"reason", why}};
       for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(VolumePost(v, "pause", &body).status());
-      SayPaused(targets, "paused volume {} (reads go on)");
+      SayEach(targets, "paused volume {} (reads go on)");
       return ShowRemoteVolumes();
     }
     DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
     if (targets.empty()) targets = Targets(VolumesJson(store->ListVolumes()), false);
     for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(store->Pause(v, why));
-    SayPaused(targets, "paused volume {} (reads go on)");
+    SayEach(targets, "paused volume {} (reads go on)");
     ShowVolumes(*store);
     return Status::OK();
   }
 
-  void SayPaused(const std::vector<uint32_t>& targets, std::string_view pattern) const {
+  void SayEach(const std::vector<uint32_t>& targets, std::string_view pattern) const {
     if (ctx->json) return;
     for (uint32_t v : targets) Say(fmt::format(fmt::runtime(pattern), v));
   }
@@ -229,14 +229,14 @@ struct VolumeCommands::Impl {
         targets = Targets(vols, true);
       }
       for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(VolumePost(v, "resume").status());
-      SayPaused(targets, "resumed volume {}");
+      SayEach(targets, "resumed volume {}");
       return ShowRemoteVolumes();
     }
     DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
     if (targets.empty() && (all || !volume))
       targets = Targets(VolumesJson(store->ListVolumes()), true);
     for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(store->Resume(v, "").status());
-    SayPaused(targets, "resumed volume {}");
+    SayEach(targets, "resumed volume {}");
     ShowVolumes(*store);
     return Status::OK();
   }
