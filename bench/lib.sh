@@ -5,8 +5,17 @@ BUILD=${BUILD:-$BENCH_ROOT/build}
 S=$BUILD/apps/dfrp-storage/dfrp-storage
 RUNS=${RUNS:-3}
 WORK=${WORK:-$(mktemp -d /var/tmp/dfrp-bench-XXXXXX)}
-trap 'rm -rf "$WORK"' EXIT
+# Servers a script started (dfrpd, nginx): stopped before $WORK goes.
+BG_PIDS=()
+bench_exit() {
+  local p
+  for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap bench_exit EXIT
 
+D=$BUILD/apps/dfrpd/dfrpd
 [ -x "$S" ] || { echo "build first: cmake --build $BUILD" >&2; exit 2; }
 
 # seconds COMMAND... : wall-clock seconds of one run, to stdout
@@ -31,4 +40,34 @@ new_store() {
 
 machine() {
   echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, fs $(df -T "$WORK" | awk 'NR==2{print $2}')"
+}
+
+# start_dfrpd: serves the store of $CFG (new_store) on a free loopback port, with the extra
+# config lines given as arguments (SCRUB_RATE=0, ...); waits for STATE_DIR/dfrpd.json and
+# sets DPID and URL. stop_dfrpd: SIGTERM, and waits for it to finish what is in flight.
+start_dfrpd() {
+  local dir state i
+  dir=$(dirname "$CFG")
+  state=$dir/state
+  sed -i '/^API_ADDR=/d; /^SCRUB_RATE=/d' "$CFG"
+  printf '%s\n' API_ADDR=127.0.0.1:0 "$@" >> "$CFG"
+  rm -f "$state/dfrpd.json"
+  "$D" --config "$CFG" > "$dir/dfrpd.log" 2>&1 &
+  DPID=$!
+  BG_PIDS+=("$DPID")
+  for i in $(seq 600); do
+    [ -s "$state/dfrpd.json" ] && break
+    kill -0 "$DPID" 2>/dev/null || { cat "$dir/dfrpd.log" >&2; echo "dfrpd died" >&2; exit 1; }
+    sleep 0.05
+  done
+  [ -s "$state/dfrpd.json" ] || { echo "dfrpd did not start in 30 s" >&2; exit 1; }
+  URL=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['url'])" "$state/dfrpd.json")
+}
+stop_dfrpd() {
+  kill -TERM "$DPID" 2>/dev/null || true
+  wait "$DPID" 2>/dev/null || true
+}
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now
+free_port() {
+  python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"
 }

@@ -37,6 +37,22 @@ int main(int argc, char** argv) {
                  "config file (.toml or .env); default $DFRP_CONFIG, ./dfrp.toml, ./.env, else "
                  "the embedded default (drives under ./dfrp-data)");
   app.add_flag("-q,--quiet", quiet, "print only errors");
+  dfrp::node::ServerOptions sopt;
+  int64_t header_ms = sopt.header_timeout.count(), body_ms = sopt.body_timeout.count(),
+          idle_ms = sopt.idle_timeout.count(), grace_ms = sopt.grace.count();
+  app.add_option("--header-timeout-ms", header_ms,
+                 "time a client has to send a request line and headers (then 408)")
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}));
+  app.add_option("--body-timeout-ms", body_ms,
+                 "time a client has for each piece of a body, and each write of an answer")
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}));
+  app.add_option("--idle-timeout-ms", idle_ms, "how long a kept-alive connection may sit idle")
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}));
+  app.add_option("--grace-ms", grace_ms,
+                 "on SIGTERM/SIGINT, how long requests in flight may take to finish")
+      ->check(CLI::Range(int64_t{0}, int64_t{3'600'000}));
+  app.add_option("--threads", sopt.threads, "HTTP threads (default: one per CPU, at least 2)")
+      ->check(CLI::Range(0, 256));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -90,7 +106,10 @@ int main(int argc, char** argv) {
           node.error().WithContext("dfrpd needs the store's writer lock for as long as it runs"));
     return Fail(node.error());
   }
-  dfrp::node::ServerOptions sopt;
+  sopt.header_timeout = std::chrono::milliseconds(header_ms);
+  sopt.body_timeout = std::chrono::milliseconds(body_ms);
+  sopt.idle_timeout = std::chrono::milliseconds(idle_ms);
+  sopt.grace = std::chrono::milliseconds(grace_ms);
   sopt.addr = config->api_addr;
   sopt.max_connections = config->max_connections;
   sopt.max_header_bytes = config->max_header_bytes;

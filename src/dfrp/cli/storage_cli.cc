@@ -27,6 +27,7 @@
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/file_system.h"
+#include "dfrp/node/token.h"
 #include "dfrp/node/views.h"
 #include "dfrp/storage/metadata.h"
 #include "dfrp/storage/store.h"
@@ -108,9 +109,12 @@ Status CmdInit(Context& ctx, bool create) {
         "default, two 64 MiB drives under ./dfrp-data");
   storage::InitReport r;
   if (ctx.remote) {
+    // The daemon wrote the admin token when it started.
     DFRP_ASSIGN_OR_RETURN(r, InitBesideDaemon(ctx));
   } else {
     DFRP_ASSIGN_OR_RETURN(r, Store::Init(ctx.config, opt));
+    // The admin token dfrpd's API asks for (docs/API.md), readable by this user only.
+    DFRP_RETURN_IF_ERROR(node::EnsureApiToken(ctx.config.state_dir).status());
   }
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
   const json arr = VolumesJson(store->ListVolumes());

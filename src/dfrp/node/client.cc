@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "dfrp/core/file_system.h"
+#include "dfrp/node/token.h"
 #include "dfrp/node/views.h"
 
 namespace dfrp::node {
@@ -63,7 +64,7 @@ int LockHeld(const std::string& path) {
 }
 
 void ReadToken(DaemonInfo* d) {
-  const std::string path = core::JoinPath(d->state_dir, "api-token");
+  const std::string path = core::JoinPath(d->state_dir, std::string(kTokenFileName));
   auto text = core::ReadWholeFile(core::DefaultFileSystem(), path);
   if (!text) {
     d->token_error = text.error().message();
@@ -97,8 +98,8 @@ HttpResponse FromBeast(const http::response_header<>& h) {
 }  // namespace
 
 Result<std::optional<DaemonInfo>> FindDaemon(const std::string& state_dir) {
-  const std::string lock = core::JoinPath(state_dir, "dfrpd.lock");
-  const std::string info_path = core::JoinPath(state_dir, "dfrpd.json");
+  const std::string lock = core::JoinPath(state_dir, std::string(kDaemonLockFileName));
+  const std::string info_path = core::JoinPath(state_dir, std::string(kDaemonInfoFileName));
   const int held = LockHeld(lock);
   if (held == 0) return std::optional<DaemonInfo>();
   // A daemon that is starting holds the lock before it listens: give it a moment.

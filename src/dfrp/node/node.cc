@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <fstream>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/file_system.h"
@@ -61,29 +60,6 @@ struct Node::Op {
     bytes_per_sec = secs > 0 ? static_cast<double>(d) / secs : 0;
   }
 };
-
-Result<std::string> EnsureApiToken(const std::string& state_dir) {
-  core::FileSystem* fs = core::DefaultFileSystem();
-  const std::string path = core::JoinPath(state_dir, std::string(kTokenFileName));
-  if (fs->Exists(path)) {
-    DFRP_ASSIGN_OR_RETURN(std::string text, core::ReadWholeFile(fs, path));
-    std::string token = text.substr(0, text.find('\n'));
-    if (token.size() < 32)
-      return Err(Status::Corruption(fmt::format(
-          "{} holds no token (under 32 characters): delete it and start dfrpd again to make a "
-          "new one",
-          path)));
-    return token;
-  }
-  std::string raw(32, '\0');
-  std::ifstream urandom("/dev/urandom", std::ios::binary);
-  if (!urandom.read(raw.data(), static_cast<std::streamsize>(raw.size())))
-    return Err(Status::IOError("cannot read /dev/urandom to make the API token"));
-  std::string token = core::ToHex(raw);
-  DFRP_RETURN_IF_ERROR(fs->CreateDirRecursive(state_dir));
-  DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(fs, path, token + "\n", /*private_mode=*/true));
-  return token;
-}
 
 Node::~Node() { Stop(); }
 
@@ -398,6 +374,9 @@ void Node::Finish(const std::shared_ptr<Op>& op, const Status& s, json result) {
   std::lock_guard lock(op->mu);
   op->finished_ms = NowMs();
   op->phase = "done";
+  // An ended operation's speed is over its whole length, not over its last phase.
+  const double secs = static_cast<double>(op->finished_ms - op->started_ms) / 1000.0;
+  op->bytes_per_sec = secs > 0 ? static_cast<double>(op->done) / secs : 0;
   if (s.ok()) {
     op->state = "succeeded";
     op->result = std::move(result);

@@ -33,18 +33,11 @@
 #include "dfrp/core/status.h"
 #include "dfrp/core/uuid.h"
 #include "dfrp/node/metrics.h"
+#include "dfrp/node/token.h"
 #include "dfrp/storage/proof.h"
 #include "dfrp/storage/store.h"
 
 namespace dfrp::node {
-
-inline constexpr const char* kVersion = "0.1.0";
-inline constexpr std::string_view kTokenFileName = "api-token";
-inline constexpr std::string_view kDaemonInfoFileName = "dfrpd.json";
-inline constexpr std::string_view kDaemonLockFileName = "dfrpd.lock";
-
-// Reads STATE_DIR/api-token, creating it (mode 0600, 64 hex digits) when absent.
-core::Result<std::string> EnsureApiToken(const std::string& state_dir);
 
 struct NodeOptions {
   core::NodeConfig config;

@@ -236,4 +236,44 @@ RouteMatch MatchRoute(std::string_view method, std::string_view target) {
                                std::string(path.substr(0, 200))));
 }
 
+// Parses one byte range of a payload of `size` bytes: "bytes=A-B", "bytes=A-", "bytes=-N".
+// nullopt with *error empty: no usable range, serve the whole payload (several ranges);
+// *error set: 416.
+std::optional<std::pair<uint64_t, uint64_t>> ParseByteRange(std::string_view h, uint64_t size,
+                                                            std::string* error) {
+  if (!h.starts_with("bytes=")) {
+    *error = "Range must be in bytes: bytes=START-END, bytes=START- or bytes=-LENGTH";
+    return std::nullopt;
+  }
+  h.remove_prefix(6);
+  if (h.find(',') != std::string_view::npos) return std::nullopt;  // several: whole payload
+  const size_t dash = h.find('-');
+  if (dash == std::string_view::npos) {
+    *error = "Range has no '-': write bytes=START-END, bytes=START- or bytes=-LENGTH";
+    return std::nullopt;
+  }
+  uint64_t a = 0, b = 0;
+  const std::string_view first = h.substr(0, dash), last = h.substr(dash + 1);
+  const bool has_a = !first.empty(), has_b = !last.empty();
+  if ((has_a && !core::ParseDecimal(first, &a)) || (has_b && !core::ParseDecimal(last, &b)) ||
+      (!has_a && !has_b)) {
+    *error = "Range is not bytes=START-END, bytes=START- or bytes=-LENGTH with decimal numbers";
+    return std::nullopt;
+  }
+  if (!has_a) {  // the last b bytes
+    if (b == 0 || size == 0) {
+      *error = fmt::format("Range asks for no bytes of a {}-byte payload", size);
+      return std::nullopt;
+    }
+    b = std::min(b, size);
+    return std::pair{size - b, b};
+  }
+  if (a >= size || (has_b && b < a)) {
+    *error = fmt::format("Range starts past the end of the {}-byte payload", size);
+    return std::nullopt;
+  }
+  const uint64_t end = has_b ? std::min(b, size - 1) : size - 1;
+  return std::pair{a, end - a + 1};
+}
+
 }  // namespace dfrp::node

@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "dfrp/core/uuid.h"
 
@@ -62,5 +64,11 @@ bool PercentDecode(std::string_view in, bool plus_is_space, std::string* out);
 // message in *error when it is given twice.
 bool QueryValue(const std::multimap<std::string, std::string>& q, const std::string& key,
                 std::string* value, std::string* error);
+
+// Parses a Range header for a payload of `size` bytes: one range ("bytes=A-B", "bytes=A-",
+// "bytes=-N") gives (offset, length), inside the payload. nullopt with *error empty: serve the
+// whole payload (several ranges); *error set: the range cannot be served (416).
+std::optional<std::pair<uint64_t, uint64_t>> ParseByteRange(std::string_view h, uint64_t size,
+                                                            std::string* error);
 
 }  // namespace dfrp::node

@@ -77,46 +77,6 @@ bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-// Parses one byte range of a payload of `size` bytes: "bytes=A-B", "bytes=A-", "bytes=-N".
-// nullopt with *error empty: no usable range, serve the whole payload (several ranges);
-// *error set: 416.
-std::optional<std::pair<uint64_t, uint64_t>> ParseByteRange(std::string_view h, uint64_t size,
-                                                            std::string* error) {
-  if (!h.starts_with("bytes=")) {
-    *error = "Range must be in bytes: bytes=START-END, bytes=START- or bytes=-LENGTH";
-    return std::nullopt;
-  }
-  h.remove_prefix(6);
-  if (h.find(',') != std::string_view::npos) return std::nullopt;  // several: whole payload
-  const size_t dash = h.find('-');
-  if (dash == std::string_view::npos) {
-    *error = "Range has no '-': write bytes=START-END, bytes=START- or bytes=-LENGTH";
-    return std::nullopt;
-  }
-  uint64_t a = 0, b = 0;
-  const std::string_view first = h.substr(0, dash), last = h.substr(dash + 1);
-  const bool has_a = !first.empty(), has_b = !last.empty();
-  if ((has_a && !core::ParseDecimal(first, &a)) || (has_b && !core::ParseDecimal(last, &b)) ||
-      (!has_a && !has_b)) {
-    *error = "Range is not bytes=START-END, bytes=START- or bytes=-LENGTH with decimal numbers";
-    return std::nullopt;
-  }
-  if (!has_a) {  // the last b bytes
-    if (b == 0 || size == 0) {
-      *error = fmt::format("Range asks for no bytes of a {}-byte payload", size);
-      return std::nullopt;
-    }
-    b = std::min(b, size);
-    return std::pair{size - b, b};
-  }
-  if (a >= size || (has_b && b < a)) {
-    *error = fmt::format("Range starts past the end of the {}-byte payload", size);
-    return std::nullopt;
-  }
-  const uint64_t end = has_b ? std::min(b, size - 1) : size - 1;
-  return std::pair{a, end - a + 1};
-}
-
 }  // namespace
 
 struct Server::Impl {
@@ -456,8 +416,11 @@ struct Server::Impl {
     const auto& q = ex.route.query;
     std::string err, v;
     put.meta.content_type = "application/octet-stream";
+    // curl sends application/x-www-form-urlencoded for --data-binary unless told otherwise:
+    // that says nothing about the payload.
     if (auto it = ex.req.find(http::field::content_type);
-        it != ex.req.end() && !it->value().empty())
+        it != ex.req.end() && !it->value().empty() &&
+        !beast::iequals(it->value(), "application/x-www-form-urlencoded"))
       put.meta.content_type = std::string(it->value());
     if (QueryValue(q, "content_type", &v, &err)) put.meta.content_type = v;
     if (QueryValue(q, "owner", &v, &err)) put.meta.owner = v;
@@ -746,6 +709,15 @@ struct Server::Impl {
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
+  // Runs on the connection's strand, like the read it bounds; `done` tells a timer that fired
+  // just as the read completed to do nothing.
+  struct HeaderDeadline {
+    explicit HeaderDeadline(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    bool done = false;
+    bool fired = false;
+  };
+
   awaitable<void> Session(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
@@ -763,13 +735,25 @@ struct Server::Impl {
       http::request_parser<http::empty_body> parser;
       parser.header_limit(opt.max_header_bytes);
       parser.body_limit(boost::none);
-      stream.expires_after(first ? opt.header_timeout : opt.idle_timeout);
+      // The deadline for the header is a timer that cancels the read, not the stream's own
+      // expiry (which closes the socket), so that a slow client still gets its 408.
+      stream.expires_never();
+      auto deadline = std::make_shared<HeaderDeadline>(stream.get_executor());
+      deadline->timer.expires_after(first ? opt.header_timeout : opt.idle_timeout);
+      deadline->timer.async_wait([deadline, s = &stream](const beast::error_code& ec) {
+        if (ec || deadline->done) return;
+        deadline->fired = true;
+        beast::error_code ignored;
+        s->socket().cancel(ignored);
+      });
       {
         std::lock_guard lock(idle_mu);
         idle.insert(&stream);
       }
-      // Waiting for the next request: Stop() may close the socket under us.
+      // Waiting for the next request: Stop() may cancel the read under us.
       auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+      deadline->done = true;
+      deadline->timer.cancel();
       {
         std::lock_guard lock(idle_mu);
         idle.erase(&stream);
@@ -777,7 +761,7 @@ struct Server::Impl {
       first = false;
       if (ec) {
         const bool partial = buffer.size() > 0 || parser.got_some();
-        if (ec == beast::error::timeout) {
+        if (deadline->fired) {
           node.metrics().rejected_timeout.fetch_add(1);
           if (partial)
             co_await Reject(stream, 408, "timeout", "the request header did not arrive in time");
@@ -902,22 +886,29 @@ void Server::Run() {
 void Server::Stop() {
   Impl& im = *impl_;
   if (im.stopping.exchange(true)) return;
-  asio::post(im.ioc, [&im] {
+  // Cancels the reads of connections waiting for a request, each on its own strand, and only
+  // if it is still waiting when that runs (it may have moved on, or gone).
+  auto cancel_idle = [&im] {
+    std::lock_guard lock(im.idle_mu);
+    for (auto* s : im.idle)
+      asio::post(s->get_executor(), [&im, s] {
+        std::lock_guard inner(im.idle_mu);
+        if (!im.idle.count(s)) return;
+        beast::error_code ec;
+        s->socket().cancel(ec);
+      });
+  };
+  asio::post(im.acceptor.get_executor(), [&im, cancel_idle] {
     beast::error_code ec;
     im.acceptor.close(ec);
-    // Idle connections go now; busy ones end after their current answer.
-    std::lock_guard lock(im.idle_mu);
-    for (auto* s : im.idle) s->socket().cancel(ec);
+    cancel_idle();
   });
-  // Wait for the connections to drain, then end the loop.
-  std::thread([&im] {
+  // Busy connections end after their current answer (it says Connection: close); then the
+  // loop ends, or when the grace period runs out.
+  std::thread([&im, cancel_idle] {
     const auto deadline = std::chrono::steady_clock::now() + im.opt.grace;
     while (im.connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
-      asio::post(im.ioc, [&im] {
-        beast::error_code ec;
-        std::lock_guard lock(im.idle_mu);
-        for (auto* s : im.idle) s->socket().cancel(ec);
-      });
+      cancel_idle();
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     im.ioc.stop();

@@ -1,0 +1,583 @@
+// The dfrpd dashboard: polls /v1/status, /v1/volumes and /v1/operations (docs/API.md) every
+// 2 s and renders them. Every string from the API goes into the page through textContent or
+// an attribute, never as markup. The admin token lives in sessionStorage only and is sent
+// only with DELETE /v1/operations/{id}.
+'use strict';
+
+(() => {
+  const kPollMs = 2000;
+  const kFetchTimeoutMs = 5000;
+  const kTokenKey = 'dfrp-admin-token';
+  const kVolumeStates = ['active', 'full', 'paused', 'missing', 'uninitialized'];
+  const kOpStates = ['running', 'succeeded', 'failed', 'cancelled'];
+
+  const $ = (id) => document.getElementById(id);
+  let lastOk = null;      // Date of the last successful poll
+  let failingSince = null;
+
+  // ---- formatting -------------------------------------------------------------------------
+
+  const kUnits = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+
+  // 1024-based: "512 B", "12.0 MiB", "64 MiB" (an exact multiple drops the decimal).
+  function FormatBytes(n) {
+    if (typeof n !== 'number' || !Number.isFinite(n)) return '–';
+    if (n < 0) return '-' + FormatBytes(-n);
+    let u = 0;
+    let scale = 1;
+    while (u < kUnits.length - 1 && n >= scale * 1024) {
+      scale *= 1024;
+      u++;
+    }
+    if (u === 0) return `${n} B`;
+    const v = n / scale;
+    return (Number.isInteger(v) ? String(v) : v.toFixed(1)) + ' ' + kUnits[u];
+  }
+
+  function FormatRate(bytesPerSec) {
+    if (typeof bytesPerSec !== 'number' || !Number.isFinite(bytesPerSec)) return '–';
+    return FormatBytes(Math.round(bytesPerSec)) + '/s';
+  }
+
+  // "45s", "3m 05s", "2h 04m", "3d 2h".
+  function FormatDuration(seconds) {
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) return '–';
+    const s = Math.floor(seconds);
+    const d = Math.floor(s / 86400);
+    const h = Math.floor((s % 86400) / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const sec = s % 60;
+    const two = (x) => String(x).padStart(2, '0');
+    if (d > 0) return `${d}d ${h}h`;
+    if (h > 0) return `${h}h ${two(m)}m`;
+    if (m > 0) return `${m}m ${two(sec)}s`;
+    return `${sec}s`;
+  }
+
+  function FormatTime(unixMs) {
+    if (typeof unixMs !== 'number' || !Number.isFinite(unixMs) || unixMs <= 0) return null;
+    return new Date(unixMs);
+  }
+
+  // "12:03:04 (5m 02s ago)", or the fallback when there is no time.
+  function FormatWhen(unixMs, fallback) {
+    const d = FormatTime(unixMs);
+    if (d === null) return fallback;
+    const ago = (Date.now() - d.getTime()) / 1000;
+    const clock = d.toLocaleTimeString([], { hour12: false });
+    return ago >= 0 ? `${clock} (${FormatDuration(ago)} ago)` : clock;
+  }
+
+  function Percent(part, whole) {
+    if (typeof part !== 'number' || typeof whole !== 'number' || whole <= 0) return 0;
+    return Math.max(0, Math.min(100, (part / whole) * 100));
+  }
+
+  // A value of unknown shape from the API (e.g. scrub.last_finding) as one line of text.
+  // Error documents carry `message`, scrub findings `error`, with where it was found.
+  function Describe(v) {
+    if (v === null || v === undefined) return null;
+    if (typeof v === 'string') return v;
+    if (typeof v !== 'object') return String(v);
+    const msg = typeof v.message === 'string' ? v.message
+              : typeof v.error === 'string' ? v.error : JSON.stringify(v);
+    const where = [];
+    if (v.shard_id) where.push(`shard ${v.shard_id}`);
+    if (typeof v.volume === 'number') where.push(`volume ${v.volume}`);
+    const when = FormatTime(v.unix_ms);
+    if (when) where.push(`at ${when.toLocaleTimeString([], { hour12: false })}`);
+    return where.length ? `${msg} (${where.join(', ')})` : msg;
+  }
+
+  // ---- DOM helpers ------------------------------------------------------------------------
+
+  // El('span', {class: 'x', 'data-a': 1}, 'text' | node, ...): attributes and text only.
+  function El(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v !== null && v !== undefined) e.setAttribute(k, String(v));
+    }
+    for (const c of children) {
+      e.append(typeof c === 'string' ? document.createTextNode(c) : c);
+    }
+    return e;
+  }
+
+  function SetText(el, text) {
+    const t = text === null || text === undefined ? '–' : String(text);
+    if (el.textContent !== t) el.textContent = t;
+  }
+
+  function SetData(el, key, value) {
+    const v = value === null || value === undefined ? '' : String(value);
+    if (el.dataset[key] !== v) el.dataset[key] = v;
+  }
+
+  // A bar made by Bar(): fill width, aria values and a text label.
+  function SetBar(bar, pct, label) {
+    bar.firstElementChild.style.width = pct.toFixed(1) + '%';
+    bar.setAttribute('aria-valuenow', pct.toFixed(0));
+    bar.setAttribute('aria-valuetext', label);
+  }
+
+  function Bar(cls, ariaLabel) {
+    return El('div', { class: 'bar ' + cls, role: 'progressbar', 'aria-valuemin': 0,
+                       'aria-valuemax': 100, 'aria-valuenow': 0, 'aria-label': ariaLabel },
+              El('div', { class: 'bar-fill' }));
+  }
+
+  function StateClass(prefix, state, known) {
+    return prefix + (known.includes(state) ? state : 'unknown');
+  }
+
+  // ---- fetching ---------------------------------------------------------------------------
+
+  // GET or DELETE a JSON route; throws an Error with the API's message on a non-2xx answer.
+  async function FetchJson(path, init) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), kFetchTimeoutMs);
+    let res;
+    try {
+      res = await fetch(path, { cache: 'no-store', ...init, signal: ctl.signal });
+    } catch (e) {
+      throw new Error(ctl.signal.aborted ? `${path} timed out` : `${path}: ${e.message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    let body = null;
+    try {
+      body = await res.json();
+    } catch (_) {
+      body = null;
+    }
+    if (!res.ok) {
+      const err = body && body.error;
+      const msg = err && err.message ? err.message : `HTTP ${res.status}`;
+      const e = new Error(err && err.code ? `${msg} (${err.code}, HTTP ${res.status})` : msg);
+      e.status = res.status;
+      throw e;
+    }
+    if (body === null) throw new Error(`${path}: the answer is not JSON`);
+    return body;
+  }
+
+  // ---- node facts and totals --------------------------------------------------------------
+
+  function RenderNode(st) {
+    SetText($('node-version'), st.version);
+    SetText($('store-id'), st.store_id);
+    $('store-id').title = st.state_dir ? `state dir: ${st.state_dir}` : '';
+    SetText($('uptime'), FormatDuration(st.uptime_seconds));
+    SetData($('uptime'), 'seconds', st.uptime_seconds);
+    SetText($('api-addr'), st.api_addr);
+    if (st.version) document.title = `dfrp node ${st.version}`;
+  }
+
+  function RenderTotals(st, volumes) {
+    SetText($('total-shards'), st.shards);
+    SetData($('total-shards'), 'value', st.shards);
+    SetText($('total-payload'), FormatBytes(st.payload_bytes));
+    SetData($('total-payload'), 'bytes', st.payload_bytes);
+    const used = volumes.reduce((a, v) => a + (v.used || 0), 0);
+    const quota = volumes.reduce((a, v) => a + (v.quota || 0), 0);
+    SetText($('total-used'), `${FormatBytes(used)} of ${FormatBytes(quota)}`);
+    SetData($('total-used'), 'bytes', used);
+    SetText($('total-volumes'), volumes.length);
+    SetData($('total-volumes'), 'value', volumes.length);
+  }
+
+  // ---- volumes ----------------------------------------------------------------------------
+
+  function NewVolumeCard(index) {
+    const field = (label, cls) =>
+      El('div', { class: 'field' }, El('dt', {}, label), El('dd', { class: cls }));
+    const usage = El('div', { class: 'vol-usage' },
+                     El('span', { class: 'vol-used', 'data-bytes': '' }), ' of ',
+                     El('span', { class: 'vol-quota', 'data-bytes': '' }),
+                     El('span', { class: 'vol-pct' }));
+    return El('li', { class: 'vol-card', 'data-volume': index },
+              El('div', { class: 'vol-head' },
+                 El('h3', { class: 'vol-title' }, `Volume ${index}`),
+                 El('span', { class: 'vol-state pill' })),
+              El('p', { class: 'vol-path mono' }),
+              Bar('vol-bar', `Volume ${index} quota used`),
+              usage,
+              El('dl', { class: 'vol-fields' },
+                 field('Shards', 'vol-shards'), field('Payload', 'vol-payload'),
+                 field('Free', 'vol-free'), field('Segments', 'vol-segments')),
+              El('p', { class: 'vol-problem', role: 'note', hidden: '' }),
+              El('p', { class: 'vol-move muted', hidden: '' }));
+  }
+
+  function SetOptional(el, text) {
+    el.hidden = !text;
+    SetText(el, text || '');
+  }
+
+  function FillVolumeCard(card, v) {
+    const q = (cls) => card.querySelector('.' + cls);
+    const state = q('vol-state');
+    SetText(state, v.state);
+    SetData(state, 'state', v.state);
+    state.className = 'vol-state pill ' + StateClass('state-', v.state, kVolumeStates);
+    card.className = 'vol-card ' + StateClass('card-', v.state, kVolumeStates);
+    SetText(q('vol-path'), v.path);
+    const pct = Percent(v.used, v.quota);
+    const usage = `${FormatBytes(v.used)} of ${FormatBytes(v.quota)}`;
+    SetBar(q('vol-bar'), pct, `${usage}, ${pct.toFixed(0)}%`);
+    q('vol-bar').classList.toggle('bar-high', pct >= 90);
+    SetText(q('vol-used'), FormatBytes(v.used));
+    SetData(q('vol-used'), 'bytes', v.used);
+    SetText(q('vol-quota'), FormatBytes(v.quota));
+    SetData(q('vol-quota'), 'bytes', v.quota);
+    SetText(q('vol-pct'), ` (${pct.toFixed(1)}%)`);
+    SetText(q('vol-shards'), v.shards);
+    SetData(q('vol-shards'), 'value', v.shards);
+    SetText(q('vol-payload'), FormatBytes(v.payload_bytes));
+    SetData(q('vol-payload'), 'bytes', v.payload_bytes);
+    SetText(q('vol-free'), FormatBytes(v.free));
+    SetData(q('vol-free'), 'bytes', v.free);
+    SetText(q('vol-segments'), v.segments);
+    SetOptional(q('vol-problem'), v.problem);
+    const moves = [];
+    if (v.moved_from) moves.push(`moved from ${v.moved_from}`);
+    if (v.migrating_to) moves.push(`migrating to ${v.migrating_to}`);
+    SetOptional(q('vol-move'), moves.join('; '));
+  }
+
+  function RenderVolumes(volumes) {
+    const list = $('volume-list');
+    const seen = new Set();
+    for (const v of volumes) {
+      const key = String(v.index);
+      seen.add(key);
+      let card = list.querySelector(`:scope > [data-volume="${CSS.escape(key)}"]`);
+      if (!card) card = NewVolumeCard(key);
+      list.append(card);  // keeps the API's order
+      FillVolumeCard(card, v);
+    }
+    for (const card of [...list.children]) {
+      if (!seen.has(card.dataset.volume)) card.remove();
+    }
+    $('volumes-empty').hidden = volumes.length > 0;
+  }
+
+  // ---- throughput -------------------------------------------------------------------------
+
+  // samples[i].t_unix_ms starts interval i, and the last one is usually still filling. The
+  // chart shows the complete intervals only (a half-filled one would always dip at "now");
+  // the rates "now" are over the last complete interval plus the filling one.
+  function SplitSamples(st, samples, interval) {
+    const last = samples[samples.length - 1];
+    const daemonNow = (st.started_unix_ms || 0) + (st.uptime_seconds || 0) * 1000;
+    const filling = last !== undefined && st.started_unix_ms > 0 &&
+                    daemonNow < last.t_unix_ms + interval * 1000;
+    return { complete: filling ? samples.slice(0, -1) : samples, filling: filling ? last : null,
+             elapsed: filling ? Math.max(0, (daemonNow - last.t_unix_ms) / 1000) : 0 };
+  }
+
+  function RateNow(split, interval, key) {
+    const prev = split.complete[split.complete.length - 1];
+    const bytes = (prev ? prev[key] || 0 : 0) + (split.filling ? split.filling[key] || 0 : 0);
+    const secs = (prev ? interval : 0) + split.elapsed;
+    return secs > 0 ? bytes / secs : 0;
+  }
+
+  function RenderThroughput(st) {
+    const tp = st.throughput || {};
+    const interval = tp.interval_seconds > 0 ? tp.interval_seconds : 1;
+    const split = SplitSamples(st, Array.isArray(tp.samples) ? tp.samples : [], interval);
+    const reads = split.complete.map((s) => (s.read_bytes || 0) / interval);
+    const writes = split.complete.map((s) => (s.write_bytes || 0) / interval);
+    const readNow = RateNow(split, interval, 'read_bytes');
+    const writeNow = RateNow(split, interval, 'write_bytes');
+    SetText($('rate-read'), FormatRate(readNow));
+    SetData($('rate-read'), 'bytesPerSec', readNow);
+    SetText($('rate-write'), FormatRate(writeNow));
+    SetData($('rate-write'), 'bytesPerSec', writeNow);
+    const c = st.counters || {};
+    SetText($('bytes-read'), FormatBytes(c.bytes_read));
+    SetData($('bytes-read'), 'bytes', c.bytes_read);
+    SetText($('bytes-written'), FormatBytes(c.bytes_written));
+    SetData($('bytes-written'), 'bytes', c.bytes_written);
+    const secs = (split.complete.length + (split.filling ? 1 : 0)) * interval;
+    const span = secs >= 60 && secs % 60 === 0 ? `${secs / 60} min` : FormatDuration(secs);
+    $('throughput-chart').setAttribute('aria-label',
+        `Read and write throughput over the last ${span}: ` +
+        `now ${FormatRate(readNow)} read, ${FormatRate(writeNow)} written`);
+    SetText($('throughput-caption'),
+            `Bytes per second over the last ${span}, one point per ${interval} s, oldest on the left.`);
+    DrawChart($('throughput-chart'), reads, writes);
+  }
+
+  function ChartColors(canvas) {
+    const cs = getComputedStyle(canvas);
+    const v = (name, fallback) => cs.getPropertyValue(name).trim() || fallback;
+    return { read: v('--read', '#2563eb'), write: v('--write', '#d97706'),
+             grid: v('--grid', '#d0d7de'), text: v('--muted', '#57606a') };
+  }
+
+  // Two lines (read, write) on a shared y axis from 0 to the largest value.
+  function DrawChart(canvas, reads, writes) {
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.max(200, canvas.clientWidth || 720);
+    const h = Math.max(120, canvas.clientHeight || 180);
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+      canvas.width = Math.round(w * dpr);
+      canvas.height = Math.round(h * dpr);
+    }
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const col = ChartColors(canvas);
+    const pad = { l: 76, r: 8, t: 10, b: 20 };
+    const max = Math.max(1, ...reads, ...writes);
+    const plotW = w - pad.l - pad.r;
+    const plotH = h - pad.t - pad.b;
+    ctx.font = '11px system-ui, sans-serif';
+    ctx.fillStyle = col.text;
+    ctx.strokeStyle = col.grid;
+    ctx.lineWidth = 1;
+    for (const f of [0, 0.5, 1]) {
+      const y = Math.round(pad.t + plotH * (1 - f)) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(pad.l, y);
+      ctx.lineTo(w - pad.r, y);
+      ctx.stroke();
+      ctx.textAlign = 'right';
+      ctx.textBaseline = 'middle';
+      ctx.fillText(FormatRate(max * f), pad.l - 6, y);
+    }
+    ctx.textBaseline = 'alphabetic';
+    ctx.textAlign = 'left';
+    ctx.fillText(reads.length ? 'oldest' : 'no samples yet', pad.l, h - 4);
+    ctx.textAlign = 'right';
+    ctx.fillText('now', w - pad.r, h - 4);
+    const line = (values, color) => {
+      if (values.length === 0) return;
+      const step = values.length > 1 ? plotW / (values.length - 1) : 0;
+      ctx.strokeStyle = color;
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      values.forEach((v, i) => {
+        const x = pad.l + (values.length > 1 ? i * step : plotW);
+        const y = pad.t + plotH * (1 - v / max);
+        if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      });
+      ctx.stroke();
+    };
+    line(reads, col.read);
+    line(writes, col.write);
+  }
+
+  // ---- scrub ------------------------------------------------------------------------------
+
+  function RenderScrub(scrub) {
+    const s = scrub || {};
+    const enabled = s.enabled ? (s.running ? 'yes, running' : 'yes, idle') : 'no';
+    SetText($('scrub-enabled'), enabled);
+    SetText($('scrub-rate'), s.enabled ? FormatRate(s.rate_bytes_per_sec) : '–');
+    SetData($('scrub-rate'), 'bytesPerSec', s.rate_bytes_per_sec);
+    const pct = typeof s.progress === 'number' ? Math.max(0, Math.min(1, s.progress)) * 100 : 0;
+    SetBar($('scrub-progress'), pct, `${pct.toFixed(0)}%`);
+    SetText($('scrub-progress-text'), typeof s.progress === 'number' ? `${pct.toFixed(0)}%` : '–');
+    SetText($('scrub-bytes'), FormatBytes(s.bytes_verified));
+    SetData($('scrub-bytes'), 'bytes', s.bytes_verified);
+    SetText($('scrub-shards'), s.shards_verified);
+    SetData($('scrub-shards'), 'value', s.shards_verified);
+    const corrupt = $('scrub-corrupt');
+    SetText(corrupt, s.corrupt_found);
+    SetData(corrupt, 'value', s.corrupt_found);
+    corrupt.classList.toggle('bad', s.corrupt_found > 0);
+    SetText($('scrub-last-pass'), FormatWhen(s.last_pass_unix_ms, 'no full pass yet'));
+    SetOptional($('scrub-note'), typeof s.note === 'string' ? s.note : '');
+    const finding = Describe(s.last_finding);
+    SetText($('scrub-last-finding'), finding === null ? 'none' : finding);
+    $('scrub-last-finding').classList.toggle('bad', finding !== null);
+  }
+
+  // ---- operations -------------------------------------------------------------------------
+
+  function NewOperationRow(id) {
+    const cancel = El('button', { type: 'button', class: 'op-cancel' }, 'Cancel');
+    cancel.addEventListener('click', () => CancelOperation(id, cancel));
+    return El('tr', { 'data-operation': id },
+              El('td', { class: 'op-kind' }), El('td', { class: 'op-volume' }),
+              El('td', {}, El('span', { class: 'op-state pill' })),
+              El('td', { class: 'op-phase' }),
+              El('td', { class: 'op-progress-cell' }, Bar('op-bar', 'Operation progress'),
+                 El('span', { class: 'op-progress' }),
+                 El('span', { class: 'op-error', hidden: '' })),
+              El('td', { class: 'op-speed' }), El('td', { class: 'op-started' }),
+              El('td', { class: 'op-action' }, cancel));
+  }
+
+  // The current rate while it runs; once ended, the average over the whole operation from its
+  // report (the last rate of an ended one measures only its final phase).
+  function OperationSpeed(op) {
+    if (op.state === 'running') return FormatRate(op.bytes_per_sec);
+    const r = op.result;
+    if (r && typeof r.bytes === 'number' && r.total_seconds > 0) {
+      return `${FormatRate(r.bytes / r.total_seconds)} avg`;
+    }
+    return '–';
+  }
+
+  function FillOperationRow(row, op) {
+    const q = (cls) => row.querySelector('.' + cls);
+    SetText(q('op-kind'), op.kind);
+    SetText(q('op-volume'), op.volume);
+    const state = q('op-state');
+    SetText(state, op.state);
+    SetData(state, 'state', op.state);
+    state.className = 'op-state pill ' + StateClass('op-', op.state, kOpStates);
+    SetText(q('op-phase'), op.phase);
+    const pct = op.state === 'succeeded' ? 100 : Percent(op.done, op.total);
+    const progress = `${FormatBytes(op.done)} of ${FormatBytes(op.total)} (${pct.toFixed(0)}%)`;
+    SetBar(q('op-bar'), pct, progress);
+    q('op-bar').setAttribute('aria-label', `${op.kind} of volume ${op.volume}: progress`);
+    SetText(q('op-progress'), progress);
+    SetOptional(q('op-error'), op.error ? Describe(op.error) : '');
+    const running = op.state === 'running';
+    SetText(q('op-speed'), OperationSpeed(op));
+    SetText(q('op-started'), FormatWhen(op.started_unix_ms, '–'));
+    const cancel = q('op-cancel');
+    cancel.hidden = !running;
+    cancel.setAttribute('aria-label', `Cancel ${op.kind} of volume ${op.volume}`);
+  }
+
+  function RenderOperations(ops) {
+    const body = $('operation-rows');
+    const seen = new Set();
+    for (const op of ops) {
+      const id = String(op.id);
+      seen.add(id);
+      let row = body.querySelector(`:scope > [data-operation="${CSS.escape(id)}"]`);
+      if (!row) row = NewOperationRow(id);
+      body.append(row);  // newest first, as the API orders them
+      FillOperationRow(row, op);
+    }
+    for (const row of [...body.children]) {
+      if (!seen.has(row.dataset.operation)) row.remove();
+    }
+    $('operations-table').hidden = ops.length === 0;
+    $('operations-empty').hidden = ops.length > 0;
+  }
+
+  function ShowOpMessage(text, bad) {
+    const m = $('op-message');
+    SetText(m, text);
+    m.classList.toggle('bad', !!bad);
+  }
+
+  async function CancelOperation(id, button) {
+    const token = $('admin-token').value.trim();
+    if (!token) {
+      ShowOpMessage('Enter the admin token (the contents of STATE_DIR/api-token) to cancel.',
+                    true);
+      $('admin-token').focus();
+      return;
+    }
+    button.disabled = true;
+    ShowOpMessage(`Cancelling ${id}…`, false);
+    try {
+      await FetchJson(`/v1/operations/${encodeURIComponent(id)}`, {
+        method: 'DELETE', headers: { Authorization: `Bearer ${token}` } });
+      ShowOpMessage(`Cancel requested for ${id}; it stops at the next block.`, false);
+    } catch (e) {
+      ShowOpMessage(`Cancel of ${id} failed: ${e.message}`, true);
+    } finally {
+      button.disabled = false;
+    }
+    Poll(false);
+  }
+
+  function SetUpToken() {
+    const input = $('admin-token');
+    try {
+      input.value = sessionStorage.getItem(kTokenKey) || '';
+    } catch (_) { /* storage disabled: the token lives in the field only */ }
+    input.addEventListener('input', () => {
+      try {
+        if (input.value) sessionStorage.setItem(kTokenKey, input.value);
+        else sessionStorage.removeItem(kTokenKey);
+      } catch (_) { /* as above */ }
+    });
+    $('token-form').addEventListener('submit', (e) => e.preventDefault());
+  }
+
+  // ---- polling ----------------------------------------------------------------------------
+
+  function ShowReachable() {
+    failingSince = null;
+    $('unreachable').hidden = true;
+    document.body.classList.remove('stale');
+    lastOk = new Date();
+    SetText($('poll-state'), 'live');
+    $('poll-state').className = 'poll-state live';
+    SetText($('last-update'), `Updated ${lastOk.toLocaleTimeString([], { hour12: false })}.`);
+  }
+
+  function ShowUnreachable(err) {
+    if (failingSince === null) failingSince = new Date();
+    const t = (d) => d.toLocaleTimeString([], { hour12: false });
+    const shown = lastOk ? `the figures below are from ${t(lastOk)}` : 'no data yet';
+    SetText($('unreachable-detail'),
+            `No answer since ${t(failingSince)} (${err.message}); retrying every ` +
+            `${kPollMs / 1000} s, ${shown}.`);
+    $('unreachable').hidden = false;
+    document.body.classList.add('stale');
+    SetText($('poll-state'), 'unreachable');
+    $('poll-state').className = 'poll-state down';
+  }
+
+  let timer = null;
+  let polling = false;
+  let lastStatus = null;
+
+  function Render(st, vols, ops) {
+    const volumes = Array.isArray(vols.volumes) ? vols.volumes : [];
+    lastStatus = st;
+    RenderNode(st);
+    RenderTotals(st, volumes);
+    RenderVolumes(volumes);
+    RenderThroughput(st);
+    RenderScrub(st.scrub);
+    RenderOperations(Array.isArray(ops.operations) ? ops.operations : []);
+  }
+
+  async function Poll(reschedule = true) {
+    if (polling) return;
+    polling = true;
+    let answers = null;
+    try {
+      answers = await Promise.all([
+        FetchJson('/v1/status'), FetchJson('/v1/volumes'), FetchJson('/v1/operations')]);
+    } catch (e) {
+      ShowUnreachable(e);
+    }
+    try {
+      if (answers) {
+        Render(...answers);
+        ShowReachable();
+      }
+    } catch (e) {
+      // Our bug or an answer of an unexpected shape, not an unreachable daemon.
+      console.error('dashboard: cannot render the answers', e);
+    } finally {
+      polling = false;
+    }
+    if (reschedule) {
+      clearTimeout(timer);
+      timer = setTimeout(Poll, kPollMs);
+    }
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    SetUpToken();
+    window.addEventListener('resize', () => {
+      if (lastStatus) RenderThroughput(lastStatus);
+    });
+    Poll();
+  });
+})();

@@ -1,0 +1,21 @@
+// The files through which dfrpd and its clients find each other in STATE_DIR, and the admin
+// token (docs/API.md). No HTTP library here: init-storage uses it too.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "dfrp/core/status.h"
+
+namespace dfrp::node {
+
+inline constexpr const char* kVersion = "0.1.0";
+inline constexpr std::string_view kTokenFileName = "api-token";
+inline constexpr std::string_view kDaemonInfoFileName = "dfrpd.json";
+inline constexpr std::string_view kDaemonLockFileName = "dfrpd.lock";
+
+// Reads STATE_DIR/api-token, creating it (mode 0600, 64 hex digits and a newline, written
+// atomically) when absent. Corruption when the file holds no token.
+core::Result<std::string> EnsureApiToken(const std::string& state_dir);
+
+}  // namespace dfrp::node

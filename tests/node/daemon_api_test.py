@@ -1,0 +1,540 @@
+#!/usr/bin/env python3
+"""End-to-end tests of dfrpd's HTTP API on loopback (docs/API.md).
+
+Usage: daemon_api_test.py DFRPD DFRP_STORAGE
+
+Starts real daemons over real stores in a temp folder and talks HTTP to them: every route,
+the bad inputs the issue lists (malformed ids, unknown routes, too-large bodies refused before
+they are read, slow clients, too many connections, header floods, path traversal), admin
+tokens, a migration while readers read continuously (zero failed reads), a cancelled
+migration, SIGTERM with a request in flight, and kill -9 during writes.
+"""
+import hashlib
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+DFRPD, STORAGE = sys.argv[1], sys.argv[2]
+T = tempfile.mkdtemp(prefix="dfrpd-api-")
+PASS, FAIL = 0, []
+
+
+def check(name, cond, detail=""):
+    global PASS
+    if cond:
+        PASS += 1
+        print(f"ok - {name}")
+    else:
+        FAIL.append(name)
+        print(f"not ok - {name}: {detail}")
+
+
+class Daemon:
+    def __init__(self, env, args=()):
+        self.env = env
+        self.state = env["STATE_DIR"]
+        info = os.path.join(self.state, "dfrpd.json")
+        if os.path.exists(info):
+            os.unlink(info)
+        self.log = open(os.path.join(T, "dfrpd.log"), "ab")
+        self.proc = subprocess.Popen([DFRPD, *args], env=env, stdout=self.log, stderr=self.log,
+                                     cwd=T)
+        deadline = time.time() + 30
+        while not os.path.exists(info):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"dfrpd did not start (rc {self.proc.poll()}); see {T}/dfrpd.log")
+            time.sleep(0.05)
+        self.info = json.load(open(info))
+        host, port = self.info["api_addr"].rsplit(":", 1)
+        self.host, self.port = host, int(port)
+        self.token = open(os.path.join(self.state, "api-token")).read().strip()
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        c = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, dict(r.getheaders()), data
+
+    def json(self, method, path, body=None, headers=None):
+        status, h, data = self.request(method, path, body, headers)
+        try:
+            return status, h, json.loads(data)
+        except ValueError:
+            return status, h, {"raw": data[:200]}
+
+    def admin(self, method, path, body=None):
+        return self.json(method, path, json.dumps(body) if body is not None else None,
+                         {"Authorization": "Bearer " + self.token,
+                          "Content-Type": "application/json"})
+
+    def put(self, data, query=""):
+        return self.json("PUT", "/v1/shards" + query, data)
+
+    def raw(self, payload, wait=3.0, shut=False):
+        """Sends raw bytes, returns what came back before the server closed or `wait` passed."""
+        s = socket.create_connection((self.host, self.port))
+        s.settimeout(wait)
+        if payload:
+            s.sendall(payload)
+        if shut:
+            s.shutdown(socket.SHUT_WR)
+        out = b""
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+        except (socket.timeout, ConnectionResetError):
+            pass
+        s.close()
+        return out
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return "timeout"
+
+
+def store_env(name, quota="1G", drives=2, extra=None):
+    base = os.path.join(T, name)
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("DRIVE_") or k.startswith("QUOTA_") or
+                   k in ("STATE_DIR", "DFRP_CONFIG", "API_ADDR", "SCRUB_RATE", "MAX_CONNECTIONS"))}
+    for i in range(drives):
+        env[f"DRIVE_{i}"] = os.path.join(base, f"d{i}")
+        env[f"QUOTA_{i}"] = quota
+    env["STATE_DIR"] = os.path.join(base, "state")
+    env["API_ADDR"] = "127.0.0.1:0"
+    env.update(extra or {})
+    subprocess.run([STORAGE, "init-storage", "--create", "-q"], env=env, check=True, cwd=T)
+    return env
+
+
+def status_line(raw):
+    return raw.split(b"\r\n", 1)[0].decode(errors="replace")
+
+
+def main():
+    env = store_env("a", quota="256M", extra={"MAX_CONNECTIONS": "8", "SCRUB_RATE": "64M"})
+    tok = os.path.join(env["STATE_DIR"], "api-token")
+    check("init-storage writes the admin token, mode 0600",
+          os.path.exists(tok) and (os.stat(tok).st_mode & 0o777) == 0o600,
+          oct(os.stat(tok).st_mode) if os.path.exists(tok) else "missing")
+    d = Daemon(env, ["--header-timeout-ms", "1000", "--idle-timeout-ms", "1500",
+                     "--body-timeout-ms", "1000", "--grace-ms", "8000"])
+    check("dfrpd.json names the daemon's pid and url",
+          d.info["pid"] == d.proc.pid and d.info["url"].startswith("http://127.0.0.1:"))
+
+    second = subprocess.run([DFRPD], env=env, capture_output=True, text=True, cwd=T, timeout=30)
+    check("a second dfrpd on the same store exits 6 and names the first",
+          second.returncode == 6 and str(d.proc.pid) in second.stderr, second.stderr)
+
+    st, _, body = d.json("GET", "/healthz")
+    check("GET /healthz", st == 200 and body.get("status") == "ok", body)
+
+    # --- Shards: put, get, ranges, meta, verify, proofs.
+    payload = os.urandom(100_000)
+    st, h, w = d.put(payload, "?name=one&owner=alice&meta=project%3Dalpha&content_type=text%2Fplain")
+    check("PUT /v1/shards stores a shard (201, Location)",
+          st == 201 and h.get("Location") == "/v1/shards/" + w.get("shard_id", "?"), (st, w))
+    sid = w["shard_id"]
+    check("PUT answers as write-shard --json",
+          set(w) == {"shard_id", "merkle_root", "size", "leaf_size", "volume", "file"} and
+          w["size"] == len(payload) and w["file"] == "one", w)
+    st, h, data = d.request("GET", f"/v1/shards/{sid}")
+    check("GET returns the payload byte for byte", st == 200 and data == payload, st)
+    check("GET carries the Merkle root as ETag",
+          h.get("ETag") == f'"{w["merkle_root"]}"' and h.get("Accept-Ranges") == "bytes", h)
+    st, h, data = d.request("HEAD", f"/v1/shards/{sid}")
+    check("HEAD gives the length and no body",
+          st == 200 and h.get("Content-Length") == str(len(payload)) and data == b"", (st, h))
+    for rng, lo, hi in [("bytes=0-0", 0, 1), ("bytes=4095-4096", 4095, 4097),
+                        ("bytes=-10", len(payload) - 10, len(payload)),
+                        ("bytes=99990-", 99990, len(payload)),
+                        ("bytes=50000-999999", 50000, len(payload))]:
+        st, h, data = d.request("GET", f"/v1/shards/{sid}", headers={"Range": rng})
+        check(f"Range {rng}: 206 with exactly those bytes",
+              st == 206 and data == payload[lo:hi] and
+              h.get("Content-Range") == f"bytes {lo}-{hi - 1}/{len(payload)}", (st, h.get("Content-Range")))
+    for rng in ["bytes=100000-", "bytes=5-2", "bytes=x-1", "items=0-1", "bytes=-0"]:
+        st, h, data = d.request("GET", f"/v1/shards/{sid}", headers={"Range": rng})
+        check(f"Range {rng}: 416 with Content-Range */size",
+              st == 416 and h.get("Content-Range") == f"bytes */{len(payload)}", (st, data[:100]))
+    st, h, data = d.request("GET", f"/v1/shards/{sid}", headers={"Range": "bytes=0-1,5-6"})
+    check("several ranges: the whole payload", st == 200 and data == payload, st)
+
+    st, _, meta = d.json("GET", f"/v1/shards/{sid}/meta")
+    direct = subprocess.run([STORAGE, "stat-shard", sid, "--json"], env=env, capture_output=True,
+                            text=True, cwd=T)
+    check("GET meta answers as stat-shard --json",
+          st == 200 and direct.returncode == 0 and json.loads(direct.stdout) == meta,
+          (meta, direct.stdout[:300], direct.stderr[:300]))
+    check("meta keeps owner, tags and content type",
+          meta.get("owner") == "alice" and meta.get("meta") == {"project": "alpha"} and
+          meta.get("content_type") == "text/plain", meta)
+    st, _, v = d.json("POST", f"/v1/shards/{sid}/verify")
+    check("POST verify: ok", st == 200 and v.get("ok") is True, v)
+
+    st, _, proof = d.json("GET", f"/v1/shards/{sid}/proof?leaf=3")
+    pf = os.path.join(T, "proof.json")
+    json.dump(proof, open(pf, "w"))
+    vp = subprocess.run([STORAGE, "verify-proof", pf, "--root", w["merkle_root"]],
+                        capture_output=True, text=True, cwd=T)
+    check("GET proof verifies with verify-proof", st == 200 and vp.returncode == 0, vp.stderr)
+    st, _, audit = d.json("GET", f"/v1/shards/{sid}/audit?seed=5eed&challenges=8")
+    json.dump(audit, open(pf, "w"))
+    vp = subprocess.run([STORAGE, "verify-proof", pf, "--root", w["merkle_root"], "--seed", "5eed",
+                         "--shard", sid, "--size", str(len(payload)), "--leaf-size", "4096",
+                         "--challenges", "8"],
+                        capture_output=True, text=True, cwd=T)
+    check("GET audit verifies with verify-proof --seed", st == 200 and vp.returncode == 0, vp.stderr)
+    for q, want in [("?leaf=25", 400), ("?leaf=x", 400), ("", 400)]:
+        st, _, e = d.json("GET", f"/v1/shards/{sid}/proof{q}")
+        check(f"proof{q or ' without leaf'}: {want} with a message",
+              st == want and e.get("error", {}).get("message"), (st, e))
+    st, _, e = d.json("GET", f"/v1/shards/{sid}/audit?seed=zz&challenges=2")
+    check("audit with a bad seed: 400", st == 400, (st, e))
+
+    # --- Bad ids, routes, methods, traversal.
+    st, _, e = d.json("GET", "/v1/shards/not-an-id")
+    check("malformed id: 400, code invalid_argument, exit_code 2",
+          st == 400 and e["error"]["code"] == "invalid_argument" and e["error"]["exit_code"] == 2, e)
+    st, _, e = d.json("GET", "/v1/shards/01932c07-a35c-7a9b-8f1e-5c1d2b3a4f60")
+    check("unknown shard: 404, exit_code 4", st == 404 and e["error"]["exit_code"] == 4, e)
+    st, _, e = d.json("GET", "/v2/anything")
+    check("unknown route: 404 with JSON", st == 404 and "error" in e, e)
+    st, h, e = d.json("DELETE", "/v1/volumes")
+    check("wrong method: 405 with Allow", st == 405 and h.get("Allow") == "GET", (st, h))
+    for target in ["/v1/shards/../../etc/passwd", "/v1/%2e%2e/%2e%2e/etc/passwd",
+                   "/v1/shards/a%2fb", "/..%5c..%5cetc", "/v1/shards/%00", "/v1/shards/%zz",
+                   "http://example.com/v1/volumes"]:
+        out = d.raw(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        check(f"path {target}: 400", status_line(out).startswith("HTTP/1.1 400"), status_line(out))
+    out = d.raw(b"GARBAGE\r\n\r\n")
+    check("a malformed request line: 400", status_line(out).startswith("HTTP/1.1 400"), out[:100])
+
+    # --- Bodies: 507 before reading, 411, bodies on routes without one.
+    s = socket.create_connection((d.host, d.port))
+    s.settimeout(3)
+    s.sendall(b"PUT /v1/shards HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n")
+    out = b""
+    try:
+        while b"\r\n\r\n" not in out:
+            out += s.recv(4096)
+    except socket.timeout:
+        pass
+    s.close()
+    check("a 10 GB body is refused with 507 before any of it is sent",
+          status_line(out).startswith("HTTP/1.1 507") and b"no_space" in out, out[:200])
+    out = d.raw(b"PUT /v1/shards HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5\r\nhello\r\n0\r\n\r\n")
+    check("a chunked PUT without length: 411", status_line(out).startswith("HTTP/1.1 411"), out[:100])
+    st, _, e = d.json("GET", "/v1/volumes", body=b"x" * 10)
+    check("a body on GET /v1/volumes: 413", st == 413, (st, e))
+    st, _, e = d.put(b"abc", "?leaf_size=1000")
+    check("PUT with a bad leaf_size: 400 naming it", st == 400 and "leaf_size" in e["error"]["message"], e)
+    st, _, e = d.put(b"abc", "?vector=1,x")
+    check("PUT with a bad vector: 400", st == 400 and "vector" in e["error"]["message"], e)
+    st, _, e = d.put(b"abc", "?colour=red")
+    check("PUT with an unknown parameter: 400", st == 400 and "colour" in e["error"]["message"], e)
+
+    # --- Slow clients, floods, connection limit.
+    t0 = time.time()
+    out = d.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n", wait=5)
+    check("a header that never ends: 408 after the header timeout",
+          status_line(out).startswith("HTTP/1.1 408") and time.time() - t0 < 4.5,
+          (status_line(out), time.time() - t0))
+    s = socket.create_connection((d.host, d.port))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.settimeout(6)
+    got, t0 = b"", time.time()
+    try:
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+    except socket.timeout:
+        pass
+    s.close()
+    check("an idle kept-alive connection is closed after the idle timeout",
+          got.startswith(b"HTTP/1.1 200") and time.time() - t0 < 5, time.time() - t0)
+    before = d.json("GET", "/v1/status")[2]["shards"]
+    s = socket.create_connection((d.host, d.port))
+    s.sendall(b"PUT /v1/shards HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+    s.settimeout(5)
+    try:
+        closed = s.recv(4096) is not None
+    except socket.timeout:
+        closed = False
+    s.close()
+    time.sleep(0.3)
+    check("a body that stalls: the connection is dropped and nothing is stored",
+          closed and d.json("GET", "/v1/status")[2]["shards"] == before)
+    flood = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        f"X-Flood-{i}: {'y' * 100}\r\n".encode() for i in range(400)) + b"\r\n"
+    out = d.raw(flood)
+    check("a header flood: 431", status_line(out).startswith("HTTP/1.1 431"), status_line(out))
+    conns = [socket.create_connection((d.host, d.port)) for _ in range(8)]
+    time.sleep(0.2)
+    out = d.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    check("past MAX_CONNECTIONS: 503 with a message",
+          status_line(out).startswith("HTTP/1.1 503") and b"MAX_CONNECTIONS" in out, out[:200])
+    for c in conns:
+        c.close()
+    time.sleep(0.3)
+    st, _, _ = d.json("GET", "/healthz")
+    check("after all that the daemon still serves", st == 200)
+
+    # --- Admin endpoints and tokens.
+    st, h, e = d.json("POST", "/v1/volumes/1/pause")
+    check("pause without a token: 401 with WWW-Authenticate",
+          st == 401 and h.get("WWW-Authenticate") == "Bearer" and "api-token" in e["error"]["message"], (st, e))
+    st, _, e = d.json("POST", "/v1/volumes/1/pause", headers={"Authorization": "Bearer nope"})
+    check("pause with a wrong token: 401", st == 401, st)
+    st, _, v = d.admin("POST", "/v1/volumes/1/pause", {"reason": "api test"})
+    check("pause with the token: 200, paused", st == 200 and v.get("state") == "paused", v)
+    st, _, v = d.admin("POST", "/v1/volumes/1/resume")
+    check("resume: 200, active", st == 200 and v.get("state") == "active", v)
+    st, _, e = d.admin("POST", "/v1/volumes/7/pause")
+    check("pause of a volume that does not exist: 404", st == 404, (st, e))
+    st, _, e = d.admin("POST", "/v1/volumes/0/migrate", {"to": "relative/path"})
+    check("migrate to a relative path: 400", st == 400, (st, e))
+    st, _, e = d.admin("POST", "/v1/volumes/0/migrate", "not an object")
+    check("migrate with a body that is not an object: 400", st == 400, (st, e))
+
+    # --- A migration while readers read continuously: zero failed reads.
+    shards = {}
+    for i in range(40):
+        data = os.urandom(random.randint(1, 300_000))
+        st, _, w = d.put(data)
+        shards[w["shard_id"]] = hashlib.sha256(data).hexdigest()
+    shards[sid] = hashlib.sha256(payload).hexdigest()
+    st, _, vols = d.json("GET", "/v1/volumes")
+    old_path = vols["volumes"][0]["path"]
+    stop = threading.Event()
+    reads, failures = [0], []
+
+    def reader():
+        c = http.client.HTTPConnection(d.host, d.port, timeout=30)
+        ids = list(shards)
+        while not stop.is_set():
+            i = random.choice(ids)
+            try:
+                c.request("GET", f"/v1/shards/{i}")
+                r = c.getresponse()
+                body = r.read()
+                if r.status != 200 or hashlib.sha256(body).hexdigest() != shards[i]:
+                    failures.append((i, r.status))
+                reads[0] += 1
+            except Exception as ex:  # a failed read is what this test looks for
+                failures.append((i, repr(ex)))
+                c = http.client.HTTPConnection(d.host, d.port, timeout=30)
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    for r in readers:
+        r.start()
+    time.sleep(0.3)
+    dest = os.path.join(T, "new-drive")
+    st, h, op = d.admin("POST", "/v1/volumes/0/migrate", {"to": dest, "delete_source": True})
+    check("migrate: 202 with an operation and its Location",
+          st == 202 and h.get("Location") == f"/v1/operations/{op.get('id')}", (st, op))
+    seen_phases = set()
+    for _ in range(600):
+        st, _, op = d.json("GET", f"/v1/operations/{op['id']}")
+        seen_phases.add(op.get("phase"))
+        if op.get("state") != "running":
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)  # reads after the switch, from the new folder
+    stop.set()
+    for r in readers:
+        r.join()
+    check("the migration succeeded", op.get("state") == "succeeded", op)
+    check("its report: bytes, shards verified, source deleted",
+          op.get("result", {}).get("source_deleted") is True and
+          op["result"].get("shards_verified", 0) >= len(shards), op.get("result"))
+    check(f"readers read continuously during the migration with zero failures ({reads[0]} reads)",
+          not failures and reads[0] > 50, failures[:5])
+    st, _, vols = d.json("GET", "/v1/volumes")
+    check("volume 0 now lives at the new folder", vols["volumes"][0]["path"] == dest, vols)
+    check("the old copy was deleted",
+          not any(n.startswith("segment-") for n in os.listdir(old_path)), os.listdir(old_path))
+    bad = [i for i, h256 in shards.items()
+           if hashlib.sha256(d.request("GET", f"/v1/shards/{i}")[2]).hexdigest() != h256]
+    check("every shard reads back after the switch", not bad, bad[:3])
+    st, _, e = d.admin("DELETE", f"/v1/operations/{op['id']}")
+    check("cancelling a finished operation: 409", st == 409, (st, e))
+
+    # --- A cancelled migration: the volume stays whole at its old path.
+    big = os.urandom(32 << 20)
+    for _ in range(6):
+        st, _, w = d.put(big, "")
+    vols = d.json("GET", "/v1/volumes")[2]["volumes"]
+    vol_of_big = w["volume"]
+    old = vols[vol_of_big]["path"]
+    st, _, op = d.admin("POST", f"/v1/volumes/{vol_of_big}/migrate", {"to": os.path.join(T, "other")})
+    st2, _, c = d.admin("DELETE", f"/v1/operations/{op['id']}")
+    for _ in range(600):
+        st, _, op = d.json("GET", f"/v1/operations/{op['id']}")
+        if op.get("state") != "running":
+            break
+        time.sleep(0.05)
+    check("DELETE of a running migration: 202, then cancelled",
+          st2 == 202 and op.get("state") == "cancelled", (st2, c, op))
+    vols = d.json("GET", "/v1/volumes")[2]["volumes"]
+    check("after the cancel the volume is active at its old path",
+          vols[vol_of_big]["path"] == old and vols[vol_of_big]["state"] == "active", vols[vol_of_big])
+    st, _, data = d.request("GET", f"/v1/shards/{w['shard_id']}")
+    check("its shards still read", st == 200 and data == big, st)
+
+    # --- Corruption is never served.
+    st, _, m = d.json("GET", f"/v1/shards/{sid}/meta")
+    with open(m["segment"], "r+b") as f:
+        f.seek(m["offset"] + m["record_len"] - 5000)
+        b = f.read(1)
+        f.seek(m["offset"] + m["record_len"] - 5000)
+        f.write(bytes([b[0] ^ 0x40]))
+    st, _, e = d.json("GET", f"/v1/shards/{sid}")
+    check("GET of a corrupted shard: 500 integrity, exit_code 3, no payload",
+          st == 500 and e.get("error", {}).get("code") == "integrity" and e["error"]["exit_code"] == 3, (st, e))
+    st, _, data = d.request("GET", f"/v1/shards/{sid}", headers={"Range": "bytes=0-4095"})
+    check("a range that misses the bad leaf still reads", st == 206 and data == payload[:4096], st)
+    st, _, v = d.json("POST", f"/v1/shards/{sid}/verify")
+    check("POST verify reports it", st == 200 and v.get("ok") is False and v.get("error_code") == "integrity", v)
+
+    # --- Metrics and status.
+    st, h, text = d.request("GET", "/metrics")
+    text = text.decode()
+    for needle in ['dfrp_volume_used_bytes{volume="0"', 'dfrp_volume_quota_bytes{volume="1"',
+                   'dfrp_http_request_duration_seconds_bucket{route="GET /v1/shards/{id}",le="0.001"}',
+                   'dfrp_migrations_total{result="succeeded"} 1',
+                   'dfrp_migrations_total{result="cancelled"} 1', "dfrp_bytes_written_total ",
+                   "dfrp_scrub_bytes_verified_total ", 'dfrp_http_rejected_total{reason="overloaded"} 1']:
+        check(f"metrics has {needle}", needle in text, "")
+    vf = [l for l in text.splitlines() if l.startswith("dfrp_verification_failures_total ")]
+    check("metrics count the verification failures", vf and int(vf[0].split()[1]) >= 2, vf)
+    check("metrics are Prometheus text", h.get("Content-Type", "").startswith("text/plain; version=0.0.4"), h)
+    st, _, s = d.json("GET", "/v1/status")
+    check("status has counters, throughput samples, scrub and operations",
+          s["counters"]["bytes_written"] > 0 and len(s["throughput"]["samples"]) == 120 and
+          "corrupt_found" in s["scrub"] and len(s["operations"]) == 2, list(s))
+
+    # --- SIGTERM with a request in flight: it finishes, then the daemon exits 0.
+    body = os.urandom(12 << 20)
+    result = {}
+
+    def slow_put():
+        c = socket.create_connection((d.host, d.port))
+        c.sendall(f"PUT /v1/shards HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        for i in range(0, len(body), 1 << 20):
+            c.sendall(body[i:i + (1 << 20)])
+            time.sleep(0.1)
+        c.settimeout(20)
+        out = b""
+        try:
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                out += b
+        except socket.timeout:
+            pass
+        result["out"] = out
+
+    t = threading.Thread(target=slow_put)
+    t.start()
+    time.sleep(0.4)
+    d.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    try:
+        socket.create_connection((d.host, d.port), timeout=1).close()
+        refused = False
+    except OSError:
+        refused = True
+    t.join()
+    rc = d.proc.wait(30)
+    out = result.get("out", b"")
+    check("after SIGTERM no new connection is taken", refused)
+    check("the PUT in flight at SIGTERM still completes (201)",
+          status_line(out).startswith("HTTP/1.1 201"), out[:200])
+    check("dfrpd exits 0 after SIGTERM and removes dfrpd.json",
+          rc == 0 and not os.path.exists(os.path.join(env["STATE_DIR"], "dfrpd.json")), rc)
+    new_id = json.loads(out.split(b"\r\n\r\n", 1)[1])["shard_id"] if b"201" in out[:20] else None
+
+    d = Daemon(env)
+    st, _, data = d.request("GET", f"/v1/shards/{new_id}")
+    check("after a restart the shard written during shutdown reads", st == 200 and data == body, st)
+    d.stop()
+
+    # --- kill -9 while PUTs are in flight: every acknowledged shard survives.
+    env2 = store_env("k", quota="512M")
+    acked = {}
+    lost = []
+    for rnd in range(5):
+        d = Daemon(env2)
+        stop = threading.Event()
+
+        def writer():
+            c = http.client.HTTPConnection(d.host, d.port, timeout=10)
+            while not stop.is_set():
+                data = os.urandom(random.randint(1, 200_000))
+                try:
+                    c.request("PUT", "/v1/shards", body=data)
+                    r = c.getresponse()
+                    j = json.loads(r.read())
+                    if r.status == 201:
+                        acked[j["shard_id"]] = hashlib.sha256(data).hexdigest()
+                except Exception:
+                    return
+
+        ws = [threading.Thread(target=writer) for _ in range(4)]
+        for w_ in ws:
+            w_.start()
+        time.sleep(random.uniform(0.2, 0.6))
+        d.proc.kill()
+        d.proc.wait()
+        stop.set()
+        for w_ in ws:
+            w_.join()
+    d = Daemon(env2)
+    for i, h256 in acked.items():
+        st, _, data = d.request("GET", f"/v1/shards/{i}")
+        if st != 200 or hashlib.sha256(data).hexdigest() != h256:
+            lost.append((i, st))
+    d.stop()
+    vr = subprocess.run([STORAGE, "verify-shard", "--all", "-q"], env=env2, capture_output=True,
+                        text=True, cwd=T)
+    check(f"kill -9 during PUTs, 5 times: all {len(acked)} acknowledged shards read back",
+          len(acked) > 20 and not lost, lost[:3])
+    check("and the store verifies", vr.returncode == 0, vr.stdout[-300:] + vr.stderr[-300:])
+
+    print(f"# {PASS} passed, {len(FAIL)} failed")
+    for f in FAIL:
+        print(f"#   failed: {f}")
+    return 1 if FAIL else 0
+
+
+if __name__ == "__main__":
+    try:
+        rc = main()
+    finally:
+        subprocess.run(["pkill", "-KILL", "-f", T], check=False)
+        if not os.environ.get("KEEP_TEST_DIR"):
+            shutil.rmtree(T, ignore_errors=True)
+    sys.exit(rc)

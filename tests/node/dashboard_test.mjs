@@ -1,0 +1,246 @@
+// The dashboard in a real browser: loads the page a running dfrpd serves, checks that what it
+// shows equals what the API answers, that it loads nothing from outside the daemon and logs
+// no errors, that the "unreachable" banner comes and goes, and saves a screenshot.
+//
+//   node tests/node/dashboard_test.mjs http://127.0.0.1:PORT OUTPUT_DIR
+//
+// Prints "PASS name" or "FAIL name: details" per check; exits 1 on any failure. Needs
+// playwright-core (npm ci in the repository root) and Debian's chromium (/usr/bin/chromium,
+// or CHROMIUM_PATH): without them the test fails, it does not skip.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const kChromium = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const kArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+               '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const kWaitMs = 15000;
+
+let failures = 0;
+function Pass(name) { console.log(`PASS ${name}`); }
+function Fail(name, detail) {
+  failures++;
+  console.log(`FAIL ${name}: ${detail}`);
+}
+function Check(name, ok, detail) {
+  if (ok) Pass(name); else Fail(name, detail);
+}
+const Sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function ApiGet(base, route) {
+  const res = await fetch(new URL(route, base), { cache: 'no-store' });
+  if (!res.ok) throw new Error(`GET ${route}: HTTP ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+// What the page shows for each volume card, by index.
+function ReadVolumeCards(page) {
+  return page.evaluate(() => {
+    const num = (el, key) => (el && el.dataset[key] !== '' ? Number(el.dataset[key]) : null);
+    return [...document.querySelectorAll('[data-volume]')].map((card) => {
+      const q = (cls) => card.querySelector('.' + cls);
+      return {
+        index: Number(card.dataset.volume),
+        state: q('vol-state') ? q('vol-state').textContent.trim() : null,
+        shards: num(q('vol-shards'), 'value'),
+        shardsText: q('vol-shards') ? q('vol-shards').textContent.trim() : null,
+        used: num(q('vol-used'), 'bytes'),
+        quota: num(q('vol-quota'), 'bytes'),
+        path: q('vol-path') ? q('vol-path').textContent : null,
+        pathHasMarkup: q('vol-path') ? q('vol-path').children.length > 0 : null,
+      };
+    });
+  });
+}
+
+function VolumeMismatches(apiVolumes, cards) {
+  const out = [];
+  const byIndex = new Map(cards.map((c) => [c.index, c]));
+  for (const v of apiVolumes) {
+    const c = byIndex.get(v.index);
+    if (!c) {
+      out.push({ v, field: 'card', want: 'a card', got: 'none' });
+      continue;
+    }
+    for (const [field, want, got] of [['state', v.state, c.state], ['shards', v.shards, c.shards],
+                                      ['shards text', String(v.shards), c.shardsText],
+                                      ['used', v.used, c.used], ['quota', v.quota, c.quota],
+                                      ['path', v.path, c.path]]) {
+      if (want !== got) out.push({ v, field, want, got });
+    }
+  }
+  if (cards.length !== apiVolumes.length) {
+    out.push({ v: { index: '*' }, field: 'count', want: apiVolumes.length, got: cards.length });
+  }
+  return out;
+}
+
+// The page polls every 2 s: retry until it shows the API's figures or kWaitMs passes.
+async function CheckVolumes(page, base) {
+  const deadline = Date.now() + kWaitMs;
+  let api;
+  let cards;
+  let bad;
+  do {
+    api = (await ApiGet(base, '/v1/volumes')).volumes;
+    cards = await ReadVolumeCards(page);
+    bad = VolumeMismatches(api, cards);
+    if (bad.length === 0) break;
+    await Sleep(500);
+  } while (Date.now() < deadline);
+  Check('one card per volume', cards.length === api.length,
+        `API has ${api.length} volumes, page shows ${cards.length}`);
+  for (const v of api) {
+    const mine = bad.filter((b) => b.v.index === v.index);
+    Check(`volume ${v.index} (${v.state}, ${v.shards} shards, ${v.used} of ${v.quota} bytes)`,
+          mine.length === 0,
+          mine.map((b) => `${b.field}: API ${JSON.stringify(b.want)}, page ${JSON.stringify(b.got)}`)
+              .join('; '));
+  }
+  const marked = cards.filter((c) => c.pathHasMarkup);
+  Check('volume paths shown as text, not markup', marked.length === 0,
+        `volumes ${marked.map((c) => c.index).join(',')} hold elements in .vol-path`);
+  return api;
+}
+
+async function CheckNode(page, base, volumes) {
+  const st = await ApiGet(base, '/v1/status');
+  const text = (sel) => page.locator(sel).first().textContent({ timeout: kWaitMs });
+  const version = (await text('#node-version')).trim();
+  Check('version shown', version === st.version, `API ${st.version}, page "${version}"`);
+  const store = (await text('#store-id')).trim();
+  Check('store id shown', store === st.store_id, `API ${st.store_id}, page "${store}"`);
+  const addr = (await text('#api-addr')).trim();
+  Check('API address shown', addr === st.api_addr, `API ${st.api_addr}, page "${addr}"`);
+  const uptime = (await text('#uptime')).trim();
+  const shown = Number(await page.locator('#uptime').getAttribute('data-seconds'));
+  Check('uptime shown, human readable',
+        /^(\d+s|\d+m \d\ds|\d+h \d\dm|\d+d \d+h)$/.test(uptime) &&
+            Math.abs(shown - st.uptime_seconds) < 10,
+        `page "${uptime}" (${shown} s), API ${st.uptime_seconds} s`);
+  const total = Number(await page.locator('#total-shards').getAttribute('data-value'));
+  const sum = volumes.reduce((a, v) => a + v.shards, 0);
+  Check('total shards', total === st.shards && total === sum,
+        `page ${total}, /v1/status ${st.shards}, sum of /v1/volumes ${sum}`);
+  const corrupt = Number(await page.locator('#scrub-corrupt').getAttribute('data-value'));
+  Check('scrub corrupt count', corrupt === st.scrub.corrupt_found,
+        `page ${corrupt}, API ${st.scrub.corrupt_found}`);
+  const chart = await page.locator('#throughput-chart').boundingBox();
+  Check('throughput chart drawn', chart !== null && chart.width > 100 && chart.height > 50,
+        `canvas box ${JSON.stringify(chart)}`);
+  Check('no unreachable banner while the daemon runs',
+        await page.locator('#unreachable').isHidden(), 'the banner is visible');
+}
+
+// The admin token stays in this tab's sessionStorage, nowhere else.
+async function CheckToken(page) {
+  await page.fill('#admin-token', 'not-the-token');
+  const stored = await page.evaluate(() => [sessionStorage.getItem('dfrp-admin-token'),
+                                            localStorage.length]);
+  Check('admin token kept in sessionStorage only',
+        stored[0] === 'not-the-token' && stored[1] === 0, `got ${JSON.stringify(stored)}`);
+  await page.fill('#admin-token', '');
+}
+
+// Cut the page off from /v1/status: the banner shows, then goes once the route is back.
+async function CheckBanner(page) {
+  const cut = (route) => route.abort('connectionrefused');
+  await page.route('**/v1/status', cut);
+  try {
+    await page.locator('#unreachable').waitFor({ state: 'visible', timeout: kWaitMs });
+    Pass('unreachable banner shows when a poll fails');
+  } catch (e) {
+    Fail('unreachable banner shows when a poll fails', e.message.split('\n')[0]);
+  }
+  await page.unroute('**/v1/status', cut);
+  try {
+    await page.locator('#unreachable').waitFor({ state: 'hidden', timeout: kWaitMs });
+    Pass('unreachable banner goes when the daemon answers again');
+  } catch (e) {
+    Fail('unreachable banner goes when the daemon answers again', e.message.split('\n')[0]);
+  }
+}
+
+async function LoadPlaywright() {
+  try {
+    return (await import('playwright-core')).chromium;
+  } catch (e) {
+    Fail('playwright-core', `cannot import it (${e.message.split('\n')[0]}): run ` +
+         '`npm ci --ignore-scripts` in the repository root (scripts/setup.sh does)');
+    return null;
+  }
+}
+
+async function Main() {
+  const [base, outDir] = process.argv.slice(2);
+  if (!base || !outDir) {
+    console.error('usage: node dashboard_test.mjs URL OUTPUT_DIR');
+    return 2;
+  }
+  const origin = new URL(base).origin;
+  const chromium = await LoadPlaywright();
+  if (!fs.existsSync(kChromium)) {
+    Fail('chromium', `${kChromium} is missing: apt-get install chromium (scripts/setup.sh does)`);
+  }
+  if (!chromium || failures > 0) return 1;
+
+  fs.mkdirSync(outDir, { recursive: true });
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'dfrp-dashboard-chromium-'));
+  const outside = [];
+  const errors = [];
+  let phase = 'load';  // console errors count outside the deliberate outage only
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: kChromium, headless: true, args: kArgs,
+    viewport: { width: 1280, height: 900 }, timeout: 60000 });
+  try {
+    const page = context.pages()[0] || (await context.newPage());
+    page.on('request', (r) => {
+      const u = new URL(r.url());
+      if (u.protocol !== 'data:' && u.origin !== origin) outside.push(r.url());
+    });
+    page.on('console', (m) => {
+      if (m.type() === 'error' && phase !== 'outage') errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+
+    const res = await page.goto(origin + '/', { waitUntil: 'load', timeout: kWaitMs });
+    Check('GET / serves the page', res && res.status() === 200 &&
+          /text\/html/.test(res.headers()['content-type'] || ''),
+          `status ${res && res.status()}, content-type ${res && res.headers()['content-type']}`);
+    await page.waitForSelector('[data-volume]', { timeout: kWaitMs });
+    phase = 'main';
+    const volumes = await CheckVolumes(page, base);
+    await CheckNode(page, base, volumes);
+    await CheckToken(page);
+
+    const shot = path.resolve(outDir, 'dashboard.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`# screenshot: ${shot}`);
+
+    phase = 'outage';
+    await CheckBanner(page);
+    phase = 'main';
+    await Sleep(2500);  // one more poll after the outage, for late errors
+    Check('no request outside the daemon', outside.length === 0, outside.join(', '));
+    Check('no console errors', errors.length === 0, errors.join(' | '));
+  } finally {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+  return failures > 0 ? 1 : 0;
+}
+
+const watchdog = setTimeout(() => {
+  Fail('time', 'the test ran over 150 s');
+  process.exit(1);
+}, 150000);
+watchdog.unref();
+
+Main().then((code) => {
+  console.log(code === 0 ? '# all checks passed' : `# ${failures} check(s) failed`);
+  process.exit(code);
+}, (e) => {
+  Fail('run', e.stack || String(e));
+  process.exit(1);
+});
