@@ -1,13 +1,16 @@
 #include "dfrp/cli/storage_cli.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -17,13 +20,16 @@
 #include <vector>
 
 #include "dfrp/cli/progress.h"
+#include "dfrp/cli/remote.h"
 #include "dfrp/cli/storage_cli_extra.h"
+#include "dfrp/cli/storage_cli_internal.h"
 #include "dfrp/cli/volume_cli.h"
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/file_system.h"
 #include "dfrp/node/token.h"
 #include "dfrp/node/views.h"
+#include "dfrp/storage/metadata.h"
 #include "dfrp/storage/store.h"
 
 namespace dfrp::cli {
@@ -48,34 +54,6 @@ Result<core::Uuid> ParseShardId(const std::string& text) {
   return *id;
 }
 
-namespace {
-
-struct GlobalOptions {
-  std::string config;
-  bool json = false;
-  bool quiet = false;
-};
-
-struct WriteOptions {
-  std::vector<std::string> files;
-  std::string files_from;
-  std::vector<std::string> meta;
-  std::string vector;
-  uint32_t leaf_size = 0;
-  std::string content_type = "application/octet-stream";
-  std::string owner;
-};
-
-struct Context {
-  GlobalOptions g;
-  core::NodeConfig config;
-  bool progress = false;
-
-  void Notice(const std::string& msg) const {
-    if (!g.quiet) std::fprintf(stderr, "dfrp-storage: %s\n", msg.c_str());
-  }
-};
-
 void PrintJson(const json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
 Result<std::unique_ptr<Store>> OpenStore(Context& ctx, Store::Mode mode) {
@@ -85,6 +63,43 @@ Result<std::unique_ptr<Store>> OpenStore(Context& ctx, Store::Mode mode) {
   return store;
 }
 
+Status WriteAllToFd(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "cannot write", "standard output");
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::OK();
+}
+
+namespace {
+
+// init-storage beside a running dfrpd: the store exists, so init-storage has nothing to do
+// when every configured drive is already one of its volumes; it says so as it would without
+// the daemon (a read-only open is safe beside it). Laying out a new volume is a write: refused.
+Result<storage::InitReport> InitBesideDaemon(Context& ctx) {
+  DFRP_ASSIGN_OR_RETURN(auto store, Store::Open(ctx.config, Store::Mode::kRead, {}));
+  const auto vols = store->ListVolumes();
+  storage::InitReport r;
+  r.store_id = store->store_id();
+  for (const auto& d : ctx.config.drives) {
+    bool there = false;
+    for (const auto& v : vols)
+      there = there || (static_cast<int>(v.index) == d.index && v.path == d.path &&
+                        v.state != storage::VolumeState::kUninitialized &&
+                        v.state != storage::VolumeState::kMissing);
+    if (!there)
+      return Err(ctx.remote->Refuse(
+          "init-storage",
+          fmt::format("it would lay out DRIVE_{} ({}) as a new volume", d.index, d.path)));
+    r.already.push_back(static_cast<uint32_t>(d.index));
+  }
+  return r;
+}
+
 Status CmdInit(Context& ctx, bool create) {
   storage::StoreOptions opt;
   opt.create_missing_drive_folders = create || ctx.config.is_embedded_default;
@@ -92,14 +107,18 @@ Status CmdInit(Context& ctx, bool create) {
     ctx.Notice(
         "no config found (--config, DFRP_CONFIG, ./dfrp.toml, ./.env): using the embedded "
         "default, two 64 MiB drives under ./dfrp-data");
-  DFRP_ASSIGN_OR_RETURN(storage::InitReport r, Store::Init(ctx.config, opt));
-  // The admin token dfrpd's API asks for (docs/API.md), readable by this user only.
-  DFRP_RETURN_IF_ERROR(node::EnsureApiToken(ctx.config.state_dir).status());
+  storage::InitReport r;
+  if (ctx.remote) {
+    // The daemon wrote the admin token when it started.
+    DFRP_ASSIGN_OR_RETURN(r, InitBesideDaemon(ctx));
+  } else {
+    DFRP_ASSIGN_OR_RETURN(r, Store::Init(ctx.config, opt));
+    // The admin token dfrpd's API asks for (docs/API.md), readable by this user only.
+    DFRP_RETURN_IF_ERROR(node::EnsureApiToken(ctx.config.state_dir).status());
+  }
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
-  auto vols = store->ListVolumes();
+  const json arr = VolumesJson(store->ListVolumes());
   if (ctx.g.json) {
-    json arr = json::array();
-    for (const auto& v : vols) arr.push_back(VolumeJson(v));
     PrintJson({{"store_id", r.store_id.ToString()},
                {"new_store", r.new_store},
                {"adopted", r.adopted},
@@ -114,141 +133,7 @@ Status CmdInit(Context& ctx, bool create) {
                 r.new_store ? "new" : (r.adopted ? "adopted from its drives" : "existing"),
                 ctx.config.state_dir.c_str());
     for (uint32_t v : r.initialized) std::printf("initialized volume %u\n", v);
-    PrintVolumes(ctx.g.json, vols);
-  }
-  return Status::OK();
-}
-
-Result<std::vector<float>> ParseVector(const std::string& text) {
-  std::vector<float> out;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t comma = text.find(',', pos);
-    if (comma == std::string::npos) comma = text.size();
-    std::string item = text.substr(pos, comma - pos);
-    char* end = nullptr;
-    float f = std::strtof(item.c_str(), &end);
-    if (item.empty() || end == item.c_str() || *end != '\0' || !std::isfinite(f))
-      return Err(Status::InvalidArgument(
-          fmt::format("--vector item {} ('{}') is not a number: write numbers separated by commas, "
-                      "such as --vector 0.1,0.5,-2",
-                      out.size() + 1, item)));
-    out.push_back(f);
-    pos = comma + 1;
-  }
-  return out;
-}
-
-Result<storage::ShardMetadata> MetadataFrom(const WriteOptions& w) {
-  storage::ShardMetadata m;
-  m.content_type = w.content_type;
-  m.owner = w.owner;
-  if (w.leaf_size != 0) {
-    if (w.leaf_size < 512 || w.leaf_size > (1u << 20) || (w.leaf_size & (w.leaf_size - 1)) != 0)
-      return Err(Status::InvalidArgument(
-          fmt::format("--leaf-size {} is not a power of two between 512 and 1048576 (such as 4096)",
-                      w.leaf_size)));
-    m.leaf_size = w.leaf_size;
-  } else {
-    m.leaf_size = 0;  // the store's LEAF_SIZE
-  }
-  if (!w.vector.empty()) {
-    DFRP_ASSIGN_OR_RETURN(m.vector, ParseVector(w.vector));
-  }
-  for (const std::string& kv : w.meta) {
-    size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return Err(Status::InvalidArgument(
-          fmt::format("--meta '{}' is not key=value: write it like --meta project=alpha", kv)));
-    std::string key = kv.substr(0, eq);
-    if (m.tags.count(key))
-      return Err(Status::InvalidArgument(fmt::format("--meta {} is given twice; keep one", key)));
-    m.tags[key] = kv.substr(eq + 1);
-  }
-  return m;
-}
-
-Result<std::vector<std::string>> InputList(const WriteOptions& w) {
-  std::vector<std::string> files = w.files;
-  if (!w.files_from.empty()) {
-    auto text = core::ReadWholeFile(core::DefaultFileSystem(), w.files_from);
-    if (!text)
-      return Err(Status::InvalidArgument(
-          fmt::format("--files-from {}: {}", w.files_from, text.error().message())));
-    size_t pos = 0;
-    while (pos < text->size()) {
-      size_t nl = text->find('\n', pos);
-      if (nl == std::string::npos) nl = text->size();
-      if (nl > pos) files.push_back(text->substr(pos, nl - pos));
-      pos = nl + 1;
-    }
-  }
-  if (files.empty())
-    return Err(Status::InvalidArgument(
-        "write-shard needs FILE arguments, - for standard input, or --files-from LIST"));
-  return files;
-}
-
-Status CmdWrite(Context& ctx, const WriteOptions& w) {
-  DFRP_ASSIGN_OR_RETURN(std::vector<std::string> files, InputList(w));
-  DFRP_ASSIGN_OR_RETURN(storage::ShardMetadata base, MetadataFrom(w));
-  int stdin_uses = 0;
-  std::vector<storage::WriteRequest> batch;
-  batch.reserve(files.size());
-  for (const std::string& f : files) {
-    storage::WriteRequest req;
-    req.name = f;
-    req.meta = base;
-    if (f == "-") {
-      if (++stdin_uses > 1)
-        return Status::InvalidArgument("- (standard input) can be given only once");
-      req.input = core::SequentialFileFromFd(0, "standard input");
-    } else {
-      struct stat st;
-      const bool exists = ::stat(f.c_str(), &st) == 0;
-      if (exists && S_ISDIR(st.st_mode))
-        return Status::InvalidArgument(fmt::format("{} is a folder: give the files inside it", f));
-      if (exists && !S_ISREG(st.st_mode)) {
-        // A pipe or device (such as <(command)): read it once, like standard input.
-        auto stream = core::DefaultFileSystem()->OpenSequential(f);
-        if (!stream) return stream.error();
-        req.input = std::move(*stream);
-      } else if (exists) {
-        req.size_hint = static_cast<int64_t>(st.st_size);
-      }
-      req.path = f;
-    }
-    batch.push_back(std::move(req));
-  }
-  DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kWrite));
-  const size_t notices_before = store->notices().size();
-  ProgressBar bar("writing", ctx.progress);
-  DFRP_ASSIGN_OR_RETURN(auto written,
-                        store->Write(batch, [&](uint64_t d, uint64_t t) { bar.Update(d, t); }));
-  bar.Finish();
-  for (size_t i = notices_before; i < store->notices().size(); ++i) ctx.Notice(store->notices()[i]);
-  if (ctx.g.json) {
-    json arr = json::array();
-    for (const auto& s : written) arr.push_back(node::WrittenJson(s));
-    PrintJson(arr);
-  } else if (!ctx.g.quiet) {
-    for (const auto& s : written)
-      std::printf("%s  %s  %llu  volume %u  %s\n", s.id.ToString().c_str(), RootHex(s.root).c_str(),
-                  static_cast<unsigned long long>(s.size), s.volume, s.name.c_str());
-  } else {
-    for (const auto& s : written) std::printf("%s\n", s.id.ToString().c_str());
-  }
-  return Status::OK();
-}
-
-Status WriteAllToFd(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, "cannot write", "standard output");
-    }
-    data.remove_prefix(static_cast<size_t>(n));
+    PrintVolumes(ctx.g.json, arr);
   }
   return Status::OK();
 }
@@ -316,6 +201,30 @@ Status ReadToFile(Context& ctx, const std::function<Status(const storage::SinkFn
   return fs->SyncDir(core::DirName(out_path));
 }
 
+// The payload of a read through dfrpd: GET /v1/shards/{id}, with a Range for --range. The
+// range is checked against the shard's size first (its metadata), so that a range past the end
+// fails as the direct path fails, rather than as HTTP clamps it.
+Result<std::function<Status(const storage::SinkFn&)>> ReadThroughDaemon(
+    Context& ctx, const core::Uuid& id, const std::optional<std::pair<uint64_t, uint64_t>>& r) {
+  const std::string target = "/v1/shards/" + id.ToString();
+  node::HttpHeaders headers;
+  if (r) {
+    DFRP_ASSIGN_OR_RETURN(json meta, ctx.remote->Call("GET", target + "/meta"));
+    const uint64_t size = meta.value("size", uint64_t{0});
+    const auto [offset, length] = *r;
+    if (offset > size || length > size - offset)
+      return Err(Status::InvalidArgument(fmt::format(
+          "range {}:{} runs past the end of shard {} ({} bytes): give OFFSET:LENGTH within it",
+          offset, length, id.ToString(), size)));
+    if (length == 0) return [](const storage::SinkFn&) { return Status::OK(); };
+    headers.emplace_back("Range", fmt::format("bytes={}-{}", offset, offset + length - 1));
+  }
+  Remote* remote = ctx.remote;
+  return [remote, target, headers](const storage::SinkFn& sink) {
+    return remote->Download(target, headers, sink);
+  };
+}
+
 Status CmdRead(Context& ctx, const std::string& id_text, const std::string& out_path,
                const std::string& range) {
   DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(id_text));
@@ -323,15 +232,21 @@ Status CmdRead(Context& ctx, const std::string& id_text, const std::string& out_
   if (!range.empty()) {
     DFRP_ASSIGN_OR_RETURN(r, ParseRange(range));
   }
-  DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
-  // --range reads and verifies only the leaves it touches (storage/shard_reader.h).
+  std::unique_ptr<Store> store;
   std::optional<storage::ShardReader> reader;
-  if (r) {
-    DFRP_ASSIGN_OR_RETURN(reader, store->OpenShard(id));
+  std::function<Status(const storage::SinkFn&)> produce;
+  if (ctx.remote) {
+    DFRP_ASSIGN_OR_RETURN(produce, ReadThroughDaemon(ctx, id, r));
+  } else {
+    DFRP_ASSIGN_OR_RETURN(store, OpenStore(ctx, Store::Mode::kRead));
+    // --range reads and verifies only the leaves it touches (storage/shard_reader.h).
+    if (r) {
+      DFRP_ASSIGN_OR_RETURN(reader, store->OpenShard(id));
+    }
+    produce = [&](const storage::SinkFn& sink) {
+      return r ? reader->ReadRange(r->first, r->second, sink, 0) : store->Read(id, sink);
+    };
   }
-  auto produce = [&](const storage::SinkFn& sink) {
-    return r ? reader->ReadRange(r->first, r->second, sink, 0) : store->Read(id, sink);
-  };
   if (out_path.empty() || out_path == "-")
     return produce([](std::string_view chunk) { return WriteAllToFd(1, chunk); });
   uint64_t bytes = 0;
@@ -340,54 +255,50 @@ Status CmdRead(Context& ctx, const std::string& id_text, const std::string& out_
   return Status::OK();
 }
 
-Status CmdVerify(Context& ctx, const std::vector<std::string>& ids, bool all) {
-  if (all == !ids.empty())
-    return Status::InvalidArgument("verify-shard needs shard ids or --all (not both)");
-  std::vector<core::Uuid> parsed;
-  for (const auto& t : ids) {
-    DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(t));
-    parsed.push_back(id);
+// One line of verify-shard, from its JSON element (node::VerifyJson, or POST .../verify).
+void PrintVerifyLine(const json& r) {
+  const std::string id = r["shard_id"].get<std::string>();
+  if (r["ok"].get<bool>())
+    std::printf("ok       %s\n", id.c_str());
+  else if (!r.contains("segment"))
+    std::printf("MISSING  %s  %s\n", id.c_str(), r.value("error", "").c_str());
+  else
+    std::printf("CORRUPT  %s  volume %u, %s at offset %llu: %s\n", id.c_str(),
+                r["volume"].get<uint32_t>(), r["segment"].get<std::string>().c_str(),
+                static_cast<unsigned long long>(r["offset"].get<uint64_t>()),
+                r.value("error", "").c_str());
+}
+
+// verify-shard ID through dfrpd. A shard the daemon cannot locate (404 for an unknown one) is
+// reported as the direct path reports it, a MISSING line, and the next id is verified.
+Result<json> VerifyThroughDaemon(Context& ctx, const core::Uuid& id) {
+  DFRP_ASSIGN_OR_RETURN(node::HttpResponse r,
+                        ctx.remote->Exchange("POST", "/v1/shards/" + id.ToString() + "/verify"));
+  if (r.status == 200) {
+    json j = json::parse(r.body, nullptr, false);
+    if (j.is_object() && j.contains("ok")) return j;
   }
-  DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
-  std::vector<storage::VerifyResult> results;
-  ProgressBar bar("verifying", ctx.progress);
-  auto collect = [&](const storage::VerifyResult& r) {
-    results.push_back(r);
-    if (!ctx.g.json && (!r.ok || !ctx.g.quiet)) {
-      bar.Finish();
-      if (r.ok)
-        std::printf("ok       %s\n", r.id.ToString().c_str());
-      else if (r.segment_path.empty())
-        std::printf("MISSING  %s  %s\n", r.id.ToString().c_str(), r.status.message().c_str());
-      else
-        std::printf("CORRUPT  %s  volume %u, %s at offset %llu: %s\n", r.id.ToString().c_str(),
-                    r.location.volume, r.segment_path.c_str(),
-                    static_cast<unsigned long long>(r.location.offset), r.status.message().c_str());
-    }
-  };
-  auto progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
-  if (all) {
-    DFRP_RETURN_IF_ERROR(store->VerifyAll(collect, progress));
-  } else {
-    for (const auto& id : parsed) collect(store->Verify(id, progress));
-  }
-  bar.Finish();
-  if (ctx.g.json) {
-    json arr = json::array();
-    for (const auto& r : results) arr.push_back(VerifyJson(r));
-    PrintJson(arr);
-  }
-  // The worst outcome decides the exit code: corruption over absence.
+  const Status s = ctx.remote->StatusOf(r);
+  if (r.status != 404 && r.status != 500) return Err(s);
+  return json{{"shard_id", id.ToString()},
+              {"ok", false},
+              {"error", s.message()},
+              {"error_code", node::StatusCodeName(s)}};
+}
+
+// The worst outcome decides the exit code: corruption over absence.
+Status VerifyOutcome(const Context& ctx, const json& results) {
   size_t corrupt = 0, missing = 0, other = 0;
   Status first_other;
   for (const auto& r : results) {
-    if (r.ok) continue;
-    if (r.status.IsCorruption())
+    if (r["ok"].get<bool>()) continue;
+    const std::string code = r.value("error_code", "");
+    if (code == "integrity")
       ++corrupt;
-    else if (r.status.IsNotFound())
+    else if (code == "not_found")
       ++missing;
     else if (other++ == 0)
-      first_other = r.status;
+      first_other = StatusFromCodeName(code, r.value("error", ""));
   }
   if (corrupt > 0)
     return Status::Corruption(
@@ -400,34 +311,90 @@ Status CmdVerify(Context& ctx, const std::vector<std::string>& ids, bool all) {
   return Status::OK();
 }
 
-Status CmdStat(Context& ctx, const std::string& id_text) {
-  DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(id_text));
-  DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
-  DFRP_ASSIGN_OR_RETURN(storage::ShardInfo info, store->Stat(id));
-  const auto& m = info.metadata;
-  json j = node::ShardInfoJson(id, info);
-  if (ctx.g.json) {
-    PrintJson(j);
-    return Status::OK();
+// verify-shard --all reads every shard of the store directly even while dfrpd runs: a
+// read-only open is safe beside the daemon, and the API has no list of shards to walk.
+Status CmdVerify(Context& ctx, const std::vector<std::string>& ids, bool all) {
+  if (all == !ids.empty())
+    return Status::InvalidArgument("verify-shard needs shard ids or --all (not both)");
+  std::vector<core::Uuid> parsed;
+  for (const auto& t : ids) {
+    DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(t));
+    parsed.push_back(id);
   }
+  json results = json::array();
+  ProgressBar bar("verifying", ctx.progress);
+  auto collect = [&](json r) {
+    if (!ctx.g.json && (!r["ok"].get<bool>() || !ctx.g.quiet)) {
+      bar.Finish();
+      PrintVerifyLine(r);
+    }
+    results.push_back(std::move(r));
+  };
+  if (ctx.remote && !all) {
+    for (const auto& id : parsed) {
+      DFRP_ASSIGN_OR_RETURN(json r, VerifyThroughDaemon(ctx, id));
+      collect(std::move(r));
+    }
+  } else {
+    DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
+    auto progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
+    auto each = [&](const storage::VerifyResult& r) { collect(VerifyJson(r)); };
+    if (all) {
+      DFRP_RETURN_IF_ERROR(store->VerifyAll(each, progress));
+    } else {
+      for (const auto& id : parsed) each(store->Verify(id, progress));
+    }
+  }
+  bar.Finish();
+  if (ctx.g.json) PrintJson(results);
+  return VerifyOutcome(ctx, results);
+}
+
+// stat-shard's output, from the JSON of node::ShardInfoJson (GET /v1/shards/{id}/meta).
+void PrintShardInfo(const json& j) {
   std::printf(
       "shard_id      %s\nmerkle_root   %s\nsize          %llu\nleaf_size     %u\n"
       "volume        %u (%s)\nsegment       %s at offset %llu\ncontent_type  %s\n"
       "created       %s\n",
-      id.ToString().c_str(), RootHex(info.location.root).c_str(),
-      static_cast<unsigned long long>(m.size), m.leaf_size, info.location.volume,
-      info.volume_path.c_str(), info.segment_path.c_str(),
-      static_cast<unsigned long long>(info.location.offset), m.content_type.c_str(),
-      IsoTime(m.created_unix_ms).c_str());
-  if (!m.owner.empty()) std::printf("owner         %s\n", m.owner.c_str());
-  if (!m.vector.empty()) std::printf("vector        %s\n", j["vector"].dump().c_str());
-  for (const auto& [k, v] : m.tags) std::printf("meta          %s=%s\n", k.c_str(), v.c_str());
+      j["shard_id"].get<std::string>().c_str(), j["merkle_root"].get<std::string>().c_str(),
+      static_cast<unsigned long long>(j["size"].get<uint64_t>()), j["leaf_size"].get<uint32_t>(),
+      j["volume"].get<uint32_t>(), j["volume_path"].get<std::string>().c_str(),
+      j["segment"].get<std::string>().c_str(),
+      static_cast<unsigned long long>(j["offset"].get<uint64_t>()),
+      j["content_type"].get<std::string>().c_str(), j["created"].get<std::string>().c_str());
+  if (j["owner"].is_string() && !j["owner"].get<std::string>().empty())
+    std::printf("owner         %s\n", j["owner"].get<std::string>().c_str());
+  if (j["vector"].is_array() && !j["vector"].empty())
+    std::printf("vector        %s\n", j["vector"].dump().c_str());
+  for (const auto& [k, v] : j["meta"].items())
+    std::printf("meta          %s=%s\n", k.c_str(), v.get<std::string>().c_str());
+}
+
+Status CmdStat(Context& ctx, const std::string& id_text) {
+  DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(id_text));
+  json j;
+  if (ctx.remote) {
+    DFRP_ASSIGN_OR_RETURN(j, ctx.remote->Call("GET", "/v1/shards/" + id.ToString() + "/meta"));
+  } else {
+    DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
+    DFRP_ASSIGN_OR_RETURN(storage::ShardInfo info, store->Stat(id));
+    j = node::ShardInfoJson(id, info);
+  }
+  if (ctx.g.json)
+    PrintJson(j);
+  else
+    PrintShardInfo(j);
   return Status::OK();
 }
 
 Status CmdListVolumes(Context& ctx) {
+  if (ctx.remote) {
+    DFRP_ASSIGN_OR_RETURN(json j, ctx.remote->Call("GET", "/v1/volumes"));
+    PrintVolumes(ctx.g.json, j.value("volumes", json::array()));
+    return Status::OK();
+  }
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
-  PrintVolumes(ctx.g.json, store->ListVolumes());
+  PrintVolumes(ctx.g.json, VolumesJson(store->ListVolumes()));
   return Status::OK();
 }
 
@@ -460,8 +427,10 @@ int RunStorageCli(int argc, char** argv) {
   init->add_flag("--create", create, "create drive folders that do not exist yet");
 
   WriteOptions w;
-  auto* write = app.add_subcommand("write-shard",
-                                   "store files (or - for standard input) as shards, one batch");
+  auto* write = app.add_subcommand(
+      "write-shard",
+      "store files (or - for standard input) as shards, one batch (while dfrpd runs: one "
+      "write per file, through its API)");
   write->add_option("files", w.files, "files to store; - reads standard input");
   write->add_option("--files-from", w.files_from, "a file listing paths to store, one per line");
   write->add_option("--meta", w.meta, "key=value metadata (repeatable)")->allow_extra_args(false);
@@ -483,7 +452,8 @@ int RunStorageCli(int argc, char** argv) {
   auto* verify =
       app.add_subcommand("verify-shard", "recompute Merkle roots and report corrupt shards");
   verify->add_option("ids", verify_ids, "shard ids");
-  verify->add_flag("--all", verify_all, "verify every shard in the store");
+  verify->add_flag("--all", verify_all,
+                   "verify every shard in the store (read directly, even while dfrpd runs)");
 
   auto* list = app.add_subcommand("list-volumes", "show each volume's quota, use and state");
   std::string stat_id;
@@ -509,16 +479,25 @@ int RunStorageCli(int argc, char** argv) {
     if (!config) return Fail(config.error());
     ctx.config = *config;
   }
+  // While dfrpd serves this store, commands go through its API (remote.h).
+  std::unique_ptr<Remote> remote;
+  if (chosen == nullptr || chosen->needs_config) {
+    auto found = Remote::Find(ctx.config);
+    if (!found) return Fail(found.error());
+    remote = std::move(*found);
+    ctx.remote = remote.get();
+  }
   if (chosen != nullptr) {
     const Status es = chosen->run(
-        ctx.config, CliFlags{ctx.g.json, ctx.g.quiet, !ctx.g.quiet && StderrIsTerminal()});
+        ctx.config,
+        CliFlags{ctx.g.json, ctx.g.quiet, !ctx.g.quiet && StderrIsTerminal(), ctx.remote});
     return es.ok() ? core::kExitOk : Fail(es);
   }
   ctx.progress = !ctx.g.quiet && StderrIsTerminal();
 
   Status s;
   if (volume_commands.chosen())
-    s = volume_commands.Run({&ctx.config, ctx.g.json, ctx.g.quiet, ctx.progress});
+    s = volume_commands.Run({&ctx.config, ctx.g.json, ctx.g.quiet, ctx.progress, ctx.remote});
   else if (*init)
     s = CmdInit(ctx, create);
   else if (*write)

@@ -16,10 +16,13 @@
 
 namespace dfrp::cli {
 
+class Remote;
+
 struct CliFlags {
   bool json = false;
   bool quiet = false;
-  bool progress = false;  // stderr is a terminal and not --quiet
+  bool progress = false;     // stderr is a terminal and not --quiet
+  Remote* remote = nullptr;  // the dfrpd serving the store, if one runs (remote.h)
 };
 
 struct ExtraCommand {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "dfrp/cli/remote.h"
 #include "dfrp/cli/storage_cli_extra.h"
 #include "dfrp/fuse/fuse_view.h"
 #include "dfrp/storage/store.h"
@@ -21,6 +22,10 @@ struct MountArgs {
 };
 
 Status CmdMount(const core::NodeConfig& config, const CliFlags& f, const MountArgs& a) {
+  // The view would read beside the daemon, but it lives as long as the mount, across
+  // migrations the daemon runs: serve shards from the daemon's API instead.
+  if (f.remote)
+    return f.remote->Refuse("mount", "read shards through the daemon (GET /v1/shards/{id})");
   DFRP_ASSIGN_OR_RETURN(auto store, storage::Store::Open(config, storage::Store::Mode::kRead, {}));
   for (const auto& n : store->notices()) PrintNotice(f, n);
   fuse::FuseViewOptions opt;

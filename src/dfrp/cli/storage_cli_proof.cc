@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "dfrp/cli/remote.h"
 #include "dfrp/cli/storage_cli_extra.h"
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/file_system.h"
@@ -104,8 +105,27 @@ struct ProveArgs {
   std::string out;
 };
 
+// A proof or audit answer from dfrpd, decoded as verify-proof decodes one: the same ProofSet
+// the direct path builds, printed by the same Emit.
+Result<ProofSet> ProofFromDaemon(Remote& remote, const std::string& target) {
+  DFRP_ASSIGN_OR_RETURN(std::string text, remote.GetText(target));
+  auto p = storage::DecodeProof(text);
+  if (!p)
+    return Err(
+        Status::IOError(fmt::format("dfrpd at {} answered {} with a proof that does not "
+                                    "decode: {}",
+                                    remote.info().url, target, p.error().message())));
+  return std::move(*p);
+}
+
 Status CmdProve(const core::NodeConfig& config, const CliFlags& f, const ProveArgs& a) {
   DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(a.id));
+  if (f.remote) {
+    DFRP_ASSIGN_OR_RETURN(ProofSet p,
+                          ProofFromDaemon(*f.remote, fmt::format("/v1/shards/{}/proof?leaf={}",
+                                                                 id.ToString(), a.leaf)));
+    return Emit(p, a.out, f);
+  }
   DFRP_ASSIGN_OR_RETURN(auto store, OpenReader(config, f));
   DFRP_ASSIGN_OR_RETURN(storage::ShardReader reader, store->OpenShard(id));
   const uint64_t leaves[] = {a.leaf};
@@ -126,6 +146,14 @@ Status CmdAudit(const core::NodeConfig& config, const CliFlags& f, const AuditAr
   if (a.challenges == 0 || a.challenges > storage::kMaxAuditChallenges)
     return Status::InvalidArgument(fmt::format("--challenges {} is not between 1 and {}",
                                                a.challenges, storage::kMaxAuditChallenges));
+  if (f.remote) {
+    DFRP_ASSIGN_OR_RETURN(
+        ProofSet p,
+        ProofFromDaemon(*f.remote, fmt::format("/v1/shards/{}/audit?seed={}&"
+                                               "challenges={}",
+                                               id.ToString(), core::ToHex(seed), a.challenges)));
+    return Emit(p, a.out, f);
+  }
   DFRP_ASSIGN_OR_RETURN(auto store, OpenReader(config, f));
   DFRP_ASSIGN_OR_RETURN(storage::ShardReader reader, store->OpenShard(id));
   if (reader.leaves() == 0)

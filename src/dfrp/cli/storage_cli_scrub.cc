@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dfrp/cli/progress.h"
+#include "dfrp/cli/remote.h"
 #include "dfrp/cli/storage_cli_extra.h"
 #include "dfrp/storage/scrubber.h"
 #include "dfrp/storage/store.h"
@@ -67,6 +68,11 @@ Status CmdScrub(const core::NodeConfig& config, const CliFlags& f, const ScrubAr
   if (a.rate_mib < 0)
     return Status::InvalidArgument(
         fmt::format("--rate {} is negative: give MiB per second, or 0 for no limit", a.rate_mib));
+  // The daemon runs its own scrubber (SCRUB_RATE), and scrub.sqlite has one writer.
+  if (f.remote)
+    return f.remote->Refuse("scrub",
+                            "dfrpd scrubs in the background (SCRUB_RATE; GET /v1/status shows "
+                            "its progress and findings)");
   DFRP_ASSIGN_OR_RETURN(auto store, storage::Store::Open(config, storage::Store::Mode::kRead, {}));
   for (const auto& n : store->notices()) PrintNotice(f, n);
   DFRP_ASSIGN_OR_RETURN(

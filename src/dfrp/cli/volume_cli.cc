@@ -11,10 +11,11 @@
 #include <vector>
 
 #include "dfrp/cli/progress.h"
+#include "dfrp/cli/remote.h"
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/file_system.h"
-#include "dfrp/storage/migrate.h"
 #include "dfrp/node/views.h"
+#include "dfrp/storage/migrate.h"
 #include "dfrp/storage/store.h"
 
 namespace dfrp::cli {
@@ -26,24 +27,35 @@ using nlohmann::json;
 using node::VolumeJson;
 using storage::Store;
 
-void PrintVolumes(bool as_json, const std::vector<storage::VolumeInfo>& vols) {
+json VolumesJson(const std::vector<storage::VolumeInfo>& vols) {
+  json arr = json::array();
+  for (const auto& v : vols) arr.push_back(VolumeJson(v));
+  return arr;
+}
+
+void PrintVolumes(bool as_json, const json& vols) {
   if (as_json) {
-    json arr = json::array();
-    for (const auto& v : vols) arr.push_back(VolumeJson(v));
-    std::printf("%s\n", arr.dump(2).c_str());
+    std::printf("%s\n", vols.dump(2).c_str());
     return;
   }
   std::printf("%-6s %-13s %10s %10s %10s %8s  %s\n", "VOLUME", "STATE", "QUOTA", "USED", "FREE",
               "SHARDS", "PATH");
   for (const auto& v : vols) {
-    std::printf("%-6u %-13s %10s %10s %10s %8llu  %s\n", v.index, storage::VolumeStateName(v.state),
-                core::FormatBytes(v.quota).c_str(), core::FormatBytes(v.used).c_str(),
-                core::FormatBytes(v.free).c_str(), static_cast<unsigned long long>(v.shards),
-                v.path.empty() ? "(not configured)" : v.path.c_str());
-    if (!v.moved_from.empty())
+    const auto index = v["index"].get<uint32_t>();
+    const std::string path = v.value("path", "");
+    const std::string moved_from = v.value("moved_from", "");
+    const std::string problem = v.value("problem", "");
+    std::printf("%-6u %-13s %10s %10s %10s %8llu  %s\n", index,
+                v["state"].get<std::string>().c_str(),
+                core::FormatBytes(v["quota"].get<uint64_t>()).c_str(),
+                core::FormatBytes(v["used"].get<uint64_t>()).c_str(),
+                core::FormatBytes(v["free"].get<uint64_t>()).c_str(),
+                static_cast<unsigned long long>(v["shards"].get<uint64_t>()),
+                path.empty() ? "(not configured)" : path.c_str());
+    if (!moved_from.empty())
       std::printf("       moved here from %s (DRIVE_%u still names that path)\n",
-                  v.moved_from.c_str(), v.index);
-    if (!v.problem.empty()) std::printf("       ! %s\n", v.problem.c_str());
+                  moved_from.c_str(), index);
+    if (!problem.empty()) std::printf("       ! %s\n", problem.c_str());
   }
 }
 
@@ -96,75 +108,201 @@ struct VolumeCommands::Impl {
   }
   void ShowVolumes(Store& store) const {
     if (ctx->quiet) return;
-    PrintVolumes(ctx->json, store.ListVolumes());
+    PrintVolumes(ctx->json, VolumesJson(store.ListVolumes()));
+  }
+  Result<json> RemoteVolumes() const {
+    DFRP_ASSIGN_OR_RETURN(json j, ctx->remote->Call("GET", "/v1/volumes"));
+    return j.value("volumes", json::array());
+  }
+  Status ShowRemoteVolumes() const {
+    if (ctx->quiet) return Status::OK();
+    DFRP_ASSIGN_OR_RETURN(json vols, RemoteVolumes());
+    PrintVolumes(ctx->json, vols);
+    return Status::OK();
+  }
+  // POST /v1/volumes/{n}/{action} through the daemon.
+  Result<json> VolumePost(uint32_t v, std::string_view action, const json* body = nullptr) const {
+    return ctx->remote->Call("POST", fmt::format("/v1/volumes/{}/{}", v, action), body);
+  }
+
+  // The volumes a pause or resume without a number acts on: every volume (pause), or every
+  // paused or full one but not one a migration is copying: name it to cancel (resume).
+  static std::vector<uint32_t> Targets(const json& vols, bool resuming) {
+    std::vector<uint32_t> out;
+    for (const auto& v : vols) {
+      const std::string state = v["state"].get<std::string>();
+      if (!resuming ||
+          ((state == "paused" || state == "full") && v.value("migrating_to", "").empty()))
+        out.push_back(v["index"].get<uint32_t>());
+    }
+    return out;
   }
 
   Status Pause(bool all) {
-    DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
-    std::vector<uint32_t> targets;
-    if (!all && volume) {
-      targets.push_back(*volume);
-    } else {
-      for (const auto& v : store->ListVolumes()) targets.push_back(v.index);
-    }
     const std::string why = reason.empty() ? (all ? "pause-storage" : "pause") : reason;
+    std::vector<uint32_t> targets;
+    if (!all && volume) targets.push_back(*volume);
+    if (ctx->remote) {
+      if (targets.empty()) {
+        DFRP_ASSIGN_OR_RETURN(json vols, RemoteVolumes());
+        targets = Targets(vols, false);
+      }
+      const json body = {{"reason", why}};
+      for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(VolumePost(v, "pause", &body).status());
+      SayEach(targets, "paused volume {} (reads go on)");
+      return ShowRemoteVolumes();
+    }
+    DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
+    if (targets.empty()) targets = Targets(VolumesJson(store->ListVolumes()), false);
     for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(store->Pause(v, why));
-    if (!ctx->json)
-      for (uint32_t v : targets) Say(fmt::format("paused volume {} (reads go on)", v));
+    SayEach(targets, "paused volume {} (reads go on)");
     ShowVolumes(*store);
     return Status::OK();
+  }
+
+  void SayEach(const std::vector<uint32_t>& targets, std::string_view pattern) const {
+    if (ctx->json) return;
+    for (uint32_t v : targets) Say(fmt::format(fmt::runtime(pattern), v));
+  }
+
+  // resume --path's report, from the JSON of the check (the direct path's VolumeCheck, or
+  // the result of the daemon's resume operation).
+  Status PrintResumedCopy(const json& check) const {
+    const json j = {
+        {"volume", check.value("volume", 0u)},
+        {"path", check.value("path", "")},
+        {"segments", check.value("segments", uint64_t{0})},
+        // dfrpd's resume operation says "shards" (VolumeCheck's name).
+        {"shards_verified", check.value("shards_verified", check.value("shards", uint64_t{0}))},
+        {"bytes", check.value("bytes", uint64_t{0})},
+        {"resumed", true}};
+    if (ctx->json) {
+      std::printf("%s\n", j.dump(2).c_str());
+      return Status::OK();
+    }
+    const std::string to = j["path"].get<std::string>();
+    Say(fmt::format(
+        "verified the copy at {}: {} segment(s), {} shard(s), {}; volume {} now lives there "
+        "and takes writes again",
+        to, j["segments"].get<uint64_t>(), j["shards_verified"].get<uint64_t>(),
+        core::FormatBytes(j["bytes"].get<uint64_t>()), *volume));
+    Say(
+        fmt::format("the old copy stays until `dfrp-storage retire-source {}`; set DRIVE_{}={} "
+                    "in your config when convenient (the store remembers the move)",
+                    *volume, *volume, to));
+    return Status::OK();
+  }
+
+  Status ResumeFromCopy() {
+    const std::string to = Absolute(path);
+    if (ctx->remote) {
+      const json body = {{"path", to}};
+      DFRP_ASSIGN_OR_RETURN(json op, VolumePost(*volume, "resume", &body));
+      DFRP_ASSIGN_OR_RETURN(json result,
+                            ctx->remote->Follow(op, ctx->progress, [](std::string_view) {
+                              return std::string("verifying copy");
+                            }));
+      return PrintResumedCopy(result);
+    }
+    DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
+    ProgressBar bar("verifying copy", ctx->progress);
+    DFRP_ASSIGN_OR_RETURN(
+        storage::VolumeCheck check,
+        store->Resume(*volume, to, [&](uint64_t d, uint64_t t) { bar.Update(d, t); }));
+    bar.Finish();
+    return PrintResumedCopy({{"volume", check.volume},
+                             {"path", check.path},
+                             {"segments", check.segments},
+                             {"shards_verified", check.shards},
+                             {"bytes", check.bytes}});
   }
 
   Status Resume(bool all) {
     if (!path.empty() && (all || !volume))
       return Status::InvalidArgument("resume --path needs the volume number: resume N --path DIR");
-    DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
-    if (!path.empty()) {
-      const std::string to = Absolute(path);
-      ProgressBar bar("verifying copy", ctx->progress);
-      DFRP_ASSIGN_OR_RETURN(
-          storage::VolumeCheck check,
-          store->Resume(*volume, to, [&](uint64_t d, uint64_t t) { bar.Update(d, t); }));
-      bar.Finish();
-      if (ctx->json) {
-        std::printf("%s\n", json({{"volume", check.volume},
-                                  {"path", check.path},
-                                  {"segments", check.segments},
-                                  {"shards_verified", check.shards},
-                                  {"bytes", check.bytes},
-                                  {"resumed", true}})
-                                .dump(2)
-                                .c_str());
-        return Status::OK();
-      }
-      Say(fmt::format(
-          "verified the copy at {}: {} segment(s), {} shard(s), {}; volume {} now lives there "
-          "and takes writes again",
-          check.path, check.segments, check.shards, core::FormatBytes(check.bytes), *volume));
-      Say(
-          fmt::format("the old copy stays until `dfrp-storage retire-source {}`; set DRIVE_{}={} "
-                      "in your config when convenient (the store remembers the move)",
-                      *volume, *volume, check.path));
-      return Status::OK();
-    }
+    if (!path.empty()) return ResumeFromCopy();
     std::vector<uint32_t> targets;
-    if (!all && volume) {
-      targets.push_back(*volume);
-    } else {
-      // Every paused or full volume, but not one a migration is copying: name it to cancel.
-      for (const auto& v : store->ListVolumes())
-        if ((v.state == storage::VolumeState::kPaused || v.state == storage::VolumeState::kFull) &&
-            v.migrating_to.empty())
-          targets.push_back(v.index);
+    if (!all && volume) targets.push_back(*volume);
+    if (ctx->remote) {
+      if (targets.empty()) {
+        DFRP_ASSIGN_OR_RETURN(json vols, RemoteVolumes());
+        targets = Targets(vols, true);
+      }
+      for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(VolumePost(v, "resume").status());
+      SayEach(targets, "resumed volume {}");
+      return ShowRemoteVolumes();
     }
+    DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
+    if (targets.empty() && (all || !volume))
+      targets = Targets(VolumesJson(store->ListVolumes()), true);
     for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(store->Resume(v, "").status());
-    if (!ctx->json)
-      for (uint32_t v : targets) Say(fmt::format("resumed volume {}", v));
+    SayEach(targets, "resumed volume {}");
     ShowVolumes(*store);
     return Status::OK();
   }
 
+  // migrate's report, from its JSON (the direct path's MigrateReport, or the result of the
+  // daemon's migrate operation; copy_mib_per_s is worked out here for both).
+  Status PrintMigrated(const json& r) const {
+    const auto bytes = r.value("bytes", uint64_t{0});
+    const double copy_s = r.value("copy_seconds", 0.0);
+    const json j = {{"volume", r.value("volume", 0u)},
+                    {"from", r.value("from", "")},
+                    {"to", r.value("to", "")},
+                    {"already_there", r.value("already_there", false)},
+                    {"files", r.value("files", uint64_t{0})},
+                    {"bytes", bytes},
+                    {"shards_verified", r.value("shards_verified", uint64_t{0})},
+                    {"copy_seconds", copy_s},
+                    {"verify_seconds", r.value("verify_seconds", 0.0)},
+                    {"total_seconds", r.value("total_seconds", 0.0)},
+                    {"copy_mib_per_s", MiBps(bytes, copy_s)},
+                    {"resumed", r.value("resumed", false)},
+                    {"source_deleted", r.value("source_deleted", false)},
+                    {"source_bytes_deleted", r.value("source_bytes_deleted", uint64_t{0})}};
+    if (ctx->json) {
+      std::printf("%s\n", j.dump(2).c_str());
+      return Status::OK();
+    }
+    const auto v = j["volume"].get<uint32_t>();
+    const std::string from = j["from"].get<std::string>(), to = j["to"].get<std::string>();
+    const bool resumed = j["resumed"].get<bool>(), already = j["already_there"].get<bool>();
+    if (already) {
+      Say(fmt::format("volume {} already lives at {}{}", v, to,
+                      resumed ? "; writes to it are resumed" : ""));
+    } else {
+      Say(fmt::format("copied volume {} from {} to {}: {} in {} file(s), {:.1f} s ({:.0f} MiB/s)",
+                      v, from, to, core::FormatBytes(bytes), j["files"].get<uint64_t>(), copy_s,
+                      MiBps(bytes, copy_s)));
+      Say(fmt::format("verified {} shard(s) at the destination in {:.1f} s",
+                      j["shards_verified"].get<uint64_t>(), j["verify_seconds"].get<double>()));
+      Say(fmt::format(
+          "volume {} now lives at {}; {}", v, to,
+          resumed ? "writes to it are resumed"
+                  : "it stays paused until `dfrp-storage resume " + std::to_string(v) + "`"));
+    }
+    if (j["source_deleted"].get<bool>())
+      Say(fmt::format("deleted the old copy ({})",
+                      core::FormatBytes(j["source_bytes_deleted"].get<uint64_t>())));
+    else if (!already)
+      Say(fmt::format("the old copy in {} stays until `dfrp-storage retire-source {}`", from, v));
+    return Status::OK();
+  }
+
+  static std::string PhaseLabel(std::string_view phase) {
+    if (phase == "copy") return "copying";
+    if (phase == "verify") return "verifying";
+    return "";
+  }
+
   Status Migrate(bool resume) {
+    const std::string to = Absolute(path);
+    if (ctx->remote) {
+      const json body = {{"to", to}, {"resume", resume}, {"delete_source", delete_source}};
+      DFRP_ASSIGN_OR_RETURN(json op, VolumePost(*volume, "migrate", &body));
+      DFRP_ASSIGN_OR_RETURN(json result, ctx->remote->Follow(op, ctx->progress, PhaseLabel));
+      return PrintMigrated(result);
+    }
     storage::MigrateOptions mo;
     mo.resume = resume;
     mo.delete_source = delete_source;
@@ -178,55 +316,34 @@ struct VolumeCommands::Impl {
         verify_bar.Update(d, t);
       }
     };
-    const std::string to = Absolute(path);
     auto r = storage::MigrateVolume(*ctx->config, storage::StoreOptions(), *volume, to, mo);
     copy_bar.Finish();
     verify_bar.Finish();
     if (!r) return r.error();
-    if (ctx->json) {
-      std::printf("%s\n", json({{"volume", r->volume},
-                                {"from", r->from},
-                                {"to", r->to},
-                                {"already_there", r->already_there},
-                                {"files", r->files},
-                                {"bytes", r->bytes},
-                                {"shards_verified", r->shards_verified},
-                                {"copy_seconds", r->copy_seconds},
-                                {"verify_seconds", r->verify_seconds},
-                                {"total_seconds", r->total_seconds},
-                                {"copy_mib_per_s", MiBps(r->bytes, r->copy_seconds)},
-                                {"resumed", r->resumed},
-                                {"source_deleted", r->source_deleted},
-                                {"source_bytes_deleted", r->source_bytes_deleted}})
-                              .dump(2)
-                              .c_str());
-      return Status::OK();
-    }
-    if (r->already_there) {
-      Say(fmt::format("volume {} already lives at {}{}", r->volume, r->to,
-                      r->resumed ? "; writes to it are resumed" : ""));
-    } else {
-      Say(fmt::format("copied volume {} from {} to {}: {} in {} file(s), {:.1f} s ({:.0f} MiB/s)",
-                      r->volume, r->from, r->to, core::FormatBytes(r->bytes), r->files,
-                      r->copy_seconds, MiBps(r->bytes, r->copy_seconds)));
-      Say(fmt::format("verified {} shard(s) at the destination in {:.1f} s", r->shards_verified,
-                      r->verify_seconds));
-      Say(fmt::format("volume {} now lives at {}; {}", r->volume, r->to,
-                      r->resumed ? "writes to it are resumed"
-                                 : "it stays paused until `dfrp-storage resume " +
-                                       std::to_string(r->volume) + "`"));
-    }
-    if (r->source_deleted)
-      Say(fmt::format("deleted the old copy ({})", core::FormatBytes(r->source_bytes_deleted)));
-    else if (!r->already_there)
-      Say(fmt::format("the old copy in {} stays until `dfrp-storage retire-source {}`", r->from,
-                      r->volume));
-    return Status::OK();
+    return PrintMigrated({{"volume", r->volume},
+                          {"from", r->from},
+                          {"to", r->to},
+                          {"already_there", r->already_there},
+                          {"files", r->files},
+                          {"bytes", r->bytes},
+                          {"shards_verified", r->shards_verified},
+                          {"copy_seconds", r->copy_seconds},
+                          {"verify_seconds", r->verify_seconds},
+                          {"total_seconds", r->total_seconds},
+                          {"resumed", r->resumed},
+                          {"source_deleted", r->source_deleted},
+                          {"source_bytes_deleted", r->source_bytes_deleted}});
   }
 
   Status Retire() {
-    DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
-    DFRP_ASSIGN_OR_RETURN(uint64_t freed, store->RetireSource(*volume));
+    uint64_t freed = 0;
+    if (ctx->remote) {
+      DFRP_ASSIGN_OR_RETURN(json j, VolumePost(*volume, "retire-source"));
+      freed = j.value("bytes_deleted", uint64_t{0});
+    } else {
+      DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
+      DFRP_ASSIGN_OR_RETURN(freed, store->RetireSource(*volume));
+    }
     if (ctx->json)
       std::printf("%s\n", json({{"volume", *volume}, {"bytes_deleted", freed}}).dump(2).c_str());
     Say(fmt::format("deleted the old copy of volume {} ({})", *volume, core::FormatBytes(freed)));
@@ -234,6 +351,7 @@ struct VolumeCommands::Impl {
   }
 
   Status Rebuild() {
+    if (ctx->remote) return ctx->remote->Refuse("rebuild-index");
     DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
     ProgressBar bar("scanning", ctx->progress);
     DFRP_ASSIGN_OR_RETURN(storage::RebuildReport r,
@@ -268,6 +386,9 @@ struct VolumeCommands::Impl {
   }
 
   Status AddDrive() {
+    // The daemon holds the store open with the drives it started with: a new one needs a
+    // restart anyway.
+    if (ctx->remote) return ctx->remote->Refuse("add-drive");
     const core::NodeConfig& cfg = *ctx->config;
     if (cfg.source == "environment")
       return Status::InvalidArgument(

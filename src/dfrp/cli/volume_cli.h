@@ -17,15 +17,21 @@ class App;
 
 namespace dfrp::cli {
 
+class Remote;
+
 struct VolumeCliContext {
   const core::NodeConfig* config = nullptr;
   bool json = false;
   bool quiet = false;
-  bool progress = false;  // draw progress bars (stderr is a terminal)
+  bool progress = false;     // draw progress bars (stderr is a terminal)
+  Remote* remote = nullptr;  // the dfrpd serving the store, if one runs (remote.h)
 };
 
-// The list-volumes table (or JSON array) on stdout.
-void PrintVolumes(bool as_json, const std::vector<storage::VolumeInfo>& vols);
+// The volumes as list-volumes --json and GET /v1/volumes show them (node::VolumeJson each).
+nlohmann::json VolumesJson(const std::vector<storage::VolumeInfo>& vols);
+// The list-volumes table (or JSON array) on stdout, from that JSON array: one printer for
+// the direct path and the daemon's answers.
+void PrintVolumes(bool as_json, const nlohmann::json& vols);
 
 class VolumeCommands {
  public:
