@@ -33,41 +33,18 @@ using storage::Store;
 
 namespace {
 
-Result<std::vector<float>> ParseVector(const std::string& text) {
-  std::vector<float> out;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t comma = text.find(',', pos);
-    if (comma == std::string::npos) comma = text.size();
-    std::string item = text.substr(pos, comma - pos);
-    char* end = nullptr;
-    float f = std::strtof(item.c_str(), &end);
-    if (item.empty() || end == item.c_str() || *end != '\0' || !std::isfinite(f))
-      return Err(Status::InvalidArgument(
-          fmt::format("--vector item {} ('{}') is not a number: write numbers separated by commas, "
-                      "such as --vector 0.1,0.5,-2",
-                      out.size() + 1, item)));
-    out.push_back(f);
-    pos = comma + 1;
-  }
-  return out;
-}
-
 Result<storage::ShardMetadata> MetadataFrom(const WriteOptions& w) {
   storage::ShardMetadata m;
   m.content_type = w.content_type;
   m.owner = w.owner;
   if (w.leaf_size != 0) {
-    if (w.leaf_size < 512 || w.leaf_size > (1u << 20) || (w.leaf_size & (w.leaf_size - 1)) != 0)
-      return Err(Status::InvalidArgument(
-          fmt::format("--leaf-size {} is not a power of two between 512 and 1048576 (such as 4096)",
-                      w.leaf_size)));
+    DFRP_RETURN_IF_ERROR(node::CheckLeafSize(w.leaf_size, "--leaf-size"));
     m.leaf_size = w.leaf_size;
   } else {
     m.leaf_size = 0;  // the store's LEAF_SIZE
   }
   if (!w.vector.empty()) {
-    DFRP_ASSIGN_OR_RETURN(m.vector, ParseVector(w.vector));
+    DFRP_ASSIGN_OR_RETURN(m.vector, node::ParseVectorText(w.vector, "--vector"));
   }
   for (const std::string& kv : w.meta) {
     size_t eq = kv.find('=');
