@@ -194,22 +194,23 @@ Result<storage::ShardInfo> Node::Stat(const core::Uuid& id) {
 }
 
 storage::VerifyResult Node::Verify(const core::Uuid& id) {
-  storage::VerifyResult r;
-  r.id = id;
-  auto opened = OpenShard(id);
-  if (!opened) {
-    r.status = opened.error();
-    if (r.status.IsCorruption()) metrics_.verification_failures.fetch_add(1);
-    return r;
+  // The same check as `dfrp-storage verify-shard` (Store::Verify: the whole record, its stored
+  // tree and metadata), on a store of its own so that it never holds the readers' lock.
+  std::lock_guard lock(verify_mu_);
+  const uint64_t gen = generation_.load();
+  if (!verify_store_ || verify_generation_ != gen) {
+    auto fresh = Store::Open(opt_.config, Store::Mode::kRead, opt_.store);
+    if (!fresh) {
+      storage::VerifyResult r;
+      r.id = id;
+      r.status = fresh.error();
+      return r;
+    }
+    verify_store_ = std::move(*fresh);
+    verify_generation_ = gen;
   }
-  const storage::ShardReader& reader = *opened->reader;
-  r.location = reader.location();
-  r.segment_path = reader.segment_path();
-  // The whole range: every leaf is hashed and folded to the root in the CRC-checked prefix.
-  r.status = reader.ReadRange(
-      0, reader.size(), [](std::string_view) { return Status::OK(); }, 2);
-  r.ok = r.status.ok();
-  if (r.status.IsCorruption()) metrics_.verification_failures.fetch_add(1);
+  storage::VerifyResult r = verify_store_->Verify(id);
+  if (!r.ok && r.status.IsCorruption()) metrics_.verification_failures.fetch_add(1);
   return r;
 }
 

@@ -155,6 +155,10 @@ class Node {
   std::mutex open_cache_mu_;
   std::unordered_map<core::Uuid, OpenedShard, IdHash> open_cache_;  // guarded by open_cache_mu_
 
+  std::mutex verify_mu_;  // guards verify_store_ and the calls made on it
+  std::unique_ptr<storage::Store> verify_store_;
+  uint64_t verify_generation_ = 0;
+
   std::mutex volumes_mu_;
   std::vector<storage::VolumeInfo> volumes_;  // snapshot, refreshed after each change
 
