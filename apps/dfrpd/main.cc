@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -74,8 +75,14 @@ int main(int argc, char** argv) {
   if (!config) return Fail(config.error());
   dfrp::core::FileSystem* fs = dfrp::core::DefaultFileSystem();
   if (Status s = fs->CreateDirRecursive(config->state_dir); !s.ok()) return Fail(s);
-  auto daemon_lock = fs->TryLock(
-      dfrp::core::JoinPath(config->state_dir, std::string(dfrp::node::kDaemonLockFileName)));
+  // A client checking whether a daemon runs takes this lock for a moment: try for a second.
+  const std::string lock_path =
+      dfrp::core::JoinPath(config->state_dir, std::string(dfrp::node::kDaemonLockFileName));
+  auto daemon_lock = fs->TryLock(lock_path);
+  for (int i = 0; i < 50 && !daemon_lock && daemon_lock.error().IsBusy(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    daemon_lock = fs->TryLock(lock_path);
+  }
   if (!daemon_lock) {
     if (!daemon_lock.error().IsBusy()) return Fail(daemon_lock.error());
     std::string who;
@@ -89,6 +96,10 @@ int main(int argc, char** argv) {
         "another dfrpd serves the store in {}{}: stop it first, or give this one another config",
         config->state_dir, who)));
   }
+  const std::string info_path =
+      dfrp::core::JoinPath(config->state_dir, std::string(dfrp::node::kDaemonInfoFileName));
+  // What a daemon that died left behind must not be read while this one starts.
+  (void)fs->RemoveFile(info_path);
   {
     // Lays out drives not laid out yet (idempotent); folders are created for the embedded
     // default only, as init-storage --create would.
@@ -117,8 +128,6 @@ int main(int argc, char** argv) {
   auto bound = server.Listen();
   if (!bound) return Fail(bound.error());
 
-  const std::string info_path =
-      dfrp::core::JoinPath(config->state_dir, std::string(dfrp::node::kDaemonInfoFileName));
   const std::string url = "http://" + *bound;
   nlohmann::json info = {{"pid", static_cast<int>(::getpid())},
                          {"api_addr", *bound},

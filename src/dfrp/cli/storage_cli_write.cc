@@ -20,6 +20,7 @@
 #include "dfrp/core/file_system.h"
 #include "dfrp/node/client.h"
 #include "dfrp/node/views.h"
+#include "dfrp/storage/input_reader.h"
 #include "dfrp/storage/metadata.h"
 #include "dfrp/storage/store.h"
 
@@ -120,10 +121,13 @@ void PrintWritten(const Context& ctx, const json& written) {
 // An input of write-shard on its way to dfrpd: an open file and its length.
 struct RemoteInput {
   std::string name;
-  int fd = -1;
+  int fd = -1;       // spooled or standard input; -1 for a regular file (`path`)
+  std::string path;  // a regular file, opened only when its turn comes (so a long list
+                     // never holds more than one descriptor)
   uint64_t size = 0;
   RemoteInput() = default;
-  RemoteInput(RemoteInput&& o) noexcept : name(std::move(o.name)), fd(o.fd), size(o.size) {
+  RemoteInput(RemoteInput&& o) noexcept
+      : name(std::move(o.name)), fd(o.fd), path(std::move(o.path)), size(o.size) {
     o.fd = -1;
   }
   ~RemoteInput() {
@@ -175,7 +179,8 @@ Result<RemoteInput> OpenRemoteInput(const std::string& f, InputKind kind, int64_
     DFRP_RETURN_IF_ERROR(s);
     return in;
   }
-  in.fd = fd;
+  ::close(fd);  // it can be opened: open it again when its turn comes
+  in.path = f;
   in.size = static_cast<uint64_t>(size);
   return in;
 }
@@ -219,13 +224,29 @@ Status WriteThroughDaemon(Context& ctx, const WriteOptions& w,
   json written = json::array();
   Status failure;
   uint64_t before = 0;
-  for (const auto& in : inputs) {
+  for (auto& in : inputs) {
+    if (!in.path.empty()) {
+      in.fd = ::open(in.path.c_str(), O_RDONLY | O_CLOEXEC);
+      struct stat st;
+      if (in.fd < 0) {
+        failure = Status::FromErrno(errno, "cannot open", in.path);
+        break;
+      }
+      if (::fstat(in.fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != in.size) {
+        failure = storage::ChangedWhileReading(in.name, in.size, static_cast<uint64_t>(st.st_size));
+        break;
+      }
+    }
     auto r =
         ctx.remote->Upload("/v1/shards?" + query + "&name=" + node::UrlEncode(in.name), in.fd,
                            in.size, [&](uint64_t d, uint64_t) { bar.Update(before + d, total); });
     if (!r) {
       failure = r.error().WithContext(in.name);  // the daemon's answer does not name the file
       break;
+    }
+    if (!in.path.empty()) {
+      ::close(in.fd);
+      in.fd = -1;
     }
     before += in.size;
     written.push_back(std::move(*r));

@@ -103,11 +103,17 @@ Result<std::optional<DaemonInfo>> FindDaemon(const std::string& state_dir) {
   const int held = LockHeld(lock);
   if (held == 0) return std::optional<DaemonInfo>();
   // A daemon that is starting holds the lock before it listens: give it a moment.
+  // A dfrpd.json whose process is gone was left by a daemon that died: never send the token
+  // to the address it names (something else may listen there now).
+  auto live = [](const std::optional<json>& info) {
+    return info && PidAlive(info->value("pid", int64_t{0}));
+  };
   std::optional<json> j = ReadInfoFile(info_path);
-  for (int i = 0; i < 20 && held == 1 && !j; ++i) {
+  for (int i = 0; i < 20 && held == 1 && !live(j); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     j = ReadInfoFile(info_path);
   }
+  if (held == 1 && !live(j)) j.reset();
   if (held < 0) {
     // The lock file is there but not ours to read (the daemon runs as another user): trust
     // dfrpd.json when the process it names is alive.
@@ -284,13 +290,33 @@ Result<HttpResponse> Client::Download(std::string_view target, const HttpHeaders
     }
     if (ec) {
       if (!ok) break;
-      return Err(Status::Corruption(fmt::format(
-          "dfrpd at {} stopped sending {} after {} byte(s) ({}): it sends only bytes that "
-          "verify, so the stored shard is damaged; run `dfrp-storage verify-shard` on it",
-          info_.url, target, received, ec.message())));
+      return Err(CutShort(target, received, ec.message()));
     }
   }
+  // A 2xx body must be as long as the daemon said (it always sends Content-Length).
+  if (ok && (!p.content_length() || received != *p.content_length()))
+    return Err(CutShort(target, received, "the body's length does not match Content-Length"));
   return r;
+}
+
+Status Client::CutShort(std::string_view target, uint64_t received, const std::string& why) {
+  // The daemon ends a payload early when its next bytes do not verify; a daemon that died or
+  // a broken connection looks the same. Ask it which.
+  const std::string prefix = "/v1/shards/";
+  if (target.starts_with(prefix) && target.size() >= prefix.size() + 36) {
+    const std::string id(target.substr(prefix.size(), 36));
+    auto v = Request("POST", prefix + id + "/verify");
+    if (v && v->status == 200) {
+      json j = json::parse(v->body, nullptr, false);
+      if (j.is_object() && j.value("ok", true) == false && j.value("error_code", "") == "integrity")
+        return Status::Corruption(
+            fmt::format("shard {}: {}", id, j.value("error", "does not verify")));
+    }
+  }
+  return Status::IOError(fmt::format(
+      "dfrpd at {} stopped sending {} after {} byte(s) ({}); the shard itself verifies or the "
+      "daemon cannot say: run the command again (nothing was written)",
+      info_.url, target, received, why));
 }
 
 Result<HttpResponse> Client::Upload(std::string_view target, const HttpHeaders& headers, int fd,

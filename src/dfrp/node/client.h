@@ -75,8 +75,9 @@ class Client {
                                      const HttpHeaders& headers = {}, std::string_view body = "");
 
   // GET whose body, when the status is 2xx, goes to `sink` piece by piece (never held whole);
-  // any other status's body is returned in HttpResponse::body. A body cut short (the daemon
-  // stops sending a payload whose bytes do not verify) is Corruption.
+  // any other status's body is returned in HttpResponse::body. A body cut short is
+  // Corruption when the daemon then says the shard does not verify (it stops sending a
+  // payload whose next bytes do not), else IOError (the daemon died, the connection broke).
   core::Result<HttpResponse> Download(std::string_view target, const HttpHeaders& headers,
                                       const BodySink& sink);
 
@@ -87,6 +88,7 @@ class Client {
                                     uint64_t length, const UploadProgress& progress = nullptr);
 
  private:
+  core::Status CutShort(std::string_view target, uint64_t received, const std::string& why);
   DaemonInfo info_;
   ClientOptions options_;
 };

@@ -15,6 +15,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -90,11 +91,30 @@ struct Server::Impl {
   // Connections waiting between requests, closed at once by Stop().
   std::mutex idle_mu;
   std::set<beast::tcp_stream*> idle;
+  // Stop() wakes the drainer thread of Run().
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+
+  // Cancels the reads of connections waiting for a request, each on its own strand, and only
+  // if it is still waiting when that runs (it may have moved on, or gone).
+  void CancelIdle() {
+    std::lock_guard lock(idle_mu);
+    for (auto* s : idle)
+      asio::post(s->get_executor(), [this, s] {
+        std::lock_guard inner(idle_mu);
+        if (!idle.count(s)) return;
+        beast::error_code ec;
+        s->socket().cancel(ec);
+      });
+  }
+
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  // Declared after the io_context, so that it is joined first: a job still running posts its
+  // answer to a connection of the io_context.
   // Blocking work that may take long (verifying a whole shard, proofs, admin calls that wait
   // for the writer lock) runs here, so that the HTTP threads keep serving.
   asio::thread_pool slow{2};
-  asio::io_context ioc;
-  tcp::acceptor acceptor{ioc};
 
   Impl(Node& n, ServerOptions o) : node(n), opt(std::move(o)) {}
 
@@ -933,43 +953,44 @@ Result<std::string> Server::Listen() {
 void Server::Run() {
   Impl& im = *impl_;
   asio::co_spawn(im.acceptor.get_executor(), im.Accept(), asio::detached);
-  int n = im.opt.threads > 0 ? im.opt.threads
-                             : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
-  std::vector<std::jthread> threads;
-  for (int i = 1; i < n; ++i) threads.emplace_back([&im] { im.ioc.run(); });
-  im.ioc.run();
+  // Waits for Stop(), lets the connections drain (busy ones end after their current answer,
+  // which says Connection: close), then ends the loop, or when the grace period runs out. It
+  // is joined below, before anything it uses can go away.
+  std::thread drainer([&im] {
+    {
+      std::unique_lock lock(im.stop_mu);
+      im.stop_cv.wait(lock, [&im] { return im.stopping.load(); });
+    }
+    const auto deadline = std::chrono::steady_clock::now() + im.opt.grace;
+    while (im.connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+      im.CancelIdle();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    im.ioc.stop();
+  });
+  const int n = im.opt.threads > 0
+                    ? im.opt.threads
+                    : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  {
+    std::vector<std::jthread> threads;
+    for (int i = 1; i < n; ++i) threads.emplace_back([&im] { im.ioc.run(); });
+    im.ioc.run();
+  }  // joins the other loop threads
+  drainer.join();
 }
 
 void Server::Stop() {
   Impl& im = *impl_;
-  if (im.stopping.exchange(true)) return;
-  // Cancels the reads of connections waiting for a request, each on its own strand, and only
-  // if it is still waiting when that runs (it may have moved on, or gone).
-  auto cancel_idle = [&im] {
-    std::lock_guard lock(im.idle_mu);
-    for (auto* s : im.idle)
-      asio::post(s->get_executor(), [&im, s] {
-        std::lock_guard inner(im.idle_mu);
-        if (!im.idle.count(s)) return;
-        beast::error_code ec;
-        s->socket().cancel(ec);
-      });
-  };
-  asio::post(im.acceptor.get_executor(), [&im, cancel_idle] {
+  {
+    std::lock_guard lock(im.stop_mu);
+    if (im.stopping.exchange(true)) return;
+  }
+  im.stop_cv.notify_all();
+  asio::post(im.acceptor.get_executor(), [&im] {
     beast::error_code ec;
     im.acceptor.close(ec);
-    cancel_idle();
+    im.CancelIdle();
   });
-  // Busy connections end after their current answer (it says Connection: close); then the
-  // loop ends, or when the grace period runs out.
-  std::thread([&im, cancel_idle] {
-    const auto deadline = std::chrono::steady_clock::now() + im.opt.grace;
-    while (im.connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
-      cancel_idle();
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    im.ioc.stop();
-  }).detach();
 }
 
 }  // namespace dfrp::node
