@@ -440,6 +440,19 @@ def main():
           vols[vol_of_big]["path"] == old and vols[vol_of_big]["state"] == "active", vols[vol_of_big])
     st, _, data = d.request("GET", f"/v1/shards/{w['shard_id']}")
     check("its shards still read", st == 200 and data == big, st)
+    st, _, op = d.admin("POST", f"/v1/volumes/{vol_of_big}/migrate",
+                        {"to": os.path.join(T, "other2"), "resume": False})
+    st2, _, c = d.admin("DELETE", f"/v1/operations/{op['id']}")
+    for _ in range(600):
+        st, _, op = d.json("GET", f"/v1/operations/{op['id']}")
+        if op.get("state") != "running":
+            break
+        time.sleep(0.05)
+    vols = d.json("GET", "/v1/volumes")[2]["volumes"]
+    check("a cancelled `migrate` (resume: false) leaves the volume paused at its old path",
+          st2 == 202 and op.get("state") == "cancelled" and vols[vol_of_big]["path"] == old and
+          vols[vol_of_big]["state"] == "paused", (st2, op.get("state"), vols[vol_of_big]))
+    d.admin("POST", f"/v1/volumes/{vol_of_big}/resume")
 
     # --- Corruption is never served.
     st, _, m = d.json("GET", f"/v1/shards/{sid}/meta")
@@ -462,7 +475,7 @@ def main():
     for needle in ['dfrp_volume_used_bytes{volume="0"', 'dfrp_volume_quota_bytes{volume="1"',
                    'dfrp_http_request_duration_seconds_bucket{route="GET /v1/shards/{id}",le="0.001"}',
                    'dfrp_migrations_total{result="succeeded"} 1',
-                   'dfrp_migrations_total{result="cancelled"} 1', "dfrp_bytes_written_total ",
+                   'dfrp_migrations_total{result="cancelled"} 2', "dfrp_bytes_written_total ",
                    "dfrp_scrub_bytes_verified_total ", 'dfrp_http_rejected_total{reason="header_too_large"} 1']:
         check(f"metrics has {needle}", needle in text, "")
     vf = [l for l in text.splitlines() if l.startswith("dfrp_verification_failures_total ")]
@@ -471,7 +484,7 @@ def main():
     st, _, s = d.json("GET", "/v1/status")
     check("status has counters, throughput samples, scrub and operations",
           s["counters"]["bytes_written"] > 0 and len(s["throughput"]["samples"]) == 120 and
-          "corrupt_found" in s["scrub"] and len(s["operations"]) == 2, list(s))
+          "corrupt_found" in s["scrub"] and len(s["operations"]) == 3, list(s))
 
     # --- SIGTERM with a request in flight: it finishes, then the daemon exits 0.
     body = os.urandom(12 << 20)

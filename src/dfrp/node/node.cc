@@ -145,8 +145,9 @@ void Node::RefreshVolumes() {
 }
 
 std::vector<storage::VolumeInfo> Node::Volumes() {
-  std::lock_guard lock(writer_mu_);
-  RefreshVolumes();
+  // The snapshot is refreshed after every write batch and every change of a volume; take a
+  // fresher one only when the writer lock is free (never wait behind a long write or check).
+  if (std::unique_lock lock(writer_mu_, std::try_to_lock); lock.owns_lock()) RefreshVolumes();
   std::lock_guard vlock(volumes_mu_);
   return volumes_;
 }
@@ -473,10 +474,11 @@ void Node::RunMigrate(std::shared_ptr<Op> op, std::string to, bool resume, bool 
   auto fail = [&](const Status& s) {
     Status final = s;
     if (op->cancel) {
-      // Cancelled: the volume goes back to taking writes at its old path, and the partial
-      // copy's header is retired (as `dfrp-storage resume N`).
+      // Cancelled: the volume goes back to its old path and the partial copy's header is
+      // retired (as `dfrp-storage resume N`); `migrate` (resume: false) leaves it paused.
       std::lock_guard lock(writer_mu_);
       Status undo = writer_->Resume(volume, "").status();
+      if (undo.ok() && !resume) undo = writer_->Pause(volume, "a cancelled migration");
       RefreshVolumes();
       final = Status::Busy(fmt::format("the migration of volume {} was cancelled; {}", volume,
                                        undo.ok() ? "the volume is back at its old path"
@@ -571,13 +573,13 @@ Result<json> Node::StartResumeAt(uint32_t volume, const std::string& path) {
     return Err(Status::InvalidArgument(fmt::format(
         "\"path\" must be an absolute folder path on the daemon's machine; got '{}'", path)));
   DFRP_ASSIGN_OR_RETURN(std::shared_ptr<Op> op, NewOp("resume", volume, {{"path", path}}));
+  op->Progress("verify", 0, 0);
   std::lock_guard lock(ops_mu_);
   op_threads_.emplace_back([this, op, path] { RunResumeAt(op, path); });
   return OpJson(*op);
 }
 
 void Node::RunResumeAt(std::shared_ptr<Op> op, std::string path) {
-  op->Progress("verify", 0, 0);
   Status s;
   json result;
   {
