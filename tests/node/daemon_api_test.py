@@ -38,6 +38,20 @@ def check(name, cond, detail=""):
         print(f"not ok - {name}: {detail}")
 
 
+def read_until_closed(sock):
+    """What the peer sends until it closes, resets, or the socket's timeout passes."""
+    out = b""
+    try:
+        while True:
+            b = sock.recv(65536)
+            if not b:
+                break
+            out += b
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return out
+
+
 class Daemon:
     def __init__(self, env, args=()):
         self.env = env
@@ -89,15 +103,7 @@ class Daemon:
             s.sendall(payload)
         if shut:
             s.shutdown(socket.SHUT_WR)
-        out = b""
-        try:
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                out += b
-        except (socket.timeout, ConnectionResetError):
-            pass
+        out = read_until_closed(s)
         s.close()
         return out
 
@@ -243,15 +249,7 @@ def main():
     s.sendall(b"POST /v1/volumes/0/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
               d.token.encode() + b"\r\nContent-Length: 70000\r\n\r\n" +
               b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + b" " * 69960)
-    got = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            got += b
-    except (socket.timeout, ConnectionResetError):
-        pass
+    got = read_until_closed(s)
     s.close()
     check("an admin body over 64 KiB: 400 and the connection closes (nothing smuggled)",
           got.startswith(b"HTTP/1.1 400") and got.count(b"HTTP/1.1") == 1, got[:300])
@@ -292,15 +290,8 @@ def main():
     s = socket.create_connection((d.host, d.port))
     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     s.settimeout(6)
-    got, t0 = b"", time.time()
-    try:
-        while True:
-            b = s.recv(4096)
-            if not b:
-                break
-            got += b
-    except socket.timeout:
-        pass
+    t0 = time.time()
+    got = read_until_closed(s)
     s.close()
     check("an idle kept-alive connection is closed after the idle timeout",
           got.startswith(b"HTTP/1.1 200") and time.time() - t0 < 5, time.time() - t0)
@@ -497,16 +488,7 @@ def main():
             c.sendall(body[i:i + (1 << 20)])
             time.sleep(0.1)
         c.settimeout(20)
-        out = b""
-        try:
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    break
-                out += b
-        except socket.timeout:
-            pass
-        result["out"] = out
+        result["out"] = read_until_closed(c)
 
     t = threading.Thread(target=slow_put)
     t.start()
