@@ -753,7 +753,7 @@ json Node::StatusJson(const std::string& api_addr) {
     scrub = scrub_;
   }
   return {{"version", kVersion},
-          {"uptime_seconds", static_cast<double>(now - started_ms_) / 1000.0},
+          {"uptime_seconds", UptimeSeconds()},
           {"store_id", store_id_.ToString()},
           {"state_dir", opt_.config.state_dir},
           {"api_addr", api_addr},
@@ -779,7 +779,7 @@ std::string Node::MetricsText() {
       "dfrp_build_info{{version=\"{}\"}} 1\n"
       "# HELP dfrp_uptime_seconds Seconds since the daemon started.\n"
       "# TYPE dfrp_uptime_seconds gauge\ndfrp_uptime_seconds {}\n",
-      kVersion, static_cast<double>(NowMs() - started_ms_) / 1000.0);
+      kVersion, UptimeSeconds());
   std::vector<storage::VolumeInfo> vols;
   {
     std::lock_guard lock(volumes_mu_);

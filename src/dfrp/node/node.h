@@ -81,6 +81,7 @@ class Node {
   // What opening the store noticed (a recovered tail, ...), for the log.
   std::vector<std::string> notices() const { return writer_->notices(); }
   int64_t NowMs() const { return opt_.store.clock->NowUnixMillis(); }
+  double UptimeSeconds() const { return static_cast<double>(NowMs() - started_ms_) / 1000.0; }
 
   // --- Reads.
   core::Result<OpenedShard> OpenShard(const core::Uuid& id);
