@@ -10,3 +10,5 @@ if [ "${TIDY:-0}" = 1 ]; then
   mapfile -t sources < <(git ls-files 'src/*.cc' 'apps/*.cc' | grep -v _test.cc)
   clang-tidy -p build --quiet "${sources[@]}"
 fi
+# Time and files only through core::Clock and core::FileSystem outside core/ (ARCHITECTURE.md).
+python3 scripts/lint_io.py

@@ -27,6 +27,7 @@
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/file_system.h"
+#include "dfrp/core/version.h"
 #include "dfrp/node/token.h"
 #include "dfrp/node/views.h"
 #include "dfrp/storage/metadata.h"
@@ -409,7 +410,7 @@ int RunStorageCli(int argc, char** argv) {
   CLI::App app{"dfrp-storage: Merkle-verified shard storage on several drives", "dfrp-storage"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the command: write-shard --json f
-  app.set_version_flag("--version", "dfrp-storage 0.1.0");
+  app.set_version_flag("--version", fmt::format("dfrp-storage {}", core::kVersion));
   Context ctx;
   app.add_option("--config", ctx.g.config,
                  "config file (.toml or .env); default $DFRP_CONFIG, "

@@ -6,10 +6,11 @@
 #include <string_view>
 
 #include "dfrp/core/status.h"
+#include "dfrp/core/version.h"
 
 namespace dfrp::node {
 
-inline constexpr const char* kVersion = "0.1.0";
+using core::kVersion;  // one version for all binaries (core/version.h)
 inline constexpr std::string_view kTokenFileName = "api-token";
 inline constexpr std::string_view kDaemonInfoFileName = "dfrpd.json";
 inline constexpr std::string_view kDaemonLockFileName = "dfrpd.lock";
