@@ -38,6 +38,11 @@ struct NodeConfig {
   uint64_t scrub_rate = 8ull << 20;
   uint32_t max_connections = 256;
   uint32_t max_header_bytes = 16384;
+  // Names besides the listen address and the loopback names that a request's Host header
+  // may carry (API_HOSTS); others are refused, against DNS rebinding.
+  std::vector<std::string> api_hosts;
+  // The memory all request bodies in flight may hold together (MAX_BODY_MEMORY).
+  uint64_t max_body_memory = 256ull << 20;
   std::string source;  // the file it came from, or "embedded default"
   bool is_embedded_default = false;
 };

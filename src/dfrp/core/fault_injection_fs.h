@@ -80,6 +80,9 @@ class FaultInjectingFileSystem final : public FileSystem {
     return base_->FileIdentity(path);
   }
   bool IsWritable(const std::string& path) override { return base_->IsWritable(path); }
+  Result<uint32_t> PermissionBits(const std::string& path) override {
+    return base_->PermissionBits(path);
+  }
   Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) override;
 
   // Called by the files it hands out.

@@ -114,6 +114,8 @@ class FileSystem {
   virtual Result<std::pair<uint64_t, uint64_t>> FileIdentity(const std::string& path) = 0;
   // Whether the file can be written by this process (access W_OK).
   virtual bool IsWritable(const std::string& path) = 0;
+  // The permission bits of a file or folder (st_mode & 07777); NotFound if it does not exist.
+  virtual Result<uint32_t> PermissionBits(const std::string& path) = 0;
   // Reads a regular file from its start into *out, at most `limit` bytes (fewer at its end;
   // a short read is taken as the end, as POSIX promises for regular files). For many small
   // files: open, read, close and nothing more.

@@ -282,6 +282,11 @@ class PosixFileSystem final : public FileSystem {
                                          static_cast<uint64_t>(st.st_ino));
   }
   bool IsWritable(const std::string& path) override { return ::access(path.c_str(), W_OK) == 0; }
+  Result<uint32_t> PermissionBits(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return Err(Status::FromErrno(errno, "cannot stat", path));
+    return static_cast<uint32_t>(st.st_mode & 07777);
+  }
   Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Status::FromErrno(errno, "cannot open", path);
