@@ -3,6 +3,7 @@
 // wiped whenever it is given up: on destruction, on Clear, when the string shrinks (the bytes
 // cut off) and when it grows into a larger buffer (the old one). A move hands the buffer over
 // without copying it. There is no implicit conversion to std::string: view() lends the bytes.
+// Running out of memory throws std::bad_alloc, as it does for std::string.
 //
 // Thread-safety: a value; not safe to modify from two threads at once.
 #pragma once
