@@ -449,7 +449,7 @@ Result<NodeConfig> LoadConfig(const ConfigOptions& options) {
   auto cfg = ConfigFromValues(values, base_dir, source);
   if (!cfg) return cfg;
   cfg->is_embedded_default = embedded;
-  if (cfg->drives.empty())
+  if (cfg->drives.empty() && options.require_drives)
     return Err(Status::InvalidArgument(
         fmt::format("{} names no drives; add DRIVE_0=<folder> and QUOTA_0=<size>", cfg->source)));
   return cfg;

@@ -54,8 +54,13 @@ struct ConfigOptions {
   std::function<std::optional<std::string>(const std::string&)> getenv;
   // Lists the names of all environment variables (to find DRIVE_n set only there).
   std::function<std::vector<std::string>()> env_names;
+  // False for a tool that stores nothing (dfrp-wallet on a client): a config that names no
+  // drives is then accepted, with `drives` empty.
+  bool require_drives = true;
 };
 
+// InvalidArgument naming the file and the key for a bad config, and (with require_drives) for
+// one that names no drives.
 Result<NodeConfig> LoadConfig(const ConfigOptions& options);
 
 // Parses the flat key/value form of a config (already read from TOML or .env) and validates

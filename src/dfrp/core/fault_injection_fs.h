@@ -70,6 +70,7 @@ class FaultInjectingFileSystem final : public FileSystem {
   Status CreateDirRecursive(const std::string& path) override;
   Status RemoveFile(const std::string& path) override;
   Status Rename(const std::string& from, const std::string& to) override;
+  Status RenameNoReplace(const std::string& from, const std::string& to) override;
   Status SyncDir(const std::string& path) override;
   Result<std::unique_ptr<FileLock>> TryLock(const std::string& path) override {
     return base_->TryLock(path);
@@ -98,13 +99,15 @@ class FaultInjectingFileSystem final : public FileSystem {
     uint64_t durable_size = 0;
     bool entry_durable = true;  // false for a file created since its folder was last synced
   };
-  Status CountSync();
-
   struct PendingRename {
     std::string from, to;
     bool had_target = false;
     std::string old_target;
   };
+  Status CountSync();
+  // Remembers a rename until its folder is synced; moves the tracking of `from` to `to`.
+  void TrackRename(PendingRename pending);
+
   struct PlannedFailure {
     int countdown = 0;
     Status error;

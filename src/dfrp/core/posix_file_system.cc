@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>  // renameat2, RENAME_NOREPLACE
 #include <cstdlib>
 
 #include "dfrp/core/file_system.h"
@@ -241,6 +242,16 @@ class PosixFileSystem final : public FileSystem {
     if (::rename(from.c_str(), to.c_str()) != 0)
       return Status::FromErrno(errno, "cannot rename to " + to + " from", from);
     return Status::OK();
+  }
+  Status RenameNoReplace(const std::string& from, const std::string& to) override {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0)
+      return Status::OK();
+    if (errno != EINVAL && errno != ENOSYS)
+      return Status::FromErrno(errno, "cannot rename to " + to + " from", from);
+    // No RENAME_NOREPLACE on this file system: link(2) refuses an existing target too.
+    if (::link(from.c_str(), to.c_str()) != 0)
+      return Status::FromErrno(errno, "cannot link " + to + " to", from);
+    return RemoveFile(from);
   }
   Status SyncDir(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
