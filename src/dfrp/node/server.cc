@@ -250,6 +250,37 @@ struct Server::Impl {
            static_cast<int64_t>(std::min(secs, 1e9) * 1e9);
   }
 
+  // A deadline for one read: a timer that cancels the read, not the stream's own expiry
+  // (which closes the socket), so that a slow client still gets its 408. It runs on the
+  // connection's strand, like the read; `done` tells a timer that fired just as the read
+  // completed to do nothing, and the handler shares ownership, since it may run after the
+  // read's coroutine moved on.
+  struct ReadDeadline {
+    explicit ReadDeadline(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    bool done = false;
+    bool fired = false;
+  };
+
+  static std::shared_ptr<ReadDeadline> Arm(beast::tcp_stream& stream,
+                                           std::chrono::nanoseconds wait) {
+    stream.expires_never();
+    auto d = std::make_shared<ReadDeadline>(stream.get_executor());
+    d->timer.expires_after(wait);
+    d->timer.async_wait([d, s = &stream](const beast::error_code& ec) {
+      if (ec || d->done) return;
+      d->fired = true;
+      beast::error_code ignored;
+      s->socket().cancel(ignored);
+    });
+    return d;
+  }
+
+  static void Disarm(ReadDeadline& d) {
+    d.done = true;
+    d.timer.cancel();
+  }
+
   // Reads the next bytes of a body into dst (up to n): first what came with the header, then
   // from the socket in reads as large as the space; each read has the body deadline and never
   // outlives `deadline`. 0 with a timeout or I/O error Status.
@@ -263,11 +294,11 @@ struct Server::Impl {
     const int64_t left = deadline - NowNanos();
     if (left <= 0)
       co_return Err(Status::Busy("timeout: the body did not arrive at the required rate"));
-    ex.stream.expires_after(
-        std::min<std::chrono::nanoseconds>(opt.body_timeout, std::chrono::nanoseconds(left)));
+    auto timer = Arm(ex.stream, std::min<std::chrono::nanoseconds>(opt.body_timeout,
+                                                                   std::chrono::nanoseconds(left)));
     auto [ec, got] = co_await ex.stream.async_read_some(asio::buffer(dst, n), kTuple);
-    if (ec == beast::error::timeout)
-      co_return Err(Status::Busy("timeout: the body did not arrive in time"));
+    Disarm(*timer);
+    if (timer->fired) co_return Err(Status::Busy("timeout: the body did not arrive in time"));
     if (ec) co_return Err(Status::IOError(fmt::format("reading the body: {}", ec.message())));
     co_return got;
   }
@@ -660,40 +691,20 @@ struct Server::Impl {
     co_await http::async_write(stream, res, kTuple);
   }
 
-  // Runs on the connection's strand, like the read it bounds; `done` tells a timer that fired
-  // just as the read completed to do nothing.
-  struct HeaderDeadline {
-    explicit HeaderDeadline(const asio::any_io_executor& ex) : timer(ex) {}
-    asio::steady_timer timer;
-    bool done = false;
-    bool fired = false;
-  };
-
   // Reads the next request's head under its deadline; false when the connection is to close
   // (having answered 408, 431 or 400 where that is due).
   awaitable<bool> ReadHead(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                            http::request_parser<http::empty_body>& parser, bool first) {
     parser.header_limit(opt.max_header_bytes);
     parser.body_limit(boost::none);
-    // The deadline for the header is a timer that cancels the read, not the stream's own
-    // expiry (which closes the socket), so that a slow client still gets its 408.
-    stream.expires_never();
-    auto deadline = std::make_shared<HeaderDeadline>(stream.get_executor());
-    deadline->timer.expires_after(first ? opt.header_timeout : opt.idle_timeout);
-    deadline->timer.async_wait([deadline, s = &stream](const beast::error_code& ec) {
-      if (ec || deadline->done) return;
-      deadline->fired = true;
-      beast::error_code ignored;
-      s->socket().cancel(ignored);
-    });
+    auto deadline = Arm(stream, first ? opt.header_timeout : opt.idle_timeout);
     {
       std::lock_guard lock(idle_mu);
       idle.insert(&stream);
     }
     // Waiting for the next request: Stop() may cancel the read under us.
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
-    deadline->done = true;
-    deadline->timer.cancel();
+    Disarm(*deadline);
     {
       std::lock_guard lock(idle_mu);
       idle.erase(&stream);
