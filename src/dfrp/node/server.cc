@@ -5,11 +5,11 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -91,8 +91,13 @@ struct Server::Impl {
   std::mutex stop_mu;
   std::condition_variable stop_cv;
 
-  asio::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  // One io_context per HTTP thread, each run by that thread alone: a connection stays on the
+  // thread that accepted it, so its coroutine always resumes there (no strands, no hand-offs
+  // between threads; and clang, which may keep a thread_local's address across a co_await,
+  // never sees one resume on another thread). The acceptor lives on the first.
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
+  size_t next_ioc = 0;  // the acceptor's coroutine alone uses it
+  tcp::acceptor acceptor;
   // Declared after the io_context, so that they are joined first: a job still running posts
   // its answer to a connection of the io_context.
   WorkPool read_pool, verify_pool, admin_pool, spool_pool;
@@ -101,10 +106,18 @@ struct Server::Impl {
     return n > 0 ? n : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
   }
 
+  static std::vector<std::unique_ptr<asio::io_context>> Contexts(int n) {
+    std::vector<std::unique_ptr<asio::io_context>> v;
+    for (int i = 0; i < n; ++i) v.push_back(std::make_unique<asio::io_context>(1));
+    return v;
+  }
+
   Impl(Node& n, ServerOptions o)
       : node(n),
         opt(std::move(o)),
         budget(opt.body_memory_budget),
+        iocs(Contexts(Threads(opt.threads))),
+        acceptor(*iocs[0]),
         read_pool("read", Threads(opt.read_threads), opt.lane_queue),
         verify_pool("verify", Threads(opt.verify_threads), opt.lane_queue / 8 + 1),
         admin_pool("admin", Threads(opt.admin_threads), 64),
@@ -774,11 +787,12 @@ struct Server::Impl {
 
   awaitable<void> Accept() {
     for (;;) {
-      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kTuple);
+      asio::io_context& target = *iocs[next_ioc++ % iocs.size()];
+      auto [ec, socket] = co_await acceptor.async_accept(target.get_executor(), kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
         // EMFILE and friends: wait a little rather than spin.
-        asio::steady_timer t(ioc, std::chrono::milliseconds(50));
+        asio::steady_timer t(*iocs[0], std::chrono::milliseconds(50));
         co_await t.async_wait(kTuple);
         continue;
       }
@@ -858,13 +872,16 @@ void Server::Run() {
       im.CancelIdle();
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    im.ioc.stop();
+    for (auto& ioc : im.iocs) ioc->stop();
   });
-  const int n = Impl::Threads(im.opt.threads);
   {
+    // Each context runs until Stop() stops it, connections or not.
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> busy;
+    for (auto& ioc : im.iocs) busy.push_back(asio::make_work_guard(*ioc));
     std::vector<std::jthread> threads;
-    for (int i = 1; i < n; ++i) threads.emplace_back([&im] { im.ioc.run(); });
-    im.ioc.run();
+    for (size_t i = 1; i < im.iocs.size(); ++i)
+      threads.emplace_back([&im, i] { im.iocs[i]->run(); });
+    im.iocs[0]->run();
   }  // joins the other loop threads
   drainer.join();
 }
