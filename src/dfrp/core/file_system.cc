@@ -19,6 +19,10 @@ Status RandomAccessFile::ReadExact(uint64_t offset, size_t n, char* dst) const {
   return Status::OK();
 }
 
+Status RandomAccessFile::ReadExactCached(uint64_t, size_t, char*) const {
+  return Status::Busy(fmt::format("{}: cannot tell whether a read would wait", path()));
+}
+
 std::string JoinPath(std::string_view a, std::string_view b) {
   if (a.empty()) return std::string(b);
   if (!b.empty() && b.front() == '/') return std::string(b);

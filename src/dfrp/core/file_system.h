@@ -33,6 +33,10 @@ class RandomAccessFile {
   virtual const std::string& path() const = 0;
   // Reads exactly n bytes or fails with Corruption ("file ends early") naming the path.
   Status ReadExact(uint64_t offset, size_t n, char* dst) const;
+  // As ReadExact, but only from memory (the page cache): Busy, without waiting, when any of
+  // the bytes would have to come from the device. For a server thread that must never wait
+  // for a disk. The default (a file that cannot tell) is always Busy.
+  virtual Status ReadExactCached(uint64_t offset, size_t n, char* dst) const;
 };
 
 // A stream read once from the start: an input file or standard input.

@@ -6,6 +6,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +38,21 @@ class PosixRandomAccessFile final : public RandomAccessFile {
  public:
   PosixRandomAccessFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   ~PosixRandomAccessFile() override { ::close(fd_); }
+  Status ReadExactCached(uint64_t offset, size_t n, char* dst) const override {
+    size_t done = 0;
+    while (done < n) {
+      iovec iov{dst + done, n - done};
+      ssize_t r = ::preadv2(fd_, &iov, 1, static_cast<off_t>(offset + done), RWF_NOWAIT);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && (errno == EAGAIN || errno == EOPNOTSUPP))
+        return Status::Busy(fmt::format("{}: the bytes at {} are not in memory", path_, offset));
+      if (r < 0) return Status::FromErrno(errno, "cannot read", path_);
+      // A short read without EOF means the rest is not cached; ReadExact tells EOF apart.
+      if (r == 0) return ReadExact(offset, n, dst);
+      done += static_cast<size_t>(r);
+    }
+    return Status::OK();
+  }
   Result<size_t> Read(uint64_t offset, size_t n, char* dst) const override {
     size_t done = 0;
     while (done < n) {

@@ -144,9 +144,9 @@ std::string TakeParam(const std::string& pattern_seg, const std::string& text, R
       break;
     }
     case ParamKind::kText:
+      m->params[key] = text;
       break;
   }
-  m->params[key] = text;
   return "";
 }
 

@@ -91,7 +91,7 @@ struct RouteMatch {
   std::string name = "unmatched";
   core::Uuid id;                                  // a {shard} or {operation} parameter
   uint32_t volume = 0;                            // a {n} parameter
-  std::map<std::string, std::string> params;      // every path parameter, as text
+  std::map<std::string, std::string> params;      // the text ({name}) path parameters
   std::multimap<std::string, std::string> query;  // decoded query parameters
   // When spec is null: the HTTP status (400, 404, 405, 414), a message, and for 405 the
   // methods the path takes.
@@ -115,11 +115,17 @@ struct ApiRequest {
 // that `read` did not return.
 struct Download {
   int status = 200;
-  std::vector<std::pair<std::string, std::string>> headers;
+  // Header lines of its own, each "Name: value\r\n" (Server, Content-Type, Content-Length
+  // and Connection are the server's).
+  std::string header_lines;
   std::string content_type = "application/octet-stream";
   uint64_t length = 0;
   // Appends `n` verified bytes at `offset` (of the part served) to *out.
   std::function<core::Status(uint64_t offset, uint64_t n, std::string* out)> read;
+  // Optional: the same from memory alone, on the HTTP thread: nullopt (and *out unchanged)
+  // when a byte would have to come from the device.
+  std::function<std::optional<core::Status>(uint64_t offset, uint64_t n, std::string* out)>
+      read_cached;
   // Called once with the bytes sent, after the last piece went out.
   std::function<void(uint64_t bytes)> on_sent;
 };
@@ -154,6 +160,9 @@ struct RouteSpec {
   // Exactly one of these is set: a whole answer, a payload served in pieces, or an upload.
   std::function<ApiResponse(const ApiRequest&)> handler = {};
   std::function<core::Result<Download>(const ApiRequest&)> download = {};
+  // Optional, beside `download`: opens it from memory alone (no index lookup, no read), on
+  // the HTTP thread; nullopt when that cannot be done (then `download` runs on the lane).
+  std::function<std::optional<core::Result<Download>>(const ApiRequest&)> download_cached = {};
   std::optional<UploadHandler> upload = {};
 };
 

@@ -38,14 +38,16 @@ Status ReaderCache::Refresh() {
   return Status::OK();
 }
 
+std::optional<OpenedShard> ReaderCache::Cached(const core::Uuid& id) {
+  core::MutexLock lock(&lru_mu_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return std::nullopt;
+  lru_.splice(lru_.begin(), lru_, it->second);
+  return it->second->shard;
+}
+
 Result<OpenedShard> ReaderCache::Open(const core::Uuid& id) {
-  {
-    core::MutexLock lock(&lru_mu_);
-    if (auto it = by_id_.find(id); it != by_id_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second);
-      return it->second->shard;
-    }
-  }
+  if (auto kept = Cached(id)) return std::move(*kept);
   OpenedShard out;
   uint64_t gen = 0;
   {

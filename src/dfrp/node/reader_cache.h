@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 #include "dfrp/core/config.h"
@@ -45,6 +46,8 @@ class ReaderCache {
   // A verified-read handle for the shard: kept, or opened now (index lookup, prefix read
   // and check). NotFound and Corruption as Store::OpenShard.
   core::Result<OpenedShard> Open(const core::Uuid& id) EXCLUDES(lru_mu_, store_mu_);
+  // A kept reader only (no index lookup, no read): nullopt when the shard has none.
+  std::optional<OpenedShard> Cached(const core::Uuid& id) EXCLUDES(lru_mu_);
   core::Result<storage::ShardInfo> Stat(const core::Uuid& id) EXCLUDES(store_mu_);
 
   // What the kept readers hold, by this class's estimate, and how many there are.

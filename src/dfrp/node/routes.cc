@@ -154,13 +154,30 @@ UploadHandler PutShardUpload(Node* node) {
   return h;
 }
 
-Result<Download> GetShard(Node* node, const ApiRequest& r) {
-  auto opened = node->OpenShard(r.route.id);
-  if (!opened) {
-    if (opened.error().IsCorruption()) node->metrics().verification_failures.fetch_add(1);
-    return Err(opened.error());
+// What a shard's download reads from: the opened shard and where the part served begins.
+// One object shared by the download's functions (each then fits std::function's own
+// storage: a GET allocates little).
+struct ShardSource {
+  Node* node;
+  OpenedShard shard;
+  uint64_t offset;
+
+  Status Read(uint64_t at, uint64_t n, std::string* out, storage::IoMode mode) const {
+    Status s = shard.reader->ReadRange(
+        offset + at, n,
+        [&](std::string_view piece) {
+          out->append(piece);
+          return Status::OK();
+        },
+        1, mode);
+    if (s.IsCorruption()) node->metrics().verification_failures.fetch_add(1);
+    return s;
   }
-  const uint64_t size = opened->reader->size();
+};
+
+// The download of an opened shard (whole, or the request's Range).
+Result<Download> ShardDownload(Node* node, const ApiRequest& r, const OpenedShard& opened) {
+  const uint64_t size = opened.reader->size();
   uint64_t offset = 0, length = size;
   Download d;
   if (std::string_view range = r.header("Range"); !range.empty()) {
@@ -168,7 +185,7 @@ Result<Download> GetShard(Node* node, const ApiRequest& r) {
     auto parsed = ParseByteRange(range, size, &err);
     if (!err.empty()) {
       d.status = 416;
-      d.headers.emplace_back("Content-Range", fmt::format("bytes */{}", size));
+      d.header_lines = fmt::format("Content-Range: bytes */{}\r\n", size);
       ApiResponse e = ApiResponse::Refusal(416, "range_not_satisfiable", 2, err);
       d.content_type = e.content_type;
       d.length = e.body.size();
@@ -181,25 +198,34 @@ Result<Download> GetShard(Node* node, const ApiRequest& r) {
     if (parsed) {
       std::tie(offset, length) = *parsed;
       d.status = 206;
-      d.headers.emplace_back("Content-Range",
-                             fmt::format("bytes {}-{}/{}", offset, offset + length - 1, size));
+      d.header_lines =
+          fmt::format("Content-Range: bytes {}-{}/{}\r\n", offset, offset + length - 1, size);
     }
   }
-  const std::string root = RootHex(opened->reader->root());
-  d.headers.emplace_back("ETag", "\"" + root + "\"");
-  d.headers.emplace_back("X-Dfrp-Merkle-Root", root);
-  d.headers.emplace_back("Accept-Ranges", "bytes");
+  const std::string root = RootHex(opened.reader->root());
+  fmt::format_to(std::back_inserter(d.header_lines),
+                 "ETag: \"{}\"\r\nX-Dfrp-Merkle-Root: {}\r\nAccept-Ranges: bytes\r\n", root, root);
   d.length = length;
-  d.read = [node, shard = *opened, offset](uint64_t at, uint64_t n, std::string* out) {
-    Status s = shard.reader->ReadRange(offset + at, n, [&](std::string_view piece) {
-      out->append(piece);
-      return Status::OK();
-    });
-    if (s.IsCorruption()) node->metrics().verification_failures.fetch_add(1);
+  auto src = std::make_shared<const ShardSource>(ShardSource{node, opened, offset});
+  d.read = [src](uint64_t at, uint64_t n, std::string* out) {
+    return src->Read(at, n, out, storage::IoMode::kWait);
+  };
+  d.read_cached = [src](uint64_t at, uint64_t n, std::string* out) -> std::optional<Status> {
+    Status s = src->Read(at, n, out, storage::IoMode::kCachedOnly);
+    if (s.IsBusy()) return std::nullopt;  // a byte is not in memory: the lane reads it
     return s;
   };
   d.on_sent = [node](uint64_t bytes) { node->metrics().AddRead(node->NowMs(), bytes); };
   return d;
+}
+
+Result<Download> GetShard(Node* node, const ApiRequest& r) {
+  auto opened = node->OpenShard(r.route.id);
+  if (!opened) {
+    if (opened.error().IsCorruption()) node->metrics().verification_failures.fetch_add(1);
+    return Err(opened.error());
+  }
+  return ShardDownload(node, r, *opened);
 }
 
 ApiResponse ProofAnswer(Node* node, const Result<storage::ProofSet>& p) {
@@ -303,7 +329,13 @@ std::vector<RouteSpec> StorageRoutes(Node* node) {
   t.push_back({.methods = "GET, HEAD",
                .pattern = "/v1/shards/{shard}",
                .lane = Lane::kRead,
-               .download = [node](const ApiRequest& r) { return GetShard(node, r); }});
+               .download = [node](const ApiRequest& r) { return GetShard(node, r); },
+               // A kept reader: no index lookup, so the HTTP thread may try it.
+               .download_cached = [node](const ApiRequest& r) -> std::optional<Result<Download>> {
+                 auto kept = node->readers().Cached(r.route.id);
+                 if (!kept) return std::nullopt;
+                 return ShardDownload(node, r, *kept);
+               }});
   t.push_back({.methods = "GET",
                .pattern = "/v1/shards/{shard}/meta",
                .lane = Lane::kRead,

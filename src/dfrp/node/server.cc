@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -44,6 +45,7 @@ using nlohmann::json;
 namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr uint64_t kInlineRead = 64 << 10;     // read and verified on the HTTP thread if cached
 constexpr uint64_t kSmallRead = 256 << 10;     // downloads read whole on the lane, then sent
 constexpr uint64_t kStreamPiece = 1ull << 20;  // larger ones go out in pieces of this
 constexpr size_t kSpoolPiece = 256 << 10;      // spooled bodies are written in pieces of this
@@ -469,30 +471,75 @@ struct Server::Impl {
     Result<Download> download = Err(Status::Internal("not opened"));
     std::string first;  // the whole payload of a small download
     Status read;
+    bool have_first = false;
   };
 
-  // Sends the header of a download (and, for HEAD, nothing more).
-  template <typename Body>
-  void DownloadHeaders(const Exchange& ex, const Download& d, http::response<Body>& res) {
-    res.result(static_cast<http::status>(d.status));
-    res.version(ex.req.version());
-    res.set(http::field::server, ServerHeader());
-    res.set(http::field::content_type, d.content_type);
-    for (const auto& [k, v] : d.headers) res.set(k, v);
-    res.keep_alive(ex.keep_alive && !stopping);
+  // The try on the HTTP thread (routes that offer it): open from memory alone and, for a
+  // payload of at most kInlineRead bytes, read and verify it from the page cache alone; never
+  // waits for the device. nullopt when it could not open so; an Opened without have_first
+  // when the bytes are not all in memory (or too many to hash here).
+  static std::optional<Opened> TryCached(const RouteSpec& spec, const ApiRequest& req,
+                                         bool head_only) {
+    if (!spec.download_cached) return std::nullopt;
+    auto fast = spec.download_cached(req);
+    if (!fast) return std::nullopt;
+    Opened o;
+    o.download = std::move(*fast);
+    if (!o.download || head_only) {
+      o.have_first = true;
+      return o;
+    }
+    const Download& d = *o.download;
+    if (d.length <= kInlineRead && d.read_cached) {
+      if (auto r = d.read_cached(0, d.length, &o.first)) {
+        o.read = *r;
+        o.have_first = true;
+      } else {
+        o.first.clear();
+      }
+    }
+    return o;
+  }
+
+  // The status line and header of a download, written by hand (no field container to fill
+  // and serialize: a small GET is one writev of this and the payload).
+  std::string DownloadHead(Exchange& ex, const Download& d) {
+    const bool keep = ex.keep_alive && !stopping;
+    if (!keep) ex.keep_alive = false;
+    const bool http10 = ex.req.version() == 10;
+    std::string head = fmt::format(
+        "HTTP/1.{} {} {}\r\nServer: dfrpd/{}\r\nContent-Type: {}\r\n{}Content-Length: {}\r\n{}\r\n",
+        http10 ? 0 : 1, d.status,
+        std::string_view(http::obsolete_reason(static_cast<http::status>(d.status))),
+        core::kVersion, d.content_type, d.header_lines, d.length,
+        keep ? (http10 ? "Connection: keep-alive\r\n" : "") : "Connection: close\r\n");
+    ex.status = d.status;
+    return head;
+  }
+
+  // Writes the buffers with the body deadline; false (and the connection to close) on error.
+  template <typename Buffers>
+  awaitable<bool> WriteRaw(Exchange& ex, const Buffers& buffers) {
+    ex.stream.expires_after(opt.body_timeout);
+    auto [ec, n] = co_await asio::async_write(ex.stream, buffers, kTuple);
+    if (ec) ex.keep_alive = false;
+    co_return !ec;
   }
 
   awaitable<void> DownloadRoute(Exchange& ex, ApiRequest& req) {
     const RouteSpec& spec = *ex.route.spec;
     const bool head_only = ex.head_only();
-    // One hop to the lane: open, and read a small payload whole.
-    auto opened = co_await OnPool<Opened>(PoolFor(spec.lane), [&spec, &req, head_only] {
-      Opened o;
-      o.download = spec.download(req);
-      if (o.download && !head_only && o.download->length <= kSmallRead)
-        o.read = o.download->read(0, o.download->length, &o.first);
-      return o;
-    });
+    // First from memory on this thread; what needs the device takes one hop to the lane,
+    // which opens (unless done here) and reads a small payload whole.
+    std::optional<Opened> opened = TryCached(spec, req, head_only);
+    if (!opened || !opened->have_first)
+      opened = co_await OnPool<Opened>(PoolFor(spec.lane), [&spec, &req, head_only, &opened] {
+        Opened o = opened ? std::move(*opened) : Opened();
+        if (!opened) o.download = spec.download(req);
+        if (o.download && !head_only && o.download->length <= kSmallRead)
+          o.read = o.download->read(0, o.download->length, &o.first);
+        return o;
+      });
     if (!opened) {
       co_await Send(ex, LaneFull(LaneName(spec.lane)));
       co_return;
@@ -507,19 +554,15 @@ struct Server::Impl {
       co_return;
     }
     if (head_only) {
-      http::response<http::empty_body> res;
-      DownloadHeaders(ex, d, res);
-      res.content_length(d.length);
-      co_await Write(ex, res);
+      const std::string head = DownloadHead(ex, d);
+      co_await WriteRaw(ex, asio::buffer(head));
       co_return;
     }
     if (d.length <= kSmallRead) {
-      http::response<http::string_body> res;
-      DownloadHeaders(ex, d, res);
-      res.body() = std::move(opened->first);
-      res.prepare_payload();
-      co_await Write(ex, res);
-      if (d.on_sent) d.on_sent(d.length);
+      const std::string head = DownloadHead(ex, d);
+      const std::array<asio::const_buffer, 2> out = {asio::buffer(head),
+                                                     asio::buffer(opened->first)};
+      if (co_await WriteRaw(ex, out) && d.on_sent) d.on_sent(d.length);
       co_return;
     }
     co_await StreamDownload(ex, d, spec.lane);
@@ -557,28 +600,11 @@ struct Server::Impl {
       co_await Send(ex, std::move(refused));
       co_return;
     }
-    http::response<http::buffer_body> res;
-    DownloadHeaders(ex, d, res);
-    res.content_length(d.length);
-    http::response_serializer<http::buffer_body> sr{res};
-    ex.status = res.result_int();
-    ex.stream.expires_after(opt.body_timeout);
-    if (auto [ec, n] = co_await http::async_write_header(ex.stream, sr, kTuple); ec) {
-      ex.keep_alive = false;
-      co_return;
-    }
+    const std::string head = DownloadHead(ex, d);
+    if (!co_await WriteRaw(ex, asio::buffer(head))) co_return;
     uint64_t sent = 0;
     for (;;) {
-      res.body().data = piece->second.data();
-      res.body().size = piece->second.size();
-      res.body().more = sent + piece->second.size() < d.length;
-      ex.stream.expires_after(opt.body_timeout);
-      auto [ec, n] = co_await http::async_write(ex.stream, sr, kTuple);
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) {
-        ex.keep_alive = false;
-        co_return;
-      }
+      if (!co_await WriteRaw(ex, asio::buffer(piece->second))) co_return;
       sent += piece->second.size();
       if (sent >= d.length) break;
       piece = co_await read(sent);
@@ -588,13 +614,6 @@ struct Server::Impl {
         ex.status = 500;
         co_return;
       }
-    }
-    if (!sr.is_done()) {
-      res.body().data = nullptr;
-      res.body().size = 0;
-      res.body().more = false;
-      auto [ec, n] = co_await http::async_write(ex.stream, sr, kTuple);
-      if (ec && ec != http::error::need_buffer) ex.keep_alive = false;
     }
     if (d.on_sent) d.on_sent(d.length);
   }

@@ -22,14 +22,20 @@ Status ShardReader::Context(const Status& s) const {
                                    loc_.volume, file_->path(), loc_.offset));
 }
 
-Result<Hash> ShardReader::ReadNode(uint64_t node) const {
+Status ShardReader::Fetch(uint64_t at, size_t n, char* dst, IoMode mode) const {
+  return mode == IoMode::kCachedOnly ? file_->ReadExactCached(loc_.offset + at, n, dst)
+                                     : file_->ReadExact(loc_.offset + at, n, dst);
+}
+
+Result<Hash> ShardReader::ReadNode(uint64_t node, IoMode mode) const {
   Hash h;
-  DFRP_RETURN_IF_ERROR(file_->ReadExact(loc_.offset + prefix_.header.tree_offset() + node * 32, 32,
-                                        reinterpret_cast<char*>(h.data())));
+  DFRP_RETURN_IF_ERROR(
+      Fetch(prefix_.header.tree_offset() + node * 32, 32, reinterpret_cast<char*>(h.data()), mode));
   return h;
 }
 
-Status ShardReader::VerifyLeafHashes(uint64_t first, std::span<const Hash> hashes) const {
+Status ShardReader::VerifyLeafHashes(uint64_t first, std::span<const Hash> hashes,
+                                     IoMode mode) const {
   const uint64_t n = leaves();
   if (n <= 1) {
     // No tree section: the root is the leaf hash itself.
@@ -44,12 +50,12 @@ Status ShardReader::VerifyLeafHashes(uint64_t first, std::span<const Hash> hashe
   uint64_t lo = first, hi = first + hashes.size() - 1, start = 0;
   for (uint64_t size : crypto::TreeLevelSizes(n)) {
     if (lo & 1) {
-      DFRP_ASSIGN_OR_RETURN(Hash left, ReadNode(start + lo - 1));
+      DFRP_ASSIGN_OR_RETURN(Hash left, ReadNode(start + lo - 1, mode));
       cur.insert(cur.begin(), left);
       --lo;
     }
     if (!(hi & 1) && hi + 1 < size) {
-      DFRP_ASSIGN_OR_RETURN(Hash right, ReadNode(start + hi + 1));
+      DFRP_ASSIGN_OR_RETURN(Hash right, ReadNode(start + hi + 1, mode));
       cur.push_back(right);
       ++hi;
     }
@@ -67,26 +73,31 @@ Status ShardReader::VerifyLeafHashes(uint64_t first, std::span<const Hash> hashe
   return Status::OK();
 }
 
-Status ShardReader::ReadLeaves(uint64_t first, uint64_t last, std::string* buf, int threads) const {
+Status ShardReader::ReadLeaves(uint64_t first, uint64_t last, std::string* buf, int threads,
+                               IoMode mode) const {
   const RecordHeader& h = prefix_.header;
   buf->resize(
       static_cast<size_t>(std::min(h.payload_len, last * h.leaf_size) - first * h.leaf_size));
-  return ReadLeavesInto(first, last, buf->data(), threads);
+  return ReadLeavesInto(first, last, buf->data(), threads, mode);
 }
 
-Status ShardReader::ReadLeavesInto(uint64_t first, uint64_t last, char* dst, int threads) const {
+Status ShardReader::ReadLeavesInto(uint64_t first, uint64_t last, char* dst, int threads,
+                                   IoMode mode) const {
   const RecordHeader& h = prefix_.header;
   const uint64_t begin = first * h.leaf_size;
   const uint64_t end = std::min(h.payload_len, last * h.leaf_size);
   const std::string_view data(dst, static_cast<size_t>(end - begin));
-  DFRP_RETURN_IF_ERROR(
-      file_->ReadExact(loc_.offset + h.payload_offset() + begin, data.size(), dst));
+  DFRP_RETURN_IF_ERROR(Fetch(h.payload_offset() + begin, data.size(), dst, mode));
   std::vector<Hash> hashes(last - first);
   crypto::HashLeaves(data, h.leaf_size, hashes, threads);
-  if (VerifyLeafHashes(first, hashes).ok()) return Status::OK();
+  Status whole = VerifyLeafHashes(first, hashes, mode);
+  if (whole.ok() || whole.IsBusy()) return whole;
   // Name the first leaf that fails on its own (the range may hold good leaves too).
   for (uint64_t i = first; i < last; ++i)
-    if (!VerifyLeafHashes(i, std::span<const Hash>(&hashes[i - first], 1)).ok())
+    if (Status one = VerifyLeafHashes(i, std::span<const Hash>(&hashes[i - first], 1), mode);
+        one.IsBusy())
+      return one;
+    else if (!one.ok())
       return Status::Corruption(
           fmt::format("leaf {} (payload bytes {}..{}) does not verify against the Merkle root", i,
                       i * h.leaf_size, std::min(h.payload_len, (i + 1) * h.leaf_size) - 1));
@@ -95,8 +106,8 @@ Status ShardReader::ReadLeavesInto(uint64_t first, uint64_t last, char* dst, int
 }
 
 Status ShardReader::ReadRange(uint64_t offset, uint64_t length,
-                              const std::function<Status(std::string_view)>& sink,
-                              int threads) const {
+                              const std::function<Status(std::string_view)>& sink, int threads,
+                              IoMode mode) const {
   if (offset > size() || length > size() - offset)
     return Status::InvalidArgument(fmt::format(
         "range {}:{} runs past the end of shard {} ({} bytes): give OFFSET:LENGTH within it",
@@ -108,7 +119,7 @@ Status ShardReader::ReadRange(uint64_t offset, uint64_t length,
   std::string buf;
   for (uint64_t first = offset / ls; first < last_leaf; first += chunk_leaves) {
     const uint64_t last = std::min(last_leaf, first + chunk_leaves);
-    Status s = ReadLeaves(first, last, &buf, threads);
+    Status s = ReadLeaves(first, last, &buf, threads, mode);
     if (!s.ok()) return s.IsCorruption() ? Context(s) : s;
     const uint64_t from = std::max(offset, first * ls) - first * ls;
     const uint64_t to = std::min(offset + length, last * ls) - first * ls;

@@ -27,6 +27,10 @@
 
 namespace dfrp::storage {
 
+// How a read may get its bytes: waiting for the device as needed, or only from memory (the
+// page cache), ending with Busy (and nothing handed out) when a byte is not there.
+enum class IoMode { kWait, kCachedOnly };
+
 class ShardReader {
  public:
   // `file` holds the record at `loc.offset`, whose prefix was already read and checked.
@@ -44,9 +48,12 @@ class ShardReader {
   // Streams payload bytes [offset, offset + length) to sink, in pieces of about 8 MiB, each
   // verified before it is handed over. InvalidArgument when the range runs past the end;
   // Corruption naming the first leaf that does not verify.
+  // With IoMode::kCachedOnly the read never waits for the device: Busy (and no byte handed
+  // to sink) when one is not in memory. A server thread tries that first, for small reads,
+  // and leaves the rest to threads that may wait.
   core::Status ReadRange(uint64_t offset, uint64_t length,
-                         const std::function<core::Status(std::string_view)>& sink,
-                         int threads = 1) const;
+                         const std::function<core::Status(std::string_view)>& sink, int threads = 1,
+                         IoMode mode = IoMode::kWait) const;
   // Reads up to `length` bytes at `offset` into dst (fewer at the end of the payload; 0 past
   // it), verified. For callers with their own buffers (FUSE); meant for small reads. On an
   // error the bytes in dst are unspecified and must not be used.
@@ -63,12 +70,18 @@ class ShardReader {
 
  private:
   // Checks hashes of leaves [first, first + hashes.size()) against the root.
-  core::Status VerifyLeafHashes(uint64_t first, std::span<const crypto::Hash> hashes) const;
+  core::Status VerifyLeafHashes(uint64_t first, std::span<const crypto::Hash> hashes,
+                                IoMode mode = IoMode::kWait) const;
   // Reads whole leaves [first, last) into buf and verifies them.
-  core::Status ReadLeaves(uint64_t first, uint64_t last, std::string* buf, int threads) const;
+  core::Status ReadLeaves(uint64_t first, uint64_t last, std::string* buf, int threads,
+                          IoMode mode = IoMode::kWait) const;
   // The same into dst, which must hold those leaves' bytes.
-  core::Status ReadLeavesInto(uint64_t first, uint64_t last, char* dst, int threads) const;
-  core::Result<crypto::Hash> ReadNode(uint64_t node) const;  // node number in the tree section
+  core::Status ReadLeavesInto(uint64_t first, uint64_t last, char* dst, int threads,
+                              IoMode mode = IoMode::kWait) const;
+  // A node (its number in the tree section).
+  core::Result<crypto::Hash> ReadNode(uint64_t node, IoMode mode = IoMode::kWait) const;
+  // n bytes at `at` from the record's start.
+  core::Status Fetch(uint64_t at, size_t n, char* dst, IoMode mode) const;
   core::Status Context(const core::Status& s) const;
 
   const core::RandomAccessFile* file_;
