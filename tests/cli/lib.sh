@@ -67,6 +67,20 @@ dsc() {
   return 0
 }
 
+# via_fifo FIFO COMMAND... : makes FIFO afresh, starts a reader that copies what comes out of
+# it to FIFO.got (for at most 60 s), runs COMMAND (which is to write to FIFO), and waits for
+# the reader.
+via_fifo() {
+  local fifo=$1
+  shift
+  rm -f "$fifo" "$fifo.got"
+  mkfifo "$fifo"
+  timeout 60 cat "$fifo" >"$fifo.got" &
+  local reader=$!
+  "$@"
+  wait "$reader"
+}
+
 # A short description of the last run, for failure details.
 last() {
   printf 'rc=%s stdout=[%s] stderr=[%s]' "$RC" "$(head -c 300 "$T/out" | tr '\n' '|')" \
