@@ -76,7 +76,8 @@ struct ByteRange {
   uint64_t length = 0;
 };
 
-// A shard's payload (or a range of it), ready to be read. Valid while its service lives.
+// A shard's payload (or a range of it), ready to be read. Use it before the next call of the
+// service that made it (the local one may reopen its store then), and never after the service.
 class PayloadSource {
  public:
   virtual ~PayloadSource() = default;
@@ -113,8 +114,8 @@ class StorageService {
                              const storage::ProgressFn& progress) = 0;
 
   // read-shard: the payload of a shard, or `range` of it (only the leaves it touches are
-  // verified). A range past the end is InvalidArgument here, before any byte is read; an
-  // unknown shard may be reported here or by ReadTo.
+  // verified). An unknown shard, or a range past its end (InvalidArgument), is reported here
+  // or by ReadTo before its first byte, depending on the implementation.
   virtual core::Result<std::unique_ptr<PayloadSource>> OpenPayload(
       const core::Uuid& id, const std::optional<ByteRange>& range) = 0;
 
