@@ -102,7 +102,6 @@ struct VolumeCommands::Impl {
     const json j = {{"volume", check.value("volume", 0u)},
                     {"path", check.value("path", "")},
                     {"segments", check.value("segments", uint64_t{0})},
-                    // dfrpd's resume operation says "shards" (VolumeCheck's name).
                     {"shards_verified", check.value("shards_verified", uint64_t{0})},
                     {"bytes", check.value("bytes", uint64_t{0})},
                     {"resumed", true}};
