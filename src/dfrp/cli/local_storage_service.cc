@@ -96,7 +96,7 @@ Result<InitOutcome> LocalStorageService::Init(bool create_missing_folders) {
   InitOutcome out;
   DFRP_ASSIGN_OR_RETURN(out.report, Store::Init(config_, opt));
   // The admin token dfrpd's API asks for (docs/API.md), readable by this user only.
-  DFRP_RETURN_IF_ERROR(node::EnsureApiToken(config_.state_dir).status());
+  DFRP_RETURN_IF_ERROR(node::EnsureApiToken(fs_, config_.state_dir).status());
   DFRP_ASSIGN_OR_RETURN(out.volumes, ListVolumes());
   return out;
 }

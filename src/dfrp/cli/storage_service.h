@@ -38,7 +38,7 @@
 namespace dfrp::cli {
 
 // Progress of work in phases, (phase, done, total): a migration's "copy" then "verify" (in
-// bytes), resume --path's "verify". total 0: nothing to draw yet.
+// bytes) then "switch", resume --path's "verify". total 0: nothing to draw yet.
 using PhaseProgress = std::function<void(std::string_view phase, uint64_t done, uint64_t total)>;
 // Where notes about the store go (a recovered tail, a cleaned-up torn record).
 using NoticeFn = std::function<void(const std::string&)>;

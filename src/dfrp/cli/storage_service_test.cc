@@ -172,7 +172,7 @@ TEST_F(LocalServiceTest, PausesAndResumesAllOrOneAndMigrates) {
   ASSERT_TRUE(report.has_value()) << report.error().ToString();
   EXPECT_EQ((*report)["to"], dir_ + "/new0");
   EXPECT_EQ((*report)["shards_verified"], 1);
-  EXPECT_EQ(phases, (std::vector<std::string>{"copy", "verify"}));
+  EXPECT_EQ(phases, (std::vector<std::string>{"copy", "verify", "switch"}));
   auto freed = svc->RetireSource(0);
   ASSERT_TRUE(freed.has_value()) << freed.error().ToString();
   EXPECT_GT(*freed, 0u);

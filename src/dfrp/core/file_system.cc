@@ -83,8 +83,9 @@ std::string NormalizePath(std::string_view path) {
   return out.empty() ? "/" : out;
 }
 
-Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
-                       bool private_mode) {
+namespace {
+Status WriteAtomic(FileSystem* fs, const std::string& path, std::string_view data,
+                   bool private_mode, bool replace) {
   const std::string tmp =
       fmt::format("{}.tmp-{}", path, DefaultUuidGenerator()->NewV7().ToString());
   auto file = fs->CreateNew(tmp, private_mode);
@@ -92,12 +93,38 @@ Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view
   Status s = (*file)->WriteAt(0, data);
   if (s.ok()) s = (*file)->Sync();
   if (s.ok()) s = (*file)->Close();
-  if (s.ok()) s = fs->Rename(tmp, path);
+  if (s.ok()) s = replace ? fs->Rename(tmp, path) : fs->RenameNoReplace(tmp, path);
   if (!s.ok()) {
     (void)fs->RemoveFile(tmp);
     return s;
   }
   return fs->SyncDir(DirName(path));
+}
+}  // namespace
+
+Result<FileType> FileSystem::TypeOf(const std::string& path, bool) {
+  return Err(Status::IOError(
+      fmt::format("cannot tell what {} is: this file system does not implement TypeOf", path)));
+}
+
+Result<std::unique_ptr<OutputStream>> FileSystem::OpenOutputStream(const std::string& path) {
+  return Err(Status::IOError(fmt::format(
+      "cannot open {} as a stream: this file system does not implement OpenOutputStream", path)));
+}
+
+Result<bool> FileSystem::IsLocked(const std::string& path) {
+  return Err(Status::IOError(fmt::format(
+      "cannot probe the lock on {}: this file system does not implement IsLocked", path)));
+}
+
+Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
+                       bool private_mode) {
+  return WriteAtomic(fs, path, data, private_mode, /*replace=*/true);
+}
+
+Status WriteNewFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
+                          bool private_mode) {
+  return WriteAtomic(fs, path, data, private_mode, /*replace=*/false);
 }
 
 Result<std::string> ReadWholeFile(FileSystem* fs, const std::string& path) {

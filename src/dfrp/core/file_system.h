@@ -124,6 +124,10 @@ class FileSystem {
   virtual Status CreateDirRecursive(const std::string& path) = 0;  // mkdir -p
   virtual Status RemoveFile(const std::string& path) = 0;
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  // Renames only if `to` does not exist, in one atomic step (renameat2 RENAME_NOREPLACE; a
+  // hard link and an unlink of `from` where the file system lacks it). If `to` exists, even
+  // one created an instant before, IOError ending in strerror(EEXIST) and both files stay.
+  virtual Status RenameNoReplace(const std::string& from, const std::string& to) = 0;
   // fsync of a directory, making entries created, renamed or removed in it durable.
   virtual Status SyncDir(const std::string& path) = 0;
   // Takes an exclusive lock on `path` (created if absent) without waiting. Busy if another
@@ -138,21 +142,28 @@ class FileSystem {
   virtual Result<std::pair<uint64_t, uint64_t>> FileIdentity(const std::string& path) = 0;
   // Whether the file can be written by this process (access W_OK).
   virtual bool IsWritable(const std::string& path) = 0;
+  // The permission bits of a file or folder (st_mode & 07777); NotFound if it does not exist.
+  virtual Result<uint32_t> PermissionBits(const std::string& path) = 0;
   // Reads a regular file from its start into *out, at most `limit` bytes (fewer at its end;
   // a short read is taken as the end, as POSIX promises for regular files). For many small
   // files: open, read, close and nothing more.
   virtual Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) = 0;
+  // The three below came after other implementations (test wrappers) existed: their
+  // defaults fail with IOError saying this file system cannot do it (as LevelDB's
+  // Env::NewAppendableFile), so such a wrapper still compiles; the POSIX and fault-injecting
+  // file systems implement them.
+  //
   // What `path` is: with follow_links what a symbolic link leads to (stat), else the link
   // itself (lstat). NotFound when nothing is there (or a followed link leads nowhere).
-  virtual Result<FileType> TypeOf(const std::string& path, bool follow_links) = 0;
+  virtual Result<FileType> TypeOf(const std::string& path, bool follow_links);
   // Opens an existing file for writing from its start, neither creating nor truncating it
   // (O_WRONLY): a device, or a FIFO, for which it waits until a reader opens the other end, as
   // open(2) does. NotFound when nothing is there.
-  virtual Result<std::unique_ptr<OutputStream>> OpenOutputStream(const std::string& path) = 0;
+  virtual Result<std::unique_ptr<OutputStream>> OpenOutputStream(const std::string& path);
   // Whether someone holds an exclusive lock (TryLock's flock) on `path`, probed with a
   // read-only open that never creates the file (false when it does not exist) and released at
   // once. An error when the file is there but cannot be opened (not ours to read).
-  virtual Result<bool> IsLocked(const std::string& path) = 0;
+  virtual Result<bool> IsLocked(const std::string& path);
 };
 
 // The process-wide POSIX file system; never null, never freed.
@@ -180,6 +191,11 @@ std::string DirName(std::string_view path);
 // synced, renamed over `path`, and the folder synced.
 Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
                        bool private_mode = false);
+// As WriteFileAtomic, but never replaces a file: the temporary file is renamed with
+// RenameNoReplace, so a `path` that exists, or appears while the data is written, is left as it
+// is and the call fails (IOError ending in strerror(EEXIST); the temporary file is removed).
+Status WriteNewFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
+                          bool private_mode = false);
 // Reads a whole (small) file.
 Result<std::string> ReadWholeFile(FileSystem* fs, const std::string& path);
 
