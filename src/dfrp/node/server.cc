@@ -5,11 +5,11 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -91,8 +91,13 @@ struct Server::Impl {
   std::mutex stop_mu;
   std::condition_variable stop_cv;
 
-  asio::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  // One io_context per HTTP thread, each run by that thread alone: a connection stays on the
+  // thread that accepted it, so its coroutine always resumes there (no strands, no hand-offs
+  // between threads; and clang, which may keep a thread_local's address across a co_await,
+  // never sees one resume on another thread). The acceptor lives on the first.
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
+  size_t next_ioc = 0;  // the acceptor's coroutine alone uses it
+  tcp::acceptor acceptor;
   // Declared after the io_context, so that they are joined first: a job still running posts
   // its answer to a connection of the io_context.
   WorkPool read_pool, verify_pool, admin_pool, spool_pool;
@@ -101,10 +106,18 @@ struct Server::Impl {
     return n > 0 ? n : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
   }
 
+  static std::vector<std::unique_ptr<asio::io_context>> Contexts(int n) {
+    std::vector<std::unique_ptr<asio::io_context>> v;
+    for (int i = 0; i < n; ++i) v.push_back(std::make_unique<asio::io_context>(1));
+    return v;
+  }
+
   Impl(Node& n, ServerOptions o)
       : node(n),
         opt(std::move(o)),
         budget(opt.body_memory_budget),
+        iocs(Contexts(Threads(opt.threads))),
+        acceptor(*iocs[0]),
         read_pool("read", Threads(opt.read_threads), opt.lane_queue),
         verify_pool("verify", Threads(opt.verify_threads), opt.lane_queue / 8 + 1),
         admin_pool("admin", Threads(opt.admin_threads), 64),
@@ -250,6 +263,37 @@ struct Server::Impl {
            static_cast<int64_t>(std::min(secs, 1e9) * 1e9);
   }
 
+  // A deadline for one read: a timer that cancels the read, not the stream's own expiry
+  // (which closes the socket), so that a slow client still gets its 408. It runs on the
+  // connection's strand, like the read; `done` tells a timer that fired just as the read
+  // completed to do nothing, and the handler shares ownership, since it may run after the
+  // read's coroutine moved on.
+  struct ReadDeadline {
+    explicit ReadDeadline(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    bool done = false;
+    bool fired = false;
+  };
+
+  static std::shared_ptr<ReadDeadline> Arm(beast::tcp_stream& stream,
+                                           std::chrono::nanoseconds wait) {
+    stream.expires_never();
+    auto d = std::make_shared<ReadDeadline>(stream.get_executor());
+    d->timer.expires_after(wait);
+    d->timer.async_wait([d, s = &stream](const beast::error_code& ec) {
+      if (ec || d->done) return;
+      d->fired = true;
+      beast::error_code ignored;
+      s->socket().cancel(ignored);
+    });
+    return d;
+  }
+
+  static void Disarm(ReadDeadline& d) {
+    d.done = true;
+    d.timer.cancel();
+  }
+
   // Reads the next bytes of a body into dst (up to n): first what came with the header, then
   // from the socket in reads as large as the space; each read has the body deadline and never
   // outlives `deadline`. 0 with a timeout or I/O error Status.
@@ -263,11 +307,11 @@ struct Server::Impl {
     const int64_t left = deadline - NowNanos();
     if (left <= 0)
       co_return Err(Status::Busy("timeout: the body did not arrive at the required rate"));
-    ex.stream.expires_after(
-        std::min<std::chrono::nanoseconds>(opt.body_timeout, std::chrono::nanoseconds(left)));
+    auto timer = Arm(ex.stream, std::min<std::chrono::nanoseconds>(opt.body_timeout,
+                                                                   std::chrono::nanoseconds(left)));
     auto [ec, got] = co_await ex.stream.async_read_some(asio::buffer(dst, n), kTuple);
-    if (ec == beast::error::timeout)
-      co_return Err(Status::Busy("timeout: the body did not arrive in time"));
+    Disarm(*timer);
+    if (timer->fired) co_return Err(Status::Busy("timeout: the body did not arrive in time"));
     if (ec) co_return Err(Status::IOError(fmt::format("reading the body: {}", ec.message())));
     co_return got;
   }
@@ -660,40 +704,20 @@ struct Server::Impl {
     co_await http::async_write(stream, res, kTuple);
   }
 
-  // Runs on the connection's strand, like the read it bounds; `done` tells a timer that fired
-  // just as the read completed to do nothing.
-  struct HeaderDeadline {
-    explicit HeaderDeadline(const asio::any_io_executor& ex) : timer(ex) {}
-    asio::steady_timer timer;
-    bool done = false;
-    bool fired = false;
-  };
-
   // Reads the next request's head under its deadline; false when the connection is to close
   // (having answered 408, 431 or 400 where that is due).
   awaitable<bool> ReadHead(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                            http::request_parser<http::empty_body>& parser, bool first) {
     parser.header_limit(opt.max_header_bytes);
     parser.body_limit(boost::none);
-    // The deadline for the header is a timer that cancels the read, not the stream's own
-    // expiry (which closes the socket), so that a slow client still gets its 408.
-    stream.expires_never();
-    auto deadline = std::make_shared<HeaderDeadline>(stream.get_executor());
-    deadline->timer.expires_after(first ? opt.header_timeout : opt.idle_timeout);
-    deadline->timer.async_wait([deadline, s = &stream](const beast::error_code& ec) {
-      if (ec || deadline->done) return;
-      deadline->fired = true;
-      beast::error_code ignored;
-      s->socket().cancel(ignored);
-    });
+    auto deadline = Arm(stream, first ? opt.header_timeout : opt.idle_timeout);
     {
       std::lock_guard lock(idle_mu);
       idle.insert(&stream);
     }
     // Waiting for the next request: Stop() may cancel the read under us.
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
-    deadline->done = true;
-    deadline->timer.cancel();
+    Disarm(*deadline);
     {
       std::lock_guard lock(idle_mu);
       idle.erase(&stream);
@@ -763,11 +787,12 @@ struct Server::Impl {
 
   awaitable<void> Accept() {
     for (;;) {
-      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kTuple);
+      asio::io_context& target = *iocs[next_ioc++ % iocs.size()];
+      auto [ec, socket] = co_await acceptor.async_accept(target.get_executor(), kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
         // EMFILE and friends: wait a little rather than spin.
-        asio::steady_timer t(ioc, std::chrono::milliseconds(50));
+        asio::steady_timer t(*iocs[0], std::chrono::milliseconds(50));
         co_await t.async_wait(kTuple);
         continue;
       }
@@ -847,13 +872,16 @@ void Server::Run() {
       im.CancelIdle();
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    im.ioc.stop();
+    for (auto& ioc : im.iocs) ioc->stop();
   });
-  const int n = Impl::Threads(im.opt.threads);
   {
+    // Each context runs until Stop() stops it, connections or not.
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> busy;
+    for (auto& ioc : im.iocs) busy.push_back(asio::make_work_guard(*ioc));
     std::vector<std::jthread> threads;
-    for (int i = 1; i < n; ++i) threads.emplace_back([&im] { im.ioc.run(); });
-    im.ioc.run();
+    for (size_t i = 1; i < im.iocs.size(); ++i)
+      threads.emplace_back([&im, i] { im.iocs[i]->run(); });
+    im.iocs[0]->run();
   }  // joins the other loop threads
   drainer.join();
 }

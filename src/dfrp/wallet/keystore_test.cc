@@ -146,6 +146,9 @@ class AppearsMeanwhileFs final : public core::FileSystem {
     return base_->FileIdentity(p);
   }
   bool IsWritable(const std::string& p) override { return base_->IsWritable(p); }
+  core::Result<uint32_t> PermissionBits(const std::string& p) override {
+    return base_->PermissionBits(p);
+  }
   core::Status ReadFileUpTo(const std::string& p, size_t limit, std::string* out) override {
     return base_->ReadFileUpTo(p, limit, out);
   }
