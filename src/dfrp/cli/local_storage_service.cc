@@ -50,22 +50,6 @@ class RangePayload final : public PayloadSource {
   ByteRange range_;
 };
 
-json MigrateReportJson(const storage::MigrateReport& r) {
-  return {{"volume", r.volume},
-          {"from", r.from},
-          {"to", r.to},
-          {"already_there", r.already_there},
-          {"files", r.files},
-          {"bytes", r.bytes},
-          {"shards_verified", r.shards_verified},
-          {"copy_seconds", r.copy_seconds},
-          {"verify_seconds", r.verify_seconds},
-          {"total_seconds", r.total_seconds},
-          {"resumed", r.resumed},
-          {"source_deleted", r.source_deleted},
-          {"source_bytes_deleted", r.source_bytes_deleted}};
-}
-
 }  // namespace
 
 LocalStorageService::LocalStorageService(core::NodeConfig config, core::FileSystem* fs,
@@ -240,7 +224,7 @@ Result<json> LocalStorageService::Migrate(uint32_t volume, const std::string& to
   mo.progress = progress;
   DFRP_ASSIGN_OR_RETURN(storage::MigrateReport r,
                         storage::MigrateVolume(config_, Options(), volume, to, mo));
-  return MigrateReportJson(r);
+  return node::MigrateReportJson(r);
 }
 
 Result<uint64_t> LocalStorageService::RetireSource(uint32_t volume) {
