@@ -169,13 +169,10 @@ scenario() {
 
   # A damaged shard: verify and read exit 3, nothing on stdout.
   c small_json --json write-shard "$F/small"
-  local X seg off mlen
+  local X
   X=$(id_of small_json)
   "$BIN" --json stat-shard "$X" >"$T/stat.json" 2>/dev/null
-  seg=$(jget 'j["segment"]' "$T/stat.json")
-  off=$(jget 'j["offset"]' "$T/stat.json")
-  mlen=$(u32le "$seg" $((off + 12)))
-  flip "$seg" $((off + 96 + mlen + 1000))
+  flip_payload "$T/stat.json" 1000
   c corrupt_verify verify-shard "$X"
   c corrupt_read read-shard "$X"
   c corrupt_null read-shard "$X" -o /dev/null
@@ -194,10 +191,7 @@ scenario() {
   local BIG
   BIG=$(id_of big_json)
   "$BIN" --json stat-shard "$BIG" >"$T/stat.json" 2>/dev/null
-  seg=$(jget 'j["segment"]' "$T/stat.json")
-  off=$(jget 'j["offset"]' "$T/stat.json")
-  mlen=$(u32le "$seg" $((off + 12)))
-  flip "$seg" $((off + 96 + mlen + 5000000))
+  flip_payload "$T/stat.json" 5000000
   via_fifo "$T/o/bfifo" c big_corrupt_fifo read-shard "$BIG" -o "$T/o/bfifo"
   local got
   got=$(stat -c %s "$T/o/bfifo.got")

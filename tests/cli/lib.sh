@@ -159,6 +159,16 @@ with open(path, "r+b") as f:
 EOF
 }
 
+# flip_payload STAT_JSON OFFSET : flips the byte at OFFSET of the payload of the shard whose
+# stat-shard --json is in STAT_JSON, in its segment file (the record's 96-byte header, its
+# metadata, then the payload).
+flip_payload() {
+  local seg off
+  seg=$(jget 'j["segment"]' "$1")
+  off=$(jget 'j["offset"]' "$1")
+  flip "$seg" $((off + 96 + $(u32le "$seg" $((off + 12))) + $2))
+}
+
 # u32le FILE OFFSET : prints the little-endian u32 at OFFSET.
 u32le() {
   $PY -c 'import sys,struct; f=open(sys.argv[1],"rb"); f.seek(int(sys.argv[2])); print(struct.unpack("<I", f.read(4))[0])' "$1" "$2"

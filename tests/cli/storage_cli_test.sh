@@ -743,9 +743,7 @@ mkfile "$F/nine" 9437184 11
 ds --json write-shard "$F/nine"
 NINE=$(jget 'j[0]["shard_id"]' 2>/dev/null)
 ds --json stat-shard "$NINE"
-NSEG=$(jget 'j["segment"]' 2>/dev/null)
-NOFF=$(jget 'j["offset"]' 2>/dev/null)
-flip "$NSEG" $((NOFF + 96 + $(u32le "$NSEG" $((NOFF + 12))) + 9000000))
+flip_payload "$T/out" 9000000
 via_fifo "$S/late.fifo" ds read-shard "$NINE" -o "$S/late.fifo"
 if [[ $RC -eq 3 ]] && [[ $(stat -c %s "$S/late.fifo.got") -eq 8388608 ]] &&
   cmp -s "$S/late.fifo.got" <(head -c 8388608 "$F/nine"); then
