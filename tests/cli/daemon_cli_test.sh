@@ -122,6 +122,12 @@ scenario() {
   c read_o --json read-shard "$M" -o "$T/o/m.bin"
   check "$MODE: read-shard -o wrote the payload" cmp -s "$T/o/m.bin" "$F/multi"
   rm -f "$T/o/m.bin"
+  # -o to a device or a FIFO: straight through, the same in both modes.
+  c read_null --json read-shard "$M" -o /dev/null
+  c read_null_range read-shard "$M" --range 5000:3000 -o /dev/null
+  via_fifo "$T/o/fifo" c read_fifo read-shard "$M" -o "$T/o/fifo"
+  check "$MODE: read-shard -o FIFO streams the payload to its reader" \
+    bash -c "[[ -p '$T/o/fifo' ]] && cmp -s '$T/o/fifo.got' '$F/multi'"
   c read_range0 read-shard "$A" --range 0:0
   c read_past read-shard "$A" --range 10:999999
   c verify verify-shard "$A" "$B" "$M"
@@ -163,21 +169,39 @@ scenario() {
 
   # A damaged shard: verify and read exit 3, nothing on stdout.
   c small_json --json write-shard "$F/small"
-  local X seg off mlen
+  local X
   X=$(id_of small_json)
   "$BIN" --json stat-shard "$X" >"$T/stat.json" 2>/dev/null
-  seg=$(jget 'j["segment"]' "$T/stat.json")
-  off=$(jget 'j["offset"]' "$T/stat.json")
-  mlen=$(u32le "$seg" $((off + 12)))
-  flip "$seg" $((off + 96 + mlen + 1000))
+  flip_payload "$T/stat.json" 1000
   c corrupt_verify verify-shard "$X"
   c corrupt_read read-shard "$X"
+  c corrupt_null read-shard "$X" -o /dev/null
+  via_fifo "$T/o/cfifo" c corrupt_fifo read-shard "$X" -o "$T/o/cfifo"
+  check "$MODE: read-shard -o FIFO of a corrupt shard: its reader gets no byte" \
+    test ! -s "$T/o/cfifo.got"
 
   # A payload of several MiB streams through in pieces.
   c big_json --json write-shard "$F/big"
   c big_read read-shard "$(id_of big_json)"
   check "$MODE: read-shard of a 6 MB shard prints it whole" cmp -s "$R/big_read.out" "$F/big"
   c big_range read-shard "$(id_of big_json)" --range 1000000:3000000
+
+  # A bad leaf late in a large payload, read to a FIFO: exit 3, and what the reader got is a
+  # prefix of the payload that stops before the bad leaf (the daemon streams verified pieces).
+  local BIG
+  BIG=$(id_of big_json)
+  "$BIN" --json stat-shard "$BIG" >"$T/stat.json" 2>/dev/null
+  flip_payload "$T/stat.json" 5000000
+  via_fifo "$T/o/bfifo" c big_corrupt_fifo read-shard "$BIG" -o "$T/o/bfifo"
+  local got
+  got=$(stat -c %s "$T/o/bfifo.got")
+  if [[ $(cat "$R/big_corrupt_fifo.rc") == 3 && $got -le $((5000000 / 4096 * 4096)) ]] &&
+    cmp -s "$T/o/bfifo.got" <(head -c "$got" "$F/big"); then
+    ok "$MODE: a bad leaf at 5000000: -o FIFO exits 3 having written only verified bytes ($got)"
+  else
+    not_ok "$MODE: a bad leaf at 5000000: -o FIFO writes only verified bytes" \
+      "rc=$(cat "$R/big_corrupt_fifo.rc") got $got bytes $(head -c 300 "$R/big_corrupt_fifo.err")"
+  fi
 
   c w_multi write-shard "$F/x" "$F/y"
 }
@@ -328,7 +352,8 @@ for name in read_a corrupt_read; do
 done
 check "read-shard ID prints the payload" cmp -s "$T/res/daemon/read_a.out" "$F/a"
 for e in err_stat_unknown:4 err_stat_bad:2 err_read_unknown:4 err_verify_unknown:4 \
-  err_vector:2 err_missing:2 err_nospace:5 corrupt_verify:3 corrupt_read:3 read_past:2; do
+  err_vector:2 err_missing:2 err_nospace:5 corrupt_verify:3 corrupt_read:3 read_past:2 \
+  read_null:0 read_fifo:0 corrupt_null:3 corrupt_fifo:3 big_corrupt_fifo:3; do
   check "${e%%:*} exits ${e##*:} beside dfrpd" test "$(cat "$T/res/daemon/${e%%:*}.rc")" = "${e##*:}"
 done
 

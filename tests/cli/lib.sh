@@ -67,6 +67,20 @@ dsc() {
   return 0
 }
 
+# via_fifo FIFO COMMAND... : makes FIFO afresh, starts a reader that copies what comes out of
+# it to FIFO.got (for at most 60 s), runs COMMAND (which is to write to FIFO), and waits for
+# the reader.
+via_fifo() {
+  local fifo=$1
+  shift
+  rm -f "$fifo" "$fifo.got"
+  mkfifo "$fifo"
+  timeout 60 cat "$fifo" >"$fifo.got" &
+  local reader=$!
+  "$@"
+  wait "$reader"
+}
+
 # A short description of the last run, for failure details.
 last() {
   printf 'rc=%s stdout=[%s] stderr=[%s]' "$RC" "$(head -c 300 "$T/out" | tr '\n' '|')" \
@@ -143,6 +157,16 @@ with open(path, "r+b") as f:
     f.seek(off)
     f.write(bytes([b[0] ^ 0xFF]))
 EOF
+}
+
+# flip_payload STAT_JSON OFFSET : flips the byte at OFFSET of the payload of the shard whose
+# stat-shard --json is in STAT_JSON, in its segment file (the record's 96-byte header, its
+# metadata, then the payload).
+flip_payload() {
+  local seg off
+  seg=$(jget 'j["segment"]' "$1")
+  off=$(jget 'j["offset"]' "$1")
+  flip "$seg" $((off + 96 + $(u32le "$seg" $((off + 12))) + $2))
 }
 
 # u32le FILE OFFSET : prints the little-endian u32 at OFFSET.

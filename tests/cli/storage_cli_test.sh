@@ -199,6 +199,37 @@ mkdir -p "$T/outdir"
 ds read-shard "${IDS[1]}" -o "$T/outdir"
 expect_err "read-shard -o FOLDER is refused" 2 "folder"
 
+# -o PATH that is not a regular file (a device, a FIFO) is written straight through: no
+# temporary file beside it, nothing renamed over it.
+ds read-shard "${IDS[3]}" -o /dev/null
+if [[ $RC -eq 0 && -z $OUT && ! -s $T/err ]]; then ok "read-shard -o /dev/null verifies the shard and exits 0"; else
+  not_ok "read-shard -o /dev/null verifies the shard and exits 0" "$(last)"; fi
+ds --json read-shard "${IDS[3]}" -o /dev/null
+if [[ $RC -eq 0 ]] && jtrue "j['size'] == 3000000 and j['path'] == '/dev/null'" && [[ -c /dev/null ]]; then
+  ok "read-shard --json -o /dev/null reports the bytes verified; /dev/null is still the device"
+else
+  not_ok "read-shard --json -o /dev/null reports the bytes verified" "$(last)"
+fi
+via_fifo "$T/out.fifo" ds read-shard "${IDS[3]}" -o "$T/out.fifo"
+if [[ $RC -eq 0 && -p $T/out.fifo ]] && cmp -s "$T/out.fifo.got" "$F/multi"; then
+  ok "read-shard -o FIFO streams the exact bytes to its reader and leaves the FIFO in place"
+else
+  not_ok "read-shard -o FIFO streams the exact bytes to its reader" "$(last) $(cmp "$T/out.fifo.got" "$F/multi" 2>&1)"
+fi
+check "read-shard -o FIFO leaves no .dfrp-partial-* file" \
+  test -z "$(find "$T" -maxdepth 1 -name 'out.fifo.dfrp-partial-*')"
+ln -s /dev/null "$T/null.link"
+ds read-shard "${IDS[2]}" -o "$T/null.link"
+if [[ $RC -eq 0 && -L $T/null.link ]]; then ok "read-shard -o LINK-TO-A-DEVICE writes through the link"; else
+  not_ok "read-shard -o LINK-TO-A-DEVICE writes through the link" "$(last)"; fi
+ln -s "$T/ro2" "$T/file.link"
+ds read-shard "${IDS[2]}" -o "$T/file.link"
+expect_err "read-shard -o LINK-TO-A-FILE is refused (a rename would replace the link)" 2 "symbolic link"
+check "the refused link still points at its file, unchanged" \
+  bash -c "[[ -L '$T/file.link' ]] && cmp -s '$T/ro2' '$F/multi'"
+ds read-shard 01932c07-a35c-7a9b-8f1e-5c1d2b3a4f60 -o /dev/null
+expect_err "read-shard -o /dev/null of an unknown shard exits 4" 4 "01932c07-a35c-7a9b-8f1e-5c1d2b3a4f60"
+
 # standard input
 "$BIN" --config "$C" --quiet write-shard - <"$F/leafplus" >"$T/out" 2>"$T/err"
 RC=$?
@@ -674,6 +705,15 @@ corrupt_case() {
   else
     not_ok "corrupt $where: read-shard ID -o out exits 3, leaves no out and no out.dfrp-partial-*" "$(last) files: $(ls -A "$S/rd")"
   fi
+  ds read-shard "$b" -o /dev/null
+  expect_err "corrupt $where: read-shard ID -o /dev/null exits 3 naming the shard" 3 "$b"
+  via_fifo "$S/rd.fifo" ds read-shard "$b" -o "$S/rd.fifo"
+  if [[ $RC -eq 3 && -p $S/rd.fifo && ! -s $S/rd.fifo.got ]]; then
+    ok "corrupt $where: read-shard ID -o FIFO exits 3 and its reader gets no byte"
+  else
+    not_ok "corrupt $where: read-shard ID -o FIFO exits 3 and its reader gets no byte" "$(last) got $(stat -c %s "$S/rd.fifo.got") bytes"
+  fi
+  rm -f "$S/rd.fifo" "$S/rd.fifo.got"
   local good=1
   "$BIN" --config "$C" read-shard "$a" 2>/dev/null | cmp -s - "$F/small" || good=0
   "$BIN" --config "$C" read-shard "$c" 2>/dev/null | cmp -s - "$F/one" || good=0
@@ -695,6 +735,22 @@ corrupt_case h header
 corrupt_case r root
 corrupt_case g magic
 corrupt_case t tree
+
+# A bad leaf past the first 8 MiB (the unit in which a read verifies before it writes): a
+# device or FIFO gets exactly the verified bytes before it, and nothing of the bad leaf.
+new_store corrupt-late 32M 4M
+mkfile "$F/nine" 9437184 11
+ds --json write-shard "$F/nine"
+NINE=$(jget 'j[0]["shard_id"]' 2>/dev/null)
+ds --json stat-shard "$NINE"
+flip_payload "$T/out" 9000000
+via_fifo "$S/late.fifo" ds read-shard "$NINE" -o "$S/late.fifo"
+if [[ $RC -eq 3 ]] && [[ $(stat -c %s "$S/late.fifo.got") -eq 8388608 ]] &&
+  cmp -s "$S/late.fifo.got" <(head -c 8388608 "$F/nine"); then
+  ok "a bad leaf at 9000000 of 9437184: -o FIFO exits 3 after exactly the 8 MiB that verified"
+else
+  not_ok "a bad leaf at 9000000: -o FIFO gets only the verified prefix" "$(last) got $(stat -c %s "$S/late.fifo.got") bytes"
+fi
 
 ###############################################################################
 # 7 (cont.). Foreign volume headers, vanished volumes

@@ -47,4 +47,26 @@ void ProgressBar::Finish() {
   drawn_ = false;
 }
 
+PhaseBars::PhaseBars(std::function<std::string(std::string_view)> label, bool enabled,
+                     core::Clock* clock)
+    : label_(std::move(label)), enabled_(enabled), clock_(clock) {}
+
+PhaseBars::~PhaseBars() = default;
+
+void PhaseBars::Update(std::string_view phase, uint64_t done, uint64_t total) {
+  if (!started_ || phase != phase_) {
+    bar_.reset();  // clears the line
+    started_ = true;
+    phase_ = phase;
+    const std::string name = label_(phase);
+    if (!name.empty()) bar_ = std::make_unique<ProgressBar>(name, enabled_, clock_);
+  }
+  if (bar_) bar_->Update(done, total);
+}
+
+void PhaseBars::Finish() {
+  bar_.reset();
+  started_ = false;
+}
+
 }  // namespace dfrp::cli

@@ -7,7 +7,6 @@
 #include <csignal>
 #include <thread>
 
-#include "dfrp/cli/progress.h"
 #include "dfrp/node/views.h"
 
 namespace dfrp::cli {
@@ -37,16 +36,6 @@ bool Success(const node::HttpResponse& r) { return r.status >= 200 && r.status <
 
 }  // namespace
 
-Status StatusFromCodeName(const std::string& code, const std::string& message) {
-  return node::StatusFromErrorJson({{"error", {{"code", code}, {"message", message}}}}, message);
-}
-
-Result<std::unique_ptr<Remote>> Remote::Find(const core::NodeConfig& config) {
-  DFRP_ASSIGN_OR_RETURN(std::optional<node::DaemonInfo> info, node::FindDaemon(config.state_dir));
-  if (!info) return std::unique_ptr<Remote>();
-  return std::make_unique<Remote>(std::move(*info));
-}
-
 Remote::Remote(node::DaemonInfo info) : client_(std::move(info)) {}
 
 Result<json> Remote::Call(std::string_view method, const std::string& target, const json* body) {
@@ -70,9 +59,9 @@ Result<std::string> Remote::GetText(const std::string& target) {
   return std::move(r.body);
 }
 
-Result<json> Remote::Upload(const std::string& target, int fd, uint64_t size,
+Result<json> Remote::Upload(const std::string& target, core::SequentialFile& body, uint64_t size,
                             const node::UploadProgress& progress) {
-  DFRP_ASSIGN_OR_RETURN(node::HttpResponse r, client_.Upload(target, {}, fd, size, progress));
+  DFRP_ASSIGN_OR_RETURN(node::HttpResponse r, client_.Upload(target, {}, body, size, progress));
   if (!Success(r)) return Err(node::StatusFromResponse(info(), r));
   return ParseBody(info(), r);
 }
@@ -84,8 +73,7 @@ Status Remote::Download(const std::string& target, const node::HttpHeaders& head
   return Status::OK();
 }
 
-Result<json> Remote::Follow(json op, bool progress,
-                            const std::function<std::string(std::string_view)>& label) {
+Result<json> Remote::Follow(json op, const PhaseProgress& progress) {
   const std::string id = op.value("id", "");
   if (id.empty())
     return Err(Status::IOError(
@@ -93,19 +81,11 @@ Result<json> Remote::Follow(json op, bool progress,
   g_interrupt = 0;
   auto old_int = std::signal(SIGINT, OnInterrupt);
   auto old_term = std::signal(SIGTERM, OnInterrupt);
-  std::unique_ptr<ProgressBar> bar;
-  std::string bar_phase;
   Status failed;
   while (op.value("state", "running") == "running") {
-    const std::string phase = op.value("phase", "");
-    if (phase != bar_phase) {
-      bar.reset();  // clears the line
-      bar_phase = phase;
-      const std::string name = label(phase);
-      if (!name.empty()) bar = std::make_unique<ProgressBar>(name, progress);
-    }
-    if (bar && op["done"].is_number() && op["total"].is_number())
-      bar->Update(op["done"].get<uint64_t>(), op["total"].get<uint64_t>());
+    const bool counted = op["done"].is_number() && op["total"].is_number();
+    progress(op.value("phase", ""), counted ? op["done"].get<uint64_t>() : 0,
+             counted ? op["total"].get<uint64_t>() : 0);
     for (int i = 0; i < 20 && g_interrupt == 0; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (g_interrupt != 0) break;
@@ -116,7 +96,7 @@ Result<json> Remote::Follow(json op, bool progress,
     }
     op = std::move(*next);
   }
-  bar.reset();
+  progress("", 0, 0);  // ends the last phase's bar
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   if (g_interrupt != 0) {

@@ -10,25 +10,17 @@
 #include <utility>
 #include <vector>
 
-#include "dfrp/core/config.h"
+#include "dfrp/cli/storage_cli_internal.h"
 #include "dfrp/core/status.h"
 #include "dfrp/core/uuid.h"
 
 namespace dfrp::cli {
 
-class Remote;
-
-struct CliFlags {
-  bool json = false;
-  bool quiet = false;
-  bool progress = false;     // stderr is a terminal and not --quiet
-  Remote* remote = nullptr;  // the dfrpd serving the store, if one runs (remote.h)
-};
-
 struct ExtraCommand {
   CLI::App* app = nullptr;
-  bool needs_config = true;  // false: runs with no config at all (verify-proof)
-  std::function<core::Status(const core::NodeConfig& config, const CliFlags& flags)> run;
+  // false: runs with no config and no storage service at all (verify-proof).
+  bool needs_config = true;
+  std::function<core::Status(Context& ctx)> run;
 };
 
 // prove-shard, audit, verify-proof (storage_cli_proof.cc).
@@ -45,8 +37,5 @@ core::Result<core::Uuid> ParseShardId(const std::string& text);
 
 // Parses read-shard's --range OFFSET:LENGTH (decimal bytes). InvalidArgument otherwise.
 core::Result<std::pair<uint64_t, uint64_t>> ParseRange(const std::string& text);
-
-// Prints a notice on stderr the way every dfrp-storage notice looks, unless quiet.
-void PrintNotice(const CliFlags& flags, const std::string& msg);
 
 }  // namespace dfrp::cli

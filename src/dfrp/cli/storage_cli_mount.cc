@@ -5,10 +5,9 @@
 #include <cstdlib>
 #include <memory>
 
-#include "dfrp/cli/remote.h"
 #include "dfrp/cli/storage_cli_extra.h"
+#include "dfrp/cli/storage_cli_internal.h"
 #include "dfrp/fuse/fuse_view.h"
-#include "dfrp/storage/store.h"
 
 namespace dfrp::cli {
 
@@ -21,13 +20,7 @@ struct MountArgs {
   std::string device;
 };
 
-Status CmdMount(const core::NodeConfig& config, const CliFlags& f, const MountArgs& a) {
-  // The view would read beside the daemon, but it lives as long as the mount, across
-  // migrations the daemon runs: serve shards from the daemon's API instead.
-  if (f.remote)
-    return f.remote->Refuse("mount", "read shards through the daemon (GET /v1/shards/{id})");
-  DFRP_ASSIGN_OR_RETURN(auto store, storage::Store::Open(config, storage::Store::Mode::kRead, {}));
-  for (const auto& n : store->notices()) PrintNotice(f, n);
+Status CmdMount(Context& ctx, const MountArgs& a) {
   fuse::FuseViewOptions opt;
   opt.mountpoint = a.mountpoint;
   if (!a.device.empty()) {
@@ -40,11 +33,12 @@ Status CmdMount(const core::NodeConfig& config, const CliFlags& f, const MountAr
     std::fprintf(stderr, "dfrp-storage: mount: %s\n", line.c_str());
   };
   opt.on_mounted = [&] {
-    PrintNotice(f, fmt::format("mounted on {} (read-only); unmount with fusermount3 -u {} or "
-                               "Ctrl-C",
-                               a.mountpoint, a.mountpoint));
+    ctx.Notice(
+        fmt::format("mounted on {} (read-only); unmount with fusermount3 -u {} or "
+                    "Ctrl-C",
+                    a.mountpoint, a.mountpoint));
   };
-  return fuse::RunFuseView(*store, opt);
+  return ctx.service->Mount(opt);
 }
 
 }  // namespace
@@ -56,9 +50,7 @@ void AddMountCommands(CLI::App& app, std::vector<ExtraCommand>* out) {
   m->add_option("mountpoint", args->mountpoint, "an existing folder")->required();
   m->add_option("--fuse-device", args->device,
                 "FUSE device to check before mounting (default $DFRP_FUSE_DEVICE or /dev/fuse)");
-  out->push_back({m, true, [args](const core::NodeConfig& c, const CliFlags& f) {
-                    return CmdMount(c, f, *args);
-                  }});
+  out->push_back({m, true, [args](Context& ctx) { return CmdMount(ctx, *args); }});
 }
 
 }  // namespace dfrp::cli

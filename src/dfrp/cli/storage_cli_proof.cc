@@ -8,12 +8,11 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "dfrp/cli/remote.h"
 #include "dfrp/cli/storage_cli_extra.h"
+#include "dfrp/cli/storage_cli_internal.h"
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/file_system.h"
 #include "dfrp/storage/proof.h"
-#include "dfrp/storage/store.h"
 
 namespace dfrp::cli {
 
@@ -22,13 +21,8 @@ using core::Result;
 using core::Status;
 using nlohmann::json;
 using storage::ProofSet;
-using storage::Store;
 
 namespace {
-
-// Proof files are small; a larger one is not a proof (1024 challenges of 64 KiB leaves in hex
-// fit well inside this).
-constexpr uint64_t kMaxProofFileBytes = 256ull << 20;
 
 std::string Hex(const crypto::Hash& h) { return core::ToHex(h); }
 
@@ -54,12 +48,6 @@ Result<crypto::Hash> RootArg(const std::string& text) {
   return h;
 }
 
-Result<std::unique_ptr<Store>> OpenReader(const core::NodeConfig& config, const CliFlags& f) {
-  DFRP_ASSIGN_OR_RETURN(auto store, Store::Open(config, Store::Mode::kRead, {}));
-  for (const auto& n : store->notices()) PrintNotice(f, n);
-  return store;
-}
-
 void PrintHuman(const ProofSet& p) {
   std::printf("shard_id     %s\nmerkle_root  %s\ntree_size    %llu leaves of %u bytes\n",
               p.shard_id.ToString().c_str(), Hex(p.root).c_str(),
@@ -76,23 +64,22 @@ void PrintHuman(const ProofSet& p) {
 }
 
 // Prints the proof (JSON with --json) or, with -o FILE, writes its binary form there.
-Status Emit(const ProofSet& p, const std::string& out_path, const CliFlags& f) {
+Status Emit(const Context& ctx, const ProofSet& p, const std::string& out_path) {
   if (!out_path.empty()) {
-    DFRP_RETURN_IF_ERROR(
-        core::WriteFileAtomic(core::DefaultFileSystem(), out_path, storage::EncodeProofBinary(p)));
-    if (f.json)
+    DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(ctx.fs, out_path, storage::EncodeProofBinary(p)));
+    if (ctx.g.json)
       std::printf("%s\n", json({{"shard_id", p.shard_id.ToString()},
                                 {"merkle_root", Hex(p.root)},
                                 {"proofs", p.proofs.size()},
                                 {"path", out_path}})
                               .dump(2)
                               .c_str());
-    else if (!f.quiet)
+    else if (!ctx.g.quiet)
       std::printf("wrote %s (%zu proof(s) for shard %s)\n", out_path.c_str(), p.proofs.size(),
                   p.shard_id.ToString().c_str());
     return Status::OK();
   }
-  if (f.json)
+  if (ctx.g.json)
     std::printf("%s\n", storage::EncodeProofJson(p).c_str());
   else
     PrintHuman(p);
@@ -105,32 +92,10 @@ struct ProveArgs {
   std::string out;
 };
 
-// A proof or audit answer from dfrpd, decoded as verify-proof decodes one: the same ProofSet
-// the direct path builds, printed by the same Emit.
-Result<ProofSet> ProofFromDaemon(Remote& remote, const std::string& target) {
-  DFRP_ASSIGN_OR_RETURN(std::string text, remote.GetText(target));
-  auto p = storage::DecodeProof(text);
-  if (!p)
-    return Err(
-        Status::IOError(fmt::format("dfrpd at {} answered {} with a proof that does not "
-                                    "decode: {}",
-                                    remote.info().url, target, p.error().message())));
-  return std::move(*p);
-}
-
-Status CmdProve(const core::NodeConfig& config, const CliFlags& f, const ProveArgs& a) {
+Status CmdProve(Context& ctx, const ProveArgs& a) {
   DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(a.id));
-  if (f.remote) {
-    DFRP_ASSIGN_OR_RETURN(ProofSet p,
-                          ProofFromDaemon(*f.remote, fmt::format("/v1/shards/{}/proof?leaf={}",
-                                                                 id.ToString(), a.leaf)));
-    return Emit(p, a.out, f);
-  }
-  DFRP_ASSIGN_OR_RETURN(auto store, OpenReader(config, f));
-  DFRP_ASSIGN_OR_RETURN(storage::ShardReader reader, store->OpenShard(id));
-  const uint64_t leaves[] = {a.leaf};
-  DFRP_ASSIGN_OR_RETURN(ProofSet p, reader.Prove(leaves));
-  return Emit(p, a.out, f);
+  DFRP_ASSIGN_OR_RETURN(ProofSet p, ctx.service->Prove(id, a.leaf));
+  return Emit(ctx, p, a.out);
 }
 
 struct AuditArgs {
@@ -140,37 +105,17 @@ struct AuditArgs {
   std::string out;
 };
 
-Status CmdAudit(const core::NodeConfig& config, const CliFlags& f, const AuditArgs& a) {
+Status CmdAudit(Context& ctx, const AuditArgs& a) {
   DFRP_ASSIGN_OR_RETURN(core::Uuid id, ParseShardId(a.id));
   DFRP_ASSIGN_OR_RETURN(std::string seed, SeedArg(a.seed));
   if (a.challenges == 0 || a.challenges > storage::kMaxAuditChallenges)
     return Status::InvalidArgument(fmt::format("--challenges {} is not between 1 and {}",
                                                a.challenges, storage::kMaxAuditChallenges));
-  if (f.remote) {
-    DFRP_ASSIGN_OR_RETURN(
-        ProofSet p,
-        ProofFromDaemon(*f.remote, fmt::format("/v1/shards/{}/audit?seed={}&"
-                                               "challenges={}",
-                                               id.ToString(), core::ToHex(seed), a.challenges)));
-    return Emit(p, a.out, f);
-  }
-  DFRP_ASSIGN_OR_RETURN(auto store, OpenReader(config, f));
-  DFRP_ASSIGN_OR_RETURN(storage::ShardReader reader, store->OpenShard(id));
-  if (reader.leaves() == 0)
-    return Status::InvalidArgument(
-        fmt::format("shard {} is empty: it has no leaf to audit", id.ToString()));
-  // Keep the answer well inside what verify-proof reads (kMaxProofFileBytes, hex in JSON).
-  if (uint64_t{a.challenges} * reader.leaf_size() > kMaxProofFileBytes / 4)
-    return Status::InvalidArgument(fmt::format(
-        "--challenges {} of {}-byte leaves make an answer over {} MiB: ask for at most {}",
-        a.challenges, reader.leaf_size(), kMaxProofFileBytes / 4 >> 20,
-        kMaxProofFileBytes / 4 / reader.leaf_size()));
-  const auto indices = storage::ChallengeIndices(seed, id, reader.leaves(), a.challenges);
-  DFRP_ASSIGN_OR_RETURN(ProofSet p, reader.Prove(indices, seed));
-  return Emit(p, a.out, f);
+  DFRP_ASSIGN_OR_RETURN(ProofSet p, ctx.service->Audit(id, seed, a.challenges));
+  return Emit(ctx, p, a.out);
 }
 
-Result<std::string> ReadProofInput(const std::string& path) {
+Result<std::string> ReadProofInput(core::FileSystem* fs, const std::string& path) {
   std::string data;
   if (path == "-") {
     auto in = core::SequentialFileFromFd(0, "standard input");
@@ -182,7 +127,6 @@ Result<std::string> ReadProofInput(const std::string& path) {
       if (data.size() > kMaxProofFileBytes) break;
     }
   } else {
-    core::FileSystem* fs = core::DefaultFileSystem();
     if (!fs->Exists(path))
       return Err(Status::NotFound(fmt::format("proof file {} does not exist", path)));
     DFRP_RETURN_IF_ERROR(fs->ReadFileUpTo(path, kMaxProofFileBytes + 1, &data));
@@ -203,7 +147,7 @@ struct VerifyArgs {
   std::optional<uint32_t> challenges;
 };
 
-Status CmdVerifyProof(const CliFlags& f, const VerifyArgs& a) {
+Status CmdVerifyProof(const Context& ctx, const VerifyArgs& a) {
   storage::ProofExpectation e;
   DFRP_ASSIGN_OR_RETURN(e.root, RootArg(a.root));
   const crypto::Hash& root = e.root;
@@ -216,7 +160,7 @@ Status CmdVerifyProof(const CliFlags& f, const VerifyArgs& a) {
   e.size = a.size;
   e.leaf_size = a.leaf_size;
   e.challenges = a.challenges;
-  DFRP_ASSIGN_OR_RETURN(std::string bytes, ReadProofInput(a.file));
+  DFRP_ASSIGN_OR_RETURN(std::string bytes, ReadProofInput(ctx.fs, a.file));
   auto decoded = storage::DecodeProof(bytes);
   if (!decoded) return decoded.error().WithContext(a.file);
   const ProofSet& p = *decoded;
@@ -224,7 +168,7 @@ Status CmdVerifyProof(const CliFlags& f, const VerifyArgs& a) {
   if (s.code() == Status::Code::kInvalidArgument) return s;
   if (!s.ok()) return s.WithContext(fmt::format("{} (shard {})", a.file, p.shard_id.ToString()));
   const bool position_proven = e.size && e.leaf_size;
-  if (f.json) {
+  if (ctx.g.json) {
     json leaves = json::array();
     for (const auto& lp : p.proofs) leaves.push_back(lp.leaf_index);
     json j = {{"ok", true},
@@ -236,7 +180,7 @@ Status CmdVerifyProof(const CliFlags& f, const VerifyArgs& a) {
               {"position_proven", p.is_audit() || position_proven}};
     if (p.is_audit()) j["seed"] = core::ToHex(*p.seed);
     std::printf("%s\n", j.dump(2).c_str());
-  } else if (!f.quiet) {
+  } else if (!ctx.g.quiet) {
     if (p.is_audit())
       std::printf("ok: %zu challenge(s) of seed %s answered for shard %s\n", p.proofs.size(),
                   core::ToHex(*p.seed).c_str(), p.shard_id.ToString().c_str());
@@ -255,10 +199,6 @@ Status CmdVerifyProof(const CliFlags& f, const VerifyArgs& a) {
 }
 
 }  // namespace
-
-void PrintNotice(const CliFlags& flags, const std::string& msg) {
-  if (!flags.quiet) std::fprintf(stderr, "dfrp-storage: %s\n", msg.c_str());
-}
 
 Result<std::pair<uint64_t, uint64_t>> ParseRange(const std::string& text) {
   auto bad = [&] {
@@ -284,9 +224,7 @@ void AddProofCommands(CLI::App& app, std::vector<ExtraCommand>* out) {
   p->add_option("id", prove->id, "shard id")->required();
   p->add_option("--leaf", prove->leaf, "leaf index (0-based)")->required();
   p->add_option("-o,--output", prove->out, "write the binary proof to this file");
-  out->push_back({p, true, [prove](const core::NodeConfig& c, const CliFlags& f) {
-                    return CmdProve(c, f, *prove);
-                  }});
+  out->push_back({p, true, [prove](Context& ctx) { return CmdProve(ctx, *prove); }});
 
   auto audit = std::make_shared<AuditArgs>();
   auto* a = app.add_subcommand(
@@ -296,9 +234,7 @@ void AddProofCommands(CLI::App& app, std::vector<ExtraCommand>* out) {
       ->required();
   a->add_option("--seed", audit->seed, "the challenger's seed, hex")->required();
   a->add_option("-o,--output", audit->out, "write the binary answer to this file");
-  out->push_back({a, true, [audit](const core::NodeConfig& c, const CliFlags& f) {
-                    return CmdAudit(c, f, *audit);
-                  }});
+  out->push_back({a, true, [audit](Context& ctx) { return CmdAudit(ctx, *audit); }});
 
   auto verify = std::make_shared<VerifyArgs>();
   auto* v = app.add_subcommand(
@@ -313,9 +249,7 @@ void AddProofCommands(CLI::App& app, std::vector<ExtraCommand>* out) {
                 "the shard's leaf size, as write-shard reported (required for an audit)");
   v->add_option("--challenges", verify->challenges,
                 "how many challenges the audit asked (required for an audit)");
-  out->push_back({v, false, [verify](const core::NodeConfig&, const CliFlags& f) {
-                    return CmdVerifyProof(f, *verify);
-                  }});
+  out->push_back({v, false, [verify](Context& ctx) { return CmdVerifyProof(ctx, *verify); }});
 }
 
 }  // namespace dfrp::cli

@@ -8,10 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "dfrp/cli/progress.h"
-#include "dfrp/cli/remote.h"
 #include "dfrp/cli/storage_cli_extra.h"
+#include "dfrp/cli/storage_cli_internal.h"
+#include "dfrp/core/config.h"
 #include "dfrp/storage/scrubber.h"
-#include "dfrp/storage/store.h"
 
 namespace dfrp::cli {
 
@@ -64,53 +64,46 @@ Status ExitStatus(const storage::ScrubReport& r) {
   return Status::OK();
 }
 
-Status CmdScrub(const core::NodeConfig& config, const CliFlags& f, const ScrubArgs& a) {
+Status CmdScrub(Context& ctx, const ScrubArgs& a) {
   if (a.rate_mib < 0)
     return Status::InvalidArgument(
         fmt::format("--rate {} is negative: give MiB per second, or 0 for no limit", a.rate_mib));
-  // The daemon runs its own scrubber (SCRUB_RATE), and scrub.sqlite has one writer.
-  if (f.remote)
-    return f.remote->Refuse("scrub",
-                            "dfrpd scrubs in the background (SCRUB_RATE; GET /v1/status shows "
-                            "its progress and findings)");
-  DFRP_ASSIGN_OR_RETURN(auto store, storage::Store::Open(config, storage::Store::Mode::kRead, {}));
-  for (const auto& n : store->notices()) PrintNotice(f, n);
-  DFRP_ASSIGN_OR_RETURN(
-      auto scrubber, storage::Scrubber::Open(*store, config.state_dir, core::DefaultFileSystem()));
-  ProgressBar bar("scrubbing", f.progress);
+  ProgressBar bar("scrubbing", ctx.progress, ctx.clock);
   storage::ScrubOptions opt;
   if (a.volume >= 0) opt.volume = static_cast<uint32_t>(a.volume);
   opt.rate_bytes_per_sec = a.rate_mib * (1 << 20);
+  opt.clock = ctx.clock;
   opt.should_stop = [] { return g_stop != 0; };
   opt.progress = [&](const storage::ScrubProgress& p) { bar.Update(p.bytes_done, p.bytes_total); };
   opt.on_finding = [&](const storage::ScrubFinding& x) {
-    if (f.json) return;
+    if (ctx.g.json) return;
     bar.Finish();
     std::printf("%s  %s  volume %u, segment %llu (%s) at offset %llu: %s\n",
                 x.status.IsCorruption() ? "CORRUPT" : "FAILED ", x.id.ToString().c_str(), x.volume,
                 static_cast<unsigned long long>(x.segment), x.segment_path.c_str(),
                 static_cast<unsigned long long>(x.offset), x.status.message().c_str());
   };
+  // Ctrl-C stops the scrub cleanly between shards; the next one resumes there.
   g_stop = 0;
   std::signal(SIGINT, RequestStop);
   std::signal(SIGTERM, RequestStop);
-  auto report = scrubber->Run(opt);
+  auto report = ctx.service->Scrub(opt);
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   bar.Finish();
   if (!report) return report.error();
   const auto& r = *report;
-  if (f.json) {
+  if (ctx.g.json) {
     std::printf("%s\n", ReportJson(r).dump(2).c_str());
-  } else if (!f.quiet) {
+  } else if (!ctx.g.quiet) {
     for (const auto& v : r.volumes)
-      if (!v.skipped.empty()) PrintNotice(f, fmt::format("skipped {}", v.skipped));
+      if (!v.skipped.empty()) ctx.Notice(fmt::format("skipped {}", v.skipped));
     std::printf("scrubbed %llu shard(s), %s; %llu corrupt\n",
                 static_cast<unsigned long long>(r.shards_verified),
                 core::FormatBytes(r.bytes_verified).c_str(),
                 static_cast<unsigned long long>(r.corrupt()));
   }
-  if (r.stopped) PrintNotice(f, "scrub stopped; run it again to resume where it stopped");
+  if (r.stopped) ctx.Notice("scrub stopped; run it again to resume where it stopped");
   return ExitStatus(r);
 }
 
@@ -123,9 +116,7 @@ void AddScrubCommands(CLI::App& app, std::vector<ExtraCommand>* out) {
   s->add_option("--rate", args->rate_mib,
                 "at most this many MiB of payload per second (0: no limit)");
   s->add_option("--volume", args->volume, "only this volume")->check(CLI::NonNegativeNumber);
-  out->push_back({s, true, [args](const core::NodeConfig& c, const CliFlags& f) {
-                    return CmdScrub(c, f, *args);
-                  }});
+  out->push_back({s, true, [args](Context& ctx) { return CmdScrub(ctx, *args); }});
 }
 
 }  // namespace dfrp::cli

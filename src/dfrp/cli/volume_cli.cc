@@ -11,11 +11,9 @@
 #include <vector>
 
 #include "dfrp/cli/progress.h"
-#include "dfrp/cli/remote.h"
-#include "dfrp/core/bytes.h"
-#include "dfrp/core/file_system.h"
-#include "dfrp/node/views.h"
-#include "dfrp/storage/migrate.h"
+#include "dfrp/cli/storage_cli_internal.h"
+#include "dfrp/cli/storage_service.h"
+#include "dfrp/core/config.h"
 #include "dfrp/storage/store.h"
 
 namespace dfrp::cli {
@@ -24,14 +22,6 @@ using core::Err;
 using core::Result;
 using core::Status;
 using nlohmann::json;
-using node::VolumeJson;
-using storage::Store;
-
-json VolumesJson(const std::vector<storage::VolumeInfo>& vols) {
-  json arr = json::array();
-  for (const auto& v : vols) arr.push_back(VolumeJson(v));
-  return arr;
-}
 
 void PrintVolumes(bool as_json, const json& vols) {
   if (as_json) {
@@ -61,13 +51,6 @@ void PrintVolumes(bool as_json, const json& vols) {
 
 namespace {
 
-std::string Absolute(const std::string& path) {
-  if (path.empty() || path.front() == '/') return path;
-  char buf[4096];
-  if (::getcwd(buf, sizeof(buf)) == nullptr) return path;
-  return core::JoinPath(buf, path);
-}
-
 double MiBps(uint64_t bytes, double seconds) {
   return seconds > 0 ? static_cast<double>(bytes) / (1 << 20) / seconds : 0;
 }
@@ -92,91 +75,37 @@ struct VolumeCommands::Impl {
   bool delete_source = false;
   bool create = false;
 
-  const VolumeCliContext* ctx = nullptr;
+  Context* ctx = nullptr;
 
-  void Say(const std::string& line) const {
-    if (!ctx->json && !ctx->quiet) std::printf("%s\n", line.c_str());
-  }
-  void Notices(const Store& store) const {
-    if (ctx->quiet) return;
-    for (const auto& n : store.notices()) std::fprintf(stderr, "dfrp-storage: %s\n", n.c_str());
-  }
-  Result<std::unique_ptr<Store>> Open(Store::Mode mode) const {
-    DFRP_ASSIGN_OR_RETURN(auto store, Store::Open(*ctx->config, mode, storage::StoreOptions()));
-    Notices(*store);
-    return store;
-  }
-  void ShowVolumes(Store& store) const {
-    if (ctx->quiet) return;
-    PrintVolumes(ctx->json, VolumesJson(store.ListVolumes()));
-  }
-  Result<json> RemoteVolumes() const {
-    DFRP_ASSIGN_OR_RETURN(json j, ctx->remote->Call("GET", "/v1/volumes"));
-    return j.value("volumes", json::array());
-  }
-  Status ShowRemoteVolumes() const {
-    if (ctx->quiet) return Status::OK();
-    DFRP_ASSIGN_OR_RETURN(json vols, RemoteVolumes());
-    PrintVolumes(ctx->json, vols);
+  void Say(const std::string& line) const { ctx->Say(line); }
+  Status ShowVolumes() const {
+    if (ctx->g.quiet) return Status::OK();
+    DFRP_ASSIGN_OR_RETURN(json vols, ctx->service->ListVolumes());
+    PrintVolumes(ctx->g.json, vols);
     return Status::OK();
   }
-  // POST /v1/volumes/{n}/{action} through the daemon.
-  Result<json> VolumePost(uint32_t v, std::string_view action, const json* body = nullptr) const {
-    return ctx->remote->Call("POST", fmt::format("/v1/volumes/{}/{}", v, action), body);
-  }
-
-  // The volumes a pause or resume without a number acts on: every volume (pause), or every
-  // paused or full one but not one a migration is copying: name it to cancel (resume).
-  static std::vector<uint32_t> Targets(const json& vols, bool resuming) {
-    std::vector<uint32_t> out;
-    for (const auto& v : vols) {
-      const std::string state = v["state"].get<std::string>();
-      if (!resuming ||
-          ((state == "paused" || state == "full") && v.value("migrating_to", "").empty()))
-        out.push_back(v["index"].get<uint32_t>());
-    }
-    return out;
+  void SayEach(const std::vector<uint32_t>& targets, std::string_view pattern) const {
+    if (ctx->g.json) return;
+    for (uint32_t v : targets) Say(fmt::format(fmt::runtime(pattern), v));
   }
 
   Status Pause(bool all) {
     const std::string why = reason.empty() ? (all ? "pause-storage" : "pause") : reason;
-    std::vector<uint32_t> targets;
-    if (!all && volume) targets.push_back(*volume);
-    if (ctx->remote) {
-      if (targets.empty()) {
-        DFRP_ASSIGN_OR_RETURN(json vols, RemoteVolumes());
-        targets = Targets(vols, false);
-      }
-      const json body = {{"reason", why}};
-      for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(VolumePost(v, "pause", &body).status());
-      SayEach(targets, "paused volume {} (reads go on)");
-      return ShowRemoteVolumes();
-    }
-    DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
-    if (targets.empty()) targets = Targets(VolumesJson(store->ListVolumes()), false);
-    for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(store->Pause(v, why));
-    SayEach(targets, "paused volume {} (reads go on)");
-    ShowVolumes(*store);
-    return Status::OK();
+    DFRP_ASSIGN_OR_RETURN(std::vector<uint32_t> paused,
+                          ctx->service->Pause(all ? std::nullopt : volume, why));
+    SayEach(paused, "paused volume {} (reads go on)");
+    return ShowVolumes();
   }
 
-  void SayEach(const std::vector<uint32_t>& targets, std::string_view pattern) const {
-    if (ctx->json) return;
-    for (uint32_t v : targets) Say(fmt::format(fmt::runtime(pattern), v));
-  }
-
-  // resume --path's report, from the JSON of the check (the direct path's VolumeCheck, or
-  // the result of the daemon's resume operation).
+  // resume --path's report, from the JSON of the check (StorageService::ResumeAt).
   Status PrintResumedCopy(const json& check) const {
-    const json j = {
-        {"volume", check.value("volume", 0u)},
-        {"path", check.value("path", "")},
-        {"segments", check.value("segments", uint64_t{0})},
-        // dfrpd's resume operation says "shards" (VolumeCheck's name).
-        {"shards_verified", check.value("shards_verified", check.value("shards", uint64_t{0}))},
-        {"bytes", check.value("bytes", uint64_t{0})},
-        {"resumed", true}};
-    if (ctx->json) {
+    const json j = {{"volume", check.value("volume", 0u)},
+                    {"path", check.value("path", "")},
+                    {"segments", check.value("segments", uint64_t{0})},
+                    {"shards_verified", check.value("shards_verified", uint64_t{0})},
+                    {"bytes", check.value("bytes", uint64_t{0})},
+                    {"resumed", true}};
+    if (ctx->g.json) {
       std::printf("%s\n", j.dump(2).c_str());
       return Status::OK();
     }
@@ -194,55 +123,28 @@ struct VolumeCommands::Impl {
   }
 
   Status ResumeFromCopy() {
-    const std::string to = Absolute(path);
-    if (ctx->remote) {
-      const json body = {{"path", to}};
-      DFRP_ASSIGN_OR_RETURN(json op, VolumePost(*volume, "resume", &body));
-      DFRP_ASSIGN_OR_RETURN(json result,
-                            ctx->remote->Follow(op, ctx->progress, [](std::string_view) {
-                              return std::string("verifying copy");
-                            }));
-      return PrintResumedCopy(result);
-    }
-    DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
-    ProgressBar bar("verifying copy", ctx->progress);
-    DFRP_ASSIGN_OR_RETURN(
-        storage::VolumeCheck check,
-        store->Resume(*volume, to, [&](uint64_t d, uint64_t t) { bar.Update(d, t); }));
-    bar.Finish();
-    return PrintResumedCopy({{"volume", check.volume},
-                             {"path", check.path},
-                             {"segments", check.segments},
-                             {"shards_verified", check.shards},
-                             {"bytes", check.bytes}});
+    PhaseBars bars([](std::string_view) { return std::string("verifying copy"); }, ctx->progress,
+                   ctx->clock);
+    auto check = ctx->service->ResumeAt(
+        *volume, AbsolutePath(path),
+        [&](std::string_view phase, uint64_t d, uint64_t t) { bars.Update(phase, d, t); });
+    bars.Finish();
+    if (!check) return check.error();
+    return PrintResumedCopy(*check);
   }
 
   Status Resume(bool all) {
     if (!path.empty() && (all || !volume))
       return Status::InvalidArgument("resume --path needs the volume number: resume N --path DIR");
     if (!path.empty()) return ResumeFromCopy();
-    std::vector<uint32_t> targets;
-    if (!all && volume) targets.push_back(*volume);
-    if (ctx->remote) {
-      if (targets.empty()) {
-        DFRP_ASSIGN_OR_RETURN(json vols, RemoteVolumes());
-        targets = Targets(vols, true);
-      }
-      for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(VolumePost(v, "resume").status());
-      SayEach(targets, "resumed volume {}");
-      return ShowRemoteVolumes();
-    }
-    DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
-    if (targets.empty() && (all || !volume))
-      targets = Targets(VolumesJson(store->ListVolumes()), true);
-    for (uint32_t v : targets) DFRP_RETURN_IF_ERROR(store->Resume(v, "").status());
-    SayEach(targets, "resumed volume {}");
-    ShowVolumes(*store);
-    return Status::OK();
+    DFRP_ASSIGN_OR_RETURN(std::vector<uint32_t> resumed,
+                          ctx->service->Resume(all ? std::nullopt : volume));
+    SayEach(resumed, "resumed volume {}");
+    return ShowVolumes();
   }
 
-  // migrate's report, from its JSON (the direct path's MigrateReport, or the result of the
-  // daemon's migrate operation; copy_mib_per_s is worked out here for both).
+  // migrate's report, from its JSON (StorageService::Migrate; copy_mib_per_s is worked out
+  // here).
   Status PrintMigrated(const json& r) const {
     const auto bytes = r.value("bytes", uint64_t{0});
     const double copy_s = r.value("copy_seconds", 0.0);
@@ -260,7 +162,7 @@ struct VolumeCommands::Impl {
                     {"resumed", r.value("resumed", false)},
                     {"source_deleted", r.value("source_deleted", false)},
                     {"source_bytes_deleted", r.value("source_bytes_deleted", uint64_t{0})}};
-    if (ctx->json) {
+    if (ctx->g.json) {
       std::printf("%s\n", j.dump(2).c_str());
       return Status::OK();
     }
@@ -295,70 +197,33 @@ struct VolumeCommands::Impl {
     return "";
   }
 
+  // migrate and pause-migrate: the one place a migration is asked for, whoever runs it.
   Status Migrate(bool resume) {
-    const std::string to = Absolute(path);
-    if (ctx->remote) {
-      const json body = {{"to", to}, {"resume", resume}, {"delete_source", delete_source}};
-      DFRP_ASSIGN_OR_RETURN(json op, VolumePost(*volume, "migrate", &body));
-      DFRP_ASSIGN_OR_RETURN(json result, ctx->remote->Follow(op, ctx->progress, PhaseLabel));
-      return PrintMigrated(result);
-    }
-    storage::MigrateOptions mo;
-    mo.resume = resume;
-    mo.delete_source = delete_source;
-    ProgressBar copy_bar("copying", ctx->progress);
-    ProgressBar verify_bar("verifying", ctx->progress);
-    mo.progress = [&](std::string_view phase, uint64_t d, uint64_t t) {
-      if (phase == "copy") {
-        copy_bar.Update(d, t);
-      } else {
-        copy_bar.Finish();
-        verify_bar.Update(d, t);
-      }
-    };
-    auto r = storage::MigrateVolume(*ctx->config, storage::StoreOptions(), *volume, to, mo);
-    copy_bar.Finish();
-    verify_bar.Finish();
-    if (!r) return r.error();
-    return PrintMigrated({{"volume", r->volume},
-                          {"from", r->from},
-                          {"to", r->to},
-                          {"already_there", r->already_there},
-                          {"files", r->files},
-                          {"bytes", r->bytes},
-                          {"shards_verified", r->shards_verified},
-                          {"copy_seconds", r->copy_seconds},
-                          {"verify_seconds", r->verify_seconds},
-                          {"total_seconds", r->total_seconds},
-                          {"resumed", r->resumed},
-                          {"source_deleted", r->source_deleted},
-                          {"source_bytes_deleted", r->source_bytes_deleted}});
+    PhaseBars bars(PhaseLabel, ctx->progress, ctx->clock);
+    auto report = ctx->service->Migrate(
+        *volume, AbsolutePath(path), resume, delete_source,
+        [&](std::string_view phase, uint64_t d, uint64_t t) { bars.Update(phase, d, t); });
+    bars.Finish();
+    if (!report) return report.error();
+    return PrintMigrated(*report);
   }
 
   Status Retire() {
-    uint64_t freed = 0;
-    if (ctx->remote) {
-      DFRP_ASSIGN_OR_RETURN(json j, VolumePost(*volume, "retire-source"));
-      freed = j.value("bytes_deleted", uint64_t{0});
-    } else {
-      DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
-      DFRP_ASSIGN_OR_RETURN(freed, store->RetireSource(*volume));
-    }
-    if (ctx->json)
+    DFRP_ASSIGN_OR_RETURN(uint64_t freed, ctx->service->RetireSource(*volume));
+    if (ctx->g.json)
       std::printf("%s\n", json({{"volume", *volume}, {"bytes_deleted", freed}}).dump(2).c_str());
     Say(fmt::format("deleted the old copy of volume {} ({})", *volume, core::FormatBytes(freed)));
     return Status::OK();
   }
 
   Status Rebuild() {
-    if (ctx->remote) return ctx->remote->Refuse("rebuild-index");
-    DFRP_ASSIGN_OR_RETURN(auto store, Open(Store::Mode::kWrite));
-    ProgressBar bar("scanning", ctx->progress);
-    DFRP_ASSIGN_OR_RETURN(storage::RebuildReport r,
-                          store->RebuildIndex([&](uint64_t d, uint64_t t) { bar.Update(d, t); }));
+    ProgressBar bar("scanning", ctx->progress, ctx->clock);
+    auto rebuilt = ctx->service->RebuildIndex([&](uint64_t d, uint64_t t) { bar.Update(d, t); });
     bar.Finish();
+    if (!rebuilt) return rebuilt.error();
+    const storage::RebuildReport& r = *rebuilt;
     const bool damaged = !r.damage.empty();
-    if (ctx->json) {
+    if (ctx->g.json) {
       std::printf("%s\n", json({{"volumes", r.volumes},
                                 {"segments", r.segments},
                                 {"shards", r.shards},
@@ -386,76 +251,20 @@ struct VolumeCommands::Impl {
   }
 
   Status AddDrive() {
-    // The daemon holds the store open with the drives it started with: a new one needs a
-    // restart anyway.
-    if (ctx->remote) return ctx->remote->Refuse("add-drive");
-    const core::NodeConfig& cfg = *ctx->config;
-    if (cfg.source == "environment")
-      return Status::InvalidArgument(
-          "the drives come from the environment (DRIVE_n variables): add DRIVE_n and QUOTA_n "
-          "there, then run init-storage");
-    auto bytes = core::ParseByteSize(quota);
-    if (!bytes || *bytes == 0)
-      return Status::InvalidArgument(fmt::format(
-          "'{}' is not a quota: write bytes or a number with K, M, G or T, such as 500G", quota));
-    if (path.find_first_of("\"\\\n\r") != std::string::npos)
-      return Status::InvalidArgument(fmt::format(
-          "the drive path '{}' holds a quote, backslash or line break, which the config file "
-          "cannot hold as written: use a path without them",
-          path));
-    const std::string drive = Absolute(path);
-    for (const auto& d : cfg.drives)
-      if (d.path == drive)
-        return Status::InvalidArgument(
-            fmt::format("{} is already DRIVE_{}: give the new drive's folder", drive, d.index));
-    const int n = static_cast<int>(cfg.drives.size());
-    // Lay it out first, so that a bad drive never reaches the config file.
-    core::NodeConfig next = cfg;
-    next.drives.push_back({n, drive, *bytes});
-    storage::StoreOptions opt;
-    opt.create_missing_drive_folders = create;
-    DFRP_ASSIGN_OR_RETURN(storage::InitReport init, Store::Init(next, opt));
-    core::FileSystem* fs = core::DefaultFileSystem();
-    std::string file, text;
-    const bool toml = cfg.is_embedded_default || cfg.source.ends_with(".toml");
-    if (cfg.is_embedded_default) {
-      // The embedded default has no file: write ./dfrp.toml with its drives and the new one.
-      file = Absolute("dfrp.toml");
-      text = "# written by `dfrp-storage add-drive`: the embedded default plus new drives\n";
-      text += fmt::format("STATE_DIR = \"{}\"\n", cfg.state_dir);
-      for (const auto& d : cfg.drives)
-        text +=
-            fmt::format("DRIVE_{} = \"{}\"\nQUOTA_{} = {}\n", d.index, d.path, d.index, d.quota);
-    } else {
-      file = cfg.source;
-      DFRP_ASSIGN_OR_RETURN(text, core::ReadWholeFile(fs, file));
-      if (!text.empty() && text.back() != '\n') text += '\n';
-    }
-    text += toml ? fmt::format("DRIVE_{} = \"{}\"\nQUOTA_{} = \"{}\"\n", n, drive, n, quota)
-                 : fmt::format("DRIVE_{}={}\nQUOTA_{}={}\n", n, drive, n, quota);
-    Status written = core::WriteFileAtomic(fs, file, text);
-    if (!written.ok())
-      return Status::IOError(fmt::format(
-          "volume {} is laid out at {}, but {} could not be updated ({}): add DRIVE_{} and "
-          "QUOTA_{} to it by hand",
-          n, drive, file, written.message(), n, n));
-    if (ctx->json) {
-      std::printf("%s\n", json({{"volume", n},
-                                {"path", drive},
-                                {"quota", *bytes},
-                                {"config", file},
-                                {"store_id", init.store_id.ToString()}})
-                              .dump(2)
-                              .c_str());
+    DFRP_ASSIGN_OR_RETURN(json added, ctx->service->AddDrive({path, quota, create}));
+    if (ctx->g.json) {
+      std::printf("%s\n", added.dump(2).c_str());
       return Status::OK();
     }
+    const int n = added["volume"].get<int>();
     Say(fmt::format("added volume {} at {} with a quota of {}; wrote DRIVE_{} and QUOTA_{} to {}",
-                    n, drive, core::FormatBytes(*bytes), n, n, file));
+                    n, added["path"].get<std::string>(),
+                    core::FormatBytes(added["quota"].get<uint64_t>()), n, n,
+                    added["config"].get<std::string>()));
     Say("new writes go to it once the earlier volumes are full; nothing stored was rewritten");
     return Status::OK();
   }
 };
-
 VolumeCommands::VolumeCommands(CLI::App& app) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.pause = app.add_subcommand("pause", "stop writes to a volume (all when none is named)");
@@ -499,7 +308,7 @@ bool VolumeCommands::chosen() const {
   return false;
 }
 
-Status VolumeCommands::Run(const VolumeCliContext& ctx) {
+Status VolumeCommands::Run(Context& ctx) {
   Impl& m = *impl_;
   m.ctx = &ctx;
   if (m.pause->parsed()) return m.Pause(false);

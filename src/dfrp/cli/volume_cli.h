@@ -5,11 +5,8 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <vector>
 
-#include "dfrp/core/config.h"
 #include "dfrp/core/status.h"
-#include "dfrp/storage/store.h"
 
 namespace CLI {
 class App;
@@ -17,20 +14,10 @@ class App;
 
 namespace dfrp::cli {
 
-class Remote;
+struct Context;
 
-struct VolumeCliContext {
-  const core::NodeConfig* config = nullptr;
-  bool json = false;
-  bool quiet = false;
-  bool progress = false;     // draw progress bars (stderr is a terminal)
-  Remote* remote = nullptr;  // the dfrpd serving the store, if one runs (remote.h)
-};
-
-// The volumes as list-volumes --json and GET /v1/volumes show them (node::VolumeJson each).
-nlohmann::json VolumesJson(const std::vector<storage::VolumeInfo>& vols);
-// The list-volumes table (or JSON array) on stdout, from that JSON array: one printer for
-// the direct path and the daemon's answers.
+// The list-volumes table (or JSON array) on stdout, from the JSON array of
+// StorageService::ListVolumes (node::VolumeJson elements).
 void PrintVolumes(bool as_json, const nlohmann::json& vols);
 
 class VolumeCommands {
@@ -39,7 +26,7 @@ class VolumeCommands {
   ~VolumeCommands();
   // True when the parsed command line chose one of these commands.
   bool chosen() const;
-  core::Status Run(const VolumeCliContext& ctx);
+  core::Status Run(Context& ctx);
 
  private:
   struct Impl;

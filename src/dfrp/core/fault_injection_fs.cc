@@ -51,6 +51,29 @@ class FaultyWritableFile final : public WritableFile {
   std::unique_ptr<WritableFile> base_;
 };
 
+class FaultyOutputStream final : public OutputStream {
+ public:
+  FaultyOutputStream(FaultInjectingFileSystem* fs, std::unique_ptr<OutputStream> base)
+      : fs_(fs), base_(std::move(base)) {}
+  Status Write(std::string_view data) override {
+    DFRP_RETURN_IF_ERROR(fs_->CheckUp("write"));
+    bool tear = false;
+    Status planned = fs_->OnOp(FaultInjectingFileSystem::Op::kWrite, &tear);
+    if (tear) {
+      (void)base_->Write(data.substr(0, data.size() / 2));
+      return planned;
+    }
+    DFRP_RETURN_IF_ERROR(planned);
+    return base_->Write(data);
+  }
+  Status Close() override { return base_->Close(); }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  FaultInjectingFileSystem* fs_;
+  std::unique_ptr<OutputStream> base_;
+};
+
 }  // namespace
 
 void FaultInjectingFileSystem::CrashAtSync(int n) {
@@ -294,6 +317,13 @@ Status FaultInjectingFileSystem::SyncDir(const std::string& path) {
     std::erase_if(renames_, [&](const PendingRename& r) { return DirName(r.to) == path; });
   }
   return base_->SyncDir(path);
+}
+
+Result<std::unique_ptr<OutputStream>> FaultInjectingFileSystem::OpenOutputStream(
+    const std::string& path) {
+  DFRP_RETURN_IF_ERROR(CheckUp("open"));
+  DFRP_ASSIGN_OR_RETURN(auto s, base_->OpenOutputStream(path));
+  return std::unique_ptr<OutputStream>(new FaultyOutputStream(this, std::move(s)));
 }
 
 Status FaultInjectingFileSystem::ReadFileUpTo(const std::string& path, size_t limit,

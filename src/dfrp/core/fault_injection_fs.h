@@ -85,6 +85,12 @@ class FaultInjectingFileSystem final : public FileSystem {
     return base_->PermissionBits(path);
   }
   Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) override;
+  Result<FileType> TypeOf(const std::string& path, bool follow_links) override {
+    return base_->TypeOf(path, follow_links);
+  }
+  // The stream's writes count as kWrite operations (FailNth, TearNthWrite).
+  Result<std::unique_ptr<OutputStream>> OpenOutputStream(const std::string& path) override;
+  Result<bool> IsLocked(const std::string& path) override { return base_->IsLocked(path); }
 
   // Called by the files it hands out.
   Status CheckUp(const std::string& what) const;

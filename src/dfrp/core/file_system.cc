@@ -106,6 +106,21 @@ Status WriteAtomic(FileSystem* fs, const std::string& path, std::string_view dat
 }
 }  // namespace
 
+Result<FileType> FileSystem::TypeOf(const std::string& path, bool) {
+  return Err(Status::IOError(
+      fmt::format("cannot tell what {} is: this file system does not implement TypeOf", path)));
+}
+
+Result<std::unique_ptr<OutputStream>> FileSystem::OpenOutputStream(const std::string& path) {
+  return Err(Status::IOError(fmt::format(
+      "cannot open {} as a stream: this file system does not implement OpenOutputStream", path)));
+}
+
+Result<bool> FileSystem::IsLocked(const std::string& path) {
+  return Err(Status::IOError(fmt::format(
+      "cannot probe the lock on {}: this file system does not implement IsLocked", path)));
+}
+
 Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
                        bool private_mode) {
   return WriteAtomic(fs, path, data, private_mode, /*replace=*/true);

@@ -69,6 +69,30 @@ class WritableFile {
   virtual const std::string& path() const = 0;
 };
 
+// A stream written once, front to back, that is not a regular file to replace: a character
+// device (/dev/null, a tape), a FIFO, standard output. Nothing is synced: a stream has no copy
+// to make durable.
+class OutputStream {
+ public:
+  virtual ~OutputStream() = default;
+  // Writes all of data (short writes and EINTR are retried).
+  virtual Status Write(std::string_view data) = 0;
+  virtual Status Close() = 0;
+  virtual const std::string& path() const = 0;
+};
+
+// What a path names (FileSystem::TypeOf).
+enum class FileType {
+  kRegular,
+  kDirectory,
+  kSymlink,  // only when links are not followed
+  kCharDevice,
+  kBlockDevice,
+  kFifo,
+  kSocket,
+  kOther,
+};
+
 // An exclusive advisory lock held until destroyed.
 class FileLock {
  public:
@@ -128,6 +152,22 @@ class FileSystem {
   // a short read is taken as the end, as POSIX promises for regular files). For many small
   // files: open, read, close and nothing more.
   virtual Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) = 0;
+  // The three below came after other implementations (test wrappers) existed: their
+  // defaults fail with IOError saying this file system cannot do it (as LevelDB's
+  // Env::NewAppendableFile), so such a wrapper still compiles; the POSIX and fault-injecting
+  // file systems implement them.
+  //
+  // What `path` is: with follow_links what a symbolic link leads to (stat), else the link
+  // itself (lstat). NotFound when nothing is there (or a followed link leads nowhere).
+  virtual Result<FileType> TypeOf(const std::string& path, bool follow_links);
+  // Opens an existing file for writing from its start, neither creating nor truncating it
+  // (O_WRONLY): a device, or a FIFO, for which it waits until a reader opens the other end, as
+  // open(2) does. NotFound when nothing is there.
+  virtual Result<std::unique_ptr<OutputStream>> OpenOutputStream(const std::string& path);
+  // Whether someone holds an exclusive lock (TryLock's flock) on `path`, probed with a
+  // read-only open that never creates the file (false when it does not exist) and released at
+  // once. An error when the file is there but cannot be opened (not ours to read).
+  virtual Result<bool> IsLocked(const std::string& path);
 };
 
 // The process-wide POSIX file system; never null, never freed.
@@ -135,6 +175,9 @@ FileSystem* DefaultFileSystem();
 
 // A SequentialFile over an already open descriptor (standard input); does not own fd.
 std::unique_ptr<SequentialFile> SequentialFileFromFd(int fd, std::string name);
+
+// An OutputStream over an already open descriptor (standard output); does not own fd.
+std::unique_ptr<OutputStream> OutputStreamFromFd(int fd, std::string name);
 
 // A SequentialFile over bytes in memory (generated inputs, request bodies already read).
 std::unique_ptr<SequentialFile> SequentialFileFromString(std::string data, std::string name);

@@ -1,5 +1,6 @@
 #include "dfrp/core/file_system.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -7,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "dfrp/core/fault_injection_fs.h"
 
@@ -142,6 +144,96 @@ TEST_F(FileSystemTest, FaultyFsUndoesARenameWhoseFolderWasNotSynced) {
   ASSERT_TRUE(WriteFileAtomic(&faulty, p, "newer").ok());
   ASSERT_TRUE(faulty.DropUnsyncedData().ok());
   EXPECT_EQ(*ReadWholeFile(fs_, p), "newer");
+}
+
+TEST_F(FileSystemTest, TypeOfTellsFilesFoldersLinksDevicesAndFifos) {
+  const std::string file = JoinPath(dir_, "f"), fifo = JoinPath(dir_, "fifo");
+  const std::string link = JoinPath(dir_, "link"), dangling = JoinPath(dir_, "dangling");
+  ASSERT_TRUE(WriteFileAtomic(fs_, file, "x").ok());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_EQ(symlink(file.c_str(), link.c_str()), 0);
+  ASSERT_EQ(symlink(JoinPath(dir_, "none").c_str(), dangling.c_str()), 0);
+  EXPECT_EQ(*fs_->TypeOf(file, true), FileType::kRegular);
+  EXPECT_EQ(*fs_->TypeOf(dir_, false), FileType::kDirectory);
+  EXPECT_EQ(*fs_->TypeOf(fifo, true), FileType::kFifo);
+  EXPECT_EQ(*fs_->TypeOf("/dev/null", true), FileType::kCharDevice);
+  EXPECT_EQ(*fs_->TypeOf(link, false), FileType::kSymlink);
+  EXPECT_EQ(*fs_->TypeOf(link, true), FileType::kRegular);
+  EXPECT_EQ(*fs_->TypeOf(dangling, false), FileType::kSymlink);
+  EXPECT_TRUE(fs_->TypeOf(dangling, true).error().IsNotFound());
+  EXPECT_TRUE(fs_->TypeOf(JoinPath(dir_, "none"), false).error().IsNotFound());
+  FaultInjectingFileSystem faulty(fs_);
+  EXPECT_EQ(*faulty.TypeOf(fifo, false), FileType::kFifo);
+}
+
+TEST_F(FileSystemTest, OutputStreamWritesToADeviceAndAFifoAndCreatesNothing) {
+  auto null = fs_->OpenOutputStream("/dev/null");
+  ASSERT_TRUE(null.has_value()) << null.error().ToString();
+  EXPECT_TRUE((*null)->Write(std::string(1 << 20, 'a')).ok());
+  EXPECT_TRUE((*null)->Close().ok());
+
+  const std::string fifo = JoinPath(dir_, "fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string got;
+  std::thread reader([&] {
+    int fd = ::open(fifo.c_str(), O_RDONLY);
+    char buf[65536];
+    for (ssize_t n; fd >= 0 && (n = ::read(fd, buf, sizeof(buf))) > 0;) got.append(buf, n);
+    if (fd >= 0) ::close(fd);
+  });
+  auto out = fs_->OpenOutputStream(fifo);  // waits for the reader
+  ASSERT_TRUE(out.has_value()) << out.error().ToString();
+  const std::string data(200000, 'z');  // more than a pipe holds: the writes loop
+  EXPECT_TRUE((*out)->Write(data.substr(0, 70000)).ok());
+  EXPECT_TRUE((*out)->Write(data.substr(70000)).ok());
+  EXPECT_TRUE((*out)->Close().ok());
+  reader.join();
+  EXPECT_EQ(got, data);
+
+  const std::string none = JoinPath(dir_, "none");
+  auto missing = fs_->OpenOutputStream(none);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_TRUE(missing.error().IsNotFound());
+  EXPECT_FALSE(fs_->Exists(none)) << "an output stream never creates a file";
+}
+
+TEST_F(FileSystemTest, OutputStreamFromFdDoesNotOwnTheDescriptor) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  {
+    auto out = OutputStreamFromFd(fds[1], "standard output");
+    EXPECT_EQ(out->path(), "standard output");
+    EXPECT_TRUE(out->Write("hello").ok());
+    EXPECT_TRUE(out->Close().ok());
+  }
+  ASSERT_EQ(::write(fds[1], "!", 1), 1);  // still open
+  ::close(fds[1]);
+  char buf[16];
+  EXPECT_EQ(::read(fds[0], buf, sizeof(buf)), 6);
+  EXPECT_EQ(std::string(buf, 6), "hello!");
+  ::close(fds[0]);
+}
+
+TEST_F(FileSystemTest, FaultyFsFailsTheNthStreamWrite) {
+  FaultInjectingFileSystem faulty(fs_);
+  auto out = faulty.OpenOutputStream("/dev/null");
+  ASSERT_TRUE(out.has_value());
+  faulty.FailNth(FaultInjectingFileSystem::Op::kWrite, 2, Status::IOError("simulated EIO"));
+  EXPECT_TRUE((*out)->Write("a").ok());
+  EXPECT_EQ((*out)->Write("b").code(), Status::Code::kIOError);
+  EXPECT_TRUE((*out)->Write("c").ok());
+}
+
+TEST_F(FileSystemTest, IsLockedProbesWithoutCreatingOrTakingTheLock) {
+  const std::string p = JoinPath(dir_, "dfrpd.lock");
+  EXPECT_FALSE(*fs_->IsLocked(p));
+  EXPECT_FALSE(fs_->Exists(p)) << "a probe never creates the lock file";
+  auto held = fs_->TryLock(p);
+  ASSERT_TRUE(held.has_value());
+  EXPECT_TRUE(*fs_->IsLocked(p));
+  held->reset();
+  EXPECT_FALSE(*fs_->IsLocked(p));
+  EXPECT_TRUE(fs_->TryLock(p).has_value()) << "the probe released what it took";
 }
 
 TEST_F(FileSystemTest, RenameNoReplaceLeavesAnExistingTargetAlone) {

@@ -34,6 +34,15 @@ class FdGuard {
   int fd_;
 };
 
+// Closes *fd once (later calls are no-ops), naming `path` in the error.
+Status CloseOnce(int* fd, const std::string& path) {
+  if (*fd < 0) return Status::OK();
+  int rc = ::close(*fd);
+  *fd = -1;
+  if (rc != 0) return Status::FromErrno(errno, "cannot close", path);
+  return Status::OK();
+}
+
 class PosixRandomAccessFile final : public RandomAccessFile {
  public:
   PosixRandomAccessFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
@@ -155,19 +164,51 @@ class PosixWritableFile final : public WritableFile {
     if (::fstat(fd_, &st) != 0) return Err(Status::FromErrno(errno, "cannot stat", path_));
     return static_cast<uint64_t>(st.st_size);
   }
-  Status Close() override {
-    if (fd_ < 0) return Status::OK();
-    int rc = ::close(fd_);
-    fd_ = -1;
-    if (rc != 0) return Status::FromErrno(errno, "cannot close", path_);
-    return Status::OK();
-  }
+  Status Close() override { return CloseOnce(&fd_, path_); }
   const std::string& path() const override { return path_; }
 
  private:
   std::string path_;
   int fd_;
 };
+
+class PosixOutputStream final : public OutputStream {
+ public:
+  PosixOutputStream(std::string path, int fd, bool owned)
+      : path_(std::move(path)), fd_(fd), owned_(owned) {}
+  ~PosixOutputStream() override {
+    if (owned_ && fd_ >= 0) ::close(fd_);
+  }
+  Status Write(std::string_view data) override {
+    while (!data.empty()) {
+      ssize_t r = ::write(fd_, data.data(), data.size());
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return Status::FromErrno(errno, "cannot write", path_);
+      }
+      data.remove_prefix(static_cast<size_t>(r));
+    }
+    return Status::OK();
+  }
+  Status Close() override { return owned_ ? CloseOnce(&fd_, path_) : Status::OK(); }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  int fd_;
+  bool owned_;
+};
+
+FileType TypeOfMode(mode_t mode) {
+  if (S_ISREG(mode)) return FileType::kRegular;
+  if (S_ISDIR(mode)) return FileType::kDirectory;
+  if (S_ISLNK(mode)) return FileType::kSymlink;
+  if (S_ISCHR(mode)) return FileType::kCharDevice;
+  if (S_ISBLK(mode)) return FileType::kBlockDevice;
+  if (S_ISFIFO(mode)) return FileType::kFifo;
+  if (S_ISSOCK(mode)) return FileType::kSocket;
+  return FileType::kOther;
+}
 
 class PosixFileLock final : public FileLock {
  public:
@@ -332,6 +373,32 @@ class PosixFileSystem final : public FileSystem {
     out->resize(done);
     return Status::OK();
   }
+  Result<FileType> TypeOf(const std::string& path, bool follow_links) override {
+    struct stat st;
+    if ((follow_links ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st)) != 0)
+      return Err(Status::FromErrno(errno, "cannot stat", path));
+    return TypeOfMode(st.st_mode);
+  }
+  Result<std::unique_ptr<OutputStream>> OpenOutputStream(const std::string& path) override {
+    int fd;
+    do {
+      fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);  // a FIFO's open waits for a reader
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return Err(Status::FromErrno(errno, "cannot open for writing", path));
+    return std::make_unique<PosixOutputStream>(path, fd, true);
+  }
+  Result<bool> IsLocked(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) return false;
+    if (fd < 0) return Err(Status::FromErrno(errno, "cannot open", path));
+    FdGuard guard(fd);
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      ::flock(fd, LOCK_UN);
+      return false;
+    }
+    if (errno == EWOULDBLOCK) return true;
+    return Err(Status::FromErrno(errno, "cannot probe the lock on", path));
+  }
 };
 
 }  // namespace
@@ -346,6 +413,10 @@ std::unique_ptr<SequentialFile> SequentialFileFromFd(int fd, std::string name) {
   int64_t size = -1;
   if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) size = static_cast<int64_t>(st.st_size);
   return std::make_unique<PosixSequentialFile>(std::move(name), fd, false, size);
+}
+
+std::unique_ptr<OutputStream> OutputStreamFromFd(int fd, std::string name) {
+  return std::make_unique<PosixOutputStream>(std::move(name), fd, false);
 }
 
 }  // namespace dfrp::core

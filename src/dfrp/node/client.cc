@@ -1,10 +1,7 @@
 #include "dfrp/node/client.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <strings.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -35,8 +32,8 @@ using nlohmann::json;
 namespace {
 
 // Reads dfrpd.json; empty optional while it is missing or half-written.
-std::optional<json> ReadInfoFile(const std::string& path) {
-  auto text = core::ReadWholeFile(core::DefaultFileSystem(), path);
+std::optional<json> ReadInfoFile(core::FileSystem* fs, const std::string& path) {
+  auto text = core::ReadWholeFile(fs, path);
   if (!text) return std::nullopt;
   json j = json::parse(*text, nullptr, false);
   if (!j.is_object() || !j.contains("api_addr") || !j["api_addr"].is_string()) return std::nullopt;
@@ -49,23 +46,17 @@ bool PidAlive(int64_t pid) {
 }
 
 // 1: someone holds the lock; 0: nobody does (or no lock file); -1: cannot tell (unreadable).
-// POSIX directly, not core::FileSystem::TryLock: that one opens read-write and creates the
-// file, and a client must never create the daemon's lock or need write access to STATE_DIR.
-int LockHeld(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : -1;
-  int held = 0;
-  if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
-    ::flock(fd, LOCK_UN);
-  else
-    held = errno == EWOULDBLOCK ? 1 : -1;
-  ::close(fd);
-  return held;
+// FileSystem::IsLocked, not TryLock: that one opens read-write and creates the file, and a
+// client must never create the daemon's lock or need write access to STATE_DIR.
+int LockHeld(core::FileSystem* fs, const std::string& path) {
+  auto held = fs->IsLocked(path);
+  if (!held) return -1;
+  return *held ? 1 : 0;
 }
 
-void ReadToken(DaemonInfo* d) {
+void ReadToken(core::FileSystem* fs, DaemonInfo* d) {
   const std::string path = core::JoinPath(d->state_dir, std::string(kTokenFileName));
-  auto text = core::ReadWholeFile(core::DefaultFileSystem(), path);
+  auto text = core::ReadWholeFile(fs, path);
   if (!text) {
     d->token_error = text.error().message();
     return;
@@ -97,10 +88,10 @@ HttpResponse FromBeast(const http::response_header<>& h) {
 
 }  // namespace
 
-Result<std::optional<DaemonInfo>> FindDaemon(const std::string& state_dir) {
+Result<std::optional<DaemonInfo>> FindDaemon(core::FileSystem* fs, const std::string& state_dir) {
   const std::string lock = core::JoinPath(state_dir, std::string(kDaemonLockFileName));
   const std::string info_path = core::JoinPath(state_dir, std::string(kDaemonInfoFileName));
-  const int held = LockHeld(lock);
+  const int held = LockHeld(fs, lock);
   if (held == 0) return std::optional<DaemonInfo>();
   // A daemon that is starting holds the lock before it listens: give it a moment.
   // A dfrpd.json whose process is gone was left by a daemon that died: never send the token
@@ -108,10 +99,10 @@ Result<std::optional<DaemonInfo>> FindDaemon(const std::string& state_dir) {
   auto live = [](const std::optional<json>& info) {
     return info && PidAlive(info->value("pid", int64_t{0}));
   };
-  std::optional<json> j = ReadInfoFile(info_path);
+  std::optional<json> j = ReadInfoFile(fs, info_path);
   for (int i = 0; i < 20 && held == 1 && !live(j); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    j = ReadInfoFile(info_path);
+    j = ReadInfoFile(fs, info_path);
   }
   if (held == 1 && !live(j)) j.reset();
   if (held < 0) {
@@ -129,7 +120,7 @@ Result<std::optional<DaemonInfo>> FindDaemon(const std::string& state_dir) {
   d.api_addr = (*j)["api_addr"].get<std::string>();
   d.url = j->value("url", "http://" + d.api_addr);
   d.pid = j->value("pid", int64_t{0});
-  ReadToken(&d);
+  ReadToken(fs, &d);
   return std::optional<DaemonInfo>(std::move(d));
 }
 
@@ -319,8 +310,9 @@ Status Client::CutShort(std::string_view target, uint64_t received, const std::s
       info_.url, target, received, why));
 }
 
-Result<HttpResponse> Client::Upload(std::string_view target, const HttpHeaders& headers, int fd,
-                                    uint64_t length, const UploadProgress& progress) {
+Result<HttpResponse> Client::Upload(std::string_view target, const HttpHeaders& headers,
+                                    core::SequentialFile& body, uint64_t length,
+                                    const UploadProgress& progress) {
   Connection c(info_);
   DFRP_RETURN_IF_ERROR(c.Connect(options_.connect_timeout_ms));
   http::request<http::buffer_body> req{http::verb::put, std::string(target), 11};
@@ -336,21 +328,19 @@ Result<HttpResponse> Client::Upload(std::string_view target, const HttpHeaders& 
   uint64_t sent = 0;
   while (!cut && sent < length) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), length - sent));
-    const ssize_t n = ::read(fd, chunk.data(), want);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Err(Status::FromErrno(errno, "cannot read", fmt::format("fd {}", fd)));
+    DFRP_ASSIGN_OR_RETURN(const size_t n, body.Read(want, chunk.data()));
     if (n == 0)
       return Err(Status::InvalidArgument(fmt::format(
           "the input shrank while it was sent ({} bytes expected, {} found): store it again "
           "once nothing is writing to it",
           length, sent)));
     req.body().data = chunk.data();
-    req.body().size = static_cast<size_t>(n);
-    req.body().more = sent + static_cast<uint64_t>(n) < length;
+    req.body().size = n;
+    req.body().more = sent + n < length;
     http::write(c.socket, sr, ec);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) cut = true;
-    sent += static_cast<uint64_t>(n);
+    sent += n;
     if (progress) progress(sent, length);
   }
   if (!cut && !sr.is_done()) {

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "dfrp/core/file_system.h"
 #include "dfrp/core/status.h"
 
 namespace dfrp::node {
@@ -36,8 +37,10 @@ struct DaemonInfo {
 // free). Fails (IOError) only when the lock is held but STATE_DIR/dfrpd.json stays
 // unreadable for about two seconds (a daemon that is starting writes it once it listens).
 // Differs from "std::optional<DaemonInfo>" by that Result: a held lock with no address must
-// not fall back to opening the store directly.
-core::Result<std::optional<DaemonInfo>> FindDaemon(const std::string& state_dir);
+// not fall back to opening the store directly. Reads STATE_DIR through `fs`; never creates
+// anything there.
+core::Result<std::optional<DaemonInfo>> FindDaemon(core::FileSystem* fs,
+                                                   const std::string& state_dir);
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
@@ -81,11 +84,12 @@ class Client {
   core::Result<HttpResponse> Download(std::string_view target, const HttpHeaders& headers,
                                       const BodySink& sink);
 
-  // PUT of `length` bytes read from `fd` (from its current position) with that
-  // Content-Length, streamed in pieces. If the daemon answers before taking the whole body
-  // (507, 400), that answer is returned.
-  core::Result<HttpResponse> Upload(std::string_view target, const HttpHeaders& headers, int fd,
-                                    uint64_t length, const UploadProgress& progress = nullptr);
+  // PUT of `length` bytes read from `body` (from where it stands) with that Content-Length,
+  // streamed in pieces. If the daemon answers before taking the whole body (507, 400), that
+  // answer is returned. InvalidArgument when `body` ends before `length` bytes.
+  core::Result<HttpResponse> Upload(std::string_view target, const HttpHeaders& headers,
+                                    core::SequentialFile& body, uint64_t length,
+                                    const UploadProgress& progress = nullptr);
 
  private:
   core::Status CutShort(std::string_view target, uint64_t received, const std::string& why);

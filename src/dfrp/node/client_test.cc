@@ -6,10 +6,14 @@
 #include <unistd.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 namespace dfrp::node {
 namespace {
@@ -41,7 +45,7 @@ class FindDaemonTest : public ::testing::Test {
 
 TEST_F(FindDaemonTest, NoLockFileMeansNoDaemon) {
   Write("dfrpd.json", R"({"pid": 1, "api_addr": "127.0.0.1:1", "url": "http://127.0.0.1:1"})");
-  auto d = FindDaemon(dir_);
+  auto d = FindDaemon(core::DefaultFileSystem(), dir_);
   ASSERT_TRUE(d.has_value());
   EXPECT_FALSE(d->has_value());
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/dfrpd.lock")) << "a client never creates it";
@@ -50,7 +54,7 @@ TEST_F(FindDaemonTest, NoLockFileMeansNoDaemon) {
 TEST_F(FindDaemonTest, AFreeLockMeansNoDaemonWhateverDfrpdJsonSays) {
   Write("dfrpd.lock", "");
   Write("dfrpd.json", R"({"pid": 1, "api_addr": "127.0.0.1:1", "url": "http://127.0.0.1:1"})");
-  auto d = FindDaemon(dir_);
+  auto d = FindDaemon(core::DefaultFileSystem(), dir_);
   ASSERT_TRUE(d.has_value());
   EXPECT_FALSE(d->has_value());
 }
@@ -60,7 +64,7 @@ TEST_F(FindDaemonTest, AHeldLockFindsTheDaemonAndItsToken) {
   Write("dfrpd.json",
         R"({"pid": 42, "api_addr": "127.0.0.1:7480", "url": "http://127.0.0.1:7480"})");
   Write("api-token", std::string(64, 'a') + "\n");
-  auto d = FindDaemon(dir_);
+  auto d = FindDaemon(core::DefaultFileSystem(), dir_);
   ASSERT_TRUE(d.has_value()) << d.error().ToString();
   ASSERT_TRUE(d->has_value());
   EXPECT_EQ((*d)->pid, 42);
@@ -72,7 +76,7 @@ TEST_F(FindDaemonTest, AHeldLockFindsTheDaemonAndItsToken) {
 
 TEST_F(FindDaemonTest, AHeldLockWithoutDfrpdJsonIsAnErrorNotTheDirectPath) {
   HoldLock();
-  auto d = FindDaemon(dir_);
+  auto d = FindDaemon(core::DefaultFileSystem(), dir_);
   ASSERT_FALSE(d.has_value());
   EXPECT_NE(d.error().message().find("dfrpd.json"), std::string::npos);
 }
@@ -80,7 +84,7 @@ TEST_F(FindDaemonTest, AHeldLockWithoutDfrpdJsonIsAnErrorNotTheDirectPath) {
 TEST_F(FindDaemonTest, AnUnreadableTokenIsReportedNotFatal) {
   HoldLock();
   Write("dfrpd.json", R"({"pid": 42, "api_addr": "127.0.0.1:7480"})");
-  auto d = FindDaemon(dir_);
+  auto d = FindDaemon(core::DefaultFileSystem(), dir_);
   ASSERT_TRUE(d.has_value() && d->has_value());
   EXPECT_TRUE((*d)->token.empty());
   EXPECT_FALSE((*d)->token_error.empty());
@@ -130,6 +134,84 @@ TEST(ClientTest, ErrorAnswersBecomeTheStatusOfTheDirectPath) {
   s = StatusFromResponse(info, r);
   EXPECT_EQ(s.code(), core::Status::Code::kIOError);
   EXPECT_NE(s.message().find("HTTP 502"), std::string::npos);
+}
+
+// A one-request HTTP server on loopback: reads one request (its header and Content-Length
+// bytes of body, or until the client closes), keeps it, and answers 201 with "{}".
+class OneRequestServer {
+ public:
+  OneRequestServer() : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~OneRequestServer() { Join(); }
+  // Waits until the request was served (or the client went away).
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  DaemonInfo info() const {
+    DaemonInfo d;
+    d.api_addr = "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+    d.url = "http://" + d.api_addr;
+    return d;
+  }
+  // What was received; read them after Join().
+  std::string header, body;
+
+ private:
+  void Serve() {
+    boost::asio::ip::tcp::socket s(ioc_);
+    acceptor_.accept(s);
+    boost::system::error_code ec;
+    std::string buf;
+    const size_t end = boost::asio::read_until(s, boost::asio::dynamic_buffer(buf), "\r\n\r\n", ec);
+    if (ec) return;
+    header = buf.substr(0, end);
+    body = buf.substr(end);
+    const size_t at = header.find("Content-Length: ");
+    const size_t length = at == std::string::npos ? 0 : std::stoul(header.substr(at + 16));
+    if (body.size() < length) {
+      std::string rest(length - body.size(), '\0');
+      const size_t n = boost::asio::read(s, boost::asio::buffer(rest), ec);
+      body += rest.substr(0, n);
+      if (ec) return;  // the client gave up mid-body
+    }
+    const std::string answer = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}";
+    boost::asio::write(s, boost::asio::buffer(answer), ec);
+  }
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::thread thread_;
+};
+
+TEST(ClientTest, UploadSendsTheBodyOfASequentialFileWithItsLength) {
+  OneRequestServer server;
+  Client c(server.info());
+  const std::string data = std::string(3 << 20, 'x') + "end";  // several pieces
+  auto body = core::SequentialFileFromString(data, "input");
+  uint64_t last_done = 0, last_total = 0;
+  auto r = c.Upload("/v1/shards?name=a", {}, *body, data.size(), [&](uint64_t d, uint64_t t) {
+    last_done = d;
+    last_total = t;
+  });
+  server.Join();
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(r->status, 201);
+  EXPECT_EQ(r->body, "{}");
+  EXPECT_EQ(server.header.rfind("PUT /v1/shards?name=a HTTP/1.1\r\n", 0), 0u) << server.header;
+  EXPECT_EQ(server.body, data);
+  EXPECT_EQ(last_done, data.size());
+  EXPECT_EQ(last_total, data.size());
+}
+
+TEST(ClientTest, AnUploadWhoseInputShrankIsRefusedNotSentShort) {
+  OneRequestServer server;
+  Client c(server.info());
+  auto body = core::SequentialFileFromString("only eleven", "input");
+  auto r = c.Upload("/v1/shards", {}, *body, 20);
+  server.Join();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), core::Status::Code::kInvalidArgument);
+  EXPECT_NE(r.error().message().find("shrank"), std::string::npos) << r.error().ToString();
 }
 
 TEST(ClientTest, UrlEncodeKeepsUnreservedCharacters) {

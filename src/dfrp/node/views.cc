@@ -40,6 +40,22 @@ json VolumeJson(const storage::VolumeInfo& v) {
   return j;
 }
 
+json MigrateReportJson(const storage::MigrateReport& r) {
+  return {{"volume", r.volume},
+          {"from", r.from},
+          {"to", r.to},
+          {"already_there", r.already_there},
+          {"files", r.files},
+          {"bytes", r.bytes},
+          {"shards_verified", r.shards_verified},
+          {"copy_seconds", r.copy_seconds},
+          {"verify_seconds", r.verify_seconds},
+          {"total_seconds", r.total_seconds},
+          {"resumed", r.resumed},
+          {"source_deleted", r.source_deleted},
+          {"source_bytes_deleted", r.source_bytes_deleted}};
+}
+
 json WrittenJson(const storage::WrittenShard& s) {
   return {{"shard_id", s.id.ToString()},
           {"merkle_root", RootHex(s.root)},

@@ -11,6 +11,7 @@
 #include "dfrp/core/status.h"
 #include "dfrp/core/uuid.h"
 #include "dfrp/crypto/sha256.h"
+#include "dfrp/storage/migrate.h"
 #include "dfrp/storage/store.h"
 
 namespace dfrp::node {
@@ -27,6 +28,9 @@ nlohmann::json WrittenJson(const storage::WrittenShard& s);
 nlohmann::json ShardInfoJson(const core::Uuid& id, const storage::ShardInfo& info);
 // One verification result as verify-shard --json and POST /v1/shards/{id}/verify show it.
 nlohmann::json VerifyJson(const storage::VerifyResult& r);
+// A migration's report: the `result` of a migrate operation (GET /v1/operations/{id}), from
+// which migrate --json prints its object.
+nlohmann::json MigrateReportJson(const storage::MigrateReport& r);
 
 // The error document of the API: {"error": {"code", "exit_code", "message"}}.
 nlohmann::json ErrorJson(const core::Status& s);
