@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "dfrp/core/clock.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/file_system.h"
 #include "dfrp/storage/store.h"
@@ -22,7 +23,10 @@ int main(int argc, char** argv) {
   opt.explicit_path = config_path;
   auto config = dfrp::core::LoadConfig(opt);
   if (!config) return std::fprintf(stderr, "%s\n", config.error().message().c_str()), 2;
-  auto store = dfrp::storage::Store::Open(*config, dfrp::storage::Store::Mode::kWrite, {});
+  dfrp::storage::StoreOptions sopt;
+  sopt.fs = dfrp::core::DefaultFileSystem();
+  sopt.clock = dfrp::core::SystemClock();
+  auto store = dfrp::storage::Store::Open(*config, dfrp::storage::Store::Mode::kWrite, sopt);
   if (!store) return std::fprintf(stderr, "%s\n", store.error().message().c_str()), 2;
   std::string last;
   for (uint64_t done = 0; done < count;) {

@@ -22,6 +22,7 @@
 #include <random>
 #include <string>
 
+#include "dfrp/core/clock.h"
 #include "dfrp/core/file_system.h"
 #include "dfrp/crypto/merkle.h"
 #include "dfrp/storage/proof.h"
@@ -66,6 +67,8 @@ struct Fixture {
     c.state_dir = dir + "/state";
     c.source = "bench";
     dfrp::storage::StoreOptions opt;
+    opt.fs = dfrp::core::DefaultFileSystem();
+    opt.clock = dfrp::core::SystemClock();
     if (!Store::Init(c, opt)) std::abort();
     auto s = Store::Open(c, Store::Mode::kWrite, opt);
     if (!s) std::abort();

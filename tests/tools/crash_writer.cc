@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "dfrp/core/bytes.h"
+#include "dfrp/core/clock.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/file_system.h"
 #include "dfrp/crypto/sha256.h"
@@ -28,12 +29,20 @@ namespace {
 
 using dfrp::storage::Store;
 
+// The real file system and clock (a test tool's own edge).
+dfrp::storage::StoreOptions RealOptions() {
+  dfrp::storage::StoreOptions opt;
+  opt.fs = dfrp::core::DefaultFileSystem();
+  opt.clock = dfrp::core::SystemClock();
+  return opt;
+}
+
 std::string Sha256Hex(std::string_view data) {
   return dfrp::core::ToHex(dfrp::crypto::HashBytes(dfrp::crypto::Sha256Of(data)));
 }
 
 int Write(const dfrp::core::NodeConfig& config, uint64_t seed, uint64_t segment_size) {
-  dfrp::storage::StoreOptions opt;
+  dfrp::storage::StoreOptions opt = RealOptions();
   if (segment_size > 0) opt.segment_target_size = segment_size;
   auto store = Store::Open(config, Store::Mode::kWrite, opt);
   if (!store) return std::fprintf(stderr, "open: %s\n", store.error().ToString().c_str()), 2;
@@ -96,7 +105,7 @@ int Check(const dfrp::core::NodeConfig& config, const std::string& acks_path, si
     for (size_t i = acks.size() - sample; i < acks.size(); ++i) which.push_back(i);
     for (size_t i = 0; i < sample; ++i) which.push_back(rng() % (acks.size() - sample));
   }
-  auto store = Store::Open(config, Store::Mode::kRead, {});
+  auto store = Store::Open(config, Store::Mode::kRead, RealOptions());
   if (!store) return std::fprintf(stderr, "open: %s\n", store.error().ToString().c_str()), 1;
   for (size_t i : which) {
     const Ack& a = acks[i];

@@ -222,6 +222,8 @@ Result<json> LocalStorageService::Migrate(uint32_t volume, const std::string& to
   mo.resume = resume;
   mo.delete_source = delete_source;
   mo.progress = progress;
+  mo.retry_hint = fmt::format(
+      "run the command again to finish it, or `dfrp-storage resume {}` to cancel", volume);
   DFRP_ASSIGN_OR_RETURN(storage::MigrateReport r,
                         storage::MigrateVolume(config_, Options(), volume, to, mo));
   return node::MigrateReportJson(r);

@@ -143,6 +143,7 @@ int Serve(const Flags& flags, const core::NodeConfig& config, core::FileSystem* 
     // default only, as init-storage --create would.
     storage::StoreOptions iopt;
     iopt.fs = fs;
+    iopt.clock = core::SystemClock();
     iopt.create_missing_drive_folders = config.is_embedded_default;
     if (auto init = storage::Store::Init(config, iopt); !init) return Fail(init.error());
   }

@@ -185,19 +185,7 @@ void Operations::RunMigrate(const std::shared_ptr<Op>& op, std::string to, bool 
   storage::MigrateReport r;
   Status s = storage::RunMigration(writer_, config_, opt_, op->volume, to, mo, &r);
   if (s.IsCorruption()) metrics_.verification_failures.fetch_add(1);
-  json report = {{"volume", r.volume},
-                 {"from", r.from},
-                 {"to", r.to},
-                 {"already_there", r.already_there},
-                 {"files", r.files},
-                 {"bytes", r.bytes},
-                 {"shards_verified", r.shards_verified},
-                 {"copy_seconds", r.copy_seconds},
-                 {"verify_seconds", r.verify_seconds},
-                 {"total_seconds", r.total_seconds},
-                 {"resumed", r.resumed},
-                 {"source_deleted", r.source_deleted},
-                 {"source_bytes_deleted", r.source_bytes_deleted}};
+  json report = MigrateReportJson(r);
   Finish(*op, s, std::move(report));
 }
 

@@ -104,6 +104,7 @@ class NodePartsTest : public storage::testing::StoreFixture {
  protected:
   std::unique_ptr<Node> OpenNode(uint64_t cache_bytes = 32ull << 20) {
     NodeOptions o;
+    o.store = opt_;
     o.config = Config({64ull << 20, 64ull << 20});
     o.config.scrub_rate = 0;
     o.reader_cache_bytes = cache_bytes;

@@ -176,7 +176,18 @@ bool HasSegmentFiles(core::FileSystem* fs, const std::string& drive) {
 
 }  // namespace
 
+namespace {
+
+// Options without a file system or a clock are a bug of the caller's (store.h).
+Status CheckOptions(const StoreOptions& opt) {
+  if (opt.fs && opt.clock) return Status::OK();
+  return Status::Internal("StoreOptions lacks its file system or clock: the caller must pass them");
+}
+
+}  // namespace
+
 Result<InitReport> Store::Init(const core::NodeConfig& config, const StoreOptions& opt) {
+  DFRP_RETURN_IF_ERROR(CheckOptions(opt));
   core::FileSystem* fs = opt.fs;
   DFRP_RETURN_IF_ERROR(fs->CreateDirRecursive(config.state_dir));
   DFRP_ASSIGN_OR_RETURN(auto lock, AcquireWriterLock(fs, config.state_dir));
@@ -270,6 +281,7 @@ Store::~Store() = default;
 
 Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode mode,
                                            const StoreOptions& opt) {
+  DFRP_RETURN_IF_ERROR(CheckOptions(opt));
   std::unique_ptr<Store> s(new Store());
   s->opt_ = opt;
   s->fs_ = opt.fs;

@@ -136,8 +136,10 @@ struct StoreOptions {
   // Tests that reopen a store thousands of times may turn off SQLite's own syncs. The index
   // is a cache, so this never risks shard data, only recovery work after a power cut.
   bool sync_index = true;
-  core::Clock* clock = core::SystemClock();
-  core::FileSystem* fs = core::DefaultFileSystem();
+  // Required: the clock and file system every read and write goes through, picked by the
+  // edge (a main, a command's entry, a test). Init and Open refuse options without them.
+  core::Clock* clock = nullptr;
+  core::FileSystem* fs = nullptr;
   // Asked by the long loops (VerifyCopy, and so Resume with a path; VerifyAll) between
   // records: true ends them early with Busy. The daemon sets it when it is told to stop.
   std::function<bool()> should_stop;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "dfrp/core/clock.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/file_system.h"
 #include "dfrp/storage/store.h"
@@ -95,7 +96,14 @@ class StoreFixture : public ::testing::Test {
 
   std::string dir_;
   int files_ = 0;
-  StoreOptions opt_;
+  StoreOptions opt_ = RealOptions();
+
+  static StoreOptions RealOptions() {
+    StoreOptions o;
+    o.fs = core::DefaultFileSystem();
+    o.clock = core::SystemClock();
+    return o;
+  }
 };
 
 }  // namespace dfrp::storage::testing
