@@ -81,6 +81,7 @@ class FaultInjectingFileSystem final : public FileSystem {
   }
   bool IsWritable(const std::string& path) override { return base_->IsWritable(path); }
   Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) override;
+  void ReadFiles(std::span<FileRead> files) override;
 
   // Called by the files it hands out.
   Status CheckUp(const std::string& what) const;

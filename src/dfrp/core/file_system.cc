@@ -19,6 +19,15 @@ Status RandomAccessFile::ReadExact(uint64_t offset, size_t n, char* dst) const {
   return Status::OK();
 }
 
+void FileSystem::ReadFiles(std::span<FileRead> files) {
+  std::string bytes;
+  for (FileRead& f : files) {
+    f.status = ReadFileUpTo(*f.path, f.limit, &bytes);
+    f.got = f.status.ok() ? bytes.size() : 0;
+    std::memcpy(f.dst, bytes.data(), f.got);
+  }
+}
+
 std::string JoinPath(std::string_view a, std::string_view b) {
   if (a.empty()) return std::string(b);
   if (!b.empty() && b.front() == '/') return std::string(b);

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -76,6 +77,15 @@ struct FsSpace {
   uint64_t available_bytes = 0;  // to an unprivileged writer
 };
 
+// One file of FileSystem::ReadFiles: up to `limit` bytes of `path` go to dst.
+struct FileRead {
+  const std::string* path = nullptr;
+  char* dst = nullptr;
+  size_t limit = 0;
+  size_t got = 0;  // out: bytes read (fewer than limit at the end of the file)
+  Status status;   // out: OK, or why the file could not be opened or read
+};
+
 class FileSystem {
  public:
   virtual ~FileSystem() = default;
@@ -118,6 +128,11 @@ class FileSystem {
   // a short read is taken as the end, as POSIX promises for regular files). For many small
   // files: open, read, close and nothing more.
   virtual Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) = 0;
+  // ReadFileUpTo for many files, each into its own buffer; each file's failure is its own
+  // status. The POSIX file system hands them to io_uring in groups where the kernel allows it
+  // (a few system calls per group instead of open, read and close per file); this default
+  // reads them one by one through ReadFileUpTo.
+  virtual void ReadFiles(std::span<FileRead> files);
 };
 
 // The process-wide POSIX file system; never null, never freed.
