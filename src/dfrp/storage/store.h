@@ -187,8 +187,9 @@ class Store {
   core::Result<std::vector<ShardLocation>> ShardPage(uint32_t volume, DiskPlace after,
                                                      DiskPlace last, size_t limit);
   core::Result<ShardSpan> ShardSpanAfter(uint32_t volume, DiskPlace after);
-  // The clock this store was opened with (StoreOptions::clock).
+  // The clock and file system this store was opened with (StoreOptions).
   core::Clock* clock() const { return opt_.clock; }
+  core::FileSystem* fs() const { return fs_; }
   // The configured folder of a volume and a segment's path in it ("" for an unknown volume).
   std::string SegmentPathFor(uint32_t volume, uint64_t segment) const;
 
