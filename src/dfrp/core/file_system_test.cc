@@ -85,7 +85,10 @@ TEST_F(FileSystemTest, ReadFilesGivesWhatReadFileUpToGivesForEachFile) {
   constexpr size_t kFiles = 150;
   std::vector<std::string> paths(kFiles);
   for (size_t i = 0; i < kFiles; ++i) {
-    paths[i] = JoinPath(dir_, "f" + std::to_string(i));
+    // Runs of files in one folder (opened relative to it), and folders that change.
+    const std::string folder = JoinPath(dir_, "d" + std::to_string(i / 40 % 3));
+    ASSERT_TRUE(fs_->CreateDir(folder).ok());
+    paths[i] = JoinPath(folder, "f" + std::to_string(i));
     std::string bytes((i * 37) % 9000, static_cast<char>('a' + i % 26));
     if (i == 70) continue;  // never created
     if (i == 71) {          // a folder
