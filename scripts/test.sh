@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the unit and end-to-end tests in a
-# release build, the same tests under AddressSanitizer + UndefinedBehaviorSanitizer, and a
-# short run of each libFuzzer target. Exits non-zero if anything fails.
+# release build, the same tests under AddressSanitizer + UndefinedBehaviorSanitizer, the
+# daemon's tests under ThreadSanitizer (a clang build that also checks the lock annotations),
+# and a short run of each libFuzzer target. Exits non-zero if anything fails.
 #
 #   scripts/test.sh            everything (what CI runs)
-#   SKIP_SANITIZE=1 SKIP_FUZZ=1 scripts/test.sh   the release tests only
+#   SKIP_SANITIZE=1 SKIP_TSAN=1 SKIP_FUZZ=1 scripts/test.sh   the release tests only
 #   FUZZ_SECONDS=60 scripts/test.sh               longer fuzz runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 JOBS=${JOBS:-$(nproc)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+# The multi-threaded daemon's tests, run again under ThreadSanitizer.
+TSAN_TESTS='^(node_test|daemon_api|daemon_hostile|daemon_cli)$'
 
 bash scripts/setup.sh
 
@@ -36,6 +39,18 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest -j "$JOBS" --output-on-failure --timeout 1800 -LE slow)
   passed=$((passed + $(cd build-asan && ctest -N -LE slow | sed -n 's/^Total Tests: //p')))
+fi
+
+if [ "${SKIP_TSAN:-0}" != 1 ]; then
+  # clang-16: ThreadSanitizer, and -Werror=thread-safety checks every lock annotation.
+  step "ThreadSanitizer build (clang-16; lock annotations checked)"
+  CC=clang-16 CXX=clang++-16 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DDFRP_TSAN=ON -DDFRP_BENCH=OFF >/dev/null
+  cmake --build build-tsan -j "$JOBS" --target node_test dfrpd dfrp-storage
+  step "ThreadSanitizer: the daemon's tests"
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest -j "$JOBS" --output-on-failure --timeout 1800 -R "$TSAN_TESTS")
+  passed=$((passed + $(cd build-tsan && ctest -N -R "$TSAN_TESTS" | sed -n 's/^Total Tests: //p')))
 fi
 
 if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -d fuzz ]; then

@@ -1,4 +1,7 @@
-// dfrp-wallet: see src/dfrp/wallet/wallet_cli.h.
+// dfrp-wallet: see src/dfrp/wallet/wallet_cli.h. The edge: picks the real file system.
 #include "dfrp/wallet/wallet_cli.h"
 
-int main(int argc, char** argv) { return dfrp::wallet::RunWalletCli(argc, argv); }
+int main(int argc, char** argv) {
+  dfrp::wallet::CliIo io = dfrp::wallet::ProcessCliIo(dfrp::core::DefaultFileSystem());
+  return dfrp::wallet::RunWalletCli(std::vector<std::string>(argv, argv + argc), io);
+}

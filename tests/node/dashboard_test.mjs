@@ -76,9 +76,10 @@ function VolumeMismatches(apiVolumes, cards) {
   return out;
 }
 
-// The page polls every 2 s: retry until it shows the API's figures or kWaitMs passes.
+// The page polls every 2 s: retry until it shows the API's figures or kWaitMs passes (on the
+// monotonic clock, which a change of the system time cannot move).
 async function CheckVolumes(page, base) {
-  const deadline = Date.now() + kWaitMs;
+  const deadline = performance.now() + kWaitMs;
   let api;
   let cards;
   let bad;
@@ -88,7 +89,7 @@ async function CheckVolumes(page, base) {
     bad = VolumeMismatches(api, cards);
     if (bad.length === 0) break;
     await Sleep(500);
-  } while (Date.now() < deadline);
+  } while (performance.now() < deadline);
   Check('one card per volume', cards.length === api.length,
         `API has ${api.length} volumes, page shows ${cards.length}`);
   for (const v of api) {
@@ -162,6 +163,21 @@ async function CheckBanner(page) {
   }
 }
 
+// Waits until the page has rendered one more poll than when called (each poll shows a new
+// uptime), so that what that poll logs has been seen; fails the check named `name` when none
+// comes within kWaitMs.
+async function WaitForNextPoll(page, name) {
+  try {
+    const before = await page.locator('#uptime').getAttribute('data-seconds');
+    await page.waitForFunction(
+        (b) => document.querySelector('#uptime').dataset.seconds !== b, before,
+        { timeout: kWaitMs });
+    Pass(name);
+  } catch (e) {
+    Fail(name, e.message.split('\n')[0]);
+  }
+}
+
 async function LoadPlaywright() {
   try {
     return (await import('playwright-core')).chromium;
@@ -221,7 +237,7 @@ async function Main() {
     phase = 'outage';
     await CheckBanner(page);
     phase = 'main';
-    await Sleep(2500);  // one more poll after the outage, for late errors
+    await WaitForNextPoll(page, 'the page polls again after the outage');  // for late errors
     Check('no request outside the daemon', outside.length === 0, outside.join(', '));
     Check('no console errors', errors.length === 0, errors.join(' | '));
   } finally {

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end test of the real dfrp-wallet binary: bash tests/wallet/cli_test.sh PATH/TO/dfrp-wallet
-# Uses DFRP_KDF_PROFILE=test (tiny Argon2id parameters, for tests only) and DFRP_PASSPHRASE.
+# Uses DFRP_KDF_PROFILE=test (tiny Argon2id parameters, for tests only) with the allowance
+# --insecure-test-kdf ("$W" passes it; "$BIN" is the bare binary), and DFRP_PASSPHRASE.
 set -euo pipefail
-W=$(realpath "$1")
+BIN=$(realpath "$1")
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cd "$T"
+W="$T/dfrp-wallet-test"
+printf '#!/bin/sh\nexec "%s" --insecure-test-kdf "$@"\n' "$BIN" >"$W"
+chmod +x "$W"
 export DFRP_KDF_PROFILE=test DFRP_PASSPHRASE=pw
 unset DFRP_CONFIG DFRP_NEW_PASSPHRASE
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -17,6 +21,15 @@ expect_rc() {  # expect_rc CODE command...
   [ "$rc" = "$want" ] || fail "'$*' exited $rc, expected $want: $(cat "$T/err")"
 }
 
+echo "-- --version"
+VERSION=$(sed -n 's/^project(dfrp VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
+[ "$("$BIN" --version)" = "dfrp-wallet $VERSION" ] || fail "--version: $("$BIN" --version)"
+
+echo "-- the test KDF profile needs --insecure-test-kdf"
+expect_rc 2 "$BIN" --wallet refused.json new
+grep -q 'unset DFRP_KDF_PROFILE, or add --insecure-test-kdf' "$T/err" || fail "$(cat "$T/err")"
+[ ! -e refused.json ] || fail "a refused weak keystore was written"
+
 echo "-- new, show --json"
 "$W" --wallet a.json new --quiet >/dev/null
 [ "$(stat -c %a a.json)" = 600 ] || fail "keystore mode is not 0600"
@@ -24,6 +37,9 @@ echo "-- new, show --json"
 for k in address public_key proof_of_possession vector; do
   python3 -c "import json; d=json.load(open('show.json')); assert '$k' in d" || fail "no $k"
 done
+[ "$(field weak_kdf <show.json)" = True ] || fail "a test-profile keystore is not flagged weak"
+"$BIN" --wallet a.json show --quiet >/dev/null 2>err.txt
+grep -q '^dfrp-wallet: warning: wallet a.json is sealed with weak KDF' err.txt || fail "no warning"
 PK=$(field public_key <show.json)
 ADDR=$(field address <show.json)
 case "$ADDR" in dfrp1*) ;; *) fail "address $ADDR";; esac
@@ -41,6 +57,10 @@ BAD=$("$W" --wallet a.json sign --message-hex 00)
 expect_rc 3 "$W" verify --public-key "$PK" --message-hex 48656c6c6f --signature "$BAD"
 grep -q '^dfrp-wallet: signature does not verify' "$T/err" || fail "message: $(cat "$T/err")"
 expect_rc 2 "$W" verify --public-key "$PK" --message-hex 00 --signature "${SIG:0:100}"
+echo "-- a signature of the right length that is no curve point exits 3 too"
+INF="c0$(printf '0%.0s' $(seq 190))"
+expect_rc 3 "$W" verify --public-key "$PK" --message-hex 48656c6c6f --signature "$INF"
+grep -q '^dfrp-wallet: signature does not verify' "$T/err" || fail "message: $(cat "$T/err")"
 
 echo "-- wrong passphrase: says so, file unchanged"
 BEFORE=$(sha256sum a.json)
@@ -100,5 +120,12 @@ printf 'STATE_DIR = "st"\nDRIVE_0 = "d0"\nQUOTA_0 = "1G"\n' >dfrp.toml
 "$W" --config dfrp.toml new --quiet >/dev/null
 [ -f st/wallet.json ] || fail "no wallet in STATE_DIR"
 expect_rc 4 "$W" --wallet missing.json show
+
+echo "-- a config that names no drives (a client: a wallet, no storage)"
+printf 'STATE_DIR = "client"\n' >client.toml
+"$W" --config client.toml new --quiet >/dev/null
+[ -f client/wallet.json ] || fail "no wallet in the client's STATE_DIR"
+"$W" --config client.toml show --json >client.out
+[ "$(field wallet <client.out)" = "$T/client/wallet.json" ] || fail "$(cat client.out)"
 
 echo "cli_test: all passed"

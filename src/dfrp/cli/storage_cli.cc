@@ -115,7 +115,7 @@ Status CmdInit(Context& ctx, bool create) {
   } else {
     DFRP_ASSIGN_OR_RETURN(r, Store::Init(ctx.config, opt));
     // The admin token dfrpd's API asks for (docs/API.md), readable by this user only.
-    DFRP_RETURN_IF_ERROR(node::EnsureApiToken(ctx.config.state_dir).status());
+    DFRP_RETURN_IF_ERROR(node::EnsureApiToken(opt.fs, ctx.config.state_dir).status());
   }
   DFRP_ASSIGN_OR_RETURN(auto store, OpenStore(ctx, Store::Mode::kRead));
   const json arr = VolumesJson(store->ListVolumes());

@@ -20,9 +20,9 @@ namespace dfrp::core {
 
 namespace {
 
-constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",       "VECTOR_DIM", "STATE_DIR",
-                                           "API_ADDR",        "SCRUB_RATE", "MAX_CONNECTIONS",
-                                           "MAX_HEADER_BYTES"};
+constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",        "VECTOR_DIM", "STATE_DIR",
+                                           "API_ADDR",         "SCRUB_RATE", "MAX_CONNECTIONS",
+                                           "MAX_HEADER_BYTES", "API_HOSTS",  "MAX_BODY_MEMORY"};
 
 // DRIVE_12 -> ("DRIVE", 12); anything else -> nullopt.
 std::optional<std::pair<std::string_view, int>> SplitIndexedKey(std::string_view key) {
@@ -242,7 +242,8 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
       return Err(
           Status::InvalidArgument(fmt::format("{}: unknown key {} (known: DRIVE_n, QUOTA_n, "
                                               "LEAF_SIZE, VECTOR_DIM, STATE_DIR, API_ADDR, "
-                                              "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES); "
+                                              "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES, "
+                                              "API_HOSTS, MAX_BODY_MEMORY); "
                                               "remove it or fix its spelling",
                                               cfg.source, key)));
   }
@@ -298,6 +299,34 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
       return Err(Status::InvalidArgument(
           fmt::format("{}: MAX_HEADER_BYTES = {} must be between 1024 and 1048576", cfg.source,
                       cfg.max_header_bytes)));
+  }
+  if (auto it = values.find("API_HOSTS"); it != values.end()) {
+    // A comma- or space-separated list of names a Host header may carry besides the listen
+    // address and the loopback names.
+    std::string name;
+    for (char c : it->second + ",") {
+      if (c == ',' || c == ' ' || c == '\t') {
+        if (!name.empty()) cfg.api_hosts.push_back(name);
+        name.clear();
+      } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_') {
+        name += c;
+      } else {
+        return Err(Status::InvalidArgument(fmt::format(
+            "{}: API_HOSTS = '{}' holds '{}', which no host name does; write names separated "
+            "by commas, such as API_HOSTS=node1.example.net,10.0.0.5",
+            cfg.source, it->second, c)));
+      }
+    }
+  }
+  if (auto it = values.find("MAX_BODY_MEMORY"); it != values.end() && !it->second.empty()) {
+    auto bytes = ParseByteSize(it->second);
+    if (!bytes || *bytes < (1ull << 20))
+      return Err(Status::InvalidArgument(fmt::format(
+          "{}: MAX_BODY_MEMORY = '{}' must be a size of at least 1M, such as 256M (the memory "
+          "all request bodies in flight may hold together)",
+          cfg.source, it->second)));
+    cfg.max_body_memory = *bytes;
   }
   auto state = values.find("STATE_DIR");
   cfg.state_dir =
@@ -420,7 +449,7 @@ Result<NodeConfig> LoadConfig(const ConfigOptions& options) {
   auto cfg = ConfigFromValues(values, base_dir, source);
   if (!cfg) return cfg;
   cfg->is_embedded_default = embedded;
-  if (cfg->drives.empty())
+  if (cfg->drives.empty() && options.require_drives)
     return Err(Status::InvalidArgument(
         fmt::format("{} names no drives; add DRIVE_0=<folder> and QUOTA_0=<size>", cfg->source)));
   return cfg;

@@ -38,6 +38,11 @@ struct NodeConfig {
   uint64_t scrub_rate = 8ull << 20;
   uint32_t max_connections = 256;
   uint32_t max_header_bytes = 16384;
+  // Names besides the listen address and the loopback names that a request's Host header
+  // may carry (API_HOSTS); others are refused, against DNS rebinding.
+  std::vector<std::string> api_hosts;
+  // The memory all request bodies in flight may hold together (MAX_BODY_MEMORY).
+  uint64_t max_body_memory = 256ull << 20;
   std::string source;  // the file it came from, or "embedded default"
   bool is_embedded_default = false;
 };
@@ -49,8 +54,13 @@ struct ConfigOptions {
   std::function<std::optional<std::string>(const std::string&)> getenv;
   // Lists the names of all environment variables (to find DRIVE_n set only there).
   std::function<std::vector<std::string>()> env_names;
+  // False for a tool that stores nothing (dfrp-wallet on a client): a config that names no
+  // drives is then accepted, with `drives` empty.
+  bool require_drives = true;
 };
 
+// InvalidArgument naming the file and the key for a bad config, and (with require_drives) for
+// one that names no drives.
 Result<NodeConfig> LoadConfig(const ConfigOptions& options);
 
 // Parses the flat key/value form of a config (already read from TOML or .env) and validates

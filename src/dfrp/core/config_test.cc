@@ -1,6 +1,10 @@
 #include "dfrp/core/config.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "dfrp/core/file_system.h"
 
 namespace dfrp::core {
 namespace {
@@ -121,6 +125,28 @@ TEST(ConfigTest, EnvironmentOverridesFileAndEmbeddedDefault) {
   ASSERT_EQ(cfg->drives.size(), 1u);
   EXPECT_EQ(cfg->drives[0].path, "/only");
   EXPECT_FALSE(cfg->is_embedded_default);
+}
+
+TEST(ConfigTest, ANoDriveConfigServesOnlyToolsThatStoreNothing) {
+  char tmpl[] = "/tmp/dfrp-config-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string path = JoinPath(dir, "client.toml");
+  ASSERT_TRUE(WriteFileAtomic(DefaultFileSystem(), path, "STATE_DIR = \"st\"\n").ok());
+  ConfigOptions opt;
+  opt.explicit_path = path;
+  opt.getenv = [](const std::string&) { return std::optional<std::string>(); };
+  opt.env_names = [] { return std::vector<std::string>(); };
+  auto refused = LoadConfig(opt);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().message().find("names no drives; add DRIVE_0"), std::string::npos);
+  opt.require_drives = false;
+  auto cfg = LoadConfig(opt);
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().ToString();
+  EXPECT_TRUE(cfg->drives.empty());
+  EXPECT_EQ(cfg->state_dir, dir + "/st");
+  ASSERT_TRUE(DefaultFileSystem()->RemoveFile(path).ok());
+  ASSERT_EQ(rmdir(dir.c_str()), 0);
 }
 
 }  // namespace

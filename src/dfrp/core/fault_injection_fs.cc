@@ -264,16 +264,25 @@ Status FaultInjectingFileSystem::Rename(const std::string& from, const std::stri
       }
     }
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    renames_.push_back(std::move(pending));
-    auto it = files_.find(from);
-    if (it != files_.end()) {
-      files_[to] = it->second;
-      files_.erase(it);
-    }
-  }
+  TrackRename(std::move(pending));
   return base_->Rename(from, to);
+}
+
+Status FaultInjectingFileSystem::RenameNoReplace(const std::string& from, const std::string& to) {
+  DFRP_RETURN_IF_ERROR(CheckUp("rename"));
+  DFRP_RETURN_IF_ERROR(base_->RenameNoReplace(from, to));
+  TrackRename(PendingRename{from, to, false, {}});  // there was no target to put back
+  return Status::OK();
+}
+
+void FaultInjectingFileSystem::TrackRename(PendingRename pending) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(pending.from);
+  if (it != files_.end()) {
+    files_[pending.to] = it->second;
+    files_.erase(it);
+  }
+  renames_.push_back(std::move(pending));
 }
 
 Status FaultInjectingFileSystem::SyncDir(const std::string& path) {

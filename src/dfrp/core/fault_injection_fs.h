@@ -70,6 +70,7 @@ class FaultInjectingFileSystem final : public FileSystem {
   Status CreateDirRecursive(const std::string& path) override;
   Status RemoveFile(const std::string& path) override;
   Status Rename(const std::string& from, const std::string& to) override;
+  Status RenameNoReplace(const std::string& from, const std::string& to) override;
   Status SyncDir(const std::string& path) override;
   Result<std::unique_ptr<FileLock>> TryLock(const std::string& path) override {
     return base_->TryLock(path);
@@ -80,6 +81,9 @@ class FaultInjectingFileSystem final : public FileSystem {
     return base_->FileIdentity(path);
   }
   bool IsWritable(const std::string& path) override { return base_->IsWritable(path); }
+  Result<uint32_t> PermissionBits(const std::string& path) override {
+    return base_->PermissionBits(path);
+  }
   Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) override;
   void ReadFiles(std::span<FileRead> files) override;
 
@@ -96,13 +100,15 @@ class FaultInjectingFileSystem final : public FileSystem {
     uint64_t durable_size = 0;
     bool entry_durable = true;  // false for a file created since its folder was last synced
   };
-  Status CountSync();
-
   struct PendingRename {
     std::string from, to;
     bool had_target = false;
     std::string old_target;
   };
+  Status CountSync();
+  // Remembers a rename until its folder is synced; moves the tracking of `from` to `to`.
+  void TrackRename(PendingRename pending);
+
   struct PlannedFailure {
     int countdown = 0;
     Status error;

@@ -92,8 +92,9 @@ std::string NormalizePath(std::string_view path) {
   return out.empty() ? "/" : out;
 }
 
-Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
-                       bool private_mode) {
+namespace {
+Status WriteAtomic(FileSystem* fs, const std::string& path, std::string_view data,
+                   bool private_mode, bool replace) {
   const std::string tmp =
       fmt::format("{}.tmp-{}", path, DefaultUuidGenerator()->NewV7().ToString());
   auto file = fs->CreateNew(tmp, private_mode);
@@ -101,12 +102,23 @@ Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view
   Status s = (*file)->WriteAt(0, data);
   if (s.ok()) s = (*file)->Sync();
   if (s.ok()) s = (*file)->Close();
-  if (s.ok()) s = fs->Rename(tmp, path);
+  if (s.ok()) s = replace ? fs->Rename(tmp, path) : fs->RenameNoReplace(tmp, path);
   if (!s.ok()) {
     (void)fs->RemoveFile(tmp);
     return s;
   }
   return fs->SyncDir(DirName(path));
+}
+}  // namespace
+
+Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
+                       bool private_mode) {
+  return WriteAtomic(fs, path, data, private_mode, /*replace=*/true);
+}
+
+Status WriteNewFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
+                          bool private_mode) {
+  return WriteAtomic(fs, path, data, private_mode, /*replace=*/false);
 }
 
 Result<std::string> ReadWholeFile(FileSystem* fs, const std::string& path) {

@@ -110,6 +110,10 @@ class FileSystem {
   virtual Status CreateDirRecursive(const std::string& path) = 0;  // mkdir -p
   virtual Status RemoveFile(const std::string& path) = 0;
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  // Renames only if `to` does not exist, in one atomic step (renameat2 RENAME_NOREPLACE; a
+  // hard link and an unlink of `from` where the file system lacks it). If `to` exists, even
+  // one created an instant before, IOError ending in strerror(EEXIST) and both files stay.
+  virtual Status RenameNoReplace(const std::string& from, const std::string& to) = 0;
   // fsync of a directory, making entries created, renamed or removed in it durable.
   virtual Status SyncDir(const std::string& path) = 0;
   // Takes an exclusive lock on `path` (created if absent) without waiting. Busy if another
@@ -124,6 +128,8 @@ class FileSystem {
   virtual Result<std::pair<uint64_t, uint64_t>> FileIdentity(const std::string& path) = 0;
   // Whether the file can be written by this process (access W_OK).
   virtual bool IsWritable(const std::string& path) = 0;
+  // The permission bits of a file or folder (st_mode & 07777); NotFound if it does not exist.
+  virtual Result<uint32_t> PermissionBits(const std::string& path) = 0;
   // Reads a regular file from its start into *out, at most `limit` bytes (fewer at its end;
   // a short read is taken as the end, as POSIX promises for regular files). For many small
   // files: open, read, close and nothing more.
@@ -157,6 +163,11 @@ std::string DirName(std::string_view path);
 // synced, renamed over `path`, and the folder synced.
 Status WriteFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
                        bool private_mode = false);
+// As WriteFileAtomic, but never replaces a file: the temporary file is renamed with
+// RenameNoReplace, so a `path` that exists, or appears while the data is written, is left as it
+// is and the call fails (IOError ending in strerror(EEXIST); the temporary file is removed).
+Status WriteNewFileAtomic(FileSystem* fs, const std::string& path, std::string_view data,
+                          bool private_mode = false);
 // Reads a whole (small) file.
 Result<std::string> ReadWholeFile(FileSystem* fs, const std::string& path);
 

@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "dfrp/core/fault_injection_fs.h"
 
 namespace dfrp::core {
@@ -184,6 +187,46 @@ TEST_F(FileSystemTest, FaultyFsUndoesARenameWhoseFolderWasNotSynced) {
   ASSERT_TRUE(WriteFileAtomic(&faulty, p, "newer").ok());
   ASSERT_TRUE(faulty.DropUnsyncedData().ok());
   EXPECT_EQ(*ReadWholeFile(fs_, p), "newer");
+}
+
+TEST_F(FileSystemTest, RenameNoReplaceLeavesAnExistingTargetAlone) {
+  const std::string a = JoinPath(dir_, "a"), b = JoinPath(dir_, "b"), c = JoinPath(dir_, "c");
+  ASSERT_TRUE(WriteFileAtomic(fs_, a, "from a").ok());
+  ASSERT_TRUE(WriteFileAtomic(fs_, b, "from b").ok());
+  Status s = fs_->RenameNoReplace(a, b);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(std::strerror(EEXIST)), std::string::npos) << s.ToString();
+  EXPECT_EQ(*ReadWholeFile(fs_, a), "from a");
+  EXPECT_EQ(*ReadWholeFile(fs_, b), "from b");
+  ASSERT_TRUE(fs_->RenameNoReplace(a, c).ok());
+  EXPECT_FALSE(fs_->Exists(a));
+  EXPECT_EQ(*ReadWholeFile(fs_, c), "from a");
+}
+
+TEST_F(FileSystemTest, WriteNewFileAtomicNeverReplaces) {
+  const std::string p = JoinPath(dir_, "wallet");
+  ASSERT_TRUE(WriteNewFileAtomic(fs_, p, "first", true).ok());
+  EXPECT_FALSE(WriteNewFileAtomic(fs_, p, "second", true).ok());
+  EXPECT_EQ(*ReadWholeFile(fs_, p), "first");
+  EXPECT_EQ(fs_->ListDir(dir_)->size(), 1u);  // the temporary file was removed
+}
+
+TEST_F(FileSystemTest, FaultyFsUndoesANoReplaceRenameWhoseFolderWasNotSynced) {
+  FaultInjectingFileSystem faulty(fs_);
+  const std::string p = JoinPath(dir_, "wallet");
+  auto tmp = faulty.CreateNew(p + ".tmp", false);
+  ASSERT_TRUE(tmp.has_value());
+  ASSERT_TRUE((*tmp)->WriteAt(0, "new").ok());
+  ASSERT_TRUE((*tmp)->Sync().ok());
+  ASSERT_TRUE(faulty.RenameNoReplace(p + ".tmp", p).ok());
+  ASSERT_TRUE(WriteFileAtomic(fs_, p + ".other", "other").ok());
+  EXPECT_FALSE(faulty.RenameNoReplace(p + ".other", p).ok());  // an existing name stays
+  EXPECT_EQ(*ReadWholeFile(fs_, p), "new");
+  ASSERT_TRUE(faulty.DropUnsyncedData().ok());
+  EXPECT_FALSE(fs_->Exists(p));
+  ASSERT_TRUE(WriteNewFileAtomic(&faulty, p, "kept").ok());
+  ASSERT_TRUE(faulty.DropUnsyncedData().ok());
+  EXPECT_EQ(*ReadWholeFile(fs_, p), "kept");
 }
 
 TEST(PathTest, NormalizeIsLexical) {

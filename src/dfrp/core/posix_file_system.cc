@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdio>  // renameat2, RENAME_NOREPLACE
 #include <cstdlib>
 
 #include "dfrp/core/file_system.h"
@@ -247,6 +248,16 @@ class PosixFileSystem final : public FileSystem {
       return Status::FromErrno(errno, "cannot rename to " + to + " from", from);
     return Status::OK();
   }
+  Status RenameNoReplace(const std::string& from, const std::string& to) override {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0)
+      return Status::OK();
+    if (errno != EINVAL && errno != ENOSYS)
+      return Status::FromErrno(errno, "cannot rename to " + to + " from", from);
+    // No RENAME_NOREPLACE on this file system: link(2) refuses an existing target too.
+    if (::link(from.c_str(), to.c_str()) != 0)
+      return Status::FromErrno(errno, "cannot link " + to + " to", from);
+    return RemoveFile(from);
+  }
   Status SyncDir(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return Status::FromErrno(errno, "cannot open folder", path);
@@ -287,6 +298,11 @@ class PosixFileSystem final : public FileSystem {
                                          static_cast<uint64_t>(st.st_ino));
   }
   bool IsWritable(const std::string& path) override { return ::access(path.c_str(), W_OK) == 0; }
+  Result<uint32_t> PermissionBits(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return Err(Status::FromErrno(errno, "cannot stat", path));
+    return static_cast<uint32_t>(st.st_mode & 07777);
+  }
   Status ReadFileUpTo(const std::string& path, size_t limit, std::string* out) override {
     out->resize(limit);
     FileRead f;

@@ -1,40 +1,45 @@
-// Node: the storage node behind dfrpd's API, free of HTTP types.
+// Node: the storage node behind dfrpd's API, free of HTTP types. It composes parts with one
+// job each:
 //
-// It owns the store twice over: one writer Store (the process holds the store's writer lock
-// for as long as it runs, so no other process writes) used by one writer thread and the
-// admin operations under writer_mu_, and a reader Store that every read shares under a short
-// lock (a ShardReader, once opened, reads without it). After a volume moves, a fresh reader
-// Store replaces the old one; reads in flight keep the old one (and its open files) alive.
+//   StoreWriter   the one writer Store (the process holds the store's writer lock while it
+//                 runs) and the volume snapshot                          (store_writer.h)
+//   WriteQueue    group commit of PUTs on one writer thread              (write_queue.h)
+//   ReaderCache   the shared reader Store and recently opened shards, bounded by bytes
+//                                                                        (reader_cache.h)
+//   Operations    migrations and resumes at a new path, on threads of their own
+//                                                                        (operations.h)
+//   ScrubService  the background scrubber                                (scrub_service.h)
+//   status_view   /v1/status and /metrics, read from all of them        (status_view.h)
 //
-// Writes are group-committed: the writer thread takes every PUT waiting in its queue as one
-// batch (one fsync for all); if the batch fails, each is written alone so that one bad
-// request fails only itself.
+// and adds what is left: whole-shard verification on a Store of its own, proofs, audits, and
+// the short admin calls (pause, resume, retire-source).
 //
-// Long work (migrate, resume with a new path) runs as an Operation on its own thread.
+// Lock order across the parts (a lock on the left may be held while taking one on the
+// right, never the reverse): Operations::mu_ -> Op::mu; StoreWriter::mu_ ->
+// StoreWriter::snapshot_mu_; ReaderCache::lru_mu_ -> ReaderCache::store_mu_; Node::verify_mu_
+// alone; WriteQueue::mu_ alone. No part calls into another while holding its own lock, except
+// that work run by StoreWriter::Run (under its mu_) may take the snapshot lock.
 //
 // Thread-safety: every public member may be called from any thread.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <functional>
-#include <list>
 #include <memory>
-#include <mutex>
-#include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
-#include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "dfrp/core/config.h"
 #include "dfrp/core/status.h"
+#include "dfrp/core/thread_annotations.h"
 #include "dfrp/core/uuid.h"
 #include "dfrp/node/metrics.h"
+#include "dfrp/node/operations.h"
+#include "dfrp/node/reader_cache.h"
+#include "dfrp/node/scrub_service.h"
+#include "dfrp/node/store_writer.h"
 #include "dfrp/node/token.h"
+#include "dfrp/node/write_queue.h"
 #include "dfrp/storage/proof.h"
 #include "dfrp/storage/store.h"
 
@@ -45,143 +50,80 @@ struct NodeOptions {
   storage::StoreOptions store;
   // Pause between two full scrub passes.
   int64_t scrub_pass_interval_ms = 60'000;
-};
-
-// A PUT's payload: in memory, or (large bodies) in a spool file the Node removes after use.
-struct PutShard {
-  storage::ShardMetadata meta;
-  std::string name;
-  std::string body;
-  std::string spool_path;
-  uint64_t size = 0;
-};
-
-struct WriteOutcome {
-  core::Status status;
-  storage::WrittenShard shard;
-};
-
-// A shard opened for reading: the reader borrows a file from `store`, which it keeps alive.
-struct OpenedShard {
-  std::shared_ptr<storage::Store> store;
-  std::shared_ptr<const storage::ShardReader> reader;
+  // What the kept shard readers may hold (ReaderCache).
+  uint64_t reader_cache_bytes = 32ull << 20;
 };
 
 class Node {
  public:
   ~Node();
   static core::Result<std::unique_ptr<Node>> Open(const NodeOptions& opt);
-  // Stops the scrubber, cancels running operations and drains the write queue; idempotent.
+  // Asks every long job to end at its next check (migrations, the scrubber, checks of a
+  // copy) without waiting; writes go on. Called as soon as dfrpd is told to stop.
+  void BeginStop();
+  // BeginStop, then answers the queued writes and joins every thread; idempotent.
   void Stop();
+  bool stopping() const { return stopping_.load(); }
 
   const core::NodeConfig& config() const { return opt_.config; }
   const std::string& token() const { return token_; }
-  const core::Uuid& store_id() const { return store_id_; }
+  const core::Uuid& store_id() const { return writer_->store_id(); }
+  core::FileSystem* fs() const { return opt_.store.fs; }
+  core::Clock* clock() const { return opt_.store.clock; }
   Metrics& metrics() { return metrics_; }
-  // What opening the store noticed (a recovered tail, ...), for the log.
-  std::vector<std::string> notices() const { return writer_->notices(); }
+  // What opening the node noticed (a recovered tail, a token file others can read, ...), for
+  // the log.
+  const std::vector<std::string>& notices() const { return notices_; }
   int64_t NowMs() const { return opt_.store.clock->NowUnixMillis(); }
   double UptimeSeconds() const { return static_cast<double>(NowMs() - started_ms_) / 1000.0; }
+  int64_t started_ms() const { return started_ms_; }
+
+  StoreWriter& writer() { return *writer_; }
+  ReaderCache& readers() { return *readers_; }
+  WriteQueue& writes() { return *writes_; }
+  Operations& operations() { return *ops_; }
+  const ScrubService& scrub() const { return *scrub_; }
 
   // --- Reads.
   core::Result<OpenedShard> OpenShard(const core::Uuid& id);
-  core::Result<storage::ShardInfo> Stat(const core::Uuid& id);
-  storage::VerifyResult Verify(const core::Uuid& id);
+  core::Result<storage::ShardInfo> Stat(const core::Uuid& id) { return readers_->Stat(id); }
+  // The same check as `dfrp-storage verify-shard`: the whole record, its stored tree and
+  // metadata, on a Store of its own.
+  storage::VerifyResult Verify(const core::Uuid& id) EXCLUDES(verify_mu_);
   core::Result<storage::ProofSet> Prove(const core::Uuid& id, uint64_t leaf);
   core::Result<storage::ProofSet> Audit(const core::Uuid& id, const std::string& seed,
                                         uint32_t challenges);
-  std::vector<storage::VolumeInfo> Volumes();
-  // The most bytes one more shard may hold (the largest free space of a volume taking
-  // writes), from the last snapshot; 0 when no volume takes writes.
-  uint64_t WritableBytes();
-
-  // --- Writes. `done` is called once, on the writer thread.
-  void SubmitWrite(PutShard put, std::function<void(WriteOutcome)> done);
-  // Where PUT bodies too large to keep in memory are spooled.
-  std::string SpoolPath();
+  std::vector<storage::VolumeInfo> Volumes() { return writer_->Volumes(); }
+  uint64_t WritableBytes() const { return writer_->WritableBytes(); }
 
   // --- Admin.
   core::Result<storage::VolumeInfo> Pause(uint32_t volume, const std::string& reason);
   core::Result<storage::VolumeInfo> Resume(uint32_t volume);
   core::Result<uint64_t> RetireSource(uint32_t volume);
-  // Starts an operation; returns its JSON (as GET /v1/operations/{id}).
-  core::Result<nlohmann::json> StartMigrate(uint32_t volume, const std::string& to, bool resume,
-                                            bool delete_source);
-  core::Result<nlohmann::json> StartResumeAt(uint32_t volume, const std::string& path);
-  core::Result<nlohmann::json> Operation(const core::Uuid& id);
-  nlohmann::json Operations();
-  // Asks a running operation to stop; Busy when it already ended.
-  core::Result<nlohmann::json> Cancel(const core::Uuid& id);
 
-  nlohmann::json StatusJson(const std::string& api_addr);
-  std::string MetricsText();
-
-  struct Op;  // internal
+  // Where PUT bodies too large to keep in memory are spooled (STATE_DIR/tmp).
+  std::string SpoolDir() const;
 
  private:
   explicit Node(const NodeOptions& opt) : opt_(opt) {}
-  core::Status RefreshReader();
-  std::shared_ptr<storage::Store> Reader();
-  void RefreshVolumes();  // needs writer_mu_
-  void WriterLoop(std::stop_token st);
-  void ScrubLoop(std::stop_token st);
-  void RunMigrate(std::shared_ptr<Op> op, std::string to, bool resume, bool delete_source);
-  void RunResumeAt(std::shared_ptr<Op> op, std::string path);
-  core::Result<std::shared_ptr<Op>> NewOp(const std::string& kind, uint32_t volume,
-                                          nlohmann::json params);
-  void Finish(const std::shared_ptr<Op>& op, const core::Status& s, nlohmann::json result);
-  nlohmann::json OpJson(const Op& op) const;
+  core::Result<storage::VolumeInfo> VolumeAfter(uint32_t volume, const core::Status& s);
 
   NodeOptions opt_;
+  std::atomic<bool> stopping_{false};
   std::string token_;
-  core::Uuid store_id_;
+  std::vector<std::string> notices_;
   int64_t started_ms_ = 0;
   Metrics metrics_;
 
-  std::mutex writer_mu_;  // guards writer_
-  std::unique_ptr<storage::Store> writer_;
+  std::unique_ptr<StoreWriter> writer_;
+  std::unique_ptr<ReaderCache> readers_;
+  std::unique_ptr<WriteQueue> writes_;
+  std::unique_ptr<Operations> ops_;
+  std::unique_ptr<ScrubService> scrub_;
 
-  std::mutex reader_mu_;  // guards reader_ and the calls made on it
-  std::shared_ptr<storage::Store> reader_;
-  std::atomic<uint64_t> generation_{0};  // bumped when a volume moves
-
-  // Shards opened lately: a record never changes once written, and every read verifies the
-  // payload against the root in the (CRC-checked when first read) prefix, so a cached reader
-  // is as good as a fresh one until a volume moves (RefreshReader clears it). Saves the index
-  // lookup and the prefix read of a hot shard.
-  struct IdHash {
-    size_t operator()(const core::Uuid& id) const;
-  };
-  static constexpr size_t kOpenCacheEntries = 65536;
-  std::mutex open_cache_mu_;
-  std::unordered_map<core::Uuid, OpenedShard, IdHash> open_cache_;  // guarded by open_cache_mu_
-
-  std::mutex verify_mu_;  // guards verify_store_ and the calls made on it
-  std::unique_ptr<storage::Store> verify_store_;
-  uint64_t verify_generation_ = 0;
-
-  std::mutex volumes_mu_;
-  std::vector<storage::VolumeInfo> volumes_;  // snapshot, refreshed after each change
-
-  struct PendingWrite {
-    PutShard put;
-    std::function<void(WriteOutcome)> done;
-  };
-  std::mutex queue_mu_;
-  std::condition_variable_any queue_cv_;
-  std::deque<PendingWrite> queue_;
-  bool stopping_ = false;
-
-  std::mutex ops_mu_;
-  std::list<std::shared_ptr<Op>> ops_;  // newest first
-  std::vector<std::jthread> op_threads_;
-  std::unique_ptr<core::FileLock> migrate_lock_;  // held while a migration runs
-
-  std::mutex scrub_mu_;
-  nlohmann::json scrub_;  // the scrub section of /v1/status
-
-  std::jthread writer_thread_;
-  std::jthread scrub_thread_;
+  core::Mutex verify_mu_;  // guards verify_store_ and the calls made on it
+  std::unique_ptr<storage::Store> verify_store_ GUARDED_BY(verify_mu_);
+  uint64_t verify_generation_ GUARDED_BY(verify_mu_) = 0;
 };
 
 }  // namespace dfrp::node

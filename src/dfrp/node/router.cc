@@ -17,38 +17,11 @@ int HexDigit(char c) {
   return -1;
 }
 
-RouteMatch Fail(int status, std::string msg, std::string allow = "") {
-  RouteMatch m;
-  m.error_status = status;
-  m.error = std::move(msg);
-  m.allow = std::move(allow);
-  return m;
-}
-
-RouteMatch Ok(Route r, std::string name, bool admin = false) {
-  RouteMatch m;
-  m.route = r;
-  m.name = std::move(name);
-  m.admin = admin;
-  return m;
-}
-
-// The methods a path takes, for 405; `wanted` is the one the route serves.
-RouteMatch Method(std::string_view method, std::string_view allow, Route r, std::string name,
-                  bool admin = false) {
-  size_t pos = 0;
-  while (pos <= allow.size()) {
-    size_t comma = allow.find(", ", pos);
-    std::string_view m =
-        allow.substr(pos, comma == std::string_view::npos ? allow.npos : comma - pos);
-    if (m == method) return Ok(r, std::move(name), admin);
-    if (comma == std::string_view::npos) break;
-    pos = comma + 2;
-  }
-  return Fail(405,
-              fmt::format("{} does not take {}: use {}", name.substr(name.find(' ') + 1),
-                          std::string(method).substr(0, 16), allow),
-              std::string(allow));
+SplitTarget Fail(int status, std::string msg) {
+  SplitTarget t;
+  t.error_status = status;
+  t.error = std::move(msg);
+  return t;
 }
 
 }  // namespace
@@ -121,7 +94,7 @@ bool QueryValue(const std::multimap<std::string, std::string>& q, const std::str
   return true;
 }
 
-RouteMatch MatchRoute(std::string_view method, std::string_view target) {
+SplitTarget Split(std::string_view target) {
   if (target.empty() || target[0] != '/')
     return Fail(400, "the request target must be a path starting with / (such as /v1/volumes)");
   if (target.size() > 4096) return Fail(414, "the request target is longer than 4096 bytes");
@@ -174,105 +147,11 @@ RouteMatch MatchRoute(std::string_view method, std::string_view target) {
     q.emplace(std::move(k), std::move(v));
   }
 
-  auto with_query = [&](RouteMatch m) {
-    if (m.route != Route::kNone) m.query = std::move(q);
-    return m;
-  };
-  auto parse_id = [](const std::string& text, const char* what, core::Uuid* out) -> std::string {
-    auto id = core::Uuid::Parse(text);
-    if (!id)
-      return fmt::format(
-          "'{}' is not a {} id: ids are 36-character UUIDs such as "
-          "01932c07-a35c-7a9b-8f1e-5c1d2b3a4f60",
-          text.substr(0, 80), what);
-    *out = *id;
-    return "";
-  };
-
-  const size_t n = seg.size();
-  if (n == 1) {
-    const std::string& s = seg[0];
-    if (s.empty() || s == "index.html" || s == "app.js" || s == "app.css" || s == "favicon.ico") {
-      RouteMatch m = Method(method, "GET, HEAD", Route::kAsset, "GET /" + (s.empty() ? "" : s));
-      if (m.route != Route::kNone) m.asset = s.empty() ? "index.html" : s;
-      return with_query(std::move(m));
-    }
-    if (s == "healthz")
-      return with_query(Method(method, "GET, HEAD", Route::kHealth, "GET /healthz"));
-    if (s == "metrics") return with_query(Method(method, "GET", Route::kMetrics, "GET /metrics"));
-  }
-  if (n >= 2 && seg[0] == "v1") {
-    const std::string& area = seg[1];
-    if (area == "status" && n == 2)
-      return with_query(Method(method, "GET", Route::kStatus, "GET /v1/status"));
-    if (area == "shards") {
-      if (n == 2) return with_query(Method(method, "PUT", Route::kPutShard, "PUT /v1/shards"));
-      core::Uuid id;
-      if (std::string e = parse_id(seg[2], "shard", &id); !e.empty()) return Fail(400, e);
-      RouteMatch m;
-      if (n == 3) {
-        m = Method(method, "GET, HEAD", Route::kGetShard, "GET /v1/shards/{id}");
-      } else if (n == 4 && seg[3] == "meta") {
-        m = Method(method, "GET", Route::kShardMeta, "GET /v1/shards/{id}/meta");
-      } else if (n == 4 && seg[3] == "verify") {
-        m = Method(method, "POST", Route::kVerifyShard, "POST /v1/shards/{id}/verify");
-      } else if (n == 4 && seg[3] == "proof") {
-        m = Method(method, "GET", Route::kProveShard, "GET /v1/shards/{id}/proof");
-      } else if (n == 4 && seg[3] == "audit") {
-        m = Method(method, "GET", Route::kAuditShard, "GET /v1/shards/{id}/audit");
-      } else {
-        return Fail(404,
-                    "no such route under /v1/shards/{id}: use /meta, /verify, /proof or /audit");
-      }
-      m.id = id;
-      return with_query(std::move(m));
-    }
-    if (area == "volumes") {
-      if (n == 2) return with_query(Method(method, "GET", Route::kListVolumes, "GET /v1/volumes"));
-      uint64_t v = 0;
-      if (!core::ParseDecimal(seg[2], &v) || v > 9999)
-        return Fail(
-            400, fmt::format("'{}' is not a volume number (0, 1, 2, ...)", seg[2].substr(0, 80)));
-      if (n != 4)
-        return Fail(404,
-                    "no such route under /v1/volumes/{n}: use /pause, /resume, /migrate or "
-                    "/retire-source");
-      RouteMatch m;
-      const std::string& act = seg[3];
-      if (act == "pause")
-        m = Method(method, "POST", Route::kPauseVolume, "POST /v1/volumes/{n}/pause", true);
-      else if (act == "resume")
-        m = Method(method, "POST", Route::kResumeVolume, "POST /v1/volumes/{n}/resume", true);
-      else if (act == "migrate")
-        m = Method(method, "POST", Route::kMigrateVolume, "POST /v1/volumes/{n}/migrate", true);
-      else if (act == "retire-source")
-        m = Method(method, "POST", Route::kRetireSource, "POST /v1/volumes/{n}/retire-source",
-                   true);
-      else
-        return Fail(404,
-                    "no such route under /v1/volumes/{n}: use /pause, /resume, /migrate or "
-                    "/retire-source");
-      m.volume = static_cast<uint32_t>(v);
-      return with_query(std::move(m));
-    }
-    if (area == "operations") {
-      if (n == 2)
-        return with_query(Method(method, "GET", Route::kListOperations, "GET /v1/operations"));
-      if (n != 3) return Fail(404, "no such route under /v1/operations");
-      core::Uuid id;
-      if (std::string e = parse_id(seg[2], "operation", &id); !e.empty()) return Fail(400, e);
-      RouteMatch m;
-      if (method == "DELETE")
-        m = Ok(Route::kCancelOperation, "DELETE /v1/operations/{id}", true);
-      else
-        m = Method(method, "GET, DELETE", Route::kGetOperation, "GET /v1/operations/{id}");
-      m.id = id;
-      return with_query(std::move(m));
-    }
-  }
-  return Fail(404, fmt::format("no route {}: see docs/API.md (GET /v1/volumes, /v1/shards/{{id}}, "
-                               "/healthz, /metrics)",
-                               std::string(path.substr(0, 200))));
+  SplitTarget out;
+  out.segments = std::move(seg);
+  out.path = std::string(path);
+  out.query = std::move(q);
+  return out;
 }
 
 // Parses one byte range of a payload of `size` bytes: "bytes=A-B", "bytes=A-", "bytes=-N".

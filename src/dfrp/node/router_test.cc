@@ -2,54 +2,82 @@
 
 #include <gtest/gtest.h>
 
+#include "dfrp/node/api.h"
+#include "dfrp/node/routes.h"
+
 namespace dfrp::node {
 namespace {
 
 constexpr const char* kId = "01932c07-a35c-7a9b-8f1e-5c1d2b3a4f60";
+
+// The daemon's whole table, matched only (the handlers are never called: no node).
+const RouteTable& Table() {
+  static const RouteTable* table = [] {
+    auto* t = new RouteTable();
+    AddDaemonRoutes(t, nullptr, ServerView{});
+    return t;
+  }();
+  return *table;
+}
+
+RouteMatch MatchRoute(std::string_view method, std::string_view target) {
+  return Table().Match(method, target);
+}
 
 TEST(RouterTest, RoutesEachEndpoint) {
   const std::string shard = std::string("/v1/shards/") + kId;
   struct Case {
     const char* method;
     std::string target;
-    Route route;
+    const char* name;
     bool admin;
+    Lane lane;
   } cases[] = {
-      {"GET", "/", Route::kAsset, false},
-      {"GET", "/app.js", Route::kAsset, false},
-      {"GET", "/healthz", Route::kHealth, false},
-      {"GET", "/metrics", Route::kMetrics, false},
-      {"GET", "/v1/status", Route::kStatus, false},
-      {"PUT", "/v1/shards", Route::kPutShard, false},
-      {"GET", shard, Route::kGetShard, false},
-      {"HEAD", shard, Route::kGetShard, false},
-      {"GET", shard + "/meta", Route::kShardMeta, false},
-      {"POST", shard + "/verify", Route::kVerifyShard, false},
-      {"GET", shard + "/proof?leaf=2", Route::kProveShard, false},
-      {"GET", shard + "/audit?seed=ab&challenges=3", Route::kAuditShard, false},
-      {"GET", "/v1/volumes", Route::kListVolumes, false},
-      {"GET", "/v1/volumes/", Route::kListVolumes, false},
-      {"POST", "/v1/volumes/2/pause", Route::kPauseVolume, true},
-      {"POST", "/v1/volumes/2/resume", Route::kResumeVolume, true},
-      {"POST", "/v1/volumes/2/migrate", Route::kMigrateVolume, true},
-      {"POST", "/v1/volumes/2/retire-source", Route::kRetireSource, true},
-      {"GET", "/v1/operations", Route::kListOperations, false},
-      {"GET", std::string("/v1/operations/") + kId, Route::kGetOperation, false},
-      {"DELETE", std::string("/v1/operations/") + kId, Route::kCancelOperation, true},
+      {"GET", "/", "GET /", false, Lane::kInline},
+      {"GET", "/app.js", "GET /app.js", false, Lane::kInline},
+      {"GET", "/healthz", "GET /healthz", false, Lane::kInline},
+      {"GET", "/metrics", "GET /metrics", false, Lane::kInline},
+      {"GET", "/v1/status", "GET /v1/status", false, Lane::kInline},
+      {"PUT", "/v1/shards", "PUT /v1/shards", false, Lane::kInline},
+      {"GET", shard, "GET /v1/shards/{id}", false, Lane::kRead},
+      {"HEAD", shard, "GET /v1/shards/{id}", false, Lane::kRead},
+      {"GET", shard + "/meta", "GET /v1/shards/{id}/meta", false, Lane::kRead},
+      {"POST", shard + "/verify", "POST /v1/shards/{id}/verify", false, Lane::kVerify},
+      {"GET", shard + "/proof?leaf=2", "GET /v1/shards/{id}/proof", false, Lane::kVerify},
+      {"GET", shard + "/audit?seed=ab&challenges=3", "GET /v1/shards/{id}/audit", false,
+       Lane::kVerify},
+      {"GET", "/v1/volumes", "GET /v1/volumes", false, Lane::kInline},
+      {"GET", "/v1/volumes/", "GET /v1/volumes", false, Lane::kInline},
+      {"POST", "/v1/volumes/2/pause", "POST /v1/volumes/{n}/pause", true, Lane::kAdmin},
+      {"POST", "/v1/volumes/2/resume", "POST /v1/volumes/{n}/resume", true, Lane::kAdmin},
+      {"POST", "/v1/volumes/2/migrate", "POST /v1/volumes/{n}/migrate", true, Lane::kAdmin},
+      {"POST", "/v1/volumes/2/retire-source", "POST /v1/volumes/{n}/retire-source", true,
+       Lane::kAdmin},
+      {"GET", "/v1/operations", "GET /v1/operations", false, Lane::kInline},
+      {"GET", std::string("/v1/operations/") + kId, "GET /v1/operations/{id}", false,
+       Lane::kInline},
+      {"DELETE", std::string("/v1/operations/") + kId, "DELETE /v1/operations/{id}", true,
+       Lane::kInline},
   };
   for (const auto& c : cases) {
     RouteMatch m = MatchRoute(c.method, c.target);
-    EXPECT_EQ(m.route, c.route) << c.method << " " << c.target << ": " << m.error;
-    EXPECT_EQ(m.admin, c.admin) << c.target;
+    ASSERT_NE(m.spec, nullptr) << c.method << " " << c.target << ": " << m.error;
+    EXPECT_EQ(m.name, c.name) << c.target;
+    EXPECT_EQ(m.spec->admin, c.admin) << c.target;
+    EXPECT_EQ(m.spec->lane, c.lane) << c.target;
     EXPECT_EQ(m.error_status, 0) << c.target;
   }
   EXPECT_EQ(MatchRoute("POST", "/v1/volumes/2/pause").volume, 2u);
   EXPECT_EQ(MatchRoute("GET", shard).id.ToString(), kId);
+  EXPECT_EQ(MatchRoute("GET", shard).params.at("shard"), kId);
+  EXPECT_EQ(MatchRoute("PUT", "/v1/shards").spec->body, BodyKind::kStream);
+  EXPECT_EQ(MatchRoute("POST", "/v1/volumes/1/migrate").spec->body, BodyKind::kJson);
+  EXPECT_EQ(MatchRoute("GET", shard).spec->body, BodyKind::kNone);
 }
 
 TEST(RouterTest, DecodesTheQuery) {
   RouteMatch m = MatchRoute("PUT", "/v1/shards?name=a+b&meta=k%3Dv&meta=x%3Dy&vector=1,2");
-  ASSERT_EQ(m.route, Route::kPutShard);
+  ASSERT_NE(m.spec, nullptr);
   std::string v, err;
   ASSERT_TRUE(QueryValue(m.query, "name", &v, &err));
   EXPECT_EQ(v, "a b");
@@ -64,10 +92,17 @@ TEST(RouterTest, RefusesWithTheRightStatus) {
   EXPECT_EQ(MatchRoute("GET", "/v1/shards/nope").error_status, 400);
   EXPECT_EQ(MatchRoute("GET", "/v1/volumes/x/pause").error_status, 400);
   EXPECT_EQ(MatchRoute("GET", "/nothing/here").error_status, 404);
-  EXPECT_EQ(MatchRoute("GET", "/v1/volumes/1/explode").error_status, 404);
+  RouteMatch deep = MatchRoute("GET", "/v1/volumes/1/explode");
+  EXPECT_EQ(deep.error_status, 404);
+  EXPECT_EQ(deep.error,
+            "no such route under /v1/volumes/{n}: use /migrate, /pause, /resume or "
+            "/retire-source");
   RouteMatch m = MatchRoute("DELETE", "/v1/volumes");
   EXPECT_EQ(m.error_status, 405);
   EXPECT_EQ(m.allow, "GET");
+  RouteMatch op = MatchRoute("PUT", std::string("/v1/operations/") + kId);
+  EXPECT_EQ(op.error_status, 405);
+  EXPECT_EQ(op.allow, "GET, DELETE");
   EXPECT_EQ(MatchRoute("GET", "/v1/volumes/1/pause").error_status, 405);
   for (const char* t :
        {"/v1/shards/../x", "/v1/%2e%2e/x", "/v1/shards/a%2Fb", "/a%5cb", "/v1/%00", "/v1/%zz",
@@ -76,6 +111,29 @@ TEST(RouterTest, RefusesWithTheRightStatus) {
   EXPECT_FALSE(MatchRoute("GET", "/v1/shards/nope").error.empty());
   EXPECT_EQ(MatchRoute("GET", "/v1/shards/%ff").error_status, 400);
   EXPECT_EQ(MatchRoute("PUT", "/v1/shards?owner=%C3").error_status, 400);
+  EXPECT_EQ(MatchRoute("GET", "/" + std::string(5000, 'a')).error_status, 414);
+}
+
+TEST(RouterTest, ANewFamilyIsOneTable) {
+  // The market adds families like this one: a table and its handlers, nothing else.
+  RouteTable t;
+  t.Add(StorageRoutes(nullptr));
+  t.Add({RouteSpec{.methods = "GET",
+                   .pattern = "/v1/ledger/accounts/{address}",
+                   .lane = Lane::kRead,
+                   .handler = [](const ApiRequest& r) {
+                     return ApiResponse::Json(200, {{"address", r.route.params.at("address")}});
+                   }}});
+  RouteMatch m = t.Match("GET", "/v1/ledger/accounts/dfrp1abc");
+  ASSERT_NE(m.spec, nullptr) << m.error;
+  EXPECT_EQ(m.name, "GET /v1/ledger/accounts/{address}");
+  EXPECT_EQ(m.params.at("address"), "dfrp1abc");
+  RequestHead head;
+  ApiRequest req{m, head, [](std::string_view) { return std::string_view(); }};
+  EXPECT_EQ(m.spec->handler(req).body, "{\"address\":\"dfrp1abc\"}\n");
+  EXPECT_EQ(t.Match("GET", "/v1/ledger/accounts").error_status, 404);
+  // The storage routes are unaffected.
+  EXPECT_NE(t.Match("GET", "/v1/volumes").spec, nullptr);
 }
 
 TEST(RouterTest, ChecksUtf8) {

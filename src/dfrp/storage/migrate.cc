@@ -23,10 +23,6 @@ namespace {
 constexpr size_t kCopyBlock = 8 << 20;
 constexpr size_t kBlocksAhead = 3;
 
-double SecondsSince(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
 // Reads [0, size) of a file in blocks on its own thread, a few blocks ahead of the consumer.
 class BlockReader {
  public:
@@ -154,97 +150,176 @@ Status CopyVolumeFiles(core::FileSystem* fs, const MigrationSource& src,
   return Status::OK();
 }
 
-namespace {
-
-// Opens the store for writing, waiting for another writer to finish.
-Result<std::unique_ptr<Store>> OpenWriter(const core::NodeConfig& config, const StoreOptions& opt,
-                                          int wait_ms) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+Status OpeningWriterAccess::Run(const std::function<Status(Store&)>& f) {
+  // Another writer (a write batch of another process) usually ends within moments.
+  const int64_t deadline = opt_.clock->NowMonotonicNanos() + int64_t{wait_ms_} * 1'000'000;
   for (;;) {
-    auto s = Store::Open(config, Store::Mode::kWrite, opt);
-    if (s || !s.error().IsBusy() || std::chrono::steady_clock::now() >= deadline) return s;
+    auto store = Store::Open(config_, Store::Mode::kWrite, opt_);
+    if (store) return f(**store);
+    if (!store.error().IsBusy() || opt_.clock->NowMonotonicNanos() >= deadline)
+      return store.error();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
 
+Result<std::unique_ptr<core::FileLock>> LockMigration(core::FileSystem* fs,
+                                                      const std::string& state_dir) {
+  auto lock = fs->TryLock(core::JoinPath(state_dir, "MIGRATE.lock"));
+  if (!lock && lock.error().IsBusy())
+    return Err(Status::Busy(
+        "another migration of this store is running: wait for it to finish, then ask again"));
+  return lock;
+}
+
+namespace {
+
+// Seconds on the store's clock since `start_ns`.
+double SecondsSince(const StoreOptions& opt, int64_t start_ns) {
+  return static_cast<double>(opt.clock->NowMonotonicNanos() - start_ns) / 1e9;
+}
+
+// The steps of one migration, sharing its arguments.
+class Migration {
+ public:
+  Migration(WriterAccess& writer, const core::NodeConfig& config, const StoreOptions& opt,
+            uint32_t volume, const std::string& to, const MigrateOptions& options,
+            MigrateReport* report)
+      : writer_(writer),
+        config_(config),
+        opt_(opt),
+        volume_(volume),
+        to_(to),
+        o_(options),
+        r_(*report) {
+    r_.volume = volume;
+    r_.to = to;
+  }
+
+  Status Run() {
+    const int64_t start = opt_.clock->NowMonotonicNanos();
+    Status s = Begin();
+    if (s.ok() && !r_.already_there) s = CopyAndVerify();
+    if (s.ok() && !r_.already_there) s = Switch();
+    if (s.ok()) s = AfterSwitch();
+    r_.total_seconds = SecondsSince(opt_, start);
+    return s;
+  }
+
+ private:
+  bool Stopping() const { return o_.should_stop && o_.should_stop(); }
+  void Progress(std::string_view phase, uint64_t done, uint64_t total) const {
+    if (o_.progress) o_.progress(phase, done, total);
+  }
+
+  Status Begin() {
+    return writer_.Run([&](Store& store) -> Status {
+      DFRP_ASSIGN_OR_RETURN(src_, store.BeginMigration(volume_, to_));
+      r_.from = src_.from;
+      if (src_.from != src_.to) return Status::OK();
+      // An earlier run made the switch (or the volume already lives there): finish the rest.
+      r_.already_there = true;
+      if (o_.resume) {
+        DFRP_RETURN_IF_ERROR(store.Resume(volume_, "").status());
+        r_.resumed = true;
+      }
+      return Status::OK();
+    });
+  }
+
+  // The copy was stopped or failed: a cancel puts the volume back at its old path; anything
+  // else leaves it paused for a later run.
+  Status Stopped(const Status& s) {
+    if (!Stopping())
+      return s.WithContext(fmt::format(
+          "the migration of volume {} to {} stopped; the volume stays at {}, paused ({})", volume_,
+          to_, src_.from, o_.retry_hint));
+    Status undo = writer_.Run([&](Store& store) {
+      Status u = store.Resume(volume_, "").status();
+      if (u.ok() && !o_.resume) u = store.Pause(volume_, "a cancelled migration");
+      return u;
+    });
+    return Status::Busy(fmt::format(
+        "the migration of volume {} was cancelled; {}", volume_,
+        undo.ok() ? "the volume is back at its old path" : "undoing it failed: " + undo.message()));
+  }
+
+  Status CopyAndVerify() {
+    r_.files = src_.files.size();
+    r_.bytes = src_.bytes;
+    const int64_t copy_start = opt_.clock->NowMonotonicNanos();
+    Status copied = CopyVolumeFiles(
+        opt_.fs, src_, [&](uint64_t d, uint64_t t) { Progress("copy", d, t); },
+        [&] { return Stopping(); });
+    if (!copied.ok()) return Stopped(copied);
+    r_.copy_seconds = SecondsSince(opt_, copy_start);
+    const int64_t verify_start = opt_.clock->NowMonotonicNanos();
+    Progress("verify", 0, src_.bytes);
+    StoreOptions ropt = opt_;
+    ropt.should_stop = [&] { return Stopping() || (opt_.should_stop && opt_.should_stop()); };
+    auto reader = Store::Open(config_, Store::Mode::kRead, ropt);
+    if (!reader) return Stopped(reader.error());
+    auto check = (*reader)->VerifyCopy(volume_, to_,
+                                       [&](uint64_t d, uint64_t t) { Progress("verify", d, t); });
+    if (!check && (Stopping() || !check.error().IsCorruption())) return Stopped(check.error());
+    if (!check)
+      return check.error().WithContext(
+          fmt::format("the copy at {} did not verify; volume {} stays at {}, paused ({})", to_,
+                      volume_, src_.from, o_.retry_hint));
+    r_.shards_verified = check->shards;
+    r_.verify_seconds = SecondsSince(opt_, verify_start);
+    if (Stopping()) return Stopped(Status::Busy("cancelled before the switch"));
+    return Status::OK();
+  }
+
+  Status Switch() {
+    Progress("switch", src_.bytes, src_.bytes);
+    Status s = writer_.Run([&](Store& store) { return store.FinishMigration(src_, o_.resume); });
+    if (!s.ok()) return Stopped(s);
+    r_.resumed = o_.resume;
+    return Status::OK();
+  }
+
+  // New reads go to the new folder before the old one can be deleted.
+  Status AfterSwitch() {
+    if (o_.after_switch) DFRP_RETURN_IF_ERROR(o_.after_switch());
+    if (!o_.delete_source) return Status::OK();
+    Status s = writer_.Run([&](Store& store) -> Status {
+      DFRP_ASSIGN_OR_RETURN(r_.source_bytes_deleted, store.RetireSource(volume_));
+      r_.source_deleted = true;
+      return Status::OK();
+    });
+    if (s.ok()) return s;
+    return s.WithContext(
+        fmt::format("volume {} now lives at {} (the migration finished), but deleting the old "
+                    "copy at {} failed; delete it with retire-source {}",
+                    volume_, r_.to, r_.from, volume_));
+  }
+
+  WriterAccess& writer_;
+  const core::NodeConfig& config_;
+  const StoreOptions& opt_;
+  const uint32_t volume_;
+  const std::string to_;
+  const MigrateOptions& o_;
+  MigrateReport& r_;
+  MigrationSource src_;
+};
+
 }  // namespace
+
+Status RunMigration(WriterAccess& writer, const core::NodeConfig& config, const StoreOptions& opt,
+                    uint32_t volume, const std::string& to, const MigrateOptions& options,
+                    MigrateReport* report) {
+  return Migration(writer, config, opt, volume, to, options, report).Run();
+}
 
 Result<MigrateReport> MigrateVolume(const core::NodeConfig& config, const StoreOptions& opt,
                                     uint32_t volume, const std::string& to,
                                     const MigrateOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
-  // One migration at a time per store, for its whole length: a second run of the same one
-  // must not copy over a destination that the first has already switched to.
-  auto migration_lock = opt.fs->TryLock(core::JoinPath(config.state_dir, "MIGRATE.lock"));
-  if (!migration_lock)
-    return Err(migration_lock.error().IsBusy()
-                   ? Status::Busy("another migration of this store is running: wait for it to "
-                                  "finish, then run the command again")
-                   : migration_lock.error());
+  DFRP_ASSIGN_OR_RETURN(auto lock, LockMigration(opt.fs, config.state_dir));
+  OpeningWriterAccess writer(config, opt, options.lock_wait_ms);
   MigrateReport report;
-  report.volume = volume;
-  report.to = to;
-  MigrationSource src;
-  {
-    DFRP_ASSIGN_OR_RETURN(auto store, OpenWriter(config, opt, options.lock_wait_ms));
-    DFRP_ASSIGN_OR_RETURN(src, store->BeginMigration(volume, to));
-    report.from = src.from;
-    if (src.from == src.to) {
-      // An earlier run made the switch (or the volume already lives there): finish the rest.
-      report.already_there = true;
-      if (options.resume) {
-        DFRP_RETURN_IF_ERROR(store->Resume(volume, "").status());
-        report.resumed = true;
-      }
-      if (options.delete_source) {
-        auto freed = store->RetireSource(volume);
-        if (freed) {
-          report.source_deleted = true;
-          report.source_bytes_deleted = *freed;
-        }
-      }
-      report.total_seconds = SecondsSince(start);
-      return report;
-    }
-  }  // the writer lock is released for the copy
-  report.files = src.files.size();
-  report.bytes = src.bytes;
-  const auto copy_start = std::chrono::steady_clock::now();
-  auto paused = [&](const Status& s) {
-    return s.WithContext(fmt::format(
-        "the migration of volume {} to {} stopped; the volume stays at {}, paused (run the "
-        "command again to finish it, or `dfrp-storage resume {}` to cancel)",
-        volume, to, src.from, volume));
-  };
-  Status copied = CopyVolumeFiles(opt.fs, src, [&](uint64_t done, uint64_t total) {
-    if (options.progress) options.progress("copy", done, total);
-  });
-  if (!copied.ok()) return Err(paused(copied));
-  report.copy_seconds = SecondsSince(copy_start);
-  const auto verify_start = std::chrono::steady_clock::now();
-  {
-    DFRP_ASSIGN_OR_RETURN(auto reader, Store::Open(config, Store::Mode::kRead, opt));
-    auto check = reader->VerifyCopy(volume, to, [&](uint64_t done, uint64_t total) {
-      if (options.progress) options.progress("verify", done, total);
-    });
-    if (!check)
-      return Err(check.error().WithContext(fmt::format(
-          "the copy at {} did not verify; volume {} stays at {}, paused (run the command again "
-          "to copy it afresh, or `dfrp-storage resume {}` to cancel)",
-          to, volume, src.from, volume)));
-    report.shards_verified = check->shards;
-  }
-  report.verify_seconds = SecondsSince(verify_start);
-  auto store = OpenWriter(config, opt, options.lock_wait_ms);
-  if (!store) return Err(paused(store.error()));
-  Status finished = (*store)->FinishMigration(src, options.resume);
-  if (!finished.ok()) return Err(paused(finished));
-  report.resumed = options.resume;
-  if (options.delete_source) {
-    DFRP_ASSIGN_OR_RETURN(report.source_bytes_deleted, (*store)->RetireSource(volume));
-    report.source_deleted = true;
-  }
-  report.total_seconds = SecondsSince(start);
+  DFRP_RETURN_IF_ERROR(RunMigration(writer, config, opt, volume, to, options, &report));
   return report;
 }
 

@@ -22,12 +22,45 @@
 
 namespace dfrp::storage {
 
+// How a migration reaches the store's writer for its first and last steps. The CLI opens a
+// writer Store for each step (waiting for another writer to finish); the daemon lends the one
+// it holds for as long as it runs. Nothing else differs between the two, so the whole job is
+// written once (RunMigration).
+class WriterAccess {
+ public:
+  virtual ~WriterAccess() = default;
+  // Runs f on the writer Store, exclusively; f's Status, or why the writer could not be had.
+  virtual core::Status Run(const std::function<core::Status(Store&)>& f) = 0;
+};
+
+// Opens a writer Store for each call, waiting up to wait_ms for another writer (the CLI).
+class OpeningWriterAccess final : public WriterAccess {
+ public:
+  OpeningWriterAccess(const core::NodeConfig& config, const StoreOptions& opt, int wait_ms)
+      : config_(config), opt_(opt), wait_ms_(wait_ms) {}
+  core::Status Run(const std::function<core::Status(Store&)>& f) override;
+
+ private:
+  const core::NodeConfig& config_;
+  const StoreOptions& opt_;
+  int wait_ms_;
+};
+
 struct MigrateOptions {
   bool resume = true;          // pause-migrate resumes writes; `migrate` leaves the volume paused
   bool delete_source = false;  // retire the old copy once the switch is made
-  // Reports (phase, done, total): "copy" in bytes, then "verify" in bytes.
+  // Reports (phase, done, total): "copy" in bytes, then "verify" in bytes, then "switch".
   std::function<void(std::string_view, uint64_t, uint64_t)> progress;
-  int lock_wait_ms = 60000;  // how long to wait for another writer when the lock is needed again
+  int lock_wait_ms = 60000;  // MigrateVolume: how long to wait for another writer
+  // Asked after each copied block and each verified record, and before the switch: true
+  // cancels. The volume is then put back at its old path (and paused again unless `resume`),
+  // and the migration ends with Busy saying so.
+  std::function<bool()> should_stop;
+  // Called after the switch and before the old copy is deleted; the daemon points its readers
+  // at the new folder here. An error ends the migration with it (the switch stays made).
+  std::function<core::Status()> after_switch;
+  // How a user continues after a stop (the CLI and the API name different commands).
+  std::string retry_hint = "migrate it again to finish, or resume the volume to cancel";
 };
 
 struct MigrateReport {
@@ -55,9 +88,21 @@ core::Status CopyVolumeFiles(core::FileSystem* fs, const MigrationSource& src,
                              const std::function<void(uint64_t, uint64_t)>& progress,
                              const std::function<bool()>& should_stop = nullptr);
 
-// The whole job: Store::BeginMigration under the writer lock, the copy and Store::VerifyCopy
-// without it, Store::FinishMigration under the lock again (waiting up to lock_wait_ms for a
-// writer that holds it).
+// Takes STATE_DIR/MIGRATE.lock, held for a whole migration: a second run of the same one must
+// not copy over a destination that the first has already switched to. Busy when taken.
+core::Result<std::unique_ptr<core::FileLock>> LockMigration(core::FileSystem* fs,
+                                                            const std::string& state_dir);
+
+// The whole job, with the migration lock held by the caller: Store::BeginMigration through
+// `writer`, the copy and Store::VerifyCopy without it (writes to other volumes and all reads
+// go on), Store::FinishMigration through `writer` again, then `after_switch` and, with
+// delete_source, Store::RetireSource. *report holds what was done so far, also on an error.
+// A failure to delete the old copy after a good switch is an error that says the volume moved.
+core::Status RunMigration(WriterAccess& writer, const core::NodeConfig& config,
+                          const StoreOptions& opt, uint32_t volume, const std::string& to,
+                          const MigrateOptions& options, MigrateReport* report);
+
+// LockMigration, then RunMigration opening a writer Store for each step (the CLI's path).
 core::Result<MigrateReport> MigrateVolume(const core::NodeConfig& config, const StoreOptions& opt,
                                           uint32_t volume, const std::string& to,
                                           const MigrateOptions& options);

@@ -609,6 +609,12 @@ VerifyResult Store::Verify(const Uuid& id, const ProgressFn& progress) {
   return r;
 }
 
+Status Store::CheckStop(const char* what) const {
+  if (opt_.should_stop && opt_.should_stop())
+    return Status::Busy(fmt::format("{} was stopped before its end", what));
+  return Status::OK();
+}
+
 Status Store::VerifyAll(const std::function<void(const VerifyResult&)>& fn,
                         const ProgressFn& progress) {
   std::vector<Uuid> ids;
@@ -620,6 +626,7 @@ Status Store::VerifyAll(const std::function<void(const VerifyResult&)>& fn,
   }));
   uint64_t done_before = 0;
   for (const Uuid& id : ids) {
+    DFRP_RETURN_IF_ERROR(CheckStop("verifying every shard"));
     VerifyResult r = Verify(id, [&](uint64_t done, uint64_t) {
       if (progress) progress(done_before + done, total_bytes);
     });

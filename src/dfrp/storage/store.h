@@ -138,6 +138,9 @@ struct StoreOptions {
   bool sync_index = true;
   core::Clock* clock = core::SystemClock();
   core::FileSystem* fs = core::DefaultFileSystem();
+  // Asked by the long loops (VerifyCopy, and so Resume with a path; VerifyAll) between
+  // records: true ends them early with Busy. The daemon sets it when it is told to stop.
+  std::function<bool()> should_stop;
 };
 
 struct Manifest;  // internal (store_internal.h)
@@ -241,6 +244,8 @@ class Store {
   core::Result<ShardLocation> Locate(const core::Uuid& id);
   core::Status CheckVolumeReadable(uint32_t volume) const;
   core::Status NeedWriter(const char* what) const;
+  // Busy naming `what` when opt_.should_stop says to stop.
+  core::Status CheckStop(const char* what) const;
   core::Result<Volume*> VolumeFor(uint32_t volume, const char* what);
   // Applies `change` to a copy of the manifest and writes it atomically.
   core::Status UpdateManifest(const std::function<void(Manifest&)>& change);

@@ -339,6 +339,7 @@ Result<VolumeCheck> Store::VerifyCopy(uint32_t volume, const std::string& path,
   };
   std::map<core::Uuid, ShardLocation> found;
   for (const auto& [seg, size] : copy) {
+    DFRP_RETURN_IF_ERROR(CheckStop("the check of the copy"));
     const std::string seg_path = core::JoinPath(path, SegmentFileName(seg));
     DFRP_ASSIGN_OR_RETURN(auto file, fs_->OpenForRead(seg_path));
     std::string head(kSegmentHeaderSize, '\0');
@@ -353,6 +354,7 @@ Result<VolumeCheck> Store::VerifyCopy(uint32_t volume, const std::string& path,
         return Err(Status::Corruption(
             fmt::format("{} is damaged at offset {}, and the original is not", seg_path, at)));
     for (const ShardLocation& l : w.committed) {
+      DFRP_RETURN_IF_ERROR(CheckStop("the check of the copy"));
       auto p = ReadRecordPrefix(*file, l.offset, size);
       Status ok = p ? VerifyRecordBody(*file, l.offset, *p, true, opt_.hash_threads,
                                        [&](uint64_t n) {

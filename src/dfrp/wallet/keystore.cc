@@ -186,9 +186,18 @@ Status ParseCrypto(const json& doc, CryptoFields* ks, std::string_view name) {
 
 }  // namespace
 
-core::Result<KdfParams> KdfParamsForProfile(std::string_view profile) {
+bool IsWeakKdf(const KdfParams& kdf) {
+  return kdf.opslimit < kMinStrongKdf.opslimit || kdf.memlimit < kMinStrongKdf.memlimit;
+}
+
+core::Result<KdfParams> KdfParamsForProfile(std::string_view profile, bool allow_test_profile) {
   if (profile.empty() || profile == "default") return KdfParams{};
-  if (profile == "test") return KdfParams{1, 8192};
+  if (profile == "test" && allow_test_profile) return KdfParams{1, 8192};
+  if (profile == "test") {
+    return Err(Status::InvalidArgument(
+        "DFRP_KDF_PROFILE=test makes weak keystores (Argon2id with 1 pass and 8 KiB) and is "
+        "for tests only: unset DFRP_KDF_PROFILE, or add --insecure-test-kdf if this is a test"));
+  }
   return Err(Status::InvalidArgument(fmt::format(
       "unknown KDF profile '{}': use 'default' (or leave DFRP_KDF_PROFILE unset)", profile)));
 }
@@ -317,9 +326,15 @@ Status RefuseExisting(core::FileSystem* fs, const std::string& path) {
 
 Status SaveKeystore(core::FileSystem* fs, const std::string& path, const Keystore& ks,
                     bool overwrite) {
-  if (!overwrite) DFRP_RETURN_IF_ERROR(RefuseExisting(fs, path));
   DFRP_RETURN_IF_ERROR(fs->CreateDirRecursive(core::DirName(path)));
-  return core::WriteFileAtomic(fs, path, SerializeKeystore(ks), /*private_mode=*/true);
+  const std::string text = SerializeKeystore(ks);
+  if (overwrite) return core::WriteFileAtomic(fs, path, text, /*private_mode=*/true);
+  DFRP_RETURN_IF_ERROR(RefuseExisting(fs, path));
+  Status s = core::WriteNewFileAtomic(fs, path, text, /*private_mode=*/true);
+  if (s.ok() || !fs->Exists(path)) return s;
+  auto now = core::ReadWholeFile(fs, path);
+  if (now && *now == text) return s;  // ours is in place; the folder sync failed
+  return RefuseExisting(fs, path);    // another wallet appeared while this one was written
 }
 
 }  // namespace dfrp::wallet

@@ -32,9 +32,16 @@ struct KdfParams {
   uint64_t memlimit = 64ull << 20;  // bytes
 };
 
-// Default (>= 64 MiB, 3 passes) for "" or "default"; tiny parameters (1 pass, 8 KiB) for
-// "test", which only tests should use. InvalidArgument for any other name.
-core::Result<KdfParams> KdfParamsForProfile(std::string_view profile);
+// Libsodium's "interactive" Argon2id limits (2 passes, 64 MiB): a keystore sealed with less
+// is weak, as one made with the test profile (1 pass, 8 KiB) is.
+inline constexpr KdfParams kMinStrongKdf{2, 64ull << 20};
+bool IsWeakKdf(const KdfParams& kdf);
+
+// The parameters a profile names (DFRP_KDF_PROFILE): the default (3 passes, 64 MiB) for "" or
+// "default"; tiny ones (1 pass, 8 KiB) for "test", only when `allow_test_profile` (a test, or
+// dfrp-wallet --insecure-test-kdf), else InvalidArgument naming the variable and the ways out.
+// InvalidArgument for any other name.
+core::Result<KdfParams> KdfParamsForProfile(std::string_view profile, bool allow_test_profile);
 
 struct Keystore {
   uint32_t version = kKeystoreVersion;
@@ -65,7 +72,8 @@ core::Result<Keystore> LoadKeystore(core::FileSystem* fs, const std::string& pat
 // InvalidArgument (naming the way out) if `path` exists: wallets are never overwritten.
 core::Status RefuseExisting(core::FileSystem* fs, const std::string& path);
 // Writes atomically with mode 0600, creating the folder. Unless `overwrite`, an existing file
-// is refused (InvalidArgument) and left untouched.
+// is refused (InvalidArgument, as RefuseExisting) and left untouched, even one that appears
+// while this call writes (the temporary file is renamed into place with RenameNoReplace).
 core::Status SaveKeystore(core::FileSystem* fs, const std::string& path, const Keystore& ks,
                           bool overwrite);
 

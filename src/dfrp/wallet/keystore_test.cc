@@ -29,7 +29,7 @@ crypto::bls::SecretKey Key(char seed) {
 Keystore Sealed(const crypto::bls::SecretKey& key, std::string_view pass) {
   auto pub = MakeWalletPublic(key, {0.5f, -0.25f, 1.0f, 0.0f});
   EXPECT_TRUE(pub.has_value());
-  auto ks = SealKeystore(key, *pub, pass, *KdfParamsForProfile("test"));
+  auto ks = SealKeystore(key, *pub, pass, *KdfParamsForProfile("test", true));
   EXPECT_TRUE(ks.has_value());
   return *ks;
 }
@@ -43,11 +43,26 @@ core::Status OpenText(const std::string& text, std::string_view pass) {
 }
 
 TEST(Keystore, DefaultKdfIsStrong) {
-  auto kdf = KdfParamsForProfile("");
+  auto kdf = KdfParamsForProfile("", false);
   ASSERT_TRUE(kdf.has_value());
   EXPECT_GE(kdf->memlimit, 64ull << 20);
   EXPECT_GE(kdf->opslimit, 3u);
-  EXPECT_FALSE(KdfParamsForProfile("fast").has_value());
+  EXPECT_FALSE(IsWeakKdf(*kdf));
+  EXPECT_FALSE(KdfParamsForProfile("fast", true).has_value());
+}
+
+TEST(Keystore, TestProfileOnlyWhenAllowedAndAlwaysWeak) {
+  auto refused = KdfParamsForProfile("test", false);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(core::ExitCodeFor(refused.error()), core::kExitUsage);
+  EXPECT_NE(refused.error().message().find("unset DFRP_KDF_PROFILE, or add --insecure-test-kdf"),
+            std::string::npos);
+  auto allowed = KdfParamsForProfile("test", true);
+  ASSERT_TRUE(allowed.has_value());
+  EXPECT_TRUE(IsWeakKdf(*allowed));
+  EXPECT_FALSE(IsWeakKdf(kMinStrongKdf));
+  EXPECT_TRUE(IsWeakKdf({1, 1ull << 30}));   // one pass is weak whatever the memory
+  EXPECT_TRUE(IsWeakKdf({8, 32ull << 20}));  // 32 MiB is weak whatever the passes
 }
 
 TEST(Keystore, SaveLoadUnlockWithMode0600) {
@@ -78,6 +93,85 @@ TEST(Keystore, NeverOverwritten) {
   EXPECT_NE(s.message().find("never overwritten"), std::string::npos);
   EXPECT_EQ(*core::ReadWholeFile(fs, path), before);
   EXPECT_TRUE(LoadKeystore(fs, dir.path + "/missing.json").error().IsNotFound());
+}
+
+// Forwards to the POSIX file system; another wallet appears at `path` just before a file is
+// renamed onto it, after SaveKeystore found the name free.
+class AppearsMeanwhileFs final : public core::FileSystem {
+ public:
+  AppearsMeanwhileFs(std::string path, std::string other)
+      : path_(std::move(path)), other_(std::move(other)) {}
+  core::Status Rename(const std::string& from, const std::string& to) override {
+    Appear(to);
+    return base_->Rename(from, to);
+  }
+  core::Status RenameNoReplace(const std::string& from, const std::string& to) override {
+    Appear(to);
+    return base_->RenameNoReplace(from, to);
+  }
+  // The rest is forwarded unchanged.
+  core::Result<std::unique_ptr<core::RandomAccessFile>> OpenForRead(const std::string& p) override {
+    return base_->OpenForRead(p);
+  }
+  core::Result<std::unique_ptr<core::SequentialFile>> OpenSequential(
+      const std::string& p) override {
+    return base_->OpenSequential(p);
+  }
+  core::Result<std::unique_ptr<core::WritableFile>> OpenForWrite(const std::string& p,
+                                                                 bool private_mode) override {
+    return base_->OpenForWrite(p, private_mode);
+  }
+  core::Result<std::unique_ptr<core::WritableFile>> CreateNew(const std::string& p,
+                                                              bool private_mode) override {
+    return base_->CreateNew(p, private_mode);
+  }
+  bool Exists(const std::string& p) override { return base_->Exists(p); }
+  bool IsDirectory(const std::string& p) override { return base_->IsDirectory(p); }
+  core::Result<uint64_t> FileSize(const std::string& p) override { return base_->FileSize(p); }
+  core::Result<std::vector<std::string>> ListDir(const std::string& p) override {
+    return base_->ListDir(p);
+  }
+  core::Status CreateDir(const std::string& p) override { return base_->CreateDir(p); }
+  core::Status CreateDirRecursive(const std::string& p) override {
+    return base_->CreateDirRecursive(p);
+  }
+  core::Status RemoveFile(const std::string& p) override { return base_->RemoveFile(p); }
+  core::Status SyncDir(const std::string& p) override { return base_->SyncDir(p); }
+  core::Result<std::unique_ptr<core::FileLock>> TryLock(const std::string& p) override {
+    return base_->TryLock(p);
+  }
+  core::Result<core::FsSpace> Space(const std::string& p) override { return base_->Space(p); }
+  core::Result<std::string> RealPath(const std::string& p) override { return base_->RealPath(p); }
+  core::Result<std::pair<uint64_t, uint64_t>> FileIdentity(const std::string& p) override {
+    return base_->FileIdentity(p);
+  }
+  bool IsWritable(const std::string& p) override { return base_->IsWritable(p); }
+  core::Result<uint32_t> PermissionBits(const std::string& p) override {
+    return base_->PermissionBits(p);
+  }
+  core::Status ReadFileUpTo(const std::string& p, size_t limit, std::string* out) override {
+    return base_->ReadFileUpTo(p, limit, out);
+  }
+
+ private:
+  void Appear(const std::string& to) {
+    if (to != path_) return;
+    ASSERT_TRUE(core::WriteFileAtomic(base_, path_, other_, true).ok());
+  }
+  core::FileSystem* base_ = core::DefaultFileSystem();
+  std::string path_, other_;
+};
+
+TEST(Keystore, NeverOverwritesOneThatAppearedMeanwhile) {
+  TempDir dir;
+  std::string path = dir.path + "/w.json";
+  std::string other = SerializeKeystore(Sealed(Key('b'), "theirs"));
+  AppearsMeanwhileFs fs(path, other);
+  core::Status s = SaveKeystore(&fs, path, Sealed(Key('a'), "mine"), false);
+  EXPECT_EQ(core::ExitCodeFor(s), core::kExitUsage) << s.ToString();
+  EXPECT_NE(s.message().find("already exists and is never overwritten"), std::string::npos);
+  EXPECT_EQ(*core::ReadWholeFile(&fs, path), other);
+  EXPECT_EQ(fs.ListDir(dir.path)->size(), 1u);  // no temporary file left behind
 }
 
 TEST(Keystore, WrongPassphraseSaysSo) {

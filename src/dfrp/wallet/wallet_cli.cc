@@ -1,72 +1,29 @@
 #include "dfrp/wallet/wallet_cli.h"
 
 #include <fmt/format.h>
+#include <sodium.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "dfrp/core/config.h"
+#include "dfrp/core/version.h"
 #include "dfrp/crypto/bls.h"
 #include "dfrp/wallet/address.h"
 #include "dfrp/wallet/keystore.h"
 #include "dfrp/wallet/wallet.h"
+#include "dfrp/wallet/wallet_cli_internal.h"
 
 namespace dfrp::wallet {
-namespace {
+namespace cli {
 
 using core::Err;
 using core::Result;
 using core::Status;
-using crypto::bls::PublicKey;
-using crypto::bls::SecretKey;
-using crypto::bls::Signature;
 using nlohmann::json;
 
-struct Options {
-  std::string config, wallet, passphrase_file, new_passphrase_file;
-  bool json = false, quiet = false;
-  std::string vector_csv, secret_file;
-  std::vector<std::string> message_hex, message_file, public_keys, pops, signatures;
-};
-
-struct Ctx {
-  CliIo& io;
-  Options& o;
-};
-
-// ---- inputs ----
-
-Result<core::NodeConfig> Config(Ctx& c) {
-  core::ConfigOptions opts;
-  opts.explicit_path = c.o.config;
-  opts.getenv = c.io.getenv;
-  auto cfg = core::LoadConfig(opts);
-  if (!cfg) return Err(cfg.error().WithContext("config"));
-  return cfg;
-}
-
-Result<std::string> WalletPath(Ctx& c) {
-  if (!c.o.wallet.empty()) return c.o.wallet;
-  DFRP_ASSIGN_OR_RETURN(core::NodeConfig cfg, Config(c));
-  return core::JoinPath(cfg.state_dir, "wallet.json");
-}
-
-PassphraseSource Source(Ctx& c, bool fresh) {
-  if (fresh) {
-    return {c.o.new_passphrase_file, "DFRP_NEW_PASSPHRASE", c.io.getenv, c.io.prompt};
-  }
-  return {c.o.passphrase_file, "DFRP_PASSPHRASE", c.io.getenv, c.io.prompt};
-}
-
-Result<std::string> ReadAll(Ctx& c, const std::string& file) {
-  if (!file.empty() && file != "-") return core::ReadWholeFile(c.io.fs, file);
-  return std::string(std::istreambuf_iterator<char>(*c.io.in), {});
-}
-
-// The messages named by --message-hex or --file (never both).
 Result<std::vector<std::string>> Messages(Ctx& c) {
   if (!c.o.message_hex.empty() && !c.o.message_file.empty()) {
     return Err(Status::InvalidArgument("give messages with --message-hex or --file, not both"));
@@ -90,17 +47,85 @@ Result<std::vector<std::string>> Messages(Ctx& c) {
   return out;
 }
 
-// A public key given as hex or as a dfrp address.
-Result<PublicKey> KeyArg(std::string_view text) {
-  if (text.starts_with("dfrp1") || text.starts_with("DFRP1")) return PublicKeyFromAddress(text);
-  return PublicKey::FromHex(text);
+namespace {
+std::string Plain(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (!v.is_array()) return v.dump();
+  std::string s;
+  for (const json& e : v) s += (s.empty() ? "" : ",") + Plain(e);
+  return s;
+}
+}  // namespace
+
+void Emit(Ctx& c, const json& obj, const char* primary) {
+  std::ostream& out = *c.io.out;
+  if (c.o.json) {
+    out << obj.dump() << "\n";
+  } else if (primary != nullptr) {
+    out << Plain(obj.at(primary)) << "\n";
+  } else {
+    for (const auto& item : obj.items()) out << item.key() << ": " << Plain(item.value()) << "\n";
+  }
 }
 
-std::optional<core::Status> KdfFromEnv(Ctx& c, KdfParams* out) {
-  auto kdf = KdfParamsForProfile(c.io.getenv("DFRP_KDF_PROFILE").value_or(""));
-  if (!kdf) return kdf.error();
-  *out = *kdf;
-  return std::nullopt;
+}  // namespace cli
+
+namespace {
+
+using cli::Ctx;
+using cli::Emit;
+using cli::Messages;
+using cli::Options;
+using core::Err;
+using core::Result;
+using core::Status;
+using crypto::bls::SecretKey;
+using crypto::bls::Signature;
+using nlohmann::json;
+
+// ---- inputs ----
+
+Result<core::NodeConfig> Config(Ctx& c) {
+  core::ConfigOptions opts;
+  opts.explicit_path = c.o.config;
+  opts.getenv = c.io.getenv;
+  opts.require_drives = false;  // a client holds a wallet and no storage
+  auto cfg = core::LoadConfig(opts);
+  if (!cfg) return Err(cfg.error().WithContext("config"));
+  return cfg;
+}
+
+Result<std::string> WalletPath(Ctx& c) {
+  if (!c.o.wallet.empty()) return c.o.wallet;
+  DFRP_ASSIGN_OR_RETURN(core::NodeConfig cfg, Config(c));
+  return core::JoinPath(cfg.state_dir, "wallet.json");
+}
+
+PassphraseSource Source(Ctx& c, bool fresh) {
+  if (fresh) {
+    return {c.o.new_passphrase_file, "DFRP_NEW_PASSPHRASE", c.io.getenv, c.io.prompt};
+  }
+  return {c.o.passphrase_file, "DFRP_PASSPHRASE", c.io.getenv, c.io.prompt};
+}
+
+// The secret key to import, from --file or standard input, in wiped memory.
+Result<SecretString> SecretInput(Ctx& c) {
+  if (!c.o.secret_file.empty() && c.o.secret_file != "-") {
+    return ReadSecretFile(c.io.fs, c.o.secret_file);
+  }
+  SecretString text;
+  char buf[256];
+  while (c.io.in->read(buf, sizeof buf) || c.io.in->gcount() > 0) {
+    text.append(std::string_view(buf, static_cast<size_t>(c.io.in->gcount())));
+  }
+  sodium_memzero(buf, sizeof buf);
+  return text;
+}
+
+// The KDF parameters for a new keystore: DFRP_KDF_PROFILE, whose "test" needs
+// --insecure-test-kdf.
+Result<KdfParams> NewKdf(Ctx& c) {
+  return KdfParamsForProfile(c.io.getenv("DFRP_KDF_PROFILE").value_or(""), c.o.insecure_test_kdf);
 }
 
 // ---- output ----
@@ -113,29 +138,28 @@ json PublicJson(const WalletPublic& w) {
           {"vector_signature", w.vector_signature.ToHex()}};
 }
 
-std::string Plain(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (!v.is_array()) return v.dump();
-  std::string s;
-  for (const json& e : v) s += (s.empty() ? "" : ",") + Plain(e);
-  return s;
-}
-
-// Prints `obj` as one JSON line with --json, else "key: value" lines; `primary` (when set and
-// not --json) prints only that value, for piping.
-void Emit(Ctx& c, const json& obj, const char* primary = nullptr) {
-  std::ostream& out = *c.io.out;
-  if (c.o.json) {
-    out << obj.dump() << "\n";
-  } else if (primary != nullptr) {
-    out << Plain(obj.at(primary)) << "\n";
-  } else {
-    for (const auto& item : obj.items()) out << item.key() << ": " << Plain(item.value()) << "\n";
-  }
-}
-
 void Note(Ctx& c, std::string_view text) {
   if (!c.o.quiet && !c.o.json) *c.io.err << "dfrp-wallet: " << text << "\n";
+}
+
+// A weak keystore is flagged wherever it is read or written: this warning on the error
+// stream (even with --quiet or --json) and "weak_kdf": true in the printed object.
+void WarnIfWeak(Ctx& c, const KdfParams& kdf, const std::string& path) {
+  if (!IsWeakKdf(kdf)) return;
+  *c.io.err << fmt::format(
+      "dfrp-wallet: warning: wallet {} is sealed with weak KDF parameters (Argon2id opslimit "
+      "{}, memlimit {}; at least {} and {} are safe), so a copy of it is quick to crack: re-seal "
+      "it with `dfrp-wallet change-passphrase` and DFRP_KDF_PROFILE unset\n",
+      path, kdf.opslimit, core::FormatBytes(kdf.memlimit), kMinStrongKdf.opslimit,
+      core::FormatBytes(kMinStrongKdf.memlimit));
+}
+
+// The public identity of a keystore, the file it is in, and whether its KDF is weak.
+json KeystoreJson(const WalletPublic& pub, const KdfParams& kdf, const std::string& path) {
+  json obj = PublicJson(pub);
+  obj["wallet"] = path;
+  obj["weak_kdf"] = IsWeakKdf(kdf);
+  return obj;
 }
 
 // ---- commands ----
@@ -153,17 +177,16 @@ Status CreateWallet(Ctx& c, SecretKey key) {
                       cfg.vector_dim, cfg.vector_dim));
     }
   }
-  KdfParams kdf;
-  if (auto bad = KdfFromEnv(c, &kdf)) return *bad;
-  DFRP_ASSIGN_OR_RETURN(std::string pass,
+  DFRP_ASSIGN_OR_RETURN(KdfParams kdf, NewKdf(c));
+  DFRP_ASSIGN_OR_RETURN(SecretString pass,
                         ReadPassphrase(c.io.fs, Source(c, false), "new passphrase", true));
   DFRP_ASSIGN_OR_RETURN(WalletPublic pub, MakeWalletPublic(key, std::move(vec)));
-  DFRP_ASSIGN_OR_RETURN(Keystore ks, SealKeystore(key, pub, pass, kdf));
+  DFRP_ASSIGN_OR_RETURN(Keystore ks, SealKeystore(key, pub, pass.view(), kdf));
+  pass.Clear();
   DFRP_RETURN_IF_ERROR(SaveKeystore(c.io.fs, path, ks, false));
   Note(c, "wrote wallet " + path);
-  json obj = PublicJson(pub);
-  obj["wallet"] = path;
-  Emit(c, obj);
+  WarnIfWeak(c, kdf, path);
+  Emit(c, KeystoreJson(pub, kdf, path));
   return Status::OK();
 }
 
@@ -172,43 +195,48 @@ Status CmdNew(Ctx& c) {
   return CreateWallet(c, std::move(key));
 }
 
-Status CmdImport(Ctx& c) {
-  DFRP_ASSIGN_OR_RETURN(std::string text, ReadAll(c, c.o.secret_file));
-  std::string hex;
-  for (char ch : text) {
-    if (!std::isspace(static_cast<unsigned char>(ch))) hex.push_back(ch);
-  }
-  auto raw = core::FromHex(hex);
-  if (!raw || raw->size() != crypto::bls::kSecretKeySize) {
-    return Status::InvalidArgument(
+// Hex (whitespace allowed anywhere between digit pairs) to a secret key; every copy of the
+// bytes is in wiped memory.
+Result<SecretKey> SecretKeyFromHex(const SecretString& text) {
+  SecretString raw;
+  raw.resize(crypto::bls::kSecretKeySize);
+  size_t len = 0;
+  const char* end = nullptr;
+  int rc = sodium_hex2bin(reinterpret_cast<unsigned char*>(raw.data()), raw.size(),
+                          text.view().data(), text.size(), " \t\r\n", &len, &end);
+  if (rc != 0 || len != raw.size() || end != text.view().data() + text.size()) {
+    return Err(Status::InvalidArgument(
         "the secret key to import is not 64 hex characters (32 bytes, big-endian): check the "
-        "input");
+        "input"));
   }
-  auto key = SecretKey::FromBytes(core::AsBytes(*raw));
-  std::fill(raw->begin(), raw->end(), '\0');
-  std::fill(hex.begin(), hex.end(), '\0');
-  std::fill(text.begin(), text.end(), '\0');
-  if (!key) return key.error();
-  return CreateWallet(c, std::move(*key));
+  return SecretKey::FromBytes(core::AsBytes(raw.view()));
+}
+
+Status CmdImport(Ctx& c) {
+  DFRP_ASSIGN_OR_RETURN(SecretString text, SecretInput(c));
+  DFRP_ASSIGN_OR_RETURN(SecretKey key, SecretKeyFromHex(text));
+  text.Clear();
+  return CreateWallet(c, std::move(key));
 }
 
 Result<Keystore> Load(Ctx& c, std::string* path) {
   DFRP_ASSIGN_OR_RETURN(*path, WalletPath(c));
-  return LoadKeystore(c.io.fs, *path);
+  DFRP_ASSIGN_OR_RETURN(Keystore ks, LoadKeystore(c.io.fs, *path));
+  WarnIfWeak(c, ks.kdf, *path);
+  return ks;
 }
 
+// The passphrase is wiped when this returns (SecretString).
 Result<SecretKey> Unlock(Ctx& c, const Keystore& ks, const std::string& path) {
-  DFRP_ASSIGN_OR_RETURN(std::string pass,
+  DFRP_ASSIGN_OR_RETURN(SecretString pass,
                         ReadPassphrase(c.io.fs, Source(c, false), "passphrase", false));
-  return UnlockKeystore(ks, pass, path);
+  return UnlockKeystore(ks, pass.view(), path);
 }
 
 Status CmdShow(Ctx& c) {
   std::string path;
   DFRP_ASSIGN_OR_RETURN(Keystore ks, Load(c, &path));
-  json obj = PublicJson(ks.pub);
-  obj["wallet"] = path;
-  Emit(c, obj);
+  Emit(c, KeystoreJson(ks.pub, ks.kdf, path));
   return Status::OK();
 }
 
@@ -234,95 +262,19 @@ Status CmdSign(Ctx& c) {
   return Status::OK();
 }
 
-Status CmdVerify(Ctx& c) {
-  if (c.o.public_keys.size() != 1 || c.o.signatures.size() != 1) {
-    return Status::InvalidArgument("verify takes one --public-key and one --signature");
-  }
-  DFRP_ASSIGN_OR_RETURN(std::vector<std::string> msgs, Messages(c));
-  if (msgs.size() != 1) return Status::InvalidArgument("verify takes one message");
-  DFRP_ASSIGN_OR_RETURN(PublicKey pk, KeyArg(c.o.public_keys[0]));
-  DFRP_ASSIGN_OR_RETURN(Signature sig, Signature::FromHex(c.o.signatures[0]));
-  DFRP_RETURN_IF_ERROR(crypto::bls::Verify(pk, core::AsBytes(msgs[0]), sig));
-  Emit(c, {{"valid", true}, {"public_key", pk.ToHex()}, {"address", AddressOf(pk)}}, "valid");
-  return Status::OK();
-}
-
-Result<std::vector<Signature>> SignatureArgs(Ctx& c) {
-  std::vector<Signature> sigs;
-  for (const std::string& h : c.o.signatures) {
-    auto s = Signature::FromHex(h);
-    if (!s) return Err(s.error().WithContext(fmt::format("--signature #{}", sigs.size() + 1)));
-    sigs.push_back(*s);
-  }
-  return sigs;
-}
-
-Status CmdAggregate(Ctx& c) {
-  DFRP_ASSIGN_OR_RETURN(std::vector<Signature> sigs, SignatureArgs(c));
-  DFRP_ASSIGN_OR_RETURN(Signature agg, crypto::bls::AggregateSignatures(sigs));
-  Emit(c, {{"signature", agg.ToHex()}, {"count", sigs.size()}}, "signature");
-  return Status::OK();
-}
-
-// Same message: every key needs a proof of possession (the rogue-key defence).
-Status VerifySameMessage(Ctx& c, const std::vector<PublicKey>& keys, const std::string& msg,
-                         const Signature& agg) {
-  if (c.o.pops.size() != keys.size()) {
-    return Status::InvalidArgument(fmt::format(
-        "public key #{} has no proof of possession: a same-message aggregate needs one "
-        "--proof-of-possession per --public-key (without them a rogue key could forge it)",
-        c.o.pops.size() + 1));
-  }
-  std::vector<crypto::bls::ProvenPublicKey> proven;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    DFRP_ASSIGN_OR_RETURN(Signature pop, Signature::FromHex(c.o.pops[i]));
-    auto p = crypto::bls::VerifyPossession(keys[i], pop);
-    if (!p) return p.error().WithContext(fmt::format("public key #{}", i + 1));
-    proven.push_back(*p);
-  }
-  return crypto::bls::FastAggregateVerify(proven, core::AsBytes(msg), agg);
-}
-
-Status CmdVerifyAggregate(Ctx& c) {
-  if (c.o.signatures.size() != 1) {
-    return Status::InvalidArgument("verify-aggregate takes one (aggregate) --signature");
-  }
-  DFRP_ASSIGN_OR_RETURN(std::vector<std::string> msgs, Messages(c));
-  DFRP_ASSIGN_OR_RETURN(Signature agg, Signature::FromHex(c.o.signatures[0]));
-  std::vector<PublicKey> keys;
-  for (const std::string& k : c.o.public_keys) {
-    auto pk = KeyArg(k);
-    if (!pk) return pk.error().WithContext(fmt::format("--public-key #{}", keys.size() + 1));
-    keys.push_back(*pk);
-  }
-  if (keys.empty()) return Status::InvalidArgument("no --public-key given");
-  if (msgs.size() == 1) {
-    DFRP_RETURN_IF_ERROR(VerifySameMessage(c, keys, msgs[0], agg));
-  } else if (msgs.size() == keys.size()) {
-    std::vector<core::ByteSpan> spans;
-    for (const auto& m : msgs) spans.push_back(core::AsBytes(m));
-    DFRP_RETURN_IF_ERROR(crypto::bls::AggregateVerify(keys, spans, agg));
-  } else {
-    return Status::InvalidArgument(
-        fmt::format("{} keys and {} messages: give one message (same-message form) or one per key",
-                    keys.size(), msgs.size()));
-  }
-  Emit(c, {{"valid", true}, {"keys", keys.size()}, {"messages", msgs.size()}}, "valid");
-  return Status::OK();
-}
-
 Status CmdChangePassphrase(Ctx& c) {
   std::string path;
   DFRP_ASSIGN_OR_RETURN(Keystore ks, Load(c, &path));
   DFRP_ASSIGN_OR_RETURN(SecretKey key, Unlock(c, ks, path));
-  KdfParams kdf;
-  if (auto bad = KdfFromEnv(c, &kdf)) return *bad;
-  DFRP_ASSIGN_OR_RETURN(std::string pass,
+  DFRP_ASSIGN_OR_RETURN(KdfParams kdf, NewKdf(c));
+  DFRP_ASSIGN_OR_RETURN(SecretString pass,
                         ReadPassphrase(c.io.fs, Source(c, true), "new passphrase", true));
-  DFRP_ASSIGN_OR_RETURN(Keystore fresh, SealKeystore(key, ks.pub, pass, kdf));
+  DFRP_ASSIGN_OR_RETURN(Keystore fresh, SealKeystore(key, ks.pub, pass.view(), kdf));
+  pass.Clear();
   DFRP_RETURN_IF_ERROR(SaveKeystore(c.io.fs, path, fresh, /*overwrite=*/true));
   Note(c, "changed the passphrase of " + path);
-  Emit(c, {{"wallet", path}, {"address", ks.pub.address}});
+  WarnIfWeak(c, kdf, path);
+  Emit(c, {{"wallet", path}, {"address", ks.pub.address}, {"weak_kdf", IsWeakKdf(kdf)}});
   return Status::OK();
 }
 
@@ -358,16 +310,16 @@ std::vector<std::pair<CLI::App*, Command>> AddCommands(CLI::App& app, Options& o
   ver->add_option("--public-key", o.public_keys, "public key (hex) or address")->expected(1);
   ver->add_option("--signature", o.signatures, "signature (hex)")->expected(1);
   AddMessageOptions(ver, o, false);
-  cmds.emplace_back(ver, CmdVerify);
+  cmds.emplace_back(ver, cli::CmdVerify);
   auto* agg = app.add_subcommand("aggregate", "sum signatures into one");
   agg->add_option("--signature,signatures", o.signatures, "signatures (hex)")->required();
-  cmds.emplace_back(agg, CmdAggregate);
+  cmds.emplace_back(agg, cli::CmdAggregate);
   auto* va = app.add_subcommand("verify-aggregate", "verify an aggregate signature");
   va->add_option("--public-key", o.public_keys, "public keys (hex or address), repeatable");
   va->add_option("--proof-of-possession", o.pops, "one per key for the same-message form");
   va->add_option("--signature", o.signatures, "the aggregate signature")->expected(1);
   AddMessageOptions(va, o, true);
-  cmds.emplace_back(va, CmdVerifyAggregate);
+  cmds.emplace_back(va, cli::CmdVerifyAggregate);
   auto* cp = app.add_subcommand("change-passphrase", "re-encrypt under a new passphrase");
   cp->add_option("--new-passphrase-file", o.new_passphrase_file,
                  "file with the new passphrase (else DFRP_NEW_PASSPHRASE, else a prompt)");
@@ -382,6 +334,9 @@ void AddGlobals(CLI::App& app, Options& o) {
                  "file whose first line is the passphrase (else DFRP_PASSPHRASE, else a prompt)");
   app.add_flag("--json", o.json, "print one JSON object");
   app.add_flag("--quiet,-q", o.quiet, "print only the result");
+  app.add_flag("--insecure-test-kdf", o.insecure_test_kdf,
+               "honour DFRP_KDF_PROFILE=test (weak keystores, for tests only)");
+  app.set_version_flag("--version", fmt::format("dfrp-wallet {}", core::kVersion));
 }
 
 int Fail(CliIo& io, const Status& s) {
@@ -406,6 +361,8 @@ int RunWalletCli(const std::vector<std::string>& args, CliIo& io) {
     return app.exit(e, *io.out, *io.err);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e, *io.out, *io.err);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e, *io.out, *io.err);
   } catch (const CLI::ParseError& e) {
     return Fail(
         io, Status::InvalidArgument(fmt::format("{}: run dfrp-wallet --help for usage", e.what())));
@@ -420,7 +377,7 @@ int RunWalletCli(const std::vector<std::string>& args, CliIo& io) {
   return Fail(io, Status::InvalidArgument("no command: run dfrp-wallet --help"));
 }
 
-CliIo ProcessCliIo() {
+CliIo ProcessCliIo(core::FileSystem* fs) {
   return CliIo{&std::cin,
                &std::cout,
                &std::cerr,
@@ -429,12 +386,7 @@ CliIo ProcessCliIo() {
                  return v ? std::optional<std::string>(v) : std::nullopt;
                },
                PromptOnTerminal,
-               core::DefaultFileSystem()};
-}
-
-int RunWalletCli(int argc, char** argv) {
-  CliIo io = ProcessCliIo();
-  return RunWalletCli(std::vector<std::string>(argv, argv + argc), io);
+               fs};
 }
 
 }  // namespace dfrp::wallet

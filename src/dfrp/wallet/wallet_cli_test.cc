@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "dfrp/core/version.h"
+
 namespace dfrp::wallet {
 namespace {
 
@@ -34,11 +36,13 @@ class WalletCli : public ::testing::Test {
              &out,
              &err,
              [this](const std::string& k) -> std::optional<std::string> {
+               if (on_getenv_) on_getenv_(k);
                auto it = env_.find(k);
                return it == env_.end() ? std::nullopt : std::optional(it->second);
              },
              nullptr,
              core::DefaultFileSystem()};
+    if (insecure_test_kdf_) args.insert(args.begin(), "--insecure-test-kdf");
     args.insert(args.begin(), "dfrp-wallet");
     int rc = RunWalletCli(args, io);
     out_ = out.str();
@@ -51,6 +55,9 @@ class WalletCli : public ::testing::Test {
 
   std::string dir_, out_, err_;
   std::map<std::string, std::string> env_;
+  bool insecure_test_kdf_ = true;  // the tests' own allowance for DFRP_KDF_PROFILE=test
+  // Called when the command looks up an environment variable (to act "meanwhile").
+  std::function<void(const std::string&)> on_getenv_;
 };
 
 TEST_F(WalletCli, NewShowSignVerify) {
@@ -83,11 +90,10 @@ TEST_F(WalletCli, BadKeysAndSignaturesAreUsageErrors) {
   std::string pk = Json()["public_key"];
   ASSERT_EQ(Run({"--wallet", W(), "sign", "--message-hex", "00"}), 0);
   std::string sig = Trimmed();
-  std::string inf = "c0" + std::string(190, '0');
   for (auto [k, s] :
        std::vector<std::pair<std::string, std::string>>{{pk, sig.substr(2)},
                                                         {pk, "zz" + sig.substr(2)},
-                                                        {pk, inf},
+                                                        {pk, sig + "00"},
                                                         {pk.substr(2), sig},
                                                         {"c0" + std::string(94, '0'), sig},
                                                         {"dfrp1qqqqqq", sig}}) {
@@ -100,6 +106,28 @@ TEST_F(WalletCli, BadKeysAndSignaturesAreUsageErrors) {
   EXPECT_EQ(Run({"frobnicate"}), 2);
   EXPECT_EQ(Run({"--wallet", W("none.json"), "show"}), 4);
   EXPECT_NE(err_.find("does not exist"), std::string::npos);
+}
+
+// 96 bytes of hex that do not verify exit 3 whether or not they decode to a curve point.
+TEST_F(WalletCli, SignatureThatIsNoPointDoesNotVerify) {
+  ASSERT_EQ(Run({"--wallet", W(), "--json", "new"}), 0) << err_;
+  std::string pk = Json()["public_key"], pop = Json()["proof_of_possession"];
+  ASSERT_EQ(Run({"--wallet", W(), "sign", "--message-hex", "00"}), 0);
+  std::string sig = Trimmed();
+  std::string off_curve = sig;
+  off_curve[40] = off_curve[40] == '0' ? '1' : '0';  // an x-coordinate from nowhere
+  for (const std::string& bad : {"c0" + std::string(190, '0'), off_curve}) {
+    EXPECT_EQ(Run({"verify", "--public-key", pk, "--message-hex", "00", "--signature", bad}), 3);
+    EXPECT_EQ(err_.rfind("dfrp-wallet: signature does not verify", 0), 0u) << err_;
+    EXPECT_EQ(Run({"verify-aggregate", "--public-key", pk, "--proof-of-possession", pop,
+                   "--message-hex", "00", "--signature", bad}),
+              3);
+    EXPECT_EQ(Run({"verify-aggregate", "--public-key", pk, "--proof-of-possession", bad,
+                   "--message-hex", "00", "--signature", sig}),
+              3);
+    EXPECT_NE(err_.find("proof of possession of key #1 does not verify"), std::string::npos);
+    EXPECT_EQ(Run({"aggregate", "--signature", bad}), 2);  // it verifies nothing: a usage error
+  }
 }
 
 TEST_F(WalletCli, WrongPassphraseChangesNothing) {
@@ -115,13 +143,60 @@ TEST_F(WalletCli, WrongPassphraseChangesNothing) {
   EXPECT_NE(err_.find("DFRP_PASSPHRASE"), std::string::npos);
 }
 
-TEST_F(WalletCli, HelpAndKdfProfile) {
+TEST_F(WalletCli, HelpVersionAndKdfProfile) {
   EXPECT_EQ(Run({"--help"}), 0);
   EXPECT_NE(out_.find("verify-aggregate"), std::string::npos);
+  EXPECT_EQ(Run({"--version"}), 0);
+  EXPECT_EQ(out_, std::string("dfrp-wallet ") + core::kVersion + "\n");
   env_["DFRP_KDF_PROFILE"] = "fast";
   EXPECT_EQ(Run({"--wallet", W(), "new"}), 2);
   EXPECT_NE(err_.find("unknown KDF profile"), std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(W()));
+}
+
+TEST_F(WalletCli, TestKdfNeedsTheFlagAndIsFlaggedWhereverShown) {
+  insecure_test_kdf_ = false;
+  EXPECT_EQ(Run({"--wallet", W(), "new"}), 2);
+  EXPECT_NE(err_.find("DFRP_KDF_PROFILE=test makes weak keystores"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("--insecure-test-kdf"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(W()));
+  insecure_test_kdf_ = true;
+  const std::string warning = "dfrp-wallet: warning: wallet " + W() + " is sealed with weak KDF";
+  ASSERT_EQ(Run({"--wallet", W(), "--json", "new"}), 0) << err_;
+  EXPECT_EQ(Json()["weak_kdf"], true);
+  EXPECT_NE(err_.find(warning), std::string::npos) << err_;
+  insecure_test_kdf_ = false;  // reading a weak keystore needs no flag; it is only flagged
+  ASSERT_EQ(Run({"--wallet", W(), "--json", "show"}), 0) << err_;
+  EXPECT_EQ(Json()["weak_kdf"], true);
+  EXPECT_NE(err_.find(warning), std::string::npos);
+  ASSERT_EQ(Run({"--wallet", W(), "--quiet", "show"}), 0);
+  EXPECT_NE(out_.find("weak_kdf: true\n"), std::string::npos) << out_;
+  EXPECT_NE(err_.find(warning), std::string::npos);  // even with --quiet
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"--wallet", W(), "sign", "--message-hex", "00"}, {"--wallet", W(), "export-public"}}) {
+    ASSERT_EQ(Run(args), 0) << err_;
+    EXPECT_NE(err_.find(warning), std::string::npos) << args[2];
+  }
+  env_.erase("DFRP_KDF_PROFILE");  // re-sealed with the default parameters: no longer weak
+  env_["DFRP_NEW_PASSPHRASE"] = "strong";
+  ASSERT_EQ(Run({"--wallet", W(), "--json", "change-passphrase"}), 0) << err_;
+  EXPECT_EQ(Json()["weak_kdf"], false);
+  env_["DFRP_PASSPHRASE"] = "strong";
+  ASSERT_EQ(Run({"--wallet", W(), "--json", "show"}), 0) << err_;
+  EXPECT_EQ(Json()["weak_kdf"], false);
+  EXPECT_EQ(err_, "");
+}
+
+// The wallet appears while the passphrase is typed: it is kept, and `new` says so.
+TEST_F(WalletCli, NewNeverOverwritesAWalletMadeMeanwhile) {
+  ASSERT_EQ(Run({"--wallet", W("other.json"), "new"}), 0) << err_;
+  std::string other = *core::ReadWholeFile(core::DefaultFileSystem(), W("other.json"));
+  on_getenv_ = [&](const std::string& name) {
+    if (name == "DFRP_PASSPHRASE") std::filesystem::copy_file(W("other.json"), W());
+  };
+  EXPECT_EQ(Run({"--wallet", W(), "new"}), 2);
+  EXPECT_NE(err_.find("already exists and is never overwritten"), std::string::npos) << err_;
+  EXPECT_EQ(*core::ReadWholeFile(core::DefaultFileSystem(), W()), other);
 }
 
 TEST_F(WalletCli, ChangePassphrase) {
@@ -160,6 +235,19 @@ TEST_F(WalletCli, ConfigStateDirAndVector) {
   ASSERT_EQ(Run({"--config", cfg, "export-public"}), 0);
   EXPECT_EQ(Json()["vector"].size(), 3u);
   EXPECT_EQ(Run({"--wallet", W("x.json"), "--config", cfg, "new", "--vector", "1,2"}), 2);
+}
+
+// A client holds a wallet and no storage: its config may name no drives.
+TEST_F(WalletCli, ConfigWithoutDrives) {
+  std::string cfg = W("client.toml");
+  ASSERT_TRUE(core::WriteFileAtomic(core::DefaultFileSystem(), cfg,
+                                    "STATE_DIR = \"client\"\nVECTOR_DIM = 2\n")
+                  .ok());
+  ASSERT_EQ(Run({"--config", cfg, "--json", "new"}), 0) << err_;
+  EXPECT_EQ(Json()["wallet"], dir_ + "/client/wallet.json");
+  EXPECT_EQ(Json()["vector"].size(), 2u);
+  ASSERT_EQ(Run({"--config", cfg, "--json", "show"}), 0) << err_;
+  EXPECT_EQ(Json()["wallet"], dir_ + "/client/wallet.json");
 }
 
 TEST_F(WalletCli, AggregateAndVerifyAggregate) {

@@ -1,0 +1,32 @@
+// dfrpd's route families (docs/API.md), each a table of RouteSpec with its handlers (api.h):
+//
+//   NodeRoutes     GET / and the dashboard's files, /healthz, /metrics, /v1/status
+//   StorageRoutes  /v1/shards..., /v1/volumes..., /v1/operations...
+//
+// The handlers call the Node; the server runs them on the lane each route names.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "dfrp/node/api.h"
+#include "dfrp/node/node.h"
+#include "dfrp/node/status_view.h"
+
+namespace dfrp::node {
+
+// What the node's own routes need from the server that runs them.
+struct ServerView {
+  std::function<std::string()> api_addr;   // HOST:PORT it listens on
+  std::function<ServerFigures()> figures;  // its memory budget and such
+};
+
+// `node` may be null for a table that is only matched, never served (tests, fuzzing).
+std::vector<RouteSpec> NodeRoutes(Node* node, ServerView server);
+std::vector<RouteSpec> StorageRoutes(Node* node);
+
+// Every family dfrpd serves, in one table.
+void AddDaemonRoutes(RouteTable* table, Node* node, ServerView server);
+
+}  // namespace dfrp::node

@@ -1,0 +1,82 @@
+#include "dfrp/node/status_view.h"
+
+#include <fmt/format.h>
+
+#include "dfrp/core/version.h"
+
+namespace dfrp::node {
+
+using nlohmann::json;
+
+json StatusJson(Node& node, const std::string& api_addr, const ServerFigures& server) {
+  const int64_t now = node.NowMs();
+  uint64_t shards = 0, payload = 0;
+  for (const auto& v : node.writer().Snapshot()) {
+    shards += v.shards;
+    payload += v.payload_bytes;
+  }
+  Metrics& m = node.metrics();
+  json samples = json::array();
+  for (const auto& s : m.throughput.Samples(now))
+    samples.push_back(
+        {{"t_unix_ms", s.t_unix_ms}, {"read_bytes", s.read_bytes}, {"write_bytes", s.write_bytes}});
+  return {{"version", core::kVersion},
+          {"uptime_seconds", node.UptimeSeconds()},
+          {"store_id", node.store_id().ToString()},
+          {"state_dir", node.config().state_dir},
+          {"api_addr", api_addr},
+          {"started_unix_ms", node.started_ms()},
+          {"shards", shards},
+          {"payload_bytes", payload},
+          {"counters",
+           {{"bytes_written", m.bytes_written.load()},
+            {"bytes_read", m.bytes_read.load()},
+            {"shards_written", m.shards_written.load()},
+            {"shards_read", m.shards_read.load()},
+            {"verification_failures", m.verification_failures.load()},
+            {"requests", m.requests.load()}}},
+          {"memory",
+           {{"body_bytes_reserved", server.body_bytes_reserved},
+            {"body_budget", server.body_budget},
+            {"reader_cache_bytes", node.readers().bytes()},
+            {"reader_cache_capacity", node.readers().capacity()},
+            {"reader_cache_entries", node.readers().entries()}}},
+          {"throughput",
+           {{"interval_seconds", ThroughputSeries::kIntervalSeconds}, {"samples", samples}}},
+          {"scrub", node.scrub().Json()},
+          {"operations", node.operations().List()}};
+}
+
+std::string MetricsText(Node& node, const ServerFigures& server) {
+  std::string out = fmt::format(
+      "# HELP dfrp_build_info The daemon's version.\n# TYPE dfrp_build_info gauge\n"
+      "dfrp_build_info{{version=\"{}\"}} 1\n"
+      "# HELP dfrp_uptime_seconds Seconds since the daemon started.\n"
+      "# TYPE dfrp_uptime_seconds gauge\ndfrp_uptime_seconds {}\n",
+      core::kVersion, node.UptimeSeconds());
+  const std::vector<storage::VolumeInfo> vols = node.writer().Snapshot();
+  auto gauge = [&](const char* name, const char* help, auto value) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, help, name);
+    for (const auto& v : vols)
+      out += fmt::format("{}{{volume=\"{}\",state=\"{}\"}} {}\n", name, v.index,
+                         storage::VolumeStateName(v.state), value(v));
+  };
+  gauge("dfrp_volume_quota_bytes", "Each volume's quota.", [](const auto& v) { return v.quota; });
+  gauge("dfrp_volume_used_bytes", "Bytes of each volume's segment files.",
+        [](const auto& v) { return v.used; });
+  gauge("dfrp_volume_shards", "Shards on each volume.", [](const auto& v) { return v.shards; });
+  auto single = [&](const char* name, const char* help, auto value) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, help, name, name, value);
+  };
+  single("dfrp_scrub_pass_progress", "Fraction of the current scrub pass done.",
+         node.scrub().Progress());
+  single("dfrp_body_bytes_reserved", "Request-body memory held by PUTs in flight.",
+         server.body_bytes_reserved);
+  single("dfrp_body_budget_bytes", "The most request-body memory PUTs may hold (MAX_BODY_MEMORY).",
+         server.body_budget);
+  single("dfrp_reader_cache_bytes", "Memory held by kept shard readers.", node.readers().bytes());
+  out += node.metrics().Render();
+  return out;
+}
+
+}  // namespace dfrp::node
