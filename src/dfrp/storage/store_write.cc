@@ -497,23 +497,27 @@ Result<std::vector<WrittenShard>> BatchWriter::Run(std::vector<WriteRequest>& ba
   DFRP_RETURN_IF_ERROR(Describe(batch));
   DFRP_RETURN_IF_ERROR(Plan());
   DFRP_RETURN_IF_ERROR(WriteRecords(batch, progress));  // creates the new segments first
-  std::vector<ShardLocation> locs;
-  std::vector<WrittenShard> out;
-  locs.reserve(planned_.size());
-  out.reserve(planned_.size());
-  for (const Planned& p : planned_) {
-    const RecordHeader& h = p.header;
-    locs.push_back({h.shard_id, p.volume, p.segment, p.offset, h.record_len(), h.payload_len,
-                    h.leaf_size, p.root});
-    out.push_back(
-        {h.shard_id, p.root, h.payload_len, h.leaf_size, p.volume, batch[p.request].name});
-  }
   std::map<SegmentKey, uint64_t> marks;
   for (const auto& [key, seg] : segments_) marks[key] = seg.planned_end + kCommitSize;
-  // The index rows are prepared while the disk syncs, and committed only once it has.
+  // While the disk syncs, another thread prepares the index rows (committed only once the
+  // sync is done) and the list of written shards: both only read planned_ and batch.
   Status staged, synced;
+  std::vector<WrittenShard> out;
   {
-    std::jthread indexer([&] { staged = s_->index_->Stage(locs, marks); });
+    std::jthread indexer([&] {
+      std::vector<ShardLocation> locs;
+      locs.reserve(planned_.size());
+      out.reserve(planned_.size());
+      for (const Planned& p : planned_) {
+        const RecordHeader& h = p.header;
+        locs.push_back({h.shard_id, p.volume, p.segment, p.offset, h.record_len(), h.payload_len,
+                        h.leaf_size, p.root});
+      }
+      staged = s_->index_->Stage(locs, marks);
+      for (const Planned& p : planned_)
+        out.push_back({p.header.shard_id, p.root, p.header.payload_len, p.header.leaf_size,
+                       p.volume, *p.name});
+    });
     synced = SyncAll();
   }
   if (!synced.ok()) {
