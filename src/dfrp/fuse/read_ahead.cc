@@ -6,28 +6,34 @@
 namespace dfrp::fuse {
 
 VerifyPool::VerifyPool(unsigned threads) {
-  for (unsigned i = 0; i < std::max(threads, 1u); ++i)
-    threads_.emplace_back([this](std::stop_token st) { Work(st); });
+  for (unsigned i = 0; i < std::max(threads, 1u); ++i) threads_.emplace_back([this] { Work(); });
 }
 
 VerifyPool::~VerifyPool() {
-  std::lock_guard<std::mutex> lock(mu_);  // so no worker misses the wake-up
-  for (auto& t : threads_) t.request_stop();
-  cv_.notify_all();
+  {
+    core::MutexLock lock(&mu_);
+    stopping_ = true;
+    jobs_.clear();
+  }
+  cv_.SignalAll();
+  for (auto& t : threads_) t.join();
 }
 
 void VerifyPool::Submit(std::function<void()> job) {
-  std::lock_guard<std::mutex> lock(mu_);
-  jobs_.push_back(std::move(job));
-  cv_.notify_one();
+  {
+    core::MutexLock lock(&mu_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.Signal();
 }
 
-void VerifyPool::Work(std::stop_token st) {
+void VerifyPool::Work() {
   for (;;) {
     std::function<void()> job;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (!cv_.wait(lock, st, [&] { return !jobs_.empty(); })) return;
+      core::MutexLock lock(&mu_);
+      while (!stopping_ && jobs_.empty()) cv_.Wait(&mu_);
+      if (stopping_) return;
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
@@ -40,10 +46,10 @@ struct ShardStream::Piece {
   uint64_t offset = 0;
   size_t size = 0;  // as asked
   std::unique_ptr<char[]> bytes;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;                        // guarded by mu
-  core::Result<size_t> result = size_t{0};  // guarded by mu
+  core::Mutex mu;
+  core::CondVar cv;
+  bool done GUARDED_BY(mu) = false;
+  core::Result<size_t> result GUARDED_BY(mu) = size_t{0};
 };
 
 void ShardStream::TopUp(uint64_t offset, size_t size) {
@@ -66,10 +72,12 @@ void ShardStream::TopUp(uint64_t offset, size_t size) {
     // streams' already share the cores.
     pool_.Submit([&reader = reader_, piece] {
       core::Result<size_t> r = reader.ReadAt(piece->offset, piece->size, piece->bytes.get(), 1);
-      std::lock_guard<std::mutex> lock(piece->mu);
-      piece->result = std::move(r);
-      piece->done = true;
-      piece->cv.notify_all();
+      {
+        core::MutexLock lock(&piece->mu);
+        piece->result = std::move(r);
+        piece->done = true;
+      }
+      piece->cv.SignalAll();
     });
     ahead_.push_back(std::move(piece));
     from += size;
@@ -79,7 +87,7 @@ void ShardStream::TopUp(uint64_t offset, size_t size) {
 core::Result<size_t> ShardStream::Read(uint64_t offset, size_t size, char* dst) {
   std::shared_ptr<Piece> piece;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    core::MutexLock lock(&mu_);
     const bool sequential = offset == next_;
     // Read-ahead serves the reads it was made for, in order; a reader that goes elsewhere
     // drops it (workers finish what they started, and the bytes go unread).
@@ -97,19 +105,19 @@ core::Result<size_t> ShardStream::Read(uint64_t offset, size_t size, char* dst) 
   if (!piece) return reader_.ReadAt(offset, size, dst, size >= (1 << 20) ? 0 : 1);
   core::Result<size_t> got = size_t{0};
   {
-    std::unique_lock<std::mutex> lock(piece->mu);
-    piece->cv.wait(lock, [&] { return piece->done; });
+    core::MutexLock lock(&piece->mu);
+    while (!piece->done) piece->cv.Wait(&piece->mu);
     got = piece->result;
   }
   if (got) std::memcpy(dst, piece->bytes.get(), *got);  // only verified bytes
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(&mu_);
   if (piece->size == spare_size_ && spare_.size() <= depth_)
     spare_.push_back(std::move(piece->bytes));
   return got;
 }
 
 uint64_t ShardStream::read_ahead_hits() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  core::MutexLock lock(&mu_);
   return hits_;
 }
 

@@ -10,16 +10,15 @@
 // several threads at once (FUSE may serve one open file on any of its threads).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "dfrp/core/status.h"
+#include "dfrp/core/thread_annotations.h"
 #include "dfrp/storage/shard_reader.h"
 
 namespace dfrp::fuse {
@@ -32,14 +31,15 @@ class VerifyPool {
   ~VerifyPool();
   VerifyPool(const VerifyPool&) = delete;
   VerifyPool& operator=(const VerifyPool&) = delete;
-  void Submit(std::function<void()> job);
+  void Submit(std::function<void()> job) EXCLUDES(mu_);
 
  private:
-  void Work(std::stop_token st);
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  std::deque<std::function<void()>> jobs_;  // guarded by mu_
-  std::vector<std::jthread> threads_;       // last: joined before the rest goes
+  void Work() EXCLUDES(mu_);
+  core::Mutex mu_;
+  core::CondVar cv_;
+  std::deque<std::function<void()>> jobs_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
 };
 
 class ShardStream {
@@ -55,26 +55,26 @@ class ShardStream {
   // As ShardReader::ReadAt into dst (hashing on every core for reads of 1 MiB and more), or
   // copied from read-ahead when this exact read was read ahead and verified already. On an
   // error dst holds no verified bytes and must not be used.
-  core::Result<size_t> Read(uint64_t offset, size_t size, char* dst);
+  core::Result<size_t> Read(uint64_t offset, size_t size, char* dst) EXCLUDES(mu_);
   // Reads answered from read-ahead so far (for tests).
-  uint64_t read_ahead_hits() const;
+  uint64_t read_ahead_hits() const EXCLUDES(mu_);
 
  private:
   struct Piece;
-  // Queues read-ahead after a read of [offset, offset + size); mu_ held.
-  void TopUp(uint64_t offset, size_t size);
+  // Queues read-ahead after a read of [offset, offset + size).
+  void TopUp(uint64_t offset, size_t size) REQUIRES(mu_);
 
   const storage::ShardReader& reader_;
   VerifyPool& pool_;
   const unsigned depth_;
-  mutable std::mutex mu_;
-  uint64_t next_ = 0;                         // where the last read ended; guarded by mu_
-  std::deque<std::shared_ptr<Piece>> ahead_;  // in offset order; guarded by mu_
+  mutable core::Mutex mu_;
+  uint64_t next_ GUARDED_BY(mu_) = 0;                         // where the last read ended
+  std::deque<std::shared_ptr<Piece>> ahead_ GUARDED_BY(mu_);  // in offset order
   // Buffers of pieces already copied out, kept for the next pieces (a buffer freed and
   // allocated again per read would be fresh pages each time: a page fault per 4 KiB).
-  std::vector<std::unique_ptr<char[]>> spare_;  // of spare_size_ bytes; guarded by mu_
-  size_t spare_size_ = 0;                       // guarded by mu_
-  uint64_t hits_ = 0;                           // guarded by mu_
+  std::vector<std::unique_ptr<char[]>> spare_ GUARDED_BY(mu_);  // of spare_size_ bytes
+  size_t spare_size_ GUARDED_BY(mu_) = 0;
+  uint64_t hits_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace dfrp::fuse

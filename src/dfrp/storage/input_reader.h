@@ -6,17 +6,16 @@
 #pragma once
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "dfrp/core/file_system.h"
 #include "dfrp/core/status.h"
+#include "dfrp/core/thread_annotations.h"
 
 namespace dfrp::storage {
 
@@ -37,51 +36,56 @@ class OrderedPipeline {
   OrderedPipeline(size_t count, std::function<T(size_t)> make, int threads = 2, size_t window = 8)
       : count_(count), window_(window), make_(std::move(make)) {
     const size_t n = std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), count);
-    for (size_t w = 0; w < n; ++w)
-      workers_.emplace_back([this, w, n](std::stop_token st) { Work(st, w, n); });
+    for (size_t w = 0; w < n; ++w) workers_.emplace_back([this, w, n] { Work(w, n); });
   }
+  // Stops the workers after the item each is making, and joins them.
   ~OrderedPipeline() {
-    std::lock_guard<std::mutex> lock(mu_);  // so no worker misses the wake-up
-    for (auto& w : workers_) w.request_stop();
-    cv_.notify_all();
+    {
+      core::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    cv_.SignalAll();
+    for (auto& w : workers_) w.join();
   }
   OrderedPipeline(const OrderedPipeline&) = delete;
   OrderedPipeline& operator=(const OrderedPipeline&) = delete;
 
   // The next item, in order; waits for a worker to make it. Call at most `count` times.
-  T Next() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return done_.count(next_) > 0; });
+  T Next() EXCLUDES(mu_) {
+    core::MutexLock lock(&mu_);
+    while (done_.count(next_) == 0) cv_.Wait(&mu_);
     auto it = done_.find(next_);
     T item = std::move(it->second);
     done_.erase(it);
     ++next_;
-    cv_.notify_all();
+    cv_.SignalAll();
     return item;
   }
 
  private:
-  void Work(std::stop_token st, size_t first, size_t step) {
+  void Work(size_t first, size_t step) EXCLUDES(mu_) {
     for (size_t i = first; i < count_; i += step) {
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        if (!cv_.wait(lock, st, [&] { return i < next_ + window_; })) return;
+        core::MutexLock lock(&mu_);
+        while (!stopping_ && i >= next_ + window_) cv_.Wait(&mu_);
+        if (stopping_) return;
       }
       T item = make_(i);
-      std::lock_guard<std::mutex> lock(mu_);
+      core::MutexLock lock(&mu_);
       done_.emplace(i, std::move(item));
-      cv_.notify_all();
+      cv_.SignalAll();
     }
   }
 
   const size_t count_;
   const size_t window_;
   std::function<T(size_t)> make_;
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  std::map<size_t, T> done_;           // made, not yet taken; guarded by mu_
-  size_t next_ = 0;                    // the consumer's next item; guarded by mu_
-  std::vector<std::jthread> workers_;  // last: stopped and joined before the rest goes
+  core::Mutex mu_;
+  core::CondVar cv_;
+  std::map<size_t, T> done_ GUARDED_BY(mu_);  // made, not yet taken
+  size_t next_ GUARDED_BY(mu_) = 0;           // the consumer's next item
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;  // joined by the destructor before the rest goes
 };
 
 }  // namespace dfrp::storage
