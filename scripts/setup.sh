@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   xxd python3
   libfuse3-dev fuse3
+  liburing-dev
   libboost1.81-dev
   chromium fonts-dejavu-core
   wrk nginx-light curl

@@ -50,11 +50,11 @@ source "$HERE/lib.sh"
 
 TO="timeout 30"
 
-# start_mount : runs the server in the background (stderr to $T/mount.err), waits until the
-# view is mounted (at most 15 s). Sets SPID.
+# start_mount [OPTION...] : runs the server in the background (stderr to $T/mount.err), waits
+# until the view is mounted (at most 15 s). Sets SPID.
 start_mount() {
   : >"$T/mount.err"
-  "$BIN" --config "$C" mount "$MNT" 2>"$T/mount.err" &
+  "$BIN" --config "$C" mount "$MNT" "$@" 2>"$T/mount.err" &
   SPID=$!
   local i
   for i in $(seq 150); do
@@ -191,6 +191,35 @@ for sig in TERM INT; do
     not_ok "remount for SIG$sig" "$(cat "$T/mount.err")"
   fi
 done
+
+###############################################################################
+# Direct I/O (the default) and --page-cache: what a program that maps a shard gets
+###############################################################################
+MAPS='import mmap, sys
+f = open(sys.argv[1], "rb")
+m = mmap.mmap(f.fileno(), 0, flags=int(sys.argv[3]), prot=mmap.PROT_READ)
+sys.exit(0 if m[:] == open(sys.argv[2], "rb").read() else 1)'
+PRIVATE=$(python3 -c 'import mmap; print(mmap.MAP_PRIVATE)')
+SHARED=$(python3 -c 'import mmap; print(mmap.MAP_SHARED)')
+if start_mount; then
+  check "reads of 1 MiB through the default mount: d" $TO dd if="$MNT/shards/${IDS[4]}" bs=1M status=none of="$T/d.back"
+  check "... are the file's bytes" cmp -s "$T/d.back" "$F/d"
+  check "a shard maps MAP_PRIVATE through the default mount" $TO python3 -c "$MAPS" "$MNT/shards/${IDS[0]}" "$F/a" "$PRIVATE"
+  check "MAP_SHARED is refused with direct I/O (use --page-cache)" bash -c "! $TO python3 -c '$MAPS' '$MNT/shards/${IDS[0]}' '$F/a' $SHARED 2>/dev/null"
+  $TO fusermount3 -u "$MNT"
+  stop_server
+else
+  not_ok "remount for mmap" "$(cat "$T/mount.err")"
+fi
+if start_mount --page-cache; then
+  check "--page-cache: cmp through the mount" $TO cmp "$MNT/shards/${IDS[1]}" "$F/b"
+  check "--page-cache: a shard maps MAP_SHARED" $TO python3 -c "$MAPS" "$MNT/shards/${IDS[0]}" "$F/a" "$SHARED"
+  $TO fusermount3 -u "$MNT"
+  stop_server
+  expect_rc "--page-cache: after fusermount3 -u the server exits 0" 0
+else
+  not_ok "mount --page-cache comes up" "$(cat "$T/mount.err")"
+fi
 
 echo "$PASS passed, $FAIL failed"
 [[ $FAIL -eq 0 ]]

@@ -18,11 +18,13 @@ namespace {
 struct MountArgs {
   std::string mountpoint;
   std::string device;
+  bool page_cache = false;
 };
 
 Status CmdMount(Context& ctx, const MountArgs& a) {
   fuse::FuseViewOptions opt;
   opt.mountpoint = a.mountpoint;
+  opt.direct_io = !a.page_cache;
   if (!a.device.empty()) {
     opt.device = a.device;
   } else if (const char* env = std::getenv("DFRP_FUSE_DEVICE"); env != nullptr && *env) {
@@ -50,6 +52,9 @@ void AddMountCommands(CLI::App& app, std::vector<ExtraCommand>* out) {
   m->add_option("mountpoint", args->mountpoint, "an existing folder")->required();
   m->add_option("--fuse-device", args->device,
                 "FUSE device to check before mounting (default $DFRP_FUSE_DEVICE or /dev/fuse)");
+  m->add_flag("--page-cache", args->page_cache,
+              "serve the shards through the kernel page cache, so that programs can mmap them "
+              "shared (sequential reads then cost more CPU)");
   out->push_back({m, true, [args](Context& ctx) { return CmdMount(ctx, *args); }});
 }
 

@@ -332,4 +332,12 @@ Status FaultInjectingFileSystem::ReadFileUpTo(const std::string& path, size_t li
   return base_->ReadFileUpTo(path, limit, out);
 }
 
+void FaultInjectingFileSystem::ReadFiles(std::span<FileRead> files) {
+  if (Status down = CheckUp("read"); !down.ok()) {
+    for (FileRead& f : files) f.status = down;
+    return;
+  }
+  base_->ReadFiles(files);
+}
+
 }  // namespace dfrp::core

@@ -91,6 +91,7 @@ class FaultInjectingFileSystem final : public FileSystem {
   // The stream's writes count as kWrite operations (FailNth, TearNthWrite).
   Result<std::unique_ptr<OutputStream>> OpenOutputStream(const std::string& path) override;
   Result<bool> IsLocked(const std::string& path) override { return base_->IsLocked(path); }
+  void ReadFiles(std::span<FileRead> files) override;
 
   // Called by the files it hands out.
   Status CheckUp(const std::string& what) const;

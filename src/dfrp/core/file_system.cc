@@ -23,6 +23,15 @@ Status RandomAccessFile::ReadExactCached(uint64_t, size_t, char*) const {
   return Status::Busy(fmt::format("{}: cannot tell whether a read would wait", path()));
 }
 
+void FileSystem::ReadFiles(std::span<FileRead> files) {
+  std::string bytes;
+  for (FileRead& f : files) {
+    f.status = ReadFileUpTo(*f.path, f.limit, &bytes);
+    f.got = f.status.ok() ? bytes.size() : 0;
+    std::memcpy(f.dst, bytes.data(), f.got);
+  }
+}
+
 std::string JoinPath(std::string_view a, std::string_view b) {
   if (a.empty()) return std::string(b);
   if (!b.empty() && b.front() == '/') return std::string(b);

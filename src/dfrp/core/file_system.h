@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -104,6 +105,15 @@ struct FsSpace {
   uint64_t available_bytes = 0;  // to an unprivileged writer
 };
 
+// One file of FileSystem::ReadFiles: up to `limit` bytes of `path` go to dst.
+struct FileRead {
+  const std::string* path = nullptr;
+  char* dst = nullptr;
+  size_t limit = 0;
+  size_t got = 0;  // out: bytes read (fewer than limit at the end of the file)
+  Status status;   // out: OK, or why the file could not be opened or read
+};
+
 class FileSystem {
  public:
   virtual ~FileSystem() = default;
@@ -168,6 +178,11 @@ class FileSystem {
   // read-only open that never creates the file (false when it does not exist) and released at
   // once. An error when the file is there but cannot be opened (not ours to read).
   virtual Result<bool> IsLocked(const std::string& path);
+  // ReadFileUpTo for many files, each into its own buffer; each file's failure is its own
+  // status. The POSIX file system hands them to io_uring in groups where the kernel allows it
+  // (a few system calls per group instead of open, read and close per file); this default
+  // reads them one by one through ReadFileUpTo.
+  virtual void ReadFiles(std::span<FileRead> files);
 };
 
 // The process-wide POSIX file system; never null, never freed.

@@ -82,6 +82,51 @@ TEST_F(FileSystemTest, MissingFileIsNotFound) {
   EXPECT_TRUE(r.error().IsNotFound());
 }
 
+// ReadFiles (io_uring groups where the kernel allows it) must give what ReadFileUpTo gives,
+// file by file: over several groups, empty files, a limit below the size, a missing file and
+// a folder among them, directly and through the fault-injecting wrapper.
+TEST_F(FileSystemTest, ReadFilesGivesWhatReadFileUpToGivesForEachFile) {
+  FaultInjectingFileSystem faulty(fs_);
+  constexpr size_t kFiles = 150;
+  std::vector<std::string> paths(kFiles);
+  for (size_t i = 0; i < kFiles; ++i) {
+    // Runs of files in one folder (opened relative to it), and folders that change.
+    const std::string folder = JoinPath(dir_, "d" + std::to_string(i / 40 % 3));
+    ASSERT_TRUE(fs_->CreateDir(folder).ok());
+    paths[i] = JoinPath(folder, "f" + std::to_string(i));
+    std::string bytes((i * 37) % 9000, static_cast<char>('a' + i % 26));
+    if (i == 70) continue;  // never created
+    if (i == 71) {          // a folder
+      ASSERT_TRUE(fs_->CreateDir(paths[i]).ok());
+      continue;
+    }
+    auto w = fs_->OpenForWrite(paths[i]);
+    ASSERT_TRUE(w.has_value() && (*w)->WriteAt(0, bytes).ok());
+  }
+  for (FileSystem* fs : {fs_, static_cast<FileSystem*>(&faulty)}) {
+    std::vector<std::string> bufs(kFiles);
+    std::vector<FileRead> reads(kFiles);
+    for (size_t i = 0; i < kFiles; ++i) {
+      reads[i].path = &paths[i];
+      reads[i].limit = i % 5 == 0 ? 100 : 9001;
+      bufs[i].assign(reads[i].limit, '\0');
+      reads[i].dst = bufs[i].data();
+    }
+    fs->ReadFiles(reads);
+    for (size_t i = 0; i < kFiles; ++i) {
+      std::string want;
+      Status st = fs_->ReadFileUpTo(paths[i], reads[i].limit, &want);
+      ASSERT_EQ(reads[i].status.ok(), st.ok()) << i << " " << reads[i].status.ToString();
+      if (!st.ok()) {
+        EXPECT_EQ(reads[i].status.code(), st.code()) << i;
+        continue;
+      }
+      EXPECT_EQ(std::string(reads[i].dst, reads[i].got), want) << i;
+    }
+    EXPECT_TRUE(reads[70].status.IsNotFound()) << reads[70].status.ToString();
+  }
+}
+
 TEST_F(FileSystemTest, FaultyFsFailsTheNthWriteOnceAndGoesOn) {
   FaultInjectingFileSystem faulty(fs_);
   auto w = faulty.OpenForWrite(JoinPath(dir_, "f"), false);

@@ -9,8 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdarg>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,9 +20,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "dfrp/core/bytes.h"
+#include "dfrp/fuse/read_ahead.h"
 
 namespace dfrp::fuse {
 
@@ -29,6 +33,8 @@ using storage::ShardLocation;
 using storage::ShardReader;
 
 namespace {
+
+constexpr blksize_t kPreferredRead = 1 << 20;
 
 struct Entry {
   ShardLocation loc;
@@ -45,7 +51,10 @@ struct Node {
 
 class View {
  public:
-  View(storage::Store& store, const FuseViewOptions& opt) : store_(store), opt_(opt) {}
+  View(storage::Store& store, const FuseViewOptions& opt)
+      : store_(store),
+        opt_(opt),
+        pool_(opt.direct_io ? std::max(2u, std::thread::hardware_concurrency()) : 1) {}
 
   Status Load() {
     for (const auto& v : store_.ListVolumes()) volumes_.push_back(v.index);
@@ -93,6 +102,9 @@ class View {
     st->st_mtim = st->st_ctim = st->st_atim = {ms / 1000, (ms % 1000) * 1'000'000};
     if (n.kind == Node::kPayload) {
       st->st_size = static_cast<off_t>(n.entry->loc.payload_len);
+      // Programs size their reads by this: 1 MiB reads are verified on every core, and with
+      // direct I/O each read() is one request.
+      st->st_blksize = kPreferredRead;
       return 0;
     }
     const std::string* meta = Meta(*n.entry);
@@ -127,6 +139,7 @@ class View {
     Node n = Resolve(path);
     if (n.kind == Node::kNone) return -ENOENT;
     if (n.kind == Node::kDir) return -EISDIR;
+    fi->fh = 0;
     if (n.kind == Node::kMeta) return Meta(*n.entry) ? 0 : -EIO;
     std::lock_guard<std::mutex> lock(mu_);
     if (!n.entry->reader) {
@@ -138,14 +151,24 @@ class View {
       }
       n.entry->reader = std::make_unique<ShardReader>(std::move(*r));
     }
+    // One stream per open file, so each reader gets its own read-ahead; freed in Release.
+    // Read-ahead only with direct I/O: through the page cache the kernel reads ahead itself.
+    fi->fh = reinterpret_cast<uint64_t>(
+        new ShardStream(*n.entry->reader, pool_, opt_.direct_io ? opt_.read_ahead : 0));
+    fi->direct_io = opt_.direct_io;
     return 0;
   }
 
-  int Read(const char* path, char* buf, size_t size, off_t off) {
-    Node n = Resolve(path);
-    if (n.kind == Node::kNone) return -ENOENT;
-    if (n.kind == Node::kDir) return -EISDIR;
-    if (n.kind == Node::kMeta) {
+  void Release(struct fuse_file_info* fi) {
+    delete reinterpret_cast<ShardStream*>(fi->fh);
+    fi->fh = 0;
+  }
+
+  int Read(const char* path, char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
+    auto* stream = reinterpret_cast<ShardStream*>(fi->fh);
+    if (stream == nullptr) {  // a metadata file
+      Node n = Resolve(path);
+      if (n.kind != Node::kMeta) return n.kind == Node::kNone ? -ENOENT : -EIO;
       const std::string* meta = Meta(*n.entry);
       if (meta == nullptr) return -EIO;
       if (static_cast<uint64_t>(off) >= meta->size()) return 0;
@@ -153,14 +176,7 @@ class View {
       std::memcpy(buf, meta->data() + off, len);
       return static_cast<int>(len);
     }
-    const ShardReader* reader = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      reader = n.entry->reader.get();
-    }
-    if (reader == nullptr) return -EIO;  // open() did not succeed
-    // Requests of 1 MiB and more are hashed on every core; smaller ones on this thread.
-    auto got = reader->ReadAt(static_cast<uint64_t>(off), size, buf, 0);
+    auto got = stream->Read(static_cast<uint64_t>(off), size, buf);
     if (!got) {
       Log(fmt::format("read of {} bytes at offset {} failed, returning EIO: {}", size, off,
                       got.error().message()));
@@ -221,6 +237,7 @@ class View {
   std::mutex mu_;  // guards store_ and the lazily filled parts of entries
   std::map<std::string, Entry> entries_;
   std::vector<uint32_t> volumes_;
+  VerifyPool pool_;  // last: its threads stop before the readers they use go
 };
 
 View* Self() { return static_cast<View*>(fuse_get_context()->private_data); }
@@ -240,8 +257,12 @@ struct fuse_operations MakeOps() {
   ops.readdir = [](const char* path, void* buf, fuse_fill_dir_t fill, off_t, struct fuse_file_info*,
                    enum fuse_readdir_flags) { return Self()->ReadDir(path, buf, fill); };
   ops.open = [](const char* path, struct fuse_file_info* fi) { return Self()->Open(path, fi); };
-  ops.read = [](const char* path, char* buf, size_t size, off_t off, struct fuse_file_info*) {
-    return Self()->Read(path, buf, size, off);
+  ops.read = [](const char* path, char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
+    return Self()->Read(path, buf, size, off, fi);
+  };
+  ops.release = [](const char*, struct fuse_file_info* fi) {
+    Self()->Release(fi);
+    return 0;
   };
   return ops;
 }
@@ -275,8 +296,7 @@ Status CheckDevice(const std::string& device) {
 
 Status RunFuseView(storage::Store& store, const FuseViewOptions& opt) {
   DFRP_RETURN_IF_ERROR(CheckDevice(opt.device));
-  struct stat st;
-  if (::stat(opt.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+  if (!store.fs()->IsDirectory(opt.mountpoint))
     return Status::InvalidArgument(fmt::format(
         "mount point {} is not a folder: create an empty folder to mount on", opt.mountpoint));
   View view(store, opt);

@@ -6,10 +6,10 @@
 //   /volumes/<n>/<id>       the payloads again, listed by volume
 //
 // The shard list is the index as it was at mount time. Every read verifies the leaves it
-// touches against the shard's Merkle root (storage::ShardReader) before any byte is handed to
-// the kernel; a leaf that does not verify makes that read fail with EIO (never wrong bytes),
-// and is reported through `log` with the shard and the leaf. Reads of other leaves and other
-// shards go on.
+// touches against the shard's Merkle root (storage::ShardReader, fuse/read_ahead.h) before any
+// byte is handed to the kernel; a leaf that does not verify makes that read fail with EIO (never
+// wrong bytes), and is reported through `log` with the shard and the leaf. Reads of other leaves
+// and other shards go on.
 //
 // Thread-safety: RunFuseView serves requests on several threads; it serializes its calls
 // into the Store, while reads through already opened shards run in parallel.
@@ -33,6 +33,15 @@ struct FuseViewOptions {
   // Called once the view is mounted and serving.
   std::function<void()> on_mounted;
   unsigned max_threads = 4;
+  // Payload files bypass the kernel's page cache (direct I/O): every read reaches the view
+  // and is verified as it is served, each read() of a program is one request (st_blksize
+  // tells programs 1 MiB), and a sequential reader's next reads are verified ahead on a pool
+  // of threads (ShardStream). Such files cannot be mapped MAP_SHARED (mmap fails with ENODEV;
+  // MAP_PRIVATE works). With false they are read through the page cache, which is dropped at
+  // each open, and can be mapped either way; sequential reads then cost more CPU (the kernel
+  // copies each byte once more, into its cache).
+  bool direct_io = true;
+  unsigned read_ahead = 2;  // reads verified ahead of a sequential reader (direct I/O only)
 };
 
 // Mounts the view and serves it until it is unmounted (fusermount3 -u MOUNTPOINT) or the

@@ -213,7 +213,10 @@ Status Index::Replace(std::span<const ShardLocation> all,
       s = Exec(sql.c_str());
     }
     if (s.ok()) s = Apply(all, marks);
-    s = s.ok() ? Exec("COMMIT") : (Exec("ROLLBACK"), s);
+    if (s.ok())
+      s = Exec("COMMIT");
+    else
+      (void)Exec("ROLLBACK");
   }
   if (sync_) {
     Status back = Exec("PRAGMA synchronous=NORMAL");
@@ -319,6 +322,76 @@ Status Index::ForEach(std::optional<uint32_t> volume,
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) return Error("cannot list shards");
   return Status::OK();
+}
+
+namespace {
+constexpr const char* kColumns =
+    "SELECT id, volume, segment, offset, record_len, payload_len, leaf_size, root FROM shards ";
+// Row values let SQLite seek the (volume, segment, offset) index to the page's first row.
+constexpr const char* kAfter = "volume = ?1 AND (segment, offset) > (?2, ?3) ";
+}  // namespace
+
+Result<std::vector<ShardLocation>> Index::Page(uint32_t volume, DiskPlace after, DiskPlace last,
+                                               size_t limit) {
+  const std::string sql = fmt::format(
+      "{}WHERE {}AND (segment, offset) <= (?4, ?5) ORDER BY volume, segment, offset LIMIT ?6",
+      kColumns, kAfter);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
+    return Err(Error("cannot list shards"));
+  for (const auto& [i, v] : {std::pair{1, uint64_t{volume}},
+                             {2, after.segment},
+                             {3, after.offset},
+                             {4, last.segment},
+                             {5, last.offset},
+                             {6, uint64_t{limit}}})
+    sqlite3_bind_int64(st, i, static_cast<int64_t>(v));
+  std::vector<ShardLocation> out;
+  out.reserve(limit);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) out.push_back(RowToLocation(st, 0));
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return Err(Error("cannot list shards"));
+  return out;
+}
+
+Result<ShardSpan> Index::SpanAfter(uint32_t volume, DiskPlace after) {
+  // Runs `sql` bound to (volume, after[, last]) and hands its one row (if any) to `row`.
+  auto query = [&](const std::string& sql, std::optional<DiskPlace> last, auto row) -> Status {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
+      return Error("cannot count shards");
+    sqlite3_bind_int64(st, 1, volume);
+    sqlite3_bind_int64(st, 2, static_cast<int64_t>(after.segment));
+    sqlite3_bind_int64(st, 3, static_cast<int64_t>(after.offset));
+    if (last) {
+      sqlite3_bind_int64(st, 4, static_cast<int64_t>(last->segment));
+      sqlite3_bind_int64(st, 5, static_cast<int64_t>(last->offset));
+    }
+    const int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) row(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? Status::OK() : Error("cannot count shards");
+  };
+  ShardSpan span;
+  DFRP_RETURN_IF_ERROR(
+      query(fmt::format("SELECT segment, offset FROM shards WHERE {}ORDER BY volume DESC, "
+                        "segment DESC, offset DESC LIMIT 1",
+                        kAfter),
+            std::nullopt, [&](sqlite3_stmt* st) {
+              span.last = DiskPlace{static_cast<uint64_t>(sqlite3_column_int64(st, 0)),
+                                    static_cast<uint64_t>(sqlite3_column_int64(st, 1))};
+            }));
+  if (!span.last) return span;
+  DFRP_RETURN_IF_ERROR(
+      query(fmt::format("SELECT count(*), coalesce(sum(payload_len), 0) FROM shards WHERE {}AND "
+                        "(segment, offset) <= (?4, ?5)",
+                        kAfter),
+            span.last, [&](sqlite3_stmt* st) {
+              span.shards = static_cast<uint64_t>(sqlite3_column_int64(st, 0));
+              span.payload_bytes = static_cast<uint64_t>(sqlite3_column_int64(st, 1));
+            }));
+  return span;
 }
 
 Status Index::Clear(std::optional<uint32_t> volume) {

@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "dfrp/core/status.h"
 #include "dfrp/core/uuid.h"
@@ -42,6 +43,21 @@ struct ShardLocation {
 };
 
 struct VolumeCounts {
+  uint64_t shards = 0;
+  uint64_t payload_bytes = 0;
+};
+
+// A record's place on its volume. Disk order is the order of places; DiskPlace{} comes before
+// every record (segments are numbered from 1, and a record follows its segment's header).
+struct DiskPlace {
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+  friend auto operator<=>(const DiskPlace&, const DiskPlace&) = default;
+};
+
+// The shards of one volume past a place, up to the last one there is (Index::SpanAfter).
+struct ShardSpan {
+  std::optional<DiskPlace> last;  // nullopt: none
   uint64_t shards = 0;
   uint64_t payload_bytes = 0;
 };
@@ -82,6 +98,15 @@ class Index {
   // until fn returns false.
   core::Status ForEach(std::optional<uint32_t> volume,
                        const std::function<bool(const ShardLocation&)>& fn);
+  // One page of a walk over `volume` in disk order: up to `limit` shards placed after `after`
+  // and not after `last`. Paging with the place of the last shard returned as the next
+  // `after` visits each shard once, holding one page in memory (keyset pagination: each page
+  // is one seek in the (volume, segment, offset) index, whatever the volume's size).
+  core::Result<std::vector<ShardLocation>> Page(uint32_t volume, DiskPlace after, DiskPlace last,
+                                                size_t limit);
+  // What such a walk from `after` to the volume's last shard now would cover: that shard's
+  // place, how many shards and payload bytes. Reads every row in the span (O(1) memory).
+  core::Result<ShardSpan> SpanAfter(uint32_t volume, DiskPlace after);
   // Replaces every shard, mark and count of the `volumes` given with these, in one durable
   // transaction: readers keep seeing the old index until it commits (rebuild-index). Other
   // volumes' entries stay.

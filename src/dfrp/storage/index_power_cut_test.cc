@@ -294,7 +294,9 @@ TEST_F(IndexPowerCutTest, PowerCutDuringARebuildThatFindsShardsPastDamage) {
         EXPECT_GE(i, 10u) << "cut at sync " << n << ": a shard before the damaged batch is lost";
       }
     }
-    if (!cut) EXPECT_EQ(found, shards.size() - 1) << "the completed rebuild finds all but one";
+    if (!cut) {
+      EXPECT_EQ(found, shards.size() - 1) << "the completed rebuild finds all but one";
+    }
   }
   EXPECT_GE(n, 3);
 }

@@ -1,19 +1,21 @@
 // Reading the inputs of a write batch: exact reads that notice a file changing under us, and
-// a prefetcher that reads many small inputs ahead on worker threads, in batch order.
+// a pipeline that prepares pieces of work (groups of small records) ahead on worker threads
+// and hands them out in order.
 //
-// Thread-safety: InputPrefetcher is driven by one consumer thread; its workers are internal.
+// Thread-safety: OrderedPipeline is driven by one consumer thread; its workers are internal.
 #pragma once
 
-#include <condition_variable>
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "dfrp/core/file_system.h"
 #include "dfrp/core/status.h"
+#include "dfrp/core/thread_annotations.h"
 
 namespace dfrp::storage {
 
@@ -25,45 +27,65 @@ core::Status ReadInputExact(core::SequentialFile& in, const std::string& name, u
 // Reports the input as changed if it has more than `expected` bytes.
 core::Status CheckAtEnd(core::SequentialFile& in, const std::string& name, uint64_t expected);
 
-class InputPrefetcher {
+// Runs make(0), make(1), ... make(count - 1) on `threads` worker threads, at most `window`
+// items ahead of the consumer, and hands the results to Next() in order. Worker w makes the
+// items w, w + threads, ...; make must be safe to call from several threads at once.
+template <typename T>
+class OrderedPipeline {
  public:
-  struct Item {
-    core::Status status;
-    std::string payload;
-  };
-  struct Input {
-    std::string path;                        // a file to open, or
-    core::SequentialFile* stream = nullptr;  // an open stream (not owned)
-    std::string name;
-    uint64_t size = 0;
-  };
-  // Starts `threads` workers over the inputs, cut into groups of consecutive inputs.
-  InputPrefetcher(core::FileSystem* fs, std::vector<Input> inputs, int threads = 2);
-  ~InputPrefetcher();
-  InputPrefetcher(const InputPrefetcher&) = delete;
-  InputPrefetcher& operator=(const InputPrefetcher&) = delete;
+  OrderedPipeline(size_t count, std::function<T(size_t)> make, int threads = 2, size_t window = 8)
+      : count_(count), window_(window), make_(std::move(make)) {
+    const size_t n = std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), count);
+    for (size_t w = 0; w < n; ++w) workers_.emplace_back([this, w, n] { Work(w, n); });
+  }
+  // Stops the workers after the item each is making, and joins them.
+  ~OrderedPipeline() {
+    {
+      core::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    cv_.SignalAll();
+    for (auto& w : workers_) w.join();
+  }
+  OrderedPipeline(const OrderedPipeline&) = delete;
+  OrderedPipeline& operator=(const OrderedPipeline&) = delete;
 
-  // The next input's bytes (or why they could not be read), in the order given.
-  Item Next();
+  // The next item, in order; waits for a worker to make it. Call at most `count` times.
+  T Next() EXCLUDES(mu_) {
+    core::MutexLock lock(&mu_);
+    while (done_.count(next_) == 0) cv_.Wait(&mu_);
+    auto it = done_.find(next_);
+    T item = std::move(it->second);
+    done_.erase(it);
+    ++next_;
+    cv_.SignalAll();
+    return item;
+  }
 
  private:
-  static constexpr size_t kGroupItems = 256;
-  static constexpr uint64_t kGroupBytes = 4 << 20;
-  static constexpr size_t kWindowGroups = 8;  // groups read ahead of the consumer
+  void Work(size_t first, size_t step) EXCLUDES(mu_) {
+    for (size_t i = first; i < count_; i += step) {
+      {
+        core::MutexLock lock(&mu_);
+        while (!stopping_ && i >= next_ + window_) cv_.Wait(&mu_);
+        if (stopping_) return;
+      }
+      T item = make_(i);
+      core::MutexLock lock(&mu_);
+      done_.emplace(i, std::move(item));
+      cv_.SignalAll();
+    }
+  }
 
-  Item Load(const Input& input);
-  void Work(std::stop_token st, size_t first_group, size_t step);
-
-  core::FileSystem* fs_;
-  std::vector<Input> inputs_;
-  std::vector<size_t> group_starts_;  // index of each group's first input, then inputs_.size()
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  std::map<size_t, std::vector<Item>> done_;  // finished groups; guarded by mu_
-  size_t next_group_ = 0;                     // the consumer's; guarded by mu_
-  std::vector<Item> taken_;                   // the consumer's current group
-  size_t taken_pos_ = 0;
-  std::vector<std::jthread> workers_;  // last: stopped and joined before the rest goes
+  const size_t count_;
+  const size_t window_;
+  std::function<T(size_t)> make_;
+  core::Mutex mu_;
+  core::CondVar cv_;
+  std::map<size_t, T> done_ GUARDED_BY(mu_);  // made, not yet taken
+  size_t next_ GUARDED_BY(mu_) = 0;           // the consumer's next item
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;  // joined by the destructor before the rest goes
 };
 
 }  // namespace dfrp::storage

@@ -59,10 +59,6 @@ class Stmt {
   sqlite3_stmt* st_ = nullptr;
 };
 
-struct Pending {
-  ShardLocation loc;
-};
-
 struct Cursor {
   bool in_pass = false;  // a pass was begun and not finished
   uint64_t segment = 0, offset = 0;
@@ -194,8 +190,9 @@ class Journal {
     row_.Reset();
     return rc == SQLITE_DONE ? Status::OK() : Fail("cannot record a verified shard");
   }
-  // Moves the cursor to `loc` (nullopt: the pass is complete) and commits.
-  Status Commit(std::optional<ShardLocation> at, bool pass_begun, bool pass_done) {
+  // Moves the cursor to `at` (if any shard was checked since the pass or run began), marks the
+  // pass complete when `pass_done`, and commits.
+  Status Commit(std::optional<DiskPlace> at, bool pass_begun, bool pass_done) {
     if (pass_begun) {
       Stmt s(db_,
              "INSERT INTO cursor(volume, passes, pass_started_ms) VALUES (?1, 0, ?2) "
@@ -258,105 +255,152 @@ class Throttle {
   uint64_t bytes_ = 0;
 };
 
-}  // namespace
+// What a run does on one volume: the rest of its pass, from the cursor to the last shard the
+// index holds as the run begins (shards written later wait for the next pass, so a pass ends
+// even while writes go on).
+struct PassPlan {
+  uint32_t volume = 0;
+  bool resumed = false;
+  DiskPlace after;  // the cursor, or DiskPlace{} (before every record) for a new pass
+  ShardSpan span;
+};
 
-Result<ScrubReport> Scrubber::Run(const ScrubOptions& opt) {
-  ScrubReport report;
-  report.state_reset = reset_;
-  reset_ = false;
-  // Which volumes, and what is left of each one's pass.
-  std::vector<std::pair<uint32_t, std::vector<ShardLocation>>> work;
-  uint64_t bytes_total = 0;
-  // A run first finishes the passes an earlier run left unfinished; only when none is left
-  // does it begin new ones (so a stopped scrub resumes instead of starting volumes over).
-  std::vector<VolumeInfo> volumes = store_.ListVolumes();
+// Walks the planned passes one index page at a time: the memory it holds is one page of
+// ShardLocations, however many shards the store has.
+class Walker {
+ public:
+  Walker(Store& store, sqlite3* db, const ScrubOptions& opt, ScrubReport& report,
+         uint64_t bytes_total)
+      : store_(store), db_(db), opt_(opt), report_(report), throttle_(opt) {
+    progress_.bytes_total = bytes_total;
+  }
+
+  Status Walk(const PassPlan& plan) {
+    ScrubVolumeReport& vr = *std::find_if(report_.volumes.begin(), report_.volumes.end(),
+                                          [&](const auto& r) { return r.volume == plan.volume; });
+    progress_.volume = plan.volume;
+    Journal journal(db_, plan.volume, opt_.clock);
+    DFRP_RETURN_IF_ERROR(journal.Begin());
+    bool begun = !plan.resumed;
+    int64_t last_commit = opt_.clock->NowMonotonicNanos();
+    std::optional<DiskPlace> at;
+    const size_t rows = std::max<size_t>(opt_.page_rows, 1);
+    for (DiskPlace after = plan.after; plan.span.last && !report_.stopped;) {
+      DFRP_ASSIGN_OR_RETURN(std::vector<ShardLocation> page,
+                            store_.ShardPage(plan.volume, after, *plan.span.last, rows));
+      ++report_.index_pages;
+      for (const ShardLocation& loc : page) {
+        if (opt_.should_stop && opt_.should_stop()) {
+          report_.stopped = true;
+          break;
+        }
+        DFRP_RETURN_IF_ERROR(VerifyOne(loc, plan.volume, journal, vr));
+        at = DiskPlace{loc.segment, loc.offset};
+        if (opt_.clock->NowMonotonicNanos() - last_commit >=
+            opt_.checkpoint_interval_ms * 1'000'000) {
+          DFRP_RETURN_IF_ERROR(journal.Commit(at, begun, false));
+          DFRP_RETURN_IF_ERROR(journal.Begin());
+          begun = false;
+          last_commit = opt_.clock->NowMonotonicNanos();
+        }
+      }
+      if (page.size() < rows) break;
+      after = DiskPlace{page.back().segment, page.back().offset};
+    }
+    vr.pass_completed = !report_.stopped;
+    return journal.Commit(at, begun, vr.pass_completed);
+  }
+
+ private:
+  Status VerifyOne(const ShardLocation& loc, uint32_t volume, Journal& journal,
+                   ScrubVolumeReport& vr) {
+    uint64_t seen = 0;
+    VerifyResult r = store_.Verify(loc.id, [&](uint64_t done, uint64_t) {
+      throttle_.Account(done - seen);
+      progress_.bytes_done += done - seen;
+      seen = done;
+      if (opt_.progress) opt_.progress(progress_);
+    });
+    // NotFound: the volume went missing, or the shard left the index under us (a rebuild);
+    // nothing was verified, so nothing is recorded, but it is reported.
+    if (!r.status.IsNotFound()) DFRP_RETURN_IF_ERROR(journal.Add(loc, r.status));
+    if (!r.ok) {
+      ScrubFinding f{
+          loc.id,  volume, loc.segment, loc.offset, store_.SegmentPathFor(volume, loc.segment),
+          r.status};
+      if (opt_.on_finding) opt_.on_finding(f);
+      report_.findings.push_back(std::move(f));
+    }
+    ++vr.shards;
+    vr.bytes += loc.payload_len;
+    ++report_.shards_verified;
+    report_.bytes_verified += loc.payload_len;
+    return Status::OK();
+  }
+
+  Store& store_;
+  sqlite3* db_;
+  const ScrubOptions& opt_;
+  ScrubReport& report_;
+  Throttle throttle_;
+  ScrubProgress progress_;
+};
+
+// Which volumes this run scrubs and from where. A run first finishes the passes an earlier run
+// left unfinished; only when none is left does it begin new ones (so a stopped scrub resumes
+// instead of starting volumes over).
+Result<std::vector<PassPlan>> PlanRun(Store& store, sqlite3* db, const ScrubOptions& opt,
+                                      ScrubReport* report) {
+  std::vector<VolumeInfo> volumes = store.ListVolumes();
   bool any_unfinished = false;
   for (const VolumeInfo& v : volumes) {
     if (opt.volume && v.index != *opt.volume) continue;
-    DFRP_ASSIGN_OR_RETURN(Cursor c, LoadCursor(db_, v.index));
+    DFRP_ASSIGN_OR_RETURN(Cursor c, LoadCursor(db, v.index));
     any_unfinished = any_unfinished || c.in_pass;
   }
+  std::vector<PassPlan> plans;
   for (const VolumeInfo& v : volumes) {
     if (opt.volume && v.index != *opt.volume) continue;
     ScrubVolumeReport vr;
     vr.volume = v.index;
+    DFRP_ASSIGN_OR_RETURN(Cursor c, LoadCursor(db, v.index));
     if (v.state == VolumeState::kMissing || v.state == VolumeState::kUninitialized) {
       vr.skipped = fmt::format("volume {} is {}: {}", v.index, VolumeStateName(v.state), v.problem);
-      report.volumes.push_back(vr);
-      continue;
-    }
-    DFRP_ASSIGN_OR_RETURN(Cursor c, LoadCursor(db_, v.index));
-    vr.resumed = c.in_pass;
-    if (any_unfinished && !c.in_pass) {
+    } else if (any_unfinished && !c.in_pass) {
       vr.skipped = fmt::format(
           "volume {} finished its pass; it starts a new one once the others finish theirs",
           v.index);
-      report.volumes.push_back(vr);
-      continue;
+    } else {
+      vr.resumed = c.in_pass;
+      PassPlan plan;
+      plan.volume = v.index;
+      plan.resumed = c.in_pass;
+      if (c.in_pass) plan.after = DiskPlace{c.segment, c.offset};
+      DFRP_ASSIGN_OR_RETURN(plan.span, store.ShardSpanAfter(v.index, plan.after));
+      plans.push_back(plan);
     }
-    std::vector<ShardLocation> left;
-    DFRP_RETURN_IF_ERROR(store_.ForEachShard(v.index, [&](const ShardLocation& l) {
-      if (!c.in_pass || std::pair(l.segment, l.offset) > std::pair(c.segment, c.offset)) {
-        left.push_back(l);
-        bytes_total += l.payload_len;
-      }
-      return true;
-    }));
-    report.volumes.push_back(vr);
-    work.emplace_back(v.index, std::move(left));
+    report->volumes.push_back(vr);
   }
-  if (opt.volume && report.volumes.empty())
+  if (opt.volume && report->volumes.empty())
     return Err(Status::NotFound(fmt::format(
         "volume {} is not part of this store: see `dfrp-storage list-volumes`", *opt.volume)));
+  return plans;
+}
 
-  Throttle throttle(opt);
-  ScrubProgress progress;
-  progress.bytes_total = bytes_total;
-  for (auto& [volume, left] : work) {
-    ScrubVolumeReport& vr = *std::find_if(report.volumes.begin(), report.volumes.end(),
-                                          [&](const auto& r) { return r.volume == volume; });
-    progress.volume = volume;
-    Journal journal(db_, volume, opt.clock);
-    DFRP_RETURN_IF_ERROR(journal.Begin());
-    bool begun = !vr.resumed;
-    int64_t last_commit = opt.clock->NowMonotonicNanos();
-    std::optional<ShardLocation> at;
-    for (const ShardLocation& loc : left) {
-      if (opt.should_stop && opt.should_stop()) {
-        report.stopped = true;
-        break;
-      }
-      uint64_t seen = 0;
-      VerifyResult r = store_.Verify(loc.id, [&](uint64_t done, uint64_t) {
-        throttle.Account(done - seen);
-        progress.bytes_done += done - seen;
-        seen = done;
-        if (opt.progress) opt.progress(progress);
-      });
-      // NotFound: the volume went missing, or the shard left the index under us (a rebuild);
-      // nothing was verified, so nothing is recorded, but it is reported.
-      if (!r.status.IsNotFound()) DFRP_RETURN_IF_ERROR(journal.Add(loc, r.status));
-      if (!r.ok) {
-        ScrubFinding f{
-            loc.id,  volume, loc.segment, loc.offset, store_.SegmentPathFor(volume, loc.segment),
-            r.status};
-        if (opt.on_finding) opt.on_finding(f);
-        report.findings.push_back(std::move(f));
-      }
-      ++vr.shards;
-      vr.bytes += loc.payload_len;
-      ++report.shards_verified;
-      report.bytes_verified += loc.payload_len;
-      at = loc;
-      if (opt.clock->NowMonotonicNanos() - last_commit >= opt.checkpoint_interval_ms * 1'000'000) {
-        DFRP_RETURN_IF_ERROR(journal.Commit(at, begun, false));
-        DFRP_RETURN_IF_ERROR(journal.Begin());
-        begun = false;
-        last_commit = opt.clock->NowMonotonicNanos();
-      }
-    }
-    vr.pass_completed = !report.stopped;
-    DFRP_RETURN_IF_ERROR(journal.Commit(at, begun, vr.pass_completed));
+}  // namespace
+
+Result<ScrubReport> Scrubber::Run(const ScrubOptions& options) {
+  ScrubOptions opt = options;
+  if (opt.clock == nullptr) opt.clock = store_.clock();
+  ScrubReport report;
+  report.state_reset = reset_;
+  reset_ = false;
+  DFRP_ASSIGN_OR_RETURN(std::vector<PassPlan> plans, PlanRun(store_, db_, opt, &report));
+  uint64_t bytes_total = 0;
+  for (const PassPlan& p : plans) bytes_total += p.span.payload_bytes;
+  Walker walker(store_, db_, opt, report, bytes_total);
+  for (const PassPlan& p : plans) {
+    DFRP_RETURN_IF_ERROR(walker.Walk(p));
     if (report.stopped) break;
   }
   return report;

@@ -55,7 +55,10 @@ struct ScrubOptions {
   std::function<void(const ScrubProgress&)> progress;
   std::function<void(const ScrubFinding&)> on_finding;
   int64_t checkpoint_interval_ms = 1000;
-  core::Clock* clock = core::SystemClock();
+  // Shards read from the index per query. The walk holds one page in memory, so the
+  // scrubber's memory does not grow with the number of shards.
+  size_t page_rows = 4096;
+  core::Clock* clock = nullptr;  // nullptr: the store's (StoreOptions::clock)
   // Waits while throttling; tests replace it. Default: std::this_thread::sleep_for.
   std::function<void(int64_t nanos)> sleep;
 };
@@ -74,6 +77,7 @@ struct ScrubReport {
   uint64_t bytes_verified = 0;
   std::vector<ScrubFinding> findings;
   std::vector<ScrubVolumeReport> volumes;
+  uint64_t index_pages = 0;  // pages of shards read from the index (ScrubOptions::page_rows)
   bool stopped = false;      // should_stop ended the run early; the next run resumes
   bool state_reset = false;  // the state file was absent, damaged or of another store
   uint64_t corrupt() const;
@@ -109,8 +113,6 @@ class Scrubber {
   core::Status Exec(const char* sql);
   core::Status Error(std::string_view what) const;
   core::Status Init(bool* reset);
-  core::Status ScrubVolume(uint32_t volume, const ScrubOptions& opt, ScrubReport* report,
-                           uint64_t* bytes_total);
 
   Store& store_;
   sqlite3* db_;

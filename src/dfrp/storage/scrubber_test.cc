@@ -109,6 +109,81 @@ TEST_F(ScrubberTest, AStoppedRunResumesWhereItStoppedEvenAfterAnIndexRebuild) {
   EXPECT_FALSE(third.volumes[1].resumed);
 }
 
+// The shards of a volume in disk order, as the index lists them.
+std::vector<core::Uuid> DiskOrder(Store& store, uint32_t volume) {
+  std::vector<core::Uuid> ids;
+  EXPECT_TRUE(store
+                  .ForEachShard(volume,
+                                [&](const ShardLocation& l) {
+                                  ids.push_back(l.id);
+                                  return true;
+                                })
+                  .ok());
+  return ids;
+}
+
+TEST_F(ScrubberTest, APassWalksTheIndexPageByPageAndResumesFromItsCursor) {
+  std::vector<std::string> small;
+  for (int i = 0; i < 40; ++i) small.push_back(Pattern(1000 + i, 100 + i));
+  ASSERT_TRUE(Put(*store_, small).has_value());
+  const std::vector<core::Uuid> order = DiskOrder(*store_, 0);
+  ASSERT_EQ(order.size(), 41u);  // the first fixture shard, then the 40 small ones
+  auto s = OpenScrubber();
+  ScrubOptions o = Opts();
+  o.volume = 0;
+  o.page_rows = 4;
+  int calls = 0;
+  o.should_stop = [&] { return ++calls > 17; };  // 17 shards: four pages and one of the fifth
+  ScrubReport first = RunOk(*s, o);
+  EXPECT_TRUE(first.stopped);
+  EXPECT_EQ(first.shards_verified, 17u);
+  EXPECT_EQ(first.index_pages, 5u);
+  s.reset();
+  clock_.AdvanceMillis(60'000);
+  s = OpenScrubber();
+  o.should_stop = nullptr;
+  ScrubReport second = RunOk(*s, o);
+  EXPECT_FALSE(second.stopped);
+  EXPECT_EQ(second.shards_verified, 24u);      // from the cursor on, nothing twice
+  EXPECT_EQ(second.index_pages, 24u / 4 + 1);  // the last, empty page ends the walk
+  ASSERT_EQ(second.volumes.size(), 1u);
+  EXPECT_TRUE(second.volumes[0].resumed);
+  EXPECT_TRUE(second.volumes[0].pass_completed);
+  for (size_t i = 0; i < order.size(); ++i) {
+    auto rec = s->LastVerified(order[i]);
+    ASSERT_TRUE(rec.has_value() && rec->has_value()) << i;
+    EXPECT_EQ((*rec)->verified_unix_ms, clock_.NowUnixMillis() - (i < 17 ? 60'000 : 0)) << i;
+  }
+}
+
+TEST_F(ScrubberTest, ShardsWrittenDuringAPassWaitForTheNextOne) {
+  auto s = OpenScrubber();
+  ScrubOptions o = Opts();
+  o.volume = 1;
+  o.page_rows = 2;
+  int calls = 0;
+  std::vector<WrittenShard> late;
+  // Between shards (outside any call into the store), a writer adds shards to the volume.
+  o.should_stop = [&] {
+    if (++calls == 2) {
+      auto w = Put(*store_, {Pattern(150 << 10, 1), Pattern(150 << 10, 2), Pattern(150 << 10, 3)});
+      EXPECT_TRUE(w.has_value());
+      if (w) late = *w;
+    }
+    return false;
+  };
+  ScrubReport r = RunOk(*s, o);
+  ASSERT_EQ(late.size(), 3u);
+  ASSERT_EQ(late[0].volume, 1u);
+  EXPECT_EQ(r.shards_verified, 4u);  // the pass ends where the volume ended when it began
+  EXPECT_TRUE(r.volumes[0].pass_completed);
+  for (const auto& w : late) EXPECT_FALSE(s->LastVerified(w.id)->has_value());
+  o.should_stop = nullptr;
+  ScrubReport next = RunOk(*s, o);
+  EXPECT_EQ(next.shards_verified, 7u);
+  for (const auto& w : late) EXPECT_TRUE(s->LastVerified(w.id)->has_value());
+}
+
 TEST_F(ScrubberTest, ReportsCorruptShardsWithTheirPlace) {
   auto info = store_->Stat(written_[3].id);
   ASSERT_TRUE(info.has_value());

@@ -186,6 +186,15 @@ class Store {
   // false. fn must not call back into the Store.
   core::Status ForEachShard(std::optional<uint32_t> volume,
                             const std::function<bool(const ShardLocation&)>& fn);
+  // One page of a walk over a volume's indexed shards in disk order, and what such a walk from
+  // a place would cover (Index::Page, Index::SpanAfter): the scrubber holds one page at a time,
+  // so its memory does not grow with the store. (store_proof.cc)
+  core::Result<std::vector<ShardLocation>> ShardPage(uint32_t volume, DiskPlace after,
+                                                     DiskPlace last, size_t limit);
+  core::Result<ShardSpan> ShardSpanAfter(uint32_t volume, DiskPlace after);
+  // The clock and file system this store was opened with (StoreOptions).
+  core::Clock* clock() const { return opt_.clock; }
+  core::FileSystem* fs() const { return fs_; }
   // The configured folder of a volume and a segment's path in it ("" for an unknown volume).
   std::string SegmentPathFor(uint32_t volume, uint64_t segment) const;
 

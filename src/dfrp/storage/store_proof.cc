@@ -33,6 +33,15 @@ Status Store::ForEachShard(std::optional<uint32_t> volume,
   return index_->ForEach(volume, fn);
 }
 
+Result<std::vector<ShardLocation>> Store::ShardPage(uint32_t volume, DiskPlace after,
+                                                    DiskPlace last, size_t limit) {
+  return index_->Page(volume, after, last, limit);
+}
+
+Result<ShardSpan> Store::ShardSpanAfter(uint32_t volume, DiskPlace after) {
+  return index_->SpanAfter(volume, after);
+}
+
 std::string Store::SegmentPathFor(uint32_t volume, uint64_t segment) const {
   if (volume >= volumes_.size() || !volumes_[volume] || !volumes_[volume]->configured) return "";
   return SegmentPath(volume, segment);

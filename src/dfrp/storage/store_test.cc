@@ -80,6 +80,55 @@ TEST_F(StoreTest, LargeBatchOfSmallFilesKeepsEveryPayloadInPlace) {
   EXPECT_EQ(store->ListVolumes()[0].used, used);
 }
 
+// Small records are laid out in runs by worker threads, each payload read straight into
+// its place: runs end at segment boundaries, around large (streamed) records and at
+// streams among the files, and a file that grew or shrank since it was sized is caught.
+TEST_F(StoreTest, SmallRecordsAcrossSegmentsStreamsAndLargeFilesLandInPlace) {
+  opt_.segment_target_size = 64 << 10;
+  auto store = InitAndOpen(Config({256 << 20}));
+  ASSERT_TRUE(store);
+  std::vector<std::string> contents;
+  std::vector<WriteRequest> batch;
+  for (int i = 0; i < 600; ++i) {
+    const size_t size = i % 97 == 5 ? (3 << 19) + static_cast<size_t>(i) : (i * 37) % 5000;
+    contents.push_back(Pattern(size, i));
+    WriteRequest r;
+    r.name = "input " + std::to_string(i);
+    if (i % 50 == 3) {
+      r.input = core::SequentialFileFromString(contents.back(), r.name);
+    } else {
+      r.path = FileWith(contents.back());
+      if (i % 2 == 0) r.size_hint = static_cast<int64_t>(size);
+    }
+    batch.push_back(std::move(r));
+  }
+  auto w = store->Write(batch);
+  ASSERT_TRUE(w.has_value()) << w.error().ToString();
+  ASSERT_EQ(w->size(), contents.size());
+  EXPECT_GT(store->ListVolumes()[0].segments, 20u);
+  for (size_t i = 0; i < contents.size(); ++i) {
+    EXPECT_EQ((*w)[i].root, crypto::MerkleRoot(contents[i], 4096, 1)) << i;
+    EXPECT_EQ(*Get(*store, (*w)[i].id), contents[i]) << i;
+  }
+  // A file that is not the size it was sized at fails the batch, which leaves nothing.
+  const uint64_t used = store->ListVolumes()[0].used;
+  for (int64_t hint : {99, 101}) {
+    std::vector<WriteRequest> changed;
+    for (int i = 0; i < 300; ++i) {
+      WriteRequest r;
+      r.path = FileWith(Pattern(100, i));
+      r.name = r.path;
+      if (i == 200) r.size_hint = hint;
+      changed.push_back(std::move(r));
+    }
+    auto failed = store->Write(changed);
+    ASSERT_FALSE(failed.has_value());
+    EXPECT_NE(failed.error().message().find(hint < 100 ? "grew" : "shrank"), std::string::npos)
+        << failed.error().message();
+    EXPECT_EQ(store->ListVolumes()[0].used, used);
+  }
+}
+
 TEST_F(StoreTest, LeafSizeIsRecordedPerShard) {
   auto store = InitAndOpen(Config({16 << 20}));
   std::string data = Pattern(10000);

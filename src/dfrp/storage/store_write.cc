@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -31,7 +32,11 @@ namespace {
 // Records with a payload up to this size are built in memory and written in large batches;
 // bigger ones are streamed.
 constexpr uint64_t kInlinePayloadMax = 1 << 20;
-constexpr size_t kWriteBufferBytes = 8 << 20;
+// Small records are built in runs: up to this many records lying back to back in one
+// segment, or this many bytes, read, hashed and laid out by a worker thread in one buffer.
+constexpr size_t kRunRecords = 256;
+constexpr uint64_t kRunBytes = 4 << 20;
+constexpr size_t kRunsAhead = 16;  // runs built ahead of the writing thread (64 MiB at most)
 constexpr uint64_t kSpoolChunk = 8 << 20;  // buffer for copying standard input aside
 }  // namespace
 
@@ -48,13 +53,23 @@ class BatchWriter {
  private:
   struct Planned {
     size_t request = 0;
-    std::string name;
+    const std::string* name = nullptr;  // the request's
     RecordHeader header;
     std::string metadata;
     uint32_t volume = 0;
     uint64_t segment = 0;
     uint64_t offset = 0;
     Hash root{};
+  };
+  // Consecutive small records that lie back to back in one segment: planned_[first, last),
+  // `bytes` long from `offset`.
+  struct RecordRun {
+    size_t first = 0, last = 0;
+    uint64_t offset = 0, bytes = 0, payload_bytes = 0;
+  };
+  struct BuiltRun {
+    Status status;
+    std::unique_ptr<char[]> bytes;  // the run's records, as they go on disk
   };
   struct OpenSegment {
     std::unique_ptr<core::WritableFile> file;
@@ -67,9 +82,11 @@ class BatchWriter {
   Status Plan();
   Status OpenSegments();
   Status WriteRecords(std::vector<WriteRequest>& batch, const ProgressFn& progress);
-  Status WriteInline(Planned& p, std::string payload);
+  std::vector<RecordRun> CutRuns() const;
+  BuiltRun BuildRun(const RecordRun& run, std::vector<WriteRequest>& batch);
+  Status ReadRunInputs(const RecordRun& run, std::vector<WriteRequest>& batch, char* buf);
+  void LayOutRecord(Planned& p, char* record, std::vector<Hash>& leaves);
   Status WriteStreamed(Planned& p, WriteRequest& req, const std::function<void(uint64_t)>& moved);
-  Status Flush();
   Status SyncAll();
   void Rollback();
   Result<std::unique_ptr<core::SequentialFile>> OpenInput(WriteRequest& req);
@@ -84,9 +101,6 @@ class BatchWriter {
   std::map<SegmentKey, OpenSegment> segments_;
   std::vector<std::string> spooled_;  // temporary copies of unsized inputs
   std::set<SegmentKey> sealed_;       // segments recovery found damaged: never appended to
-  std::string buffer_;
-  SegmentKey buffer_segment_{};
-  uint64_t buffer_offset_ = 0;
   bool committed_ = false;
   std::optional<uint32_t> no_space_volume_;
 };
@@ -123,6 +137,7 @@ Status BatchWriter::Describe(std::vector<WriteRequest>& batch) {
   } else {
     size_range(0, 1);
   }
+  planned_.reserve(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
     WriteRequest& req = batch[i];
     uint64_t size = 0;
@@ -158,7 +173,7 @@ Status BatchWriter::Describe(std::vector<WriteRequest>& batch) {
     DFRP_RETURN_IF_ERROR(ValidateMetadata(m, s_->vector_dim_).WithContext(req.name));
     Planned p;
     p.request = i;
-    p.name = req.name;
+    p.name = &req.name;
     p.metadata = EncodeMetadata(m);
     p.header.shard_id = core::DefaultUuidGenerator()->NewV7();
     p.header.metadata_len = static_cast<uint32_t>(p.metadata.size());
@@ -233,12 +248,12 @@ Status BatchWriter::Plan() {
         return Status::NoSpace(
             fmt::format("no active volume has room for {} ({}); volume(s) {} take no writes until "
                         "`dfrp-storage resume`; nothing was written",
-                        p.name, core::FormatBytes(p.header.payload_len), fmt::join(held, ", ")));
+                        *p.name, core::FormatBytes(p.header.payload_len), fmt::join(held, ", ")));
       return Status::NoSpace(fmt::format(
           "no volume has room for {} ({} as a record of {} bytes; the most any active volume "
           "has left is {}): add a drive (DRIVE_n and QUOTA_n, then init-storage) or raise a "
           "QUOTA_n; nothing was written",
-          p.name, core::FormatBytes(p.header.payload_len), len, core::FormatBytes(best)));
+          *p.name, core::FormatBytes(p.header.payload_len), len, core::FormatBytes(best)));
     }
   }
   return Status::OK();
@@ -284,44 +299,100 @@ Status BatchWriter::OpenSegments() {
   return Status::OK();
 }
 
-Status BatchWriter::Flush() {
-  if (buffer_.empty()) return Status::OK();
-  OpenSegment& seg = segments_.at(buffer_segment_);
-  DFRP_RETURN_IF_ERROR(OnVolume(buffer_segment_.first, seg.file->WriteAt(buffer_offset_, buffer_)));
-  seg.file->StartWriteback(buffer_offset_, buffer_.size());
-  buffer_.clear();
-  return Status::OK();
-}
-
 namespace {
-std::string HashesAsBytes(const std::vector<Hash>& hashes) {
-  return std::string(reinterpret_cast<const char*>(hashes.data()), hashes.size() * sizeof(Hash));
+std::string_view HashesAsBytes(const std::vector<Hash>& hashes) {
+  return std::string_view(reinterpret_cast<const char*>(hashes.data()),
+                          hashes.size() * sizeof(Hash));
 }
 }  // namespace
 
-Status BatchWriter::WriteInline(Planned& p, std::string payload) {
-  const uint64_t size = p.header.payload_len;
-  std::vector<Hash> leaves(crypto::LeafCount(size, p.header.leaf_size));
-  crypto::HashLeaves(payload, p.header.leaf_size, leaves, 1);
-  std::vector<Hash> tree = crypto::TreeLevels(leaves, &p.root);
-  const SegmentKey key{p.volume, p.segment};
-  if (!buffer_.empty() && (buffer_segment_ != key || buffer_offset_ + buffer_.size() != p.offset)) {
-    DFRP_RETURN_IF_ERROR(Flush());
+std::vector<BatchWriter::RecordRun> BatchWriter::CutRuns() const {
+  std::vector<RecordRun> runs;
+  for (size_t i = 0; i < planned_.size(); ++i) {
+    const Planned& p = planned_[i];
+    if (p.header.payload_len > kInlinePayloadMax) continue;
+    const uint64_t len = p.header.record_len();
+    if (runs.empty() || runs.back().last != i ||
+        runs.back().last - runs.back().first >= kRunRecords ||
+        runs.back().bytes + len > kRunBytes || planned_[runs.back().first].volume != p.volume ||
+        planned_[runs.back().first].segment != p.segment ||
+        runs.back().offset + runs.back().bytes != p.offset)
+      runs.push_back(RecordRun{i, i, p.offset, 0, 0});
+    RecordRun& r = runs.back();
+    r.last = i + 1;
+    r.bytes += len;
+    r.payload_bytes += p.header.payload_len;
   }
-  if (buffer_.empty()) {
-    buffer_segment_ = key;
-    buffer_offset_ = p.offset;
+  return runs;
+}
+
+// Reads each record's payload straight into its place in `buf` (the run's bytes): files in
+// one FileSystem::ReadFiles call, streams one after the other. A file is read up to one byte
+// past its size, to tell one that grew; that byte lands where the record's tree or the next
+// record's prefix goes, which are written after (LayOutRecord), and past the last record in
+// the spare byte at the end of `buf`.
+Status BatchWriter::ReadRunInputs(const RecordRun& run, std::vector<WriteRequest>& batch,
+                                  char* buf) {
+  std::vector<core::FileRead> reads;
+  std::vector<size_t> read_of;  // planned_ index of each read
+  reads.reserve(run.last - run.first);
+  read_of.reserve(run.last - run.first);
+  for (size_t i = run.first; i < run.last; ++i) {
+    const Planned& p = planned_[i];
+    WriteRequest& req = batch[p.request];
+    char* dst = buf + (p.offset - run.offset) + p.header.payload_offset();
+    const uint64_t size = p.header.payload_len;
+    if (req.input) {
+      DFRP_RETURN_IF_ERROR(ReadInputExact(*req.input, req.name, size, 0, size, dst));
+      DFRP_RETURN_IF_ERROR(CheckAtEnd(*req.input, req.name, size));
+      continue;
+    }
+    core::FileRead& r = reads.emplace_back();
+    r.path = &req.path;
+    r.dst = dst;
+    r.limit = static_cast<size_t>(size) + 1;
+    read_of.push_back(i);
   }
-  buffer_ += EncodeRecordPrefix(p.header, p.root, p.metadata);
-  buffer_ += payload;
-  buffer_ += HashesAsBytes(tree);
-  if (buffer_.size() >= kWriteBufferBytes) return Flush();
+  s_->fs_->ReadFiles(reads);
+  for (size_t k = 0; k < reads.size(); ++k) {
+    DFRP_RETURN_IF_ERROR(reads[k].status);
+    const Planned& p = planned_[read_of[k]];
+    if (reads[k].got != p.header.payload_len)
+      return ChangedWhileReading(*p.name, p.header.payload_len, reads[k].got);
+  }
   return Status::OK();
+}
+
+// Hashes the payload already in place in `record`, and writes the tree after it and the
+// prefix (which holds the root) before it.
+void BatchWriter::LayOutRecord(Planned& p, char* record, std::vector<Hash>& leaves) {
+  const RecordHeader& h = p.header;
+  leaves.resize(crypto::LeafCount(h.payload_len, h.leaf_size));
+  crypto::HashLeaves(std::string_view(record + h.payload_offset(), h.payload_len), h.leaf_size,
+                     leaves, 1);
+  const std::vector<Hash> tree = crypto::TreeLevels(leaves, &p.root);
+  const std::string_view tree_bytes = HashesAsBytes(tree);
+  std::memcpy(record + h.tree_offset(), tree_bytes.data(), tree_bytes.size());
+  const std::string prefix = EncodeRecordPrefix(h, p.root, p.metadata);
+  std::memcpy(record, prefix.data(), prefix.size());
+}
+
+// On a worker thread: the run's records, laid out as they go on disk. Each worker touches
+// only its own runs' Planned entries (their roots).
+BatchWriter::BuiltRun BatchWriter::BuildRun(const RecordRun& run,
+                                            std::vector<WriteRequest>& batch) {
+  BuiltRun out;
+  out.bytes = std::make_unique_for_overwrite<char[]>(run.bytes + 1);
+  out.status = ReadRunInputs(run, batch, out.bytes.get());
+  if (!out.status.ok()) return out;
+  std::vector<Hash> leaves;
+  for (size_t i = run.first; i < run.last; ++i)
+    LayOutRecord(planned_[i], out.bytes.get() + (planned_[i].offset - run.offset), leaves);
+  return out;
 }
 
 Status BatchWriter::WriteStreamed(Planned& p, WriteRequest& req,
                                   const std::function<void(uint64_t)>& moved) {
-  DFRP_RETURN_IF_ERROR(Flush());
   const RecordHeader& h = p.header;
   core::WritableFile& out = *segments_.at({p.volume, p.segment}).file;
   DFRP_ASSIGN_OR_RETURN(auto in, OpenInput(req));
@@ -346,32 +417,40 @@ Status BatchWriter::WriteStreamed(Planned& p, WriteRequest& req,
   return OnVolume(p.volume, out.WriteAt(p.offset, EncodeRecordPrefix(h, p.root, p.metadata)));
 }
 
+// Small records are read, hashed and laid out ahead on two worker threads, a run at a time,
+// from as soon as they are placed: the workers start while this thread creates the new
+// segments and waits for their syncs. This thread writes the runs in order, and streams the
+// large records itself. Nothing is written to a segment before OpenSegments is done.
 Status BatchWriter::WriteRecords(std::vector<WriteRequest>& batch, const ProgressFn& progress) {
+  const std::vector<RecordRun> runs = CutRuns();
+  OrderedPipeline<BuiltRun> built(
+      runs.size(), [&](size_t r) { return BuildRun(runs[r], batch); }, 2, kRunsAhead);
+  DFRP_RETURN_IF_ERROR(OpenSegments());
   uint64_t total = 0, done = 0;
   for (const Planned& p : planned_) total += p.header.payload_len;
   auto moved = [&](uint64_t n) {
     done += n;
     if (progress) progress(done, total);
   };
-  std::vector<InputPrefetcher::Input> small;
-  for (const Planned& p : planned_) {
-    const WriteRequest& req = batch[p.request];
-    if (p.header.payload_len <= kInlinePayloadMax)
-      small.push_back({req.path, req.input.get(), req.name, p.header.payload_len});
-  }
-  InputPrefetcher prefetcher(s_->fs_, std::move(small));
-  for (Planned& p : planned_) {
-    WriteRequest& req = batch[p.request];
-    if (p.header.payload_len <= kInlinePayloadMax) {
-      InputPrefetcher::Item item = prefetcher.Next();
-      DFRP_RETURN_IF_ERROR(item.status);
-      DFRP_RETURN_IF_ERROR(WriteInline(p, std::move(item.payload)));
-      moved(p.header.payload_len);
+  size_t next_run = 0;
+  for (size_t i = 0; i < planned_.size();) {
+    Planned& p = planned_[i];
+    if (next_run < runs.size() && runs[next_run].first == i) {
+      const RecordRun& run = runs[next_run++];
+      BuiltRun b = built.Next();
+      DFRP_RETURN_IF_ERROR(b.status);
+      core::WritableFile& out = *segments_.at({p.volume, p.segment}).file;
+      DFRP_RETURN_IF_ERROR(
+          OnVolume(p.volume, out.WriteAt(run.offset, std::string_view(b.bytes.get(), run.bytes))));
+      out.StartWriteback(run.offset, run.bytes);
+      moved(run.payload_bytes);
+      i = run.last;
     } else {
-      DFRP_RETURN_IF_ERROR(WriteStreamed(p, req, moved));
+      DFRP_RETURN_IF_ERROR(WriteStreamed(p, batch[p.request], moved));
+      ++i;
     }
   }
-  return Flush();
+  return Status::OK();
 }
 
 // Makes the batch durable in two steps: the records, then one commit record per segment.
@@ -417,23 +496,28 @@ Result<std::vector<WrittenShard>> BatchWriter::Run(std::vector<WriteRequest>& ba
                                                    const ProgressFn& progress) {
   DFRP_RETURN_IF_ERROR(Describe(batch));
   DFRP_RETURN_IF_ERROR(Plan());
-  DFRP_RETURN_IF_ERROR(OpenSegments());
-  DFRP_RETURN_IF_ERROR(WriteRecords(batch, progress));
-  std::vector<ShardLocation> locs;
-  std::vector<WrittenShard> out;
-  for (const Planned& p : planned_) {
-    const RecordHeader& h = p.header;
-    locs.push_back({h.shard_id, p.volume, p.segment, p.offset, h.record_len(), h.payload_len,
-                    h.leaf_size, p.root});
-    out.push_back(
-        {h.shard_id, p.root, h.payload_len, h.leaf_size, p.volume, batch[p.request].name});
-  }
+  DFRP_RETURN_IF_ERROR(WriteRecords(batch, progress));  // creates the new segments first
   std::map<SegmentKey, uint64_t> marks;
   for (const auto& [key, seg] : segments_) marks[key] = seg.planned_end + kCommitSize;
-  // The index rows are prepared while the disk syncs, and committed only once it has.
+  // While the disk syncs, another thread prepares the index rows (committed only once the
+  // sync is done) and the list of written shards: both only read planned_ and batch.
   Status staged, synced;
+  std::vector<WrittenShard> out;
   {
-    std::jthread indexer([&] { staged = s_->index_->Stage(locs, marks); });
+    std::jthread indexer([&] {
+      std::vector<ShardLocation> locs;
+      locs.reserve(planned_.size());
+      out.reserve(planned_.size());
+      for (const Planned& p : planned_) {
+        const RecordHeader& h = p.header;
+        locs.push_back({h.shard_id, p.volume, p.segment, p.offset, h.record_len(), h.payload_len,
+                        h.leaf_size, p.root});
+      }
+      staged = s_->index_->Stage(locs, marks);
+      for (const Planned& p : planned_)
+        out.push_back({p.header.shard_id, p.root, p.header.payload_len, p.header.leaf_size,
+                       p.volume, *p.name});
+    });
     synced = SyncAll();
   }
   if (!synced.ok()) {
