@@ -47,7 +47,7 @@ int Write(const dfrp::core::NodeConfig& config, uint64_t seed, uint64_t segment_
   auto store = Store::Open(config, Store::Mode::kWrite, opt);
   if (!store) return std::fprintf(stderr, "open: %s\n", store.error().ToString().c_str()), 2;
   std::mt19937_64 rng(seed);
-  for (uint64_t round = 0;; ++round) {
+  for (;;) {
     std::vector<dfrp::storage::WriteRequest> batch;
     std::vector<std::string> sums;
     const int n = 1 + static_cast<int>(rng() % 4);
