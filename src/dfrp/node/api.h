@@ -88,7 +88,8 @@ struct RouteSpec;
 struct RouteMatch {
   const RouteSpec* spec = nullptr;
   // The route's label ("GET /v1/shards/{id}") for metrics; "unmatched" when none matched.
-  std::string name = "unmatched";
+  // Points into the route table (or a literal), which outlives every request.
+  std::string_view name = "unmatched";
   core::Uuid id;                                  // a {shard} or {operation} parameter
   uint32_t volume = 0;                            // a {n} parameter
   std::map<std::string, std::string> params;      // the text ({name}) path parameters

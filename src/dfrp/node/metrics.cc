@@ -2,41 +2,59 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <memory>
 
 namespace dfrp::node {
 
-void Histogram::Observe(double seconds) {
+void RouteStats::Observe(int status, int64_t nanos) {
+  const double seconds = static_cast<double>(nanos) / 1e9;
   size_t i = 0;
   while (i < kBounds.size() && seconds > kBounds[i]) ++i;
-  std::lock_guard lock(mu_);
-  ++counts_[i];
-  sum_ += seconds;
-  ++count_;
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_nanos_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(nanos, 0)),
+                       std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  const size_t code = status >= 100 && status <= 599 ? static_cast<size_t>(status) : 0;
+  by_status_[code].fetch_add(1, std::memory_order_relaxed);
 }
 
-void Histogram::Render(const std::string& name, const std::string& labels, std::string* out) const {
-  std::lock_guard lock(mu_);
+void RouteStats::Render(const std::string& label, std::string* codes, std::string* latency) const {
+  for (size_t code = 0; code < by_status_.size(); ++code) {
+    const uint64_t n = by_status_[code].load(std::memory_order_relaxed);
+    if (n > 0)
+      *codes += fmt::format("dfrp_http_requests_total{{{},code=\"{}\"}} {}\n", label, code, n);
+  }
+  const char* name = "dfrp_http_request_duration_seconds";
+  // Read the count first: a scrape that races observations may see buckets a little ahead of
+  // the count, never behind it.
+  const uint64_t count = count_.load(std::memory_order_relaxed);
   uint64_t cumulative = 0;
   for (size_t i = 0; i < kBounds.size(); ++i) {
-    cumulative += counts_[i];
-    *out += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, kBounds[i], cumulative);
+    cumulative += buckets_[i].load(std::memory_order_relaxed);
+    *latency += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, label, kBounds[i], cumulative);
   }
-  cumulative += counts_[kBounds.size()];
-  *out += fmt::format("{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, cumulative);
-  *out += fmt::format("{}_sum{{{}}} {}\n", name, labels, sum_);
-  *out += fmt::format("{}_count{{{}}} {}\n", name, labels, count_);
+  cumulative += buckets_[kBounds.size()].load(std::memory_order_relaxed);
+  *latency += fmt::format("{}_bucket{{{},le=\"+Inf\"}} {}\n", name, label, cumulative);
+  *latency += fmt::format("{}_sum{{{}}} {}\n", name, label,
+                          static_cast<double>(sum_nanos_.load(std::memory_order_relaxed)) / 1e9);
+  *latency += fmt::format("{}_count{{{}}} {}\n", name, label, count);
 }
 
 void ThroughputSeries::Add(int64_t now_unix_ms, uint64_t read_bytes, uint64_t write_bytes) {
   const int64_t step = kIntervalSeconds * 1000;
   const int64_t start = now_unix_ms - now_unix_ms % step;
-  std::lock_guard lock(mu_);
-  Sample& s = by_interval_[start];
-  s.t_unix_ms = start;
-  s.read_bytes += read_bytes;
-  s.write_bytes += write_bytes;
-  while (by_interval_.size() > kSamples + 1) by_interval_.erase(by_interval_.begin());
+  Slot& slot = ring_[static_cast<size_t>(start / step) % ring_.size()];
+  if (slot.start.load(std::memory_order_acquire) != start) {
+    std::lock_guard lock(begin_mu_);
+    if (slot.start.load(std::memory_order_relaxed) != start) {
+      slot.read_bytes.store(0, std::memory_order_relaxed);
+      slot.write_bytes.store(0, std::memory_order_relaxed);
+      slot.start.store(start, std::memory_order_release);
+    }
+  }
+  if (read_bytes > 0) slot.read_bytes.fetch_add(read_bytes, std::memory_order_relaxed);
+  if (write_bytes > 0) slot.write_bytes.fetch_add(write_bytes, std::memory_order_relaxed);
 }
 
 std::vector<ThroughputSeries::Sample> ThroughputSeries::Samples(int64_t now_unix_ms) const {
@@ -44,25 +62,26 @@ std::vector<ThroughputSeries::Sample> ThroughputSeries::Samples(int64_t now_unix
   const int64_t last = now_unix_ms - now_unix_ms % step;
   std::vector<Sample> out;
   out.reserve(kSamples);
-  std::lock_guard lock(mu_);
   for (int64_t t = last - static_cast<int64_t>(kSamples - 1) * step; t <= last; t += step) {
-    auto it = by_interval_.find(t);
-    out.push_back(it != by_interval_.end() ? it->second : Sample{t, 0, 0});
+    Sample s{t, 0, 0};
+    if (t >= 0) {
+      const Slot& slot = ring_[static_cast<size_t>(t / step) % ring_.size()];
+      if (slot.start.load(std::memory_order_acquire) == t) {
+        s.read_bytes = slot.read_bytes.load(std::memory_order_relaxed);
+        s.write_bytes = slot.write_bytes.load(std::memory_order_relaxed);
+      }
+    }
+    out.push_back(s);
   }
   return out;
 }
 
-void Metrics::ObserveRequest(const std::string& route, int status, double seconds) {
-  requests.fetch_add(1, std::memory_order_relaxed);
-  Histogram* h = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    auto& slot = latency_[route];
-    if (!slot) slot = std::make_unique<Histogram>();
-    h = slot.get();
-    ++requests_by_code_[{route, status}];
-  }
-  h->Observe(seconds);
+RouteStats* Metrics::Route(std::string_view route) {
+  std::lock_guard lock(mu_);
+  auto it = routes_.find(route);
+  if (it == routes_.end())
+    it = routes_.emplace(std::string(route), std::make_unique<RouteStats>()).first;
+  return it->second.get();
 }
 
 void Metrics::AddRead(int64_t now_unix_ms, uint64_t bytes) {
@@ -127,17 +146,18 @@ std::string Metrics::Render() const {
       fmt::format("dfrp_http_rejected_total{{reason=\"timeout\"}} {}\n", rejected_timeout.load());
   out += fmt::format("dfrp_http_rejected_total{{reason=\"header_too_large\"}} {}\n",
                      rejected_header.load());
-  std::lock_guard lock(mu_);
+  std::string codes, latency;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [route, stats] : routes_)
+      stats->Render(fmt::format("route=\"{}\"", PromLabel(route)), &codes, &latency);
+  }
   out += "# HELP dfrp_http_requests_total HTTP requests answered, by route and status.\n";
   out += "# TYPE dfrp_http_requests_total counter\n";
-  for (const auto& [key, n] : requests_by_code_)
-    out += fmt::format("dfrp_http_requests_total{{route=\"{}\",code=\"{}\"}} {}\n",
-                       PromLabel(key.first), key.second, n);
+  out += codes;
   out += "# HELP dfrp_http_request_duration_seconds Time from a request's header to its answer.\n";
   out += "# TYPE dfrp_http_request_duration_seconds histogram\n";
-  for (const auto& [route, h] : latency_)
-    h->Render("dfrp_http_request_duration_seconds", fmt::format("route=\"{}\"", PromLabel(route)),
-              &out);
+  out += latency;
   return out;
 }
 

@@ -1,5 +1,5 @@
 // The daemon's counters and request-latency histograms, rendered in the Prometheus text
-// format (0.0.4). Counters are atomics; histograms take a short lock per observation.
+// format (0.0.4). Counters and histograms are atomics: observing a request takes no lock.
 //
 // Thread-safety: every member may be called from any thread.
 #pragma once
@@ -11,23 +11,27 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dfrp::node {
 
-class Histogram {
+// The requests of one route: answers by status and a latency histogram, all atomics, so that
+// a request's observation takes no lock (the HTTP threads share them).
+class RouteStats {
  public:
   static constexpr std::array<double, 14> kBounds = {
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
-  void Observe(double seconds);
-  // Appends `name`_bucket/_sum/_count lines with `labels` ("route=\"...\"").
-  void Render(const std::string& name, const std::string& labels, std::string* out) const;
+  void Observe(int status, int64_t nanos);
+  // Appends this route's dfrp_http_requests_total lines (statuses seen) to *codes and its
+  // dfrp_http_request_duration_seconds lines to *latency.
+  void Render(const std::string& label, std::string* codes, std::string* latency) const;
 
  private:
-  mutable std::mutex mu_;
-  std::array<uint64_t, kBounds.size() + 1> counts_{};  // the last is +Inf
-  double sum_ = 0;
-  uint64_t count_ = 0;
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};  // the last is +Inf
+  std::atomic<uint64_t> sum_nanos_{0};
+  std::atomic<uint64_t> count_{0};
+  std::array<std::atomic<uint64_t>, 600> by_status_{};  // [100, 599]; others count as 0
 };
 
 // Bytes moved per fixed interval over the last minutes, for the dashboard's chart.
@@ -45,8 +49,16 @@ class ThroughputSeries {
   std::vector<Sample> Samples(int64_t now_unix_ms) const;
 
  private:
-  mutable std::mutex mu_;
-  std::map<int64_t, Sample> by_interval_;  // interval start -> bytes
+  // One slot per interval, reused every kSamples + 1 intervals; adding takes a lock only
+  // when an interval begins (to empty its slot), so the GETs of both HTTP threads do not
+  // contend for it.
+  struct Slot {
+    std::atomic<int64_t> start{-1};  // the interval's start (ms); set after the bytes are emptied
+    std::atomic<uint64_t> read_bytes{0};
+    std::atomic<uint64_t> write_bytes{0};
+  };
+  std::mutex begin_mu_;
+  std::array<Slot, kSamples + 1> ring_{};
 };
 
 struct Metrics {
@@ -58,7 +70,12 @@ struct Metrics {
   std::atomic<uint64_t> rejected_overloaded{0}, rejected_timeout{0}, rejected_header{0};
   ThroughputSeries throughput;
 
-  void ObserveRequest(const std::string& route, int status, double seconds);
+  // The stats of a route by its label, made on first use; the pointer stays valid for the
+  // Metrics' life (the server looks each route's up once, then observes without a lookup).
+  RouteStats* Route(std::string_view route);
+  void ObserveRequest(std::string_view route, int status, int64_t nanos) {
+    Route(route)->Observe(status, nanos);
+  }
   void AddRead(int64_t now_unix_ms, uint64_t bytes);
   void AddWrite(int64_t now_unix_ms, uint64_t bytes);
   // Counters and histograms (the caller adds the gauges it computes at scrape time).
@@ -66,8 +83,7 @@ struct Metrics {
 
  private:
   mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Histogram>> latency_;  // by route
-  std::map<std::pair<std::string, int>, uint64_t> requests_by_code_;
+  std::map<std::string, std::unique_ptr<RouteStats>, std::less<>> routes_;  // by label
 };
 
 // Escapes a Prometheus label value (backslash, quote, newline).

@@ -1,6 +1,6 @@
 // The node's parts on a real store in a temporary folder: the memory budget, bodies held in
 // pieces, the bounded pools, the reader cache's byte bound, the write queue's group commit,
-// and an operation that a node stop cancels.
+// an operation that a node stop cancels, and the lock-free metrics.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,6 +10,7 @@
 
 #include "dfrp/node/body_buffer.h"
 #include "dfrp/node/memory_budget.h"
+#include "dfrp/node/metrics.h"
 #include "dfrp/node/node.h"
 #include "dfrp/node/work_pool.h"
 #include "dfrp/storage/store_test_util.h"
@@ -76,6 +77,72 @@ TEST(BodyBufferTest, AllocatesOnlyAsBytesArrive) {
   }
   EXPECT_EQ(pieces, data);
   EXPECT_EQ(b.ReadAt(size, chunk, sizeof chunk), 0u);
+}
+
+TEST(MetricsTest, RouteStatsCountEveryObservationFromManyThreads) {
+  Metrics m;
+  RouteStats* get = m.Route("GET /x");
+  EXPECT_EQ(m.Route("GET /x"), get) << "one RouteStats per label, for the Metrics' life";
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([get] {
+      for (int i = 0; i < 10000; ++i) get->Observe(i % 2 ? 200 : 404, 300'000);  // 0.3 ms
+    });
+  for (auto& t : threads) t.join();
+  m.ObserveRequest("unmatched", 999, 2'000'000'000);  // an odd status counts as 0
+  const std::string text = m.Render();
+  EXPECT_NE(text.find("dfrp_http_requests_total{route=\"GET /x\",code=\"200\"} 20000\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("dfrp_http_requests_total{route=\"GET /x\",code=\"404\"} 20000\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("dfrp_http_requests_total{route=\"unmatched\",code=\"0\"} 1\n"),
+            std::string::npos);
+  // 0.3 ms is above the 0.25 ms bound and within 0.5 ms.
+  EXPECT_NE(
+      text.find("dfrp_http_request_duration_seconds_bucket{route=\"GET /x\",le=\"0.00025\"} 0\n"),
+      std::string::npos);
+  EXPECT_NE(
+      text.find(
+          "dfrp_http_request_duration_seconds_bucket{route=\"GET /x\",le=\"0.0005\"} 40000\n"),
+      std::string::npos);
+  EXPECT_NE(text.find("dfrp_http_request_duration_seconds_count{route=\"GET /x\"} 40000\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("dfrp_http_request_duration_seconds_sum{route=\"GET /x\"} 12\n"),
+            std::string::npos);
+  EXPECT_NE(
+      text.find("dfrp_http_request_duration_seconds_bucket{route=\"unmatched\",le=\"5\"} 1\n"),
+      std::string::npos);
+}
+
+TEST(MetricsTest, ThroughputSeriesKeepsTenMinutesOfIntervals) {
+  ThroughputSeries s;
+  const int64_t step = ThroughputSeries::kIntervalSeconds * 1000;
+  const int64_t t0 = 1'800'000'000'000;  // an interval's start
+  s.Add(t0 + 10, 100, 0);
+  s.Add(t0 + step - 1, 0, 7);
+  s.Add(t0 + 3 * step, 5, 0);
+  auto v = s.Samples(t0 + 3 * step + 1);
+  ASSERT_EQ(v.size(), ThroughputSeries::kSamples);
+  EXPECT_EQ(v.back().t_unix_ms, t0 + 3 * step);
+  EXPECT_EQ(v.back().read_bytes, 5u);
+  const auto& first = v[v.size() - 4];
+  EXPECT_EQ(first.t_unix_ms, t0);
+  EXPECT_EQ(first.read_bytes, 100u);
+  EXPECT_EQ(first.write_bytes, 7u);
+  EXPECT_EQ(v[v.size() - 3].read_bytes + v[v.size() - 3].write_bytes, 0u) << "a quiet interval";
+  // A whole ring later the slot of t0 is reused: its old bytes must not show as new ones.
+  const int64_t later = t0 + static_cast<int64_t>(ThroughputSeries::kSamples + 1) * step;
+  s.Add(later, 1, 0);
+  v = s.Samples(later);
+  EXPECT_EQ(v.back().t_unix_ms, later);
+  EXPECT_EQ(v.back().read_bytes, 1u);
+  EXPECT_EQ(v.back().write_bytes, 0u);
+  for (size_t i = 0; i + 1 < v.size(); ++i) {
+    // Within these ten minutes only t0 + 3 steps carried bytes.
+    const uint64_t want = v[i].t_unix_ms == t0 + 3 * step ? 5 : 0;
+    EXPECT_EQ(v[i].read_bytes + v[i].write_bytes, want) << "interval " << i;
+  }
 }
 
 TEST(WorkPoolTest, RefusesBeyondItsQueue) {

@@ -15,10 +15,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <list>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "dfrp/core/bytes.h"
@@ -80,15 +81,23 @@ struct Server::Impl {
   ServerOptions opt;
   std::string bound;
   RouteTable table;
+  // Each route's metrics, looked up once here rather than by its label per request.
+  std::unordered_map<const RouteSpec*, RouteStats*> route_stats;
   std::vector<Middleware> middleware;
   MemoryBudget budget;
   std::atomic<uint64_t> next_request_id{0};
   // Declared before the io_context: its destructor destroys pending sessions, which use them.
   std::atomic<bool> stopping{false};
   std::atomic<int64_t> connections{0};
-  // Connections waiting between requests, closed at once by Stop().
-  std::mutex idle_mu;
-  std::set<beast::tcp_stream*> idle;
+  // The connections of one io_context, touched only by its thread: each is registered once
+  // for its life, and marks itself idle while it waits between requests (no lock and no
+  // allocation per request); Stop() closes the idle ones at once, on their own thread.
+  struct Connection {
+    beast::tcp_stream* stream = nullptr;
+    bool idle = false;
+  };
+  using Connections = std::list<Connection>;
+  std::vector<Connections> conns;  // conns[i]: of iocs[i], used on its thread only
   // Stop() wakes the drainer thread of Run().
   std::mutex stop_mu;
   std::condition_variable stop_cv;
@@ -118,6 +127,7 @@ struct Server::Impl {
       : node(n),
         opt(std::move(o)),
         budget(opt.body_memory_budget),
+        conns(static_cast<size_t>(Threads(opt.threads))),
         iocs(Contexts(Threads(opt.threads))),
         acceptor(*iocs[0]),
         read_pool("read", Threads(opt.read_threads), opt.lane_queue),
@@ -133,6 +143,8 @@ struct Server::Impl {
       return f;
     };
     AddDaemonRoutes(&table, &node, view);
+    for (const auto& spec : table.routes())
+      route_stats[spec.get()] = node.metrics().Route(spec->name);
     middleware.push_back(HostCheck(opt.addr, opt.api_hosts));
     middleware.push_back(BodyRules());
     middleware.push_back(OriginCheck());
@@ -140,16 +152,16 @@ struct Server::Impl {
         node.token(), core::JoinPath(node.config().state_dir, std::string(kTokenFileName))));
   }
 
-  // Cancels the reads of connections waiting for a request, each on its own strand, and only
-  // if it is still waiting when that runs (it may have moved on, or gone).
+  // Cancels the reads of connections waiting for a request, on each connection's thread, and
+  // only those still waiting when that runs (the others see `stopping` after their request).
   void CancelIdle() {
-    std::lock_guard lock(idle_mu);
-    for (auto* s : idle)
-      asio::post(s->get_executor(), [this, s] {
-        std::lock_guard inner(idle_mu);
-        if (!idle.count(s)) return;
-        beast::error_code ec;
-        s->socket().cancel(ec);
+    for (size_t i = 0; i < iocs.size(); ++i)
+      asio::post(*iocs[i], [this, i] {
+        for (Connection& c : conns[i]) {
+          if (!c.idle) continue;
+          beast::error_code ec;
+          c.stream->socket().cancel(ec);
+        }
       });
   }
 
@@ -726,21 +738,16 @@ struct Server::Impl {
   // Reads the next request's head under its deadline; false when the connection is to close
   // (having answered 408, 431 or 400 where that is due).
   awaitable<bool> ReadHead(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                           http::request_parser<http::empty_body>& parser, bool first) {
+                           http::request_parser<http::empty_body>& parser, bool first,
+                           Connection& self) {
     parser.header_limit(opt.max_header_bytes);
     parser.body_limit(boost::none);
     auto deadline = Arm(stream, first ? opt.header_timeout : opt.idle_timeout);
-    {
-      std::lock_guard lock(idle_mu);
-      idle.insert(&stream);
-    }
     // Waiting for the next request: Stop() may cancel the read under us.
+    self.idle = true;
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+    self.idle = false;
     Disarm(*deadline);
-    {
-      std::lock_guard lock(idle_mu);
-      idle.erase(&stream);
-    }
     if (!ec) co_return true;
     const bool partial = buffer.size() > 0 || parser.got_some();
     if (deadline->fired) {
@@ -761,22 +768,29 @@ struct Server::Impl {
     co_return false;
   }
 
-  awaitable<void> Session(tcp::socket socket) {
+  // Serves one connection; runs on iocs[loop]'s thread only.
+  awaitable<void> Session(tcp::socket socket, size_t loop) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     struct Count {
       Impl* impl;
-      explicit Count(Impl* i) : impl(i) { impl->node.metrics().connections_open.fetch_add(1); }
+      Connections& list;
+      Connections::iterator self;
+      Count(Impl* i, Connections& l, beast::tcp_stream* s)
+          : impl(i), list(l), self(l.insert(l.end(), Connection{s, false})) {
+        impl->node.metrics().connections_open.fetch_add(1);
+      }
       ~Count() {
+        list.erase(self);
         impl->node.metrics().connections_open.fetch_sub(1);
         impl->connections.fetch_sub(1);
       }
-    } count(this);
+    } count(this, conns[loop], &stream);
     bool first = true;
     for (;;) {
       if (stopping) break;
       http::request_parser<http::empty_body> parser;
-      if (!co_await ReadHead(stream, buffer, parser, first)) break;
+      if (!co_await ReadHead(stream, buffer, parser, first, *count.self)) break;
       first = false;
       const int64_t start = NowNanos();
       const auto& req = parser.get();
@@ -796,8 +810,10 @@ struct Server::Impl {
         ex.status = 500;
         co_await Reject(stream, 500, "internal", fmt::format("internal error: {}", failure));
       }
-      node.metrics().ObserveRequest(ex.route.name, ex.status,
-                                    static_cast<double>(NowNanos() - start) / 1e9);
+      auto known = ex.route.spec ? route_stats.find(ex.route.spec) : route_stats.end();
+      RouteStats* stats =
+          known != route_stats.end() ? known->second : node.metrics().Route(ex.route.name);
+      stats->Observe(ex.status, NowNanos() - start);
       if (!ex.keep_alive || stopping) break;
     }
     beast::error_code ec;
@@ -806,7 +822,8 @@ struct Server::Impl {
 
   awaitable<void> Accept() {
     for (;;) {
-      asio::io_context& target = *iocs[next_ioc++ % iocs.size()];
+      const size_t loop = next_ioc++ % iocs.size();
+      asio::io_context& target = *iocs[loop];
       auto [ec, socket] = co_await acceptor.async_accept(target.get_executor(), kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
@@ -834,7 +851,7 @@ struct Server::Impl {
                        asio::detached);
         continue;
       }
-      asio::co_spawn(ex, Session(std::move(socket)), asio::detached);
+      asio::co_spawn(ex, Session(std::move(socket), loop), asio::detached);
     }
   }
 };

@@ -56,7 +56,8 @@ TEST_F(GoldenTest, Version1VolumeStillReads) {
     EXPECT_EQ(got, want);
     auto info = (*store)->Stat(*id);
     ASSERT_TRUE(info.has_value());
-    EXPECT_EQ(core::ToHex(crypto::HashBytes(info->location.root)), e["merkle_root"].get<std::string>());
+    EXPECT_EQ(core::ToHex(crypto::HashBytes(info->location.root)),
+              e["merkle_root"].get<std::string>());
     EXPECT_EQ(info->metadata.leaf_size, e["leaf_size"].get<uint32_t>());
     if (e.contains("content_type")) {
       EXPECT_EQ(info->metadata.content_type, e["content_type"].get<std::string>());
