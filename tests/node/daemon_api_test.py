@@ -391,7 +391,13 @@ def main():
     vf = [l for l in text.splitlines() if l.startswith("dfrp_verification_failures_total ")]
     check("metrics count the verification failures", vf and int(vf[0].split()[1]) >= 2, vf)
     check("metrics are Prometheus text", h.get("Content-Type", "").startswith("text/plain; version=0.0.4"), h)
+    answered = sum(int(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+                   if l.startswith("dfrp_http_requests_total{"))
     st, _, s = d.json("GET", "/v1/status")
+    # Nothing else talks to the daemon here: the status counts what the metrics text counted,
+    # and the /metrics request itself (each request is counted once answered).
+    check("status counts every answered request", s["counters"]["requests"] == answered + 1,
+          (s["counters"]["requests"], answered))
     check("status has counters, throughput samples, scrub and operations",
           s["counters"]["bytes_written"] > 0 and len(s["throughput"]["samples"]) == 120 and
           "corrupt_found" in s["scrub"] and len(s["operations"]) == 3, list(s))

@@ -73,8 +73,13 @@ struct Metrics {
   // The stats of a route by its label, made on first use; the pointer stays valid for the
   // Metrics' life (the server looks each route's up once, then observes without a lookup).
   RouteStats* Route(std::string_view route);
+  // One answered request: the total and its route's stats.
+  void ObserveRequest(RouteStats* route, int status, int64_t nanos) {
+    requests.fetch_add(1, std::memory_order_relaxed);
+    route->Observe(status, nanos);
+  }
   void ObserveRequest(std::string_view route, int status, int64_t nanos) {
-    Route(route)->Observe(status, nanos);
+    ObserveRequest(Route(route), status, nanos);
   }
   void AddRead(int64_t now_unix_ms, uint64_t bytes);
   void AddWrite(int64_t now_unix_ms, uint64_t bytes);

@@ -90,8 +90,10 @@ TEST(MetricsTest, RouteStatsCountEveryObservationFromManyThreads) {
     });
   for (auto& t : threads) t.join();
   m.ObserveRequest("unmatched", 999, 2'000'000'000);  // an odd status counts as 0
+  m.ObserveRequest(get, 200, 300'000);
+  EXPECT_EQ(m.requests.load(), 2u) << "Metrics::ObserveRequest counts every request it sees";
   const std::string text = m.Render();
-  EXPECT_NE(text.find("dfrp_http_requests_total{route=\"GET /x\",code=\"200\"} 20000\n"),
+  EXPECT_NE(text.find("dfrp_http_requests_total{route=\"GET /x\",code=\"200\"} 20001\n"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("dfrp_http_requests_total{route=\"GET /x\",code=\"404\"} 20000\n"),
@@ -104,11 +106,11 @@ TEST(MetricsTest, RouteStatsCountEveryObservationFromManyThreads) {
       std::string::npos);
   EXPECT_NE(
       text.find(
-          "dfrp_http_request_duration_seconds_bucket{route=\"GET /x\",le=\"0.0005\"} 40000\n"),
+          "dfrp_http_request_duration_seconds_bucket{route=\"GET /x\",le=\"0.0005\"} 40001\n"),
       std::string::npos);
-  EXPECT_NE(text.find("dfrp_http_request_duration_seconds_count{route=\"GET /x\"} 40000\n"),
+  EXPECT_NE(text.find("dfrp_http_request_duration_seconds_count{route=\"GET /x\"} 40001\n"),
             std::string::npos);
-  EXPECT_NE(text.find("dfrp_http_request_duration_seconds_sum{route=\"GET /x\"} 12\n"),
+  EXPECT_NE(text.find("dfrp_http_request_duration_seconds_sum{route=\"GET /x\"} 12.0003\n"),
             std::string::npos);
   EXPECT_NE(
       text.find("dfrp_http_request_duration_seconds_bucket{route=\"unmatched\",le=\"5\"} 1\n"),

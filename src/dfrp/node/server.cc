@@ -813,7 +813,7 @@ struct Server::Impl {
       auto known = ex.route.spec ? route_stats.find(ex.route.spec) : route_stats.end();
       RouteStats* stats =
           known != route_stats.end() ? known->second : node.metrics().Route(ex.route.name);
-      stats->Observe(ex.status, NowNanos() - start);
+      node.metrics().ObserveRequest(stats, ex.status, NowNanos() - start);
       if (!ex.keep_alive || stopping) break;
     }
     beast::error_code ec;
