@@ -372,7 +372,9 @@ void BatchWriter::LayOutRecord(Planned& p, char* record, std::vector<Hash>& leav
                      leaves, 1);
   const std::vector<Hash> tree = crypto::TreeLevels(leaves, &p.root);
   const std::string_view tree_bytes = HashesAsBytes(tree);
-  std::memcpy(record + h.tree_offset(), tree_bytes.data(), tree_bytes.size());
+  // A one-leaf payload has no tree to store (and memcpy may not be given its null data()).
+  if (!tree_bytes.empty())
+    std::memcpy(record + h.tree_offset(), tree_bytes.data(), tree_bytes.size());
   const std::string prefix = EncodeRecordPrefix(h, p.root, p.metadata);
   std::memcpy(record, prefix.data(), prefix.size());
 }
