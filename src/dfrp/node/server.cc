@@ -81,8 +81,10 @@ struct Server::Impl {
   ServerOptions opt;
   std::string bound;
   RouteTable table;
-  // Each route's metrics, looked up once here rather than by its label per request.
+  // Each route's metrics, and those of requests no route matched, looked up once here
+  // rather than by their label per request.
   std::unordered_map<const RouteSpec*, RouteStats*> route_stats;
+  RouteStats* unmatched_stats = nullptr;
   std::vector<Middleware> middleware;
   MemoryBudget budget;
   std::atomic<uint64_t> next_request_id{0};
@@ -145,6 +147,7 @@ struct Server::Impl {
     AddDaemonRoutes(&table, &node, view);
     for (const auto& spec : table.routes())
       route_stats[spec.get()] = node.metrics().Route(spec->name);
+    unmatched_stats = node.metrics().Route(RouteMatch().name);
     middleware.push_back(HostCheck(opt.addr, opt.api_hosts));
     middleware.push_back(BodyRules());
     middleware.push_back(OriginCheck());
@@ -810,9 +813,7 @@ struct Server::Impl {
         ex.status = 500;
         co_await Reject(stream, 500, "internal", fmt::format("internal error: {}", failure));
       }
-      auto known = ex.route.spec ? route_stats.find(ex.route.spec) : route_stats.end();
-      RouteStats* stats =
-          known != route_stats.end() ? known->second : node.metrics().Route(ex.route.name);
+      RouteStats* stats = ex.route.spec ? route_stats.at(ex.route.spec) : unmatched_stats;
       node.metrics().ObserveRequest(stats, ex.status, NowNanos() - start);
       if (!ex.keep_alive || stopping) break;
     }

@@ -174,10 +174,6 @@ bool HasSegmentFiles(core::FileSystem* fs, const std::string& drive) {
   return false;
 }
 
-}  // namespace
-
-namespace {
-
 // Options without a file system or a clock are a bug of the caller's (store.h).
 Status CheckOptions(const StoreOptions& opt) {
   if (opt.fs && opt.clock) return Status::OK();
