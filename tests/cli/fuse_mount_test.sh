@@ -80,6 +80,7 @@ stop_server() {
   wait "$SPID" 2>/dev/null
   rc=$?
   RC=$rc
+  cp "$T/mount.err" "$T/err"  # what expect_rc shows when the exit status is not the one expected
   [[ $hung -eq 0 ]] || RC=124
   SPID=""
 }

@@ -153,14 +153,18 @@ class View {
     }
     // One stream per open file, so each reader gets its own read-ahead; freed in Release.
     // Read-ahead only with direct I/O: through the page cache the kernel reads ahead itself.
-    fi->fh = reinterpret_cast<uint64_t>(
-        new ShardStream(*n.entry->reader, pool_, opt_.direct_io ? opt_.read_ahead : 0));
+    auto stream = std::make_unique<ShardStream>(*n.entry->reader, pool_,
+                                                opt_.direct_io ? opt_.read_ahead : 0);
+    fi->fh = reinterpret_cast<uint64_t>(stream.get());
+    streams_.emplace(stream.get(), std::move(stream));
     fi->direct_io = opt_.direct_io;
     return 0;
   }
 
   void Release(struct fuse_file_info* fi) {
-    delete reinterpret_cast<ShardStream*>(fi->fh);
+    if (fi->fh == 0) return;  // a metadata file
+    std::lock_guard<std::mutex> lock(mu_);
+    streams_.erase(reinterpret_cast<ShardStream*>(fi->fh));
     fi->fh = 0;
   }
 
@@ -234,10 +238,14 @@ class View {
 
   storage::Store& store_;
   const FuseViewOptions& opt_;
-  std::mutex mu_;  // guards store_ and the lazily filled parts of entries
+  std::mutex mu_;  // guards store_, the lazily filled parts of entries, and streams_
   std::map<std::string, Entry> entries_;
   std::vector<uint32_t> volumes_;
-  VerifyPool pool_;  // last: its threads stop before the readers they use go
+  VerifyPool pool_;  // after entries_: its threads stop before the readers they use go
+  // Every open payload file's stream, by the handle given to the kernel. A file closed just
+  // before the view stops may never get its release (libfuse does not release what is still
+  // open when its loop ends), so the view owns them; last, so they go before the pool.
+  std::map<ShardStream*, std::unique_ptr<ShardStream>> streams_;
 };
 
 View* Self() { return static_cast<View*>(fuse_get_context()->private_data); }
