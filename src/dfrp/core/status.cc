@@ -40,6 +40,8 @@ const char* CodeName(Status::Code code) {
       return "I/O error";
     case Status::Code::kInternal:
       return "Internal error";
+    case Status::Code::kRefused:
+      return "Refused";
   }
   return "Unknown";
 }
@@ -68,6 +70,8 @@ int ExitCodeFor(const Status& s) {
       return kExitCapacity;
     case Status::Code::kBusy:
       return kExitBusy;
+    case Status::Code::kRefused:
+      return kExitRefused;
     case Status::Code::kIOError:
     case Status::Code::kInternal:
       return kExitFailure;

@@ -27,6 +27,7 @@ class [[nodiscard]] Status {
     kBusy,             // another writer holds the store, or the volume is paused
     kIOError,          // the operating system refused an operation
     kInternal,         // a bug or an unexpected state
+    kRefused,          // the market refused: a price over its cap, a fee over max_fee
   };
 
   Status() = default;
@@ -40,6 +41,7 @@ class [[nodiscard]] Status {
   static Status Busy(std::string msg) { return {Code::kBusy, std::move(msg)}; }
   static Status IOError(std::string msg) { return {Code::kIOError, std::move(msg)}; }
   static Status Internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
+  static Status Refused(std::string msg) { return {Code::kRefused, std::move(msg)}; }
   // An IOError built from errno, naming the operation and the path.
   static Status FromErrno(int err, std::string_view what, std::string_view path);
 
@@ -49,6 +51,7 @@ class [[nodiscard]] Status {
   bool IsCorruption() const { return code_ == Code::kCorruption; }
   bool IsNoSpace() const { return code_ == Code::kNoSpace; }
   bool IsBusy() const { return code_ == Code::kBusy; }
+  bool IsRefused() const { return code_ == Code::kRefused; }
   const std::string& message() const;
   // "Corruption: <message>" style, for logs.
   std::string ToString() const;
@@ -73,6 +76,7 @@ enum ExitCode : int {
   kExitNotFound = 4,
   kExitCapacity = 5,
   kExitBusy = 6,
+  kExitRefused = 7,
 };
 int ExitCodeFor(const Status& s);
 

@@ -42,6 +42,8 @@ int HttpStatusFor(const Status& s) {
       return 409;
     case Status::Code::kNoSpace:
       return 507;
+    case Status::Code::kRefused:
+      return 402;  // Payment Required: the offer does not pay what the market asks
     case Status::Code::kCorruption:
     case Status::Code::kIOError:
     case Status::Code::kInternal:

@@ -118,6 +118,8 @@ const char* StatusCodeName(const Status& s) {
       return "io_error";
     case Status::Code::kInternal:
       return "internal";
+    case Status::Code::kRefused:
+      return "refused";
   }
   return "internal";
 }
