@@ -22,7 +22,8 @@ namespace {
 
 constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",        "VECTOR_DIM", "STATE_DIR",
                                            "API_ADDR",         "SCRUB_RATE", "MAX_CONNECTIONS",
-                                           "MAX_HEADER_BYTES", "API_HOSTS",  "MAX_BODY_MEMORY"};
+                                           "MAX_HEADER_BYTES", "API_HOSTS",  "MAX_BODY_MEMORY",
+                                           "ECONOMIC_POLICY"};
 
 // DRIVE_12 -> ("DRIVE", 12); anything else -> nullopt.
 std::optional<std::pair<std::string_view, int>> SplitIndexedKey(std::string_view key) {
@@ -243,7 +244,7 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
           Status::InvalidArgument(fmt::format("{}: unknown key {} (known: DRIVE_n, QUOTA_n, "
                                               "LEAF_SIZE, VECTOR_DIM, STATE_DIR, API_ADDR, "
                                               "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES, "
-                                              "API_HOSTS, MAX_BODY_MEMORY); "
+                                              "API_HOSTS, MAX_BODY_MEMORY, ECONOMIC_POLICY); "
                                               "remove it or fix its spelling",
                                               cfg.source, key)));
   }
@@ -328,6 +329,9 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
           cfg.source, it->second)));
     cfg.max_body_memory = *bytes;
   }
+  if (auto it = values.find("ECONOMIC_POLICY"); it != values.end() && !it->second.empty())
+    cfg.economic_policy = Absolute(it->second, base_dir);
+  cfg.config_dir = base_dir;
   auto state = values.find("STATE_DIR");
   cfg.state_dir =
       Absolute(state != values.end() && !state->second.empty() ? state->second : "dfrp-data/state",
@@ -423,7 +427,8 @@ Result<NodeConfig> LoadConfig(const ConfigOptions& options) {
     if (!IsKnownConfigKey(name)) continue;
     if (auto v = getenv(name)) {
       std::string value = *v;
-      if ((name.starts_with("DRIVE_") || name == "STATE_DIR") && !value.empty() && value[0] != '/')
+      if ((name.starts_with("DRIVE_") || name == "STATE_DIR" || name == "ECONOMIC_POLICY") &&
+          !value.empty() && value[0] != '/')
         value = Absolute(value, cwd);
       values[name] = value;
       overridden = true;
@@ -449,6 +454,8 @@ Result<NodeConfig> LoadConfig(const ConfigOptions& options) {
   auto cfg = ConfigFromValues(values, base_dir, source);
   if (!cfg) return cfg;
   cfg->is_embedded_default = embedded;
+  // economic.toml is looked for beside a config file only.
+  if (source == "environment" || embedded) cfg->config_dir.clear();
   if (cfg->drives.empty() && options.require_drives)
     return Err(Status::InvalidArgument(
         fmt::format("{} names no drives; add DRIVE_0=<folder> and QUOTA_0=<size>", cfg->source)));

@@ -43,6 +43,11 @@ struct NodeConfig {
   std::vector<std::string> api_hosts;
   // The memory all request bodies in flight may hold together (MAX_BODY_MEMORY).
   uint64_t max_body_memory = 256ull << 20;
+  // The economic policy file (ECONOMIC_POLICY, absolute), empty when not set: then
+  // economic.toml in config_dir (the config file's folder) if it exists, else the embedded
+  // default (economy/policy.h).
+  std::string economic_policy;
+  std::string config_dir;
   std::string source;  // the file it came from, or "embedded default"
   bool is_embedded_default = false;
 };

@@ -384,6 +384,22 @@ Status Validate(EconomicPolicy& p, const std::string& file) {
   return Status::OK();
 }
 
+// A TOML basic string's contents.
+std::string Quoted(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\u{:04x}", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
 }  // namespace
 
 std::string EncodeGenesis(const Genesis& g) {
@@ -560,12 +576,12 @@ std::string RenderEconomicToml(const EconomicPolicy& p) {
   o += fmt::format("# effective economic policy, from {}\n", p.source);
   o += fmt::format("# network id {}\n\n", core::ToHex(p.network_id));
   o += "[genesis]\n";
-  o += fmt::format("network = \"{}\"\ncurrency = \"{}\"\ndecimals = {}\n", p.genesis.network,
-                   p.genesis.currency, p.genesis.decimals);
+  o += fmt::format("network = {}\ncurrency = {}\ndecimals = {}\n", Quoted(p.genesis.network),
+                   Quoted(p.genesis.currency), p.genesis.decimals);
   o += "allocations = [";
   for (size_t i = 0; i < p.genesis.allocations.size(); ++i)
-    o += fmt::format("{}\n  {{ address = \"{}\", amount = \"{}\" }}", i ? "," : "",
-                     p.genesis.allocations[i].address,
+    o += fmt::format("{}\n  {{ address = {}, amount = \"{}\" }}", i ? "," : "",
+                     Quoted(p.genesis.allocations[i].address),
                      p.FormatAmount(p.genesis.allocations[i].amount));
   o += p.genesis.allocations.empty() ? "]\n" : "\n]\n";
   o += fmt::format("# supply: {} {}\n", p.FormatAmount(p.genesis.supply), p.genesis.currency);
@@ -573,13 +589,13 @@ std::string RenderEconomicToml(const EconomicPolicy& p) {
   for (size_t i = 0; i < p.genesis.committee.size(); ++i) {
     const Authority& a = p.genesis.committee[i];
     o += fmt::format(
-        "{}\n  {{ address = \"{}\", public_key = \"{}\", proof_of_possession = \"{}\", url = "
-        "\"{}\" }}",
-        i ? "," : "", a.address, a.public_key_hex, a.pop_hex, a.url);
+        "{}\n  {{ address = {}, public_key = {}, proof_of_possession = {}, url = {} }}",
+        i ? "," : "", Quoted(a.address), Quoted(a.public_key_hex), Quoted(a.pop_hex),
+        Quoted(a.url));
   }
   o += p.genesis.committee.empty() ? "]\n" : "\n]\n";
-  o += fmt::format("\n[policy]\nversion = {}\nowner = \"{}\"\nmargin_bps = {}\norder_fee = \"{}\"\n",
-                   p.version, p.owner, p.margin_bps, p.FormatAmount(p.order_fee));
+  o += fmt::format("\n[policy]\nversion = {}\nowner = {}\nmargin_bps = {}\norder_fee = \"{}\"\n",
+                   p.version, Quoted(p.owner), p.margin_bps, p.FormatAmount(p.order_fee));
   const PricingPolicy& pr = p.pricing;
   o += fmt::format(
       "\n[pricing]\nepoch_seconds = {}\ntarget_utilization_bps = {}\nmax_change_denominator = "
