@@ -3,6 +3,7 @@
 #include "dfrp/economy/measure.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -280,9 +281,9 @@ core::Result<Capacity> MeasureCapacity(const std::vector<std::pair<uint32_t, std
   c.measured_unix_ms = opt.clock->NowUnixMillis();
   c.cores = CountCores();
   const double hash_s = opt.hash_seconds > 0 ? opt.hash_seconds : (opt.quick ? 1.0 : 3.0);
-  say("sha256: one core, " + std::to_string(hash_s) + " s");
+  say(fmt::format("sha256: one core, {:g} s", hash_s));
   c.sha256_per_sec_one_core = HashRateOneCore(hash_s);
-  say("sha256: " + std::to_string(c.cores) + " cores, " + std::to_string(hash_s) + " s");
+  say(fmt::format("sha256: {} cores, {:g} s", c.cores, hash_s));
   c.sha256_per_sec_all_cores = HashRateAllCores(c.cores, hash_s);
   say("gpu: looking for libcuda.so.1");
   GpuMeasurement gpu =
