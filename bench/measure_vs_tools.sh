@@ -2,7 +2,8 @@
 # Compares the capacity measurement (bench/measure_main.cc, target measure_tool) with fio and
 # `openssl speed` running the same jobs, and prints each pair with ours/theirs; a ratio outside
 # 0.85..1.15 is flagged. The jobs match MeasureCapacity's full mode exactly:
-#   write     1 MiB blocks, O_DIRECT, 512 MiB, fdatasync at the end (timed)
+#   write     1 MiB blocks, O_DIRECT, 512 MiB, fdatasync at the end (timed), into a new file
+#             that is not preallocated (fio's default fallocate=native is turned off)
 #   read      1 MiB blocks, O_DIRECT, the same 512 MiB file
 #   randread  4 KiB blocks, O_DIRECT, queue depth 1, 5 s over the same file
 #   sha256    64-byte inputs, 3 s, one thread and one per core
@@ -20,6 +21,7 @@ tool=${2:-build/bench/measure_tool}
 [[ -x $tool ]] || { echo "no $tool: build it with cmake --build build --target measure_tool (DFRP_BENCH=ON)" >&2; exit 2; }
 if ! command -v fio >/dev/null; then
   echo "+ apt-get install -y fio   (fio is missing)" >&2
+  # apt-get update only when the plain install cannot find the package.
   apt-get install -y fio >/dev/null || { apt-get update >/dev/null && apt-get install -y fio >/dev/null; }
 fi
 cores=$(nproc)
@@ -32,7 +34,7 @@ run "$tool" "$folder" >"$work/ours.json"
 
 fio_common=(--filename="$folder/fio.tmp" --size=512M --direct=1 --ioengine=psync
             --output-format=json)
-run fio --name=w --rw=write --bs=1M --end_fsync=1 "${fio_common[@]}" >"$work/fio_w.json"
+run fio --name=w --rw=write --bs=1M --end_fsync=1 --fallocate=none "${fio_common[@]}" >"$work/fio_w.json"
 run fio --name=r --rw=read --bs=1M "${fio_common[@]}" >"$work/fio_r.json"
 run fio --name=rr --rw=randread --bs=4k --iodepth=1 --runtime=5 --time_based \
   "${fio_common[@]}" >"$work/fio_rr.json"
