@@ -26,7 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     DFRP_FUZZ_CHECK(p->pricing.floor[i] <= p->pricing.ceiling[i]);
   }
   DFRP_FUZZ_CHECK(p->margin_bps <= 10000);
-  DFRP_FUZZ_CHECK(p->pricing.target_utilization_bps > 0 && p->pricing.target_utilization_bps < 10000);
+  DFRP_FUZZ_CHECK(p->pricing.target_utilization_bps > 0 &&
+                  p->pricing.target_utilization_bps < 10000);
   uint64_t sum = 0;
   for (const auto& a : p->genesis.allocations) sum += a.amount;
   DFRP_FUZZ_CHECK(sum == p->genesis.supply);

@@ -41,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   DFRP_FUZZ_CHECK(r->vector.empty() || r->vector.size() == 16);
   for (float f : r->vector) DFRP_FUZZ_CHECK(std::isfinite(f));
   const Quote q = MatchFee(*r, Policy().pricing.floor, Policy());
-  if (q.reason.find("past 2^64") == std::string::npos && q.reason.find("over cap") == std::string::npos) {
+  if (q.reason.find("past 2^64") == std::string::npos &&
+      q.reason.find("over cap") == std::string::npos) {
     Amount sum = 0;
     for (Amount f : q.fee) sum += f;
     DFRP_FUZZ_CHECK(sum == q.total);

@@ -49,7 +49,8 @@ void PutAmount(json& j, const std::string& key, const EconomicPolicy& p, economy
 
 json PriceVectorJson(const EconomicPolicy& p, const economy::PriceVector& v) {
   json j = json::object();
-  for (Resource r : kResources) j[std::string(ResourceName(r))] = p.FormatPrice(v[static_cast<size_t>(r)]);
+  for (Resource r : kResources)
+    j[std::string(ResourceName(r))] = p.FormatPrice(v[static_cast<size_t>(r)]);
   return j;
 }
 
@@ -72,9 +73,10 @@ economy::OracleCapacity LoadOracleCapacity(core::FileSystem* fs, const core::Nod
   json j = json::parse(*text, nullptr, false);
   auto c = economy::CapacityFromJson(j);
   if (!c) {
-    *note = fmt::format("{} is not usable ({}): prices start at the floors; run "
-                        "`dfrp-market measure` again",
-                        CapacityPath(cfg), c.error().message());
+    *note = fmt::format(
+        "{} is not usable ({}): prices start at the floors; run "
+        "`dfrp-market measure` again",
+        CapacityPath(cfg), c.error().message());
     return oc;
   }
   oc.cores = std::max(1u, c->cores);
@@ -149,10 +151,11 @@ Status CmdMeasure(const Globals& g, core::FileSystem* fs, core::Clock* clock,
         std::printf("volume %u (%s): not measured: %s\n", v.index, v.path.c_str(), v.error.c_str());
         continue;
       }
-      std::printf("volume %u (%s)%s: %.0f IOPS 4 KiB random read, %.1f MB/s read, %.1f MB/s write\n",
-                  v.index, v.path.c_str(), v.direct_io ? "" : " (no O_DIRECT: synced I/O)",
-                  v.read_iops_4k.value_or(0), v.read_mb_per_sec.value_or(0),
-                  v.write_mb_per_sec.value_or(0));
+      std::printf(
+          "volume %u (%s)%s: %.0f IOPS 4 KiB random read, %.1f MB/s read, %.1f MB/s write\n",
+          v.index, v.path.c_str(), v.direct_io ? "" : " (no O_DIRECT: synced I/O)",
+          v.read_iops_4k.value_or(0), v.read_mb_per_sec.value_or(0),
+          v.write_mb_per_sec.value_or(0));
     }
     std::printf("took %.1f s\n", c->seconds);
   }
@@ -164,11 +167,12 @@ Status CmdMeasure(const Globals& g, core::FileSystem* fs, core::Clock* clock,
 
 Result<std::unique_ptr<economy::PriceOracle>> OpenOracle(core::FileSystem* fs, core::Clock* clock,
                                                          const core::NodeConfig& cfg,
-                                                         const EconomicPolicy& p, std::string* note) {
+                                                         const EconomicPolicy& p,
+                                                         std::string* note) {
   if (!fs->IsDirectory(cfg.state_dir))
-    return Err(Status::NotFound(fmt::format(
-        "the state folder {} does not exist: run `dfrp-storage init-storage` first",
-        cfg.state_dir)));
+    return Err(Status::NotFound(
+        fmt::format("the state folder {} does not exist: run `dfrp-storage init-storage` first",
+                    cfg.state_dir)));
   return economy::PriceOracle::Open(cfg.state_dir, p, LoadOracleCapacity(fs, cfg, p, note), clock);
 }
 
@@ -327,9 +331,9 @@ Status CmdQuote(const Globals& g, core::FileSystem* fs, core::Clock* clock,
                   economy::FormatFixed(req->quantity[i], economy::kQuantityDecimals).c_str(),
                   p.FormatPrice(prices[i]).c_str(), p.FormatAmount(q.fee[i]).c_str());
     }
-    std::printf("total %s %s%s\n", p.FormatAmount(q.total).c_str(), p.genesis.currency.c_str(),
-                req->max_fee ? fmt::format(" (max_fee {})", p.FormatAmount(*req->max_fee)).c_str()
-                             : "");
+    std::printf(
+        "total %s %s%s\n", p.FormatAmount(q.total).c_str(), p.genesis.currency.c_str(),
+        req->max_fee ? fmt::format(" (max_fee {})", p.FormatAmount(*req->max_fee)).c_str() : "");
     std::printf("%s\n", q.accepted ? "accepted" : "refused");
   }
   if (!q.accepted) return Status::Refused(fmt::format("refused: {}", q.reason));
@@ -356,9 +360,11 @@ int RunMarketCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
       "measure", "measure CPU (SHA-256/s), GPU and each volume; writes STATE_DIR/capacity.json");
   measure->add_flag("--quick", quick, "a short measurement (under 30 s)");
   int history = 0;
-  auto* prices = app.add_subcommand("prices", "the current price vector, utilisation, floors "
-                                              "and ceilings");
-  prices->add_option("--history", history, "also the last N epochs")->expected(0, 1)
+  auto* prices = app.add_subcommand("prices",
+                                    "the current price vector, utilisation, floors "
+                                    "and ceilings");
+  prices->add_option("--history", history, "also the last N epochs")
+      ->expected(0, 1)
       ->default_str("100");
   QuoteFlags qf;
   auto* quote = app.add_subcommand(
@@ -393,10 +399,14 @@ int RunMarketCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
   auto pol = economy::LoadEconomicPolicy(fs, cfg->economic_policy, cfg->config_dir);
   if (!pol) return Fail(pol.error());
   Status s;
-  if (*policy) s = CmdPolicy(g, *pol);
-  else if (*measure) s = CmdMeasure(g, fs, clock, *cfg, quick);
-  else if (*prices) s = CmdPrices(g, fs, clock, *cfg, *pol, history);
-  else if (*quote) s = CmdQuote(g, fs, clock, *cfg, *pol, qf);
+  if (*policy)
+    s = CmdPolicy(g, *pol);
+  else if (*measure)
+    s = CmdMeasure(g, fs, clock, *cfg, quick);
+  else if (*prices)
+    s = CmdPrices(g, fs, clock, *cfg, *pol, history);
+  else if (*quote)
+    s = CmdQuote(g, fs, clock, *cfg, *pol, qf);
   if (!s.ok()) return Fail(s);
   return core::kExitOk;
 }

@@ -20,10 +20,9 @@ namespace dfrp::core {
 
 namespace {
 
-constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",        "VECTOR_DIM", "STATE_DIR",
-                                           "API_ADDR",         "SCRUB_RATE", "MAX_CONNECTIONS",
-                                           "MAX_HEADER_BYTES", "API_HOSTS",  "MAX_BODY_MEMORY",
-                                           "ECONOMIC_POLICY"};
+constexpr std::string_view kFixedKeys[] = {
+    "LEAF_SIZE",       "VECTOR_DIM",       "STATE_DIR", "API_ADDR",        "SCRUB_RATE",
+    "MAX_CONNECTIONS", "MAX_HEADER_BYTES", "API_HOSTS", "MAX_BODY_MEMORY", "ECONOMIC_POLICY"};
 
 // DRIVE_12 -> ("DRIVE", 12); anything else -> nullopt.
 std::optional<std::pair<std::string_view, int>> SplitIndexedKey(std::string_view key) {

@@ -116,8 +116,8 @@ Status Bad(std::string_view field, std::string_view why) {
 // The text of an amount or quantity: a number or a string.
 Result<std::string> NumberText(const json& v, std::string_view field) {
   if (!v.is_string())
-    return Err(Bad(field, fmt::format("must be a number or a decimal string, not {}",
-                                      v.type_name())));
+    return Err(
+        Bad(field, fmt::format("must be a number or a decimal string, not {}", v.type_name())));
   const std::string& s = v.get_ref<const std::string&>();
   return IsNumber(v) ? s.substr(1) : s;
 }
@@ -130,8 +130,8 @@ Result<uint64_t> Fixed(const json& v, std::string_view field, unsigned scale) {
 
 Result<std::string> Text(const json& v, std::string_view field, size_t max_len) {
   if (!v.is_string() || IsNumber(v))
-    return Err(Bad(field, fmt::format("must be a string, not {}",
-                                      IsNumber(v) ? "a number" : v.type_name())));
+    return Err(Bad(
+        field, fmt::format("must be a string, not {}", IsNumber(v) ? "a number" : v.type_name())));
   const std::string& s = v.get_ref<const std::string&>();
   if (s.size() > max_len) return Err(Bad(field, fmt::format("is longer than {} bytes", max_len)));
   return s;
@@ -153,9 +153,9 @@ bool TransferQuantity(uint64_t mb_micros, QuantityMicros* out) {
 Result<FeeRequest> ParseFeeRequest(std::string_view text, const EconomicPolicy& policy,
                                    uint32_t vector_dim) {
   if (text.size() > kMaxRequestBytes)
-    return Err(Status::InvalidArgument(fmt::format(
-        "request: {} bytes is more than the {} a request may have", text.size(),
-        kMaxRequestBytes)));
+    return Err(Status::InvalidArgument(
+        fmt::format("request: {} bytes is more than the {} a request may have", text.size(),
+                    kMaxRequestBytes)));
   RawNumberDom dom;
   const bool parsed = json::sax_parse(text, &dom, json::input_format_t::json, true);
   if (!parsed)
@@ -222,17 +222,16 @@ Result<FeeRequest> ParseFeeRequest(std::string_view text, const EconomicPolicy& 
     } else if (key == "vector") {
       if (!v.is_array()) return Err(Bad(key, "must be an array of numbers"));
       if (vector_dim != 0 && v.size() != vector_dim)
-        return Err(Bad(key, fmt::format("has {} components; this node's VECTOR_DIM is {}",
-                                        v.size(), vector_dim)));
+        return Err(Bad(key, fmt::format("has {} components; this node's VECTOR_DIM is {}", v.size(),
+                                        vector_dim)));
       for (size_t i = 0; i < v.size(); ++i) {
-        if (!IsNumber(v[i]))
-          return Err(Bad(fmt::format("vector[{}]", i), "must be a number"));
+        if (!IsNumber(v[i])) return Err(Bad(fmt::format("vector[{}]", i), "must be a number"));
         const std::string raw = v[i].get_ref<const std::string&>().substr(1);
         char* end = nullptr;
         const double d = std::strtod(raw.c_str(), &end);
-        if (end == raw.c_str() || *end != '\0' || !std::isfinite(d) ||
-            std::fabs(d) > 3.4e38)
-          return Err(Bad(fmt::format("vector[{}]", i), fmt::format("{} is not a finite float", raw)));
+        if (end == raw.c_str() || *end != '\0' || !std::isfinite(d) || std::fabs(d) > 3.4e38)
+          return Err(
+              Bad(fmt::format("vector[{}]", i), fmt::format("{} is not a finite float", raw)));
         r.vector.push_back(static_cast<float>(d));
       }
     } else if (key == "nonce" || key == "signature") {
@@ -245,13 +244,13 @@ Result<FeeRequest> ParseFeeRequest(std::string_view text, const EconomicPolicy& 
                      "write_mb, proofs, max_fee, max_price, wallet, vector, nonce, signature)"));
     }
   }
-  if (has_months && !has_storage)
-    return Err(Bad("months", "is given without storage_mb"));
+  if (has_months && !has_storage) return Err(Bad("months", "is given without storage_mb"));
   if (has_storage && months == 0) return Err(Bad("months", "must be more than 0"));
   auto q = [&](Resource res) -> QuantityMicros& { return r.quantity[static_cast<size_t>(res)]; };
   if (!StorageQuantity(storage_mb, months, &q(Resource::kStorageGibMonth)))
     return Err(Bad("storage_mb", "times months is too large"));
-  if (!TransferQuantity(read_mb, &q(Resource::kReadGib))) return Err(Bad("read_mb", "is too large"));
+  if (!TransferQuantity(read_mb, &q(Resource::kReadGib)))
+    return Err(Bad("read_mb", "is too large"));
   if (!TransferQuantity(write_mb, &q(Resource::kWriteGib)))
     return Err(Bad("write_mb", "is too large"));
   return r;
@@ -311,8 +310,7 @@ Quote MatchFee(const FeeRequest& req, const PriceVector& prices, const EconomicP
 
 double RequestWeight(const RewardPolicy& r, Amount offered, Amount asked, double similarity,
                      double wallet_rate_per_minute) {
-  const double ratio =
-      asked == 0 ? 2.0 : static_cast<double>(offered) / static_cast<double>(asked);
+  const double ratio = asked == 0 ? 2.0 : static_cast<double>(offered) / static_cast<double>(asked);
   const double sig = 1.0 / (1.0 + std::exp(-r.sigmoid_steepness * (ratio - r.sigmoid_midpoint)));
   const double sim = std::isfinite(similarity) ? std::clamp(similarity, 0.0, 1.0) : 0.0;
   const double rate = std::isfinite(wallet_rate_per_minute) && wallet_rate_per_minute > 0

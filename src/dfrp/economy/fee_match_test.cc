@@ -3,9 +3,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include <cmath>
-
 #include <algorithm>
+#include <cmath>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/crypto/bls.h"
@@ -124,17 +123,16 @@ TEST(FeeMatch, HostileRequestsGetAnErrorNamingTheField) {
   EXPECT_NE(Error(R"({"wallet": "dfrp1abc"})").find("not a dfrp wallet address"),
             std::string::npos);
   EXPECT_NE(Error(R"({"vector": [1, 2]})").find("VECTOR_DIM is 16"), std::string::npos);
-  EXPECT_NE(Error(R"({"vector": [1e39, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]})")
-                .find("vector[0]"),
-            std::string::npos);
+  EXPECT_NE(
+      Error(R"({"vector": [1e39, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]})").find("vector[0]"),
+      std::string::npos);
   EXPECT_NE(Error(R"({"vector": ["1", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]})")
                 .find("vector[0]: must be a number"),
             std::string::npos);
   EXPECT_NE(Error(R"({"cpu_sec": 1, "cpu_sec": 2})").find("twice"), std::string::npos);
   EXPECT_NE(Error(R"({"months": 2})").find("without storage_mb"), std::string::npos);
   EXPECT_NE(Error(R"({"storage_mb": 1, "months": 0})").find("more than 0"), std::string::npos);
-  EXPECT_NE(Error(R"({"storage_mb": 18446744073709, "months": 18446744073709})")
-                .find("too large"),
+  EXPECT_NE(Error(R"({"storage_mb": 18446744073709, "months": 18446744073709})").find("too large"),
             std::string::npos);
   EXPECT_NE(Error(std::string(70000, ' ')).find("more than the 65536"), std::string::npos);
   std::string deep(100, '[');
@@ -193,14 +191,16 @@ TEST(FeeMatch, FloodsGetABoundedShareWhileFairRequestsAreServed) {
       };
       std::vector<Pending> pending;
       for (int h = 0; h < kHonest; ++h)
-        pending.push_back({ac.Weigh(fmt::format("honest-{}", h), asked * 12 / 10, asked, 1, now),
-                           true});
+        pending.push_back(
+            {ac.Weigh(fmt::format("honest-{}", h), asked * 12 / 10, asked, 1, now), true});
       honest_sent += kHonest;
       for (int f = 0; f < 500; ++f) {
         const std::string_view kind = flood;
         if (kind == "sybil crowd") {
-          pending.push_back({ac.Weigh(fmt::format("sybil-{}", fresh++), asked, asked, 1, now), false});
-          pending.push_back({ac.Weigh(fmt::format("sybil-{}", fresh++), asked, asked, 1, now), false});
+          pending.push_back(
+              {ac.Weigh(fmt::format("sybil-{}", fresh++), asked, asked, 1, now), false});
+          pending.push_back(
+              {ac.Weigh(fmt::format("sybil-{}", fresh++), asked, asked, 1, now), false});
         } else {
           const Amount offer = kind == "one wallet with a tip" ? asked * 3 / 2 : asked;
           pending.push_back({ac.Weigh("flooder", offer, asked, 1, now), false});
@@ -221,7 +221,8 @@ TEST(FeeMatch, FloodsGetABoundedShareWhileFairRequestsAreServed) {
     }
     // A wallet's rate is learnt from its requests: a flooder's first burst (its free rate's
     // worth, rate_free / ln 2 = 87 requests) may outbid the honest ones in the first second.
-    EXPECT_EQ(honest_missed_later, 0) << flood << ": after the first second every fair request is served";
+    EXPECT_EQ(honest_missed_later, 0)
+        << flood << ": after the first second every fair request is served";
     EXPECT_LE(honest_missed_first, 87) << flood;
     const double share = static_cast<double>(flood_served) / served;
     EXPECT_LE(share, 1.0 - static_cast<double>(kHonest) / kCapacity + 87.0 / served) << flood;

@@ -13,8 +13,7 @@ using core::Status;
 namespace {
 
 Status Bad(std::string_view what, std::string_view text, std::string_view why) {
-  return Status::InvalidArgument(
-      fmt::format("{}: {:?} {}", what, text.substr(0, 64), why));
+  return Status::InvalidArgument(fmt::format("{}: {:?} {}", what, text.substr(0, 64), why));
 }
 
 }  // namespace
@@ -69,8 +68,7 @@ core::Result<uint64_t> ParseFixed(std::string_view text, unsigned scale, std::st
     const size_t drop = static_cast<size_t>(-shift);
     if (drop > digits.size() ||
         digits.find_first_not_of('0', digits.size() - drop) != std::string::npos)
-      return Err(Bad(what, text,
-                     fmt::format("has more decimals than the {} allowed here", scale)));
+      return Err(Bad(what, text, fmt::format("has more decimals than the {} allowed here", scale)));
     digits.resize(digits.size() - drop);
     shift = 0;
   }

@@ -26,8 +26,8 @@ using Amount = uint64_t;          // base units
 using Price = uint64_t;           // 10^-6 base units per unit of a resource
 using QuantityMicros = uint64_t;  // 10^-6 of a resource's unit
 
-inline constexpr unsigned kPriceExtraDecimals = 6;     // a Price has decimals + 6 places
-inline constexpr unsigned kQuantityDecimals = 6;       // a QuantityMicros has 6 places
+inline constexpr unsigned kPriceExtraDecimals = 6;  // a Price has decimals + 6 places
+inline constexpr unsigned kQuantityDecimals = 6;    // a QuantityMicros has 6 places
 inline constexpr uint64_t kMicros = 1'000'000;
 
 // Parses a non-negative decimal number, exactly, into a count of 10^-scale units: digits with

@@ -70,7 +70,8 @@ TEST(Money, FormatsWithoutTrailingZeros) {
   EXPECT_EQ(FormatFixed(0, 9), "0");
   EXPECT_EQ(FormatFixed(12, 0), "12");
   EXPECT_EQ(FormatFixed(UINT64_MAX, 18), "18.446744073709551615");
-  for (uint64_t v : std::initializer_list<uint64_t>{0, 1, 7, 10, 123456789, 1'000'000'000, UINT64_MAX})
+  for (uint64_t v :
+       std::initializer_list<uint64_t>{0, 1, 7, 10, 123456789, 1'000'000'000, UINT64_MAX})
     for (unsigned scale : {0u, 1u, 9u, 15u, 19u})
       EXPECT_EQ(Ok(FormatFixed(v, scale), scale), v) << v << " at " << scale;
 }

@@ -90,7 +90,8 @@ Status PriceOracle::Load() {
     current_.epoch = static_cast<uint64_t>(sqlite3_column_int64(st, 0));
     current_.unix_ms = sqlite3_column_int64(st, 1);
     auto p = PricesFromText(reinterpret_cast<const char*>(sqlite3_column_text(st, 2)));
-    auto u = ArrayFromText<kResourceCount>(reinterpret_cast<const char*>(sqlite3_column_text(st, 3)));
+    auto u =
+        ArrayFromText<kResourceCount>(reinterpret_cast<const char*>(sqlite3_column_text(st, 3)));
     sqlite3_finalize(st);
     if (!p || !u) return damaged(fmt::format("epoch {} does not hold 6 prices", current_.epoch));
     current_.prices = *p;
@@ -138,7 +139,8 @@ std::vector<EpochRecord> PriceOracle::History(size_t limit) const {
     r.epoch = static_cast<uint64_t>(sqlite3_column_int64(st, 0));
     r.unix_ms = sqlite3_column_int64(st, 1);
     auto p = PricesFromText(reinterpret_cast<const char*>(sqlite3_column_text(st, 2)));
-    auto u = ArrayFromText<kResourceCount>(reinterpret_cast<const char*>(sqlite3_column_text(st, 3)));
+    auto u =
+        ArrayFromText<kResourceCount>(reinterpret_cast<const char*>(sqlite3_column_text(st, 3)));
     if (!p || !u) continue;
     r.prices = *p;
     for (size_t i = 0; i < kResourceCount; ++i)
@@ -185,8 +187,8 @@ Status PriceOracle::Append(const EpochRecord& r) {
   const int rc = sqlite3_step(st);
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE)
-    return Status::IOError(fmt::format("cannot record epoch {} in {}: {}", r.epoch, path_,
-                                       sqlite3_errmsg(db_)));
+    return Status::IOError(
+        fmt::format("cannot record epoch {} in {}: {}", r.epoch, path_, sqlite3_errmsg(db_)));
   return Status::OK();
 }
 

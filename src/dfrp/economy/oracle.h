@@ -74,9 +74,9 @@ class PriceOracle {
   // Ends every epoch up to (not including) the current one: `usage(epoch)` gives each one's
   // usage; the last ended epoch blends with `neighbours` (per resource; may be empty).
   // Returns how many epochs were applied.
-  core::Result<size_t> Advance(const std::function<EpochUsage(uint64_t)>& usage,
-                               const std::array<std::vector<NeighbourPrice>, kResourceCount>&
-                                   neighbours = {});
+  core::Result<size_t> Advance(
+      const std::function<EpochUsage(uint64_t)>& usage,
+      const std::array<std::vector<NeighbourPrice>, kResourceCount>& neighbours = {});
 
   const EconomicPolicy& policy() const { return policy_; }
   const OracleCapacity& capacity() const { return capacity_; }

@@ -91,14 +91,13 @@ TEST_F(OracleTest, NeighboursBlendIntoTheLastEpoch) {
   ASSERT_EQ(*o->Advance([](uint64_t) { return EpochUsage{}; }, n), 1u);
   // Idle step down to 7/8 first (clamped to the floor), then a quarter of the way up.
   const Price stepped = std::max(before - before / 8, policy_.pricing.floor[kRead]);
-  EXPECT_EQ(o->Current().prices[kRead],
-            (stepped * 3 + (start[kRead] + start[kRead] / 4) + 2) / 4);
+  EXPECT_EQ(o->Current().prices[kRead], (stepped * 3 + (start[kRead] + start[kRead] / 4) + 2) / 4);
 }
 
 TEST_F(OracleTest, UtilizationAgainstCapacity) {
   auto o = Open();
   EpochUsage u;
-  u.cpu_usec = 10'000'000;  // 10 CPU-s of 20 available
+  u.cpu_usec = 10'000'000;     // 10 CPU-s of 20 available
   u.bytes_read = 500'000'000;  // of 2 GB
   u.proofs = 20'000;           // more than 10,000
   u.bytes_stored = 1, u.bytes_quota = 4;

@@ -1,10 +1,10 @@
 #include "dfrp/economy/policy.h"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <cmath>
 #include <set>
-#include <toml++/toml.h>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/crypto/bls.h"
@@ -16,7 +16,8 @@ using core::Err;
 using core::Result;
 using core::Status;
 
-const std::string_view kDefaultEconomicToml = R"(# dfrp economic policy (the embedded default; `dfrp-market policy` prints the effective one).
+const std::string_view kDefaultEconomicToml =
+    R"(# dfrp economic policy (the embedded default; `dfrp-market policy` prints the effective one).
 # Amounts are decimal strings (or numbers) in the currency; they are parsed exactly.
 
 [genesis]                       # immutable: its hash is the network id
@@ -247,8 +248,8 @@ class Scope {
       if (!raw) return Fail(key, "write this amount as a string, such as \"0.25\"");
       text = *raw;
     } else {
-      return Fail(key, fmt::format("must be an amount (a string such as \"0.25\"), not {}",
-                                   TypeName(*n)));
+      return Fail(
+          key, fmt::format("must be an amount (a string such as \"0.25\"), not {}", TypeName(*n)));
     }
     auto v = ParseFixed(text, scale, Key(key));
     if (!v) {
@@ -375,8 +376,8 @@ Status Validate(EconomicPolicy& p, const std::string& file) {
     if (p.pricing.floor[i] > p.pricing.ceiling[i])
       return bad("pricing.floor." + name,
                  fmt::format("{} is above its ceiling {} (pricing.ceiling.{})",
-                             p.FormatPrice(p.pricing.floor[i]),
-                             p.FormatPrice(p.pricing.ceiling[i]), name));
+                             p.FormatPrice(p.pricing.floor[i]), p.FormatPrice(p.pricing.ceiling[i]),
+                             name));
   }
   if (p.gossip.probe_timeout_ms > p.gossip.probe_interval_ms)
     return bad("gossip.probe_timeout_ms", "must not be longer than gossip.probe_interval_ms");
@@ -429,8 +430,8 @@ Result<EconomicPolicy> ParseEconomicPolicy(std::string_view text, std::string_vi
     doc = toml::parse(text, name);
   } catch (const toml::parse_error& e) {
     return Err(Status::InvalidArgument(fmt::format("{}:{}:{}: not valid TOML: {}", file,
-                                                   e.source().begin.line,
-                                                   e.source().begin.column, e.description())));
+                                                   e.source().begin.line, e.source().begin.column,
+                                                   e.description())));
   }
   const Source src(text);
   Status err;
@@ -588,10 +589,10 @@ std::string RenderEconomicToml(const EconomicPolicy& p) {
   o += "committee = [";
   for (size_t i = 0; i < p.genesis.committee.size(); ++i) {
     const Authority& a = p.genesis.committee[i];
-    o += fmt::format(
-        "{}\n  {{ address = {}, public_key = {}, proof_of_possession = {}, url = {} }}",
-        i ? "," : "", Quoted(a.address), Quoted(a.public_key_hex), Quoted(a.pop_hex),
-        Quoted(a.url));
+    o +=
+        fmt::format("{}\n  {{ address = {}, public_key = {}, proof_of_possession = {}, url = {} }}",
+                    i ? "," : "", Quoted(a.address), Quoted(a.public_key_hex), Quoted(a.pop_hex),
+                    Quoted(a.url));
   }
   o += p.genesis.committee.empty() ? "]\n" : "\n]\n";
   o += fmt::format("\n[policy]\nversion = {}\nowner = {}\nmargin_bps = {}\norder_fee = \"{}\"\n",
@@ -605,9 +606,10 @@ std::string RenderEconomicToml(const EconomicPolicy& p) {
   for (const char* which : {"floor", "ceiling"}) {
     o += fmt::format("\n[pricing.{}]\n", which);
     for (Resource r : kResources)
-      o += fmt::format("{} = \"{}\"\n", ResourceName(r),
-                       p.FormatPrice((std::string_view(which) == "floor" ? pr.floor
-                                                                         : pr.ceiling)[static_cast<size_t>(r)]));
+      o += fmt::format(
+          "{} = \"{}\"\n", ResourceName(r),
+          p.FormatPrice((std::string_view(which) == "floor" ? pr.floor
+                                                            : pr.ceiling)[static_cast<size_t>(r)]));
   }
   o += fmt::format(
       "\n[pricing.reference]\ncpu_hashes_per_sec = {}\ngpu_tflops = {}\nread_mb_per_sec = "
@@ -618,8 +620,8 @@ std::string RenderEconomicToml(const EconomicPolicy& p) {
   o += fmt::format(
       "\n[reward]\nsigmoid_midpoint = {}\nsigmoid_steepness = {}\nrate_free_per_minute = "
       "{}\nrate_half_life_seconds = {}\nunfunded_per_minute = {}\n",
-      rw.sigmoid_midpoint, rw.sigmoid_steepness, rw.rate_free_per_minute,
-      rw.rate_half_life_seconds, rw.unfunded_per_minute);
+      rw.sigmoid_midpoint, rw.sigmoid_steepness, rw.rate_free_per_minute, rw.rate_half_life_seconds,
+      rw.unfunded_per_minute);
   o += fmt::format(
       "\n[storage]\nperiod_seconds = {}\nchallenges_per_period = {}\nanswer_window_seconds = "
       "{}\nreplication = {}\n",

@@ -34,12 +34,12 @@ namespace dfrp::economy {
 
 // The resources a node sells, in the order of a price vector.
 enum class Resource : uint8_t {
-  kCpuSec = 0,          // one CPU-second of a job
-  kGpuSec = 1,          // one GPU-second of a job
-  kStorageGibMonth = 2, // one GiB (2^30 bytes) kept for one month (30 days)
-  kWriteGib = 3,        // one GiB written
-  kReadGib = 4,         // one GiB read (verified and sent)
-  kProof = 5,           // one proof of storage or audit answered
+  kCpuSec = 0,           // one CPU-second of a job
+  kGpuSec = 1,           // one GPU-second of a job
+  kStorageGibMonth = 2,  // one GiB (2^30 bytes) kept for one month (30 days)
+  kWriteGib = 3,         // one GiB written
+  kReadGib = 4,          // one GiB read (verified and sent)
+  kProof = 5,            // one proof of storage or audit answered
 };
 inline constexpr size_t kResourceCount = 6;
 inline constexpr std::array<Resource, kResourceCount> kResources = {
@@ -95,9 +95,9 @@ struct RewardPolicy {
   // economy/fee_match.h).
   double sigmoid_midpoint = 1.0;
   double sigmoid_steepness = 8.0;
-  double rate_free_per_minute = 60;     // a wallet's requests per minute before its weight falls
-  uint32_t rate_half_life_seconds = 60; // how fast a wallet's recent rate forgets
-  uint32_t unfunded_per_minute = 6;     // requests per minute per source without funding
+  double rate_free_per_minute = 60;      // a wallet's requests per minute before its weight falls
+  uint32_t rate_half_life_seconds = 60;  // how fast a wallet's recent rate forgets
+  uint32_t unfunded_per_minute = 6;      // requests per minute per source without funding
 };
 
 struct StoragePolicy {
@@ -133,8 +133,8 @@ struct EconomicPolicy {
   ComputePolicy compute;
   GossipPolicy gossip;
 
-  std::string source;          // the file, or "embedded default"
-  crypto::Hash network_id{};   // SHA-256 of EncodeGenesis(genesis)
+  std::string source;         // the file, or "embedded default"
+  crypto::Hash network_id{};  // SHA-256 of EncodeGenesis(genesis)
 
   // Amounts as text in this currency ("0.0042").
   std::string FormatAmount(Amount a) const { return FormatFixed(a, genesis.decimals); }
@@ -158,8 +158,7 @@ core::Result<EconomicPolicy> ParseEconomicPolicy(std::string_view text, std::str
 // Finds and loads the policy: `configured` (ECONOMIC_POLICY, already an absolute path) if
 // set, else `economic.toml` in `config_dir` if it exists, else the embedded default. A
 // configured path that does not exist is an error (NotFound).
-core::Result<EconomicPolicy> LoadEconomicPolicy(core::FileSystem* fs,
-                                                const std::string& configured,
+core::Result<EconomicPolicy> LoadEconomicPolicy(core::FileSystem* fs, const std::string& configured,
                                                 const std::string& config_dir);
 
 // The canonical bytes of a genesis (docs/PROTOCOL.md, "Genesis"): the network id is their

@@ -59,7 +59,8 @@ TEST(Policy, GenesisAllocationsCommitteeAndNetworkId) {
   const SecretKey authority = Key(3);
   const std::string pk = authority.GetPublicKey().ToHex();
   const std::string pop = core::ToHex(authority.ProvePossession().bytes());
-  const std::string text = fmt::format(R"(
+  const std::string text =
+      fmt::format(R"(
 [genesis]
 network = "testnet"
 currency = "TST"
@@ -72,8 +73,7 @@ owner = "{}"
 margin_bps = 500
 order_fee = "0.000001"
 )",
-                                       AddressOf(1), AddressOf(2), AddressOf(4), AddressOf(3), pk,
-                                       pop, AddressOf(1));
+                  AddressOf(1), AddressOf(2), AddressOf(4), AddressOf(3), pk, pop, AddressOf(1));
   EconomicPolicy p = Parse(text);
   ASSERT_EQ(p.genesis.allocations.size(), 3u);
   EXPECT_EQ(p.genesis.allocations[0].amount, 1'000'500'000u);

@@ -61,9 +61,8 @@ PriceVector StepPrices(const PriceVector& prices, const Utilization& u,
 }
 
 std::optional<Price> WeightedMedian(std::vector<NeighbourPrice> prices) {
-  std::erase_if(prices, [](const NeighbourPrice& n) {
-    return !std::isfinite(n.weight) || n.weight <= 0;
-  });
+  std::erase_if(prices,
+                [](const NeighbourPrice& n) { return !std::isfinite(n.weight) || n.weight <= 0; });
   if (prices.empty()) return std::nullopt;
   std::sort(prices.begin(), prices.end(),
             [](const NeighbourPrice& a, const NeighbourPrice& b) { return a.price < b.price; });
@@ -83,10 +82,9 @@ Price BlendPrice(Price p, const std::vector<NeighbourPrice>& neighbours,
   if (!m || policy.neighbour_weight_bps == 0) return p;
   const uint64_t w = policy.neighbour_weight_bps;
   // (1 - w) p + w m, in 128 bits.
-  const unsigned __int128 mixed =
-      (static_cast<unsigned __int128>(p) * (10000 - w) + static_cast<unsigned __int128>(*m) * w +
-       5000) /
-      10000;
+  const unsigned __int128 mixed = (static_cast<unsigned __int128>(p) * (10000 - w) +
+                                   static_cast<unsigned __int128>(*m) * w + 5000) /
+                                  10000;
   Price target = mixed > UINT64_MAX ? UINT64_MAX : static_cast<Price>(mixed);
   // No further than one demand step from p.
   Price up = p, down = p;

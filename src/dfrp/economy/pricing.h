@@ -32,7 +32,7 @@ using Utilization = std::array<uint32_t, kResourceCount>;
 struct CapacityFigures {
   double cpu_hashes_per_sec_one_core = 0;
   std::optional<double> gpu_tflops;
-  double read_mb_per_sec = 0;   // the store's active volume, or 0 when unmeasured
+  double read_mb_per_sec = 0;  // the store's active volume, or 0 when unmeasured
   double write_mb_per_sec = 0;
   double read_iops = 0;
 };
