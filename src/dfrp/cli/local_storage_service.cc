@@ -32,10 +32,10 @@ class WholePayload final : public PayloadSource {
       : store_(store), id_(id), count_(std::move(count)) {}
   Status ReadTo(const storage::SinkFn& sink) override {
     uint64_t handed = 0;
-    Status s = store_->Read(id_, [&](std::string_view piece) {
-      DFRP_RETURN_IF_ERROR(sink(piece));
-      handed += piece.size();
-      return Status::OK();
+    Status s = store_->Read(id_, [&](std::string_view piece) -> Status {
+      Status s = sink(piece);
+      if (s.ok()) handed += piece.size();
+      return s;
     });
     count_(handed);
     return s;
@@ -56,10 +56,10 @@ class RangePayload final : public PayloadSource {
     uint64_t handed = 0;
     Status s = reader_.ReadRange(
         range_.offset, range_.length,
-        [&](std::string_view piece) {
-          DFRP_RETURN_IF_ERROR(sink(piece));
-          handed += piece.size();
-          return Status::OK();
+        [&](std::string_view piece) -> Status {
+          Status s = sink(piece);
+          if (s.ok()) handed += piece.size();
+          return s;
         },
         0);
     count_(handed);
