@@ -28,26 +28,48 @@ json VolumesJson(const std::vector<storage::VolumeInfo>& vols) {
 // The whole payload, verified leaf by leaf before it is handed over (Store::Read).
 class WholePayload final : public PayloadSource {
  public:
-  WholePayload(Store* store, core::Uuid id) : store_(store), id_(id) {}
-  Status ReadTo(const storage::SinkFn& sink) override { return store_->Read(id_, sink); }
+  WholePayload(Store* store, core::Uuid id, std::function<void(uint64_t)> count)
+      : store_(store), id_(id), count_(std::move(count)) {}
+  Status ReadTo(const storage::SinkFn& sink) override {
+    uint64_t handed = 0;
+    Status s = store_->Read(id_, [&](std::string_view piece) -> Status {
+      Status s = sink(piece);
+      if (s.ok()) handed += piece.size();
+      return s;
+    });
+    count_(handed);
+    return s;
+  }
 
  private:
   Store* store_;
   core::Uuid id_;
+  std::function<void(uint64_t)> count_;  // the verified bytes handed out
 };
 
 // A range: only the leaves it touches are read and verified (storage/shard_reader.h).
 class RangePayload final : public PayloadSource {
  public:
-  RangePayload(storage::ShardReader reader, ByteRange range)
-      : reader_(std::move(reader)), range_(range) {}
+  RangePayload(storage::ShardReader reader, ByteRange range, std::function<void(uint64_t)> count)
+      : reader_(std::move(reader)), range_(range), count_(std::move(count)) {}
   Status ReadTo(const storage::SinkFn& sink) override {
-    return reader_.ReadRange(range_.offset, range_.length, sink, 0);
+    uint64_t handed = 0;
+    Status s = reader_.ReadRange(
+        range_.offset, range_.length,
+        [&](std::string_view piece) -> Status {
+          Status s = sink(piece);
+          if (s.ok()) handed += piece.size();
+          return s;
+        },
+        0);
+    count_(handed);
+    return s;
   }
 
  private:
   storage::ShardReader reader_;
   ByteRange range_;
+  std::function<void(uint64_t)> count_;
 };
 
 }  // namespace
@@ -56,7 +78,28 @@ LocalStorageService::LocalStorageService(core::NodeConfig config, core::FileSyst
                                          core::Clock* clock, NoticeFn notice)
     : config_(std::move(config)), fs_(fs), clock_(clock), notice_(std::move(notice)) {}
 
-LocalStorageService::~LocalStorageService() = default;
+LocalStorageService::~LocalStorageService() {
+  store_.reset();  // before the counter it points at
+  if (usage_) (void)usage_->Close();
+}
+
+Status LocalStorageService::OpenUsage() {
+  if (usage_) return Status::OK();
+  economy::UsageOptions uo{.path = economy::UsagePath(config_.state_dir),
+                           .epoch_seconds = 60,
+                           .clock = clock_,
+                           .background_flush = false};  // flushed when the command ends
+  DFRP_ASSIGN_OR_RETURN(usage_, economy::UsageCounter::Open(uo));
+  return Status::OK();
+}
+
+void LocalStorageService::CountRead(const core::Uuid& id, uint64_t bytes) {
+  if (usage_ && bytes > 0) usage_->OnRead(core::RequestContext{}, id, bytes);
+}
+
+void LocalStorageService::CountProof(const core::Uuid& id, uint64_t leaves) {
+  if (usage_) usage_->OnProof(core::RequestContext{}, id, leaves);
+}
 
 storage::StoreOptions LocalStorageService::Options() const {
   storage::StoreOptions opt;
@@ -71,6 +114,12 @@ Result<Store*> LocalStorageService::Open(Store::Mode mode) {
   DFRP_ASSIGN_OR_RETURN(store_, Store::Open(config_, mode, Options()));
   mode_ = mode;
   for (const auto& n : store_->notices()) notice_(n);
+  if (mode == Store::Mode::kWrite) {
+    DFRP_RETURN_IF_ERROR(OpenUsage());
+    // Only the writer reconciles: a reader could count a writer's shard before its row.
+    DFRP_RETURN_IF_ERROR(usage_->Reconcile(*store_).status());
+    store_->SetObserver(usage_.get());
+  }
   return store_.get();
 }
 
@@ -130,9 +179,11 @@ WriteOutcome LocalStorageService::Write(const std::vector<WriteInput>& inputs,
 Result<std::unique_ptr<PayloadSource>> LocalStorageService::OpenPayload(
     const core::Uuid& id, const std::optional<ByteRange>& range) {
   DFRP_ASSIGN_OR_RETURN(Store * store, Open(Store::Mode::kRead));
-  if (!range) return std::unique_ptr<PayloadSource>(new WholePayload(store, id));
+  DFRP_RETURN_IF_ERROR(OpenUsage());  // a damaged usage.db is refused before the work
+  auto count = [this, id](uint64_t bytes) { CountRead(id, bytes); };
+  if (!range) return std::unique_ptr<PayloadSource>(new WholePayload(store, id, count));
   DFRP_ASSIGN_OR_RETURN(storage::ShardReader reader, store->OpenShard(id));
-  return std::unique_ptr<PayloadSource>(new RangePayload(std::move(reader), *range));
+  return std::unique_ptr<PayloadSource>(new RangePayload(std::move(reader), *range, count));
 }
 
 Result<json> LocalStorageService::Stat(const core::Uuid& id) {
@@ -156,14 +207,18 @@ Status LocalStorageService::VerifyAll(const VerifyEach& each, const storage::Pro
 
 Result<storage::ProofSet> LocalStorageService::Prove(const core::Uuid& id, uint64_t leaf) {
   DFRP_ASSIGN_OR_RETURN(Store * store, Open(Store::Mode::kRead));
+  DFRP_RETURN_IF_ERROR(OpenUsage());  // a damaged usage.db is refused before the work
   DFRP_ASSIGN_OR_RETURN(storage::ShardReader reader, store->OpenShard(id));
   const uint64_t leaves[] = {leaf};
-  return reader.Prove(leaves);
+  auto proof = reader.Prove(leaves);
+  if (proof) CountProof(id, 1);
+  return proof;
 }
 
 Result<storage::ProofSet> LocalStorageService::Audit(const core::Uuid& id, const std::string& seed,
                                                      uint32_t challenges) {
   DFRP_ASSIGN_OR_RETURN(Store * store, Open(Store::Mode::kRead));
+  DFRP_RETURN_IF_ERROR(OpenUsage());  // a damaged usage.db is refused before the work
   DFRP_ASSIGN_OR_RETURN(storage::ShardReader reader, store->OpenShard(id));
   if (reader.leaves() == 0)
     return Err(Status::InvalidArgument(
@@ -175,7 +230,9 @@ Result<storage::ProofSet> LocalStorageService::Audit(const core::Uuid& id, const
         challenges, reader.leaf_size(), kMaxProofFileBytes / 4 >> 20,
         kMaxProofFileBytes / 4 / reader.leaf_size())));
   const auto indices = storage::ChallengeIndices(seed, id, reader.leaves(), challenges);
-  return reader.Prove(indices, seed);
+  auto answer = reader.Prove(indices, seed);
+  if (answer) CountProof(id, indices.size());
+  return answer;
 }
 
 Result<json> LocalStorageService::ListVolumes() {

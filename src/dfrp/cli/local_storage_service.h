@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "dfrp/cli/storage_service.h"
+#include "dfrp/economy/usage.h"
 
 namespace dfrp::cli {
 
@@ -52,10 +53,19 @@ class LocalStorageService final : public StorageService {
   core::Result<storage::Store*> Open(storage::Store::Mode mode);
   storage::StoreOptions Options() const;
 
+  // Opens STATE_DIR/usage.db once (commands that count: writes, reads, proofs).
+  core::Status OpenUsage();
+  // Counts a read or proof served here (the CLI's requests are "local").
+  void CountRead(const core::Uuid& id, uint64_t bytes);
+  void CountProof(const core::Uuid& id, uint64_t leaves);
+
   core::NodeConfig config_;
   core::FileSystem* fs_;
   core::Clock* clock_;
   NoticeFn notice_;
+  // STATE_DIR/usage.db, opened with the store; declared first so the store (which points at
+  // it as its observer) goes first. Epochs of 60 s until economic.toml reaches the config.
+  std::unique_ptr<economy::UsageCounter> usage_;
   std::unique_ptr<storage::Store> store_;
   storage::Store::Mode mode_ = storage::Store::Mode::kRead;
 };

@@ -32,6 +32,17 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
   DFRP_ASSIGN_OR_RETURN(n->token_, EnsureApiToken(so.fs, opt.config.state_dir, &token_warning));
   if (!token_warning.empty()) n->notices_.push_back(token_warning);
   DFRP_ASSIGN_OR_RETURN(auto writer, Store::Open(opt.config, Store::Mode::kWrite, so));
+  economy::UsageOptions uo{.path = economy::UsagePath(opt.config.state_dir),
+                           .epoch_seconds = opt.usage_epoch_seconds,
+                           .clock = so.clock};
+  DFRP_ASSIGN_OR_RETURN(n->usage_, economy::UsageCounter::Open(uo));
+  // Shards a crash committed before their usage rows were written are counted now, once.
+  DFRP_ASSIGN_OR_RETURN(uint64_t recounted, n->usage_->Reconcile(*writer));
+  if (recounted > 0)
+    n->notices_.push_back(fmt::format(
+        "usage: counted {} shards the store committed before a crash as written by local",
+        recounted));
+  writer->SetObserver(n->usage_.get());
   n->writer_ = std::make_unique<StoreWriter>(std::move(writer));
   for (auto& notice : n->writer_->notices()) n->notices_.push_back(std::move(notice));
   n->readers_ = std::make_unique<ReaderCache>(opt.config, so, opt.reader_cache_bytes);
@@ -61,6 +72,7 @@ void Node::Stop() {
   if (writes_) writes_->Stop();
   if (scrub_) scrub_->Stop();
   if (ops_) ops_->Stop();
+  if (usage_) (void)usage_->Flush();  // the read counts so far; the counter stays open
 }
 
 std::string Node::SpoolDir() const { return core::JoinPath(opt_.config.state_dir, "tmp"); }
@@ -88,16 +100,18 @@ storage::VerifyResult Node::Verify(const core::Uuid& id) {
   return r;
 }
 
-Result<storage::ProofSet> Node::Prove(const core::Uuid& id, uint64_t leaf) {
+Result<storage::ProofSet> Node::Prove(const core::Uuid& id, uint64_t leaf,
+                                      const core::RequestContext& ctx) {
   DFRP_ASSIGN_OR_RETURN(OpenedShard s, OpenShard(id));
   const uint64_t leaves[] = {leaf};
   auto p = s.reader->Prove(leaves);
+  if (p) usage_->OnProof(ctx, id, 1);
   if (!p && p.error().IsCorruption()) metrics_.verification_failures.fetch_add(1);
   return p;
 }
 
 Result<storage::ProofSet> Node::Audit(const core::Uuid& id, const std::string& seed,
-                                      uint32_t challenges) {
+                                      uint32_t challenges, const core::RequestContext& ctx) {
   if (seed.empty() || seed.size() > storage::kMaxSeedBytes)
     return Err(Status::InvalidArgument(
         fmt::format("seed must be 1 to {} bytes of hex", storage::kMaxSeedBytes)));
@@ -116,6 +130,7 @@ Result<storage::ProofSet> Node::Audit(const core::Uuid& id, const std::string& s
         kMaxAuditAnswerBytes / reader.leaf_size())));
   const auto indices = storage::ChallengeIndices(seed, id, reader.leaves(), challenges);
   auto p = reader.Prove(indices, seed);
+  if (p) usage_->OnProof(ctx, id, indices.size());
   if (!p && p.error().IsCorruption()) metrics_.verification_failures.fetch_add(1);
   return p;
 }

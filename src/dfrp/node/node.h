@@ -33,6 +33,7 @@
 #include "dfrp/core/status.h"
 #include "dfrp/core/thread_annotations.h"
 #include "dfrp/core/uuid.h"
+#include "dfrp/economy/usage.h"
 #include "dfrp/node/metrics.h"
 #include "dfrp/node/operations.h"
 #include "dfrp/node/reader_cache.h"
@@ -52,6 +53,9 @@ struct NodeOptions {
   int64_t scrub_pass_interval_ms = 60'000;
   // What the kept shard readers may hold (ReaderCache).
   uint64_t reader_cache_bytes = 32ull << 20;
+  // The length of a usage epoch (economic.toml's pricing.epoch_seconds, once it reaches the
+  // config).
+  int64_t usage_epoch_seconds = 60;
 };
 
 class Node {
@@ -90,9 +94,14 @@ class Node {
   // The same check as `dfrp-storage verify-shard`: the whole record, its stored tree and
   // metadata, on a Store of its own.
   storage::VerifyResult Verify(const core::Uuid& id) EXCLUDES(verify_mu_);
-  core::Result<storage::ProofSet> Prove(const core::Uuid& id, uint64_t leaf);
+  // A proof or audit answered is counted for `ctx` (usage.db).
+  core::Result<storage::ProofSet> Prove(const core::Uuid& id, uint64_t leaf,
+                                        const core::RequestContext& ctx = {});
   core::Result<storage::ProofSet> Audit(const core::Uuid& id, const std::string& seed,
-                                        uint32_t challenges);
+                                        uint32_t challenges, const core::RequestContext& ctx = {});
+  // What each wallet made this node do (STATE_DIR/usage.db); writes are counted by the writer
+  // Store, downloads by their route once sent, proofs by Prove and Audit.
+  economy::UsageCounter& usage() { return *usage_; }
   std::vector<storage::VolumeInfo> Volumes() { return writer_->Volumes(); }
   uint64_t WritableBytes() const { return writer_->WritableBytes(); }
 
@@ -115,6 +124,7 @@ class Node {
   int64_t started_ms_ = 0;
   Metrics metrics_;
 
+  std::unique_ptr<economy::UsageCounter> usage_;  // before writer_: its Store points at it
   std::unique_ptr<StoreWriter> writer_;
   std::unique_ptr<ReaderCache> readers_;
   std::unique_ptr<WriteQueue> writes_;

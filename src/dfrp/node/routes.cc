@@ -144,6 +144,7 @@ UploadHandler PutShardUpload(Node* node) {
     put.body = std::move(body.memory);
     put.spool_path = std::move(body.spool_path);
     put.hold = std::move(body.hold);
+    put.ctx = r.ctx;
     node->writes().Submit(std::move(put), [reply = std::move(reply)](WriteOutcome o) {
       if (!o.status.ok()) return reply(ApiResponse::Error(o.status));
       ApiResponse res = ApiResponse::Json(201, WrittenJson(o.shard));
@@ -215,7 +216,10 @@ Result<Download> ShardDownload(Node* node, const ApiRequest& r, const OpenedShar
     if (s.IsBusy()) return std::nullopt;  // a byte is not in memory: the lane reads it
     return s;
   };
-  d.on_sent = [node](uint64_t bytes) { node->metrics().AddRead(node->NowMs(), bytes); };
+  d.on_sent = [node, ctx = r.ctx, id = r.route.id](uint64_t bytes) {
+    node->metrics().AddRead(node->NowMs(), bytes);
+    node->usage().OnRead(ctx, id, bytes);  // once, after the last piece went out
+  };
   return d;
 }
 
@@ -244,7 +248,7 @@ ApiResponse Prove(Node* node, const ApiRequest& r) {
   if (!core::ParseDecimal(text, &leaf))
     return ApiResponse::Error(Status::InvalidArgument(
         fmt::format("leaf={} is not a leaf index (0, 1, 2, ...)", text.substr(0, 40))));
-  return ProofAnswer(node, node->Prove(r.route.id, leaf));
+  return ProofAnswer(node, node->Prove(r.route.id, leaf, r.ctx));
 }
 
 ApiResponse Audit(Node* node, const ApiRequest& r) {
@@ -261,7 +265,7 @@ ApiResponse Audit(Node* node, const ApiRequest& r) {
   if (!core::ParseDecimal(k_text, &k) || k > UINT32_MAX)
     return ApiResponse::Error(
         Status::InvalidArgument(fmt::format("challenges={} is not a count", k_text.substr(0, 40))));
-  return ProofAnswer(node, node->Audit(r.route.id, *seed, static_cast<uint32_t>(k)));
+  return ProofAnswer(node, node->Audit(r.route.id, *seed, static_cast<uint32_t>(k), r.ctx));
 }
 
 // The JSON body of a volume action: an object (or nothing) with these optional fields.

@@ -32,6 +32,7 @@ storage::WriteRequest RequestFor(const PutShard& p) {
   storage::WriteRequest req;
   req.name = p.name;
   req.meta = p.meta;
+  req.ctx = p.ctx;
   if (!p.spool_path.empty()) {
     req.path = p.spool_path;
     req.size_hint = static_cast<int64_t>(p.size);

@@ -33,6 +33,7 @@ struct PutShard {
   uint64_t size = 0;
   // Whatever must live exactly as long as the body (the server's hold on its memory budget).
   std::shared_ptr<void> hold;
+  core::RequestContext ctx;  // who asked: the write is counted for them once durable
 };
 
 struct WriteOutcome {

@@ -27,11 +27,13 @@
 #include "dfrp/core/clock.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/file_system.h"
+#include "dfrp/core/request_context.h"
 #include "dfrp/core/status.h"
 #include "dfrp/core/uuid.h"
 #include "dfrp/crypto/sha256.h"
 #include "dfrp/storage/index.h"
 #include "dfrp/storage/metadata.h"
+#include "dfrp/storage/observer.h"
 #include "dfrp/storage/shard_reader.h"
 
 namespace dfrp::storage {
@@ -95,6 +97,9 @@ struct WriteRequest {
   std::unique_ptr<core::SequentialFile> input;  // a stream (standard input), read once
   int64_t size_hint = -1;  // the file's size if the caller just read it off stat(2)
   ShardMetadata meta;      // content type, owner, vector, tags, leaf size; the store fills the rest
+  // Who asked for this shard, when a batch joins several requests (the daemon's group commit);
+  // unset: the context given to Store::Write. Only the observer reads it.
+  std::optional<core::RequestContext> ctx;
 };
 
 struct WrittenShard {
@@ -165,9 +170,16 @@ class Store {
   // Notes from opening (a recovered tail, a cleaned-up torn record); for the log.
   const std::vector<std::string>& notices() const { return notices_; }
 
-  // Stores a batch of shards; all or nothing (see the file comment for durability).
+  // Stores a batch of shards; all or nothing (see the file comment for durability). Once the
+  // batch is durable, the observer (if any) is told of each shard, with the request's own
+  // context or else `ctx`; written[i] is batch[i].
   core::Result<std::vector<WrittenShard>> Write(std::vector<WriteRequest>& batch,
-                                                const ProgressFn& progress = nullptr);
+                                                const ProgressFn& progress = nullptr,
+                                                const core::RequestContext& ctx = {});
+  // The observer told of committed writes (not owned; null: none). Reads and proofs are
+  // counted by whoever serves them (observer.h). Set it before the first Write.
+  void SetObserver(IoObserver* observer) { observer_ = observer; }
+  IoObserver* observer() const { return observer_; }
   // Streams the payload to sink, verified against the Merkle root before any byte is handed
   // over. Corruption (exit 3) when a byte does not verify; NotFound when the shard is unknown
   // or its volume is missing (the message says which).
@@ -277,6 +289,7 @@ class Store {
   // Shards past the index marks that a reader found while a writer held the lock (so it
   // could not index them): served from memory.
   std::map<core::Uuid, ShardLocation> unindexed_;
+  IoObserver* observer_ = nullptr;
   friend class BatchWriter;
 };
 

@@ -543,7 +543,8 @@ Result<std::vector<WrittenShard>> BatchWriter::Run(std::vector<WriteRequest>& ba
 }
 
 Result<std::vector<WrittenShard>> Store::Write(std::vector<WriteRequest>& batch,
-                                               const ProgressFn& progress) {
+                                               const ProgressFn& progress,
+                                               const core::RequestContext& ctx) {
   if (!lock_) return Err(Status::Internal("Store::Write needs a store opened with Mode::kWrite"));
   if (!config_problems_.empty()) return Err(Status::InvalidArgument(config_problems_.front()));
   if (batch.empty()) return std::vector<WrittenShard>();
@@ -562,6 +563,14 @@ Result<std::vector<WrittenShard>> Store::Write(std::vector<WriteRequest>& batch,
         "full, so the next write goes to the next volume with room; once there is free space "
         "on it again, run `dfrp-storage resume {}`",
         *full, result->error().message(), *full)));
+  }
+  if (*result && observer_) {
+    // The batch is durable: every shard of it is counted (a crash before this line is made
+    // up for by the observer's own reconciliation against the store).
+    for (size_t i = 0; i < (*result)->size() && i < batch.size(); ++i) {
+      const WrittenShard& w = (**result)[i];
+      observer_->OnWrite(batch[i].ctx ? *batch[i].ctx : ctx, w.id, w.size);
+    }
   }
   return std::move(*result);
 }
