@@ -94,17 +94,16 @@ Status SqlError(sqlite3* db, const std::string& path, std::string_view what) {
   const int rc = sqlite3_errcode(db);
   const std::string msg = sqlite3_errmsg(db);
   if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-    return Status::Busy(fmt::format("usage database {} is busy ({} failed: {}): try again", path,
-                                    what, msg));
+    return Status::Busy(
+        fmt::format("usage database {} is busy ({} failed: {}): try again", path, what, msg));
   if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
-    return Status::Corruption(fmt::format("usage database {} is damaged ({}: {}): {}", path, what,
-                                          msg, WayOut(path)));
+    return Status::Corruption(
+        fmt::format("usage database {} is damaged ({}: {}): {}", path, what, msg, WayOut(path)));
   return Status::IOError(fmt::format("usage database {}: {} failed: {}", path, what, msg));
 }
 
 Status Exec(sqlite3* db, const std::string& path, const char* sql) {
-  if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
-    return SqlError(db, path, sql);
+  if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return SqlError(db, path, sql);
   return Status::OK();
 }
 
@@ -144,9 +143,9 @@ std::string UsagePath(const std::string& state_dir) {
 Result<std::unique_ptr<UsageCounter>> UsageCounter::Open(const UsageOptions& opt) {
   if (!opt.clock) return Err(Status::Internal("UsageCounter::Open needs a clock"));
   if (opt.epoch_seconds <= 0)
-    return Err(Status::InvalidArgument(fmt::format(
-        "epoch_seconds {} is not positive: set pricing.epoch_seconds in economic.toml",
-        opt.epoch_seconds)));
+    return Err(Status::InvalidArgument(
+        fmt::format("epoch_seconds {} is not positive: set pricing.epoch_seconds in economic.toml",
+                    opt.epoch_seconds)));
   std::unique_ptr<UsageCounter> c(new UsageCounter(opt));
   DFRP_RETURN_IF_ERROR(c->Init());
   if (opt.background_flush) c->flusher_ = std::thread([p = c.get()] { p->FlushLoop(); });
@@ -185,8 +184,7 @@ Status UsageCounter::Init() {
   DFRP_RETURN_IF_ERROR(Exec(db_, path, "BEGIN IMMEDIATE"));
   Status s = Exec(db_, path, kSchema);
   if (s.ok() && have_tables == 0) {
-    Stmt ins(db_,
-             "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?1), ('created_ms', ?2)");
+    Stmt ins(db_, "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?1), ('created_ms', ?2)");
     ins.Bind(1, std::to_string(kUsageSchemaVersion))
         .Bind(2, std::to_string(opt_.clock->NowUnixMillis()));
     if (ins.Step() != SQLITE_DONE) s = SqlError(db_, path, "writing the schema version");
@@ -261,6 +259,7 @@ Status UsageCounter::Flush() {
 }
 
 Status UsageCounter::FlushLocked() {
+  DFRP_RETURN_IF_ERROR(InsertWritesLocked());
   std::map<Key, Sums> batch;
   {
     core::MutexLock p(&pending_mu_);
@@ -305,16 +304,49 @@ Status UsageCounter::FlushLocked() {
 void UsageCounter::OnWrite(const core::RequestContext& ctx, const core::Uuid& shard,
                            uint64_t payload_bytes) {
   const int64_t now = opt_.clock->NowUnixMillis();
+  core::MutexLock p(&pending_mu_);
+  pending_writes_.push_back(WriteRow{shard, ctx.who, ctx.request_id, EpochStartMs(now),
+                                     static_cast<int64_t>(payload_bytes), now});
+}
+
+void UsageCounter::OnWriteBatchDone() {
   Status s;
   {
     core::MutexLock lock(&db_mu_);
-    if (!db_) return;
-    Stmt ins(db_, "INSERT OR IGNORE INTO writes VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)");
-    ins.BindBlob(1, shard.AsBytes()).Bind(2, ctx.who).Bind(3, EpochStartMs(now));
-    ins.Bind(4, static_cast<int64_t>(payload_bytes)).Bind(5, now).Bind(6, ctx.request_id);
-    if (ins.Step() != SQLITE_DONE) s = SqlError(db_, opt_.path, "counting a write");
+    s = InsertWritesLocked();
   }
   if (!s.ok()) NoteError(s);
+}
+
+Status UsageCounter::InsertWritesLocked() {
+  std::vector<WriteRow> rows;
+  {
+    core::MutexLock p(&pending_mu_);
+    rows.swap(pending_writes_);
+  }
+  if (rows.empty() || !db_) return Status::OK();
+  Status s = Exec(db_, opt_.path, "BEGIN IMMEDIATE");
+  if (s.ok()) {
+    Stmt ins(db_, "INSERT OR IGNORE INTO writes VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)");
+    for (const WriteRow& r : rows) {
+      ins.BindBlob(1, r.shard.AsBytes()).Bind(2, r.who).Bind(3, r.epoch_ms);
+      ins.Bind(4, r.bytes).Bind(5, r.at_ms).Bind(6, r.request_id);
+      if (ins.Step() != SQLITE_DONE) {
+        s = SqlError(db_, opt_.path, "counting a write");
+        break;
+      }
+      ins.Reset();
+    }
+    if (s.ok()) s = Exec(db_, opt_.path, "COMMIT");
+    if (!s.ok()) (void)Exec(db_, opt_.path, "ROLLBACK");
+  }
+  if (!s.ok()) {
+    // Nothing was committed: keep the rows for the next try (Reconcile makes up for them if
+    // the process ends first).
+    core::MutexLock p(&pending_mu_);
+    pending_writes_.insert(pending_writes_.begin(), rows.begin(), rows.end());
+  }
+  return s;
 }
 
 void UsageCounter::Count(const core::RequestContext& ctx, const core::Uuid& shard,
@@ -510,8 +542,8 @@ Result<UsageRebuild> RebuildUsage(const std::string& state_dir, storage::Store& 
     // Every shard of the store is recounted: the new file counts from the beginning of time.
     sqlite3* db = nullptr;
     if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK ||
-        sqlite3_exec(db, "UPDATE meta SET value = '0' WHERE key = 'created_ms'", nullptr,
-                     nullptr, nullptr) != SQLITE_OK) {
+        sqlite3_exec(db, "UPDATE meta SET value = '0' WHERE key = 'created_ms'", nullptr, nullptr,
+                     nullptr) != SQLITE_OK) {
       Status s = SqlError(db, path, "marking the rebuilt file");
       sqlite3_close(db);
       return Err(s);
@@ -542,15 +574,15 @@ Result<CpuStat> ParseCgroupCpuStat(std::string_view text, std::string_view path)
     if (!field) continue;
     if (std::from_chars(value.data(), value.data() + value.size(), *field).ec != std::errc())
       return Err(Status::Corruption(fmt::format(
-          "{}: {} is '{}', not a count of microseconds: is this a cgroup v2 cpu.stat file?",
-          path, name, value.substr(0, 40))));
+          "{}: {} is '{}', not a count of microseconds: is this a cgroup v2 cpu.stat file?", path,
+          name, value.substr(0, 40))));
     ++seen;
   }
   if (seen != 3)
-    return Err(Status::Corruption(fmt::format(
-        "{} lacks usage_usec, user_usec or system_usec: give a cgroup v2 cpu.stat file "
-        "(/sys/fs/cgroup/<group>/cpu.stat)",
-        path)));
+    return Err(Status::Corruption(
+        fmt::format("{} lacks usage_usec, user_usec or system_usec: give a cgroup v2 cpu.stat file "
+                    "(/sys/fs/cgroup/<group>/cpu.stat)",
+                    path)));
   return out;
 }
 

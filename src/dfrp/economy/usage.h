@@ -4,8 +4,10 @@
 // IoObserver (storage/observer.h); the market's `usage` views read it (UsageJson).
 //
 // Exactly-once rules:
-//   - A write is keyed by its shard id (INSERT OR IGNORE): never counted twice. It is inserted
-//     right after the store made its batch durable (Store::Write calls OnWrite).
+//   - A write is keyed by its shard id (INSERT OR IGNORE): never counted twice. The writes of a
+//     store batch are inserted together, in one transaction, right after the store made the
+//     batch durable (Store::Write calls OnWrite per shard, then OnWriteBatchDone); a 100,000-
+//     shard batch costs one commit, not 100,000.
 //   - A crash (kill -9, power cut) between the store's commit and that insert loses nothing:
 //     Reconcile(store), called right after opening with the store that holds the writer lock,
 //     counts every shard of the store that has no write row and whose UUIDv7 time is not
@@ -30,13 +32,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "dfrp/core/clock.h"
 #include "dfrp/core/file_system.h"
@@ -55,8 +56,8 @@ inline constexpr std::string_view kUsageFileName = "usage.db";
 inline constexpr int kUsageSchemaVersion = 1;
 
 struct UsageOptions {
-  std::string path;            // STATE_DIR/usage.db (UsagePath)
-  int64_t epoch_seconds = 60;  // economic.toml's pricing.epoch_seconds
+  std::string path;              // STATE_DIR/usage.db (UsagePath)
+  int64_t epoch_seconds = 60;    // economic.toml's pricing.epoch_seconds
   core::Clock* clock = nullptr;  // required
   // Flush read and proof sums every second on a thread of its own. Off: they are flushed by
   // the first call once a second has passed on the clock, by Flush and by Close (tests).
@@ -95,11 +96,12 @@ class UsageCounter final : public storage::IoObserver {
   core::Result<uint64_t> Reconcile(storage::Store& store) EXCLUDES(db_mu_);
 
   void OnWrite(const core::RequestContext& ctx, const core::Uuid& shard,
-               uint64_t payload_bytes) override EXCLUDES(db_mu_);
+               uint64_t payload_bytes) override EXCLUDES(pending_mu_);
+  void OnWriteBatchDone() override EXCLUDES(db_mu_);
   void OnRead(const core::RequestContext& ctx, const core::Uuid& shard,
               uint64_t verified_bytes) override EXCLUDES(db_mu_);
-  void OnProof(const core::RequestContext& ctx, const core::Uuid& shard,
-               uint64_t leaves) override EXCLUDES(db_mu_);
+  void OnProof(const core::RequestContext& ctx, const core::Uuid& shard, uint64_t leaves) override
+      EXCLUDES(db_mu_);
   // Adds a job's CPU time and cycles to its row (job_id, wallet, epoch).
   core::Status AddJobUsage(const core::RequestContext& ctx, const std::string& job_id,
                            uint64_t cpu_usec, uint64_t cycles) EXCLUDES(db_mu_);
@@ -133,6 +135,12 @@ class UsageCounter final : public storage::IoObserver {
     uint64_t reads = 0, bytes = 0, proofs = 0, leaves = 0;
   };
   using Key = std::tuple<std::string, core::Uuid, int64_t>;  // who, shard, epoch start ms
+  struct WriteRow {
+    core::Uuid shard;
+    std::string who, request_id;
+    int64_t epoch_ms = 0, bytes = 0, at_ms = 0;
+  };
+  core::Status InsertWritesLocked() REQUIRES(db_mu_) EXCLUDES(pending_mu_);
 
   explicit UsageCounter(const UsageOptions& opt) : opt_(opt) {}
   core::Status Init() EXCLUDES(db_mu_);
@@ -156,6 +164,7 @@ class UsageCounter final : public storage::IoObserver {
   core::Mutex pending_mu_;
   core::CondVar wake_;
   std::map<Key, Sums> pending_ GUARDED_BY(pending_mu_);
+  std::vector<WriteRow> pending_writes_ GUARDED_BY(pending_mu_);  // until OnWriteBatchDone
   int64_t last_flush_ms_ GUARDED_BY(pending_mu_) = 0;
   bool stop_ GUARDED_BY(pending_mu_) = false;
   core::Status error_ GUARDED_BY(pending_mu_);

@@ -285,7 +285,8 @@ TEST(CpuStat, ChildrenRusageSeesABurningChild) {
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    struct timespec t0 {}, t {};
+    struct timespec t0 {
+    }, t{};
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
     volatile uint64_t x = 0;
     do {

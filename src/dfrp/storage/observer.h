@@ -22,9 +22,11 @@ namespace dfrp::storage {
 class IoObserver {
  public:
   virtual ~IoObserver() = default;
-  // After the batch holding `shard` is durable.
+  // After the batch holding `shard` is durable; OnWriteBatchDone follows the batch's last
+  // OnWrite (an implementation may keep the writes until then, to record them together).
   virtual void OnWrite(const core::RequestContext& ctx, const core::Uuid& shard,
                        uint64_t payload_bytes) = 0;
+  virtual void OnWriteBatchDone() {}
   // Bytes verified and handed out.
   virtual void OnRead(const core::RequestContext& ctx, const core::Uuid& shard,
                       uint64_t verified_bytes) = 0;

@@ -571,6 +571,7 @@ Result<std::vector<WrittenShard>> Store::Write(std::vector<WriteRequest>& batch,
       const WrittenShard& w = (**result)[i];
       observer_->OnWrite(batch[i].ctx ? *batch[i].ctx : ctx, w.id, w.size);
     }
+    observer_->OnWriteBatchDone();
   }
   return std::move(*result);
 }
