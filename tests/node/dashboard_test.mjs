@@ -178,6 +178,37 @@ async function WaitForNextPoll(page, name) {
   }
 }
 
+// The market panel: each resource's price and utilisation as the API gives them, a price
+// chart per resource drawn from the history, and the top wallets of usage.db.
+async function CheckMarket(page, base) {
+  await page.waitForSelector('#market-rows [data-resource]', { timeout: kWaitMs });
+  const prices = await ApiGet(base, '/v1/market/prices?history=60');
+  const usage = await ApiGet(base, '/v1/market/usage');
+  const rows = await page.evaluate(() => [...document.querySelectorAll('#market-rows tr')].map(
+      (tr) => ({
+        resource: tr.dataset.resource,
+        price: tr.querySelector('.market-price').dataset.price,
+        util: tr.querySelector('.market-util').textContent.trim(),
+        points: Number(tr.querySelector('.price-chart').dataset.points),
+        drawn: tr.querySelector('.price-chart').width > 0,
+      })));
+  Check('market: one row per resource of the price vector',
+        rows.length === Object.keys(prices.prices).length && rows.length === 6,
+        JSON.stringify(rows.map((r) => r.resource)));
+  const wrong = rows.filter((r) => r.price !== prices.prices[r.resource] ||
+      r.util !== `${(prices.utilization_bps[r.resource] / 100).toFixed(1)}%`);
+  Check('market: prices and utilisation as the API gives them', wrong.length === 0,
+        JSON.stringify(wrong));
+  const history = (prices.history || []).length;
+  Check('market: a price chart per resource over the epochs kept',
+        rows.every((r) => r.drawn && r.points === history), `${history} epochs, ${JSON.stringify(rows)}`);
+  const wallets = await page.evaluate(
+      () => [...document.querySelectorAll('#top-wallets li')].map((li) => li.dataset.wallet));
+  const want = (usage.top_wallets || []).map((w) => w.wallet);
+  Check('market: the top wallets of usage.db', JSON.stringify(wallets) === JSON.stringify(want) &&
+        want.length > 0, `page ${JSON.stringify(wallets)}, API ${JSON.stringify(want)}`);
+}
+
 async function LoadPlaywright() {
   try {
     return (await import('playwright-core')).chromium;
@@ -229,6 +260,7 @@ async function Main() {
     const volumes = await CheckVolumes(page, base);
     await CheckNode(page, base, volumes);
     await CheckToken(page);
+    await CheckMarket(page, base);
 
     const shot = path.resolve(outDir, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });

@@ -11,9 +11,11 @@
 #include "dfrp/core/config.h"
 #include "dfrp/core/version.h"
 #include "dfrp/economy/fee_match.h"
+#include "dfrp/economy/market.h"
 #include "dfrp/economy/measure.h"
 #include "dfrp/economy/oracle.h"
 #include "dfrp/economy/policy.h"
+#include "dfrp/node/client.h"
 
 namespace dfrp::cli {
 
@@ -41,58 +43,6 @@ int Fail(const Status& s) {
 
 void PrintJson(const json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
-// An amount as the API shows it: a decimal string and the integer of base units.
-void PutAmount(json& j, const std::string& key, const EconomicPolicy& p, economy::Amount a) {
-  j[key] = p.FormatAmount(a);
-  j[key + "_base_units"] = a;
-}
-
-json PriceVectorJson(const EconomicPolicy& p, const economy::PriceVector& v) {
-  json j = json::object();
-  for (Resource r : kResources)
-    j[std::string(ResourceName(r))] = p.FormatPrice(v[static_cast<size_t>(r)]);
-  return j;
-}
-
-std::string CapacityPath(const core::NodeConfig& cfg) { return cfg.state_dir + "/capacity.json"; }
-
-// The capacity the oracle prices from: STATE_DIR/capacity.json when `measure` wrote one,
-// else the policy's reference (every price at its floor), said in `note`.
-economy::OracleCapacity LoadOracleCapacity(core::FileSystem* fs, const core::NodeConfig& cfg,
-                                           const EconomicPolicy& p, std::string* note) {
-  economy::OracleCapacity oc;
-  oc.figures.cpu_hashes_per_sec_one_core = p.pricing.reference_cpu_hashes_per_sec;
-  oc.figures.read_mb_per_sec = p.pricing.reference_read_mb_per_sec;
-  oc.figures.write_mb_per_sec = p.pricing.reference_write_mb_per_sec;
-  oc.figures.read_iops = p.pricing.reference_read_iops;
-  auto text = core::ReadWholeFile(fs, CapacityPath(cfg));
-  if (!text) {
-    *note = "no measurement yet (run `dfrp-market measure`): prices start at the floors";
-    return oc;
-  }
-  json j = json::parse(*text, nullptr, false);
-  auto c = economy::CapacityFromJson(j);
-  if (!c) {
-    *note = fmt::format(
-        "{} is not usable ({}): prices start at the floors; run "
-        "`dfrp-market measure` again",
-        CapacityPath(cfg), c.error().message());
-    return oc;
-  }
-  oc.cores = std::max(1u, c->cores);
-  oc.gpus = c->gpu_tflops ? 1 : 0;
-  oc.figures.cpu_hashes_per_sec_one_core = c->sha256_per_sec_one_core;
-  oc.figures.gpu_tflops = c->gpu_tflops;
-  for (const auto& v : c->volumes) {
-    if (!v.error.empty() || !v.read_mb_per_sec) continue;  // the first measured volume
-    oc.figures.read_mb_per_sec = *v.read_mb_per_sec;
-    oc.figures.write_mb_per_sec = v.write_mb_per_sec.value_or(0);
-    oc.figures.read_iops = v.read_iops_4k.value_or(0);
-    break;
-  }
-  return oc;
-}
-
 Status CmdPolicy(const Globals& g, const EconomicPolicy& p) {
   if (!g.json) {
     std::printf("%s", economy::RenderEconomicToml(p).c_str());
@@ -104,16 +54,16 @@ Status CmdPolicy(const Globals& g, const EconomicPolicy& p) {
   j["network"] = p.genesis.network;
   j["currency"] = p.genesis.currency;
   j["decimals"] = p.genesis.decimals;
-  PutAmount(j, "supply", p, p.genesis.supply);
+  economy::PutAmount(j, "supply", p, p.genesis.supply);
   j["policy_version"] = p.version;
   j["owner"] = p.owner;
   j["margin_bps"] = p.margin_bps;
-  PutAmount(j, "order_fee", p, p.order_fee);
+  economy::PutAmount(j, "order_fee", p, p.order_fee);
   j["epoch_seconds"] = p.pricing.epoch_seconds;
   j["target_utilization_bps"] = p.pricing.target_utilization_bps;
   j["max_change_denominator"] = p.pricing.max_change_denominator;
-  j["floor"] = PriceVectorJson(p, p.pricing.floor);
-  j["ceiling"] = PriceVectorJson(p, p.pricing.ceiling);
+  j["floor"] = economy::PriceVectorJson(p, p.pricing.floor);
+  j["ceiling"] = economy::PriceVectorJson(p, p.pricing.ceiling);
   j["committee"] = json::array();
   for (const auto& a : p.genesis.committee)
     j["committee"].push_back({{"address", a.address}, {"url", a.url}});
@@ -135,7 +85,8 @@ Status CmdMeasure(const Globals& g, core::FileSystem* fs, core::Clock* clock,
   if (!c) return c.error();
   const json j = economy::CapacityToJson(*c);
   if (fs->IsDirectory(cfg.state_dir))
-    DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(fs, CapacityPath(cfg), j.dump(2) + "\n"));
+    DFRP_RETURN_IF_ERROR(
+        core::WriteFileAtomic(fs, economy::CapacityPath(cfg.state_dir), j.dump(2) + "\n"));
   if (g.json) {
     PrintJson(j);
   } else {
@@ -165,73 +116,123 @@ Status CmdMeasure(const Globals& g, core::FileSystem* fs, core::Clock* clock,
   return Status::OK();
 }
 
-Result<std::unique_ptr<economy::PriceOracle>> OpenOracle(core::FileSystem* fs, core::Clock* clock,
-                                                         const core::NodeConfig& cfg,
-                                                         const EconomicPolicy& p,
-                                                         std::string* note) {
-  if (!fs->IsDirectory(cfg.state_dir))
-    return Err(Status::NotFound(
-        fmt::format("the state folder {} does not exist: run `dfrp-storage init-storage` first",
-                    cfg.state_dir)));
-  return economy::PriceOracle::Open(cfg.state_dir, p, LoadOracleCapacity(fs, cfg, p, note), clock);
-}
-
-Status CmdPrices(const Globals& g, core::FileSystem* fs, core::Clock* clock,
-                 const core::NodeConfig& cfg, const EconomicPolicy& p, int history) {
-  std::string note;
-  auto o = OpenOracle(fs, clock, cfg, p, &note);
-  if (!o) return o.error();
-  const economy::EpochRecord cur = (*o)->Current();
-  json j;
-  j["epoch"] = (*o)->CurrentEpoch();
-  j["epoch_seconds"] = p.pricing.epoch_seconds;
-  j["currency"] = p.genesis.currency;
-  j["prices"] = PriceVectorJson(p, cur.prices);
-  j["prices_since_epoch"] = cur.epoch;
-  json u = json::object();
-  for (Resource r : kResources)
-    u[std::string(ResourceName(r))] = cur.utilization[static_cast<size_t>(r)];
-  j["utilization_bps"] = u;
-  j["floor"] = PriceVectorJson(p, p.pricing.floor);
-  j["ceiling"] = PriceVectorJson(p, p.pricing.ceiling);
-  j["note"] = note;
-  if (history > 0) {
-    j["history"] = json::array();
-    for (const auto& r : (*o)->History(static_cast<size_t>(history))) {
-      json u2 = json::object();
-      for (Resource res : kResources)
-        u2[std::string(ResourceName(res))] = r.utilization[static_cast<size_t>(res)];
-      j["history"].push_back({{"epoch", r.epoch},
-                              {"unix_ms", r.unix_ms},
-                              {"prices", PriceVectorJson(p, r.prices)},
-                              {"utilization_bps", u2}});
+// Where the market commands get their answers: a running dfrpd's API when one serves this
+// STATE_DIR (so its epochs, usage and admission are the ones shown), else the files here.
+class MarketSource {
+ public:
+  static Result<std::unique_ptr<MarketSource>> Make(core::FileSystem* fs, core::Clock* clock,
+                                                    const core::NodeConfig& cfg,
+                                                    const EconomicPolicy& p) {
+    auto src = std::unique_ptr<MarketSource>(new MarketSource());
+    if (fs->IsDirectory(cfg.state_dir)) {
+      DFRP_ASSIGN_OR_RETURN(auto daemon, node::FindDaemon(fs, cfg.state_dir));
+      if (daemon) {
+        src->client_ = std::make_unique<node::Client>(*daemon);
+        return src;
+      }
     }
+    economy::MarketOptions mo;
+    mo.state_dir = cfg.state_dir;
+    mo.fs = fs;
+    mo.clock = clock;
+    mo.vector_dim = cfg.vector_dim;
+    if (fs->IsDirectory(cfg.state_dir)) {
+      economy::UsageOptions uo{.path = economy::UsagePath(cfg.state_dir),
+                               .epoch_seconds = p.pricing.epoch_seconds,
+                               .clock = clock,
+                               .background_flush = false};
+      DFRP_ASSIGN_OR_RETURN(src->usage_, economy::UsageCounter::Open(uo));
+      mo.usage = src->usage_.get();
+    }
+    DFRP_ASSIGN_OR_RETURN(src->market_, economy::Market::Open(p, mo));
+    return src;
   }
+
+  // GET target -> JSON (an error answer becomes its Status, exit code included).
+  Result<json> Get(const std::string& target, const std::function<Result<json>()>& local) {
+    if (!client_) return local();
+    DFRP_ASSIGN_OR_RETURN(node::HttpResponse r, client_->Request("GET", target));
+    return Answer(r);
+  }
+  Result<json> Post(const std::string& target, const std::string& body,
+                    const std::function<Result<json>()>& local) {
+    if (!client_) return local();
+    DFRP_ASSIGN_OR_RETURN(
+        node::HttpResponse r,
+        client_->Request("POST", target, {{"Content-Type", "application/json"}}, body));
+    return Answer(r);
+  }
+  economy::Market* market() { return market_.get(); }
+
+ private:
+  MarketSource() = default;
+  Result<json> Answer(const node::HttpResponse& r) {
+    json j = json::parse(r.body, nullptr, false);
+    if (r.status / 100 == 2 && !j.is_discarded()) return j;
+    return Err(node::StatusFromResponse(client_->info(), r));
+  }
+  std::unique_ptr<node::Client> client_;
+  std::unique_ptr<economy::UsageCounter> usage_;
+  std::unique_ptr<economy::Market> market_;
+};
+
+Status CmdPrices(const Globals& g, MarketSource& src, int history) {
+  DFRP_ASSIGN_OR_RETURN(
+      json j, src.Get(fmt::format("/v1/market/prices?history={}", history), [&]() -> Result<json> {
+        return src.market()->PricesJson(static_cast<size_t>(history));
+      }));
   if (g.json) {
     PrintJson(j);
     return Status::OK();
   }
   std::printf("epoch %llu (%u s each), prices in %s per unit:\n",
-              static_cast<unsigned long long>((*o)->CurrentEpoch()), p.pricing.epoch_seconds,
-              p.genesis.currency.c_str());
-  std::printf("%-18s %16s %8s %16s %16s\n", "resource", "price", "util", "floor", "ceiling");
+              static_cast<unsigned long long>(j.value("epoch", uint64_t{0})),
+              j.value("epoch_seconds", 0u), j.value("currency", std::string()).c_str());
+  std::printf("%-18s %18s %8s %18s %18s\n", "resource", "price", "util", "floor", "ceiling");
   for (Resource r : kResources) {
-    const size_t i = static_cast<size_t>(r);
-    std::printf("%-18s %16s %7.1f%% %16s %16s\n", std::string(ResourceName(r)).c_str(),
-                p.FormatPrice(cur.prices[i]).c_str(), cur.utilization[i] / 100.0,
-                p.FormatPrice(p.pricing.floor[i]).c_str(),
-                p.FormatPrice(p.pricing.ceiling[i]).c_str());
+    const std::string name(ResourceName(r));
+    std::printf("%-18s %18s %7.1f%% %18s %18s\n", name.c_str(),
+                j["prices"].value(name, std::string()).c_str(),
+                j["utilization_bps"].value(name, 0u) / 100.0,
+                j["floor"].value(name, std::string()).c_str(),
+                j["ceiling"].value(name, std::string()).c_str());
   }
+  const std::string note = j.value("note", std::string());
   if (!note.empty() && !g.quiet) std::fprintf(stderr, "dfrp-market: %s\n", note.c_str());
-  if (history > 0) {
-    for (const auto& r : j["history"]) {
-      std::string line = fmt::format("epoch {}:", r["epoch"].get<uint64_t>());
-      for (Resource res : kResources)
-        line += fmt::format(" {}={}", ResourceName(res),
-                            r["prices"][std::string(ResourceName(res))].get<std::string>());
+  if (j.contains("history")) {
+    for (const auto& e : j["history"]) {
+      std::string line = fmt::format("epoch {}:", e.value("epoch", uint64_t{0}));
+      for (Resource r : kResources)
+        line += fmt::format(" {}={}", ResourceName(r),
+                            e["prices"].value(std::string(ResourceName(r)), std::string()));
       std::printf("%s\n", line.c_str());
     }
   }
+  return Status::OK();
+}
+
+Status CmdUsage(const Globals& g, MarketSource& src, const std::string& wallet) {
+  economy::UsageQuery q;
+  if (!wallet.empty()) q.wallet = wallet;
+  std::string target = "/v1/market/usage";
+  if (!wallet.empty()) target += "?wallet=" + node::UrlEncode(wallet);
+  DFRP_ASSIGN_OR_RETURN(json j, src.Get(target, [&]() { return src.market()->UsageJson(q); }));
+  if (g.json) {
+    PrintJson(j);
+    return Status::OK();
+  }
+  const json& t = j["totals"];
+  std::printf("total: %llu shards (%llu bytes) written, %llu bytes read, %llu proofs\n",
+              static_cast<unsigned long long>(t.value("shards_written", uint64_t{0})),
+              static_cast<unsigned long long>(t.value("bytes_written", uint64_t{0})),
+              static_cast<unsigned long long>(t.value("bytes_read", uint64_t{0})),
+              static_cast<unsigned long long>(t.value("proofs_served", uint64_t{0})));
+  for (const auto& w : j["wallets"])
+    std::printf("%-90s %14llu written %14llu read %8llu proofs\n",
+                w.value("wallet", std::string()).c_str(),
+                static_cast<unsigned long long>(w.value("bytes_written", uint64_t{0})),
+                static_cast<unsigned long long>(w.value("bytes_read", uint64_t{0})),
+                static_cast<unsigned long long>(w.value("proofs_served", uint64_t{0})));
   return Status::OK();
 }
 
@@ -254,89 +255,68 @@ Result<std::string> ReadContext(core::FileSystem* fs, const std::string& path) {
   return text;
 }
 
-Status CmdQuote(const Globals& g, core::FileSystem* fs, core::Clock* clock,
-                const core::NodeConfig& cfg, const EconomicPolicy& p, const QuoteFlags& f) {
-  std::string text;
+// The request's JSON: --context as given, or the flags made into the same JSON a client
+// sends, so there is one parser.
+Result<std::string> RequestText(core::FileSystem* fs, const QuoteFlags& f) {
   const bool any_flag = !f.cpu_sec.empty() || !f.gpu_sec.empty() || !f.storage_mb.empty() ||
                         !f.months.empty() || !f.read_mb.empty() || !f.write_mb.empty() ||
                         !f.proofs.empty() || !f.max_fee.empty() || !f.max_price.empty() ||
                         !f.wallet.empty();
   if (!f.context.empty()) {
     if (any_flag)
-      return Status::InvalidArgument(
-          "give either --context or the quantity options (--cpu-sec, ...), not both");
-    auto t = ReadContext(fs, f.context);
-    if (!t) return t.error();
-    text = *t;
-  } else {
-    if (!any_flag)
-      return Status::InvalidArgument(
-          "quote what? give --cpu-sec, --gpu-sec, --storage-mb, --read-mb, --write-mb or "
-          "--proofs (with --max-fee), or --context FILE");
-    // The flags become the same JSON a client sends, so there is one parser.
-    json j = json::object();
-    auto put = [&](const char* key, const std::string& v) {
-      if (!v.empty()) j[key] = v;
-    };
-    put("cpu_sec", f.cpu_sec);
-    put("gpu_sec", f.gpu_sec);
-    put("storage_mb", f.storage_mb);
-    put("months", f.months);
-    put("read_mb", f.read_mb);
-    put("write_mb", f.write_mb);
-    put("max_fee", f.max_fee);
-    put("wallet", f.wallet);
-    if (!f.proofs.empty()) j["proofs"] = f.proofs;
-    for (const std::string& mp : f.max_price) {
-      const size_t eq = mp.find('=');
-      if (eq == std::string::npos || eq == 0)
-        return Status::InvalidArgument(fmt::format(
-            "--max-price {:?}: give RESOURCE=AMOUNT, such as --max-price cpu_sec=0.002", mp));
-      j["max_price"][mp.substr(0, eq)] = mp.substr(eq + 1);
-    }
-    text = j.dump();
+      return Err(Status::InvalidArgument(
+          "give either --context or the quantity options (--cpu-sec, ...), not both"));
+    return ReadContext(fs, f.context);
   }
-  auto req = economy::ParseFeeRequest(text, p, cfg.vector_dim);
-  if (!req) return req.error();
-  std::string note;
-  auto o = OpenOracle(fs, clock, cfg, p, &note);
-  if (!o) return o.error();
-  const economy::PriceVector prices = (*o)->Current().prices;
-  const economy::Quote q = economy::MatchFee(*req, prices, p);
+  if (!any_flag)
+    return Err(Status::InvalidArgument(
+        "quote what? give --cpu-sec, --gpu-sec, --storage-mb, --read-mb, --write-mb or "
+        "--proofs (with --max-fee), or --context FILE"));
+  json j = json::object();
+  auto put = [&](const char* key, const std::string& v) {
+    if (!v.empty()) j[key] = v;
+  };
+  put("cpu_sec", f.cpu_sec);
+  put("gpu_sec", f.gpu_sec);
+  put("storage_mb", f.storage_mb);
+  put("months", f.months);
+  put("read_mb", f.read_mb);
+  put("write_mb", f.write_mb);
+  put("proofs", f.proofs);
+  put("max_fee", f.max_fee);
+  put("wallet", f.wallet);
+  for (const std::string& mp : f.max_price) {
+    const size_t eq = mp.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return Err(Status::InvalidArgument(fmt::format(
+          "--max-price {:?}: give RESOURCE=AMOUNT, such as --max-price cpu_sec=0.002", mp)));
+    j["max_price"][mp.substr(0, eq)] = mp.substr(eq + 1);
+  }
+  return j.dump();
+}
+
+Status CmdQuote(const Globals& g, core::FileSystem* fs, MarketSource& src, const QuoteFlags& f) {
+  DFRP_ASSIGN_OR_RETURN(std::string text, RequestText(fs, f));
+  DFRP_ASSIGN_OR_RETURN(json j, src.Post("/v1/market/quote", text, [&]() -> Result<json> {
+    bool accepted = false;
+    return src.market()->QuoteJson(text, &accepted);
+  }));
+  const bool accepted = j.value("accepted", false);
   if (g.json) {
-    json j;
-    j["accepted"] = q.accepted;
-    j["reason"] = q.reason;
-    json fees = json::object();
-    for (Resource r : kResources) {
-      const size_t i = static_cast<size_t>(r);
-      if (req->quantity[i] == 0) continue;
-      json one;
-      one["quantity"] = economy::FormatFixed(req->quantity[i], economy::kQuantityDecimals);
-      one["price"] = p.FormatPrice(prices[i]);
-      PutAmount(one, "fee", p, q.fee[i]);
-      fees[std::string(ResourceName(r))] = one;
-    }
-    j["fees"] = fees;
-    PutAmount(j, "total", p, q.total);
-    if (req->max_fee) PutAmount(j, "max_fee", p, *req->max_fee);
-    j["currency"] = p.genesis.currency;
-    j["epoch"] = (*o)->CurrentEpoch();
     PrintJson(j);
   } else if (!g.quiet) {
-    for (Resource r : kResources) {
-      const size_t i = static_cast<size_t>(r);
-      if (req->quantity[i] == 0) continue;
-      std::printf("%-18s %14s x %-16s = %s\n", std::string(ResourceName(r)).c_str(),
-                  economy::FormatFixed(req->quantity[i], economy::kQuantityDecimals).c_str(),
-                  p.FormatPrice(prices[i]).c_str(), p.FormatAmount(q.fee[i]).c_str());
-    }
-    std::printf(
-        "total %s %s%s\n", p.FormatAmount(q.total).c_str(), p.genesis.currency.c_str(),
-        req->max_fee ? fmt::format(" (max_fee {})", p.FormatAmount(*req->max_fee)).c_str() : "");
-    std::printf("%s\n", q.accepted ? "accepted" : "refused");
+    for (const auto& [name, fee] : j["fees"].items())
+      std::printf(
+          "%-18s %14s x %-18s = %s\n", name.c_str(), fee.value("quantity", std::string()).c_str(),
+          fee.value("price", std::string()).c_str(), fee.value("fee", std::string()).c_str());
+    std::string line = fmt::format("total {} {}", j.value("total", std::string()),
+                                   j.value("currency", std::string()));
+    if (j.contains("max_fee"))
+      line += fmt::format(" (max_fee {})", j.value("max_fee", std::string()));
+    std::printf("%s\n%s\n", line.c_str(), accepted ? "accepted" : "refused");
   }
-  if (!q.accepted) return Status::Refused(fmt::format("refused: {}", q.reason));
+  if (!accepted)
+    return Status::Refused(fmt::format("refused: {}", j.value("reason", std::string())));
   return Status::OK();
 }
 
@@ -383,6 +363,9 @@ int RunMarketCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
   quote->add_option("--context", qf.context,
                     "a request's JSON ({\"cpu_sec\": 1.2, \"max_fee\": 0.0042, ...}) from FILE, "
                     "or - for standard input");
+  std::string usage_wallet;
+  auto* usage = app.add_subcommand("usage", "what each wallet made this node do (usage.db)");
+  usage->add_option("--wallet", usage_wallet, "only this wallet's usage");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -399,14 +382,20 @@ int RunMarketCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
   auto pol = economy::LoadEconomicPolicy(fs, cfg->economic_policy, cfg->config_dir);
   if (!pol) return Fail(pol.error());
   Status s;
-  if (*policy)
+  if (*policy) {
     s = CmdPolicy(g, *pol);
-  else if (*measure)
+  } else if (*measure) {
     s = CmdMeasure(g, fs, clock, *cfg, quick);
-  else if (*prices)
-    s = CmdPrices(g, fs, clock, *cfg, *pol, history);
-  else if (*quote)
-    s = CmdQuote(g, fs, clock, *cfg, *pol, qf);
+  } else {
+    auto src = MarketSource::Make(fs, clock, *cfg, *pol);
+    if (!src) return Fail(src.error());
+    if (*prices)
+      s = CmdPrices(g, **src, history);
+    else if (*quote)
+      s = CmdQuote(g, fs, **src, qf);
+    else if (*usage)
+      s = CmdUsage(g, **src, usage_wallet);
+  }
   if (!s.ok()) return Fail(s);
   return core::kExitOk;
 }

@@ -68,6 +68,7 @@ struct Metrics {
   std::atomic<uint64_t> scrub_bytes{0}, scrub_shards{0}, scrub_corrupt{0};
   std::atomic<int64_t> connections_open{0};
   std::atomic<uint64_t> rejected_overloaded{0}, rejected_timeout{0}, rejected_header{0};
+  std::atomic<uint64_t> market_errors{0};  // market epochs that failed to end (market.db)
   ThroughputSeries throughput;
 
   // The stats of a route by its label, made on first use; the pointer stays valid for the

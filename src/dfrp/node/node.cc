@@ -32,8 +32,11 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
   DFRP_ASSIGN_OR_RETURN(n->token_, EnsureApiToken(so.fs, opt.config.state_dir, &token_warning));
   if (!token_warning.empty()) n->notices_.push_back(token_warning);
   DFRP_ASSIGN_OR_RETURN(auto writer, Store::Open(opt.config, Store::Mode::kWrite, so));
+  DFRP_ASSIGN_OR_RETURN(
+      economy::EconomicPolicy policy,
+      economy::LoadEconomicPolicy(so.fs, opt.config.economic_policy, opt.config.config_dir));
   economy::UsageOptions uo{.path = economy::UsagePath(opt.config.state_dir),
-                           .epoch_seconds = opt.usage_epoch_seconds,
+                           .epoch_seconds = policy.pricing.epoch_seconds,
                            .clock = so.clock};
   DFRP_ASSIGN_OR_RETURN(n->usage_, economy::UsageCounter::Open(uo));
   // Shards a crash committed before their usage rows were written are counted now, once.
@@ -56,8 +59,26 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
   n->ops_ = std::make_unique<Operations>(opt.config, so, *n->writer_, *n->readers_, n->metrics_);
   n->scrub_ = std::make_unique<ScrubService>(opt.config, so, *n->readers_, n->metrics_,
                                              opt.scrub_pass_interval_ms);
+  economy::MarketOptions mo;
+  mo.state_dir = opt.config.state_dir;
+  mo.fs = so.fs;
+  mo.clock = so.clock;
+  mo.usage = n->usage_.get();
+  mo.vector_dim = opt.config.vector_dim;
+  mo.stored = [self]() {
+    uint64_t stored = 0, quota = 0;
+    for (const auto& v : self->Volumes()) {
+      stored += v.payload_bytes;
+      quota += v.quota;
+    }
+    return std::make_pair(stored, quota);
+  };
+  DFRP_ASSIGN_OR_RETURN(n->market_, economy::Market::Open(policy, mo));
+  if (!n->market_->capacity_note().empty())
+    n->notices_.push_back("market: " + n->market_->capacity_note());
   n->writes_->Start();
   n->scrub_->Start();
+  n->market_thread_ = std::thread([self] { self->MarketLoop(); });
   return n;
 }
 
@@ -72,7 +93,25 @@ void Node::Stop() {
   if (writes_) writes_->Stop();
   if (scrub_) scrub_->Stop();
   if (ops_) ops_->Stop();
+  {
+    core::MutexLock lock(&market_mu_);
+    market_stop_ = true;
+  }
+  market_cv_.SignalAll();
+  if (market_thread_.joinable()) market_thread_.join();
   if (usage_) (void)usage_->Flush();  // the read counts so far; the counter stays open
+}
+
+void Node::MarketLoop() {
+  core::MutexLock lock(&market_mu_);
+  while (!market_stop_) {
+    market_cv_.WaitForMillis(&market_mu_, opt_.market_tick_ms);
+    if (market_stop_) break;
+    market_mu_.Unlock();
+    auto ended = market_->Tick();
+    if (!ended) metrics_.market_errors.fetch_add(1);
+    market_mu_.Lock();
+  }
 }
 
 std::string Node::SpoolDir() const { return core::JoinPath(opt_.config.state_dir, "tmp"); }

@@ -33,6 +33,7 @@
 #include "dfrp/core/status.h"
 #include "dfrp/core/thread_annotations.h"
 #include "dfrp/core/uuid.h"
+#include "dfrp/economy/market.h"
 #include "dfrp/economy/usage.h"
 #include "dfrp/node/metrics.h"
 #include "dfrp/node/operations.h"
@@ -53,9 +54,8 @@ struct NodeOptions {
   int64_t scrub_pass_interval_ms = 60'000;
   // What the kept shard readers may hold (ReaderCache).
   uint64_t reader_cache_bytes = 32ull << 20;
-  // The length of a usage epoch (economic.toml's pricing.epoch_seconds, once it reaches the
-  // config).
-  int64_t usage_epoch_seconds = 60;
+  // How often the market's epochs are checked for an end (prices move once per epoch).
+  int64_t market_tick_ms = 1000;
 };
 
 class Node {
@@ -102,6 +102,9 @@ class Node {
   // What each wallet made this node do (STATE_DIR/usage.db); writes are counted by the writer
   // Store, downloads by their route once sent, proofs by Prove and Audit.
   economy::UsageCounter& usage() { return *usage_; }
+  // The node's market: economic.toml, the price oracle (its epochs run on a thread of the
+  // node), quotes and the usage views (economy/market.h).
+  economy::Market& market() { return *market_; }
   std::vector<storage::VolumeInfo> Volumes() { return writer_->Volumes(); }
   uint64_t WritableBytes() const { return writer_->WritableBytes(); }
 
@@ -130,6 +133,13 @@ class Node {
   std::unique_ptr<WriteQueue> writes_;
   std::unique_ptr<Operations> ops_;
   std::unique_ptr<ScrubService> scrub_;
+  std::unique_ptr<economy::Market> market_;
+  // Ends the market's epochs: wakes every market_tick_ms until the node stops.
+  void MarketLoop() EXCLUDES(market_mu_);
+  core::Mutex market_mu_;
+  core::CondVar market_cv_;
+  bool market_stop_ GUARDED_BY(market_mu_) = false;
+  std::thread market_thread_;
 
   core::Mutex verify_mu_;  // guards verify_store_ and the calls made on it
   std::unique_ptr<storage::Store> verify_store_ GUARDED_BY(verify_mu_);

@@ -431,6 +431,7 @@ std::vector<RouteSpec> StorageRoutes(Node* node) {
 void AddDaemonRoutes(RouteTable* table, Node* node, ServerView server) {
   table->Add(NodeRoutes(node, std::move(server)));
   table->Add(StorageRoutes(node));
+  table->Add(MarketRoutes(node));
 }
 
 }  // namespace dfrp::node

@@ -2,6 +2,7 @@
 //
 //   NodeRoutes     GET / and the dashboard's files, /healthz, /metrics, /v1/status
 //   StorageRoutes  /v1/shards..., /v1/volumes..., /v1/operations...
+//   MarketRoutes   /v1/market/... (prices, quote, usage, capacity)
 //
 // The handlers call the Node; the server runs them on the lane each route names.
 #pragma once
@@ -25,6 +26,7 @@ struct ServerView {
 // `node` may be null for a table that is only matched, never served (tests, fuzzing).
 std::vector<RouteSpec> NodeRoutes(Node* node, ServerView server);
 std::vector<RouteSpec> StorageRoutes(Node* node);
+std::vector<RouteSpec> MarketRoutes(Node* node);  // market_routes.cc
 
 // Every family dfrpd serves, in one table.
 void AddDaemonRoutes(RouteTable* table, Node* node, ServerView server);

@@ -75,6 +75,48 @@ std::string MetricsText(Node& node, const ServerFigures& server) {
   single("dfrp_body_budget_bytes", "The most request-body memory PUTs may hold (MAX_BODY_MEMORY).",
          server.body_budget);
   single("dfrp_reader_cache_bytes", "Memory held by kept shard readers.", node.readers().bytes());
+  // The market: this epoch's prices (in the currency, per unit) and the utilisation that set
+  // them; counts of usage (usage.db's totals).
+  {
+    economy::Market& m = node.market();
+    const economy::EpochRecord cur = m.oracle().Current();
+    single("dfrp_market_epoch", "The market's current epoch.", m.oracle().CurrentEpoch());
+    out +=
+        "# HELP dfrp_market_price Price per unit of each resource, in the currency.\n"
+        "# TYPE dfrp_market_price gauge\n";
+    for (economy::Resource r : economy::kResources)
+      out += fmt::format("dfrp_market_price{{resource=\"{}\"}} {}\n", economy::ResourceName(r),
+                         m.policy().FormatPrice(cur.prices[static_cast<size_t>(r)]));
+    out +=
+        "# HELP dfrp_market_utilization_ratio Utilisation of each resource in the last ended "
+        "epoch.\n# TYPE dfrp_market_utilization_ratio gauge\n";
+    for (economy::Resource r : economy::kResources)
+      out +=
+          fmt::format("dfrp_market_utilization_ratio{{resource=\"{}\"}} {}\n",
+                      economy::ResourceName(r), cur.utilization[static_cast<size_t>(r)] / 10000.0);
+    if (auto totals = node.usage().ByWallet(); totals) {
+      uint64_t bw = 0, br = 0, proofs = 0, wallets = 0;
+      for (const auto& row : *totals) {
+        bw += row.bytes_written;
+        br += row.bytes_read;
+        proofs += row.proofs;
+        ++wallets;
+      }
+      out += fmt::format(
+          "# HELP dfrp_usage_bytes_written_total Bytes written, as counted for payment "
+          "(usage.db).\n"
+          "# TYPE dfrp_usage_bytes_written_total counter\ndfrp_usage_bytes_written_total {}\n"
+          "# HELP dfrp_usage_bytes_read_total Verified bytes read, as counted for payment.\n"
+          "# TYPE dfrp_usage_bytes_read_total counter\ndfrp_usage_bytes_read_total {}\n"
+          "# HELP dfrp_usage_proofs_total Proofs and audits answered.\n"
+          "# TYPE dfrp_usage_proofs_total counter\ndfrp_usage_proofs_total {}\n"
+          "# HELP dfrp_usage_wallets Wallets with counted usage.\n"
+          "# TYPE dfrp_usage_wallets gauge\ndfrp_usage_wallets {}\n",
+          bw, br, proofs, wallets);
+    }
+    single("dfrp_market_errors_total", "Market epochs that failed to end (market.db).",
+           node.metrics().market_errors.load());
+  }
   out += node.metrics().Render();
   return out;
 }

@@ -535,7 +535,7 @@
   let polling = false;
   let lastStatus = null;
 
-  function Render(st, vols, ops) {
+  function Render(st, vols, ops, prices, usage) {
     const volumes = Array.isArray(vols.volumes) ? vols.volumes : [];
     lastStatus = st;
     RenderNode(st);
@@ -544,6 +544,84 @@
     RenderThroughput(st);
     RenderScrub(st.scrub);
     RenderOperations(Array.isArray(ops.operations) ? ops.operations : []);
+    RenderMarket(prices, usage);
+  }
+
+  // ---- market -----------------------------------------------------------------------------
+
+  const kResources = [['cpu_sec', 'CPU-second'], ['gpu_sec', 'GPU-second'],
+    ['storage_gib_month', 'GiB-month stored'], ['write_gib', 'GiB written'],
+    ['read_gib', 'GiB read'], ['proof', 'Proof']];
+
+  // One small line chart of a resource's price over the epochs kept (oldest on the left).
+  function DrawPriceChart(canvas, values) {
+    const dpr = window.devicePixelRatio || 1;
+    const w = 160, h = 36;
+    if (canvas.width !== w * dpr) {
+      canvas.width = w * dpr;
+      canvas.height = h * dpr;
+    }
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const col = ChartColors(canvas);
+    ctx.strokeStyle = col.grid;
+    ctx.strokeRect(0.5, 0.5, w - 1, h - 1);
+    if (values.length === 0) return;
+    const max = Math.max(...values), min = Math.min(...values);
+    const span = max - min || 1;
+    ctx.strokeStyle = col.read;
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    values.forEach((v, i) => {
+      const x = 2 + (values.length > 1 ? (i * (w - 4)) / (values.length - 1) : w - 4);
+      const y = h - 3 - ((v - min) / span) * (h - 6);
+      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+    });
+    ctx.stroke();
+  }
+
+  function RenderMarket(prices, usage) {
+    SetText(document.getElementById('market-currency'), prices.currency || '–');
+    const epoch = document.getElementById('market-epoch');
+    SetText(epoch, String(prices.epoch));
+    SetData(epoch, 'value', prices.epoch);
+    SetText(document.getElementById('market-epoch-seconds'), String(prices.epoch_seconds));
+    const note = document.getElementById('market-note');
+    note.hidden = !prices.note;
+    SetText(note, prices.note || '');
+    const body = document.getElementById('market-rows');
+    const history = Array.isArray(prices.history) ? prices.history : [];
+    for (const [key, label] of kResources) {
+      let row = body.querySelector(`[data-resource="${key}"]`);
+      if (!row) {
+        row = El('tr', { 'data-resource': key },
+          El('th', { scope: 'row' }, label),
+          El('td', { class: 'market-price' }), El('td', { class: 'market-util' }),
+          El('td', { class: 'market-floor muted' }), El('td', { class: 'market-ceiling muted' }),
+          El('td', {}, El('canvas', { class: 'price-chart', width: '160', height: '36',
+            role: 'img', 'aria-label': `${label} price over the last epochs` })));
+        body.appendChild(row);
+      }
+      const price = row.querySelector('.market-price');
+      SetText(price, prices.prices[key]);
+      SetData(price, 'price', prices.prices[key]);
+      const util = prices.utilization_bps[key];
+      SetText(row.querySelector('.market-util'), `${(util / 100).toFixed(1)}%`);
+      SetText(row.querySelector('.market-floor'), prices.floor[key]);
+      SetText(row.querySelector('.market-ceiling'), prices.ceiling[key]);
+      const canvas = row.querySelector('.price-chart');
+      const values = history.map((e) => Number(e.prices[key]));
+      SetData(canvas, 'points', values.length);
+      DrawPriceChart(canvas, values);
+    }
+    const list = document.getElementById('top-wallets');
+    const top = Array.isArray(usage.top_wallets) ? usage.top_wallets : [];
+    list.replaceChildren(...top.map((w) => El('li', { 'data-wallet': w.wallet || w.key || '' },
+      El('code', {}, w.wallet || w.key || ''), ' ',
+      El('span', { class: 'muted' }, `${FormatBytes(w.bytes_written || 0)} written, ` +
+        `${FormatBytes(w.bytes_read || 0)} read, ${w.proofs_served || 0} proofs`))));
+    document.getElementById('wallets-empty').hidden = top.length > 0;
   }
 
   async function Poll(reschedule = true) {
@@ -552,7 +630,8 @@
     let answers = null;
     try {
       answers = await Promise.all([
-        FetchJson('/v1/status'), FetchJson('/v1/volumes'), FetchJson('/v1/operations')]);
+        FetchJson('/v1/status'), FetchJson('/v1/volumes'), FetchJson('/v1/operations'),
+        FetchJson('/v1/market/prices?history=60'), FetchJson('/v1/market/usage')]);
     } catch (e) {
       ShowUnreachable(e);
     }
