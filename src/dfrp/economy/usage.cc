@@ -21,7 +21,7 @@ constexpr char kSchema[] = R"(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS writes (
   shard BLOB PRIMARY KEY, who TEXT NOT NULL, epoch_ms INTEGER NOT NULL, bytes INTEGER NOT NULL,
-  at_ms INTEGER NOT NULL, reconciled INTEGER NOT NULL, request_id TEXT NOT NULL);
+  at_ms INTEGER NOT NULL, reconciled INTEGER NOT NULL, request_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS io (
   who TEXT NOT NULL, shard BLOB NOT NULL, epoch_ms INTEGER NOT NULL, reads INTEGER NOT NULL,
   bytes_read INTEGER NOT NULL, proofs INTEGER NOT NULL, leaves INTEGER NOT NULL,
@@ -230,8 +230,10 @@ Status UsageCounter::Close() {
 void UsageCounter::FlushLoop() {
   core::MutexLock p(&pending_mu_);
   while (!stop_) {
+    // Woken by a committed write batch (its rows go in at once), else once a second for the
+    // read and proof sums.
     wake_.WaitForMillis(&pending_mu_, 1000);
-    if (stop_ || pending_.empty()) continue;
+    if (stop_ || (pending_.empty() && pending_writes_.empty())) continue;
     pending_mu_.Unlock();  // lock order: db_mu_ before pending_mu_
     Status s;
     {

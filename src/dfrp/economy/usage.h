@@ -6,7 +6,7 @@
 // Exactly-once rules:
 //   - A write is keyed by its shard id (INSERT OR IGNORE): never counted twice. The writes of a
 //     store batch are inserted together, in one transaction, right after the store made the
-//     batch durable (Store::Write calls OnWrite per shard, then OnWriteBatchDone); a 100,000-
+//     batch durable (Store::Write calls OnWrite per shard, then OnWriteBatchDone): a 100,000-
 //     shard batch costs one commit, not 100,000.
 //   - A crash (kill -9, power cut) between the store's commit and that insert loses nothing:
 //     Reconcile(store), called right after opening with the store that holds the writer lock,

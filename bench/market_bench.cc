@@ -1,0 +1,156 @@
+// Library benchmarks of the market (issue 12), each beside its baseline in the same run:
+//   BM_MatchFee            a parsed request matched against a price vector (target: at least
+//                          1,000,000 matches per second on one core)
+//   BM_ParseAndMatch       the seed's context JSON parsed exactly, then matched
+//   BM_StepPrices          one epoch's demand step of a price vector
+//   BM_WriteBatch/0,1      256 x 4 KiB shards written in one durable batch, without (0) and
+//                          with (1) the usage counter as the store's observer (target: the
+//                          observer costs at most 2%)
+//   BM_Read4k/0,1          a verified 4 KiB read of a shard, without (0) and with (1) counting
+//                          it (UsageCounter::OnRead)
+#include <benchmark/benchmark.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "dfrp/core/clock.h"
+#include "dfrp/core/config.h"
+#include "dfrp/core/file_system.h"
+#include "dfrp/economy/fee_match.h"
+#include "dfrp/economy/pricing.h"
+#include "dfrp/economy/usage.h"
+#include "dfrp/storage/store.h"
+
+namespace {
+
+using namespace dfrp;
+
+const economy::EconomicPolicy& Policy() {
+  static const economy::EconomicPolicy p =
+      *economy::ParseEconomicPolicy(economy::kDefaultEconomicToml, "default");
+  return p;
+}
+
+constexpr std::string_view kSeed =
+    R"({"cpu_sec": 1.2, "storage_mb": 300, "read_mb": 50, "max_fee": "0.0042",
+        "max_price": {"cpu_sec": "0.002"}})";
+
+void BM_MatchFee(benchmark::State& state) {
+  const economy::FeeRequest req = *economy::ParseFeeRequest(kSeed, Policy(), 16);
+  economy::PriceVector prices = Policy().pricing.floor;
+  uint64_t accepted = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(prices);
+    const economy::Quote q = economy::MatchFee(req, prices, Policy());
+    accepted += q.accepted;
+    benchmark::DoNotOptimize(q.total);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.counters["accepted"] = static_cast<double>(accepted);
+}
+BENCHMARK(BM_MatchFee);
+
+void BM_ParseAndMatch(benchmark::State& state) {
+  const economy::PriceVector prices = Policy().pricing.floor;
+  for (auto _ : state) {
+    auto req = economy::ParseFeeRequest(kSeed, Policy(), 16);
+    benchmark::DoNotOptimize(economy::MatchFee(*req, prices, Policy()).total);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_ParseAndMatch);
+
+void BM_StepPrices(benchmark::State& state) {
+  economy::PriceVector p = Policy().pricing.floor;
+  economy::Utilization u{};
+  u.fill(7000);
+  for (auto _ : state) {
+    p = economy::StepPrices(p, u, Policy().pricing);
+    if (p == Policy().pricing.ceiling) p = Policy().pricing.floor;
+    benchmark::DoNotOptimize(p);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_StepPrices);
+
+// A store in a temp folder (under $TMPDIR, else /var/tmp: a real disk, not tmpfs).
+struct BenchStore {
+  std::string dir;
+  core::NodeConfig cfg;
+  storage::StoreOptions opt;
+  std::unique_ptr<storage::Store> store;
+  std::unique_ptr<economy::UsageCounter> usage;
+  std::vector<std::string> inputs;
+
+  explicit BenchStore(bool observe) {
+    const char* tmp = getenv("TMPDIR");
+    std::string tmpl = std::string(tmp ? tmp : "/var/tmp") + "/dfrp-market-bench-XXXXXX";
+    dir = mkdtemp(tmpl.data());
+    std::filesystem::create_directories(dir + "/d0");
+    cfg.drives.push_back({0, dir + "/d0", 64ull << 30});
+    cfg.state_dir = dir + "/state";
+    cfg.source = "bench";
+    opt.clock = core::SystemClock();
+    opt.fs = core::DefaultFileSystem();
+    (void)storage::Store::Init(cfg, opt);
+    store = std::move(*storage::Store::Open(cfg, storage::Store::Mode::kWrite, opt));
+    if (observe) {
+      economy::UsageOptions uo{.path = economy::UsagePath(cfg.state_dir),
+                               .epoch_seconds = 60,
+                               .clock = opt.clock};
+      usage = std::move(*economy::UsageCounter::Open(uo));
+      store->SetObserver(usage.get());
+    }
+    std::filesystem::create_directories(dir + "/in");
+    for (int i = 0; i < 256; ++i) {
+      inputs.push_back(dir + "/in/" + std::to_string(i));
+      std::ofstream(inputs.back(), std::ios::binary) << std::string(4096, static_cast<char>(i));
+    }
+  }
+  ~BenchStore() {
+    store.reset();
+    usage.reset();
+    std::filesystem::remove_all(dir);
+  }
+};
+
+void BM_WriteBatch(benchmark::State& state) {
+  BenchStore s(state.range(0) == 1);
+  for (auto _ : state) {
+    std::vector<storage::WriteRequest> batch;
+    for (const auto& p : s.inputs) {
+      storage::WriteRequest w;
+      w.name = w.path = p;
+      batch.push_back(std::move(w));
+    }
+    auto r = s.store->Write(batch);
+    if (!r) state.SkipWithError(r.error().message().c_str());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * s.inputs.size()));
+}
+BENCHMARK(BM_WriteBatch)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_Read4k(benchmark::State& state) {
+  BenchStore s(state.range(0) == 1);
+  std::vector<storage::WriteRequest> batch(1);
+  batch[0].name = batch[0].path = s.inputs[0];
+  const core::Uuid id = (*s.store->Write(batch))[0].id;
+  storage::ShardReader reader = *s.store->OpenShard(id);
+  std::string buf(4096, '\0');
+  const core::RequestContext ctx;
+  for (auto _ : state) {
+    auto n = reader.ReadAt(0, buf.size(), buf.data());
+    if (s.usage) s.usage->OnRead(ctx, id, *n);
+    benchmark::DoNotOptimize(buf.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * buf.size()));
+}
+BENCHMARK(BM_Read4k)->Arg(0)->Arg(1);
+
+}  // namespace
+
+BENCHMARK_MAIN();
