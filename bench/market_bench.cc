@@ -99,9 +99,8 @@ struct BenchStore {
     (void)storage::Store::Init(cfg, opt);
     store = std::move(*storage::Store::Open(cfg, storage::Store::Mode::kWrite, opt));
     if (observe) {
-      economy::UsageOptions uo{.path = economy::UsagePath(cfg.state_dir),
-                               .epoch_seconds = 60,
-                               .clock = opt.clock};
+      economy::UsageOptions uo{
+          .path = economy::UsagePath(cfg.state_dir), .epoch_seconds = 60, .clock = opt.clock};
       usage = std::move(*economy::UsageCounter::Open(uo));
       store->SetObserver(usage.get());
     }
