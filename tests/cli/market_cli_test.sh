@@ -118,6 +118,27 @@ run "$M" --config "$C" quote --max-price ram=1 --cpu-sec 1
 expect "an unknown resource: exit 2" 2 'max_price.ram: is not a resource'
 run "$M" --config "$C" quote
 expect "quote of nothing: exit 2 saying what to give" 2 'give --cpu-sec'
+# Usage: a shard written by dfrp-storage is counted; a damaged usage.db is refused, never
+# zeroed, and `usage --rebuild` recounts the writes from the store.
+head -c 10000 /dev/urandom >payload
+run "$S" --config "$C" -q write-shard payload
+expect "write-shard" 0
+run "$M" --config "$C" --json usage
+expect "usage counts the write for local" 0 '"bytes_written": 10000'
+printf 'this is not a SQLite database, only text standing in for a damaged file....' >node/state/usage.db
+rm -f node/state/usage.db-wal node/state/usage.db-shm
+run "$M" --config "$C" usage
+expect "a damaged usage.db is refused (exit 3) with the way out" 3 'usage.db is damaged.*dfrp-market usage --rebuild'
+run "$M" --config "$C" --json usage --rebuild
+expect "usage --rebuild recounts the store's writes" 0 '"shards_recounted": 1'
+if ls node/state/usage.db.damaged-* >/dev/null 2>&1; then
+  ok "the damaged file was moved aside, not deleted"
+else
+  not_ok "the damaged file was moved aside, not deleted" "$(ls node/state)"
+fi
+run "$M" --config "$C" --json usage
+expect "after the rebuild the write is counted again" 0 '"bytes_written": 10000'
+
 run "$M" --version
 expect "--version" 0 '^dfrp-market [0-9]'
 

@@ -211,6 +211,35 @@ Status CmdPrices(const Globals& g, MarketSource& src, int history) {
   return Status::OK();
 }
 
+// usage --rebuild: moves a damaged usage.db aside and recounts the writes from the store
+// (which it opens as the writer, so never beside a running dfrpd).
+Status CmdRebuildUsage(const Globals& g, core::FileSystem* fs, core::Clock* clock,
+                       const core::NodeConfig& cfg, const EconomicPolicy& p) {
+  if (cfg.drives.empty())
+    return Status::InvalidArgument(
+        fmt::format("{} names no drives: usage is rebuilt from the store's drives", cfg.source));
+  DFRP_ASSIGN_OR_RETURN(auto daemon, node::FindDaemon(fs, cfg.state_dir));
+  if (daemon)
+    return Status::Busy(fmt::format(
+        "dfrpd (pid {}, {}) serves this store: stop it, then run `dfrp-market usage --rebuild`",
+        daemon->pid, daemon->url));
+  storage::StoreOptions so;
+  so.fs = fs;
+  so.clock = clock;
+  DFRP_ASSIGN_OR_RETURN(auto store, storage::Store::Open(cfg, storage::Store::Mode::kWrite, so));
+  DFRP_ASSIGN_OR_RETURN(economy::UsageRebuild r,
+                        economy::RebuildUsage(cfg.state_dir, *store, p.pricing.epoch_seconds));
+  if (g.json) {
+    PrintJson({{"moved_to", r.moved_to}, {"shards_recounted", r.shards}});
+  } else if (!g.quiet) {
+    if (!r.moved_to.empty())
+      std::printf("moved the old usage database to %s\n", r.moved_to.c_str());
+    std::printf("recounted %llu shards as written by local (read and proof counts start over)\n",
+                static_cast<unsigned long long>(r.shards));
+  }
+  return Status::OK();
+}
+
 Status CmdUsage(const Globals& g, MarketSource& src, const std::string& wallet) {
   economy::UsageQuery q;
   if (!wallet.empty()) q.wallet = wallet;
@@ -364,8 +393,12 @@ int RunMarketCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
                     "a request's JSON ({\"cpu_sec\": 1.2, \"max_fee\": 0.0042, ...}) from FILE, "
                     "or - for standard input");
   std::string usage_wallet;
+  bool usage_rebuild = false;
   auto* usage = app.add_subcommand("usage", "what each wallet made this node do (usage.db)");
   usage->add_option("--wallet", usage_wallet, "only this wallet's usage");
+  usage->add_flag("--rebuild", usage_rebuild,
+                  "move a damaged usage.db aside and recount the writes from the store "
+                  "(read and proof counts are lost; not while dfrpd runs)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -386,6 +419,8 @@ int RunMarketCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
     s = CmdPolicy(g, *pol);
   } else if (*measure) {
     s = CmdMeasure(g, fs, clock, *cfg, quick);
+  } else if (*usage && usage_rebuild) {
+    s = CmdRebuildUsage(g, fs, clock, *cfg, *pol);
   } else {
     auto src = MarketSource::Make(fs, clock, *cfg, *pol);
     if (!src) return Fail(src.error());

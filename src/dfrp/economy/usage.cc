@@ -40,7 +40,7 @@ constexpr char kAllRows[] = R"(
 
 std::string WayOut(const std::string& path) {
   return fmt::format(
-      "mv {} aside (with its -wal and -shm files, or call RebuildUsage); the writes are "
+      "run `dfrp-market usage --rebuild` (it moves {} aside and recounts); the writes are "
       "recounted from the store, the read counts in it are lost",
       path);
 }
