@@ -67,7 +67,7 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
   mo.vector_dim = opt.config.vector_dim;
   mo.stored = [self]() {
     uint64_t stored = 0, quota = 0;
-    for (const auto& v : self->Volumes()) {
+    for (const auto& v : self->writer_->Snapshot()) {  // never waits for the writer
       stored += v.payload_bytes;
       quota += v.quota;
     }
@@ -105,12 +105,24 @@ void Node::Stop() {
 void Node::MarketLoop() {
   core::MutexLock lock(&market_mu_);
   while (!market_stop_) {
-    market_cv_.WaitForMillis(&market_mu_, opt_.market_tick_ms);
-    if (market_stop_) break;
     market_mu_.Unlock();
+    // Ends the epochs that passed (at once at start: those that passed while it was down).
     auto ended = market_->Tick();
     if (!ended) metrics_.market_errors.fetch_add(1);
+    if (auto rows = usage_->ByWallet(); rows) {
+      uint64_t bw = 0, br = 0, proofs = 0;
+      for (const auto& row : *rows) {
+        bw += row.bytes_written;
+        br += row.bytes_read;
+        proofs += row.proofs;
+      }
+      metrics_.usage_bytes_written.store(bw);
+      metrics_.usage_bytes_read.store(br);
+      metrics_.usage_proofs.store(proofs);
+      metrics_.usage_wallets.store(rows->size());
+    }
     market_mu_.Lock();
+    if (!market_stop_) market_cv_.WaitForMillis(&market_mu_, opt_.market_tick_ms);
   }
 }
 

@@ -76,7 +76,7 @@ std::string MetricsText(Node& node, const ServerFigures& server) {
          server.body_budget);
   single("dfrp_reader_cache_bytes", "Memory held by kept shard readers.", node.readers().bytes());
   // The market: this epoch's prices (in the currency, per unit) and the utilisation that set
-  // them; counts of usage (usage.db's totals).
+  // them; usage.db's totals as the market's thread last read them (at most a second old).
   {
     economy::Market& m = node.market();
     const economy::EpochRecord cur = m.oracle().Current();
@@ -94,26 +94,18 @@ std::string MetricsText(Node& node, const ServerFigures& server) {
       out +=
           fmt::format("dfrp_market_utilization_ratio{{resource=\"{}\"}} {}\n",
                       economy::ResourceName(r), cur.utilization[static_cast<size_t>(r)] / 10000.0);
-    if (auto totals = node.usage().ByWallet(); totals) {
-      uint64_t bw = 0, br = 0, proofs = 0, wallets = 0;
-      for (const auto& row : *totals) {
-        bw += row.bytes_written;
-        br += row.bytes_read;
-        proofs += row.proofs;
-        ++wallets;
-      }
-      out += fmt::format(
-          "# HELP dfrp_usage_bytes_written_total Bytes written, as counted for payment "
-          "(usage.db).\n"
-          "# TYPE dfrp_usage_bytes_written_total counter\ndfrp_usage_bytes_written_total {}\n"
-          "# HELP dfrp_usage_bytes_read_total Verified bytes read, as counted for payment.\n"
-          "# TYPE dfrp_usage_bytes_read_total counter\ndfrp_usage_bytes_read_total {}\n"
-          "# HELP dfrp_usage_proofs_total Proofs and audits answered.\n"
-          "# TYPE dfrp_usage_proofs_total counter\ndfrp_usage_proofs_total {}\n"
-          "# HELP dfrp_usage_wallets Wallets with counted usage.\n"
-          "# TYPE dfrp_usage_wallets gauge\ndfrp_usage_wallets {}\n",
-          bw, br, proofs, wallets);
-    }
+    const Metrics& mt = node.metrics();
+    out += fmt::format(
+        "# HELP dfrp_usage_bytes_written_total Bytes written, as counted for payment (usage.db).\n"
+        "# TYPE dfrp_usage_bytes_written_total counter\ndfrp_usage_bytes_written_total {}\n"
+        "# HELP dfrp_usage_bytes_read_total Verified bytes read, as counted for payment.\n"
+        "# TYPE dfrp_usage_bytes_read_total counter\ndfrp_usage_bytes_read_total {}\n"
+        "# HELP dfrp_usage_proofs_total Proofs and audits answered.\n"
+        "# TYPE dfrp_usage_proofs_total counter\ndfrp_usage_proofs_total {}\n"
+        "# HELP dfrp_usage_wallets Wallets with counted usage.\n"
+        "# TYPE dfrp_usage_wallets gauge\ndfrp_usage_wallets {}\n",
+        mt.usage_bytes_written.load(), mt.usage_bytes_read.load(), mt.usage_proofs.load(),
+        mt.usage_wallets.load());
     single("dfrp_market_errors_total", "Market epochs that failed to end (market.db).",
            node.metrics().market_errors.load());
   }
