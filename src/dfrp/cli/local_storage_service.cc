@@ -85,8 +85,12 @@ LocalStorageService::~LocalStorageService() {
 
 Status LocalStorageService::OpenUsage() {
   if (usage_) return Status::OK();
+  // The epochs are the policy's, as dfrpd's (economic.toml is validated here too).
+  DFRP_ASSIGN_OR_RETURN(
+      economy::EconomicPolicy policy,
+      economy::LoadEconomicPolicy(fs_, config_.economic_policy, config_.config_dir));
   economy::UsageOptions uo{.path = economy::UsagePath(config_.state_dir),
-                           .epoch_seconds = 60,
+                           .epoch_seconds = policy.pricing.epoch_seconds,
                            .clock = clock_,
                            .background_flush = false};  // flushed when the command ends
   DFRP_ASSIGN_OR_RETURN(usage_, economy::UsageCounter::Open(uo));

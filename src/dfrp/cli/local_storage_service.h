@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "dfrp/cli/storage_service.h"
+#include "dfrp/economy/policy.h"
 #include "dfrp/economy/usage.h"
 
 namespace dfrp::cli {
