@@ -3,9 +3,9 @@
 //                          1,000,000 matches per second on one core)
 //   BM_ParseAndMatch       the seed's context JSON parsed exactly, then matched
 //   BM_StepPrices          one epoch's demand step of a price vector
-//   BM_WriteBatch/0,1      256 x 4 KiB shards written in one durable batch, without (0) and
-//                          with (1) the usage counter as the store's observer (target: the
-//                          observer costs at most 2%)
+//   BM_WriteBatch/O/S      256 shards of S bytes written in one durable batch, without (O = 0)
+//                          and with (O = 1) the usage counter as the store's observer
+//                          (target: the observer costs at most 2%)
 //   BM_Read4k/0,1          a verified 4 KiB read of a shard, without (0) and with (1) counting
 //                          it (UsageCounter::OnRead)
 #include <benchmark/benchmark.h>
@@ -86,7 +86,7 @@ struct BenchStore {
   std::unique_ptr<economy::UsageCounter> usage;
   std::vector<std::string> inputs;
 
-  explicit BenchStore(bool observe) {
+  explicit BenchStore(bool observe, size_t shard_bytes = 4096) {
     const char* tmp = getenv("TMPDIR");
     std::string tmpl = std::string(tmp ? tmp : "/var/tmp") + "/dfrp-market-bench-XXXXXX";
     dir = mkdtemp(tmpl.data());
@@ -107,7 +107,8 @@ struct BenchStore {
     std::filesystem::create_directories(dir + "/in");
     for (int i = 0; i < 256; ++i) {
       inputs.push_back(dir + "/in/" + std::to_string(i));
-      std::ofstream(inputs.back(), std::ios::binary) << std::string(4096, static_cast<char>(i));
+      std::ofstream(inputs.back(), std::ios::binary)
+          << std::string(shard_bytes, static_cast<char>(i));
     }
   }
   ~BenchStore() {
@@ -118,7 +119,7 @@ struct BenchStore {
 };
 
 void BM_WriteBatch(benchmark::State& state) {
-  BenchStore s(state.range(0) == 1);
+  BenchStore s(state.range(0) == 1, static_cast<size_t>(state.range(1)));
   for (auto _ : state) {
     std::vector<storage::WriteRequest> batch;
     for (const auto& p : s.inputs) {
@@ -130,8 +131,16 @@ void BM_WriteBatch(benchmark::State& state) {
     if (!r) state.SkipWithError(r.error().message().c_str());
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * s.inputs.size()));
+  state.SetBytesProcessed(
+      static_cast<int64_t>(state.iterations() * s.inputs.size() * state.range(1)));
 }
-BENCHMARK(BM_WriteBatch)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_WriteBatch)
+    ->Args({0, 4096})
+    ->Args({1, 4096})
+    ->Args({0, 65536})
+    ->Args({1, 65536})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_Read4k(benchmark::State& state) {
   BenchStore s(state.range(0) == 1);

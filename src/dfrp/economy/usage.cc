@@ -400,8 +400,9 @@ Result<uint64_t> UsageCounter::Reconcile(storage::Store& store) {
   // Shards made since the usage database was: each must have a write row. The common case
   // (as many rows as shards) costs one index walk and one count.
   std::vector<storage::ShardLocation> since;
+  const int64_t created_ms = created_ms_;  // the lambda below cannot show clang the lock
   DFRP_RETURN_IF_ERROR(store.ForEachShard(std::nullopt, [&](const storage::ShardLocation& l) {
-    if (static_cast<int64_t>(l.id.unix_millis()) >= created_ms_) since.push_back(l);
+    if (static_cast<int64_t>(l.id.unix_millis()) >= created_ms) since.push_back(l);
     return true;
   }));
   int64_t rows = 0;
