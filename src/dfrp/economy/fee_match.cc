@@ -53,48 +53,34 @@ class RawNumberDom {
   std::string error_;
 
  private:
-  bool Put(json v) {
-    if (stack_.empty()) {
-      root = std::move(v);
-      return true;
-    }
-    json& top = *stack_.back();
-    if (top.is_object()) {
-      if (top.contains(key_)) {
-        error_ = fmt::format("the field {:?} is given twice", key_.substr(0, 64));
-        return false;
-      }
-      top[key_] = std::move(v);
-    } else {
-      top.push_back(std::move(v));
-    }
-    return true;
-  }
+  bool Put(json v) { return Insert(std::move(v)) != nullptr; }
   bool Open(json v) {
     if (stack_.size() >= kMaxDepth) {
       error_ = "nested too deep";
       return false;
     }
-    if (stack_.empty()) {
-      root = std::move(v);
-      stack_.push_back(&root);
-      return true;
-    }
-    json& top = *stack_.back();
-    json* child;
-    if (top.is_object()) {
-      if (top.contains(key_)) {
-        error_ = fmt::format("the field {:?} is given twice", key_.substr(0, 64));
-        return false;
-      }
-      top[key_] = std::move(v);
-      child = &top[key_];
-    } else {
-      top.push_back(std::move(v));
-      child = &top.back();
-    }
+    json* child = Insert(std::move(v));
+    if (child == nullptr) return false;
     stack_.push_back(child);
     return true;
+  }
+  // Places `v` in the open object (under the last key) or array, or as the root; null (and
+  // error_) for a key given twice.
+  json* Insert(json v) {
+    if (stack_.empty()) {
+      root = std::move(v);
+      return &root;
+    }
+    json& top = *stack_.back();
+    if (!top.is_object()) {
+      top.push_back(std::move(v));
+      return &top.back();
+    }
+    if (top.contains(key_)) {
+      error_ = fmt::format("the field {:?} is given twice", key_.substr(0, 64));
+      return nullptr;
+    }
+    return &(top[key_] = std::move(v));
   }
   bool Close() {
     stack_.pop_back();

@@ -69,8 +69,8 @@ struct Metrics {
   std::atomic<int64_t> connections_open{0};
   std::atomic<uint64_t> rejected_overloaded{0}, rejected_timeout{0}, rejected_header{0};
   std::atomic<uint64_t> market_errors{0};  // market epochs that failed to end (market.db)
-  // usage.db's totals, refreshed by the market's thread each second (a scrape must not wait
-  // on SQLite on the HTTP thread).
+  // usage.db's totals, refreshed by the market's thread at start and once per ended epoch (a
+  // scrape must not wait on SQLite on the HTTP thread).
   std::atomic<uint64_t> usage_bytes_written{0}, usage_bytes_read{0}, usage_proofs{0},
       usage_wallets{0};
   ThroughputSeries throughput;

@@ -103,24 +103,31 @@ void Node::Stop() {
 }
 
 void Node::MarketLoop() {
+  // usage.db's totals for /metrics: a scan of all its rows, so read at start and once per
+  // ended epoch, not on every tick.
+  auto refresh_usage = [this] {
+    auto rows = usage_->ByWallet();
+    if (!rows) return;
+    uint64_t bw = 0, br = 0, proofs = 0;
+    for (const auto& row : *rows) {
+      bw += row.bytes_written;
+      br += row.bytes_read;
+      proofs += row.proofs;
+    }
+    metrics_.usage_bytes_written.store(bw);
+    metrics_.usage_bytes_read.store(br);
+    metrics_.usage_proofs.store(proofs);
+    metrics_.usage_wallets.store(rows->size());
+  };
   core::MutexLock lock(&market_mu_);
+  bool first = true;
   while (!market_stop_) {
     market_mu_.Unlock();
     // Ends the epochs that passed (at once at start: those that passed while it was down).
     auto ended = market_->Tick();
     if (!ended) metrics_.market_errors.fetch_add(1);
-    if (auto rows = usage_->ByWallet(); rows) {
-      uint64_t bw = 0, br = 0, proofs = 0;
-      for (const auto& row : *rows) {
-        bw += row.bytes_written;
-        br += row.bytes_read;
-        proofs += row.proofs;
-      }
-      metrics_.usage_bytes_written.store(bw);
-      metrics_.usage_bytes_read.store(br);
-      metrics_.usage_proofs.store(proofs);
-      metrics_.usage_wallets.store(rows->size());
-    }
+    if (first || (ended && *ended > 0)) refresh_usage();
+    first = false;
     market_mu_.Lock();
     if (!market_stop_) market_cv_.WaitForMillis(&market_mu_, opt_.market_tick_ms);
   }

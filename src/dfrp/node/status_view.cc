@@ -76,7 +76,7 @@ std::string MetricsText(Node& node, const ServerFigures& server) {
          server.body_budget);
   single("dfrp_reader_cache_bytes", "Memory held by kept shard readers.", node.readers().bytes());
   // The market: this epoch's prices (in the currency, per unit) and the utilisation that set
-  // them; usage.db's totals as the market's thread last read them (at most a second old).
+  // them; usage.db's totals as the market's thread last read them (as of the last ended epoch).
   {
     economy::Market& m = node.market();
     const economy::EpochRecord cur = m.oracle().Current();
