@@ -182,16 +182,32 @@ async function WaitForNextPoll(page, name) {
 // chart per resource drawn from the history, and the top wallets of usage.db.
 async function CheckMarket(page, base) {
   await page.waitForSelector('#market-rows [data-resource]', { timeout: kWaitMs });
-  const prices = await ApiGet(base, '/v1/market/prices?history=60');
+  // An epoch may end between the API's answer and the page's poll: compare the page with the
+  // API's answer for the same vector (the page names it in data-after-epoch), trying again
+  // when an epoch ended while the page caught up.
+  let prices = null;
+  let rows = [];
+  for (let attempt = 0; attempt < 3; attempt++) {
+    prices = await ApiGet(base, '/v1/market/prices?history=60');
+    try {
+      await page.waitForFunction(
+          (e) => document.querySelector('#market-rows').dataset.afterEpoch === String(e),
+          prices.prices_after_epoch, { timeout: kWaitMs });
+    } catch (e) {
+      continue;  // a newer epoch ended before the page showed this one
+    }
+    rows = await page.evaluate(() => [...document.querySelectorAll('#market-rows tr')].map(
+        (tr) => ({
+          resource: tr.dataset.resource,
+          price: tr.querySelector('.market-price').dataset.price,
+          util: tr.querySelector('.market-util').textContent.trim(),
+          points: Number(tr.querySelector('.price-chart').dataset.points),
+          drawn: tr.querySelector('.price-chart').width > 0,
+        })));
+    const again = await ApiGet(base, '/v1/market/prices');
+    if (again.prices_after_epoch === prices.prices_after_epoch) break;
+  }
   const usage = await ApiGet(base, '/v1/market/usage');
-  const rows = await page.evaluate(() => [...document.querySelectorAll('#market-rows tr')].map(
-      (tr) => ({
-        resource: tr.dataset.resource,
-        price: tr.querySelector('.market-price').dataset.price,
-        util: tr.querySelector('.market-util').textContent.trim(),
-        points: Number(tr.querySelector('.price-chart').dataset.points),
-        drawn: tr.querySelector('.price-chart').width > 0,
-      })));
   Check('market: one row per resource of the price vector',
         rows.length === Object.keys(prices.prices).length && rows.length === 6,
         JSON.stringify(rows.map((r) => r.resource)));

@@ -591,6 +591,7 @@
     note.hidden = !prices.note;
     SetText(note, prices.note || '');
     const body = document.getElementById('market-rows');
+    SetData(body, 'afterEpoch', prices.prices_after_epoch);  // which vector is shown
     const history = Array.isArray(prices.history) ? prices.history : [];
     for (const [key, label] of kResources) {
       let row = body.querySelector(`[data-resource="${key}"]`);
