@@ -202,6 +202,14 @@ m = mmap.mmap(f.fileno(), 0, flags=int(sys.argv[3]), prot=mmap.PROT_READ)
 sys.exit(0 if m[:] == open(sys.argv[2], "rb").read() else 1)'
 PRIVATE=$(python3 -c 'import mmap; print(mmap.MAP_PRIVATE)')
 SHARED=$(python3 -c 'import mmap; print(mmap.MAP_SHARED)')
+# bytes_read SHARD : the verified bytes read from SHARD that usage.db counts (all wallets).
+bytes_read() {
+  python3 -c 'import sqlite3, sys, uuid
+db = sqlite3.connect(sys.argv[1])
+print(db.execute("SELECT coalesce(sum(bytes_read), 0) FROM io WHERE shard = ?",
+                 (uuid.UUID(sys.argv[2]).bytes,)).fetchone()[0])' "$S/state/usage.db" "$1"
+}
+READ_BEFORE=$(bytes_read "${IDS[4]}")
 if start_mount; then
   check "reads of 1 MiB through the default mount: d" $TO dd if="$MNT/shards/${IDS[4]}" bs=1M status=none of="$T/d.back"
   check "... are the file's bytes" cmp -s "$T/d.back" "$F/d"
@@ -209,6 +217,9 @@ if start_mount; then
   check "MAP_SHARED is refused with direct I/O (use --page-cache)" bash -c "! $TO python3 -c '$MAPS' '$MNT/shards/${IDS[0]}' '$F/a' $SHARED 2>/dev/null"
   $TO fusermount3 -u "$MNT"
   stop_server
+  READ_AFTER=$(bytes_read "${IDS[4]}")
+  check "usage.db counts the bytes the mount served from d (before $READ_BEFORE, after $READ_AFTER)" \
+    test "$((READ_AFTER - READ_BEFORE))" -eq 100000
 else
   not_ok "remount for mmap" "$(cat "$T/mount.err")"
 fi

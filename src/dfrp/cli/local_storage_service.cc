@@ -83,7 +83,7 @@ LocalStorageService::~LocalStorageService() {
   if (usage_) (void)usage_->Close();
 }
 
-Status LocalStorageService::OpenUsage() {
+Status LocalStorageService::OpenUsage(bool background_flush) {
   if (usage_) return Status::OK();
   // The epochs are the policy's, as dfrpd's (economic.toml is validated here too).
   DFRP_ASSIGN_OR_RETURN(
@@ -92,7 +92,8 @@ Status LocalStorageService::OpenUsage() {
   economy::UsageOptions uo{.path = economy::UsagePath(config_.state_dir),
                            .epoch_seconds = policy.pricing.epoch_seconds,
                            .clock = clock_,
-                           .background_flush = false};  // flushed when the command ends
+                           // else flushed when the command ends
+                           .background_flush = background_flush};
   DFRP_ASSIGN_OR_RETURN(usage_, economy::UsageCounter::Open(uo));
   return Status::OK();
 }
@@ -369,7 +370,11 @@ Result<storage::ScrubReport> LocalStorageService::Scrub(const storage::ScrubOpti
 
 Status LocalStorageService::Mount(const fuse::FuseViewOptions& options) {
   DFRP_ASSIGN_OR_RETURN(Store * store, Open(Store::Mode::kRead));
-  return fuse::RunFuseView(*store, options);
+  // The view serves for as long as it is mounted: its reads are flushed each second.
+  DFRP_RETURN_IF_ERROR(OpenUsage(/*background_flush=*/true));
+  fuse::FuseViewOptions with_usage = options;
+  with_usage.observer = usage_.get();
+  return fuse::RunFuseView(*store, with_usage);
 }
 
 }  // namespace dfrp::cli

@@ -55,7 +55,7 @@ class LocalStorageService final : public StorageService {
   storage::StoreOptions Options() const;
 
   // Opens STATE_DIR/usage.db once (commands that count: writes, reads, proofs).
-  core::Status OpenUsage();
+  core::Status OpenUsage(bool background_flush = false);
   // Counts a read or proof served here (the CLI's requests are "local").
   void CountRead(const core::Uuid& id, uint64_t bytes);
   void CountProof(const core::Uuid& id, uint64_t leaves);

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <openssl/evp.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -44,34 +45,43 @@ unsigned CountCores() {
 
 // Hashes chained 64-byte inputs for `seconds`; returns the count. The clock is read every
 // 4096 hashes so that reading it costs nothing next to the hashing.
-uint64_t HashFor(double seconds, const std::atomic<bool>* go) {
+uint64_t HashFor(double seconds, const std::atomic<bool>* go, HashMethod method) {
   while (go != nullptr && !go->load(std::memory_order_acquire)) std::this_thread::yield();
   char input[64] = {};
   uint64_t count = 0;
+  std::unique_ptr<EVP_MD, decltype(&EVP_MD_free)> md(nullptr, EVP_MD_free);
+  if (method == HashMethod::kEvpPerInput) {
+    md.reset(EVP_MD_fetch(nullptr, "SHA256", nullptr));
+    if (!md) return 0;
+  }
   const auto start = SteadyClock::now();
   do {
-    for (int i = 0; i < 4096; ++i) {
-      crypto::Hash h = crypto::Sha256Of(std::string_view(input, sizeof(input)));
-      std::memcpy(input, h.data(), h.size());  // the next input depends on this hash
+    if (method == HashMethod::kNode) {
+      for (int i = 0; i < 4096; ++i) {
+        crypto::Hash h = crypto::Sha256Of(std::string_view(input, sizeof(input)));
+        std::memcpy(input, h.data(), h.size());  // the next input depends on this hash
+      }
+    } else {
+      unsigned char out[EVP_MAX_MD_SIZE];
+      for (int i = 0; i < 4096; ++i) {
+        if (EVP_Digest(input, sizeof(input), out, nullptr, md.get(), nullptr) != 1) return 0;
+        std::memcpy(input, out, 32);
+      }
     }
     count += 4096;
   } while (SecondsSince(start) < seconds);
   return count;
 }
 
-double HashRateOneCore(double seconds) {
-  const auto start = SteadyClock::now();
-  const uint64_t n = HashFor(seconds, nullptr);
-  return static_cast<double>(n) / SecondsSince(start);
-}
+}  // namespace
 
-// One thread per core, released together; the rate is the total over the slowest thread's time.
-double HashRateAllCores(unsigned cores, double seconds) {
+double MeasureHashRate(unsigned threads_wanted, double seconds, HashMethod method) {
+  const unsigned n = std::max(1u, threads_wanted);
   std::atomic<bool> go{false};
-  std::vector<uint64_t> counts(cores, 0);
+  std::vector<uint64_t> counts(n, 0);
   std::vector<std::thread> threads;
-  for (unsigned i = 0; i < cores; ++i) {
-    threads.emplace_back([&, i] { counts[i] = HashFor(seconds, &go); });
+  for (unsigned i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] { counts[i] = HashFor(seconds, &go, method); });
   }
   const auto start = SteadyClock::now();
   go.store(true, std::memory_order_release);
@@ -81,6 +91,8 @@ double HashRateAllCores(unsigned cores, double seconds) {
   for (uint64_t c : counts) total += c;
   return static_cast<double>(total) / elapsed;
 }
+
+namespace {
 
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
@@ -282,9 +294,9 @@ core::Result<Capacity> MeasureCapacity(const std::vector<std::pair<uint32_t, std
   c.cores = CountCores();
   const double hash_s = opt.hash_seconds > 0 ? opt.hash_seconds : (opt.quick ? 1.0 : 3.0);
   say(fmt::format("sha256: one core, {:g} s", hash_s));
-  c.sha256_per_sec_one_core = HashRateOneCore(hash_s);
+  c.sha256_per_sec_one_core = MeasureHashRate(1, hash_s);
   say(fmt::format("sha256: {} cores, {:g} s", c.cores, hash_s));
-  c.sha256_per_sec_all_cores = HashRateAllCores(c.cores, hash_s);
+  c.sha256_per_sec_all_cores = MeasureHashRate(c.cores, hash_s);
   say("gpu: looking for libcuda.so.1");
   GpuMeasurement gpu =
       MeasureGpuFp32(opt.gpu_seconds > 0 ? opt.gpu_seconds : (opt.quick ? 1.0 : 3.0));

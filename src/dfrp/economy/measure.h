@@ -80,6 +80,16 @@ struct GpuMeasurement {
 };
 GpuMeasurement MeasureGpuFp32(double seconds);
 
+// The hash-rate step alone, by either method, on `threads` threads released together (the
+// rate is the total over the slowest thread's time):
+//   kNode         the node's own SHA-256 (crypto::Sha256Of: OpenSSL's low-level functions on a
+//                 context on the stack), what MeasureCapacity reports and prices;
+//   kEvpPerInput  one EVP_Digest call per input on a digest fetched once, the loop that
+//                 `openssl speed sha256` times; bench/measure_vs_tools.sh compares this one with
+//                 openssl to show the timing harness agrees with it (docs/BENCHMARKS.md).
+enum class HashMethod { kNode, kEvpPerInput };
+double MeasureHashRate(unsigned threads, double seconds, HashMethod method = HashMethod::kNode);
+
 // snake_case keys as in the structs; null for an absent optional.
 nlohmann::json CapacityToJson(const Capacity& c);
 // The inverse, for STATE_DIR/capacity.json. InvalidArgument naming the bad field

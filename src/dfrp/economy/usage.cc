@@ -22,6 +22,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS writes (
   shard BLOB PRIMARY KEY, who TEXT NOT NULL, epoch_ms INTEGER NOT NULL, bytes INTEGER NOT NULL,
   at_ms INTEGER NOT NULL, reconciled INTEGER NOT NULL, request_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS write_batches (
+  id INTEGER PRIMARY KEY, who TEXT NOT NULL, epoch_ms INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+  request_id TEXT NOT NULL, shards BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS io (
   who TEXT NOT NULL, shard BLOB NOT NULL, epoch_ms INTEGER NOT NULL, reads INTEGER NOT NULL,
   bytes_read INTEGER NOT NULL, proofs INTEGER NOT NULL, leaves INTEGER NOT NULL,
@@ -37,6 +40,9 @@ constexpr char kAllRows[] = R"(
          0 AS jb, 0 AS cpu, 0 AS cy FROM writes
   UNION ALL SELECT who, epoch_ms, shard, 0, 0, reads, bytes_read, proofs, leaves, 0, 0, 0 FROM io
   UNION ALL SELECT who, epoch_ms, NULL, 0, 0, 0, 0, 0, 0, 1, cpu_usec, cycles FROM jobs)";
+
+// A write_batches blob entry: the 16-byte shard id, then its payload bytes (u64 LE).
+constexpr size_t kBatchEntry = 16 + 8;
 
 std::string WayOut(const std::string& path) {
   return fmt::format(
@@ -148,7 +154,14 @@ Result<std::unique_ptr<UsageCounter>> UsageCounter::Open(const UsageOptions& opt
                     opt.epoch_seconds)));
   std::unique_ptr<UsageCounter> c(new UsageCounter(opt));
   DFRP_RETURN_IF_ERROR(c->Init());
-  if (opt.background_flush) c->flusher_ = std::thread([p = c.get()] { p->FlushLoop(); });
+  if (opt.background_flush) {
+    if (sqlite3_open_v2(opt.path.c_str(), &c->checkpoint_db_, SQLITE_OPEN_READWRITE, nullptr) !=
+        SQLITE_OK) {
+      sqlite3_close(c->checkpoint_db_);  // no checkpoints then: SQLite's own at close
+      c->checkpoint_db_ = nullptr;
+    }
+    c->flusher_ = std::thread([p = c.get()] { p->FlushLoop(); });
+  }
   return c;
 }
 
@@ -175,6 +188,9 @@ Status UsageCounter::Init() {
   // A kill -9 never loses a committed transaction in WAL mode; a power cut may lose the last
   // ones under NORMAL, which Reconcile makes up for as far as writes go.
   DFRP_RETURN_IF_ERROR(Exec(db_, path, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"));
+  // With a flusher thread, the WAL is checkpointed there (its fsync off the store's writer
+  // thread, which commits each batch's row); without one, SQLite's automatic checkpoint.
+  if (opt_.background_flush) DFRP_RETURN_IF_ERROR(Exec(db_, path, "PRAGMA wal_autocheckpoint=0"));
   int64_t have_tables = 0;
   {
     Stmt st(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table'");
@@ -219,6 +235,8 @@ Status UsageCounter::Close() {
   }
   wake_.SignalAll();
   if (flusher_.joinable()) flusher_.join();
+  sqlite3_close_v2(checkpoint_db_);
+  checkpoint_db_ = nullptr;
   core::MutexLock lock(&db_mu_);
   if (!db_) return Status::OK();
   Status s = FlushLocked();
@@ -230,16 +248,32 @@ Status UsageCounter::Close() {
 void UsageCounter::FlushLoop() {
   core::MutexLock p(&pending_mu_);
   while (!stop_) {
-    // Woken by a committed write batch (its rows go in at once), else once a second for the
-    // read and proof sums.
+    // Once a second: the write batches become per-shard rows, the read and proof sums go in.
     wake_.WaitForMillis(&pending_mu_, 1000);
-    if (stop_ || (pending_.empty() && pending_writes_.empty())) continue;
+    if (stop_ || (pending_.empty() && pending_writes_.empty() && !batches_pending_)) continue;
     pending_mu_.Unlock();  // lock order: db_mu_ before pending_mu_
     Status s;
-    {
+    // The write batches first, one per hold of db_mu_: the store's writer (OnWriteBatchDone)
+    // never waits for more than one batch's rows.
+    for (bool more = true; more && s.ok();) {
+      core::MutexLock lock(&db_mu_);
+      s = InsertWritesLocked();
+      if (!s.ok() || !db_) break;
+      Result<bool> r = ExpandOneBatchLocked();
+      if (!r)
+        s = r.error();
+      else
+        more = *r;
+    }
+    if (s.ok()) {
       core::MutexLock lock(&db_mu_);
       s = FlushLocked();
     }
+    // On a connection of its own, without db_mu_: the store's writer can commit its next batch
+    // row while the checkpoint copies and syncs. PASSIVE never waits; the WAL stays small.
+    if (s.ok() && checkpoint_db_)
+      (void)sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                      nullptr);
     if (!s.ok()) NoteError(s);
     pending_mu_.Lock();
   }
@@ -262,10 +296,23 @@ Status UsageCounter::Flush() {
 
 Status UsageCounter::FlushLocked() {
   DFRP_RETURN_IF_ERROR(InsertWritesLocked());
-  std::map<Key, Sums> batch;
+  {
+    core::MutexLock p(&pending_mu_);
+    batches_pending_ = false;
+  }
+  if (db_) {
+    Status s = ExpandBatchesLocked();
+    if (!s.ok()) {
+      core::MutexLock p(&pending_mu_);
+      batches_pending_ = true;
+      return s;
+    }
+  }
+  std::map<Key, Sums, std::less<>> batch;
   {
     core::MutexLock p(&pending_mu_);
     batch.swap(pending_);
+    last_sums_ = nullptr;
     last_flush_ms_ = opt_.clock->NowUnixMillis();
   }
   if (batch.empty() || !db_) return Status::OK();
@@ -306,9 +353,14 @@ Status UsageCounter::FlushLocked() {
 void UsageCounter::OnWrite(const core::RequestContext& ctx, const core::Uuid& shard,
                            uint64_t payload_bytes) {
   const int64_t now = opt_.clock->NowUnixMillis();
+  const int64_t epoch_ms = EpochStartMs(now);
   core::MutexLock p(&pending_mu_);
-  pending_writes_.push_back(WriteRow{shard, ctx.who, ctx.request_id, EpochStartMs(now),
-                                     static_cast<int64_t>(payload_bytes), now});
+  auto it = pending_writes_.find(WriteKeyView{ctx.who, epoch_ms, ctx.request_id});
+  if (it == pending_writes_.end())
+    it = pending_writes_.emplace(WriteKey{ctx.who, epoch_ms, ctx.request_id}, WriteGroup{}).first;
+  it->second.at_ms = now;
+  it->second.shards.append(shard.AsBytes());
+  core::PutU64(&it->second.shards, payload_bytes);
 }
 
 void UsageCounter::OnWriteBatchDone() {
@@ -321,20 +373,26 @@ void UsageCounter::OnWriteBatchDone() {
 }
 
 Status UsageCounter::InsertWritesLocked() {
-  std::vector<WriteRow> rows;
+  WriteGroups groups;
   {
     core::MutexLock p(&pending_mu_);
-    rows.swap(pending_writes_);
+    groups.swap(pending_writes_);
   }
-  if (rows.empty() || !db_) return Status::OK();
+  if (groups.empty() || !db_) return Status::OK();
+  // One write_batches row per (who, epoch, request) of the batch -- nearly always one -- whose
+  // blob lists the shards; the flusher spreads it into per-shard rows later, off the store's
+  // write path (ExpandBatchesLocked).
   Status s = Exec(db_, opt_.path, "BEGIN IMMEDIATE");
   if (s.ok()) {
-    Stmt ins(db_, "INSERT OR IGNORE INTO writes VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)");
-    for (const WriteRow& r : rows) {
-      ins.BindBlob(1, r.shard.AsBytes()).Bind(2, r.who).Bind(3, r.epoch_ms);
-      ins.Bind(4, r.bytes).Bind(5, r.at_ms).Bind(6, r.request_id);
+    Stmt ins(db_,
+             "INSERT INTO write_batches (who, epoch_ms, at_ms, request_id, shards) "
+             "VALUES (?1, ?2, ?3, ?4, ?5)");
+    for (const auto& [key, value] : groups) {
+      const auto& [who, epoch_ms, request_id] = key;
+      ins.Bind(1, who).Bind(2, epoch_ms).Bind(3, value.at_ms).Bind(4, request_id);
+      ins.BindBlob(5, value.shards);
       if (ins.Step() != SQLITE_DONE) {
-        s = SqlError(db_, opt_.path, "counting a write");
+        s = SqlError(db_, opt_.path, "counting a write batch");
         break;
       }
       ins.Reset();
@@ -342,13 +400,71 @@ Status UsageCounter::InsertWritesLocked() {
     if (s.ok()) s = Exec(db_, opt_.path, "COMMIT");
     if (!s.ok()) (void)Exec(db_, opt_.path, "ROLLBACK");
   }
+  core::MutexLock p(&pending_mu_);
   if (!s.ok()) {
     // Nothing was committed: keep the rows for the next try (Reconcile makes up for them if
     // the process ends first).
-    core::MutexLock p(&pending_mu_);
-    pending_writes_.insert(pending_writes_.begin(), rows.begin(), rows.end());
+    for (auto& [key, group] : groups) {
+      WriteGroup& to = pending_writes_[key];
+      to.at_ms = std::max(to.at_ms, group.at_ms);
+      to.shards.insert(0, group.shards);
+    }
+  } else {
+    batches_pending_ = true;
   }
   return s;
+}
+
+Status UsageCounter::ExpandBatchesLocked() {
+  for (;;) {
+    DFRP_ASSIGN_OR_RETURN(const bool more, ExpandOneBatchLocked());
+    if (!more) return Status::OK();
+  }
+}
+
+Result<bool> UsageCounter::ExpandOneBatchLocked() {
+  {
+    DFRP_RETURN_IF_ERROR(Exec(db_, opt_.path, "BEGIN IMMEDIATE"));
+    Status s;
+    bool any = false;
+    {
+      Stmt next(db_,
+                "SELECT id, who, epoch_ms, at_ms, request_id, shards FROM write_batches "
+                "ORDER BY id LIMIT 1");
+      const int step = next.Step();
+      if (step == SQLITE_ROW) {
+        any = true;
+        const int64_t id = next.Int(0), epoch_ms = next.Int(2), at_ms = next.Int(3);
+        const std::string who = next.Text(1), request_id = next.Text(4), blob = next.Blob(5);
+        if (blob.size() % kBatchEntry != 0) {
+          s = Status::Corruption(fmt::format(
+              "usage database {}: write batch {} holds {} bytes, not a multiple of {}: {}",
+              opt_.path, id, blob.size(), kBatchEntry, WayOut(opt_.path)));
+        }
+        Stmt ins(db_, "INSERT OR IGNORE INTO writes VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)");
+        for (size_t at = 0; s.ok() && at < blob.size(); at += kBatchEntry) {
+          ins.BindBlob(1, std::string_view(blob).substr(at, 16)).Bind(2, who).Bind(3, epoch_ms);
+          ins.Bind(4, static_cast<int64_t>(core::GetU64(blob.data() + at + 16)));
+          ins.Bind(5, at_ms).Bind(6, request_id);
+          if (ins.Step() != SQLITE_DONE) s = SqlError(db_, opt_.path, "counting a write");
+          ins.Reset();
+        }
+        if (s.ok()) {
+          Stmt del(db_, "DELETE FROM write_batches WHERE id = ?1");
+          del.Bind(1, id);
+          if (del.Step() != SQLITE_DONE) s = SqlError(db_, opt_.path, "removing a write batch");
+        }
+      } else if (step != SQLITE_DONE) {
+        s = SqlError(db_, opt_.path, "reading the write batches");
+      }
+    }
+    if (s.ok()) s = Exec(db_, opt_.path, "COMMIT");
+    if (!s.ok()) {
+      (void)Exec(db_, opt_.path, "ROLLBACK");
+      return Err(s);
+    }
+    return any;
+  }
 }
 
 void UsageCounter::Count(const core::RequestContext& ctx, const core::Uuid& shard,
@@ -357,7 +473,16 @@ void UsageCounter::Count(const core::RequestContext& ctx, const core::Uuid& shar
   bool due = false;
   {
     core::MutexLock p(&pending_mu_);
-    Sums& to = pending_[Key{ctx.who, shard, EpochStartMs(now)}];
+    const int64_t epoch_ms = EpochStartMs(now);
+    if (!last_sums_ || last_shard_ != shard || last_epoch_ms_ != epoch_ms || last_who_ != ctx.who) {
+      auto it = pending_.find(KeyView{ctx.who, shard, epoch_ms});
+      if (it == pending_.end()) it = pending_.emplace(Key{ctx.who, shard, epoch_ms}, Sums{}).first;
+      last_sums_ = &it->second;
+      last_who_ = ctx.who;
+      last_shard_ = shard;
+      last_epoch_ms_ = epoch_ms;
+    }
+    Sums& to = *last_sums_;
     to.reads += add.reads;
     to.bytes += add.bytes;
     to.proofs += add.proofs;
@@ -397,6 +522,8 @@ Status UsageCounter::AddJobUsage(const core::RequestContext& ctx, const std::str
 Result<uint64_t> UsageCounter::Reconcile(storage::Store& store) {
   core::MutexLock lock(&db_mu_);
   if (!db_) return Err(Status::Internal("the usage database is closed"));
+  DFRP_RETURN_IF_ERROR(InsertWritesLocked());
+  DFRP_RETURN_IF_ERROR(ExpandBatchesLocked());
   // Shards made since the usage database was: each must have a write row. The common case
   // (as many rows as shards) costs one index walk and one count.
   std::vector<storage::ShardLocation> since;

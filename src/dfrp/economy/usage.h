@@ -5,9 +5,13 @@
 //
 // Exactly-once rules:
 //   - A write is keyed by its shard id (INSERT OR IGNORE): never counted twice. The writes of a
-//     store batch are inserted together, in one transaction, right after the store made the
-//     batch durable (Store::Write calls OnWrite per shard, then OnWriteBatchDone): a 100,000-
-//     shard batch costs one commit, not 100,000.
+//     store batch are recorded together, right after the store made the batch durable
+//     (Store::Write calls OnWrite per shard, then OnWriteBatchDone): one write_batches row per
+//     (wallet, epoch, request) whose blob lists the shards and their sizes, in one
+//     transaction, so the store's writer pays one small commit per batch (about 80 us for
+//     256 shards), not a row per shard. The flusher thread (or the next Flush, view or
+//     Reconcile) spreads each batch row into per-shard write rows and deletes it, in one
+//     transaction per batch row, so a crash at any point neither loses nor doubles a write.
 //   - A crash (kill -9, power cut) between the store's commit and that insert loses nothing:
 //     Reconcile(store), called right after opening with the store that holds the writer lock,
 //     counts every shard of the store that has no write row and whose UUIDv7 time is not
@@ -135,12 +139,22 @@ class UsageCounter final : public storage::IoObserver {
     uint64_t reads = 0, bytes = 0, proofs = 0, leaves = 0;
   };
   using Key = std::tuple<std::string, core::Uuid, int64_t>;  // who, shard, epoch start ms
-  struct WriteRow {
-    core::Uuid shard;
-    std::string who, request_id;
-    int64_t epoch_ms = 0, bytes = 0, at_ms = 0;
+  // The same key without a copy of `who`: a read of a known key allocates nothing.
+  using KeyView = std::tuple<std::string_view, const core::Uuid&, int64_t>;
+  // The writes of the current store batch with one (who, epoch start ms, request id): the
+  // time of the last one and the write_batches blob (16-byte shard id, u64 LE bytes)...
+  using WriteKey = std::tuple<std::string, int64_t, std::string>;
+  using WriteKeyView = std::tuple<std::string_view, int64_t, std::string_view>;
+  struct WriteGroup {
+    int64_t at_ms = 0;
+    std::string shards;
   };
+  using WriteGroups = std::map<WriteKey, WriteGroup, std::less<>>;
   core::Status InsertWritesLocked() REQUIRES(db_mu_) EXCLUDES(pending_mu_);
+  // Spreads the write_batches rows into per-shard write rows, one batch per transaction.
+  core::Status ExpandBatchesLocked() REQUIRES(db_mu_);
+  // Spreads the oldest write_batches row; false when there was none.
+  core::Result<bool> ExpandOneBatchLocked() REQUIRES(db_mu_);
 
   explicit UsageCounter(const UsageOptions& opt) : opt_(opt) {}
   core::Status Init() EXCLUDES(db_mu_);
@@ -163,12 +177,22 @@ class UsageCounter final : public storage::IoObserver {
   int64_t created_ms_ GUARDED_BY(db_mu_) = 0;
   core::Mutex pending_mu_;
   core::CondVar wake_;
-  std::map<Key, Sums> pending_ GUARDED_BY(pending_mu_);
-  std::vector<WriteRow> pending_writes_ GUARDED_BY(pending_mu_);  // until OnWriteBatchDone
+  std::map<Key, Sums, std::less<>> pending_ GUARDED_BY(pending_mu_);
+  WriteGroups pending_writes_ GUARDED_BY(pending_mu_);  // until OnWriteBatchDone
+  // The sums of the last key counted (a node of pending_), so that a run of reads of one
+  // shard by one wallet skips the map; null after pending_ is swapped out.
+  Sums* last_sums_ GUARDED_BY(pending_mu_) = nullptr;
+  std::string last_who_ GUARDED_BY(pending_mu_);
+  core::Uuid last_shard_ GUARDED_BY(pending_mu_);
+  int64_t last_epoch_ms_ GUARDED_BY(pending_mu_) = 0;
+  bool batches_pending_ GUARDED_BY(pending_mu_) = false;  // write_batches rows to spread
   int64_t last_flush_ms_ GUARDED_BY(pending_mu_) = 0;
   bool stop_ GUARDED_BY(pending_mu_) = false;
   core::Status error_ GUARDED_BY(pending_mu_);
   std::thread flusher_;
+  // The flusher's connection for WAL checkpoints (background_flush only): set before the
+  // flusher starts, closed after it ends.
+  sqlite3* checkpoint_db_ = nullptr;
 };
 
 // STATE_DIR/usage.db.

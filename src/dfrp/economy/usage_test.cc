@@ -155,6 +155,42 @@ TEST_F(UsageTest, ReconcileCountsACommittedShardWithoutARowOnce) {
   EXPECT_EQ(Find(*rows, "local")->shards_written, 2u);
 }
 
+// The store's writer records a batch as one write_batches row; the per-shard rows come later
+// from the flusher. A process that dies in between (here: never flushes) has still committed
+// who wrote what, and the next process counts it under that wallet, not as "local".
+TEST_F(UsageTest, ABatchRecordedButNotSpreadKeepsItsWalletAcrossACrash) {
+  auto dying = OpenCounter();  // background_flush off: nothing spreads the batch
+  store_->SetObserver(dying.get());
+  auto w = Write({Pattern(100, 1), Pattern(250, 2)}, Who("wallet-w"));
+  store_->SetObserver(nullptr);
+  auto count = [&](const char* table) {
+    sqlite3* db = nullptr;
+    sqlite3_open(UsagePath(config_.state_dir).c_str(), &db);
+    sqlite3_stmt* st = nullptr;
+    const std::string sql = std::string("SELECT count(*) FROM ") + table;
+    sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr);
+    sqlite3_step(st);
+    const int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+  };
+  EXPECT_EQ(count("write_batches"), 1);
+  EXPECT_EQ(count("writes"), 0);
+
+  auto next = OpenCounter();  // the restarted process
+  EXPECT_EQ(*next->Reconcile(*store_), 0u);
+  EXPECT_EQ(count("write_batches"), 0);
+  EXPECT_EQ(count("writes"), 2);
+  auto rows = next->ByWallet();
+  ASSERT_TRUE(rows.has_value());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].key, "wallet-w");
+  EXPECT_EQ((*rows)[0].bytes_written, 350u);
+  dying.reset();  // its Close finds nothing left to spread, and counts nothing twice
+  EXPECT_EQ((*next->ByWallet())[0].bytes_written, 350u);
+}
+
 TEST_F(UsageTest, ShardsFromBeforeTheUsageFileAreNotCounted) {
   Write({Pattern(100, 1)}, Who("w"));
   // Shard ids take their time from the system clock (core::DefaultUuidGenerator).

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdarg>
 #include <cstring>
@@ -153,10 +154,12 @@ class View {
     }
     // One stream per open file, so each reader gets its own read-ahead; freed in Release.
     // Read-ahead only with direct I/O: through the page cache the kernel reads ahead itself.
-    auto stream = std::make_unique<ShardStream>(*n.entry->reader, pool_,
-                                                opt_.direct_io ? opt_.read_ahead : 0);
-    fi->fh = reinterpret_cast<uint64_t>(stream.get());
-    streams_.emplace(stream.get(), std::move(stream));
+    auto file = std::make_unique<OpenFile>();
+    file->id = n.entry->loc.id;
+    file->stream = std::make_unique<ShardStream>(*n.entry->reader, pool_,
+                                                 opt_.direct_io ? opt_.read_ahead : 0);
+    fi->fh = reinterpret_cast<uint64_t>(file.get());
+    streams_.emplace(file.get(), std::move(file));
     fi->direct_io = opt_.direct_io;
     return 0;
   }
@@ -164,13 +167,21 @@ class View {
   void Release(struct fuse_file_info* fi) {
     if (fi->fh == 0) return;  // a metadata file
     std::lock_guard<std::mutex> lock(mu_);
-    streams_.erase(reinterpret_cast<ShardStream*>(fi->fh));
+    auto it = streams_.find(reinterpret_cast<OpenFile*>(fi->fh));
+    if (it != streams_.end()) {
+      CountRead(*it->second);
+      streams_.erase(it);
+    }
     fi->fh = 0;
   }
 
+  ~View() {
+    for (const auto& [handle, file] : streams_) CountRead(*file);
+  }
+
   int Read(const char* path, char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
-    auto* stream = reinterpret_cast<ShardStream*>(fi->fh);
-    if (stream == nullptr) {  // a metadata file
+    auto* file = reinterpret_cast<OpenFile*>(fi->fh);
+    if (file == nullptr) {  // a metadata file
       Node n = Resolve(path);
       if (n.kind != Node::kMeta) return n.kind == Node::kNone ? -ENOENT : -EIO;
       const std::string* meta = Meta(*n.entry);
@@ -180,12 +191,13 @@ class View {
       std::memcpy(buf, meta->data() + off, len);
       return static_cast<int>(len);
     }
-    auto got = stream->Read(static_cast<uint64_t>(off), size, buf);
+    auto got = file->stream->Read(static_cast<uint64_t>(off), size, buf);
     if (!got) {
       Log(fmt::format("read of {} bytes at offset {} failed, returning EIO: {}", size, off,
                       got.error().message()));
       return -EIO;
     }
+    file->bytes.fetch_add(*got, std::memory_order_relaxed);
     return static_cast<int>(*got);
   }
 
@@ -194,6 +206,19 @@ class View {
   }
 
  private:
+  // An open payload file: its stream and the verified bytes served from it, counted as one
+  // read (IoObserver::OnRead) when the file is released, as dfrpd counts one per GET.
+  struct OpenFile {
+    std::unique_ptr<ShardStream> stream;
+    core::Uuid id;
+    std::atomic<uint64_t> bytes{0};
+  };
+
+  void CountRead(const OpenFile& file) const {
+    const uint64_t bytes = file.bytes.load(std::memory_order_relaxed);
+    if (opt_.observer && bytes > 0) opt_.observer->OnRead(core::RequestContext{}, file.id, bytes);
+  }
+
   Node Find(std::string_view id, Node::Kind kind, std::optional<uint32_t> volume) {
     auto it = entries_.find(std::string(id));
     if (it == entries_.end() || (volume && it->second.loc.volume != *volume)) return {};
@@ -245,7 +270,7 @@ class View {
   // Every open payload file's stream, by the handle given to the kernel. A file closed just
   // before the view stops may never get its release (libfuse does not release what is still
   // open when its loop ends), so the view owns them; last, so they go before the pool.
-  std::map<ShardStream*, std::unique_ptr<ShardStream>> streams_;
+  std::map<OpenFile*, std::unique_ptr<OpenFile>> streams_;
 };
 
 View* Self() { return static_cast<View*>(fuse_get_context()->private_data); }

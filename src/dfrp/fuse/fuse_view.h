@@ -42,6 +42,9 @@ struct FuseViewOptions {
   // copies each byte once more, into its cache).
   bool direct_io = true;
   unsigned read_ahead = 2;  // reads verified ahead of a sequential reader (direct I/O only)
+  // Told of the verified bytes served from each open payload file, once, when it is closed
+  // (or when the view stops); not owned; null: nothing is counted.
+  storage::IoObserver* observer = nullptr;
 };
 
 // Mounts the view and serves it until it is unmounted (fusermount3 -u MOUNTPOINT) or the
