@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "dfrp/core/bytes.h"
+#include "dfrp/core/sqlite_stmt.h"
 
 namespace dfrp::economy {
 
@@ -51,50 +52,7 @@ std::string WayOut(const std::string& path) {
       path);
 }
 
-// A prepared statement, finalized on scope exit.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr);
-  }
-  ~Stmt() { sqlite3_finalize(st_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  bool ok() const { return rc_ == SQLITE_OK; }
-  Stmt& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(st_, i, v);
-    return *this;
-  }
-  Stmt& Bind(int i, std::string_view v) {
-    sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& BindBlob(int i, std::string_view v) {
-    sqlite3_bind_blob(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  int Step() { return st_ ? sqlite3_step(st_) : rc_; }
-  void Reset() {
-    sqlite3_reset(st_);
-    sqlite3_clear_bindings(st_);
-  }
-  int64_t Int(int col) const { return sqlite3_column_int64(st_, col); }
-  std::string Text(int col) const {
-    const auto* p = sqlite3_column_text(st_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<size_t>(sqlite3_column_bytes(st_, col)))
-             : std::string();
-  }
-  std::string Blob(int col) const {
-    const auto* p = static_cast<const char*>(sqlite3_column_blob(st_, col));
-    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(st_, col))) : "";
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* st_ = nullptr;
-  int rc_ = SQLITE_OK;
-};
+using Stmt = core::SqlStmt;
 
 Status SqlError(sqlite3* db, const std::string& path, std::string_view what) {
   const int rc = sqlite3_errcode(db);

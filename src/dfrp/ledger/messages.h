@@ -1,0 +1,152 @@
+// The ledger's signed messages and their one canonical binary encoding (docs/PROTOCOL.md,
+// "Ledger messages", lists every byte): orders signed by a wallet, authorities' votes, and
+// certificates (an order plus the aggregate signature of a quorum of the committee).
+//
+// Every signed byte string begins with the same prefix:
+//   u8 len ‖ tag (ASCII) ‖ u16 version (1) ‖ network_id (32 bytes) ‖ u64 epoch
+// so a signature made for one purpose, network or committee epoch verifies for no other (blst
+// uses one DST for all signatures; the tag is what separates them). Integers are big-endian.
+//
+// Decoders take outside bytes: each bound is checked before it is used, every field is
+// validated (keys on the curve, no trailing bytes, sizes within kMax*), and a failure is
+// InvalidArgument naming the field. fuzz/fuzz_ledger_messages.cc drives them.
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dfrp/core/status.h"
+#include "dfrp/crypto/bls.h"
+#include "dfrp/crypto/sha256.h"
+
+namespace dfrp::ledger {
+
+inline constexpr uint16_t kMessageVersion = 1;
+inline constexpr std::string_view kOrderTag = "DFRP-ORDER-V1";
+inline constexpr std::string_view kVoteTag = "DFRP-VOTE-V1";
+inline constexpr size_t kMaxMemoBytes = 256;
+inline constexpr size_t kMaxCommittee = 256;
+// Wire sizes are bounded before anything is parsed.
+inline constexpr size_t kMaxOrderWireBytes = 1024;
+inline constexpr size_t kMaxCertificateWireBytes = 2048;
+
+// Keys and signatures as their compressed bytes; a decoder has checked that they are valid
+// points, and verification decodes them again (crypto/bls.h keeps no unvalidated point).
+using KeyBytes = std::array<uint8_t, crypto::bls::kPublicKeySize>;
+using SigBytes = std::array<uint8_t, crypto::bls::kSignatureSize>;
+
+// The key or signature those bytes encode (validated again: crypto/bls.h's FromBytes).
+core::Result<crypto::bls::PublicKey> KeyFrom(const KeyBytes& k);
+core::Result<crypto::bls::Signature> SigFrom(const SigBytes& s);
+
+enum class OrderKind : uint8_t {
+  kTransfer = 1,
+};
+std::string_view OrderKindName(OrderKind k);
+
+struct Transfer {
+  KeyBytes to{};
+  uint64_t amount = 0;  // base units, > 0
+  std::string memo;     // at most kMaxMemoBytes
+};
+
+// (kind, sender, seq, body), as the sender's wallet signs it, in a committee epoch.
+struct Order {
+  OrderKind kind = OrderKind::kTransfer;
+  KeyBytes sender{};
+  uint64_t seq = 0;
+  uint64_t epoch = 0;  // the committee epoch it is for
+  Transfer transfer;   // kind == kTransfer
+};
+
+// The prefix every signed message starts with.
+std::string SignedPrefix(std::string_view tag, const crypto::Hash& network_id, uint64_t epoch);
+
+// What the sender signs: SignedPrefix(kOrderTag, network_id, epoch) ‖ the order's fields.
+std::string OrderSigningBytes(const Order& o, const crypto::Hash& network_id);
+
+struct SignedOrder {
+  Order order;
+  SigBytes signature{};
+  crypto::Hash hash{};  // SHA-256 of OrderSigningBytes: the order's identity
+};
+SignedOrder SignOrder(const Order& o, const crypto::bls::SecretKey& key,
+                      const crypto::Hash& network_id);
+// Wire: OrderSigningBytes ‖ signature (96 bytes).
+std::string EncodeSignedOrder(const SignedOrder& s, const crypto::Hash& network_id);
+// Decodes (not verifies): InvalidArgument naming the field; a network id other than
+// `network_id` is refused here, with both ids, so that a message for another network gets
+// that reason and not "bad signature".
+core::Result<SignedOrder> DecodeSignedOrder(std::string_view wire, const crypto::Hash& network_id);
+// The sender's signature over the order; Corruption when it does not verify.
+core::Status VerifyOrderSignature(const SignedOrder& s, const crypto::Hash& network_id);
+
+// What an authority signs to vote for an order: SignedPrefix(kVoteTag, network_id, epoch) ‖
+// the order hash. Every authority signs the same bytes, so votes aggregate.
+std::string VoteSigningBytes(const crypto::Hash& order_hash, uint64_t epoch,
+                             const crypto::Hash& network_id);
+
+struct Vote {
+  crypto::Hash order_hash{};
+  uint64_t epoch = 0;
+  uint32_t authority = 0;  // index in the committee
+  SigBytes signature{};
+};
+// An authority's vote, signed with its key.
+Vote SignVote(const crypto::Hash& order_hash, uint64_t epoch, uint32_t authority,
+              const crypto::bls::SecretKey& key, const crypto::Hash& network_id);
+// Wire: order_hash (32) ‖ u64 epoch ‖ u32 authority ‖ signature (96).
+std::string EncodeVote(const Vote& v);
+core::Result<Vote> DecodeVote(std::string_view wire);
+
+// The committee of an epoch: the authorities' proven keys in committee order.
+class Committee {
+ public:
+  // Keys with their proofs of possession (verified here; Corruption names the authority).
+  static core::Result<Committee> Make(
+      uint64_t epoch,
+      const std::vector<std::pair<std::string, std::string>>& public_key_and_pop_hex);
+  uint64_t epoch() const { return epoch_; }
+  size_t size() const { return keys_.size(); }
+  // f = floor((n - 1) / 3) faults tolerated; a quorum is n - f (2f + 1 when n = 3f + 1).
+  size_t faults() const { return (keys_.size() - 1) / 3; }
+  size_t quorum() const { return keys_.size() - faults(); }
+  const crypto::bls::ProvenPublicKey& key(size_t i) const { return keys_[i]; }
+  std::optional<size_t> IndexOf(const KeyBytes& k) const;
+
+ private:
+  uint64_t epoch_ = 0;
+  std::vector<crypto::bls::ProvenPublicKey> keys_;
+};
+
+// A vote's signature; Corruption when it does not verify, InvalidArgument for an authority
+// index outside the committee or another epoch.
+core::Status VerifyVote(const Vote& v, const Committee& c, const crypto::Hash& network_id);
+
+struct Certificate {
+  SignedOrder order;
+  uint64_t epoch = 0;         // the committee epoch whose quorum signed
+  std::vector<bool> signers;  // one per committee member
+  SigBytes aggregate{};
+};
+// Aggregates distinct, already verified votes for `order` into a certificate; InvalidArgument
+// when they are fewer than the quorum, repeat an authority or are for another order.
+core::Result<Certificate> MakeCertificate(const SignedOrder& order, const std::vector<Vote>& votes,
+                                          const Committee& c);
+// Wire: u32 order length ‖ signed order wire ‖ u64 epoch ‖ u16 n ‖ bitmap (ceil(n/8) bytes,
+// bit i of byte i/8 from the least significant; unused bits zero) ‖ aggregate (96).
+std::string EncodeCertificate(const Certificate& c, const crypto::Hash& network_id);
+core::Result<Certificate> DecodeCertificate(std::string_view wire, const crypto::Hash& network_id);
+// The order's signature and the quorum's aggregate (fast-aggregate-verify over the signers'
+// proven keys). InvalidArgument: another epoch or committee size, too few signers;
+// Corruption: a signature that does not verify.
+core::Status VerifyCertificate(const Certificate& cert, const Committee& c,
+                               const crypto::Hash& network_id);
+
+}  // namespace dfrp::ledger
