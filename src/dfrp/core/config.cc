@@ -20,9 +20,19 @@ namespace dfrp::core {
 
 namespace {
 
-constexpr std::string_view kFixedKeys[] = {
-    "LEAF_SIZE",       "VECTOR_DIM",       "STATE_DIR", "API_ADDR",        "SCRUB_RATE",
-    "MAX_CONNECTIONS", "MAX_HEADER_BYTES", "API_HOSTS", "MAX_BODY_MEMORY", "ECONOMIC_POLICY"};
+constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",
+                                           "VECTOR_DIM",
+                                           "STATE_DIR",
+                                           "API_ADDR",
+                                           "SCRUB_RATE",
+                                           "MAX_CONNECTIONS",
+                                           "MAX_HEADER_BYTES",
+                                           "API_HOSTS",
+                                           "MAX_BODY_MEMORY",
+                                           "ECONOMIC_POLICY",
+                                           "ROLES",
+                                           "WALLET",
+                                           "WALLET_PASSPHRASE_FILE"};
 
 // DRIVE_12 -> ("DRIVE", 12); anything else -> nullopt.
 std::optional<std::pair<std::string_view, int>> SplitIndexedKey(std::string_view key) {
@@ -243,7 +253,8 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
           Status::InvalidArgument(fmt::format("{}: unknown key {} (known: DRIVE_n, QUOTA_n, "
                                               "LEAF_SIZE, VECTOR_DIM, STATE_DIR, API_ADDR, "
                                               "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES, "
-                                              "API_HOSTS, MAX_BODY_MEMORY, ECONOMIC_POLICY); "
+                                              "API_HOSTS, MAX_BODY_MEMORY, ECONOMIC_POLICY, "
+                                              "ROLES, WALLET, WALLET_PASSPHRASE_FILE); "
                                               "remove it or fix its spelling",
                                               cfg.source, key)));
   }
@@ -330,6 +341,31 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
   }
   if (auto it = values.find("ECONOMIC_POLICY"); it != values.end() && !it->second.empty())
     cfg.economic_policy = Absolute(it->second, base_dir);
+  if (auto it = values.find("ROLES"); it != values.end() && !it->second.empty()) {
+    cfg.roles.clear();
+    for (std::string_view rest = it->second; !rest.empty();) {
+      const size_t comma = rest.find(',');
+      std::string_view role = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!role.empty() && role.front() == ' ') role.remove_prefix(1);
+      while (!role.empty() && role.back() == ' ') role.remove_suffix(1);
+      if (role != "storage" && role != "authority")
+        return Err(Status::InvalidArgument(
+            fmt::format("{}: ROLES = '{}': '{}' is not a role (storage, authority)", cfg.source,
+                        it->second, std::string(role).substr(0, 32))));
+      if (std::find(cfg.roles.begin(), cfg.roles.end(), role) == cfg.roles.end())
+        cfg.roles.emplace_back(role);
+    }
+  }
+  if (auto it = values.find("WALLET"); it != values.end() && !it->second.empty())
+    cfg.wallet = Absolute(it->second, base_dir);
+  if (auto it = values.find("WALLET_PASSPHRASE_FILE"); it != values.end() && !it->second.empty())
+    cfg.wallet_passphrase_file = Absolute(it->second, base_dir);
+  if (cfg.HasRole("authority") && cfg.wallet.empty())
+    return Err(Status::InvalidArgument(fmt::format(
+        "{}: ROLES names authority, which signs votes with the wallet of a committee member: "
+        "set WALLET to that wallet's keystore",
+        cfg.source)));
   cfg.config_dir = base_dir;
   auto state = values.find("STATE_DIR");
   cfg.state_dir =
@@ -426,7 +462,8 @@ Result<NodeConfig> LoadConfig(const ConfigOptions& options) {
     if (!IsKnownConfigKey(name)) continue;
     if (auto v = getenv(name)) {
       std::string value = *v;
-      if ((name.starts_with("DRIVE_") || name == "STATE_DIR" || name == "ECONOMIC_POLICY") &&
+      if ((name.starts_with("DRIVE_") || name == "STATE_DIR" || name == "ECONOMIC_POLICY" ||
+           name == "WALLET" || name == "WALLET_PASSPHRASE_FILE") &&
           !value.empty() && value[0] != '/')
         value = Absolute(value, cwd);
       values[name] = value;

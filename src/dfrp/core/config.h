@@ -48,6 +48,18 @@ struct NodeConfig {
   // default (economy/policy.h).
   std::string economic_policy;
   std::string config_dir;
+  // What the node does (ROLES, comma-separated): "storage" (the default) and "authority" (a
+  // member of the ledger's committee, which needs WALLET).
+  std::vector<std::string> roles = {"storage"};
+  // The keystore of the node's wallet (WALLET, absolute) and the file holding its passphrase
+  // (WALLET_PASSPHRASE_FILE; else the environment's DFRP_PASSPHRASE).
+  std::string wallet;
+  std::string wallet_passphrase_file;
+  bool HasRole(std::string_view role) const {
+    for (const auto& r : roles)
+      if (r == role) return true;
+    return false;
+  }
   std::string source;  // the file it came from, or "embedded default"
   bool is_embedded_default = false;
 };

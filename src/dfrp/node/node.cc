@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include "dfrp/core/file_system.h"
+#include "dfrp/wallet/address.h"
+#include "dfrp/wallet/keystore.h"
+#include "dfrp/wallet/passphrase.h"
 
 namespace dfrp::node {
 
@@ -76,10 +79,50 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
   DFRP_ASSIGN_OR_RETURN(n->market_, economy::Market::Open(policy, mo));
   if (!n->market_->capacity_note().empty())
     n->notices_.push_back("market: " + n->market_->capacity_note());
+  n->policy_ = std::make_unique<economy::EconomicPolicy>(policy);
+  if (opt.config.HasRole("authority")) DFRP_RETURN_IF_ERROR(n->OpenAuthority());
   n->writes_->Start();
   n->scrub_->Start();
   n->market_thread_ = std::thread([self] { self->MarketLoop(); });
   return n;
+}
+
+core::Status Node::OpenAuthority() {
+  const core::NodeConfig& cfg = opt_.config;
+  core::FileSystem* fs = opt_.store.fs;
+  DFRP_ASSIGN_OR_RETURN(wallet::Keystore ks, wallet::LoadKeystore(fs, cfg.wallet));
+  wallet::PassphraseSource src{.file = cfg.wallet_passphrase_file,
+                               .env_name = "DFRP_PASSPHRASE",
+                               .getenv = [](const std::string& name) -> std::optional<std::string> {
+                                 const char* v = std::getenv(name.c_str());
+                                 if (!v) return std::nullopt;
+                                 return std::string(v);
+                               },
+                               .prompt = nullptr};
+  DFRP_ASSIGN_OR_RETURN(wallet::SecretString pass,
+                        wallet::ReadPassphrase(fs, src, "the node's wallet (WALLET)", false));
+  DFRP_ASSIGN_OR_RETURN(crypto::bls::SecretKey key,
+                        wallet::UnlockKeystore(ks, pass.view(), cfg.wallet));
+  wallet_key_ = std::make_unique<crypto::bls::SecretKey>(std::move(key));
+  const std::string me = wallet_key_->GetPublicKey().ToHex();
+  const auto& committee = policy_->genesis.committee;
+  std::optional<uint32_t> index;
+  for (size_t i = 0; i < committee.size(); ++i)
+    if (committee[i].public_key_hex == me) index = static_cast<uint32_t>(i);
+  if (!index)
+    return core::Status::InvalidArgument(fmt::format(
+        "ROLES names authority, but the wallet {} ({}) is not in genesis.committee of {}: use a "
+        "committee member's wallet, or drop authority from ROLES",
+        cfg.wallet, wallet::AddressOf(wallet_key_->GetPublicKey()), policy_->source));
+  DFRP_ASSIGN_OR_RETURN(authority_,
+                        ledger::Authority::Open({.path = ledger::LedgerPath(cfg.state_dir),
+                                                 .policy = policy_.get(),
+                                                 .index = *index,
+                                                 .key = wallet_key_.get()}));
+  notices_.push_back(fmt::format("ledger: authority {} of {} (quorum {}), {}", *index,
+                                 committee.size(), authority_->committee().quorum(),
+                                 ledger::LedgerPath(cfg.state_dir)));
+  return core::Status::OK();
 }
 
 void Node::BeginStop() {

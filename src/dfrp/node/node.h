@@ -35,6 +35,7 @@
 #include "dfrp/core/uuid.h"
 #include "dfrp/economy/market.h"
 #include "dfrp/economy/usage.h"
+#include "dfrp/ledger/authority.h"
 #include "dfrp/node/metrics.h"
 #include "dfrp/node/operations.h"
 #include "dfrp/node/reader_cache.h"
@@ -105,6 +106,10 @@ class Node {
   // The node's market: economic.toml, the price oracle (its epochs run on a thread of the
   // node), quotes and the usage views (economy/market.h).
   economy::Market& market() { return *market_; }
+  // The policy the node runs (economic.toml, validated at start).
+  const economy::EconomicPolicy& policy() const { return *policy_; }
+  // This node's seat in the ledger's committee (ROLES has authority); null otherwise.
+  ledger::Authority* authority() { return authority_.get(); }
   std::vector<storage::VolumeInfo> Volumes() { return writer_->Volumes(); }
   uint64_t WritableBytes() const { return writer_->WritableBytes(); }
 
@@ -119,6 +124,8 @@ class Node {
  private:
   explicit Node(const NodeOptions& opt) : opt_(opt) {}
   core::Result<storage::VolumeInfo> VolumeAfter(uint32_t volume, const core::Status& s);
+  // Unlocks WALLET and takes this node's seat in the committee (ROLES has authority).
+  core::Status OpenAuthority();
 
   NodeOptions opt_;
   std::atomic<bool> stopping_{false};
@@ -134,6 +141,9 @@ class Node {
   std::unique_ptr<Operations> ops_;
   std::unique_ptr<ScrubService> scrub_;
   std::unique_ptr<economy::Market> market_;
+  std::unique_ptr<economy::EconomicPolicy> policy_;
+  std::unique_ptr<crypto::bls::SecretKey> wallet_key_;  // before authority_, which uses it
+  std::unique_ptr<ledger::Authority> authority_;
   // Ends the market's epochs: wakes every market_tick_ms until the node stops.
   void MarketLoop() EXCLUDES(market_mu_);
   core::Mutex market_mu_;

@@ -432,6 +432,7 @@ void AddDaemonRoutes(RouteTable* table, Node* node, ServerView server) {
   table->Add(NodeRoutes(node, std::move(server)));
   table->Add(StorageRoutes(node));
   table->Add(MarketRoutes(node));
+  table->Add(LedgerRoutes(node));
 }
 
 }  // namespace dfrp::node

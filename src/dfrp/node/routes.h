@@ -3,6 +3,7 @@
 //   NodeRoutes     GET / and the dashboard's files, /healthz, /metrics, /v1/status
 //   StorageRoutes  /v1/shards..., /v1/volumes..., /v1/operations...
 //   MarketRoutes   /v1/market/... (prices, quote, usage, capacity)
+//   LedgerRoutes   /v1/ledger/... (orders, certificates, accounts; an authority only)
 //
 // The handlers call the Node; the server runs them on the lane each route names.
 #pragma once
@@ -27,6 +28,7 @@ struct ServerView {
 std::vector<RouteSpec> NodeRoutes(Node* node, ServerView server);
 std::vector<RouteSpec> StorageRoutes(Node* node);
 std::vector<RouteSpec> MarketRoutes(Node* node);  // market_routes.cc
+std::vector<RouteSpec> LedgerRoutes(Node* node);  // ledger_routes.cc
 
 // Every family dfrpd serves, in one table.
 void AddDaemonRoutes(RouteTable* table, Node* node, ServerView server);

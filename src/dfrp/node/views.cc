@@ -144,6 +144,7 @@ Status StatusFromErrorJson(const json& j, const std::string& fallback) {
   if (code == "no_space") return Status::NoSpace(msg);
   if (code == "busy") return Status::Busy(msg);
   if (code == "internal") return Status::Internal(msg);
+  if (code == "refused") return Status::Refused(msg);
   return Status::IOError(msg);
 }
 

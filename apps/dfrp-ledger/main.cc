@@ -1,0 +1,7 @@
+#include "dfrp/cli/ledger_cli.h"
+
+// The edge: the real file system and clock.
+int main(int argc, char** argv) {
+  return dfrp::cli::RunLedgerCli(argc, argv, dfrp::core::DefaultFileSystem(),
+                                 dfrp::core::SystemClock());
+}

@@ -1,0 +1,442 @@
+// dfrp-ledger: the ledger from a wallet's and an operator's side (docs/PROTOCOL.md, "Ledger").
+//
+//   init-committee --authorities N --dir DIR [--base-port P] [--genesis ADDR=AMOUNT]...
+//                  [--order-fee X] [--insecure-test-kdf]
+//       a wallet, a passphrase file and a dfrpd config (ROLES = storage,authority) per
+//       authority on loopback (DIR/authority-<i>/), and the shared DIR/economic.toml
+//   transfer --wallet FILE --to ADDR --amount X [--memo T] [--seq N] [--offline -o FILE]
+//       signs a transfer and has the committee certify it (exit 7 when refused: funds, a
+//       frozen account); --offline only signs, to FILE (hex), and keeps no journal
+//   submit FILE        sends a signed order (certifying it) or a certificate (hex) to the
+//                      committee
+//   balance ADDR       the balance and next sequence number a quorum agrees on
+//   supply             each authority's supply check
+//
+// The committee and network come from economic.toml: --policy FILE, else the config's
+// ECONOMIC_POLICY or economic.toml beside it. The wallet's passphrase: --passphrase-file,
+// else DFRP_PASSPHRASE, else a prompt.
+//
+// No equivocation across a crash: before a transfer is signed for the committee, the signed
+// order is written, synced, to FILE.pending (beside the wallet). If a later run finds there
+// an order that the committee has not certified yet, it completes that one first and never
+// signs another order for the same sequence number.
+#include "dfrp/cli/ledger_cli.h"
+
+#include <fmt/format.h>
+#include <sodium.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "dfrp/core/config.h"
+#include "dfrp/core/version.h"
+#include "dfrp/ledger/client.h"
+#include "dfrp/storage/store.h"
+#include "dfrp/wallet/address.h"
+#include "dfrp/wallet/keystore.h"
+#include "dfrp/wallet/passphrase.h"
+#include "dfrp/wallet/wallet.h"
+
+namespace dfrp::cli {
+
+using core::Err;
+using core::Result;
+using core::Status;
+using nlohmann::json;
+
+namespace {
+
+struct Globals {
+  std::string config;
+  std::string policy;
+  bool json = false;
+};
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "dfrp-ledger: %s\n", s.message().c_str());
+  return core::ExitCodeFor(s);
+}
+
+std::optional<std::string> Getenv(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  return v ? std::optional<std::string>(v) : std::nullopt;
+}
+
+Result<economy::EconomicPolicy> LoadPolicy(core::FileSystem* fs, const Globals& g) {
+  if (!g.policy.empty()) {
+    DFRP_ASSIGN_OR_RETURN(std::string text, core::ReadWholeFile(fs, g.policy));
+    return economy::ParseEconomicPolicy(text, g.policy);
+  }
+  core::ConfigOptions copt;
+  copt.explicit_path = g.config;
+  copt.require_drives = false;
+  DFRP_ASSIGN_OR_RETURN(core::NodeConfig cfg, core::LoadConfig(copt));
+  return economy::LoadEconomicPolicy(fs, cfg.economic_policy, cfg.config_dir);
+}
+
+std::string SignedAmount(const economy::EconomicPolicy& p, int64_t v) {
+  return (v < 0 ? "-" : "") +
+         p.FormatAmount(v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v));
+}
+
+// --- init-committee
+
+struct InitFlags {
+  int authorities = 0;
+  std::string dir;
+  int base_port = 7600;
+  std::vector<std::string> genesis;
+  std::string order_fee = "0";
+  bool test_kdf = false;
+};
+
+Status CmdInitCommittee(const Globals& g, core::FileSystem* fs, core::Clock* clock,
+                        const InitFlags& f) {
+  if (f.authorities < 1 || f.authorities > 64)
+    return Status::InvalidArgument(
+        fmt::format("--authorities {}: give 1 (a single operator) to 64; 4 tolerates one "
+                    "faulty authority",
+                    f.authorities));
+  if (f.base_port < 1 || f.base_port + f.authorities > 65535)
+    return Status::InvalidArgument(fmt::format("--base-port {} is out of range", f.base_port));
+  if (auto names = fs->ListDir(f.dir); names && !names->empty())
+    return Status::InvalidArgument(
+        fmt::format("{} is not empty: init-committee writes into an empty or new folder", f.dir));
+  DFRP_ASSIGN_OR_RETURN(wallet::KdfParams kdf,
+                        wallet::KdfParamsForProfile(f.test_kdf ? "test" : "", f.test_kdf));
+  std::string allocations;
+  for (const std::string& ga : f.genesis) {
+    const size_t eq = ga.find('=');
+    if (eq == std::string::npos)
+      return Status::InvalidArgument(
+          fmt::format("--genesis '{}' is not ADDR=AMOUNT", ga.substr(0, 120)));
+    allocations += fmt::format("  {{ address = \"{}\", amount = \"{}\" }},\n", ga.substr(0, eq),
+                               ga.substr(eq + 1));
+  }
+  // The allocations are checked before anything is written.
+  DFRP_RETURN_IF_ERROR(
+      economy::ParseEconomicPolicy(fmt::format("[genesis]\nallocations = [\n{}]\n", allocations),
+                                   "--genesis")
+          .status());
+  std::string committee;
+  json out = {{"dir", f.dir}, {"authorities", json::array()}};
+  for (int i = 0; i < f.authorities; ++i) {
+    const std::string adir = core::JoinPath(f.dir, fmt::format("authority-{}", i));
+    DFRP_RETURN_IF_ERROR(fs->CreateDirRecursive(adir));
+    DFRP_ASSIGN_OR_RETURN(crypto::bls::SecretKey key, crypto::bls::SecretKey::Generate());
+    DFRP_ASSIGN_OR_RETURN(
+        wallet::WalletPublic pub,
+        wallet::MakeWalletPublic(key, wallet::DefaultIdentityVector(key.GetPublicKey(), 16)));
+    unsigned char raw[24];
+    randombytes_buf(raw, sizeof raw);
+    const std::string pass = core::ToHex(std::string_view(reinterpret_cast<char*>(raw), 24));
+    DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(fs, core::JoinPath(adir, "passphrase"), pass + "\n",
+                                               /*private_mode=*/true));
+    const std::string address = pub.address;
+    const std::string pk = pub.public_key.ToHex(), pop = pub.proof_of_possession.ToHex();
+    DFRP_ASSIGN_OR_RETURN(wallet::Keystore ks,
+                          wallet::SealKeystore(key, std::move(pub), pass, kdf));
+    DFRP_RETURN_IF_ERROR(wallet::SaveKeystore(fs, core::JoinPath(adir, "wallet.json"), ks, false));
+    const int port = f.base_port + i;
+    DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
+        fs, core::JoinPath(adir, "dfrp.toml"),
+        fmt::format("# authority {} of {} (written by dfrp-ledger init-committee)\n"
+                    "DRIVE_0 = \"data/d0\"\nQUOTA_0 = \"1G\"\nSTATE_DIR = \"state\"\n"
+                    "API_ADDR = \"127.0.0.1:{}\"\nROLES = \"storage,authority\"\n"
+                    "WALLET = \"wallet.json\"\nWALLET_PASSPHRASE_FILE = \"passphrase\"\n"
+                    "ECONOMIC_POLICY = \"../economic.toml\"\n",
+                    i, f.authorities, port)));
+    {
+      // The authority's store, so that dfrpd starts on it at once.
+      core::ConfigOptions copt;
+      copt.explicit_path = core::JoinPath(adir, "dfrp.toml");
+      copt.env_names = [] { return std::vector<std::string>(); };
+      DFRP_ASSIGN_OR_RETURN(core::NodeConfig cfg, core::LoadConfig(copt));
+      storage::StoreOptions so;
+      so.fs = fs;
+      so.clock = clock;
+      so.create_missing_drive_folders = true;
+      DFRP_RETURN_IF_ERROR(storage::Store::Init(cfg, so).status());
+    }
+    committee += fmt::format(
+        "  {{ address = \"{}\", public_key = \"{}\", proof_of_possession = \"{}\", url = "
+        "\"http://127.0.0.1:{}\" }},\n",
+        address, pk, pop, port);
+    out["authorities"].push_back({{"index", i},
+                                  {"address", address},
+                                  {"url", fmt::format("http://127.0.0.1:{}", port)},
+                                  {"config", core::JoinPath(adir, "dfrp.toml")}});
+  }
+  const std::string toml = fmt::format(
+      "# A committee of {} authorities on loopback (dfrp-ledger init-committee).\n"
+      "[genesis]\nnetwork = \"dfrp-committee\"\nallocations = [\n{}]\ncommittee = [\n{}]\n\n"
+      "[policy]\norder_fee = \"{}\"\n",
+      f.authorities, allocations, committee, f.order_fee);
+  DFRP_RETURN_IF_ERROR(economy::ParseEconomicPolicy(toml, "the new economic.toml").status());
+  DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(fs, core::JoinPath(f.dir, "economic.toml"), toml));
+  out["economic_toml"] = core::JoinPath(f.dir, "economic.toml");
+  if (g.json) {
+    std::printf("%s\n", out.dump(2).c_str());
+  } else {
+    std::printf("committee of %d in %s (quorum %d); start each with:\n", f.authorities,
+                f.dir.c_str(), f.authorities - (f.authorities - 1) / 3);
+    for (const auto& a : out["authorities"])
+      std::printf("  dfrpd --config %s\n", a["config"].get<std::string>().c_str());
+  }
+  return Status::OK();
+}
+
+// --- transfer
+
+struct TransferFlags {
+  std::string wallet;
+  std::string to;
+  std::string amount;
+  std::string memo;
+  std::string passphrase_file;
+  std::optional<uint64_t> seq;
+  bool offline = false;
+  std::string out;
+};
+
+Result<ledger::SignedOrder> ReadPending(core::FileSystem* fs, const std::string& path,
+                                        const crypto::Hash& net) {
+  DFRP_ASSIGN_OR_RETURN(std::string text, core::ReadWholeFile(fs, path));
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  auto bytes = core::FromHex(text);
+  if (!bytes)
+    return Err(Status::Corruption(fmt::format(
+        "{} is not the hex of a signed order: move it aside only if you know that order was "
+        "never sent",
+        path)));
+  return ledger::DecodeSignedOrder(*bytes, net);
+}
+
+json CertJson(const economy::EconomicPolicy& p, const ledger::SubmitResult& r) {
+  const ledger::Order& o = r.certificate.order.order;
+  return json{{"order_hash", core::ToHex(r.certificate.order.hash)},
+              {"seq", o.seq},
+              {"amount", p.FormatAmount(o.transfer.amount)},
+              {"amount_base_units", o.transfer.amount},
+              {"votes", r.votes},
+              {"applied_by", r.applied},
+              {"certificate", core::ToHex(r.certificate_wire)},
+              {"notes", r.notes}};
+}
+
+Status CmdTransfer(const Globals& g, core::FileSystem* fs, const economy::EconomicPolicy& p,
+                   const TransferFlags& f) {
+  DFRP_ASSIGN_OR_RETURN(wallet::Keystore ks, wallet::LoadKeystore(fs, f.wallet));
+  DFRP_ASSIGN_OR_RETURN(auto to, wallet::PublicKeyFromAddress(f.to));
+  DFRP_ASSIGN_OR_RETURN(economy::Amount amount, p.ParseAmount(f.amount, "--amount"));
+  if (amount == 0) return Status::InvalidArgument("--amount must be more than 0");
+  if (f.memo.size() > ledger::kMaxMemoBytes)
+    return Status::InvalidArgument(
+        fmt::format("--memo is {} bytes, more than {}", f.memo.size(), ledger::kMaxMemoBytes));
+  wallet::PassphraseSource src{.file = f.passphrase_file,
+                               .env_name = "DFRP_PASSPHRASE",
+                               .getenv = Getenv,
+                               .prompt = wallet::PromptOnTerminal};
+  DFRP_ASSIGN_OR_RETURN(wallet::SecretString pass,
+                        wallet::ReadPassphrase(fs, src, "the wallet", false));
+  DFRP_ASSIGN_OR_RETURN(crypto::bls::SecretKey key,
+                        wallet::UnlockKeystore(ks, pass.view(), f.wallet));
+  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
+  const std::string me = ks.pub.address;
+  ledger::Order o;
+  o.sender = key.GetPublicKey().bytes();
+  o.transfer.to = to.bytes();
+  o.transfer.amount = amount;
+  o.transfer.memo = f.memo;
+  json out;
+  if (f.offline) {
+    if (!f.seq) return Status::InvalidArgument("--offline needs --seq (no committee is asked)");
+    if (f.out.empty()) return Status::InvalidArgument("--offline needs -o FILE");
+    o.seq = *f.seq;
+    const ledger::SignedOrder so = ledger::SignOrder(o, key, p.network_id);
+    DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
+        fs, f.out, core::ToHex(ledger::EncodeSignedOrder(so, p.network_id)) + "\n"));
+    out = {{"order_hash", core::ToHex(so.hash)}, {"seq", o.seq}, {"file", f.out}};
+  } else {
+    DFRP_ASSIGN_OR_RETURN(ledger::AccountView view, client.Account(me));
+    uint64_t next = view.next_seq;
+    const std::string pending = f.wallet + ".pending";
+    if (fs->Exists(pending)) {
+      DFRP_ASSIGN_OR_RETURN(ledger::SignedOrder old, ReadPending(fs, pending, p.network_id));
+      if (old.order.seq >= next) {
+        // Signed before a crash, maybe voted for: finish it, never sign another at its seq.
+        std::fprintf(stderr,
+                     "dfrp-ledger: an order signed earlier (seq %llu, %s) is not certified yet: "
+                     "completing it first\n",
+                     static_cast<unsigned long long>(old.order.seq),
+                     core::ToHex(old.hash).substr(0, 16).c_str());
+        bool locked_nowhere = false;
+        auto done = client.Submit(old, &locked_nowhere);
+        if (done) {
+          out["completed_first"] = CertJson(p, *done);
+          next = old.order.seq + 1;
+        } else if (locked_nowhere) {
+          (void)fs->RemoveFile(pending);  // refused everywhere: its seq is free
+        } else {
+          return done.error().WithContext(
+              fmt::format("the order signed earlier at seq {} must be certified before any other",
+                          old.order.seq));
+        }
+      }
+    }
+    if (f.seq && *f.seq != next)
+      return Status::InvalidArgument(fmt::format(
+          "--seq {}: the committee's next sequence number for {} is {}", *f.seq, me, next));
+    o.seq = next;
+    const ledger::SignedOrder so = ledger::SignOrder(o, key, p.network_id);
+    // Synced before anything leaves: a crash after this point resends this order.
+    DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
+        fs, pending, core::ToHex(ledger::EncodeSignedOrder(so, p.network_id)) + "\n"));
+    bool locked_nowhere = false;
+    auto r = client.Submit(so, &locked_nowhere);
+    if (!r) {
+      // Every authority refused it and none voted: no lock holds it, so it need not be
+      // completed later (the next transfer may use this sequence number).
+      if (locked_nowhere) (void)fs->RemoveFile(pending);
+      return r.error();
+    }
+    json j = CertJson(p, *r);
+    j["from"] = me;
+    j["to"] = f.to;
+    out.update(j);
+  }
+  if (g.json) {
+    std::printf("%s\n", out.dump(2).c_str());
+  } else if (f.offline) {
+    std::printf("signed order %s (seq %llu) written to %s; nothing was sent\n",
+                out["order_hash"].get<std::string>().c_str(),
+                static_cast<unsigned long long>(o.seq), f.out.c_str());
+  } else {
+    std::printf("%s %s to %s: certified by %zu, applied by %zu (seq %llu, order %s)\n",
+                p.FormatAmount(amount).c_str(), p.genesis.currency.c_str(), f.to.c_str(),
+                out["votes"].get<size_t>(), out["applied_by"].get<size_t>(),
+                static_cast<unsigned long long>(o.seq),
+                out["order_hash"].get<std::string>().substr(0, 16).c_str());
+  }
+  return Status::OK();
+}
+
+Status CmdSubmit(const Globals& g, core::FileSystem* fs, const economy::EconomicPolicy& p,
+                 const std::string& file) {
+  DFRP_ASSIGN_OR_RETURN(std::string text, core::ReadWholeFile(fs, file));
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  auto bytes = core::FromHex(text);
+  if (!bytes)
+    return Status::InvalidArgument(
+        fmt::format("{} is not hex (a signed order or certificate, "
+                    "as transfer --offline writes)",
+                    file));
+  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
+  json out;
+  if (auto order = ledger::DecodeSignedOrder(*bytes, p.network_id)) {
+    DFRP_ASSIGN_OR_RETURN(ledger::SubmitResult r, client.Submit(*order));
+    out = CertJson(p, r);
+  } else {
+    auto cert = ledger::DecodeCertificate(*bytes, p.network_id);
+    if (!cert)
+      return Status::InvalidArgument(
+          fmt::format("{} is neither a signed order ({}) nor a certificate ({})", file,
+                      order.error().message(), cert.error().message()));
+    DFRP_ASSIGN_OR_RETURN(size_t applied, client.Broadcast(*bytes));
+    out = {{"order_hash", core::ToHex(cert->order.hash)}, {"applied_by", applied}};
+  }
+  if (g.json)
+    std::printf("%s\n", out.dump(2).c_str());
+  else
+    std::printf("order %s: applied by %zu authorities\n",
+                out["order_hash"].get<std::string>().substr(0, 16).c_str(),
+                out["applied_by"].get<size_t>());
+  return Status::OK();
+}
+
+Status CmdBalance(const Globals& g, const economy::EconomicPolicy& p, const std::string& addr) {
+  if (addr != "committee") DFRP_RETURN_IF_ERROR(wallet::PublicKeyFromAddress(addr).status());
+  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
+  DFRP_ASSIGN_OR_RETURN(ledger::AccountView v, client.Account(addr));
+  if (g.json)
+    std::printf("%s\n", json{{"address", addr},
+                             {"balance", SignedAmount(p, v.balance)},
+                             {"balance_base_units", v.balance},
+                             {"next_seq", v.next_seq},
+                             {"answers", v.answers},
+                             {"notes", v.notes}}
+                            .dump(2)
+                            .c_str());
+  else
+    std::printf("%s %s (next seq %llu; %zu authorities answered)\n",
+                SignedAmount(p, v.balance).c_str(), p.genesis.currency.c_str(),
+                static_cast<unsigned long long>(v.next_seq), v.answers);
+  return Status::OK();
+}
+
+}  // namespace
+
+int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock) {
+  CLI::App app{"dfrp-ledger: committee-certified transfers", "dfrp-ledger"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.set_version_flag("--version", fmt::format("dfrp-ledger {}", core::kVersion));
+  Globals g;
+  app.add_option("--config", g.config, "config file whose ECONOMIC_POLICY names the network");
+  app.add_option("--policy", g.policy, "economic.toml of the network (overrides --config)");
+  app.add_flag("--json", g.json, "print one JSON object on stdout");
+
+  InitFlags init;
+  auto* init_cmd =
+      app.add_subcommand("init-committee", "wallets, configs and economic.toml for a committee");
+  init_cmd->add_option("--authorities", init.authorities, "how many (1 to 64)")->required();
+  init_cmd->add_option("--dir", init.dir, "an empty folder")->required();
+  init_cmd->add_option("--base-port", init.base_port, "authority i listens on port P + i");
+  init_cmd->add_option("--genesis", init.genesis, "ADDR=AMOUNT, the supply (repeatable)");
+  init_cmd->add_option("--order-fee", init.order_fee, "the fixed fee of an order");
+  init_cmd->add_flag("--insecure-test-kdf", init.test_kdf,
+                     "seal the wallets with the tiny test KDF (tests only)");
+  TransferFlags tf;
+  auto* transfer = app.add_subcommand("transfer", "pay an address (exit 7 when refused)");
+  transfer->add_option("--wallet", tf.wallet, "the paying wallet's keystore")->required();
+  transfer->add_option("--to", tf.to, "the address paid")->required();
+  transfer->add_option("--amount", tf.amount, "in the currency, e.g. 0.25")->required();
+  transfer->add_option("--memo", tf.memo, "up to 256 bytes");
+  transfer->add_option("--passphrase-file", tf.passphrase_file, "the wallet's passphrase file");
+  uint64_t seq = 0;
+  auto* seq_opt = transfer->add_option("--seq", seq, "the sequence number (default: the next)");
+  transfer->add_flag("--offline", tf.offline, "only sign, to -o FILE; send nothing");
+  transfer->add_option("-o,--out", tf.out, "where --offline writes the signed order (hex)");
+  std::string submit_file;
+  auto* submit = app.add_subcommand("submit", "send a signed order or a certificate");
+  submit->add_option("file", submit_file, "hex of a signed order or certificate")->required();
+  std::string balance_addr;
+  auto* balance = app.add_subcommand("balance", "an address's balance, as a quorum reports it");
+  balance->add_option("address", balance_addr, "a wallet address, or committee")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "dfrp-ledger: %s (see dfrp-ledger --help)\n", e.what());
+    return core::kExitUsage;
+  }
+  if (sodium_init() < 0) return Fail(Status::Internal("libsodium did not initialise"));
+  if (seq_opt->count() > 0) tf.seq = seq;
+  Status s;
+  if (*init_cmd) {
+    s = CmdInitCommittee(g, fs, clock, init);
+  } else {
+    auto pol = LoadPolicy(fs, g);
+    if (!pol) return Fail(pol.error());
+    if (*transfer)
+      s = CmdTransfer(g, fs, *pol, tf);
+    else if (*submit)
+      s = CmdSubmit(g, fs, *pol, submit_file);
+    else if (*balance)
+      s = CmdBalance(g, *pol, balance_addr);
+  }
+  if (!s.ok()) return Fail(s);
+  return core::kExitOk;
+}
+
+}  // namespace dfrp::cli

@@ -1,0 +1,85 @@
+// LedgerClient: a wallet's side of the ledger (docs/PROTOCOL.md, "Ledger"). It sends a
+// signed order to every authority of the committee at once, checks each vote, aggregates a
+// quorum of them into a certificate, and sends the certificate to every authority; it is done
+// when a quorum has applied it. An authority that lags behind the sender (it answers "not its
+// next" for an order, or 404 for a certificate) is brought up to date by the client itself:
+// the sender's certificates it misses are fetched from an authority that has them and sent
+// to it (FastPay's client-driven sync), then the call is retried.
+//
+// Authorities are reached over HTTP (node::Client, /v1/ledger/...); one thread per authority
+// per round. A Byzantine authority can refuse, stall (each call has a timeout) or answer
+// garbage: its votes are verified before they count.
+//
+// Thread-safety: a LedgerClient may be used from several threads at once.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dfrp/core/status.h"
+#include "dfrp/economy/policy.h"
+#include "dfrp/ledger/messages.h"
+
+namespace dfrp::ledger {
+
+struct SubmitResult {
+  Certificate certificate;
+  std::string certificate_wire;
+  size_t votes = 0;                // valid votes gathered (at least the quorum)
+  size_t applied = 0;              // authorities that applied it (at least the quorum)
+  std::vector<std::string> notes;  // per authority, what went wrong (refusals, timeouts)
+};
+
+struct AccountView {
+  int64_t balance = 0;  // as a quorum of authorities reports it (the most common answer)
+  uint64_t next_seq = 0;
+  size_t answers = 0;
+  std::vector<std::string> notes;  // authorities that did not answer or disagreed
+};
+
+class LedgerClient {
+ public:
+  // `urls`: the authorities in committee order; empty takes genesis.committee's urls.
+  // InvalidArgument: no committee, a url that is not http://host:port, as many urls as members.
+  static core::Result<LedgerClient> Make(const economy::EconomicPolicy& policy,
+                                         std::vector<std::string> urls = {});
+
+  // See the file comment. Refused (exit 7) when a quorum cannot be reached because
+  // authorities refused the order (funds, a frozen account); Busy when too few answered;
+  // the first refusal's message is kept.
+  // `locked_nowhere`, when given, is set on failure when every authority answered and none
+  // voted: no authority holds a lock on the order, so its sequence number is free again.
+  core::Result<SubmitResult> Submit(const SignedOrder& order, bool* locked_nowhere = nullptr);
+  // Sends an already made certificate to every authority (syncing laggards as Submit does);
+  // returns how many applied it.
+  core::Result<size_t> Broadcast(const std::string& certificate_wire);
+  // Asks every authority; the answer a quorum agrees on. Busy when no quorum answers alike.
+  core::Result<AccountView> Account(const std::string& address);
+
+  const Committee& committee() const { return committee_; }
+  const crypto::Hash& network_id() const { return policy_.network_id; }
+  size_t quorum() const { return committee_.quorum(); }
+
+ private:
+  // POST a JSON body; the answer's JSON or the Status it stands for.
+  core::Result<nlohmann::json> Post(size_t authority, const std::string& target,
+                                    const nlohmann::json& body);
+  core::Result<nlohmann::json> Get(size_t authority, const std::string& target);
+  // Sends `authority` the certificates of `sender` it lacks (from a peer that has them).
+  core::Status Sync(size_t authority, const KeyBytes& sender);
+  core::Result<size_t> BroadcastCertificate(const Certificate& cert, const std::string& wire);
+
+  LedgerClient(const economy::EconomicPolicy& policy, Committee c, std::vector<std::string> urls)
+      : policy_(policy), committee_(std::move(c)), urls_(std::move(urls)) {}
+
+  economy::EconomicPolicy policy_;
+  Committee committee_;
+  std::vector<std::string> urls_;
+};
+
+// "http://127.0.0.1:9000/" -> "127.0.0.1:9000"; InvalidArgument for anything but http://.
+core::Result<std::string> HostPortOfUrl(const std::string& url);
+
+}  // namespace dfrp::ledger

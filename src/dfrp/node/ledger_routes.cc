@@ -1,0 +1,206 @@
+// The ledger's routes (issue 13; docs/API.md, "Ledger"), served by a node whose ROLES has
+// authority. Signed objects travel as hex of their canonical encoding (ledger/messages.h)
+// inside small JSON documents:
+//
+//   POST /v1/ledger/orders                 {"order": HEX}: this authority's vote
+//                                          {"vote": HEX, "authority": i}; 402 refused (funds,
+//                                          an equivocation), 400 (sequence, epoch, signature)
+//   POST /v1/ledger/certificates           {"certificate": HEX}: applied once
+//                                          {"outcome": "applied" | "already_applied"}; 404 when
+//                                          the sender's earlier certificates are missing here
+//   GET  /v1/ledger/accounts/{address}     balance, next sequence number, lock
+//   GET  /v1/ledger/certificates/{address}[?from=SEQ]   the sender's applied certificates
+//   GET  /v1/ledger/equivocations          the proofs kept
+//   GET  /v1/ledger/committee              epoch, members, quorum, this authority's index
+//   GET  /v1/ledger/supply                 the supply and whether the balances sum to it
+//
+// Orders and certificates are verified (BLS) and synced to disk: the verify lane.
+#include <fmt/format.h>
+
+#include "dfrp/ledger/messages.h"
+#include "dfrp/node/routes.h"
+#include "dfrp/wallet/address.h"
+
+namespace dfrp::node {
+
+using core::Status;
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kMaxCertificatesPerAnswer = 1000;
+
+core::Result<ledger::Authority*> AuthorityOf(Node* node) {
+  if (!node->authority())
+    return core::Err(Status::NotFound(
+        "this node is not a ledger authority (its ROLES has no authority): send ledger calls to "
+        "the committee's members, listed in economic.toml's genesis.committee"));
+  return node->authority();
+}
+
+// The hex string at `key` of a JSON body, as bytes.
+core::Result<std::string> HexField(const std::string& body, const char* key) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains(key) || !j[key].is_string())
+    return core::Err(Status::InvalidArgument(fmt::format(
+        "the body must be a JSON object with \"{}\": the hex of a signed {}", key, key)));
+  auto bytes = core::FromHex(j[key].get<std::string>());
+  if (!bytes) return core::Err(Status::InvalidArgument(fmt::format("\"{}\" is not hex", key)));
+  return *bytes;
+}
+
+core::Result<ledger::KeyBytes> KeyOfAddress(const std::string& address) {
+  if (address == "committee") return ledger::kCommitteeAccount;
+  DFRP_ASSIGN_OR_RETURN(auto key, wallet::PublicKeyFromAddress(address));
+  return key.bytes();
+}
+
+std::string AddressOfKey(const ledger::KeyBytes& k) {
+  if (k == ledger::kCommitteeAccount) return "committee";
+  auto key = ledger::KeyFrom(k);
+  return key ? wallet::AddressOf(*key)
+             : core::ToHex(std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
+}
+
+}  // namespace
+
+std::vector<RouteSpec> LedgerRoutes(Node* node) {
+  std::vector<RouteSpec> t;
+  t.push_back({.methods = "POST",
+               .pattern = "/v1/ledger/orders",
+               .body = BodyKind::kJson,
+               .lane = Lane::kVerify,
+               .handler = [node](const ApiRequest& r) {
+                 auto a = AuthorityOf(node);
+                 if (!a) return ApiResponse::Error(a.error());
+                 auto wire = HexField(r.body, "order");
+                 if (!wire) return ApiResponse::Error(wire.error());
+                 auto order = ledger::DecodeSignedOrder(*wire, (*a)->network_id());
+                 if (!order) return ApiResponse::Error(order.error());
+                 auto vote = (*a)->HandleOrder(*order);
+                 if (!vote) return ApiResponse::Error(vote.error());
+                 return ApiResponse::Json(200,
+                                          json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
+                                               {"authority", vote->authority},
+                                               {"order_hash", core::ToHex(order->hash)}});
+               }});
+  t.push_back(
+      {.methods = "POST",
+       .pattern = "/v1/ledger/certificates",
+       .body = BodyKind::kJson,
+       .lane = Lane::kVerify,
+       .handler = [node](const ApiRequest& r) {
+         auto a = AuthorityOf(node);
+         if (!a) return ApiResponse::Error(a.error());
+         auto wire = HexField(r.body, "certificate");
+         if (!wire) return ApiResponse::Error(wire.error());
+         auto cert = ledger::DecodeCertificate(*wire, (*a)->network_id());
+         if (!cert) return ApiResponse::Error(cert.error());
+         auto outcome = (*a)->HandleCertificate(*cert);
+         if (!outcome) return ApiResponse::Error(outcome.error());
+         return ApiResponse::Json(
+             200, json{{"outcome",
+                        *outcome == ledger::ApplyOutcome::kApplied ? "applied" : "already_applied"},
+                       {"order_hash", core::ToHex(cert->order.hash)}});
+       }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/ledger/accounts/{address}",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest& r) {
+                 auto a = AuthorityOf(node);
+                 if (!a) return ApiResponse::Error(a.error());
+                 const std::string& address = r.route.params.at("address");
+                 auto key = KeyOfAddress(address);
+                 if (!key) return ApiResponse::Error(key.error());
+                 auto info = (*a)->Account(*key);
+                 if (!info) return ApiResponse::Error(info.error());
+                 const auto& p = node->policy();
+                 const int64_t b = info->balance;
+                 const std::string text =
+                     (b < 0 ? "-" : "") + p.FormatAmount(b < 0 ? 0 - static_cast<uint64_t>(b)
+                                                               : static_cast<uint64_t>(b));
+                 return ApiResponse::Json(
+                     200, json{{"address", address},
+                               {"balance", text},
+                               {"balance_base_units", b},
+                               {"next_seq", info->next_seq},
+                               {"locked", info->locked ? json(core::ToHex(*info->locked)) : json()},
+                               {"authority", (*a)->index()}});
+               }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/ledger/certificates/{address}",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest& r) {
+                 auto a = AuthorityOf(node);
+                 if (!a) return ApiResponse::Error(a.error());
+                 auto key = KeyOfAddress(r.route.params.at("address"));
+                 if (!key) return ApiResponse::Error(key.error());
+                 uint64_t from = 0;
+                 if (auto it = r.route.query.find("from"); it != r.route.query.end()) {
+                   const std::string& v = it->second;
+                   if (v.empty() || v.size() > 19 ||
+                       v.find_first_not_of("0123456789") != std::string::npos)
+                     return ApiResponse::Error(Status::InvalidArgument(
+                         fmt::format("from={:?} is not a sequence number", v.substr(0, 32))));
+                   from = std::stoull(v);
+                 }
+                 auto certs = (*a)->Certificates(*key, from, kMaxCertificatesPerAnswer);
+                 if (!certs) return ApiResponse::Error(certs.error());
+                 json list = json::array();
+                 for (const auto& c : *certs) list.push_back(core::ToHex(c));
+                 return ApiResponse::Json(200, json{{"from", from}, {"certificates", list}});
+               }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/ledger/equivocations",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest&) {
+                 auto a = AuthorityOf(node);
+                 if (!a) return ApiResponse::Error(a.error());
+                 auto eq = (*a)->Equivocations();
+                 if (!eq) return ApiResponse::Error(eq.error());
+                 json list = json::array();
+                 for (const auto& e : *eq)
+                   list.push_back({{"sender", AddressOfKey(e.sender)},
+                                   {"seq", e.seq},
+                                   {"order_a", core::ToHex(e.order_a)},
+                                   {"order_b", core::ToHex(e.order_b)}});
+                 return ApiResponse::Json(200, json{{"equivocations", list}});
+               }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/ledger/committee",
+               .lane = Lane::kInline,
+               .handler = [node](const ApiRequest&) {
+                 const auto& committee = node->policy().genesis.committee;
+                 json members = json::array();
+                 for (const auto& m : committee)
+                   members.push_back({{"address", m.address}, {"url", m.url}});
+                 const size_t n = committee.size();
+                 const size_t f = n == 0 ? 0 : (n - 1) / 3;
+                 return ApiResponse::Json(
+                     200, json{{"epoch", 0},
+                               {"members", members},
+                               {"quorum", n - f},
+                               {"network_id", core::ToHex(node->policy().network_id)},
+                               {"this_authority",
+                                node->authority() ? json(node->authority()->index()) : json()}});
+               }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/ledger/supply",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest&) {
+                 auto a = AuthorityOf(node);
+                 if (!a) return ApiResponse::Error(a.error());
+                 const Status s = (*a)->CheckSupply();
+                 auto applied = (*a)->AppliedCount();
+                 const auto& p = node->policy();
+                 return ApiResponse::Json(200,
+                                          json{{"supply", p.FormatAmount(p.genesis.supply)},
+                                               {"supply_base_units", p.genesis.supply},
+                                               {"conserved", s.ok()},
+                                               {"problem", s.ok() ? json() : json(s.message())},
+                                               {"certificates_applied", applied ? *applied : 0}});
+               }});
+  return t;
+}
+
+}  // namespace dfrp::node

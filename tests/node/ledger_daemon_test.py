@@ -1,0 +1,188 @@
+"""The ledger across four real dfrpd authorities on loopback (issue 13), end to end.
+
+Usage: ledger_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET
+
+- `dfrp-ledger init-committee` writes four authorities (wallet, passphrase file, config with
+  ROLES = storage,authority) and the shared economic.toml; each dfrpd starts on its config.
+- `dfrp-ledger transfer` is certified by all four and applied by all four; balances agree at
+  every authority, the order fee goes to the committee's account.
+- A transfer past the balance exits 7 at every authority's refusal and leaves no pending order.
+- With one authority killed (kill -9), transfers still certify with three votes; once it is
+  back, the next transfer of the same sender brings it up to date (client-driven sync) and
+  all four agree again.
+- An equivocation (two orders signed offline for one sequence number, each sent to half the
+  committee) gathers no quorum: the authority that sees the second keeps both as a proof, the
+  account stays frozen (the next transfer exits 7).
+- After every step, at every authority: the balances sum to the supply.
+"""
+import os
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import *  # noqa: E402,F401,F403
+
+LEDGER, WALLET = sys.argv[3], sys.argv[4]
+N = 4
+
+
+def free_base_port(n):
+    """A port P such that P..P+n-1 are free on 127.0.0.1 now."""
+    for _ in range(200):
+        base = random.randint(20000, 60000 - n)
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", base + i))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise SystemExit("no free ports")
+
+
+def clean_env(extra=None):
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("DRIVE_") or k.startswith("QUOTA_") or
+                   k in ("STATE_DIR", "DFRP_CONFIG", "API_ADDR", "ROLES", "WALLET",
+                         "WALLET_PASSPHRASE_FILE", "ECONOMIC_POLICY"))}
+    env.update(extra or {})
+    return env
+
+
+def tool(binary, env, *args, timeout=120):
+    r = subprocess.run([binary, *args], env=env, cwd=T, capture_output=True, text=True,
+                       timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
+
+
+def main():
+    wenv = clean_env({"DFRP_PASSPHRASE": "pw", "DFRP_KDF_PROFILE": "test"})
+    addr = {}
+    for name in ("alice", "bob", "carol"):
+        rc, out, err = tool(WALLET, wenv, "--insecure-test-kdf", "--wallet", f"{name}.json",
+                            "--json", "new")
+        check(f"dfrp-wallet new {name}", rc == 0, err[-400:])
+        addr[name] = json.loads(out)["address"]
+
+    base = free_base_port(N)
+    cdir = os.path.join(T, "committee")
+    rc, out, err = tool(LEDGER, wenv, "--json", "init-committee", "--authorities", str(N),
+                        "--dir", cdir, "--base-port", str(base), "--genesis",
+                        f"{addr['alice']}=1000", "--genesis", f"{addr['bob']}=50",
+                        "--order-fee", "0.001", "--insecure-test-kdf")
+    check("init-committee of four", rc == 0, err[-400:])
+    policy = os.path.join(cdir, "economic.toml")
+    rc, _, err = tool(LEDGER, wenv, "init-committee", "--authorities", "4", "--dir", cdir)
+    check("init-committee refuses a folder that is not empty (exit 2)",
+          rc == 2 and "not empty" in err, err)
+
+    daemons = [None] * N
+
+    def start(i):
+        adir = os.path.join(cdir, f"authority-{i}")
+        env = clean_env({"STATE_DIR": os.path.join(adir, "state")})
+        daemons[i] = Daemon(env, ("--config", os.path.join(adir, "dfrp.toml")))
+
+    for i in range(N):
+        start(i)
+    st, _, c = daemons[0].json("GET", "/v1/ledger/committee")
+    check("GET /v1/ledger/committee: four members, quorum 3, this is authority 0",
+          st == 200 and len(c["members"]) == 4 and c["quorum"] == 3 and c["this_authority"] == 0, c)
+
+    def ledger(*args, timeout=120):
+        return tool(LEDGER, wenv, "--policy", policy, *args, timeout=timeout)
+
+    def account(i, who):
+        return daemons[i].json("GET", f"/v1/ledger/accounts/{addr.get(who, who)}")[2]
+
+    def all_agree(step):
+        for who in ("alice", "bob", "carol", "committee"):
+            views = [(account(i, who)["balance_base_units"], account(i, who)["next_seq"])
+                     for i in range(N) if daemons[i]]
+            check(f"{step}: every authority has the same {who}", len(set(views)) == 1, views)
+        for i in range(N):
+            if daemons[i]:
+                s = daemons[i].json("GET", "/v1/ledger/supply")[2]
+                check(f"{step}: authority {i}'s balances sum to the supply",
+                      s["conserved"] and s["supply_base_units"] == 1050 * 10**9, s)
+
+    rc, out, err = ledger("--json", "transfer", "--wallet", "alice.json", "--to", addr["bob"],
+                          "--amount", "100", "--memo", "first")
+    t = json.loads(out) if rc == 0 else {}
+    check("transfer alice -> bob 100: certified and applied by all four",
+          rc == 0 and t["votes"] == 4 and t["applied_by"] == 4 and t["seq"] == 0, err[-600:])
+    check("bob has 150 at authority 2", account(2, "bob")["balance_base_units"] == 150 * 10**9,
+          account(2, "bob"))
+    check("alice paid the amount and the order fee",
+          account(1, "alice")["balance_base_units"] == (900 - 0.001) * 10**9, account(1, "alice"))
+    check("the fee went to the committee's account",
+          account(3, "committee")["balance_base_units"] == 10**6, account(3, "committee"))
+    check("alice.json.pending keeps the last order signed (synced before it was sent)",
+          os.path.exists(os.path.join(T, "alice.json.pending")))
+    all_agree("after one transfer")
+
+    rc, _, err = ledger("transfer", "--wallet", "bob.json", "--to", addr["alice"],
+                        "--amount", "1000")
+    check("a transfer past the balance exits 7", rc == 7, err[-400:])
+    check("... naming the balance and the need", "the transfer needs 1000" in err, err[-400:])
+    check("... and leaves no pending order (no authority locked it)",
+          not os.path.exists(os.path.join(T, "bob.json.pending")))
+    rc, out, err = ledger("balance", addr["bob"])
+    check("dfrp-ledger balance bob: 150", rc == 0 and out.startswith("150 "), out + err)
+
+    # One authority dies: three still make a quorum.
+    daemons[3].stop(signal.SIGKILL)
+    daemons[3] = None
+    for k in range(3):
+        rc, out, err = ledger("--json", "transfer", "--wallet", "alice.json", "--to",
+                              addr["carol"], "--amount", "1")
+        t = json.loads(out) if rc == 0 else {}
+        check(f"with authority 3 killed, transfer {k + 1} certifies with three votes",
+              rc == 0 and t["votes"] == 3 and t["applied_by"] == 3, err[-600:])
+    all_agree("with authority 3 down")
+    start(3)
+    check("the restarted authority lags: alice's next seq there is 1",
+          account(3, "alice")["next_seq"] == 1, account(3, "alice"))
+    rc, out, err = ledger("--json", "transfer", "--wallet", "alice.json", "--to", addr["bob"],
+                          "--amount", "2")
+    t = json.loads(out) if rc == 0 else {}
+    check("the next transfer brings it up to date and gets all four votes",
+          rc == 0 and t["votes"] == 4 and t["applied_by"] == 4, err[-600:])
+    all_agree("after the restart")
+
+    # Equivocation: two orders for alice's next seq, each sent to half of the committee.
+    seq = account(0, "alice")["next_seq"]
+    for name, to in (("a", "bob"), ("b", "carol")):
+        rc, _, err = ledger("transfer", "--wallet", "alice.json", "--to", addr[to], "--amount",
+                            "5", "--seq", str(seq), "--offline", "-o", f"order-{name}.hex")
+        check(f"order {name} signed offline at seq {seq}", rc == 0, err[-300:])
+    order = {n: open(os.path.join(T, f"order-{n}.hex")).read().strip() for n in ("a", "b")}
+    for i, n in ((0, "a"), (1, "a"), (2, "b"), (3, "b")):
+        st, _, v = daemons[i].json("POST", "/v1/ledger/orders", json.dumps({"order": order[n]}))
+        check(f"authority {i} votes for order {n}", st == 200 and "vote" in v, v)
+    st, _, v = daemons[0].json("POST", "/v1/ledger/orders", json.dumps({"order": order["b"]}))
+    check("authority 0 refuses the second order with 402 refused",
+          st == 402 and v["error"]["code"] == "refused" and "equivocation" in v["error"]["message"], v)
+    st, _, e = daemons[0].json("GET", "/v1/ledger/equivocations")
+    check("authority 0 keeps both orders as an equivocation proof",
+          st == 200 and len(e["equivocations"]) == 1 and e["equivocations"][0]["seq"] == seq and
+          {e["equivocations"][0]["order_a"], e["equivocations"][0]["order_b"]} ==
+          {order["a"], order["b"]}, e)
+    rc, _, err = ledger("submit", os.path.join(T, "order-a.hex"))
+    check("neither order can gather a quorum (submit exits 7)", rc == 7, err[-400:])
+    rc, _, err = ledger("transfer", "--wallet", "alice.json", "--to", addr["bob"], "--amount", "1")
+    check("the account stays frozen: alice's next transfer exits 7", rc == 7, err[-400:])
+    all_agree("after the equivocation")
+    rc, out, err = ledger("--json", "balance", "committee")
+    check("the committee holds one fee per certified order (5)",
+          rc == 0 and json.loads(out)["balance_base_units"] == 5 * 10**6, out + err)
+    for d in daemons:
+        check("dfrpd stops with SIGTERM", d.stop() == 0)
+
+
+run(main)
