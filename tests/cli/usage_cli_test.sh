@@ -97,9 +97,14 @@ export DRIVE_0=$S/d0 QUOTA_0=64M STATE_DIR=$S/state VECTOR_DIM=3 LEAF_SIZE=4096
 mkdir -p "$S/d0"
 "$BIN" init-storage >/dev/null 2>&1
 start_daemon
-( for i in $(seq 400); do "$BIN" -q write-shard "$F/a" 2>/dev/null || break; done ) >"$T/acked" &
+# The writer stops once the daemon is gone (else it would go on writing directly, 400 times).
+DPID=$DAEMON_PID
+( for i in $(seq 400); do
+  kill -0 "$DPID" 2>/dev/null || break
+  "$BIN" -q write-shard "$F/a" 2>/dev/null || break
+done ) >"$T/acked" &
 WRITER=$!
-sleep 1.5
+sleep 3
 kill -9 "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
