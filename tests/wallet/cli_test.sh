@@ -52,6 +52,11 @@ printf 'Hello' >msg.bin
 SIG_FILE=$("$W" --wallet a.json sign --file msg.bin)
 [ "$SIG_FILE" = "$SIG" ] || fail "signing the same bytes from a file differs"
 
+echo "-- a ledger order's bytes are refused (exit 2): sign must never make an order or a vote"
+ORDER_HEX="0d$(printf 'DFRP-ORDER-V1' | od -An -tx1 | tr -d ' \n')0001"
+expect_rc 2 "$W" --wallet a.json sign --message-hex "$ORDER_HEX"
+grep -q 'dfrp protocol message' "$T/err" || fail "message: $(cat "$T/err")"
+
 echo "-- tampered signature exits 3"
 BAD=$("$W" --wallet a.json sign --message-hex 00)
 expect_rc 3 "$W" verify --public-key "$PK" --message-hex 48656c6c6f --signature "$BAD"

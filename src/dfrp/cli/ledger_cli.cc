@@ -196,11 +196,12 @@ struct TransferFlags {
   std::string passphrase_file;
   std::optional<uint64_t> seq;
   bool offline = false;
+  bool abandon_pending = false;
   std::string out;
 };
 
 Result<ledger::SignedOrder> ReadPending(core::FileSystem* fs, const std::string& path,
-                                        const crypto::Hash& net) {
+                                        const crypto::Hash& net, const ledger::KeyBytes& me) {
   DFRP_ASSIGN_OR_RETURN(std::string text, core::ReadWholeFile(fs, path));
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   auto bytes = core::FromHex(text);
@@ -209,7 +210,11 @@ Result<ledger::SignedOrder> ReadPending(core::FileSystem* fs, const std::string&
         "{} is not the hex of a signed order: move it aside only if you know that order was "
         "never sent",
         path)));
-  return ledger::DecodeSignedOrder(*bytes, net);
+  DFRP_ASSIGN_OR_RETURN(ledger::SignedOrder o, ledger::DecodeSignedOrder(*bytes, net));
+  if (o.order.sender != me)
+    return Err(Status::InvalidArgument(
+        fmt::format("{} holds an order of another wallet: it is not this wallet's journal", path)));
+  return o;
 }
 
 json CertJson(const economy::EconomicPolicy& p, const ledger::SubmitResult& r) {
@@ -224,9 +229,32 @@ json CertJson(const economy::EconomicPolicy& p, const ledger::SubmitResult& r) {
               {"notes", r.notes}};
 }
 
+// A certificate that fewer than a quorum applied must not be lost: it is written to `path`
+// and the command fails (Busy) naming it and how to send it again.
+Status KeepIfUnapplied(core::FileSystem* fs, const ledger::LedgerClient& client,
+                       const std::string& path, const ledger::SubmitResult& r) {
+  if (r.applied >= client.quorum()) return Status::OK();
+  DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(fs, path, core::ToHex(r.certificate_wire) + "\n"));
+  std::string why = fmt::format(
+      "the order is certified, but only {} authorities applied it (a quorum is {}); the "
+      "certificate is in {}: send it again with `dfrp-ledger submit {}`",
+      r.applied, client.quorum(), path, path);
+  for (const auto& note : r.notes) why += "; " + note;
+  return Status::Busy(why);
+}
+
 Status CmdTransfer(const Globals& g, core::FileSystem* fs, const economy::EconomicPolicy& p,
                    const TransferFlags& f) {
   DFRP_ASSIGN_OR_RETURN(wallet::Keystore ks, wallet::LoadKeystore(fs, f.wallet));
+  // One signer at a time per wallet: two runs reading the same next sequence number would
+  // sign two orders for it (an equivocation, which freezes the account).
+  auto held = fs->TryLock(f.wallet + ".lock");
+  if (!held)
+    return held.error().code() == Status::Code::kBusy
+               ? Status::Busy(fmt::format("another dfrp-ledger is using the wallet {} ({}.lock): "
+                                          "wait for it to finish",
+                                          f.wallet, f.wallet))
+               : held.error();
   DFRP_ASSIGN_OR_RETURN(auto to, wallet::PublicKeyFromAddress(f.to));
   DFRP_ASSIGN_OR_RETURN(economy::Amount amount, p.ParseAmount(f.amount, "--amount"));
   if (amount == 0) return Status::InvalidArgument("--amount must be more than 0");
@@ -248,6 +276,7 @@ Status CmdTransfer(const Globals& g, core::FileSystem* fs, const economy::Econom
   o.transfer.to = to.bytes();
   o.transfer.amount = amount;
   o.transfer.memo = f.memo;
+  o.fee = p.order_fee;
   json out;
   if (f.offline) {
     if (!f.seq) return Status::InvalidArgument("--offline needs --seq (no committee is asked)");
@@ -260,46 +289,63 @@ Status CmdTransfer(const Globals& g, core::FileSystem* fs, const economy::Econom
   } else {
     DFRP_ASSIGN_OR_RETURN(ledger::AccountView view, client.Account(me));
     uint64_t next = view.next_seq;
+    int64_t balance = view.balance;
     const std::string pending = f.wallet + ".pending";
     if (fs->Exists(pending)) {
-      DFRP_ASSIGN_OR_RETURN(ledger::SignedOrder old, ReadPending(fs, pending, p.network_id));
+      DFRP_ASSIGN_OR_RETURN(ledger::SignedOrder old,
+                            ReadPending(fs, pending, p.network_id, o.sender));
       if (old.order.seq >= next) {
-        // Signed before a crash, maybe voted for: finish it, never sign another at its seq.
-        std::fprintf(stderr,
-                     "dfrp-ledger: an order signed earlier (seq %llu, %s) is not certified yet: "
-                     "completing it first\n",
-                     static_cast<unsigned long long>(old.order.seq),
-                     core::ToHex(old.hash).substr(0, 16).c_str());
-        bool locked_nowhere = false;
-        auto done = client.Submit(old, &locked_nowhere);
-        if (done) {
+        // Signed earlier (before a crash, or refused then): anyone who saw it can still send
+        // it, so it is completed first and no other order is ever signed for its seq.
+        if (f.abandon_pending) {
+          std::fprintf(stderr,
+                       "dfrp-ledger: abandoning the order signed earlier at seq %llu (%s): it "
+                       "stays valid, and if it is ever certified it takes seq %llu\n",
+                       static_cast<unsigned long long>(old.order.seq),
+                       core::ToHex(old.hash).substr(0, 16).c_str(),
+                       static_cast<unsigned long long>(old.order.seq));
+          next = old.order.seq + 1;
+        } else {
+          std::fprintf(stderr,
+                       "dfrp-ledger: an order signed earlier (seq %llu, %s) is not certified "
+                       "yet: completing it first\n",
+                       static_cast<unsigned long long>(old.order.seq),
+                       core::ToHex(old.hash).substr(0, 16).c_str());
+          auto done = client.Submit(old);
+          if (done)
+            DFRP_RETURN_IF_ERROR(KeepIfUnapplied(fs, client, f.wallet + ".certificate", *done));
+          if (!done)
+            return done.error().WithContext(fmt::format(
+                "the order signed earlier at seq {} ({}) must be certified before any other "
+                "(or give --abandon-pending to sign the next one at seq {}; the earlier one "
+                "stays valid)",
+                old.order.seq, core::ToHex(old.hash).substr(0, 16), old.order.seq + 1));
           out["completed_first"] = CertJson(p, *done);
           next = old.order.seq + 1;
-        } else if (locked_nowhere) {
-          (void)fs->RemoveFile(pending);  // refused everywhere: its seq is free
-        } else {
-          return done.error().WithContext(
-              fmt::format("the order signed earlier at seq {} must be certified before any other",
-                          old.order.seq));
+          balance -= static_cast<int64_t>(old.order.transfer.amount + old.order.fee);
         }
       }
     }
     if (f.seq && *f.seq != next)
       return Status::InvalidArgument(fmt::format(
           "--seq {}: the committee's next sequence number for {} is {}", *f.seq, me, next));
+    // The funds, as a quorum reports them, before anything is signed: an order signed and
+    // refused would stay valid, and could be replayed once funds arrive.
+    if (balance < 0 || static_cast<uint64_t>(balance) < amount ||
+        static_cast<uint64_t>(balance) - amount < o.fee)
+      return Status::Refused(fmt::format(
+          "{} has {} {} (as the committee reports it); the transfer needs {} plus the order "
+          "fee {}: nothing was signed",
+          me, SignedAmount(p, balance), p.genesis.currency, p.FormatAmount(amount),
+          p.FormatAmount(o.fee)));
     o.seq = next;
     const ledger::SignedOrder so = ledger::SignOrder(o, key, p.network_id);
     // Synced before anything leaves: a crash after this point resends this order.
     DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
         fs, pending, core::ToHex(ledger::EncodeSignedOrder(so, p.network_id)) + "\n"));
-    bool locked_nowhere = false;
-    auto r = client.Submit(so, &locked_nowhere);
-    if (!r) {
-      // Every authority refused it and none voted: no lock holds it, so it need not be
-      // completed later (the next transfer may use this sequence number).
-      if (locked_nowhere) (void)fs->RemoveFile(pending);
-      return r.error();
-    }
+    auto r = client.Submit(so);
+    if (!r) return r.error();
+    DFRP_RETURN_IF_ERROR(KeepIfUnapplied(fs, client, f.wallet + ".certificate", *r));
     json j = CertJson(p, *r);
     j["from"] = me;
     j["to"] = f.to;
@@ -335,6 +381,7 @@ Status CmdSubmit(const Globals& g, core::FileSystem* fs, const economy::Economic
   json out;
   if (auto order = ledger::DecodeSignedOrder(*bytes, p.network_id)) {
     DFRP_ASSIGN_OR_RETURN(ledger::SubmitResult r, client.Submit(*order));
+    DFRP_RETURN_IF_ERROR(KeepIfUnapplied(fs, client, file + ".certificate", r));
     out = CertJson(p, r);
   } else {
     auto cert = ledger::DecodeCertificate(*bytes, p.network_id);
@@ -405,7 +452,12 @@ int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
   transfer->add_option("--passphrase-file", tf.passphrase_file, "the wallet's passphrase file");
   uint64_t seq = 0;
   auto* seq_opt = transfer->add_option("--seq", seq, "the sequence number (default: the next)");
-  transfer->add_flag("--offline", tf.offline, "only sign, to -o FILE; send nothing");
+  transfer->add_flag("--offline", tf.offline,
+                     "only sign, to -o FILE; send nothing (keeps no journal: never sign two "
+                     "orders for one seq)");
+  transfer->add_flag("--abandon-pending", tf.abandon_pending,
+                     "sign the next order past an earlier one that was never certified (that "
+                     "one stays valid)");
   transfer->add_option("-o,--out", tf.out, "where --offline writes the signed order (hex)");
   std::string submit_file;
   auto* submit = app.add_subcommand("submit", "send a signed order or a certificate");

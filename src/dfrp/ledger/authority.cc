@@ -171,7 +171,12 @@ Status Authority::Init() {
     version = std::to_string(kLedgerSchemaVersion);
     network = want_network;
   }
-  (void)Exec(s.ok() ? "COMMIT" : "ROLLBACK");
+  if (s.ok()) {
+    s = Exec("COMMIT");
+    if (!s.ok()) (void)Exec("ROLLBACK");
+  } else {
+    (void)Exec("ROLLBACK");
+  }
   DFRP_RETURN_IF_ERROR(s);
   if (version != std::to_string(kLedgerSchemaVersion))
     return Status::Corruption(
@@ -221,9 +226,21 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
     return Err(Status::InvalidArgument(
         fmt::format("order {}: {} pays itself", core::ToHex(so.hash), Name(o.sender))));
   DFRP_RETURN_IF_ERROR(VerifyOrderSignature(so, network_id()));  // outside the lock: slow
-  const uint64_t fee = opt_.policy->order_fee;
+  // The fee is part of what the sender signed: it pays that, never a fee changed later.
+  const uint64_t fee = o.fee;
+  if (fee < opt_.policy->order_fee)
+    return Err(Status::Refused(
+        fmt::format("order {}: it offers an order fee of {}, this committee asks {} (economic.toml "
+                    "order_fee): sign it again with that fee",
+                    core::ToHex(so.hash).substr(0, 16), opt_.policy->FormatAmount(fee),
+                    opt_.policy->FormatAmount(opt_.policy->order_fee))));
 
   core::MutexLock lock(&mu_);
+  // Every statement below runs in autocommit mode (each commit synced): a connection left
+  // inside a transaction by a failed COMMIT would let a vote leave before its lock is on disk.
+  if (!sqlite3_get_autocommit(db_))
+    return Err(Status::Internal(fmt::format(
+        "ledger database {}: a transaction was left open; restart the node", opt_.path)));
   DFRP_ASSIGN_OR_RETURN(AccountInfo acct, AccountLocked(o.sender));
   if (o.seq != acct.next_seq)
     return Err(Status::InvalidArgument(fmt::format(
@@ -275,7 +292,7 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
 Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
   DFRP_RETURN_IF_ERROR(VerifyCertificate(cert, committee_, network_id()));  // outside the lock
   const Order& o = cert.order.order;
-  const uint64_t fee = opt_.policy->order_fee;
+  const uint64_t fee = o.fee;  // what the sender signed and a quorum voted for
   const std::string wire = EncodeCertificate(cert, network_id());
 
   core::MutexLock lock(&mu_);
@@ -305,7 +322,12 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
         "certificate for sequence number {} of {}: this authority has applied up to {} only; "
         "pull the sender's certificates from {} on from a peer first",
         o.seq, Name(o.sender), acct->next_seq, acct->next_seq))));
-  const int64_t amount = static_cast<int64_t>(o.transfer.amount);  // <= supply <= 2^63 - 1
+  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  if (o.transfer.amount > kMax || fee > kMax)
+    return Err(fail(Status::Corruption(fmt::format(
+        "certificate for order {}: an amount or fee past 2^63 - 1 (a quorum voted for it)",
+        core::ToHex(cert.order.hash)))));
+  const int64_t amount = static_cast<int64_t>(o.transfer.amount);
   int64_t debit = 0, sender_balance = 0;
   if (__builtin_add_overflow(amount, static_cast<int64_t>(fee), &debit) ||
       __builtin_sub_overflow(acct->balance, debit, &sender_balance))
@@ -326,16 +348,26 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
       if (ins.Step() != SQLITE_DONE) s = SqlError("debiting the sender");
     }
   }
-  // Credits: the recipient and the committee's fee account.
-  SqlStmt credit(db_,
-                 "INSERT INTO accounts VALUES (?1, ?2, 0) ON CONFLICT (key) DO UPDATE SET "
-                 "balance = balance + ?2");
+  // Credits: the recipient and the committee's fee account, read, checked and written (SQLite
+  // would turn an overflowing sum into a float without a word).
   for (const auto& [to, add] : {std::pair<KeyBytes, int64_t>{o.transfer.to, amount},
                                 {kCommitteeAccount, static_cast<int64_t>(fee)}}) {
     if (!s.ok() || add == 0) continue;
-    credit.BindBlob(1, View(to)).Bind(2, add);
-    if (credit.Step() != SQLITE_DONE) s = SqlError("crediting an account");
-    credit.Reset();
+    auto before = AccountLocked(to);
+    int64_t after = 0;
+    if (!before) {
+      s = before.error();
+    } else if (__builtin_add_overflow(before->balance, add, &after)) {
+      s = Status::Corruption(
+          fmt::format("certificate for order {}: crediting {} would leave the 64-bit range",
+                      core::ToHex(cert.order.hash), Name(to)));
+    } else {
+      SqlStmt credit(db_,
+                     "INSERT INTO accounts VALUES (?1, ?2, 0) ON CONFLICT (key) DO UPDATE SET "
+                     "balance = ?2");
+      credit.BindBlob(1, View(to)).Bind(2, after);
+      if (credit.Step() != SQLITE_DONE) s = SqlError("crediting an account");
+    }
   }
   if (s.ok()) {
     SqlStmt ins(db_,

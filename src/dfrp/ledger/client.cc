@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <type_traits>
 
 #include "dfrp/node/client.h"
 #include "dfrp/wallet/address.h"
@@ -18,12 +21,36 @@ using nlohmann::json;
 
 namespace {
 
-// Runs fn(i) for every i < n on threads of their own; returns when all are done.
+// Each authority call's whole exchange must end within this.
+constexpr int kRequestTimeoutMs = 10'000;
+
+// Runs fn(i) for every i < n on threads of their own; returns when all are done. An exception
+// out of fn (a malformed answer that slipped past a check) is caught: it must not end the
+// process from a thread.
 template <typename Fn>
 void ForEachParallel(size_t n, Fn fn) {
   std::vector<std::thread> threads;
-  for (size_t i = 0; i < n; ++i) threads.emplace_back([&fn, i] { fn(i); });
+  for (size_t i = 0; i < n; ++i)
+    threads.emplace_back([&fn, i] {
+      try {
+        fn(i);
+      } catch (const std::exception&) {
+      }
+    });
   for (auto& t : threads) t.join();
+}
+
+// A field of an authority's JSON answer, of the expected type, or nullopt.
+std::optional<std::string> StringField(const json& j, const char* key) {
+  if (!j.contains(key) || !j[key].is_string()) return std::nullopt;
+  return j[key].get<std::string>();
+}
+template <typename T>
+std::optional<T> IntField(const json& j, const char* key) {
+  if (!j.contains(key) || !j[key].is_number_integer()) return std::nullopt;
+  if (std::is_unsigned_v<T> && !j[key].is_number_unsigned() && j[key].get<int64_t>() < 0)
+    return std::nullopt;
+  return j[key].get<T>();
 }
 
 std::string Hex(std::string_view bytes) { return core::ToHex(bytes); }
@@ -73,7 +100,9 @@ Result<json> LedgerClient::Post(size_t a, const std::string& target, const json&
   node::DaemonInfo info;
   info.url = urls_[a];
   DFRP_ASSIGN_OR_RETURN(info.api_addr, HostPortOfUrl(urls_[a]));
-  node::Client client(info, {.connect_timeout_ms = 3000, .max_body_bytes = 16 << 20});
+  node::Client client(info, {.connect_timeout_ms = 3000,
+                             .request_timeout_ms = kRequestTimeoutMs,
+                             .max_body_bytes = 16 << 20});
   const std::string text = body.is_null() ? "" : body.dump();
   DFRP_ASSIGN_OR_RETURN(node::HttpResponse r,
                         client.Request(body.is_null() ? "GET" : "POST", target,
@@ -93,20 +122,29 @@ Result<json> LedgerClient::Get(size_t a, const std::string& target) {
 Status LedgerClient::Sync(size_t a, const KeyBytes& sender) {
   const std::string address = SenderAddress(sender);
   DFRP_ASSIGN_OR_RETURN(json mine, Get(a, "/v1/ledger/accounts/" + address));
-  uint64_t from = mine.value("next_seq", uint64_t{0});
+  const auto start = IntField<uint64_t>(mine, "next_seq");
+  if (!start)
+    return Status::IOError(fmt::format("authority {} answered an account without next_seq", a));
+  uint64_t from = *start;
+  bool any = false;
+  // Every peer in turn (the receiving authority verifies what it is sent, so a peer's
+  // garbage costs only time); pages of up to 1000 certificates until a peer has no more.
   for (size_t peer = 0; peer < urls_.size(); ++peer) {
     if (peer == a) continue;
-    auto certs = Get(peer, fmt::format("/v1/ledger/certificates/{}?from={}", address, from));
-    if (!certs || !(*certs)["certificates"].is_array() || (*certs)["certificates"].empty())
-      continue;
-    for (const auto& hex : (*certs)["certificates"]) {
-      if (!hex.is_string()) break;
-      auto sent = Post(a, "/v1/ledger/certificates", json{{"certificate", hex}});
-      if (!sent) return sent.error();
-      ++from;
+    for (bool more = true; more;) {
+      more = false;
+      auto certs = Get(peer, fmt::format("/v1/ledger/certificates/{}?from={}", address, from));
+      if (!certs || !certs->contains("certificates") || !(*certs)["certificates"].is_array()) break;
+      for (const auto& hex : (*certs)["certificates"]) {
+        if (!hex.is_string()) break;
+        auto sent = Post(a, "/v1/ledger/certificates", json{{"certificate", hex}});
+        if (!sent) break;  // this peer's list is no good: try the next peer
+        ++from;
+        any = more = true;
+      }
     }
-    return Status::OK();
   }
+  if (any) return Status::OK();
   return Status::NotFound(fmt::format(
       "no other authority has certificates of {} from sequence number {} on", address, from));
 }
@@ -122,9 +160,9 @@ Result<SubmitResult> LedgerClient::Submit(const SignedOrder& order, bool* locked
   ForEachParallel(n, [&](size_t a) {
     auto ask = [&]() { return Post(a, "/v1/ledger/orders", json{{"order", wire_hex}}); };
     auto r = ask();
-    if (!r && r.error().code() == Status::Code::kInvalidArgument &&
-        r.error().message().find("certify the ones before") != std::string::npos) {
-      // The authority lags behind this sender: bring it up to date, then ask again.
+    if (!r && r.error().code() == Status::Code::kInvalidArgument) {
+      // Perhaps the authority lags behind this sender ("not its next"): Sync is ok only when
+      // it sent the authority certificates it lacked; then ask again.
       if (Sync(a, order.order.sender).ok()) r = ask();
     }
     std::lock_guard<std::mutex> lock(mu);
@@ -138,7 +176,8 @@ Result<SubmitResult> LedgerClient::Submit(const SignedOrder& order, bool* locked
       return;
     }
     ++answered;
-    auto bytes = core::FromHex(r->value("vote", std::string()));
+    const auto vote_hex = StringField(*r, "vote");
+    auto bytes = vote_hex ? core::FromHex(*vote_hex) : std::nullopt;
     auto vote = bytes ? DecodeVote(*bytes) : Result<Vote>(Err(Status::InvalidArgument("not hex")));
     Status ok = vote ? VerifyVote(*vote, committee_, network_id()) : vote.error();
     if (ok.ok() && (vote->order_hash != order.hash || vote->authority != a))
@@ -165,7 +204,7 @@ Result<SubmitResult> LedgerClient::Submit(const SignedOrder& order, bool* locked
   out.votes = votes.size();
   DFRP_ASSIGN_OR_RETURN(out.certificate, MakeCertificate(order, votes, committee_));
   out.certificate_wire = EncodeCertificate(out.certificate, network_id());
-  DFRP_ASSIGN_OR_RETURN(out.applied, BroadcastCertificate(out.certificate, out.certificate_wire));
+  out.applied = BroadcastCertificate(out.certificate, out.certificate_wire, &notes);
   out.notes = std::move(notes);
   return out;
 }
@@ -173,15 +212,24 @@ Result<SubmitResult> LedgerClient::Submit(const SignedOrder& order, bool* locked
 Result<size_t> LedgerClient::Broadcast(const std::string& wire) {
   DFRP_ASSIGN_OR_RETURN(Certificate cert, DecodeCertificate(wire, network_id()));
   DFRP_RETURN_IF_ERROR(VerifyCertificate(cert, committee_, network_id()));
-  return BroadcastCertificate(cert, wire);
+  std::vector<std::string> notes;
+  const size_t applied = BroadcastCertificate(cert, wire, &notes);
+  if (applied < quorum()) {
+    std::string why = fmt::format(
+        "the certificate was applied by {} authorities, fewer than the quorum of {}: send it "
+        "again later",
+        applied, quorum());
+    for (const auto& note : notes) why += "; " + note;
+    return Err(Status::Busy(why));
+  }
+  return applied;
 }
 
-Result<size_t> LedgerClient::BroadcastCertificate(const Certificate& cert,
-                                                  const std::string& wire) {
+size_t LedgerClient::BroadcastCertificate(const Certificate& cert, const std::string& wire,
+                                          std::vector<std::string>* notes) {
   const std::string hex = Hex(wire);
   std::mutex mu;
   size_t applied = 0;
-  std::vector<std::string> notes;
   ForEachParallel(urls_.size(), [&](size_t a) {
     auto send = [&]() { return Post(a, "/v1/ledger/certificates", json{{"certificate", hex}}); };
     auto r = send();
@@ -192,22 +240,14 @@ Result<size_t> LedgerClient::BroadcastCertificate(const Certificate& cert,
     if (r)
       ++applied;
     else
-      notes.push_back(fmt::format("authority {}: {}", a, r.error().message()));
+      notes->push_back(fmt::format("authority {}: {}", a, r.error().message()));
   });
-  if (applied < quorum()) {
-    std::string why = fmt::format(
-        "the certificate was applied by {} authorities, fewer than the "
-        "quorum of {}; send it again with `dfrp-ledger submit`",
-        applied, quorum());
-    for (const auto& note : notes) why += "; " + note;
-    return Err(Status::Busy(why));
-  }
   return applied;
 }
 
 Result<AccountView> LedgerClient::Account(const std::string& address) {
   std::mutex mu;
-  std::map<std::pair<int64_t, uint64_t>, size_t> tally;
+  std::map<uint64_t, std::vector<int64_t>> by_seq;  // next_seq -> the balances reported
   AccountView view;
   ForEachParallel(urls_.size(), [&](size_t a) {
     auto r = Get(a, "/v1/ledger/accounts/" + address);
@@ -216,13 +256,21 @@ Result<AccountView> LedgerClient::Account(const std::string& address) {
       view.notes.push_back(fmt::format("authority {}: {}", a, r.error().message()));
       return;
     }
+    const auto balance = IntField<int64_t>(*r, "balance_base_units");
+    const auto next = IntField<uint64_t>(*r, "next_seq");
+    if (!balance || !next) {
+      view.notes.push_back(fmt::format("authority {}: an account answer without its fields", a));
+      return;
+    }
     ++view.answers;
-    ++tally[{r->value("balance_base_units", int64_t{0}), r->value("next_seq", uint64_t{0})}];
+    by_seq[*next].push_back(*balance);
   });
-  for (const auto& [key, count] : tally)
-    if (count >= quorum()) {
-      view.balance = key.first;
-      view.next_seq = key.second;
+  // The sequence number a quorum agrees on; balances may differ while credits travel, so
+  // the balance shown is the least of theirs (what the sender can count on).
+  for (const auto& [next, balances] : by_seq)
+    if (balances.size() >= quorum()) {
+      view.next_seq = next;
+      view.balance = *std::min_element(balances.begin(), balances.end());
       return view;
     }
   std::string why =

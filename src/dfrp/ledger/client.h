@@ -28,7 +28,8 @@ struct SubmitResult {
   Certificate certificate;
   std::string certificate_wire;
   size_t votes = 0;                // valid votes gathered (at least the quorum)
-  size_t applied = 0;              // authorities that applied it (at least the quorum)
+  size_t applied = 0;              // authorities that applied it: fewer than the quorum means the
+                                   // certificate must be sent again (Broadcast), so keep it
   std::vector<std::string> notes;  // per authority, what went wrong (refusals, timeouts)
 };
 
@@ -46,9 +47,9 @@ class LedgerClient {
   static core::Result<LedgerClient> Make(const economy::EconomicPolicy& policy,
                                          std::vector<std::string> urls = {});
 
-  // See the file comment. Refused (exit 7) when a quorum cannot be reached because
-  // authorities refused the order (funds, a frozen account); Busy when too few answered;
-  // the first refusal's message is kept.
+  // See the file comment. Refused (exit 7) when refusals alone keep a quorum of votes out of
+  // reach (funds, a frozen account); Busy when too few answered. Once certified, the result
+  // comes back even if fewer than a quorum applied it (`applied`): keep the certificate.
   // `locked_nowhere`, when given, is set on failure when every authority answered and none
   // voted: no authority holds a lock on the order, so its sequence number is free again.
   core::Result<SubmitResult> Submit(const SignedOrder& order, bool* locked_nowhere = nullptr);
@@ -69,7 +70,9 @@ class LedgerClient {
   core::Result<nlohmann::json> Get(size_t authority, const std::string& target);
   // Sends `authority` the certificates of `sender` it lacks (from a peer that has them).
   core::Status Sync(size_t authority, const KeyBytes& sender);
-  core::Result<size_t> BroadcastCertificate(const Certificate& cert, const std::string& wire);
+  // Sends it to every authority; how many applied it.
+  size_t BroadcastCertificate(const Certificate& cert, const std::string& wire,
+                              std::vector<std::string>* notes);
 
   LedgerClient(const economy::EconomicPolicy& policy, Committee c, std::vector<std::string> urls)
       : policy_(policy), committee_(std::move(c)), urls_(std::move(urls)) {}

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dfrp/economy/policy.h"
@@ -78,10 +79,12 @@ class LedgerTest : public ::testing::Test {
   }
   const crypto::Hash& Net() const { return policy_.network_id; }
 
-  SignedOrder Transfer(int from, int to, uint64_t amount, uint64_t seq, std::string memo = "") {
+  SignedOrder Transfer(int from, int to, uint64_t amount, uint64_t seq, std::string memo = "",
+                       uint64_t fee = 1) {
     Order o;
     o.sender = Pub(KeyOf(from));
     o.seq = seq;
+    o.fee = fee;
     o.transfer.to = Pub(KeyOf(to));
     o.transfer.amount = amount;
     o.transfer.memo = std::move(memo);
@@ -227,6 +230,45 @@ TEST_F(LedgerTest, FundsAreCheckedWithTheFeeAndRefusalsAreRefused) {
   auto gap = authorities_[0]->HandleOrder(Transfer(1, 0, 1, 5));
   ASSERT_FALSE(gap.has_value());
   EXPECT_NE(gap.error().message().find("not its next (0)"), std::string::npos);
+  ExpectConserved();
+}
+
+TEST_F(LedgerTest, TheFeeIsTheOneSignedAndAtLeastThePolicys) {
+  StartCommittee(1, 2);
+  auto low = authorities_[0]->HandleOrder(Transfer(0, 1, 10, 0, "", /*fee=*/0));
+  ASSERT_FALSE(low.has_value());
+  EXPECT_EQ(low.error().code(), core::Status::Code::kRefused);
+  EXPECT_NE(low.error().message().find("order fee of 0"), std::string::npos);
+  // A sender may offer more; the signed fee is what moves.
+  const Certificate c = Certify(Transfer(0, 1, 10, 0, "", /*fee=*/7), {0});
+  ASSERT_TRUE(authorities_[0]->HandleCertificate(c).has_value());
+  EXPECT_EQ(Balance(0, Pub(KeyOf(0))), 1000 - 10 - 7);
+  EXPECT_EQ(Balance(0, kCommitteeAccount), 7);
+  ExpectConserved();
+}
+
+// Two different orders for one (sender, seq) at the same moment: one vote, one refusal, one
+// equivocation proof, whichever comes first.
+TEST_F(LedgerTest, ConcurrentDifferentOrdersAtOneSeqGetOneVote) {
+  StartCommittee(1, 3);
+  for (uint64_t seq = 0; seq < 8; ++seq) {
+    const SignedOrder a = Transfer(0, 1, 1, seq), b = Transfer(0, 2, 1, seq);
+    core::Result<Vote> ra = core::Err(core::Status::Internal("not run"));
+    core::Result<Vote> rb = core::Err(core::Status::Internal("not run"));
+    std::thread ta([&] { ra = authorities_[0]->HandleOrder(a); });
+    std::thread tb([&] { rb = authorities_[0]->HandleOrder(b); });
+    ta.join();
+    tb.join();
+    ASSERT_NE(ra.has_value(), rb.has_value()) << "seq " << seq;
+    const core::Result<Vote>& lost = ra ? rb : ra;
+    EXPECT_EQ(lost.error().code(), core::Status::Code::kRefused);
+    // Certify the winner so the next round starts at the next seq.
+    const SignedOrder& won = ra ? a : b;
+    auto cert = MakeCertificate(won, {ra ? *ra : *rb}, authorities_[0]->committee());
+    ASSERT_TRUE(cert.has_value());
+    ASSERT_TRUE(authorities_[0]->HandleCertificate(*cert).has_value());
+  }
+  EXPECT_EQ(authorities_[0]->Equivocations()->size(), 8u);
   ExpectConserved();
 }
 

@@ -118,6 +118,7 @@ Status ReadOrderFields(Reader& r, Order* o) {
   DFRP_RETURN_IF_ERROR(r.Array(&o->sender, "sender"));
   DFRP_RETURN_IF_ERROR(CheckKey(o->sender, r, "sender"));
   DFRP_RETURN_IF_ERROR(r.Be(&o->seq, 8, "seq"));
+  DFRP_RETURN_IF_ERROR(r.Be(&o->fee, 8, "fee"));
   DFRP_RETURN_IF_ERROR(r.Array(&o->transfer.to, "transfer.to"));
   DFRP_RETURN_IF_ERROR(CheckKey(o->transfer.to, r, "transfer.to"));
   DFRP_RETURN_IF_ERROR(r.Be(&o->transfer.amount, 8, "transfer.amount"));
@@ -165,6 +166,7 @@ std::string OrderSigningBytes(const Order& o, const crypto::Hash& network_id) {
   PutBe(&out, static_cast<uint8_t>(o.kind), 1);
   PutArray(&out, o.sender);
   PutBe(&out, o.seq, 8);
+  PutBe(&out, o.fee, 8);
   PutArray(&out, o.transfer.to);
   PutBe(&out, o.transfer.amount, 8);
   PutBe(&out, o.transfer.memo.size(), 2);
@@ -207,6 +209,9 @@ Status VerifyOrderSignature(const SignedOrder& s, const crypto::Hash& network_id
   DFRP_ASSIGN_OR_RETURN(auto key, KeyFrom(s.order.sender));
   DFRP_ASSIGN_OR_RETURN(auto sig, SigFrom(s.signature));
   const std::string bytes = OrderSigningBytes(s.order, network_id);
+  if (crypto::Sha256Of(bytes) != s.hash)
+    return Status::InvalidArgument(
+        fmt::format("order {}: the hash is not the order's", core::ToHex(s.hash)));
   Status v = bls::Verify(key, core::AsBytes(bytes), sig);
   if (!v.ok())
     return Status::Corruption(fmt::format(
@@ -392,6 +397,10 @@ Status VerifyCertificate(const Certificate& cert, const Committee& c,
     return Status::InvalidArgument(
         fmt::format("certificate: signed by the committee of epoch {}, this one is epoch {}",
                     cert.epoch, c.epoch()));
+  if (cert.order.order.epoch != cert.epoch)
+    return Status::InvalidArgument(
+        fmt::format("certificate: the order is for epoch {}, its signers' epoch is {}",
+                    cert.order.order.epoch, cert.epoch));
   if (cert.signers.size() != c.size())
     return Status::InvalidArgument(
         fmt::format("certificate: a bitmap for {} authorities, the committee has {}",

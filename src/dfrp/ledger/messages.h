@@ -62,6 +62,7 @@ struct Order {
   KeyBytes sender{};
   uint64_t seq = 0;
   uint64_t epoch = 0;  // the committee epoch it is for
+  uint64_t fee = 0;    // the order fee the sender agrees to pay the committee (base units)
   Transfer transfer;   // kind == kTransfer
 };
 
@@ -84,7 +85,8 @@ std::string EncodeSignedOrder(const SignedOrder& s, const crypto::Hash& network_
 // `network_id` is refused here, with both ids, so that a message for another network gets
 // that reason and not "bad signature".
 core::Result<SignedOrder> DecodeSignedOrder(std::string_view wire, const crypto::Hash& network_id);
-// The sender's signature over the order; Corruption when it does not verify.
+// The sender's signature over the order, and `s.hash` recomputed from the order (a hash that
+// does not match is InvalidArgument); Corruption when the signature does not verify.
 core::Status VerifyOrderSignature(const SignedOrder& s, const crypto::Hash& network_id);
 
 // What an authority signs to vote for an order: SignedPrefix(kVoteTag, network_id, epoch) ‖

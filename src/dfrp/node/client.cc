@@ -169,6 +169,8 @@ struct Connection {
   explicit Connection(const DaemonInfo& i) : info(i) {}
 
   Status NotAnswering(const std::string& why) const {
+    if (info.state_dir.empty())  // a peer reached by its URL, not the daemon of a STATE_DIR
+      return Status::Busy(fmt::format("dfrpd at {} is not answering ({})", info.url, why));
     return Status::Busy(fmt::format(
         "dfrpd at {} is not answering ({}), yet it holds {}/dfrpd.lock (pid {}): wait for it, "
         "or restart it (systemctl restart dfrpd)",
@@ -243,6 +245,37 @@ Result<HttpResponse> Client::Request(std::string_view method, std::string_view t
   req.body() = std::string(body);
   req.prepare_payload();
   boost::system::error_code ec;
+  if (options_.request_timeout_ms > 0) {
+    // The same exchange, asynchronously, on this thread's io_context, given a deadline.
+    http::response_parser<http::string_body> p;
+    p.body_limit(options_.max_body_bytes);
+    bool done = false;
+    http::async_write(c.socket, req, [&](const boost::system::error_code& e, size_t) {
+      if (e) {
+        ec = e;
+        done = true;
+        return;
+      }
+      http::async_read(c.socket, c.buffer, p, [&](const boost::system::error_code& e2, size_t) {
+        ec = e2;
+        done = true;
+      });
+    });
+    c.ioc.restart();
+    c.ioc.run_for(std::chrono::milliseconds(options_.request_timeout_ms));
+    if (!done) {
+      boost::system::error_code ignored;
+      c.socket.close(ignored);
+      c.ioc.restart();
+      c.ioc.run();  // lets the cancelled handlers run before the locals they use go
+      return Err(
+          c.NotAnswering(fmt::format("no answer within {} ms", options_.request_timeout_ms)));
+    }
+    if (ec) return Err(c.Broken("the exchange", ec));
+    HttpResponse r = FromBeast(p.get().base());
+    r.body = std::move(p.get().body());
+    return r;
+  }
   http::write(c.socket, req, ec);
   if (ec) return Err(c.Broken("sending the request", ec));
   return c.ReadStringResponse(options_.max_body_bytes);

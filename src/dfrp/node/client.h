@@ -59,6 +59,10 @@ using UploadProgress = std::function<void(uint64_t, uint64_t)>;
 
 struct ClientOptions {
   int connect_timeout_ms = 5000;
+  // For Request: the whole exchange (send the request, read the answer) must end within this
+  // (Busy "... not answering ... no answer within N ms" otherwise); 0: no limit, as for the
+  // CLI's calls of its own daemon, which may verify a large shard.
+  int request_timeout_ms = 0;
   uint64_t max_body_bytes = 512ull << 20;  // for Request's in-memory answers (proofs, JSON)
 };
 

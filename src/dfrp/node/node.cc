@@ -104,11 +104,12 @@ core::Status Node::OpenAuthority() {
   DFRP_ASSIGN_OR_RETURN(crypto::bls::SecretKey key,
                         wallet::UnlockKeystore(ks, pass.view(), cfg.wallet));
   wallet_key_ = std::make_unique<crypto::bls::SecretKey>(std::move(key));
-  const std::string me = wallet_key_->GetPublicKey().ToHex();
   const auto& committee = policy_->genesis.committee;
   std::optional<uint32_t> index;
-  for (size_t i = 0; i < committee.size(); ++i)
-    if (committee[i].public_key_hex == me) index = static_cast<uint32_t>(i);
+  for (size_t i = 0; i < committee.size(); ++i) {
+    auto key = crypto::bls::PublicKey::FromHex(committee[i].public_key_hex);
+    if (key && *key == wallet_key_->GetPublicKey()) index = static_cast<uint32_t>(i);
+  }
   if (!index)
     return core::Status::InvalidArgument(fmt::format(
         "ROLES names authority, but the wallet {} ({}) is not in genesis.committee of {}: use a "

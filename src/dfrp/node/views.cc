@@ -135,8 +135,12 @@ Status StatusFromErrorJson(const json& j, const std::string& fallback) {
   if (!j.is_object() || !j.contains("error") || !j["error"].is_object())
     return Status::IOError(fallback);
   const json& e = j["error"];
-  std::string msg = e.value("message", fallback);
-  std::string code = e.value("code", "");
+  // A peer's answer: fields of the wrong type are treated as absent (value() would throw).
+  std::string msg = e.contains("message") && e["message"].is_string()
+                        ? e["message"].get<std::string>()
+                        : fallback;
+  std::string code =
+      e.contains("code") && e["code"].is_string() ? e["code"].get<std::string>() : "";
   if (code == "invalid_argument" || code == "unauthorized" || code == "bad_request")
     return Status::InvalidArgument(msg);
   if (code == "integrity") return Status::Corruption(msg);

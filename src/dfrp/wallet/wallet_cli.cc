@@ -250,6 +250,15 @@ Status CmdExportPublic(Ctx& c) {
 Status CmdSign(Ctx& c) {
   DFRP_ASSIGN_OR_RETURN(std::vector<std::string> msgs, Messages(c));
   if (msgs.size() != 1) return Status::InvalidArgument("sign takes one message");
+  // dfrp's protocol messages (ledger orders and votes) begin with a length byte and a
+  // "DFRP-" tag, and share this key and DST: signing one here would make an order or a vote
+  // (docs/FORMAT-wallet.md, "Signatures and domain separation tags").
+  const std::string& m = msgs[0];
+  if (m.size() > 6 && static_cast<uint8_t>(m[0]) >= 5 && static_cast<uint8_t>(m[0]) <= 32 &&
+      m.compare(1, 5, "DFRP-") == 0)
+    return Status::InvalidArgument(
+        "this message begins like a dfrp protocol message (a ledger order or vote): "
+        "dfrp-wallet sign refuses it; use dfrp-ledger to make orders");
   std::string path;
   DFRP_ASSIGN_OR_RETURN(Keystore ks, Load(c, &path));
   DFRP_ASSIGN_OR_RETURN(SecretKey key, Unlock(c, ks, path));
