@@ -74,11 +74,6 @@ Result<economy::EconomicPolicy> LoadPolicy(core::FileSystem* fs, const Globals& 
   return economy::LoadEconomicPolicy(fs, cfg.economic_policy, cfg.config_dir);
 }
 
-std::string SignedAmount(const economy::EconomicPolicy& p, int64_t v) {
-  return (v < 0 ? "-" : "") +
-         p.FormatAmount(v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v));
-}
-
 // --- init-committee
 
 struct InitFlags {
@@ -200,11 +195,17 @@ struct TransferFlags {
   std::string out;
 };
 
-Result<ledger::SignedOrder> ReadPending(core::FileSystem* fs, const std::string& path,
-                                        const crypto::Hash& net, const ledger::KeyBytes& me) {
+// A file holding one hex string (what transfer --offline and the journal write), as bytes;
+// nullopt when it is not hex.
+Result<std::optional<std::string>> ReadHexFile(core::FileSystem* fs, const std::string& path) {
   DFRP_ASSIGN_OR_RETURN(std::string text, core::ReadWholeFile(fs, path));
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  auto bytes = core::FromHex(text);
+  return core::FromHex(text);
+}
+
+Result<ledger::SignedOrder> ReadPending(core::FileSystem* fs, const std::string& path,
+                                        const crypto::Hash& net, const ledger::KeyBytes& me) {
+  DFRP_ASSIGN_OR_RETURN(auto bytes, ReadHexFile(fs, path));
   if (!bytes)
     return Err(Status::Corruption(fmt::format(
         "{} is not the hex of a signed order: move it aside only if you know that order was "
@@ -336,7 +337,7 @@ Status CmdTransfer(const Globals& g, core::FileSystem* fs, const economy::Econom
       return Status::Refused(fmt::format(
           "{} has {} {} (as the committee reports it); the transfer needs {} plus the order "
           "fee {}: nothing was signed",
-          me, SignedAmount(p, balance), p.genesis.currency, p.FormatAmount(amount),
+          me, p.FormatSignedAmount(balance), p.genesis.currency, p.FormatAmount(amount),
           p.FormatAmount(o.fee)));
     o.seq = next;
     const ledger::SignedOrder so = ledger::SignOrder(o, key, p.network_id);
@@ -369,9 +370,7 @@ Status CmdTransfer(const Globals& g, core::FileSystem* fs, const economy::Econom
 
 Status CmdSubmit(const Globals& g, core::FileSystem* fs, const economy::EconomicPolicy& p,
                  const std::string& file) {
-  DFRP_ASSIGN_OR_RETURN(std::string text, core::ReadWholeFile(fs, file));
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  auto bytes = core::FromHex(text);
+  DFRP_ASSIGN_OR_RETURN(auto bytes, ReadHexFile(fs, file));
   if (!bytes)
     return Status::InvalidArgument(
         fmt::format("{} is not hex (a signed order or certificate, "
@@ -407,7 +406,7 @@ Status CmdBalance(const Globals& g, const economy::EconomicPolicy& p, const std:
   DFRP_ASSIGN_OR_RETURN(ledger::AccountView v, client.Account(addr));
   if (g.json)
     std::printf("%s\n", json{{"address", addr},
-                             {"balance", SignedAmount(p, v.balance)},
+                             {"balance", p.FormatSignedAmount(v.balance)},
                              {"balance_base_units", v.balance},
                              {"next_seq", v.next_seq},
                              {"answers", v.answers},
@@ -416,7 +415,7 @@ Status CmdBalance(const Globals& g, const economy::EconomicPolicy& p, const std:
                             .c_str());
   else
     std::printf("%s %s (next seq %llu; %zu authorities answered)\n",
-                SignedAmount(p, v.balance).c_str(), p.genesis.currency.c_str(),
+                p.FormatSignedAmount(v.balance).c_str(), p.genesis.currency.c_str(),
                 static_cast<unsigned long long>(v.next_seq), v.answers);
   return Status::OK();
 }

@@ -138,6 +138,11 @@ struct EconomicPolicy {
 
   // Amounts as text in this currency ("0.0042").
   std::string FormatAmount(Amount a) const { return FormatFixed(a, genesis.decimals); }
+  // A ledger balance, which may be negative at a lagging authority ("-1.5").
+  std::string FormatSignedAmount(int64_t v) const {
+    return (v < 0 ? "-" : "") +
+           FormatAmount(v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v));
+  }
   std::string FormatPrice(Price p) const {
     return FormatFixed(p, genesis.decimals + kPriceExtraDecimals);
   }

@@ -96,11 +96,6 @@ Authority::~Authority() {
   db_ = nullptr;
 }
 
-std::string Authority::SignedAmount(int64_t v) const {
-  return (v < 0 ? "-" : "") +
-         opt_.policy->FormatAmount(v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v));
-}
-
 Status Authority::SqlError(std::string_view what) {
   const int rc = sqlite3_errcode(db_);
   std::string msg =
@@ -276,9 +271,9 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
       acct.balance < static_cast<int64_t>(need))
     return Err(Status::Refused(fmt::format(
         "order {}: {} has {} {} at authority {}, the transfer needs {} plus the order fee {}",
-        core::ToHex(so.hash).substr(0, 16), Name(o.sender), SignedAmount(acct.balance),
-        opt_.policy->genesis.currency, opt_.index, opt_.policy->FormatAmount(o.transfer.amount),
-        opt_.policy->FormatAmount(fee))));
+        core::ToHex(so.hash).substr(0, 16), Name(o.sender),
+        opt_.policy->FormatSignedAmount(acct.balance), opt_.policy->genesis.currency, opt_.index,
+        opt_.policy->FormatAmount(o.transfer.amount), opt_.policy->FormatAmount(fee))));
   {
     // On disk (synchronous=FULL) before the vote leaves.
     SqlStmt ins(db_, "INSERT INTO locks VALUES (?1, ?2, ?3, ?4)");

@@ -107,7 +107,6 @@ class Authority {
   core::Result<AccountInfo> AccountLocked(const KeyBytes& key) REQUIRES(mu_);
   core::Status SqlError(std::string_view what) REQUIRES(mu_);
   core::Status Exec(const char* sql) REQUIRES(mu_);
-  std::string SignedAmount(int64_t base_units) const;  // "-1.5" in the currency
 
   const AuthorityOptions opt_;
   const Committee committee_;

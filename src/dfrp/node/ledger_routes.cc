@@ -114,14 +114,10 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                  if (!key) return ApiResponse::Error(key.error());
                  auto info = (*a)->Account(*key);
                  if (!info) return ApiResponse::Error(info.error());
-                 const auto& p = node->policy();
                  const int64_t b = info->balance;
-                 const std::string text =
-                     (b < 0 ? "-" : "") + p.FormatAmount(b < 0 ? 0 - static_cast<uint64_t>(b)
-                                                               : static_cast<uint64_t>(b));
                  return ApiResponse::Json(
                      200, json{{"address", address},
-                               {"balance", text},
+                               {"balance", node->policy().FormatSignedAmount(b)},
                                {"balance_base_units", b},
                                {"next_seq", info->next_seq},
                                {"locked", info->locked ? json(core::ToHex(*info->locked)) : json()},
