@@ -1,5 +1,6 @@
-// Fuzzes the ledger's decoders of outside bytes (ledger/messages.h): the first byte picks
-// the message (0: signed order, 1: vote, 2: certificate), the rest is its wire.
+// Fuzzes the ledger's decoders of outside bytes (ledger/messages.h, ledger/escrow.h): the
+// first byte picks the message (0: signed order, transfer or escrow_open; 1: vote;
+// 2: certificate; 3: settlement; 4: settlement certificate; 5: beacon), the rest is its wire.
 //
 // Properties: no crash, no uncaught exception; every refusal is InvalidArgument; what
 // decodes re-encodes to exactly the input (one canonical encoding: no two wires for one
@@ -7,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "dfrp/ledger/escrow.h"
 #include "dfrp/ledger/messages.h"
 #include "fuzz_util.h"
 
@@ -16,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string wire(reinterpret_cast<const char*>(data) + 1, size - 1);
   const dfrp::crypto::Hash net{};  // the seeds are made for the all-zero network id
-  switch (data[0] % 3) {
+  switch (data[0] % 6) {
     case 0: {
       auto o = DecodeSignedOrder(wire, net);
       if (!o) {
@@ -37,13 +39,41 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       DFRP_FUZZ_CHECK(EncodeVote(*v) == wire);
       break;
     }
-    default: {
+    case 2: {
       auto c = DecodeCertificate(wire, net);
       if (!c) {
         DFRP_FUZZ_CHECK(c.error().code() == dfrp::core::Status::Code::kInvalidArgument);
         return 0;
       }
       DFRP_FUZZ_CHECK(EncodeCertificate(*c, net) == wire);
+      break;
+    }
+    case 3: {
+      auto s = DecodeSettlement(wire, net);
+      if (!s) {
+        DFRP_FUZZ_CHECK(s.error().code() == dfrp::core::Status::Code::kInvalidArgument);
+        return 0;
+      }
+      DFRP_FUZZ_CHECK(SettlementBytes(*s, net) == wire);
+      DFRP_FUZZ_CHECK(s->hash == dfrp::crypto::Sha256Of(wire));
+      break;
+    }
+    case 4: {
+      auto c = DecodeSettleCertificate(wire, net);
+      if (!c) {
+        DFRP_FUZZ_CHECK(c.error().code() == dfrp::core::Status::Code::kInvalidArgument);
+        return 0;
+      }
+      DFRP_FUZZ_CHECK(EncodeSettleCertificate(*c, net) == wire);
+      break;
+    }
+    default: {
+      auto b = DecodeBeacon(wire);
+      if (!b) {
+        DFRP_FUZZ_CHECK(b.error().code() == dfrp::core::Status::Code::kInvalidArgument);
+        return 0;
+      }
+      DFRP_FUZZ_CHECK(EncodeBeacon(*b) == wire);
       break;
     }
   }

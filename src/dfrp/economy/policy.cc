@@ -75,6 +75,9 @@ period_seconds = 3600
 challenges_per_period = 4
 answer_window_seconds = 300
 replication = 3
+grace_seconds = 120             # a period unreleased at its window's close is refundable this much later
+max_skew_ms = 5000              # clock difference tolerated among authorities (grace > 2x this + 1 s)
+beacon_slot_seconds = 60        # the challenge beacon gives one seed per slot
 
 [compute]
 vector_threshold = 0.8          # cosine similarity a job's vector must reach
@@ -524,11 +527,25 @@ Result<EconomicPolicy> ParseEconomicPolicy(std::string_view text, std::string_vi
   rw.Finish();
 
   Scope st = root.Table("storage");
-  st.Uint("period_seconds", 60, 86400 * 366, &p.storage.period_seconds);
+  st.Uint("period_seconds", 2, 86400 * 366, &p.storage.period_seconds);
   st.Uint("challenges_per_period", 1, 1000, &p.storage.challenges_per_period);
   st.Uint("answer_window_seconds", 1, 86400, &p.storage.answer_window_seconds);
   st.Uint("replication", 1, 64, &p.storage.replication);
+  st.Uint("grace_seconds", 1, 86400 * 7, &p.storage.grace_seconds);
+  st.Uint("max_skew_ms", 0, 600000, &p.storage.max_skew_ms);
+  st.Uint("beacon_slot_seconds", 1, 86400, &p.storage.beacon_slot_seconds);
   st.Finish();
+  if (err.ok() &&
+      uint64_t{p.storage.grace_seconds} * 1000 < 2 * uint64_t{p.storage.max_skew_ms} + 1000)
+    err = Status::InvalidArgument(fmt::format(
+        "{}: storage.grace_seconds: {} s is not more than twice storage.max_skew_ms ({} ms) plus "
+        "1 s of delivery: a refund could be voted while a release is still in its window",
+        file, p.storage.grace_seconds, p.storage.max_skew_ms));
+  if (err.ok() &&
+      uint64_t{p.storage.max_skew_ms} >= uint64_t{p.storage.answer_window_seconds} * 1000)
+    err = Status::InvalidArgument(
+        fmt::format("{}: storage.max_skew_ms: {} ms leaves nothing of the {} s answer window", file,
+                    p.storage.max_skew_ms, p.storage.answer_window_seconds));
   if (err.ok() && p.storage.answer_window_seconds >= p.storage.period_seconds)
     err = Status::InvalidArgument(fmt::format(
         "{}: storage.answer_window_seconds: must be shorter than storage.period_seconds", file));
@@ -624,9 +641,10 @@ std::string RenderEconomicToml(const EconomicPolicy& p) {
       rw.unfunded_per_minute);
   o += fmt::format(
       "\n[storage]\nperiod_seconds = {}\nchallenges_per_period = {}\nanswer_window_seconds = "
-      "{}\nreplication = {}\n",
+      "{}\nreplication = {}\ngrace_seconds = {}\nmax_skew_ms = {}\nbeacon_slot_seconds = {}\n",
       p.storage.period_seconds, p.storage.challenges_per_period, p.storage.answer_window_seconds,
-      p.storage.replication);
+      p.storage.replication, p.storage.grace_seconds, p.storage.max_skew_ms,
+      p.storage.beacon_slot_seconds);
   o += fmt::format("\n[compute]\nvector_threshold = {}\nspot_check_bps = {}\ntrusted_after = {}\n",
                    p.compute.vector_threshold, p.compute.spot_check_bps, p.compute.trusted_after);
   o += fmt::format(

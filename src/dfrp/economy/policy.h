@@ -105,6 +105,11 @@ struct StoragePolicy {
   uint32_t challenges_per_period = 4;
   uint32_t answer_window_seconds = 300;
   uint32_t replication = 3;
+  // A period not released by its window's close is refundable grace_seconds later; the grace
+  // must exceed twice max_skew_ms (the clock difference authorities tolerate) plus delivery.
+  uint32_t grace_seconds = 120;
+  uint32_t max_skew_ms = 5000;        // also the guard: releases are voted until close - max_skew
+  uint32_t beacon_slot_seconds = 60;  // one challenge-beacon seed per slot
 };
 
 struct ComputePolicy {

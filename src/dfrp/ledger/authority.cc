@@ -30,6 +30,19 @@ CREATE TABLE IF NOT EXISTS certificates (
 CREATE TABLE IF NOT EXISTS equivocations (
   sender BLOB NOT NULL, seq INTEGER NOT NULL, order_a BLOB NOT NULL, order_b BLOB NOT NULL,
   PRIMARY KEY (sender, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS escrows (
+  id BLOB PRIMARY KEY, payer BLOB NOT NULL, provider BLOB NOT NULL, amount INTEGER NOT NULL,
+  terms BLOB NOT NULL, owner BLOB, margin_bps INTEGER NOT NULL, remaining INTEGER NOT NULL)
+  WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS escrows_by_provider ON escrows (provider) WHERE remaining > 0;
+CREATE INDEX IF NOT EXISTS escrows_by_payer ON escrows (payer) WHERE remaining > 0;
+CREATE TABLE IF NOT EXISTS settle_locks (
+  escrow_id BLOB NOT NULL, period INTEGER NOT NULL, kind INTEGER NOT NULL,
+  PRIMARY KEY (escrow_id, period)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settlements (
+  escrow_id BLOB NOT NULL, period INTEGER NOT NULL, kind INTEGER NOT NULL, hash BLOB NOT NULL,
+  paid INTEGER NOT NULL, margin INTEGER NOT NULL, cert BLOB NOT NULL,
+  applied INTEGER NOT NULL UNIQUE, PRIMARY KEY (escrow_id, period)) WITHOUT ROWID;
 )";
 
 template <size_t N>
@@ -60,8 +73,8 @@ std::string LedgerPath(const std::string& state_dir) {
 }
 
 Result<std::unique_ptr<Authority>> Authority::Open(const AuthorityOptions& opt) {
-  if (!opt.policy || !opt.key)
-    return Err(Status::Internal("Authority::Open needs a policy and a key"));
+  if (!opt.policy || !opt.key || !opt.clock)
+    return Err(Status::Internal("Authority::Open needs a policy, a key and a clock"));
   const auto& g = opt.policy->genesis;
   std::vector<std::pair<std::string, std::string>> members;
   for (const auto& a : g.committee) members.emplace_back(a.public_key_hex, a.pop_hex);
@@ -86,6 +99,10 @@ Result<std::unique_ptr<Authority>> Authority::Open(const AuthorityOptions& opt) 
         "{}: the supply {} is past 2^63 - 1 base units, which a ledger balance cannot hold",
         opt.policy->source, g.supply)));
   std::unique_ptr<Authority> a(new Authority(opt, std::move(c)));
+  if (!opt.policy->owner.empty()) {
+    DFRP_ASSIGN_OR_RETURN(auto owner, wallet::PublicKeyFromAddress(opt.policy->owner));
+    a->owner_ = owner.bytes();
+  }
   DFRP_RETURN_IF_ERROR(a->Init());
   return a;
 }
@@ -217,9 +234,26 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
     return Err(
         Status::InvalidArgument(fmt::format("order {}: for epoch {}, the committee's is {}",
                                             core::ToHex(so.hash), o.epoch, committee_.epoch())));
-  if (o.transfer.to == o.sender)
+  if (o.kind == OrderKind::kTransfer && o.transfer.to == o.sender)
     return Err(Status::InvalidArgument(
         fmt::format("order {}: {} pays itself", core::ToHex(so.hash), Name(o.sender))));
+  if (o.kind == OrderKind::kEscrowOpen) {
+    const StorageTerms& t = o.escrow.terms;
+    const auto& sp = opt_.policy->storage;
+    if (o.escrow.provider == o.sender)
+      return Err(Status::InvalidArgument(fmt::format("escrow_open {}: {} is its own provider",
+                                                     core::ToHex(so.hash), Name(o.sender))));
+    if (t.period_seconds != sp.period_seconds)
+      return Err(Status::InvalidArgument(fmt::format(
+          "escrow_open {}: periods of {} s; this committee's storage.period_seconds is {}",
+          core::ToHex(so.hash), t.period_seconds, sp.period_seconds)));
+    if (t.challenges < sp.challenges_per_period)
+      return Err(Status::InvalidArgument(
+          fmt::format("escrow_open {}: {} challenges per audit; this committee asks at least {} "
+                      "(storage.challenges_per_period)",
+                      core::ToHex(so.hash), t.challenges, sp.challenges_per_period)));
+    DFRP_RETURN_IF_ERROR(VerifyAcceptance(o, network_id()));  // slow: outside the lock
+  }
   DFRP_RETURN_IF_ERROR(VerifyOrderSignature(so, network_id()));  // outside the lock: slow
   // The fee is part of what the sender signed: it pays that, never a fee changed later.
   const uint64_t fee = o.fee;
@@ -266,14 +300,15 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
     if (step != SQLITE_DONE) return Err(SqlError("reading a lock"));
   }
   uint64_t need = 0;
-  if (__builtin_add_overflow(o.transfer.amount, fee, &need) ||
+  if (__builtin_add_overflow(o.amount(), fee, &need) ||
       need > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
       acct.balance < static_cast<int64_t>(need))
-    return Err(Status::Refused(fmt::format(
-        "order {}: {} has {} {} at authority {}, the transfer needs {} plus the order fee {}",
-        core::ToHex(so.hash).substr(0, 16), Name(o.sender),
-        opt_.policy->FormatSignedAmount(acct.balance), opt_.policy->genesis.currency, opt_.index,
-        opt_.policy->FormatAmount(o.transfer.amount), opt_.policy->FormatAmount(fee))));
+    return Err(Status::Refused(
+        fmt::format("order {}: {} has {} {} at authority {}, the {} needs {} plus the order fee {}",
+                    core::ToHex(so.hash).substr(0, 16), Name(o.sender),
+                    opt_.policy->FormatSignedAmount(acct.balance), opt_.policy->genesis.currency,
+                    opt_.index, OrderKindName(o.kind), opt_.policy->FormatAmount(o.amount()),
+                    opt_.policy->FormatAmount(fee))));
   {
     // On disk (synchronous=FULL) before the vote leaves.
     SqlStmt ins(db_, "INSERT INTO locks VALUES (?1, ?2, ?3, ?4)");
@@ -318,11 +353,11 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
         "pull the sender's certificates from {} on from a peer first",
         o.seq, Name(o.sender), acct->next_seq, acct->next_seq))));
   constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-  if (o.transfer.amount > kMax || fee > kMax)
+  if (o.amount() > kMax || fee > kMax)
     return Err(fail(Status::Corruption(fmt::format(
         "certificate for order {}: an amount or fee past 2^63 - 1 (a quorum voted for it)",
         core::ToHex(cert.order.hash)))));
-  const int64_t amount = static_cast<int64_t>(o.transfer.amount);
+  const int64_t amount = static_cast<int64_t>(o.amount());
   int64_t debit = 0, sender_balance = 0;
   if (__builtin_add_overflow(amount, static_cast<int64_t>(fee), &debit) ||
       __builtin_sub_overflow(acct->balance, debit, &sender_balance))
@@ -343,27 +378,21 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
       if (ins.Step() != SQLITE_DONE) s = SqlError("debiting the sender");
     }
   }
-  // Credits: the recipient and the committee's fee account, read, checked and written (SQLite
-  // would turn an overflowing sum into a float without a word).
-  for (const auto& [to, add] : {std::pair<KeyBytes, int64_t>{o.transfer.to, amount},
-                                {kCommitteeAccount, static_cast<int64_t>(fee)}}) {
-    if (!s.ok() || add == 0) continue;
-    auto before = AccountLocked(to);
-    int64_t after = 0;
-    if (!before) {
-      s = before.error();
-    } else if (__builtin_add_overflow(before->balance, add, &after)) {
-      s = Status::Corruption(
-          fmt::format("certificate for order {}: crediting {} would leave the 64-bit range",
-                      core::ToHex(cert.order.hash), Name(to)));
-    } else {
-      SqlStmt credit(db_,
-                     "INSERT INTO accounts VALUES (?1, ?2, 0) ON CONFLICT (key) DO UPDATE SET "
-                     "balance = ?2");
-      credit.BindBlob(1, View(to)).Bind(2, after);
-      if (credit.Step() != SQLITE_DONE) s = SqlError("crediting an account");
-    }
+  // Credits: the recipient (or the new escrow) and the committee's fee account.
+  if (s.ok() && o.kind == OrderKind::kTransfer)
+    s = CreditLocked(o.transfer.to, amount, cert.order.hash);
+  if (s.ok() && o.kind == OrderKind::kEscrowOpen) {
+    const EscrowOpen& e = o.escrow;
+    SqlStmt ins(db_, "INSERT INTO escrows VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?4)");
+    ins.BindBlob(1, View(EscrowId(o.sender, o.seq))).BindBlob(2, View(o.sender));
+    ins.BindBlob(3, View(e.provider)).Bind(4, amount).BindBlob(5, EncodeTerms(e.terms));
+    // The margin and its recipient are fixed when the escrow opens.
+    if (owner_) ins.BindBlob(6, View(*owner_));
+    ins.Bind(7, static_cast<int64_t>(owner_ ? opt_.policy->margin_bps : 0));
+    if (ins.Step() != SQLITE_DONE) s = SqlError("opening the escrow");
   }
+  if (s.ok() && fee > 0)
+    s = CreditLocked(kCommitteeAccount, static_cast<int64_t>(fee), cert.order.hash);
   if (s.ok()) {
     SqlStmt ins(db_,
                 "INSERT INTO certificates SELECT ?1, ?2, ?3, ?4, coalesce(max(applied), 0) + 1 "
@@ -379,6 +408,249 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
   }
   if (s.ok()) s = Exec("COMMIT");
   if (!s.ok()) return Err(fail(s));
+  return ApplyOutcome::kApplied;
+}
+
+Status Authority::CreditLocked(const KeyBytes& to, int64_t add, const crypto::Hash& why) {
+  // Read, checked and written: SQLite would turn an overflowing sum into a float without a word.
+  DFRP_ASSIGN_OR_RETURN(AccountInfo before, AccountLocked(to));
+  int64_t after = 0;
+  if (__builtin_add_overflow(before.balance, add, &after))
+    return Status::Corruption(fmt::format(
+        "certificate {}: crediting {} would leave the 64-bit range", core::ToHex(why), Name(to)));
+  SqlStmt credit(db_,
+                 "INSERT INTO accounts VALUES (?1, ?2, 0) ON CONFLICT (key) DO UPDATE SET "
+                 "balance = ?2");
+  credit.BindBlob(1, View(to)).Bind(2, after);
+  if (credit.Step() != SQLITE_DONE) return SqlError("crediting an account");
+  return Status::OK();
+}
+
+Result<std::optional<EscrowInfo>> Authority::EscrowLocked(const crypto::Hash& id) {
+  SqlStmt st(db_,
+             "SELECT payer, provider, amount, terms, owner, margin_bps, remaining FROM escrows "
+             "WHERE id = ?1");
+  st.BindBlob(1, View(id));
+  const int step = st.Step();
+  if (step == SQLITE_DONE) return std::optional<EscrowInfo>();
+  if (step != SQLITE_ROW) return Err(SqlError("reading an escrow"));
+  EscrowInfo e;
+  e.id = id;
+  auto terms = DecodeTerms(st.Blob(3));
+  if (!ToArray(st.Blob(0), &e.payer) || !ToArray(st.Blob(1), &e.provider) || !terms)
+    return Err(Status::Corruption(
+        fmt::format("ledger database {}: escrow {} is malformed", opt_.path, core::ToHex(id))));
+  e.terms = *terms;
+  e.amount = static_cast<uint64_t>(st.Int(2));
+  if (!st.IsNull(4)) {
+    KeyBytes owner{};
+    if (ToArray(st.Blob(4), &owner)) e.owner = owner;
+  }
+  e.margin_bps = static_cast<uint32_t>(st.Int(5));
+  e.remaining = static_cast<uint64_t>(st.Int(6));
+  SqlStmt ps(db_,
+             "SELECT period, kind, paid, margin FROM settlements WHERE escrow_id = ?1 ORDER BY "
+             "period");
+  ps.BindBlob(1, View(id));
+  int r;
+  while ((r = ps.Step()) == SQLITE_ROW)
+    e.settled.push_back({static_cast<uint32_t>(ps.Int(0)), static_cast<SettleKind>(ps.Int(1)),
+                         static_cast<uint64_t>(ps.Int(2)), static_cast<uint64_t>(ps.Int(3))});
+  if (r != SQLITE_DONE) return Err(SqlError("reading an escrow's settlements"));
+  return std::optional<EscrowInfo>(std::move(e));
+}
+
+Result<EscrowInfo> Authority::Escrow(const crypto::Hash& id) {
+  core::MutexLock lock(&mu_);
+  DFRP_ASSIGN_OR_RETURN(auto e, EscrowLocked(id));
+  if (!e)
+    return Err(Status::NotFound(fmt::format(
+        "escrow {} is not open at authority {}: its escrow_open certificate was not applied "
+        "here (send the payer's certificates)",
+        core::ToHex(id), opt_.index)));
+  return std::move(*e);
+}
+
+Result<std::vector<EscrowInfo>> Authority::OpenEscrows(const KeyBytes& party, size_t limit) {
+  core::MutexLock lock(&mu_);
+  SqlStmt st(db_,
+             "SELECT id FROM escrows WHERE remaining > 0 AND (provider = ?1 OR payer = ?1) "
+             "ORDER BY id LIMIT ?2");
+  st.BindBlob(1, View(party)).Bind(2, static_cast<int64_t>(limit));
+  std::vector<crypto::Hash> ids;
+  int r;
+  while ((r = st.Step()) == SQLITE_ROW) {
+    crypto::Hash id{};
+    if (ToArray(st.Blob(0), &id)) ids.push_back(id);
+  }
+  if (r != SQLITE_DONE) return Err(SqlError("listing escrows"));
+  std::vector<EscrowInfo> out;
+  for (const auto& id : ids) {
+    DFRP_ASSIGN_OR_RETURN(auto e, EscrowLocked(id));
+    if (e) out.push_back(std::move(*e));
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> Authority::SettleCertificates(const crypto::Hash& id) {
+  core::MutexLock lock(&mu_);
+  SqlStmt st(db_, "SELECT cert FROM settlements WHERE escrow_id = ?1 ORDER BY period");
+  st.BindBlob(1, View(id));
+  std::vector<std::string> out;
+  int r;
+  while ((r = st.Step()) == SQLITE_ROW) out.push_back(st.Blob(0));
+  if (r != SQLITE_DONE) return Err(SqlError("reading settlement certificates"));
+  return out;
+}
+
+Result<Vote> Authority::BeaconShare(uint64_t slot) {
+  const uint64_t slot_ms = uint64_t{opt_.policy->storage.beacon_slot_seconds} * 1000;
+  const int64_t now = opt_.clock->NowUnixMillis();
+  if (slot > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / slot_ms ||
+      now < static_cast<int64_t>(slot * slot_ms))
+    return Err(Status::Refused(fmt::format(
+        "beacon slot {} has not begun at authority {} (its clock reads slot {}): no seed is "
+        "signed before its slot",
+        slot, opt_.index, now < 0 ? 0 : static_cast<uint64_t>(now) / slot_ms)));
+  return SignVote(BeaconItemHash(slot, committee_.epoch(), network_id()), committee_.epoch(),
+                  opt_.index, *opt_.key, network_id());
+}
+
+Result<Vote> Authority::HandleSettlement(const Settlement& s) {
+  const std::string what = fmt::format("{} of period {} of escrow {}", SettleKindName(s.kind),
+                                       s.period, core::ToHex(s.escrow_id).substr(0, 16));
+  if (s.epoch != committee_.epoch())
+    return Err(Status::InvalidArgument(
+        fmt::format("{}: for epoch {}, the committee's is {}", what, s.epoch, committee_.epoch())));
+  // Reads the escrow and the period's state; the slow proof check runs without the lock, and
+  // everything is read again before the lock is written.
+  auto state = [&]() REQUIRES(mu_) -> Result<EscrowInfo> {
+    DFRP_ASSIGN_OR_RETURN(auto e, EscrowLocked(s.escrow_id));
+    if (!e)
+      return Err(Status::NotFound(fmt::format(
+          "{}: the escrow is not open at authority {} (its escrow_open certificate was not "
+          "applied here: send the payer's certificates)",
+          what, opt_.index)));
+    if (s.period >= e->terms.periods)
+      return Err(
+          Status::InvalidArgument(fmt::format("{}: the escrow has {} periods (0 to {})", what,
+                                              e->terms.periods, e->terms.periods - 1)));
+    for (const auto& p : e->settled)
+      if (p.period == s.period && p.kind != s.kind)
+        return Err(Status::Refused(
+            fmt::format("{}: the period was {}d already", what, SettleKindName(p.kind))));
+    SqlStmt lk(db_, "SELECT kind FROM settle_locks WHERE escrow_id = ?1 AND period = ?2");
+    lk.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
+    const int step = lk.Step();
+    if (step == SQLITE_ROW && lk.Int(0) != static_cast<int64_t>(s.kind))
+      return Err(Status::Refused(
+          fmt::format("{}: authority {} voted to {} this period; it never votes both ways", what,
+                      opt_.index, SettleKindName(static_cast<SettleKind>(lk.Int(0))))));
+    if (step != SQLITE_ROW && step != SQLITE_DONE) return Err(SqlError("reading a settle lock"));
+    return std::move(*e);
+  };
+  EscrowInfo e;
+  {
+    core::MutexLock lock(&mu_);
+    DFRP_ASSIGN_OR_RETURN(e, state());
+  }
+  const PeriodWindow w = WindowOf(s.escrow_id, e.terms, s.period, opt_.policy->storage);
+  const int64_t now = opt_.clock->NowUnixMillis();
+  if (s.kind == SettleKind::kRelease) {
+    if (now < w.open_ms || now >= w.vote_until_ms)
+      return Err(Status::Refused(fmt::format(
+          "{}: authority {} votes releases from {} to {} (Unix ms: the answer window less the "
+          "{} ms guard); its clock reads {}",
+          what, opt_.index, w.open_ms, w.vote_until_ms, opt_.policy->storage.max_skew_ms, now)));
+    Status ok = CheckRelease(s, e.terms, w, committee_, network_id());
+    if (!ok.ok()) return Err(Status::Refused(ok.message()));
+  } else if (now < w.refund_ms) {
+    return Err(Status::Refused(fmt::format(
+        "{}: refundable from {} (Unix ms: the answer window's close plus the {} s grace); "
+        "authority {}'s clock reads {}",
+        what, w.refund_ms, opt_.policy->storage.grace_seconds, opt_.index, now)));
+  }
+  core::MutexLock lock(&mu_);
+  if (!sqlite3_get_autocommit(db_))
+    return Err(Status::Internal(fmt::format(
+        "ledger database {}: a transaction was left open; restart the node", opt_.path)));
+  DFRP_RETURN_IF_ERROR(state().status());
+  {
+    // On disk (synchronous=FULL) before the vote leaves.
+    SqlStmt ins(db_, "INSERT OR IGNORE INTO settle_locks VALUES (?1, ?2, ?3)");
+    ins.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
+    ins.Bind(3, static_cast<int64_t>(s.kind));
+    if (ins.Step() != SQLITE_DONE) return Err(SqlError("persisting a settle lock"));
+  }
+  return SignVote(s.hash, committee_.epoch(), opt_.index, *opt_.key, network_id());
+}
+
+Result<ApplyOutcome> Authority::HandleSettleCertificate(const SettleCertificate& c) {
+  DFRP_RETURN_IF_ERROR(VerifySettleCertificate(c, committee_, network_id()));  // outside the lock
+  const Settlement& s = c.settlement;
+  const std::string what = fmt::format("{} of period {} of escrow {}", SettleKindName(s.kind),
+                                       s.period, core::ToHex(s.escrow_id).substr(0, 16));
+  const std::string wire = EncodeSettleCertificate(c, network_id());
+
+  core::MutexLock lock(&mu_);
+  DFRP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto fail = [&](Status st) REQUIRES(mu_) {
+    (void)Exec("ROLLBACK");
+    return st;
+  };
+  auto e = EscrowLocked(s.escrow_id);
+  if (!e) return Err(fail(e.error()));
+  if (!*e)
+    return Err(fail(Status::NotFound(fmt::format(
+        "{}: the escrow is not open at authority {} (send the payer's certificates first)", what,
+        opt_.index))));
+  if (s.period >= (*e)->terms.periods)
+    return Err(fail(Status::Corruption(fmt::format(
+        "{}: certified for a period past the escrow's {}", what, (*e)->terms.periods))));
+  for (const auto& p : (*e)->settled)
+    if (p.period == s.period) {
+      (void)Exec("ROLLBACK");
+      if (p.kind == s.kind) return ApplyOutcome::kAlreadyApplied;
+      return Err(Status::Corruption(fmt::format(
+          "ALARM: {} certified, where the period was {}d already: more than f authorities are "
+          "faulty",
+          what, SettleKindName(p.kind))));
+    }
+  const uint64_t paid = PeriodAmount((*e)->amount, (*e)->terms.periods, s.period);
+  uint64_t margin = 0;
+  Status st;
+  if (paid > (*e)->remaining)
+    st = Status::Corruption(fmt::format("{}: the escrow holds {} base units, the period pays {}",
+                                        what, (*e)->remaining, paid));
+  if (st.ok() && s.kind == SettleKind::kRelease) {
+    margin = (*e)->owner ? MarginOf(paid, (*e)->margin_bps) : 0;
+    if (margin > 0) st = CreditLocked(*(*e)->owner, static_cast<int64_t>(margin), s.hash);
+    if (st.ok() && paid > margin)
+      st = CreditLocked((*e)->provider, static_cast<int64_t>(paid - margin), s.hash);
+  } else if (st.ok() && paid > 0) {
+    st = CreditLocked((*e)->payer, static_cast<int64_t>(paid), s.hash);
+  }
+  if (st.ok()) {
+    SqlStmt up(db_, "UPDATE escrows SET remaining = remaining - ?2 WHERE id = ?1");
+    up.BindBlob(1, View(s.escrow_id)).Bind(2, static_cast<int64_t>(paid));
+    if (up.Step() != SQLITE_DONE) st = SqlError("paying out of the escrow");
+  }
+  if (st.ok()) {
+    SqlStmt ins(db_,
+                "INSERT INTO settlements SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                "coalesce(max(applied), 0) + 1 FROM settlements");
+    ins.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
+    ins.Bind(3, static_cast<int64_t>(s.kind)).BindBlob(4, View(s.hash));
+    ins.Bind(5, static_cast<int64_t>(paid)).Bind(6, static_cast<int64_t>(margin)).BindBlob(7, wire);
+    if (ins.Step() != SQLITE_DONE) st = SqlError("recording the settlement");
+  }
+  if (st.ok()) {
+    SqlStmt del(db_, "DELETE FROM settle_locks WHERE escrow_id = ?1 AND period = ?2");
+    del.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
+    if (del.Step() != SQLITE_DONE) st = SqlError("clearing the settle lock");
+  }
+  if (st.ok()) st = Exec("COMMIT");
+  if (!st.ok()) return Err(fail(st));
   return ApplyOutcome::kApplied;
 }
 
@@ -416,13 +688,15 @@ Result<std::vector<Equivocation>> Authority::Equivocations() {
 Status Authority::CheckSupply() {
   core::MutexLock lock(&mu_);
   SqlStmt st(db_,
-             "SELECT sum(balance), (SELECT value FROM meta WHERE key = 'supply') FROM accounts");
+             "SELECT (SELECT sum(balance) FROM accounts), (SELECT coalesce(sum(remaining), 0) "
+             "FROM escrows), (SELECT value FROM meta WHERE key = 'supply')");
   if (st.Step() != SQLITE_ROW) return SqlError("summing balances");
-  const std::string total = std::to_string(st.Int(0)), supply = st.Text(1);
+  const std::string total = std::to_string(st.Int(0) + st.Int(1)), supply = st.Text(2);
   if (total != supply)
-    return Status::Corruption(
-        fmt::format("ledger database {}: the balances sum to {} base units, the supply is {}",
-                    opt_.path, total, supply));
+    return Status::Corruption(fmt::format(
+        "ledger database {}: the balances ({}) and open escrows ({}) sum to {} base units, the "
+        "supply is {}",
+        opt_.path, st.Int(0), st.Int(1), total, supply));
   return Status::OK();
 }
 

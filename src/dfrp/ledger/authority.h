@@ -29,9 +29,11 @@
 #include <string>
 #include <vector>
 
+#include "dfrp/core/clock.h"
 #include "dfrp/core/status.h"
 #include "dfrp/core/thread_annotations.h"
 #include "dfrp/economy/policy.h"
+#include "dfrp/ledger/escrow.h"
 #include "dfrp/ledger/messages.h"
 
 namespace dfrp::ledger {
@@ -46,6 +48,9 @@ struct AuthorityOptions {
   const economy::EconomicPolicy* policy = nullptr;  // genesis, committee, order fee; required
   uint32_t index = 0;                               // this authority's place in the committee
   const crypto::bls::SecretKey* key = nullptr;      // its key (must match the committee's)
+  // What settlement votes and beacon signatures are timed by (applying never reads it);
+  // required.
+  core::Clock* clock = nullptr;
 };
 
 struct AccountInfo {
@@ -58,6 +63,24 @@ struct AccountInfo {
 enum class ApplyOutcome {
   kApplied,         // the certificate moved money now
   kAlreadyApplied,  // the same order was applied before: nothing changed
+};
+
+struct PeriodSettled {
+  uint32_t period = 0;
+  SettleKind kind = SettleKind::kRelease;
+  uint64_t paid = 0;    // base units moved out of the escrow for this period
+  uint64_t margin = 0;  // of `paid`, to the owner (a release); the rest to the provider
+};
+
+struct EscrowInfo {
+  crypto::Hash id{};
+  KeyBytes payer{}, provider{};
+  uint64_t amount = 0;     // as opened
+  uint64_t remaining = 0;  // not yet paid out or refunded: part of the supply
+  StorageTerms terms;
+  std::optional<KeyBytes> owner;  // who receives the margin (policy.owner when it was opened)
+  uint32_t margin_bps = 0;
+  std::vector<PeriodSettled> settled;  // by period
 };
 
 struct Equivocation {
@@ -92,7 +115,31 @@ class Authority {
   core::Result<std::vector<std::string>> Certificates(const KeyBytes& sender, uint64_t from_seq,
                                                       size_t limit = 1000) EXCLUDES(mu_);
   core::Result<std::vector<Equivocation>> Equivocations() EXCLUDES(mu_);
-  // Ok when the balances sum to the genesis supply; Corruption with both figures otherwise.
+
+  // --- Escrows (ledger/escrow.h).
+  // A vote for settling one period of an escrow. NotFound: the escrow is not open here (its
+  // escrow_open certificate was not applied here yet). Refused: outside the time the kind
+  // allows (a release inside the period's answer window, less the guard; a refund from the
+  // window's close plus the grace), the period settled or locked the other way, a release
+  // whose beacon or audit answer does not verify. InvalidArgument: another epoch, a period
+  // past the escrow's. The lock on (escrow, period) is synced before the vote is returned.
+  core::Result<Vote> HandleSettlement(const Settlement& s) EXCLUDES(mu_);
+  // Applies a settlement certificate exactly once: pays the period's amount out of the
+  // escrow (a release: the margin to the owner, the rest to the provider; a refund: all to
+  // the payer). No clock is read. NotFound: the escrow is not open here; Corruption: the
+  // period was certified the other way (more than f faulty authorities).
+  core::Result<ApplyOutcome> HandleSettleCertificate(const SettleCertificate& c) EXCLUDES(mu_);
+  // This authority's signature on a beacon slot (a Vote on BeaconItemHash); Refused before
+  // the slot has begun on this authority's clock.
+  core::Result<Vote> BeaconShare(uint64_t slot);
+  core::Result<EscrowInfo> Escrow(const crypto::Hash& id) EXCLUDES(mu_);
+  // The escrows with money left where `party` is the provider or the payer, by id.
+  core::Result<std::vector<EscrowInfo>> OpenEscrows(const KeyBytes& party, size_t limit = 1000)
+      EXCLUDES(mu_);
+  // The settlement certificates of an escrow (wire), by period.
+  core::Result<std::vector<std::string>> SettleCertificates(const crypto::Hash& id) EXCLUDES(mu_);
+  // Ok when the balances and what is left in escrows sum to the genesis supply; Corruption
+  // with the figures otherwise.
   core::Status CheckSupply() EXCLUDES(mu_);
   // How many certificates this authority has applied.
   core::Result<uint64_t> AppliedCount() EXCLUDES(mu_);
@@ -107,9 +154,13 @@ class Authority {
   core::Result<AccountInfo> AccountLocked(const KeyBytes& key) REQUIRES(mu_);
   core::Status SqlError(std::string_view what) REQUIRES(mu_);
   core::Status Exec(const char* sql) REQUIRES(mu_);
+  core::Result<std::optional<EscrowInfo>> EscrowLocked(const crypto::Hash& id) REQUIRES(mu_);
+  // Adds `add` to `to`'s balance (creating the account), overflow-checked.
+  core::Status CreditLocked(const KeyBytes& to, int64_t add, const crypto::Hash& why) REQUIRES(mu_);
 
   const AuthorityOptions opt_;
   const Committee committee_;
+  std::optional<KeyBytes> owner_;  // policy.owner's key (receives the margin)
   core::Mutex mu_;
   sqlite3* db_ GUARDED_BY(mu_) = nullptr;
 };

@@ -12,6 +12,8 @@
 
 #include "dfrp/economy/policy.h"
 #include "dfrp/ledger/authority.h"
+#include "dfrp/ledger/escrow.h"
+#include "dfrp/ledger/ledger_test_util.h"
 #include "dfrp/ledger/messages.h"
 #include "dfrp/wallet/address.h"
 
@@ -19,104 +21,7 @@ namespace dfrp::ledger {
 namespace {
 
 namespace bls = crypto::bls;
-
-bls::SecretKey KeyOf(int i) {
-  std::string ikm(32, static_cast<char>(i + 1));
-  ikm[0] = 'k';
-  return *bls::SecretKey::FromIkm(core::AsBytes(ikm));
-}
-
-KeyBytes Pub(const bls::SecretKey& k) { return k.GetPublicKey().bytes(); }
-
-// A network of `authorities` authorities (keys 100..) and `users` wallets (keys 0..), each
-// user funded with 1000 base units; the order fee is 1 base unit.
-economy::EconomicPolicy MakePolicy(int authorities, int users, int64_t each = 1000) {
-  std::string toml = "[genesis]\ndecimals = 0\nallocations = [";
-  for (int u = 0; u < users; ++u)
-    toml += fmt::format("{}{{ address = \"{}\", amount = \"{}\" }}", u ? ", " : "",
-                        wallet::AddressOf(KeyOf(u).GetPublicKey()), each);
-  toml += "]\ncommittee = [";
-  for (int a = 0; a < authorities; ++a) {
-    const bls::SecretKey k = KeyOf(100 + a);
-    toml += fmt::format(
-        "{}{{ address = \"{}\", public_key = \"{}\", proof_of_possession = \"{}\", url = "
-        "\"http://127.0.0.1:{}\" }}",
-        a ? ", " : "", wallet::AddressOf(k.GetPublicKey()), k.GetPublicKey().ToHex(),
-        k.ProvePossession().ToHex(), 9000 + a);
-  }
-  toml += "]\n\n[policy]\norder_fee = \"1\"\n";
-  auto p = economy::ParseEconomicPolicy(toml, "test economic.toml");
-  EXPECT_TRUE(p.has_value()) << p.error().ToString() << "\n" << toml;
-  return p ? *p : economy::EconomicPolicy{};
-}
-
-class LedgerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/dfrp-ledger-XXXXXX";
-    dir_ = mkdtemp(tmpl.data());
-  }
-  void TearDown() override {
-    authorities_.clear();
-    std::filesystem::remove_all(dir_);
-  }
-
-  void StartCommittee(int n, int users) {
-    policy_ = MakePolicy(n, users);
-    for (int a = 0; a < n; ++a) {
-      keys_.push_back(std::make_unique<bls::SecretKey>(KeyOf(100 + a)));
-      authorities_.push_back(OpenAuthority(a));
-      ASSERT_NE(authorities_.back(), nullptr);
-    }
-  }
-  std::unique_ptr<Authority> OpenAuthority(int a) {
-    auto r = Authority::Open({.path = fmt::format("{}/ledger-{}.db", dir_, a),
-                              .policy = &policy_,
-                              .index = static_cast<uint32_t>(a),
-                              .key = keys_[a].get()});
-    EXPECT_TRUE(r.has_value()) << r.error().ToString();
-    return r ? std::move(*r) : nullptr;
-  }
-  const crypto::Hash& Net() const { return policy_.network_id; }
-
-  SignedOrder Transfer(int from, int to, uint64_t amount, uint64_t seq, std::string memo = "",
-                       uint64_t fee = 1) {
-    Order o;
-    o.sender = Pub(KeyOf(from));
-    o.seq = seq;
-    o.fee = fee;
-    o.transfer.to = Pub(KeyOf(to));
-    o.transfer.amount = amount;
-    o.transfer.memo = std::move(memo);
-    return SignOrder(o, KeyOf(from), Net());
-  }
-  // Votes of the listed authorities (each must vote).
-  std::vector<Vote> Votes(const SignedOrder& o, const std::vector<int>& who) {
-    std::vector<Vote> votes;
-    for (int a : who) {
-      auto v = authorities_[a]->HandleOrder(o);
-      EXPECT_TRUE(v.has_value()) << "authority " << a << ": " << v.error().ToString();
-      if (v) votes.push_back(*v);
-    }
-    return votes;
-  }
-  Certificate Certify(const SignedOrder& o, const std::vector<int>& who) {
-    auto c = MakeCertificate(o, Votes(o, who), authorities_[0]->committee());
-    EXPECT_TRUE(c.has_value()) << c.error().ToString();
-    return c ? *c : Certificate{};
-  }
-  int64_t Balance(int a, const KeyBytes& k) { return authorities_[a]->Account(k)->balance; }
-  void ExpectConserved() {
-    for (size_t a = 0; a < authorities_.size(); ++a)
-      EXPECT_TRUE(authorities_[a]->CheckSupply().ok())
-          << "authority " << a << ": " << authorities_[a]->CheckSupply().ToString();
-  }
-
-  std::string dir_;
-  economy::EconomicPolicy policy_;
-  std::vector<std::unique_ptr<bls::SecretKey>> keys_;
-  std::vector<std::unique_ptr<Authority>> authorities_;
-};
+using namespace testing;  // NOLINT: the fixture
 
 TEST_F(LedgerTest, OrderWireRoundTripsAndEveryTruncationIsRefused) {
   policy_ = MakePolicy(1, 2);
@@ -386,21 +291,30 @@ TEST_F(LedgerTest, ALaggingAuthorityPullsMissingCertificatesAndMayGoNegativeMean
 TEST_F(LedgerTest, OpenRefusesAWrongKeyAnotherNetworkAndAnEmptyCommittee) {
   StartCommittee(2, 1);
   // Authority 1's key at index 0.
-  auto wrong = Authority::Open(
-      {.path = dir_ + "/x.db", .policy = &policy_, .index = 0, .key = keys_[1].get()});
+  auto wrong = Authority::Open({.path = dir_ + "/x.db",
+                                .policy = &policy_,
+                                .index = 0,
+                                .key = keys_[1].get(),
+                                .clock = &clock_});
   ASSERT_FALSE(wrong.has_value());
   EXPECT_NE(wrong.error().message().find("not committee member 0"), std::string::npos);
   // The same files under another genesis.
   authorities_.clear();
   economy::EconomicPolicy other = MakePolicy(2, 2);
-  auto foreign = Authority::Open(
-      {.path = dir_ + "/ledger-0.db", .policy = &other, .index = 0, .key = keys_[0].get()});
+  auto foreign = Authority::Open({.path = dir_ + "/ledger-0.db",
+                                  .policy = &other,
+                                  .index = 0,
+                                  .key = keys_[0].get(),
+                                  .clock = &clock_});
   ASSERT_FALSE(foreign.has_value());
   EXPECT_EQ(foreign.error().code(), core::Status::Code::kCorruption);
   EXPECT_NE(foreign.error().message().find("belongs to network"), std::string::npos);
   economy::EconomicPolicy none = MakePolicy(0, 1);
-  auto empty =
-      Authority::Open({.path = dir_ + "/y.db", .policy = &none, .index = 0, .key = keys_[0].get()});
+  auto empty = Authority::Open({.path = dir_ + "/y.db",
+                                .policy = &none,
+                                .index = 0,
+                                .key = keys_[0].get(),
+                                .clock = &clock_});
   ASSERT_FALSE(empty.has_value());
   EXPECT_NE(empty.error().message().find("committee is empty"), std::string::npos);
 }
@@ -438,6 +352,43 @@ TEST(LedgerSeeds, Write) {
   put("order", 0, EncodeSignedOrder(so, net));
   put("vote", 1, EncodeVote(votes[0]));
   put("certificate", 2, EncodeCertificate(cert, net));
+  // An escrow_open, a release (its proof and beacon bytes are opaque to this decoder), a
+  // refund's certificate and a beacon.
+  Order e;
+  e.kind = OrderKind::kEscrowOpen;
+  e.sender = Pub(KeyOf(0));
+  e.seq = 4;
+  e.escrow.provider = Pub(KeyOf(1));
+  e.escrow.amount = 600;
+  e.escrow.terms = {.size = 5000,
+                    .leaf_size = 512,
+                    .periods = 3,
+                    .period_seconds = 3600,
+                    .start_unix = 1'800'000'000,
+                    .challenges = 4};
+  e.escrow.terms.shard_id.bytes.fill(7);
+  e.escrow.acceptance =
+      KeyOf(1)
+          .Sign(core::AsBytes(AcceptanceSigningBytes(e.sender, e.seq, 0, e.escrow.provider,
+                                                     e.escrow.amount, e.escrow.terms, net)))
+          .bytes();
+  put("escrow_open", 0, EncodeSignedOrder(SignOrder(e, KeyOf(0), net), net));
+  const crypto::Hash id = EscrowId(e.sender, e.seq);
+  std::vector<Vote> beacon_votes;
+  for (int a = 0; a < 3; ++a)
+    beacon_votes.push_back(
+        SignVote(BeaconItemHash(77, 0, net), 0, static_cast<uint32_t>(a), KeyOf(100 + a), net));
+  const std::string beacon = EncodeBeacon(*MakeBeacon(77, beacon_votes, c));
+  put("settlement", 3,
+      SettlementBytes(MakeSettlement(id, 1, SettleKind::kRelease, 0, "DFRPPROF...", beacon, net),
+                      net));
+  const Settlement refund = MakeSettlement(id, 2, SettleKind::kRefund, 0, "", "", net);
+  std::vector<Vote> refund_votes;
+  for (int a = 0; a < 3; ++a)
+    refund_votes.push_back(SignVote(refund.hash, 0, static_cast<uint32_t>(a), KeyOf(100 + a), net));
+  put("settle_certificate", 4,
+      EncodeSettleCertificate(*MakeSettleCertificate(refund, refund_votes, c), net));
+  put("beacon", 5, beacon);
 }
 }  // namespace
 }  // namespace dfrp::ledger

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dfrp/ledger/wire.h"
+
 namespace dfrp::ledger {
 
 using core::Err;
@@ -12,99 +14,40 @@ using core::Result;
 using core::Status;
 namespace bls = crypto::bls;
 
+using wire::PutArray;
+using wire::PutBe;
+using wire::Reader;
+
 namespace {
 
-void PutBe(std::string* out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-template <size_t N>
-void PutArray(std::string* out, const std::array<uint8_t, N>& a) {
-  out->append(reinterpret_cast<const char*>(a.data()), N);
-}
-
-// Reads fields from outside bytes; every read checks the remaining length first and names
-// the field it failed on.
-class Reader {
- public:
-  Reader(std::string_view data, std::string_view what) : data_(data), what_(what) {}
-
-  Status Be(uint64_t* v, int bytes, std::string_view field) {
-    if (data_.size() - pos_ < static_cast<size_t>(bytes)) return Short(field);
-    uint64_t r = 0;
-    for (int i = 0; i < bytes; ++i) r = (r << 8) | static_cast<uint8_t>(data_[pos_ + i]);
-    pos_ += static_cast<size_t>(bytes);
-    *v = r;
-    return Status::OK();
-  }
-  template <size_t N>
-  Status Array(std::array<uint8_t, N>* a, std::string_view field) {
-    if (data_.size() - pos_ < N) return Short(field);
-    std::memcpy(a->data(), data_.data() + pos_, N);
-    pos_ += N;
-    return Status::OK();
-  }
-  Status Bytes(size_t n, std::string_view* out, std::string_view field) {
-    if (data_.size() - pos_ < n) return Short(field);
-    *out = data_.substr(pos_, n);
-    pos_ += n;
-    return Status::OK();
-  }
-  Status End() const {
-    if (pos_ != data_.size())
-      return Status::InvalidArgument(
-          fmt::format("{}: {} bytes after the last field", what_, data_.size() - pos_));
-    return Status::OK();
-  }
-  size_t pos() const { return pos_; }
-  Status Bad(std::string_view field, std::string_view why) const {
-    return Status::InvalidArgument(fmt::format("{}: {}: {}", what_, field, why));
-  }
-
- private:
-  Status Short(std::string_view field) const {
-    return Status::InvalidArgument(
-        fmt::format("{}: truncated at {} (byte {} of {})", what_, field, pos_, data_.size()));
-  }
-  std::string_view data_;
-  std::string_view what_;
-  size_t pos_ = 0;
-};
-
-// Reads and checks a SignedPrefix with `tag`; returns the epoch.
-Result<uint64_t> ReadPrefix(Reader& r, std::string_view tag, const crypto::Hash& network_id) {
-  uint64_t len = 0;
-  DFRP_RETURN_IF_ERROR(r.Be(&len, 1, "tag length"));
-  std::string_view got;
-  DFRP_RETURN_IF_ERROR(r.Bytes(len, &got, "tag"));
-  if (got != tag)
-    return Err(r.Bad(
-        "tag", fmt::format("is not '{}' (a message of another kind, {} bytes)", tag, got.size())));
-  uint64_t version = 0;
-  DFRP_RETURN_IF_ERROR(r.Be(&version, 2, "version"));
-  if (version != kMessageVersion)
-    return Err(r.Bad("version",
-                     fmt::format("is {}; this dfrp reads version {}", version, kMessageVersion)));
-  crypto::Hash net{};
-  DFRP_RETURN_IF_ERROR(r.Array(&net, "network id"));
-  if (net != network_id)
-    return Err(r.Bad("network id", fmt::format("is {}, this node's network is {} (another "
-                                               "genesis: the message is for another network)",
-                                               core::ToHex(net), core::ToHex(network_id))));
-  uint64_t epoch = 0;
-  DFRP_RETURN_IF_ERROR(r.Be(&epoch, 8, "epoch"));
-  return epoch;
-}
-
-Status CheckKey(const KeyBytes& k, const Reader& r, std::string_view field) {
-  auto key = KeyFrom(k);
-  if (!key) return r.Bad(field, key.error().message());
-  return Status::OK();
-}
-
-Status CheckSig(const SigBytes& s, const Reader& r, std::string_view field) {
-  auto sig = SigFrom(s);
-  if (!sig) return r.Bad(field, sig.error().message());
+Status ReadTerms(Reader& r, StorageTerms* t) {
+  std::array<uint8_t, 16> id{};
+  DFRP_RETURN_IF_ERROR(r.Array(&id, "terms.shard_id"));
+  t->shard_id.bytes = id;
+  DFRP_RETURN_IF_ERROR(r.Array(&t->root, "terms.root"));
+  uint64_t v = 0;
+  DFRP_RETURN_IF_ERROR(r.Be(&t->size, 8, "terms.size"));
+  if (t->size == 0) return r.Bad("terms.size", "must be more than 0");
+  DFRP_RETURN_IF_ERROR(r.Be(&v, 4, "terms.leaf_size"));
+  t->leaf_size = static_cast<uint32_t>(v);
+  if (t->leaf_size == 0) return r.Bad("terms.leaf_size", "must be more than 0");
+  DFRP_RETURN_IF_ERROR(r.Be(&v, 4, "terms.periods"));
+  t->periods = static_cast<uint32_t>(v);
+  if (t->periods == 0 || t->periods > kMaxEscrowPeriods)
+    return r.Bad("terms.periods", fmt::format("{} is not 1 to {}", v, kMaxEscrowPeriods));
+  DFRP_RETURN_IF_ERROR(r.Be(&v, 4, "terms.period_seconds"));
+  t->period_seconds = static_cast<uint32_t>(v);
+  if (t->period_seconds == 0) return r.Bad("terms.period_seconds", "must be more than 0");
+  DFRP_RETURN_IF_ERROR(r.Be(&t->start_unix, 8, "terms.start"));
+  // The last period must end inside the range every clock reading (milliseconds) has.
+  constexpr uint64_t kMaxSeconds = (uint64_t{1} << 62) / 1000;
+  if (t->start_unix > kMaxSeconds ||
+      kMaxSeconds - t->start_unix < uint64_t{t->periods} * t->period_seconds)
+    return r.Bad("terms.start", "the escrow would end past the year 146 million");
+  DFRP_RETURN_IF_ERROR(r.Be(&v, 4, "terms.challenges"));
+  t->challenges = static_cast<uint32_t>(v);
+  if (t->challenges == 0 || t->challenges > kMaxEscrowChallenges)
+    return r.Bad("terms.challenges", fmt::format("{} is not 1 to {}", v, kMaxEscrowChallenges));
   return Status::OK();
 }
 
@@ -112,15 +55,28 @@ Status CheckSig(const SigBytes& s, const Reader& r, std::string_view field) {
 Status ReadOrderFields(Reader& r, Order* o) {
   uint64_t kind = 0;
   DFRP_RETURN_IF_ERROR(r.Be(&kind, 1, "kind"));
-  if (kind != static_cast<uint64_t>(OrderKind::kTransfer))
-    return r.Bad("kind", fmt::format("{} is not an order kind (1: transfer)", kind));
+  if (kind != static_cast<uint64_t>(OrderKind::kTransfer) &&
+      kind != static_cast<uint64_t>(OrderKind::kEscrowOpen))
+    return r.Bad("kind",
+                 fmt::format("{} is not an order kind (1: transfer, 2: escrow_open)", kind));
   o->kind = static_cast<OrderKind>(kind);
   DFRP_RETURN_IF_ERROR(r.Array(&o->sender, "sender"));
-  DFRP_RETURN_IF_ERROR(CheckKey(o->sender, r, "sender"));
+  DFRP_RETURN_IF_ERROR(wire::CheckKey(o->sender, r, "sender"));
   DFRP_RETURN_IF_ERROR(r.Be(&o->seq, 8, "seq"));
   DFRP_RETURN_IF_ERROR(r.Be(&o->fee, 8, "fee"));
+  if (o->kind == OrderKind::kEscrowOpen) {
+    EscrowOpen& e = o->escrow;
+    DFRP_RETURN_IF_ERROR(r.Array(&e.provider, "escrow.provider"));
+    DFRP_RETURN_IF_ERROR(wire::CheckKey(e.provider, r, "escrow.provider"));
+    DFRP_RETURN_IF_ERROR(r.Be(&e.amount, 8, "escrow.amount"));
+    if (e.amount == 0) return r.Bad("escrow.amount", "must be more than 0");
+    DFRP_RETURN_IF_ERROR(ReadTerms(r, &e.terms));
+    DFRP_RETURN_IF_ERROR(r.Array(&e.acceptance, "escrow.acceptance"));
+    DFRP_RETURN_IF_ERROR(wire::CheckSig(e.acceptance, r, "escrow.acceptance"));
+    return Status::OK();
+  }
   DFRP_RETURN_IF_ERROR(r.Array(&o->transfer.to, "transfer.to"));
-  DFRP_RETURN_IF_ERROR(CheckKey(o->transfer.to, r, "transfer.to"));
+  DFRP_RETURN_IF_ERROR(wire::CheckKey(o->transfer.to, r, "transfer.to"));
   DFRP_RETURN_IF_ERROR(r.Be(&o->transfer.amount, 8, "transfer.amount"));
   if (o->transfer.amount == 0) return r.Bad("transfer.amount", "must be more than 0");
   uint64_t memo_len = 0;
@@ -147,6 +103,8 @@ std::string_view OrderKindName(OrderKind k) {
   switch (k) {
     case OrderKind::kTransfer:
       return "transfer";
+    case OrderKind::kEscrowOpen:
+      return "escrow_open";
   }
   return "unknown";
 }
@@ -167,6 +125,13 @@ std::string OrderSigningBytes(const Order& o, const crypto::Hash& network_id) {
   PutArray(&out, o.sender);
   PutBe(&out, o.seq, 8);
   PutBe(&out, o.fee, 8);
+  if (o.kind == OrderKind::kEscrowOpen) {
+    PutArray(&out, o.escrow.provider);
+    PutBe(&out, o.escrow.amount, 8);
+    out += EncodeTerms(o.escrow.terms);
+    PutArray(&out, o.escrow.acceptance);
+    return out;
+  }
   PutArray(&out, o.transfer.to);
   PutBe(&out, o.transfer.amount, 8);
   PutBe(&out, o.transfer.memo.size(), 2);
@@ -195,12 +160,12 @@ Result<SignedOrder> DecodeSignedOrder(std::string_view wire, const crypto::Hash&
         fmt::format("order: {} bytes, more than {}", wire.size(), kMaxOrderWireBytes)));
   Reader r(wire, "order");
   SignedOrder s;
-  DFRP_ASSIGN_OR_RETURN(s.order.epoch, ReadPrefix(r, kOrderTag, network_id));
+  DFRP_ASSIGN_OR_RETURN(s.order.epoch, wire::ReadPrefix(r, kOrderTag, network_id));
   DFRP_RETURN_IF_ERROR(ReadOrderFields(r, &s.order));
   const size_t signed_len = r.pos();
   DFRP_RETURN_IF_ERROR(r.Array(&s.signature, "signature"));
   DFRP_RETURN_IF_ERROR(r.End());
-  DFRP_RETURN_IF_ERROR(CheckSig(s.signature, r, "signature"));
+  DFRP_RETURN_IF_ERROR(wire::CheckSig(s.signature, r, "signature"));
   s.hash = crypto::Sha256Of(wire.substr(0, signed_len));
   return s;
 }
@@ -257,7 +222,7 @@ Result<Vote> DecodeVote(std::string_view wire) {
   v.authority = static_cast<uint32_t>(authority);
   DFRP_RETURN_IF_ERROR(r.Array(&v.signature, "signature"));
   DFRP_RETURN_IF_ERROR(r.End());
-  DFRP_RETURN_IF_ERROR(CheckSig(v.signature, r, "signature"));
+  DFRP_RETURN_IF_ERROR(wire::CheckSig(v.signature, r, "signature"));
   return v;
 }
 
@@ -318,31 +283,12 @@ Status VerifyVote(const Vote& v, const Committee& c, const crypto::Hash& network
 
 Result<Certificate> MakeCertificate(const SignedOrder& order, const std::vector<Vote>& votes,
                                     const Committee& c) {
+  DFRP_ASSIGN_OR_RETURN(wire::Quorum q, wire::AggregateVotes(order.hash, votes, c, c.quorum()));
   Certificate cert;
   cert.order = order;
-  cert.epoch = c.epoch();
-  cert.signers.assign(c.size(), false);
-  std::vector<bls::Signature> sigs;
-  for (const Vote& v : votes) {
-    if (v.order_hash != order.hash)
-      return Err(Status::InvalidArgument(
-          fmt::format("a vote of authority {} is for order {}, not {}", v.authority,
-                      core::ToHex(v.order_hash), core::ToHex(order.hash))));
-    if (v.authority >= c.size() || v.epoch != c.epoch())
-      return Err(Status::InvalidArgument(fmt::format(
-          "a vote of authority {} (epoch {}) is not of this committee", v.authority, v.epoch)));
-    if (cert.signers[v.authority])
-      return Err(Status::InvalidArgument(
-          fmt::format("authority {} voted twice in the list", v.authority)));
-    cert.signers[v.authority] = true;
-    DFRP_ASSIGN_OR_RETURN(auto sig, SigFrom(v.signature));
-    sigs.push_back(std::move(sig));
-  }
-  if (sigs.size() < c.quorum())
-    return Err(Status::InvalidArgument(fmt::format("{} votes, fewer than the quorum of {} (of {})",
-                                                   sigs.size(), c.quorum(), c.size())));
-  DFRP_ASSIGN_OR_RETURN(auto agg, bls::AggregateSignatures(sigs));
-  cert.aggregate = agg.bytes();
+  cert.epoch = q.epoch;
+  cert.signers = std::move(q.signers);
+  cert.aggregate = q.aggregate;
   return cert;
 }
 
@@ -351,75 +297,242 @@ std::string EncodeCertificate(const Certificate& c, const crypto::Hash& network_
   std::string out;
   PutBe(&out, order.size(), 4);
   out += order;
-  PutBe(&out, c.epoch, 8);
-  PutBe(&out, c.signers.size(), 2);
-  std::string bitmap((c.signers.size() + 7) / 8, '\0');
-  for (size_t i = 0; i < c.signers.size(); ++i)
-    if (c.signers[i]) bitmap[i / 8] = static_cast<char>(bitmap[i / 8] | (1 << (i % 8)));
-  out += bitmap;
-  PutArray(&out, c.aggregate);
+  wire::PutQuorum(&out, {c.epoch, c.signers, c.aggregate});
   return out;
 }
 
 Result<Certificate> DecodeCertificate(std::string_view wire, const crypto::Hash& network_id) {
-  if (wire.size() > kMaxCertificateWireBytes)
-    return Err(Status::InvalidArgument(
-        fmt::format("certificate: {} bytes, more than {}", wire.size(), kMaxCertificateWireBytes)));
-  Reader r(wire, "certificate");
+  DFRP_ASSIGN_OR_RETURN(
+      auto parts,
+      wire::ReadCertified(wire, kMaxCertificateWireBytes, "certificate", "order",
+                          [&](std::string_view b) { return DecodeSignedOrder(b, network_id); }));
   Certificate c;
-  uint64_t order_len = 0;
-  DFRP_RETURN_IF_ERROR(r.Be(&order_len, 4, "order length"));
-  std::string_view order;
-  DFRP_RETURN_IF_ERROR(r.Bytes(order_len, &order, "order"));
-  DFRP_ASSIGN_OR_RETURN(c.order, DecodeSignedOrder(order, network_id));
-  DFRP_RETURN_IF_ERROR(r.Be(&c.epoch, 8, "epoch"));
-  uint64_t n = 0;
-  DFRP_RETURN_IF_ERROR(r.Be(&n, 2, "committee size"));
-  if (n == 0 || n > kMaxCommittee)
-    return Err(r.Bad("committee size", fmt::format("{} is not 1 to {}", n, kMaxCommittee)));
-  std::string_view bitmap;
-  DFRP_RETURN_IF_ERROR(r.Bytes((n + 7) / 8, &bitmap, "signers"));
-  c.signers.assign(n, false);
-  for (size_t i = 0; i < bitmap.size() * 8; ++i) {
-    const bool set = (static_cast<uint8_t>(bitmap[i / 8]) >> (i % 8)) & 1;
-    if (i >= n && set) return Err(r.Bad("signers", "a bit past the committee size is set"));
-    if (i < n) c.signers[i] = set;
-  }
-  DFRP_RETURN_IF_ERROR(r.Array(&c.aggregate, "aggregate"));
-  DFRP_RETURN_IF_ERROR(r.End());
-  DFRP_RETURN_IF_ERROR(CheckSig(c.aggregate, r, "aggregate"));
+  c.order = std::move(parts.first);
+  wire::TakeQuorum(&c, std::move(parts.second));
   return c;
 }
 
 Status VerifyCertificate(const Certificate& cert, const Committee& c,
                          const crypto::Hash& network_id) {
-  if (cert.epoch != c.epoch())
-    return Status::InvalidArgument(
-        fmt::format("certificate: signed by the committee of epoch {}, this one is epoch {}",
-                    cert.epoch, c.epoch()));
   if (cert.order.order.epoch != cert.epoch)
     return Status::InvalidArgument(
         fmt::format("certificate: the order is for epoch {}, its signers' epoch is {}",
                     cert.order.order.epoch, cert.epoch));
-  if (cert.signers.size() != c.size())
-    return Status::InvalidArgument(
-        fmt::format("certificate: a bitmap for {} authorities, the committee has {}",
-                    cert.signers.size(), c.size()));
-  std::vector<bls::ProvenPublicKey> keys;
-  for (size_t i = 0; i < c.size(); ++i)
-    if (cert.signers[i]) keys.push_back(c.key(i));
-  if (keys.size() < c.quorum())
-    return Status::InvalidArgument(
-        fmt::format("certificate: {} signers, fewer than the quorum of {} (of {})", keys.size(),
-                    c.quorum(), c.size()));
+  const wire::Quorum q{cert.epoch, cert.signers, cert.aggregate};
+  // The cheap checks of the quorum first, then the order's signature, then the aggregate.
+  if (cert.epoch != c.epoch() || cert.signers.size() != c.size())
+    return wire::VerifyQuorum(q, cert.order.hash, c, network_id, "certificate", false);
   DFRP_RETURN_IF_ERROR(VerifyOrderSignature(cert.order, network_id));
-  DFRP_ASSIGN_OR_RETURN(auto agg, SigFrom(cert.aggregate));
-  const std::string bytes = VoteSigningBytes(cert.order.hash, cert.epoch, network_id);
-  if (!bls::FastAggregateVerify(keys, core::AsBytes(bytes), agg).ok())
-    return Status::Corruption(fmt::format(
-        "certificate for order {}: the aggregate signature of its {} signers does not verify",
-        core::ToHex(cert.order.hash), keys.size()));
+  return wire::VerifyQuorum(q, cert.order.hash, c, network_id,
+                            fmt::format("certificate for order {}", core::ToHex(cert.order.hash)),
+                            false);
+}
+
+std::string EncodeTerms(const StorageTerms& t) {
+  std::string out;
+  out.append(t.shard_id.AsBytes());
+  PutArray(&out, t.root);
+  PutBe(&out, t.size, 8);
+  PutBe(&out, t.leaf_size, 4);
+  PutBe(&out, t.periods, 4);
+  PutBe(&out, t.period_seconds, 4);
+  PutBe(&out, t.start_unix, 8);
+  PutBe(&out, t.challenges, 4);
+  return out;
+}
+
+Result<StorageTerms> DecodeTerms(std::string_view bytes) {
+  Reader r(bytes, "terms");
+  StorageTerms t;
+  DFRP_RETURN_IF_ERROR(ReadTerms(r, &t));
+  DFRP_RETURN_IF_ERROR(r.End());
+  return t;
+}
+
+std::string AcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint64_t epoch,
+                                   const KeyBytes& provider, uint64_t amount,
+                                   const StorageTerms& terms, const crypto::Hash& network_id) {
+  std::string out = SignedPrefix(kAcceptTag, network_id, epoch);
+  PutArray(&out, payer);
+  PutBe(&out, seq, 8);
+  PutArray(&out, provider);
+  PutBe(&out, amount, 8);
+  out += EncodeTerms(terms);
+  return out;
+}
+
+Status VerifyAcceptance(const Order& o, const crypto::Hash& network_id) {
+  DFRP_ASSIGN_OR_RETURN(auto key, KeyFrom(o.escrow.provider));
+  DFRP_ASSIGN_OR_RETURN(auto sig, SigFrom(o.escrow.acceptance));
+  const std::string bytes = AcceptanceSigningBytes(o.sender, o.seq, o.epoch, o.escrow.provider,
+                                                   o.escrow.amount, o.escrow.terms, network_id);
+  if (!bls::Verify(key, core::AsBytes(bytes), sig).ok())
+    return Status::Corruption(
+        "escrow_open: the provider's acceptance does not verify (signed for other terms, "
+        "another payer, amount or sequence number, or by another key)");
   return Status::OK();
 }
+
+// --- wire.h
+
+namespace wire {
+
+Status Reader::Be(uint64_t* v, int bytes, std::string_view field) {
+  if (data_.size() - pos_ < static_cast<size_t>(bytes)) return Short(field);
+  uint64_t r = 0;
+  for (int i = 0; i < bytes; ++i) r = (r << 8) | static_cast<uint8_t>(data_[pos_ + i]);
+  pos_ += static_cast<size_t>(bytes);
+  *v = r;
+  return Status::OK();
+}
+
+Status Reader::Bytes(size_t n, std::string_view* out, std::string_view field) {
+  if (data_.size() - pos_ < n) return Short(field);
+  *out = data_.substr(pos_, n);
+  pos_ += n;
+  return Status::OK();
+}
+
+Status Reader::End() const {
+  if (pos_ != data_.size())
+    return Status::InvalidArgument(
+        fmt::format("{}: {} bytes after the last field", what_, data_.size() - pos_));
+  return Status::OK();
+}
+
+Status Reader::Bad(std::string_view field, std::string_view why) const {
+  return Status::InvalidArgument(fmt::format("{}: {}: {}", what_, field, why));
+}
+
+Status Reader::Short(std::string_view field) const {
+  return Status::InvalidArgument(
+      fmt::format("{}: truncated at {} (byte {} of {})", what_, field, pos_, data_.size()));
+}
+
+Result<uint64_t> ReadPrefix(Reader& r, std::string_view tag, const crypto::Hash& network_id) {
+  uint64_t len = 0;
+  DFRP_RETURN_IF_ERROR(r.Be(&len, 1, "tag length"));
+  std::string_view got;
+  DFRP_RETURN_IF_ERROR(r.Bytes(len, &got, "tag"));
+  if (got != tag)
+    return Err(r.Bad(
+        "tag", fmt::format("is not '{}' (a message of another kind, {} bytes)", tag, got.size())));
+  uint64_t version = 0;
+  DFRP_RETURN_IF_ERROR(r.Be(&version, 2, "version"));
+  if (version != kMessageVersion)
+    return Err(r.Bad("version",
+                     fmt::format("is {}; this dfrp reads version {}", version, kMessageVersion)));
+  crypto::Hash net{};
+  DFRP_RETURN_IF_ERROR(r.Array(&net, "network id"));
+  if (net != network_id)
+    return Err(r.Bad("network id", fmt::format("is {}, this node's network is {} (another "
+                                               "genesis: the message is for another network)",
+                                               core::ToHex(net), core::ToHex(network_id))));
+  uint64_t epoch = 0;
+  DFRP_RETURN_IF_ERROR(r.Be(&epoch, 8, "epoch"));
+  return epoch;
+}
+
+Status CheckKey(const KeyBytes& k, const Reader& r, std::string_view field) {
+  auto key = KeyFrom(k);
+  if (!key) return r.Bad(field, key.error().message());
+  return Status::OK();
+}
+
+Status CheckSig(const SigBytes& s, const Reader& r, std::string_view field) {
+  auto sig = SigFrom(s);
+  if (!sig) return r.Bad(field, sig.error().message());
+  return Status::OK();
+}
+
+Result<Quorum> AggregateVotes(const crypto::Hash& item_hash, const std::vector<Vote>& votes,
+                              const Committee& c, size_t need) {
+  Quorum q;
+  q.epoch = c.epoch();
+  q.signers.assign(c.size(), false);
+  std::vector<bls::Signature> sigs;
+  for (const Vote& v : votes) {
+    if (v.order_hash != item_hash)
+      return Err(Status::InvalidArgument(fmt::format("a vote of authority {} is for {}, not {}",
+                                                     v.authority, core::ToHex(v.order_hash),
+                                                     core::ToHex(item_hash))));
+    if (v.authority >= c.size() || v.epoch != c.epoch())
+      return Err(Status::InvalidArgument(fmt::format(
+          "a vote of authority {} (epoch {}) is not of this committee", v.authority, v.epoch)));
+    if (q.signers[v.authority])
+      return Err(Status::InvalidArgument(
+          fmt::format("authority {} voted twice in the list", v.authority)));
+    q.signers[v.authority] = true;
+    DFRP_ASSIGN_OR_RETURN(auto sig, SigFrom(v.signature));
+    sigs.push_back(std::move(sig));
+  }
+  if (sigs.size() < need)
+    return Err(Status::InvalidArgument(
+        fmt::format("{} votes, fewer than the quorum of {} (of {})", sigs.size(), need, c.size())));
+  DFRP_ASSIGN_OR_RETURN(auto agg, bls::AggregateSignatures(sigs));
+  q.aggregate = agg.bytes();
+  return q;
+}
+
+std::string Bitmap(const std::vector<bool>& signers) {
+  std::string bitmap((signers.size() + 7) / 8, '\0');
+  for (size_t i = 0; i < signers.size(); ++i)
+    if (signers[i]) bitmap[i / 8] = static_cast<char>(bitmap[i / 8] | (1 << (i % 8)));
+  return bitmap;
+}
+
+void PutQuorum(std::string* out, const Quorum& q) {
+  PutBe(out, q.epoch, 8);
+  PutBe(out, q.signers.size(), 2);
+  *out += Bitmap(q.signers);
+  PutArray(out, q.aggregate);
+}
+
+Status ReadQuorum(Reader& r, Quorum* q) {
+  DFRP_RETURN_IF_ERROR(r.Be(&q->epoch, 8, "epoch"));
+  uint64_t n = 0;
+  DFRP_RETURN_IF_ERROR(r.Be(&n, 2, "committee size"));
+  if (n == 0 || n > kMaxCommittee)
+    return r.Bad("committee size", fmt::format("{} is not 1 to {}", n, kMaxCommittee));
+  std::string_view bitmap;
+  DFRP_RETURN_IF_ERROR(r.Bytes((n + 7) / 8, &bitmap, "signers"));
+  q->signers.assign(n, false);
+  for (size_t i = 0; i < bitmap.size() * 8; ++i) {
+    const bool set = (static_cast<uint8_t>(bitmap[i / 8]) >> (i % 8)) & 1;
+    if (i >= n && set) return r.Bad("signers", "a bit past the committee size is set");
+    if (i < n) q->signers[i] = set;
+  }
+  DFRP_RETURN_IF_ERROR(r.Array(&q->aggregate, "aggregate"));
+  return CheckSig(q->aggregate, r, "aggregate");
+}
+
+Status VerifyQuorum(const Quorum& q, const crypto::Hash& item_hash, const Committee& c,
+                    const crypto::Hash& network_id, std::string_view what, bool exact) {
+  if (q.epoch != c.epoch())
+    return Status::InvalidArgument(fmt::format(
+        "{}: signed by the committee of epoch {}, this one is epoch {}", what, q.epoch, c.epoch()));
+  if (q.signers.size() != c.size())
+    return Status::InvalidArgument(fmt::format(
+        "{}: a bitmap for {} authorities, the committee has {}", what, q.signers.size(), c.size()));
+  std::vector<bls::ProvenPublicKey> keys;
+  for (size_t i = 0; i < c.size(); ++i)
+    if (q.signers[i]) keys.push_back(c.key(i));
+  if (keys.size() < c.quorum())
+    return Status::InvalidArgument(
+        fmt::format("{}: {} signers, fewer than the quorum of {} (of {})", what, keys.size(),
+                    c.quorum(), c.size()));
+  if (exact && keys.size() != c.quorum())
+    return Status::InvalidArgument(fmt::format(
+        "{}: {} signers; exactly a quorum of {} must sign (so no signer can add a choice)", what,
+        keys.size(), c.quorum()));
+  DFRP_ASSIGN_OR_RETURN(auto agg, SigFrom(q.aggregate));
+  const std::string bytes = VoteSigningBytes(item_hash, q.epoch, network_id);
+  if (!bls::FastAggregateVerify(keys, core::AsBytes(bytes), agg).ok())
+    return Status::Corruption(fmt::format(
+        "{}: the aggregate signature of its {} signers does not verify", what, keys.size()));
+  return Status::OK();
+}
+
+}  // namespace wire
 
 }  // namespace dfrp::ledger

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "dfrp/core/status.h"
+#include "dfrp/core/uuid.h"
 #include "dfrp/crypto/bls.h"
 #include "dfrp/crypto/sha256.h"
 
@@ -30,6 +31,9 @@ namespace dfrp::ledger {
 inline constexpr uint16_t kMessageVersion = 1;
 inline constexpr std::string_view kOrderTag = "DFRP-ORDER-V1";
 inline constexpr std::string_view kVoteTag = "DFRP-VOTE-V1";
+inline constexpr std::string_view kAcceptTag = "DFRP-ACCEPT-V1";
+inline constexpr uint32_t kMaxEscrowPeriods = 100'000;
+inline constexpr uint32_t kMaxEscrowChallenges = 1024;  // storage::kMaxAuditChallenges
 inline constexpr size_t kMaxMemoBytes = 256;
 inline constexpr size_t kMaxCommittee = 256;
 // Wire sizes are bounded before anything is parsed.
@@ -47,6 +51,7 @@ core::Result<crypto::bls::Signature> SigFrom(const SigBytes& s);
 
 enum class OrderKind : uint8_t {
   kTransfer = 1,
+  kEscrowOpen = 2,
 };
 std::string_view OrderKindName(OrderKind k);
 
@@ -54,6 +59,33 @@ struct Transfer {
   KeyBytes to{};
   uint64_t amount = 0;  // base units, > 0
   std::string memo;     // at most kMaxMemoBytes
+};
+
+// What a storage escrow pays for: one shard kept, audited once per period (docs/PROTOCOL.md,
+// "Escrow"). Period k runs from start + k * period_seconds; its answer window opens inside
+// it, staggered by the escrow id (ledger/escrow.h, WindowOf).
+struct StorageTerms {
+  core::Uuid shard_id;
+  crypto::Hash root{};          // the shard's Merkle root (its write receipt)
+  uint64_t size = 0;            // payload bytes, > 0
+  uint32_t leaf_size = 0;       // > 0
+  uint32_t periods = 0;         // 1 .. kMaxEscrowPeriods
+  uint32_t period_seconds = 0;  // must be the policy's storage.period_seconds when opened
+  uint64_t start_unix = 0;      // seconds: when period 0 begins
+  uint32_t challenges = 0;      // leaves asked per audit, at least the policy's
+};
+// The 80 bytes of the terms (shard id ‖ root ‖ u64 size ‖ u32 leaf size ‖ u32 periods ‖
+// u32 period seconds ‖ u64 start ‖ u32 challenges).
+std::string EncodeTerms(const StorageTerms& t);
+core::Result<StorageTerms> DecodeTerms(std::string_view bytes);
+
+// escrow_open: the sender (the payer) locks `amount` for `provider` under `terms`; it takes
+// effect only with the provider's signature over AcceptanceSigningBytes.
+struct EscrowOpen {
+  KeyBytes provider{};
+  uint64_t amount = 0;  // base units, > 0: the whole escrow, paid out period by period
+  StorageTerms terms;
+  SigBytes acceptance{};
 };
 
 // (kind, sender, seq, body), as the sender's wallet signs it, in a committee epoch.
@@ -64,7 +96,20 @@ struct Order {
   uint64_t epoch = 0;  // the committee epoch it is for
   uint64_t fee = 0;    // the order fee the sender agrees to pay the committee (base units)
   Transfer transfer;   // kind == kTransfer
+  EscrowOpen escrow;   // kind == kEscrowOpen
+  // What the order takes from the sender's balance besides the fee.
+  uint64_t amount() const {
+    return kind == OrderKind::kEscrowOpen ? escrow.amount : transfer.amount;
+  }
 };
+
+// What a provider signs to accept an escrow: SignedPrefix(kAcceptTag, network_id, epoch) ‖
+// payer (48) ‖ u64 seq ‖ provider (48) ‖ u64 amount ‖ terms (80).
+std::string AcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint64_t epoch,
+                                   const KeyBytes& provider, uint64_t amount,
+                                   const StorageTerms& terms, const crypto::Hash& network_id);
+// Corruption when the provider's acceptance in `o` (an escrow_open) does not verify.
+core::Status VerifyAcceptance(const Order& o, const crypto::Hash& network_id);
 
 // The prefix every signed message starts with.
 std::string SignedPrefix(std::string_view tag, const crypto::Hash& network_id, uint64_t epoch);

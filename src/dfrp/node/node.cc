@@ -119,7 +119,8 @@ core::Status Node::OpenAuthority() {
                         ledger::Authority::Open({.path = ledger::LedgerPath(cfg.state_dir),
                                                  .policy = policy_.get(),
                                                  .index = *index,
-                                                 .key = wallet_key_.get()}));
+                                                 .key = wallet_key_.get(),
+                                                 .clock = opt_.store.clock}));
   notices_.push_back(fmt::format("ledger: authority {} of {} (quorum {}), {}", *index,
                                  committee.size(), authority_->committee().quorum(),
                                  ledger::LedgerPath(cfg.state_dir)));

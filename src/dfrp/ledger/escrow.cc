@@ -1,0 +1,265 @@
+#include "dfrp/ledger/escrow.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "dfrp/ledger/wire.h"
+#include "dfrp/storage/proof.h"
+
+namespace dfrp::ledger {
+
+using core::Err;
+using core::Result;
+using core::Status;
+using wire::PutArray;
+using wire::PutBe;
+using wire::Reader;
+
+crypto::Hash EscrowId(const KeyBytes& payer, uint64_t seq) {
+  std::string b(wire::View(payer));
+  PutBe(&b, seq, 8);
+  return crypto::Sha256Of(b);
+}
+
+uint64_t PeriodAmount(uint64_t amount, uint32_t periods, uint32_t k) {
+  if (periods == 0 || k >= periods) return 0;
+  const unsigned __int128 a = amount;
+  const auto upto = [&](uint64_t j) { return static_cast<uint64_t>(a * j / periods); };
+  return upto(uint64_t{k} + 1) - upto(k);
+}
+
+uint64_t MarginOf(uint64_t amount, uint32_t margin_bps) {
+  return static_cast<uint64_t>(static_cast<unsigned __int128>(amount) * margin_bps / 10000);
+}
+
+PeriodWindow WindowOf(const crypto::Hash& id, const StorageTerms& t, uint32_t k,
+                      const economy::StoragePolicy& p) {
+  uint64_t h = 0;
+  for (int i = 0; i < 8; ++i) h = (h << 8) | id[i];
+  const uint64_t spread =
+      t.period_seconds > p.answer_window_seconds ? t.period_seconds - p.answer_window_seconds : 0;
+  const uint64_t stagger = h % (spread + 1);
+  PeriodWindow w;
+  // DecodeTerms keeps start + periods * period under 2^62 / 1000 seconds: no overflow here.
+  const int64_t open_s =
+      static_cast<int64_t>(t.start_unix + uint64_t{k} * t.period_seconds + stagger);
+  w.open_ms = open_s * 1000;
+  w.close_ms = w.open_ms + int64_t{p.answer_window_seconds} * 1000;
+  w.vote_until_ms = w.close_ms - int64_t{p.max_skew_ms};
+  w.refund_ms = w.close_ms + int64_t{p.grace_seconds} * 1000;
+  w.slot = static_cast<uint64_t>(open_s) / std::max<uint32_t>(1, p.beacon_slot_seconds);
+  return w;
+}
+
+std::string_view SettleKindName(SettleKind k) {
+  switch (k) {
+    case SettleKind::kRelease:
+      return "release";
+    case SettleKind::kRefund:
+      return "refund";
+  }
+  return "unknown";
+}
+
+std::string SettlementBytes(const Settlement& s, const crypto::Hash& network_id) {
+  std::string out = SignedPrefix(kSettleTag, network_id, s.epoch);
+  PutArray(&out, s.escrow_id);
+  PutBe(&out, s.period, 4);
+  PutBe(&out, static_cast<uint8_t>(s.kind), 1);
+  PutBe(&out, s.proof.size(), 4);
+  out += s.proof;
+  PutBe(&out, s.beacon.size(), 2);
+  out += s.beacon;
+  return out;
+}
+
+Settlement MakeSettlement(crypto::Hash escrow_id, uint32_t period, SettleKind kind, uint64_t epoch,
+                          std::string proof, std::string beacon, const crypto::Hash& network_id) {
+  Settlement s;
+  s.escrow_id = escrow_id;
+  s.period = period;
+  s.kind = kind;
+  s.epoch = epoch;
+  s.proof = std::move(proof);
+  s.beacon = std::move(beacon);
+  s.hash = crypto::Sha256Of(SettlementBytes(s, network_id));
+  return s;
+}
+
+Result<Settlement> DecodeSettlement(std::string_view w, const crypto::Hash& network_id) {
+  if (w.size() > kMaxSettlementWireBytes)
+    return Err(Status::InvalidArgument(
+        fmt::format("settlement: {} bytes, more than {}", w.size(), kMaxSettlementWireBytes)));
+  Reader r(w, "settlement");
+  Settlement s;
+  DFRP_ASSIGN_OR_RETURN(s.epoch, wire::ReadPrefix(r, kSettleTag, network_id));
+  DFRP_RETURN_IF_ERROR(r.Array(&s.escrow_id, "escrow id"));
+  uint64_t v = 0;
+  DFRP_RETURN_IF_ERROR(r.Be(&v, 4, "period"));
+  s.period = static_cast<uint32_t>(v);
+  if (s.period >= kMaxEscrowPeriods)
+    return Err(r.Bad("period", fmt::format("{} is past the last possible period", v)));
+  DFRP_RETURN_IF_ERROR(r.Be(&v, 1, "kind"));
+  if (v != static_cast<uint64_t>(SettleKind::kRelease) &&
+      v != static_cast<uint64_t>(SettleKind::kRefund))
+    return Err(r.Bad("kind", fmt::format("{} is not 1 (release) or 2 (refund)", v)));
+  s.kind = static_cast<SettleKind>(v);
+  std::string_view part;
+  DFRP_RETURN_IF_ERROR(r.Be(&v, 4, "proof length"));
+  DFRP_RETURN_IF_ERROR(r.Bytes(v, &part, "proof"));
+  s.proof.assign(part);
+  DFRP_RETURN_IF_ERROR(r.Be(&v, 2, "beacon length"));
+  DFRP_RETURN_IF_ERROR(r.Bytes(v, &part, "beacon"));
+  s.beacon.assign(part);
+  DFRP_RETURN_IF_ERROR(r.End());
+  if (s.kind == SettleKind::kRelease && (s.proof.empty() || s.beacon.empty()))
+    return Err(r.Bad("proof", "a release carries the period's audit answer and its beacon"));
+  if (s.kind == SettleKind::kRefund && (!s.proof.empty() || !s.beacon.empty()))
+    return Err(r.Bad("proof", "a refund carries no proof and no beacon"));
+  s.hash = crypto::Sha256Of(w);
+  return s;
+}
+
+Result<SettleCertificate> MakeSettleCertificate(const Settlement& s, const std::vector<Vote>& votes,
+                                                const Committee& c) {
+  DFRP_ASSIGN_OR_RETURN(wire::Quorum q, wire::AggregateVotes(s.hash, votes, c, c.quorum()));
+  return SettleCertificate{s, q.epoch, std::move(q.signers), q.aggregate};
+}
+
+std::string EncodeSettleCertificate(const SettleCertificate& c, const crypto::Hash& network_id) {
+  const std::string body = SettlementBytes(c.settlement, network_id);
+  std::string out;
+  PutBe(&out, body.size(), 4);
+  out += body;
+  wire::PutQuorum(&out, {c.epoch, c.signers, c.aggregate});
+  return out;
+}
+
+Result<SettleCertificate> DecodeSettleCertificate(std::string_view w,
+                                                  const crypto::Hash& network_id) {
+  DFRP_ASSIGN_OR_RETURN(
+      auto parts,
+      wire::ReadCertified(w, kMaxSettlementWireBytes + 512, "settlement certificate", "settlement",
+                          [&](std::string_view b) { return DecodeSettlement(b, network_id); }));
+  SettleCertificate c;
+  c.settlement = std::move(parts.first);
+  wire::TakeQuorum(&c, std::move(parts.second));
+  return c;
+}
+
+Status VerifySettleCertificate(const SettleCertificate& c, const Committee& committee,
+                               const crypto::Hash& network_id) {
+  if (c.settlement.epoch != c.epoch)
+    return Status::InvalidArgument(
+        fmt::format("settlement certificate: the settlement is for epoch {}, its signers' is {}",
+                    c.settlement.epoch, c.epoch));
+  if (crypto::Sha256Of(SettlementBytes(c.settlement, network_id)) != c.settlement.hash)
+    return Status::InvalidArgument("settlement certificate: the hash is not the settlement's");
+  return wire::VerifyQuorum({c.epoch, c.signers, c.aggregate}, c.settlement.hash, committee,
+                            network_id,
+                            fmt::format("settlement certificate ({} of period {} of escrow {})",
+                                        SettleKindName(c.settlement.kind), c.settlement.period,
+                                        core::ToHex(c.settlement.escrow_id).substr(0, 16)),
+                            false);
+}
+
+std::string BeaconSigningBytes(uint64_t slot, uint64_t epoch, const crypto::Hash& network_id) {
+  std::string out = SignedPrefix(kBeaconTag, network_id, epoch);
+  PutBe(&out, slot, 8);
+  return out;
+}
+
+crypto::Hash BeaconItemHash(uint64_t slot, uint64_t epoch, const crypto::Hash& network_id) {
+  return crypto::Sha256Of(BeaconSigningBytes(slot, epoch, network_id));
+}
+
+Result<Beacon> MakeBeacon(uint64_t slot, std::vector<Vote> votes, const Committee& c) {
+  std::sort(votes.begin(), votes.end(),
+            [](const Vote& a, const Vote& b) { return a.authority < b.authority; });
+  votes.erase(std::unique(votes.begin(), votes.end(),
+                          [](const Vote& a, const Vote& b) { return a.authority == b.authority; }),
+              votes.end());
+  if (votes.size() > c.quorum()) votes.resize(c.quorum());
+  if (votes.empty())
+    return Err(Status::InvalidArgument(fmt::format("beacon of slot {}: no votes", slot)));
+  DFRP_ASSIGN_OR_RETURN(wire::Quorum q,
+                        wire::AggregateVotes(votes.front().order_hash, votes, c, c.quorum()));
+  return Beacon{slot, q.epoch, std::move(q.signers), q.aggregate};
+}
+
+std::string EncodeBeacon(const Beacon& b) {
+  std::string out;
+  PutBe(&out, b.slot, 8);
+  wire::PutQuorum(&out, {b.epoch, b.signers, b.aggregate});
+  return out;
+}
+
+Result<Beacon> DecodeBeacon(std::string_view w) {
+  if (w.size() > kMaxBeaconWireBytes)
+    return Err(Status::InvalidArgument(
+        fmt::format("beacon: {} bytes, more than {}", w.size(), kMaxBeaconWireBytes)));
+  Reader r(w, "beacon");
+  Beacon b;
+  DFRP_RETURN_IF_ERROR(r.Be(&b.slot, 8, "slot"));
+  wire::Quorum q;
+  DFRP_RETURN_IF_ERROR(wire::ReadQuorum(r, &q));
+  DFRP_RETURN_IF_ERROR(r.End());
+  wire::TakeQuorum(&b, std::move(q));
+  return b;
+}
+
+Status VerifyBeacon(const Beacon& b, const Committee& c, const crypto::Hash& network_id) {
+  return wire::VerifyQuorum({b.epoch, b.signers, b.aggregate},
+                            BeaconItemHash(b.slot, b.epoch, network_id), c, network_id,
+                            fmt::format("beacon of slot {}", b.slot), true);
+}
+
+crypto::Hash BeaconSeed(const Beacon& b, const crypto::Hash& network_id) {
+  std::string in(kBeaconTag);
+  PutArray(&in, network_id);
+  PutBe(&in, b.slot, 8);
+  in += wire::Bitmap(b.signers);
+  PutArray(&in, b.aggregate);
+  return crypto::Sha256Of(in);
+}
+
+std::string PeriodSeed(const crypto::Hash& slot_seed, const crypto::Hash& escrow_id,
+                       uint32_t period) {
+  std::string in(wire::View(slot_seed));
+  PutArray(&in, escrow_id);
+  PutBe(&in, period, 4);
+  const crypto::Hash h = crypto::Sha256Of(in);
+  return std::string(wire::View(h));
+}
+
+Status CheckRelease(const Settlement& s, const StorageTerms& t, const PeriodWindow& w,
+                    const Committee& c, const crypto::Hash& network_id) {
+  const std::string what = fmt::format("release of period {} of escrow {}", s.period,
+                                       core::ToHex(s.escrow_id).substr(0, 16));
+  auto beacon = DecodeBeacon(s.beacon);
+  if (!beacon) return Status::InvalidArgument(what + ": " + beacon.error().message());
+  if (beacon->slot != w.slot)
+    return Status::InvalidArgument(fmt::format(
+        "{}: its beacon is of slot {}, the period's answer window opens in slot {} (an answer to "
+        "another period's seed)",
+        what, beacon->slot, w.slot));
+  Status bs = VerifyBeacon(*beacon, c, network_id);
+  if (!bs.ok()) return Status::Corruption(what + ": " + bs.message());
+  auto proof = storage::DecodeProof(s.proof);
+  if (!proof) return Status::InvalidArgument(what + ": proof: " + proof.error().message());
+  storage::ProofExpectation e;
+  e.root = t.root;
+  e.shard_id = t.shard_id;
+  e.size = t.size;
+  e.leaf_size = t.leaf_size;
+  e.seed = PeriodSeed(BeaconSeed(*beacon, network_id), s.escrow_id, s.period);
+  e.challenges = t.challenges;
+  Status ps = storage::VerifyProofAgainst(*proof, e);
+  if (!ps.ok())
+    return Status::Corruption(
+        fmt::format("{}: the audit answer does not prove the shard: {}", what, ps.message()));
+  return Status::OK();
+}
+
+}  // namespace dfrp::ledger

@@ -1,0 +1,137 @@
+// Escrow settlements and the challenge beacon (docs/PROTOCOL.md, "Escrow" and "Beacon").
+//
+// An escrow is opened by an order (OrderKind::kEscrowOpen, messages.h); its id is
+// SHA-256(payer ‖ u64 seq). It is then paid out period by period, never through anyone's
+// account sequence: each period is settled once, either
+//   released  to the provider (less the owner's margin), by a certificate over a Settlement
+//             that carries the provider's audit answer for the period's seed, voted only
+//             inside the period's answer window and only after the voter checked the proof
+//             (merkle_reward); or
+//   refunded  to the payer, voted only once the window has closed and a grace has passed.
+// An authority locks (escrow id, period) to one kind before its vote leaves, so a release
+// and a refund of one period never both gather a quorum.
+//
+// The beacon: for each slot (beacon_slot_seconds of the policy) every authority signs the
+// slot once it has begun; exactly a quorum of those signatures aggregated is the slot's
+// beacon, and SHA-256("DFRP-BEACON-V1" ‖ network id ‖ slot ‖ bitmap ‖ aggregate) its seed.
+// No one knows a seed before the slot begins (every quorum holds an honest signer).
+// A period's audit seed is SHA-256(slot seed ‖ escrow id ‖ u32 period).
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dfrp/core/status.h"
+#include "dfrp/economy/policy.h"
+#include "dfrp/ledger/messages.h"
+
+namespace dfrp::ledger {
+
+inline constexpr std::string_view kSettleTag = "DFRP-SETTLE-V1";
+inline constexpr std::string_view kBeaconTag = "DFRP-BEACON-V1";
+// A settlement carries an audit answer (K leaves with their paths); 4 MiB holds K = 1000
+// leaves of 4 KiB, far past what a period asks.
+inline constexpr size_t kMaxSettlementWireBytes = 4u << 20;
+inline constexpr size_t kMaxBeaconWireBytes = 8 + 8 + 2 + kMaxCommittee / 8 + 96;
+
+// SHA-256(payer ‖ u64 seq): the id of the escrow the payer opened with order `seq`.
+crypto::Hash EscrowId(const KeyBytes& payer, uint64_t seq);
+
+// Period k of an escrow of `amount` over `periods` pays floor(A(k+1)/P) - floor(Ak/P): the
+// periods sum to A exactly.
+uint64_t PeriodAmount(uint64_t amount, uint32_t periods, uint32_t k);
+// The owner's margin of a payout: floor(amount * bps / 10^4); the provider gets the rest.
+uint64_t MarginOf(uint64_t amount, uint32_t margin_bps);
+
+// When period k may be settled, in Unix milliseconds.
+struct PeriodWindow {
+  int64_t open_ms = 0;        // the answer window opens (the period's start + stagger)
+  int64_t close_ms = 0;       // it closes (open + answer_window_seconds)
+  int64_t vote_until_ms = 0;  // releases are voted before this: close less max_skew (the guard)
+  int64_t refund_ms = 0;      // refunds are voted from this: close + grace_seconds
+  uint64_t slot = 0;          // the beacon slot whose seed the audit answers: the one open_ms is in
+};
+// start_k = start + k * period; the window opens at start_k + (u64 of the id's first 8 bytes
+// mod (period - answer_window + 1)) seconds, so escrows do not all answer at once.
+PeriodWindow WindowOf(const crypto::Hash& escrow_id, const StorageTerms& t, uint32_t k,
+                      const economy::StoragePolicy& p);
+
+enum class SettleKind : uint8_t {
+  kRelease = 1,
+  kRefund = 2,
+};
+std::string_view SettleKindName(SettleKind k);
+
+// One period of one escrow, settled one way. Not signed by anyone: what is certified is the
+// committee's vote; the payout's recipients come from the escrow itself.
+struct Settlement {
+  crypto::Hash escrow_id{};
+  uint32_t period = 0;
+  SettleKind kind = SettleKind::kRelease;
+  uint64_t epoch = 0;
+  std::string proof;    // release: the audit answer (storage proof, binary encoding)
+  std::string beacon;   // release: the slot's beacon (EncodeBeacon)
+  crypto::Hash hash{};  // SHA-256 of SettlementBytes: what the committee votes for
+};
+// SignedPrefix(kSettleTag, network_id, epoch) ‖ escrow id (32) ‖ u32 period ‖ u8 kind ‖
+// u32 proof length ‖ proof ‖ u16 beacon length ‖ beacon. A refund carries neither.
+std::string SettlementBytes(const Settlement& s, const crypto::Hash& network_id);
+// Fills in `hash`.
+Settlement MakeSettlement(crypto::Hash escrow_id, uint32_t period, SettleKind kind, uint64_t epoch,
+                          std::string proof, std::string beacon, const crypto::Hash& network_id);
+core::Result<Settlement> DecodeSettlement(std::string_view wire, const crypto::Hash& network_id);
+
+struct SettleCertificate {
+  Settlement settlement;
+  uint64_t epoch = 0;
+  std::vector<bool> signers;
+  SigBytes aggregate{};
+};
+core::Result<SettleCertificate> MakeSettleCertificate(const Settlement& s,
+                                                      const std::vector<Vote>& votes,
+                                                      const Committee& c);
+// u32 settlement length ‖ settlement ‖ u64 epoch ‖ u16 n ‖ bitmap ‖ aggregate (96).
+std::string EncodeSettleCertificate(const SettleCertificate& c, const crypto::Hash& network_id);
+core::Result<SettleCertificate> DecodeSettleCertificate(std::string_view wire,
+                                                        const crypto::Hash& network_id);
+// A quorum's aggregate over the settlement's hash (the proof inside was checked by each
+// signer before it voted; ledger::CheckRelease checks it again for an auditor).
+core::Status VerifySettleCertificate(const SettleCertificate& c, const Committee& committee,
+                                     const crypto::Hash& network_id);
+
+// --- The beacon.
+// SignedPrefix(kBeaconTag, network_id, epoch) ‖ u64 slot; its SHA-256 is what each authority
+// votes for (a Vote, as for an order) once the slot has begun.
+std::string BeaconSigningBytes(uint64_t slot, uint64_t epoch, const crypto::Hash& network_id);
+crypto::Hash BeaconItemHash(uint64_t slot, uint64_t epoch, const crypto::Hash& network_id);
+
+struct Beacon {
+  uint64_t slot = 0;
+  uint64_t epoch = 0;
+  std::vector<bool> signers;  // exactly a quorum
+  SigBytes aggregate{};
+};
+// From verified votes for the slot: the first quorum of them, by authority index.
+core::Result<Beacon> MakeBeacon(uint64_t slot, std::vector<Vote> votes, const Committee& c);
+// u64 slot ‖ u64 epoch ‖ u16 n ‖ bitmap ‖ aggregate (96).
+std::string EncodeBeacon(const Beacon& b);
+core::Result<Beacon> DecodeBeacon(std::string_view wire);
+// Exactly a quorum signed, and their aggregate verifies.
+core::Status VerifyBeacon(const Beacon& b, const Committee& c, const crypto::Hash& network_id);
+// SHA-256("DFRP-BEACON-V1" ‖ network_id ‖ u64 slot ‖ bitmap ‖ aggregate).
+crypto::Hash BeaconSeed(const Beacon& b, const crypto::Hash& network_id);
+// SHA-256(slot seed ‖ escrow id ‖ u32 period): the seed of that period's audit (raw bytes).
+std::string PeriodSeed(const crypto::Hash& slot_seed, const crypto::Hash& escrow_id,
+                       uint32_t period);
+
+// The release's proof checked as an authority checks it before voting: the beacon is of the
+// period's slot and verifies, and the audit answers that seed for the escrow's shard (its id,
+// root, size, leaf size and challenge count). InvalidArgument / Corruption naming what failed.
+core::Status CheckRelease(const Settlement& s, const StorageTerms& t, const PeriodWindow& w,
+                          const Committee& c, const crypto::Hash& network_id);
+
+}  // namespace dfrp::ledger

@@ -1,0 +1,385 @@
+// Escrows, settlements and the beacon at the authority (ledger/escrow.h): the provider's
+// acceptance, releases only inside the answer window with a proof that answers the period's
+// seed, refunds only after the grace, never both for one period, the margin, conservation.
+#include "dfrp/ledger/escrow.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dfrp/crypto/merkle.h"
+#include "dfrp/ledger/ledger_test_util.h"
+#include "dfrp/ledger/wire.h"
+#include "dfrp/storage/proof.h"
+
+namespace dfrp::ledger {
+namespace {
+
+using namespace testing;  // NOLINT: the fixture
+
+// Periods of 10 s with a 4 s answer window, 2 s of grace, a 0.5 s guard, 1 s beacon slots,
+// 3 challenges; the owner (user 9) takes 5% of every payout.
+std::string StorageToml() {
+  return fmt::format(
+      "owner = \"{}\"\nmargin_bps = 500\n\n[storage]\nperiod_seconds = 10\nchallenges_per_period "
+      "= 3\nanswer_window_seconds = 4\ngrace_seconds = 2\nmax_skew_ms = 500\nbeacon_slot_seconds "
+      "= 1\n",
+      wallet::AddressOf(KeyOf(9).GetPublicKey()));
+}
+
+// A shard held in memory: its bytes, tree and an audit answer for any seed.
+struct Shard {
+  core::Uuid id;
+  std::string data;
+  uint32_t leaf_size = 512;
+  std::vector<crypto::Hash> leaves;
+  crypto::Hash root{};
+
+  explicit Shard(int seed, size_t size = 5000) {
+    id.bytes.fill(static_cast<uint8_t>(seed));
+    id.bytes[6] = 0x70;
+    id.bytes[8] = 0x80;
+    data.resize(size);
+    for (size_t i = 0; i < size; ++i) data[i] = static_cast<char>((i * 31 + seed) % 251);
+    leaves.resize(crypto::LeafCount(size, leaf_size));
+    crypto::HashLeaves(data, leaf_size, leaves, 1);
+    root = crypto::RootFromLeafHashes(leaves);
+  }
+  std::string Audit(const std::string& seed, uint32_t k) const {
+    storage::ProofSet p;
+    p.shard_id = id;
+    p.root = root;
+    p.tree_size = leaves.size();
+    p.leaf_size = leaf_size;
+    p.seed = seed;
+    for (uint64_t i : storage::ChallengeIndices(seed, id, leaves.size(), k)) {
+      auto inc = crypto::ProofFromLeafHashes(leaves, i);
+      p.proofs.push_back({i, data.substr(i * leaf_size, leaf_size), inc.path});
+    }
+    return storage::EncodeProofBinary(p);
+  }
+};
+
+class EscrowTest : public LedgerTest {
+ protected:
+  void Start(int n) {
+    StartCommittee(n, 10, StorageToml());
+    clock_.SetMillis(1'800'000'000'000);
+  }
+  StorageTerms Terms(const Shard& s, uint32_t periods = 3) {
+    StorageTerms t;
+    t.shard_id = s.id;
+    t.root = s.root;
+    t.size = s.data.size();
+    t.leaf_size = s.leaf_size;
+    t.periods = periods;
+    t.period_seconds = 10;
+    t.start_unix = static_cast<uint64_t>(clock_.NowUnixMillis() / 1000);
+    t.challenges = 3;
+    return t;
+  }
+  // User `payer` opens an escrow of `amount` for user `provider` (who accepts) at `seq`.
+  SignedOrder Open(int payer, int provider, uint64_t amount, const StorageTerms& t, uint64_t seq,
+                   int acceptor = -1) {
+    Order o;
+    o.kind = OrderKind::kEscrowOpen;
+    o.sender = Pub(KeyOf(payer));
+    o.seq = seq;
+    o.fee = 1;
+    o.escrow.provider = Pub(KeyOf(provider));
+    o.escrow.amount = amount;
+    o.escrow.terms = t;
+    const std::string accept =
+        AcceptanceSigningBytes(o.sender, seq, 0, o.escrow.provider, amount, t, Net());
+    o.escrow.acceptance =
+        KeyOf(acceptor < 0 ? provider : acceptor).Sign(core::AsBytes(accept)).bytes();
+    return SignOrder(o, KeyOf(payer), Net());
+  }
+  void ApplyEverywhere(const Certificate& c) {
+    for (auto& a : authorities_) ASSERT_TRUE(a->HandleCertificate(c).has_value());
+  }
+  // The beacon of `slot` signed by the first quorum of authorities.
+  Beacon BeaconOf(uint64_t slot) {
+    std::vector<Vote> votes;
+    for (auto& a : authorities_) {
+      auto v = a->BeaconShare(slot);
+      EXPECT_TRUE(v.has_value()) << v.error().ToString();
+      if (v) votes.push_back(*v);
+    }
+    auto b = MakeBeacon(slot, votes, authorities_[0]->committee());
+    EXPECT_TRUE(b.has_value()) << b.error().ToString();
+    return *b;
+  }
+  Settlement Release(const crypto::Hash& id, uint32_t k, const Shard& shard, const Beacon& b,
+                     uint32_t challenges = 3) {
+    const std::string seed = PeriodSeed(BeaconSeed(b, Net()), id, k);
+    return MakeSettlement(id, k, SettleKind::kRelease, 0, shard.Audit(seed, challenges),
+                          EncodeBeacon(b), Net());
+  }
+  Settlement Refund(const crypto::Hash& id, uint32_t k) {
+    return MakeSettlement(id, k, SettleKind::kRefund, 0, "", "", Net());
+  }
+  PeriodWindow Window(const crypto::Hash& id, const StorageTerms& t, uint32_t k) {
+    return WindowOf(id, t, k, policy_.storage);
+  }
+  SettleCertificate CertifySettlement(const Settlement& s, const std::vector<int>& who) {
+    std::vector<Vote> votes;
+    for (int a : who) {
+      auto v = authorities_[a]->HandleSettlement(s);
+      EXPECT_TRUE(v.has_value()) << "authority " << a << ": " << v.error().ToString();
+      if (v) votes.push_back(*v);
+    }
+    auto c = MakeSettleCertificate(s, votes, authorities_[0]->committee());
+    EXPECT_TRUE(c.has_value()) << c.error().ToString();
+    return *c;
+  }
+};
+
+TEST(EscrowMath, PeriodsSumToTheAmountAndTheMarginRoundsDown) {
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const uint64_t amount = trial < 1000 ? rng() % 100000 : rng();
+    const uint32_t periods = 1 + static_cast<uint32_t>(rng() % 97);
+    uint64_t sum = 0;
+    for (uint32_t k = 0; k < periods; ++k) {
+      const uint64_t p = PeriodAmount(amount, periods, k);
+      ASSERT_LE(MarginOf(p, 500), p);
+      sum += p;
+    }
+    ASSERT_EQ(sum, amount) << amount << " over " << periods;
+  }
+  EXPECT_EQ(PeriodAmount(10, 3, 0), 3u);
+  EXPECT_EQ(PeriodAmount(10, 3, 1), 3u);
+  EXPECT_EQ(PeriodAmount(10, 3, 2), 4u);
+  EXPECT_EQ(MarginOf(999, 500), 49u);
+  EXPECT_EQ(MarginOf(UINT64_MAX, 10000), UINT64_MAX);
+}
+
+TEST_F(EscrowTest, OpeningNeedsTheProvidersAcceptanceAndLocksTheAmount) {
+  Start(1);
+  const Shard shard(1);
+  const StorageTerms t = Terms(shard);
+  // Accepted by someone else: refused before any lock.
+  auto forged = authorities_[0]->HandleOrder(Open(0, 1, 300, t, 0, /*acceptor=*/2));
+  ASSERT_FALSE(forged.has_value());
+  EXPECT_EQ(forged.error().code(), core::Status::Code::kCorruption) << forged.error().ToString();
+  EXPECT_NE(forged.error().message().find("acceptance"), std::string::npos);
+  // Terms of another period length, too few challenges: refused, naming the key.
+  StorageTerms other = t;
+  other.period_seconds = 11;
+  auto bad = authorities_[0]->HandleOrder(Open(0, 1, 300, other, 0));
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message().find("period_seconds"), std::string::npos);
+  other = t;
+  other.challenges = 2;
+  bad = authorities_[0]->HandleOrder(Open(0, 1, 300, other, 0));
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message().find("challenges_per_period"), std::string::npos);
+  // More than the payer has: refused for funds.
+  auto poor = authorities_[0]->HandleOrder(Open(0, 1, 1000, t, 0));
+  ASSERT_FALSE(poor.has_value());
+  EXPECT_EQ(poor.error().code(), core::Status::Code::kRefused);
+
+  const SignedOrder open = Open(0, 1, 300, t, 0);
+  ASSERT_TRUE(authorities_[0]->HandleCertificate(Certify(open, {0})).has_value());
+  EXPECT_EQ(Balance(0, Pub(KeyOf(0))), 1000 - 300 - 1);
+  EXPECT_EQ(Balance(0, Pub(KeyOf(1))), 1000);  // nothing paid yet
+  const crypto::Hash id = EscrowId(Pub(KeyOf(0)), 0);
+  auto e = authorities_[0]->Escrow(id);
+  ASSERT_TRUE(e.has_value()) << e.error().ToString();
+  EXPECT_EQ(e->remaining, 300u);
+  EXPECT_EQ(e->margin_bps, 500u);
+  EXPECT_EQ(e->terms.root, shard.root);
+  ExpectConserved();  // the 300 in escrow still counts in the supply
+  auto listed = authorities_[0]->OpenEscrows(Pub(KeyOf(1)));
+  ASSERT_TRUE(listed.has_value());
+  ASSERT_EQ(listed->size(), 1u);
+
+  // The wire form round-trips, and every truncation is refused.
+  const std::string wire = EncodeSignedOrder(open, Net());
+  auto back = DecodeSignedOrder(wire, Net());
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  EXPECT_EQ(EncodeSignedOrder(*back, Net()), wire);
+  EXPECT_EQ(back->hash, open.hash);
+  for (size_t n = 0; n < wire.size(); ++n)
+    ASSERT_FALSE(DecodeSignedOrder(wire.substr(0, n), Net()).has_value()) << n;
+}
+
+TEST_F(EscrowTest, AReleaseIsPaidOnlyInsideItsWindowWithAProofOfThatPeriodsSeed) {
+  Start(4);
+  const Shard shard(1), other_shard(2);
+  const StorageTerms t = Terms(shard);
+  ApplyEverywhere(Certify(Open(0, 1, 300, t, 0), {0, 1, 2}));
+  const crypto::Hash id = EscrowId(Pub(KeyOf(0)), 0);
+  const PeriodWindow w = Window(id, t, 0);
+  ASSERT_GE(w.open_ms, clock_.NowUnixMillis());
+
+  // Before its slot begins no authority signs the beacon: nobody knows the seed early.
+  clock_.SetMillis(w.open_ms - 1000);
+  auto early_share = authorities_[0]->BeaconShare(w.slot);
+  ASSERT_FALSE(early_share.has_value());
+  EXPECT_EQ(early_share.error().code(), core::Status::Code::kRefused);
+
+  clock_.SetMillis(w.open_ms + 100);
+  const Beacon b = BeaconOf(w.slot);
+  ASSERT_TRUE(VerifyBeacon(b, authorities_[0]->committee(), Net()).ok());
+  auto expect_refused = [&](const Settlement& s, const char* why) {
+    auto v = authorities_[1]->HandleSettlement(s);
+    ASSERT_FALSE(v.has_value()) << why;
+    EXPECT_EQ(v.error().code(), core::Status::Code::kRefused)
+        << why << ": " << v.error().ToString();
+    EXPECT_NE(v.error().message().find("release"), std::string::npos) << v.error().ToString();
+  };
+  // The seed of another period, another shard's proof, fewer challenges, a beacon of another
+  // slot: each refused.
+  expect_refused(Release(id, 0, shard, BeaconOf(w.slot - 1)), "a beacon of another slot");
+  {
+    Settlement s = Release(id, 0, shard, b);
+    const std::string seed1 = PeriodSeed(BeaconSeed(b, Net()), id, 1);
+    s = MakeSettlement(id, 0, SettleKind::kRelease, 0, shard.Audit(seed1, 3), EncodeBeacon(b),
+                       Net());
+    expect_refused(s, "an answer to period 1's seed");
+  }
+  expect_refused(Release(id, 0, other_shard, b), "another shard's proof");
+  expect_refused(Release(id, 0, shard, b, 2), "two challenges of three");
+  // A refund of the period is not due yet.
+  auto refund = authorities_[1]->HandleSettlement(Refund(id, 0));
+  ASSERT_FALSE(refund.has_value());
+  EXPECT_NE(refund.error().message().find("refundable from"), std::string::npos);
+
+  const Settlement good = Release(id, 0, shard, b);
+  const SettleCertificate cert = CertifySettlement(good, {0, 1, 3});
+  for (auto& a : authorities_) {
+    auto r = a->HandleSettleCertificate(cert);
+    ASSERT_TRUE(r.has_value()) << r.error().ToString();
+    EXPECT_EQ(*r, ApplyOutcome::kApplied);
+    EXPECT_EQ(*a->HandleSettleCertificate(cert), ApplyOutcome::kAlreadyApplied);
+  }
+  // Period 0 pays 100: 5 to the owner, 95 to the provider.
+  for (size_t a = 0; a < authorities_.size(); ++a) {
+    EXPECT_EQ(Balance(a, Pub(KeyOf(1))), 1000 + 95);
+    EXPECT_EQ(Balance(a, Pub(KeyOf(9))), 1000 + 5);
+    EXPECT_EQ(authorities_[a]->Escrow(id)->remaining, 200u);
+  }
+  ExpectConserved();
+  // After the window (less the guard), no release is voted, even a valid one.
+  clock_.SetMillis(w.vote_until_ms);
+  auto late = authorities_[2]->HandleSettlement(good);
+  ASSERT_FALSE(late.has_value());
+  EXPECT_EQ(late.error().code(), core::Status::Code::kRefused);
+  // The certificate round-trips on the wire and a tampered one is refused.
+  const std::string wire = EncodeSettleCertificate(cert, Net());
+  auto back = DecodeSettleCertificate(wire, Net());
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  EXPECT_EQ(EncodeSettleCertificate(*back, Net()), wire);
+  SettleCertificate tampered = cert;
+  tampered.settlement = Refund(id, 0);
+  EXPECT_FALSE(VerifySettleCertificate(tampered, authorities_[0]->committee(), Net()).ok());
+  SettleCertificate few = cert;
+  few.signers = {true, true, false, false};
+  EXPECT_FALSE(VerifySettleCertificate(few, authorities_[0]->committee(), Net()).ok());
+}
+
+TEST_F(EscrowTest, ARefundComesOnlyAfterTheGraceAndAPeriodIsNeverSettledBothWays) {
+  Start(4);
+  const Shard shard(1);
+  const StorageTerms t = Terms(shard);
+  ApplyEverywhere(Certify(Open(0, 1, 300, t, 0), {0, 1, 2}));
+  const crypto::Hash id = EscrowId(Pub(KeyOf(0)), 0);
+
+  // Period 1: two authorities vote its release in the window (no quorum: the provider's
+  // message reached only them).
+  const PeriodWindow w1 = Window(id, t, 1);
+  clock_.SetMillis(w1.open_ms + 10);
+  const Settlement release = Release(id, 1, shard, BeaconOf(w1.slot));
+  ASSERT_TRUE(authorities_[0]->HandleSettlement(release).has_value());
+  ASSERT_TRUE(authorities_[1]->HandleSettlement(release).has_value());
+  // At the window's close plus the grace, less one millisecond: no refund yet.
+  clock_.SetMillis(w1.refund_ms - 1);
+  EXPECT_FALSE(authorities_[2]->HandleSettlement(Refund(id, 1)).has_value());
+  clock_.SetMillis(w1.refund_ms);
+  // The two that voted the release refuse the refund: neither way gathers a quorum (the
+  // epoch change resolves such a split).
+  for (int a : {0, 1}) {
+    auto v = authorities_[a]->HandleSettlement(Refund(id, 1));
+    ASSERT_FALSE(v.has_value());
+    EXPECT_NE(v.error().message().find("never votes both"), std::string::npos)
+        << v.error().ToString();
+  }
+  ASSERT_TRUE(authorities_[2]->HandleSettlement(Refund(id, 1)).has_value());
+  ASSERT_TRUE(authorities_[3]->HandleSettlement(Refund(id, 1)).has_value());
+
+  // Period 2: nothing was released; after the grace, the payer is refunded by a quorum.
+  const PeriodWindow w2 = Window(id, t, 2);
+  clock_.SetMillis(w2.refund_ms + 5);
+  const SettleCertificate refund = CertifySettlement(Refund(id, 2), {1, 2, 3});
+  for (auto& a : authorities_) ASSERT_TRUE(a->HandleSettleCertificate(refund).has_value());
+  // Period 2 pays 100 (of 300 over 3): back to the payer, no margin.
+  for (size_t a = 0; a < authorities_.size(); ++a) {
+    EXPECT_EQ(Balance(a, Pub(KeyOf(0))), 1000 - 300 - 1 + 100);
+    EXPECT_EQ(Balance(a, Pub(KeyOf(9))), 1000);
+  }
+  // A release of a refunded period is refused, and a certificate for it (which a correct
+  // committee never signs) is an alarm.
+  ExpectConserved();
+  auto e = authorities_[0]->Escrow(id);
+  ASSERT_EQ(e->settled.size(), 1u);
+  EXPECT_EQ(e->settled[0].kind, SettleKind::kRefund);
+  EXPECT_EQ(e->settled[0].paid, 100u);
+  // Across a restart the locks hold.
+  authorities_[0].reset();
+  authorities_[0] = OpenAuthority(0);
+  auto v = authorities_[0]->HandleSettlement(Refund(id, 1));
+  ASSERT_FALSE(v.has_value());
+  EXPECT_NE(v.error().message().find("never votes both"), std::string::npos);
+}
+
+TEST_F(EscrowTest, SettlementAndBeaconDecodersRefuseEveryTruncationAndBadFields) {
+  Start(4);
+  const Shard shard(3);
+  const StorageTerms t = Terms(shard);
+  const crypto::Hash id = EscrowId(Pub(KeyOf(0)), 0);
+  const PeriodWindow w = Window(id, t, 0);
+  clock_.SetMillis(w.open_ms);
+  const Beacon b = BeaconOf(w.slot);
+  const Settlement s = Release(id, 0, shard, b);
+  const std::string wire = SettlementBytes(s, Net());
+  auto back = DecodeSettlement(wire, Net());
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  EXPECT_EQ(back->hash, s.hash);
+  for (size_t n = 0; n < wire.size(); n += (n < 200 ? 1 : 97))
+    ASSERT_FALSE(DecodeSettlement(wire.substr(0, n), Net()).has_value()) << n;
+  ASSERT_FALSE(DecodeSettlement(wire + "x", Net()).has_value());
+  // A refund with a proof, a release without: refused by name.
+  auto odd = DecodeSettlement(
+      SettlementBytes(MakeSettlement(id, 0, SettleKind::kRefund, 0, "p", "", Net()), Net()), Net());
+  ASSERT_FALSE(odd.has_value());
+  EXPECT_NE(odd.error().message().find("refund carries no proof"), std::string::npos);
+
+  const std::string bw = EncodeBeacon(b);
+  ASSERT_TRUE(DecodeBeacon(bw).has_value());
+  for (size_t n = 0; n < bw.size(); ++n) ASSERT_FALSE(DecodeBeacon(bw.substr(0, n)).has_value());
+  // All four signed: more than a quorum is refused (one seed per quorum, no extra choice).
+  std::vector<Vote> all;
+  for (auto& a : authorities_) all.push_back(*a->BeaconShare(w.slot));
+  auto q = wire::AggregateVotes(all.front().order_hash, all, authorities_[0]->committee(), 3);
+  ASSERT_TRUE(q.has_value());
+  const Beacon four{w.slot, 0, q->signers, q->aggregate};
+  auto st = VerifyBeacon(four, authorities_[0]->committee(), Net());
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("exactly a quorum"), std::string::npos) << st.ToString();
+  // Two beacons of one slot from different quorums give different seeds (what
+  // log2 C(n, 2f+1) extra challenges pay for), and every beacon of a slot verifies only there.
+  std::vector<Vote> last3(all.begin() + 1, all.end());
+  auto other = MakeBeacon(w.slot, last3, authorities_[0]->committee());
+  ASSERT_TRUE(other.has_value());
+  EXPECT_NE(BeaconSeed(*other, Net()), BeaconSeed(b, Net()));
+  Beacon moved = b;
+  moved.slot += 1;
+  EXPECT_FALSE(VerifyBeacon(moved, authorities_[0]->committee(), Net()).ok());
+}
+
+}  // namespace
+}  // namespace dfrp::ledger
