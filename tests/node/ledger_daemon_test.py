@@ -186,4 +186,5 @@ def main():
         check("dfrpd stops with SIGTERM", d.stop() == 0)
 
 
-run(main)
+if __name__ == "__main__":
+    run(main)

@@ -10,6 +10,7 @@
 //   submit FILE        sends a signed order (certifying it) or a certificate (hex) to the
 //                      committee
 //   balance ADDR       the balance and next sequence number a quorum agrees on
+//   escrow open|status|list|refund   storage escrows (escrow_cli.cc)
 //   supply             each authority's supply check
 //
 // The committee and network come from economic.toml: --policy FILE, else the config's
@@ -28,6 +29,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "dfrp/cli/ledger_cli_internal.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/version.h"
 #include "dfrp/ledger/client.h"
@@ -44,14 +46,6 @@ using core::Result;
 using core::Status;
 using nlohmann::json;
 
-namespace {
-
-struct Globals {
-  std::string config;
-  std::string policy;
-  bool json = false;
-};
-
 int Fail(const Status& s) {
   std::fprintf(stderr, "dfrp-ledger: %s\n", s.message().c_str());
   return core::ExitCodeFor(s);
@@ -62,7 +56,7 @@ std::optional<std::string> Getenv(const std::string& name) {
   return v ? std::optional<std::string>(v) : std::nullopt;
 }
 
-Result<economy::EconomicPolicy> LoadPolicy(core::FileSystem* fs, const Globals& g) {
+Result<economy::EconomicPolicy> LoadPolicy(core::FileSystem* fs, const LedgerGlobals& g) {
   if (!g.policy.empty()) {
     DFRP_ASSIGN_OR_RETURN(std::string text, core::ReadWholeFile(fs, g.policy));
     return economy::ParseEconomicPolicy(text, g.policy);
@@ -73,6 +67,8 @@ Result<economy::EconomicPolicy> LoadPolicy(core::FileSystem* fs, const Globals& 
   DFRP_ASSIGN_OR_RETURN(core::NodeConfig cfg, core::LoadConfig(copt));
   return economy::LoadEconomicPolicy(fs, cfg.economic_policy, cfg.config_dir);
 }
+
+namespace {
 
 // --- init-committee
 
@@ -85,7 +81,7 @@ struct InitFlags {
   bool test_kdf = false;
 };
 
-Status CmdInitCommittee(const Globals& g, core::FileSystem* fs, core::Clock* clock,
+Status CmdInitCommittee(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
                         const InitFlags& f) {
   if (f.authorities < 1 || f.authorities > 64)
     return Status::InvalidArgument(
@@ -184,14 +180,11 @@ Status CmdInitCommittee(const Globals& g, core::FileSystem* fs, core::Clock* clo
 // --- transfer
 
 struct TransferFlags {
-  std::string wallet;
+  OrderFlags order;
   std::string to;
   std::string amount;
   std::string memo;
-  std::string passphrase_file;
-  std::optional<uint64_t> seq;
   bool offline = false;
-  bool abandon_pending = false;
   std::string out;
 };
 
@@ -221,9 +214,10 @@ Result<ledger::SignedOrder> ReadPending(core::FileSystem* fs, const std::string&
 json CertJson(const economy::EconomicPolicy& p, const ledger::SubmitResult& r) {
   const ledger::Order& o = r.certificate.order.order;
   return json{{"order_hash", core::ToHex(r.certificate.order.hash)},
+              {"kind", ledger::OrderKindName(o.kind)},
               {"seq", o.seq},
-              {"amount", p.FormatAmount(o.transfer.amount)},
-              {"amount_base_units", o.transfer.amount},
+              {"amount", p.FormatAmount(o.amount())},
+              {"amount_base_units", o.amount()},
               {"votes", r.votes},
               {"applied_by", r.applied},
               {"certificate", core::ToHex(r.certificate_wire)},
@@ -244,131 +238,159 @@ Status KeepIfUnapplied(core::FileSystem* fs, const ledger::LedgerClient& client,
   return Status::Busy(why);
 }
 
-Status CmdTransfer(const Globals& g, core::FileSystem* fs, const economy::EconomicPolicy& p,
-                   const TransferFlags& f) {
-  DFRP_ASSIGN_OR_RETURN(wallet::Keystore ks, wallet::LoadKeystore(fs, f.wallet));
+}  // namespace
+
+Result<OpenedWallet> OpenWalletForOrders(core::FileSystem* fs, const std::string& path,
+                                         const std::string& passphrase_file) {
+  OpenedWallet w;
+  w.path = path;
+  DFRP_ASSIGN_OR_RETURN(wallet::Keystore ks, wallet::LoadKeystore(fs, path));
   // One signer at a time per wallet: two runs reading the same next sequence number would
   // sign two orders for it (an equivocation, which freezes the account).
-  auto held = fs->TryLock(f.wallet + ".lock");
+  auto held = fs->TryLock(path + ".lock");
   if (!held)
-    return held.error().code() == Status::Code::kBusy
-               ? Status::Busy(fmt::format("another dfrp-ledger is using the wallet {} ({}.lock): "
-                                          "wait for it to finish",
-                                          f.wallet, f.wallet))
-               : held.error();
+    return Err(
+        held.error().code() == Status::Code::kBusy
+            ? Status::Busy(fmt::format("another dfrp-ledger is using the wallet {} ({}.lock): "
+                                       "wait for it to finish",
+                                       path, path))
+            : held.error());
+  w.lock = std::move(*held);
+  wallet::PassphraseSource src{.file = passphrase_file,
+                               .env_name = "DFRP_PASSPHRASE",
+                               .getenv = Getenv,
+                               .prompt = wallet::PromptOnTerminal};
+  DFRP_ASSIGN_OR_RETURN(wallet::SecretString pass,
+                        wallet::ReadPassphrase(fs, src, "the wallet", false));
+  DFRP_ASSIGN_OR_RETURN(crypto::bls::SecretKey key, wallet::UnlockKeystore(ks, pass.view(), path));
+  w.key = std::make_unique<crypto::bls::SecretKey>(std::move(key));
+  w.address = ks.pub.address;
+  return w;
+}
+
+Result<json> CertifyNewOrder(core::FileSystem* fs, const economy::EconomicPolicy& p,
+                             ledger::LedgerClient& client, const OpenedWallet& w,
+                             const OrderFlags& f, std::string_view what, uint64_t amount,
+                             const std::function<Result<ledger::Order>(uint64_t seq)>& build) {
+  const ledger::KeyBytes me = w.key->GetPublicKey().bytes();
+  DFRP_ASSIGN_OR_RETURN(ledger::AccountView view, client.Account(w.address));
+  uint64_t next = view.next_seq;
+  int64_t balance = view.balance;
+  json out;
+  const std::string pending = w.path + ".pending";
+  if (fs->Exists(pending)) {
+    DFRP_ASSIGN_OR_RETURN(ledger::SignedOrder old, ReadPending(fs, pending, p.network_id, me));
+    if (old.order.seq >= next) {
+      // Signed earlier (before a crash, or refused then): anyone who saw it can still send
+      // it, so it is completed first and no other order is ever signed for its seq.
+      if (f.abandon_pending) {
+        std::fprintf(stderr,
+                     "dfrp-ledger: abandoning the order signed earlier at seq %llu (%s): it "
+                     "stays valid, and if it is ever certified it takes seq %llu\n",
+                     static_cast<unsigned long long>(old.order.seq),
+                     core::ToHex(old.hash).substr(0, 16).c_str(),
+                     static_cast<unsigned long long>(old.order.seq));
+        next = old.order.seq + 1;
+      } else {
+        std::fprintf(stderr,
+                     "dfrp-ledger: an order signed earlier (seq %llu, %s) is not certified "
+                     "yet: completing it first\n",
+                     static_cast<unsigned long long>(old.order.seq),
+                     core::ToHex(old.hash).substr(0, 16).c_str());
+        auto done = client.Submit(old);
+        if (done) DFRP_RETURN_IF_ERROR(KeepIfUnapplied(fs, client, w.path + ".certificate", *done));
+        if (!done)
+          return Err(done.error().WithContext(fmt::format(
+              "the order signed earlier at seq {} ({}) must be certified before any other "
+              "(or give --abandon-pending to sign the next one at seq {}; the earlier one "
+              "stays valid)",
+              old.order.seq, core::ToHex(old.hash).substr(0, 16), old.order.seq + 1)));
+        out["completed_first"] = CertJson(p, *done);
+        next = old.order.seq + 1;
+        balance -= static_cast<int64_t>(old.order.amount() + old.order.fee);
+      }
+    }
+  }
+  if (f.seq && *f.seq != next)
+    return Err(Status::InvalidArgument(fmt::format(
+        "--seq {}: the committee's next sequence number for {} is {}", *f.seq, w.address, next)));
+  // The funds, as a quorum reports them, before anything is signed: an order signed and
+  // refused would stay valid, and could be replayed once funds arrive.
+  if (balance < 0 || static_cast<uint64_t>(balance) < amount ||
+      static_cast<uint64_t>(balance) - amount < p.order_fee)
+    return Err(Status::Refused(fmt::format(
+        "{} has {} {} (as the committee reports it); the {} needs {} plus the order fee {}: "
+        "nothing was signed",
+        w.address, p.FormatSignedAmount(balance), p.genesis.currency, what, p.FormatAmount(amount),
+        p.FormatAmount(p.order_fee))));
+  DFRP_ASSIGN_OR_RETURN(ledger::Order o, build(next));
+  o.sender = me;
+  o.seq = next;
+  o.fee = p.order_fee;
+  const ledger::SignedOrder so = ledger::SignOrder(o, *w.key, p.network_id);
+  // Synced before anything leaves: a crash after this point resends this order.
+  DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
+      fs, pending, core::ToHex(ledger::EncodeSignedOrder(so, p.network_id)) + "\n"));
+  auto r = client.Submit(so);
+  if (!r) return Err(r.error());
+  DFRP_RETURN_IF_ERROR(KeepIfUnapplied(fs, client, w.path + ".certificate", *r));
+  out.update(CertJson(p, *r));
+  out["from"] = w.address;
+  return out;
+}
+
+namespace {
+
+Status CmdTransfer(const LedgerGlobals& g, core::FileSystem* fs, const economy::EconomicPolicy& p,
+                   const TransferFlags& f) {
   DFRP_ASSIGN_OR_RETURN(auto to, wallet::PublicKeyFromAddress(f.to));
   DFRP_ASSIGN_OR_RETURN(economy::Amount amount, p.ParseAmount(f.amount, "--amount"));
   if (amount == 0) return Status::InvalidArgument("--amount must be more than 0");
   if (f.memo.size() > ledger::kMaxMemoBytes)
     return Status::InvalidArgument(
         fmt::format("--memo is {} bytes, more than {}", f.memo.size(), ledger::kMaxMemoBytes));
-  wallet::PassphraseSource src{.file = f.passphrase_file,
-                               .env_name = "DFRP_PASSPHRASE",
-                               .getenv = Getenv,
-                               .prompt = wallet::PromptOnTerminal};
-  DFRP_ASSIGN_OR_RETURN(wallet::SecretString pass,
-                        wallet::ReadPassphrase(fs, src, "the wallet", false));
-  DFRP_ASSIGN_OR_RETURN(crypto::bls::SecretKey key,
-                        wallet::UnlockKeystore(ks, pass.view(), f.wallet));
+  DFRP_ASSIGN_OR_RETURN(OpenedWallet w,
+                        OpenWalletForOrders(fs, f.order.wallet, f.order.passphrase_file));
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
-  const std::string me = ks.pub.address;
   ledger::Order o;
-  o.sender = key.GetPublicKey().bytes();
   o.transfer.to = to.bytes();
   o.transfer.amount = amount;
   o.transfer.memo = f.memo;
-  o.fee = p.order_fee;
   json out;
   if (f.offline) {
-    if (!f.seq) return Status::InvalidArgument("--offline needs --seq (no committee is asked)");
+    if (!f.order.seq)
+      return Status::InvalidArgument("--offline needs --seq (no committee is asked)");
     if (f.out.empty()) return Status::InvalidArgument("--offline needs -o FILE");
-    o.seq = *f.seq;
-    const ledger::SignedOrder so = ledger::SignOrder(o, key, p.network_id);
+    o.sender = w.key->GetPublicKey().bytes();
+    o.seq = *f.order.seq;
+    o.fee = p.order_fee;
+    const ledger::SignedOrder so = ledger::SignOrder(o, *w.key, p.network_id);
     DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
         fs, f.out, core::ToHex(ledger::EncodeSignedOrder(so, p.network_id)) + "\n"));
     out = {{"order_hash", core::ToHex(so.hash)}, {"seq", o.seq}, {"file", f.out}};
   } else {
-    DFRP_ASSIGN_OR_RETURN(ledger::AccountView view, client.Account(me));
-    uint64_t next = view.next_seq;
-    int64_t balance = view.balance;
-    const std::string pending = f.wallet + ".pending";
-    if (fs->Exists(pending)) {
-      DFRP_ASSIGN_OR_RETURN(ledger::SignedOrder old,
-                            ReadPending(fs, pending, p.network_id, o.sender));
-      if (old.order.seq >= next) {
-        // Signed earlier (before a crash, or refused then): anyone who saw it can still send
-        // it, so it is completed first and no other order is ever signed for its seq.
-        if (f.abandon_pending) {
-          std::fprintf(stderr,
-                       "dfrp-ledger: abandoning the order signed earlier at seq %llu (%s): it "
-                       "stays valid, and if it is ever certified it takes seq %llu\n",
-                       static_cast<unsigned long long>(old.order.seq),
-                       core::ToHex(old.hash).substr(0, 16).c_str(),
-                       static_cast<unsigned long long>(old.order.seq));
-          next = old.order.seq + 1;
-        } else {
-          std::fprintf(stderr,
-                       "dfrp-ledger: an order signed earlier (seq %llu, %s) is not certified "
-                       "yet: completing it first\n",
-                       static_cast<unsigned long long>(old.order.seq),
-                       core::ToHex(old.hash).substr(0, 16).c_str());
-          auto done = client.Submit(old);
-          if (done)
-            DFRP_RETURN_IF_ERROR(KeepIfUnapplied(fs, client, f.wallet + ".certificate", *done));
-          if (!done)
-            return done.error().WithContext(fmt::format(
-                "the order signed earlier at seq {} ({}) must be certified before any other "
-                "(or give --abandon-pending to sign the next one at seq {}; the earlier one "
-                "stays valid)",
-                old.order.seq, core::ToHex(old.hash).substr(0, 16), old.order.seq + 1));
-          out["completed_first"] = CertJson(p, *done);
-          next = old.order.seq + 1;
-          balance -= static_cast<int64_t>(old.order.transfer.amount + old.order.fee);
-        }
-      }
-    }
-    if (f.seq && *f.seq != next)
-      return Status::InvalidArgument(fmt::format(
-          "--seq {}: the committee's next sequence number for {} is {}", *f.seq, me, next));
-    // The funds, as a quorum reports them, before anything is signed: an order signed and
-    // refused would stay valid, and could be replayed once funds arrive.
-    if (balance < 0 || static_cast<uint64_t>(balance) < amount ||
-        static_cast<uint64_t>(balance) - amount < o.fee)
-      return Status::Refused(fmt::format(
-          "{} has {} {} (as the committee reports it); the transfer needs {} plus the order "
-          "fee {}: nothing was signed",
-          me, p.FormatSignedAmount(balance), p.genesis.currency, p.FormatAmount(amount),
-          p.FormatAmount(o.fee)));
-    o.seq = next;
-    const ledger::SignedOrder so = ledger::SignOrder(o, key, p.network_id);
-    // Synced before anything leaves: a crash after this point resends this order.
-    DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
-        fs, pending, core::ToHex(ledger::EncodeSignedOrder(so, p.network_id)) + "\n"));
-    auto r = client.Submit(so);
-    if (!r) return r.error();
-    DFRP_RETURN_IF_ERROR(KeepIfUnapplied(fs, client, f.wallet + ".certificate", *r));
-    json j = CertJson(p, *r);
-    j["from"] = me;
-    j["to"] = f.to;
-    out.update(j);
+    DFRP_ASSIGN_OR_RETURN(out,
+                          CertifyNewOrder(fs, p, client, w, f.order, "transfer", amount,
+                                          [&](uint64_t) -> Result<ledger::Order> { return o; }));
+    out["to"] = f.to;
   }
   if (g.json) {
     std::printf("%s\n", out.dump(2).c_str());
   } else if (f.offline) {
     std::printf("signed order %s (seq %llu) written to %s; nothing was sent\n",
                 out["order_hash"].get<std::string>().c_str(),
-                static_cast<unsigned long long>(o.seq), f.out.c_str());
+                static_cast<unsigned long long>(out["seq"].get<uint64_t>()), f.out.c_str());
   } else {
     std::printf("%s %s to %s: certified by %zu, applied by %zu (seq %llu, order %s)\n",
                 p.FormatAmount(amount).c_str(), p.genesis.currency.c_str(), f.to.c_str(),
                 out["votes"].get<size_t>(), out["applied_by"].get<size_t>(),
-                static_cast<unsigned long long>(o.seq),
+                static_cast<unsigned long long>(out["seq"].get<uint64_t>()),
                 out["order_hash"].get<std::string>().substr(0, 16).c_str());
   }
   return Status::OK();
 }
 
-Status CmdSubmit(const Globals& g, core::FileSystem* fs, const economy::EconomicPolicy& p,
+Status CmdSubmit(const LedgerGlobals& g, core::FileSystem* fs, const economy::EconomicPolicy& p,
                  const std::string& file) {
   DFRP_ASSIGN_OR_RETURN(auto bytes, ReadHexFile(fs, file));
   if (!bytes)
@@ -400,7 +422,8 @@ Status CmdSubmit(const Globals& g, core::FileSystem* fs, const economy::Economic
   return Status::OK();
 }
 
-Status CmdBalance(const Globals& g, const economy::EconomicPolicy& p, const std::string& addr) {
+Status CmdBalance(const LedgerGlobals& g, const economy::EconomicPolicy& p,
+                  const std::string& addr) {
   if (addr != "committee") DFRP_RETURN_IF_ERROR(wallet::PublicKeyFromAddress(addr).status());
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   DFRP_ASSIGN_OR_RETURN(ledger::AccountView v, client.Account(addr));
@@ -427,7 +450,7 @@ int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
   app.require_subcommand(1);
   app.fallthrough();
   app.set_version_flag("--version", fmt::format("dfrp-ledger {}", core::kVersion));
-  Globals g;
+  LedgerGlobals g;
   app.add_option("--config", g.config, "config file whose ECONOMIC_POLICY names the network");
   app.add_option("--policy", g.policy, "economic.toml of the network (overrides --config)");
   app.add_flag("--json", g.json, "print one JSON object on stdout");
@@ -444,17 +467,18 @@ int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
                      "seal the wallets with the tiny test KDF (tests only)");
   TransferFlags tf;
   auto* transfer = app.add_subcommand("transfer", "pay an address (exit 7 when refused)");
-  transfer->add_option("--wallet", tf.wallet, "the paying wallet's keystore")->required();
+  transfer->add_option("--wallet", tf.order.wallet, "the paying wallet's keystore")->required();
   transfer->add_option("--to", tf.to, "the address paid")->required();
   transfer->add_option("--amount", tf.amount, "in the currency, e.g. 0.25")->required();
   transfer->add_option("--memo", tf.memo, "up to 256 bytes");
-  transfer->add_option("--passphrase-file", tf.passphrase_file, "the wallet's passphrase file");
+  transfer->add_option("--passphrase-file", tf.order.passphrase_file,
+                       "the wallet's passphrase file");
   uint64_t seq = 0;
   auto* seq_opt = transfer->add_option("--seq", seq, "the sequence number (default: the next)");
   transfer->add_flag("--offline", tf.offline,
                      "only sign, to -o FILE; send nothing (keeps no journal: never sign two "
                      "orders for one seq)");
-  transfer->add_flag("--abandon-pending", tf.abandon_pending,
+  transfer->add_flag("--abandon-pending", tf.order.abandon_pending,
                      "sign the next order past an earlier one that was never certified (that "
                      "one stays valid)");
   transfer->add_option("-o,--out", tf.out, "where --offline writes the signed order (hex)");
@@ -464,6 +488,8 @@ int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
   std::string balance_addr;
   auto* balance = app.add_subcommand("balance", "an address's balance, as a quorum reports it");
   balance->add_option("address", balance_addr, "a wallet address, or committee")->required();
+  EscrowCommands escrow;
+  AddEscrowCommands(app, &escrow);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -472,7 +498,7 @@ int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
     return core::kExitUsage;
   }
   if (sodium_init() < 0) return Fail(Status::Internal("libsodium did not initialise"));
-  if (seq_opt->count() > 0) tf.seq = seq;
+  if (seq_opt->count() > 0) tf.order.seq = seq;
   Status s;
   if (*init_cmd) {
     s = CmdInitCommittee(g, fs, clock, init);
@@ -485,6 +511,8 @@ int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
       s = CmdSubmit(g, fs, *pol, submit_file);
     else if (*balance)
       s = CmdBalance(g, *pol, balance_addr);
+    else if (*escrow.escrow)
+      s = RunEscrowCommand(g, fs, clock, *pol, escrow);
   }
   if (!s.ok()) return Fail(s);
   return core::kExitOk;

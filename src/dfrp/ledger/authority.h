@@ -65,13 +65,6 @@ enum class ApplyOutcome {
   kAlreadyApplied,  // the same order was applied before: nothing changed
 };
 
-struct PeriodSettled {
-  uint32_t period = 0;
-  SettleKind kind = SettleKind::kRelease;
-  uint64_t paid = 0;    // base units moved out of the escrow for this period
-  uint64_t margin = 0;  // of `paid`, to the owner (a release); the rest to the provider
-};
-
 struct EscrowInfo {
   crypto::Hash id{};
   KeyBytes payer{}, provider{};

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -149,63 +150,72 @@ Status LedgerClient::Sync(size_t a, const KeyBytes& sender) {
       "no other authority has certificates of {} from sequence number {} on", address, from));
 }
 
-Result<SubmitResult> LedgerClient::Submit(const SignedOrder& order, bool* locked_nowhere) {
-  const std::string wire_hex = Hex(EncodeSignedOrder(order, network_id()));
-  const size_t n = urls_.size();
+LedgerClient::Gathered LedgerClient::GatherVotes(
+    const std::string& target, const json& body, const crypto::Hash& item,
+    const std::function<bool(size_t, const Status&)>& resync) {
+  Gathered g;
   std::mutex mu;
-  std::vector<Vote> votes;
-  std::vector<std::string> notes;
-  Status first_refusal;
-  size_t answered = 0, refused = 0;
-  ForEachParallel(n, [&](size_t a) {
-    auto ask = [&]() { return Post(a, "/v1/ledger/orders", json{{"order", wire_hex}}); };
+  ForEachParallel(urls_.size(), [&](size_t a) {
+    auto ask = [&]() { return body.is_null() ? Get(a, target) : Post(a, target, body); };
     auto r = ask();
-    if (!r && r.error().code() == Status::Code::kInvalidArgument) {
-      // Perhaps the authority lags behind this sender ("not its next"): Sync is ok only when
-      // it sent the authority certificates it lacked; then ask again.
-      if (Sync(a, order.order.sender).ok()) r = ask();
-    }
+    if (!r && resync(a, r.error())) r = ask();
     std::lock_guard<std::mutex> lock(mu);
     if (!r) {
-      notes.push_back(fmt::format("authority {} ({}): {}", a, urls_[a], r.error().message()));
+      g.notes.push_back(fmt::format("authority {} ({}): {}", a, urls_[a], r.error().message()));
       if (r.error().code() == Status::Code::kRefused) {
-        ++refused;
-        if (first_refusal.ok()) first_refusal = r.error();
+        ++g.refused;
+        if (g.first_refusal.ok()) g.first_refusal = r.error();
       }
-      if (r.error().code() != Status::Code::kBusy) ++answered;
+      if (r.error().code() != Status::Code::kBusy) ++g.answered;
       return;
     }
-    ++answered;
+    ++g.answered;
     const auto vote_hex = StringField(*r, "vote");
     auto bytes = vote_hex ? core::FromHex(*vote_hex) : std::nullopt;
     auto vote = bytes ? DecodeVote(*bytes) : Result<Vote>(Err(Status::InvalidArgument("not hex")));
     Status ok = vote ? VerifyVote(*vote, committee_, network_id()) : vote.error();
-    if (ok.ok() && (vote->order_hash != order.hash || vote->authority != a))
-      ok = Status::Corruption("a vote for another order or from another authority");
+    if (ok.ok() && (vote->order_hash != item || vote->authority != a))
+      ok = Status::Corruption("a vote for something else or from another authority");
     if (!ok.ok()) {
-      notes.push_back(fmt::format("authority {} ({}): a bad vote: {}", a, urls_[a], ok.message()));
+      g.notes.push_back(
+          fmt::format("authority {} ({}): a bad vote: {}", a, urls_[a], ok.message()));
       return;
     }
-    votes.push_back(*vote);
+    g.votes.push_back(*vote);
   });
+  return g;
+}
+
+Status LedgerClient::ShortOfQuorum(const Gathered& g, size_t need) const {
+  std::string why = fmt::format("{} valid votes of the {} needed (committee of {})", g.votes.size(),
+                                need, urls_.size());
+  for (const auto& note : g.notes) why += "; " + note;
+  if (!g.first_refusal.ok()) return Status::Refused(why);
+  if (g.answered < need) return Status::Busy(why);
+  return Status::InvalidArgument(why);
+}
+
+Result<SubmitResult> LedgerClient::Submit(const SignedOrder& order, bool* locked_nowhere) {
+  const std::string wire_hex = Hex(EncodeSignedOrder(order, network_id()));
+  // Perhaps an authority lags behind this sender ("not its next"): Sync is ok only when it
+  // sent the authority certificates it lacked; then ask again.
+  Gathered g = GatherVotes(
+      "/v1/ledger/orders", json{{"order", wire_hex}}, order.hash, [&](size_t a, const Status& e) {
+        return e.code() == Status::Code::kInvalidArgument && Sync(a, order.order.sender).ok();
+      });
   if (locked_nowhere) *locked_nowhere = false;
-  if (votes.size() < quorum()) {
+  if (g.votes.size() < quorum()) {
     // A refusal for funds takes no lock; a refusal for another locked order means that other
     // order holds the lock, not this one.
-    if (locked_nowhere) *locked_nowhere = votes.empty() && refused == n;
-    std::string why =
-        fmt::format("{} valid votes of the {} needed (committee of {})", votes.size(), quorum(), n);
-    for (const auto& note : notes) why += "; " + note;
-    if (!first_refusal.ok()) return Err(Status::Refused(why));
-    if (answered < quorum()) return Err(Status::Busy(why));
-    return Err(Status::InvalidArgument(why));
+    if (locked_nowhere) *locked_nowhere = g.votes.empty() && g.refused == urls_.size();
+    return Err(ShortOfQuorum(g, quorum()));
   }
   SubmitResult out;
-  out.votes = votes.size();
-  DFRP_ASSIGN_OR_RETURN(out.certificate, MakeCertificate(order, votes, committee_));
+  out.votes = g.votes.size();
+  DFRP_ASSIGN_OR_RETURN(out.certificate, MakeCertificate(order, g.votes, committee_));
   out.certificate_wire = EncodeCertificate(out.certificate, network_id());
-  out.applied = BroadcastCertificate(out.certificate, out.certificate_wire, &notes);
-  out.notes = std::move(notes);
+  out.applied = BroadcastCertificate(out.certificate, out.certificate_wire, &g.notes);
+  out.notes = std::move(g.notes);
   return out;
 }
 
@@ -225,17 +235,16 @@ Result<size_t> LedgerClient::Broadcast(const std::string& wire) {
   return applied;
 }
 
-size_t LedgerClient::BroadcastCertificate(const Certificate& cert, const std::string& wire,
-                                          std::vector<std::string>* notes) {
+size_t LedgerClient::SendToAll(const std::string& target, const std::string& wire,
+                               const std::function<bool(size_t)>& resync,
+                               std::vector<std::string>* notes) {
   const std::string hex = Hex(wire);
   std::mutex mu;
   size_t applied = 0;
   ForEachParallel(urls_.size(), [&](size_t a) {
-    auto send = [&]() { return Post(a, "/v1/ledger/certificates", json{{"certificate", hex}}); };
+    auto send = [&]() { return Post(a, target, json{{"certificate", hex}}); };
     auto r = send();
-    if (!r && r.error().code() == Status::Code::kNotFound) {
-      if (Sync(a, cert.order.order.sender).ok()) r = send();
-    }
+    if (!r && r.error().code() == Status::Code::kNotFound && resync(a)) r = send();
     std::lock_guard<std::mutex> lock(mu);
     if (r)
       ++applied;
@@ -243,6 +252,175 @@ size_t LedgerClient::BroadcastCertificate(const Certificate& cert, const std::st
       notes->push_back(fmt::format("authority {}: {}", a, r.error().message()));
   });
   return applied;
+}
+
+size_t LedgerClient::BroadcastCertificate(const Certificate& cert, const std::string& wire,
+                                          std::vector<std::string>* notes) {
+  return SendToAll(
+      "/v1/ledger/certificates", wire,
+      [&](size_t a) { return Sync(a, cert.order.order.sender).ok(); }, notes);
+}
+
+Status LedgerClient::SyncEscrow(size_t a, const crypto::Hash& escrow_id) {
+  // The payer is named by any authority that has the escrow (the one lacking it syncs from
+  // the payer's certificates, which it verifies).
+  for (size_t peer = 0; peer < urls_.size(); ++peer) {
+    if (peer == a) continue;
+    auto e = Get(peer, "/v1/ledger/escrows/" +
+                           Hex(std::string_view(reinterpret_cast<const char*>(escrow_id.data()),
+                                                escrow_id.size())));
+    if (!e) continue;
+    const auto payer = StringField(*e, "payer");
+    auto key = payer ? wallet::PublicKeyFromAddress(*payer)
+                     : core::Result<crypto::bls::PublicKey>(Err(Status::NotFound("")));
+    if (!key) continue;
+    return Sync(a, key->bytes());
+  }
+  return Status::NotFound("no other authority knows the escrow");
+}
+
+Result<SettleResult> LedgerClient::Settle(const Settlement& s) {
+  const std::string hex = Hex(SettlementBytes(s, network_id()));
+  Gathered g = GatherVotes(
+      "/v1/ledger/settlements", json{{"settlement", hex}}, s.hash, [&](size_t a, const Status& e) {
+        return e.code() == Status::Code::kNotFound && SyncEscrow(a, s.escrow_id).ok();
+      });
+  if (g.votes.size() < quorum()) return Err(ShortOfQuorum(g, quorum()));
+  SettleResult out;
+  out.votes = g.votes.size();
+  DFRP_ASSIGN_OR_RETURN(out.certificate, MakeSettleCertificate(s, g.votes, committee_));
+  out.certificate_wire = EncodeSettleCertificate(out.certificate, network_id());
+  out.applied = SendToAll(
+      "/v1/ledger/settlement-certificates", out.certificate_wire,
+      [&](size_t a) { return SyncEscrow(a, s.escrow_id).ok(); }, &g.notes);
+  out.notes = std::move(g.notes);
+  return out;
+}
+
+Result<size_t> LedgerClient::BroadcastSettlement(const std::string& wire) {
+  DFRP_ASSIGN_OR_RETURN(SettleCertificate cert, DecodeSettleCertificate(wire, network_id()));
+  DFRP_RETURN_IF_ERROR(VerifySettleCertificate(cert, committee_, network_id()));
+  std::vector<std::string> notes;
+  const size_t applied = SendToAll(
+      "/v1/ledger/settlement-certificates", wire,
+      [&](size_t a) { return SyncEscrow(a, cert.settlement.escrow_id).ok(); }, &notes);
+  if (applied < quorum()) {
+    std::string why = fmt::format(
+        "the settlement certificate was applied by {} authorities, fewer than the quorum of {}: "
+        "send it again later",
+        applied, quorum());
+    for (const auto& note : notes) why += "; " + note;
+    return Err(Status::Busy(why));
+  }
+  return applied;
+}
+
+Result<Beacon> LedgerClient::GetBeacon(uint64_t slot) {
+  Gathered g = GatherVotes(fmt::format("/v1/ledger/beacon/{}", slot), json(),
+                           BeaconItemHash(slot, committee_.epoch(), network_id()),
+                           [](size_t, const Status&) { return false; });
+  if (g.votes.size() < quorum()) return Err(ShortOfQuorum(g, quorum()));
+  return MakeBeacon(slot, g.votes, committee_);
+}
+
+namespace {
+
+// One authority's escrow JSON (ledger_routes.cc) merged into `v`.
+Status MergeEscrow(const json& j, EscrowView* v) {
+  const auto id = StringField(j, "id");
+  const auto terms_hex = StringField(j, "terms_hex");
+  const auto payer = StringField(j, "payer");
+  const auto provider = StringField(j, "provider");
+  const auto amount = IntField<uint64_t>(j, "amount_base_units");
+  const auto remaining = IntField<uint64_t>(j, "remaining_base_units");
+  const auto bps = IntField<uint32_t>(j, "margin_bps");
+  auto id_bytes = id ? core::FromHex(*id) : std::nullopt;
+  auto terms_bytes = terms_hex ? core::FromHex(*terms_hex) : std::nullopt;
+  auto terms = terms_bytes ? DecodeTerms(*terms_bytes)
+                           : Result<StorageTerms>(Err(Status::InvalidArgument("no terms")));
+  auto payer_key = payer ? wallet::PublicKeyFromAddress(*payer)
+                         : Result<crypto::bls::PublicKey>(Err(Status::InvalidArgument("")));
+  auto provider_key = provider ? wallet::PublicKeyFromAddress(*provider)
+                               : Result<crypto::bls::PublicKey>(Err(Status::InvalidArgument("")));
+  if (!id_bytes || id_bytes->size() != 32 || !terms || !payer_key || !provider_key || !amount ||
+      !remaining || !bps || !j.contains("settled") || !j["settled"].is_array())
+    return Status::IOError("an escrow answer without its fields");
+  crypto::Hash got{};
+  std::memcpy(got.data(), id_bytes->data(), 32);
+  if (v->answers > 0 &&
+      (got != v->id || EncodeTerms(*terms) != EncodeTerms(v->terms) || *amount != v->amount))
+    return Status::Corruption("an escrow answer that disagrees with another authority's");
+  if (v->answers == 0 || *remaining < v->remaining) v->remaining = *remaining;
+  v->id = got;
+  v->terms = *terms;
+  v->payer = payer_key->bytes();
+  v->provider = provider_key->bytes();
+  v->amount = *amount;
+  v->margin_bps = *bps;
+  v->owner = StringField(j, "owner").value_or("");
+  for (const auto& p : j["settled"]) {
+    const auto period = IntField<uint32_t>(p, "period");
+    const auto kind = StringField(p, "kind");
+    const auto paid = IntField<uint64_t>(p, "paid_base_units");
+    const auto margin = IntField<uint64_t>(p, "margin_base_units");
+    if (!period || !kind || !paid || !margin) return Status::IOError("a malformed settled period");
+    v->settled[*period] = {*period, *kind == "refund" ? SettleKind::kRefund : SettleKind::kRelease,
+                           *paid, *margin};
+  }
+  ++v->answers;
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<EscrowView> LedgerClient::Escrow(const crypto::Hash& id) {
+  const std::string target =
+      "/v1/ledger/escrows/" +
+      Hex(std::string_view(reinterpret_cast<const char*>(id.data()), id.size()));
+  std::vector<Result<json>> answers(urls_.size(), Err(Status::Busy("")));
+  ForEachParallel(urls_.size(), [&](size_t a) { answers[a] = Get(a, target); });
+  EscrowView v;
+  for (size_t a = 0; a < answers.size(); ++a) {
+    Status s = answers[a] ? MergeEscrow(*answers[a], &v) : answers[a].error();
+    if (!s.ok()) v.notes.push_back(fmt::format("authority {}: {}", a, s.message()));
+  }
+  if (v.answers == 0) {
+    std::string why = fmt::format("no authority knows escrow {}", target.substr(19));
+    for (const auto& note : v.notes) why += "; " + note;
+    return Err(Status::NotFound(why));
+  }
+  return v;
+}
+
+Result<std::vector<EscrowView>> LedgerClient::OpenEscrows(const std::string& address) {
+  std::vector<Result<json>> answers(urls_.size(), Err(Status::Busy("")));
+  ForEachParallel(urls_.size(),
+                  [&](size_t a) { answers[a] = Get(a, "/v1/ledger/escrows?party=" + address); });
+  std::map<crypto::Hash, EscrowView> by_id;
+  size_t answered = 0;
+  std::string why;
+  for (size_t a = 0; a < answers.size(); ++a) {
+    if (!answers[a] || !answers[a]->contains("escrows") || !(*answers[a])["escrows"].is_array()) {
+      why += fmt::format("; authority {}: {}", a,
+                         answers[a] ? "no escrows list" : answers[a].error().message());
+      continue;
+    }
+    ++answered;
+    for (const auto& e : (*answers[a])["escrows"]) {
+      EscrowView one;
+      if (!MergeEscrow(e, &one).ok()) continue;
+      EscrowView& into = by_id[one.id];
+      if (into.answers == 0) {
+        into = std::move(one);
+      } else {
+        (void)MergeEscrow(e, &into);
+      }
+    }
+  }
+  if (answered == 0) return Err(Status::Busy("no authority answered" + why));
+  std::vector<EscrowView> out;
+  for (auto& [id, v] : by_id) out.push_back(std::move(v));
+  return out;
 }
 
 Result<AccountView> LedgerClient::Account(const std::string& address) {

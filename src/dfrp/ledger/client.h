@@ -13,6 +13,8 @@
 // Thread-safety: a LedgerClient may be used from several threads at once.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -20,6 +22,7 @@
 
 #include "dfrp/core/status.h"
 #include "dfrp/economy/policy.h"
+#include "dfrp/ledger/escrow.h"
 #include "dfrp/ledger/messages.h"
 
 namespace dfrp::ledger {
@@ -38,6 +41,28 @@ struct AccountView {
   uint64_t next_seq = 0;
   size_t answers = 0;
   std::vector<std::string> notes;  // authorities that did not answer or disagreed
+};
+
+struct SettleResult {
+  SettleCertificate certificate;
+  std::string certificate_wire;
+  size_t votes = 0;
+  size_t applied = 0;  // fewer than the quorum: send it again (BroadcastSettlement)
+  std::vector<std::string> notes;
+};
+
+// An escrow as the committee reports it: each authority's answer merged (a period counts as
+// settled when any authority applied its certificate; `remaining` is the least reported).
+struct EscrowView {
+  crypto::Hash id{};
+  KeyBytes payer{}, provider{};
+  uint64_t amount = 0, remaining = 0;
+  StorageTerms terms;
+  uint32_t margin_bps = 0;
+  std::string owner;                          // address, empty when no margin is taken
+  std::map<uint32_t, PeriodSettled> settled;  // by period
+  size_t answers = 0;
+  std::vector<std::string> notes;
 };
 
 class LedgerClient {
@@ -59,6 +84,21 @@ class LedgerClient {
   // Asks every authority; the answer a quorum agrees on. Busy when no quorum answers alike.
   core::Result<AccountView> Account(const std::string& address);
 
+  // --- Escrows (ledger/escrow.h).
+  // Gathers a quorum of votes for settling a period, certifies and broadcasts it (an
+  // authority that has not applied the escrow's opening is sent the payer's certificates
+  // first). Refused when refusals alone keep the quorum out of reach (outside the window, a
+  // bad proof, the period locked the other way); Busy when too few answered.
+  core::Result<SettleResult> Settle(const Settlement& s);
+  core::Result<size_t> BroadcastSettlement(const std::string& certificate_wire);
+  // The beacon of `slot`: every authority's signature gathered, verified, the first quorum
+  // aggregated. Refused before the slot has begun at a quorum.
+  core::Result<Beacon> GetBeacon(uint64_t slot);
+  // NotFound when no authority knows the escrow.
+  core::Result<EscrowView> Escrow(const crypto::Hash& id);
+  // The escrows with money left where `address` pays or provides, merged across authorities.
+  core::Result<std::vector<EscrowView>> OpenEscrows(const std::string& address);
+
   const Committee& committee() const { return committee_; }
   const crypto::Hash& network_id() const { return policy_.network_id; }
   size_t quorum() const { return committee_.quorum(); }
@@ -73,6 +113,26 @@ class LedgerClient {
   // Sends it to every authority; how many applied it.
   size_t BroadcastCertificate(const Certificate& cert, const std::string& wire,
                               std::vector<std::string>* notes);
+  // Sends the escrow's payer's certificates to an authority that lacks its opening.
+  core::Status SyncEscrow(size_t authority, const crypto::Hash& escrow_id);
+
+  // Votes for `item` from every authority in parallel (`body` null: a GET), each verified.
+  // `resync(a, error)` may bring authority a up to date; true asks it once more.
+  struct Gathered {
+    std::vector<Vote> votes;
+    std::vector<std::string> notes;
+    core::Status first_refusal;
+    size_t answered = 0, refused = 0;
+  };
+  Gathered GatherVotes(const std::string& target, const nlohmann::json& body,
+                       const crypto::Hash& item,
+                       const std::function<bool(size_t, const core::Status&)>& resync);
+  // Why `g` holds fewer votes than `need`: Refused, Busy or InvalidArgument.
+  core::Status ShortOfQuorum(const Gathered& g, size_t need) const;
+  // Sends a certificate to every authority at `target`; NotFound answers get `resync` and a
+  // second try. How many applied it.
+  size_t SendToAll(const std::string& target, const std::string& wire,
+                   const std::function<bool(size_t)>& resync, std::vector<std::string>* notes);
 
   LedgerClient(const economy::EconomicPolicy& policy, Committee c, std::vector<std::string> urls)
       : policy_(policy), committee_(std::move(c)), urls_(std::move(urls)) {}

@@ -66,6 +66,14 @@ enum class SettleKind : uint8_t {
 };
 std::string_view SettleKindName(SettleKind k);
 
+// How a period of an escrow was settled (what an authority applied).
+struct PeriodSettled {
+  uint32_t period = 0;
+  SettleKind kind = SettleKind::kRelease;
+  uint64_t paid = 0;    // base units moved out of the escrow for this period
+  uint64_t margin = 0;  // of `paid`, to the owner (a release); the rest to the provider
+};
+
 // One period of one escrow, settled one way. Not signed by anyone: what is certified is the
 // committee's vote; the payout's recipients come from the escrow itself.
 struct Settlement {

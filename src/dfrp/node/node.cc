@@ -80,14 +80,23 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
   if (!n->market_->capacity_note().empty())
     n->notices_.push_back("market: " + n->market_->capacity_note());
   n->policy_ = std::make_unique<economy::EconomicPolicy>(policy);
+  if (!opt.config.wallet.empty()) DFRP_RETURN_IF_ERROR(n->OpenWallet());
   if (opt.config.HasRole("authority")) DFRP_RETURN_IF_ERROR(n->OpenAuthority());
+  if (n->wallet_key_ && opt.config.HasRole("storage") && !policy.genesis.committee.empty()) {
+    // This wallet is paid for the escrows it provides: answer each period's audit.
+    DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(policy));
+    n->provider_ = std::make_unique<ProviderService>(
+        self, std::move(client), wallet::AddressOf(n->wallet_key_->GetPublicKey()),
+        opt.provider_tick_ms);
+  }
   n->writes_->Start();
   n->scrub_->Start();
+  if (n->provider_) n->provider_->Start();
   n->market_thread_ = std::thread([self] { self->MarketLoop(); });
   return n;
 }
 
-core::Status Node::OpenAuthority() {
+core::Status Node::OpenWallet() {
   const core::NodeConfig& cfg = opt_.config;
   core::FileSystem* fs = opt_.store.fs;
   DFRP_ASSIGN_OR_RETURN(wallet::Keystore ks, wallet::LoadKeystore(fs, cfg.wallet));
@@ -104,6 +113,17 @@ core::Status Node::OpenAuthority() {
   DFRP_ASSIGN_OR_RETURN(crypto::bls::SecretKey key,
                         wallet::UnlockKeystore(ks, pass.view(), cfg.wallet));
   wallet_key_ = std::make_unique<crypto::bls::SecretKey>(std::move(key));
+  notices_.push_back(
+      fmt::format("wallet: {} ({})", wallet::AddressOf(wallet_key_->GetPublicKey()), cfg.wallet));
+  return core::Status::OK();
+}
+
+core::Status Node::OpenAuthority() {
+  const core::NodeConfig& cfg = opt_.config;
+  if (!wallet_key_)
+    return core::Status::InvalidArgument(
+        "ROLES names authority, but the config has no WALLET: an authority signs with its "
+        "committee member's wallet (set WALLET and WALLET_PASSPHRASE_FILE)");
   const auto& committee = policy_->genesis.committee;
   std::optional<uint32_t> index;
   for (size_t i = 0; i < committee.size(); ++i) {
@@ -129,12 +149,14 @@ core::Status Node::OpenAuthority() {
 
 void Node::BeginStop() {
   stopping_ = true;
+  if (provider_) provider_->RequestStop();
   if (ops_) ops_->CancelAll();
   if (scrub_) scrub_->RequestStop();
 }
 
 void Node::Stop() {
   BeginStop();
+  if (provider_) provider_->Stop();
   if (writes_) writes_->Stop();
   if (scrub_) scrub_->Stop();
   if (ops_) ops_->Stop();

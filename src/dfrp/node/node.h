@@ -38,6 +38,7 @@
 #include "dfrp/ledger/authority.h"
 #include "dfrp/node/metrics.h"
 #include "dfrp/node/operations.h"
+#include "dfrp/node/provider_service.h"
 #include "dfrp/node/reader_cache.h"
 #include "dfrp/node/scrub_service.h"
 #include "dfrp/node/store_writer.h"
@@ -57,6 +58,8 @@ struct NodeOptions {
   uint64_t reader_cache_bytes = 32ull << 20;
   // How often the market's epochs are checked for an end (prices move once per epoch).
   int64_t market_tick_ms = 1000;
+  // How often a provider asks the committee for its escrows' open answer windows.
+  int64_t provider_tick_ms = 500;
 };
 
 class Node {
@@ -110,6 +113,10 @@ class Node {
   const economy::EconomicPolicy& policy() const { return *policy_; }
   // This node's seat in the ledger's committee (ROLES has authority); null otherwise.
   ledger::Authority* authority() { return authority_.get(); }
+  // The node's wallet key (WALLET); null when none is configured.
+  const crypto::bls::SecretKey* wallet_key() const { return wallet_key_.get(); }
+  // Answers the audits of the escrows this wallet provides; null without a wallet or committee.
+  const ProviderService* provider() const { return provider_.get(); }
   std::vector<storage::VolumeInfo> Volumes() { return writer_->Volumes(); }
   uint64_t WritableBytes() const { return writer_->WritableBytes(); }
 
@@ -124,7 +131,9 @@ class Node {
  private:
   explicit Node(const NodeOptions& opt) : opt_(opt) {}
   core::Result<storage::VolumeInfo> VolumeAfter(uint32_t volume, const core::Status& s);
-  // Unlocks WALLET and takes this node's seat in the committee (ROLES has authority).
+  // Unlocks WALLET (WALLET_PASSPHRASE_FILE, else DFRP_PASSPHRASE).
+  core::Status OpenWallet();
+  // Takes this node's seat in the committee (ROLES has authority): its wallet's.
   core::Status OpenAuthority();
 
   NodeOptions opt_;
@@ -144,6 +153,7 @@ class Node {
   std::unique_ptr<economy::EconomicPolicy> policy_;
   std::unique_ptr<crypto::bls::SecretKey> wallet_key_;  // before authority_, which uses it
   std::unique_ptr<ledger::Authority> authority_;
+  std::unique_ptr<ProviderService> provider_;
   // Ends the market's epochs: wakes every market_tick_ms until the node stops.
   void MarketLoop() EXCLUDES(market_mu_);
   core::Mutex market_mu_;

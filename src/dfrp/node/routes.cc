@@ -433,6 +433,7 @@ void AddDaemonRoutes(RouteTable* table, Node* node, ServerView server) {
   table->Add(StorageRoutes(node));
   table->Add(MarketRoutes(node));
   table->Add(LedgerRoutes(node));
+  table->Add(EscrowRoutes(node));
 }
 
 }  // namespace dfrp::node

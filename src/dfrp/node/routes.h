@@ -4,6 +4,7 @@
 //   StorageRoutes  /v1/shards..., /v1/volumes..., /v1/operations...
 //   MarketRoutes   /v1/market/... (prices, quote, usage, capacity)
 //   LedgerRoutes   /v1/ledger/... (orders, certificates, accounts; an authority only)
+//   EscrowRoutes   /v1/ledger/{settlements,beacon,escrows}/... and /v1/escrows/accept
 //
 // The handlers call the Node; the server runs them on the lane each route names.
 #pragma once
@@ -29,6 +30,7 @@ std::vector<RouteSpec> NodeRoutes(Node* node, ServerView server);
 std::vector<RouteSpec> StorageRoutes(Node* node);
 std::vector<RouteSpec> MarketRoutes(Node* node);  // market_routes.cc
 std::vector<RouteSpec> LedgerRoutes(Node* node);  // ledger_routes.cc
+std::vector<RouteSpec> EscrowRoutes(Node* node);  // escrow_routes.cc
 
 // Every family dfrpd serves, in one table.
 void AddDaemonRoutes(RouteTable* table, Node* node, ServerView server);

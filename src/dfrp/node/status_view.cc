@@ -44,6 +44,7 @@ json StatusJson(Node& node, const std::string& api_addr, const ServerFigures& se
           {"throughput",
            {{"interval_seconds", ThroughputSeries::kIntervalSeconds}, {"samples", samples}}},
           {"scrub", node.scrub().Json()},
+          {"escrows", node.provider() ? node.provider()->Json() : nlohmann::json()},
           {"operations", node.operations().List()}};
 }
 

@@ -1,0 +1,307 @@
+// Escrow routes (issue 13; docs/API.md, "Escrows"). On an authority (ROLES has authority):
+//
+//   POST /v1/ledger/settlements                 {"settlement": HEX}: this authority's vote
+//                                               {"vote", "authority"}; 402 refused (outside
+//                                               the window, a proof that does not verify, the
+//                                               period locked the other way), 404 escrow unknown
+//   POST /v1/ledger/settlement-certificates     {"certificate": HEX}: applied once
+//   GET  /v1/ledger/settlement-certificates/{id}  the escrow's applied settlement certificates
+//   GET  /v1/ledger/beacon/{slot}               this authority's signature of the slot (402
+//                                               before the slot has begun)
+//   GET  /v1/ledger/escrows/{id}                one escrow: terms, what is left, settled periods
+//   GET  /v1/ledger/escrows?party=ADDRESS       the open escrows the address pays or provides
+//
+// On a storage node with a WALLET (the provider's side):
+//
+//   POST /v1/escrows/accept                     {"payer", "seq", "amount_base_units",
+//                                               "terms_hex"}: the provider's signed acceptance,
+//                                               given only for a shard this node holds with
+//                                               exactly those root, size and leaf size
+#include <fmt/format.h>
+
+#include "dfrp/ledger/escrow.h"
+#include "dfrp/node/router.h"
+#include "dfrp/node/routes.h"
+#include "dfrp/wallet/address.h"
+
+namespace dfrp::node {
+
+using core::Status;
+using nlohmann::json;
+
+namespace {
+
+core::Result<ledger::Authority*> AuthorityHere(Node* node) {
+  if (!node->authority())
+    return core::Err(Status::NotFound(
+        "this node is not a ledger authority (its ROLES has no authority): send escrow calls to "
+        "the committee's members, listed in economic.toml's genesis.committee"));
+  return node->authority();
+}
+
+template <size_t N>
+std::string HexOf(const std::array<uint8_t, N>& a) {
+  return core::ToHex(std::string_view(reinterpret_cast<const char*>(a.data()), N));
+}
+
+std::string AddressOf(const ledger::KeyBytes& k) {
+  auto key = ledger::KeyFrom(k);
+  return key ? wallet::AddressOf(*key) : HexOf(k);
+}
+
+core::Result<std::string> HexBody(const std::string& body, const char* key) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains(key) || !j[key].is_string())
+    return core::Err(Status::InvalidArgument(
+        fmt::format("the body must be a JSON object with \"{}\": the hex of a {}", key, key)));
+  auto bytes = core::FromHex(j[key].get<std::string>());
+  if (!bytes) return core::Err(Status::InvalidArgument(fmt::format("\"{}\" is not hex", key)));
+  return *bytes;
+}
+
+// The authority here and the bytes of the hex at `key` of a POST's JSON body, for `fn`.
+template <typename Fn>
+ApiResponse WithAuthorityAndHex(Node* node, const ApiRequest& r, const char* key, Fn fn) {
+  auto a = AuthorityHere(node);
+  if (!a) return ApiResponse::Error(a.error());
+  auto wire = HexBody(r.body, key);
+  if (!wire) return ApiResponse::Error(wire.error());
+  return fn(*a, *wire);
+}
+
+core::Result<crypto::Hash> EscrowIdParam(const std::string& text) {
+  auto bytes = core::FromHex(text);
+  if (!bytes || bytes->size() != 32)
+    return core::Err(Status::InvalidArgument(
+        fmt::format("'{}' is not an escrow id (64 hex digits, as escrow open printed it)",
+                    text.substr(0, 80))));
+  crypto::Hash id{};
+  std::memcpy(id.data(), bytes->data(), 32);
+  return id;
+}
+
+// The authority here and the {id} of the route (an escrow id), for `fn`.
+template <typename Fn>
+ApiResponse WithAuthorityAndEscrow(Node* node, const ApiRequest& r, Fn fn) {
+  auto a = AuthorityHere(node);
+  if (!a) return ApiResponse::Error(a.error());
+  auto id = EscrowIdParam(r.route.params.at("id"));
+  if (!id) return ApiResponse::Error(id.error());
+  return fn(*a, *id);
+}
+
+core::Result<uint64_t> UintField(const json& j, const char* key) {
+  if (!j.contains(key) || !j[key].is_number_unsigned())
+    return core::Err(
+        Status::InvalidArgument(fmt::format("\"{}\" must be a non-negative integer", key)));
+  return j[key].get<uint64_t>();
+}
+
+json EscrowJson(const ledger::EscrowInfo& e, const economy::EconomicPolicy& p, int64_t now_ms) {
+  const ledger::StorageTerms& t = e.terms;
+  json settled = json::array();
+  for (const auto& s : e.settled)
+    settled.push_back({{"period", s.period},
+                       {"kind", ledger::SettleKindName(s.kind)},
+                       {"paid", p.FormatAmount(s.paid)},
+                       {"paid_base_units", s.paid},
+                       {"margin_base_units", s.margin}});
+  // The next period not settled, and its window, for people and for the provider's node.
+  json next;
+  for (uint32_t k = 0; k < t.periods; ++k) {
+    bool done = false;
+    for (const auto& s : e.settled) done = done || s.period == k;
+    if (done) continue;
+    const ledger::PeriodWindow w = ledger::WindowOf(e.id, t, k, p.storage);
+    next = {{"period", k},
+            {"window_open_ms", w.open_ms},
+            {"window_close_ms", w.close_ms},
+            {"refundable_from_ms", w.refund_ms},
+            {"beacon_slot", w.slot},
+            {"state", now_ms < w.open_ms         ? "waiting"
+                      : now_ms < w.vote_until_ms ? "answer window open"
+                      : now_ms < w.refund_ms     ? "grace"
+                                                 : "refundable"}};
+    break;
+  }
+  return json{{"id", HexOf(e.id)},
+              {"payer", AddressOf(e.payer)},
+              {"provider", AddressOf(e.provider)},
+              {"amount", p.FormatAmount(e.amount)},
+              {"amount_base_units", e.amount},
+              {"remaining", p.FormatAmount(e.remaining)},
+              {"remaining_base_units", e.remaining},
+              {"owner", e.owner ? json(AddressOf(*e.owner)) : json()},
+              {"margin_bps", e.margin_bps},
+              {"terms",
+               {{"shard_id", t.shard_id.ToString()},
+                {"root", HexOf(t.root)},
+                {"size", t.size},
+                {"leaf_size", t.leaf_size},
+                {"periods", t.periods},
+                {"period_seconds", t.period_seconds},
+                {"start_unix", t.start_unix},
+                {"challenges", t.challenges}}},
+              {"terms_hex", core::ToHex(ledger::EncodeTerms(t))},
+              {"settled", settled},
+              {"next_period", next}};
+}
+
+}  // namespace
+
+std::vector<RouteSpec> EscrowRoutes(Node* node) {
+  std::vector<RouteSpec> t;
+  t.push_back({.methods = "POST",
+               .pattern = "/v1/ledger/settlements",
+               .body = BodyKind::kJson,
+               .lane = Lane::kVerify,
+               .handler = [node](const ApiRequest& r) {
+                 return WithAuthorityAndHex(
+                     node, r, "settlement", [](ledger::Authority* a, const std::string& wire) {
+                       auto s = ledger::DecodeSettlement(wire, a->network_id());
+                       if (!s) return ApiResponse::Error(s.error());
+                       auto vote = a->HandleSettlement(*s);
+                       if (!vote) return ApiResponse::Error(vote.error());
+                       return ApiResponse::Json(
+                           200, json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
+                                     {"authority", vote->authority},
+                                     {"settlement_hash", HexOf(s->hash)}});
+                     });
+               }});
+  t.push_back(
+      {.methods = "POST",
+       .pattern = "/v1/ledger/settlement-certificates",
+       .body = BodyKind::kJson,
+       .lane = Lane::kVerify,
+       .handler = [node](const ApiRequest& r) {
+         auto a = AuthorityHere(node);
+         if (!a) return ApiResponse::Error(a.error());
+         auto wire = HexBody(r.body, "certificate");
+         if (!wire) return ApiResponse::Error(wire.error());
+         auto c = ledger::DecodeSettleCertificate(*wire, (*a)->network_id());
+         if (!c) return ApiResponse::Error(c.error());
+         auto outcome = (*a)->HandleSettleCertificate(*c);
+         if (!outcome) return ApiResponse::Error(outcome.error());
+         return ApiResponse::Json(
+             200, json{{"outcome",
+                        *outcome == ledger::ApplyOutcome::kApplied ? "applied" : "already_applied"},
+                       {"settlement_hash", HexOf(c->settlement.hash)}});
+       }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/ledger/settlement-certificates/{id}",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest& r) {
+                 return WithAuthorityAndEscrow(
+                     node, r, [](ledger::Authority* a, const crypto::Hash& id) {
+                       auto certs = a->SettleCertificates(id);
+                       if (!certs) return ApiResponse::Error(certs.error());
+                       json list = json::array();
+                       for (const auto& c : *certs) list.push_back(core::ToHex(c));
+                       return ApiResponse::Json(200, json{{"certificates", list}});
+                     });
+               }});
+  t.push_back(
+      {.methods = "GET",
+       .pattern = "/v1/ledger/beacon/{slot}",
+       .lane = Lane::kVerify,
+       .handler = [node](const ApiRequest& r) {
+         auto a = AuthorityHere(node);
+         if (!a) return ApiResponse::Error(a.error());
+         const std::string& v = r.route.params.at("slot");
+         if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
+           return ApiResponse::Error(Status::InvalidArgument(
+               fmt::format("'{}' is not a beacon slot number", v.substr(0, 32))));
+         auto vote = (*a)->BeaconShare(std::stoull(v));
+         if (!vote) return ApiResponse::Error(vote.error());
+         return ApiResponse::Json(200, json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
+                                            {"authority", vote->authority},
+                                            {"slot", std::stoull(v)}});
+       }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/ledger/escrows/{id}",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest& r) {
+                 return WithAuthorityAndEscrow(
+                     node, r, [node](ledger::Authority* a, const crypto::Hash& id) {
+                       auto e = a->Escrow(id);
+                       if (!e) return ApiResponse::Error(e.error());
+                       return ApiResponse::Json(200, EscrowJson(*e, node->policy(), node->NowMs()));
+                     });
+               }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/ledger/escrows",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest& r) {
+                 auto a = AuthorityHere(node);
+                 if (!a) return ApiResponse::Error(a.error());
+                 std::string party, error;
+                 if (!QueryValue(r.route.query, "party", &party, &error) || !error.empty())
+                   return ApiResponse::Error(Status::InvalidArgument(
+                       error.empty() ? "give ?party=ADDRESS (a payer or a provider)" : error));
+                 auto key = wallet::PublicKeyFromAddress(party);
+                 if (!key) return ApiResponse::Error(key.error());
+                 auto list = (*a)->OpenEscrows(key->bytes());
+                 if (!list) return ApiResponse::Error(list.error());
+                 json out = json::array();
+                 for (const auto& e : *list)
+                   out.push_back(EscrowJson(e, node->policy(), node->NowMs()));
+                 return ApiResponse::Json(200, json{{"party", party}, {"escrows", out}});
+               }});
+  t.push_back(
+      {.methods = "POST",
+       .pattern = "/v1/escrows/accept",
+       .body = BodyKind::kJson,
+       .lane = Lane::kRead,
+       .handler = [node](const ApiRequest& r) {
+         const crypto::bls::SecretKey* key = node->wallet_key();
+         if (!key)
+           return ApiResponse::Error(
+               Status::NotFound("this node has no WALLET: it cannot accept escrows (set WALLET and "
+                                "WALLET_PASSPHRASE_FILE in its config)"));
+         json j = json::parse(r.body, nullptr, false);
+         if (j.is_discarded() || !j.is_object())
+           return ApiResponse::Error(Status::InvalidArgument("the body must be a JSON object"));
+         auto seq = UintField(j, "seq");
+         auto amount = UintField(j, "amount_base_units");
+         if (!seq) return ApiResponse::Error(seq.error());
+         if (!amount || *amount == 0)
+           return ApiResponse::Error(
+               Status::InvalidArgument("\"amount_base_units\" must be more than 0"));
+         if (!j.contains("payer") || !j["payer"].is_string())
+           return ApiResponse::Error(Status::InvalidArgument("\"payer\" must be an address"));
+         auto payer = wallet::PublicKeyFromAddress(j["payer"].get<std::string>());
+         if (!payer) return ApiResponse::Error(payer.error());
+         auto terms_bytes = HexBody(r.body, "terms_hex");
+         if (!terms_bytes) return ApiResponse::Error(terms_bytes.error());
+         auto terms = ledger::DecodeTerms(*terms_bytes);
+         if (!terms) return ApiResponse::Error(terms.error());
+         const auto& sp = node->policy().storage;
+         if (terms->period_seconds != sp.period_seconds ||
+             terms->challenges < sp.challenges_per_period)
+           return ApiResponse::Error(Status::InvalidArgument(fmt::format(
+               "terms: periods of {} s with {} challenges; the committee's policy is {} s with at "
+               "least {}",
+               terms->period_seconds, terms->challenges, sp.period_seconds,
+               sp.challenges_per_period)));
+         // Only a shard this node holds, exactly as the terms describe it.
+         auto info = node->Stat(terms->shard_id);
+         if (!info) return ApiResponse::Error(info.error());
+         const auto& loc = info->location;
+         if (loc.root != terms->root || loc.payload_len != terms->size ||
+             loc.leaf_size != terms->leaf_size)
+           return ApiResponse::Error(Status::InvalidArgument(fmt::format(
+               "terms: shard {} here has root {}, {} bytes, leaves of {}; the terms say {}, {}, {}",
+               terms->shard_id.ToString(), HexOf(loc.root), loc.payload_len, loc.leaf_size,
+               HexOf(terms->root), terms->size, terms->leaf_size)));
+         const ledger::KeyBytes provider = key->GetPublicKey().bytes();
+         const std::string bytes = ledger::AcceptanceSigningBytes(
+             payer->bytes(), *seq, 0, provider, *amount, *terms, node->policy().network_id);
+         const ledger::SigBytes sig = key->Sign(core::AsBytes(bytes)).bytes();
+         return ApiResponse::Json(200, json{{"provider", wallet::AddressOf(key->GetPublicKey())},
+                                            {"acceptance", HexOf(sig)},
+                                            {"shard_id", terms->shard_id.ToString()}});
+       }});
+  return t;
+}
+
+}  // namespace dfrp::node

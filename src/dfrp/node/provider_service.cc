@@ -1,0 +1,162 @@
+#include "dfrp/node/provider_service.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "dfrp/node/node.h"
+#include "dfrp/storage/proof.h"
+#include "dfrp/wallet/address.h"
+
+namespace dfrp::node {
+
+using core::Status;
+using nlohmann::json;
+
+namespace {
+
+std::string HexId(const crypto::Hash& id) {
+  return core::ToHex(std::string_view(reinterpret_cast<const char*>(id.data()), id.size()));
+}
+
+}  // namespace
+
+void ProviderService::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void ProviderService::RequestStop() {
+  {
+    core::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  cv_.SignalAll();
+}
+
+void ProviderService::Stop() {
+  RequestStop();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool ProviderService::Wait(int64_t ms) {
+  core::Clock* clock = node_->clock();
+  const int64_t end = clock->NowMonotonicNanos() + ms * 1'000'000;
+  core::MutexLock lock(&mu_);
+  for (;;) {
+    if (stopping_) return false;
+    const int64_t left = (end - clock->NowMonotonicNanos()) / 1'000'000;
+    if (left <= 0) return true;
+    cv_.WaitForMillis(&mu_, left);
+  }
+}
+
+void ProviderService::Loop() {
+  while (Wait(tick_ms_)) Tick();
+}
+
+void ProviderService::Tick() {
+  // Certificates a quorum has not applied yet go out again first.
+  std::map<std::pair<crypto::Hash, uint32_t>, std::string> unsent;
+  {
+    core::MutexLock lock(&mu_);
+    unsent = unsent_;
+  }
+  for (const auto& [key, wire] : unsent) {
+    auto sent = client_.BroadcastSettlement(wire);
+    core::MutexLock lock(&mu_);
+    if (sent) unsent_.erase(key);
+  }
+  int64_t now = node_->NowMs();
+  const int64_t refresh_ms =
+      std::min<int64_t>(5000, int64_t{node_->policy().storage.answer_window_seconds} * 1000 / 3);
+  if (fetched_ms_ < 0 || now - fetched_ms_ >= refresh_ms) {
+    auto fresh = client_.OpenEscrows(address_);
+    if (!fresh) {
+      core::MutexLock lock(&mu_);
+      last_error_ = fresh.error().message();
+      last_tick_ms_ = now;
+      return;
+    }
+    escrows_ = std::move(*fresh);
+    fetched_ms_ = now;
+    now = node_->NowMs();
+  }
+  const std::vector<ledger::EscrowView>* escrows = &escrows_;
+  {
+    // Escrows no longer open are forgotten.
+    std::set<crypto::Hash> open;
+    for (const auto& e : *escrows) open.insert(e.id);
+    core::MutexLock lock(&mu_);
+    std::erase_if(done_, [&](const auto& d) { return !open.contains(d.first); });
+  }
+  for (const ledger::EscrowView& e : *escrows) {
+    auto me = wallet::PublicKeyFromAddress(address_);
+    if (!me || e.provider != me->bytes()) continue;  // an escrow this wallet pays for
+    const ledger::StorageTerms& t = e.terms;
+    const int64_t start_ms = static_cast<int64_t>(t.start_unix) * 1000;
+    if (now < start_ms) continue;
+    const uint64_t k64 = static_cast<uint64_t>((now - start_ms) / 1000) / t.period_seconds;
+    if (k64 >= t.periods) continue;
+    const auto k = static_cast<uint32_t>(k64);
+    if (e.settled.contains(k)) continue;
+    {
+      core::MutexLock lock(&mu_);
+      if (done_.contains({e.id, k})) continue;
+    }
+    const ledger::PeriodWindow w = ledger::WindowOf(e.id, t, k, node_->policy().storage);
+    if (now < w.open_ms || now >= w.vote_until_ms) continue;
+    const std::string outcome = Release(e, k, w);
+    core::MutexLock lock(&mu_);
+    last_outcome_[HexId(e.id)] = outcome;
+  }
+  core::MutexLock lock(&mu_);
+  open_escrows_ = escrows->size();
+  last_tick_ms_ = now;
+}
+
+std::string ProviderService::Release(const ledger::EscrowView& e, uint32_t k,
+                                     const ledger::PeriodWindow& w) {
+  const std::string what = fmt::format("period {} of escrow {}", k, HexId(e.id).substr(0, 16));
+  auto fail = [&](const Status& s, bool give_up) {
+    core::MutexLock lock(&mu_);
+    ++failures_;
+    last_error_ = fmt::format("{}: {}", what, s.message());
+    if (give_up) done_.insert({e.id, k});
+    return last_error_;
+  };
+  auto beacon = client_.GetBeacon(w.slot);
+  if (!beacon) return fail(beacon.error(), false);  // retried on the next tick
+  const crypto::Hash& net = node_->policy().network_id;
+  const std::string seed = ledger::PeriodSeed(ledger::BeaconSeed(*beacon, net), e.id, k);
+  auto proof = node_->Audit(e.terms.shard_id, seed, e.terms.challenges);
+  if (!proof)  // lost or corrupt here: nothing is answered that the store cannot prove
+    return fail(proof.error(), true);
+  const ledger::Settlement s = ledger::MakeSettlement(
+      e.id, k, ledger::SettleKind::kRelease, beacon->epoch, storage::EncodeProofBinary(*proof),
+      ledger::EncodeBeacon(*beacon), net);
+  auto r = client_.Settle(s);
+  if (!r) return fail(r.error(), false);
+  core::MutexLock lock(&mu_);
+  done_.insert({e.id, k});
+  ++releases_;
+  if (r->applied < client_.quorum()) {
+    unsent_[{e.id, k}] = r->certificate_wire;
+    return fmt::format("{}: released; {} authorities applied it so far", what, r->applied);
+  }
+  return fmt::format("{}: released ({} votes, applied by {})", what, r->votes, r->applied);
+}
+
+json ProviderService::Json() const {
+  core::MutexLock lock(&mu_);
+  json outcomes = json::object();
+  for (const auto& [id, o] : last_outcome_) outcomes[id] = o;
+  return json{{"provider", address_},
+              {"open_escrows", open_escrows_},
+              {"releases_sent", releases_},
+              {"failures", failures_},
+              {"last_error", last_error_.empty() ? json() : json(last_error_)},
+              {"last_check_ms", last_tick_ms_},
+              {"last_outcome", outcomes}};
+}
+
+}  // namespace dfrp::node

@@ -1,0 +1,79 @@
+// ProviderService: the provider's side of storage escrows (docs/PROTOCOL.md, "Escrow"). On a
+// node with a WALLET and a committee in its economic.toml, a thread asks the committee, once
+// per tick, for the open escrows this wallet provides; for each period whose answer window is
+// open now and that is not settled, it fetches the slot's beacon from the authorities,
+// answers the period's audit from this node's own store, and sends the release (gathering a
+// quorum of votes, certifying, broadcasting: ledger::LedgerClient::Settle). Nothing is kept
+// on disk: the committee's escrow records say what is left to do, so a restart loses
+// nothing. A shard this node cannot prove (lost, corrupt) is reported, never answered with
+// made-up bytes; that period is refunded to the payer after its grace.
+//
+// Its state (releases sent, failures, the last outcome per escrow) is the "escrows" section
+// of /v1/status.
+//
+// Thread-safety: every member may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "dfrp/core/thread_annotations.h"
+#include "dfrp/ledger/client.h"
+
+namespace dfrp::node {
+
+class Node;
+
+class ProviderService {
+ public:
+  ProviderService(Node* node, ledger::LedgerClient client, std::string address, int64_t tick_ms)
+      : node_(node), client_(std::move(client)), address_(std::move(address)), tick_ms_(tick_ms) {}
+  ~ProviderService() { Stop(); }
+  void Start();
+  // Asks the loop to end at its next check, without waiting (a call under way to the
+  // committee ends within its timeout).
+  void RequestStop() EXCLUDES(mu_);
+  // RequestStop, then joins the thread.
+  void Stop() EXCLUDES(mu_);
+  nlohmann::json Json() const EXCLUDES(mu_);
+
+ private:
+  void Loop() EXCLUDES(mu_);
+  void Tick() EXCLUDES(mu_);
+  // Answers period k of `e`; the outcome for the status.
+  std::string Release(const ledger::EscrowView& e, uint32_t k, const ledger::PeriodWindow& w)
+      EXCLUDES(mu_);
+  bool Wait(int64_t ms) EXCLUDES(mu_);
+
+  Node* const node_;
+  ledger::LedgerClient client_;
+  const std::string address_;
+  const int64_t tick_ms_;
+
+  mutable core::Mutex mu_;
+  core::CondVar cv_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  // (escrow id, period) released here, or given up (the shard cannot be proved).
+  std::set<std::pair<crypto::Hash, uint32_t>> done_ GUARDED_BY(mu_);
+  // A certificate fewer than a quorum applied yet: sent again on the next tick.
+  std::map<std::pair<crypto::Hash, uint32_t>, std::string> unsent_ GUARDED_BY(mu_);
+  uint64_t releases_ GUARDED_BY(mu_) = 0;
+  uint64_t failures_ GUARDED_BY(mu_) = 0;
+  std::string last_error_ GUARDED_BY(mu_);
+  int64_t last_tick_ms_ GUARDED_BY(mu_) = 0;
+  size_t open_escrows_ GUARDED_BY(mu_) = 0;
+  std::map<std::string, std::string> last_outcome_ GUARDED_BY(mu_);  // by escrow id (hex)
+  // The committee's list, asked again every third of an answer window (at most every 5 s):
+  // new escrows are seen well inside their first window, without polling on every tick.
+  std::vector<ledger::EscrowView> escrows_;  // the loop thread's only
+  int64_t fetched_ms_ = -1;                  // the loop thread's only
+  std::thread thread_;
+};
+
+}  // namespace dfrp::node

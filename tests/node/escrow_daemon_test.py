@@ -1,0 +1,182 @@
+"""Storage paid through escrow, across real processes (issue 13): four dfrpd authorities, two
+dfrpd providers with wallets, a payer's dfrp-ledger, real time with short periods.
+
+Usage: escrow_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET
+
+- The provider's node accepts an escrow only for a shard it holds exactly as the terms say.
+- `dfrp-ledger escrow open` locks the amount; the supply (balances + open escrows) holds.
+- Three periods pass: the provider's node, by itself, takes each period's seed from the
+  beacon, answers the audit from its store and is paid by a certified release; the owner's
+  margin (5%) is taken on every payout; the escrow ends empty.
+- A provider whose shard was damaged on its drive answers nothing (its store never serves
+  the bad bytes), is paid nothing, and the payer's `escrow refund` returns every period once
+  its window closed and the grace passed; before that, refund exits 7.
+- After every step, at every authority: the balances and open escrows sum to the supply,
+  and all four agree.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import *  # noqa: E402,F401,F403
+from ledger_daemon_test import clean_env, free_base_port, tool  # noqa: E402
+
+LEDGER, WALLET = sys.argv[3], sys.argv[4]
+N = 4
+PERIOD, WINDOW, GRACE = 6, 3, 2
+
+
+def main():
+    wenv = clean_env({"DFRP_PASSPHRASE": "pw", "DFRP_KDF_PROFILE": "test"})
+    addr = {}
+    for name in ("alice", "owner", "prov", "lost"):
+        rc, out, err = tool(WALLET, wenv, "--insecure-test-kdf", "--wallet", f"{name}.json",
+                            "--json", "new")
+        check(f"dfrp-wallet new {name}", rc == 0, err[-400:])
+        addr[name] = json.loads(out)["address"]
+    with open(os.path.join(T, "pw.txt"), "w") as f:
+        f.write("pw\n")
+
+    base = free_base_port(N)
+    cdir = os.path.join(T, "committee")
+    rc, out, err = tool(LEDGER, wenv, "init-committee", "--authorities", str(N), "--dir", cdir,
+                        "--base-port", str(base), "--genesis", f"{addr['alice']}=1000",
+                        "--order-fee", "0.001", "--insecure-test-kdf")
+    check("init-committee of four", rc == 0, err[-400:])
+    policy = os.path.join(cdir, "economic.toml")
+    # The [policy] table is the file's last: the owner and margin join it; short periods.
+    with open(policy, "a") as f:
+        f.write(f'owner = "{addr["owner"]}"\nmargin_bps = 500\n\n[storage]\n'
+                f"period_seconds = {PERIOD}\nchallenges_per_period = 3\n"
+                f"answer_window_seconds = {WINDOW}\ngrace_seconds = {GRACE}\n"
+                "max_skew_ms = 200\nbeacon_slot_seconds = 1\n")
+
+    auths = []
+    for i in range(N):
+        adir = os.path.join(cdir, f"authority-{i}")
+        auths.append(Daemon(clean_env({"STATE_DIR": os.path.join(adir, "state")}),
+                            ("--config", os.path.join(adir, "dfrp.toml"))))
+
+    def provider(name):
+        return Daemon(store_env(name, extra={
+            "WALLET": os.path.join(T, f"{name}.json"),
+            "WALLET_PASSPHRASE_FILE": os.path.join(T, "pw.txt"),
+            "ECONOMIC_POLICY": policy}))
+
+    prov, lost = provider("prov"), provider("lost")
+
+    def ledger(*args, timeout=120):
+        return tool(LEDGER, wenv, "--policy", policy, *args, timeout=timeout)
+
+    def account(i, who):
+        return auths[i].json("GET", f"/v1/ledger/accounts/{addr.get(who, who)}")[2]
+
+    def all_agree(step):
+        for who in ("alice", "owner", "prov", "lost", "committee"):
+            views = {account(i, who)["balance_base_units"] for i in range(N)}
+            check(f"{step}: every authority has the same {who}", len(views) == 1, views)
+        for i in range(N):
+            s = auths[i].json("GET", "/v1/ledger/supply")[2]
+            check(f"{step}: authority {i}: balances and escrows sum to the supply",
+                  s.get("conserved") is True, s)
+
+    # A 100 KB shard (25 leaves) on prov; a one-leaf shard on lost.
+    payload = bytes(random.getrandbits(8) for _ in range(100_000))
+    st, _, w1 = prov.put(payload)
+    check("PUT the shard on the provider", st == 201, w1)
+    st, _, w2 = lost.put(bytes(random.getrandbits(8) for _ in range(3000)))
+    check("PUT the shard on the other provider", st == 201, w2)
+    for name, w in (("r1.json", w1), ("r2.json", w2)):
+        with open(os.path.join(T, name), "w") as f:
+            json.dump(w, f)
+
+    # The provider signs only for the shard as it holds it.
+    rc, _, err = ledger("escrow", "open", "--wallet", "alice.json", "--provider", prov.info["url"],
+                        "--shard", w1["shard_id"], "--root", "00" * 32, "--size",
+                        str(w1["size"]), "--leaf-size", str(w1["leaf_size"]), "--amount", "3",
+                        "--periods", "3")
+    check("a provider refuses terms with another root (exit 2, naming the root)",
+          rc == 2 and "root" in err, (rc, err[-400:]))
+    check("... and nothing was signed: alice's next seq is still 0",
+          account(0, "alice")["next_seq"] == 0, account(0, "alice"))
+
+    rc, out, err = ledger("--json", "escrow", "open", "--wallet", "alice.json", "--provider",
+                          prov.info["url"], "--receipt", "r1.json", "--amount", "3",
+                          "--periods", "3")
+    check("escrow open on the provider", rc == 0, err[-600:])
+    e1 = json.loads(out) if rc == 0 else {}
+    rc, out, err = ledger("--json", "escrow", "open", "--wallet", "alice.json", "--provider",
+                          lost.info["url"], "--receipt", "r2.json", "--amount", "0.3",
+                          "--periods", "3")
+    check("escrow open on the other provider", rc == 0, err[-600:])
+    e2 = json.loads(out) if rc == 0 else {}
+    check("alice paid 3.3 into escrows and two order fees",
+          account(0, "alice")["balance_base_units"] == 1000 * 10**9 - 3_300_000_000 - 2_000_000,
+          account(0, "alice"))
+    all_agree("after two escrows opened")
+    rc, _, err = ledger("escrow", "refund", e2.get("escrow_id", "00" * 32))
+    check("escrow refund before any period is due exits 7, naming when",
+          rc == 7 and "refundable" in err, (rc, err[-400:]))
+
+    # Damage the other provider's shard on its drive (its one leaf).
+    st, _, m = lost.json("GET", f"/v1/shards/{w2['shard_id']}/meta")
+    with open(m["segment"], "r+b") as f:
+        f.seek(m["offset"] + m["record_len"] - 100)
+        b = f.read(1)
+        f.seek(m["offset"] + m["record_len"] - 100)
+        f.write(bytes([b[0] ^ 0x01]))
+
+    def escrow(e):
+        return auths[0].json("GET", f"/v1/ledger/escrows/{e['escrow_id']}")[2]
+
+    # Three periods pass (real time: periods of 6 s).
+    done = poll(lambda: len(escrow(e1).get("settled", [])) == 3, timeout=3 * PERIOD + 40,
+                interval=0.5)
+    s1 = escrow(e1)
+    check("the provider was paid for all three periods by itself (certified releases)",
+          done and all(p["kind"] == "release" for p in s1["settled"]), s1.get("settled"))
+    check("each period paid 1 DFRP, 0.05 of it the owner's margin",
+          all(p["paid_base_units"] == 10**9 and p["margin_base_units"] == 5 * 10**7
+              for p in s1.get("settled", [])), s1.get("settled"))
+    check("the escrow is empty", s1.get("remaining_base_units") == 0, s1)
+    check("the provider's balance is 2.85, the owner's 0.15",
+          account(1, "prov")["balance_base_units"] == 2_850_000_000 and
+          account(2, "owner")["balance_base_units"] == 150_000_000,
+          (account(1, "prov"), account(2, "owner")))
+    pst = prov.json("GET", "/v1/status")[2].get("escrows") or {}
+    check("the provider's /v1/status counts three releases sent",
+          pst.get("releases_sent") == 3, pst)
+    all_agree("after three periods")
+
+    # The damaged provider answered nothing and is paid nothing; once every window closed
+    # and the grace passed, the payer takes all three periods back.
+    lst = lost.json("GET", "/v1/status")[2].get("escrows") or {}
+    check("the damaged provider reports that it could not prove its shard",
+          lst.get("releases_sent") == 0 and lst.get("failures", 0) >= 1 and
+          "does not verify against the Merkle root" in (lst.get("last_error") or ""), lst)
+    check("... and was paid nothing", account(0, "lost")["balance_base_units"] == 0,
+          account(0, "lost"))
+    last = e2["start_unix"] * 1000 + 3 * PERIOD * 1000 + GRACE * 1000 + 500
+    wait_for("the last period of the second escrow to be refundable",
+             lambda: time.time() * 1000 > last, timeout=3 * PERIOD + 40)
+    rc, out, err = ledger("--json", "escrow", "refund", e2["escrow_id"])
+    r = json.loads(out) if out.strip() else {}
+    check("escrow refund returns the three periods to the payer",
+          rc == 0 and len(r.get("refunded", [])) == 3, (rc, out[-600:], err[-600:]))
+    s2 = escrow(e2)
+    check("the second escrow is empty, every period refunded",
+          s2.get("remaining_base_units") == 0 and
+          [p["kind"] for p in s2.get("settled", [])] == ["refund"] * 3, s2)
+    check("alice has 1000 - 3 - two fees (the 0.3 came back)",
+          account(3, "alice")["balance_base_units"] == 1000 * 10**9 - 3 * 10**9 - 2_000_000,
+          account(3, "alice"))
+    rc, _, err = ledger("escrow", "refund", e2["escrow_id"])
+    check("a second refund finds nothing left (exit 7)", rc == 7, (rc, err[-300:]))
+    rc, out, err = ledger("--json", "escrow", "status", e1["escrow_id"])
+    check("escrow status shows the three releases",
+          rc == 0 and len(json.loads(out)["settled"]) == 3, (rc, err[-300:]))
+    all_agree("at the end")
+
+
+if __name__ == "__main__":
+    run(main)
