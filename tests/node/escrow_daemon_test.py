@@ -11,6 +11,8 @@ Usage: escrow_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET
 - A provider whose shard was damaged on its drive answers nothing (its store never serves
   the bad bytes), is paid nothing, and the payer's `escrow refund` returns every period once
   its window closed and the grace passed; before that, refund exits 7.
+- `dfrp-ledger audit` verifies every authority's log (every release's proof again) and
+  replays it to the state the authority reports; `supply` finds it conserved everywhere.
 - After every step, at every authority: the balances and open escrows sum to the supply,
   and all four agree.
 """
@@ -176,6 +178,16 @@ def main():
     check("escrow status shows the three releases",
           rc == 0 and len(json.loads(out)["settled"]) == 3, (rc, err[-300:]))
     all_agree("at the end")
+    rc, out, err = ledger("--json", "audit")
+    a = json.loads(out) if out.strip() else {}
+    check("dfrp-ledger audit: every log verifies and replays, three releases' proofs checked "
+          "again", rc == 0 and a.get("ok") is True and a.get("settlements") == 6 and
+          a.get("releases_verified") == 3 and a.get("authorities_audited") == 4,
+          (rc, out[-800:], err[-400:]))
+    rc, out, err = ledger("--json", "supply")
+    check("dfrp-ledger supply: conserved at all four",
+          rc == 0 and all(x.get("conserved") for x in json.loads(out)["authorities"]),
+          (rc, out[-400:], err[-300:]))
 
 
 if __name__ == "__main__":

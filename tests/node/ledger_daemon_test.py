@@ -13,7 +13,8 @@ Usage: ledger_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET
 - An equivocation (two orders signed offline for one sequence number, each sent to half the
   committee) gathers no quorum: the authority that sees the second keeps both as a proof, the
   account stays frozen (the next transfer exits 7).
-- After every step, at every authority: the balances sum to the supply.
+- After every step, at every authority: the balances sum to the supply; at the end
+  `dfrp-ledger audit` passes, and names an authority whose database was altered by hand.
 """
 import os
 import socket
@@ -182,6 +183,27 @@ def main():
     rc, out, err = ledger("--json", "balance", "committee")
     check("the committee holds one fee per certified order (5)",
           rc == 0 and json.loads(out)["balance_base_units"] == 5 * 10**6, out + err)
+    rc, out, err = ledger("--json", "audit")
+    a = json.loads(out) if out.strip() else {}
+    check("dfrp-ledger audit passes: five certificates verify and replay at all four",
+          rc == 0 and a.get("ok") is True and a.get("certificates") == 5, (rc, out[-600:], err[-300:]))
+    # An authority whose database was altered behind its back (a balance raised by hand) is
+    # named by the audit, exit 3.
+    daemons[2].stop()
+    db = os.path.join(cdir, "authority-2", "state", "ledger.db")
+    import sqlite3
+    con = sqlite3.connect(db)
+    con.execute("UPDATE accounts SET balance = balance + 7 WHERE balance > 0 AND "
+                "length(key) = 48 AND key != zeroblob(48)")
+    con.commit()
+    con.close()
+    start(2)
+    rc, out, err = ledger("audit")
+    check("an authority altered by hand fails the audit (exit 3), named",
+          rc == 3 and "authority 2" in err and "its own log gives" in err, (rc, err[-600:]))
+    rc, out, err = ledger("supply")
+    check("... and its supply check fails too (exit 3)", rc == 3 and "authority 2" in err,
+          (rc, out[-300:], err[-300:]))
     for d in daemons:
         check("dfrpd stops with SIGTERM", d.stop() == 0)
 

@@ -11,6 +11,10 @@
 //                      committee
 //   balance ADDR       the balance and next sequence number a quorum agrees on
 //   escrow open|status|list|refund   storage escrows (escrow_cli.cc)
+//   audit              fetches every authority's log, verifies every certificate (and every
+//                      release's proof), replays it from the genesis against the state the
+//                      authority reports, and checks conservation and gap-free sequences;
+//                      exit 3 naming the first violation (ledger/audit.h)
 //   supply             each authority's supply check
 //
 // The committee and network come from economic.toml: --policy FILE, else the config's
@@ -443,6 +447,98 @@ Status CmdBalance(const LedgerGlobals& g, const economy::EconomicPolicy& p,
   return Status::OK();
 }
 
+Status CmdSupply(const LedgerGlobals& g, const economy::EconomicPolicy& p) {
+  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
+  json list = json::array();
+  std::string problems;
+  size_t answered = 0;
+  for (size_t a = 0; a < client.size(); ++a) {
+    auto r = client.Get(a, "/v1/ledger/supply");
+    if (!r) {
+      list.push_back({{"authority", a}, {"url", client.url(a)}, {"error", r.error().message()}});
+      continue;
+    }
+    ++answered;
+    const bool conserved = r->contains("conserved") && (*r)["conserved"] == true;
+    if (!conserved)
+      problems += fmt::format("; authority {} ({}): {}", a, client.url(a),
+                              r->value("problem", std::string("not conserved")));
+    list.push_back({{"authority", a},
+                    {"url", client.url(a)},
+                    {"conserved", conserved},
+                    {"certificates_applied", r->value("certificates_applied", 0)}});
+  }
+  if (g.json)
+    std::printf("%s\n", json{{"supply", p.FormatAmount(p.genesis.supply)},
+                             {"supply_base_units", p.genesis.supply},
+                             {"authorities", list}}
+                            .dump(2)
+                            .c_str());
+  else
+    for (const auto& a : list)
+      std::printf("authority %zu (%s): %s\n", a["authority"].get<size_t>(),
+                  a["url"].get<std::string>().c_str(),
+                  a.contains("error") ? a["error"].get<std::string>().c_str()
+                  : a["conserved"].get<bool>()
+                      ? fmt::format("{} {} conserved, {} certificates applied",
+                                    p.FormatAmount(p.genesis.supply), p.genesis.currency,
+                                    a["certificates_applied"].get<uint64_t>())
+                            .c_str()
+                      : "NOT CONSERVED");
+  if (!problems.empty()) return Status::Corruption("the supply is not conserved" + problems);
+  if (answered == 0) return Status::Busy("no authority answered");
+  return Status::OK();
+}
+
+Status CmdAudit(const LedgerGlobals& g, const economy::EconomicPolicy& p) {
+  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
+  std::vector<ledger::AuthorityLog> logs;
+  std::vector<std::string> unreachable;
+  for (size_t a = 0; a < client.size(); ++a) {
+    auto log = client.FetchLog(a);
+    if (log)
+      logs.push_back(std::move(*log));
+    else
+      unreachable.push_back(
+          fmt::format("authority {} ({}): {}", a, client.url(a), log.error().message()));
+  }
+  const ledger::AuditReport r = ledger::AuditLedger(p, logs);
+  if (g.json)
+    std::printf("%s\n", json{{"ok", r.ok() && logs.size() == client.size()},
+                             {"authorities_audited", logs.size()},
+                             {"certificates", r.certificates},
+                             {"settlements", r.settlements},
+                             {"releases_verified", r.releases_verified},
+                             {"violations", r.violations},
+                             {"notes", r.notes},
+                             {"unreachable", unreachable}}
+                            .dump(2)
+                            .c_str());
+  else if (r.ok())
+    std::printf(
+        "audited %zu of %zu authorities: %llu certificates and %llu settlements verify (%llu "
+        "releases' proofs checked again), sequences are gap-free, every log replays to the "
+        "state its authority reports, and the supply of %s %s is conserved\n",
+        logs.size(), client.size(), static_cast<unsigned long long>(r.certificates),
+        static_cast<unsigned long long>(r.settlements),
+        static_cast<unsigned long long>(r.releases_verified),
+        p.FormatAmount(p.genesis.supply).c_str(), p.genesis.currency.c_str());
+  if (!g.json)
+    for (const auto& n : r.notes) std::fprintf(stderr, "dfrp-ledger: note: %s\n", n.c_str());
+  if (!r.ok()) {
+    std::string why = "audit: " + r.violations.front();
+    if (r.violations.size() > 1) why += fmt::format(" (and {} more)", r.violations.size() - 1);
+    return Status::Corruption(why);
+  }
+  if (!unreachable.empty()) {
+    std::string why = fmt::format("audit: {} of {} authorities could not be read",
+                                  unreachable.size(), client.size());
+    for (const auto& u : unreachable) why += "; " + u;
+    return Status::Busy(why);
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock) {
@@ -488,6 +584,10 @@ int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
   std::string balance_addr;
   auto* balance = app.add_subcommand("balance", "an address's balance, as a quorum reports it");
   balance->add_option("address", balance_addr, "a wallet address, or committee")->required();
+  auto* supply =
+      app.add_subcommand("supply", "each authority's check that the supply is conserved");
+  auto* audit = app.add_subcommand(
+      "audit", "verify every authority's log and replay it (exit 3 on the first violation)");
   EscrowCommands escrow;
   AddEscrowCommands(app, &escrow);
   try {
@@ -511,6 +611,10 @@ int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
       s = CmdSubmit(g, fs, *pol, submit_file);
     else if (*balance)
       s = CmdBalance(g, *pol, balance_addr);
+    else if (*supply)
+      s = CmdSupply(g, *pol);
+    else if (*audit)
+      s = CmdAudit(g, *pol);
     else if (*escrow.escrow)
       s = RunEscrowCommand(g, fs, clock, *pol, escrow);
   }

@@ -668,6 +668,47 @@ Result<std::vector<std::string>> Authority::Certificates(const KeyBytes& sender,
   return out;
 }
 
+Result<std::vector<std::string>> Authority::BlobsLocked(const char* sql, int64_t a, int64_t b,
+                                                        std::string_view what) {
+  SqlStmt st(db_, sql);
+  st.Bind(1, a).Bind(2, b);
+  std::vector<std::string> out;
+  int r;
+  while ((r = st.Step()) == SQLITE_ROW) out.push_back(st.Blob(0));
+  if (r != SQLITE_DONE) return Err(SqlError(what));
+  return out;
+}
+
+Result<std::vector<std::string>> Authority::Log(uint64_t from, size_t limit) {
+  core::MutexLock lock(&mu_);
+  return BlobsLocked("SELECT cert FROM certificates WHERE applied >= ?1 ORDER BY applied LIMIT ?2",
+                     static_cast<int64_t>(from), static_cast<int64_t>(limit), "reading the log");
+}
+
+Result<std::vector<std::string>> Authority::SettleLog(uint64_t from, size_t limit) {
+  core::MutexLock lock(&mu_);
+  return BlobsLocked("SELECT cert FROM settlements WHERE applied >= ?1 ORDER BY applied LIMIT ?2",
+                     static_cast<int64_t>(from), static_cast<int64_t>(limit),
+                     "reading the settlement log");
+}
+
+Result<std::vector<AccountInfo>> Authority::Accounts(size_t limit) {
+  core::MutexLock lock(&mu_);
+  SqlStmt st(db_, "SELECT key, balance, next_seq FROM accounts ORDER BY key LIMIT ?1");
+  st.Bind(1, static_cast<int64_t>(limit));
+  std::vector<AccountInfo> out;
+  int r;
+  while ((r = st.Step()) == SQLITE_ROW) {
+    AccountInfo a;
+    ToArray(st.Blob(0), &a.key);
+    a.balance = st.Int(1);
+    a.next_seq = static_cast<uint64_t>(st.Int(2));
+    out.push_back(a);
+  }
+  if (r != SQLITE_DONE) return Err(SqlError("listing accounts"));
+  return out;
+}
+
 Result<std::vector<Equivocation>> Authority::Equivocations() {
   core::MutexLock lock(&mu_);
   SqlStmt st(db_, "SELECT sender, seq, order_a, order_b FROM equivocations ORDER BY sender, seq");

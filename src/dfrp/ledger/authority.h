@@ -109,6 +109,15 @@ class Authority {
                                                       size_t limit = 1000) EXCLUDES(mu_);
   core::Result<std::vector<Equivocation>> Equivocations() EXCLUDES(mu_);
 
+  // --- The log, for auditors (dfrp-ledger audit).
+  // Applied certificates (wire) in the order this authority applied them, from the
+  // `from`-th (1-based) on, at most `limit`.
+  core::Result<std::vector<std::string>> Log(uint64_t from, size_t limit) EXCLUDES(mu_);
+  // Applied settlement certificates likewise.
+  core::Result<std::vector<std::string>> SettleLog(uint64_t from, size_t limit) EXCLUDES(mu_);
+  // Every account (the committee's too), by key, at most `limit`.
+  core::Result<std::vector<AccountInfo>> Accounts(size_t limit) EXCLUDES(mu_);
+
   // --- Escrows (ledger/escrow.h).
   // A vote for settling one period of an escrow. NotFound: the escrow is not open here (its
   // escrow_open certificate was not applied here yet). Refused: outside the time the kind
@@ -148,6 +157,9 @@ class Authority {
   core::Status SqlError(std::string_view what) REQUIRES(mu_);
   core::Status Exec(const char* sql) REQUIRES(mu_);
   core::Result<std::optional<EscrowInfo>> EscrowLocked(const crypto::Hash& id) REQUIRES(mu_);
+  // The first column of `sql`'s rows, with ?1 = a and ?2 = b.
+  core::Result<std::vector<std::string>> BlobsLocked(const char* sql, int64_t a, int64_t b,
+                                                     std::string_view what) REQUIRES(mu_);
   // Adds `add` to `to`'s balance (creating the account), overflow-checked.
   core::Status CreditLocked(const KeyBytes& to, int64_t add, const crypto::Hash& why) REQUIRES(mu_);
 

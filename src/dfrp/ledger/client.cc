@@ -457,4 +457,73 @@ Result<AccountView> LedgerClient::Account(const std::string& address) {
   return Err(Status::Busy(why));
 }
 
+Result<AuthorityLog> LedgerClient::FetchLog(size_t a) {
+  // The log and the reported state are read in several calls: if the authority applied more
+  // meanwhile, everything is read again (a few times), so that they describe one moment.
+  for (int attempt = 0;; ++attempt) {
+    DFRP_ASSIGN_OR_RETURN(AuthorityLog log, FetchLogOnce(a));
+    bool grew = false;
+    for (const bool settle : {false, true}) {
+      DFRP_ASSIGN_OR_RETURN(
+          json more, Get(a, fmt::format("/v1/ledger/{}?from={}", settle ? "settlement-log" : "log",
+                                        (settle ? log.settlements : log.certificates).size() + 1)));
+      grew = grew || !more.contains("certificates") || !more["certificates"].is_array() ||
+             !more["certificates"].empty();
+    }
+    if (!grew) return log;
+    if (attempt == 4)
+      return Err(Status::Busy(log.name +
+                              " kept applying certificates while it was read: audit it again "
+                              "once the traffic pauses"));
+  }
+}
+
+Result<AuthorityLog> LedgerClient::FetchLogOnce(size_t a) {
+  AuthorityLog log;
+  log.name = fmt::format("authority {} ({})", a, urls_[a]);
+  for (const bool settle : {false, true}) {
+    std::vector<std::string>& into = settle ? log.settlements : log.certificates;
+    for (;;) {
+      DFRP_ASSIGN_OR_RETURN(
+          json page, Get(a, fmt::format("/v1/ledger/{}?from={}", settle ? "settlement-log" : "log",
+                                        into.size() + 1)));
+      if (!page.contains("certificates") || !page["certificates"].is_array())
+        return Err(Status::IOError(log.name + " answered a log page without certificates"));
+      if (page["certificates"].empty()) break;
+      for (const auto& hex : page["certificates"]) {
+        auto bytes = hex.is_string() ? core::FromHex(hex.get<std::string>()) : std::nullopt;
+        if (!bytes) return Err(Status::IOError(log.name + " answered a log entry that is not hex"));
+        into.push_back(std::move(*bytes));
+      }
+    }
+  }
+  DFRP_ASSIGN_OR_RETURN(json accounts, Get(a, "/v1/ledger/accounts"));
+  if (!accounts.contains("accounts") || !accounts["accounts"].is_array())
+    return Err(Status::IOError(log.name + " answered no account list"));
+  for (const auto& acct : accounts["accounts"]) {
+    const auto key_hex = StringField(acct, "key");
+    const auto balance = IntField<int64_t>(acct, "balance_base_units");
+    const auto next = IntField<uint64_t>(acct, "next_seq");
+    auto key = key_hex ? core::FromHex(*key_hex) : std::nullopt;
+    if (!key || key->size() != 48 || !balance || !next)
+      return Err(Status::IOError(log.name + " answered a malformed account"));
+    KeyBytes k{};
+    std::memcpy(k.data(), key->data(), 48);
+    log.accounts[k] = {*balance, *next};
+  }
+  // The escrows its log opened, as it reports them.
+  for (const auto& wire : log.certificates) {
+    auto cert = DecodeCertificate(wire, network_id());
+    if (!cert || cert->order.order.kind != OrderKind::kEscrowOpen) continue;
+    const crypto::Hash id = EscrowId(cert->order.order.sender, cert->order.order.seq);
+    auto e = Get(a, "/v1/ledger/escrows/" +
+                        Hex(std::string_view(reinterpret_cast<const char*>(id.data()), 32)));
+    if (!e) return Err(e.error());
+    const auto remaining = IntField<uint64_t>(*e, "remaining_base_units");
+    if (!remaining) return Err(Status::IOError(log.name + " answered an escrow without remaining"));
+    log.escrow_remaining[id] = *remaining;
+  }
+  return log;
+}
+
 }  // namespace dfrp::ledger

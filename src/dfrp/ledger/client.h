@@ -22,6 +22,7 @@
 
 #include "dfrp/core/status.h"
 #include "dfrp/economy/policy.h"
+#include "dfrp/ledger/audit.h"
 #include "dfrp/ledger/escrow.h"
 #include "dfrp/ledger/messages.h"
 
@@ -99,20 +100,30 @@ class LedgerClient {
   // The escrows with money left where `address` pays or provides, merged across authorities.
   core::Result<std::vector<EscrowView>> OpenEscrows(const std::string& address);
 
+  // --- Audits.
+  // Everything authority `a` applied (its log and settlement log, page by page), the accounts
+  // and the escrows it reports: what AuditLedger checks.
+  core::Result<AuthorityLog> FetchLog(size_t authority);
+
   const Committee& committee() const { return committee_; }
   const crypto::Hash& network_id() const { return policy_.network_id; }
   size_t quorum() const { return committee_.quorum(); }
+  size_t size() const { return urls_.size(); }
+  const std::string& url(size_t authority) const { return urls_[authority]; }
+
+  // GET a JSON answer of one authority, or the Status it stands for.
+  core::Result<nlohmann::json> Get(size_t authority, const std::string& target);
 
  private:
   // POST a JSON body; the answer's JSON or the Status it stands for.
   core::Result<nlohmann::json> Post(size_t authority, const std::string& target,
                                     const nlohmann::json& body);
-  core::Result<nlohmann::json> Get(size_t authority, const std::string& target);
   // Sends `authority` the certificates of `sender` it lacks (from a peer that has them).
   core::Status Sync(size_t authority, const KeyBytes& sender);
   // Sends it to every authority; how many applied it.
   size_t BroadcastCertificate(const Certificate& cert, const std::string& wire,
                               std::vector<std::string>* notes);
+  core::Result<AuthorityLog> FetchLogOnce(size_t authority);
   // Sends the escrow's payer's certificates to an authority that lacks its opening.
   core::Status SyncEscrow(size_t authority, const crypto::Hash& escrow_id);
 

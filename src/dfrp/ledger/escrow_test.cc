@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dfrp/crypto/merkle.h"
+#include "dfrp/ledger/audit.h"
 #include "dfrp/ledger/ledger_test_util.h"
 #include "dfrp/ledger/wire.h"
 #include "dfrp/storage/proof.h"
@@ -379,6 +380,118 @@ TEST_F(EscrowTest, SettlementAndBeaconDecodersRefuseEveryTruncationAndBadFields)
   Beacon moved = b;
   moved.slot += 1;
   EXPECT_FALSE(VerifyBeacon(moved, authorities_[0]->committee(), Net()).ok());
+}
+
+// What dfrp-ledger audit reads from authority a.
+AuthorityLog LogOf(Authority& a, const std::string& name) {
+  AuthorityLog log;
+  log.name = name;
+  log.certificates = *a.Log(1, 100000);
+  log.settlements = *a.SettleLog(1, 100000);
+  // Named: a range-for over *a.Accounts() would outlive the temporary Result.
+  const std::vector<AccountInfo> accounts = *a.Accounts(100000);
+  for (const auto& acct : accounts) log.accounts[acct.key] = {acct.balance, acct.next_seq};
+  for (const auto& wire : log.certificates) {
+    auto c = DecodeCertificate(wire, a.network_id());
+    if (c && c->order.order.kind == OrderKind::kEscrowOpen) {
+      const crypto::Hash id = EscrowId(c->order.order.sender, c->order.order.seq);
+      log.escrow_remaining[id] = a.Escrow(id)->remaining;
+    }
+  }
+  return log;
+}
+
+TEST_F(EscrowTest, TheAuditorReplaysEveryLogAndNamesTheFirstViolation) {
+  Start(4);
+  const Shard shard(1);
+  const StorageTerms t = Terms(shard);
+  ApplyEverywhere(Certify(Transfer(0, 2, 50, 0), {0, 1, 2}));
+  ApplyEverywhere(Certify(Open(0, 1, 300, t, 1), {0, 1, 3}));
+  const crypto::Hash id = EscrowId(Pub(KeyOf(0)), 1);
+  const PeriodWindow w0 = Window(id, t, 0);
+  clock_.SetMillis(w0.open_ms + 5);
+  const SettleCertificate release =
+      CertifySettlement(Release(id, 0, shard, BeaconOf(w0.slot)), {0, 1, 2});
+  clock_.SetMillis(Window(id, t, 1).refund_ms);
+  const SettleCertificate refund = CertifySettlement(Refund(id, 1), {1, 2, 3});
+  for (auto& a : authorities_) {
+    ASSERT_TRUE(a->HandleSettleCertificate(release).has_value());
+    ASSERT_TRUE(a->HandleSettleCertificate(refund).has_value());
+  }
+  ApplyEverywhere(Certify(Transfer(2, 3, 7, 0), {0, 1, 2}));
+  std::vector<AuthorityLog> logs;
+  for (size_t a = 0; a < authorities_.size(); ++a)
+    logs.push_back(LogOf(*authorities_[a], fmt::format("authority {}", a)));
+  AuditReport r = AuditLedger(policy_, logs);
+  ASSERT_TRUE(r.ok()) << r.violations.front();
+  EXPECT_EQ(r.certificates, 3u);
+  EXPECT_EQ(r.settlements, 2u);
+  EXPECT_EQ(r.releases_verified, 1u);
+
+  // A lagging log (its last certificate missing, its state as it would be) is a note.
+  {
+    auto lag = logs;
+    lag[3].certificates.pop_back();
+    lag[3].accounts[Pub(KeyOf(2))] = {1000 + 50, 0};
+    lag[3].accounts[Pub(KeyOf(3))] = {1000, 0};
+    lag[3].accounts[kCommitteeAccount].first -= 1;
+    const AuditReport lr = AuditLedger(policy_, lag);
+    EXPECT_TRUE(lr.ok()) << lr.violations.front();
+    ASSERT_EQ(lr.notes.size(), 1u);
+    EXPECT_NE(lr.notes[0].find("authority 3 has applied 2 of 3"), std::string::npos);
+  }
+  // A gap in a sender's sequence.
+  {
+    auto bad = logs;
+    bad[1].certificates.erase(bad[1].certificates.begin());
+    const AuditReport br = AuditLedger(policy_, bad);
+    ASSERT_FALSE(br.ok());
+    EXPECT_NE(br.violations[0].find("authority 1: certificate 1 of its log"), std::string::npos)
+        << br.violations[0];
+    EXPECT_NE(br.violations[0].find("where 0 was next"), std::string::npos) << br.violations[0];
+  }
+  // A balance that its own log does not give.
+  {
+    auto bad = logs;
+    bad[2].accounts[Pub(KeyOf(1))].first += 1;
+    const AuditReport br = AuditLedger(policy_, bad);
+    ASSERT_FALSE(br.ok());
+    EXPECT_NE(br.violations[0].find("its own log gives"), std::string::npos) << br.violations[0];
+  }
+  // A byte changed in a certificate.
+  {
+    auto bad = logs;
+    bad[0].certificates[0][bad[0].certificates[0].size() - 5] ^= 1;
+    EXPECT_FALSE(AuditLedger(policy_, bad).ok());
+  }
+  // More than f faulty authorities (test code with three keys) certify a release without a
+  // valid proof, and a second order at an applied (sender, seq): both named.
+  {
+    const Settlement forged = MakeSettlement(id, 2, SettleKind::kRelease, 0, Shard(9).Audit("x", 3),
+                                             EncodeBeacon(BeaconOf(w0.slot)), Net());
+    std::vector<Vote> votes;
+    for (int a = 0; a < 3; ++a)
+      votes.push_back(SignVote(forged.hash, 0, static_cast<uint32_t>(a), KeyOf(100 + a), Net()));
+    auto bad = logs;
+    bad[0].settlements.push_back(EncodeSettleCertificate(
+        *MakeSettleCertificate(forged, votes, authorities_[0]->committee()), Net()));
+    const AuditReport br = AuditLedger(policy_, bad);
+    ASSERT_FALSE(br.ok());
+    EXPECT_NE(br.violations[0].find("a certified release without a valid proof"), std::string::npos)
+        << br.violations[0];
+
+    const SignedOrder twin = Transfer(0, 3, 5, 0);
+    std::vector<Vote> tv;
+    for (int a = 0; a < 3; ++a)
+      tv.push_back(SignVote(twin.hash, 0, static_cast<uint32_t>(a), KeyOf(100 + a), Net()));
+    auto twins = logs;
+    twins[2].certificates[0] =
+        EncodeCertificate(*MakeCertificate(twin, tv, authorities_[0]->committee()), Net());
+    const AuditReport tr = AuditLedger(policy_, twins);
+    ASSERT_FALSE(tr.ok());
+    EXPECT_NE(tr.violations[0].find("two certified orders at sequence number 0"), std::string::npos)
+        << tr.violations[0];
+  }
 }
 
 }  // namespace

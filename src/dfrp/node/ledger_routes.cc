@@ -55,6 +55,17 @@ core::Result<ledger::KeyBytes> KeyOfAddress(const std::string& address) {
   return key.bytes();
 }
 
+// ?from=N (default `dflt`), or why not.
+core::Result<uint64_t> FromParam(const ApiRequest& r, uint64_t dflt) {
+  auto it = r.route.query.find("from");
+  if (it == r.route.query.end()) return dflt;
+  const std::string& v = it->second;
+  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
+    return core::Err(
+        Status::InvalidArgument(fmt::format("from={:?} is not a number", v.substr(0, 32))));
+  return std::stoull(v);
+}
+
 std::string AddressOfKey(const ledger::KeyBytes& k) {
   if (k == ledger::kCommitteeAccount) return "committee";
   auto key = ledger::KeyFrom(k);
@@ -131,20 +142,53 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                  if (!a) return ApiResponse::Error(a.error());
                  auto key = KeyOfAddress(r.route.params.at("address"));
                  if (!key) return ApiResponse::Error(key.error());
-                 uint64_t from = 0;
-                 if (auto it = r.route.query.find("from"); it != r.route.query.end()) {
-                   const std::string& v = it->second;
-                   if (v.empty() || v.size() > 19 ||
-                       v.find_first_not_of("0123456789") != std::string::npos)
-                     return ApiResponse::Error(Status::InvalidArgument(
-                         fmt::format("from={:?} is not a sequence number", v.substr(0, 32))));
-                   from = std::stoull(v);
-                 }
-                 auto certs = (*a)->Certificates(*key, from, kMaxCertificatesPerAnswer);
+                 auto from = FromParam(r, 0);
+                 if (!from) return ApiResponse::Error(from.error());
+                 auto certs = (*a)->Certificates(*key, *from, kMaxCertificatesPerAnswer);
                  if (!certs) return ApiResponse::Error(certs.error());
                  json list = json::array();
                  for (const auto& c : *certs) list.push_back(core::ToHex(c));
-                 return ApiResponse::Json(200, json{{"from", from}, {"certificates", list}});
+                 return ApiResponse::Json(200, json{{"from", *from}, {"certificates", list}});
+               }});
+  // The log, in this authority's order of application (1-based), for auditors.
+  for (const bool settle : {false, true})
+    t.push_back({.methods = "GET",
+                 .pattern = settle ? "/v1/ledger/settlement-log" : "/v1/ledger/log",
+                 .lane = Lane::kRead,
+                 .handler = [node, settle](const ApiRequest& r) {
+                   auto a = AuthorityOf(node);
+                   if (!a) return ApiResponse::Error(a.error());
+                   auto from = FromParam(r, 1);
+                   if (!from) return ApiResponse::Error(from.error());
+                   auto certs = settle ? (*a)->SettleLog(*from, kMaxCertificatesPerAnswer)
+                                       : (*a)->Log(*from, kMaxCertificatesPerAnswer);
+                   if (!certs) return ApiResponse::Error(certs.error());
+                   json list = json::array();
+                   for (const auto& c : *certs) list.push_back(core::ToHex(c));
+                   return ApiResponse::Json(200, json{{"from", *from}, {"certificates", list}});
+                 }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/ledger/accounts",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest&) {
+                 auto a = AuthorityOf(node);
+                 if (!a) return ApiResponse::Error(a.error());
+                 constexpr size_t kMaxAccounts = 1'000'000;
+                 auto all = (*a)->Accounts(kMaxAccounts + 1);
+                 if (!all) return ApiResponse::Error(all.error());
+                 if (all->size() > kMaxAccounts)
+                   return ApiResponse::Error(Status::InvalidArgument(fmt::format(
+                       "more than {} accounts: this listing is for audits of smaller ledgers",
+                       kMaxAccounts)));
+                 json list = json::array();
+                 for (const auto& acct : *all)
+                   list.push_back({{"address", AddressOfKey(acct.key)},
+                                   {"key", core::ToHex(std::string_view(
+                                               reinterpret_cast<const char*>(acct.key.data()),
+                                               acct.key.size()))},
+                                   {"balance_base_units", acct.balance},
+                                   {"next_seq", acct.next_seq}});
+                 return ApiResponse::Json(200, json{{"accounts", list}});
                }});
   t.push_back({.methods = "GET",
                .pattern = "/v1/ledger/equivocations",

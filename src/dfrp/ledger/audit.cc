@@ -1,0 +1,198 @@
+#include "dfrp/ledger/audit.h"
+
+#include <fmt/format.h>
+
+#include <set>
+
+#include "dfrp/wallet/address.h"
+
+namespace dfrp::ledger {
+
+namespace {
+
+std::string Addr(const KeyBytes& k) {
+  if (k == KeyBytes{}) return "committee";
+  auto key = KeyFrom(k);
+  return key ? wallet::AddressOf(*key) : "?";
+}
+
+std::string Short(const crypto::Hash& h) {
+  return core::ToHex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size()))
+      .substr(0, 16);
+}
+
+struct OpenEscrow {
+  KeyBytes payer{}, provider{};
+  uint64_t amount = 0, remaining = 0;
+  StorageTerms terms;
+  std::set<uint32_t> settled;
+};
+
+// Replays one authority's log; violations are appended with the authority's name.
+class Replay {
+ public:
+  Replay(const economy::EconomicPolicy& p, const Committee& c, std::optional<KeyBytes> owner,
+         AuditReport* report)
+      : p_(p), c_(c), owner_(owner), report_(report) {
+    for (const auto& a : p.genesis.allocations)
+      if (auto key = wallet::PublicKeyFromAddress(a.address))
+        balance_[key->bytes()] += static_cast<int64_t>(a.amount);
+    balance_[KeyBytes{}] += 0;
+  }
+
+  void Violation(const AuthorityLog& log, const std::string& what) {
+    report_->violations.push_back(log.name + ": " + what);
+  }
+
+  void Run(const AuthorityLog& log, std::map<std::pair<KeyBytes, uint64_t>, crypto::Hash>* orders,
+           std::map<std::pair<crypto::Hash, uint32_t>, SettleKind>* periods,
+           std::set<crypto::Hash>* seen_certs, std::set<crypto::Hash>* seen_settles) {
+    for (size_t i = 0; i < log.certificates.size(); ++i) {
+      const std::string where = fmt::format("certificate {} of its log", i + 1);
+      auto cert = DecodeCertificate(log.certificates[i], p_.network_id);
+      if (!cert) return Violation(log, where + ": " + cert.error().message());
+      core::Status v = VerifyCertificate(*cert, c_, p_.network_id);
+      if (!v.ok()) return Violation(log, where + ": " + v.message());
+      const Order& o = cert->order.order;
+      const auto key = std::make_pair(o.sender, o.seq);
+      if (auto it = orders->find(key); it != orders->end() && it->second != cert->order.hash)
+        return Violation(log, fmt::format("{}: {} has two certified orders at sequence number {} "
+                                          "({} and {})",
+                                          where, Addr(o.sender), o.seq, Short(it->second),
+                                          Short(cert->order.hash)));
+      (*orders)[key] = cert->order.hash;
+      seen_certs->insert(cert->order.hash);
+      uint64_t& next = next_seq_[o.sender];
+      if (o.seq != next)
+        return Violation(log, fmt::format("{}: {} at sequence number {} where {} was next (a gap "
+                                          "or a repeat)",
+                                          where, Addr(o.sender), o.seq, next));
+      ++next;
+      constexpr uint64_t kMax = uint64_t{1} << 62;  // sums of two stay in int64
+      if (o.amount() > kMax || o.fee > kMax)
+        return Violation(log, fmt::format("{}: an amount or fee past 2^62 was certified", where));
+      balance_[o.sender] -= static_cast<int64_t>(o.amount() + o.fee);
+      balance_[KeyBytes{}] += static_cast<int64_t>(o.fee);
+      if (o.kind == OrderKind::kTransfer) {
+        balance_[o.transfer.to] += static_cast<int64_t>(o.transfer.amount);
+      } else {
+        OpenEscrow e{o.sender,        o.escrow.provider, o.escrow.amount,
+                     o.escrow.amount, o.escrow.terms,    {}};
+        escrows_[EscrowId(o.sender, o.seq)] = e;
+      }
+    }
+    for (size_t i = 0; i < log.settlements.size(); ++i) {
+      const std::string where = fmt::format("settlement {} of its log", i + 1);
+      auto sc = DecodeSettleCertificate(log.settlements[i], p_.network_id);
+      if (!sc) return Violation(log, where + ": " + sc.error().message());
+      core::Status v = VerifySettleCertificate(*sc, c_, p_.network_id);
+      if (!v.ok()) return Violation(log, where + ": " + v.message());
+      const Settlement& s = sc->settlement;
+      auto it = escrows_.find(s.escrow_id);
+      if (it == escrows_.end())
+        return Violation(log, fmt::format("{}: settles escrow {}, which its log never opened",
+                                          where, Short(s.escrow_id)));
+      OpenEscrow& e = it->second;
+      if (s.period >= e.terms.periods || !e.settled.insert(s.period).second)
+        return Violation(log, fmt::format("{}: period {} of escrow {} settled twice or past its {} "
+                                          "periods",
+                                          where, s.period, Short(s.escrow_id), e.terms.periods));
+      const auto pk = std::make_pair(s.escrow_id, s.period);
+      if (auto pit = periods->find(pk); pit != periods->end() && pit->second != s.kind)
+        return Violation(log, fmt::format("{}: period {} of escrow {} certified both as a release "
+                                          "and as a refund",
+                                          where, s.period, Short(s.escrow_id)));
+      (*periods)[pk] = s.kind;
+      if (seen_settles->insert(s.hash).second && s.kind == SettleKind::kRelease) {
+        const PeriodWindow w = WindowOf(s.escrow_id, e.terms, s.period, p_.storage);
+        core::Status proof = CheckRelease(s, e.terms, w, c_, p_.network_id);
+        if (!proof.ok())
+          return Violation(log, fmt::format("{}: a certified release without a valid proof: {}",
+                                            where, proof.message()));
+        ++report_->releases_verified;
+      }
+      const uint64_t paid = PeriodAmount(e.amount, e.terms.periods, s.period);
+      e.remaining -= paid;
+      if (s.kind == SettleKind::kRefund) {
+        balance_[e.payer] += static_cast<int64_t>(paid);
+      } else {
+        const uint64_t margin = owner_ ? MarginOf(paid, p_.margin_bps) : 0;
+        if (margin > 0) balance_[*owner_] += static_cast<int64_t>(margin);
+        balance_[e.provider] += static_cast<int64_t>(paid - margin);
+      }
+    }
+    // The end state against the supply and against what the authority reports.
+    int64_t total = 0;
+    for (const auto& [k, b] : balance_) total += b;
+    for (const auto& [id, e] : escrows_) total += static_cast<int64_t>(e.remaining);
+    if (static_cast<uint64_t>(total) != p_.genesis.supply)
+      return Violation(log, fmt::format("its log sums to {} base units, the supply is {}", total,
+                                        p_.genesis.supply));
+    for (const auto& [k, b] : balance_) {
+      const uint64_t next = next_seq_.contains(k) ? next_seq_.at(k) : 0;
+      if (b == 0 && next == 0 && !log.accounts.contains(k)) continue;
+      auto rep = log.accounts.find(k);
+      const std::pair<int64_t, uint64_t> got =
+          rep == log.accounts.end() ? std::make_pair(int64_t{0}, uint64_t{0}) : rep->second;
+      if (got.first != b || got.second != next)
+        return Violation(log, fmt::format("it reports {} at {} base units, next seq {}; its own "
+                                          "log gives {}, next seq {}",
+                                          Addr(k), got.first, got.second, b, next));
+    }
+    for (const auto& [k, v] : log.accounts)
+      if (!balance_.contains(k) && (v.first != 0 || v.second != 0))
+        return Violation(log, fmt::format("it reports {} at {} base units, which its log never "
+                                          "touched",
+                                          Addr(k), v.first));
+    for (const auto& [id, e] : escrows_) {
+      auto rep = log.escrow_remaining.find(id);
+      if (rep != log.escrow_remaining.end() && rep->second != e.remaining)
+        return Violation(log, fmt::format("it reports {} base units left in escrow {}; its log "
+                                          "gives {}",
+                                          rep->second, Short(id), e.remaining));
+    }
+  }
+
+ private:
+  const economy::EconomicPolicy& p_;
+  const Committee& c_;
+  const std::optional<KeyBytes> owner_;
+  AuditReport* report_;
+  std::map<KeyBytes, int64_t> balance_;
+  std::map<KeyBytes, uint64_t> next_seq_;
+  std::map<crypto::Hash, OpenEscrow> escrows_;
+};
+
+}  // namespace
+
+AuditReport AuditLedger(const economy::EconomicPolicy& policy,
+                        const std::vector<AuthorityLog>& logs) {
+  AuditReport report;
+  report.authorities = logs.size();
+  std::vector<std::pair<std::string, std::string>> members;
+  for (const auto& a : policy.genesis.committee) members.emplace_back(a.public_key_hex, a.pop_hex);
+  auto committee = Committee::Make(0, members);
+  if (!committee) {
+    report.violations.push_back("the committee of economic.toml: " + committee.error().message());
+    return report;
+  }
+  std::optional<KeyBytes> owner;
+  if (!policy.owner.empty())
+    if (auto key = wallet::PublicKeyFromAddress(policy.owner)) owner = key->bytes();
+  std::map<std::pair<KeyBytes, uint64_t>, crypto::Hash> orders;
+  std::map<std::pair<crypto::Hash, uint32_t>, SettleKind> periods;
+  std::set<crypto::Hash> certs, settles;
+  for (const auto& log : logs)
+    Replay(policy, *committee, owner, &report).Run(log, &orders, &periods, &certs, &settles);
+  report.certificates = certs.size();
+  report.settlements = settles.size();
+  for (const auto& log : logs)
+    if (log.certificates.size() < certs.size() || log.settlements.size() < settles.size())
+      report.notes.push_back(fmt::format(
+          "{} has applied {} of {} certificates and {} of {} settlements (it lags; the next "
+          "client that needs it brings it up to date)",
+          log.name, log.certificates.size(), certs.size(), log.settlements.size(), settles.size()));
+  return report;
+}
+
+}  // namespace dfrp::ledger
