@@ -191,7 +191,9 @@ async function CheckMarket(page, base) {
     prices = await ApiGet(base, '/v1/market/prices?history=60');
     try {
       await page.waitForFunction(
-          (e) => document.querySelector('#market-rows').dataset.afterEpoch === String(e),
+          // null (no epoch ended yet) is shown as an empty data-after-epoch.
+          (e) => document.querySelector('#market-rows').dataset.afterEpoch ===
+              (e === null ? '' : String(e)),
           prices.prices_after_epoch, { timeout: kWaitMs });
     } catch (e) {
       continue;  // a newer epoch ended before the page showed this one

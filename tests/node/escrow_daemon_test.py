@@ -149,6 +149,12 @@ def main():
     check("the provider's /v1/status counts three releases sent",
           pst.get("releases_sent") == 3, pst)
     all_agree("after three periods")
+    check("metrics: the provider counts 3 releases",
+          prov.metric("dfrp_escrow_releases_total") == 3, prov.metric("dfrp_escrow_releases_total"))
+    votes = [auths[i].metric('dfrp_ledger_votes_total{kind="settlement"}') for i in range(N)]
+    beacons = [auths[i].metric('dfrp_ledger_votes_total{kind="beacon"}') for i in range(N)]
+    check("metrics: a quorum of authorities voted for each release and signed beacons",
+          sum(v or 0 for v in votes) >= 9 and sum(b or 0 for b in beacons) >= 9, (votes, beacons))
 
     # The damaged provider answered nothing and is paid nothing; once every window closed
     # and the grace passed, the payer takes all three periods back.
@@ -185,6 +191,10 @@ def main():
           a.get("releases_verified") == 3 and a.get("authorities_audited") == 4,
           (rc, out[-800:], err[-400:]))
     rc, out, err = ledger("--json", "supply")
+    applied = [auths[i].metric('dfrp_ledger_certificates_applied_total{kind="settlement"}')
+               for i in range(N)]
+    check("metrics: every authority applied six settlement certificates", applied == [6] * N,
+          applied)
     check("dfrp-ledger supply: conserved at all four",
           rc == 0 and all(x.get("conserved") for x in json.loads(out)["authorities"]),
           (rc, out[-400:], err[-300:]))

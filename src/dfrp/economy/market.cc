@@ -124,7 +124,9 @@ json Market::PricesJson(size_t history) const {
   j["policy_version"] = policy_.version;
   j["network_id"] = core::ToHex(policy_.network_id);
   j["prices"] = PriceVectorJson(policy_, cur.prices);
-  j["prices_after_epoch"] = cur.epoch;
+  // null until an epoch has ended: the starting prices carry the current epoch's number, the
+  // same number the first ended epoch will carry, and a reader could not tell them apart.
+  j["prices_after_epoch"] = oracle_->History(1).empty() ? json() : json(cur.epoch);
   j["utilization_bps"] = UtilizationJson(cur.utilization);
   j["floor"] = PriceVectorJson(policy_, policy_.pricing.floor);
   j["ceiling"] = PriceVectorJson(policy_, policy_.pricing.ceiling);

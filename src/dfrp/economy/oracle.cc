@@ -70,8 +70,10 @@ Status PriceOracle::Load() {
         path_, why, path_, path_));
   };
   char* err = nullptr;
+  // EXTRA while a new database turns to WAL, so that the rollback journal of that change is
+  // gone for good (ledger/authority.cc says why).
   const char* schema =
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+      "PRAGMA synchronous=EXTRA; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
       "CREATE TABLE IF NOT EXISTS epochs (epoch INTEGER PRIMARY KEY, unix_ms INTEGER NOT NULL,"
       " prices TEXT NOT NULL, utilization TEXT NOT NULL);";
   if (sqlite3_exec(db_, schema, nullptr, nullptr, &err) != SQLITE_OK) {

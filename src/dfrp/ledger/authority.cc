@@ -143,7 +143,11 @@ Status Authority::Init() {
           opt_.path, check.Text(0)));
   }
   // Every commit is synced before it returns: a vote never leaves before its lock is on disk.
-  DFRP_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL"));
+  // EXTRA while a new database turns to WAL: that change commits through a rollback journal,
+  // and a journal whose deletion a power cut undid would roll it back, hiding every WAL commit
+  // after it (the power-cut test found it); EXTRA syncs the folder after the deletion.
+  DFRP_RETURN_IF_ERROR(
+      Exec("PRAGMA synchronous=EXTRA; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL"));
   DFRP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   Status s = Exec(kSchema);
   std::string version, network;

@@ -157,10 +157,14 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
                .lane = Lane::kVerify,
                .handler = [node](const ApiRequest& r) {
                  return WithAuthorityAndHex(
-                     node, r, "settlement", [](ledger::Authority* a, const std::string& wire) {
+                     node, r, "settlement", [node](ledger::Authority* a, const std::string& wire) {
                        auto s = ledger::DecodeSettlement(wire, a->network_id());
-                       if (!s) return ApiResponse::Error(s.error());
+                       if (!s) {
+                         CountLedgerVote(node->metrics(), kLedgerSettlement, s.error());
+                         return ApiResponse::Error(s.error());
+                       }
                        auto vote = a->HandleSettlement(*s);
+                       CountLedgerVote(node->metrics(), kLedgerSettlement, vote.status());
                        if (!vote) return ApiResponse::Error(vote.error());
                        return ApiResponse::Json(
                            200, json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
@@ -168,25 +172,27 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
                                      {"settlement_hash", HexOf(s->hash)}});
                      });
                }});
-  t.push_back(
-      {.methods = "POST",
-       .pattern = "/v1/ledger/settlement-certificates",
-       .body = BodyKind::kJson,
-       .lane = Lane::kVerify,
-       .handler = [node](const ApiRequest& r) {
-         auto a = AuthorityHere(node);
-         if (!a) return ApiResponse::Error(a.error());
-         auto wire = HexBody(r.body, "certificate");
-         if (!wire) return ApiResponse::Error(wire.error());
-         auto c = ledger::DecodeSettleCertificate(*wire, (*a)->network_id());
-         if (!c) return ApiResponse::Error(c.error());
-         auto outcome = (*a)->HandleSettleCertificate(*c);
-         if (!outcome) return ApiResponse::Error(outcome.error());
-         return ApiResponse::Json(
-             200, json{{"outcome",
-                        *outcome == ledger::ApplyOutcome::kApplied ? "applied" : "already_applied"},
-                       {"settlement_hash", HexOf(c->settlement.hash)}});
-       }});
+  t.push_back({.methods = "POST",
+               .pattern = "/v1/ledger/settlement-certificates",
+               .body = BodyKind::kJson,
+               .lane = Lane::kVerify,
+               .handler = [node](const ApiRequest& r) {
+                 return WithAuthorityAndHex(
+                     node, r, "certificate", [node](ledger::Authority* a, const std::string& wire) {
+                       auto c = ledger::DecodeSettleCertificate(wire, a->network_id());
+                       if (!c) {
+                         CountLedgerApply(node->metrics(), kLedgerSettlement, c.error(), false);
+                         return ApiResponse::Error(c.error());
+                       }
+                       auto outcome = a->HandleSettleCertificate(*c);
+                       const bool now = outcome && *outcome == ledger::ApplyOutcome::kApplied;
+                       CountLedgerApply(node->metrics(), kLedgerSettlement, outcome.status(), now);
+                       if (!outcome) return ApiResponse::Error(outcome.error());
+                       return ApiResponse::Json(
+                           200, json{{"outcome", now ? "applied" : "already_applied"},
+                                     {"settlement_hash", HexOf(c->settlement.hash)}});
+                     });
+               }});
   t.push_back({.methods = "GET",
                .pattern = "/v1/ledger/settlement-certificates/{id}",
                .lane = Lane::kRead,
@@ -212,6 +218,7 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
            return ApiResponse::Error(Status::InvalidArgument(
                fmt::format("'{}' is not a beacon slot number", v.substr(0, 32))));
          auto vote = (*a)->BeaconShare(std::stoull(v));
+         CountLedgerVote(node->metrics(), kLedgerBeacon, vote.status());
          if (!vote) return ApiResponse::Error(vote.error());
          return ApiResponse::Json(200, json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
                                             {"authority", vote->authority},

@@ -87,8 +87,12 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                  auto wire = HexField(r.body, "order");
                  if (!wire) return ApiResponse::Error(wire.error());
                  auto order = ledger::DecodeSignedOrder(*wire, (*a)->network_id());
-                 if (!order) return ApiResponse::Error(order.error());
+                 if (!order) {
+                   CountLedgerVote(node->metrics(), kLedgerOrder, order.error());
+                   return ApiResponse::Error(order.error());
+                 }
                  auto vote = (*a)->HandleOrder(*order);
+                 CountLedgerVote(node->metrics(), kLedgerOrder, vote.status());
                  if (!vote) return ApiResponse::Error(vote.error());
                  return ApiResponse::Json(200,
                                           json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
@@ -106,8 +110,13 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
          auto wire = HexField(r.body, "certificate");
          if (!wire) return ApiResponse::Error(wire.error());
          auto cert = ledger::DecodeCertificate(*wire, (*a)->network_id());
-         if (!cert) return ApiResponse::Error(cert.error());
+         if (!cert) {
+           CountLedgerApply(node->metrics(), kLedgerOrder, cert.error(), false);
+           return ApiResponse::Error(cert.error());
+         }
          auto outcome = (*a)->HandleCertificate(*cert);
+         CountLedgerApply(node->metrics(), kLedgerOrder, outcome.status(),
+                          outcome && *outcome == ledger::ApplyOutcome::kApplied);
          if (!outcome) return ApiResponse::Error(outcome.error());
          return ApiResponse::Json(
              200, json{{"outcome",

@@ -61,6 +61,10 @@ class ThroughputSeries {
   std::array<Slot, kSamples + 1> ring_{};
 };
 
+// What a ledger metric counts: orders (and their certificates), settlements (and theirs),
+// beacon signatures.
+enum LedgerKind : size_t { kLedgerOrder = 0, kLedgerSettlement = 1, kLedgerBeacon = 2 };
+
 struct Metrics {
   std::atomic<uint64_t> bytes_written{0}, bytes_read{0}, shards_written{0}, shards_read{0};
   std::atomic<uint64_t> verification_failures{0}, requests{0};
@@ -69,6 +73,11 @@ struct Metrics {
   std::atomic<int64_t> connections_open{0};
   std::atomic<uint64_t> rejected_overloaded{0}, rejected_timeout{0}, rejected_header{0};
   std::atomic<uint64_t> market_errors{0};  // market epochs that failed to end (market.db)
+  // The ledger, on an authority, by kind (LedgerKind): votes given, refusals (402: funds, a
+  // lock, a window, a proof), messages rejected (malformed, not verifying, out of sequence),
+  // certificates applied now and applied before.
+  std::array<std::atomic<uint64_t>, 3> ledger_votes{}, ledger_refusals{}, ledger_rejected{};
+  std::array<std::atomic<uint64_t>, 3> ledger_applied{}, ledger_already{};
   // usage.db's totals, refreshed by the market's thread at start and once per ended epoch (a
   // scrape must not wait on SQLite on the HTTP thread).
   std::atomic<uint64_t> usage_bytes_written{0}, usage_bytes_read{0}, usage_proofs{0},

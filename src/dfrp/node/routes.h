@@ -32,6 +32,25 @@ std::vector<RouteSpec> MarketRoutes(Node* node);  // market_routes.cc
 std::vector<RouteSpec> LedgerRoutes(Node* node);  // ledger_routes.cc
 std::vector<RouteSpec> EscrowRoutes(Node* node);  // escrow_routes.cc
 
+// Counts a ledger vote's outcome (a vote, a refusal, a rejected message) in the metrics.
+inline void CountLedgerVote(Metrics& m, LedgerKind k, const core::Status& s) {
+  if (s.ok())
+    ++m.ledger_votes[k];
+  else if (s.code() == core::Status::Code::kRefused)
+    ++m.ledger_refusals[k];
+  else
+    ++m.ledger_rejected[k];
+}
+// Counts a certificate's outcome: applied now, applied before, or rejected.
+inline void CountLedgerApply(Metrics& m, LedgerKind k, const core::Status& s, bool applied_now) {
+  if (!s.ok())
+    ++m.ledger_rejected[k];
+  else if (applied_now)
+    ++m.ledger_applied[k];
+  else
+    ++m.ledger_already[k];
+}
+
 // Every family dfrpd serves, in one table.
 void AddDaemonRoutes(RouteTable* table, Node* node, ServerView server);
 

@@ -110,6 +110,43 @@ std::string MetricsText(Node& node, const ServerFigures& server) {
     single("dfrp_market_errors_total", "Market epochs that failed to end (market.db).",
            node.metrics().market_errors.load());
   }
+  if (node.authority()) {
+    const Metrics& mt = node.metrics();
+    constexpr std::array<const char*, 3> kKinds = {"order", "settlement", "beacon"};
+    auto family = [&](const char* name, const char* help, const auto& counters, size_t kinds) {
+      out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, help, name);
+      for (size_t k = 0; k < kinds; ++k)
+        out += fmt::format("{}{{kind=\"{}\"}} {}\n", name, kKinds[k], counters[k].load());
+    };
+    family("dfrp_ledger_votes_total", "Votes this authority gave (each lock synced first).",
+           mt.ledger_votes, 3);
+    family("dfrp_ledger_refusals_total",
+           "Votes refused: funds, a lock on another order or period, outside a window, a proof "
+           "that does not verify, a beacon slot not begun.",
+           mt.ledger_refusals, 3);
+    family("dfrp_ledger_rejected_total",
+           "Messages rejected: malformed, not verifying, out of sequence, unknown escrow.",
+           mt.ledger_rejected, 3);
+    family("dfrp_ledger_certificates_applied_total", "Certificates applied (money moved).",
+           mt.ledger_applied, 2);
+    family("dfrp_ledger_certificates_repeated_total",
+           "Certificates received again after they were applied (nothing moved).",
+           mt.ledger_already, 2);
+  }
+  if (const ProviderService* p = node.provider()) {
+    const nlohmann::json j = p->Json();
+    out += fmt::format(
+        "# HELP dfrp_escrow_releases_total Periods this provider released (certified).\n"
+        "# TYPE dfrp_escrow_releases_total counter\ndfrp_escrow_releases_total {}\n"
+        "# HELP dfrp_escrow_release_failures_total Releases that failed (no beacon, no quorum, "
+        "a shard this node could not prove).\n"
+        "# TYPE dfrp_escrow_release_failures_total counter\n"
+        "dfrp_escrow_release_failures_total {}\n"
+        "# HELP dfrp_escrow_open Open escrows this wallet provides.\n"
+        "# TYPE dfrp_escrow_open gauge\ndfrp_escrow_open {}\n",
+        j["releases_sent"].get<uint64_t>(), j["failures"].get<uint64_t>(),
+        j["open_escrows"].get<uint64_t>());
+  }
   out += node.metrics().Render();
   return out;
 }

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "dfrp/core/sqlite_power_cut_test_util.h"
 #include "dfrp/storage/format.h"
 #include "dfrp/storage/store.h"
 #include "dfrp/storage/store_test_util.h"
@@ -29,150 +30,11 @@ using testing::Pattern;
 using testing::Slurp;
 using testing::Spit;
 
-struct CutState {
-  int countdown = 0;  // 0: no cut planned
-  int syncs = 0;
-  bool down = false;
-  std::map<std::string, std::optional<std::string>> durable;  // path -> content at last sync
-};
-CutState g_cut;
-sqlite3_vfs* g_real = nullptr;
-
-struct ShimFile {
-  sqlite3_file base;
-  sqlite3_file* real;
-  std::string* path;  // null for files SQLite opens without a name
-};
-
-sqlite3_file* Real(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f)->real; }
-
-std::string ReadAll(sqlite3_file* real) {
-  sqlite3_int64 size = 0;
-  real->pMethods->xFileSize(real, &size);
-  std::string data(static_cast<size_t>(size), '\0');
-  if (size > 0) real->pMethods->xRead(real, data.data(), static_cast<int>(size), 0);
-  return data;
-}
-
-int ShimClose(sqlite3_file* f) {
-  auto* s = reinterpret_cast<ShimFile*>(f);
-  int rc = s->real->pMethods->xClose(s->real);
-  delete s->path;
-  return rc;
-}
-int ShimRead(sqlite3_file* f, void* buf, int n, sqlite3_int64 off) {
-  return Real(f)->pMethods->xRead(Real(f), buf, n, off);
-}
-int ShimWrite(sqlite3_file* f, const void* buf, int n, sqlite3_int64 off) {
-  if (g_cut.down) return SQLITE_IOERR_WRITE;
-  return Real(f)->pMethods->xWrite(Real(f), buf, n, off);
-}
-int ShimTruncate(sqlite3_file* f, sqlite3_int64 size) {
-  if (g_cut.down) return SQLITE_IOERR_TRUNCATE;
-  return Real(f)->pMethods->xTruncate(Real(f), size);
-}
-int ShimSync(sqlite3_file* f, int flags) {
-  if (g_cut.down) return SQLITE_IOERR_FSYNC;
-  ++g_cut.syncs;
-  if (g_cut.countdown > 0 && --g_cut.countdown == 0) {
-    g_cut.down = true;
-    return SQLITE_IOERR_FSYNC;
-  }
-  int rc = Real(f)->pMethods->xSync(Real(f), flags);
-  auto* s = reinterpret_cast<ShimFile*>(f);
-  if (rc == SQLITE_OK && s->path) g_cut.durable[*s->path] = ReadAll(s->real);
-  return rc;
-}
-int ShimFileSize(sqlite3_file* f, sqlite3_int64* size) {
-  return Real(f)->pMethods->xFileSize(Real(f), size);
-}
-int ShimLock(sqlite3_file* f, int l) { return Real(f)->pMethods->xLock(Real(f), l); }
-int ShimUnlock(sqlite3_file* f, int l) { return Real(f)->pMethods->xUnlock(Real(f), l); }
-int ShimCheckReserved(sqlite3_file* f, int* out) {
-  return Real(f)->pMethods->xCheckReservedLock(Real(f), out);
-}
-int ShimFileControl(sqlite3_file* f, int op, void* arg) {
-  return Real(f)->pMethods->xFileControl(Real(f), op, arg);
-}
-int ShimSectorSize(sqlite3_file* f) { return Real(f)->pMethods->xSectorSize(Real(f)); }
-int ShimDeviceCharacteristics(sqlite3_file* f) {
-  return Real(f)->pMethods->xDeviceCharacteristics(Real(f));
-}
-int ShimShmMap(sqlite3_file* f, int region, int size, int extend, void volatile** p) {
-  return Real(f)->pMethods->xShmMap(Real(f), region, size, extend, p);
-}
-int ShimShmLock(sqlite3_file* f, int offset, int n, int flags) {
-  return Real(f)->pMethods->xShmLock(Real(f), offset, n, flags);
-}
-void ShimShmBarrier(sqlite3_file* f) { Real(f)->pMethods->xShmBarrier(Real(f)); }
-int ShimShmUnmap(sqlite3_file* f, int del) { return Real(f)->pMethods->xShmUnmap(Real(f), del); }
-
-const sqlite3_io_methods kShimMethods = {2,
-                                         ShimClose,
-                                         ShimRead,
-                                         ShimWrite,
-                                         ShimTruncate,
-                                         ShimSync,
-                                         ShimFileSize,
-                                         ShimLock,
-                                         ShimUnlock,
-                                         ShimCheckReserved,
-                                         ShimFileControl,
-                                         ShimSectorSize,
-                                         ShimDeviceCharacteristics,
-                                         ShimShmMap,
-                                         ShimShmLock,
-                                         ShimShmBarrier,
-                                         ShimShmUnmap,
-                                         nullptr,
-                                         nullptr};
-
-int ShimOpen(sqlite3_vfs* vfs, const char* name, sqlite3_file* f, int flags, int* out_flags) {
-  auto* s = reinterpret_cast<ShimFile*>(f);
-  s->real = reinterpret_cast<sqlite3_file*>(s + 1);
-  s->path = nullptr;
-  s->base.pMethods = nullptr;
-  if (g_cut.down) return SQLITE_CANTOPEN;
-  std::optional<std::string> before;
-  if (name != nullptr && ::access(name, F_OK) == 0) before = Slurp(name);
-  int rc = g_real->xOpen(g_real, name, s->real, flags, out_flags);
-  if (rc != SQLITE_OK) return rc;
-  if (name != nullptr) {
-    s->path = new std::string(name);
-    // A file that existed keeps its content on a cut; a new one is gone until synced.
-    if (!g_cut.durable.count(*s->path)) g_cut.durable[*s->path] = before;
-  }
-  s->base.pMethods = &kShimMethods;
-  return SQLITE_OK;
-}
-
-sqlite3_vfs g_shim;
-
-void InstallShim() {
-  g_real = sqlite3_vfs_find(nullptr);
-  g_shim = *g_real;
-  g_shim.zName = "dfrp-power-cut";
-  g_shim.szOsFile = static_cast<int>(sizeof(ShimFile)) + g_real->szOsFile;
-  g_shim.xOpen = ShimOpen;
-  g_shim.pNext = nullptr;
-  ASSERT_EQ(sqlite3_vfs_register(&g_shim, /*makeDflt=*/1), SQLITE_OK);
-}
-
-void RemoveShim() {
-  sqlite3_vfs_unregister(&g_shim);
-  sqlite3_vfs_register(g_real, 1);
-}
-
-// The files as a power cut leaves them.
-void ApplyCut() {
-  for (const auto& [path, content] : g_cut.durable) {
-    if (content)
-      Spit(path, *content);
-    else
-      fs::remove(path);
-    if (path.ends_with(".sqlite")) fs::remove(path + "-shm");
-  }
-}
+using core::testing::ApplyCut;
+using core::testing::CutState;
+using core::testing::g_cut;
+using core::testing::InstallShim;
+using core::testing::RemoveShim;
 
 class IndexPowerCutTest : public testing::StoreFixture {};
 
@@ -197,7 +59,7 @@ TEST_F(IndexPowerCutTest, PowerCutAtEverySyncPointOfRebuildIndex) {
     ASSERT_LT(n, 100) << "rebuild-index never stopped syncing";
     testing::CopyDir(saved, c.state_dir);
     g_cut = CutState();
-    InstallShim();
+    ASSERT_TRUE(InstallShim());
     {
       auto store = Store::Open(c, Store::Mode::kWrite, opt_);
       ASSERT_TRUE(store.has_value()) << store.error().ToString();
@@ -266,7 +128,7 @@ TEST_F(IndexPowerCutTest, PowerCutDuringARebuildThatFindsShardsPastDamage) {
     ASSERT_LT(n, 100) << "rebuild-index never stopped syncing";
     testing::CopyDir(saved, c.state_dir);
     g_cut = CutState();
-    InstallShim();
+    ASSERT_TRUE(InstallShim());
     {
       auto store = Store::Open(c, Store::Mode::kWrite, opt_);
       ASSERT_TRUE(store.has_value()) << store.error().ToString();
