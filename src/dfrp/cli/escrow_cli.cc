@@ -169,21 +169,27 @@ Status CmdOpen(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   std::string provider_address;
   DFRP_ASSIGN_OR_RETURN(
-      json out, CertifyNewOrder(fs, p, client, w, c.order, "escrow", amount,
-                                [&](uint64_t seq) -> Result<ledger::Order> {
-                                  DFRP_ASSIGN_OR_RETURN(
-                                      auto accepted,
-                                      AskAcceptance(c.provider_url, w.address, seq, amount, t));
-                                  ledger::Order o;
-                                  o.kind = ledger::OrderKind::kEscrowOpen;
-                                  o.escrow.provider = accepted.first;
-                                  o.escrow.amount = amount;
-                                  o.escrow.terms = t;
-                                  o.escrow.acceptance = accepted.second;
-                                  auto key = ledger::KeyFrom(accepted.first);
-                                  if (key) provider_address = wallet::AddressOf(*key);
-                                  return o;
-                                }));
+      json out,
+      CertifyNewOrder(
+          fs, p, client, w, c.order, "escrow", amount, [&](uint64_t seq) -> Result<ledger::Order> {
+            DFRP_ASSIGN_OR_RETURN(auto accepted,
+                                  AskAcceptance(c.provider_url, w.address, seq, amount, t));
+            ledger::Order o;
+            o.kind = ledger::OrderKind::kEscrowOpen;
+            o.escrow.provider = accepted.first;
+            o.escrow.amount = amount;
+            o.escrow.terms = t;
+            o.escrow.acceptance = accepted.second;
+            // Checked before anything is signed: a bad acceptance would leave a signed
+            // order in the journal that no committee certifies.
+            o.sender = w.key->GetPublicKey().bytes();
+            o.seq = seq;
+            DFRP_RETURN_IF_ERROR(ledger::VerifyAcceptance(o, p.network_id)
+                                     .WithContext("the provider " + c.provider_url));
+            auto key = ledger::KeyFrom(accepted.first);
+            if (key) provider_address = wallet::AddressOf(*key);
+            return o;
+          }));
   const uint64_t seq = out["seq"].get<uint64_t>();
   const crypto::Hash id = ledger::EscrowId(w.key->GetPublicKey().bytes(), seq);
   out["escrow_id"] = HexOf(id);

@@ -541,6 +541,12 @@ Result<EconomicPolicy> ParseEconomicPolicy(std::string_view text, std::string_vi
         "{}: storage.grace_seconds: {} s is not more than twice storage.max_skew_ms ({} ms) plus "
         "1 s of delivery: a refund could be voted while a release is still in its window",
         file, p.storage.grace_seconds, p.storage.max_skew_ms));
+  if (err.ok() && p.storage.beacon_slot_seconds > p.storage.answer_window_seconds)
+    err = Status::InvalidArgument(fmt::format(
+        "{}: storage.beacon_slot_seconds: {} s is longer than the {} s answer window: a seed "
+        "would be known that long before its window opens, and a provider could answer early "
+        "and drop the shard",
+        file, p.storage.beacon_slot_seconds, p.storage.answer_window_seconds));
   if (err.ok() &&
       uint64_t{p.storage.max_skew_ms} >= uint64_t{p.storage.answer_window_seconds} * 1000)
     err = Status::InvalidArgument(

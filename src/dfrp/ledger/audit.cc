@@ -76,6 +76,10 @@ class Replay {
       if (o.kind == OrderKind::kTransfer) {
         balance_[o.transfer.to] += static_cast<int64_t>(o.transfer.amount);
       } else {
+        core::Status accepted = VerifyAcceptance(o, p_.network_id);
+        if (!accepted.ok())
+          return Violation(log, fmt::format("{}: an escrow the provider never accepted: {}", where,
+                                            accepted.message()));
         OpenEscrow e{o.sender,        o.escrow.provider, o.escrow.amount,
                      o.escrow.amount, o.escrow.terms,    {}};
         escrows_[EscrowId(o.sender, o.seq)] = e;
@@ -121,13 +125,15 @@ class Replay {
         balance_[e.provider] += static_cast<int64_t>(paid - margin);
       }
     }
-    // The end state against the supply and against what the authority reports.
-    int64_t total = 0;
-    for (const auto& [k, b] : balance_) total += b;
-    for (const auto& [id, e] : escrows_) total += static_cast<int64_t>(e.remaining);
-    if (static_cast<uint64_t>(total) != p_.genesis.supply)
-      return Violation(log, fmt::format("its log sums to {} base units, the supply is {}", total,
-                                        p_.genesis.supply));
+    // What the authority reports must sum to the supply (its own figures, checked in 128 bits),
+    // and be what its log gives.
+    __int128 reported = 0;
+    for (const auto& [k, v] : log.accounts) reported += v.first;
+    for (const auto& [id, r] : log.escrow_remaining) reported += r;
+    if (reported != static_cast<__int128>(p_.genesis.supply))
+      return Violation(log, fmt::format("the balances and escrows it reports sum to {} base "
+                                        "units, the supply is {}",
+                                        static_cast<long double>(reported), p_.genesis.supply));
     for (const auto& [k, b] : balance_) {
       const uint64_t next = next_seq_.contains(k) ? next_seq_.at(k) : 0;
       if (b == 0 && next == 0 && !log.accounts.contains(k)) continue;
@@ -146,12 +152,18 @@ class Replay {
                                           Addr(k), v.first));
     for (const auto& [id, e] : escrows_) {
       auto rep = log.escrow_remaining.find(id);
+      if (rep == log.escrow_remaining.end() && e.remaining > 0)
+        return Violation(log, fmt::format("it does not report escrow {}, which its log opened "
+                                          "({} base units left)",
+                                          Short(id), e.remaining));
       if (rep != log.escrow_remaining.end() && rep->second != e.remaining)
         return Violation(log, fmt::format("it reports {} base units left in escrow {}; its log "
                                           "gives {}",
                                           rep->second, Short(id), e.remaining));
     }
   }
+
+  const std::map<KeyBytes, int64_t>& balances() const { return balance_; }
 
  private:
   const economy::EconomicPolicy& p_;
@@ -182,8 +194,25 @@ AuditReport AuditLedger(const economy::EconomicPolicy& policy,
   std::map<std::pair<KeyBytes, uint64_t>, crypto::Hash> orders;
   std::map<std::pair<crypto::Hash, uint32_t>, SettleKind> periods;
   std::set<crypto::Hash> certs, settles;
-  for (const auto& log : logs)
-    Replay(policy, *committee, owner, &report).Run(log, &orders, &periods, &certs, &settles);
+  std::vector<std::map<KeyBytes, int64_t>> finals;
+  for (const auto& log : logs) {
+    Replay replay(policy, *committee, owner, &report);
+    replay.Run(log, &orders, &periods, &certs, &settles);
+    finals.push_back(replay.balances());
+  }
+  // An authority that applied everything may not show an overdraft (a lagging one may, for
+  // a while: a debit it applied before the credit that funded it).
+  for (size_t i = 0; i < logs.size() && report.violations.empty(); ++i) {
+    if (logs[i].certificates.size() < certs.size() || logs[i].settlements.size() < settles.size())
+      continue;
+    for (const auto& [k, b] : finals[i])
+      if (b < 0) {
+        report.violations.push_back(
+            fmt::format("{}: {} ends at {} base units, below zero, after every certificate",
+                        logs[i].name, Addr(k), b));
+        break;
+      }
+  }
   report.certificates = certs.size();
   report.settlements = settles.size();
   for (const auto& log : logs)

@@ -256,6 +256,12 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
           fmt::format("escrow_open {}: {} challenges per audit; this committee asks at least {} "
                       "(storage.challenges_per_period)",
                       core::ToHex(so.hash), t.challenges, sp.challenges_per_period)));
+    if (!AuditAnswerFits(t))
+      return Err(Status::InvalidArgument(fmt::format(
+          "escrow_open {}: an audit answer of {} challenges of {}-byte leaves can take {} bytes, "
+          "more than a release carries ({}): ask fewer challenges or use smaller leaves",
+          core::ToHex(so.hash), t.challenges, t.leaf_size, MaxAuditAnswerBytes(t),
+          kMaxSettlementWireBytes)));
     DFRP_RETURN_IF_ERROR(VerifyAcceptance(o, network_id()));  // slow: outside the lock
   }
   DFRP_RETURN_IF_ERROR(VerifyOrderSignature(so, network_id()));  // outside the lock: slow
@@ -568,6 +574,13 @@ Result<Vote> Authority::HandleSettlement(const Settlement& s) {
           what, opt_.index, w.open_ms, w.vote_until_ms, opt_.policy->storage.max_skew_ms, now)));
     Status ok = CheckRelease(s, e.terms, w, committee_, network_id());
     if (!ok.ok()) return Err(Status::Refused(ok.message()));
+    // The check takes time: the vote still has to leave inside the window.
+    const int64_t after = opt_.clock->NowUnixMillis();
+    if (after >= w.vote_until_ms)
+      return Err(Status::Refused(fmt::format(
+          "{}: the answer window (less the guard) closed at {} while the proof was checked "
+          "(authority {}'s clock reads {})",
+          what, w.vote_until_ms, opt_.index, after)));
   } else if (now < w.refund_ms) {
     return Err(Status::Refused(fmt::format(
         "{}: refundable from {} (Unix ms: the answer window's close plus the {} s grace); "
@@ -578,9 +591,12 @@ Result<Vote> Authority::HandleSettlement(const Settlement& s) {
   if (!sqlite3_get_autocommit(db_))
     return Err(Status::Internal(fmt::format(
         "ledger database {}: a transaction was left open; restart the node", opt_.path)));
-  DFRP_RETURN_IF_ERROR(state().status());
-  {
-    // On disk (synchronous=FULL) before the vote leaves.
+  DFRP_ASSIGN_OR_RETURN(EscrowInfo now_e, state());
+  bool settled = false;
+  for (const auto& p : now_e.settled) settled = settled || p.period == s.period;
+  if (!settled) {
+    // On disk (synchronous=FULL) before the vote leaves. (A period settled already this way
+    // needs no lock: its settlement row refuses the other kind.)
     SqlStmt ins(db_, "INSERT OR IGNORE INTO settle_locks VALUES (?1, ?2, ?3)");
     ins.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
     ins.Bind(3, static_cast<int64_t>(s.kind));

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <type_traits>
 
@@ -274,7 +275,7 @@ Status LedgerClient::SyncEscrow(size_t a, const crypto::Hash& escrow_id) {
     auto key = payer ? wallet::PublicKeyFromAddress(*payer)
                      : core::Result<crypto::bls::PublicKey>(Err(Status::NotFound("")));
     if (!key) continue;
-    return Sync(a, key->bytes());
+    if (Sync(a, key->bytes()).ok()) return Status::OK();  // else another peer may do better
   }
   return Status::NotFound("no other authority knows the escrow");
 }
@@ -363,12 +364,55 @@ Status MergeEscrow(const json& j, EscrowView* v) {
     const auto kind = StringField(p, "kind");
     const auto paid = IntField<uint64_t>(p, "paid_base_units");
     const auto margin = IntField<uint64_t>(p, "margin_base_units");
-    if (!period || !kind || !paid || !margin) return Status::IOError("a malformed settled period");
+    if (!period || !kind || !paid || !margin || (*kind != "refund" && *kind != "release"))
+      return Status::IOError("a malformed settled period");
     v->settled[*period] = {*period, *kind == "refund" ? SettleKind::kRefund : SettleKind::kRelease,
                            *paid, *margin};
   }
   ++v->answers;
   return Status::OK();
+}
+
+}  // namespace
+
+namespace {
+
+// What identifies an escrow's terms in one authority's answer.
+std::string IdentityOf(const EscrowView& v) {
+  return std::string(reinterpret_cast<const char*>(v.payer.data()), v.payer.size()) +
+         std::string(reinterpret_cast<const char*>(v.provider.data()), v.provider.size()) +
+         EncodeTerms(v.terms) + std::to_string(v.amount) + "/" + v.owner + "/" +
+         std::to_string(v.margin_bps);
+}
+
+// Several authorities' answers about one escrow (one answer each) merged: the terms that at
+// least `need` (f + 1, so one honest) of them report, and a period as settled when `need` of
+// them report it settled the same way; `remaining` the least of those agreeing. A lying
+// authority can neither change the provider nor mark a period paid.
+std::optional<EscrowView> Agree(const std::vector<EscrowView>& views, size_t need,
+                                std::vector<std::string>* notes) {
+  std::map<std::string, std::vector<const EscrowView*>> by_identity;
+  for (const auto& v : views) by_identity[IdentityOf(v)].push_back(&v);
+  for (const auto& [identity, agreeing] : by_identity) {
+    if (agreeing.size() < need) continue;
+    EscrowView out = *agreeing.front();
+    out.answers = agreeing.size();
+    out.settled.clear();
+    std::map<std::pair<uint32_t, SettleKind>, size_t> votes;
+    for (const EscrowView* v : agreeing) {
+      out.remaining = std::min(out.remaining, v->remaining);
+      for (const auto& [k, p] : v->settled) ++votes[{k, p.kind}];
+    }
+    for (const EscrowView* v : agreeing)
+      for (const auto& [k, p] : v->settled)
+        if (votes[{k, p.kind}] >= need) out.settled[k] = p;
+    if (agreeing.size() < views.size())
+      notes->push_back(fmt::format("{} of {} answers disagree on the escrow's terms",
+                                   views.size() - agreeing.size(), views.size()));
+    return out;
+  }
+  notes->push_back(fmt::format("no {} authorities agree on the escrow's terms", need));
+  return std::nullopt;
 }
 
 }  // namespace
@@ -379,24 +423,32 @@ Result<EscrowView> LedgerClient::Escrow(const crypto::Hash& id) {
       Hex(std::string_view(reinterpret_cast<const char*>(id.data()), id.size()));
   std::vector<Result<json>> answers(urls_.size(), Err(Status::Busy("")));
   ForEachParallel(urls_.size(), [&](size_t a) { answers[a] = Get(a, target); });
-  EscrowView v;
+  std::vector<EscrowView> views;
+  std::vector<std::string> notes;
   for (size_t a = 0; a < answers.size(); ++a) {
-    Status s = answers[a] ? MergeEscrow(*answers[a], &v) : answers[a].error();
-    if (!s.ok()) v.notes.push_back(fmt::format("authority {}: {}", a, s.message()));
+    EscrowView one;
+    Status s = answers[a] ? MergeEscrow(*answers[a], &one) : answers[a].error();
+    if (s.ok() && one.id == id)
+      views.push_back(std::move(one));
+    else
+      notes.push_back(fmt::format("authority {}: {}", a, s.ok() ? "another escrow" : s.message()));
   }
-  if (v.answers == 0) {
-    std::string why = fmt::format("no authority knows escrow {}", target.substr(19));
-    for (const auto& note : v.notes) why += "; " + note;
-    return Err(Status::NotFound(why));
+  std::optional<EscrowView> v = Agree(views, committee_.faults() + 1, &notes);
+  if (!v) {
+    std::string why = fmt::format("no {} authorities agree on escrow {}", committee_.faults() + 1,
+                                  target.substr(19));
+    for (const auto& note : notes) why += "; " + note;
+    return Err(views.empty() ? Status::NotFound(why) : Status::Busy(why));
   }
-  return v;
+  v->notes = std::move(notes);
+  return std::move(*v);
 }
 
 Result<std::vector<EscrowView>> LedgerClient::OpenEscrows(const std::string& address) {
   std::vector<Result<json>> answers(urls_.size(), Err(Status::Busy("")));
   ForEachParallel(urls_.size(),
                   [&](size_t a) { answers[a] = Get(a, "/v1/ledger/escrows?party=" + address); });
-  std::map<crypto::Hash, EscrowView> by_id;
+  std::map<crypto::Hash, std::vector<EscrowView>> by_id;
   size_t answered = 0;
   std::string why;
   for (size_t a = 0; a < answers.size(); ++a) {
@@ -406,20 +458,22 @@ Result<std::vector<EscrowView>> LedgerClient::OpenEscrows(const std::string& add
       continue;
     }
     ++answered;
+    std::set<crypto::Hash> seen;  // one answer per authority and escrow
     for (const auto& e : (*answers[a])["escrows"]) {
       EscrowView one;
-      if (!MergeEscrow(e, &one).ok()) continue;
-      EscrowView& into = by_id[one.id];
-      if (into.answers == 0) {
-        into = std::move(one);
-      } else {
-        (void)MergeEscrow(e, &into);
-      }
+      if (!MergeEscrow(e, &one).ok() || !seen.insert(one.id).second) continue;
+      by_id[one.id].push_back(std::move(one));
     }
   }
   if (answered == 0) return Err(Status::Busy("no authority answered" + why));
   std::vector<EscrowView> out;
-  for (auto& [id, v] : by_id) out.push_back(std::move(v));
+  for (auto& [id, views] : by_id) {
+    std::vector<std::string> notes;
+    if (auto v = Agree(views, committee_.faults() + 1, &notes)) {
+      v->notes = std::move(notes);
+      out.push_back(std::move(*v));
+    }
+  }
   return out;
 }
 

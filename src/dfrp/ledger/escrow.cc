@@ -33,6 +33,21 @@ uint64_t MarginOf(uint64_t amount, uint32_t margin_bps) {
   return static_cast<uint64_t>(static_cast<unsigned __int128>(amount) * margin_bps / 10000);
 }
 
+uint64_t MaxAuditAnswerBytes(const StorageTerms& t) {
+  const uint64_t leaves = t.size / t.leaf_size + (t.size % t.leaf_size ? 1 : 0);
+  uint64_t depth = 0;
+  while ((uint64_t{1} << depth) < leaves) ++depth;
+  // Header (magic, version, kind, leaf size, id, root, tree size, seed) and, per challenge,
+  // index, length, the leaf, the path length and the path.
+  constexpr uint64_t kHeader = 8 + 1 + 1 + 2 + 4 + 16 + 32 + 8 + 2 + 32 + 2;
+  return kHeader + uint64_t{t.challenges} * (8 + 4 + t.leaf_size + 1 + 32 * depth);
+}
+
+bool AuditAnswerFits(const StorageTerms& t) {
+  const uint64_t overhead = 128 + kMaxBeaconWireBytes;  // the settlement's fields and beacon
+  return MaxAuditAnswerBytes(t) + overhead <= kMaxSettlementWireBytes;
+}
+
 PeriodWindow WindowOf(const crypto::Hash& id, const StorageTerms& t, uint32_t k,
                       const economy::StoragePolicy& p) {
   uint64_t h = 0;

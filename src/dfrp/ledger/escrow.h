@@ -33,9 +33,12 @@ namespace dfrp::ledger {
 
 inline constexpr std::string_view kSettleTag = "DFRP-SETTLE-V1";
 inline constexpr std::string_view kBeaconTag = "DFRP-BEACON-V1";
-// A settlement carries an audit answer (K leaves with their paths); 4 MiB holds K = 1000
-// leaves of 4 KiB, far past what a period asks.
-inline constexpr size_t kMaxSettlementWireBytes = 4u << 20;
+// A settlement carries an audit answer (K leaves with their paths). 1 MiB holds K = 200
+// leaves of 4 KiB; an escrow whose answer could be larger is refused when it opens
+// (MaxAuditAnswerBytes), so that every release it needs can be sent.
+inline constexpr size_t kMaxSettlementWireBytes = 1u << 20;
+// The HTTP body of a settlement or its certificate: hex, in a small JSON object.
+inline constexpr size_t kMaxSettlementBodyBytes = 2 * (kMaxSettlementWireBytes + 512) + 1024;
 inline constexpr size_t kMaxBeaconWireBytes = 8 + 8 + 2 + kMaxCommittee / 8 + 96;
 
 // SHA-256(payer ‖ u64 seq): the id of the escrow the payer opened with order `seq`.
@@ -46,6 +49,12 @@ crypto::Hash EscrowId(const KeyBytes& payer, uint64_t seq);
 uint64_t PeriodAmount(uint64_t amount, uint32_t periods, uint32_t k);
 // The owner's margin of a payout: floor(amount * bps / 10^4); the provider gets the rest.
 uint64_t MarginOf(uint64_t amount, uint32_t margin_bps);
+
+// The most bytes an audit answer for `t` can take (binary proof encoding: each challenged
+// leaf, whole, with a full path), and whether a release carrying it fits
+// kMaxSettlementWireBytes with its beacon.
+uint64_t MaxAuditAnswerBytes(const StorageTerms& t);
+bool AuditAnswerFits(const StorageTerms& t);
 
 // When period k may be settled, in Unix milliseconds.
 struct PeriodWindow {

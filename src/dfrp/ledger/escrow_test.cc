@@ -165,7 +165,8 @@ TEST_F(EscrowTest, OpeningNeedsTheProvidersAcceptanceAndLocksTheAmount) {
   // Accepted by someone else: refused before any lock.
   auto forged = authorities_[0]->HandleOrder(Open(0, 1, 300, t, 0, /*acceptor=*/2));
   ASSERT_FALSE(forged.has_value());
-  EXPECT_EQ(forged.error().code(), core::Status::Code::kCorruption) << forged.error().ToString();
+  EXPECT_EQ(forged.error().code(), core::Status::Code::kInvalidArgument)
+      << forged.error().ToString();
   EXPECT_NE(forged.error().message().find("acceptance"), std::string::npos);
   // Terms of another period length, too few challenges: refused, naming the key.
   StorageTerms other = t;
@@ -178,6 +179,18 @@ TEST_F(EscrowTest, OpeningNeedsTheProvidersAcceptanceAndLocksTheAmount) {
   bad = authorities_[0]->HandleOrder(Open(0, 1, 300, other, 0));
   ASSERT_FALSE(bad.has_value());
   EXPECT_NE(bad.error().message().find("challenges_per_period"), std::string::npos);
+  // An audit answer that could not travel in a release (1000 leaves of 1 MiB).
+  other = t;
+  other.challenges = 1000;
+  other.leaf_size = 1 << 20;
+  other.size = uint64_t{1} << 30;
+  EXPECT_FALSE(AuditAnswerFits(other));
+  EXPECT_GT(MaxAuditAnswerBytes(other), uint64_t{1000} << 20);
+  bad = authorities_[0]->HandleOrder(Open(0, 1, 300, other, 0));
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message().find("more than a release carries"), std::string::npos)
+      << bad.error().ToString();
+  EXPECT_TRUE(AuditAnswerFits(t));
   // More than the payer has: refused for funds.
   auto poor = authorities_[0]->HandleOrder(Open(0, 1, 1000, t, 0));
   ASSERT_FALSE(poor.has_value());
@@ -450,13 +463,21 @@ TEST_F(EscrowTest, TheAuditorReplaysEveryLogAndNamesTheFirstViolation) {
         << br.violations[0];
     EXPECT_NE(br.violations[0].find("where 0 was next"), std::string::npos) << br.violations[0];
   }
-  // A balance that its own log does not give.
+  // Balances that its own log does not give (one unit moved: the sum still holds), and one
+  // unit made out of nothing.
   {
     auto bad = logs;
     bad[2].accounts[Pub(KeyOf(1))].first += 1;
-    const AuditReport br = AuditLedger(policy_, bad);
+    bad[2].accounts[Pub(KeyOf(0))].first -= 1;
+    AuditReport br = AuditLedger(policy_, bad);
     ASSERT_FALSE(br.ok());
     EXPECT_NE(br.violations[0].find("its own log gives"), std::string::npos) << br.violations[0];
+    bad[2].accounts[Pub(KeyOf(0))].first += 1;
+    br = AuditLedger(policy_, bad);
+    ASSERT_FALSE(br.ok());
+    EXPECT_NE(br.violations[0].find("sum to 10001 base units, the supply is 10000"),
+              std::string::npos)
+        << br.violations[0];
   }
   // A byte changed in a certificate.
   {

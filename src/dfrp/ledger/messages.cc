@@ -367,7 +367,7 @@ Status VerifyAcceptance(const Order& o, const crypto::Hash& network_id) {
   const std::string bytes = AcceptanceSigningBytes(o.sender, o.seq, o.epoch, o.escrow.provider,
                                                    o.escrow.amount, o.escrow.terms, network_id);
   if (!bls::Verify(key, core::AsBytes(bytes), sig).ok())
-    return Status::Corruption(
+    return Status::InvalidArgument(
         "escrow_open: the provider's acceptance does not verify (signed for other terms, "
         "another payer, amount or sequence number, or by another key)");
   return Status::OK();

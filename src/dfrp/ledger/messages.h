@@ -108,7 +108,8 @@ struct Order {
 std::string AcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint64_t epoch,
                                    const KeyBytes& provider, uint64_t amount,
                                    const StorageTerms& terms, const crypto::Hash& network_id);
-// Corruption when the provider's acceptance in `o` (an escrow_open) does not verify.
+// InvalidArgument when the provider's acceptance in `o` (an escrow_open) does not verify (the
+// order is refused as malformed: nobody's stored data is in question).
 core::Status VerifyAcceptance(const Order& o, const crypto::Hash& network_id);
 
 // The prefix every signed message starts with.

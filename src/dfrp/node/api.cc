@@ -408,11 +408,12 @@ Middleware BodyRules() {
       r.close = true;
       return r;
     }
-    if (m.spec->body == BodyKind::kJson && h.content_length && *h.content_length > kMaxJsonBody) {
+    if (m.spec->body == BodyKind::kJson && h.content_length &&
+        *h.content_length > m.spec->max_json_body) {
       ApiResponse r = ApiResponse::Refusal(
           413, "too_large", 2,
           fmt::format("the request body is over {} bytes ({} takes a small JSON object)",
-                      kMaxJsonBody, m.name));
+                      m.spec->max_json_body, m.name));
       r.close = true;
       return r;
     }

@@ -157,6 +157,8 @@ struct RouteSpec {
   std::string name = {};  // the metrics label; "METHOD pattern" when empty
   bool admin = false;
   BodyKind body = BodyKind::kNone;
+  // kJson: the largest body taken (413 past it); a few routes carry proofs and take more.
+  uint64_t max_json_body = kMaxJsonBody;
   Lane lane = Lane::kInline;
   // Exactly one of these is set: a whole answer, a payload served in pieces, or an upload.
   std::function<ApiResponse(const ApiRequest&)> handler = {};

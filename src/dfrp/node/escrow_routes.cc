@@ -19,6 +19,8 @@
 //                                               exactly those root, size and leaf size
 #include <fmt/format.h>
 
+#include <set>
+
 #include "dfrp/ledger/escrow.h"
 #include "dfrp/node/router.h"
 #include "dfrp/node/routes.h"
@@ -108,10 +110,10 @@ json EscrowJson(const ledger::EscrowInfo& e, const economy::EconomicPolicy& p, i
                        {"margin_base_units", s.margin}});
   // The next period not settled, and its window, for people and for the provider's node.
   json next;
+  std::set<uint32_t> done;
+  for (const auto& s : e.settled) done.insert(s.period);
   for (uint32_t k = 0; k < t.periods; ++k) {
-    bool done = false;
-    for (const auto& s : e.settled) done = done || s.period == k;
-    if (done) continue;
+    if (done.contains(k)) continue;
     const ledger::PeriodWindow w = ledger::WindowOf(e.id, t, k, p.storage);
     next = {{"period", k},
             {"window_open_ms", w.open_ms},
@@ -154,6 +156,7 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
   t.push_back({.methods = "POST",
                .pattern = "/v1/ledger/settlements",
                .body = BodyKind::kJson,
+               .max_json_body = ledger::kMaxSettlementBodyBytes,
                .lane = Lane::kVerify,
                .handler = [node](const ApiRequest& r) {
                  return WithAuthorityAndHex(
@@ -175,6 +178,7 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
   t.push_back({.methods = "POST",
                .pattern = "/v1/ledger/settlement-certificates",
                .body = BodyKind::kJson,
+               .max_json_body = ledger::kMaxSettlementBodyBytes,
                .lane = Lane::kVerify,
                .handler = [node](const ApiRequest& r) {
                  return WithAuthorityAndHex(
@@ -282,6 +286,12 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
          if (!terms_bytes) return ApiResponse::Error(terms_bytes.error());
          auto terms = ledger::DecodeTerms(*terms_bytes);
          if (!terms) return ApiResponse::Error(terms.error());
+         if (!ledger::AuditAnswerFits(*terms))
+           return ApiResponse::Error(Status::InvalidArgument(fmt::format(
+               "terms: an audit answer of {} challenges of {}-byte leaves can take {} bytes, more "
+               "than a release carries ({})",
+               terms->challenges, terms->leaf_size, ledger::MaxAuditAnswerBytes(*terms),
+               ledger::kMaxSettlementWireBytes)));
          const auto& sp = node->policy().storage;
          if (terms->period_seconds != sp.period_seconds ||
              terms->challenges < sp.challenges_per_period)

@@ -129,8 +129,13 @@ std::string ProviderService::Release(const ledger::EscrowView& e, uint32_t k,
   const crypto::Hash& net = node_->policy().network_id;
   const std::string seed = ledger::PeriodSeed(ledger::BeaconSeed(*beacon, net), e.id, k);
   auto proof = node_->Audit(e.terms.shard_id, seed, e.terms.challenges);
-  if (!proof)  // lost or corrupt here: nothing is answered that the store cannot prove
-    return fail(proof.error(), true);
+  if (!proof) {
+    // Lost or damaged here: nothing is answered that the store cannot prove, and the period
+    // is left to its refund. Anything else (busy, I/O) is tried again on the next tick.
+    const auto code = proof.error().code();
+    return fail(proof.error(),
+                code == Status::Code::kCorruption || code == Status::Code::kNotFound);
+  }
   const ledger::Settlement s = ledger::MakeSettlement(
       e.id, k, ledger::SettleKind::kRelease, beacon->epoch, storage::EncodeProofBinary(*proof),
       ledger::EncodeBeacon(*beacon), net);

@@ -650,7 +650,7 @@ struct Server::Impl {
     if (!ex.head.has_body()) co_return std::string();
     co_await MaybeContinue(ex);
     http::request_parser<http::string_body> sp(std::move(ex.parser));
-    sp.body_limit(kMaxJsonBody);
+    sp.body_limit(ex.route.spec ? ex.route.spec->max_json_body : kMaxJsonBody);
     ex.stream.expires_after(opt.body_timeout);
     auto [ec, n] = co_await http::async_read(ex.stream, ex.buffer, sp, kTuple);
     if (ec) {
