@@ -27,11 +27,6 @@ using nlohmann::json;
 
 namespace {
 
-template <size_t N>
-std::string HexOf(const std::array<uint8_t, N>& a) {
-  return core::ToHex(std::string_view(reinterpret_cast<const char*>(a.data()), N));
-}
-
 Result<crypto::Hash> ParseHash(const std::string& text, std::string_view what) {
   auto bytes = core::FromHex(text);
   if (!bytes || bytes->size() != 32)
@@ -130,13 +125,9 @@ json ViewJson(const economy::EconomicPolicy& p, const ledger::EscrowView& v, int
                        {"refundable_from_ms", w.refund_ms},
                        {"refundable_now", now_ms >= w.refund_ms}});
   }
-  auto addr = [](const ledger::KeyBytes& k) {
-    auto key = ledger::KeyFrom(k);
-    return key ? wallet::AddressOf(*key) : std::string("?");
-  };
-  return json{{"id", HexOf(v.id)},
-              {"payer", addr(v.payer)},
-              {"provider", addr(v.provider)},
+  return json{{"id", core::ToHex(v.id)},
+              {"payer", ledger::AddressOfKey(v.payer)},
+              {"provider", ledger::AddressOfKey(v.provider)},
               {"amount", p.FormatAmount(v.amount)},
               {"remaining", p.FormatAmount(v.remaining)},
               {"margin_bps", v.margin_bps},
@@ -186,13 +177,12 @@ Status CmdOpen(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
             o.seq = seq;
             DFRP_RETURN_IF_ERROR(ledger::VerifyAcceptance(o, p.network_id)
                                      .WithContext("the provider " + c.provider_url));
-            auto key = ledger::KeyFrom(accepted.first);
-            if (key) provider_address = wallet::AddressOf(*key);
+            provider_address = ledger::AddressOfKey(accepted.first);
             return o;
           }));
   const uint64_t seq = out["seq"].get<uint64_t>();
   const crypto::Hash id = ledger::EscrowId(w.key->GetPublicKey().bytes(), seq);
-  out["escrow_id"] = HexOf(id);
+  out["escrow_id"] = core::ToHex(id);
   out["provider"] = provider_address;
   out["shard_id"] = t.shard_id.ToString();
   out["periods"] = t.periods;
@@ -203,7 +193,7 @@ Status CmdOpen(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
   else
     std::printf(
         "escrow %s: %s %s for shard %s on %s, %u periods of %u s from %llu (certified by %zu)\n",
-        HexOf(id).c_str(), p.FormatAmount(amount).c_str(), p.genesis.currency.c_str(),
+        core::ToHex(id).c_str(), p.FormatAmount(amount).c_str(), p.genesis.currency.c_str(),
         t.shard_id.ToString().c_str(), provider_address.c_str(), t.periods, t.period_seconds,
         static_cast<unsigned long long>(t.start_unix), out["votes"].get<size_t>());
   return Status::OK();

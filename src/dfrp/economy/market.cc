@@ -116,7 +116,8 @@ Result<size_t> Market::Tick() {
 }
 
 json Market::PricesJson(size_t history) const {
-  const EpochRecord cur = oracle_->Current();
+  bool any_ended = false;
+  const EpochRecord cur = oracle_->Current(&any_ended);
   json j;
   j["epoch"] = oracle_->CurrentEpoch();
   j["epoch_seconds"] = policy_.pricing.epoch_seconds;
@@ -124,9 +125,8 @@ json Market::PricesJson(size_t history) const {
   j["policy_version"] = policy_.version;
   j["network_id"] = core::ToHex(policy_.network_id);
   j["prices"] = PriceVectorJson(policy_, cur.prices);
-  // null until an epoch has ended: the starting prices carry the current epoch's number, the
-  // same number the first ended epoch will carry, and a reader could not tell them apart.
-  j["prices_after_epoch"] = oracle_->History(1).empty() ? json() : json(cur.epoch);
+  // null until an epoch has ended (PriceOracle::Current says why).
+  j["prices_after_epoch"] = any_ended ? json(cur.epoch) : json();
   j["utilization_bps"] = UtilizationJson(cur.utilization);
   j["floor"] = PriceVectorJson(policy_, policy_.pricing.floor);
   j["ceiling"] = PriceVectorJson(policy_, policy_.pricing.ceiling);

@@ -126,6 +126,12 @@ EpochRecord PriceOracle::Current() const {
   return current_;
 }
 
+EpochRecord PriceOracle::Current(bool* any_ended) const {
+  std::lock_guard lock(mu_);
+  *any_ended = has_history_;
+  return current_;
+}
+
 std::vector<EpochRecord> PriceOracle::History(size_t limit) const {
   std::lock_guard lock(mu_);
   std::vector<EpochRecord> out;

@@ -67,6 +67,9 @@ class PriceOracle {
   uint64_t CurrentEpoch() const { return EpochAt(clock_->NowUnixMillis()); }
   // The latest vector (the start vector before any epoch ended).
   EpochRecord Current() const;
+  // The same, and (read together) whether any epoch has ended: until one has, the record is
+  // the start vector, numbered with the epoch now, the number the first ended epoch carries.
+  EpochRecord Current(bool* any_ended) const;
   std::vector<EpochRecord> History(size_t limit) const;
 
   // Utilisation of one epoch's usage against the capacity.

@@ -10,16 +10,7 @@ namespace dfrp::ledger {
 
 namespace {
 
-std::string Addr(const KeyBytes& k) {
-  if (k == KeyBytes{}) return "committee";
-  auto key = KeyFrom(k);
-  return key ? wallet::AddressOf(*key) : "?";
-}
-
-std::string Short(const crypto::Hash& h) {
-  return core::ToHex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size()))
-      .substr(0, 16);
-}
+std::string Short(const crypto::Hash& h) { return core::ToHex(h).substr(0, 16); }
 
 struct OpenEscrow {
   KeyBytes payer{}, provider{};
@@ -37,7 +28,6 @@ class Replay {
     for (const auto& a : p.genesis.allocations)
       if (auto key = wallet::PublicKeyFromAddress(a.address))
         balance_[key->bytes()] += static_cast<int64_t>(a.amount);
-    balance_[KeyBytes{}] += 0;
   }
 
   void Violation(const AuthorityLog& log, const std::string& what) {
@@ -58,7 +48,7 @@ class Replay {
       if (auto it = orders->find(key); it != orders->end() && it->second != cert->order.hash)
         return Violation(log, fmt::format("{}: {} has two certified orders at sequence number {} "
                                           "({} and {})",
-                                          where, Addr(o.sender), o.seq, Short(it->second),
+                                          where, AddressOfKey(o.sender), o.seq, Short(it->second),
                                           Short(cert->order.hash)));
       (*orders)[key] = cert->order.hash;
       seen_certs->insert(cert->order.hash);
@@ -66,7 +56,7 @@ class Replay {
       if (o.seq != next)
         return Violation(log, fmt::format("{}: {} at sequence number {} where {} was next (a gap "
                                           "or a repeat)",
-                                          where, Addr(o.sender), o.seq, next));
+                                          where, AddressOfKey(o.sender), o.seq, next));
       ++next;
       constexpr uint64_t kMax = uint64_t{1} << 62;  // sums of two stay in int64
       if (o.amount() > kMax || o.fee > kMax)
@@ -143,13 +133,13 @@ class Replay {
       if (got.first != b || got.second != next)
         return Violation(log, fmt::format("it reports {} at {} base units, next seq {}; its own "
                                           "log gives {}, next seq {}",
-                                          Addr(k), got.first, got.second, b, next));
+                                          AddressOfKey(k), got.first, got.second, b, next));
     }
     for (const auto& [k, v] : log.accounts)
       if (!balance_.contains(k) && (v.first != 0 || v.second != 0))
         return Violation(log, fmt::format("it reports {} at {} base units, which its log never "
                                           "touched",
-                                          Addr(k), v.first));
+                                          AddressOfKey(k), v.first));
     for (const auto& [id, e] : escrows_) {
       auto rep = log.escrow_remaining.find(id);
       if (rep == log.escrow_remaining.end() && e.remaining > 0)
@@ -209,7 +199,7 @@ AuditReport AuditLedger(const economy::EconomicPolicy& policy,
       if (b < 0) {
         report.violations.push_back(
             fmt::format("{}: {} ends at {} base units, below zero, after every certificate",
-                        logs[i].name, Addr(k), b));
+                        logs[i].name, AddressOfKey(k), b));
         break;
       }
   }

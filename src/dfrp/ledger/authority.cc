@@ -6,6 +6,7 @@
 
 #include "dfrp/core/file_system.h"
 #include "dfrp/core/sqlite_stmt.h"
+#include "dfrp/ledger/wire.h"
 #include "dfrp/wallet/address.h"
 
 namespace dfrp::ledger {
@@ -45,25 +46,13 @@ CREATE TABLE IF NOT EXISTS settlements (
   applied INTEGER NOT NULL UNIQUE, PRIMARY KEY (escrow_id, period)) WITHOUT ROWID;
 )";
 
-template <size_t N>
-std::string_view View(const std::array<uint8_t, N>& a) {
-  return {reinterpret_cast<const char*>(a.data()), N};
-}
+using wire::View;
 
 template <size_t N>
 bool ToArray(const std::string& s, std::array<uint8_t, N>* out) {
   if (s.size() != N) return false;
   std::memcpy(out->data(), s.data(), N);
   return true;
-}
-
-std::string Short(const KeyBytes& k) { return core::ToHex(View(k)).substr(0, 16); }
-
-// An address for messages: the wallet address of a key, "committee" for the fee account.
-std::string Name(const KeyBytes& k) {
-  if (k == kCommitteeAccount) return "committee";
-  auto key = KeyFrom(k);
-  return key ? wallet::AddressOf(*key) : "key " + Short(k);
 }
 
 }  // namespace
@@ -240,13 +229,13 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
                                             core::ToHex(so.hash), o.epoch, committee_.epoch())));
   if (o.kind == OrderKind::kTransfer && o.transfer.to == o.sender)
     return Err(Status::InvalidArgument(
-        fmt::format("order {}: {} pays itself", core::ToHex(so.hash), Name(o.sender))));
+        fmt::format("order {}: {} pays itself", core::ToHex(so.hash), AddressOfKey(o.sender))));
   if (o.kind == OrderKind::kEscrowOpen) {
     const StorageTerms& t = o.escrow.terms;
     const auto& sp = opt_.policy->storage;
     if (o.escrow.provider == o.sender)
-      return Err(Status::InvalidArgument(fmt::format("escrow_open {}: {} is its own provider",
-                                                     core::ToHex(so.hash), Name(o.sender))));
+      return Err(Status::InvalidArgument(fmt::format(
+          "escrow_open {}: {} is its own provider", core::ToHex(so.hash), AddressOfKey(o.sender))));
     if (t.period_seconds != sp.period_seconds)
       return Err(Status::InvalidArgument(fmt::format(
           "escrow_open {}: periods of {} s; this committee's storage.period_seconds is {}",
@@ -284,7 +273,7 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
   if (o.seq != acct.next_seq)
     return Err(Status::InvalidArgument(fmt::format(
         "order {}: sequence number {} of {} is not its next ({}){}", core::ToHex(so.hash), o.seq,
-        Name(o.sender), acct.next_seq,
+        AddressOfKey(o.sender), acct.next_seq,
         o.seq < acct.next_seq ? ": that one is certified already" : ": certify the ones before")));
   const std::string wire = EncodeSignedOrder(so, network_id());
   {
@@ -305,7 +294,7 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
           "order {}: {} signed two different orders for sequence number {} (this authority "
           "voted for {}); the pair is kept as an equivocation proof and the account is frozen "
           "until a certificate or the epoch change settles it",
-          core::ToHex(so.hash), Name(o.sender), o.seq, core::ToHex(locked))));
+          core::ToHex(so.hash), AddressOfKey(o.sender), o.seq, core::ToHex(locked))));
     }
     if (step != SQLITE_DONE) return Err(SqlError("reading a lock"));
   }
@@ -315,7 +304,7 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
       acct.balance < static_cast<int64_t>(need))
     return Err(Status::Refused(
         fmt::format("order {}: {} has {} {} at authority {}, the {} needs {} plus the order fee {}",
-                    core::ToHex(so.hash).substr(0, 16), Name(o.sender),
+                    core::ToHex(so.hash).substr(0, 16), AddressOfKey(o.sender),
                     opt_.policy->FormatSignedAmount(acct.balance), opt_.policy->genesis.currency,
                     opt_.index, OrderKindName(o.kind), opt_.policy->FormatAmount(o.amount()),
                     opt_.policy->FormatAmount(fee))));
@@ -355,13 +344,13 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
         "ALARM: certificate for order {} of {} at sequence number {}, where order {} is "
         "certified already: two certificates for one (sender, seq) mean more than f "
         "authorities are faulty",
-        core::ToHex(cert.order.hash), Name(o.sender), o.seq, core::ToHex(applied))));
+        core::ToHex(cert.order.hash), AddressOfKey(o.sender), o.seq, core::ToHex(applied))));
   }
   if (o.seq > acct->next_seq)
     return Err(fail(Status::NotFound(fmt::format(
         "certificate for sequence number {} of {}: this authority has applied up to {} only; "
         "pull the sender's certificates from {} on from a peer first",
-        o.seq, Name(o.sender), acct->next_seq, acct->next_seq))));
+        o.seq, AddressOfKey(o.sender), acct->next_seq, acct->next_seq))));
   constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   if (o.amount() > kMax || fee > kMax)
     return Err(fail(Status::Corruption(fmt::format(
@@ -426,8 +415,9 @@ Status Authority::CreditLocked(const KeyBytes& to, int64_t add, const crypto::Ha
   DFRP_ASSIGN_OR_RETURN(AccountInfo before, AccountLocked(to));
   int64_t after = 0;
   if (__builtin_add_overflow(before.balance, add, &after))
-    return Status::Corruption(fmt::format(
-        "certificate {}: crediting {} would leave the 64-bit range", core::ToHex(why), Name(to)));
+    return Status::Corruption(
+        fmt::format("certificate {}: crediting {} would leave the 64-bit range", core::ToHex(why),
+                    AddressOfKey(to)));
   SqlStmt credit(db_,
                  "INSERT INTO accounts VALUES (?1, ?2, 0) ON CONFLICT (key) DO UPDATE SET "
                  "balance = ?2");

@@ -40,8 +40,6 @@ namespace dfrp::ledger {
 
 inline constexpr std::string_view kLedgerFileName = "ledger.db";
 inline constexpr int kLedgerSchemaVersion = 1;
-// The committee's account, which collects order fees: not a wallet (no key has these bytes).
-inline constexpr KeyBytes kCommitteeAccount{};
 
 struct AuthorityOptions {
   std::string path;                                 // STATE_DIR/ledger.db

@@ -57,11 +57,6 @@ std::optional<T> IntField(const json& j, const char* key) {
 
 std::string Hex(std::string_view bytes) { return core::ToHex(bytes); }
 
-std::string SenderAddress(const KeyBytes& k) {
-  auto key = KeyFrom(k);
-  return key ? wallet::AddressOf(*key) : "?";
-}
-
 }  // namespace
 
 Result<std::string> HostPortOfUrl(const std::string& url) {
@@ -122,7 +117,7 @@ Result<json> LedgerClient::Get(size_t a, const std::string& target) {
 }
 
 Status LedgerClient::Sync(size_t a, const KeyBytes& sender) {
-  const std::string address = SenderAddress(sender);
+  const std::string address = AddressOfKey(sender);
   DFRP_ASSIGN_OR_RETURN(json mine, Get(a, "/v1/ledger/accounts/" + address));
   const auto start = IntField<uint64_t>(mine, "next_seq");
   if (!start)
@@ -267,9 +262,7 @@ Status LedgerClient::SyncEscrow(size_t a, const crypto::Hash& escrow_id) {
   // the payer's certificates, which it verifies).
   for (size_t peer = 0; peer < urls_.size(); ++peer) {
     if (peer == a) continue;
-    auto e = Get(peer, "/v1/ledger/escrows/" +
-                           Hex(std::string_view(reinterpret_cast<const char*>(escrow_id.data()),
-                                                escrow_id.size())));
+    auto e = Get(peer, "/v1/ledger/escrows/" + core::ToHex(escrow_id));
     if (!e) continue;
     const auto payer = StringField(*e, "payer");
     auto key = payer ? wallet::PublicKeyFromAddress(*payer)
@@ -326,8 +319,8 @@ Result<Beacon> LedgerClient::GetBeacon(uint64_t slot) {
 
 namespace {
 
-// One authority's escrow JSON (ledger_routes.cc) merged into `v`.
-Status MergeEscrow(const json& j, EscrowView* v) {
+// One authority's escrow JSON (escrow_routes.cc) as a view of one answer.
+Result<EscrowView> ParseEscrow(const json& j) {
   const auto id = StringField(j, "id");
   const auto terms_hex = StringField(j, "terms_hex");
   const auto payer = StringField(j, "payer");
@@ -345,44 +338,34 @@ Status MergeEscrow(const json& j, EscrowView* v) {
                                : Result<crypto::bls::PublicKey>(Err(Status::InvalidArgument("")));
   if (!id_bytes || id_bytes->size() != 32 || !terms || !payer_key || !provider_key || !amount ||
       !remaining || !bps || !j.contains("settled") || !j["settled"].is_array())
-    return Status::IOError("an escrow answer without its fields");
-  crypto::Hash got{};
-  std::memcpy(got.data(), id_bytes->data(), 32);
-  if (v->answers > 0 &&
-      (got != v->id || EncodeTerms(*terms) != EncodeTerms(v->terms) || *amount != v->amount))
-    return Status::Corruption("an escrow answer that disagrees with another authority's");
-  if (v->answers == 0 || *remaining < v->remaining) v->remaining = *remaining;
-  v->id = got;
-  v->terms = *terms;
-  v->payer = payer_key->bytes();
-  v->provider = provider_key->bytes();
-  v->amount = *amount;
-  v->margin_bps = *bps;
-  v->owner = StringField(j, "owner").value_or("");
+    return Err(Status::IOError("an escrow answer without its fields"));
+  EscrowView v;
+  std::memcpy(v.id.data(), id_bytes->data(), 32);
+  v.remaining = *remaining;
+  v.terms = *terms;
+  v.payer = payer_key->bytes();
+  v.provider = provider_key->bytes();
+  v.amount = *amount;
+  v.margin_bps = *bps;
+  v.owner = StringField(j, "owner").value_or("");
   for (const auto& p : j["settled"]) {
     const auto period = IntField<uint32_t>(p, "period");
     const auto kind = StringField(p, "kind");
     const auto paid = IntField<uint64_t>(p, "paid_base_units");
     const auto margin = IntField<uint64_t>(p, "margin_base_units");
     if (!period || !kind || !paid || !margin || (*kind != "refund" && *kind != "release"))
-      return Status::IOError("a malformed settled period");
-    v->settled[*period] = {*period, *kind == "refund" ? SettleKind::kRefund : SettleKind::kRelease,
-                           *paid, *margin};
+      return Err(Status::IOError("a malformed settled period"));
+    v.settled[*period] = {*period, *kind == "refund" ? SettleKind::kRefund : SettleKind::kRelease,
+                          *paid, *margin};
   }
-  ++v->answers;
-  return Status::OK();
+  v.answers = 1;
+  return v;
 }
-
-}  // namespace
-
-namespace {
 
 // What identifies an escrow's terms in one authority's answer.
 std::string IdentityOf(const EscrowView& v) {
-  return std::string(reinterpret_cast<const char*>(v.payer.data()), v.payer.size()) +
-         std::string(reinterpret_cast<const char*>(v.provider.data()), v.provider.size()) +
-         EncodeTerms(v.terms) + std::to_string(v.amount) + "/" + v.owner + "/" +
-         std::to_string(v.margin_bps);
+  return core::ToHex(v.payer) + core::ToHex(v.provider) + EncodeTerms(v.terms) + "/" +
+         std::to_string(v.amount) + "/" + v.owner + "/" + std::to_string(v.margin_bps);
 }
 
 // Several authorities' answers about one escrow (one answer each) merged: the terms that at
@@ -418,20 +401,18 @@ std::optional<EscrowView> Agree(const std::vector<EscrowView>& views, size_t nee
 }  // namespace
 
 Result<EscrowView> LedgerClient::Escrow(const crypto::Hash& id) {
-  const std::string target =
-      "/v1/ledger/escrows/" +
-      Hex(std::string_view(reinterpret_cast<const char*>(id.data()), id.size()));
+  const std::string target = "/v1/ledger/escrows/" + core::ToHex(id);
   std::vector<Result<json>> answers(urls_.size(), Err(Status::Busy("")));
   ForEachParallel(urls_.size(), [&](size_t a) { answers[a] = Get(a, target); });
   std::vector<EscrowView> views;
   std::vector<std::string> notes;
   for (size_t a = 0; a < answers.size(); ++a) {
-    EscrowView one;
-    Status s = answers[a] ? MergeEscrow(*answers[a], &one) : answers[a].error();
-    if (s.ok() && one.id == id)
-      views.push_back(std::move(one));
+    auto one = answers[a] ? ParseEscrow(*answers[a]) : Result<EscrowView>(Err(answers[a].error()));
+    if (one && one->id == id)
+      views.push_back(std::move(*one));
     else
-      notes.push_back(fmt::format("authority {}: {}", a, s.ok() ? "another escrow" : s.message()));
+      notes.push_back(
+          fmt::format("authority {}: {}", a, one ? "another escrow" : one.error().message()));
   }
   std::optional<EscrowView> v = Agree(views, committee_.faults() + 1, &notes);
   if (!v) {
@@ -460,9 +441,9 @@ Result<std::vector<EscrowView>> LedgerClient::OpenEscrows(const std::string& add
     ++answered;
     std::set<crypto::Hash> seen;  // one answer per authority and escrow
     for (const auto& e : (*answers[a])["escrows"]) {
-      EscrowView one;
-      if (!MergeEscrow(e, &one).ok() || !seen.insert(one.id).second) continue;
-      by_id[one.id].push_back(std::move(one));
+      auto one = ParseEscrow(e);
+      if (!one || !seen.insert(one->id).second) continue;
+      by_id[one->id].push_back(std::move(*one));
     }
   }
   if (answered == 0) return Err(Status::Busy("no authority answered" + why));
@@ -570,8 +551,7 @@ Result<AuthorityLog> LedgerClient::FetchLogOnce(size_t a) {
     auto cert = DecodeCertificate(wire, network_id());
     if (!cert || cert->order.order.kind != OrderKind::kEscrowOpen) continue;
     const crypto::Hash id = EscrowId(cert->order.order.sender, cert->order.order.seq);
-    auto e = Get(a, "/v1/ledger/escrows/" +
-                        Hex(std::string_view(reinterpret_cast<const char*>(id.data()), 32)));
+    auto e = Get(a, "/v1/ledger/escrows/" + core::ToHex(id));
     if (!e) return Err(e.error());
     const auto remaining = IntField<uint64_t>(*e, "remaining_base_units");
     if (!remaining) return Err(Status::IOError(log.name + " answered an escrow without remaining"));

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "dfrp/ledger/wire.h"
+#include "dfrp/wallet/address.h"
 
 namespace dfrp::ledger {
 
@@ -90,6 +91,12 @@ Status ReadOrderFields(Reader& r, Order* o) {
 }
 
 }  // namespace
+
+std::string AddressOfKey(const KeyBytes& k) {
+  if (k == kCommitteeAccount) return "committee";
+  auto key = KeyFrom(k);
+  return key ? wallet::AddressOf(*key) : core::ToHex(k);
+}
 
 Result<bls::PublicKey> KeyFrom(const KeyBytes& k) {
   return bls::PublicKey::FromBytes(std::as_bytes(std::span(k)));

@@ -45,6 +45,13 @@ inline constexpr size_t kMaxCertificateWireBytes = 2048;
 using KeyBytes = std::array<uint8_t, crypto::bls::kPublicKeySize>;
 using SigBytes = std::array<uint8_t, crypto::bls::kSignatureSize>;
 
+// The committee's account, which collects order fees: not a wallet (no key has these bytes).
+inline constexpr KeyBytes kCommitteeAccount{};
+
+// For messages and JSON: the wallet address of a key, "committee" for kCommitteeAccount, the
+// hex of bytes that are no valid key.
+std::string AddressOfKey(const KeyBytes& k);
+
 // The key or signature those bytes encode (validated again: crypto/bls.h's FromBytes).
 core::Result<crypto::bls::PublicKey> KeyFrom(const KeyBytes& k);
 core::Result<crypto::bls::Signature> SigFrom(const SigBytes& s);

@@ -33,40 +33,12 @@ using nlohmann::json;
 
 namespace {
 
-core::Result<ledger::Authority*> AuthorityHere(Node* node) {
-  if (!node->authority())
-    return core::Err(Status::NotFound(
-        "this node is not a ledger authority (its ROLES has no authority): send escrow calls to "
-        "the committee's members, listed in economic.toml's genesis.committee"));
-  return node->authority();
-}
-
-template <size_t N>
-std::string HexOf(const std::array<uint8_t, N>& a) {
-  return core::ToHex(std::string_view(reinterpret_cast<const char*>(a.data()), N));
-}
-
-std::string AddressOf(const ledger::KeyBytes& k) {
-  auto key = ledger::KeyFrom(k);
-  return key ? wallet::AddressOf(*key) : HexOf(k);
-}
-
-core::Result<std::string> HexBody(const std::string& body, const char* key) {
-  json j = json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains(key) || !j[key].is_string())
-    return core::Err(Status::InvalidArgument(
-        fmt::format("the body must be a JSON object with \"{}\": the hex of a {}", key, key)));
-  auto bytes = core::FromHex(j[key].get<std::string>());
-  if (!bytes) return core::Err(Status::InvalidArgument(fmt::format("\"{}\" is not hex", key)));
-  return *bytes;
-}
-
 // The authority here and the bytes of the hex at `key` of a POST's JSON body, for `fn`.
 template <typename Fn>
 ApiResponse WithAuthorityAndHex(Node* node, const ApiRequest& r, const char* key, Fn fn) {
-  auto a = AuthorityHere(node);
+  auto a = LedgerAuthority(node);
   if (!a) return ApiResponse::Error(a.error());
-  auto wire = HexBody(r.body, key);
+  auto wire = HexField(r.body, key);
   if (!wire) return ApiResponse::Error(wire.error());
   return fn(*a, *wire);
 }
@@ -85,7 +57,7 @@ core::Result<crypto::Hash> EscrowIdParam(const std::string& text) {
 // The authority here and the {id} of the route (an escrow id), for `fn`.
 template <typename Fn>
 ApiResponse WithAuthorityAndEscrow(Node* node, const ApiRequest& r, Fn fn) {
-  auto a = AuthorityHere(node);
+  auto a = LedgerAuthority(node);
   if (!a) return ApiResponse::Error(a.error());
   auto id = EscrowIdParam(r.route.params.at("id"));
   if (!id) return ApiResponse::Error(id.error());
@@ -126,18 +98,18 @@ json EscrowJson(const ledger::EscrowInfo& e, const economy::EconomicPolicy& p, i
                                                  : "refundable"}};
     break;
   }
-  return json{{"id", HexOf(e.id)},
-              {"payer", AddressOf(e.payer)},
-              {"provider", AddressOf(e.provider)},
+  return json{{"id", core::ToHex(e.id)},
+              {"payer", ledger::AddressOfKey(e.payer)},
+              {"provider", ledger::AddressOfKey(e.provider)},
               {"amount", p.FormatAmount(e.amount)},
               {"amount_base_units", e.amount},
               {"remaining", p.FormatAmount(e.remaining)},
               {"remaining_base_units", e.remaining},
-              {"owner", e.owner ? json(AddressOf(*e.owner)) : json()},
+              {"owner", e.owner ? json(ledger::AddressOfKey(*e.owner)) : json()},
               {"margin_bps", e.margin_bps},
               {"terms",
                {{"shard_id", t.shard_id.ToString()},
-                {"root", HexOf(t.root)},
+                {"root", core::ToHex(t.root)},
                 {"size", t.size},
                 {"leaf_size", t.leaf_size},
                 {"periods", t.periods},
@@ -172,7 +144,7 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
                        return ApiResponse::Json(
                            200, json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
                                      {"authority", vote->authority},
-                                     {"settlement_hash", HexOf(s->hash)}});
+                                     {"settlement_hash", core::ToHex(s->hash)}});
                      });
                }});
   t.push_back({.methods = "POST",
@@ -194,7 +166,7 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
                        if (!outcome) return ApiResponse::Error(outcome.error());
                        return ApiResponse::Json(
                            200, json{{"outcome", now ? "applied" : "already_applied"},
-                                     {"settlement_hash", HexOf(c->settlement.hash)}});
+                                     {"settlement_hash", core::ToHex(c->settlement.hash)}});
                      });
                }});
   t.push_back({.methods = "GET",
@@ -210,24 +182,22 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
                        return ApiResponse::Json(200, json{{"certificates", list}});
                      });
                }});
-  t.push_back(
-      {.methods = "GET",
-       .pattern = "/v1/ledger/beacon/{slot}",
-       .lane = Lane::kVerify,
-       .handler = [node](const ApiRequest& r) {
-         auto a = AuthorityHere(node);
-         if (!a) return ApiResponse::Error(a.error());
-         const std::string& v = r.route.params.at("slot");
-         if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
-           return ApiResponse::Error(Status::InvalidArgument(
-               fmt::format("'{}' is not a beacon slot number", v.substr(0, 32))));
-         auto vote = (*a)->BeaconShare(std::stoull(v));
-         CountLedgerVote(node->metrics(), kLedgerBeacon, vote.status());
-         if (!vote) return ApiResponse::Error(vote.error());
-         return ApiResponse::Json(200, json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
-                                            {"authority", vote->authority},
-                                            {"slot", std::stoull(v)}});
-       }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/ledger/beacon/{slot}",
+               .lane = Lane::kVerify,
+               .handler = [node](const ApiRequest& r) {
+                 auto a = LedgerAuthority(node);
+                 if (!a) return ApiResponse::Error(a.error());
+                 auto slot = DecimalParam(r.route.params.at("slot"), "beacon slot");
+                 if (!slot) return ApiResponse::Error(slot.error());
+                 auto vote = (*a)->BeaconShare(*slot);
+                 CountLedgerVote(node->metrics(), kLedgerBeacon, vote.status());
+                 if (!vote) return ApiResponse::Error(vote.error());
+                 return ApiResponse::Json(200,
+                                          json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
+                                               {"authority", vote->authority},
+                                               {"slot", *slot}});
+               }});
   t.push_back({.methods = "GET",
                .pattern = "/v1/ledger/escrows/{id}",
                .lane = Lane::kRead,
@@ -243,7 +213,7 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
                .pattern = "/v1/ledger/escrows",
                .lane = Lane::kRead,
                .handler = [node](const ApiRequest& r) {
-                 auto a = AuthorityHere(node);
+                 auto a = LedgerAuthority(node);
                  if (!a) return ApiResponse::Error(a.error());
                  std::string party, error;
                  if (!QueryValue(r.route.query, "party", &party, &error) || !error.empty())
@@ -282,7 +252,7 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
            return ApiResponse::Error(Status::InvalidArgument("\"payer\" must be an address"));
          auto payer = wallet::PublicKeyFromAddress(j["payer"].get<std::string>());
          if (!payer) return ApiResponse::Error(payer.error());
-         auto terms_bytes = HexBody(r.body, "terms_hex");
+         auto terms_bytes = HexField(r.body, "terms_hex");
          if (!terms_bytes) return ApiResponse::Error(terms_bytes.error());
          auto terms = ledger::DecodeTerms(*terms_bytes);
          if (!terms) return ApiResponse::Error(terms.error());
@@ -308,14 +278,14 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
              loc.leaf_size != terms->leaf_size)
            return ApiResponse::Error(Status::InvalidArgument(fmt::format(
                "terms: shard {} here has root {}, {} bytes, leaves of {}; the terms say {}, {}, {}",
-               terms->shard_id.ToString(), HexOf(loc.root), loc.payload_len, loc.leaf_size,
-               HexOf(terms->root), terms->size, terms->leaf_size)));
+               terms->shard_id.ToString(), core::ToHex(loc.root), loc.payload_len, loc.leaf_size,
+               core::ToHex(terms->root), terms->size, terms->leaf_size)));
          const ledger::KeyBytes provider = key->GetPublicKey().bytes();
          const std::string bytes = ledger::AcceptanceSigningBytes(
              payer->bytes(), *seq, 0, provider, *amount, *terms, node->policy().network_id);
          const ledger::SigBytes sig = key->Sign(core::AsBytes(bytes)).bytes();
          return ApiResponse::Json(200, json{{"provider", wallet::AddressOf(key->GetPublicKey())},
-                                            {"acceptance", HexOf(sig)},
+                                            {"acceptance", core::ToHex(sig)},
                                             {"shard_id", terms->shard_id.ToString()}});
        }});
   return t;

@@ -26,11 +26,7 @@ namespace dfrp::node {
 using core::Status;
 using nlohmann::json;
 
-namespace {
-
-constexpr size_t kMaxCertificatesPerAnswer = 1000;
-
-core::Result<ledger::Authority*> AuthorityOf(Node* node) {
+core::Result<ledger::Authority*> LedgerAuthority(Node* node) {
   if (!node->authority())
     return core::Err(Status::NotFound(
         "this node is not a ledger authority (its ROLES has no authority): send ledger calls to "
@@ -38,16 +34,26 @@ core::Result<ledger::Authority*> AuthorityOf(Node* node) {
   return node->authority();
 }
 
-// The hex string at `key` of a JSON body, as bytes.
 core::Result<std::string> HexField(const std::string& body, const char* key) {
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains(key) || !j[key].is_string())
-    return core::Err(Status::InvalidArgument(fmt::format(
-        "the body must be a JSON object with \"{}\": the hex of a signed {}", key, key)));
+    return core::Err(Status::InvalidArgument(
+        fmt::format("the body must be a JSON object with \"{}\": the hex of a {}", key, key)));
   auto bytes = core::FromHex(j[key].get<std::string>());
   if (!bytes) return core::Err(Status::InvalidArgument(fmt::format("\"{}\" is not hex", key)));
   return *bytes;
 }
+
+core::Result<uint64_t> DecimalParam(const std::string& v, std::string_view what) {
+  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
+    return core::Err(
+        Status::InvalidArgument(fmt::format("{} {:?} is not a number", what, v.substr(0, 32))));
+  return std::stoull(v);
+}
+
+namespace {
+
+constexpr size_t kMaxCertificatesPerAnswer = 1000;
 
 core::Result<ledger::KeyBytes> KeyOfAddress(const std::string& address) {
   if (address == "committee") return ledger::kCommitteeAccount;
@@ -59,18 +65,7 @@ core::Result<ledger::KeyBytes> KeyOfAddress(const std::string& address) {
 core::Result<uint64_t> FromParam(const ApiRequest& r, uint64_t dflt) {
   auto it = r.route.query.find("from");
   if (it == r.route.query.end()) return dflt;
-  const std::string& v = it->second;
-  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
-    return core::Err(
-        Status::InvalidArgument(fmt::format("from={:?} is not a number", v.substr(0, 32))));
-  return std::stoull(v);
-}
-
-std::string AddressOfKey(const ledger::KeyBytes& k) {
-  if (k == ledger::kCommitteeAccount) return "committee";
-  auto key = ledger::KeyFrom(k);
-  return key ? wallet::AddressOf(*key)
-             : core::ToHex(std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
+  return DecimalParam(it->second, "from=");
 }
 
 }  // namespace
@@ -82,7 +77,7 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                .body = BodyKind::kJson,
                .lane = Lane::kVerify,
                .handler = [node](const ApiRequest& r) {
-                 auto a = AuthorityOf(node);
+                 auto a = LedgerAuthority(node);
                  if (!a) return ApiResponse::Error(a.error());
                  auto wire = HexField(r.body, "order");
                  if (!wire) return ApiResponse::Error(wire.error());
@@ -105,7 +100,7 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
        .body = BodyKind::kJson,
        .lane = Lane::kVerify,
        .handler = [node](const ApiRequest& r) {
-         auto a = AuthorityOf(node);
+         auto a = LedgerAuthority(node);
          if (!a) return ApiResponse::Error(a.error());
          auto wire = HexField(r.body, "certificate");
          if (!wire) return ApiResponse::Error(wire.error());
@@ -127,7 +122,7 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                .pattern = "/v1/ledger/accounts/{address}",
                .lane = Lane::kRead,
                .handler = [node](const ApiRequest& r) {
-                 auto a = AuthorityOf(node);
+                 auto a = LedgerAuthority(node);
                  if (!a) return ApiResponse::Error(a.error());
                  const std::string& address = r.route.params.at("address");
                  auto key = KeyOfAddress(address);
@@ -147,7 +142,7 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                .pattern = "/v1/ledger/certificates/{address}",
                .lane = Lane::kRead,
                .handler = [node](const ApiRequest& r) {
-                 auto a = AuthorityOf(node);
+                 auto a = LedgerAuthority(node);
                  if (!a) return ApiResponse::Error(a.error());
                  auto key = KeyOfAddress(r.route.params.at("address"));
                  if (!key) return ApiResponse::Error(key.error());
@@ -165,7 +160,7 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                  .pattern = settle ? "/v1/ledger/settlement-log" : "/v1/ledger/log",
                  .lane = Lane::kRead,
                  .handler = [node, settle](const ApiRequest& r) {
-                   auto a = AuthorityOf(node);
+                   auto a = LedgerAuthority(node);
                    if (!a) return ApiResponse::Error(a.error());
                    auto from = FromParam(r, 1);
                    if (!from) return ApiResponse::Error(from.error());
@@ -187,7 +182,7 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                .pattern = "/v1/ledger/accounts",
                .lane = Lane::kRead,
                .handler = [node](const ApiRequest&) {
-                 auto a = AuthorityOf(node);
+                 auto a = LedgerAuthority(node);
                  if (!a) return ApiResponse::Error(a.error());
                  constexpr size_t kMaxAccounts = 1'000'000;
                  auto all = (*a)->Accounts(kMaxAccounts + 1);
@@ -198,10 +193,8 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                        kMaxAccounts)));
                  json list = json::array();
                  for (const auto& acct : *all)
-                   list.push_back({{"address", AddressOfKey(acct.key)},
-                                   {"key", core::ToHex(std::string_view(
-                                               reinterpret_cast<const char*>(acct.key.data()),
-                                               acct.key.size()))},
+                   list.push_back({{"address", ledger::AddressOfKey(acct.key)},
+                                   {"key", core::ToHex(acct.key)},
                                    {"balance_base_units", acct.balance},
                                    {"next_seq", acct.next_seq}});
                  return ApiResponse::Json(200, json{{"accounts", list}});
@@ -210,13 +203,13 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                .pattern = "/v1/ledger/equivocations",
                .lane = Lane::kRead,
                .handler = [node](const ApiRequest&) {
-                 auto a = AuthorityOf(node);
+                 auto a = LedgerAuthority(node);
                  if (!a) return ApiResponse::Error(a.error());
                  auto eq = (*a)->Equivocations();
                  if (!eq) return ApiResponse::Error(eq.error());
                  json list = json::array();
                  for (const auto& e : *eq)
-                   list.push_back({{"sender", AddressOfKey(e.sender)},
+                   list.push_back({{"sender", ledger::AddressOfKey(e.sender)},
                                    {"seq", e.seq},
                                    {"order_a", core::ToHex(e.order_a)},
                                    {"order_b", core::ToHex(e.order_b)}});
@@ -244,7 +237,7 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                .pattern = "/v1/ledger/supply",
                .lane = Lane::kRead,
                .handler = [node](const ApiRequest&) {
-                 auto a = AuthorityOf(node);
+                 auto a = LedgerAuthority(node);
                  if (!a) return ApiResponse::Error(a.error());
                  const Status s = (*a)->CheckSupply();
                  auto applied = (*a)->AppliedCount();

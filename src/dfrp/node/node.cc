@@ -86,8 +86,7 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
     // This wallet is paid for the escrows it provides: answer each period's audit.
     DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(policy));
     n->provider_ = std::make_unique<ProviderService>(
-        self, std::move(client), wallet::AddressOf(n->wallet_key_->GetPublicKey()),
-        opt.provider_tick_ms);
+        self, std::move(client), n->wallet_key_->GetPublicKey().bytes(), opt.provider_tick_ms);
   }
   n->writes_->Start();
   n->scrub_->Start();

@@ -6,7 +6,6 @@
 
 #include "dfrp/node/node.h"
 #include "dfrp/storage/proof.h"
-#include "dfrp/wallet/address.h"
 
 namespace dfrp::node {
 
@@ -15,9 +14,7 @@ using nlohmann::json;
 
 namespace {
 
-std::string HexId(const crypto::Hash& id) {
-  return core::ToHex(std::string_view(reinterpret_cast<const char*>(id.data()), id.size()));
-}
+std::string HexId(const crypto::Hash& id) { return core::ToHex(id); }
 
 }  // namespace
 
@@ -90,8 +87,7 @@ void ProviderService::Tick() {
     std::erase_if(done_, [&](const auto& d) { return !open.contains(d.first); });
   }
   for (const ledger::EscrowView& e : *escrows) {
-    auto me = wallet::PublicKeyFromAddress(address_);
-    if (!me || e.provider != me->bytes()) continue;  // an escrow this wallet pays for
+    if (e.provider != provider_) continue;  // an escrow this wallet pays for
     const ledger::StorageTerms& t = e.terms;
     const int64_t start_ms = static_cast<int64_t>(t.start_unix) * 1000;
     if (now < start_ms) continue;

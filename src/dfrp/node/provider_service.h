@@ -32,8 +32,14 @@ class Node;
 
 class ProviderService {
  public:
-  ProviderService(Node* node, ledger::LedgerClient client, std::string address, int64_t tick_ms)
-      : node_(node), client_(std::move(client)), address_(std::move(address)), tick_ms_(tick_ms) {}
+  // `provider`: this node's wallet key, which the escrows it answers name as their provider.
+  ProviderService(Node* node, ledger::LedgerClient client, const ledger::KeyBytes& provider,
+                  int64_t tick_ms)
+      : node_(node),
+        client_(std::move(client)),
+        provider_(provider),
+        address_(ledger::AddressOfKey(provider)),
+        tick_ms_(tick_ms) {}
   ~ProviderService() { Stop(); }
   void Start();
   // Asks the loop to end at its next check, without waiting (a call under way to the
@@ -53,6 +59,7 @@ class ProviderService {
 
   Node* const node_;
   ledger::LedgerClient client_;
+  const ledger::KeyBytes provider_;
   const std::string address_;
   const int64_t tick_ms_;
 

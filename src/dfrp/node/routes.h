@@ -32,6 +32,13 @@ std::vector<RouteSpec> MarketRoutes(Node* node);  // market_routes.cc
 std::vector<RouteSpec> LedgerRoutes(Node* node);  // ledger_routes.cc
 std::vector<RouteSpec> EscrowRoutes(Node* node);  // escrow_routes.cc
 
+// Shared by the ledger's route families (ledger_routes.cc, escrow_routes.cc): this node's
+// seat in the committee (404 naming where ledger calls go), the bytes of the hex string at
+// `key` of a JSON body, and a decimal u64 of a path or query (InvalidArgument naming `what`).
+core::Result<ledger::Authority*> LedgerAuthority(Node* node);
+core::Result<std::string> HexField(const std::string& body, const char* key);
+core::Result<uint64_t> DecimalParam(const std::string& text, std::string_view what);
+
 // Counts a ledger vote's outcome (a vote, a refusal, a rejected message) in the metrics.
 inline void CountLedgerVote(Metrics& m, LedgerKind k, const core::Status& s) {
   if (s.ok())
