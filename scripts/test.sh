@@ -17,13 +17,17 @@ TSAN_TESTS='^(node_test|daemon_api|daemon_hostile|daemon_cli)$'
 
 bash scripts/setup.sh
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s (at %ds)\n' "$*" "$SECONDS"; }
+# Line tables only (-g1): stack traces from sanitizers and crashes keep file and line, and
+# the four builds compile in about a third less time than with full debug info (-g).
+LINES_ONLY=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
+            -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g1" -DCMAKE_C_FLAGS_DEBUG="-O0 -g1")
 
 step "format check"
 bash scripts/lint.sh
 
 step "release build"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${LINES_ONLY[@]}" >/dev/null
 cmake --build build -j "$JOBS"
 step "release tests"
 (cd build && ctest -j "$JOBS" --output-on-failure --timeout 900)
@@ -32,7 +36,7 @@ passed=$(cd build && ctest -N | sed -n 's/^Total Tests: //p')
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   step "ASan+UBSan build"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDFRP_SANITIZE=ON \
-    -DDFRP_BENCH=OFF >/dev/null
+    -DDFRP_BENCH=OFF "${LINES_ONLY[@]}" >/dev/null
   cmake --build build-asan -j "$JOBS"
   step "ASan+UBSan tests"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -45,7 +49,7 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
   # clang-16: ThreadSanitizer, and -Werror=thread-safety checks every lock annotation.
   step "ThreadSanitizer build (clang-16; lock annotations checked)"
   CC=clang-16 CXX=clang++-16 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DDFRP_TSAN=ON -DDFRP_BENCH=OFF >/dev/null
+    -DDFRP_TSAN=ON -DDFRP_BENCH=OFF "${LINES_ONLY[@]}" >/dev/null
   cmake --build build-tsan -j "$JOBS" --target node_test dfrpd dfrp-storage
   step "ThreadSanitizer: the daemon's tests"
   (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
@@ -56,8 +60,9 @@ fi
 if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -d fuzz ]; then
   step "fuzz build (clang-16, libFuzzer)"
   CC=clang-16 CXX=clang++-16 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DDFRP_FUZZ=ON -DDFRP_TESTS=OFF -DDFRP_BENCH=OFF >/dev/null
-  cmake --build build-fuzz -j "$JOBS"
+    -DDFRP_FUZZ=ON -DDFRP_TESTS=OFF -DDFRP_BENCH=OFF "${LINES_ONLY[@]}" >/dev/null
+  # The fuzz targets and what they link, not the command-line tools and daemons.
+  cmake --build build-fuzz -j "$JOBS" --target $(basename -s .cc fuzz/fuzz_*.cc)
   step "fuzz runs (${FUZZ_SECONDS}s each)"
   for target in build-fuzz/fuzz/fuzz_*; do
     [ -x "$target" ] || continue

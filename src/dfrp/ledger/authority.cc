@@ -270,8 +270,10 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
     return Err(Status::Internal(fmt::format(
         "ledger database {}: a transaction was left open; restart the node", opt_.path)));
   DFRP_ASSIGN_OR_RETURN(AccountInfo acct, AccountLocked(o.sender));
+  // An order whose sequence number is taken can never be certified (Refused); one past the
+  // next waits for those before it (InvalidArgument).
   if (o.seq != acct.next_seq)
-    return Err(Status::InvalidArgument(fmt::format(
+    return Err((o.seq < acct.next_seq ? Status::Refused : Status::InvalidArgument)(fmt::format(
         "order {}: sequence number {} of {} is not its next ({}){}", core::ToHex(so.hash), o.seq,
         AddressOfKey(o.sender), acct.next_seq,
         o.seq < acct.next_seq ? ": that one is certified already" : ": certify the ones before")));

@@ -90,9 +90,9 @@ class Authority {
   ~Authority();
 
   // See the file comment. Refused (exit 7): funds, a lock on a different order (the pair is
-  // kept as an equivocation proof); InvalidArgument: another epoch, a sequence number that is
-  // not the sender's next, the sender paying itself or the committee's account; Corruption:
-  // a signature that does not verify.
+  // kept as an equivocation proof), a sequence number already certified; InvalidArgument:
+  // another epoch, a sequence number past the sender's next, the sender paying itself or the
+  // committee's account; Corruption: a signature that does not verify.
   core::Result<Vote> HandleOrder(const SignedOrder& order) EXCLUDES(mu_);
   // InvalidArgument / Corruption: a certificate that does not verify; NotFound: the sender's
   // certificates before this sequence number are missing here (pull them, then retry);

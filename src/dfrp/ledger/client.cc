@@ -516,6 +516,7 @@ Result<AuthorityLog> LedgerClient::FetchLog(size_t a) {
 Result<AuthorityLog> LedgerClient::FetchLogOnce(size_t a) {
   AuthorityLog log;
   log.name = fmt::format("authority {} ({})", a, urls_[a]);
+  std::set<crypto::Hash> seen;
   for (const bool settle : {false, true}) {
     std::vector<std::string>& into = settle ? log.settlements : log.certificates;
     for (;;) {
@@ -528,6 +529,27 @@ Result<AuthorityLog> LedgerClient::FetchLogOnce(size_t a) {
       for (const auto& hex : page["certificates"]) {
         auto bytes = hex.is_string() ? core::FromHex(hex.get<std::string>()) : std::nullopt;
         if (!bytes) return Err(Status::IOError(log.name + " answered a log entry that is not hex"));
+        // Each entry is checked as it comes: a faulty authority could otherwise serve an
+        // endless log (forged entries, or real ones over and over). Only certificates a quorum
+        // signed exist, and each may appear once, so the read ends.
+        const Status ok = settle ? [&] {
+          auto c = DecodeSettleCertificate(*bytes, network_id());
+          return c ? VerifySettleCertificate(*c, committee_, network_id()) : c.error();
+        }()
+                                 : [&] {
+                                     auto c = DecodeCertificate(*bytes, network_id());
+                                     return c ? VerifyCertificate(*c, committee_, network_id())
+                                              : c.error();
+                                   }();
+        const size_t entry = into.size() + 1;
+        if (!ok.ok())
+          return Err(Status::Corruption(
+              fmt::format("{} serves entry {} of its {} that is not a valid certificate: {}",
+                          log.name, entry, settle ? "settlement log" : "log", ok.message())));
+        if (!seen.insert(crypto::Sha256Of(*bytes)).second)
+          return Err(
+              Status::Corruption(fmt::format("{} serves entry {} of its {} twice in one log",
+                                             log.name, entry, settle ? "settlement log" : "log")));
         into.push_back(std::move(*bytes));
       }
     }

@@ -81,16 +81,26 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
     n->notices_.push_back("market: " + n->market_->capacity_note());
   n->policy_ = std::make_unique<economy::EconomicPolicy>(policy);
   if (!opt.config.wallet.empty()) DFRP_RETURN_IF_ERROR(n->OpenWallet());
-  if (opt.config.HasRole("authority")) DFRP_RETURN_IF_ERROR(n->OpenAuthority());
+  if (opt.config.HasRole("authority")) {
+    DFRP_RETURN_IF_ERROR(n->OpenAuthority());
+    if (n->authority_->committee().size() > 1) {
+      // Certificates this authority missed (down, cut off) are pulled from its peers' logs.
+      DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(policy));
+      n->ledger_sync_ = std::make_unique<LedgerSyncService>(
+          self, so.clock, std::move(client), n->authority_->index(), opt.ledger_sync_tick_ms);
+    }
+  }
   if (n->wallet_key_ && opt.config.HasRole("storage") && !policy.genesis.committee.empty()) {
     // This wallet is paid for the escrows it provides: answer each period's audit.
     DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(policy));
-    n->provider_ = std::make_unique<ProviderService>(
-        self, std::move(client), n->wallet_key_->GetPublicKey().bytes(), opt.provider_tick_ms);
+    n->provider_ = std::make_unique<ProviderService>(self, so.clock, std::move(client),
+                                                     n->wallet_key_->GetPublicKey().bytes(),
+                                                     opt.provider_tick_ms);
   }
   n->writes_->Start();
   n->scrub_->Start();
   if (n->provider_) n->provider_->Start();
+  if (n->ledger_sync_) n->ledger_sync_->Start();
   n->market_thread_ = std::thread([self] { self->MarketLoop(); });
   return n;
 }
@@ -149,6 +159,7 @@ core::Status Node::OpenAuthority() {
 void Node::BeginStop() {
   stopping_ = true;
   if (provider_) provider_->RequestStop();
+  if (ledger_sync_) ledger_sync_->RequestStop();
   if (ops_) ops_->CancelAll();
   if (scrub_) scrub_->RequestStop();
 }
@@ -156,6 +167,7 @@ void Node::BeginStop() {
 void Node::Stop() {
   BeginStop();
   if (provider_) provider_->Stop();
+  if (ledger_sync_) ledger_sync_->Stop();
   if (writes_) writes_->Stop();
   if (scrub_) scrub_->Stop();
   if (ops_) ops_->Stop();

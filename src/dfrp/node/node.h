@@ -36,6 +36,7 @@
 #include "dfrp/economy/market.h"
 #include "dfrp/economy/usage.h"
 #include "dfrp/ledger/authority.h"
+#include "dfrp/node/ledger_sync_service.h"
 #include "dfrp/node/metrics.h"
 #include "dfrp/node/operations.h"
 #include "dfrp/node/provider_service.h"
@@ -60,6 +61,8 @@ struct NodeOptions {
   int64_t market_tick_ms = 1000;
   // How often a provider asks the committee for its escrows' open answer windows.
   int64_t provider_tick_ms = 500;
+  // How often an authority reads its peers' logs for certificates it missed.
+  int64_t ledger_sync_tick_ms = 1000;
 };
 
 class Node {
@@ -117,6 +120,7 @@ class Node {
   const crypto::bls::SecretKey* wallet_key() const { return wallet_key_.get(); }
   // Answers the audits of the escrows this wallet provides; null without a wallet or committee.
   const ProviderService* provider() const { return provider_.get(); }
+  const LedgerSyncService* ledger_sync() const { return ledger_sync_.get(); }
   std::vector<storage::VolumeInfo> Volumes() { return writer_->Volumes(); }
   uint64_t WritableBytes() const { return writer_->WritableBytes(); }
 
@@ -154,6 +158,7 @@ class Node {
   std::unique_ptr<crypto::bls::SecretKey> wallet_key_;  // before authority_, which uses it
   std::unique_ptr<ledger::Authority> authority_;
   std::unique_ptr<ProviderService> provider_;
+  std::unique_ptr<LedgerSyncService> ledger_sync_;
   // Ends the market's epochs: wakes every market_tick_ms until the node stops.
   void MarketLoop() EXCLUDES(market_mu_);
   core::Mutex market_mu_;

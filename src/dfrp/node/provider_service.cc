@@ -18,39 +18,6 @@ std::string HexId(const crypto::Hash& id) { return core::ToHex(id); }
 
 }  // namespace
 
-void ProviderService::Start() {
-  thread_ = std::thread([this] { Loop(); });
-}
-
-void ProviderService::RequestStop() {
-  {
-    core::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
-  cv_.SignalAll();
-}
-
-void ProviderService::Stop() {
-  RequestStop();
-  if (thread_.joinable()) thread_.join();
-}
-
-bool ProviderService::Wait(int64_t ms) {
-  core::Clock* clock = node_->clock();
-  const int64_t end = clock->NowMonotonicNanos() + ms * 1'000'000;
-  core::MutexLock lock(&mu_);
-  for (;;) {
-    if (stopping_) return false;
-    const int64_t left = (end - clock->NowMonotonicNanos()) / 1'000'000;
-    if (left <= 0) return true;
-    cv_.WaitForMillis(&mu_, left);
-  }
-}
-
-void ProviderService::Loop() {
-  while (Wait(tick_ms_)) Tick();
-}
-
 void ProviderService::Tick() {
   // Certificates a quorum has not applied yet go out again first.
   std::map<std::pair<crypto::Hash, uint32_t>, std::string> unsent;

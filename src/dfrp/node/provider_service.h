@@ -19,12 +19,12 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "dfrp/core/thread_annotations.h"
 #include "dfrp/ledger/client.h"
+#include "dfrp/node/ticker.h"
 
 namespace dfrp::node {
 
@@ -33,39 +33,35 @@ class Node;
 class ProviderService {
  public:
   // `provider`: this node's wallet key, which the escrows it answers name as their provider.
-  ProviderService(Node* node, ledger::LedgerClient client, const ledger::KeyBytes& provider,
-                  int64_t tick_ms)
+  ProviderService(Node* node, core::Clock* clock, ledger::LedgerClient client,
+                  const ledger::KeyBytes& provider, int64_t tick_ms)
       : node_(node),
         client_(std::move(client)),
         provider_(provider),
         address_(ledger::AddressOfKey(provider)),
-        tick_ms_(tick_ms) {}
-  ~ProviderService() { Stop(); }
-  void Start();
+        ticker_(clock, tick_ms) {}
+  void Start() {
+    ticker_.Start([this] { Tick(); });
+  }
   // Asks the loop to end at its next check, without waiting (a call under way to the
   // committee ends within its timeout).
-  void RequestStop() EXCLUDES(mu_);
+  void RequestStop() { ticker_.RequestStop(); }
   // RequestStop, then joins the thread.
-  void Stop() EXCLUDES(mu_);
+  void Stop() { ticker_.Stop(); }
   nlohmann::json Json() const EXCLUDES(mu_);
 
  private:
-  void Loop() EXCLUDES(mu_);
   void Tick() EXCLUDES(mu_);
   // Answers period k of `e`; the outcome for the status.
   std::string Release(const ledger::EscrowView& e, uint32_t k, const ledger::PeriodWindow& w)
       EXCLUDES(mu_);
-  bool Wait(int64_t ms) EXCLUDES(mu_);
 
   Node* const node_;
   ledger::LedgerClient client_;
   const ledger::KeyBytes provider_;
   const std::string address_;
-  const int64_t tick_ms_;
 
   mutable core::Mutex mu_;
-  core::CondVar cv_;
-  bool stopping_ GUARDED_BY(mu_) = false;
   // (escrow id, period) released here, or given up (the shard cannot be proved).
   std::set<std::pair<crypto::Hash, uint32_t>> done_ GUARDED_BY(mu_);
   // A certificate fewer than a quorum applied yet: sent again on the next tick.
@@ -80,7 +76,7 @@ class ProviderService {
   // new escrows are seen well inside their first window, without polling on every tick.
   std::vector<ledger::EscrowView> escrows_;  // the loop thread's only
   int64_t fetched_ms_ = -1;                  // the loop thread's only
-  std::thread thread_;
+  Ticker ticker_;  // last: stopped (joined) before the members its thread uses go
 };
 
 }  // namespace dfrp::node

@@ -45,6 +45,7 @@ json StatusJson(Node& node, const std::string& api_addr, const ServerFigures& se
            {{"interval_seconds", ThroughputSeries::kIntervalSeconds}, {"samples", samples}}},
           {"scrub", node.scrub().Json()},
           {"escrows", node.provider() ? node.provider()->Json() : nlohmann::json()},
+          {"ledger_sync", node.ledger_sync() ? node.ledger_sync()->Json() : nlohmann::json()},
           {"operations", node.operations().List()}};
 }
 
