@@ -384,4 +384,14 @@ Status BatchVerify(std::span<const SignedMessage> batch, unsigned threads) {
                   batch.size()));
 }
 
+std::vector<bool> BatchVerifyEach(std::span<const SignedMessage> batch, unsigned threads) {
+  std::vector<bool> ok(batch.size(), true);
+  if (batch.empty()) return ok;
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  if (batch.size() > 1 && EnsureSodium().ok() && BatchHolds(batch, threads)) return ok;
+  for (size_t i = 0; i < batch.size(); ++i)
+    ok[i] = Verify(*batch[i].key, batch[i].message, *batch[i].signature).ok();
+  return ok;
+}
+
 }  // namespace dfrp::crypto::bls

@@ -168,4 +168,8 @@ struct SignedMessage {
 // first bad index. An empty batch is ok.
 Status BatchVerify(std::span<const SignedMessage> batch, unsigned threads = 0);
 
+// Each triple's own answer, as Verify would give it: the batch is checked at once, and only
+// when it does not hold is each triple checked alone. The answers keep the batch's order.
+std::vector<bool> BatchVerifyEach(std::span<const SignedMessage> batch, unsigned threads = 0);
+
 }  // namespace dfrp::crypto::bls

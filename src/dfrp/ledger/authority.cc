@@ -253,7 +253,7 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
           kMaxSettlementWireBytes)));
     DFRP_RETURN_IF_ERROR(VerifyAcceptance(o, network_id()));  // slow: outside the lock
   }
-  DFRP_RETURN_IF_ERROR(VerifyOrderSignature(so, network_id()));  // outside the lock: slow
+  DFRP_RETURN_IF_ERROR(VerifyOrderSignature(so, network_id(), &verifier_));  // outside the lock
   // The fee is part of what the sender signed: it pays that, never a fee changed later.
   const uint64_t fee = o.fee;
   if (fee < opt_.policy->order_fee)
@@ -321,7 +321,19 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
 }
 
 Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
-  DFRP_RETURN_IF_ERROR(VerifyCertificate(cert, committee_, network_id()));  // outside the lock
+  // The order's own signature was verified here already if this authority voted for exactly
+  // this signed order (its lock keeps the wire): then only the quorum's aggregate is checked.
+  const std::string order_wire = EncodeSignedOrder(cert.order, network_id());
+  bool voted_for_it = false;
+  {
+    core::MutexLock lock(&mu_);
+    SqlStmt st(db_, "SELECT order_wire FROM locks WHERE sender = ?1 AND seq = ?2");
+    st.BindBlob(1, View(cert.order.order.sender))
+        .Bind(2, static_cast<int64_t>(cert.order.order.seq));
+    voted_for_it = st.Step() == SQLITE_ROW && st.Blob(0) == order_wire;
+  }
+  DFRP_RETURN_IF_ERROR(  // outside the lock
+      VerifyCertificate(cert, committee_, network_id(), &verifier_, voted_for_it));
   const Order& o = cert.order.order;
   const uint64_t fee = o.fee;  // what the sender signed and a quorum voted for
   const std::string wire = EncodeCertificate(cert, network_id());
@@ -598,7 +610,8 @@ Result<Vote> Authority::HandleSettlement(const Settlement& s) {
 }
 
 Result<ApplyOutcome> Authority::HandleSettleCertificate(const SettleCertificate& c) {
-  DFRP_RETURN_IF_ERROR(VerifySettleCertificate(c, committee_, network_id()));  // outside the lock
+  DFRP_RETURN_IF_ERROR(
+      VerifySettleCertificate(c, committee_, network_id(), &verifier_));  // outside the lock
   const Settlement& s = c.settlement;
   const std::string what = fmt::format("{} of period {} of escrow {}", SettleKindName(s.kind),
                                        s.period, core::ToHex(s.escrow_id).substr(0, 16));

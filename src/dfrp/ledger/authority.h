@@ -163,6 +163,9 @@ class Authority {
 
   const AuthorityOptions opt_;
   const Committee committee_;
+  // Signatures of orders and certificates arriving together (several HTTP workers) are
+  // checked in one batch (crypto/group_verifier.h).
+  crypto::bls::GroupVerifier verifier_;
   std::optional<KeyBytes> owner_;  // policy.owner's key (receives the margin)
   core::Mutex mu_;
   sqlite3* db_ GUARDED_BY(mu_) = nullptr;

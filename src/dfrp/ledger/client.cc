@@ -169,7 +169,7 @@ LedgerClient::Gathered LedgerClient::GatherVotes(
     const auto vote_hex = StringField(*r, "vote");
     auto bytes = vote_hex ? core::FromHex(*vote_hex) : std::nullopt;
     auto vote = bytes ? DecodeVote(*bytes) : Result<Vote>(Err(Status::InvalidArgument("not hex")));
-    Status ok = vote ? VerifyVote(*vote, committee_, network_id()) : vote.error();
+    Status ok = vote ? VerifyVote(*vote, committee_, network_id(), verifier_.get()) : vote.error();
     if (ok.ok() && (vote->order_hash != item || vote->authority != a))
       ok = Status::Corruption("a vote for something else or from another authority");
     if (!ok.ok()) {

@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -146,11 +147,17 @@ class LedgerClient {
                    const std::function<bool(size_t)>& resync, std::vector<std::string>* notes);
 
   LedgerClient(const economy::EconomicPolicy& policy, Committee c, std::vector<std::string> urls)
-      : policy_(policy), committee_(std::move(c)), urls_(std::move(urls)) {}
+      : policy_(policy),
+        committee_(std::move(c)),
+        urls_(std::move(urls)),
+        verifier_(std::make_shared<crypto::bls::GroupVerifier>()) {}
 
   economy::EconomicPolicy policy_;
   Committee committee_;
   std::vector<std::string> urls_;
+  // The votes of one order arrive together from several authorities (and those of
+  // concurrent orders too): they are checked in batches. Shared by copies of this client.
+  std::shared_ptr<crypto::bls::GroupVerifier> verifier_;
 };
 
 // "http://127.0.0.1:9000/" -> "127.0.0.1:9000"; InvalidArgument for anything but http://.

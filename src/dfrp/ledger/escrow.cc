@@ -164,7 +164,8 @@ Result<SettleCertificate> DecodeSettleCertificate(std::string_view w,
 }
 
 Status VerifySettleCertificate(const SettleCertificate& c, const Committee& committee,
-                               const crypto::Hash& network_id) {
+                               const crypto::Hash& network_id,
+                               crypto::bls::GroupVerifier* verifier) {
   if (c.settlement.epoch != c.epoch)
     return Status::InvalidArgument(
         fmt::format("settlement certificate: the settlement is for epoch {}, its signers' is {}",
@@ -176,7 +177,7 @@ Status VerifySettleCertificate(const SettleCertificate& c, const Committee& comm
                             fmt::format("settlement certificate ({} of period {} of escrow {})",
                                         SettleKindName(c.settlement.kind), c.settlement.period,
                                         core::ToHex(c.settlement.escrow_id).substr(0, 16)),
-                            false);
+                            false, verifier);
 }
 
 std::string BeaconSigningBytes(uint64_t slot, uint64_t epoch, const crypto::Hash& network_id) {

@@ -118,7 +118,8 @@ core::Result<SettleCertificate> DecodeSettleCertificate(std::string_view wire,
 // A quorum's aggregate over the settlement's hash (the proof inside was checked by each
 // signer before it voted; ledger::CheckRelease checks it again for an auditor).
 core::Status VerifySettleCertificate(const SettleCertificate& c, const Committee& committee,
-                                     const crypto::Hash& network_id);
+                                     const crypto::Hash& network_id,
+                                     crypto::bls::GroupVerifier* verifier = nullptr);
 
 // --- The beacon.
 // SignedPrefix(kBeaconTag, network_id, epoch) ‖ u64 slot; its SHA-256 is what each authority

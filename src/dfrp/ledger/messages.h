@@ -24,6 +24,7 @@
 #include "dfrp/core/status.h"
 #include "dfrp/core/uuid.h"
 #include "dfrp/crypto/bls.h"
+#include "dfrp/crypto/group_verifier.h"
 #include "dfrp/crypto/sha256.h"
 
 namespace dfrp::ledger {
@@ -140,7 +141,11 @@ std::string EncodeSignedOrder(const SignedOrder& s, const crypto::Hash& network_
 core::Result<SignedOrder> DecodeSignedOrder(std::string_view wire, const crypto::Hash& network_id);
 // The sender's signature over the order, and `s.hash` recomputed from the order (a hash that
 // does not match is InvalidArgument); Corruption when the signature does not verify.
-core::Status VerifyOrderSignature(const SignedOrder& s, const crypto::Hash& network_id);
+//
+// Every Verify... function here takes an optional GroupVerifier: given one, its BLS checks
+// join the batches of concurrent callers (crypto/group_verifier.h); the answers are the same.
+core::Status VerifyOrderSignature(const SignedOrder& s, const crypto::Hash& network_id,
+                                  crypto::bls::GroupVerifier* verifier = nullptr);
 
 // What an authority signs to vote for an order: SignedPrefix(kVoteTag, network_id, epoch) ‖
 // the order hash. Every authority signs the same bytes, so votes aggregate.
@@ -182,7 +187,8 @@ class Committee {
 
 // A vote's signature; Corruption when it does not verify, InvalidArgument for an authority
 // index outside the committee or another epoch.
-core::Status VerifyVote(const Vote& v, const Committee& c, const crypto::Hash& network_id);
+core::Status VerifyVote(const Vote& v, const Committee& c, const crypto::Hash& network_id,
+                        crypto::bls::GroupVerifier* verifier = nullptr);
 
 struct Certificate {
   SignedOrder order;
@@ -200,8 +206,12 @@ std::string EncodeCertificate(const Certificate& c, const crypto::Hash& network_
 core::Result<Certificate> DecodeCertificate(std::string_view wire, const crypto::Hash& network_id);
 // The order's signature and the quorum's aggregate (fast-aggregate-verify over the signers'
 // proven keys). InvalidArgument: another epoch or committee size, too few signers;
-// Corruption: a signature that does not verify.
+// Corruption: a signature that does not verify. `order_signature_checked`: the caller has
+// verified exactly this signed order (same hash, same signature bytes) before, and only the
+// aggregate is checked.
 core::Status VerifyCertificate(const Certificate& cert, const Committee& c,
-                               const crypto::Hash& network_id);
+                               const crypto::Hash& network_id,
+                               crypto::bls::GroupVerifier* verifier = nullptr,
+                               bool order_signature_checked = false);
 
 }  // namespace dfrp::ledger

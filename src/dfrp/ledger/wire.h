@@ -88,7 +88,11 @@ core::Status ReadQuorum(Reader& r, Quorum* q);
 // signed, and fast-aggregate-verify of the vote bytes for `item_hash` over their proven keys
 // succeeds. `what` names the message in errors.
 core::Status VerifyQuorum(const Quorum& q, const crypto::Hash& item_hash, const Committee& c,
-                          const crypto::Hash& network_id, std::string_view what, bool exact);
+                          const crypto::Hash& network_id, std::string_view what, bool exact,
+                          crypto::bls::GroupVerifier* verifier = nullptr);
+// bls::Verify, or through `verifier` when one is given.
+bool VerifyOne(const crypto::bls::PublicKey& key, std::string_view message,
+               const crypto::bls::Signature& sig, crypto::bls::GroupVerifier* verifier);
 
 // Moves a quorum into a certified message's epoch, signers and aggregate fields.
 template <typename T>

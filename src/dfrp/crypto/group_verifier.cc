@@ -1,0 +1,49 @@
+#include "dfrp/crypto/group_verifier.h"
+
+#include <vector>
+
+namespace dfrp::crypto::bls {
+
+bool GroupVerifier::Verify(const PublicKey& key, ByteSpan message, const Signature& sig) {
+  Item mine{.triple = {&key, message, &sig}};
+  core::MutexLock lock(&mu_);
+  queue_.push_back(&mine);
+  for (;;) {
+    while (!mine.done && checking_) cv_.Wait(&mu_);
+    if (mine.done) return mine.ok;
+    // No batch is being checked: this thread checks the next one (its own triple among them,
+    // or, if more than a batch queued before it, an earlier batch first).
+    checking_ = true;
+    std::vector<Item*> batch;
+    while (!queue_.empty() && batch.size() < max_batch_) {
+      batch.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    std::vector<SignedMessage> triples;
+    triples.reserve(batch.size());
+    for (const Item* item : batch) triples.push_back(item->triple);
+    mu_.Unlock();
+    const std::vector<bool> ok = BatchVerifyEach(triples, triples.size() >= 8 ? threads_ : 1);
+    mu_.Lock();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->ok = ok[i];
+      batch[i]->done = true;
+    }
+    ++batches_;
+    verified_ += batch.size();
+    checking_ = false;
+    cv_.SignalAll();
+  }
+}
+
+uint64_t GroupVerifier::batches() const {
+  core::MutexLock lock(&mu_);
+  return batches_;
+}
+
+uint64_t GroupVerifier::verified() const {
+  core::MutexLock lock(&mu_);
+  return verified_;
+}
+
+}  // namespace dfrp::crypto::bls
