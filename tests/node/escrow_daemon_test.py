@@ -116,6 +116,11 @@ def main():
           account(0, "alice")["balance_base_units"] == 1000 * 10**9 - 3_300_000_000 - 2_000_000,
           account(0, "alice"))
     all_agree("after two escrows opened")
+    rc, out, err = tool(WALLET, wenv, "--wallet", "alice.json", "--policy", policy, "--json",
+                        "escrow", "list")
+    listed = {e.get("id") for e in json.loads(out).get("escrows", [])} if rc == 0 else set()
+    check("dfrp-wallet escrow list: the wallet's two open escrows",
+          rc == 0 and {e1.get("escrow_id"), e2.get("escrow_id")} <= listed, out[-400:] + err[-300:])
     rc, _, err = ledger("escrow", "refund", e2.get("escrow_id", "00" * 32))
     check("escrow refund before any period is due exits 7, naming when",
           rc == 7 and "refundable" in err, (rc, err[-400:]))

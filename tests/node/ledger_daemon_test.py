@@ -141,6 +141,32 @@ def main():
     rc, out, err = ledger("balance", addr["bob"])
     check("dfrp-ledger balance bob: 150", rc == 0 and out.startswith("150 "), out + err)
 
+    # The same through dfrp-wallet, for the wallet its options name.
+    def wallet(name, *args):
+        return tool(WALLET, wenv, "--wallet", f"{name}.json", "--policy", policy, *args)
+
+    rc, out, err = wallet("bob", "--json", "balance")
+    b = json.loads(out) if rc == 0 else {}
+    check("dfrp-wallet balance: bob's own, 150", rc == 0 and b.get("balance_base_units") ==
+          150 * 10**9 and b.get("address") == addr["bob"], out + err)
+    rc, out, err = wallet("bob", "balance", "--address", addr["alice"])
+    check("dfrp-wallet balance --address: alice's", rc == 0 and out.startswith("899.999 "),
+          out + err)
+    rc, out, err = wallet("bob", "--json", "transfer", "--to", addr["carol"], "--amount", "0.5")
+    t = json.loads(out) if rc == 0 else {}
+    check("dfrp-wallet transfer: bob pays carol 0.5, certified", rc == 0 and t.get("seq") == 0,
+          err[-400:])
+    rc, _, err = wallet("bob", "transfer", "--to", addr["carol"], "--amount", "500")
+    check("dfrp-wallet transfer past the balance exits 7", rc == 7, err[-300:])
+    rc, out, err = wallet("alice", "--json", "history")
+    h = json.loads(out).get("orders", []) if rc == 0 else []
+    check("dfrp-wallet history: alice's one certified order (to bob, 100, memo first)",
+          rc == 0 and len(h) == 1 and h[0]["to"] == addr["bob"] and h[0]["seq"] == 0 and
+          h[0]["amount_base_units"] == 100 * 10**9 and h[0]["memo"] == "first", out + err)
+    rc, out, err = wallet("carol", "history")
+    check("dfrp-wallet history of a wallet that signed nothing says so",
+          rc == 0 and "no certified orders" in out, out + err)
+
     # One authority dies: three still make a quorum.
     daemons[3].stop(signal.SIGKILL)
     daemons[3] = None
@@ -195,12 +221,12 @@ def main():
     check("the account stays frozen: alice's next transfer exits 7", rc == 7, err[-400:])
     all_agree("after the equivocation")
     rc, out, err = ledger("--json", "balance", "committee")
-    check("the committee holds one fee per certified order (5)",
-          rc == 0 and json.loads(out)["balance_base_units"] == 5 * 10**6, out + err)
+    check("the committee holds one fee per certified order (6)",
+          rc == 0 and json.loads(out)["balance_base_units"] == 6 * 10**6, out + err)
     rc, out, err = ledger("--json", "audit")
     a = json.loads(out) if out.strip() else {}
-    check("dfrp-ledger audit passes: five certificates verify and replay at all four",
-          rc == 0 and a.get("ok") is True and a.get("certificates") == 5, (rc, out[-600:], err[-300:]))
+    check("dfrp-ledger audit passes: six certificates verify and replay at all four",
+          rc == 0 and a.get("ok") is True and a.get("certificates") == 6, (rc, out[-600:], err[-300:]))
     # An authority whose database was altered behind its back (a balance raised by hand) is
     # named by the audit, exit 3.
     daemons[2].stop()

@@ -10,6 +10,7 @@
 //   submit FILE        sends a signed order (certifying it) or a certificate (hex) to the
 //                      committee
 //   balance ADDR       the balance and next sequence number a quorum agrees on
+//   history ADDR       the certified orders ADDR signed (transfers, escrows), each verified
 //   escrow open|status|list|refund   storage escrows (escrow_cli.cc)
 //   audit              fetches every authority's log, verifies every certificate (and every
 //                      release's proof), replays it from the genesis against the state the
@@ -39,6 +40,7 @@
 #include "dfrp/core/config.h"
 #include "dfrp/core/version.h"
 #include "dfrp/ledger/client.h"
+#include "dfrp/ledger/escrow.h"
 #include "dfrp/storage/store.h"
 #include "dfrp/wallet/address.h"
 #include "dfrp/wallet/keystore.h"
@@ -220,7 +222,7 @@ Result<ledger::SignedOrder> ReadPending(core::FileSystem* fs, const std::string&
 json CertJson(const economy::EconomicPolicy& p, const ledger::SubmitResult& r) {
   const ledger::Order& o = r.certificate.order.order;
   return json{{"order_hash", core::ToHex(r.certificate.order.hash)},
-              {"kind", ledger::OrderKindName(o.kind)},
+              {"kind", std::string(ledger::OrderKindName(o.kind))},
               {"seq", o.seq},
               {"amount", p.FormatAmount(o.amount())},
               {"amount_base_units", o.amount()},
@@ -454,6 +456,82 @@ Status CmdBalance(const LedgerGlobals& g, const economy::EconomicPolicy& p,
   return Status::OK();
 }
 
+// The orders `addr` signed that the committee certified, oldest first: each authority's list is
+// read and every certificate in it verified; the longest list of consecutive sequence numbers
+// from 0 wins (an authority that lags shows fewer; a faulty one cannot add a forged entry).
+Status CmdHistory(const LedgerGlobals& g, const economy::EconomicPolicy& p, const std::string& addr,
+                  size_t limit) {
+  DFRP_ASSIGN_OR_RETURN(auto sender, wallet::PublicKeyFromAddress(addr));
+  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
+  std::vector<ledger::Certificate> best;
+  std::vector<std::string> notes;
+  for (size_t a = 0; a < client.size(); ++a) {
+    std::vector<ledger::Certificate> mine;
+    Status bad;
+    while (bad.ok() && mine.size() < limit) {
+      auto page =
+          client.Get(a, fmt::format("/v1/ledger/certificates/{}?from={}", addr, mine.size()));
+      if (!page) {
+        bad = page.error();
+        break;
+      }
+      const json& list = (*page)["certificates"];
+      if (!list.is_array() || list.empty()) break;
+      for (const json& item : list) {
+        auto bytes = item.is_string() ? core::FromHex(item.get<std::string>()) : std::nullopt;
+        auto cert = bytes ? ledger::DecodeCertificate(*bytes, p.network_id)
+                          : Result<ledger::Certificate>(Err(Status::InvalidArgument("not hex")));
+        Status ok = cert ? ledger::VerifyCertificate(*cert, client.committee(), p.network_id)
+                         : cert.error();
+        if (ok.ok() &&
+            (cert->order.order.sender != sender.bytes() || cert->order.order.seq != mine.size()))
+          ok = Status::Corruption("a certificate of another sender or sequence number");
+        if (!ok.ok()) {
+          bad = ok;
+          break;
+        }
+        mine.push_back(std::move(*cert));
+        if (mine.size() == limit) break;
+      }
+    }
+    if (!bad.ok())
+      notes.push_back(fmt::format("authority {} ({}): {}", a, client.url(a), bad.message()));
+    if (mine.size() > best.size()) best = std::move(mine);
+  }
+  json orders = json::array();
+  for (const ledger::Certificate& c : best) {
+    const ledger::Order& o = c.order.order;
+    json e{{"seq", o.seq},
+           {"kind", std::string(ledger::OrderKindName(o.kind))},
+           {"amount", p.FormatAmount(o.amount())},
+           {"amount_base_units", o.amount()},
+           {"fee_base_units", o.fee},
+           {"order_hash", core::ToHex(c.order.hash)}};
+    if (o.kind == ledger::OrderKind::kTransfer) {
+      e["to"] = ledger::AddressOfKey(o.transfer.to);
+      e["memo"] = o.transfer.memo;
+    } else {
+      e["provider"] = ledger::AddressOfKey(o.escrow.provider);
+      e["escrow_id"] = core::ToHex(ledger::EscrowId(o.sender, o.seq));
+    }
+    orders.push_back(std::move(e));
+  }
+  if (g.json) {
+    std::printf("%s\n",
+                json{{"address", addr}, {"orders", orders}, {"notes", notes}}.dump(2).c_str());
+  } else {
+    for (const json& e : orders)
+      std::printf("seq %llu  %-11s %s %s  to %s\n",
+                  static_cast<unsigned long long>(e["seq"].get<uint64_t>()),
+                  e["kind"].get<std::string>().c_str(), e["amount"].get<std::string>().c_str(),
+                  p.genesis.currency.c_str(),
+                  (e.contains("to") ? e["to"] : e["provider"]).get<std::string>().c_str());
+    if (orders.empty()) std::printf("no certified orders signed by %s\n", addr.c_str());
+    for (const auto& n : notes) std::fprintf(stderr, "dfrp-ledger: note: %s\n", n.c_str());
+  }
+  return Status::OK();
+}
+
 Status CmdSupply(const LedgerGlobals& g, const economy::EconomicPolicy& p) {
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   json list = json::array();
@@ -601,6 +679,12 @@ int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
   std::string balance_addr;
   auto* balance = app.add_subcommand("balance", "an address's balance, as a quorum reports it");
   balance->add_option("address", balance_addr, "a wallet address, or committee")->required();
+  std::string history_addr;
+  size_t history_limit = 1000;
+  auto* history =
+      app.add_subcommand("history", "the certified orders an address signed, oldest first");
+  history->add_option("address", history_addr, "a wallet address")->required();
+  history->add_option("--limit", history_limit, "at most this many (default 1000)");
   auto* supply =
       app.add_subcommand("supply", "each authority's check that the supply is conserved");
   auto* audit = app.add_subcommand(
@@ -634,6 +718,8 @@ int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
       s = CmdBalance(g, *pol, balance_addr);
     else if (*supply)
       s = CmdSupply(g, *pol);
+    else if (*history)
+      s = CmdHistory(g, *pol, history_addr, history_limit);
     else if (*audit)
       s = CmdAudit(g, *pol, audit_exclude);
     else if (*escrow.escrow)

@@ -360,6 +360,12 @@ int RunWalletCli(const std::vector<std::string>& args, CliIo& io) {
   CLI::App app{"dfrp-wallet: BLS12-381 wallets, signatures and aggregates", "dfrp-wallet"};
   app.require_subcommand(1);
   app.fallthrough();
+  app.footer(
+      "Ledger commands, for this wallet (dfrp-ledger's; --policy P or the config's "
+      "ECONOMIC_POLICY names the network):\n"
+      "  balance [--address A]    history [--address A] [--limit N]\n"
+      "  transfer --to ADDR --amount X [--memo T] [--seq N] [--offline -o FILE]\n"
+      "  escrow open ... | status ID | list [--address A] | refund ID");
   AddGlobals(app, o);
   auto cmds = AddCommands(app, o);
   std::vector<const char*> argv;

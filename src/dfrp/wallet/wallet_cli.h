@@ -3,7 +3,9 @@
 // argv).
 //
 // Commands: new, import, show, sign, verify, aggregate, verify-aggregate, change-passphrase,
-// export-public. Global options: --config, --wallet, --json, --quiet, --passphrase-file,
+// export-public. (The ledger commands balance, transfer, history and escrow are dfrp-ledger's,
+// run for the wallet by apps/dfrp-wallet: src/dfrp/cli/wallet_ledger.h.) Global options: --config,
+// --wallet, --json, --quiet, --passphrase-file,
 // --insecure-test-kdf, --version. Errors print one line "dfrp-wallet: <message>" on the error
 // stream; the exit code comes from core::ExitCodeFor (0 ok, 1 other, 2 usage/config,
 // 3 integrity, 4 not found, 5 capacity, 6 busy). A signature to verify that is 96 bytes of
