@@ -227,6 +227,34 @@ async function CheckMarket(page, base) {
         want.length > 0, `page ${JSON.stringify(wallets)}, API ${JSON.stringify(want)}`);
 }
 
+// The ledger panel (the node is the one authority of a committee of one): its wallet's address
+// and balance, and the authority's figures, as /v1/ledger/node gives them.
+async function CheckLedger(page, base) {
+  const api = await ApiGet(base, '/v1/ledger/node');
+  await page.waitForFunction(
+      (a) => document.getElementById('ledger-address').textContent === a,
+      api.wallet ? api.wallet.address : '', { timeout: kWaitMs }).catch(() => {});
+  const shown = await page.evaluate(() => ({
+    empty: document.getElementById('ledger-empty').hidden,
+    address: document.getElementById('ledger-address').textContent,
+    balance: document.getElementById('ledger-balance').dataset.baseUnits,
+    index: document.getElementById('ledger-index').textContent,
+    conserved: document.getElementById('ledger-conserved').dataset.conserved,
+    equivocations: document.getElementById('ledger-equivocation-count').dataset.count,
+    authorityShown: !document.getElementById('ledger-authority').hidden,
+  }));
+  Check('ledger: the wallet and its balance as the committee reports them',
+        api.wallet && !api.wallet.error && shown.empty &&
+        shown.address === api.wallet.address &&
+        shown.balance === String(api.wallet.balance_base_units),
+        `page ${JSON.stringify(shown)}, API ${JSON.stringify(api.wallet)}`);
+  Check('ledger: the authority, its supply check and its equivocations',
+        api.authority && shown.authorityShown && shown.index === String(api.authority.index) &&
+        shown.conserved === 'true' && api.authority.conserved === true &&
+        shown.equivocations === String(api.authority.equivocations.length),
+        `page ${JSON.stringify(shown)}, API ${JSON.stringify(api.authority)}`);
+}
+
 async function LoadPlaywright() {
   try {
     return (await import('playwright-core')).chromium;
@@ -279,6 +307,7 @@ async function Main() {
     await CheckNode(page, base, volumes);
     await CheckToken(page);
     await CheckMarket(page, base);
+    await CheckLedger(page, base);
 
     const shot = path.resolve(outDir, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The dashboard end to end: a fresh two-drive store, a real dfrpd on a free loopback port, a
-# few shards on volume 0 and volume 1 paused (so the two differ), then dashboard_test.mjs
-# loads the page in chromium and compares it with the API.
+# few shards on volume 0 and volume 1 paused (so the two differ), the node the one authority of
+# a committee of one (dfrp-ledger init-committee: its wallet, its economic.toml), then
+# dashboard_test.mjs loads the page in chromium and compares it with the API.
 #
-#   bash tests/node/dashboard_test.sh path/to/dfrpd path/to/dfrp-storage
+#   bash tests/node/dashboard_test.sh path/to/dfrpd path/to/dfrp-storage path/to/dfrp-ledger
 #
 # Prints "PASS name" or "FAIL name: details" per check; exits 1 on any failure. The screenshot
 # goes to $TEST_OUTPUT_DIR, else to a temp folder that is kept and printed. Needs bash,
@@ -14,8 +15,8 @@
 set -u
 set -o pipefail
 
-if [[ $# -lt 2 || ! -x $1 || ! -x $2 ]]; then
-  echo "usage: $0 path/to/dfrpd path/to/dfrp-storage" >&2
+if [[ $# -lt 3 || ! -x $1 || ! -x $2 || ! -x $3 ]]; then
+  echo "usage: $0 path/to/dfrpd path/to/dfrp-storage path/to/dfrp-ledger" >&2
   exit 2
 fi
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -88,11 +89,13 @@ command -v curl >/dev/null || die "curl" "curl is missing: apt-get install curl 
 
 # Own copies of the binaries (a rebuild during the run cannot pull them away), no config of
 # the caller's, and an empty current folder (no ./dfrp.toml or ./.env picked up by accident).
-cp "$1" "$T/dfrpd" && cp "$2" "$T/dfrp-storage" || die "setup" "cannot copy the binaries to $T"
+cp "$1" "$T/dfrpd" && cp "$2" "$T/dfrp-storage" && cp "$3" "$T/dfrp-ledger" ||
+  die "setup" "cannot copy the binaries to $T"
 while IFS= read -r name; do
   case $name in
     DFRP_CONFIG | LEAF_SIZE | VECTOR_DIM | STATE_DIR | DRIVE_[0-9]* | QUOTA_[0-9]* | API_ADDR | \
-      SCRUB_RATE | MAX_CONNECTIONS | MAX_HEADER_BYTES) unset "$name" ;;
+      SCRUB_RATE | MAX_CONNECTIONS | MAX_HEADER_BYTES | ROLES | WALLET | WALLET_PASSPHRASE_FILE | \
+      ECONOMIC_POLICY) unset "$name" ;;
   esac
 done < <(compgen -e)
 mkdir -p "$T/cwd" "$T/files" && cd "$T/cwd" || die "setup" "cannot make folders in $T"
@@ -102,10 +105,21 @@ mkdir -p "$T/cwd" "$T/files" && cd "$T/cwd" || die "setup" "cannot make folders 
 ###############################################################################
 # Drive 1's folder name holds markup characters and a space: the page must show them as text.
 export DRIVE_0=$T/drive0 QUOTA_0=64M DRIVE_1="$T/drive 1 <b>&amp;" QUOTA_1=64M
-export STATE_DIR=$T/state API_ADDR=127.0.0.1:0 SCRUB_RATE=1M
+export STATE_DIR=$T/state SCRUB_RATE=1M
 "$T/dfrp-storage" init-storage --create >"$T/init.log" 2>&1 ||
   die "init-storage" "$(tr '\n' ' ' <"$T/init.log")"
 pass "init-storage --create laid out two drives"
+# A committee of one whose authority is this node (the committee's URL is the node's: a free
+# port now).
+PORT=$(node -e "const s = require('net').createServer().listen(0, '127.0.0.1', () => {
+  console.log(s.address().port); s.close(); });") || die "free port" "node could not find one"
+"$T/dfrp-ledger" init-committee --authorities 1 --dir "$T/committee" --base-port "$PORT" \
+  --insecure-test-kdf >"$T/committee.log" 2>&1 ||
+  die "init-committee" "$(tr '\n' ' ' <"$T/committee.log")"
+export API_ADDR=127.0.0.1:$PORT ROLES=storage,authority ECONOMIC_POLICY=$T/committee/economic.toml
+export WALLET=$T/committee/authority-0/wallet.json
+export WALLET_PASSPHRASE_FILE=$T/committee/authority-0/passphrase
+pass "dfrp-ledger init-committee: this node is the committee of one"
 
 "$T/dfrpd" >"$T/dfrpd.log" 2>&1 &
 PID=$!

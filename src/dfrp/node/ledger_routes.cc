@@ -17,6 +17,7 @@
 // Orders and certificates are verified (BLS) and synced to disk: the verify lane.
 #include <fmt/format.h>
 
+#include "dfrp/ledger/client.h"
 #include "dfrp/ledger/messages.h"
 #include "dfrp/node/routes.h"
 #include "dfrp/wallet/address.h"
@@ -232,6 +233,54 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                                {"network_id", core::ToHex(node->policy().network_id)},
                                {"this_authority",
                                 node->authority() ? json(node->authority()->index()) : json()}});
+               }});
+  // This node's place in the ledger, for the dashboard (served by any node): its wallet's
+  // balance as the committee reports it, its escrows as a provider, and, on an authority, what
+  // it applied, its supply check, the equivocations it keeps and its pull from peers.
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/ledger/node",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest&) {
+                 const auto& p = node->policy();
+                 json wallet;
+                 if (const auto* key = node->wallet_key()) {
+                   const std::string address = wallet::AddressOf(key->GetPublicKey());
+                   wallet = json{{"address", address}};
+                   auto client = ledger::LedgerClient::Make(p);
+                   auto view = client ? client->Account(address)
+                                      : core::Result<ledger::AccountView>(Err(client.error()));
+                   if (view) {
+                     wallet["balance"] = p.FormatSignedAmount(view->balance);
+                     wallet["balance_base_units"] = view->balance;
+                     wallet["next_seq"] = view->next_seq;
+                   } else {
+                     wallet["error"] = view.error().message();
+                   }
+                 }
+                 json authority;
+                 if (ledger::Authority* a = node->authority()) {
+                   const Status s = a->CheckSupply();
+                   auto applied = a->AppliedCount();
+                   auto eq = a->Equivocations();
+                   json equivocations = json::array();
+                   if (eq)
+                     for (const auto& e : *eq)
+                       equivocations.push_back(
+                           {{"sender", ledger::AddressOfKey(e.sender)}, {"seq", e.seq}});
+                   authority = json{{"index", a->index()},
+                                    {"certificates_applied", applied ? *applied : 0},
+                                    {"conserved", s.ok()},
+                                    {"problem", s.ok() ? json() : json(s.message())},
+                                    {"equivocations", equivocations}};
+                 }
+                 return ApiResponse::Json(
+                     200, json{{"currency", p.genesis.currency},
+                               {"committee_size", p.genesis.committee.size()},
+                               {"wallet", wallet},
+                               {"authority", authority},
+                               {"escrows", node->provider() ? node->provider()->Json() : json()},
+                               {"ledger_sync",
+                                node->ledger_sync() ? node->ledger_sync()->Json() : json()}});
                }});
   t.push_back({.methods = "GET",
                .pattern = "/v1/ledger/supply",

@@ -625,6 +625,67 @@
     document.getElementById('wallets-empty').hidden = top.length > 0;
   }
 
+  // ---- ledger -----------------------------------------------------------------------------
+
+  function RenderLedger(l) {
+    const has = !!(l && (l.wallet || l.authority));
+    document.getElementById('ledger-empty').hidden = has;
+    document.getElementById('ledger-facts').hidden = !(l && l.wallet);
+    const err = document.getElementById('ledger-error');
+    err.hidden = !(l && l.wallet && l.wallet.error);
+    SetText(err, l && l.wallet && l.wallet.error ? `The committee did not answer: ${l.wallet.error}` : '');
+    if (l && l.wallet) {
+      SetText(document.getElementById('ledger-address'), l.wallet.address);
+      const bal = document.getElementById('ledger-balance');
+      SetText(bal, l.wallet.balance);
+      SetData(bal, 'baseUnits', l.wallet.balance_base_units);
+      SetText(document.getElementById('ledger-currency'), l.currency);
+      SetText(document.getElementById('ledger-seq'), l.wallet.next_seq);
+    }
+    const prov = l && l.escrows;
+    document.getElementById('ledger-provider').hidden = !prov;
+    if (prov) {
+      SetText(document.getElementById('ledger-open'), prov.open_escrows);
+      SetText(document.getElementById('ledger-releases'), prov.releases_sent);
+      SetText(document.getElementById('ledger-failures'), prov.failures);
+      const outcomes = Object.entries(prov.last_outcome || {});
+      document.getElementById('ledger-outcomes').replaceChildren(...outcomes.map(([id, o]) =>
+        El('li', { 'data-escrow': id }, El('code', {}, id.slice(0, 16)), ' ',
+          El('span', { class: 'muted' }, o))));
+    }
+    const auth = l && l.authority;
+    document.getElementById('ledger-authority').hidden = !auth;
+    if (auth) {
+      SetText(document.getElementById('ledger-index'), auth.index);
+      SetText(document.getElementById('ledger-applied'), auth.certificates_applied);
+      const c = document.getElementById('ledger-conserved');
+      SetText(c, auth.conserved ? 'conserved' : `NOT conserved: ${auth.problem}`);
+      SetData(c, 'conserved', auth.conserved);
+      const eq = Array.isArray(auth.equivocations) ? auth.equivocations : [];
+      const n = document.getElementById('ledger-equivocation-count');
+      SetText(n, eq.length);
+      SetData(n, 'count', eq.length);
+      document.getElementById('ledger-equivocations').replaceChildren(...eq.map((e) =>
+        El('li', { 'data-sender': e.sender }, El('code', {}, e.sender), ` at seq ${e.seq}`)));
+      const peers = l.ledger_sync && Array.isArray(l.ledger_sync.peers) ? l.ledger_sync.peers : [];
+      document.getElementById('ledger-peers').replaceChildren(...peers.map((p) =>
+        El('li', { 'data-peer': p.authority }, `from authority ${p.authority}: `,
+          `${p.applied} applied, ${p.rejected} rejected` +
+          (p.last_error ? ` (${p.last_error})` : ''))));
+    }
+  }
+
+  // The ledger view asks the committee for the wallet's balance: every fifth poll, not every.
+  let ledgerPolls = 0;
+  async function PollLedger() {
+    if (ledgerPolls++ % 5 !== 0) return;
+    try {
+      RenderLedger(await FetchJson('/v1/ledger/node'));
+    } catch (e) {
+      console.error('dashboard: the ledger view', e);
+    }
+  }
+
   async function Poll(reschedule = true) {
     if (polling) return;
     polling = true;
@@ -640,6 +701,7 @@
       if (answers) {
         Render(...answers);
         ShowReachable();
+        await PollLedger();
       }
     } catch (e) {
       // Our bug or an answer of an unexpected shape, not an unreachable daemon.
