@@ -109,10 +109,14 @@ bool LedgerSyncService::Pull(size_t peer, bool settle, Peer* p) {
         if (!s.ok() || applied_now) CountLedgerApply(node_->metrics(), kind, s, applied_now);
         if (applied_now) ++p->applied;
         if (!s.ok()) {
-          // Never to be good: a forged or damaged entry, or a conflict the audit reports.
+          // Never to be good: a forged or damaged entry, or a conflict the audit reports. It
+          // is passed over, and this peer is read no further this tick: a faulty peer costs
+          // at most one failed check per tick, not a page of them.
           ++p->rejected;
           p->last_error = fmt::format("entry {} of its {}: {}", *next,
                                       settle ? "settlement log" : "log", s.message());
+          ++*next;
+          return false;
         }
         ++*next;
         continue;
