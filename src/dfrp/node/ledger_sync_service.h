@@ -11,9 +11,10 @@
 //
 // A peer is trusted for nothing: an entry that does not decode or verify is counted, noted and
 // passed over (an honest peer serves the real one), and that peer is read no further until
-// the next tick, so a faulty peer costs at most one failed signature check a tick. What is applied here already is skipped
-// before any signature check, so reading a peer's log again costs decoding only. The read
-// positions live in memory: after a restart the logs are read again from their start.
+// the next tick, so a faulty peer costs at most one failed signature check a tick. What is applied
+// here already is skipped before any signature check, so reading a peer's log again costs decoding
+// only. The read positions live in memory: after a restart the logs are read again from their
+// start.
 //
 // Thread-safety: every member may be called from any thread.
 #pragma once
