@@ -102,6 +102,16 @@ def main():
     check("... and nothing was signed: alice's next seq is still 0",
           account(0, "alice")["next_seq"] == 0, account(0, "alice"))
 
+    # Damage the other provider's shard on its drive (its one leaf) before its escrow opens, so
+    # that no answer window of it can come before the damage (the provider accepts by the
+    # shard's metadata: it does not know yet).
+    st, _, m = lost.json("GET", f"/v1/shards/{w2['shard_id']}/meta")
+    with open(m["segment"], "r+b") as f:
+        f.seek(m["offset"] + m["record_len"] - 100)
+        b = f.read(1)
+        f.seek(m["offset"] + m["record_len"] - 100)
+        f.write(bytes([b[0] ^ 0x01]))
+
     rc, out, err = ledger("--json", "escrow", "open", "--wallet", "alice.json", "--provider",
                           prov.info["url"], "--receipt", "r1.json", "--amount", "3",
                           "--periods", "3")
@@ -124,14 +134,6 @@ def main():
     rc, _, err = ledger("escrow", "refund", e2.get("escrow_id", "00" * 32))
     check("escrow refund before any period is due exits 7, naming when",
           rc == 7 and "refundable" in err, (rc, err[-400:]))
-
-    # Damage the other provider's shard on its drive (its one leaf).
-    st, _, m = lost.json("GET", f"/v1/shards/{w2['shard_id']}/meta")
-    with open(m["segment"], "r+b") as f:
-        f.seek(m["offset"] + m["record_len"] - 100)
-        b = f.read(1)
-        f.seek(m["offset"] + m["record_len"] - 100)
-        f.write(bytes([b[0] ^ 0x01]))
 
     def escrow(e):
         return auths[0].json("GET", f"/v1/ledger/escrows/{e['escrow_id']}")[2]
