@@ -41,7 +41,8 @@ class Replay {
       const std::string where = fmt::format("certificate {} of its log", i + 1);
       auto cert = DecodeCertificate(log.certificates[i], p_.network_id);
       if (!cert) return Violation(log, where + ": " + cert.error().message());
-      core::Status v = VerifyCertificate(*cert, c_, p_.network_id);
+      core::Status v = log.signatures_verified ? core::Status::OK()
+                                               : VerifyCertificate(*cert, c_, p_.network_id);
       if (!v.ok()) return Violation(log, where + ": " + v.message());
       const Order& o = cert->order.order;
       const auto key = std::make_pair(o.sender, o.seq);
@@ -79,7 +80,8 @@ class Replay {
       const std::string where = fmt::format("settlement {} of its log", i + 1);
       auto sc = DecodeSettleCertificate(log.settlements[i], p_.network_id);
       if (!sc) return Violation(log, where + ": " + sc.error().message());
-      core::Status v = VerifySettleCertificate(*sc, c_, p_.network_id);
+      core::Status v = log.signatures_verified ? core::Status::OK()
+                                               : VerifySettleCertificate(*sc, c_, p_.network_id);
       if (!v.ok()) return Violation(log, where + ": " + v.message());
       const Settlement& s = sc->settlement;
       auto it = escrows_.find(s.escrow_id);

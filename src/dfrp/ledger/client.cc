@@ -554,6 +554,7 @@ Result<AuthorityLog> LedgerClient::FetchLogOnce(size_t a) {
       }
     }
   }
+  log.signatures_verified = true;  // each entry above, as it came
   DFRP_ASSIGN_OR_RETURN(json accounts, Get(a, "/v1/ledger/accounts"));
   if (!accounts.contains("accounts") || !accounts["accounts"].is_array())
     return Err(Status::IOError(log.name + " answered no account list"));
