@@ -1,8 +1,11 @@
 // dfrp-fill-store: fills a store with COUNT generated shards through the library, in batches,
-// for benchmarks that need a big store quickly (bench/open_store.sh). Prints the last id.
+// for benchmarks that need a big store quickly (bench/open_store.sh, bench/search_shards.sh).
+// With --vectors each shard carries a random vector of VECTOR_DIM (seeded, normal
+// components). Prints the last id.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstring>
+#include <random>
 #include <string>
 
 #include "dfrp/core/clock.h"
@@ -18,6 +21,10 @@ int main(int argc, char** argv) {
   app.add_option("--count", count);
   app.add_option("--size", size);
   app.add_option("--batch", batch_size);
+  bool vectors = false;
+  app.add_flag("--vectors", vectors, "give every shard a random vector of VECTOR_DIM");
+  std::mt19937 rng(42);
+  std::normal_distribution<float> normal;
   CLI11_PARSE(app, argc, argv);
   dfrp::core::ConfigOptions opt;
   opt.explicit_path = config_path;
@@ -38,6 +45,10 @@ int main(int argc, char** argv) {
       dfrp::storage::WriteRequest r;
       r.name = "generated";
       r.input = dfrp::core::SequentialFileFromString(std::move(data), "generated");
+      if (vectors) {
+        r.meta.vector.resize(config->vector_dim);
+        for (float& x : r.meta.vector) x = normal(rng);
+      }
       batch.push_back(std::move(r));
     }
     auto written = (*store)->Write(batch);

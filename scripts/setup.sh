@@ -13,6 +13,7 @@ APT_PACKAGES=(
   xxd python3
   libfuse3-dev fuse3
   liburing-dev
+  libhnswlib-dev
   libboost1.81-dev
   chromium fonts-dejavu-core
   wrk nginx-light curl

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the unit and end-to-end tests in a
-# release build, the same tests under AddressSanitizer + UndefinedBehaviorSanitizer, the
-# daemon's tests under ThreadSanitizer (a clang build that also checks the lock annotations),
-# and a short run of each libFuzzer target. Exits non-zero if anything fails.
+# release build (gcc), the same tests under AddressSanitizer + UndefinedBehaviorSanitizer, the
+# daemon's tests under ThreadSanitizer (clang, which also checks the lock annotations), and a
+# short run of each libFuzzer target. The sanitizer build is a clang build that also holds the
+# fuzz targets (code instrumented for libFuzzer runs as usual outside a fuzz target), so one
+# build serves both. Exits non-zero if anything fails.
 #
 #   scripts/test.sh            everything (what CI runs)
 #   SKIP_SANITIZE=1 SKIP_TSAN=1 SKIP_FUZZ=1 scripts/test.sh   the release tests only
@@ -11,9 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 JOBS=${JOBS:-$(nproc)}
-FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 # The multi-threaded daemon's tests, run again under ThreadSanitizer.
-TSAN_TESTS='^(node_test|daemon_api|daemon_hostile|daemon_cli)$'
+TSAN_TESTS='^(node_test|daemon_api|daemon_hostile|daemon_cli|vector_daemon)$'
 
 bash scripts/setup.sh
 
@@ -33,11 +35,17 @@ step "release tests"
 (cd build && ctest -j "$JOBS" --output-on-failure --timeout 900)
 passed=$(cd build && ctest -N | sed -n 's/^Total Tests: //p')
 
-if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
-  step "ASan+UBSan build"
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDFRP_SANITIZE=ON \
-    -DDFRP_BENCH=OFF "${LINES_ONLY[@]}" >/dev/null
+# The ASan+UBSan build (clang-16), with the fuzz targets unless SKIP_FUZZ=1.
+FUZZ_IN_ASAN=ON
+if [ "${SKIP_FUZZ:-0}" = 1 ] || [ ! -d fuzz ]; then FUZZ_IN_ASAN=OFF; fi
+if [ "${SKIP_SANITIZE:-0}" != 1 ] || [ "$FUZZ_IN_ASAN" = ON ]; then
+  step "ASan+UBSan build (clang-16; with the libFuzzer targets)"
+  CC=clang-16 CXX=clang++-16 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+    -DDFRP_SANITIZE=ON -DDFRP_FUZZ="$FUZZ_IN_ASAN" -DDFRP_BENCH=OFF "${LINES_ONLY[@]}" >/dev/null
   cmake --build build-asan -j "$JOBS"
+fi
+
+if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   step "ASan+UBSan tests"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -57,17 +65,12 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
   passed=$((passed + $(cd build-tsan && ctest -N -R "$TSAN_TESTS" | sed -n 's/^Total Tests: //p')))
 fi
 
-if [ "${SKIP_FUZZ:-0}" != 1 ] && [ -d fuzz ]; then
-  step "fuzz build (clang-16, libFuzzer)"
-  CC=clang-16 CXX=clang++-16 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DDFRP_FUZZ=ON -DDFRP_TESTS=OFF -DDFRP_BENCH=OFF "${LINES_ONLY[@]}" >/dev/null
-  # The fuzz targets and what they link, not the command-line tools and daemons.
-  cmake --build build-fuzz -j "$JOBS" --target $(basename -s .cc fuzz/fuzz_*.cc)
+if [ "$FUZZ_IN_ASAN" = ON ]; then
   step "fuzz runs (${FUZZ_SECONDS}s each)"
-  for target in build-fuzz/fuzz/fuzz_*; do
+  for target in build-asan/fuzz/fuzz_*; do
     [ -x "$target" ] || continue
     name=$(basename "$target")
-    corpus="$ROOT/build-fuzz/corpus/$name"
+    corpus="$ROOT/build-asan/corpus/$name"
     mkdir -p "$corpus"
     seeds="$ROOT/fuzz/corpus/${name#fuzz_}"
     echo "-- $name"

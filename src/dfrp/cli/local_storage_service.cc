@@ -115,6 +115,7 @@ storage::StoreOptions LocalStorageService::Options() const {
 
 Result<Store*> LocalStorageService::Open(Store::Mode mode) {
   if (store_ && (mode_ == Store::Mode::kWrite || mode == Store::Mode::kRead)) return store_.get();
+  vectors_.reset();
   store_.reset();  // a reader gives way to a writer
   DFRP_ASSIGN_OR_RETURN(store_, Store::Open(config_, mode, Options()));
   mode_ = mode;
@@ -299,7 +300,36 @@ Result<uint64_t> LocalStorageService::RetireSource(uint32_t volume) {
 Result<storage::RebuildReport> LocalStorageService::RebuildIndex(
     const storage::ProgressFn& progress) {
   DFRP_ASSIGN_OR_RETURN(Store * store, Open(Store::Mode::kWrite));
-  return store->RebuildIndex(progress);
+  DFRP_ASSIGN_OR_RETURN(storage::RebuildReport report, store->RebuildIndex(progress));
+  // The vector index is built from the drives too, from the records the new index lists.
+  DFRP_RETURN_IF_ERROR(OpenVectors(true).status());
+  return report;
+}
+
+Result<vector::ShardVectors*> LocalStorageService::OpenVectors(bool rebuild) {
+  DFRP_ASSIGN_OR_RETURN(Store * store, Open(mode_));
+  if (vectors_ && !rebuild) return vectors_.get();
+  vectors_.reset();
+  DFRP_ASSIGN_OR_RETURN(
+      vectors_, vector::ShardVectors::Open(store, config_.state_dir,
+                                           vector::ShardVectorsOptionsFor(config_), rebuild));
+  const vector::ShardVectorsReport& r = vectors_->report();
+  if (r.built)
+    notice_(fmt::format("vector index: built from the drives ({}): {} shard vectors", r.why_built,
+                        vectors_->size()));
+  for (const auto& n : r.notices) notice_("vector index: " + n);
+  if (vectors_->unsaved() > 0) {
+    Status saved = vectors_->Save();
+    if (!saved.ok()) notice_("vector index: " + saved.message());
+  }
+  return vectors_.get();
+}
+
+Result<json> LocalStorageService::SearchShards(const node::SearchQuery& query) {
+  DFRP_ASSIGN_OR_RETURN(vector::ShardVectors * index, OpenVectors(false));
+  Store* store = store_.get();
+  return node::SearchShardsJson(
+      *index, query, [store](const core::Uuid& id) { return store->Stat(id); }, clock_);
 }
 
 // The daemon, when one runs, holds the store open with the drives it started with: a new

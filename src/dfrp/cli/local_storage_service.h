@@ -13,6 +13,7 @@
 #include "dfrp/cli/storage_service.h"
 #include "dfrp/economy/policy.h"
 #include "dfrp/economy/usage.h"
+#include "dfrp/vector/shard_vectors.h"
 
 namespace dfrp::cli {
 
@@ -28,6 +29,7 @@ class LocalStorageService final : public StorageService {
   core::Result<std::unique_ptr<PayloadSource>> OpenPayload(
       const core::Uuid& id, const std::optional<ByteRange>& range) override;
   core::Result<nlohmann::json> Stat(const core::Uuid& id) override;
+  core::Result<nlohmann::json> SearchShards(const node::SearchQuery& query) override;
   core::Status Verify(const std::vector<core::Uuid>& ids, const VerifyEach& each,
                       const storage::ProgressFn& progress) override;
   core::Status VerifyAll(const VerifyEach& each, const storage::ProgressFn& progress) override;
@@ -49,6 +51,10 @@ class LocalStorageService final : public StorageService {
   core::Status Mount(const fuse::FuseViewOptions& options) override;
 
  private:
+  // Opens the vector index over the open store (vector/shard_vectors.h), tells its notices,
+  // and saves it when opening changed it (best effort: it is a cache). With `rebuild`, builds
+  // it from the drives.
+  core::Result<vector::ShardVectors*> OpenVectors(bool rebuild);
   // The open store, opened (or reopened for writing) as `mode` needs; its notices go out
   // once per open.
   core::Result<storage::Store*> Open(storage::Store::Mode mode);
@@ -68,6 +74,7 @@ class LocalStorageService final : public StorageService {
   // it as its observer) goes first. Epochs of 60 s until economic.toml reaches the config.
   std::unique_ptr<economy::UsageCounter> usage_;
   std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<vector::ShardVectors> vectors_;  // over store_; reset with it
   storage::Store::Mode mode_ = storage::Store::Mode::kRead;
 };
 

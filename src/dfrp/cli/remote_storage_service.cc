@@ -245,6 +245,13 @@ Result<json> RemoteStorageService::Stat(const core::Uuid& id) {
   return remote_.Call("GET", "/v1/shards/" + id.ToString() + "/meta");
 }
 
+Result<json> RemoteStorageService::SearchShards(const node::SearchQuery& q) {
+  std::string target = fmt::format("/v1/shards?near={}&k={}", node::UrlEncode(q.near), q.k);
+  if (q.ef > 0) target += fmt::format("&ef={}", q.ef);
+  if (q.exact) target += "&exact=1";
+  return remote_.Call("GET", target);
+}
+
 // A shard the daemon cannot locate (404 for an unknown one) or that does not verify (500) is
 // a result, as the direct path reports it; the next id is verified.
 Status RemoteStorageService::Verify(const std::vector<core::Uuid>& ids, const VerifyEach& each,

@@ -34,6 +34,7 @@ class RemoteStorageService final : public StorageService {
   core::Result<std::unique_ptr<PayloadSource>> OpenPayload(
       const core::Uuid& id, const std::optional<ByteRange>& range) override;
   core::Result<nlohmann::json> Stat(const core::Uuid& id) override;
+  core::Result<nlohmann::json> SearchShards(const node::SearchQuery& query) override;
   core::Status Verify(const std::vector<core::Uuid>& ids, const VerifyEach& each,
                       const storage::ProgressFn& progress) override;
   core::Status VerifyAll(const VerifyEach& each, const storage::ProgressFn& progress) override;

@@ -171,6 +171,39 @@ Status CmdStat(Context& ctx, const std::string& id_text) {
   return Status::OK();
 }
 
+// search-shards: the shards nearest a vector, nearest first.
+Status CmdSearch(Context& ctx, const node::SearchQuery& q) {
+  DFRP_ASSIGN_OR_RETURN(json j, ctx.service->SearchShards(q));
+  if (ctx.g.json) {
+    PrintJson(j);
+    return Status::OK();
+  }
+  const json& shards = j["shards"];
+  if (!ctx.g.quiet)
+    std::printf(
+        "%zu shard%s nearest by %s (%s, %.2f ms, %llu indexed)\n", shards.size(),
+        shards.size() == 1 ? "" : "s", j["metric"].get<std::string>().c_str(),
+        j["exact"].get<bool>() ? "exact" : fmt::format("ef {}", j["ef"].get<uint64_t>()).c_str(),
+        j["search_ms"].get<double>(),
+        static_cast<unsigned long long>(j["indexed"].get<uint64_t>()));
+  for (const json& s : shards) {
+    std::string meta;
+    for (const auto& [k, v] : s["meta"].items())
+      meta += fmt::format(" {}={}", k, v.get<std::string>());
+    if (ctx.g.quiet)
+      std::printf("%s\n", s["shard_id"].get<std::string>().c_str());
+    else
+      std::printf("%.6f  %s  %10s  %s%s\n", s["distance"].get<double>(),
+                  s["shard_id"].get<std::string>().c_str(),
+                  core::FormatBytes(s["size"].get<uint64_t>()).c_str(),
+                  s["content_type"].get<std::string>().c_str(), meta.c_str());
+  }
+  if (j["unavailable"].get<uint64_t>() > 0)
+    ctx.Notice(fmt::format("{} of the nearest shards are on volumes that are unavailable now",
+                           j["unavailable"].get<uint64_t>()));
+  return Status::OK();
+}
+
 Status CmdListVolumes(Context& ctx) {
   DFRP_ASSIGN_OR_RETURN(json vols, ctx.service->ListVolumes());
   PrintVolumes(ctx.g.json, vols);
@@ -241,6 +274,18 @@ int RunStorageCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
   auto* stat = app.add_subcommand("stat-shard", "show a shard's metadata");
   stat->add_option("id", stat_id, "shard id")->required();
 
+  node::SearchQuery search_q;
+  auto* search = app.add_subcommand(
+      "search-shards", "the shards whose vectors are nearest a vector (VECTOR_METRIC)");
+  search->add_option("--near", search_q.near, "the vector: VECTOR_DIM comma-separated numbers")
+      ->required();
+  search->add_option("-k,--k", search_q.k, "how many shards (1 to 1000; default 10)");
+  search->add_option("--ef", search_q.ef,
+                     "the search's candidate list: larger finds more of the true nearest, "
+                     "slower (default 64, never less than k)");
+  search->add_flag("--exact", search_q.exact,
+                   "compare with every vector (brute force): the exact answer");
+
   VolumeCommands volume_commands(app);
 
   try {
@@ -287,6 +332,8 @@ int RunStorageCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
     s = CmdListVolumes(ctx);
   else if (*stat)
     s = CmdStat(ctx, stat_id);
+  else if (*search)
+    s = CmdSearch(ctx, search_q);
   if (!s.ok()) return Fail(s);
   return core::kExitOk;
 }

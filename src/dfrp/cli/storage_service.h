@@ -30,6 +30,7 @@
 #include "dfrp/core/status.h"
 #include "dfrp/core/uuid.h"
 #include "dfrp/fuse/fuse_view.h"
+#include "dfrp/node/views.h"
 #include "dfrp/storage/metadata.h"
 #include "dfrp/storage/proof.h"
 #include "dfrp/storage/scrubber.h"
@@ -121,6 +122,9 @@ class StorageService {
 
   // stat-shard: node::ShardInfoJson (GET /v1/shards/{id}/meta).
   virtual core::Result<nlohmann::json> Stat(const core::Uuid& id) = 0;
+  // search-shards: node::SearchShardsJson (GET /v1/shards?near=). Locally the vector index is
+  // opened (caught up with the store, or rebuilt) and saved again when that changed it.
+  virtual core::Result<nlohmann::json> SearchShards(const node::SearchQuery& query) = 0;
 
   // verify-shard ID...: one result per id, in order, to `each` (a shard that is unknown or
   // unavailable is a result, not an error). Errors stop the walk (an unreachable daemon).

@@ -20,19 +20,13 @@ namespace dfrp::core {
 
 namespace {
 
-constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",
-                                           "VECTOR_DIM",
-                                           "STATE_DIR",
-                                           "API_ADDR",
-                                           "SCRUB_RATE",
-                                           "MAX_CONNECTIONS",
-                                           "MAX_HEADER_BYTES",
-                                           "API_HOSTS",
-                                           "MAX_BODY_MEMORY",
-                                           "ECONOMIC_POLICY",
-                                           "ROLES",
-                                           "WALLET",
-                                           "WALLET_PASSPHRASE_FILE"};
+constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",       "VECTOR_DIM",
+                                           "VECTOR_METRIC",   "STATE_DIR",
+                                           "API_ADDR",        "SCRUB_RATE",
+                                           "MAX_CONNECTIONS", "MAX_HEADER_BYTES",
+                                           "API_HOSTS",       "MAX_BODY_MEMORY",
+                                           "ECONOMIC_POLICY", "ROLES",
+                                           "WALLET",          "WALLET_PASSPHRASE_FILE"};
 
 // DRIVE_12 -> ("DRIVE", 12); anything else -> nullopt.
 std::optional<std::pair<std::string_view, int>> SplitIndexedKey(std::string_view key) {
@@ -249,14 +243,14 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
       continue;
     }
     if (!IsKnownConfigKey(key))
-      return Err(
-          Status::InvalidArgument(fmt::format("{}: unknown key {} (known: DRIVE_n, QUOTA_n, "
-                                              "LEAF_SIZE, VECTOR_DIM, STATE_DIR, API_ADDR, "
-                                              "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES, "
-                                              "API_HOSTS, MAX_BODY_MEMORY, ECONOMIC_POLICY, "
-                                              "ROLES, WALLET, WALLET_PASSPHRASE_FILE); "
-                                              "remove it or fix its spelling",
-                                              cfg.source, key)));
+      return Err(Status::InvalidArgument(
+          fmt::format("{}: unknown key {} (known: DRIVE_n, QUOTA_n, "
+                      "LEAF_SIZE, VECTOR_DIM, VECTOR_METRIC, STATE_DIR, API_ADDR, "
+                      "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES, "
+                      "API_HOSTS, MAX_BODY_MEMORY, ECONOMIC_POLICY, "
+                      "ROLES, WALLET, WALLET_PASSPHRASE_FILE); "
+                      "remove it or fix its spelling",
+                      cfg.source, key)));
   }
   if (auto it = values.find("LEAF_SIZE"); it != values.end()) {
     DFRP_ASSIGN_OR_RETURN(cfg.leaf_size, ParseSmallInt("LEAF_SIZE", it->second));
@@ -271,6 +265,13 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
     if (cfg.vector_dim < 1 || cfg.vector_dim > 4096)
       return Err(Status::InvalidArgument(fmt::format(
           "{}: VECTOR_DIM = {} must be between 1 and 4096", cfg.source, cfg.vector_dim)));
+  }
+  if (auto it = values.find("VECTOR_METRIC"); it != values.end() && !it->second.empty()) {
+    if (it->second != "cosine" && it->second != "l2")
+      return Err(Status::InvalidArgument(
+          fmt::format("{}: VECTOR_METRIC = '{}' is not a metric: use cosine (the default) or l2",
+                      cfg.source, it->second)));
+    cfg.vector_metric = it->second;
   }
   if (auto it = values.find("API_ADDR"); it != values.end() && !it->second.empty()) {
     const std::string& a = it->second;

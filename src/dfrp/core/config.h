@@ -30,6 +30,9 @@ struct NodeConfig {
   std::vector<DriveConfig> drives;  // ordered by index, 0..n-1 without gaps
   uint32_t leaf_size = 4096;
   uint32_t vector_dim = 16;
+  // How shard vectors are compared (VECTOR_METRIC): "cosine" (the default) or "l2"
+  // (vector/vector_math.h). Unlike VECTOR_DIM it may change; the vector index is rebuilt.
+  std::string vector_metric = "cosine";
   std::string state_dir;  // absolute
   // The daemon (dfrpd): where its HTTP API listens, how fast its background scrubber reads
   // (bytes of payload per second; 0 turns it off), how many connections it serves at once,

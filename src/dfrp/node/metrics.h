@@ -72,7 +72,8 @@ struct Metrics {
   std::atomic<uint64_t> scrub_bytes{0}, scrub_shards{0}, scrub_corrupt{0};
   std::atomic<int64_t> connections_open{0};
   std::atomic<uint64_t> rejected_overloaded{0}, rejected_timeout{0}, rejected_header{0};
-  std::atomic<uint64_t> market_errors{0};  // market epochs that failed to end (market.db)
+  std::atomic<uint64_t> market_errors{0};       // market epochs that failed to end (market.db)
+  std::atomic<uint64_t> vector_save_errors{0};  // saves of STATE_DIR/vectors.idx that failed
   // The ledger, on an authority, by kind (LedgerKind): votes given, refusals (402: funds, a
   // lock, a window, a proof), messages rejected (malformed, not verifying, out of sequence),
   // certificates applied now and applied before.

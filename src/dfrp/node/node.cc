@@ -48,7 +48,22 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
     n->notices_.push_back(fmt::format(
         "usage: counted {} shards the store committed before a crash as written by local",
         recounted));
-  writer->SetObserver(n->usage_.get());
+  // The shard vector index: loaded, caught up with the store (or rebuilt), then fed by the
+  // writer as shards are stored.
+  DFRP_ASSIGN_OR_RETURN(n->vectors_,
+                        vector::ShardVectors::Open(writer.get(), opt.config.state_dir,
+                                                   vector::ShardVectorsOptionsFor(opt.config)));
+  const vector::ShardVectorsReport& vr = n->vectors_->report();
+  if (vr.built || vr.scanned > 0)
+    n->notices_.push_back(
+        fmt::format("vector index: {} shard vectors ({}; {} records read)", n->vectors_->size(),
+                    vr.built ? "rebuilt: " + vr.why_built : "caught up", vr.scanned));
+  for (const auto& notice : vr.notices) n->notices_.push_back("vector index: " + notice);
+  n->vectors_observer_ = std::make_unique<vector::ShardVectorsObserver>(n->vectors_.get());
+  n->observers_.Add(n->usage_.get());
+  n->observers_.Add(n->vectors_observer_.get());
+  writer->SetObserver(&n->observers_);
+  n->vectors_saved_ms_ = so.clock->NowMonotonicNanos() / 1'000'000;
   n->writer_ = std::make_unique<StoreWriter>(std::move(writer));
   for (auto& notice : n->writer_->notices()) n->notices_.push_back(std::move(notice));
   n->readers_ = std::make_unique<ReaderCache>(opt.config, so, opt.reader_cache_bytes);
@@ -178,6 +193,20 @@ void Node::Stop() {
   market_cv_.SignalAll();
   if (market_thread_.joinable()) market_thread_.join();
   if (usage_) (void)usage_->Flush();  // the read counts so far; the counter stays open
+  MaybeSaveVectors(true);
+}
+
+void Node::MaybeSaveVectors(bool now) {
+  if (!vectors_) return;
+  const uint64_t unsaved = vectors_->unsaved();
+  if (unsaved == 0) return;
+  const int64_t ms = opt_.store.clock->NowMonotonicNanos() / 1'000'000;
+  if (!now && unsaved < opt_.vectors_save_after &&
+      ms - vectors_saved_ms_ < opt_.vectors_save_interval_ms)
+    return;
+  vectors_saved_ms_ = ms;
+  core::Status s = vectors_->Save();
+  if (!s.ok()) metrics_.vector_save_errors.fetch_add(1);  // a cache: the next open catches up
 }
 
 void Node::MarketLoop() {
@@ -206,6 +235,7 @@ void Node::MarketLoop() {
     if (!ended) metrics_.market_errors.fetch_add(1);
     if (first || (ended && *ended > 0)) refresh_usage();
     first = false;
+    MaybeSaveVectors(false);
     market_mu_.Lock();
     if (!market_stop_) market_cv_.WaitForMillis(&market_mu_, opt_.market_tick_ms);
   }

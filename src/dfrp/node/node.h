@@ -47,6 +47,7 @@
 #include "dfrp/node/write_queue.h"
 #include "dfrp/storage/proof.h"
 #include "dfrp/storage/store.h"
+#include "dfrp/vector/shard_vectors.h"
 
 namespace dfrp::node {
 
@@ -63,6 +64,10 @@ struct NodeOptions {
   int64_t provider_tick_ms = 500;
   // How often an authority reads its peers' logs for certificates it missed.
   int64_t ledger_sync_tick_ms = 1000;
+  // The shard vector index is saved when this long passed since its last save with shards
+  // added, or at once past this many unsaved shards (and when the node stops).
+  int64_t vectors_save_interval_ms = 60'000;
+  uint64_t vectors_save_after = 10'000;
 };
 
 class Node {
@@ -121,6 +126,8 @@ class Node {
   // Answers the audits of the escrows this wallet provides; null without a wallet or committee.
   const ProviderService* provider() const { return provider_.get(); }
   const LedgerSyncService* ledger_sync() const { return ledger_sync_.get(); }
+  // The shard vector index (GET /v1/shards?near=), fed by the writer as shards are stored.
+  const vector::ShardVectors& vectors() const { return *vectors_; }
   std::vector<storage::VolumeInfo> Volumes() { return writer_->Volumes(); }
   uint64_t WritableBytes() const { return writer_->WritableBytes(); }
 
@@ -147,7 +154,13 @@ class Node {
   int64_t started_ms_ = 0;
   Metrics metrics_;
 
-  std::unique_ptr<economy::UsageCounter> usage_;  // before writer_: its Store points at it
+  // Before writer_: its Store points at them (observers_ tells usage_ and the vector index).
+  std::unique_ptr<economy::UsageCounter> usage_;
+  std::unique_ptr<vector::ShardVectors> vectors_;
+  std::unique_ptr<vector::ShardVectorsObserver> vectors_observer_;
+  storage::ObserverList observers_;
+  int64_t vectors_saved_ms_ = 0;  // used by the market thread only
+  void MaybeSaveVectors(bool now);
   std::unique_ptr<StoreWriter> writer_;
   std::unique_ptr<ReaderCache> readers_;
   std::unique_ptr<WriteQueue> writes_;

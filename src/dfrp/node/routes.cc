@@ -268,6 +268,36 @@ ApiResponse Audit(Node* node, const ApiRequest& r) {
   return ProofAnswer(node, node->Audit(r.route.id, *seed, static_cast<uint32_t>(k), r.ctx));
 }
 
+// GET /v1/shards?near=F1,F2,...&k=10&ef=N&exact=1: the shards nearest a vector.
+ApiResponse SearchShards(Node* node, const ApiRequest& r) {
+  SearchQuery q;
+  std::string err, text;
+  if (!QueryValue(r.route.query, "near", &q.near, &err))
+    return ApiResponse::Error(Status::InvalidArgument(
+        err.empty() ? "GET /v1/shards needs ?near=F1,F2,... (a vector of VECTOR_DIM numbers)"
+                    : err));
+  for (auto [key, out] : {std::pair<const char*, uint64_t*>{"k", &q.k}, {"ef", &q.ef}}) {
+    if (!QueryValue(r.route.query, key, &text, &err)) {
+      if (!err.empty()) return ApiResponse::Error(Status::InvalidArgument(err));
+      continue;
+    }
+    if (!core::ParseDecimal(text, out))
+      return ApiResponse::Error(
+          Status::InvalidArgument(fmt::format("{}={} is not a count", key, text.substr(0, 40))));
+  }
+  if (QueryValue(r.route.query, "exact", &text, &err)) {
+    if (text != "0" && text != "1" && text != "true" && text != "false")
+      return ApiResponse::Error(
+          Status::InvalidArgument(fmt::format("exact={} is not 1 or 0", text.substr(0, 40))));
+    q.exact = text == "1" || text == "true";
+  } else if (!err.empty()) {
+    return ApiResponse::Error(Status::InvalidArgument(err));
+  }
+  auto found = SearchShardsJson(
+      node->vectors(), q, [node](const core::Uuid& id) { return node->Stat(id); }, node->clock());
+  return found ? ApiResponse::Json(200, *found) : ApiResponse::Error(found.error());
+}
+
 // The JSON body of a volume action: an object (or nothing) with these optional fields.
 struct VolumeArgs {
   std::string reason, path, to;
@@ -330,6 +360,10 @@ std::vector<RouteSpec> StorageRoutes(Node* node) {
                .pattern = "/v1/shards",
                .body = BodyKind::kStream,
                .upload = PutShardUpload(node)});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/shards",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest& r) { return SearchShards(node, r); }});
   t.push_back({.methods = "GET, HEAD",
                .pattern = "/v1/shards/{shard}",
                .lane = Lane::kRead,

@@ -44,6 +44,12 @@ json StatusJson(Node& node, const std::string& api_addr, const ServerFigures& se
           {"throughput",
            {{"interval_seconds", ThroughputSeries::kIntervalSeconds}, {"samples", samples}}},
           {"scrub", node.scrub().Json()},
+          {"vectors",
+           {{"indexed", node.vectors().size()},
+            {"unsaved", node.vectors().unsaved()},
+            {"dim", node.vectors().options().dim},
+            {"metric", vector::MetricName(node.vectors().options().metric)},
+            {"save_errors", node.metrics().vector_save_errors.load()}}},
           {"escrows", node.provider() ? node.provider()->Json() : nlohmann::json()},
           {"ledger_sync", node.ledger_sync() ? node.ledger_sync()->Json() : nlohmann::json()},
           {"operations", node.operations().List()}};
@@ -111,6 +117,12 @@ std::string MetricsText(Node& node, const ServerFigures& server) {
     single("dfrp_market_errors_total", "Market epochs that failed to end (market.db).",
            node.metrics().market_errors.load());
   }
+  out += fmt::format(
+      "# HELP dfrp_vector_index_shards Shards with a vector in the search index.\n"
+      "# TYPE dfrp_vector_index_shards gauge\ndfrp_vector_index_shards {}\n"
+      "# HELP dfrp_vector_save_errors_total Saves of the vector index that failed.\n"
+      "# TYPE dfrp_vector_save_errors_total counter\ndfrp_vector_save_errors_total {}\n",
+      node.vectors().size(), node.metrics().vector_save_errors.load());
   if (node.authority()) {
     const Metrics& mt = node.metrics();
     constexpr std::array<const char*, 3> kKinds = {"order", "settlement", "beacon"};

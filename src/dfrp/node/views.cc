@@ -10,6 +10,8 @@
 
 namespace dfrp::node {
 
+using core::Err;
+using core::Result;
 using core::Status;
 using nlohmann::json;
 
@@ -183,6 +185,52 @@ Status CheckLeafSize(uint64_t leaf_size, const std::string& what) {
     return Status::InvalidArgument(fmt::format(
         "{} {} is not a power of two between 512 and 1048576 (such as 4096)", what, leaf_size));
   return Status::OK();
+}
+
+namespace {
+// A float as the double with the same shortest decimal form (0.1f prints 0.1, not
+// 0.10000000149011612).
+double Shortest(float f) { return std::strtod(fmt::format("{}", f).c_str(), nullptr); }
+}  // namespace
+
+Result<json> SearchShardsJson(
+    const vector::ShardVectors& index, const SearchQuery& q,
+    const std::function<Result<storage::ShardInfo>(const core::Uuid&)>& stat, core::Clock* clock) {
+  if (q.k == 0 || q.k > 1000)
+    return Err(Status::InvalidArgument(
+        fmt::format("k = {} is not between 1 and 1000: ask for fewer shards", q.k)));
+  if (q.ef > 100000)
+    return Err(Status::InvalidArgument(fmt::format("ef = {} is over 100000", q.ef)));
+  const vector::ShardVectorsOptions& o = index.options();
+  DFRP_ASSIGN_OR_RETURN(std::vector<float> near,
+                        vector::ParseVector(q.near, o.dim, o.metric, "--near"));
+  const int64_t start = clock->NowMonotonicNanos();
+  DFRP_ASSIGN_OR_RETURN(std::vector<vector::Hit> hits,
+                        index.Search(near, {.k = q.k, .ef = q.ef, .exact = q.exact}));
+  const int64_t searched = clock->NowMonotonicNanos();
+  json shards = json::array();
+  uint64_t unavailable = 0;
+  for (const vector::Hit& h : hits) {
+    auto info = stat(h.id);
+    if (!info) {
+      ++unavailable;
+      continue;
+    }
+    json j = ShardInfoJson(h.id, *info);
+    j["distance"] = Shortest(h.distance);
+    shards.push_back(std::move(j));
+  }
+  json near_json = json::array();
+  for (float f : near) near_json.push_back(Shortest(f));
+  return json{{"near", near_json},
+              {"metric", vector::MetricName(o.metric)},
+              {"k", q.k},
+              {"ef", q.exact ? 0 : std::max<uint64_t>(q.ef ? q.ef : o.ef_search, q.k)},
+              {"exact", q.exact},
+              {"indexed", index.size()},
+              {"search_ms", static_cast<double>(searched - start) / 1e6},
+              {"unavailable", unavailable},
+              {"shards", shards}};
 }
 
 }  // namespace dfrp::node

@@ -13,6 +13,7 @@
 #include "dfrp/crypto/sha256.h"
 #include "dfrp/storage/migrate.h"
 #include "dfrp/storage/store.h"
+#include "dfrp/vector/shard_vectors.h"
 
 namespace dfrp::node {
 
@@ -31,6 +32,23 @@ nlohmann::json VerifyJson(const storage::VerifyResult& r);
 // A migration's report: the `result` of a migrate operation (GET /v1/operations/{id}), from
 // which migrate --json prints its object.
 nlohmann::json MigrateReportJson(const storage::MigrateReport& r);
+
+// A search of the shard vector index, as search-shards and GET /v1/shards?near= take it.
+struct SearchQuery {
+  std::string near;  // "f1,f2,..."
+  uint64_t k = 10;
+  uint64_t ef = 0;  // 0: the index's default
+  bool exact = false;
+};
+// Runs `q` on `index` and returns the document search-shards --json prints and GET
+// /v1/shards?near= serves: {near, metric, k, ef, exact, indexed, search_ms, shards: [each a
+// ShardInfoJson with its "distance", nearest first]}. `stat` reads each hit's metadata; a hit
+// that cannot be read (its volume went missing) is left out and counted in "unavailable".
+// InvalidArgument naming the argument for a bad vector, k (1 to 1000) or ef (at most 100000).
+core::Result<nlohmann::json> SearchShardsJson(
+    const vector::ShardVectors& index, const SearchQuery& q,
+    const std::function<core::Result<storage::ShardInfo>(const core::Uuid&)>& stat,
+    core::Clock* clock);
 
 // The error document of the API: {"error": {"code", "exit_code", "message"}}.
 nlohmann::json ErrorJson(const core::Status& s);

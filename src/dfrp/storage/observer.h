@@ -12,9 +12,11 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "dfrp/core/request_context.h"
 #include "dfrp/core/uuid.h"
+#include "dfrp/storage/metadata.h"
 
 namespace dfrp::storage {
 
@@ -27,12 +29,44 @@ class IoObserver {
   virtual void OnWrite(const core::RequestContext& ctx, const core::Uuid& shard,
                        uint64_t payload_bytes) = 0;
   virtual void OnWriteBatchDone() {}
+  // After the batch holding it is durable, before OnWriteBatchDone: the shard's place on its
+  // volume and the metadata it was stored with. The vector index adds shards through this.
+  virtual void OnStored(const core::Uuid& shard, uint32_t volume, uint64_t segment, uint64_t offset,
+                        const ShardMetadata& meta) {}
   // Bytes verified and handed out.
   virtual void OnRead(const core::RequestContext& ctx, const core::Uuid& shard,
                       uint64_t verified_bytes) = 0;
   // A proof or an audit answered; `leaves` is how many leaves it proves.
   virtual void OnProof(const core::RequestContext& ctx, const core::Uuid& shard,
                        uint64_t leaves) = 0;
+};
+
+// Tells several observers, in the order added (a Store has one observer).
+class ObserverList final : public IoObserver {
+ public:
+  // Not owned; must outlive this list. Add them all before the first write.
+  void Add(IoObserver* o) { observers_.push_back(o); }
+  void OnWrite(const core::RequestContext& ctx, const core::Uuid& shard,
+               uint64_t payload_bytes) override {
+    for (IoObserver* o : observers_) o->OnWrite(ctx, shard, payload_bytes);
+  }
+  void OnWriteBatchDone() override {
+    for (IoObserver* o : observers_) o->OnWriteBatchDone();
+  }
+  void OnStored(const core::Uuid& shard, uint32_t volume, uint64_t segment, uint64_t offset,
+                const ShardMetadata& meta) override {
+    for (IoObserver* o : observers_) o->OnStored(shard, volume, segment, offset, meta);
+  }
+  void OnRead(const core::RequestContext& ctx, const core::Uuid& shard,
+              uint64_t verified_bytes) override {
+    for (IoObserver* o : observers_) o->OnRead(ctx, shard, verified_bytes);
+  }
+  void OnProof(const core::RequestContext& ctx, const core::Uuid& shard, uint64_t leaves) override {
+    for (IoObserver* o : observers_) o->OnProof(ctx, shard, leaves);
+  }
+
+ private:
+  std::vector<IoObserver*> observers_;
 };
 
 }  // namespace dfrp::storage

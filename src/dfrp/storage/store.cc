@@ -53,6 +53,8 @@ Result<std::optional<Manifest>> ReadManifest(core::FileSystem* fs, const std::st
   for (const auto& v : doc["volumes"])
     if (v.is_number_unsigned()) m.volumes.push_back(v.get<uint32_t>());
   std::sort(m.volumes.begin(), m.volumes.end());
+  if (doc.contains("vector_dim") && doc["vector_dim"].is_number_unsigned())
+    m.vector_dim = doc["vector_dim"].get<uint32_t>();
   // Per-volume states: objects keyed by the volume number.
   auto each = [&](const char* key, const std::function<void(uint32_t, const nlohmann::json&)>& fn) {
     if (!doc.contains(key) || !doc[key].is_object()) return;
@@ -81,6 +83,7 @@ Result<std::optional<Manifest>> ReadManifest(core::FileSystem* fs, const std::st
 
 Status WriteManifest(core::FileSystem* fs, const std::string& state_dir, const Manifest& m) {
   nlohmann::json doc = {{"format", 1}, {"store_id", m.store_id.ToString()}, {"volumes", m.volumes}};
+  if (m.vector_dim != 0) doc["vector_dim"] = m.vector_dim;
   auto put = [&](const char* key, const std::map<uint32_t, std::string>& values) {
     if (values.empty()) return;
     nlohmann::json o = nlohmann::json::object();
@@ -182,6 +185,18 @@ Status CheckOptions(const StoreOptions& opt) {
 
 }  // namespace
 
+namespace {
+// VECTOR_DIM is fixed when a store is made: every shard vector and every index built from
+// them has that many components.
+Status CheckVectorDim(const Manifest& m, const core::NodeConfig& config) {
+  if (m.vector_dim == 0 || m.vector_dim == config.vector_dim) return Status::OK();
+  return Status::InvalidArgument(fmt::format(
+      "{}: VECTOR_DIM = {}, but the store in {} was made with VECTOR_DIM = {}, which is fixed "
+      "for its life (every shard vector has that many components): set VECTOR_DIM = {}",
+      config.source, config.vector_dim, config.state_dir, m.vector_dim, m.vector_dim));
+}
+}  // namespace
+
 Result<InitReport> Store::Init(const core::NodeConfig& config, const StoreOptions& opt) {
   DFRP_RETURN_IF_ERROR(CheckOptions(opt));
   core::FileSystem* fs = opt.fs;
@@ -224,6 +239,8 @@ Result<InitReport> Store::Init(const core::NodeConfig& config, const StoreOption
       if (h) manifest->volumes.push_back(h->volume);
   }
   report.store_id = manifest->store_id;
+  DFRP_RETURN_IF_ERROR(CheckVectorDim(*manifest, config));
+  manifest->vector_dim = config.vector_dim;
   std::vector<size_t> to_create;
   for (size_t i = 0; i < resolved.drives.size(); ++i) {
     const auto& d = resolved.drives[i];
@@ -295,6 +312,7 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
         fmt::format("no store in {} (from {}): run `dfrp-storage init-storage` first",
                     config.state_dir, config.source)));
   s->store_id_ = (*manifest)->store_id;
+  DFRP_RETURN_IF_ERROR(CheckVectorDim(**manifest, config));
   s->manifest_ = std::make_unique<Manifest>(**manifest);
   if (mode == Mode::kWrite && !s->lock_) {
     DFRP_ASSIGN_OR_RETURN(s->lock_, AcquireWriterLock(s->fs_, config.state_dir));
@@ -324,6 +342,10 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
   if (mode == Mode::kWrite) DFRP_RETURN_IF_ERROR(s->CompletePendingMoves());
   DFRP_RETURN_IF_ERROR(s->Recover(mode == Mode::kWrite, s->lock_ != nullptr));
   if (mode == Mode::kWrite) s->RemoveStaleSpools();
+  if (mode == Mode::kWrite && s->manifest_->vector_dim == 0) {
+    // A store from before VECTOR_DIM was kept: it is fixed now, at its current value.
+    DFRP_RETURN_IF_ERROR(s->UpdateManifest([&](Manifest& m) { m.vector_dim = config.vector_dim; }));
+  }
   if (mode == Mode::kRead) s->lock_.reset();  // a reader held it only to rebuild the index
   return s;
 }
@@ -568,14 +590,19 @@ Status Store::Read(const Uuid& id, const SinkFn& sink) {
 
 Result<ShardInfo> Store::Stat(const Uuid& id) {
   DFRP_ASSIGN_OR_RETURN(ShardLocation loc, Locate(id));
+  DFRP_ASSIGN_OR_RETURN(ShardMetadata meta, ReadMetadata(loc));
+  return ShardInfo{loc, std::move(meta), volumes_[loc.volume]->drive.path,
+                   SegmentPath(loc.volume, loc.segment)};
+}
+
+Result<ShardMetadata> Store::ReadMetadata(const ShardLocation& loc) {
+  DFRP_RETURN_IF_ERROR(CheckVolumeReadable(loc.volume));
   DFRP_ASSIGN_OR_RETURN(const core::RandomAccessFile* file, SegmentFile(loc.volume, loc.segment));
   auto prefix = ReadLocated(*file, loc);
   if (!prefix)
     return Err(prefix.error().WithContext(
-        fmt::format("shard {} ({})", id.ToString(), Where(file->path(), loc.offset))));
-  auto meta = DecodeMetadata(prefix->metadata);
-  if (!meta) return Err(meta.error());
-  return ShardInfo{loc, *meta, volumes_[loc.volume]->drive.path, file->path()};
+        fmt::format("shard {} ({})", loc.id.ToString(), Where(file->path(), loc.offset))));
+  return DecodeMetadata(prefix->metadata);
 }
 
 VerifyResult Store::Verify(const Uuid& id, const ProgressFn& progress) {

@@ -109,6 +109,8 @@ struct WrittenShard {
   uint32_t leaf_size = 0;
   uint32_t volume = 0;
   std::string name;
+  uint64_t segment = 0;  // where its record lies on the volume
+  uint64_t offset = 0;
 };
 
 struct ShardInfo {
@@ -185,6 +187,9 @@ class Store {
   // or its volume is missing (the message says which).
   core::Status Read(const core::Uuid& id, const SinkFn& sink);
   core::Result<ShardInfo> Stat(const core::Uuid& id);
+  // The metadata of the shard at `loc` (from Index pages or ForEachShard), read off its
+  // record's prefix without a look-up in the index.
+  core::Result<ShardMetadata> ReadMetadata(const ShardLocation& loc);
   VerifyResult Verify(const core::Uuid& id, const ProgressFn& progress = nullptr);
   // Verifies every indexed shard in disk order; calls fn for each result.
   core::Status VerifyAll(const std::function<void(const VerifyResult&)>& fn,

@@ -35,9 +35,9 @@ struct Store::Volume {
   }
 };
 
-// STATE_DIR/STORE: {"format": 1, "store_id": "...", "volumes": [0, 1, ...], and, when
-// set, "paused", "full", "moved", "migrating" (see docs/FORMAT.md)}. Written atomically, so
-// every change of a volume's state or place is one rename.
+// STATE_DIR/STORE: {"format": 1, "store_id": "...", "volumes": [0, 1, ...], "vector_dim",
+// and, when set, "paused", "full", "moved", "migrating" (see docs/FORMAT.md)}. Written atomically,
+// so every change of a volume's state or place is one rename.
 struct VolumeMove {
   std::string from;  // the path DRIVE_n named when the volume moved
   std::string to;    // where it lives now
@@ -50,6 +50,7 @@ struct Manifest {
   std::map<uint32_t, std::string> full;       // volume -> what the file system said
   std::map<uint32_t, VolumeMove> moved;       // volume -> its move
   std::map<uint32_t, std::string> migrating;  // volume -> destination of an unfinished copy
+  uint32_t vector_dim = 0;  // VECTOR_DIM, fixed at init; 0: a store from before it was kept
 };
 core::Result<std::optional<Manifest>> ReadManifest(core::FileSystem* fs,
                                                    const std::string& state_dir);

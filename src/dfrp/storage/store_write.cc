@@ -518,7 +518,7 @@ Result<std::vector<WrittenShard>> BatchWriter::Run(std::vector<WriteRequest>& ba
       staged = s_->index_->Stage(locs, marks);
       for (const Planned& p : planned_)
         out.push_back({p.header.shard_id, p.root, p.header.payload_len, p.header.leaf_size,
-                       p.volume, *p.name});
+                       p.volume, *p.name, p.segment, p.offset});
     });
     synced = SyncAll();
   }
@@ -570,6 +570,7 @@ Result<std::vector<WrittenShard>> Store::Write(std::vector<WriteRequest>& batch,
     for (size_t i = 0; i < (*result)->size() && i < batch.size(); ++i) {
       const WrittenShard& w = (**result)[i];
       observer_->OnWrite(batch[i].ctx ? *batch[i].ctx : ctx, w.id, w.size);
+      observer_->OnStored(w.id, w.volume, w.segment, w.offset, batch[i].meta);
     }
     observer_->OnWriteBatchDone();
   }
