@@ -39,10 +39,13 @@ mkdir -p dfrp-data/samples
 head -c 3000000 /dev/urandom > dfrp-data/samples/random.bin
 printf 'hello from dfrp\n' > dfrp-data/samples/hello.txt
 seq 1 20000 > dfrp-data/samples/numbers.txt
+# Each sample carries a vector (VECTOR_DIM = 16 in the embedded default), for search-shards.
+zeros=$(printf ',0%.0s' $(seq 13))
+declare -A VEC=([random.bin]="1,0,0$zeros" [hello.txt]="0,1,0$zeros" [numbers.txt]="0.9,0.1,0.2$zeros")
 for f in random.bin hello.txt numbers.txt; do
-  say "curl -T dfrp-data/samples/$f '$URL/v1/shards?name=$f&meta=source%3Dquickstart'"
-  curl -sS --fail-with-body -T "dfrp-data/samples/$f" "$URL/v1/shards?name=$f&meta=source%3Dquickstart" |
-    tee "dfrp-data/samples/$f.json"
+  say "curl -T dfrp-data/samples/$f '$URL/v1/shards?name=$f&meta=source%3Dquickstart&vector=${VEC[$f]}'"
+  curl -sS --fail-with-body -T "dfrp-data/samples/$f" \
+    "$URL/v1/shards?name=$f&meta=source%3Dquickstart&vector=${VEC[$f]}" | tee "dfrp-data/samples/$f.json"
 done
 id() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["shard_id"])' "dfrp-data/samples/$1.json"; }
 say "curl $URL/v1/shards/$(id hello.txt)"
@@ -53,6 +56,8 @@ say "curl -H 'Range: bytes=0-9' $URL/v1/shards/$(id numbers.txt)"
 curl -sS --fail-with-body -H 'Range: bytes=0-9' "$URL/v1/shards/$(id numbers.txt)"
 say "dfrp-storage stat-shard $(id hello.txt)"
 "$S" stat-shard "$(id hello.txt)"
+say "dfrp-storage search-shards --near 1,0,0$zeros --k 2"
+"$S" search-shards --near "1,0,0$zeros" --k 2
 say dfrp-storage list-volumes
 "$S" list-volumes
 printf '\ndfrpd is serving this store: API %s, dashboard %s/, metrics %s/metrics\n' "$URL" "$URL" "$URL"
