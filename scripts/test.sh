@@ -19,6 +19,11 @@ TSAN_TESTS='^(node_test|daemon_api|daemon_hostile|daemon_cli|vector_daemon)$'
 
 bash scripts/setup.sh
 
+# Sanitizer reports name functions and lines: LLVM's symbolizer if there is one, else binutils'
+# addr2line (which clang's sanitizers can drive too).
+SYMBOLIZER=$(command -v llvm-symbolizer || command -v addr2line || true)
+export ASAN_SYMBOLIZER_PATH=$SYMBOLIZER TSAN_SYMBOLIZER_PATH=$SYMBOLIZER
+
 step() { printf '\n== %s (at %ds)\n' "$*" "$SECONDS"; }
 # Line tables only (-g1): stack traces from sanitizers and crashes keep file and line, and
 # the four builds compile in about a third less time than with full debug info (-g).
@@ -48,7 +53,7 @@ fi
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   step "ASan+UBSan tests"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:external_symbolizer_path=$SYMBOLIZER \
     ctest -j "$JOBS" --output-on-failure --timeout 1800 -LE slow)
   passed=$((passed + $(cd build-asan && ctest -N -LE slow | sed -n 's/^Total Tests: //p')))
 fi
@@ -60,7 +65,7 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
     -DDFRP_TSAN=ON -DDFRP_BENCH=OFF "${LINES_ONLY[@]}" >/dev/null
   cmake --build build-tsan -j "$JOBS" --target node_test dfrpd dfrp-storage
   step "ThreadSanitizer: the daemon's tests"
-  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:external_symbolizer_path=$SYMBOLIZER \
     ctest -j "$JOBS" --output-on-failure --timeout 1800 -R "$TSAN_TESTS")
   passed=$((passed + $(cd build-tsan && ctest -N -R "$TSAN_TESTS" | sed -n 's/^Total Tests: //p')))
 fi
