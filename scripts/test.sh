@@ -65,7 +65,7 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
     -DDFRP_TSAN=ON -DDFRP_BENCH=OFF "${LINES_ONLY[@]}" >/dev/null
   cmake --build build-tsan -j "$JOBS" --target node_test dfrpd dfrp-storage
   step "ThreadSanitizer: the daemon's tests"
-  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:external_symbolizer_path=$SYMBOLIZER \
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:external_symbolizer_path=$SYMBOLIZER:suppressions=$ROOT/scripts/tsan-suppressions.txt \
     ctest -j "$JOBS" --output-on-failure --timeout 1800 -R "$TSAN_TESTS")
   passed=$((passed + $(cd build-tsan && ctest -N -R "$TSAN_TESTS" | sed -n 's/^Total Tests: //p')))
 fi
