@@ -16,6 +16,8 @@ if ! dpkg-query -W -f='${Status}' libfaiss-dev 2>/dev/null | grep -q 'ok install
   cmake "$BUILD" >/dev/null
 fi
 cmake --build "$BUILD" --target dfrp-vector-bench >/dev/null
+# faiss's OpenMP threads would spin after its build and steal the core the next queries run on.
+export OMP_WAIT_POLICY=PASSIVE
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM"
 "$BUILD/bench/dfrp-vector-bench" --n "${N:-1000000}" --queries "${QUERIES:-1000}" \
   --offers "${OFFERS:-10000}" --pass "${PASS:-0.1}" --threads "${THREADS:-2}" "$@"

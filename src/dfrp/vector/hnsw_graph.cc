@@ -67,6 +67,10 @@ std::vector<std::pair<float, size_t>> HnswGraph::Search(const float* q, size_t k
   return out;
 }
 
+void HnswGraph::Warm() const {
+  if (impl_->g->cur_element_count > 0) (void)Search(VectorAt(0), 1, 1);
+}
+
 const float* HnswGraph::VectorAt(size_t i) const {
   return reinterpret_cast<const float*>(
       impl_->g->getDataByInternalId(static_cast<hnswlib::tableint>(i)));

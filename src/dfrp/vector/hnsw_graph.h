@@ -41,6 +41,9 @@ class HnswGraph {
   void Remove(size_t label);
   // The k nearest (ranking distance, label), nearest first, with a candidate list of ef.
   std::vector<std::pair<float, size_t>> Search(const float* q, size_t k, size_t ef) const;
+  // Makes the first search as fast as the next ones: runs one, which allocates and clears
+  // hnswlib's list of visited nodes (2 bytes per node of capacity).
+  void Warm() const;
   // Node i (in insertion order): its vector and its label; for brute force over the graph.
   const float* VectorAt(size_t i) const;
   size_t LabelAt(size_t i) const;

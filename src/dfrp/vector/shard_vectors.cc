@@ -73,6 +73,7 @@ Result<std::unique_ptr<ShardVectors>> ShardVectors::Open(storage::Store* store,
       v->report_.notices.push_back("the store changed while the vector index was built: " + stale);
     v->unsaved_ = std::max<uint64_t>(v->unsaved_, 1);  // a built index is worth saving
   }
+  v->graph_->Warm();  // part of opening, not of the first search
   return v;
 }
 
