@@ -16,9 +16,11 @@
 //
 // Lock order across the parts (a lock on the left may be held while taking one on the
 // right, never the reverse): Operations::mu_ -> Op::mu; StoreWriter::mu_ ->
-// StoreWriter::snapshot_mu_; ReaderCache::lru_mu_ -> ReaderCache::store_mu_; Node::verify_mu_
-// alone; WriteQueue::mu_ alone. No part calls into another while holding its own lock, except
-// that work run by StoreWriter::Run (under its mu_) may take the snapshot lock.
+// StoreWriter::snapshot_mu_; StoreWriter::mu_ -> the vector index's mu_ (the writer Store's
+// observer adds each stored shard; a search holds that mu_ alone and reads the hits'
+// metadata after releasing it); ReaderCache::lru_mu_ -> ReaderCache::store_mu_;
+// Node::verify_mu_ alone; WriteQueue::mu_ alone. No part calls into another while holding its own
+// lock, except that work run by StoreWriter::Run (under its mu_) may take the snapshot lock.
 //
 // Thread-safety: every public member may be called from any thread.
 #pragma once
