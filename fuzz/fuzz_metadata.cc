@@ -32,6 +32,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                   m2->created_unix_ms == m->created_unix_ms &&
                   m2->content_type == m->content_type && m2->owner == m->owner &&
                   m2->tags == m->tags);
-  (void)storage::ValidateMetadata(*m, static_cast<uint32_t>(m->vector.size()));
+  (void)storage::ValidateMetadata(*m, static_cast<uint32_t>(m->vector.size()), true);
   return 0;
 }

@@ -120,6 +120,9 @@ def main():
           rc == 2 and "VECTOR_DIM = 5" in err and "VECTOR_DIM = 4" in err, err)
     rc, _, err = cli(env, "write-shard", files[0], "--vector", "1,2,3")
     check("a shard vector of the wrong dimension is refused", rc == 2 and "VECTOR_DIM" in err, err)
+    rc, _, err = cli(env, "write-shard", files[0], "--vector", "0,0,0,0")
+    check("a zero shard vector is refused under cosine, before anything is stored",
+          rc == 2 and "zero vector" in err, err)
 
     # A damaged vectors.idx is rebuilt, never trusted; the answer does not change.
     idx = os.path.join(env["STATE_DIR"], "vectors.idx")
@@ -160,6 +163,9 @@ def main():
         status, _, body = d.json("GET", "/v1/shards" + query)
         check(f"GET /v1/shards{query} is a 400 naming the argument",
               status == 400 and words in body.get("error", {}).get("message", ""), body)
+    status, _, body = d.put(b"zero", "?vector=0,0,0,0")
+    check("PUT with a zero vector is a 400 under cosine",
+          status == 400 and "zero vector" in body.get("error", {}).get("message", ""), body)
     # A PUT with a vector is searchable at once (the writer's observer).
     v = vec()
     status, _, body = d.put(b"fresh", "?vector=" + urllib.parse.quote(csv(v)))

@@ -182,7 +182,8 @@ WriteOutcome RemoteStorageService::Write(const std::vector<WriteInput>& inputs,
     if (m.leaf_size == 0) m.leaf_size = config_.leaf_size;
     m.size = in.size;
     m.created_unix_ms = clock_->NowUnixMillis();
-    out.status = storage::ValidateMetadata(m, config_.vector_dim).WithContext(in.name);
+    out.status = storage::ValidateMetadata(m, config_.vector_dim, config_.vector_metric == "cosine")
+                     .WithContext(in.name);
     if (!out.status.ok()) return out;
   }
   const std::string query = WriteQuery(base);

@@ -34,7 +34,7 @@ Result<storage::ShardMetadata> MetadataFrom(const WriteOptions& w) {
     m.leaf_size = 0;  // the store's LEAF_SIZE
   }
   if (!w.vector.empty()) {
-    DFRP_ASSIGN_OR_RETURN(m.vector, node::ParseVectorText(w.vector, "--vector"));
+    DFRP_ASSIGN_OR_RETURN(m.vector, vector::ParseNumbers(w.vector, "--vector"));
   }
   for (const std::string& kv : w.meta) {
     size_t eq = kv.find('=');

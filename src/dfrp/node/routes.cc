@@ -86,7 +86,7 @@ Result<PutShard> PutParams(const ApiRequest& r, uint64_t size) {
   if (QueryValue(q, "owner", &v, &err)) put.meta.owner = v;
   if (QueryValue(q, "name", &v, &err)) put.name = v;
   if (QueryValue(q, "vector", &v, &err)) {
-    DFRP_ASSIGN_OR_RETURN(put.meta.vector, ParseVectorText(v, "vector"));
+    DFRP_ASSIGN_OR_RETURN(put.meta.vector, vector::ParseNumbers(v, "vector"));
   }
   if (QueryValue(q, "leaf_size", &v, &err)) {
     uint64_t ls = 0;

@@ -158,28 +158,6 @@ Status StatusFromErrorJson(const json& j, const std::string& fallback) {
 
 namespace dfrp::node {
 
-core::Result<std::vector<float>> ParseVectorText(const std::string& text, const std::string& what) {
-  std::vector<float> out;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t comma = text.find(',', pos);
-    if (comma == std::string::npos) comma = text.size();
-    std::string item = text.substr(pos, comma - pos);
-    char* end = nullptr;
-    float f = std::strtof(item.c_str(), &end);
-    if (item.empty() || end == item.c_str() || *end != '\0' || !std::isfinite(f))
-      return core::Err(Status::InvalidArgument(fmt::format(
-          "{} item {} ('{}') is not a number: write numbers separated by commas, such as "
-          "0.1,0.5,-2",
-          what, out.size() + 1, item.substr(0, 40))));
-    out.push_back(f);
-    if (out.size() > 65536)
-      return core::Err(Status::InvalidArgument(fmt::format("{} has over 65536 numbers", what)));
-    pos = comma + 1;
-  }
-  return out;
-}
-
 Status CheckLeafSize(uint64_t leaf_size, const std::string& what) {
   if (leaf_size < 512 || leaf_size > (1u << 20) || (leaf_size & (leaf_size - 1)) != 0)
     return Status::InvalidArgument(fmt::format(

@@ -61,8 +61,6 @@ core::Status StatusFromErrorJson(const nlohmann::json& j, const std::string& fal
 
 namespace dfrp::node {
 
-// "0.1,0.5,-2" -> floats; InvalidArgument naming `what` (such as "--vector") otherwise.
-core::Result<std::vector<float>> ParseVectorText(const std::string& text, const std::string& what);
 // A Merkle leaf size: a power of two from 512 to 1 MiB; InvalidArgument naming `what`.
 core::Status CheckLeafSize(uint64_t leaf_size, const std::string& what);
 

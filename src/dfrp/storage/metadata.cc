@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -22,7 +23,7 @@ bool ValidTagKeyChar(char c) {
 }
 }  // namespace
 
-Status ValidateMetadata(const ShardMetadata& m, uint32_t vector_dim) {
+Status ValidateMetadata(const ShardMetadata& m, uint32_t vector_dim, bool nonzero_vector) {
   if (m.content_type.empty() || m.content_type.size() > kMaxContentTypeLen)
     return Status::InvalidArgument(fmt::format(
         "content type must be 1 to {} characters, such as text/plain", kMaxContentTypeLen));
@@ -37,6 +38,11 @@ Status ValidateMetadata(const ShardMetadata& m, uint32_t vector_dim) {
     if (!std::isfinite(m.vector[i]))
       return Status::InvalidArgument(
           fmt::format("--vector value {} is not a finite number", i + 1));
+  if (nonzero_vector && !m.vector.empty() &&
+      std::all_of(m.vector.begin(), m.vector.end(), [](float x) { return x == 0.0f; }))
+    return Status::InvalidArgument(
+        "--vector is the zero vector, which has no direction under VECTOR_METRIC = \"cosine\": "
+        "give a non-zero vector (or leave --vector out)");
   for (const auto& [k, v] : m.tags) {
     if (k.empty() || k.size() > kMaxTagKeyLen)
       return Status::InvalidArgument(

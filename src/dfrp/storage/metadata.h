@@ -36,8 +36,9 @@ struct ShardMetadata {
 };
 
 // Checks what a user supplies (tag keys, lengths, vector values); the error names the field
-// and the fix. `vector_dim` is the store's VECTOR_DIM.
-core::Status ValidateMetadata(const ShardMetadata& m, uint32_t vector_dim);
+// and the fix. `vector_dim` is the store's VECTOR_DIM; `nonzero_vector` refuses the zero vector
+// (VECTOR_METRIC = "cosine", under which it has no direction).
+core::Status ValidateMetadata(const ShardMetadata& m, uint32_t vector_dim, bool nonzero_vector);
 
 std::string EncodeMetadata(const ShardMetadata& m);
 // Decodes and checks every length; Corruption on anything malformed or trailing bytes.

@@ -39,18 +39,22 @@ TEST(MetadataTest, EveryTruncationIsRejected) {
 
 TEST(MetadataTest, ValidationNamesTheProblem) {
   ShardMetadata m = Sample();
-  EXPECT_TRUE(ValidateMetadata(m, 3).ok());
-  Status wrong_dim = ValidateMetadata(m, 16);
+  EXPECT_TRUE(ValidateMetadata(m, 3, true).ok());
+  Status wrong_dim = ValidateMetadata(m, 16, true);
   EXPECT_EQ(wrong_dim.code(), core::Status::Code::kInvalidArgument);
   EXPECT_NE(wrong_dim.message().find("VECTOR_DIM is 16"), std::string::npos);
   m.vector[1] = std::nanf("");
-  EXPECT_FALSE(ValidateMetadata(m, 3).ok());
+  EXPECT_FALSE(ValidateMetadata(m, 3, true).ok());
   m = Sample();
   m.tags["bad key"] = "x";
-  EXPECT_NE(ValidateMetadata(m, 3).message().find("bad key"), std::string::npos);
+  EXPECT_NE(ValidateMetadata(m, 3, true).message().find("bad key"), std::string::npos);
   m = Sample();
   m.tags["big"] = std::string(70000, 'x');
-  EXPECT_NE(ValidateMetadata(m, 3).message().find("over the limit"), std::string::npos);
+  EXPECT_NE(ValidateMetadata(m, 3, true).message().find("over the limit"), std::string::npos);
+  m = Sample();
+  m.vector.assign(3, 0.0f);
+  EXPECT_NE(ValidateMetadata(m, 3, true).message().find("zero vector"), std::string::npos);
+  EXPECT_TRUE(ValidateMetadata(m, 3, false).ok());  // l2: a point like any other
 }
 
 }  // namespace

@@ -301,6 +301,7 @@ Result<std::unique_ptr<Store>> Store::Open(const core::NodeConfig& config, Mode 
   s->state_dir_ = config.state_dir;
   s->leaf_size_ = config.leaf_size;
   s->vector_dim_ = config.vector_dim;
+  s->nonzero_vectors_ = config.vector_metric == "cosine";
   if (mode == Mode::kWrite && s->fs_->IsDirectory(config.state_dir)) {
     // The manifest is read under the lock, so a writer never acts on a stale one.
     DFRP_ASSIGN_OR_RETURN(s->lock_, AcquireWriterLock(s->fs_, config.state_dir));

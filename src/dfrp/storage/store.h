@@ -283,6 +283,7 @@ class Store {
   std::string state_dir_;
   uint32_t leaf_size_ = 4096;
   uint32_t vector_dim_ = 16;
+  bool nonzero_vectors_ = true;  // VECTOR_METRIC = "cosine"
   std::unique_ptr<core::FileLock> lock_;
   std::unique_ptr<Index> index_;
   std::vector<std::unique_ptr<Volume>> volumes_;

@@ -170,7 +170,8 @@ Status BatchWriter::Describe(std::vector<WriteRequest>& batch) {
     if (m.leaf_size == 0) m.leaf_size = s_->leaf_size_;
     m.size = size;
     m.created_unix_ms = now;
-    DFRP_RETURN_IF_ERROR(ValidateMetadata(m, s_->vector_dim_).WithContext(req.name));
+    DFRP_RETURN_IF_ERROR(
+        ValidateMetadata(m, s_->vector_dim_, s_->nonzero_vectors_).WithContext(req.name));
     Planned p;
     p.request = i;
     p.name = &req.name;

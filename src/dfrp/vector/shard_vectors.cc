@@ -77,19 +77,13 @@ Result<std::unique_ptr<ShardVectors>> ShardVectors::Open(storage::Store* store,
   return v;
 }
 
+// A reason the snapshot cannot be used, or "" once it is loaded. On a reason, Open rebuilds
+// (which resets whatever Decode left).
 std::string ShardVectors::Load() {
-  if (!fs_->Exists(path_)) {
-    Reset(0);
-    return "no saved index";
-  }
+  if (!fs_->Exists(path_)) return "no saved index";
   auto bytes = core::ReadWholeFile(fs_, path_);
-  if (!bytes) {
-    Reset(0);
-    return fmt::format("{} could not be read ({})", path_, bytes.error().message());
-  }
-  std::string why = Decode(*bytes);
-  if (!why.empty()) Reset(0);
-  return why;
+  if (!bytes) return fmt::format("{} could not be read ({})", path_, bytes.error().message());
+  return Decode(*bytes);
 }
 
 void ShardVectors::Insert(std::vector<std::pair<core::Uuid, std::vector<float>>> items) {
@@ -246,11 +240,6 @@ uint64_t ShardVectors::size() const {
 uint64_t ShardVectors::unsaved() const {
   core::MutexLock lock(&mu_);
   return unsaved_;
-}
-
-uint64_t ShardVectors::MemoryBytes() const {
-  core::MutexLock lock(&mu_);
-  return graph_->MemoryBytes() + ids_.capacity() * sizeof(core::Uuid);
 }
 
 Status ShardVectors::Save() {

@@ -108,8 +108,6 @@ class ShardVectors {
 
   uint64_t size() const EXCLUDES(mu_);
   uint64_t unsaved() const EXCLUDES(mu_);
-  // Bytes of memory the graph, the vectors and the id table take (approximate).
-  uint64_t MemoryBytes() const EXCLUDES(mu_);
   const ShardVectorsReport& report() const { return report_; }
   const ShardVectorsOptions& options() const { return opt_; }
 

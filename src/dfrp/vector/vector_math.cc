@@ -43,8 +43,7 @@ Status CheckVector(std::span<const float> v, uint32_t dim, Metric metric, std::s
   return Status::OK();
 }
 
-Result<std::vector<float>> ParseVector(std::string_view csv, uint32_t dim, Metric metric,
-                                       std::string_view what) {
+Result<std::vector<float>> ParseNumbers(std::string_view csv, std::string_view what) {
   std::vector<float> v;
   size_t pos = 0;
   while (true) {
@@ -66,6 +65,12 @@ Result<std::vector<float>> ParseVector(std::string_view csv, uint32_t dim, Metri
     if (comma == std::string_view::npos) break;
     pos = comma + 1;
   }
+  return v;
+}
+
+Result<std::vector<float>> ParseVector(std::string_view csv, uint32_t dim, Metric metric,
+                                       std::string_view what) {
+  DFRP_ASSIGN_OR_RETURN(std::vector<float> v, ParseNumbers(csv, what));
   DFRP_RETURN_IF_ERROR(CheckVector(v, dim, metric, what));
   return v;
 }

@@ -28,7 +28,10 @@ core::Result<Metric> ParseMetric(std::string_view text, std::string_view what = 
 // The error names `what` (a shard id, "--near") and the fix.
 core::Status CheckVector(std::span<const float> v, uint32_t dim, Metric metric,
                          std::string_view what);
-// Parses "f1,f2,..." and checks it as CheckVector does.
+// Parses "f1,f2,..." (spaces around a number allowed) without checking its length or values;
+// InvalidArgument naming `what` and the bad item otherwise.
+core::Result<std::vector<float>> ParseNumbers(std::string_view csv, std::string_view what);
+// ParseNumbers, then CheckVector.
 core::Result<std::vector<float>> ParseVector(std::string_view csv, uint32_t dim, Metric metric,
                                              std::string_view what);
 
