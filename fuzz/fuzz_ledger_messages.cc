@@ -1,6 +1,7 @@
 // Fuzzes the ledger's decoders of outside bytes (ledger/messages.h, ledger/escrow.h): the
 // first byte picks the message (0: signed order, transfer or escrow_open; 1: vote;
-// 2: certificate; 3: settlement; 4: settlement certificate; 5: beacon), the rest is its wire.
+// 2: certificate; 3: settlement; 4: settlement certificate; 5: beacon; 6: epoch proposal;
+// 7: epoch certificate), the rest is its wire.
 //
 // Properties: no crash, no uncaught exception; every refusal is InvalidArgument; what
 // decodes re-encodes to exactly the input (one canonical encoding: no two wires for one
@@ -8,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "dfrp/ledger/epoch.h"
 #include "dfrp/ledger/escrow.h"
 #include "dfrp/ledger/messages.h"
 #include "fuzz_util.h"
@@ -18,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string wire(reinterpret_cast<const char*>(data) + 1, size - 1);
   const dfrp::crypto::Hash net{};  // the seeds are made for the all-zero network id
-  switch (data[0] % 6) {
+  switch (data[0] % 8) {
     case 0: {
       auto o = DecodeSignedOrder(wire, net);
       if (!o) {
@@ -65,6 +67,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return 0;
       }
       DFRP_FUZZ_CHECK(EncodeSettleCertificate(*c, net) == wire);
+      break;
+    }
+    case 6: {
+      auto p = DecodeEpochProposal(wire, net);
+      if (!p) {
+        DFRP_FUZZ_CHECK(p.error().code() == dfrp::core::Status::Code::kInvalidArgument);
+        return 0;
+      }
+      DFRP_FUZZ_CHECK(EpochProposalBytes(*p, net) == wire);
+      DFRP_FUZZ_CHECK(p->next_epoch == p->epoch + 1);
+      break;
+    }
+    case 7: {
+      auto c = DecodeEpochCertificate(wire, net);
+      if (!c) {
+        DFRP_FUZZ_CHECK(c.error().code() == dfrp::core::Status::Code::kInvalidArgument);
+        return 0;
+      }
+      DFRP_FUZZ_CHECK(EncodeEpochCertificate(*c, net) == wire);
       break;
     }
     default: {

@@ -13,6 +13,9 @@ Usage: ledger_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET
 - An equivocation (two orders signed offline for one sequence number, each sent to half the
   committee) gathers no quorum: the authority that sees the second keeps both as a proof, the
   account stays frozen (the next transfer exits 7).
+- `dfrp-ledger epoch-change` led by authority 0 moves all four to epoch 1 at one checkpoint;
+  the epoch-0 order is refused from then on, and alice signs her frozen seq again, for epoch
+  1; a second change moves to epoch 2, and the audit verifies certificates of both epochs.
 - After every step, at every authority: the balances sum to the supply; at the end
   `dfrp-ledger audit` passes, and names an authority whose database was altered by hand.
 """
@@ -227,6 +230,51 @@ def main():
     a = json.loads(out) if out.strip() else {}
     check("dfrp-ledger audit passes: six certificates verify and replay at all four",
           rc == 0 and a.get("ok") is True and a.get("certificates") == 6, (rc, out[-600:], err[-300:]))
+    # The epoch change: authority 0 leads; the committee moves to epoch 1 at a checkpoint of
+    # one state, every lock of epoch 0 goes, and alice (frozen by her equivocation) signs her
+    # seq again, for epoch 1.
+    adir0 = os.path.join(cdir, "authority-0")
+    rc, out, err = ledger("--json", "epoch-change", "--wallet", os.path.join(adir0, "wallet.json"),
+                          "--passphrase-file", os.path.join(adir0, "passphrase"), "--timeout", "60")
+    ec = json.loads(out) if rc == 0 else {}
+    check("dfrp-ledger epoch-change: epoch 1, certified by a quorum, applied by all four",
+          rc == 0 and ec.get("epoch") == 1 and ec.get("signers", 0) >= 3 and
+          ec.get("applied_by") == 4 and ec["checkpoint"]["certificates"] == 6,
+          (rc, out[-600:], err[-600:]))
+    for i in range(N):
+        st, _, c = daemons[i].json("GET", "/v1/ledger/epoch")
+        check(f"authority {i} is at epoch 1, no longer sealed, at the checkpoint",
+              st == 200 and c["epoch"] == 1 and not c["sealed"] and
+              c["checkpoint"]["state"] == ec["checkpoint"]["state"], c)
+    st, _, v = daemons[0].json("POST", "/v1/ledger/orders", json.dumps({"order": order["a"]}))
+    check("an order signed for epoch 0 is refused now (400, sign it again)",
+          st == 400 and "sign it again" in v["error"]["message"], v)
+    rc, out, err = ledger("--json", "transfer", "--wallet", "alice.json", "--to", addr["bob"],
+                          "--amount", "1")
+    t = json.loads(out) if rc == 0 else {}
+    check("alice is unfrozen: her transfer at the equivocated seq certifies in epoch 1",
+          rc == 0 and t.get("seq") == seq and t.get("applied_by") == 4 and
+          "was for epoch 0" in err, (rc, out[-400:], err[-400:]))
+    rc, out, err = ledger("--json", "epoch-change", "--wallet", os.path.join(adir0, "wallet.json"),
+                          "--passphrase-file", os.path.join(adir0, "passphrase"), "--timeout", "60")
+    ec2 = json.loads(out) if rc == 0 else {}
+    check("a second epoch change moves to epoch 2 with the epoch-1 certificate in it",
+          rc == 0 and ec2.get("epoch") == 2 and ec2["checkpoint"]["certificates"] == 7,
+          (rc, out[-600:], err[-600:]))
+    all_agree("after two epoch changes")
+    rc, out, err = ledger("--json", "audit")
+    a = json.loads(out) if out.strip() else {}
+    check("dfrp-ledger audit passes across the epochs: seven certificates",
+          rc == 0 and a.get("ok") is True and a.get("certificates") == 7,
+          (rc, out[-600:], err[-300:]))
+    rc, out, err = wallet("alice", "--json", "history")
+    h = json.loads(out).get("orders", []) if rc == 0 else []
+    check("dfrp-wallet history verifies certificates of both epochs (alice's six)",
+          rc == 0 and len(h) == 6 and h[-1]["seq"] == seq, (rc, out[-400:], err[-300:]))
+    st, _, nodeinfo = daemons[1].json("GET", "/v1/ledger/node")
+    check("/v1/ledger/node shows the authority's epoch (2)",
+          st == 200 and nodeinfo["authority"]["epoch"] == 2, nodeinfo.get("authority"))
+
     # An authority whose database was altered behind its back (a balance raised by hand) is
     # named by the audit, exit 3.
     daemons[2].stop()

@@ -80,13 +80,15 @@ Result<ledger::StorageTerms> ShardTerms(core::FileSystem* fs, const EscrowComman
 Result<std::pair<ledger::KeyBytes, ledger::SigBytes>> AskAcceptance(const std::string& url,
                                                                     const std::string& payer,
                                                                     uint64_t seq, uint64_t amount,
-                                                                    const ledger::StorageTerms& t) {
+                                                                    const ledger::StorageTerms& t,
+                                                                    uint64_t epoch) {
   node::DaemonInfo info;
   info.url = url;
   DFRP_ASSIGN_OR_RETURN(info.api_addr, ledger::HostPortOfUrl(url));
   node::Client client(info, {.connect_timeout_ms = 3000, .request_timeout_ms = 30'000});
   const json body{{"payer", payer},
                   {"seq", seq},
+                  {"epoch", epoch},
                   {"amount_base_units", amount},
                   {"terms_hex", core::ToHex(ledger::EncodeTerms(t))}};
   DFRP_ASSIGN_OR_RETURN(node::HttpResponse r,
@@ -163,8 +165,8 @@ Status CmdOpen(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
       json out,
       CertifyNewOrder(
           fs, p, client, w, c.order, "escrow", amount, [&](uint64_t seq) -> Result<ledger::Order> {
-            DFRP_ASSIGN_OR_RETURN(auto accepted,
-                                  AskAcceptance(c.provider_url, w.address, seq, amount, t));
+            DFRP_ASSIGN_OR_RETURN(auto accepted, AskAcceptance(c.provider_url, w.address, seq,
+                                                               amount, t, client.epoch()));
             ledger::Order o;
             o.kind = ledger::OrderKind::kEscrowOpen;
             o.escrow.provider = accepted.first;
@@ -175,6 +177,7 @@ Status CmdOpen(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
             // order in the journal that no committee certifies.
             o.sender = w.key->GetPublicKey().bytes();
             o.seq = seq;
+            o.epoch = client.epoch();  // learnt by CertifyNewOrder before it calls this
             DFRP_RETURN_IF_ERROR(ledger::VerifyAcceptance(o, p.network_id)
                                      .WithContext("the provider " + c.provider_url));
             provider_address = ledger::AddressOfKey(accepted.first);
@@ -243,6 +246,7 @@ Status CmdRefund(const LedgerGlobals& g, core::Clock* clock, const economy::Econ
   DFRP_ASSIGN_OR_RETURN(crypto::Hash id, ParseHash(c.id, "escrow id"));
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   DFRP_ASSIGN_OR_RETURN(ledger::EscrowView v, client.Escrow(id));
+  DFRP_ASSIGN_OR_RETURN(const uint64_t epoch, client.RefreshEpoch());
   const int64_t now = clock->NowUnixMillis();
   json refunded = json::array(), failed = json::array();
   int64_t next_due = -1;
@@ -254,7 +258,7 @@ Status CmdRefund(const LedgerGlobals& g, core::Clock* clock, const economy::Econ
       break;  // later periods are due later still
     }
     auto r = client.Settle(
-        ledger::MakeSettlement(id, k, ledger::SettleKind::kRefund, 0, "", "", p.network_id));
+        ledger::MakeSettlement(id, k, ledger::SettleKind::kRefund, epoch, "", "", p.network_id));
     if (r) {
       refunded.push_back(
           {{"period", k},

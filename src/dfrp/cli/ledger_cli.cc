@@ -7,6 +7,9 @@
 //   transfer --wallet FILE --to ADDR --amount X [--memo T] [--seq N] [--offline -o FILE]
 //       signs a transfer and has the committee certify it (exit 7 when refused: funds, a
 //       frozen account); --offline only signs, to FILE (hex), and keeps no journal
+//   epoch-change --wallet FILE [--timeout S]
+//       a committee member leads the change to the next epoch (epoch_cli.cc): seal, checkpoint,
+//       a quorum's votes, the epoch certificate to every authority
 //   submit FILE        sends a signed order (certifying it) or a certificate (hex) to the
 //                      committee
 //   balance ADDR       the balance and next sequence number a quorum agrees on
@@ -193,6 +196,7 @@ struct TransferFlags {
   std::string amount;
   std::string memo;
   bool offline = false;
+  uint64_t epoch = 0;  // --offline: the committee epoch to sign for
   std::string out;
 };
 
@@ -281,6 +285,7 @@ Result<json> CertifyNewOrder(core::FileSystem* fs, const economy::EconomicPolicy
                              const OrderFlags& f, std::string_view what, uint64_t amount,
                              const std::function<Result<ledger::Order>(uint64_t seq)>& build) {
   const ledger::KeyBytes me = w.key->GetPublicKey().bytes();
+  DFRP_ASSIGN_OR_RETURN(const uint64_t epoch, client.RefreshEpoch());
   DFRP_ASSIGN_OR_RETURN(ledger::AccountView view, client.Account(w.address));
   uint64_t next = view.next_seq;
   int64_t balance = view.balance;
@@ -288,7 +293,16 @@ Result<json> CertifyNewOrder(core::FileSystem* fs, const economy::EconomicPolicy
   const std::string pending = w.path + ".pending";
   if (fs->Exists(pending)) {
     DFRP_ASSIGN_OR_RETURN(ledger::SignedOrder old, ReadPending(fs, pending, p.network_id, me));
-    if (old.order.seq >= next) {
+    if (old.order.seq >= next && old.order.epoch < epoch) {
+      // Signed for an epoch that closed without it: no authority takes it any more, so its
+      // sequence number is free for a new order.
+      std::fprintf(stderr,
+                   "dfrp-ledger: the order signed earlier at seq %llu (%s) was for epoch %llu, "
+                   "which closed without it: it is void, and this order takes its place\n",
+                   static_cast<unsigned long long>(old.order.seq),
+                   core::ToHex(old.hash).substr(0, 16).c_str(),
+                   static_cast<unsigned long long>(old.order.epoch));
+    } else if (old.order.seq >= next) {
       // Signed earlier (before a crash, or refused then): anyone who saw it can still send
       // it, so it is completed first and no other order is ever signed for its seq.
       if (f.abandon_pending) {
@@ -335,6 +349,7 @@ Result<json> CertifyNewOrder(core::FileSystem* fs, const economy::EconomicPolicy
   o.sender = me;
   o.seq = next;
   o.fee = p.order_fee;
+  o.epoch = epoch;
   const ledger::SignedOrder so = ledger::SignOrder(o, *w.key, p.network_id);
   // Synced before anything leaves: a crash after this point resends this order.
   DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
@@ -377,6 +392,7 @@ Status CmdTransfer(const LedgerGlobals& g, core::FileSystem* fs, const economy::
     o.sender = w.key->GetPublicKey().bytes();
     o.seq = *f.order.seq;
     o.fee = p.order_fee;
+    o.epoch = f.epoch;
     const ledger::SignedOrder so = ledger::SignOrder(o, *w.key, p.network_id);
     DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
         fs, f.out, core::ToHex(ledger::EncodeSignedOrder(so, p.network_id)) + "\n"));
@@ -481,7 +497,8 @@ Status CmdHistory(const LedgerGlobals& g, const economy::EconomicPolicy& p, cons
         auto bytes = item.is_string() ? core::FromHex(item.get<std::string>()) : std::nullopt;
         auto cert = bytes ? ledger::DecodeCertificate(*bytes, p.network_id)
                           : Result<ledger::Certificate>(Err(Status::InvalidArgument("not hex")));
-        Status ok = cert ? ledger::VerifyCertificate(*cert, client.committee(), p.network_id)
+        Status ok = cert ? ledger::VerifyCertificate(*cert, client.committee().AtEpoch(cert->epoch),
+                                                     p.network_id)
                          : cert.error();
         if (ok.ok() &&
             (cert->order.order.sender != sender.bytes() || cert->order.order.seq != mine.size()))
@@ -673,6 +690,16 @@ int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
                      "sign the next order past an earlier one that was never certified (that "
                      "one stays valid)");
   transfer->add_option("-o,--out", tf.out, "where --offline writes the signed order (hex)");
+  transfer->add_option("--epoch", tf.epoch,
+                       "with --offline: the committee epoch to sign for (default 0; "
+                       "dfrp-ledger's committee answers it: GET /v1/ledger/committee)");
+  EpochChangeFlags ef;
+  auto* epoch_change = app.add_subcommand(
+      "epoch-change", "lead the committee to its next epoch (as a member: --wallet)");
+  epoch_change->add_option("--wallet", ef.wallet, "a committee member's wallet")->required();
+  epoch_change->add_option("--passphrase-file", ef.passphrase_file, "the wallet's passphrase file");
+  epoch_change->add_option("--timeout", ef.timeout_seconds,
+                           "give up (exit 6) after this many seconds (default 120)");
   std::string submit_file;
   auto* submit = app.add_subcommand("submit", "send a signed order or a certificate");
   submit->add_option("file", submit_file, "hex of a signed order or certificate")->required();
@@ -722,6 +749,8 @@ int RunLedgerCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
       s = CmdHistory(g, *pol, history_addr, history_limit);
     else if (*audit)
       s = CmdAudit(g, *pol, audit_exclude);
+    else if (*epoch_change)
+      s = CmdEpochChange(g, fs, clock, *pol, ef);
     else if (*escrow.escrow)
       s = RunEscrowCommand(g, fs, clock, *pol, escrow);
   }

@@ -58,6 +58,15 @@ core::Result<nlohmann::json> CertifyNewOrder(
     const std::function<core::Result<ledger::Order>(uint64_t seq)>& build);
 
 // `dfrp-ledger escrow open|status|list|refund` (escrow_cli.cc).
+// dfrp-ledger epoch-change (epoch_cli.cc).
+struct EpochChangeFlags {
+  std::string wallet;  // a committee member's wallet: the leader of this change
+  std::string passphrase_file;
+  uint32_t timeout_seconds = 120;
+};
+core::Status CmdEpochChange(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
+                            const economy::EconomicPolicy& p, const EpochChangeFlags& f);
+
 struct EscrowCommands {
   CLI::App* escrow = nullptr;
   CLI::App* open = nullptr;

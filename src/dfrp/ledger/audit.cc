@@ -41,8 +41,9 @@ class Replay {
       const std::string where = fmt::format("certificate {} of its log", i + 1);
       auto cert = DecodeCertificate(log.certificates[i], p_.network_id);
       if (!cert) return Violation(log, where + ": " + cert.error().message());
-      core::Status v = log.signatures_verified ? core::Status::OK()
-                                               : VerifyCertificate(*cert, c_, p_.network_id);
+      core::Status v = log.signatures_verified
+                           ? core::Status::OK()
+                           : VerifyCertificate(*cert, c_.AtEpoch(cert->epoch), p_.network_id);
       if (!v.ok()) return Violation(log, where + ": " + v.message());
       const Order& o = cert->order.order;
       const auto key = std::make_pair(o.sender, o.seq);
@@ -80,8 +81,9 @@ class Replay {
       const std::string where = fmt::format("settlement {} of its log", i + 1);
       auto sc = DecodeSettleCertificate(log.settlements[i], p_.network_id);
       if (!sc) return Violation(log, where + ": " + sc.error().message());
-      core::Status v = log.signatures_verified ? core::Status::OK()
-                                               : VerifySettleCertificate(*sc, c_, p_.network_id);
+      core::Status v = log.signatures_verified
+                           ? core::Status::OK()
+                           : VerifySettleCertificate(*sc, c_.AtEpoch(sc->epoch), p_.network_id);
       if (!v.ok()) return Violation(log, where + ": " + v.message());
       const Settlement& s = sc->settlement;
       auto it = escrows_.find(s.escrow_id);
@@ -101,7 +103,7 @@ class Replay {
       (*periods)[pk] = s.kind;
       if (seen_settles->insert(s.hash).second && s.kind == SettleKind::kRelease) {
         const PeriodWindow w = WindowOf(s.escrow_id, e.terms, s.period, p_.storage);
-        core::Status proof = CheckRelease(s, e.terms, w, c_, p_.network_id);
+        core::Status proof = CheckRelease(s, e.terms, w, c_.AtEpoch(s.epoch), p_.network_id);
         if (!proof.ok())
           return Violation(log, fmt::format("{}: a certified release without a valid proof: {}",
                                             where, proof.message()));

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <limits>
 
 #include "dfrp/core/file_system.h"
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS settlements (
   escrow_id BLOB NOT NULL, period INTEGER NOT NULL, kind INTEGER NOT NULL, hash BLOB NOT NULL,
   paid INTEGER NOT NULL, margin INTEGER NOT NULL, cert BLOB NOT NULL,
   applied INTEGER NOT NULL UNIQUE, PRIMARY KEY (escrow_id, period)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS epochs (epoch INTEGER PRIMARY KEY, cert BLOB NOT NULL);
 )";
 
 using wire::View;
@@ -192,6 +194,30 @@ Status Authority::Init() {
         "ledger database {} belongs to network {}, economic.toml's genesis is network {}: point "
         "STATE_DIR elsewhere or use that network's economic.toml",
         opt_.path, network, want_network));
+  // Where the epoch change stands (absent keys: epoch 0, not sealed, no vote).
+  SqlStmt st(db_, "SELECT key, value FROM meta WHERE key IN ('epoch', 'sealed', 'epoch_vote')");
+  int r;
+  while ((r = st.Step()) == SQLITE_ROW) {
+    const std::string key = st.Text(0), value = st.Text(1);
+    if (key == "epoch") {
+      uint64_t e = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), e);
+      if (ec != std::errc() || end != value.data() + value.size())
+        return Status::Corruption(
+            fmt::format("ledger database {}: meta epoch {:?} is not a number", opt_.path, value));
+      epoch_.store(e, std::memory_order_release);
+    } else if (key == "sealed") {
+      sealed_ = true;
+    } else {
+      auto h = core::FromHex(value);
+      crypto::Hash hash{};
+      if (!h || !ToArray(*h, &hash))
+        return Status::Corruption(
+            fmt::format("ledger database {}: meta epoch_vote is not a hash", opt_.path));
+      voted_ = hash;
+    }
+  }
+  if (r != SQLITE_DONE) return SqlError("reading the epoch");
   return Status::OK();
 }
 
@@ -223,10 +249,10 @@ Result<AccountInfo> Authority::Account(const KeyBytes& key) {
 
 Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
   const Order& o = so.order;
-  if (o.epoch != committee_.epoch())
-    return Err(
-        Status::InvalidArgument(fmt::format("order {}: for epoch {}, the committee's is {}",
-                                            core::ToHex(so.hash), o.epoch, committee_.epoch())));
+  if (o.epoch != epoch())
+    return Err(Status::InvalidArgument(
+        fmt::format("order {}: for epoch {}, the committee's is {}{}", core::ToHex(so.hash),
+                    o.epoch, epoch(), o.epoch < epoch() ? ": sign it again for this epoch" : "")));
   if (o.kind == OrderKind::kTransfer && o.transfer.to == o.sender)
     return Err(Status::InvalidArgument(
         fmt::format("order {}: {} pays itself", core::ToHex(so.hash), AddressOfKey(o.sender))));
@@ -269,6 +295,11 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
   if (!sqlite3_get_autocommit(db_))
     return Err(Status::Internal(fmt::format(
         "ledger database {}: a transaction was left open; restart the node", opt_.path)));
+  DFRP_RETURN_IF_ERROR(CheckVotingLocked(fmt::format("order {}", core::ToHex(so.hash))));
+  if (o.epoch != epoch())
+    return Err(Status::InvalidArgument(
+        fmt::format("order {}: for epoch {}, the committee moved to {} meanwhile: sign it again",
+                    core::ToHex(so.hash), o.epoch, epoch())));
   DFRP_ASSIGN_OR_RETURN(AccountInfo acct, AccountLocked(o.sender));
   // An order whose sequence number is taken can never be certified (Refused); one past the
   // next waits for those before it (InvalidArgument).
@@ -286,7 +317,7 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
       crypto::Hash locked{};
       ToArray(lk.Blob(0), &locked);
       if (locked == so.hash)  // the same order again: the same vote (BLS signing is deterministic)
-        return SignVote(so.hash, committee_.epoch(), opt_.index, *opt_.key, network_id());
+        return SignVote(so.hash, o.epoch, opt_.index, *opt_.key, network_id());
       const std::string other = lk.Blob(1);
       SqlStmt eq(db_, "INSERT OR IGNORE INTO equivocations VALUES (?1, ?2, ?3, ?4)");
       eq.BindBlob(1, View(o.sender)).Bind(2, static_cast<int64_t>(o.seq));
@@ -317,7 +348,7 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
     ins.BindBlob(3, View(so.hash)).BindBlob(4, wire);
     if (ins.Step() != SQLITE_DONE) return Err(SqlError("persisting a lock"));
   }
-  return SignVote(so.hash, committee_.epoch(), opt_.index, *opt_.key, network_id());
+  return SignVote(so.hash, o.epoch, opt_.index, *opt_.key, network_id());
 }
 
 Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
@@ -332,8 +363,14 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
         .Bind(2, static_cast<int64_t>(cert.order.order.seq));
     voted_for_it = st.Step() == SQLITE_ROW && st.Blob(0) == order_wire;
   }
+  if (cert.epoch > epoch())
+    return Err(Status::NotFound(fmt::format(
+        "certificate for order {}: certified in epoch {}, this authority is at epoch {}: it "
+        "applies that epoch's certificate first (its ledger sync pulls it from its peers)",
+        core::ToHex(cert.order.hash), cert.epoch, epoch())));
   DFRP_RETURN_IF_ERROR(  // outside the lock
-      VerifyCertificate(cert, committee_, network_id(), &verifier_, voted_for_it));
+      VerifyCertificate(cert, committee_.AtEpoch(cert.epoch), network_id(), &verifier_,
+                        voted_for_it));
   const Order& o = cert.order.order;
   const uint64_t fee = o.fee;  // what the sender signed and a quorum voted for
   const std::string wire = EncodeCertificate(cert, network_id());
@@ -360,6 +397,10 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
         "authorities are faulty",
         core::ToHex(cert.order.hash), AddressOfKey(o.sender), o.seq, core::ToHex(applied))));
   }
+  if (Status open = ApplyingEpochLocked(
+          cert.epoch, fmt::format("certificate for order {}", core::ToHex(cert.order.hash)));
+      !open.ok())
+    return Err(fail(open));
   if (o.seq > acct->next_seq)
     return Err(fail(Status::NotFound(fmt::format(
         "certificate for sequence number {} of {}: this authority has applied up to {} only; "
@@ -526,16 +567,16 @@ Result<Vote> Authority::BeaconShare(uint64_t slot) {
         "beacon slot {} has not begun at authority {} (its clock reads slot {}): no seed is "
         "signed before its slot",
         slot, opt_.index, now < 0 ? 0 : static_cast<uint64_t>(now) / slot_ms)));
-  return SignVote(BeaconItemHash(slot, committee_.epoch(), network_id()), committee_.epoch(),
-                  opt_.index, *opt_.key, network_id());
+  const uint64_t e = epoch();
+  return SignVote(BeaconItemHash(slot, e, network_id()), e, opt_.index, *opt_.key, network_id());
 }
 
 Result<Vote> Authority::HandleSettlement(const Settlement& s) {
   const std::string what = fmt::format("{} of period {} of escrow {}", SettleKindName(s.kind),
                                        s.period, core::ToHex(s.escrow_id).substr(0, 16));
-  if (s.epoch != committee_.epoch())
+  if (s.epoch != epoch())
     return Err(Status::InvalidArgument(
-        fmt::format("{}: for epoch {}, the committee's is {}", what, s.epoch, committee_.epoch())));
+        fmt::format("{}: for epoch {}, the committee's is {}", what, s.epoch, epoch())));
   // Reads the escrow and the period's state; the slow proof check runs without the lock, and
   // everything is read again before the lock is written.
   auto state = [&]() REQUIRES(mu_) -> Result<EscrowInfo> {
@@ -576,7 +617,7 @@ Result<Vote> Authority::HandleSettlement(const Settlement& s) {
           "{}: authority {} votes releases from {} to {} (Unix ms: the answer window less the "
           "{} ms guard); its clock reads {}",
           what, opt_.index, w.open_ms, w.vote_until_ms, opt_.policy->storage.max_skew_ms, now)));
-    Status ok = CheckRelease(s, e.terms, w, committee_, network_id());
+    Status ok = CheckRelease(s, e.terms, w, committee_.AtEpoch(s.epoch), network_id());
     if (!ok.ok()) return Err(Status::Refused(ok.message()));
     // The check takes time: the vote still has to leave inside the window.
     const int64_t after = opt_.clock->NowUnixMillis();
@@ -595,6 +636,10 @@ Result<Vote> Authority::HandleSettlement(const Settlement& s) {
   if (!sqlite3_get_autocommit(db_))
     return Err(Status::Internal(fmt::format(
         "ledger database {}: a transaction was left open; restart the node", opt_.path)));
+  DFRP_RETURN_IF_ERROR(CheckVotingLocked(what));
+  if (s.epoch != epoch())
+    return Err(Status::InvalidArgument(fmt::format(
+        "{}: for epoch {}, the committee moved to {} meanwhile", what, s.epoch, epoch())));
   DFRP_ASSIGN_OR_RETURN(EscrowInfo now_e, state());
   bool settled = false;
   for (const auto& p : now_e.settled) settled = settled || p.period == s.period;
@@ -606,12 +651,17 @@ Result<Vote> Authority::HandleSettlement(const Settlement& s) {
     ins.Bind(3, static_cast<int64_t>(s.kind));
     if (ins.Step() != SQLITE_DONE) return Err(SqlError("persisting a settle lock"));
   }
-  return SignVote(s.hash, committee_.epoch(), opt_.index, *opt_.key, network_id());
+  return SignVote(s.hash, s.epoch, opt_.index, *opt_.key, network_id());
 }
 
 Result<ApplyOutcome> Authority::HandleSettleCertificate(const SettleCertificate& c) {
-  DFRP_RETURN_IF_ERROR(
-      VerifySettleCertificate(c, committee_, network_id(), &verifier_));  // outside the lock
+  if (c.epoch > epoch())
+    return Err(Status::NotFound(fmt::format(
+        "settlement certificate: certified in epoch {}, this authority is at epoch {}: it "
+        "applies that epoch's certificate first",
+        c.epoch, epoch())));
+  DFRP_RETURN_IF_ERROR(VerifySettleCertificate(c, committee_.AtEpoch(c.epoch), network_id(),
+                                               &verifier_));  // outside the lock
   const Settlement& s = c.settlement;
   const std::string what = fmt::format("{} of period {} of escrow {}", SettleKindName(s.kind),
                                        s.period, core::ToHex(s.escrow_id).substr(0, 16));
@@ -641,6 +691,7 @@ Result<ApplyOutcome> Authority::HandleSettleCertificate(const SettleCertificate&
           "faulty",
           what, SettleKindName(p.kind))));
     }
+  if (Status open = ApplyingEpochLocked(c.epoch, what); !open.ok()) return Err(fail(open));
   const uint64_t paid = PeriodAmount((*e)->amount, (*e)->terms.periods, s.period);
   uint64_t margin = 0;
   Status st;
@@ -771,6 +822,244 @@ Result<uint64_t> Authority::AppliedCount() {
   SqlStmt st(db_, "SELECT count(*) FROM certificates");
   if (st.Step() != SQLITE_ROW) return Err(SqlError("counting certificates"));
   return static_cast<uint64_t>(st.Int(0));
+}
+
+// --- The epoch change.
+
+Status Authority::SetMetaLocked(std::string_view key, const std::string& value) {
+  SqlStmt st(db_, "INSERT INTO meta VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2");
+  st.Bind(1, std::string(key)).Bind(2, value);
+  if (st.Step() != SQLITE_DONE) return SqlError("writing meta");
+  return Status::OK();
+}
+
+Status Authority::CheckVotingLocked(std::string_view what) {
+  if (sealed_ || voted_)
+    return Status::Busy(fmt::format(
+        "{}: epoch {} is closing at authority {} (sealed for the epoch change): it votes again "
+        "in epoch {}; try again then",
+        what, epoch(), opt_.index, epoch() + 1));
+  return Status::OK();
+}
+
+Status Authority::ApplyingEpochLocked(uint64_t cert_epoch, std::string_view what) {
+  const uint64_t e = epoch();
+  if (cert_epoch < e)
+    return Status::Refused(fmt::format(
+        "{}: certified in epoch {}, which closed without it (the epoch certificate's checkpoint "
+        "does not hold it): it is void; sign the order again for epoch {}",
+        what, cert_epoch, e));
+  if (voted_)
+    return Status::Refused(fmt::format(
+        "{}: authority {} voted to close epoch {} at a checkpoint without it, and applies "
+        "nothing more of that epoch; sign the order again for epoch {} once it begins",
+        what, opt_.index, e, e + 1));
+  return Status::OK();
+}
+
+Result<Checkpoint> Authority::CheckpointLocked() {
+  // SHA-256 of: the tag ‖ network id ‖ every account by key (key ‖ i64 balance ‖ u64 next
+  // seq) ‖ 0xff ‖ every escrow by id (id ‖ u64 remaining) ‖ 0xff ‖ every settled period by
+  // (escrow, period) (escrow id ‖ u32 period ‖ u8 kind). Integers big-endian.
+  crypto::Sha256 h;
+  std::string buf;
+  auto flush = [&](bool force) {
+    if (force || buf.size() >= (1u << 16)) {
+      h.Update(buf);
+      buf.clear();
+    }
+  };
+  buf += static_cast<char>(kCheckpointTag.size());
+  buf += kCheckpointTag;
+  wire::PutArray(&buf, network_id());
+  Checkpoint cp;
+  {
+    SqlStmt st(db_, "SELECT key, balance, next_seq FROM accounts ORDER BY key");
+    int r;
+    while ((r = st.Step()) == SQLITE_ROW) {
+      buf += st.Blob(0);
+      wire::PutBe(&buf, static_cast<uint64_t>(st.Int(1)), 8);
+      wire::PutBe(&buf, static_cast<uint64_t>(st.Int(2)), 8);
+      flush(false);
+    }
+    if (r != SQLITE_DONE) return Err(SqlError("reading accounts for a checkpoint"));
+  }
+  buf += '\xff';
+  {
+    SqlStmt st(db_, "SELECT id, remaining FROM escrows ORDER BY id");
+    int r;
+    while ((r = st.Step()) == SQLITE_ROW) {
+      buf += st.Blob(0);
+      wire::PutBe(&buf, static_cast<uint64_t>(st.Int(1)), 8);
+      flush(false);
+    }
+    if (r != SQLITE_DONE) return Err(SqlError("reading escrows for a checkpoint"));
+  }
+  buf += '\xff';
+  {
+    SqlStmt st(db_, "SELECT escrow_id, period, kind FROM settlements ORDER BY escrow_id, period");
+    int r;
+    while ((r = st.Step()) == SQLITE_ROW) {
+      buf += st.Blob(0);
+      wire::PutBe(&buf, static_cast<uint64_t>(st.Int(1)), 4);
+      wire::PutBe(&buf, static_cast<uint64_t>(st.Int(2)), 1);
+      ++cp.settlements;
+      flush(false);
+    }
+    if (r != SQLITE_DONE) return Err(SqlError("reading settlements for a checkpoint"));
+  }
+  flush(true);
+  cp.state = h.Final();
+  SqlStmt n(db_, "SELECT count(*) FROM certificates");
+  if (n.Step() != SQLITE_ROW) return Err(SqlError("counting certificates"));
+  cp.certificates = static_cast<uint64_t>(n.Int(0));
+  return cp;
+}
+
+Status Authority::Seal(const Vote& seal) {
+  const uint64_t e = epoch();
+  if (seal.order_hash != SealItemHash(e, network_id()))
+    return Status::InvalidArgument(fmt::format(
+        "seal: it does not seal epoch {} (authority {} is at epoch {})", e, opt_.index, e));
+  DFRP_RETURN_IF_ERROR(VerifyVote(seal, committee_.AtEpoch(e), network_id()));
+  core::MutexLock lock(&mu_);
+  if (epoch() != e)
+    return Status::InvalidArgument(fmt::format(
+        "seal: epoch {} closed meanwhile (authority {} is at epoch {})", e, opt_.index, epoch()));
+  if (sealed_) return Status::OK();
+  DFRP_RETURN_IF_ERROR(SetMetaLocked("sealed", std::to_string(seal.authority)));
+  sealed_ = true;
+  return Status::OK();
+}
+
+Result<EpochState> Authority::GetEpochState() {
+  core::MutexLock lock(&mu_);
+  EpochState st;
+  st.epoch = epoch();
+  st.sealed = sealed_;
+  st.voted = voted_;
+  DFRP_ASSIGN_OR_RETURN(st.checkpoint, CheckpointLocked());
+  return st;
+}
+
+Result<Vote> Authority::HandleEpochProposal(const EpochProposal& p) {
+  const std::string what =
+      fmt::format("proposal {} for epoch {}", core::ToHex(p.hash).substr(0, 16), p.next_epoch);
+  if (p.epoch != epoch())
+    return Err(
+        Status::InvalidArgument(fmt::format("{}: it closes epoch {}, authority {} is at epoch {}",
+                                            what, p.epoch, opt_.index, epoch())));
+  if (p.committee != CommitteeDigest(committee_))
+    return Err(Status::Refused(fmt::format(
+        "{}: it names another committee; this authority follows only its own (economic.toml's "
+        "genesis.committee; committee changes are not built)",
+        what)));
+  if (p.policy_version != opt_.policy->version)
+    return Err(Status::Refused(fmt::format("{}: policy version {}, this authority runs version {}",
+                                           what, p.policy_version, opt_.policy->version)));
+  core::MutexLock lock(&mu_);
+  if (p.epoch != epoch())
+    return Err(
+        Status::InvalidArgument(fmt::format("{}: epoch {} closed meanwhile", what, p.epoch)));
+  if (!sealed_)
+    return Err(Status::Refused(fmt::format(
+        "{}: authority {} is not sealed: epoch {} must be sealed first (it still votes)", what,
+        opt_.index, p.epoch)));
+  if (voted_ && *voted_ != p.hash)
+    return Err(Status::Refused(fmt::format(
+        "{}: authority {} voted for proposal {} of this epoch already, and votes for one only",
+        what, opt_.index, core::ToHex(*voted_).substr(0, 16))));
+  DFRP_ASSIGN_OR_RETURN(Checkpoint cp, CheckpointLocked());
+  if (cp != p.checkpoint)
+    return Err(Status::Refused(fmt::format(
+        "{}: authority {} holds {} certificates and {} settlements (state {}), the checkpoint "
+        "{} and {} (state {}): it votes only for its own state",
+        what, opt_.index, cp.certificates, cp.settlements, core::ToHex(cp.state).substr(0, 16),
+        p.checkpoint.certificates, p.checkpoint.settlements,
+        core::ToHex(p.checkpoint.state).substr(0, 16))));
+  if (!voted_) {
+    // On disk (synchronous=FULL) before the vote leaves: after a crash it still applies
+    // nothing more of this epoch and votes for no other proposal.
+    DFRP_RETURN_IF_ERROR(SetMetaLocked("epoch_vote", core::ToHex(p.hash)));
+    voted_ = p.hash;
+  }
+  return SignVote(p.hash, p.epoch, opt_.index, *opt_.key, network_id());
+}
+
+Result<ApplyOutcome> Authority::HandleEpochCertificate(const EpochCertificate& c) {
+  const EpochProposal& p = c.proposal;
+  const std::string wire = EncodeEpochCertificate(c, network_id());
+  const std::string what = fmt::format("epoch certificate for epoch {}", p.next_epoch);
+  if (p.next_epoch <= epoch()) {
+    core::MutexLock lock(&mu_);
+    SqlStmt st(db_, "SELECT cert FROM epochs WHERE epoch = ?1");
+    st.Bind(1, static_cast<int64_t>(p.next_epoch));
+    // The same proposal (perhaps signed by another quorum) is the same epoch change.
+    auto stored = st.Step() == SQLITE_ROW ? DecodeEpochCertificate(st.Blob(0), network_id())
+                                          : Result<EpochCertificate>(Err(Status::NotFound("")));
+    if (stored && stored->proposal.hash == p.hash) return ApplyOutcome::kAlreadyApplied;
+    DFRP_RETURN_IF_ERROR(VerifyEpochCertificate(c, committee_.AtEpoch(p.epoch), network_id()));
+    return Err(Status::Corruption(fmt::format(
+        "ALARM: {}: authority {} applied another one for that epoch: two epoch certificates "
+        "mean more than f authorities are faulty",
+        what, opt_.index)));
+  }
+  if (p.epoch != epoch())
+    return Err(Status::NotFound(fmt::format(
+        "{}: it closes epoch {}, authority {} is at epoch {}: apply the epoch certificates "
+        "between first",
+        what, p.epoch, opt_.index, epoch())));
+  DFRP_RETURN_IF_ERROR(VerifyEpochCertificate(c, committee_.AtEpoch(p.epoch), network_id()));
+  if (p.committee != CommitteeDigest(committee_) || p.policy_version != opt_.policy->version)
+    return Err(Status::InvalidArgument(fmt::format(
+        "{}: a quorum certified another committee or policy version ({}); this authority cannot "
+        "follow it (committee and policy changes are not built)",
+        what, p.policy_version)));
+  core::MutexLock lock(&mu_);
+  if (p.epoch != epoch())
+    return Err(Status::NotFound(fmt::format("{}: epoch {} closed meanwhile", what, p.epoch)));
+  DFRP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto fail = [&](Status st) REQUIRES(mu_) {
+    (void)Exec("ROLLBACK");
+    return st;
+  };
+  auto cp = CheckpointLocked();
+  if (!cp) return Err(fail(cp.error()));
+  if (*cp != p.checkpoint) {
+    const bool behind =
+        cp->certificates < p.checkpoint.certificates || cp->settlements < p.checkpoint.settlements;
+    return Err(fail((behind ? Status::NotFound : Status::Corruption)(fmt::format(
+        "{}: authority {} holds {} certificates and {} settlements of epoch {}, the "
+        "certified checkpoint {} and {}{}",
+        what, opt_.index, cp->certificates, cp->settlements, p.epoch, p.checkpoint.certificates,
+        p.checkpoint.settlements,
+        behind ? ": it applies the rest first (its ledger sync pulls them from its peers)"
+               : ": ALARM: it applied what the checkpoint does not hold and cannot follow the "
+                 "next epoch; restore its ledger from a peer's"))));
+  }
+  // Every lock of the closing epoch goes: the orders and settlements they hold were signed
+  // for that epoch and can no longer be certified.
+  Status st = Exec("DELETE FROM locks; DELETE FROM settle_locks");
+  if (st.ok()) {
+    SqlStmt ins(db_, "INSERT INTO epochs VALUES (?1, ?2)");
+    ins.Bind(1, static_cast<int64_t>(p.next_epoch)).BindBlob(2, wire);
+    if (ins.Step() != SQLITE_DONE) st = SqlError("recording the epoch certificate");
+  }
+  if (st.ok()) st = SetMetaLocked("epoch", std::to_string(p.next_epoch));
+  if (st.ok()) st = Exec("DELETE FROM meta WHERE key IN ('sealed', 'epoch_vote')");
+  if (st.ok()) st = Exec("COMMIT");
+  if (!st.ok()) return Err(fail(st));
+  epoch_.store(p.next_epoch, std::memory_order_release);
+  sealed_ = false;
+  voted_.reset();
+  return ApplyOutcome::kApplied;
+}
+
+Result<std::vector<std::string>> Authority::EpochCertificates(uint64_t after_epoch, size_t limit) {
+  core::MutexLock lock(&mu_);
+  return BlobsLocked("SELECT cert FROM epochs WHERE epoch > ?1 ORDER BY epoch LIMIT ?2",
+                     static_cast<int64_t>(after_epoch), static_cast<int64_t>(limit),
+                     "reading epoch certificates");
 }
 
 }  // namespace dfrp::ledger

@@ -24,6 +24,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,7 @@
 #include "dfrp/core/status.h"
 #include "dfrp/core/thread_annotations.h"
 #include "dfrp/economy/policy.h"
+#include "dfrp/ledger/epoch.h"
 #include "dfrp/ledger/escrow.h"
 #include "dfrp/ledger/messages.h"
 
@@ -78,6 +80,14 @@ struct Equivocation {
   KeyBytes sender{};
   uint64_t seq = 0;
   std::string order_a, order_b;  // the two signed orders (wire), both verified
+};
+
+// Where an authority stands in the epoch change (ledger/epoch.h).
+struct EpochState {
+  uint64_t epoch = 0;
+  bool sealed = false;                // it votes for no order or settlement of this epoch
+  std::optional<crypto::Hash> voted;  // the proposal it voted for: it applies nothing more
+  Checkpoint checkpoint;              // its state now
 };
 
 class Authority {
@@ -144,6 +154,30 @@ class Authority {
   // How many certificates this authority has applied.
   core::Result<uint64_t> AppliedCount() EXCLUDES(mu_);
 
+  // --- The epoch change (ledger/epoch.h; docs/PROTOCOL.md, "Epoch change").
+  // The committee epoch orders, votes and certificates are for now.
+  uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+  // A committee member's seal of the current epoch (a Vote on SealItemHash): from now on this
+  // authority votes for no order or settlement of the epoch (Busy: wait for the next).
+  // Idempotent; persisted. InvalidArgument: a seal of another epoch or item; Corruption: a
+  // signature that does not verify.
+  core::Status Seal(const Vote& seal) EXCLUDES(mu_);
+  core::Result<EpochState> GetEpochState() EXCLUDES(mu_);
+  // This authority's vote for the next epoch: only when sealed, for its own committee and
+  // policy version, and a checkpoint that is exactly its state; and for one proposal per
+  // epoch (the vote is persisted before it leaves; from then on it applies no certificate of
+  // the closing epoch). Refused otherwise, naming the difference.
+  core::Result<Vote> HandleEpochProposal(const EpochProposal& p) EXCLUDES(mu_);
+  // Moves to the next epoch when its checkpoint is this authority's state: every lock of the
+  // closing epoch is cleared, in one synced transaction. NotFound: an earlier epoch
+  // certificate is missing, or this authority has not applied all the checkpoint holds yet
+  // (the ledger sync pulls the rest); Corruption: it applied what the checkpoint does not hold
+  // (an alarm: its ledger must be restored from a peer).
+  core::Result<ApplyOutcome> HandleEpochCertificate(const EpochCertificate& c) EXCLUDES(mu_);
+  // The epoch certificates applied here (wire) for epochs after `after_epoch`, in order.
+  core::Result<std::vector<std::string>> EpochCertificates(uint64_t after_epoch, size_t limit = 100)
+      EXCLUDES(mu_);
+
   const Committee& committee() const { return committee_; }
   uint32_t index() const { return opt_.index; }
   const crypto::Hash& network_id() const { return opt_.policy->network_id; }
@@ -160,6 +194,16 @@ class Authority {
                                                      std::string_view what) REQUIRES(mu_);
   // Adds `add` to `to`'s balance (creating the account), overflow-checked.
   core::Status CreditLocked(const KeyBytes& to, int64_t add, const crypto::Hash& why) REQUIRES(mu_);
+  // The state digest and counts (docs/PROTOCOL.md, "Epoch change").
+  core::Result<Checkpoint> CheckpointLocked() REQUIRES(mu_);
+  // Refused when the closing epoch takes no more votes (sealed) or applies nothing more
+  // (voted for the next); `what` names the item.
+  core::Status CheckVotingLocked(std::string_view what) REQUIRES(mu_);
+  // Refused when a certificate of `cert_epoch` (not applied here yet) can no longer be
+  // applied: a closed epoch (void: its sender signs again), or the closing one once this
+  // authority voted for the next.
+  core::Status ApplyingEpochLocked(uint64_t cert_epoch, std::string_view what) REQUIRES(mu_);
+  core::Status SetMetaLocked(std::string_view key, const std::string& value) REQUIRES(mu_);
 
   const AuthorityOptions opt_;
   const Committee committee_;
@@ -167,8 +211,13 @@ class Authority {
   // checked in one batch (crypto/group_verifier.h).
   crypto::bls::GroupVerifier verifier_;
   std::optional<KeyBytes> owner_;  // policy.owner's key (receives the margin)
+  // Written under mu_ (with the database), read without it to check a message's epoch before
+  // its signatures; the check is repeated under mu_ before anything is written.
+  std::atomic<uint64_t> epoch_{0};
   core::Mutex mu_;
   sqlite3* db_ GUARDED_BY(mu_) = nullptr;
+  bool sealed_ GUARDED_BY(mu_) = false;
+  std::optional<crypto::Hash> voted_ GUARDED_BY(mu_);
 };
 
 // STATE_DIR/ledger.db.

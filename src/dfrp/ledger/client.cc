@@ -93,6 +93,26 @@ Result<LedgerClient> LedgerClient::Make(const economy::EconomicPolicy& policy,
   return LedgerClient(policy, std::move(c), std::move(urls));
 }
 
+Result<uint64_t> LedgerClient::RefreshEpoch() {
+  std::vector<uint64_t> seen;
+  std::mutex mu;
+  ForEachParallel(urls_.size(), [&](size_t a) {
+    auto r = Get(a, "/v1/ledger/committee");
+    if (!r || !r->contains("epoch") || !(*r)["epoch"].is_number_unsigned()) return;
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back((*r)["epoch"].get<uint64_t>());
+  });
+  const size_t need = committee_.faults() + 1;
+  if (seen.size() < need)
+    return Err(Status::Busy(fmt::format(
+        "{} of the committee's {} authorities told their epoch, {} must: try again later",
+        seen.size(), urls_.size(), need)));
+  std::sort(seen.begin(), seen.end(), std::greater<>());
+  const uint64_t e = seen[need - 1];  // f + 1 authorities have reached it
+  epoch_->store(e);
+  return e;
+}
+
 Result<json> LedgerClient::Post(size_t a, const std::string& target, const json& body) {
   node::DaemonInfo info;
   info.url = urls_[a];
@@ -147,8 +167,9 @@ Status LedgerClient::Sync(size_t a, const KeyBytes& sender) {
 }
 
 LedgerClient::Gathered LedgerClient::GatherVotes(
-    const std::string& target, const json& body, const crypto::Hash& item,
+    const std::string& target, const json& body, const crypto::Hash& item, uint64_t epoch,
     const std::function<bool(size_t, const Status&)>& resync) {
+  const Committee committee = committee_.AtEpoch(epoch);
   Gathered g;
   std::mutex mu;
   ForEachParallel(urls_.size(), [&](size_t a) {
@@ -169,7 +190,7 @@ LedgerClient::Gathered LedgerClient::GatherVotes(
     const auto vote_hex = StringField(*r, "vote");
     auto bytes = vote_hex ? core::FromHex(*vote_hex) : std::nullopt;
     auto vote = bytes ? DecodeVote(*bytes) : Result<Vote>(Err(Status::InvalidArgument("not hex")));
-    Status ok = vote ? VerifyVote(*vote, committee_, network_id(), verifier_.get()) : vote.error();
+    Status ok = vote ? VerifyVote(*vote, committee, network_id(), verifier_.get()) : vote.error();
     if (ok.ok() && (vote->order_hash != item || vote->authority != a))
       ok = Status::Corruption("a vote for something else or from another authority");
     if (!ok.ok()) {
@@ -195,10 +216,11 @@ Result<SubmitResult> LedgerClient::Submit(const SignedOrder& order, bool* locked
   const std::string wire_hex = Hex(EncodeSignedOrder(order, network_id()));
   // Perhaps an authority lags behind this sender ("not its next"): Sync is ok only when it
   // sent the authority certificates it lacked; then ask again.
-  Gathered g = GatherVotes(
-      "/v1/ledger/orders", json{{"order", wire_hex}}, order.hash, [&](size_t a, const Status& e) {
-        return e.code() == Status::Code::kInvalidArgument && Sync(a, order.order.sender).ok();
-      });
+  Gathered g = GatherVotes("/v1/ledger/orders", json{{"order", wire_hex}}, order.hash,
+                           order.order.epoch, [&](size_t a, const Status& e) {
+                             return e.code() == Status::Code::kInvalidArgument &&
+                                    Sync(a, order.order.sender).ok();
+                           });
   if (locked_nowhere) *locked_nowhere = false;
   if (g.votes.size() < quorum()) {
     // A refusal for funds takes no lock; a refusal for another locked order means that other
@@ -208,7 +230,8 @@ Result<SubmitResult> LedgerClient::Submit(const SignedOrder& order, bool* locked
   }
   SubmitResult out;
   out.votes = g.votes.size();
-  DFRP_ASSIGN_OR_RETURN(out.certificate, MakeCertificate(order, g.votes, committee_));
+  DFRP_ASSIGN_OR_RETURN(out.certificate,
+                        MakeCertificate(order, g.votes, committee_.AtEpoch(order.order.epoch)));
   out.certificate_wire = EncodeCertificate(out.certificate, network_id());
   out.applied = BroadcastCertificate(out.certificate, out.certificate_wire, &g.notes);
   out.notes = std::move(g.notes);
@@ -217,7 +240,7 @@ Result<SubmitResult> LedgerClient::Submit(const SignedOrder& order, bool* locked
 
 Result<size_t> LedgerClient::Broadcast(const std::string& wire) {
   DFRP_ASSIGN_OR_RETURN(Certificate cert, DecodeCertificate(wire, network_id()));
-  DFRP_RETURN_IF_ERROR(VerifyCertificate(cert, committee_, network_id()));
+  DFRP_RETURN_IF_ERROR(VerifyCertificate(cert, committee_.AtEpoch(cert.epoch), network_id()));
   std::vector<std::string> notes;
   const size_t applied = BroadcastCertificate(cert, wire, &notes);
   if (applied < quorum()) {
@@ -275,14 +298,16 @@ Status LedgerClient::SyncEscrow(size_t a, const crypto::Hash& escrow_id) {
 
 Result<SettleResult> LedgerClient::Settle(const Settlement& s) {
   const std::string hex = Hex(SettlementBytes(s, network_id()));
-  Gathered g = GatherVotes(
-      "/v1/ledger/settlements", json{{"settlement", hex}}, s.hash, [&](size_t a, const Status& e) {
-        return e.code() == Status::Code::kNotFound && SyncEscrow(a, s.escrow_id).ok();
-      });
+  Gathered g =
+      GatherVotes("/v1/ledger/settlements", json{{"settlement", hex}}, s.hash, s.epoch,
+                  [&](size_t a, const Status& e) {
+                    return e.code() == Status::Code::kNotFound && SyncEscrow(a, s.escrow_id).ok();
+                  });
   if (g.votes.size() < quorum()) return Err(ShortOfQuorum(g, quorum()));
   SettleResult out;
   out.votes = g.votes.size();
-  DFRP_ASSIGN_OR_RETURN(out.certificate, MakeSettleCertificate(s, g.votes, committee_));
+  DFRP_ASSIGN_OR_RETURN(out.certificate,
+                        MakeSettleCertificate(s, g.votes, committee_.AtEpoch(s.epoch)));
   out.certificate_wire = EncodeSettleCertificate(out.certificate, network_id());
   out.applied = SendToAll(
       "/v1/ledger/settlement-certificates", out.certificate_wire,
@@ -293,7 +318,7 @@ Result<SettleResult> LedgerClient::Settle(const Settlement& s) {
 
 Result<size_t> LedgerClient::BroadcastSettlement(const std::string& wire) {
   DFRP_ASSIGN_OR_RETURN(SettleCertificate cert, DecodeSettleCertificate(wire, network_id()));
-  DFRP_RETURN_IF_ERROR(VerifySettleCertificate(cert, committee_, network_id()));
+  DFRP_RETURN_IF_ERROR(VerifySettleCertificate(cert, committee_.AtEpoch(cert.epoch), network_id()));
   std::vector<std::string> notes;
   const size_t applied = SendToAll(
       "/v1/ledger/settlement-certificates", wire,
@@ -310,11 +335,12 @@ Result<size_t> LedgerClient::BroadcastSettlement(const std::string& wire) {
 }
 
 Result<Beacon> LedgerClient::GetBeacon(uint64_t slot) {
+  const uint64_t e = epoch();
   Gathered g = GatherVotes(fmt::format("/v1/ledger/beacon/{}", slot), json(),
-                           BeaconItemHash(slot, committee_.epoch(), network_id()),
+                           BeaconItemHash(slot, e, network_id()), e,
                            [](size_t, const Status&) { return false; });
   if (g.votes.size() < quorum()) return Err(ShortOfQuorum(g, quorum()));
-  return MakeBeacon(slot, g.votes, committee_);
+  return MakeBeacon(slot, g.votes, committee_.AtEpoch(e));
 }
 
 namespace {
@@ -534,11 +560,13 @@ Result<AuthorityLog> LedgerClient::FetchLogOnce(size_t a) {
         // signed exist, and each may appear once, so the read ends.
         const Status ok = settle ? [&] {
           auto c = DecodeSettleCertificate(*bytes, network_id());
-          return c ? VerifySettleCertificate(*c, committee_, network_id()) : c.error();
+          return c ? VerifySettleCertificate(*c, committee_.AtEpoch(c->epoch), network_id())
+                   : c.error();
         }()
                                  : [&] {
                                      auto c = DecodeCertificate(*bytes, network_id());
-                                     return c ? VerifyCertificate(*c, committee_, network_id())
+                                     return c ? VerifyCertificate(
+                                                    *c, committee_.AtEpoch(c->epoch), network_id())
                                               : c.error();
                                    }();
         const size_t entry = into.size() + 1;

@@ -13,6 +13,7 @@
 // Thread-safety: a LedgerClient may be used from several threads at once.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -106,7 +107,14 @@ class LedgerClient {
   // and the escrows it reports: what AuditLedger checks.
   core::Result<AuthorityLog> FetchLog(size_t authority);
 
+  // The committee's members (at epoch 0; AtEpoch gives another epoch's).
   const Committee& committee() const { return committee_; }
+  // The epoch new orders, settlements and beacons are for: 0 until RefreshEpoch learns more.
+  uint64_t epoch() const { return epoch_->load(); }
+  // Asks every authority its epoch and takes the highest one that f + 1 of them have reached
+  // (so at least one honest authority is there: a faulty one cannot move a client to an epoch
+  // that does not exist). Busy when fewer than f + 1 answer.
+  core::Result<uint64_t> RefreshEpoch();
   const crypto::Hash& network_id() const { return policy_.network_id; }
   size_t quorum() const { return committee_.quorum(); }
   size_t size() const { return urls_.size(); }
@@ -114,11 +122,11 @@ class LedgerClient {
 
   // GET a JSON answer of one authority, or the Status it stands for.
   core::Result<nlohmann::json> Get(size_t authority, const std::string& target);
-
- private:
   // POST a JSON body; the answer's JSON or the Status it stands for.
   core::Result<nlohmann::json> Post(size_t authority, const std::string& target,
                                     const nlohmann::json& body);
+
+ private:
   // Sends `authority` the certificates of `sender` it lacks (from a peer that has them).
   core::Status Sync(size_t authority, const KeyBytes& sender);
   // Sends it to every authority; how many applied it.
@@ -137,7 +145,7 @@ class LedgerClient {
     size_t answered = 0, refused = 0;
   };
   Gathered GatherVotes(const std::string& target, const nlohmann::json& body,
-                       const crypto::Hash& item,
+                       const crypto::Hash& item, uint64_t epoch,
                        const std::function<bool(size_t, const core::Status&)>& resync);
   // Why `g` holds fewer votes than `need`: Refused, Busy or InvalidArgument.
   core::Status ShortOfQuorum(const Gathered& g, size_t need) const;
@@ -150,7 +158,8 @@ class LedgerClient {
       : policy_(policy),
         committee_(std::move(c)),
         urls_(std::move(urls)),
-        verifier_(std::make_shared<crypto::bls::GroupVerifier>()) {}
+        verifier_(std::make_shared<crypto::bls::GroupVerifier>()),
+        epoch_(std::make_shared<std::atomic<uint64_t>>(0)) {}
 
   economy::EconomicPolicy policy_;
   Committee committee_;
@@ -158,6 +167,7 @@ class LedgerClient {
   // The votes of one order arrive together from several authorities (and those of
   // concurrent orders too): they are checked in batches. Shared by copies of this client.
   std::shared_ptr<crypto::bls::GroupVerifier> verifier_;
+  std::shared_ptr<std::atomic<uint64_t>> epoch_;  // shared by copies, like the verifier
 };
 
 // "http://127.0.0.1:9000/" -> "127.0.0.1:9000"; InvalidArgument for anything but http://.

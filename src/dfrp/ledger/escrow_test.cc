@@ -11,6 +11,7 @@
 
 #include "dfrp/crypto/merkle.h"
 #include "dfrp/ledger/audit.h"
+#include "dfrp/ledger/epoch.h"
 #include "dfrp/ledger/ledger_test_util.h"
 #include "dfrp/ledger/wire.h"
 #include "dfrp/storage/proof.h"
@@ -513,6 +514,186 @@ TEST_F(EscrowTest, TheAuditorReplaysEveryLogAndNamesTheFirstViolation) {
     EXPECT_NE(tr.violations[0].find("two certified orders at sequence number 0"), std::string::npos)
         << tr.violations[0];
   }
+}
+
+// --- The epoch change (ledger/epoch.h).
+
+TEST_F(EscrowTest, TheEpochChangeUnfreezesAnEquivocatorAndSettlesASplitPeriod) {
+  Start(4);
+  const Shard shard(1);
+  const StorageTerms t = Terms(shard);
+  ApplyEverywhere(Certify(Open(0, 1, 300, t, 0), {0, 1, 2}));
+  const crypto::Hash id = EscrowId(Pub(KeyOf(0)), 0);
+
+  // User 2 equivocates: two orders for seq 0, each voted by two authorities: frozen.
+  ASSERT_EQ(Votes(Transfer(2, 3, 10, 0), {0, 1}).size(), 2u);
+  ASSERT_EQ(Votes(Transfer(2, 4, 10, 0), {2, 3}).size(), 2u);
+  EXPECT_EQ(authorities_[0]->HandleOrder(Transfer(2, 4, 10, 0)).error().code(),
+            core::Status::Code::kRefused);
+  // Period 1's votes split: releases at 0 and 1 in the window, refunds at 2 and 3 after it.
+  const PeriodWindow w1 = Window(id, t, 1);
+  clock_.SetMillis(w1.open_ms + 10);
+  const Settlement release = Release(id, 1, shard, BeaconOf(w1.slot));
+  ASSERT_TRUE(authorities_[0]->HandleSettlement(release).has_value());
+  ASSERT_TRUE(authorities_[1]->HandleSettlement(release).has_value());
+  clock_.SetMillis(w1.refund_ms);
+  ASSERT_TRUE(authorities_[2]->HandleSettlement(Refund(id, 1)).has_value());
+  ASSERT_TRUE(authorities_[3]->HandleSettlement(Refund(id, 1)).has_value());
+  // A transfer that authority 3 has not applied yet (it lags), and one certified but never
+  // sent to anyone (its client vanished).
+  const Certificate lagging = Certify(Transfer(5, 6, 50, 0), {0, 1, 2});
+  for (int a : {0, 1, 2}) ASSERT_TRUE(authorities_[a]->HandleCertificate(lagging).has_value());
+  const Certificate unsent = Certify(Transfer(7, 8, 20, 0), {0, 1, 2});
+
+  // A seal by authority 0: no authority votes in epoch 0 any more.
+  const Vote seal = SignVote(SealItemHash(0, Net()), 0, 0, *keys_[0], Net());
+  for (auto& a : authorities_) ASSERT_TRUE(a->Seal(seal).ok());
+  EXPECT_EQ(authorities_[1]->HandleOrder(Transfer(8, 9, 1, 0)).error().code(),
+            core::Status::Code::kBusy);
+  // A seal of another epoch, or forged, is refused.
+  EXPECT_FALSE(
+      authorities_[0]->Seal(SignVote(SealItemHash(5, Net()), 0, 0, *keys_[0], Net())).ok());
+  Vote forged = seal;
+  forged.authority = 1;
+  EXPECT_FALSE(authorities_[0]->Seal(forged).ok());
+
+  // 0, 1 and 2 hold one state; 3 lags, and refuses to vote for a checkpoint that is not its
+  // own.
+  auto s0 = authorities_[0]->GetEpochState();
+  auto s3 = authorities_[3]->GetEpochState();
+  ASSERT_TRUE(s0 && s3);
+  EXPECT_TRUE(s0->sealed);
+  EXPECT_EQ(s0->checkpoint.certificates, 2u);
+  EXPECT_EQ(s3->checkpoint.certificates, 1u);
+  for (int a : {1, 2}) EXPECT_EQ(authorities_[a]->GetEpochState()->checkpoint, s0->checkpoint);
+  const Committee& committee = authorities_[0]->committee();
+  const EpochProposal p = MakeEpochProposal(0, committee, policy_.version, s0->checkpoint, Net());
+  std::vector<Vote> votes;
+  for (int a : {0, 1, 2}) {
+    auto v = authorities_[a]->HandleEpochProposal(p);
+    ASSERT_TRUE(v.has_value()) << v.error().ToString();
+    votes.push_back(*v);
+  }
+  auto refused = authorities_[3]->HandleEpochProposal(p);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().message().find("only for its own state"), std::string::npos);
+  // One proposal per epoch: another checkpoint is refused by those that voted.
+  EpochProposal other = MakeEpochProposal(0, committee, policy_.version, s3->checkpoint, Net());
+  EXPECT_EQ(authorities_[0]->HandleEpochProposal(other).error().code(),
+            core::Status::Code::kRefused);
+  // Having voted, an authority applies nothing more of epoch 0.
+  EXPECT_EQ(authorities_[0]->HandleCertificate(unsent).error().code(),
+            core::Status::Code::kRefused);
+
+  auto cert = MakeEpochCertificate(p, votes, committee);
+  ASSERT_TRUE(cert.has_value()) << cert.error().ToString();
+  // Too few signers, or a proposal altered after signing, do not verify.
+  EpochCertificate short_cert = *cert;
+  short_cert.signers[2] = false;
+  EXPECT_FALSE(VerifyEpochCertificate(short_cert, committee, Net()).ok());
+  EpochCertificate altered = *cert;
+  altered.proposal.checkpoint.certificates = 1;
+  altered.proposal.hash = crypto::Sha256Of(EpochProposalBytes(altered.proposal, Net()));
+  EXPECT_FALSE(VerifyEpochCertificate(altered, committee, Net()).ok());
+
+  for (int a : {0, 1, 2})
+    ASSERT_EQ(authorities_[a]->HandleEpochCertificate(*cert).value(), ApplyOutcome::kApplied);
+  // The laggard first applies what the checkpoint holds, then follows.
+  auto behind = authorities_[3]->HandleEpochCertificate(*cert);
+  ASSERT_FALSE(behind.has_value());
+  EXPECT_EQ(behind.error().code(), core::Status::Code::kNotFound) << behind.error().ToString();
+  ASSERT_TRUE(authorities_[3]->HandleCertificate(lagging).has_value());
+  ASSERT_EQ(authorities_[3]->HandleEpochCertificate(*cert).value(), ApplyOutcome::kApplied);
+  EXPECT_EQ(authorities_[3]->HandleEpochCertificate(*cert).value(), ApplyOutcome::kAlreadyApplied);
+  for (auto& a : authorities_) EXPECT_EQ(a->epoch(), 1u);
+
+  // Epoch 1. Orders and certificates of epoch 0 are void...
+  EXPECT_EQ(authorities_[0]->HandleOrder(Transfer(2, 3, 10, 0)).error().code(),
+            core::Status::Code::kInvalidArgument);
+  EXPECT_EQ(authorities_[0]->HandleCertificate(unsent).error().code(),
+            core::Status::Code::kRefused);
+  // ...the equivocator signs its seq 0 again, and so does the vanished client.
+  for (auto [from, to] : {std::pair{2, 3}, std::pair{7, 8}}) {
+    const SignedOrder again = Transfer(from, to, 10, 0, "", 1, 1);
+    std::vector<Vote> v1;
+    for (auto& a : authorities_) {
+      auto v = a->HandleOrder(again);
+      ASSERT_TRUE(v.has_value()) << v.error().ToString();
+      v1.push_back(*v);
+    }
+    auto c1 = MakeCertificate(again, v1, committee.AtEpoch(1));
+    ASSERT_TRUE(c1.has_value()) << c1.error().ToString();
+    for (auto& a : authorities_) ASSERT_TRUE(a->HandleCertificate(*c1).has_value());
+  }
+  // ...and the split period is refunded by every authority now.
+  const Settlement refund1 = MakeSettlement(id, 1, SettleKind::kRefund, 1, "", "", Net());
+  std::vector<Vote> rv;
+  for (auto& a : authorities_) {
+    auto v = a->HandleSettlement(refund1);
+    ASSERT_TRUE(v.has_value()) << v.error().ToString();
+    rv.push_back(*v);
+  }
+  auto rc = MakeSettleCertificate(refund1, rv, committee.AtEpoch(1));
+  ASSERT_TRUE(rc.has_value());
+  for (auto& a : authorities_) ASSERT_TRUE(a->HandleSettleCertificate(*rc).has_value());
+  for (size_t a = 0; a < authorities_.size(); ++a) {
+    EXPECT_EQ(Balance(a, Pub(KeyOf(0))), 1000 - 300 - 1 + 100);
+    EXPECT_EQ(Balance(a, Pub(KeyOf(2))), 1000 - 10 - 1);
+    EXPECT_EQ(Balance(a, Pub(KeyOf(8))), 1000 + 10);
+  }
+  ExpectConserved();
+  // The epoch survives a restart, and the certificate is served to peers.
+  authorities_[2].reset();
+  authorities_[2] = OpenAuthority(2);
+  EXPECT_EQ(authorities_[2]->epoch(), 1u);
+  EXPECT_FALSE(authorities_[2]->GetEpochState()->sealed);
+  auto served = authorities_[2]->EpochCertificates(0);
+  ASSERT_TRUE(served && served->size() == 1u);
+  EXPECT_EQ((*served)[0], EncodeEpochCertificate(*cert, Net()));
+}
+
+TEST_F(EscrowTest, ACommitteeOfOneChangesEpochWithItsOwnSignature) {
+  Start(1);
+  ASSERT_TRUE(authorities_[0]->HandleCertificate(Certify(Transfer(0, 1, 5, 0), {0})).has_value());
+  ASSERT_TRUE(authorities_[0]->Seal(SignVote(SealItemHash(0, Net()), 0, 0, *keys_[0], Net())).ok());
+  auto st = authorities_[0]->GetEpochState();
+  ASSERT_TRUE(st.has_value());
+  const EpochProposal p =
+      MakeEpochProposal(0, authorities_[0]->committee(), policy_.version, st->checkpoint, Net());
+  auto v = authorities_[0]->HandleEpochProposal(p);
+  ASSERT_TRUE(v.has_value()) << v.error().ToString();
+  auto cert = MakeEpochCertificate(p, {*v}, authorities_[0]->committee());
+  ASSERT_TRUE(cert.has_value());
+  ASSERT_TRUE(authorities_[0]->HandleEpochCertificate(*cert).has_value());
+  EXPECT_EQ(authorities_[0]->epoch(), 1u);
+  EXPECT_TRUE(authorities_[0]->HandleOrder(Transfer(0, 1, 5, 1, "", 1, 1)).has_value());
+  ExpectConserved();
+}
+
+TEST_F(EscrowTest, EpochDecodersRefuseEveryTruncationAndRoundTrip) {
+  Start(4);
+  Checkpoint cp;
+  cp.certificates = 7;
+  cp.settlements = 2;
+  cp.state.fill(0x5a);
+  const EpochProposal p = MakeEpochProposal(3, authorities_[0]->committee(), 1, cp, Net());
+  const std::string bytes = EpochProposalBytes(p, Net());
+  EXPECT_EQ(bytes.size(), kEpochProposalWireBytes);
+  auto back = DecodeEpochProposal(bytes, Net());
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  EXPECT_EQ(back->hash, p.hash);
+  EXPECT_EQ(back->checkpoint, cp);
+  for (size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_FALSE(DecodeEpochProposal(bytes.substr(0, n), Net()).has_value()) << n;
+  EXPECT_FALSE(DecodeEpochProposal(bytes + "x", Net()).has_value());
+  // A next epoch that does not follow.
+  EpochProposal skip = p;
+  skip.next_epoch = 5;
+  EXPECT_FALSE(DecodeEpochProposal(EpochProposalBytes(skip, Net()), Net()).has_value());
+  // Another network.
+  crypto::Hash other = Net();
+  other[0] ^= 1;
+  EXPECT_FALSE(DecodeEpochProposal(bytes, other).has_value());
 }
 
 }  // namespace

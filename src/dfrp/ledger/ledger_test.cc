@@ -12,6 +12,7 @@
 
 #include "dfrp/economy/policy.h"
 #include "dfrp/ledger/authority.h"
+#include "dfrp/ledger/epoch.h"
 #include "dfrp/ledger/escrow.h"
 #include "dfrp/ledger/ledger_test_util.h"
 #include "dfrp/ledger/messages.h"
@@ -389,6 +390,18 @@ TEST(LedgerSeeds, Write) {
   put("settle_certificate", 4,
       EncodeSettleCertificate(*MakeSettleCertificate(refund, refund_votes, c), net));
   put("beacon", 5, beacon);
+  // An epoch proposal and its certificate.
+  Checkpoint cp;
+  cp.certificates = 9;
+  cp.settlements = 2;
+  cp.state.fill(0x42);
+  const EpochProposal ep = MakeEpochProposal(0, c, 1, cp, net);
+  std::vector<Vote> epoch_votes;
+  for (int a = 0; a < 3; ++a)
+    epoch_votes.push_back(SignVote(ep.hash, 0, static_cast<uint32_t>(a), KeyOf(100 + a), net));
+  put("epoch_proposal", 6, EpochProposalBytes(ep, net));
+  put("epoch_certificate", 7,
+      EncodeEpochCertificate(*MakeEpochCertificate(ep, epoch_votes, c), net));
 }
 }  // namespace
 }  // namespace dfrp::ledger

@@ -84,8 +84,9 @@ class LedgerTest : public ::testing::Test {
   const crypto::Hash& Net() const { return policy_.network_id; }
 
   SignedOrder Transfer(int from, int to, uint64_t amount, uint64_t seq, std::string memo = "",
-                       uint64_t fee = 1) {
+                       uint64_t fee = 1, uint64_t epoch = 0) {
     Order o;
+    o.epoch = epoch;
     o.sender = Pub(KeyOf(from));
     o.seq = seq;
     o.fee = fee;

@@ -173,6 +173,12 @@ class Committee {
       uint64_t epoch,
       const std::vector<std::pair<std::string, std::string>>& public_key_and_pop_hex);
   uint64_t epoch() const { return epoch_; }
+  // The same members in another epoch (the committee does not change at an epoch change yet).
+  Committee AtEpoch(uint64_t epoch) const {
+    Committee c = *this;
+    c.epoch_ = epoch;
+    return c;
+  }
   size_t size() const { return keys_.size(); }
   // f = floor((n - 1) / 3) faults tolerated; a quorum is n - f (2f + 1 when n = 3f + 1).
   size_t faults() const { return (keys_.size() - 1) / 3; }

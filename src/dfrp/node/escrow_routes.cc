@@ -245,6 +245,9 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
          auto seq = UintField(j, "seq");
          auto amount = UintField(j, "amount_base_units");
          if (!seq) return ApiResponse::Error(seq.error());
+         // The committee epoch the payer's order is for (0 when not given).
+         auto epoch = j.contains("epoch") ? UintField(j, "epoch") : core::Result<uint64_t>(0);
+         if (!epoch) return ApiResponse::Error(epoch.error());
          if (!amount || *amount == 0)
            return ApiResponse::Error(
                Status::InvalidArgument("\"amount_base_units\" must be more than 0"));
@@ -282,7 +285,7 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
                core::ToHex(terms->root), terms->size, terms->leaf_size)));
          const ledger::KeyBytes provider = key->GetPublicKey().bytes();
          const std::string bytes = ledger::AcceptanceSigningBytes(
-             payer->bytes(), *seq, 0, provider, *amount, *terms, node->policy().network_id);
+             payer->bytes(), *seq, *epoch, provider, *amount, *terms, node->policy().network_id);
          const ledger::SigBytes sig = key->Sign(core::AsBytes(bytes)).bytes();
          return ApiResponse::Json(200, json{{"provider", wallet::AddressOf(key->GetPublicKey())},
                                             {"acceptance", core::ToHex(sig)},

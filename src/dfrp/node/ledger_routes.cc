@@ -13,11 +13,17 @@
 //   GET  /v1/ledger/equivocations          the proofs kept
 //   GET  /v1/ledger/committee              epoch, members, quorum, this authority's index
 //   GET  /v1/ledger/supply                 the supply and whether the balances sum to it
+//   POST /v1/ledger/epoch/seal             {"seal": HEX}: a member's seal of the epoch
+//   GET  /v1/ledger/epoch                  epoch, sealed, the proposal voted for, checkpoint
+//   POST /v1/ledger/epoch/proposals        {"proposal": HEX}: this authority's vote for it
+//   POST /v1/ledger/epoch/certificates     {"certificate": HEX}: the next epoch begins here
+//   GET  /v1/ledger/epochs[?after=E]       the epoch certificates applied, after epoch E
 //
 // Orders and certificates are verified (BLS) and synced to disk: the verify lane.
 #include <fmt/format.h>
 
 #include "dfrp/ledger/client.h"
+#include "dfrp/ledger/epoch.h"
 #include "dfrp/ledger/messages.h"
 #include "dfrp/node/routes.h"
 #include "dfrp/wallet/address.h"
@@ -55,6 +61,9 @@ core::Result<uint64_t> DecimalParam(const std::string& v, std::string_view what)
 namespace {
 
 constexpr size_t kMaxCertificatesPerAnswer = 1000;
+
+void AddEpochRoutes(Node* node, std::vector<RouteSpec>* t);
+nlohmann::json EpochStateJson(const ledger::EpochState& st, uint32_t index);
 
 core::Result<ledger::KeyBytes> KeyOfAddress(const std::string& address) {
   if (address == "committee") return ledger::kCommitteeAccount;
@@ -227,12 +236,13 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                  const size_t n = committee.size();
                  const size_t f = n == 0 ? 0 : (n - 1) / 3;
                  return ApiResponse::Json(
-                     200, json{{"epoch", 0},
-                               {"members", members},
-                               {"quorum", n - f},
-                               {"network_id", core::ToHex(node->policy().network_id)},
-                               {"this_authority",
-                                node->authority() ? json(node->authority()->index()) : json()}});
+                     200,
+                     json{{"epoch", node->authority() ? json(node->authority()->epoch()) : json()},
+                          {"members", members},
+                          {"quorum", n - f},
+                          {"network_id", core::ToHex(node->policy().network_id)},
+                          {"this_authority",
+                           node->authority() ? json(node->authority()->index()) : json()}});
                }});
   // This node's place in the ledger, for the dashboard (served by any node): its wallet's
   // balance as the committee reports it, its escrows as a provider, and, on an authority, what
@@ -268,6 +278,7 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                        equivocations.push_back(
                            {{"sender", ledger::AddressOfKey(e.sender)}, {"seq", e.seq}});
                    authority = json{{"index", a->index()},
+                                    {"epoch", a->epoch()},
                                     {"certificates_applied", applied ? *applied : 0},
                                     {"conserved", s.ok()},
                                     {"problem", s.ok() ? json() : json(s.message())},
@@ -298,7 +309,107 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                                                {"problem", s.ok() ? json() : json(s.message())},
                                                {"certificates_applied", applied ? *applied : 0}});
                }});
+  AddEpochRoutes(node, &t);
   return t;
 }
+
+namespace {
+
+void AddEpochRoutes(Node* node, std::vector<RouteSpec>* t) {
+  t->push_back({.methods = "POST",
+                .pattern = "/v1/ledger/epoch/seal",
+                .body = BodyKind::kJson,
+                .lane = Lane::kVerify,
+                .handler = [node](const ApiRequest& r) {
+                  auto a = LedgerAuthority(node);
+                  if (!a) return ApiResponse::Error(a.error());
+                  auto wire = HexField(r.body, "seal");
+                  if (!wire) return ApiResponse::Error(wire.error());
+                  auto seal = ledger::DecodeVote(*wire);
+                  if (!seal) return ApiResponse::Error(seal.error());
+                  if (Status s = (*a)->Seal(*seal); !s.ok()) return ApiResponse::Error(s);
+                  return ApiResponse::Json(200, json{{"epoch", (*a)->epoch()}, {"sealed", true}});
+                }});
+  t->push_back({.methods = "GET",
+                .pattern = "/v1/ledger/epoch",
+                .lane = Lane::kRead,
+                .handler = [node](const ApiRequest&) {
+                  auto a = LedgerAuthority(node);
+                  if (!a) return ApiResponse::Error(a.error());
+                  auto st = (*a)->GetEpochState();
+                  if (!st) return ApiResponse::Error(st.error());
+                  return ApiResponse::Json(200, EpochStateJson(*st, (*a)->index()));
+                }});
+  t->push_back({.methods = "POST",
+                .pattern = "/v1/ledger/epoch/proposals",
+                .body = BodyKind::kJson,
+                .lane = Lane::kVerify,
+                .handler = [node](const ApiRequest& r) {
+                  auto a = LedgerAuthority(node);
+                  if (!a) return ApiResponse::Error(a.error());
+                  auto wire = HexField(r.body, "proposal");
+                  if (!wire) return ApiResponse::Error(wire.error());
+                  auto p = ledger::DecodeEpochProposal(*wire, (*a)->network_id());
+                  if (!p) return ApiResponse::Error(p.error());
+                  auto vote = (*a)->HandleEpochProposal(*p);
+                  if (!vote) return ApiResponse::Error(vote.error());
+                  return ApiResponse::Json(200,
+                                           json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
+                                                {"authority", vote->authority},
+                                                {"proposal_hash", core::ToHex(p->hash)}});
+                }});
+  t->push_back(
+      {.methods = "POST",
+       .pattern = "/v1/ledger/epoch/certificates",
+       .body = BodyKind::kJson,
+       .lane = Lane::kVerify,
+       .handler = [node](const ApiRequest& r) {
+         auto a = LedgerAuthority(node);
+         if (!a) return ApiResponse::Error(a.error());
+         auto wire = HexField(r.body, "certificate");
+         if (!wire) return ApiResponse::Error(wire.error());
+         auto c = ledger::DecodeEpochCertificate(*wire, (*a)->network_id());
+         if (!c) return ApiResponse::Error(c.error());
+         auto outcome = (*a)->HandleEpochCertificate(*c);
+         if (!outcome) return ApiResponse::Error(outcome.error());
+         return ApiResponse::Json(
+             200, json{{"outcome",
+                        *outcome == ledger::ApplyOutcome::kApplied ? "applied" : "already_applied"},
+                       {"epoch", (*a)->epoch()}});
+       }});
+  t->push_back({.methods = "GET",
+                .pattern = "/v1/ledger/epochs",
+                .lane = Lane::kRead,
+                .handler = [node](const ApiRequest& r) {
+                  auto a = LedgerAuthority(node);
+                  if (!a) return ApiResponse::Error(a.error());
+                  uint64_t after = 0;
+                  if (auto it = r.route.query.find("after"); it != r.route.query.end()) {
+                    auto v = DecimalParam(it->second, "after=");
+                    if (!v) return ApiResponse::Error(v.error());
+                    after = *v;
+                  }
+                  auto certs = (*a)->EpochCertificates(after);
+                  if (!certs) return ApiResponse::Error(certs.error());
+                  json list = json::array();
+                  for (const auto& c : *certs) list.push_back(core::ToHex(c));
+                  return ApiResponse::Json(
+                      200,
+                      json{{"after", after}, {"epoch", (*a)->epoch()}, {"certificates", list}});
+                }});
+}
+
+json EpochStateJson(const ledger::EpochState& st, uint32_t index) {
+  return json{{"authority", index},
+              {"epoch", st.epoch},
+              {"sealed", st.sealed},
+              {"voted", st.voted ? json(core::ToHex(*st.voted)) : json()},
+              {"checkpoint",
+               {{"certificates", st.checkpoint.certificates},
+                {"settlements", st.checkpoint.settlements},
+                {"state", core::ToHex(st.checkpoint.state)}}}};
+}
+
+}  // namespace
 
 }  // namespace dfrp::node

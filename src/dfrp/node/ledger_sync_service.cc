@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "dfrp/ledger/epoch.h"
 #include "dfrp/ledger/escrow.h"
 #include "dfrp/node/node.h"
 #include "dfrp/node/routes.h"
@@ -40,6 +41,7 @@ void LedgerSyncService::Tick() {
     }
     // Orders first: an escrow's opening is applied before its settlements are tried.
     if (Pull(peer, false, &p)) (void)Pull(peer, true, &p);
+    PullEpochs(peer, &p);
     core::MutexLock lock(&mu_);
     peers_[peer] = std::move(p);
   }
@@ -104,8 +106,10 @@ bool LedgerSyncService::Pull(size_t peer, bool settle, Peer* p) {
           }
         }
       }
+      // Refused: a certificate of a closed epoch that its checkpoint does not hold (void),
+      // never to be applied here either.
       if (s.ok() || s.code() == Status::Code::kInvalidArgument ||
-          s.code() == Status::Code::kCorruption) {
+          s.code() == Status::Code::kCorruption || s.code() == Status::Code::kRefused) {
         if (!s.ok() || applied_now) CountLedgerApply(node_->metrics(), kind, s, applied_now);
         if (applied_now) ++p->applied;
         if (!s.ok()) {
@@ -131,6 +135,30 @@ bool LedgerSyncService::Pull(size_t peer, bool settle, Peer* p) {
   return true;
 }
 
+void LedgerSyncService::PullEpochs(size_t peer, Peer* p) {
+  ledger::Authority* a = node_->authority();
+  auto got = client_.Get(peer, fmt::format("/v1/ledger/epochs?after={}", a->epoch()));
+  if (!got) return;  // the log pulls above say why
+  if (got->contains("epoch") && (*got)["epoch"].is_number_unsigned())
+    p->epoch = (*got)["epoch"].get<uint64_t>();
+  const json* list = got->contains("certificates") ? &(*got)["certificates"] : nullptr;
+  if (!list || !list->is_array()) return;
+  for (const json& item : *list) {
+    auto bytes = item.is_string() ? core::FromHex(item.get<std::string>()) : std::nullopt;
+    auto c = bytes ? ledger::DecodeEpochCertificate(*bytes, a->network_id())
+                   : core::Result<ledger::EpochCertificate>(core::Err(
+                         Status::InvalidArgument("an epoch certificate that is not hex")));
+    auto r = c ? a->HandleEpochCertificate(*c)
+               : core::Result<ledger::ApplyOutcome>(core::Err(c.error()));
+    if (!r) {
+      // NotFound: not caught up with its checkpoint yet (the next ticks pull the rest).
+      if (r.error().code() != Status::Code::kNotFound) ++p->rejected;
+      p->last_error = fmt::format("its epoch certificates: {}", r.error().message());
+      return;
+    }
+  }
+}
+
 json LedgerSyncService::Json() const {
   core::MutexLock lock(&mu_);
   json peers = json::array();
@@ -143,6 +171,7 @@ json LedgerSyncService::Json() const {
                      {"settlement_log_read", p.settle_next - 1},
                      {"applied", p.applied},
                      {"rejected", p.rejected},
+                     {"epoch", p.epoch},
                      {"last_error", p.last_error.empty() ? json() : json(p.last_error)}});
   }
   return json{{"tick_ms", ticker_.period_ms()}, {"last_check_ms", last_tick_ms_}, {"peers", peers}};

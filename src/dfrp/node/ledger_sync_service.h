@@ -52,12 +52,16 @@ class LedgerSyncService {
     uint64_t settle_next = 1;  // likewise for its settlement log
     uint64_t applied = 0;      // entries applied here that this peer supplied
     uint64_t rejected = 0;     // entries that did not decode or verify
+    uint64_t epoch = 0;        // the epoch it reported last
     std::string last_error;
   };
   void Tick() EXCLUDES(mu_);
   // Reads one of the peer's logs from `*next` on, page by page (at most a few per tick);
   // returns false when the peer could not be read.
   bool Pull(size_t peer, bool settle, Peer* p) EXCLUDES(mu_);
+  // Applies the epoch certificates the peer has past this authority's epoch, in order (one
+  // whose checkpoint this authority has not reached yet waits for the next tick).
+  void PullEpochs(size_t peer, Peer* p) EXCLUDES(mu_);
 
   Node* const node_;
   ledger::LedgerClient client_;

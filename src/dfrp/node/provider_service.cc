@@ -34,6 +34,8 @@ void ProviderService::Tick() {
   const int64_t refresh_ms =
       std::min<int64_t>(5000, int64_t{node_->policy().storage.answer_window_seconds} * 1000 / 3);
   if (fetched_ms_ < 0 || now - fetched_ms_ >= refresh_ms) {
+    // The epoch releases are signed for (it changes only at an epoch change).
+    (void)client_.RefreshEpoch();
     auto fresh = client_.OpenEscrows(address_);
     if (!fresh) {
       core::MutexLock lock(&mu_);
