@@ -4,7 +4,9 @@
 // After the cut the authority must reopen and have lost nothing it answered before the cut:
 // every certificate it reported applied is applied, every vote it gave is backed by its lock
 // (the same order gets the same vote, a different one for that (sender, seq) is refused), every
-// settlement vote by its settle lock, and the supply is conserved.
+// settlement vote by its settle lock, and the supply is conserved. Then the epoch change: a
+// seal answered stays sealed, a vote for the next epoch stays the only one, an applied epoch
+// certificate stays applied.
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -13,6 +15,7 @@
 
 #include "dfrp/core/sqlite_power_cut_test_util.h"
 #include "dfrp/crypto/merkle.h"
+#include "dfrp/ledger/epoch.h"
 #include "dfrp/ledger/escrow.h"
 #include "dfrp/ledger/ledger_test_util.h"
 #include "dfrp/storage/proof.h"
@@ -33,6 +36,9 @@ struct Answered {
   std::vector<Certificate> applied;      // HandleCertificate returned a value
   std::vector<Settlement> settle_voted;  // a settlement vote came back
   std::vector<SettleCertificate> settled;
+  bool sealed = false;                       // Seal returned OK
+  std::optional<EpochProposal> epoch_voted;  // HandleEpochProposal returned a vote
+  bool epoch_applied = false;                // HandleEpochCertificate returned a value
 };
 
 class LedgerPowerCutTest : public LedgerTest {
@@ -110,7 +116,20 @@ class LedgerPowerCutTest : public LedgerTest {
                                Net())))
       return out;
     clock_.SetMillis(WindowOf(id, o.escrow.terms, 1, policy_.storage).refund_ms);
-    settle(MakeSettlement(id, 1, SettleKind::kRefund, 0, "", "", Net()));
+    if (!settle(MakeSettlement(id, 1, SettleKind::kRefund, 0, "", "", Net()))) return out;
+    // The epoch change, as its only member.
+    if (!a.Seal(SignVote(SealItemHash(0, Net()), 0, 0, *keys_[0], Net())).ok()) return out;
+    out.sealed = true;
+    auto st = a.GetEpochState();
+    if (!st) return out;
+    const EpochProposal p =
+        MakeEpochProposal(0, a.committee(), policy_.version, st->checkpoint, Net());
+    auto vote = a.HandleEpochProposal(p);
+    if (!vote) return out;
+    out.epoch_voted = p;
+    auto cert = MakeEpochCertificate(p, {*vote}, a.committee());
+    if (!cert || !a.HandleEpochCertificate(*cert)) return out;
+    out.epoch_applied = true;
     return out;
   }
 };
@@ -187,6 +206,25 @@ TEST_F(LedgerPowerCutTest, NothingAnsweredIsLostAtAnySyncPoint) {
                                                       SettleKind::kRefund, 0, "", "", Net()));
       ASSERT_FALSE(refund.has_value()) << at << ": a release vote's lock is gone";
       EXPECT_NE(refund.error().message().find("never votes both"), std::string::npos) << at;
+    }
+    auto st = a.GetEpochState();
+    ASSERT_TRUE(st.has_value()) << at << ": " << st.error().ToString();
+    if (got.epoch_applied) EXPECT_EQ(st->epoch, 1u) << at << ": an applied epoch change was lost";
+    if (st->epoch == 0) {
+      if (got.sealed) {
+        EXPECT_TRUE(st->sealed) << at << ": an answered seal was lost";
+        auto busy = a.HandleOrder(Transfer(2, 0, 1, 0));
+        ASSERT_FALSE(busy.has_value()) << at << ": a sealed authority voted";
+        EXPECT_EQ(busy.error().code(), core::Status::Code::kBusy) << at;
+      }
+      if (got.epoch_voted) {
+        ASSERT_TRUE(st->voted.has_value()) << at << ": a vote for the next epoch was lost";
+        EXPECT_EQ(*st->voted, got.epoch_voted->hash) << at;
+        EpochProposal other = *got.epoch_voted;
+        other.checkpoint.certificates += 1;
+        other.hash = crypto::Sha256Of(EpochProposalBytes(other, Net()));
+        EXPECT_FALSE(a.HandleEpochProposal(other).has_value()) << at << ": voted twice";
+      }
     }
   }
   EXPECT_GE(cuts, 15) << "the run must sync at every commit";
