@@ -384,13 +384,22 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
   auto acct = AccountLocked(o.sender);
   if (!acct) return Err(fail(acct.error()));
   if (o.seq < acct->next_seq) {
-    SqlStmt st(db_, "SELECT order_hash FROM certificates WHERE sender = ?1 AND seq = ?2");
+    SqlStmt st(db_, "SELECT order_hash, cert FROM certificates WHERE sender = ?1 AND seq = ?2");
     st.BindBlob(1, View(o.sender)).Bind(2, static_cast<int64_t>(o.seq));
     crypto::Hash applied{};
     if (st.Step() != SQLITE_ROW || !ToArray(st.Blob(0), &applied))
       return Err(fail(SqlError("reading an applied certificate")));
+    const auto applied_cert = DecodeCertificate(st.Blob(1), network_id());
     (void)Exec("ROLLBACK");
     if (applied == cert.order.hash) return ApplyOutcome::kAlreadyApplied;
+    // Certified in another epoch than the applied one: a certificate of a closed epoch that
+    // its checkpoint did not hold (its sender signed that seq again later), not a conflict.
+    if (applied_cert && applied_cert->epoch != cert.epoch)
+      return Err(Status::Refused(fmt::format(
+          "certificate for order {}: certified in epoch {}, which closed without it; sequence "
+          "number {} of {} holds order {} of epoch {}: it is void",
+          core::ToHex(cert.order.hash), cert.epoch, o.seq, AddressOfKey(o.sender),
+          core::ToHex(applied), applied_cert->epoch)));
     return Err(Status::Corruption(fmt::format(
         "ALARM: certificate for order {} of {} at sequence number {}, where order {} is "
         "certified already: two certificates for one (sender, seq) mean more than f "
@@ -684,8 +693,21 @@ Result<ApplyOutcome> Authority::HandleSettleCertificate(const SettleCertificate&
         "{}: certified for a period past the escrow's {}", what, (*e)->terms.periods))));
   for (const auto& p : (*e)->settled)
     if (p.period == s.period) {
+      std::optional<uint64_t> applied_epoch;
+      if (p.kind != s.kind) {
+        SqlStmt st(db_, "SELECT cert FROM settlements WHERE escrow_id = ?1 AND period = ?2");
+        st.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
+        if (st.Step() == SQLITE_ROW)
+          if (auto applied = DecodeSettleCertificate(st.Blob(0), network_id()))
+            applied_epoch = applied->epoch;
+      }
       (void)Exec("ROLLBACK");
       if (p.kind == s.kind) return ApplyOutcome::kAlreadyApplied;
+      if (applied_epoch && *applied_epoch != c.epoch)
+        return Err(Status::Refused(fmt::format(
+            "{}: certified in epoch {}, which closed without it; the period was {}d in epoch {}: "
+            "it is void",
+            what, c.epoch, SettleKindName(p.kind), *applied_epoch)));
       return Err(Status::Corruption(fmt::format(
           "ALARM: {} certified, where the period was {}d already: more than f authorities are "
           "faulty",

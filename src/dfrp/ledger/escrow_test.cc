@@ -625,6 +625,12 @@ TEST_F(EscrowTest, TheEpochChangeUnfreezesAnEquivocatorAndSettlesASplitPeriod) {
     ASSERT_TRUE(c1.has_value()) << c1.error().ToString();
     for (auto& a : authorities_) ASSERT_TRUE(a->HandleCertificate(*c1).has_value());
   }
+  // The held-back certificate, now that its sequence number holds the order signed again: void,
+  // not an alarm (two certificates of different epochs).
+  auto late = authorities_[1]->HandleCertificate(unsent);
+  ASSERT_FALSE(late.has_value());
+  EXPECT_EQ(late.error().code(), core::Status::Code::kRefused) << late.error().ToString();
+  EXPECT_NE(late.error().message().find("void"), std::string::npos) << late.error().ToString();
   // ...and the split period is refunded by every authority now.
   const Settlement refund1 = MakeSettlement(id, 1, SettleKind::kRefund, 1, "", "", Net());
   std::vector<Vote> rv;
@@ -636,6 +642,17 @@ TEST_F(EscrowTest, TheEpochChangeUnfreezesAnEquivocatorAndSettlesASplitPeriod) {
   auto rc = MakeSettleCertificate(refund1, rv, committee.AtEpoch(1));
   ASSERT_TRUE(rc.has_value());
   for (auto& a : authorities_) ASSERT_TRUE(a->HandleSettleCertificate(*rc).has_value());
+  // A release of that period certified in epoch 0 (by a quorum that included a faulty
+  // authority's second vote, say) comes too late: void, not an alarm.
+  std::vector<Vote> old_votes;
+  for (uint32_t a = 0; a < 3; ++a)
+    old_votes.push_back(SignVote(release.hash, 0, a, *keys_[a], Net()));
+  auto old_release = MakeSettleCertificate(release, old_votes, committee);
+  ASSERT_TRUE(old_release.has_value());
+  auto void_release = authorities_[0]->HandleSettleCertificate(*old_release);
+  ASSERT_FALSE(void_release.has_value());
+  EXPECT_EQ(void_release.error().code(), core::Status::Code::kRefused)
+      << void_release.error().ToString();
   for (size_t a = 0; a < authorities_.size(); ++a) {
     EXPECT_EQ(Balance(a, Pub(KeyOf(0))), 1000 - 300 - 1 + 100);
     EXPECT_EQ(Balance(a, Pub(KeyOf(2))), 1000 - 10 - 1);
