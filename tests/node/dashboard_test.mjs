@@ -242,6 +242,9 @@ async function CheckLedger(page, base) {
     conserved: document.getElementById('ledger-conserved').dataset.conserved,
     equivocations: document.getElementById('ledger-equivocation-count').dataset.count,
     authorityShown: !document.getElementById('ledger-authority').hidden,
+    payoutBuckets: document.getElementById('ledger-payouts-totals').dataset.buckets,
+    payoutsEmptyShown: !document.getElementById('ledger-payouts-empty').hidden,
+    payoutsChartShown: !document.getElementById('ledger-payouts-chart').hidden,
   }));
   Check('ledger: the wallet and its balance as the committee reports them',
         api.wallet && !api.wallet.error && shown.empty &&
@@ -253,6 +256,11 @@ async function CheckLedger(page, base) {
         shown.conserved === 'true' && api.authority.conserved === true &&
         shown.equivocations === String(api.authority.equivocations.length),
         `page ${JSON.stringify(shown)}, API ${JSON.stringify(api.authority)}`);
+  const buckets = (api.authority && api.authority.payouts || []).length;
+  Check('ledger: payouts by period as the API lists them (the chart, or the empty note)',
+        shown.payoutBuckets === String(buckets) && shown.payoutsChartShown === (buckets > 0) &&
+        shown.payoutsEmptyShown === (buckets === 0),
+        `page ${JSON.stringify(shown)}, API ${buckets} buckets`);
 }
 
 async function LoadPlaywright() {

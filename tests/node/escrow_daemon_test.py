@@ -197,6 +197,23 @@ def main():
           "again", rc == 0 and a.get("ok") is True and a.get("settlements") == 6 and
           a.get("releases_verified") == 3 and a.get("authorities_audited") == 4,
           (rc, out[-800:], err[-400:]))
+    # Payouts over time (the dashboard's chart): the same series at every authority, summing to
+    # what the escrows paid: 2.85 to the provider, 0.15 margin, 0.3 refunded, 3 and 3 periods.
+    series = []
+    for i in range(N):
+        st, _, nodeinfo = auths[i].json("GET", "/v1/ledger/node")
+        series.append(nodeinfo.get("authority", {}) if st == 200 else {})
+    pay = series[0].get("payouts", [])
+    tot = series[0].get("payout_totals", {})
+    check("/v1/ledger/node payouts: by period, 2.85 to providers, 0.15 margin, 0.3 refunded",
+          tot.get("to_providers_base_units") == 2_850_000_000 and
+          tot.get("margin_base_units") == 150_000_000 and
+          tot.get("refunded_base_units") == 300_000_000 and
+          sum(b["releases"] for b in pay) == 3 and sum(b["refunds"] for b in pay) == 3 and
+          sum(b["to_providers_base_units"] for b in pay) == 2_850_000_000 and
+          [b["start_unix"] for b in pay] == sorted(b["start_unix"] for b in pay), series[0])
+    check("... the same series at every authority",
+          all(s.get("payouts") == pay for s in series), [len(s.get("payouts", [])) for s in series])
     rc, out, err = ledger("--json", "supply")
     applied = [auths[i].metric('dfrp_ledger_certificates_applied_total{kind="settlement"}')
                for i in range(N)]

@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
+#include <map>
 
 #include "dfrp/core/file_system.h"
 #include "dfrp/core/sqlite_stmt.h"
@@ -837,6 +839,43 @@ Status Authority::CheckSupply() {
         "supply is {}",
         opt_.path, st.Int(0), st.Int(1), total, supply));
   return Status::OK();
+}
+
+Result<std::vector<PayoutBucket>> Authority::Payouts(uint32_t bucket_seconds, size_t limit) {
+  const int64_t bucket = std::max<int64_t>(1, bucket_seconds);
+  std::map<int64_t, PayoutBucket> by_start;
+  {
+    core::MutexLock lock(&mu_);
+    SqlStmt st(db_,
+               "SELECT s.period, s.kind, s.paid, s.margin, e.terms FROM settlements s JOIN "
+               "escrows e ON e.id = s.escrow_id");
+    int r;
+    while ((r = st.Step()) == SQLITE_ROW) {
+      auto terms = DecodeTerms(st.Blob(4));
+      if (!terms)
+        return Err(Status::Corruption(
+            fmt::format("ledger database {}: an escrow's terms are malformed", opt_.path)));
+      const int64_t began = static_cast<int64_t>(terms->start_unix) +
+                            st.Int(0) * static_cast<int64_t>(terms->period_seconds);
+      PayoutBucket& b = by_start[began - began % bucket];
+      b.start_unix = began - began % bucket;
+      const auto paid = static_cast<uint64_t>(st.Int(2));
+      const auto margin = static_cast<uint64_t>(st.Int(3));
+      if (st.Int(1) == static_cast<int64_t>(SettleKind::kRelease)) {
+        b.to_providers += paid - margin;
+        b.margin += margin;
+        ++b.releases;
+      } else {
+        b.refunded += paid;
+        ++b.refunds;
+      }
+    }
+    if (r != SQLITE_DONE) return Err(SqlError("reading settlements for payouts"));
+  }
+  std::vector<PayoutBucket> out;
+  for (const auto& [start, b] : by_start) out.push_back(b);
+  if (out.size() > limit) out.erase(out.begin(), out.end() - static_cast<ptrdiff_t>(limit));
+  return out;
 }
 
 Result<uint64_t> Authority::AppliedCount() {

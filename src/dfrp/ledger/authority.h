@@ -76,6 +76,15 @@ struct EscrowInfo {
   std::vector<PeriodSettled> settled;  // by period
 };
 
+// The settled periods whose period began in one bucket of time (docs/API.md,
+// /v1/ledger/node): what releases paid the providers, the owner's margin of them, and what
+// refunds returned to payers, in base units.
+struct PayoutBucket {
+  int64_t start_unix = 0;  // the bucket's first second
+  uint64_t to_providers = 0, margin = 0, refunded = 0;
+  uint32_t releases = 0, refunds = 0;
+};
+
 struct Equivocation {
   KeyBytes sender{};
   uint64_t seq = 0;
@@ -151,6 +160,11 @@ class Authority {
   // Ok when the balances and what is left in escrows sum to the genesis supply; Corruption
   // with the figures otherwise.
   core::Status CheckSupply() EXCLUDES(mu_);
+  // Every settled period by when it began (a bucket per `bucket_seconds`), the newest `limit`
+  // buckets, oldest first. Derived from the applied settlements alone, so every authority
+  // that applied the same ones reports the same.
+  core::Result<std::vector<PayoutBucket>> Payouts(uint32_t bucket_seconds, size_t limit = 120)
+      EXCLUDES(mu_);
   // How many certificates this authority has applied.
   core::Result<uint64_t> AppliedCount() EXCLUDES(mu_);
 

@@ -653,6 +653,15 @@ TEST_F(EscrowTest, TheEpochChangeUnfreezesAnEquivocatorAndSettlesASplitPeriod) {
   ASSERT_FALSE(void_release.has_value());
   EXPECT_EQ(void_release.error().code(), core::Status::Code::kRefused)
       << void_release.error().ToString();
+  // Payouts by period: the one refund, in the bucket of the period's start.
+  auto pay = authorities_[3]->Payouts(10);
+  ASSERT_TRUE(pay.has_value()) << pay.error().ToString();
+  ASSERT_EQ(pay->size(), 1u);
+  const int64_t began = static_cast<int64_t>(t.start_unix) + 10;
+  EXPECT_EQ((*pay)[0].start_unix, began - began % 10);
+  EXPECT_EQ((*pay)[0].refunded, 100u);
+  EXPECT_EQ((*pay)[0].refunds, 1u);
+  EXPECT_EQ((*pay)[0].to_providers + (*pay)[0].margin + (*pay)[0].releases, 0u);
   for (size_t a = 0; a < authorities_.size(); ++a) {
     EXPECT_EQ(Balance(a, Pub(KeyOf(0))), 1000 - 300 - 1 + 100);
     EXPECT_EQ(Balance(a, Pub(KeyOf(2))), 1000 - 10 - 1);

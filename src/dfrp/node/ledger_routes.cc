@@ -277,8 +277,35 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                      for (const auto& e : *eq)
                        equivocations.push_back(
                            {{"sender", ledger::AddressOfKey(e.sender)}, {"seq", e.seq}});
+                   json payouts = json::array();
+                   auto series = a->Payouts(p.storage.period_seconds);
+                   uint64_t to_providers = 0, margin = 0, refunded = 0;
+                   if (series)
+                     for (const auto& b : *series) {
+                       to_providers += b.to_providers;
+                       margin += b.margin;
+                       refunded += b.refunded;
+                       payouts.push_back({{"start_unix", b.start_unix},
+                                          {"to_providers", p.FormatAmount(b.to_providers)},
+                                          {"to_providers_base_units", b.to_providers},
+                                          {"margin", p.FormatAmount(b.margin)},
+                                          {"margin_base_units", b.margin},
+                                          {"refunded", p.FormatAmount(b.refunded)},
+                                          {"refunded_base_units", b.refunded},
+                                          {"releases", b.releases},
+                                          {"refunds", b.refunds}});
+                     }
                    authority = json{{"index", a->index()},
                                     {"epoch", a->epoch()},
+                                    {"payouts", payouts},
+                                    {"payout_bucket_seconds", p.storage.period_seconds},
+                                    {"payout_totals",
+                                     {{"to_providers", p.FormatAmount(to_providers)},
+                                      {"to_providers_base_units", to_providers},
+                                      {"margin", p.FormatAmount(margin)},
+                                      {"margin_base_units", margin},
+                                      {"refunded", p.FormatAmount(refunded)},
+                                      {"refunded_base_units", refunded}}},
                                     {"certificates_applied", applied ? *applied : 0},
                                     {"conserved", s.ok()},
                                     {"problem", s.ok() ? json() : json(s.message())},

@@ -667,12 +667,61 @@
       SetData(n, 'count', eq.length);
       document.getElementById('ledger-equivocations').replaceChildren(...eq.map((e) =>
         El('li', { 'data-sender': e.sender }, El('code', {}, e.sender), ` at seq ${e.seq}`)));
+      RenderPayouts(auth, l.currency);
       const peers = l.ledger_sync && Array.isArray(l.ledger_sync.peers) ? l.ledger_sync.peers : [];
       document.getElementById('ledger-peers').replaceChildren(...peers.map((p) =>
         El('li', { 'data-peer': p.authority }, `from authority ${p.authority}: `,
           `${p.applied} applied, ${p.rejected} rejected` +
           (p.last_error ? ` (${p.last_error})` : ''))));
     }
+  }
+
+  // Payouts over time: a stacked bar per period bucket (to providers, the owner's margin,
+  // refunds), oldest on the left, with the totals beneath.
+  function RenderPayouts(auth, currency) {
+    const buckets = Array.isArray(auth.payouts) ? auth.payouts : [];
+    const t = auth.payout_totals || {};
+    const totals = document.getElementById('ledger-payouts-totals');
+    SetData(totals, 'buckets', buckets.length);
+    SetData(totals, 'toProviders', t.to_providers_base_units);
+    SetData(totals, 'margin', t.margin_base_units);
+    SetData(totals, 'refunded', t.refunded_base_units);
+    document.getElementById('ledger-payouts-empty').hidden = buckets.length > 0;
+    const canvas = document.getElementById('ledger-payouts-chart');
+    canvas.hidden = buckets.length === 0;
+    SetText(totals, buckets.length === 0 ? '' :
+      `${t.to_providers} ${currency} to providers, ${t.margin} margin to the owner, ` +
+      `${t.refunded} refunded, over ${buckets.length} period(s) of ` +
+      `${auth.payout_bucket_seconds} s`);
+    if (buckets.length === 0) return;
+    const dpr = window.devicePixelRatio || 1;
+    const w = 320, h = 64;
+    if (canvas.width !== w * dpr) {
+      canvas.width = w * dpr;
+      canvas.height = h * dpr;
+      canvas.style.width = `${w}px`;
+      canvas.style.height = `${h}px`;
+    }
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const col = ChartColors(canvas);
+    ctx.strokeStyle = col.grid;
+    ctx.strokeRect(0.5, 0.5, w - 1, h - 1);
+    const parts = (b) => [Number(b.to_providers_base_units), Number(b.margin_base_units),
+      Number(b.refunded_base_units)];
+    const max = Math.max(1, ...buckets.map((b) => parts(b).reduce((x, y) => x + y, 0)));
+    const bw = Math.max(2, Math.floor((w - 4) / Math.max(buckets.length, 1)) - 1);
+    const colors = [col.read, col.write, col.grid];
+    buckets.forEach((b, i) => {
+      let y = h - 2;
+      parts(b).forEach((v, k) => {
+        const bh = (v / max) * (h - 4);
+        ctx.fillStyle = colors[k];
+        ctx.fillRect(2 + i * (bw + 1), y - bh, bw, bh);
+        y -= bh;
+      });
+    });
   }
 
   // The ledger view asks the committee for the wallet's balance: every fifth poll, not every.
