@@ -207,6 +207,14 @@ def main():
                             "5", "--seq", str(seq), "--offline", "-o", f"order-{name}.hex")
         check(f"order {name} signed offline at seq {seq}", rc == 0, err[-300:])
     order = {n: open(os.path.join(T, f"order-{n}.hex")).read().strip() for n in ("a", "b")}
+    # An order whose signature is another order's (a valid point that does not verify) is the
+    # caller's bad bytes: 422 integrity (exit 3), no lock taken.
+    mixed = order["a"][:-192] + order["b"][-192:]
+    st, _, v = daemons[0].json("POST", "/v1/ledger/orders", json.dumps({"order": mixed}))
+    check("an order with a signature that does not verify: 422 integrity, naming it",
+          st == 422 and v["error"]["code"] == "integrity" and v["error"]["exit_code"] == 3 and
+          "does not verify" in v["error"]["message"] and
+          account(0, "alice")["locked"] is None, (st, v))
     for i, n in ((0, "a"), (1, "a"), (2, "b"), (3, "b")):
         st, _, v = daemons[i].json("POST", "/v1/ledger/orders", json.dumps({"order": order[n]}))
         check(f"authority {i} votes for order {n}", st == 200 and "vote" in v, v)

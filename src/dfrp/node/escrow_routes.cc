@@ -140,7 +140,7 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
                        }
                        auto vote = a->HandleSettlement(*s);
                        CountLedgerVote(node->metrics(), kLedgerSettlement, vote.status());
-                       if (!vote) return ApiResponse::Error(vote.error());
+                       if (!vote) return LedgerRefusal(vote.error());
                        return ApiResponse::Json(
                            200, json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
                                      {"authority", vote->authority},
@@ -163,7 +163,7 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
                        auto outcome = a->HandleSettleCertificate(*c);
                        const bool now = outcome && *outcome == ledger::ApplyOutcome::kApplied;
                        CountLedgerApply(node->metrics(), kLedgerSettlement, outcome.status(), now);
-                       if (!outcome) return ApiResponse::Error(outcome.error());
+                       if (!outcome) return LedgerRefusal(outcome.error());
                        return ApiResponse::Json(
                            200, json{{"outcome", now ? "applied" : "already_applied"},
                                      {"settlement_hash", core::ToHex(c->settlement.hash)}});

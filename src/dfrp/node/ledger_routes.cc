@@ -26,6 +26,7 @@
 #include "dfrp/ledger/epoch.h"
 #include "dfrp/ledger/messages.h"
 #include "dfrp/node/routes.h"
+#include "dfrp/node/views.h"
 #include "dfrp/wallet/address.h"
 
 namespace dfrp::node {
@@ -49,6 +50,14 @@ core::Result<std::string> HexField(const std::string& body, const char* key) {
   auto bytes = core::FromHex(j[key].get<std::string>());
   if (!bytes) return core::Err(Status::InvalidArgument(fmt::format("\"{}\" is not hex", key)));
   return *bytes;
+}
+
+ApiResponse LedgerRefusal(const Status& s) {
+  const std::string& m = s.message();
+  if (s.code() == Status::Code::kCorruption && m.find("ALARM") == std::string::npos &&
+      !m.starts_with("ledger database"))
+    return ApiResponse::Json(422, ErrorJson(s));
+  return ApiResponse::Error(s);
 }
 
 core::Result<uint64_t> DecimalParam(const std::string& v, std::string_view what) {
@@ -98,7 +107,7 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                  }
                  auto vote = (*a)->HandleOrder(*order);
                  CountLedgerVote(node->metrics(), kLedgerOrder, vote.status());
-                 if (!vote) return ApiResponse::Error(vote.error());
+                 if (!vote) return LedgerRefusal(vote.error());
                  return ApiResponse::Json(200,
                                           json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
                                                {"authority", vote->authority},
@@ -122,7 +131,7 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
          auto outcome = (*a)->HandleCertificate(*cert);
          CountLedgerApply(node->metrics(), kLedgerOrder, outcome.status(),
                           outcome && *outcome == ledger::ApplyOutcome::kApplied);
-         if (!outcome) return ApiResponse::Error(outcome.error());
+         if (!outcome) return LedgerRefusal(outcome.error());
          return ApiResponse::Json(
              200, json{{"outcome",
                         *outcome == ledger::ApplyOutcome::kApplied ? "applied" : "already_applied"},
@@ -354,7 +363,7 @@ void AddEpochRoutes(Node* node, std::vector<RouteSpec>* t) {
                   if (!wire) return ApiResponse::Error(wire.error());
                   auto seal = ledger::DecodeVote(*wire);
                   if (!seal) return ApiResponse::Error(seal.error());
-                  if (Status s = (*a)->Seal(*seal); !s.ok()) return ApiResponse::Error(s);
+                  if (Status s = (*a)->Seal(*seal); !s.ok()) return LedgerRefusal(s);
                   return ApiResponse::Json(200, json{{"epoch", (*a)->epoch()}, {"sealed", true}});
                 }});
   t->push_back({.methods = "GET",
@@ -379,7 +388,7 @@ void AddEpochRoutes(Node* node, std::vector<RouteSpec>* t) {
                   auto p = ledger::DecodeEpochProposal(*wire, (*a)->network_id());
                   if (!p) return ApiResponse::Error(p.error());
                   auto vote = (*a)->HandleEpochProposal(*p);
-                  if (!vote) return ApiResponse::Error(vote.error());
+                  if (!vote) return LedgerRefusal(vote.error());
                   return ApiResponse::Json(200,
                                            json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
                                                 {"authority", vote->authority},
@@ -398,7 +407,7 @@ void AddEpochRoutes(Node* node, std::vector<RouteSpec>* t) {
          auto c = ledger::DecodeEpochCertificate(*wire, (*a)->network_id());
          if (!c) return ApiResponse::Error(c.error());
          auto outcome = (*a)->HandleEpochCertificate(*c);
-         if (!outcome) return ApiResponse::Error(outcome.error());
+         if (!outcome) return LedgerRefusal(outcome.error());
          return ApiResponse::Json(
              200, json{{"outcome",
                         *outcome == ledger::ApplyOutcome::kApplied ? "applied" : "already_applied"},

@@ -37,6 +37,11 @@ std::vector<RouteSpec> EscrowRoutes(Node* node);  // escrow_routes.cc
 // `key` of a JSON body, and a decimal u64 of a path or query (InvalidArgument naming `what`).
 core::Result<ledger::Authority*> LedgerAuthority(Node* node);
 core::Result<std::string> HexField(const std::string& body, const char* key);
+// The answer to a ledger message (an order, a certificate, a settlement, an epoch message)
+// that was refused: as ApiResponse::Error, except that a signature or aggregate of the
+// caller's that does not verify is 422 integrity (the caller's bad bytes), not 500; the
+// alarms and the database's own failures stay 500.
+ApiResponse LedgerRefusal(const core::Status& s);
 core::Result<uint64_t> DecimalParam(const std::string& text, std::string_view what);
 
 // Counts a ledger vote's outcome (a vote, a refusal, a rejected message) in the metrics.
