@@ -20,6 +20,19 @@ class Clock {
 // The process-wide real clock; never null, never freed.
 Clock* SystemClock();
 
+// Another clock's wall time shifted by a fixed offset (its monotonic reading unchanged): a
+// skewed node in tests (dfrpd's DFRP_TEST_CLOCK_OFFSET_MS).
+class OffsetClock final : public Clock {
+ public:
+  OffsetClock(const Clock* base, int64_t offset_ms) : base_(base), offset_ms_(offset_ms) {}
+  int64_t NowUnixMillis() const override { return base_->NowUnixMillis() + offset_ms_; }
+  int64_t NowMonotonicNanos() const override { return base_->NowMonotonicNanos(); }
+
+ private:
+  const Clock* const base_;
+  const int64_t offset_ms_;
+};
+
 // A clock that moves only when told to; for tests.
 class ManualClock final : public Clock {
  public:

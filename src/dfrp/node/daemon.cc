@@ -7,8 +7,11 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -151,6 +154,26 @@ int Serve(const Flags& flags, const core::NodeConfig& config, core::FileSystem* 
   nopt.config = config;
   nopt.store.fs = fs;
   nopt.store.clock = core::SystemClock();
+  // Tests only: a daemon whose wall clock runs ahead or behind (a skewed authority in
+  // tests/node/epoch_split_test.py). Said at start, loudly.
+  std::unique_ptr<core::OffsetClock> skewed;
+  if (const char* v = std::getenv("DFRP_TEST_CLOCK_OFFSET_MS")) {
+    int64_t ms = 0;
+    const std::string_view text(v);
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+    if (ec != std::errc() || end != text.data() + text.size() || ms < -86'400'000 ||
+        ms > 86'400'000)
+      return Fail(core::Status::InvalidArgument(fmt::format(
+          "DFRP_TEST_CLOCK_OFFSET_MS={:?} is not a number of milliseconds within a day (it is "
+          "for tests; unset it)",
+          text.substr(0, 32))));
+    skewed = std::make_unique<core::OffsetClock>(core::SystemClock(), ms);
+    nopt.store.clock = skewed.get();
+    std::fprintf(stderr,
+                 "dfrpd: WARNING: DFRP_TEST_CLOCK_OFFSET_MS=%lld: this daemon's clock is shifted "
+                 "(for tests only)\n",
+                 static_cast<long long>(ms));
+  }
   auto node = Node::Open(nopt);
   if (!node)
     return Fail(
