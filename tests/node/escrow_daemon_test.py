@@ -138,6 +138,21 @@ def main():
     def escrow(e):
         return auths[0].json("GET", f"/v1/ledger/escrows/{e['escrow_id']}")[2]
 
+    # While the periods pass, the provider's node lists its escrow with its periods.
+    def prov_escrow():
+        es = (prov.json("GET", "/v1/status")[2].get("escrows") or {}).get("escrows", [])
+        return next((x for x in es if x["id"] == e1.get("escrow_id")), None)
+
+    seen = poll(lambda: (prov_escrow() or {}).get("released", 0) >= 1, timeout=3 * PERIOD + 20,
+                interval=0.3)
+    pe = prov_escrow() or {}
+    check("the provider's /v1/status lists its escrow's periods: released (paid to it less the "
+          "margin), refunded, to come",
+          seen and pe.get("periods") == 3 and pe.get("refunded") == 0 and
+          pe.get("released", 0) + pe.get("to_come", 0) == 3 and
+          pe.get("paid_to_provider_base_units") == pe.get("released", 0) * 950_000_000 and
+          pe.get("shard_id") == w1["shard_id"], pe)
+
     # Three periods pass (real time: periods of 6 s).
     done = poll(lambda: len(escrow(e1).get("settled", [])) == 3, timeout=3 * PERIOD + 40,
                 interval=0.5)

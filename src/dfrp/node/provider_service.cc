@@ -45,6 +45,37 @@ void ProviderService::Tick() {
     }
     escrows_ = std::move(*fresh);
     fetched_ms_ = now;
+    const auto& p = node_->policy();
+    json periods = json::array();
+    for (const ledger::EscrowView& e : escrows_) {
+      if (e.provider != provider_) continue;
+      uint32_t released = 0, refunded = 0;
+      uint64_t to_me = 0, margin = 0;
+      for (const auto& [k, s] : e.settled) {
+        if (s.kind == ledger::SettleKind::kRelease) {
+          ++released;
+          to_me += s.paid - s.margin;
+          margin += s.margin;
+        } else {
+          ++refunded;
+        }
+      }
+      periods.push_back({{"id", HexId(e.id)},
+                         {"shard_id", e.terms.shard_id.ToString()},
+                         {"periods", e.terms.periods},
+                         {"released", released},
+                         {"refunded", refunded},
+                         {"to_come", e.terms.periods - released - refunded},
+                         {"paid_to_provider", p.FormatAmount(to_me)},
+                         {"paid_to_provider_base_units", to_me},
+                         {"margin", p.FormatAmount(margin)},
+                         {"remaining", p.FormatAmount(e.remaining)},
+                         {"remaining_base_units", e.remaining}});
+    }
+    {
+      core::MutexLock lock(&mu_);
+      escrow_periods_ = std::move(periods);
+    }
     now = node_->NowMs();
   }
   const std::vector<ledger::EscrowView>* escrows = &escrows_;
@@ -126,7 +157,8 @@ json ProviderService::Json() const {
               {"failures", failures_},
               {"last_error", last_error_.empty() ? json() : json(last_error_)},
               {"last_check_ms", last_tick_ms_},
-              {"last_outcome", outcomes}};
+              {"last_outcome", outcomes},
+              {"escrows", escrow_periods_}};
 }
 
 }  // namespace dfrp::node

@@ -72,6 +72,9 @@ class ProviderService {
   int64_t last_tick_ms_ GUARDED_BY(mu_) = 0;
   size_t open_escrows_ GUARDED_BY(mu_) = 0;
   std::map<std::string, std::string> last_outcome_ GUARDED_BY(mu_);  // by escrow id (hex)
+  // The escrows this node provides, as the committee reported them last: their periods
+  // released (paid), refunded and still to come.
+  nlohmann::json escrow_periods_ GUARDED_BY(mu_) = nlohmann::json::array();
   // The committee's list, asked again every third of an answer window (at most every 5 s):
   // new escrows are seen well inside their first window, without polling on every tick.
   std::vector<ledger::EscrowView> escrows_;  // the loop thread's only

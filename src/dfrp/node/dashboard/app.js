@@ -648,6 +648,13 @@
       SetText(document.getElementById('ledger-open'), prov.open_escrows);
       SetText(document.getElementById('ledger-releases'), prov.releases_sent);
       SetText(document.getElementById('ledger-failures'), prov.failures);
+      const escrows = Array.isArray(prov.escrows) ? prov.escrows : [];
+      document.getElementById('ledger-escrows').replaceChildren(...escrows.map((e) =>
+        El('li', { 'data-escrow': e.id, 'data-released': e.released, 'data-refunded': e.refunded },
+          El('code', {}, e.id.slice(0, 16)), ` shard ${e.shard_id.slice(0, 8)}: ${e.periods} periods, ` +
+          `${e.released} released (${e.paid_to_provider} ${l.currency} to this node, ` +
+          `${e.margin} margin), ${e.refunded} refunded, ${e.to_come} to come; ` +
+          `${e.remaining} ${l.currency} left`)));
       const outcomes = Object.entries(prov.last_outcome || {});
       document.getElementById('ledger-outcomes').replaceChildren(...outcomes.map(([id, o]) =>
         El('li', { 'data-escrow': id }, El('code', {}, id.slice(0, 16)), ' ',
