@@ -131,6 +131,21 @@ def main():
     listed = {e.get("id") for e in json.loads(out).get("escrows", [])} if rc == 0 else set()
     check("dfrp-wallet escrow list: the wallet's two open escrows",
           rc == 0 and {e1.get("escrow_id"), e2.get("escrow_id")} <= listed, out[-400:] + err[-300:])
+    # The listing comes a page at a time: ?limit=1 gives one escrow and where to go on.
+    st, _, p1 = auths[1].json("GET", f"/v1/ledger/escrows?party={addr['alice']}&limit=1")
+    st2, _, p2 = auths[1].json(
+        "GET", f"/v1/ledger/escrows?party={addr['alice']}&limit=1&after={p1.get('next_after')}")
+    st3, _, p3 = auths[1].json(
+        "GET", f"/v1/ledger/escrows?party={addr['alice']}&limit=1&after={p2.get('next_after')}")
+    check("GET /v1/ledger/escrows pages: one escrow per page of one, by id, then an empty page",
+          st == st2 == st3 == 200 and len(p1["escrows"]) == len(p2["escrows"]) == 1 and
+          p1["escrows"][0]["id"] < p2["escrows"][0]["id"] and
+          {p1["escrows"][0]["id"], p2["escrows"][0]["id"]} ==
+          {e1.get("escrow_id"), e2.get("escrow_id")} and p3["escrows"] == [] and
+          p3["next_after"] is None, (p1, p2, p3))
+    st, _, bad = auths[1].json("GET", f"/v1/ledger/escrows?party={addr['alice']}&after=zz")
+    check("... and a malformed after= is 400, naming it", st == 400 and "after=" in
+          bad["error"]["message"], bad)
     rc, _, err = ledger("escrow", "refund", e2.get("escrow_id", "00" * 32))
     check("escrow refund before any period is due exits 7, naming when",
           rc == 7 and "refundable" in err, (rc, err[-400:]))

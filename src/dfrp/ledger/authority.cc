@@ -537,12 +537,13 @@ Result<EscrowInfo> Authority::Escrow(const crypto::Hash& id) {
   return std::move(*e);
 }
 
-Result<std::vector<EscrowInfo>> Authority::OpenEscrows(const KeyBytes& party, size_t limit) {
+Result<std::vector<EscrowInfo>> Authority::OpenEscrows(const KeyBytes& party, size_t limit,
+                                                       const crypto::Hash& after) {
   core::MutexLock lock(&mu_);
   SqlStmt st(db_,
-             "SELECT id FROM escrows WHERE remaining > 0 AND (provider = ?1 OR payer = ?1) "
-             "ORDER BY id LIMIT ?2");
-  st.BindBlob(1, View(party)).Bind(2, static_cast<int64_t>(limit));
+             "SELECT id FROM escrows WHERE remaining > 0 AND (provider = ?1 OR payer = ?1) AND "
+             "id > ?3 ORDER BY id LIMIT ?2");
+  st.BindBlob(1, View(party)).Bind(2, static_cast<int64_t>(limit)).BindBlob(3, View(after));
   std::vector<crypto::Hash> ids;
   int r;
   while ((r = st.Step()) == SQLITE_ROW) {

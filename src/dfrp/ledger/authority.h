@@ -152,9 +152,10 @@ class Authority {
   // the slot has begun on this authority's clock.
   core::Result<Vote> BeaconShare(uint64_t slot);
   core::Result<EscrowInfo> Escrow(const crypto::Hash& id) EXCLUDES(mu_);
-  // The escrows with money left where `party` is the provider or the payer, by id.
-  core::Result<std::vector<EscrowInfo>> OpenEscrows(const KeyBytes& party, size_t limit = 1000)
-      EXCLUDES(mu_);
+  // The escrows with money left where `party` is the provider or the payer, by id, the first
+  // `limit` of those past `after` (a page; the next starts after the last id of this one).
+  core::Result<std::vector<EscrowInfo>> OpenEscrows(const KeyBytes& party, size_t limit = 1000,
+                                                    const crypto::Hash& after = {}) EXCLUDES(mu_);
   // The settlement certificates of an escrow (wire), by period.
   core::Result<std::vector<std::string>> SettleCertificates(const crypto::Hash& id) EXCLUDES(mu_);
   // Ok when the balances and what is left in escrows sum to the genesis supply; Corruption

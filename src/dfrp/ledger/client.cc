@@ -453,8 +453,24 @@ Result<EscrowView> LedgerClient::Escrow(const crypto::Hash& id) {
 
 Result<std::vector<EscrowView>> LedgerClient::OpenEscrows(const std::string& address) {
   std::vector<Result<json>> answers(urls_.size(), Err(Status::Busy("")));
-  ForEachParallel(urls_.size(),
-                  [&](size_t a) { answers[a] = Get(a, "/v1/ledger/escrows?party=" + address); });
+  // Page by page (1,000 escrows each), each authority to its end.
+  ForEachParallel(urls_.size(), [&](size_t a) {
+    json all = json::array();
+    std::string after;
+    for (int page = 0; page < 10'000; ++page) {
+      auto r =
+          Get(a, "/v1/ledger/escrows?party=" + address + (after.empty() ? "" : "&after=" + after));
+      if (!r || !r->contains("escrows") || !(*r)["escrows"].is_array()) {
+        answers[a] = r ? Result<json>(json::object()) : r;
+        return;
+      }
+      for (auto& e : (*r)["escrows"]) all.push_back(std::move(e));
+      const json next = r->value("next_after", json());
+      if (!next.is_string() || next.get<std::string>() <= after) break;
+      after = next.get<std::string>();
+    }
+    answers[a] = json{{"escrows", std::move(all)}};
+  });
   std::map<crypto::Hash, std::vector<EscrowView>> by_id;
   size_t answered = 0;
   std::string why;

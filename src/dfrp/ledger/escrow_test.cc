@@ -211,6 +211,18 @@ TEST_F(EscrowTest, OpeningNeedsTheProvidersAcceptanceAndLocksTheAmount) {
   auto listed = authorities_[0]->OpenEscrows(Pub(KeyOf(1)));
   ASSERT_TRUE(listed.has_value());
   ASSERT_EQ(listed->size(), 1u);
+  // Two more for the same provider: listed a page at a time, by id, each page after the last.
+  for (uint64_t seq : {1u, 2u})
+    for (auto& a : authorities_)
+      ASSERT_TRUE(a->HandleCertificate(Certify(Open(0, 1, 100, t, seq), {0})).has_value());
+  auto page1 = authorities_[0]->OpenEscrows(Pub(KeyOf(1)), 2);
+  ASSERT_TRUE(page1.has_value());
+  ASSERT_EQ(page1->size(), 2u);
+  EXPECT_LT((*page1)[0].id, (*page1)[1].id);
+  auto page2 = authorities_[0]->OpenEscrows(Pub(KeyOf(1)), 2, page1->back().id);
+  ASSERT_TRUE(page2.has_value());
+  ASSERT_EQ(page2->size(), 1u);
+  EXPECT_LT((*page1)[1].id, (*page2)[0].id);
 
   // The wire form round-trips, and every truncation is refused.
   const std::string wire = EncodeSignedOrder(open, Net());

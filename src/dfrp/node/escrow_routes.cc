@@ -9,11 +9,12 @@
 //   GET  /v1/ledger/beacon/{slot}               this authority's signature of the slot (402
 //                                               before the slot has begun)
 //   GET  /v1/ledger/escrows/{id}                one escrow: terms, what is left, settled periods
-//   GET  /v1/ledger/escrows?party=ADDRESS       the open escrows the address pays or provides
+//   GET  /v1/ledger/escrows?party=ADDRESS[&after=ID][&limit=N]   the open escrows the address
+//                                               pays or provides, by id, a page at a time
 //
 // On a storage node with a WALLET (the provider's side):
 //
-//   POST /v1/escrows/accept                     {"payer", "seq", "amount_base_units",
+//   POST /v1/escrows/accept                     {"payer", "seq", "epoch", "amount_base_units",
 //                                               "terms_hex"}: the provider's signed acceptance,
 //                                               given only for a shard this node holds with
 //                                               exactly those root, size and leaf size
@@ -32,6 +33,8 @@ using core::Status;
 using nlohmann::json;
 
 namespace {
+
+constexpr uint64_t kEscrowPage = 1000;
 
 // The authority here and the bytes of the hex at `key` of a POST's JSON body, for `fn`.
 template <typename Fn>
@@ -209,25 +212,46 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
                        return ApiResponse::Json(200, EscrowJson(*e, node->policy(), node->NowMs()));
                      });
                }});
-  t.push_back({.methods = "GET",
-               .pattern = "/v1/ledger/escrows",
-               .lane = Lane::kRead,
-               .handler = [node](const ApiRequest& r) {
-                 auto a = LedgerAuthority(node);
-                 if (!a) return ApiResponse::Error(a.error());
-                 std::string party, error;
-                 if (!QueryValue(r.route.query, "party", &party, &error) || !error.empty())
-                   return ApiResponse::Error(Status::InvalidArgument(
-                       error.empty() ? "give ?party=ADDRESS (a payer or a provider)" : error));
-                 auto key = wallet::PublicKeyFromAddress(party);
-                 if (!key) return ApiResponse::Error(key.error());
-                 auto list = (*a)->OpenEscrows(key->bytes());
-                 if (!list) return ApiResponse::Error(list.error());
-                 json out = json::array();
-                 for (const auto& e : *list)
-                   out.push_back(EscrowJson(e, node->policy(), node->NowMs()));
-                 return ApiResponse::Json(200, json{{"party", party}, {"escrows", out}});
-               }});
+  t.push_back(
+      {.methods = "GET",
+       .pattern = "/v1/ledger/escrows",
+       .lane = Lane::kRead,
+       .handler = [node](const ApiRequest& r) {
+         auto a = LedgerAuthority(node);
+         if (!a) return ApiResponse::Error(a.error());
+         std::string party, error;
+         if (!QueryValue(r.route.query, "party", &party, &error) || !error.empty())
+           return ApiResponse::Error(Status::InvalidArgument(
+               error.empty() ? "give ?party=ADDRESS (a payer or a provider)" : error));
+         auto key = wallet::PublicKeyFromAddress(party);
+         if (!key) return ApiResponse::Error(key.error());
+         crypto::Hash after{};
+         std::string v;
+         if (QueryValue(r.route.query, "after", &v, &error)) {
+           auto bytes = core::FromHex(v);
+           if (!bytes || bytes->size() != after.size())
+             return ApiResponse::Error(Status::InvalidArgument(
+                 "after= must be an escrow id (64 hex digits): the last of the page before"));
+           std::memcpy(after.data(), bytes->data(), after.size());
+         }
+         uint64_t limit = kEscrowPage;
+         if (QueryValue(r.route.query, "limit", &v, &error)) {
+           auto n = DecimalParam(v, "limit=");
+           if (!n || *n == 0 || *n > kEscrowPage)
+             return ApiResponse::Error(
+                 Status::InvalidArgument(fmt::format("limit= must be 1 to {}", kEscrowPage)));
+           limit = *n;
+         }
+         if (!error.empty()) return ApiResponse::Error(Status::InvalidArgument(error));
+         auto list = (*a)->OpenEscrows(key->bytes(), limit, after);
+         if (!list) return ApiResponse::Error(list.error());
+         json out = json::array();
+         for (const auto& e : *list) out.push_back(EscrowJson(e, node->policy(), node->NowMs()));
+         // A full page may have more after it: the next starts after its last id.
+         const json next = list->size() == limit ? json(core::ToHex(list->back().id)) : json();
+         return ApiResponse::Json(200,
+                                  json{{"party", party}, {"escrows", out}, {"next_after", next}});
+       }});
   t.push_back(
       {.methods = "POST",
        .pattern = "/v1/escrows/accept",
