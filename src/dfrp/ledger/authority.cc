@@ -391,9 +391,13 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
     crypto::Hash applied{};
     if (st.Step() != SQLITE_ROW || !ToArray(st.Blob(0), &applied))
       return Err(fail(SqlError("reading an applied certificate")));
+    if (applied == cert.order.hash) {
+      (void)Exec("ROLLBACK");
+      return ApplyOutcome::kAlreadyApplied;
+    }
+    // Decoded (its points checked) only for a conflict, never on the common path above.
     const auto applied_cert = DecodeCertificate(st.Blob(1), network_id());
     (void)Exec("ROLLBACK");
-    if (applied == cert.order.hash) return ApplyOutcome::kAlreadyApplied;
     // Certified in another epoch than the applied one: a certificate of a closed epoch that
     // its checkpoint did not hold (its sender signed that seq again later), not a conflict.
     if (applied_cert && applied_cert->epoch != cert.epoch)

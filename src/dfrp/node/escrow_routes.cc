@@ -36,16 +36,6 @@ namespace {
 
 constexpr uint64_t kEscrowPage = 1000;
 
-// The authority here and the bytes of the hex at `key` of a POST's JSON body, for `fn`.
-template <typename Fn>
-ApiResponse WithAuthorityAndHex(Node* node, const ApiRequest& r, const char* key, Fn fn) {
-  auto a = LedgerAuthority(node);
-  if (!a) return ApiResponse::Error(a.error());
-  auto wire = HexField(r.body, key);
-  if (!wire) return ApiResponse::Error(wire.error());
-  return fn(*a, *wire);
-}
-
 core::Result<crypto::Hash> EscrowIdParam(const std::string& text) {
   auto bytes = core::FromHex(text);
   if (!bytes || bytes->size() != 32)

@@ -352,20 +352,20 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
 namespace {
 
 void AddEpochRoutes(Node* node, std::vector<RouteSpec>* t) {
-  t->push_back({.methods = "POST",
-                .pattern = "/v1/ledger/epoch/seal",
-                .body = BodyKind::kJson,
-                .lane = Lane::kVerify,
-                .handler = [node](const ApiRequest& r) {
-                  auto a = LedgerAuthority(node);
-                  if (!a) return ApiResponse::Error(a.error());
-                  auto wire = HexField(r.body, "seal");
-                  if (!wire) return ApiResponse::Error(wire.error());
-                  auto seal = ledger::DecodeVote(*wire);
-                  if (!seal) return ApiResponse::Error(seal.error());
-                  if (Status s = (*a)->Seal(*seal); !s.ok()) return LedgerRefusal(s);
-                  return ApiResponse::Json(200, json{{"epoch", (*a)->epoch()}, {"sealed", true}});
-                }});
+  t->push_back(
+      {.methods = "POST",
+       .pattern = "/v1/ledger/epoch/seal",
+       .body = BodyKind::kJson,
+       .lane = Lane::kVerify,
+       .handler = [node](const ApiRequest& r) {
+         return WithAuthorityAndHex(
+             node, r, "seal", [](ledger::Authority* a, const std::string& wire) {
+               auto seal = ledger::DecodeVote(wire);
+               if (!seal) return ApiResponse::Error(seal.error());
+               if (Status s = a->Seal(*seal); !s.ok()) return LedgerRefusal(s);
+               return ApiResponse::Json(200, json{{"epoch", a->epoch()}, {"sealed", true}});
+             });
+       }});
   t->push_back({.methods = "GET",
                 .pattern = "/v1/ledger/epoch",
                 .lane = Lane::kRead,
@@ -381,38 +381,36 @@ void AddEpochRoutes(Node* node, std::vector<RouteSpec>* t) {
                 .body = BodyKind::kJson,
                 .lane = Lane::kVerify,
                 .handler = [node](const ApiRequest& r) {
-                  auto a = LedgerAuthority(node);
-                  if (!a) return ApiResponse::Error(a.error());
-                  auto wire = HexField(r.body, "proposal");
-                  if (!wire) return ApiResponse::Error(wire.error());
-                  auto p = ledger::DecodeEpochProposal(*wire, (*a)->network_id());
-                  if (!p) return ApiResponse::Error(p.error());
-                  auto vote = (*a)->HandleEpochProposal(*p);
-                  if (!vote) return LedgerRefusal(vote.error());
-                  return ApiResponse::Json(200,
-                                           json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
-                                                {"authority", vote->authority},
-                                                {"proposal_hash", core::ToHex(p->hash)}});
+                  return WithAuthorityAndHex(
+                      node, r, "proposal", [](ledger::Authority* a, const std::string& wire) {
+                        auto p = ledger::DecodeEpochProposal(wire, a->network_id());
+                        if (!p) return ApiResponse::Error(p.error());
+                        auto vote = a->HandleEpochProposal(*p);
+                        if (!vote) return LedgerRefusal(vote.error());
+                        return ApiResponse::Json(
+                            200, json{{"vote", core::ToHex(ledger::EncodeVote(*vote))},
+                                      {"authority", vote->authority},
+                                      {"proposal_hash", core::ToHex(p->hash)}});
+                      });
                 }});
-  t->push_back(
-      {.methods = "POST",
-       .pattern = "/v1/ledger/epoch/certificates",
-       .body = BodyKind::kJson,
-       .lane = Lane::kVerify,
-       .handler = [node](const ApiRequest& r) {
-         auto a = LedgerAuthority(node);
-         if (!a) return ApiResponse::Error(a.error());
-         auto wire = HexField(r.body, "certificate");
-         if (!wire) return ApiResponse::Error(wire.error());
-         auto c = ledger::DecodeEpochCertificate(*wire, (*a)->network_id());
-         if (!c) return ApiResponse::Error(c.error());
-         auto outcome = (*a)->HandleEpochCertificate(*c);
-         if (!outcome) return LedgerRefusal(outcome.error());
-         return ApiResponse::Json(
-             200, json{{"outcome",
-                        *outcome == ledger::ApplyOutcome::kApplied ? "applied" : "already_applied"},
-                       {"epoch", (*a)->epoch()}});
-       }});
+  t->push_back({.methods = "POST",
+                .pattern = "/v1/ledger/epoch/certificates",
+                .body = BodyKind::kJson,
+                .lane = Lane::kVerify,
+                .handler = [node](const ApiRequest& r) {
+                  return WithAuthorityAndHex(
+                      node, r, "certificate", [](ledger::Authority* a, const std::string& wire) {
+                        auto c = ledger::DecodeEpochCertificate(wire, a->network_id());
+                        if (!c) return ApiResponse::Error(c.error());
+                        auto outcome = a->HandleEpochCertificate(*c);
+                        if (!outcome) return LedgerRefusal(outcome.error());
+                        return ApiResponse::Json(
+                            200, json{{"outcome", *outcome == ledger::ApplyOutcome::kApplied
+                                                      ? "applied"
+                                                      : "already_applied"},
+                                      {"epoch", a->epoch()}});
+                      });
+                }});
   t->push_back({.methods = "GET",
                 .pattern = "/v1/ledger/epochs",
                 .lane = Lane::kRead,

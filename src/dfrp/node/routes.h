@@ -42,6 +42,15 @@ core::Result<std::string> HexField(const std::string& body, const char* key);
 // caller's that does not verify is 422 integrity (the caller's bad bytes), not 500; the
 // alarms and the database's own failures stay 500.
 ApiResponse LedgerRefusal(const core::Status& s);
+// The authority here and the bytes of the hex at `key` of a POST's JSON body, for `fn`.
+template <typename Fn>
+ApiResponse WithAuthorityAndHex(Node* node, const ApiRequest& r, const char* key, Fn fn) {
+  auto a = LedgerAuthority(node);
+  if (!a) return ApiResponse::Error(a.error());
+  auto wire = HexField(r.body, key);
+  if (!wire) return ApiResponse::Error(wire.error());
+  return fn(*a, *wire);
+}
 core::Result<uint64_t> DecimalParam(const std::string& text, std::string_view what);
 
 // Counts a ledger vote's outcome (a vote, a refusal, a rejected message) in the metrics.
