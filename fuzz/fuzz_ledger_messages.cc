@@ -1,7 +1,8 @@
 // Fuzzes the ledger's decoders of outside bytes (ledger/messages.h, ledger/escrow.h): the
 // first byte picks the message (0: signed order, transfer or escrow_open; 1: vote;
 // 2: certificate; 3: settlement; 4: settlement certificate; 5: beacon; 6: epoch proposal;
-// 7: epoch certificate), the rest is its wire.
+// 7: epoch certificate; 8: usage receipt), the rest is its wire. Orders include
+// read_escrow_open, settlements redemptions and closes of read escrows.
 //
 // Properties: no crash, no uncaught exception; every refusal is InvalidArgument; what
 // decodes re-encodes to exactly the input (one canonical encoding: no two wires for one
@@ -20,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string wire(reinterpret_cast<const char*>(data) + 1, size - 1);
   const dfrp::crypto::Hash net{};  // the seeds are made for the all-zero network id
-  switch (data[0] % 8) {
+  switch (data[0] % 9) {
     case 0: {
       auto o = DecodeSignedOrder(wire, net);
       if (!o) {
@@ -86,6 +87,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return 0;
       }
       DFRP_FUZZ_CHECK(EncodeEpochCertificate(*c, net) == wire);
+      break;
+    }
+    case 8: {
+      auto r = DecodeReceipt(wire, net);
+      if (!r) {
+        DFRP_FUZZ_CHECK(r.error().code() == dfrp::core::Status::Code::kInvalidArgument);
+        return 0;
+      }
+      DFRP_FUZZ_CHECK(EncodeReceipt(*r, net) == wire);
+      (void)VerifyReceipt(*r, r->escrow_id, r->provider, r->provider, r->expiry_unix, net);
       break;
     }
     default: {

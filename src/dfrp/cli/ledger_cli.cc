@@ -621,6 +621,7 @@ Status CmdAudit(const LedgerGlobals& g, const economy::EconomicPolicy& p,
                              {"certificates", r.certificates},
                              {"settlements", r.settlements},
                              {"releases_verified", r.releases_verified},
+                             {"receipts_verified", r.receipts_verified},
                              {"violations", r.violations},
                              {"notes", r.notes},
                              {"unreachable", unreachable}}
@@ -629,11 +630,13 @@ Status CmdAudit(const LedgerGlobals& g, const economy::EconomicPolicy& p,
   else if (r.ok())
     std::printf(
         "audited %zu of %zu authorities: %llu certificates and %llu settlements verify (%llu "
-        "releases' proofs checked again), sequences are gap-free, every log replays to the "
+        "releases' proofs and %llu usage receipts checked again), sequences are gap-free, every "
+        "log replays to the "
         "state its authority reports, and the supply of %s %s is conserved\n",
         logs.size(), client.size(), static_cast<unsigned long long>(r.certificates),
         static_cast<unsigned long long>(r.settlements),
         static_cast<unsigned long long>(r.releases_verified),
+        static_cast<unsigned long long>(r.receipts_verified),
         p.FormatAmount(p.genesis.supply).c_str(), p.genesis.currency.c_str());
   if (!g.json)
     for (const auto& n : r.notes) std::fprintf(stderr, "dfrp-ledger: note: %s\n", n.c_str());

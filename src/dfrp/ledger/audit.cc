@@ -17,6 +17,11 @@ struct OpenEscrow {
   uint64_t amount = 0, remaining = 0;
   StorageTerms terms;
   std::set<uint32_t> settled;
+  bool is_read = false;  // a read escrow: `read` and the fields below, not `terms`
+  ReadTerms read;
+  uint64_t redeemed = 0;
+  bool closed = false;
+  std::set<crypto::Hash> read_applied;
 };
 
 // Replays one authority's log; violations are appended with the authority's name.
@@ -36,7 +41,8 @@ class Replay {
 
   void Run(const AuthorityLog& log, std::map<std::pair<KeyBytes, uint64_t>, crypto::Hash>* orders,
            std::map<std::pair<crypto::Hash, uint32_t>, SettleKind>* periods,
-           std::set<crypto::Hash>* seen_certs, std::set<crypto::Hash>* seen_settles) {
+           std::set<crypto::Hash>* seen_certs, std::set<crypto::Hash>* seen_settles,
+           std::map<crypto::Hash, crypto::Hash>* closes) {
     for (size_t i = 0; i < log.certificates.size(); ++i) {
       const std::string where = fmt::format("certificate {} of its log", i + 1);
       auto cert = DecodeCertificate(log.certificates[i], p_.network_id);
@@ -74,6 +80,8 @@ class Replay {
                                             accepted.message()));
         OpenEscrow e{o.sender,        o.escrow.provider, o.escrow.amount,
                      o.escrow.amount, o.escrow.terms,    {}};
+        e.is_read = o.kind == OrderKind::kReadEscrowOpen;
+        e.read = o.escrow.read;
         escrows_[EscrowId(o.sender, o.seq)] = e;
       }
     }
@@ -91,6 +99,17 @@ class Replay {
         return Violation(log, fmt::format("{}: settles escrow {}, which its log never opened",
                                           where, Short(s.escrow_id)));
       OpenEscrow& e = it->second;
+      const bool read_kind = s.kind == SettleKind::kRedeem || s.kind == SettleKind::kClose;
+      if (read_kind != e.is_read)
+        return Violation(
+            log, fmt::format("{}: a {} certified for {} escrow {}", where, SettleKindName(s.kind),
+                             e.is_read ? "read" : "storage", Short(s.escrow_id)));
+      if (read_kind) {
+        if (core::Status bad = ReplayRead(s, sc->epoch, &e, closes); !bad.ok())
+          return Violation(log, fmt::format("{}: {}", where, bad.message()));
+        if (seen_settles->insert(s.hash).second && !s.proof.empty()) ++report_->receipts_verified;
+        continue;
+      }
       if (s.period >= e.terms.periods || !e.settled.insert(s.period).second)
         return Violation(log, fmt::format("{}: period {} of escrow {} settled twice or past its {} "
                                           "periods",
@@ -159,6 +178,46 @@ class Replay {
 
   const std::map<KeyBytes, int64_t>& balances() const { return balance_; }
 
+  // A read escrow's redemption or close, as an authority applies it (ledger/escrow.h).
+  core::Status ReplayRead(const Settlement& s, uint64_t epoch, OpenEscrow* e,
+                          std::map<crypto::Hash, crypto::Hash>* closes) {
+    const std::string what =
+        fmt::format("{} of read escrow {}", SettleKindName(s.kind), Short(s.escrow_id));
+    if (!e->read_applied.insert(s.hash).second)
+      return core::Status::Corruption(what + ": applied twice");
+    uint64_t bytes = 0;
+    if (!s.proof.empty()) {
+      auto r = DecodeReceipt(s.proof, p_.network_id);
+      if (!r) return core::Status::Corruption(what + ": " + r.error().message());
+      core::Status v =
+          VerifyReceipt(*r, s.escrow_id, e->payer, e->provider, e->read.end_unix, p_.network_id);
+      if (!v.ok()) return core::Status::Corruption(what + ": " + v.message());
+      bytes = r->bytes_total;
+    }
+    if (s.kind == SettleKind::kClose) {
+      auto [it, fresh] = closes->emplace(s.escrow_id, s.hash);
+      if (!fresh && it->second != s.hash)
+        return core::Status::Corruption(what + ": two different closes were certified");
+    }
+    if (e->closed && (s.kind == SettleKind::kClose || bytes > e->redeemed))
+      return core::Status::Corruption(
+          fmt::format("{}: certified for {} bytes after the close at {} (epoch {})", what, bytes,
+                      e->redeemed, epoch));
+    const uint64_t after = std::max(e->redeemed, bytes);
+    const ReadPayout pay =
+        ReadPayoutOf(e->redeemed, after, e->read, e->amount, owner_ ? p_.margin_bps : 0);
+    if (pay.paid > e->remaining)
+      return core::Status::Corruption(what + ": pays more than the escrow holds");
+    const uint64_t refunded = s.kind == SettleKind::kClose ? e->remaining - pay.paid : 0;
+    if (pay.margin > 0) balance_[*owner_] += static_cast<int64_t>(pay.margin);
+    balance_[e->provider] += static_cast<int64_t>(pay.paid - pay.margin);
+    balance_[e->payer] += static_cast<int64_t>(refunded);
+    e->remaining -= pay.paid + refunded;
+    e->redeemed = after;
+    e->closed = e->closed || s.kind == SettleKind::kClose;
+    return core::Status::OK();
+  }
+
  private:
   const economy::EconomicPolicy& p_;
   const Committee& c_;
@@ -188,10 +247,11 @@ AuditReport AuditLedger(const economy::EconomicPolicy& policy,
   std::map<std::pair<KeyBytes, uint64_t>, crypto::Hash> orders;
   std::map<std::pair<crypto::Hash, uint32_t>, SettleKind> periods;
   std::set<crypto::Hash> certs, settles;
+  std::map<crypto::Hash, crypto::Hash> closes;
   std::vector<std::map<KeyBytes, int64_t>> finals;
   for (const auto& log : logs) {
     Replay replay(policy, *committee, owner, &report);
-    replay.Run(log, &orders, &periods, &certs, &settles);
+    replay.Run(log, &orders, &periods, &certs, &settles, &closes);
     finals.push_back(replay.balances());
   }
   // An authority that applied everything may not show an overdraft (a lagging one may, for

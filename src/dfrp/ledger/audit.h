@@ -49,6 +49,7 @@ struct AuditReport {
   uint64_t certificates = 0;  // distinct, across all logs
   uint64_t settlements = 0;   // distinct
   uint64_t releases_verified = 0;
+  uint64_t receipts_verified = 0;       // usage receipts of read escrows' redemptions and closes
   std::vector<std::string> violations;  // the first is the one to report
   std::vector<std::string> notes;       // laggards
   bool ok() const { return violations.empty(); }

@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS settlements (
   paid INTEGER NOT NULL, margin INTEGER NOT NULL, cert BLOB NOT NULL,
   applied INTEGER NOT NULL UNIQUE, PRIMARY KEY (escrow_id, period)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS epochs (epoch INTEGER PRIMARY KEY, cert BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS read_escrows (
+  id BLOB PRIMARY KEY, redeemed INTEGER NOT NULL, closed INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS read_votes (
+  id BLOB PRIMARY KEY, max_voted INTEGER NOT NULL, close_hash BLOB) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS read_settlements (
+  escrow_id BLOB NOT NULL, hash BLOB NOT NULL, kind INTEGER NOT NULL, bytes INTEGER NOT NULL,
+  paid INTEGER NOT NULL, margin INTEGER NOT NULL, refunded INTEGER NOT NULL, cert BLOB NOT NULL,
+  applied INTEGER NOT NULL UNIQUE, PRIMARY KEY (escrow_id, hash)) WITHOUT ROWID;
 )";
 
 using wire::View;
@@ -258,6 +266,19 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
   if (o.kind == OrderKind::kTransfer && o.transfer.to == o.sender)
     return Err(Status::InvalidArgument(
         fmt::format("order {}: {} pays itself", core::ToHex(so.hash), AddressOfKey(o.sender))));
+  if (o.kind == OrderKind::kReadEscrowOpen) {
+    if (o.escrow.provider == o.sender)
+      return Err(
+          Status::InvalidArgument(fmt::format("read_escrow_open {}: {} is its own provider",
+                                              core::ToHex(so.hash), AddressOfKey(o.sender))));
+    const int64_t now = opt_.clock->NowUnixMillis();
+    if (static_cast<int64_t>(o.escrow.read.end_unix) * 1000 <= now)
+      return Err(Status::InvalidArgument(
+          fmt::format("read_escrow_open {}: it ends at {} (Unix s), authority {}'s clock reads {} "
+                      "ms: give it an end in the future",
+                      core::ToHex(so.hash), o.escrow.read.end_unix, opt_.index, now)));
+    DFRP_RETURN_IF_ERROR(VerifyAcceptance(o, network_id()));  // slow: outside the lock
+  }
   if (o.kind == OrderKind::kEscrowOpen) {
     const StorageTerms& t = o.escrow.terms;
     const auto& sp = opt_.policy->storage;
@@ -450,15 +471,23 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
   // Credits: the recipient (or the new escrow) and the committee's fee account.
   if (s.ok() && o.kind == OrderKind::kTransfer)
     s = CreditLocked(o.transfer.to, amount, cert.order.hash);
-  if (s.ok() && o.kind == OrderKind::kEscrowOpen) {
+  if (s.ok() && o.opens_escrow()) {
     const EscrowOpen& e = o.escrow;
+    const crypto::Hash id = EscrowId(o.sender, o.seq);
     SqlStmt ins(db_, "INSERT INTO escrows VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?4)");
-    ins.BindBlob(1, View(EscrowId(o.sender, o.seq))).BindBlob(2, View(o.sender));
-    ins.BindBlob(3, View(e.provider)).Bind(4, amount).BindBlob(5, EncodeTerms(e.terms));
+    ins.BindBlob(1, View(id)).BindBlob(2, View(o.sender));
+    ins.BindBlob(3, View(e.provider)).Bind(4, amount);
+    ins.BindBlob(5,
+                 o.kind == OrderKind::kEscrowOpen ? EncodeTerms(e.terms) : EncodeReadTerms(e.read));
     // The margin and its recipient are fixed when the escrow opens.
     if (owner_) ins.BindBlob(6, View(*owner_));
     ins.Bind(7, static_cast<int64_t>(owner_ ? opt_.policy->margin_bps : 0));
     if (ins.Step() != SQLITE_DONE) s = SqlError("opening the escrow");
+    if (s.ok() && o.kind == OrderKind::kReadEscrowOpen) {
+      SqlStmt rd(db_, "INSERT INTO read_escrows VALUES (?1, 0, 0)");
+      rd.BindBlob(1, View(id));
+      if (rd.Step() != SQLITE_DONE) s = SqlError("opening the read escrow");
+    }
   }
   if (s.ok() && fee > 0)
     s = CreditLocked(kCommitteeAccount, static_cast<int64_t>(fee), cert.order.hash);
@@ -506,11 +535,36 @@ Result<std::optional<EscrowInfo>> Authority::EscrowLocked(const crypto::Hash& id
   if (step != SQLITE_ROW) return Err(SqlError("reading an escrow"));
   EscrowInfo e;
   e.id = id;
-  auto terms = DecodeTerms(st.Blob(3));
-  if (!ToArray(st.Blob(0), &e.payer) || !ToArray(st.Blob(1), &e.provider) || !terms)
+  {
+    SqlStmt rd(db_,
+               "SELECT r.redeemed, r.closed, coalesce(v.max_voted, 0), (SELECT count(*) FROM "
+               "read_settlements WHERE escrow_id = ?1) FROM read_escrows r LEFT JOIN read_votes "
+               "v ON v.id = r.id WHERE r.id = ?1");
+    rd.BindBlob(1, View(id));
+    const int rstep = rd.Step();
+    if (rstep == SQLITE_ROW) {
+      e.is_read = true;
+      e.redeemed_bytes = static_cast<uint64_t>(rd.Int(0));
+      e.closed = rd.Int(1) != 0;
+      e.max_voted_bytes = static_cast<uint64_t>(rd.Int(2));
+      e.read_settlements = static_cast<uint32_t>(rd.Int(3));
+    } else if (rstep != SQLITE_DONE) {
+      return Err(SqlError("reading a read escrow"));
+    }
+  }
+  bool terms_ok = true;
+  if (e.is_read) {
+    auto read = DecodeReadTerms(st.Blob(3));
+    terms_ok = read.has_value();
+    if (read) e.read = *read;
+  } else {
+    auto terms = DecodeTerms(st.Blob(3));
+    terms_ok = terms.has_value();
+    if (terms) e.terms = *terms;
+  }
+  if (!ToArray(st.Blob(0), &e.payer) || !ToArray(st.Blob(1), &e.provider) || !terms_ok)
     return Err(Status::Corruption(
         fmt::format("ledger database {}: escrow {} is malformed", opt_.path, core::ToHex(id))));
-  e.terms = *terms;
   e.amount = static_cast<uint64_t>(st.Int(2));
   if (!st.IsNull(4)) {
     KeyBytes owner{};
@@ -588,6 +642,7 @@ Result<Vote> Authority::BeaconShare(uint64_t slot) {
 }
 
 Result<Vote> Authority::HandleSettlement(const Settlement& s) {
+  if (s.kind == SettleKind::kRedeem || s.kind == SettleKind::kClose) return HandleReadSettlement(s);
   const std::string what = fmt::format("{} of period {} of escrow {}", SettleKindName(s.kind),
                                        s.period, core::ToHex(s.escrow_id).substr(0, 16));
   if (s.epoch != epoch())
@@ -602,6 +657,11 @@ Result<Vote> Authority::HandleSettlement(const Settlement& s) {
           "{}: the escrow is not open at authority {} (its escrow_open certificate was not "
           "applied here: send the payer's certificates)",
           what, opt_.index)));
+    if (e->is_read)
+      return Err(Status::InvalidArgument(fmt::format(
+          "{}: a read escrow is paid by redemptions of usage receipts and a close, not by "
+          "period",
+          what)));
     if (s.period >= e->terms.periods)
       return Err(
           Status::InvalidArgument(fmt::format("{}: the escrow has {} periods (0 to {})", what,
@@ -695,6 +755,12 @@ Result<ApplyOutcome> Authority::HandleSettleCertificate(const SettleCertificate&
     return Err(fail(Status::NotFound(fmt::format(
         "{}: the escrow is not open at authority {} (send the payer's certificates first)", what,
         opt_.index))));
+  const bool read_kind = s.kind == SettleKind::kRedeem || s.kind == SettleKind::kClose;
+  if (read_kind != (*e)->is_read)
+    return Err(
+        fail(Status::Corruption(fmt::format("{}: certified for a {} escrow (a quorum voted for it)",
+                                            what, (*e)->is_read ? "read" : "storage"))));
+  if (read_kind) return ApplyReadSettlement(c, wire, **e);
   if (s.period >= (*e)->terms.periods)
     return Err(fail(Status::Corruption(fmt::format(
         "{}: certified for a period past the escrow's {}", what, (*e)->terms.periods))));
@@ -741,18 +807,225 @@ Result<ApplyOutcome> Authority::HandleSettleCertificate(const SettleCertificate&
     if (up.Step() != SQLITE_DONE) st = SqlError("paying out of the escrow");
   }
   if (st.ok()) {
-    SqlStmt ins(db_,
-                "INSERT INTO settlements SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                "coalesce(max(applied), 0) + 1 FROM settlements");
+    auto applied = NextSettleAppliedLocked();
+    SqlStmt ins(db_, "INSERT INTO settlements VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     ins.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
     ins.Bind(3, static_cast<int64_t>(s.kind)).BindBlob(4, View(s.hash));
     ins.Bind(5, static_cast<int64_t>(paid)).Bind(6, static_cast<int64_t>(margin)).BindBlob(7, wire);
-    if (ins.Step() != SQLITE_DONE) st = SqlError("recording the settlement");
+    ins.Bind(8, applied ? *applied : 0);
+    if (!applied)
+      st = applied.error();
+    else if (ins.Step() != SQLITE_DONE)
+      st = SqlError("recording the settlement");
   }
   if (st.ok()) {
     SqlStmt del(db_, "DELETE FROM settle_locks WHERE escrow_id = ?1 AND period = ?2");
     del.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
     if (del.Step() != SQLITE_DONE) st = SqlError("clearing the settle lock");
+  }
+  if (st.ok()) st = Exec("COMMIT");
+  if (!st.ok()) return Err(fail(st));
+  return ApplyOutcome::kApplied;
+}
+
+// --- Read escrows (ledger/escrow.h, "Read escrows").
+
+Result<int64_t> Authority::NextSettleAppliedLocked() {
+  SqlStmt st(db_,
+             "SELECT max(coalesce((SELECT max(applied) FROM settlements), 0), coalesce((SELECT "
+             "max(applied) FROM read_settlements), 0)) + 1");
+  if (st.Step() != SQLITE_ROW) return Err(SqlError("numbering a settlement"));
+  return st.Int(0);
+}
+
+Result<Vote> Authority::HandleReadSettlement(const Settlement& s) {
+  const std::string what = fmt::format("{} of read escrow {}", SettleKindName(s.kind),
+                                       core::ToHex(s.escrow_id).substr(0, 16));
+  if (s.epoch != epoch())
+    return Err(Status::InvalidArgument(
+        fmt::format("{}: for epoch {}, the committee's is {}", what, s.epoch, epoch())));
+  std::optional<UsageReceipt> receipt;
+  if (!s.proof.empty()) {
+    auto r = DecodeReceipt(s.proof, network_id());
+    if (!r) return Err(Status::InvalidArgument(fmt::format("{}: {}", what, r.error().message())));
+    receipt = *r;
+  }
+  auto state = [&]() REQUIRES(mu_) -> Result<EscrowInfo> {
+    DFRP_ASSIGN_OR_RETURN(auto e, EscrowLocked(s.escrow_id));
+    if (!e)
+      return Err(Status::NotFound(fmt::format(
+          "{}: the escrow is not open at authority {} (its read_escrow_open certificate was not "
+          "applied here: send the payer's certificates)",
+          what, opt_.index)));
+    if (!e->is_read)
+      return Err(Status::InvalidArgument(
+          fmt::format("{}: a storage escrow is settled period by period", what)));
+    if (e->closed)
+      return Err(Status::Refused(fmt::format(
+          "{}: the escrow is closed (authority {} applied its close)", what, opt_.index)));
+    return std::move(*e);
+  };
+  EscrowInfo e;
+  {
+    core::MutexLock lock(&mu_);
+    DFRP_ASSIGN_OR_RETURN(e, state());
+  }
+  const uint64_t bytes = receipt ? receipt->bytes_total : 0;
+  if (receipt)  // slow: outside the lock
+    DFRP_RETURN_IF_ERROR(
+        VerifyReceipt(*receipt, s.escrow_id, e.payer, e.provider, e.read.end_unix, network_id()));
+  const auto& sp = opt_.policy->storage;
+  const int64_t close_ms =
+      (static_cast<int64_t>(e.read.end_unix) + static_cast<int64_t>(sp.grace_seconds)) * 1000;
+  const int64_t now = opt_.clock->NowUnixMillis();
+  if (s.kind == SettleKind::kRedeem && now >= close_ms - static_cast<int64_t>(sp.max_skew_ms))
+    return Err(Status::Refused(fmt::format(
+        "{}: authority {} votes redemptions until {} (Unix ms: the escrow's end plus the {} s "
+        "grace, less the {} ms guard); its clock reads {}: close the escrow with the receipt",
+        what, opt_.index, close_ms - static_cast<int64_t>(sp.max_skew_ms), sp.grace_seconds,
+        sp.max_skew_ms, now)));
+  if (s.kind == SettleKind::kClose && now < close_ms)
+    return Err(Status::Refused(fmt::format(
+        "{}: closable from {} (Unix ms: the escrow's end plus the {} s grace); authority {}'s "
+        "clock reads {}",
+        what, close_ms, sp.grace_seconds, opt_.index, now)));
+
+  core::MutexLock lock(&mu_);
+  if (!sqlite3_get_autocommit(db_))
+    return Err(Status::Internal(fmt::format(
+        "ledger database {}: a transaction was left open; restart the node", opt_.path)));
+  DFRP_RETURN_IF_ERROR(CheckVotingLocked(what));
+  if (s.epoch != epoch())
+    return Err(Status::InvalidArgument(fmt::format(
+        "{}: for epoch {}, the committee moved to {} meanwhile", what, s.epoch, epoch())));
+  DFRP_ASSIGN_OR_RETURN(e, state());
+  std::optional<crypto::Hash> close_voted;
+  {
+    SqlStmt st(db_, "SELECT close_hash FROM read_votes WHERE id = ?1 AND close_hash IS NOT NULL");
+    st.BindBlob(1, View(s.escrow_id));
+    const int step = st.Step();
+    if (step == SQLITE_ROW) {
+      crypto::Hash h{};
+      ToArray(st.Blob(0), &h);
+      close_voted = h;
+    } else if (step != SQLITE_DONE) {
+      return Err(SqlError("reading a read escrow's votes"));
+    }
+  }
+  if (s.kind == SettleKind::kRedeem) {
+    if (bytes <= e.redeemed_bytes)
+      return Err(Status::Refused(fmt::format(
+          "{}: a receipt for {} bytes earns nothing: {} bytes of this escrow are redeemed "
+          "already (an old or replayed receipt)",
+          what, bytes, e.redeemed_bytes)));
+    if (close_voted)
+      return Err(Status::Refused(fmt::format(
+          "{}: authority {} voted to close this escrow and votes no more redemptions of it", what,
+          opt_.index)));
+  } else {
+    const uint64_t floor = std::max(e.redeemed_bytes, e.max_voted_bytes);
+    if (bytes < floor)
+      return Err(Status::Refused(fmt::format(
+          "{}: it closes at {} bytes, and authority {} voted to redeem {} (applied {}): close "
+          "with a receipt for at least {} bytes",
+          what, bytes, opt_.index, e.max_voted_bytes, e.redeemed_bytes, floor)));
+    if (close_voted && *close_voted != s.hash)
+      return Err(Status::Refused(fmt::format(
+          "{}: authority {} voted for another close of this escrow ({}); it votes for one only",
+          what, opt_.index, core::ToHex(*close_voted).substr(0, 16))));
+  }
+  // On disk (synchronous=FULL) before the vote leaves.
+  SqlStmt up(db_,
+             "INSERT INTO read_votes VALUES (?1, ?2, ?3) ON CONFLICT (id) DO UPDATE SET "
+             "max_voted = max(max_voted, ?2), close_hash = coalesce(close_hash, ?3)");
+  up.BindBlob(1, View(s.escrow_id));
+  up.Bind(2, static_cast<int64_t>(s.kind == SettleKind::kRedeem ? bytes : 0));
+  if (s.kind == SettleKind::kClose) up.BindBlob(3, View(s.hash));
+  if (up.Step() != SQLITE_DONE) return Err(SqlError("persisting a read escrow's vote"));
+  return SignVote(s.hash, s.epoch, opt_.index, *opt_.key, network_id());
+}
+
+Result<ApplyOutcome> Authority::ApplyReadSettlement(const SettleCertificate& c,
+                                                    const std::string& wire, const EscrowInfo& e) {
+  const Settlement& s = c.settlement;
+  const std::string what = fmt::format("{} of read escrow {}", SettleKindName(s.kind),
+                                       core::ToHex(s.escrow_id).substr(0, 16));
+  auto fail = [&](Status st) REQUIRES(mu_) {
+    (void)Exec("ROLLBACK");
+    return st;
+  };
+  {
+    SqlStmt st(db_, "SELECT 1 FROM read_settlements WHERE escrow_id = ?1 AND hash = ?2");
+    st.BindBlob(1, View(s.escrow_id)).BindBlob(2, View(s.hash));
+    const int step = st.Step();
+    if (step == SQLITE_ROW) {
+      (void)Exec("ROLLBACK");
+      return ApplyOutcome::kAlreadyApplied;
+    }
+    if (step != SQLITE_DONE) return Err(fail(SqlError("reading read settlements")));
+  }
+  if (Status open = ApplyingEpochLocked(c.epoch, what); !open.ok()) return Err(fail(open));
+  uint64_t bytes = 0;
+  if (!s.proof.empty()) {
+    auto r = DecodeReceipt(s.proof, network_id());
+    if (!r)
+      return Err(fail(Status::Corruption(
+          fmt::format("{}: certified with a malformed receipt: {}", what, r.error().message()))));
+    bytes = r->bytes_total;
+  }
+  if (e.closed && (s.kind == SettleKind::kClose || bytes > e.redeemed_bytes)) {
+    std::optional<uint64_t> close_epoch;
+    SqlStmt st(db_, "SELECT cert FROM read_settlements WHERE escrow_id = ?1 AND kind = ?2");
+    st.BindBlob(1, View(s.escrow_id)).Bind(2, static_cast<int64_t>(SettleKind::kClose));
+    if (st.Step() == SQLITE_ROW)
+      if (auto applied = DecodeSettleCertificate(st.Blob(0), network_id()))
+        close_epoch = applied->epoch;
+    (void)Exec("ROLLBACK");
+    if (close_epoch && *close_epoch != c.epoch)
+      return Err(Status::Refused(fmt::format(
+          "{}: certified in epoch {}, which closed without it; the escrow was closed in epoch "
+          "{}: it is void",
+          what, c.epoch, *close_epoch)));
+    return Err(Status::Corruption(fmt::format(
+        "ALARM: {} certified for {} bytes, where the escrow was closed at {}: more than f "
+        "authorities are faulty",
+        what, bytes, e.redeemed_bytes)));
+  }
+  const uint64_t after = std::max(e.redeemed_bytes, bytes);
+  const ReadPayout pay = ReadPayoutOf(e.redeemed_bytes, after, e.read, e.amount, e.margin_bps);
+  Status st;
+  if (pay.paid > e.remaining)
+    st = Status::Corruption(fmt::format("{}: the escrow holds {} base units, the receipt pays {}",
+                                        what, e.remaining, pay.paid));
+  const uint64_t refunded = s.kind == SettleKind::kClose && st.ok() ? e.remaining - pay.paid : 0;
+  if (st.ok() && pay.margin > 0 && e.owner)
+    st = CreditLocked(*e.owner, static_cast<int64_t>(pay.margin), s.hash);
+  if (st.ok() && pay.paid > pay.margin)
+    st = CreditLocked(e.provider, static_cast<int64_t>(pay.paid - pay.margin), s.hash);
+  if (st.ok() && refunded > 0) st = CreditLocked(e.payer, static_cast<int64_t>(refunded), s.hash);
+  if (st.ok()) {
+    SqlStmt up(db_, "UPDATE escrows SET remaining = remaining - ?2 WHERE id = ?1");
+    up.BindBlob(1, View(s.escrow_id)).Bind(2, static_cast<int64_t>(pay.paid + refunded));
+    if (up.Step() != SQLITE_DONE) st = SqlError("paying out of the escrow");
+  }
+  if (st.ok()) {
+    SqlStmt up(db_,
+               "UPDATE read_escrows SET redeemed = ?2, closed = max(closed, ?3) WHERE id = ?1");
+    up.BindBlob(1, View(s.escrow_id)).Bind(2, static_cast<int64_t>(after));
+    up.Bind(3, int64_t{s.kind == SettleKind::kClose ? 1 : 0});
+    if (up.Step() != SQLITE_DONE) st = SqlError("recording the redeemed bytes");
+  }
+  if (st.ok()) {
+    auto applied = NextSettleAppliedLocked();
+    SqlStmt ins(db_, "INSERT INTO read_settlements VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    ins.BindBlob(1, View(s.escrow_id)).BindBlob(2, View(s.hash));
+    ins.Bind(3, static_cast<int64_t>(s.kind)).Bind(4, static_cast<int64_t>(bytes));
+    ins.Bind(5, static_cast<int64_t>(pay.paid)).Bind(6, static_cast<int64_t>(pay.margin));
+    ins.Bind(7, static_cast<int64_t>(refunded)).BindBlob(8, wire).Bind(9, applied ? *applied : 0);
+    if (!applied)
+      st = applied.error();
+    else if (ins.Step() != SQLITE_DONE)
+      st = SqlError("recording the read settlement");
   }
   if (st.ok()) st = Exec("COMMIT");
   if (!st.ok()) return Err(fail(st));
@@ -792,9 +1065,11 @@ Result<std::vector<std::string>> Authority::Log(uint64_t from, size_t limit) {
 
 Result<std::vector<std::string>> Authority::SettleLog(uint64_t from, size_t limit) {
   core::MutexLock lock(&mu_);
-  return BlobsLocked("SELECT cert FROM settlements WHERE applied >= ?1 ORDER BY applied LIMIT ?2",
-                     static_cast<int64_t>(from), static_cast<int64_t>(limit),
-                     "reading the settlement log");
+  return BlobsLocked(
+      "SELECT cert FROM (SELECT cert, applied FROM settlements UNION ALL SELECT "
+      "cert, applied FROM read_settlements) WHERE applied >= ?1 ORDER BY applied "
+      "LIMIT ?2",
+      static_cast<int64_t>(from), static_cast<int64_t>(limit), "reading the settlement log");
 }
 
 Result<std::vector<AccountInfo>> Authority::Accounts(size_t limit) {
@@ -876,6 +1151,27 @@ Result<std::vector<PayoutBucket>> Authority::Payouts(uint32_t bucket_seconds, si
       }
     }
     if (r != SQLITE_DONE) return Err(SqlError("reading settlements for payouts"));
+    // Read escrows' payouts count in the bucket of the escrow's end.
+    SqlStmt rs(db_,
+               "SELECT s.kind, s.paid, s.margin, s.refunded, e.terms FROM read_settlements s "
+               "JOIN escrows e ON e.id = s.escrow_id");
+    while ((r = rs.Step()) == SQLITE_ROW) {
+      auto terms = DecodeReadTerms(rs.Blob(4));
+      if (!terms)
+        return Err(Status::Corruption(
+            fmt::format("ledger database {}: a read escrow's terms are malformed", opt_.path)));
+      const auto end = static_cast<int64_t>(terms->end_unix);
+      PayoutBucket& b = by_start[end - end % bucket];
+      b.start_unix = end - end % bucket;
+      const auto paid = static_cast<uint64_t>(rs.Int(1));
+      const auto margin = static_cast<uint64_t>(rs.Int(2));
+      b.to_providers += paid - margin;
+      b.margin += margin;
+      b.refunded += static_cast<uint64_t>(rs.Int(3));
+      if (paid > 0) ++b.releases;
+      if (rs.Int(3) > 0) ++b.refunds;
+    }
+    if (r != SQLITE_DONE) return Err(SqlError("reading read settlements for payouts"));
   }
   std::vector<PayoutBucket> out;
   for (const auto& [start, b] : by_start) out.push_back(b);
@@ -926,55 +1222,56 @@ Status Authority::ApplyingEpochLocked(uint64_t cert_epoch, std::string_view what
 Result<Checkpoint> Authority::CheckpointLocked() {
   // SHA-256 of: the tag ‖ network id ‖ every account by key (key ‖ i64 balance ‖ u64 next
   // seq) ‖ 0xff ‖ every escrow by id (id ‖ u64 remaining) ‖ 0xff ‖ every settled period by
-  // (escrow, period) (escrow id ‖ u32 period ‖ u8 kind). Integers big-endian.
+  // (escrow, period) (escrow id ‖ u32 period ‖ u8 kind) ‖ 0xff ‖ every applied read settlement
+  // by (escrow, hash) (escrow id ‖ settlement hash) ‖ 0xff ‖ every read escrow by id (id ‖ u64
+  // redeemed bytes ‖ u8 closed). Integers big-endian.
   crypto::Sha256 h;
   std::string buf;
-  auto flush = [&](bool force) {
-    if (force || buf.size() >= (1u << 16)) {
-      h.Update(buf);
-      buf.clear();
-    }
-  };
   buf += static_cast<char>(kCheckpointTag.size());
   buf += kCheckpointTag;
   wire::PutArray(&buf, network_id());
   Checkpoint cp;
-  {
-    SqlStmt st(db_, "SELECT key, balance, next_seq FROM accounts ORDER BY key");
+  // One section: each row of `sql`, its blob column first, then its integer columns of the
+  // given widths; `counted` rows add to the settlements.
+  auto section = [&](const char* sql, std::initializer_list<int> widths, bool counted,
+                     std::string_view what) REQUIRES(mu_) -> Status {
+    SqlStmt st(db_, sql);
     int r;
     while ((r = st.Step()) == SQLITE_ROW) {
       buf += st.Blob(0);
-      wire::PutBe(&buf, static_cast<uint64_t>(st.Int(1)), 8);
-      wire::PutBe(&buf, static_cast<uint64_t>(st.Int(2)), 8);
-      flush(false);
+      int col = 1;
+      for (int w : widths) {
+        if (w == 0)
+          buf += st.Blob(col++);
+        else
+          wire::PutBe(&buf, static_cast<uint64_t>(st.Int(col++)), w);
+      }
+      if (counted) ++cp.settlements;
+      if (buf.size() >= (1u << 16)) {
+        h.Update(buf);
+        buf.clear();
+      }
     }
-    if (r != SQLITE_DONE) return Err(SqlError("reading accounts for a checkpoint"));
-  }
+    if (r != SQLITE_DONE) return SqlError(what);
+    return Status::OK();
+  };
+  DFRP_RETURN_IF_ERROR(section("SELECT key, balance, next_seq FROM accounts ORDER BY key", {8, 8},
+                               false, "reading accounts for a checkpoint"));
   buf += '\xff';
-  {
-    SqlStmt st(db_, "SELECT id, remaining FROM escrows ORDER BY id");
-    int r;
-    while ((r = st.Step()) == SQLITE_ROW) {
-      buf += st.Blob(0);
-      wire::PutBe(&buf, static_cast<uint64_t>(st.Int(1)), 8);
-      flush(false);
-    }
-    if (r != SQLITE_DONE) return Err(SqlError("reading escrows for a checkpoint"));
-  }
+  DFRP_RETURN_IF_ERROR(section("SELECT id, remaining FROM escrows ORDER BY id", {8}, false,
+                               "reading escrows for a checkpoint"));
   buf += '\xff';
-  {
-    SqlStmt st(db_, "SELECT escrow_id, period, kind FROM settlements ORDER BY escrow_id, period");
-    int r;
-    while ((r = st.Step()) == SQLITE_ROW) {
-      buf += st.Blob(0);
-      wire::PutBe(&buf, static_cast<uint64_t>(st.Int(1)), 4);
-      wire::PutBe(&buf, static_cast<uint64_t>(st.Int(2)), 1);
-      ++cp.settlements;
-      flush(false);
-    }
-    if (r != SQLITE_DONE) return Err(SqlError("reading settlements for a checkpoint"));
-  }
-  flush(true);
+  DFRP_RETURN_IF_ERROR(
+      section("SELECT escrow_id, period, kind FROM settlements ORDER BY escrow_id, period", {4, 1},
+              true, "reading settlements for a checkpoint"));
+  buf += '\xff';
+  DFRP_RETURN_IF_ERROR(
+      section("SELECT escrow_id, hash FROM read_settlements ORDER BY escrow_id, hash", {0}, true,
+              "reading read settlements for a checkpoint"));
+  buf += '\xff';
+  DFRP_RETURN_IF_ERROR(section("SELECT id, redeemed, closed FROM read_escrows ORDER BY id", {8, 1},
+                               false, "reading read escrows for a checkpoint"));
+  h.Update(buf);
   cp.state = h.Final();
   SqlStmt n(db_, "SELECT count(*) FROM certificates");
   if (n.Step() != SQLITE_ROW) return Err(SqlError("counting certificates"));
@@ -1105,7 +1402,9 @@ Result<ApplyOutcome> Authority::HandleEpochCertificate(const EpochCertificate& c
   }
   // Every lock of the closing epoch goes: the orders and settlements they hold were signed
   // for that epoch and can no longer be certified.
-  Status st = Exec("DELETE FROM locks; DELETE FROM settle_locks");
+  // A read escrow's vote records go too: a redemption certified in the closing epoch and not
+  // in the checkpoint is void, so the next close need only cover what was applied.
+  Status st = Exec("DELETE FROM locks; DELETE FROM settle_locks; DELETE FROM read_votes");
   if (st.ok()) {
     SqlStmt ins(db_, "INSERT INTO epochs VALUES (?1, ?2)");
     ins.Bind(1, static_cast<int64_t>(p.next_epoch)).BindBlob(2, wire);

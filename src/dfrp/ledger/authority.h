@@ -74,6 +74,13 @@ struct EscrowInfo {
   std::optional<KeyBytes> owner;  // who receives the margin (policy.owner when it was opened)
   uint32_t margin_bps = 0;
   std::vector<PeriodSettled> settled;  // by period
+  // A read escrow (kind read_escrow_open): `terms` is unset, `read` holds its terms.
+  bool is_read = false;
+  ReadTerms read;
+  uint64_t redeemed_bytes = 0;    // the highest receipt total applied
+  bool closed = false;            // its close was applied: nothing more is paid
+  uint64_t max_voted_bytes = 0;   // this authority's record: the highest total it voted to redeem
+  uint32_t read_settlements = 0;  // redemptions and the close applied
 };
 
 // The settled periods whose period began in one bucket of time (docs/API.md,
@@ -142,6 +149,11 @@ class Authority {
   // window's close plus the grace), the period settled or locked the other way, a release
   // whose beacon or audit answer does not verify. InvalidArgument: another epoch, a period
   // past the escrow's. The lock on (escrow, period) is synced before the vote is returned.
+  //
+  // A read escrow's redemption or close (ledger/escrow.h, "Read escrows"): Refused for a
+  // receipt that adds nothing to the redeemed total, a redemption after this authority voted
+  // to close, a close before the end plus the grace or below a total it voted to redeem, a
+  // second, different close; Corruption for a receipt the payer did not sign.
   core::Result<Vote> HandleSettlement(const Settlement& s) EXCLUDES(mu_);
   // Applies a settlement certificate exactly once: pays the period's amount out of the
   // escrow (a release: the margin to the owner, the rest to the provider; a refund: all to
@@ -219,6 +231,13 @@ class Authority {
   // authority voted for the next.
   core::Status ApplyingEpochLocked(uint64_t cert_epoch, std::string_view what) REQUIRES(mu_);
   core::Status SetMetaLocked(std::string_view key, const std::string& value) REQUIRES(mu_);
+  core::Result<Vote> HandleReadSettlement(const Settlement& s) EXCLUDES(mu_);
+  // Inside HandleSettleCertificate's transaction (begun; committed or rolled back here).
+  core::Result<ApplyOutcome> ApplyReadSettlement(const SettleCertificate& c,
+                                                 const std::string& wire, const EscrowInfo& e)
+      REQUIRES(mu_);
+  // The next number in the one sequence settlements and read settlements are applied in.
+  core::Result<int64_t> NextSettleAppliedLocked() REQUIRES(mu_);
 
   const AuthorityOptions opt_;
   const Committee committee_;

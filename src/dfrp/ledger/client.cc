@@ -356,16 +356,34 @@ Result<EscrowView> ParseEscrow(const json& j) {
   const auto bps = IntField<uint32_t>(j, "margin_bps");
   auto id_bytes = id ? core::FromHex(*id) : std::nullopt;
   auto terms_bytes = terms_hex ? core::FromHex(*terms_hex) : std::nullopt;
-  auto terms = terms_bytes ? DecodeTerms(*terms_bytes)
-                           : Result<StorageTerms>(Err(Status::InvalidArgument("no terms")));
+  const bool is_read = StringField(j, "kind").value_or("storage") == "read";
+  auto terms = terms_bytes && !is_read
+                   ? DecodeTerms(*terms_bytes)
+                   : Result<StorageTerms>(is_read ? Result<StorageTerms>(StorageTerms{})
+                                                  : Err(Status::InvalidArgument("no terms")));
+  auto read = terms_bytes && is_read
+                  ? DecodeReadTerms(*terms_bytes)
+                  : Result<ReadTerms>(is_read ? Err(Status::InvalidArgument("no terms"))
+                                              : Result<ReadTerms>(ReadTerms{}));
   auto payer_key = payer ? wallet::PublicKeyFromAddress(*payer)
                          : Result<crypto::bls::PublicKey>(Err(Status::InvalidArgument("")));
   auto provider_key = provider ? wallet::PublicKeyFromAddress(*provider)
                                : Result<crypto::bls::PublicKey>(Err(Status::InvalidArgument("")));
-  if (!id_bytes || id_bytes->size() != 32 || !terms || !payer_key || !provider_key || !amount ||
-      !remaining || !bps || !j.contains("settled") || !j["settled"].is_array())
+  if (!id_bytes || id_bytes->size() != 32 || !terms || !read || !payer_key || !provider_key ||
+      !amount || !remaining || !bps || !j.contains("settled") || !j["settled"].is_array())
     return Err(Status::IOError("an escrow answer without its fields"));
   EscrowView v;
+  v.is_read = is_read;
+  v.read = *read;
+  if (is_read) {
+    const auto redeemed = IntField<uint64_t>(j, "redeemed_bytes");
+    const auto voted = IntField<uint64_t>(j, "max_voted_bytes");
+    if (!redeemed || !voted || !j.contains("closed") || !j["closed"].is_boolean())
+      return Err(Status::IOError("a read escrow answer without its fields"));
+    v.redeemed_bytes = *redeemed;
+    v.max_voted_bytes = std::max(*voted, *redeemed);
+    v.closed = j["closed"].get<bool>();
+  }
   std::memcpy(v.id.data(), id_bytes->data(), 32);
   v.remaining = *remaining;
   v.terms = *terms;
@@ -390,7 +408,8 @@ Result<EscrowView> ParseEscrow(const json& j) {
 
 // What identifies an escrow's terms in one authority's answer.
 std::string IdentityOf(const EscrowView& v) {
-  return core::ToHex(v.payer) + core::ToHex(v.provider) + EncodeTerms(v.terms) + "/" +
+  return core::ToHex(v.payer) + core::ToHex(v.provider) +
+         (v.is_read ? "read" + EncodeReadTerms(v.read) : EncodeTerms(v.terms)) + "/" +
          std::to_string(v.amount) + "/" + v.owner + "/" + std::to_string(v.margin_bps);
 }
 
@@ -415,6 +434,17 @@ std::optional<EscrowView> Agree(const std::vector<EscrowView>& views, size_t nee
     for (const EscrowView* v : agreeing)
       for (const auto& [k, p] : v->settled)
         if (votes[{k, p.kind}] >= need) out.settled[k] = p;
+    // Read escrows: the need-th highest of each figure is one at least `need` report (one of
+    // them honest); closed when `need` report it.
+    auto nth_highest = [&](auto field) {
+      std::vector<uint64_t> xs;
+      for (const EscrowView* v : agreeing) xs.push_back(field(*v));
+      std::sort(xs.begin(), xs.end(), std::greater<>());
+      return xs[need - 1];
+    };
+    out.redeemed_bytes = nth_highest([](const EscrowView& v) { return v.redeemed_bytes; });
+    out.max_voted_bytes = nth_highest([](const EscrowView& v) { return v.max_voted_bytes; });
+    out.closed = nth_highest([](const EscrowView& v) -> uint64_t { return v.closed; }) > 0;
     if (agreeing.size() < views.size())
       notes->push_back(fmt::format("{} of {} answers disagree on the escrow's terms",
                                    views.size() - agreeing.size(), views.size()));
@@ -616,7 +646,7 @@ Result<AuthorityLog> LedgerClient::FetchLogOnce(size_t a) {
   // The escrows its log opened, as it reports them.
   for (const auto& wire : log.certificates) {
     auto cert = DecodeCertificate(wire, network_id());
-    if (!cert || cert->order.order.kind != OrderKind::kEscrowOpen) continue;
+    if (!cert || !cert->order.order.opens_escrow()) continue;
     const crypto::Hash id = EscrowId(cert->order.order.sender, cert->order.order.seq);
     auto e = Get(a, "/v1/ledger/escrows/" + core::ToHex(id));
     if (!e) return Err(e.error());

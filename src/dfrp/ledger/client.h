@@ -64,6 +64,15 @@ struct EscrowView {
   uint32_t margin_bps = 0;
   std::string owner;                          // address, empty when no margin is taken
   std::map<uint32_t, PeriodSettled> settled;  // by period
+  // A read escrow: `read` holds its terms (`terms` is unset). `redeemed_bytes` is the highest
+  // total that f + 1 authorities report redeemed (one of them honest), `closed` whether f + 1
+  // report it closed, `max_voted_bytes` the highest total f + 1 report having voted to redeem
+  // or applied (what a close must cover at each of them, as far as the honest ones go).
+  bool is_read = false;
+  ReadTerms read;
+  uint64_t redeemed_bytes = 0;
+  bool closed = false;
+  uint64_t max_voted_bytes = 0;
   size_t answers = 0;
   std::vector<std::string> notes;
 };

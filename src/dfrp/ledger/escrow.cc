@@ -33,6 +33,89 @@ uint64_t MarginOf(uint64_t amount, uint32_t margin_bps) {
   return static_cast<uint64_t>(static_cast<unsigned __int128>(amount) * margin_bps / 10000);
 }
 
+std::string ReceiptSigningBytes(const UsageReceipt& r, const crypto::Hash& network_id) {
+  std::string out = SignedPrefix(kReceiptTag, network_id, 0);
+  PutArray(&out, r.escrow_id);
+  PutArray(&out, r.provider);
+  PutBe(&out, r.bytes_total, 8);
+  PutBe(&out, r.expiry_unix, 8);
+  return out;
+}
+
+UsageReceipt SignReceipt(const crypto::Hash& escrow_id, const KeyBytes& provider,
+                         uint64_t bytes_total, uint64_t expiry_unix,
+                         const crypto::bls::SecretKey& payer_key, const crypto::Hash& network_id) {
+  UsageReceipt r;
+  r.escrow_id = escrow_id;
+  r.provider = provider;
+  r.bytes_total = bytes_total;
+  r.expiry_unix = expiry_unix;
+  r.signature = payer_key.Sign(core::AsBytes(ReceiptSigningBytes(r, network_id))).bytes();
+  return r;
+}
+
+std::string EncodeReceipt(const UsageReceipt& r, const crypto::Hash& network_id) {
+  std::string out = ReceiptSigningBytes(r, network_id);
+  PutArray(&out, r.signature);
+  return out;
+}
+
+Result<UsageReceipt> DecodeReceipt(std::string_view w, const crypto::Hash& network_id) {
+  if (w.size() != kReceiptWireBytes)
+    return Err(Status::InvalidArgument(
+        fmt::format("usage receipt: {} bytes, a receipt has {}", w.size(), kReceiptWireBytes)));
+  Reader r(w, "usage receipt");
+  UsageReceipt u;
+  DFRP_ASSIGN_OR_RETURN(const uint64_t epoch, wire::ReadPrefix(r, kReceiptTag, network_id));
+  if (epoch != 0) return Err(r.Bad("epoch", "a receipt's is 0"));
+  DFRP_RETURN_IF_ERROR(r.Array(&u.escrow_id, "escrow id"));
+  DFRP_RETURN_IF_ERROR(r.Array(&u.provider, "provider"));
+  DFRP_RETURN_IF_ERROR(wire::CheckKey(u.provider, r, "provider"));
+  DFRP_RETURN_IF_ERROR(r.Be(&u.bytes_total, 8, "bytes total"));
+  if (u.bytes_total == 0) return Err(r.Bad("bytes total", "must be more than 0"));
+  DFRP_RETURN_IF_ERROR(r.Be(&u.expiry_unix, 8, "expiry"));
+  DFRP_RETURN_IF_ERROR(r.Array(&u.signature, "signature"));
+  DFRP_RETURN_IF_ERROR(wire::CheckSig(u.signature, r, "signature"));
+  DFRP_RETURN_IF_ERROR(r.End());
+  return u;
+}
+
+Status VerifyReceipt(const UsageReceipt& r, const crypto::Hash& escrow_id, const KeyBytes& payer,
+                     const KeyBytes& provider, uint64_t end_unix, const crypto::Hash& network_id) {
+  if (r.escrow_id != escrow_id)
+    return Status::InvalidArgument(fmt::format("usage receipt: for escrow {}, not {}",
+                                               core::ToHex(r.escrow_id).substr(0, 16),
+                                               core::ToHex(escrow_id).substr(0, 16)));
+  if (r.provider != provider)
+    return Status::InvalidArgument(
+        fmt::format("usage receipt: names provider {}, the escrow's is {}",
+                    AddressOfKey(r.provider), AddressOfKey(provider)));
+  if (r.expiry_unix > end_unix)
+    return Status::InvalidArgument(fmt::format(
+        "usage receipt: expires at {}, after the escrow's end {}", r.expiry_unix, end_unix));
+  DFRP_ASSIGN_OR_RETURN(auto key, KeyFrom(payer));
+  DFRP_ASSIGN_OR_RETURN(auto sig, SigFrom(r.signature));
+  if (!crypto::bls::Verify(key, core::AsBytes(ReceiptSigningBytes(r, network_id)), sig).ok())
+    return Status::Corruption(fmt::format(
+        "usage receipt for {} bytes of escrow {}: the payer's signature does not verify (forged, "
+        "altered, or signed by another key)",
+        r.bytes_total, core::ToHex(escrow_id).substr(0, 16)));
+  return Status::OK();
+}
+
+uint64_t ReadDue(uint64_t bytes, const ReadTerms& t, uint64_t amount) {
+  const unsigned __int128 due = static_cast<unsigned __int128>(bytes) * t.price_per_mib >> 20;
+  return due > amount ? amount : static_cast<uint64_t>(due);
+}
+
+ReadPayout ReadPayoutOf(uint64_t before, uint64_t after, const ReadTerms& t, uint64_t amount,
+                        uint32_t margin_bps) {
+  if (after <= before) return {};
+  const uint64_t due_before = ReadDue(before, t, amount), due_after = ReadDue(after, t, amount);
+  return {due_after - due_before,
+          MarginOf(due_after, margin_bps) - MarginOf(due_before, margin_bps)};
+}
+
 uint64_t MaxAuditAnswerBytes(const StorageTerms& t) {
   const uint64_t leaves = t.size / t.leaf_size + (t.size % t.leaf_size ? 1 : 0);
   uint64_t depth = 0;
@@ -73,6 +156,10 @@ std::string_view SettleKindName(SettleKind k) {
       return "release";
     case SettleKind::kRefund:
       return "refund";
+    case SettleKind::kRedeem:
+      return "redemption";
+    case SettleKind::kClose:
+      return "close";
   }
   return "unknown";
 }
@@ -116,9 +203,10 @@ Result<Settlement> DecodeSettlement(std::string_view w, const crypto::Hash& netw
   if (s.period >= kMaxEscrowPeriods)
     return Err(r.Bad("period", fmt::format("{} is past the last possible period", v)));
   DFRP_RETURN_IF_ERROR(r.Be(&v, 1, "kind"));
-  if (v != static_cast<uint64_t>(SettleKind::kRelease) &&
-      v != static_cast<uint64_t>(SettleKind::kRefund))
-    return Err(r.Bad("kind", fmt::format("{} is not 1 (release) or 2 (refund)", v)));
+  if (v < static_cast<uint64_t>(SettleKind::kRelease) ||
+      v > static_cast<uint64_t>(SettleKind::kClose))
+    return Err(r.Bad(
+        "kind", fmt::format("{} is not 1 (release), 2 (refund), 3 (redemption) or 4 (close)", v)));
   s.kind = static_cast<SettleKind>(v);
   std::string_view part;
   DFRP_RETURN_IF_ERROR(r.Be(&v, 4, "proof length"));
@@ -132,6 +220,15 @@ Result<Settlement> DecodeSettlement(std::string_view w, const crypto::Hash& netw
     return Err(r.Bad("proof", "a release carries the period's audit answer and its beacon"));
   if (s.kind == SettleKind::kRefund && (!s.proof.empty() || !s.beacon.empty()))
     return Err(r.Bad("proof", "a refund carries no proof and no beacon"));
+  if (s.kind == SettleKind::kRedeem || s.kind == SettleKind::kClose) {
+    if (s.period != 0) return Err(r.Bad("period", "a read escrow's settlements are period 0"));
+    if (!s.beacon.empty()) return Err(r.Bad("beacon", "a read escrow's settlement has none"));
+    if (s.kind == SettleKind::kRedeem && s.proof.empty())
+      return Err(r.Bad("proof", "a redemption carries a usage receipt"));
+    if (!s.proof.empty() && s.proof.size() != kReceiptWireBytes)
+      return Err(r.Bad("proof", fmt::format("{} bytes: a usage receipt has {}", s.proof.size(),
+                                            kReceiptWireBytes)));
+  }
   s.hash = crypto::Sha256Of(w);
   return s;
 }

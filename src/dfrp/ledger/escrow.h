@@ -70,8 +70,10 @@ PeriodWindow WindowOf(const crypto::Hash& escrow_id, const StorageTerms& t, uint
                       const economy::StoragePolicy& p);
 
 enum class SettleKind : uint8_t {
-  kRelease = 1,
-  kRefund = 2,
+  kRelease = 1,  // storage: one period's payout, with its audit answer
+  kRefund = 2,   // storage: one period back to the payer
+  kRedeem = 3,   // read: a usage receipt's bytes not yet redeemed, paid to the provider
+  kClose = 4,    // read: the last redemption and the rest back to the payer
 };
 std::string_view SettleKindName(SettleKind k);
 
@@ -120,6 +122,65 @@ core::Result<SettleCertificate> DecodeSettleCertificate(std::string_view wire,
 core::Status VerifySettleCertificate(const SettleCertificate& c, const Committee& committee,
                                      const crypto::Hash& network_id,
                                      crypto::bls::GroupVerifier* verifier = nullptr);
+
+// --- Read escrows (docs/PROTOCOL.md, "Read payments").
+//
+// A read escrow (OrderKind::kReadEscrowOpen) pays its provider for the bytes it serves the
+// payer, at the terms' price per MiB, as the payer's signed usage receipts claim them. Each
+// receipt carries the total bytes the payer received from that escrow so far; authorities keep
+// the highest total redeemed per escrow and pay only what a receipt adds to it, so an old,
+// replayed or lower receipt earns nothing and a forged one does not verify.
+//   redeem  (SettleKind::kRedeem, period 0, proof = a receipt) is voted until the terms' end
+//           plus the grace, less the allowed skew; each voter records the highest total it
+//           voted for. Redemptions need no lock: applying one moves the escrow's redeemed
+//           total to max(redeemed, receipt), so any order of application ends in one state.
+//   close   (SettleKind::kClose, period 0, proof = a receipt or nothing) is voted from the end
+//           plus the grace, once per authority and escrow (locked), and only when its total is
+//           at least every total that authority voted to redeem; after it, that authority
+//           votes no redemption of the escrow. A quorum of redeem votes and a quorum of close
+//           votes share an honest authority, so no certified redemption exceeds the certified
+//           close: the close pays the provider the rest of its due and refunds the remainder.
+inline constexpr std::string_view kReceiptTag = "DFRP-RECEIPT-V1";
+// What a paying client asks a provider for at a time, and so signs for before it has the
+// bytes (node/read_desk.h): what it risks on a provider that does not deliver.
+inline constexpr uint64_t kReadChunkBytes = 1u << 20;
+inline constexpr size_t kReceiptWireBytes = 1 + 15 + 2 + 32 + 8 + 32 + 48 + 8 + 8 + 96;
+
+// Signed by the payer as it receives verified bytes from the provider.
+struct UsageReceipt {
+  crypto::Hash escrow_id{};
+  KeyBytes provider{};
+  uint64_t bytes_total = 0;  // every byte received under this escrow so far
+  uint64_t expiry_unix = 0;  // at most the escrow's end
+  SigBytes signature{};
+};
+// SignedPrefix(kReceiptTag, network_id, 0) ‖ escrow id (32) ‖ provider (48) ‖ u64 bytes total ‖
+// u64 expiry. The epoch field is 0: a receipt outlives epoch changes (the escrow id binds it).
+std::string ReceiptSigningBytes(const UsageReceipt& r, const crypto::Hash& network_id);
+UsageReceipt SignReceipt(const crypto::Hash& escrow_id, const KeyBytes& provider,
+                         uint64_t bytes_total, uint64_t expiry_unix,
+                         const crypto::bls::SecretKey& payer_key, const crypto::Hash& network_id);
+// The signing bytes ‖ the payer's signature (96): kReceiptWireBytes.
+std::string EncodeReceipt(const UsageReceipt& r, const crypto::Hash& network_id);
+core::Result<UsageReceipt> DecodeReceipt(std::string_view wire, const crypto::Hash& network_id);
+// The receipt is for `escrow_id` and `provider`, expires by `end_unix`, and the payer signed it:
+// InvalidArgument naming the field that differs, Corruption for a signature that does not
+// verify.
+core::Status VerifyReceipt(const UsageReceipt& r, const crypto::Hash& escrow_id,
+                           const KeyBytes& payer, const KeyBytes& provider, uint64_t end_unix,
+                           const crypto::Hash& network_id);
+// What `bytes` of reads are worth under `t`, capped at the escrow's `amount`:
+// min(amount, floor(bytes * price_per_mib / 2^20)).
+uint64_t ReadDue(uint64_t bytes, const ReadTerms& t, uint64_t amount);
+// The payout when an escrow's redeemed total moves from `before` to `after` bytes: `paid` out
+// of the escrow, `margin` of it to the owner. Both are differences of cumulative figures
+// (ReadDue, MarginOf of ReadDue), so the sum over any sequence of redemptions is the same as
+// one redemption of the final total.
+struct ReadPayout {
+  uint64_t paid = 0, margin = 0;
+};
+ReadPayout ReadPayoutOf(uint64_t before, uint64_t after, const ReadTerms& t, uint64_t amount,
+                        uint32_t margin_bps);
 
 // --- The beacon.
 // SignedPrefix(kBeaconTag, network_id, epoch) ‖ u64 slot; its SHA-256 is what each authority

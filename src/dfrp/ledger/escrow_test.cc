@@ -419,7 +419,7 @@ AuthorityLog LogOf(Authority& a, const std::string& name) {
   for (const auto& acct : accounts) log.accounts[acct.key] = {acct.balance, acct.next_seq};
   for (const auto& wire : log.certificates) {
     auto c = DecodeCertificate(wire, a.network_id());
-    if (c && c->order.order.kind == OrderKind::kEscrowOpen) {
+    if (c && c->order.order.opens_escrow()) {
       const crypto::Hash id = EscrowId(c->order.order.sender, c->order.order.seq);
       log.escrow_remaining[id] = a.Escrow(id)->remaining;
     }
@@ -732,6 +732,224 @@ TEST_F(EscrowTest, EpochDecodersRefuseEveryTruncationAndRoundTrip) {
   crypto::Hash other = Net();
   other[0] ^= 1;
   EXPECT_FALSE(DecodeEpochProposal(bytes, other).has_value());
+}
+
+// --- Read escrows (ledger/escrow.h, "Read escrows").
+
+class ReadEscrowTest : public EscrowTest {
+ protected:
+  // 1 base unit per byte read (a price of 2^20 per MiB).
+  ReadTerms RTerms(uint64_t seconds = 60) {
+    return {uint64_t{1} << 20, static_cast<uint64_t>(clock_.NowUnixMillis() / 1000) + seconds};
+  }
+  SignedOrder OpenRead(int payer, int provider, uint64_t amount, const ReadTerms& t, uint64_t seq,
+                       int acceptor = -1) {
+    Order o;
+    o.kind = OrderKind::kReadEscrowOpen;
+    o.sender = Pub(KeyOf(payer));
+    o.seq = seq;
+    o.fee = 1;
+    o.escrow.provider = Pub(KeyOf(provider));
+    o.escrow.amount = amount;
+    o.escrow.read = t;
+    const std::string accept =
+        ReadAcceptanceSigningBytes(o.sender, seq, 0, o.escrow.provider, amount, t, Net());
+    o.escrow.acceptance =
+        KeyOf(acceptor < 0 ? provider : acceptor).Sign(core::AsBytes(accept)).bytes();
+    return SignOrder(o, KeyOf(payer), Net());
+  }
+  std::string Receipt(const crypto::Hash& id, uint64_t bytes, uint64_t expiry, int signer = 0,
+                      int provider = 1) {
+    return EncodeReceipt(SignReceipt(id, Pub(KeyOf(provider)), bytes, expiry, KeyOf(signer), Net()),
+                         Net());
+  }
+  Settlement Redeem(const crypto::Hash& id, const std::string& receipt) {
+    return MakeSettlement(id, 0, SettleKind::kRedeem, 0, receipt, "", Net());
+  }
+  Settlement Close(const crypto::Hash& id, const std::string& receipt) {
+    return MakeSettlement(id, 0, SettleKind::kClose, 0, receipt, "", Net());
+  }
+  void ApplySettleEverywhere(const SettleCertificate& c) {
+    for (auto& a : authorities_) {
+      auto r = a->HandleSettleCertificate(c);
+      ASSERT_TRUE(r.has_value()) << r.error().ToString();
+    }
+  }
+  core::Status VoteError(int a, const Settlement& s) {
+    auto v = authorities_[a]->HandleSettlement(s);
+    return v ? core::Status::OK() : v.error();
+  }
+};
+
+TEST_F(ReadEscrowTest, EachReceiptPaysOnlyWhatItAddsAndTheCloseRefundsTheRest) {
+  Start(4);
+  const ReadTerms t = RTerms();
+  // Accepted by another key: refused; an end in the past: refused.
+  auto forged = authorities_[0]->HandleOrder(OpenRead(0, 1, 500, t, 0, /*acceptor=*/2));
+  ASSERT_FALSE(forged.has_value());
+  EXPECT_NE(forged.error().message().find("acceptance"), std::string::npos);
+  ReadTerms past = t;
+  past.end_unix = static_cast<uint64_t>(clock_.NowUnixMillis() / 1000) - 1;
+  auto stale = authorities_[0]->HandleOrder(OpenRead(0, 1, 500, past, 0));
+  ASSERT_FALSE(stale.has_value());
+  EXPECT_NE(stale.error().message().find("in the future"), std::string::npos);
+
+  const SignedOrder open = OpenRead(0, 1, 500, t, 0);
+  ApplyEverywhere(Certify(open, {0, 1, 2}));
+  const crypto::Hash id = EscrowId(Pub(KeyOf(0)), 0);
+  auto e = authorities_[3]->Escrow(id);
+  ASSERT_TRUE(e.has_value()) << e.error().ToString();
+  EXPECT_TRUE(e->is_read);
+  EXPECT_EQ(e->read.end_unix, t.end_unix);
+  EXPECT_EQ(e->remaining, 500u);
+  EXPECT_EQ(Balance(0, Pub(KeyOf(0))), 1000 - 500 - 1);
+  ExpectConserved();
+
+  // 100 bytes: 100 base units, 5 of them the owner's margin.
+  const Settlement r100 = Redeem(id, Receipt(id, 100, t.end_unix));
+  const SettleCertificate c100 = CertifySettlement(r100, {0, 1, 2});
+  ApplySettleEverywhere(c100);
+  EXPECT_EQ(Balance(3, Pub(KeyOf(1))), 1000 + 95);
+  EXPECT_EQ(Balance(3, Pub(KeyOf(9))), 1000 + 5);
+  EXPECT_EQ(authorities_[3]->Escrow(id)->redeemed_bytes, 100u);
+  ExpectConserved();
+  // The same receipt again, or a lower one: earns nothing (refused, naming why).
+  core::Status replay = VoteError(3, r100);
+  EXPECT_EQ(replay.code(), core::Status::Code::kRefused) << replay.ToString();
+  EXPECT_NE(replay.message().find("earns nothing"), std::string::npos) << replay.ToString();
+  EXPECT_EQ(VoteError(0, Redeem(id, Receipt(id, 60, t.end_unix))).code(),
+            core::Status::Code::kRefused);
+  // The same certificate again: applied once.
+  EXPECT_EQ(*authorities_[0]->HandleSettleCertificate(c100), ApplyOutcome::kAlreadyApplied);
+  // Forged (signed by the provider), for another provider, past the escrow's end: refused.
+  core::Status bad = VoteError(0, Redeem(id, Receipt(id, 400, t.end_unix, /*signer=*/1)));
+  EXPECT_EQ(bad.code(), core::Status::Code::kCorruption) << bad.ToString();
+  bad = VoteError(0, Redeem(id, Receipt(id, 400, t.end_unix, 0, /*provider=*/2)));
+  EXPECT_EQ(bad.code(), core::Status::Code::kInvalidArgument) << bad.ToString();
+  bad = VoteError(0, Redeem(id, Receipt(id, 400, t.end_unix + 1)));
+  EXPECT_NE(bad.message().find("after the escrow's end"), std::string::npos) << bad.ToString();
+  // A storage escrow's settlement for a read escrow: refused.
+  bad = VoteError(0, Refund(id, 0));
+  EXPECT_EQ(bad.code(), core::Status::Code::kInvalidArgument) << bad.ToString();
+
+  // Two redemptions applied in either order end in one state.
+  const SettleCertificate c250 =
+      CertifySettlement(Redeem(id, Receipt(id, 250, t.end_unix)), {1, 2, 3});
+  const SettleCertificate c300 =
+      CertifySettlement(Redeem(id, Receipt(id, 300, t.end_unix)), {1, 2, 3});
+  ASSERT_TRUE(authorities_[0]->HandleSettleCertificate(c300).has_value());
+  ASSERT_TRUE(authorities_[0]->HandleSettleCertificate(c250).has_value());  // pays nothing
+  for (int a = 1; a < 4; ++a) {
+    ASSERT_TRUE(authorities_[a]->HandleSettleCertificate(c250).has_value());
+    ASSERT_TRUE(authorities_[a]->HandleSettleCertificate(c300).has_value());
+  }
+  for (int a = 0; a < 4; ++a) {
+    EXPECT_EQ(Balance(a, Pub(KeyOf(1))), 1000 + 285) << a;  // 300 less the margin of 300
+    EXPECT_EQ(Balance(a, Pub(KeyOf(9))), 1000 + 15) << a;
+    EXPECT_EQ(authorities_[a]->Escrow(id)->remaining, 200u) << a;
+  }
+  ExpectConserved();
+  auto cp0 = authorities_[0]->GetEpochState();
+  auto cp3 = authorities_[3]->GetEpochState();
+  ASSERT_TRUE(cp0.has_value() && cp3.has_value());
+  EXPECT_EQ(cp0->checkpoint, cp3->checkpoint);  // one state, whatever the order
+
+  // Authority 0 votes for a receipt of 350 that never gathers a quorum.
+  const std::string r350 = Receipt(id, 350, t.end_unix);
+  ASSERT_TRUE(authorities_[0]->HandleSettlement(Redeem(id, r350)).has_value());
+  // No close before the end plus the grace; no redemption from then on.
+  const Settlement close300 = Close(id, Receipt(id, 300, t.end_unix));
+  bad = VoteError(1, close300);
+  EXPECT_NE(bad.message().find("closable from"), std::string::npos) << bad.ToString();
+  clock_.SetMillis(static_cast<int64_t>(t.end_unix + 2) * 1000);
+  bad = VoteError(1, Redeem(id, r350));
+  EXPECT_NE(bad.message().find("votes redemptions until"), std::string::npos) << bad.ToString();
+  // Authority 0 closes only at 350 or more (it voted to redeem 350); the others at 300.
+  bad = VoteError(0, close300);
+  EXPECT_NE(bad.message().find("at least 350"), std::string::npos) << bad.ToString();
+  bad = VoteError(1, Close(id, ""));
+  EXPECT_NE(bad.message().find("at least 300"), std::string::npos) << bad.ToString();
+  const SettleCertificate closed = CertifySettlement(close300, {1, 2, 3});
+  // Having voted that close, authority 1 votes for no other.
+  bad = VoteError(1, Close(id, r350));
+  EXPECT_NE(bad.message().find("another close"), std::string::npos) << bad.ToString();
+  ApplySettleEverywhere(closed);
+  for (int a = 0; a < 4; ++a) {
+    auto after = authorities_[a]->Escrow(id);
+    EXPECT_TRUE(after->closed);
+    EXPECT_EQ(after->remaining, 0u);
+    EXPECT_EQ(Balance(a, Pub(KeyOf(0))), 1000 - 500 - 1 + 200) << a;  // the unread rest back
+    EXPECT_EQ(Balance(a, Pub(KeyOf(1))), 1000 + 285) << a;
+  }
+  bad = VoteError(2, Close(id, r350));
+  EXPECT_NE(bad.message().find("closed"), std::string::npos) << bad.ToString();
+  ExpectConserved();
+  // The auditor replays it all: four receipts checked again (100, 250, 300 and the close's).
+  std::vector<AuthorityLog> logs;
+  for (int a = 0; a < 4; ++a) logs.push_back(LogOf(*authorities_[a], fmt::format("auth{}", a)));
+  AuditReport rep = AuditLedger(policy_, logs);
+  EXPECT_TRUE(rep.ok()) << (rep.violations.empty() ? "" : rep.violations.front());
+  EXPECT_EQ(rep.receipts_verified, 4u);
+  EXPECT_EQ(rep.settlements, 4u);
+  // Everything survives a restart.
+  authorities_[2].reset();
+  authorities_[2] = OpenAuthority(2);
+  EXPECT_TRUE(authorities_[2]->Escrow(id)->closed);
+  // (Authority 1 applied the same certificates in the same order; 0 in another.)
+  EXPECT_TRUE(*authorities_[2]->SettleLog(1, 100) == *authorities_[1]->SettleLog(1, 100));
+  EXPECT_EQ(authorities_[2]->SettleLog(1, 100)->size(), 4u);
+}
+
+TEST_F(ReadEscrowTest, ReceiptsAndReadOrdersRefuseEveryTruncationAndRoundTrip) {
+  Start(1);
+  const ReadTerms t = RTerms();
+  const SignedOrder open = OpenRead(0, 1, 500, t, 0);
+  const std::string wire = EncodeSignedOrder(open, Net());
+  auto back = DecodeSignedOrder(wire, Net());
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  EXPECT_EQ(back->order.kind, OrderKind::kReadEscrowOpen);
+  EXPECT_EQ(EncodeSignedOrder(*back, Net()), wire);
+  for (size_t n = 0; n < wire.size(); ++n)
+    ASSERT_FALSE(DecodeSignedOrder(wire.substr(0, n), Net()).has_value()) << n;
+  const crypto::Hash id = EscrowId(Pub(KeyOf(0)), 0);
+  const std::string r = Receipt(id, 1234, t.end_unix);
+  ASSERT_EQ(r.size(), kReceiptWireBytes);
+  auto rb = DecodeReceipt(r, Net());
+  ASSERT_TRUE(rb.has_value()) << rb.error().ToString();
+  EXPECT_EQ(rb->bytes_total, 1234u);
+  EXPECT_EQ(EncodeReceipt(*rb, Net()), r);
+  for (size_t n = 0; n < r.size(); ++n)
+    ASSERT_FALSE(DecodeReceipt(r.substr(0, n), Net()).has_value());
+  // Another network's receipt is refused by its id.
+  crypto::Hash other_net = Net();
+  other_net[0] ^= 1;
+  EXPECT_FALSE(DecodeReceipt(r, other_net).has_value());
+  // A redemption carries a receipt; read settlements are period 0 and have no beacon.
+  auto odd = DecodeSettlement(SettlementBytes(Redeem(id, ""), Net()), Net());
+  ASSERT_FALSE(odd.has_value());
+  EXPECT_NE(odd.error().message().find("usage receipt"), std::string::npos);
+  odd = DecodeSettlement(
+      SettlementBytes(MakeSettlement(id, 1, SettleKind::kClose, 0, "", "", Net()), Net()), Net());
+  ASSERT_FALSE(odd.has_value());
+  EXPECT_NE(odd.error().message().find("period 0"), std::string::npos);
+  // The price arithmetic: floor(bytes * price / 2^20), capped at the amount; margins cumulative.
+  const ReadTerms cheap{3, t.end_unix};  // 3 base units per MiB
+  EXPECT_EQ(ReadDue(uint64_t{1} << 20, cheap, 100), 3u);
+  EXPECT_EQ(ReadDue((uint64_t{1} << 20) - 1, cheap, 100), 2u);
+  EXPECT_EQ(ReadDue(uint64_t{1} << 40, cheap, 100), 100u);
+  EXPECT_EQ(ReadDue(~uint64_t{0}, ReadTerms{~uint64_t{0}, 1}, 7), 7u);
+  uint64_t paid = 0, margin = 0, at = 0;
+  for (uint64_t step : {1u, 7u, 333u, 1000u, 5u}) {
+    const ReadPayout p = ReadPayoutOf(at, at + step, t, 1000, 500);
+    paid += p.paid;
+    margin += p.margin;
+    at += step;
+  }
+  const ReadPayout once = ReadPayoutOf(0, at, t, 1000, 500);
+  EXPECT_EQ(paid, once.paid);
+  EXPECT_EQ(margin, once.margin);
+  EXPECT_EQ(once.paid, 1000u);  // capped
+  EXPECT_EQ(once.margin, 50u);
 }
 
 }  // namespace

@@ -402,6 +402,26 @@ TEST(LedgerSeeds, Write) {
   put("epoch_proposal", 6, EpochProposalBytes(ep, net));
   put("epoch_certificate", 7,
       EncodeEpochCertificate(*MakeEpochCertificate(ep, epoch_votes, c), net));
+  // A read escrow, a usage receipt and a redemption carrying it.
+  Order rd;
+  rd.kind = OrderKind::kReadEscrowOpen;
+  rd.sender = Pub(KeyOf(0));
+  rd.seq = 5;
+  rd.escrow.provider = Pub(KeyOf(1));
+  rd.escrow.amount = 900;
+  rd.escrow.read = {.price_per_mib = 30, .end_unix = 1'800'000'000};
+  rd.escrow.acceptance =
+      KeyOf(1)
+          .Sign(core::AsBytes(ReadAcceptanceSigningBytes(rd.sender, rd.seq, 0, rd.escrow.provider,
+                                                         rd.escrow.amount, rd.escrow.read, net)))
+          .bytes();
+  put("read_escrow_open", 0, EncodeSignedOrder(SignOrder(rd, KeyOf(0), net), net));
+  const crypto::Hash rid = EscrowId(rd.sender, rd.seq);
+  const std::string receipt = EncodeReceipt(
+      SignReceipt(rid, rd.escrow.provider, 123456, 1'800'000'000, KeyOf(0), net), net);
+  put("receipt", 8, receipt);
+  put("redemption", 3,
+      SettlementBytes(MakeSettlement(rid, 0, SettleKind::kRedeem, 0, receipt, "", net), net));
 }
 }  // namespace
 }  // namespace dfrp::ledger

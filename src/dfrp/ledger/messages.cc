@@ -21,7 +21,7 @@ using wire::Reader;
 
 namespace {
 
-Status ReadTerms(Reader& r, StorageTerms* t) {
+Status ReadStorageTerms(Reader& r, StorageTerms* t) {
   std::array<uint8_t, 16> id{};
   DFRP_RETURN_IF_ERROR(r.Array(&id, "terms.shard_id"));
   t->shard_id.bytes = id;
@@ -52,26 +52,42 @@ Status ReadTerms(Reader& r, StorageTerms* t) {
   return Status::OK();
 }
 
+Status ReadReadTerms(Reader& r, ReadTerms* t) {
+  DFRP_RETURN_IF_ERROR(r.Be(&t->price_per_mib, 8, "read_terms.price_per_mib"));
+  if (t->price_per_mib == 0) return r.Bad("read_terms.price_per_mib", "must be more than 0");
+  DFRP_RETURN_IF_ERROR(r.Be(&t->end_unix, 8, "read_terms.end"));
+  // Its close (end + grace, in milliseconds) must stay inside every clock reading's range.
+  constexpr uint64_t kMaxSeconds = (uint64_t{1} << 62) / 1000;
+  if (t->end_unix == 0 || t->end_unix > kMaxSeconds)
+    return r.Bad("read_terms.end", fmt::format("{} is not a Unix time in seconds", t->end_unix));
+  return Status::OK();
+}
+
 // Reads an order's fields (after its prefix).
 Status ReadOrderFields(Reader& r, Order* o) {
   uint64_t kind = 0;
   DFRP_RETURN_IF_ERROR(r.Be(&kind, 1, "kind"));
   if (kind != static_cast<uint64_t>(OrderKind::kTransfer) &&
-      kind != static_cast<uint64_t>(OrderKind::kEscrowOpen))
-    return r.Bad("kind",
-                 fmt::format("{} is not an order kind (1: transfer, 2: escrow_open)", kind));
+      kind != static_cast<uint64_t>(OrderKind::kEscrowOpen) &&
+      kind != static_cast<uint64_t>(OrderKind::kReadEscrowOpen))
+    return r.Bad("kind", fmt::format("{} is not an order kind (1: transfer, 2: escrow_open, 3: "
+                                     "read_escrow_open)",
+                                     kind));
   o->kind = static_cast<OrderKind>(kind);
   DFRP_RETURN_IF_ERROR(r.Array(&o->sender, "sender"));
   DFRP_RETURN_IF_ERROR(wire::CheckKey(o->sender, r, "sender"));
   DFRP_RETURN_IF_ERROR(r.Be(&o->seq, 8, "seq"));
   DFRP_RETURN_IF_ERROR(r.Be(&o->fee, 8, "fee"));
-  if (o->kind == OrderKind::kEscrowOpen) {
+  if (o->opens_escrow()) {
     EscrowOpen& e = o->escrow;
     DFRP_RETURN_IF_ERROR(r.Array(&e.provider, "escrow.provider"));
     DFRP_RETURN_IF_ERROR(wire::CheckKey(e.provider, r, "escrow.provider"));
     DFRP_RETURN_IF_ERROR(r.Be(&e.amount, 8, "escrow.amount"));
     if (e.amount == 0) return r.Bad("escrow.amount", "must be more than 0");
-    DFRP_RETURN_IF_ERROR(ReadTerms(r, &e.terms));
+    if (o->kind == OrderKind::kEscrowOpen)
+      DFRP_RETURN_IF_ERROR(ReadStorageTerms(r, &e.terms));
+    else
+      DFRP_RETURN_IF_ERROR(ReadReadTerms(r, &e.read));
     DFRP_RETURN_IF_ERROR(r.Array(&e.acceptance, "escrow.acceptance"));
     DFRP_RETURN_IF_ERROR(wire::CheckSig(e.acceptance, r, "escrow.acceptance"));
     return Status::OK();
@@ -112,6 +128,8 @@ std::string_view OrderKindName(OrderKind k) {
       return "transfer";
     case OrderKind::kEscrowOpen:
       return "escrow_open";
+    case OrderKind::kReadEscrowOpen:
+      return "read_escrow_open";
   }
   return "unknown";
 }
@@ -132,10 +150,11 @@ std::string OrderSigningBytes(const Order& o, const crypto::Hash& network_id) {
   PutArray(&out, o.sender);
   PutBe(&out, o.seq, 8);
   PutBe(&out, o.fee, 8);
-  if (o.kind == OrderKind::kEscrowOpen) {
+  if (o.opens_escrow()) {
     PutArray(&out, o.escrow.provider);
     PutBe(&out, o.escrow.amount, 8);
-    out += EncodeTerms(o.escrow.terms);
+    out += o.kind == OrderKind::kEscrowOpen ? EncodeTerms(o.escrow.terms)
+                                            : EncodeReadTerms(o.escrow.read);
     PutArray(&out, o.escrow.acceptance);
     return out;
   }
@@ -354,7 +373,7 @@ std::string EncodeTerms(const StorageTerms& t) {
 Result<StorageTerms> DecodeTerms(std::string_view bytes) {
   Reader r(bytes, "terms");
   StorageTerms t;
-  DFRP_RETURN_IF_ERROR(ReadTerms(r, &t));
+  DFRP_RETURN_IF_ERROR(ReadStorageTerms(r, &t));
   DFRP_RETURN_IF_ERROR(r.End());
   return t;
 }
@@ -371,15 +390,47 @@ std::string AcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint64_t
   return out;
 }
 
+std::string EncodeReadTerms(const ReadTerms& t) {
+  std::string out;
+  PutBe(&out, t.price_per_mib, 8);
+  PutBe(&out, t.end_unix, 8);
+  return out;
+}
+
+Result<ReadTerms> DecodeReadTerms(std::string_view bytes) {
+  Reader r(bytes, "read terms");
+  ReadTerms t;
+  DFRP_RETURN_IF_ERROR(ReadReadTerms(r, &t));
+  DFRP_RETURN_IF_ERROR(r.End());
+  return t;
+}
+
+std::string ReadAcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint64_t epoch,
+                                       const KeyBytes& provider, uint64_t amount,
+                                       const ReadTerms& terms, const crypto::Hash& network_id) {
+  std::string out = SignedPrefix(kReadAcceptTag, network_id, epoch);
+  PutArray(&out, payer);
+  PutBe(&out, seq, 8);
+  PutArray(&out, provider);
+  PutBe(&out, amount, 8);
+  out += EncodeReadTerms(terms);
+  return out;
+}
+
 Status VerifyAcceptance(const Order& o, const crypto::Hash& network_id) {
   DFRP_ASSIGN_OR_RETURN(auto key, KeyFrom(o.escrow.provider));
   DFRP_ASSIGN_OR_RETURN(auto sig, SigFrom(o.escrow.acceptance));
-  const std::string bytes = AcceptanceSigningBytes(o.sender, o.seq, o.epoch, o.escrow.provider,
-                                                   o.escrow.amount, o.escrow.terms, network_id);
+  const std::string bytes =
+      o.kind == OrderKind::kEscrowOpen
+          ? AcceptanceSigningBytes(o.sender, o.seq, o.epoch, o.escrow.provider, o.escrow.amount,
+                                   o.escrow.terms, network_id)
+          : ReadAcceptanceSigningBytes(o.sender, o.seq, o.epoch, o.escrow.provider, o.escrow.amount,
+                                       o.escrow.read, network_id);
   if (!bls::Verify(key, core::AsBytes(bytes), sig).ok())
-    return Status::InvalidArgument(
-        "escrow_open: the provider's acceptance does not verify (signed for other terms, "
-        "another payer, amount or sequence number, or by another key)");
+    return Status::InvalidArgument(fmt::format(
+        "{}: the provider's acceptance does not verify (signed for other terms, another payer, "
+        "amount or sequence number, or by another key)",
+        OrderKindName(o.kind)));
   return Status::OK();
 }
 

@@ -33,6 +33,7 @@ inline constexpr uint16_t kMessageVersion = 1;
 inline constexpr std::string_view kOrderTag = "DFRP-ORDER-V1";
 inline constexpr std::string_view kVoteTag = "DFRP-VOTE-V1";
 inline constexpr std::string_view kAcceptTag = "DFRP-ACCEPT-V1";
+inline constexpr std::string_view kReadAcceptTag = "DFRP-READ-ACCEPT-V1";
 inline constexpr uint32_t kMaxEscrowPeriods = 100'000;
 inline constexpr uint32_t kMaxEscrowChallenges = 1024;  // storage::kMaxAuditChallenges
 inline constexpr size_t kMaxMemoBytes = 256;
@@ -60,6 +61,7 @@ core::Result<crypto::bls::Signature> SigFrom(const SigBytes& s);
 enum class OrderKind : uint8_t {
   kTransfer = 1,
   kEscrowOpen = 2,
+  kReadEscrowOpen = 3,
 };
 std::string_view OrderKindName(OrderKind k);
 
@@ -87,12 +89,24 @@ struct StorageTerms {
 std::string EncodeTerms(const StorageTerms& t);
 core::Result<StorageTerms> DecodeTerms(std::string_view bytes);
 
+// What a read escrow pays for: the verified bytes its provider serves the payer until
+// `end_unix`, at `price_per_mib` base units per MiB (2^20 bytes), claimed with the payer's
+// signed usage receipts (ledger/escrow.h, UsageReceipt; docs/PROTOCOL.md, "Read payments").
+struct ReadTerms {
+  uint64_t price_per_mib = 0;  // > 0
+  uint64_t end_unix = 0;       // seconds: receipts are redeemed until end + grace, then closed
+};
+// The 16 bytes: u64 price per MiB ‖ u64 end.
+std::string EncodeReadTerms(const ReadTerms& t);
+core::Result<ReadTerms> DecodeReadTerms(std::string_view bytes);
+
 // escrow_open: the sender (the payer) locks `amount` for `provider` under `terms`; it takes
 // effect only with the provider's signature over AcceptanceSigningBytes.
 struct EscrowOpen {
   KeyBytes provider{};
   uint64_t amount = 0;  // base units, > 0: the whole escrow, paid out period by period
-  StorageTerms terms;
+  StorageTerms terms;   // kind escrow_open
+  ReadTerms read;       // kind read_escrow_open
   SigBytes acceptance{};
 };
 
@@ -104,11 +118,12 @@ struct Order {
   uint64_t epoch = 0;  // the committee epoch it is for
   uint64_t fee = 0;    // the order fee the sender agrees to pay the committee (base units)
   Transfer transfer;   // kind == kTransfer
-  EscrowOpen escrow;   // kind == kEscrowOpen
-  // What the order takes from the sender's balance besides the fee.
-  uint64_t amount() const {
-    return kind == OrderKind::kEscrowOpen ? escrow.amount : transfer.amount;
+  EscrowOpen escrow;   // kind == kEscrowOpen or kReadEscrowOpen
+  bool opens_escrow() const {
+    return kind == OrderKind::kEscrowOpen || kind == OrderKind::kReadEscrowOpen;
   }
+  // What the order takes from the sender's balance besides the fee.
+  uint64_t amount() const { return opens_escrow() ? escrow.amount : transfer.amount; }
 };
 
 // What a provider signs to accept an escrow: SignedPrefix(kAcceptTag, network_id, epoch) ‖
@@ -116,7 +131,13 @@ struct Order {
 std::string AcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint64_t epoch,
                                    const KeyBytes& provider, uint64_t amount,
                                    const StorageTerms& terms, const crypto::Hash& network_id);
-// InvalidArgument when the provider's acceptance in `o` (an escrow_open) does not verify (the
+// A read escrow's acceptance: SignedPrefix(kReadAcceptTag, network_id, epoch) ‖ payer (48) ‖
+// u64 seq ‖ provider (48) ‖ u64 amount ‖ read terms (16).
+std::string ReadAcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint64_t epoch,
+                                       const KeyBytes& provider, uint64_t amount,
+                                       const ReadTerms& terms, const crypto::Hash& network_id);
+// InvalidArgument when the provider's acceptance in `o` (an escrow_open or read_escrow_open)
+// does not verify (the
 // order is refused as malformed: nobody's stored data is in question).
 core::Status VerifyAcceptance(const Order& o, const crypto::Hash& network_id);
 
