@@ -64,6 +64,37 @@ def tool(binary, env, *args, timeout=120):
     return r.returncode, r.stdout, r.stderr
 
 
+def committee_with_storage(wallet, ledger, wenv, names, n, storage, payer="alice"):
+    """Wallets `names` (passphrase "pw", also in T/pw.txt), a committee of `n` authorities
+    on loopback with `payer` funded with 1000, the owner (the wallet "owner") taking 5%, the
+    `[storage]` table `storage` (a dict), and the authorities started. Returns (addresses,
+    economic.toml path, authorities)."""
+    addr = {}
+    for name in names:
+        rc, out, err = tool(wallet, wenv, "--insecure-test-kdf", "--wallet", f"{name}.json",
+                            "--json", "new")
+        check(f"dfrp-wallet new {name}", rc == 0, err[-400:])
+        addr[name] = json.loads(out)["address"]
+    with open(os.path.join(T, "pw.txt"), "w") as f:
+        f.write("pw\n")
+    cdir = os.path.join(T, "committee")
+    rc, out, err = tool(ledger, wenv, "init-committee", "--authorities", str(n), "--dir", cdir,
+                        "--base-port", str(free_base_port(n)), "--genesis",
+                        f"{addr[payer]}=1000", "--order-fee", "0.001", "--insecure-test-kdf")
+    check(f"init-committee of {n}", rc == 0, err[-400:])
+    policy = os.path.join(cdir, "economic.toml")
+    # The [policy] table is the file's last: the owner and margin join it.
+    with open(policy, "a") as f:
+        f.write(f'owner = "{addr["owner"]}"\nmargin_bps = 500\n\n[storage]\n' +
+                "".join(f"{k} = {v}\n" for k, v in storage.items()))
+    auths = []
+    for i in range(n):
+        adir = os.path.join(cdir, f"authority-{i}")
+        auths.append(Daemon(clean_env({"STATE_DIR": os.path.join(adir, "state")}),
+                            ("--config", os.path.join(adir, "dfrp.toml"))))
+    return addr, policy, auths
+
+
 def main():
     wenv = clean_env({"DFRP_PASSPHRASE": "pw", "DFRP_KDF_PROFILE": "test"})
     addr = {}

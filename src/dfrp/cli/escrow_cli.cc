@@ -9,13 +9,22 @@
 //                         period, the next answer window
 //   escrow list ADDRESS   the open escrows an address pays or provides
 //   escrow refund ID      refunds every period whose answer window closed unreleased more
-//                         than the grace ago (exit 7 when none is due yet)
+//                         than the grace ago (exit 7 when none is due yet); a read escrow is
+//                         closed instead (what its receipts do not pay goes back)
+//   escrow open-read --wallet FILE --provider URL --amount X --price-per-mib P --seconds S
+//       a read escrow: the provider's node accepts the price (at least its read price) and
+//       the committee certifies the read_escrow_open order
+//   escrow read ID --wallet FILE --provider URL --shard SHARD [--root HEX] [-o FILE]
+//       reads a shard paid from the read escrow: each request carries a usage receipt signed
+//       for it; the bytes are verified against the root before anything is written
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
 #include "dfrp/cli/ledger_cli_internal.h"
+#include "dfrp/crypto/merkle.h"
 #include "dfrp/node/client.h"
+#include "dfrp/storage/proof.h"
 #include "dfrp/wallet/address.h"
 
 namespace dfrp::cli {
@@ -76,21 +85,30 @@ Result<ledger::StorageTerms> ShardTerms(core::FileSystem* fs, const EscrowComman
   return t;
 }
 
-// The provider's signed acceptance of the escrow (POST /v1/escrows/accept on its node).
-Result<std::pair<ledger::KeyBytes, ledger::SigBytes>> AskAcceptance(const std::string& url,
-                                                                    const std::string& payer,
-                                                                    uint64_t seq, uint64_t amount,
-                                                                    const ledger::StorageTerms& t,
-                                                                    uint64_t epoch) {
+Result<node::DaemonInfo> ProviderInfo(const std::string& url) {
   node::DaemonInfo info;
   info.url = url;
   DFRP_ASSIGN_OR_RETURN(info.api_addr, ledger::HostPortOfUrl(url));
-  node::Client client(info, {.connect_timeout_ms = 3000, .request_timeout_ms = 30'000});
-  const json body{{"payer", payer},
+  return info;
+}
+
+node::Client ProviderClient(const node::DaemonInfo& info) {
+  return node::Client(info, {.connect_timeout_ms = 3000, .request_timeout_ms = 30'000});
+}
+
+// The provider's signed acceptance of an escrow (POST /v1/escrows/accept on its node) of
+// `kind` ("storage" or "read") with those terms' bytes.
+Result<std::pair<ledger::KeyBytes, ledger::SigBytes>> AskAcceptance(
+    const std::string& url, std::string_view kind, const std::string& payer, uint64_t seq,
+    uint64_t amount, const std::string& terms_bytes, uint64_t epoch) {
+  DFRP_ASSIGN_OR_RETURN(node::DaemonInfo info, ProviderInfo(url));
+  node::Client client = ProviderClient(info);
+  const json body{{"kind", kind},
+                  {"payer", payer},
                   {"seq", seq},
                   {"epoch", epoch},
                   {"amount_base_units", amount},
-                  {"terms_hex", core::ToHex(ledger::EncodeTerms(t))}};
+                  {"terms_hex", core::ToHex(terms_bytes)}};
   DFRP_ASSIGN_OR_RETURN(node::HttpResponse r,
                         client.Request("POST", "/v1/escrows/accept",
                                        {{"Content-Type", "application/json"}}, body.dump()));
@@ -108,6 +126,38 @@ Result<std::pair<ledger::KeyBytes, ledger::SigBytes>> AskAcceptance(const std::s
   ledger::SigBytes s{};
   std::memcpy(s.data(), sig->data(), s.size());
   return std::make_pair(key.bytes(), s);
+}
+
+// Has the committee certify an escrow_open or read_escrow_open (`tmpl`: its kind and terms)
+// of `amount` at the wallet's next sequence number, once the provider accepted it.
+Result<json> CertifyEscrowOpen(core::FileSystem* fs, const economy::EconomicPolicy& p,
+                               ledger::LedgerClient& client, const OpenedWallet& w,
+                               const EscrowCommands& c, uint64_t amount, const ledger::Order& tmpl,
+                               std::string* provider_address) {
+  const bool read = tmpl.kind == ledger::OrderKind::kReadEscrowOpen;
+  return CertifyNewOrder(
+      fs, p, client, w, c.order, read ? "read escrow" : "escrow", amount,
+      [&](uint64_t seq) -> Result<ledger::Order> {
+        DFRP_ASSIGN_OR_RETURN(
+            auto accepted,
+            AskAcceptance(c.provider_url, read ? "read" : "storage", w.address, seq, amount,
+                          read ? ledger::EncodeReadTerms(tmpl.escrow.read)
+                               : ledger::EncodeTerms(tmpl.escrow.terms),
+                          client.epoch()));
+        ledger::Order o = tmpl;
+        o.escrow.provider = accepted.first;
+        o.escrow.amount = amount;
+        o.escrow.acceptance = accepted.second;
+        // Checked before anything is signed: a bad acceptance would leave a signed order in
+        // the journal that no committee certifies.
+        o.sender = w.key->GetPublicKey().bytes();
+        o.seq = seq;
+        o.epoch = client.epoch();  // learnt by CertifyNewOrder before it calls this
+        DFRP_RETURN_IF_ERROR(ledger::VerifyAcceptance(o, p.network_id)
+                                 .WithContext("the provider " + c.provider_url));
+        *provider_address = ledger::AddressOfKey(accepted.first);
+        return o;
+      });
 }
 
 json ViewJson(const economy::EconomicPolicy& p, const ledger::EscrowView& v, int64_t now_ms) {
@@ -161,28 +211,11 @@ Status CmdOpen(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
                         OpenWalletForOrders(fs, c.order.wallet, c.order.passphrase_file));
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   std::string provider_address;
-  DFRP_ASSIGN_OR_RETURN(
-      json out,
-      CertifyNewOrder(
-          fs, p, client, w, c.order, "escrow", amount, [&](uint64_t seq) -> Result<ledger::Order> {
-            DFRP_ASSIGN_OR_RETURN(auto accepted, AskAcceptance(c.provider_url, w.address, seq,
-                                                               amount, t, client.epoch()));
-            ledger::Order o;
-            o.kind = ledger::OrderKind::kEscrowOpen;
-            o.escrow.provider = accepted.first;
-            o.escrow.amount = amount;
-            o.escrow.terms = t;
-            o.escrow.acceptance = accepted.second;
-            // Checked before anything is signed: a bad acceptance would leave a signed
-            // order in the journal that no committee certifies.
-            o.sender = w.key->GetPublicKey().bytes();
-            o.seq = seq;
-            o.epoch = client.epoch();  // learnt by CertifyNewOrder before it calls this
-            DFRP_RETURN_IF_ERROR(ledger::VerifyAcceptance(o, p.network_id)
-                                     .WithContext("the provider " + c.provider_url));
-            provider_address = ledger::AddressOfKey(accepted.first);
-            return o;
-          }));
+  ledger::Order tmpl;
+  tmpl.kind = ledger::OrderKind::kEscrowOpen;
+  tmpl.escrow.terms = t;
+  DFRP_ASSIGN_OR_RETURN(json out,
+                        CertifyEscrowOpen(fs, p, client, w, c, amount, tmpl, &provider_address));
   const uint64_t seq = out["seq"].get<uint64_t>();
   const crypto::Hash id = ledger::EscrowId(w.key->GetPublicKey().bytes(), seq);
   out["escrow_id"] = core::ToHex(id);
@@ -207,6 +240,35 @@ Status CmdStatus(const LedgerGlobals& g, core::Clock* clock, const economy::Econ
   DFRP_ASSIGN_OR_RETURN(crypto::Hash id, ParseHash(c.id, "escrow id"));
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   DFRP_ASSIGN_OR_RETURN(ledger::EscrowView v, client.Escrow(id));
+  if (v.is_read) {
+    const uint64_t paid = ledger::ReadDue(v.redeemed_bytes, v.read, v.amount);
+    const json j{{"id", c.id},
+                 {"kind", "read"},
+                 {"payer", ledger::AddressOfKey(v.payer)},
+                 {"provider", ledger::AddressOfKey(v.provider)},
+                 {"amount", p.FormatAmount(v.amount)},
+                 {"remaining", p.FormatAmount(v.remaining)},
+                 {"price_per_mib", p.FormatAmount(v.read.price_per_mib)},
+                 {"end_unix", v.read.end_unix},
+                 {"redeemed_bytes", v.redeemed_bytes},
+                 {"paid", p.FormatAmount(paid)},
+                 {"margin_bps", v.margin_bps},
+                 {"owner", v.owner},
+                 {"closed", v.closed},
+                 {"authorities_answered", v.answers},
+                 {"notes", v.notes}};
+    if (g.json)
+      std::printf("%s\n", j.dump(2).c_str());
+    else
+      std::printf(
+          "read escrow %s: %s of %s %s left; %llu bytes redeemed (%s paid) at %s per "
+          "MiB; ends %llu%s\n",
+          c.id.c_str(), p.FormatAmount(v.remaining).c_str(), p.FormatAmount(v.amount).c_str(),
+          p.genesis.currency.c_str(), static_cast<unsigned long long>(v.redeemed_bytes),
+          p.FormatAmount(paid).c_str(), p.FormatAmount(v.read.price_per_mib).c_str(),
+          static_cast<unsigned long long>(v.read.end_unix), v.closed ? "; closed" : "");
+    return Status::OK();
+  }
   const json j = ViewJson(p, v, clock->NowUnixMillis());
   if (g.json) {
     std::printf("%s\n", j.dump(2).c_str());
@@ -228,7 +290,20 @@ Status CmdList(const LedgerGlobals& g, core::Clock* clock, const economy::Econom
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   DFRP_ASSIGN_OR_RETURN(auto list, client.OpenEscrows(c.id));
   json out = json::array();
-  for (const auto& v : list) out.push_back(ViewJson(p, v, clock->NowUnixMillis()));
+  for (const auto& v : list) {
+    if (v.is_read) {
+      out.push_back({{"id", core::ToHex(v.id)},
+                     {"kind", "read"},
+                     {"amount", p.FormatAmount(v.amount)},
+                     {"remaining", p.FormatAmount(v.remaining)},
+                     {"redeemed_bytes", v.redeemed_bytes},
+                     {"end_unix", v.read.end_unix},
+                     {"settled", json::array()},
+                     {"shard_id", "(reads)"}});
+      continue;
+    }
+    out.push_back(ViewJson(p, v, clock->NowUnixMillis()));
+  }
   if (g.json) {
     std::printf("%s\n", json{{"address", c.id}, {"escrows", out}}.dump(2).c_str());
     return Status::OK();
@@ -241,11 +316,16 @@ Status CmdList(const LedgerGlobals& g, core::Clock* clock, const economy::Econom
   return Status::OK();
 }
 
-Status CmdRefund(const LedgerGlobals& g, core::Clock* clock, const economy::EconomicPolicy& p,
-                 const EscrowCommands& c) {
+Status CloseRead(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
+                 const economy::EconomicPolicy& p, const EscrowCommands& c,
+                 ledger::LedgerClient& client, const ledger::EscrowView& v);
+
+Status CmdRefund(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
+                 const economy::EconomicPolicy& p, const EscrowCommands& c) {
   DFRP_ASSIGN_OR_RETURN(crypto::Hash id, ParseHash(c.id, "escrow id"));
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   DFRP_ASSIGN_OR_RETURN(ledger::EscrowView v, client.Escrow(id));
+  if (v.is_read) return CloseRead(g, fs, clock, p, c, client, v);
   DFRP_ASSIGN_OR_RETURN(const uint64_t epoch, client.RefreshEpoch());
   const int64_t now = clock->NowUnixMillis();
   json refunded = json::array(), failed = json::array();
@@ -294,6 +374,267 @@ Status CmdRefund(const LedgerGlobals& g, core::Clock* clock, const economy::Econ
   return Status::OK();
 }
 
+// --- Read escrows (ledger/escrow.h, "Read escrows"; node/read_desk.h).
+
+Status CmdOpenRead(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
+                   const economy::EconomicPolicy& p, const EscrowCommands& c) {
+  DFRP_ASSIGN_OR_RETURN(economy::Amount amount, p.ParseAmount(c.amount, "--amount"));
+  if (amount == 0) return Status::InvalidArgument("--amount must be more than 0");
+  DFRP_ASSIGN_OR_RETURN(economy::Amount price, p.ParseAmount(c.price_per_mib, "--price-per-mib"));
+  if (price == 0) return Status::InvalidArgument("--price-per-mib must be more than 0");
+  if (c.seconds == 0) return Status::InvalidArgument("--seconds must be more than 0");
+  const ledger::ReadTerms t{price,
+                            static_cast<uint64_t>(clock->NowUnixMillis() / 1000) + c.seconds};
+  DFRP_ASSIGN_OR_RETURN(OpenedWallet w,
+                        OpenWalletForOrders(fs, c.order.wallet, c.order.passphrase_file));
+  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
+  std::string provider_address;
+  ledger::Order tmpl;
+  tmpl.kind = ledger::OrderKind::kReadEscrowOpen;
+  tmpl.escrow.read = t;
+  DFRP_ASSIGN_OR_RETURN(json out,
+                        CertifyEscrowOpen(fs, p, client, w, c, amount, tmpl, &provider_address));
+  const uint64_t seq = out["seq"].get<uint64_t>();
+  const crypto::Hash id = ledger::EscrowId(w.key->GetPublicKey().bytes(), seq);
+  out["escrow_id"] = core::ToHex(id);
+  out["kind"] = "read";
+  out["provider"] = provider_address;
+  out["price_per_mib"] = p.FormatAmount(price);
+  out["end_unix"] = t.end_unix;
+  if (g.json)
+    std::printf("%s\n", out.dump(2).c_str());
+  else
+    std::printf(
+        "read escrow %s: %s %s for reads from %s at %s per MiB until %llu (certified by "
+        "%zu)\n",
+        core::ToHex(id).c_str(), p.FormatAmount(amount).c_str(), p.genesis.currency.c_str(),
+        provider_address.c_str(), p.FormatAmount(price).c_str(),
+        static_cast<unsigned long long>(t.end_unix), out["votes"].get<size_t>());
+  return Status::OK();
+}
+
+// The highest receipt the provider keeps for the escrow, if it is this payer's own (a
+// provider cannot make one up; one that hides a higher receipt only has the next read
+// refused).
+Result<uint64_t> ReceiptedTotal(node::Client& client, const node::DaemonInfo& info,
+                                const ledger::EscrowView& v, const economy::EconomicPolicy& p) {
+  DFRP_ASSIGN_OR_RETURN(node::HttpResponse r,
+                        client.Request("GET", "/v1/read-receipts/" + core::ToHex(v.id), {}, ""));
+  if (r.status / 100 != 2) return Err(node::StatusFromResponse(info, r));
+  json j = json::parse(r.body, nullptr, false);
+  if (!j.is_object() || !j.contains("receipt") || j["receipt"].is_null()) return uint64_t{0};
+  auto wire =
+      j["receipt"].is_string() ? core::FromHex(j["receipt"].get<std::string>()) : std::nullopt;
+  if (!wire) return Err(Status::IOError("the provider answered a malformed receipt"));
+  DFRP_ASSIGN_OR_RETURN(ledger::UsageReceipt u, ledger::DecodeReceipt(*wire, p.network_id));
+  DFRP_RETURN_IF_ERROR(
+      ledger::VerifyReceipt(u, v.id, v.payer, v.provider, v.read.end_unix, p.network_id)
+          .WithContext("the provider's kept receipt"));
+  return u.bytes_total;
+}
+
+Status CmdRead(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
+               const economy::EconomicPolicy& p, const EscrowCommands& c) {
+  DFRP_ASSIGN_OR_RETURN(crypto::Hash id, ParseHash(c.id, "escrow id"));
+  auto shard = core::Uuid::Parse(c.shard);
+  if (!shard)
+    return Status::InvalidArgument(fmt::format("--shard '{}' is not a shard id", c.shard));
+  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient ledger, ledger::LedgerClient::Make(p));
+  DFRP_ASSIGN_OR_RETURN(ledger::EscrowView v, ledger.Escrow(id));
+  if (!v.is_read)
+    return Status::InvalidArgument(
+        fmt::format("escrow {} pays for storage, not reads: open one with escrow open-read", c.id));
+  DFRP_ASSIGN_OR_RETURN(OpenedWallet w,
+                        OpenWalletForOrders(fs, c.order.wallet, c.order.passphrase_file));
+  if (w.key->GetPublicKey().bytes() != v.payer)
+    return Status::InvalidArgument(fmt::format("escrow {} is paid by {}, not by the wallet {}",
+                                               c.id, ledger::AddressOfKey(v.payer), w.address));
+  DFRP_ASSIGN_OR_RETURN(node::DaemonInfo info, ProviderInfo(c.provider_url));
+  node::Client client = ProviderClient(info);
+  DFRP_ASSIGN_OR_RETURN(node::HttpResponse meta,
+                        client.Request("GET", "/v1/shards/" + shard->ToString() + "/meta", {}, ""));
+  if (meta.status / 100 != 2)
+    return node::StatusFromResponse(info, meta).WithContext("the provider " + c.provider_url);
+  json m = json::parse(meta.body, nullptr, false);
+  if (!m.is_object() || !m.contains("size") || !m["size"].is_number_unsigned() ||
+      !m.contains("leaf_size") || !m["leaf_size"].is_number_unsigned() ||
+      !m.contains("merkle_root") || !m["merkle_root"].is_string())
+    return Status::IOError("the provider answered no shard facts (size, leaf_size, merkle_root)");
+  const uint64_t size = m["size"].get<uint64_t>();
+  const uint32_t leaf = m["leaf_size"].get<uint32_t>();
+  // The root the bytes must prove: the caller's own record (the write receipt), else the
+  // provider's word for it.
+  DFRP_ASSIGN_OR_RETURN(crypto::Hash root,
+                        ParseHash(c.root.empty() ? m["merkle_root"].get<std::string>() : c.root,
+                                  c.root.empty() ? "the provider's merkle_root" : "--root"));
+  if (leaf == 0 || leaf > ledger::kReadChunkBytes)
+    return Status::IOError(
+        fmt::format("the shard's leaf size {} is not 1 to {}", leaf, ledger::kReadChunkBytes));
+  DFRP_ASSIGN_OR_RETURN(uint64_t signed_total, ReceiptedTotal(client, info, v, p));
+  const uint64_t start_total = signed_total;
+  // A power of two of whole leaves per request, at an offset that is a multiple of it: each
+  // piece is one node of the shard's tree, checked on its own against the root.
+  uint64_t chunk_leaves = 1;
+  while (chunk_leaves * 2 * leaf <= ledger::kReadChunkBytes) chunk_leaves *= 2;
+  const uint64_t chunk = chunk_leaves * leaf;
+  std::vector<crypto::Hash> leaves(crypto::LeafCount(size, leaf));
+  std::string data;
+  std::unique_ptr<core::WritableFile> out;
+  const std::string partial = c.output + ".partial";
+  if (!c.output.empty()) {
+    (void)fs->RemoveFile(partial);
+    DFRP_ASSIGN_OR_RETURN(out, fs->CreateNew(partial));
+  }
+  for (uint64_t off = 0; off < size; off += chunk) {
+    const uint64_t len = std::min(chunk, size - off);
+    // Signed for this request's bytes before they come: the most the payer risks is one.
+    const ledger::UsageReceipt u = ledger::SignReceipt(id, v.provider, signed_total + len,
+                                                       v.read.end_unix, *w.key, p.network_id);
+    DFRP_ASSIGN_OR_RETURN(node::HttpResponse r,
+                          client.Request("GET", "/v1/shards/" + shard->ToString(),
+                                         {{"Range", fmt::format("bytes={}-{}", off, off + len - 1)},
+                                          {"X-Dfrp-Read-Receipt",
+                                           core::ToHex(ledger::EncodeReceipt(u, p.network_id))}},
+                                         ""));
+    if (r.status / 100 != 2)
+      return node::StatusFromResponse(info, r).WithContext(
+          fmt::format("paid read of bytes {} to {}", off, off + len - 1));
+    signed_total += len;
+    if (r.body.size() != len)
+      return Status::IOError(fmt::format("the provider sent {} bytes of {} for bytes {} to {}",
+                                         r.body.size(), len, off, off + len - 1));
+    const std::span<crypto::Hash> piece =
+        std::span(leaves).subspan(off / leaf, crypto::LeafCount(len, leaf));
+    crypto::HashLeaves(r.body, leaf, piece, 1);
+    // The piece's node proved against the root: the path of its first leaf (free to ask) must
+    // begin with the siblings the piece's own leaves give, and fold up to the root.
+    DFRP_ASSIGN_OR_RETURN(
+        node::HttpResponse pr,
+        client.Request("GET",
+                       fmt::format("/v1/shards/{}/proof?leaf={}", shard->ToString(), off / leaf),
+                       {}, ""));
+    if (pr.status / 100 != 2)
+      return node::StatusFromResponse(info, pr).WithContext("the proof of a piece read");
+    auto proof = storage::DecodeProof(pr.body);
+    const std::vector<crypto::Hash> inner = crypto::ProofFromLeafHashes(piece, 0).path;
+    const bool proved =
+        proof && proof->proofs.size() == 1 && proof->tree_size == leaves.size() &&
+        proof->proofs[0].path.size() >= inner.size() &&
+        std::equal(inner.begin(), inner.end(), proof->proofs[0].path.begin()) &&
+        crypto::VerifyInclusion(piece[0], off / leaf, leaves.size(), proof->proofs[0].path, root);
+    if (!proved) {
+      if (out) {
+        (void)out->Close();
+        (void)fs->RemoveFile(partial);
+      }
+      return Status::Corruption(fmt::format(
+          "shard {}: bytes {} to {} do not prove against root {}: the read stopped and nothing "
+          "is written; receipts were signed for {} bytes, this piece's included",
+          shard->ToString(), off, off + len - 1, core::ToHex(root), signed_total - start_total));
+    }
+    if (out)
+      DFRP_RETURN_IF_ERROR(out->WriteAt(off, r.body));
+    else
+      data += r.body;
+    if (!g.json)
+      std::fprintf(stderr, "\rread %llu of %llu bytes", static_cast<unsigned long long>(off + len),
+                   static_cast<unsigned long long>(size));
+  }
+  if (!g.json && size > 0) std::fprintf(stderr, "\n");
+  if (crypto::RootFromLeafHashes(leaves) != root) {
+    if (out) {
+      (void)out->Close();
+      (void)fs->RemoveFile(partial);
+    }
+    return Status::Corruption(fmt::format(
+        "shard {}: the {} bytes read do not hash to root {}: nothing is written; the provider "
+        "served bytes that are not the shard (receipts were signed for {} bytes)",
+        shard->ToString(), size, core::ToHex(root), signed_total - start_total));
+  }
+  if (out) {
+    DFRP_RETURN_IF_ERROR(out->Sync());
+    DFRP_RETURN_IF_ERROR(out->Close());
+    DFRP_RETURN_IF_ERROR(fs->Rename(partial, c.output));
+  }
+  const uint64_t cost = ledger::ReadDue(signed_total, v.read, v.amount) -
+                        ledger::ReadDue(start_total, v.read, v.amount);
+  const json j{{"escrow_id", c.id},
+               {"shard_id", shard->ToString()},
+               {"bytes", size},
+               {"merkle_root", core::ToHex(root)},
+               {"verified", true},
+               {"receipted_bytes", signed_total},
+               {"cost", p.FormatAmount(cost)},
+               {"cost_base_units", cost},
+               {"output", c.output.empty() ? json() : json(c.output)}};
+  if (g.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else if (out) {
+    std::printf(
+        "shard %s: %llu bytes verified against %s into %s; %s %s signed for (%llu bytes "
+        "receipted under escrow %s)\n",
+        shard->ToString().c_str(), static_cast<unsigned long long>(size),
+        core::ToHex(root).substr(0, 16).c_str(), c.output.c_str(), p.FormatAmount(cost).c_str(),
+        p.genesis.currency.c_str(), static_cast<unsigned long long>(signed_total),
+        c.id.substr(0, 16).c_str());
+  } else {
+    std::fwrite(data.data(), 1, data.size(), stdout);
+  }
+  return Status::OK();
+}
+
+// A read escrow closed from its end plus the grace: the rest (beyond what its receipts pay)
+// back to the payer. The close carries a receipt covering every total an authority voted to
+// redeem: the payer's wallet signs one for the highest of those that f + 1 report.
+Status CloseRead(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
+                 const economy::EconomicPolicy& p, const EscrowCommands& c,
+                 ledger::LedgerClient& client, const ledger::EscrowView& v) {
+  DFRP_ASSIGN_OR_RETURN(const uint64_t epoch, client.RefreshEpoch());
+  const int64_t close_ms =
+      (static_cast<int64_t>(v.read.end_unix) + static_cast<int64_t>(p.storage.grace_seconds)) *
+      1000;
+  if (v.closed) return Status::Refused(fmt::format("read escrow {} is closed already", c.id));
+  if (clock->NowUnixMillis() < close_ms)
+    return Status::Refused(
+        fmt::format("read escrow {}: closable from Unix ms {} (its end plus the {} s grace)", c.id,
+                    close_ms, p.storage.grace_seconds));
+  std::string receipt;
+  const uint64_t total = v.max_voted_bytes;
+  if (total > 0) {
+    if (c.order.wallet.empty())
+      return Status::InvalidArgument(fmt::format(
+          "read escrow {}: {} bytes were redeemed or voted; the close carries a receipt for "
+          "them: give the payer's --wallet",
+          c.id, total));
+    DFRP_ASSIGN_OR_RETURN(OpenedWallet w,
+                          OpenWalletForOrders(fs, c.order.wallet, c.order.passphrase_file));
+    if (w.key->GetPublicKey().bytes() != v.payer)
+      return Status::InvalidArgument(fmt::format("read escrow {} is paid by {}, not by {}", c.id,
+                                                 ledger::AddressOfKey(v.payer), w.address));
+    receipt = ledger::EncodeReceipt(
+        ledger::SignReceipt(v.id, v.provider, total, v.read.end_unix, *w.key, p.network_id),
+        p.network_id);
+  }
+  auto r = client.Settle(ledger::MakeSettlement(v.id, 0, ledger::SettleKind::kClose, epoch, receipt,
+                                                "", p.network_id));
+  if (!r) return r.error();
+  const uint64_t paid_before = ledger::ReadDue(v.redeemed_bytes, v.read, v.amount);
+  const uint64_t due = ledger::ReadDue(total, v.read, v.amount);
+  const uint64_t back = v.amount - due;
+  const json out{{"escrow_id", c.id},
+                 {"closed_at_bytes", total},
+                 {"paid_to_provider_now", p.FormatAmount(due - paid_before)},
+                 {"refunded", p.FormatAmount(back)},
+                 {"applied_by", r->applied}};
+  if (g.json)
+    std::printf("%s\n", out.dump(2).c_str());
+  else
+    std::printf("read escrow %s closed at %llu bytes: %s %s back to the payer (applied by %zu)\n",
+                c.id.c_str(), static_cast<unsigned long long>(total), p.FormatAmount(back).c_str(),
+                p.genesis.currency.c_str(), r->applied);
+  return Status::OK();
+}
+
 }  // namespace
 
 void AddEscrowCommands(CLI::App& app, EscrowCommands* c) {
@@ -321,8 +662,39 @@ void AddEscrowCommands(CLI::App& app, EscrowCommands* c) {
   c->status->add_option("id", c->id, "the escrow id")->required();
   c->list = c->escrow->add_subcommand("list", "the open escrows an address pays or provides");
   c->list->add_option("address", c->id, "a wallet address")->required();
-  c->refund = c->escrow->add_subcommand("refund", "refund the periods past their grace");
+  c->refund = c->escrow->add_subcommand(
+      "refund", "refund the periods past their grace (a read escrow: close it)");
   c->refund->add_option("id", c->id, "the escrow id")->required();
+  c->refund->add_option("--wallet", c->order.wallet,
+                        "a read escrow's payer wallet (signs the close's receipt)");
+  c->refund->add_option("--passphrase-file", c->order.passphrase_file,
+                        "the wallet's passphrase file");
+  c->open_read =
+      c->escrow->add_subcommand("open-read", "lock an amount to pay a provider for reads");
+  c->open_read->add_option("--wallet", c->order.wallet, "the paying wallet's keystore")->required();
+  c->open_read->add_option("--passphrase-file", c->order.passphrase_file,
+                           "the wallet's passphrase file");
+  c->open_read
+      ->add_option("--provider", c->provider_url, "the provider node's URL (http://HOST:PORT)")
+      ->required();
+  c->open_read->add_option("--amount", c->amount, "the whole escrow, in the currency")->required();
+  c->open_read
+      ->add_option("--price-per-mib", c->price_per_mib,
+                   "what a MiB read is paid, in the currency (at least the provider's price)")
+      ->required();
+  c->open_read->add_option("--seconds", c->seconds, "how long reads are paid from it")->required();
+  c->open_read->add_flag("--abandon-pending", c->order.abandon_pending,
+                         "sign past an earlier order that was never certified");
+  c->read = c->escrow->add_subcommand("read", "read a shard, paid from a read escrow");
+  c->read->add_option("id", c->id, "the read escrow's id")->required();
+  c->read->add_option("--wallet", c->order.wallet, "the escrow's payer wallet")->required();
+  c->read->add_option("--passphrase-file", c->order.passphrase_file,
+                      "the wallet's passphrase file");
+  c->read->add_option("--provider", c->provider_url, "the provider node's URL")->required();
+  c->read->add_option("--shard", c->shard, "the shard id")->required();
+  c->read->add_option("--root", c->root,
+                      "its Merkle root (hex) from your write receipt (default: the provider's)");
+  c->read->add_option("-o,--output", c->output, "write the verified bytes here (default: stdout)");
 }
 
 Status RunEscrowCommand(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
@@ -330,8 +702,10 @@ Status RunEscrowCommand(const LedgerGlobals& g, core::FileSystem* fs, core::Cloc
   if (*c.open) return CmdOpen(g, fs, clock, p, c);
   if (*c.status) return CmdStatus(g, clock, p, c);
   if (*c.list) return CmdList(g, clock, p, c);
-  if (*c.refund) return CmdRefund(g, clock, p, c);
-  return Status::InvalidArgument("escrow: give open, status, list or refund");
+  if (*c.refund) return CmdRefund(g, fs, clock, p, c);
+  if (*c.open_read) return CmdOpenRead(g, fs, clock, p, c);
+  if (*c.read) return CmdRead(g, fs, clock, p, c);
+  return Status::InvalidArgument("escrow: give open, status, list, refund, open-read or read");
 }
 
 }  // namespace dfrp::cli

@@ -73,7 +73,11 @@ struct EscrowCommands {
   CLI::App* status = nullptr;
   CLI::App* list = nullptr;
   CLI::App* refund = nullptr;
+  CLI::App* open_read = nullptr;
+  CLI::App* read = nullptr;
   OrderFlags order;
+  std::string price_per_mib, output;
+  uint64_t seconds = 0;
   std::string provider_url, receipt, shard, root, amount;
   uint64_t size = 0, start = 0;
   uint32_t leaf_size = 0, periods = 0, challenges = 0;

@@ -64,7 +64,50 @@ core::Result<uint64_t> UintField(const json& j, const char* key) {
   return j[key].get<uint64_t>();
 }
 
+// What every escrow's JSON begins with: who pays whom, how much, the margin.
+json EscrowHead(const ledger::EscrowInfo& e, const economy::EconomicPolicy& p) {
+  return json{{"id", core::ToHex(e.id)},
+              {"kind", e.is_read ? "read" : "storage"},
+              {"payer", ledger::AddressOfKey(e.payer)},
+              {"provider", ledger::AddressOfKey(e.provider)},
+              {"amount", p.FormatAmount(e.amount)},
+              {"amount_base_units", e.amount},
+              {"remaining", p.FormatAmount(e.remaining)},
+              {"remaining_base_units", e.remaining},
+              {"owner", e.owner ? json(ledger::AddressOfKey(*e.owner)) : json()},
+              {"margin_bps", e.margin_bps}};
+}
+
+// A read escrow (ledger/escrow.h, "Read escrows"): its terms, the bytes redeemed, and this
+// authority's own record of the highest total it voted to redeem (what a close must cover).
+json ReadEscrowJson(const ledger::EscrowInfo& e, const economy::EconomicPolicy& p, int64_t now_ms) {
+  const auto& sp = p.storage;
+  const int64_t close_ms =
+      (static_cast<int64_t>(e.read.end_unix) + static_cast<int64_t>(sp.grace_seconds)) * 1000;
+  json j = EscrowHead(e, p);
+  j.update(json{{"read_terms",
+                 {{"price_per_mib", p.FormatAmount(e.read.price_per_mib)},
+                  {"price_per_mib_base_units", e.read.price_per_mib},
+                  {"end_unix", e.read.end_unix}}},
+                {"terms_hex", core::ToHex(ledger::EncodeReadTerms(e.read))},
+                {"redeemed_bytes", e.redeemed_bytes},
+                {"paid_base_units", ledger::ReadDue(e.redeemed_bytes, e.read, e.amount)},
+                {"max_voted_bytes", e.max_voted_bytes},
+                {"read_settlements", e.read_settlements},
+                {"closed", e.closed},
+                {"redeem_until_ms", close_ms - static_cast<int64_t>(sp.max_skew_ms)},
+                {"closable_from_ms", close_ms},
+                {"state", e.closed                                                ? "closed"
+                          : now_ms < static_cast<int64_t>(e.read.end_unix) * 1000 ? "open"
+                          : now_ms < close_ms                                     ? "grace"
+                                                                                  : "closable"},
+                {"settled", json::array()},
+                {"next_period", json()}});
+  return j;
+}
+
 json EscrowJson(const ledger::EscrowInfo& e, const economy::EconomicPolicy& p, int64_t now_ms) {
+  if (e.is_read) return ReadEscrowJson(e, p, now_ms);
   const ledger::StorageTerms& t = e.terms;
   json settled = json::array();
   for (const auto& s : e.settled)
@@ -91,27 +134,59 @@ json EscrowJson(const ledger::EscrowInfo& e, const economy::EconomicPolicy& p, i
                                                  : "refundable"}};
     break;
   }
-  return json{{"id", core::ToHex(e.id)},
-              {"payer", ledger::AddressOfKey(e.payer)},
-              {"provider", ledger::AddressOfKey(e.provider)},
-              {"amount", p.FormatAmount(e.amount)},
-              {"amount_base_units", e.amount},
-              {"remaining", p.FormatAmount(e.remaining)},
-              {"remaining_base_units", e.remaining},
-              {"owner", e.owner ? json(ledger::AddressOfKey(*e.owner)) : json()},
-              {"margin_bps", e.margin_bps},
-              {"terms",
-               {{"shard_id", t.shard_id.ToString()},
-                {"root", core::ToHex(t.root)},
-                {"size", t.size},
-                {"leaf_size", t.leaf_size},
-                {"periods", t.periods},
-                {"period_seconds", t.period_seconds},
-                {"start_unix", t.start_unix},
-                {"challenges", t.challenges}}},
-              {"terms_hex", core::ToHex(ledger::EncodeTerms(t))},
-              {"settled", settled},
-              {"next_period", next}};
+  json j = EscrowHead(e, p);
+  j.update(json{{"terms",
+                 {{"shard_id", t.shard_id.ToString()},
+                  {"root", core::ToHex(t.root)},
+                  {"size", t.size},
+                  {"leaf_size", t.leaf_size},
+                  {"periods", t.periods},
+                  {"period_seconds", t.period_seconds},
+                  {"start_unix", t.start_unix},
+                  {"challenges", t.challenges}}},
+                {"terms_hex", core::ToHex(ledger::EncodeTerms(t))},
+                {"settled", settled},
+                {"next_period", next}});
+  return j;
+}
+
+// A read escrow's acceptance: terms that end in the future, within a year, at no less than
+// this node's price for reads (the oracle's read_gib price now).
+ApiResponse AcceptRead(Node* node, const crypto::bls::SecretKey& key, const ledger::KeyBytes& payer,
+                       uint64_t seq, uint64_t epoch, uint64_t amount,
+                       const std::string& terms_bytes) {
+  if (!node->read_desk())
+    return ApiResponse::Error(Status::NotFound(
+        "this node takes no paid reads: it needs the storage role, a WALLET and a committee"));
+  auto t = ledger::DecodeReadTerms(terms_bytes);
+  if (!t) return ApiResponse::Error(t.error());
+  const int64_t now = node->NowMs();
+  constexpr int64_t kMaxReadEscrowMs = int64_t{366} * 86400 * 1000;
+  const auto end_ms = static_cast<int64_t>(t->end_unix) * 1000;
+  if (end_ms <= now || end_ms - now > kMaxReadEscrowMs)
+    return ApiResponse::Error(Status::InvalidArgument(
+        fmt::format("read terms: the escrow ends at {} (Unix s); this node takes ends from now "
+                    "({} ms) to a year on",
+                    t->end_unix, now)));
+  // Prices are in 10^-6 base units per GiB; the terms' in base units per MiB.
+  const economy::Price asked =
+      node->market().oracle().Current().prices[static_cast<size_t>(economy::Resource::kReadGib)];
+  const unsigned __int128 offered =
+      static_cast<unsigned __int128>(t->price_per_mib) * 1024 * 1'000'000;
+  if (offered < asked)
+    return ApiResponse::Error(Status::Refused(fmt::format(
+        "read terms: {} per MiB is under this node's read price of {} per GiB ({} per MiB, "
+        "rounded up)",
+        node->policy().FormatAmount(t->price_per_mib), node->policy().FormatPrice(asked),
+        node->policy().FormatAmount((asked + 1024 * 1'000'000 - 1) / (1024 * 1'000'000)))));
+  const ledger::KeyBytes provider = key.GetPublicKey().bytes();
+  const std::string bytes = ledger::ReadAcceptanceSigningBytes(payer, seq, epoch, provider, amount,
+                                                               *t, node->policy().network_id);
+  return ApiResponse::Json(200,
+                           json{{"provider", wallet::AddressOf(key.GetPublicKey())},
+                                {"acceptance", core::ToHex(key.Sign(core::AsBytes(bytes)).bytes())},
+                                {"kind", "read"},
+                                {"chunk_bytes", ledger::kReadChunkBytes}});
 }
 
 }  // namespace
@@ -271,6 +346,12 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
          if (!payer) return ApiResponse::Error(payer.error());
          auto terms_bytes = HexField(r.body, "terms_hex");
          if (!terms_bytes) return ApiResponse::Error(terms_bytes.error());
+         const std::string kind = j.value("kind", std::string("storage"));
+         if (kind == "read")
+           return AcceptRead(node, *key, payer->bytes(), *seq, *epoch, *amount, *terms_bytes);
+         if (kind != "storage")
+           return ApiResponse::Error(Status::InvalidArgument(
+               fmt::format("\"kind\" is {:?}: \"storage\" or \"read\"", kind.substr(0, 40))));
          auto terms = ledger::DecodeTerms(*terms_bytes);
          if (!terms) return ApiResponse::Error(terms.error());
          if (!ledger::AuditAnswerFits(*terms))
@@ -305,6 +386,23 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
                                             {"acceptance", core::ToHex(sig)},
                                             {"shard_id", terms->shard_id.ToString()}});
        }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/read-receipts/{id}",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest& r) {
+                 ReadDesk* desk = node->read_desk();
+                 if (!desk)
+                   return ApiResponse::Error(Status::NotFound(
+                       "this node takes no paid reads: it needs the storage role, a WALLET and a "
+                       "committee"));
+                 auto id = EscrowIdParam(r.route.params.at("id"));
+                 if (!id) return ApiResponse::Error(id.error());
+                 const auto best = desk->Best(*id);
+                 return ApiResponse::Json(
+                     200, json{{"escrow", core::ToHex(*id)},
+                               {"bytes_total", best ? best->bytes_total : 0},
+                               {"receipt", best ? json(core::ToHex(best->wire)) : json()}});
+               }});
   return t;
 }
 

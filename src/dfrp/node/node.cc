@@ -108,9 +108,14 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
   if (n->wallet_key_ && opt.config.HasRole("storage") && !policy.genesis.committee.empty()) {
     // This wallet is paid for the escrows it provides: answer each period's audit.
     DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(policy));
+    // Reads paid by the read escrows it provides are admitted on their receipts.
+    DFRP_ASSIGN_OR_RETURN(
+        n->read_desk_,
+        ReadDesk::Open(core::JoinPath(opt.config.state_dir, std::string(kReadReceiptsFileName)),
+                       client, n->wallet_key_->GetPublicKey().bytes(), n->policy_.get(), so.clock));
     n->provider_ = std::make_unique<ProviderService>(self, so.clock, std::move(client),
                                                      n->wallet_key_->GetPublicKey().bytes(),
-                                                     opt.provider_tick_ms);
+                                                     opt.provider_tick_ms, n->read_desk_.get());
   }
   n->writes_->Start();
   n->scrub_->Start();

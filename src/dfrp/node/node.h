@@ -127,6 +127,9 @@ class Node {
   const crypto::bls::SecretKey* wallet_key() const { return wallet_key_.get(); }
   // Answers the audits of the escrows this wallet provides; null without a wallet or committee.
   const ProviderService* provider() const { return provider_.get(); }
+  // Admits reads paid from read escrows this wallet provides (node/read_desk.h); null without
+  // a wallet or committee.
+  ReadDesk* read_desk() { return read_desk_.get(); }
   const LedgerSyncService* ledger_sync() const { return ledger_sync_.get(); }
   // The shard vector index (GET /v1/shards?near=), fed by the writer as shards are stored.
   const vector::ShardVectors& vectors() const { return *vectors_; }
@@ -172,6 +175,7 @@ class Node {
   std::unique_ptr<economy::EconomicPolicy> policy_;
   std::unique_ptr<crypto::bls::SecretKey> wallet_key_;  // before authority_, which uses it
   std::unique_ptr<ledger::Authority> authority_;
+  std::unique_ptr<ReadDesk> read_desk_;  // before provider_, which uses it
   std::unique_ptr<ProviderService> provider_;
   std::unique_ptr<LedgerSyncService> ledger_sync_;
   // Ends the market's epochs: wakes every market_tick_ms until the node stops.

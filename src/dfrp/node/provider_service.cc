@@ -49,6 +49,23 @@ void ProviderService::Tick() {
     json periods = json::array();
     for (const ledger::EscrowView& e : escrows_) {
       if (e.provider != provider_) continue;
+      if (e.is_read) {
+        const uint64_t paid = ledger::ReadDue(e.redeemed_bytes, e.read, e.amount);
+        const uint64_t margin = ledger::MarginOf(paid, e.margin_bps);
+        const auto best = reads_ ? reads_->Best(e.id) : std::nullopt;
+        periods.push_back({{"id", HexId(e.id)},
+                           {"kind", "read"},
+                           {"end_unix", e.read.end_unix},
+                           {"price_per_mib", p.FormatAmount(e.read.price_per_mib)},
+                           {"receipted_bytes", best ? best->bytes_total : 0},
+                           {"redeemed_bytes", e.redeemed_bytes},
+                           {"paid_to_provider", p.FormatAmount(paid - margin)},
+                           {"paid_to_provider_base_units", paid - margin},
+                           {"margin", p.FormatAmount(margin)},
+                           {"remaining", p.FormatAmount(e.remaining)},
+                           {"remaining_base_units", e.remaining}});
+        continue;
+      }
       uint32_t released = 0, refunded = 0;
       uint64_t to_me = 0, margin = 0;
       for (const auto& [k, s] : e.settled) {
@@ -61,6 +78,7 @@ void ProviderService::Tick() {
         }
       }
       periods.push_back({{"id", HexId(e.id)},
+                         {"kind", "storage"},
                          {"shard_id", e.terms.shard_id.ToString()},
                          {"periods", e.terms.periods},
                          {"released", released},
@@ -85,9 +103,17 @@ void ProviderService::Tick() {
     for (const auto& e : *escrows) open.insert(e.id);
     core::MutexLock lock(&mu_);
     std::erase_if(done_, [&](const auto& d) { return !open.contains(d.first); });
+    std::erase_if(redeemed_sent_, [&](const auto& d) { return !open.contains(d.first); });
   }
   for (const ledger::EscrowView& e : *escrows) {
     if (e.provider != provider_) continue;  // an escrow this wallet pays for
+    if (e.is_read) {
+      if (std::string outcome = SettleReads(e, now); !outcome.empty()) {
+        core::MutexLock lock(&mu_);
+        last_outcome_[HexId(e.id)] = outcome;
+      }
+      continue;
+    }
     const ledger::StorageTerms& t = e.terms;
     const int64_t start_ms = static_cast<int64_t>(t.start_unix) * 1000;
     if (now < start_ms) continue;
@@ -147,6 +173,50 @@ std::string ProviderService::Release(const ledger::EscrowView& e, uint32_t k,
   return fmt::format("{}: released ({} votes, applied by {})", what, r->votes, r->applied);
 }
 
+std::string ProviderService::SettleReads(const ledger::EscrowView& e, int64_t now) {
+  if (e.closed || !reads_) return "";
+  const auto& sp = node_->policy().storage;
+  const int64_t close_ms =
+      (static_cast<int64_t>(e.read.end_unix) + static_cast<int64_t>(sp.grace_seconds)) * 1000;
+  const int64_t redeem_until = close_ms - static_cast<int64_t>(sp.max_skew_ms);
+  const auto best = reads_->Best(e.id);
+  const std::string what = fmt::format("read escrow {}", HexId(e.id).substr(0, 16));
+  auto [last_ms, last_total] = redeemed_sent_[e.id];
+  if (now - last_ms < kRedeemEveryMs) return "";  // one attempt per escrow every few seconds
+  ledger::SettleKind kind;
+  if (now >= close_ms) {
+    kind = ledger::SettleKind::kClose;
+  } else if (now < redeem_until - 1000 && best && best->bytes_total > e.redeemed_bytes &&
+             best->bytes_total > last_total) {
+    kind = ledger::SettleKind::kRedeem;
+  } else {
+    return "";
+  }
+  // A close carries the best receipt (or none: nothing was read); every authority's vote
+  // needs it to cover what that authority voted to redeem, which this node's receipts bound.
+  const ledger::Settlement s =
+      ledger::MakeSettlement(e.id, 0, kind, client_.epoch(), best ? best->wire : std::string(), "",
+                             node_->policy().network_id);
+  auto r = client_.Settle(s);
+  redeemed_sent_[e.id].first = now;
+  core::MutexLock lock(&mu_);
+  if (!r) {
+    ++failures_;
+    last_error_ =
+        fmt::format("{}: {}: {}", what, ledger::SettleKindName(kind), r.error().message());
+    return last_error_;
+  }
+  if (kind == ledger::SettleKind::kRedeem) {
+    ++redemptions_;
+    redeemed_sent_[e.id] = {now, best->bytes_total};
+    return fmt::format("{}: redeemed a receipt for {} bytes ({} votes, applied by {})", what,
+                       best->bytes_total, r->votes, r->applied);
+  }
+  ++closes_;
+  return fmt::format("{}: closed at {} bytes ({} votes, applied by {})", what,
+                     best ? best->bytes_total : 0, r->votes, r->applied);
+}
+
 json ProviderService::Json() const {
   core::MutexLock lock(&mu_);
   json outcomes = json::object();
@@ -158,6 +228,9 @@ json ProviderService::Json() const {
               {"last_error", last_error_.empty() ? json() : json(last_error_)},
               {"last_check_ms", last_tick_ms_},
               {"last_outcome", outcomes},
+              {"redemptions_sent", redemptions_},
+              {"closes_sent", closes_},
+              {"reads", reads_ ? reads_->Json() : json()},
               {"escrows", escrow_periods_}};
 }
 

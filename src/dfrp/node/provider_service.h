@@ -24,6 +24,7 @@
 
 #include "dfrp/core/thread_annotations.h"
 #include "dfrp/ledger/client.h"
+#include "dfrp/node/read_desk.h"
 #include "dfrp/node/ticker.h"
 
 namespace dfrp::node {
@@ -33,9 +34,11 @@ class Node;
 class ProviderService {
  public:
   // `provider`: this node's wallet key, which the escrows it answers name as their provider.
+  // `reads` (may be null): the receipts of read escrows, redeemed here (ledger/escrow.h).
   ProviderService(Node* node, core::Clock* clock, ledger::LedgerClient client,
-                  const ledger::KeyBytes& provider, int64_t tick_ms)
+                  const ledger::KeyBytes& provider, int64_t tick_ms, ReadDesk* reads = nullptr)
       : node_(node),
+        reads_(reads),
         client_(std::move(client)),
         provider_(provider),
         address_(ledger::AddressOfKey(provider)),
@@ -55,8 +58,14 @@ class ProviderService {
   // Answers period k of `e`; the outcome for the status.
   std::string Release(const ledger::EscrowView& e, uint32_t k, const ledger::PeriodWindow& w)
       EXCLUDES(mu_);
+  // A read escrow: redeems its best receipt while it runs (at most every kRedeemEveryMs), and
+  // closes it with that receipt from its end plus the grace. The outcome, or empty.
+  std::string SettleReads(const ledger::EscrowView& e, int64_t now) EXCLUDES(mu_);
+
+  static constexpr int64_t kRedeemEveryMs = 5000;
 
   Node* const node_;
+  ReadDesk* const reads_;
   ledger::LedgerClient client_;
   const ledger::KeyBytes provider_;
   const std::string address_;
@@ -79,6 +88,9 @@ class ProviderService {
   // new escrows are seen well inside their first window, without polling on every tick.
   std::vector<ledger::EscrowView> escrows_;  // the loop thread's only
   int64_t fetched_ms_ = -1;                  // the loop thread's only
+  // Read escrows: when a redemption was last sent and for what total (the loop thread's only).
+  std::map<crypto::Hash, std::pair<int64_t, uint64_t>> redeemed_sent_;
+  uint64_t redemptions_ GUARDED_BY(mu_) = 0, closes_ GUARDED_BY(mu_) = 0;
   Ticker ticker_;  // last: stopped (joined) before the members its thread uses go
 };
 

@@ -203,6 +203,20 @@ Result<Download> ShardDownload(Node* node, const ApiRequest& r, const OpenedShar
           fmt::format("Content-Range: bytes {}-{}/{}\r\n", offset, offset + length - 1, size);
     }
   }
+  // A paid read (node/read_desk.h): its receipt must cover it before a byte goes out.
+  if (std::string_view receipt = r.header("X-Dfrp-Read-Receipt"); !receipt.empty()) {
+    ReadDesk* desk = node->read_desk();
+    if (!desk)
+      return Err(Status::NotFound(
+          "this node takes no paid reads: it has no WALLET or no committee in its economic.toml "
+          "(send the read without X-Dfrp-Read-Receipt)"));
+    auto bytes = core::FromHex(receipt);
+    if (!bytes)
+      return Err(Status::InvalidArgument("X-Dfrp-Read-Receipt must be the receipt in hex"));
+    if (Status admitted = desk->Admit(*bytes, length); !admitted.ok())
+      // A receipt that does not verify is the request's fault, not the store's (no 500).
+      return Err(admitted.IsCorruption() ? Status::InvalidArgument(admitted.message()) : admitted);
+  }
   const std::string root = RootHex(opened.reader->root());
   fmt::format_to(std::back_inserter(d.header_lines),
                  "ETag: \"{}\"\r\nX-Dfrp-Merkle-Root: {}\r\nAccept-Ranges: bytes\r\n", root, root);
