@@ -4,7 +4,9 @@
 // After the cut the authority must reopen and have lost nothing it answered before the cut:
 // every certificate it reported applied is applied, every vote it gave is backed by its lock
 // (the same order gets the same vote, a different one for that (sender, seq) is refused), every
-// settlement vote by its settle lock, and the supply is conserved. Then the epoch change: a
+// settlement vote by its settle lock, and the supply is conserved. A read escrow: a redemption
+// applied stays applied, a redemption vote's total stays the floor of any close, a close vote
+// stays the only one. Then the epoch change: a
 // seal answered stays sealed, a vote for the next epoch stays the only one, an applied epoch
 // certificate stays applied.
 #include <gtest/gtest.h>
@@ -36,6 +38,8 @@ struct Answered {
   std::vector<Certificate> applied;      // HandleCertificate returned a value
   std::vector<Settlement> settle_voted;  // a settlement vote came back
   std::vector<SettleCertificate> settled;
+  uint64_t read_voted = 0;                   // the highest redemption total voted for
+  std::optional<Settlement> close_voted;     // a read escrow's close voted for
   bool sealed = false;                       // Seal returned OK
   std::optional<EpochProposal> epoch_voted;  // HandleEpochProposal returned a vote
   bool epoch_applied = false;                // HandleEpochCertificate returned a value
@@ -67,6 +71,21 @@ class LedgerPowerCutTest : public LedgerTest {
     p.proofs.push_back({0, leaf_, {}});
     return storage::EncodeProofBinary(p);
   }
+
+  // The read escrow: ends 30 s after its opening's clock; receipts of user 0 for user 1.
+  ReadTerms ReadTermsNow() {
+    read_end_ = static_cast<uint64_t>(clock_.NowUnixMillis() / 1000) + 30;
+    return {uint64_t{1} << 20, read_end_};
+  }
+  int64_t ReadClosableMs() const {
+    return static_cast<int64_t>(read_end_ + policy_.storage.grace_seconds) * 1000;
+  }
+  std::string Receipt(uint64_t bytes) {
+    return EncodeReceipt(SignReceipt(read_id_, Pub(KeyOf(1)), bytes, read_end_, KeyOf(0), Net()),
+                         Net());
+  }
+  uint64_t read_end_ = 0;
+  crypto::Hash read_id_{};
 
   // The run: stops at the first error (the cut). Returns what was answered.
   Answered Run(Authority& a) {
@@ -117,6 +136,36 @@ class LedgerPowerCutTest : public LedgerTest {
       return out;
     clock_.SetMillis(WindowOf(id, o.escrow.terms, 1, policy_.storage).refund_ms);
     if (!settle(MakeSettlement(id, 1, SettleKind::kRefund, 0, "", "", Net()))) return out;
+    // A read escrow: a redemption certified, a higher one only voted for, then the close.
+    Order r;
+    r.kind = OrderKind::kReadEscrowOpen;
+    r.sender = Pub(KeyOf(0));
+    r.seq = 3;
+    r.fee = 1;
+    r.escrow.provider = Pub(KeyOf(1));
+    r.escrow.amount = 200;
+    r.escrow.read = ReadTermsNow();
+    r.escrow.acceptance = KeyOf(1)
+                              .Sign(core::AsBytes(ReadAcceptanceSigningBytes(
+                                  r.sender, 3, 0, r.escrow.provider, 200, r.escrow.read, Net())))
+                              .bytes();
+    if (!order(SignOrder(r, KeyOf(0), Net()))) return out;
+    read_id_ = EscrowId(r.sender, 3);
+    if (!settle(MakeSettlement(read_id_, 0, SettleKind::kRedeem, 0, Receipt(100), "", Net())))
+      return out;
+    if (!a.HandleSettlement(
+            MakeSettlement(read_id_, 0, SettleKind::kRedeem, 0, Receipt(150), "", Net())))
+      return out;
+    out.read_voted = 150;
+    clock_.SetMillis(ReadClosableMs());
+    const Settlement close =
+        MakeSettlement(read_id_, 0, SettleKind::kClose, 0, Receipt(150), "", Net());
+    auto close_vote = a.HandleSettlement(close);
+    if (!close_vote) return out;
+    out.close_voted = close;
+    auto close_cert = MakeSettleCertificate(close, {*close_vote}, a.committee());
+    if (!close_cert || !a.HandleSettleCertificate(*close_cert)) return out;
+    out.settled.push_back(*close_cert);
     // The epoch change, as its only member.
     if (!a.Seal(SignVote(SealItemHash(0, Net()), 0, 0, *keys_[0], Net())).ok()) return out;
     out.sealed = true;
@@ -206,6 +255,20 @@ TEST_F(LedgerPowerCutTest, NothingAnsweredIsLostAtAnySyncPoint) {
                                                       SettleKind::kRefund, 0, "", "", Net()));
       ASSERT_FALSE(refund.has_value()) << at << ": a release vote's lock is gone";
       EXPECT_NE(refund.error().message().find("never votes both"), std::string::npos) << at;
+    }
+    // The read escrow's vote records survived: no close below a voted redemption, one close.
+    if (got.read_voted > 0 && !got.epoch_applied) {
+      const int64_t was = clock_.NowUnixMillis();
+      clock_.SetMillis(std::max(was, ReadClosableMs()));
+      auto low = a.HandleSettlement(
+          MakeSettlement(read_id_, 0, SettleKind::kClose, 0, Receipt(120), "", Net()));
+      ASSERT_FALSE(low.has_value()) << at << ": a close below a voted redemption was voted";
+      if (got.close_voted) {
+        auto other = a.HandleSettlement(
+            MakeSettlement(read_id_, 0, SettleKind::kClose, 0, Receipt(190), "", Net()));
+        ASSERT_FALSE(other.has_value()) << at << ": a second close was voted";
+      }
+      clock_.SetMillis(was);
     }
     auto st = a.GetEpochState();
     ASSERT_TRUE(st.has_value()) << at << ": " << st.error().ToString();
