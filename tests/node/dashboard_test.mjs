@@ -263,6 +263,41 @@ async function CheckLedger(page, base) {
         `page ${JSON.stringify(shown)}, API ${buckets} buckets`);
 }
 
+// The provider's escrows as the Ledger panel lists them: this node provides none, so the
+// answer of /v1/ledger/node is the real one with an `escrows` section added (a storage escrow
+// and a read escrow, in the shapes docs/API.md gives), to check how each kind is drawn.
+async function CheckLedgerEscrows(page, base) {
+  const inject = async (route) => {
+    const real = await route.fetch();
+    const body = await real.json();
+    body.escrows = {
+      provider: 'dfrp1test', open_escrows: 2, releases_sent: 1, failures: 0, last_error: null,
+      last_check_ms: Date.now(), last_outcome: {}, redemptions_sent: 1, closes_sent: 0,
+      escrows: [
+        { id: 'a'.repeat(64), kind: 'storage', shard_id: '0'.repeat(32), periods: 3, released: 1,
+          refunded: 0, to_come: 2, paid_to_provider: '0.95', paid_to_provider_base_units: 950,
+          margin: '0.05', remaining: '2', remaining_base_units: 2000 },
+        { id: 'b'.repeat(64), kind: 'read', end_unix: 1800000000, price_per_mib: '0.001',
+          receipted_bytes: 2621440, redeemed_bytes: 1048576, paid_to_provider: '0.00095',
+          paid_to_provider_base_units: 950000, margin: '0.00005', remaining: '0.009',
+          remaining_base_units: 9000000 },
+      ] };
+    await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(body) });
+  };
+  await page.route('**/v1/ledger/node', inject);
+  const ok = await page.waitForFunction(
+      () => document.getElementById('ledger-escrows').children.length === 2,
+      null, { timeout: kWaitMs }).then(() => true).catch(() => false);
+  const shown = await page.evaluate(() => [...document.getElementById('ledger-escrows').children]
+    .map((li) => ({ kind: li.dataset.kind || 'storage', released: li.dataset.released,
+                    redeemed: li.dataset.redeemed, text: li.textContent })));
+  await page.unroute('**/v1/ledger/node', inject);
+  Check('ledger: a provider\'s storage and read escrows, each drawn by its kind',
+        ok && shown.length === 2 && shown[0].released === '1' && shown[1].kind === 'read' &&
+        shown[1].redeemed === '1048576' && shown[1].text.includes('2621440 bytes receipted'),
+        JSON.stringify(shown));
+}
+
 async function LoadPlaywright() {
   try {
     return (await import('playwright-core')).chromium;
@@ -316,6 +351,7 @@ async function Main() {
     await CheckToken(page);
     await CheckMarket(page, base);
     await CheckLedger(page, base);
+    await CheckLedgerEscrows(page, base);
 
     const shot = path.resolve(outDir, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });

@@ -650,11 +650,20 @@
       SetText(document.getElementById('ledger-failures'), prov.failures);
       const escrows = Array.isArray(prov.escrows) ? prov.escrows : [];
       document.getElementById('ledger-escrows').replaceChildren(...escrows.map((e) =>
-        El('li', { 'data-escrow': e.id, 'data-released': e.released, 'data-refunded': e.refunded },
+        e.kind === 'read'
+          // A read escrow: paid by the payer's receipts for the bytes this node served.
+          ? El('li', { 'data-escrow': e.id, 'data-kind': 'read',
+            'data-redeemed': e.redeemed_bytes },
+          El('code', {}, e.id.slice(0, 16)), ` reads at ${e.price_per_mib} ${l.currency}/MiB: ` +
+            `${e.receipted_bytes} bytes receipted, ${e.redeemed_bytes} redeemed ` +
+            `(${e.paid_to_provider} ${l.currency} to this node, ${e.margin} margin); ` +
+            `${e.remaining} ${l.currency} left`)
+          : El('li', { 'data-escrow': e.id, 'data-released': e.released,
+            'data-refunded': e.refunded },
           El('code', {}, e.id.slice(0, 16)), ` shard ${e.shard_id.slice(0, 8)}: ${e.periods} periods, ` +
-          `${e.released} released (${e.paid_to_provider} ${l.currency} to this node, ` +
-          `${e.margin} margin), ${e.refunded} refunded, ${e.to_come} to come; ` +
-          `${e.remaining} ${l.currency} left`)));
+            `${e.released} released (${e.paid_to_provider} ${l.currency} to this node, ` +
+            `${e.margin} margin), ${e.refunded} refunded, ${e.to_come} to come; ` +
+            `${e.remaining} ${l.currency} left`)));
       const outcomes = Object.entries(prov.last_outcome || {});
       document.getElementById('ledger-outcomes').replaceChildren(...outcomes.map(([id, o]) =>
         El('li', { 'data-escrow': id }, El('code', {}, id.slice(0, 16)), ' ',
