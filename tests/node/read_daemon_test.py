@@ -214,9 +214,9 @@ def main():
     check("... and its 0.005 went back: it is empty",
           escrow(1, e2).get("remaining_base_units") == 0, escrow(1, e2))
     pst = prov.json("GET", "/v1/status")[2].get("escrows") or {}
-    check("the provider's /v1/status counts its redemption and its close, and lists the "
-          "read escrow with what it was paid",
-          pst.get("redemptions_sent", 0) >= 1 and pst.get("closes_sent", 0) >= 1 and
+    # (Its counters start again with the restart above: the redemptions may have come before.)
+    check("the provider's /v1/status counts its close, and lists the read escrow with what it "
+          "was paid", "redemptions_sent" in pst and pst.get("closes_sent", 0) >= 1 and
           any(x.get("kind") == "read" and x.get("redeemed_bytes") == 5 * MIB // 2
               for x in pst.get("escrows", [])), pst)
 
