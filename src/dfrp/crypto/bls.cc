@@ -5,9 +5,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "blst.h"
+#include "dfrp/core/thread_annotations.h"
 
 namespace dfrp::crypto::bls {
 namespace {
@@ -25,6 +29,50 @@ const blst_p2_affine* P2(const G2Affine& g) {
   return reinterpret_cast<const blst_p2_affine*>(g.raw.data());
 }
 blst_p2_affine* P2(G2Affine& g) { return reinterpret_cast<blst_p2_affine*>(g.raw.data()); }
+
+// The last kCapacity encodings that passed FromBytes's full validation (decompression, not
+// infinity, subgroup check), with the point they decode to. A message's keys and signatures
+// are decoded where the message is parsed and again where it is verified, and an authority
+// meets the same order's in the order, its certificate and its peers' logs: each is checked
+// once. Only what passed is kept, so a hit answers exactly what the check would.
+template <typename T, size_t N>
+class ValidatedPoints {
+ public:
+  std::optional<T> Find(const uint8_t* bytes) EXCLUDES(mu_) {
+    std::array<uint8_t, N> k;
+    std::memcpy(k.data(), bytes, N);
+    core::MutexLock lock(&mu_);
+    auto it = points_.find(k);
+    if (it == points_.end()) return std::nullopt;
+    return it->second;
+  }
+  void Add(const std::array<uint8_t, N>& k, const T& value) EXCLUDES(mu_) {
+    core::MutexLock lock(&mu_);
+    if (points_.contains(k)) return;
+    if (ring_.size() < kCapacity) {
+      ring_.push_back(k);
+    } else {
+      points_.erase(ring_[next_]);  // the oldest goes
+      ring_[next_] = k;
+      next_ = (next_ + 1) % kCapacity;
+    }
+    points_.emplace(k, value);
+  }
+
+ private:
+  static constexpr size_t kCapacity = 4096;
+  struct Hasher {
+    size_t operator()(const std::array<uint8_t, N>& a) const {
+      size_t h;
+      std::memcpy(&h, a.data() + 1, sizeof h);  // x-coordinate bytes: as good as random
+      return h;
+    }
+  };
+  core::Mutex mu_;
+  std::unordered_map<std::array<uint8_t, N>, T, Hasher> points_ GUARDED_BY(mu_);
+  std::vector<std::array<uint8_t, N>> ring_ GUARDED_BY(mu_);
+  size_t next_ GUARDED_BY(mu_) = 0;
+};
 
 const byte* U8(std::string_view s) { return reinterpret_cast<const byte*>(s.data()); }
 const byte* U8(ByteSpan s) { return reinterpret_cast<const byte*>(s.data()); }
@@ -102,6 +150,8 @@ Result<PublicKey> PublicKey::FromBytes(ByteSpan bytes) {
     return Err(DecodeError("public key",
                            fmt::format("{} bytes, expected {}", bytes.size(), kPublicKeySize)));
   }
+  static ValidatedPoints<PublicKey, kPublicKeySize> validated;
+  if (auto hit = validated.Find(reinterpret_cast<const uint8_t*>(bytes.data()))) return *hit;
   PublicKey pk;
   std::memcpy(pk.bytes_.data(), bytes.data(), kPublicKeySize);
   BLST_ERROR e = blst_p1_uncompress(P1(pk.point_), pk.bytes_.data());
@@ -112,6 +162,7 @@ Result<PublicKey> PublicKey::FromBytes(ByteSpan bytes) {
   if (!blst_p1_affine_in_g1(P1(pk.point_))) {
     return Err(DecodeError("public key", "point not in the prime-order subgroup"));
   }
+  validated.Add(pk.bytes_, pk);
   return pk;
 }
 
@@ -126,6 +177,8 @@ Result<Signature> Signature::FromBytes(ByteSpan bytes) {
     return Err(DecodeError("signature",
                            fmt::format("{} bytes, expected {}", bytes.size(), kSignatureSize)));
   }
+  static ValidatedPoints<Signature, kSignatureSize> validated;
+  if (auto hit = validated.Find(reinterpret_cast<const uint8_t*>(bytes.data()))) return *hit;
   Signature sig;
   std::memcpy(sig.bytes_.data(), bytes.data(), kSignatureSize);
   BLST_ERROR e = blst_p2_uncompress(P2(sig.point_), sig.bytes_.data());
@@ -136,6 +189,7 @@ Result<Signature> Signature::FromBytes(ByteSpan bytes) {
   if (!blst_p2_affine_in_g2(P2(sig.point_))) {
     return Err(DecodeError("signature", "point not in the prime-order subgroup"));
   }
+  validated.Add(sig.bytes_, sig);
   return sig;
 }
 
