@@ -73,6 +73,8 @@ class Byzantine:
         self.lock = threading.Lock()
         self.seen = []          # real certificates clients sent it (hex)
         self.votes = 0
+        self.bad_vote_sigs = 0  # votes for the right order hash under another order's signature
+        self.last_vote = None
         self.malformed_sent = 0
         self.malformed_accepted = []  # (authority, mutation, answer): must stay empty
         byz = self
@@ -117,6 +119,13 @@ class Byzantine:
                     if vote is None:
                         return self.reply(400, {"error": {"code": "invalid_argument",
                                                           "message": h}})
+                    # One vote in three carries the right order hash with the signature of the
+                    # order before: clients check the votes as one aggregate, which then fails,
+                    # and must fall back to one by one and keep the honest three.
+                    prev, byz.last_vote = byz.last_vote, vote
+                    if prev is not None and random.random() < 1 / 3 and h:
+                        byz.bad_vote_sigs += 1
+                        vote = h + prev[64:]
                     return self.reply(200, {"vote": vote, "authority": BYZ, "order_hash": h})
                 if p == "/v1/ledger/settlements":
                     vote, h = byz.sign("settle " + body["settlement"])
@@ -375,8 +384,10 @@ def main():
             start(i)
     print(f"# outcomes: {sorted(outcomes.items())}")
     print(f"# {len(confirmed)} confirmed, {len(equivocations)} equivocations seen by authority 0,"
-          f" {kills[0]} kill -9, {byz.votes} Byzantine votes, {byz.malformed_sent} malformed"
-          " certificates sent")
+          f" {kills[0]} kill -9, {byz.votes} Byzantine votes ({byz.bad_vote_sigs} with a wrong"
+          f" signature), {byz.malformed_sent} malformed certificates sent")
+    check("the Byzantine authority sent votes whose signature is another order's",
+          byz.bad_vote_sigs >= 1, byz.bad_vote_sigs)
     check("every dfrp-ledger run ended done (0), short of authorities (6) or refused (7)",
           not unexpected, unexpected[:5])
     check("the load did something: confirmed transfers and escrows, and kill -9s",

@@ -11,6 +11,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "dfrp/ledger/wire.h"
 #include "dfrp/node/client.h"
 #include "dfrp/wallet/address.h"
 
@@ -183,23 +184,52 @@ LedgerClient::Gathered LedgerClient::GatherVotes(
         ++g.refused;
         if (g.first_refusal.ok()) g.first_refusal = r.error();
       }
-      if (r.error().code() != Status::Code::kBusy) ++g.answered;
+      // Only a verdict on the order is an answer; an authority that could not be reached (or
+      // broke the exchange) is as good as one that did not answer.
+      const auto code = r.error().code();
+      if (code == Status::Code::kRefused || code == Status::Code::kInvalidArgument ||
+          code == Status::Code::kCorruption)
+        ++g.answered;
       return;
     }
-    ++g.answered;
     const auto vote_hex = StringField(*r, "vote");
     auto bytes = vote_hex ? core::FromHex(*vote_hex) : std::nullopt;
     auto vote = bytes ? DecodeVote(*bytes) : Result<Vote>(Err(Status::InvalidArgument("not hex")));
-    Status ok = vote ? VerifyVote(*vote, committee, network_id(), verifier_.get()) : vote.error();
-    if (ok.ok() && (vote->order_hash != item || vote->authority != a))
-      ok = Status::Corruption("a vote for something else or from another authority");
+    Status ok = vote ? Status::OK() : vote.error();
+    if (ok.ok() && (vote->order_hash != item || vote->authority != a || vote->epoch != epoch))
+      ok = Status::Corruption("a vote for something else, another epoch or from another authority");
+    // A bad vote counts as no answer: that authority is faulty, and the order may still
+    // gather a quorum (Busy, try again), whatever it says.
     if (!ok.ok()) {
       g.notes.push_back(
           fmt::format("authority {} ({}): a bad vote: {}", a, urls_[a], ok.message()));
       return;
     }
+    ++g.answered;
     g.votes.push_back(*vote);
   });
+  // The signatures: all at once as one aggregate (a single pairing check instead of one per
+  // vote); only when that fails, one by one, to keep the good votes and name the bad ones.
+  std::vector<Vote> unchecked = std::move(g.votes);
+  g.votes.clear();
+  if (unchecked.size() >= committee.quorum()) {
+    auto q = wire::AggregateVotes(item, unchecked, committee, committee.quorum());
+    if (q && wire::VerifyQuorum(*q, item, committee, network_id(), "votes", false, verifier_.get())
+                 .ok()) {
+      g.votes = std::move(unchecked);
+      return g;
+    }
+  }
+  for (const Vote& v : unchecked) {
+    Status ok = VerifyVote(v, committee, network_id(), verifier_.get());
+    if (ok.ok()) {
+      g.votes.push_back(v);
+    } else {
+      --g.answered;
+      g.notes.push_back(fmt::format("authority {} ({}): a bad vote: {}", v.authority,
+                                    urls_[v.authority], ok.message()));
+    }
+  }
   return g;
 }
 
