@@ -2,8 +2,8 @@
 # Certified transfers per second through four real dfrpd authorities on this machine, against
 # the bound the machine sets, measured in the same run (issue 13):
 #   bound = BLS verifications per second (batched, all cores) / verifications one transfer
-#           needs here (3 per authority: the order's signature and the certificate's
-#           aggregate at each of the 4 authorities, and each authority's vote at the client).
+#           needs here (9: the order's signature and the certificate's aggregate at each of
+#           the 4 authorities, and the quorum's votes at the client, checked as one aggregate).
 # Then: the peak (closed loop, CONCURRENCY workers, each transfer signed, certified through
 # the committee and applied by a quorum) and the latency at half the peak rate (open loop).
 # Goal: peak >= bound / 2, p99 < 50 ms at half the peak.

@@ -186,6 +186,11 @@ int Serve(const Flags& flags, const core::NodeConfig& config, core::FileSystem* 
   sopt.max_connections = config.max_connections;
   sopt.max_header_bytes = config.max_header_bytes;
   sopt.body_memory_budget = config.max_body_memory;
+  // An authority's ledger requests run in the verify lane: each waits on a synced commit, and
+  // the signature checks of those in flight together are batched (crypto/group_verifier.h),
+  // so more of them at once keep the cores busy and the batches large
+  // (docs/BENCHMARKS.md, "Certified transfers").
+  if (config.HasRole("authority")) sopt.verify_threads = std::max(sopt.verify_threads, 8);
   // The server drains within most of the grace period; the rest is for the node's threads.
   const auto grace = sopt.grace;
   sopt.grace =
