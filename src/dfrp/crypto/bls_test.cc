@@ -129,6 +129,38 @@ TEST(Bls, RejectsPointsOutsideSubgroupOrOffCurve) {
   EXPECT_GT(off_curve, 0);
 }
 
+// Validated encodings are kept (bls.cc): a point met again decodes to the same point, a
+// refused one is refused again (nothing but what passed is kept), and one that passed still
+// verifies after thousands of others pushed it out of the cache.
+TEST(Bls, ValidatedPointsAreKeptAndRefusedOnesAreNot) {
+  auto k = KeyFromSeed(7);
+  const Signature s = k.Sign(Bytes("m"));
+  auto a = Signature::FromBytes(Bytes(std::string(s.bytes().begin(), s.bytes().end())));
+  auto b = Signature::FromBytes(Bytes(std::string(s.bytes().begin(), s.bytes().end())));
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  EXPECT_EQ(a->point().raw, b->point().raw);
+  EXPECT_EQ(a->point().raw, s.point().raw);
+  EXPECT_TRUE(Verify(k.GetPublicKey(), Bytes("m"), *b).ok());
+  std::string bad(96, '\0');
+  bad[0] = static_cast<char>(0x80);
+  bad[95] = 5;
+  EXPECT_FALSE(Signature::FromBytes(Bytes(bad)).has_value());
+  EXPECT_FALSE(Signature::FromBytes(Bytes(bad)).has_value());
+  const PublicKey mine = k.GetPublicKey();
+  const std::string pk(mine.bytes().begin(), mine.bytes().end());
+  // More distinct keys than the cache holds (4,096), each decoded once.
+  for (int i = 0; i < 5000; ++i) {
+    std::string ikm(32, 'x');
+    std::memcpy(ikm.data(), &i, sizeof i);
+    const PublicKey other = SecretKey::FromIkm(Bytes(ikm))->GetPublicKey();
+    ASSERT_TRUE(PublicKey::FromBytes(Bytes(std::string(other.bytes().begin(), other.bytes().end())))
+                    .has_value());
+  }
+  auto again = PublicKey::FromBytes(Bytes(pk));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(Verify(*again, Bytes("m"), s).ok());
+}
+
 TEST(Bls, ProofOfPossession) {
   auto a = KeyFromSeed(2), b = KeyFromSeed(3);
   EXPECT_TRUE(VerifyPossession(a.GetPublicKey(), a.ProvePossession()).has_value());
