@@ -171,6 +171,10 @@ def main():
                                headers={"Range": "bytes=0-0", "X-Dfrp-Read-Receipt": receipt})
     check("a read carrying the old receipt again is refused (402), naming the total to sign",
           st == 402 and b"sign a receipt for" in body, (st, body[:300]))
+    st, _, body = prov.request("HEAD", f"/v1/shards/{w['shard_id']}",
+                               headers={"X-Dfrp-Read-Receipt": receipt})
+    check("a HEAD carrying a receipt is refused (400): it would be charged for no bytes",
+          st == 400, st)
     # Altered: 3 MiB instead of 2.5 (the bytes total is 8 bytes before the expiry and the
     # signature at the end).
     raw = bytearray(bytes.fromhex(receipt))

@@ -61,15 +61,30 @@ class ValidatedPoints {
 
  private:
   static constexpr size_t kCapacity = 4096;
+  // SipHash under a key drawn at start: points whose encodings collide in one bucket cannot
+  // be made on purpose (valid points are cheap to make, so the raw bytes would not do).
   struct Hasher {
+    const unsigned char* key;
     size_t operator()(const std::array<uint8_t, N>& a) const {
+      unsigned char out[crypto_shorthash_BYTES];
+      crypto_shorthash(out, a.data(), N, key);
       size_t h;
-      std::memcpy(&h, a.data() + 1, sizeof h);  // x-coordinate bytes: as good as random
+      std::memcpy(&h, out, sizeof h);
       return h;
     }
   };
+  static const unsigned char* HashKey() {
+    static const auto* key = [] {
+      auto* k = new std::array<unsigned char, crypto_shorthash_KEYBYTES>;
+      if (sodium_init() < 0) std::abort();  // libsodium cannot start: nothing else could
+      randombytes_buf(k->data(), k->size());
+      return k;
+    }();
+    return key->data();
+  }
   core::Mutex mu_;
-  std::unordered_map<std::array<uint8_t, N>, T, Hasher> points_ GUARDED_BY(mu_);
+  std::unordered_map<std::array<uint8_t, N>, T, Hasher> points_ GUARDED_BY(mu_){16,
+                                                                                Hasher{HashKey()}};
   std::vector<std::array<uint8_t, N>> ring_ GUARDED_BY(mu_);
   size_t next_ GUARDED_BY(mu_) = 0;
 };
@@ -150,7 +165,8 @@ Result<PublicKey> PublicKey::FromBytes(ByteSpan bytes) {
     return Err(DecodeError("public key",
                            fmt::format("{} bytes, expected {}", bytes.size(), kPublicKeySize)));
   }
-  static ValidatedPoints<PublicKey, kPublicKeySize> validated;
+  // Never destroyed: a thread still decoding while the process exits finds it whole.
+  static auto& validated = *new ValidatedPoints<PublicKey, kPublicKeySize>;
   if (auto hit = validated.Find(reinterpret_cast<const uint8_t*>(bytes.data()))) return *hit;
   PublicKey pk;
   std::memcpy(pk.bytes_.data(), bytes.data(), kPublicKeySize);
@@ -177,7 +193,7 @@ Result<Signature> Signature::FromBytes(ByteSpan bytes) {
     return Err(DecodeError("signature",
                            fmt::format("{} bytes, expected {}", bytes.size(), kSignatureSize)));
   }
-  static ValidatedPoints<Signature, kSignatureSize> validated;
+  static auto& validated = *new ValidatedPoints<Signature, kSignatureSize>;
   if (auto hit = validated.Find(reinterpret_cast<const uint8_t*>(bytes.data()))) return *hit;
   Signature sig;
   std::memcpy(sig.bytes_.data(), bytes.data(), kSignatureSize);

@@ -72,7 +72,9 @@ Result<UsageReceipt> DecodeReceipt(std::string_view w, const crypto::Hash& netwo
   DFRP_RETURN_IF_ERROR(r.Array(&u.provider, "provider"));
   DFRP_RETURN_IF_ERROR(wire::CheckKey(u.provider, r, "provider"));
   DFRP_RETURN_IF_ERROR(r.Be(&u.bytes_total, 8, "bytes total"));
-  if (u.bytes_total == 0) return Err(r.Bad("bytes total", "must be more than 0"));
+  // At most 2^62: totals are kept in signed 64-bit SQLite integers and compared there.
+  if (u.bytes_total == 0 || u.bytes_total > kMaxReceiptBytes)
+    return Err(r.Bad("bytes total", fmt::format("{} is not 1 to 2^62", u.bytes_total)));
   DFRP_RETURN_IF_ERROR(r.Be(&u.expiry_unix, 8, "expiry"));
   DFRP_RETURN_IF_ERROR(r.Array(&u.signature, "signature"));
   DFRP_RETURN_IF_ERROR(wire::CheckSig(u.signature, r, "signature"));

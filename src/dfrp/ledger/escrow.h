@@ -145,12 +145,13 @@ inline constexpr std::string_view kReceiptTag = "DFRP-RECEIPT-V1";
 // bytes (node/read_desk.h): what it risks on a provider that does not deliver.
 inline constexpr uint64_t kReadChunkBytes = 1u << 20;
 inline constexpr size_t kReceiptWireBytes = 1 + 15 + 2 + 32 + 8 + 32 + 48 + 8 + 8 + 96;
+inline constexpr uint64_t kMaxReceiptBytes = uint64_t{1} << 62;
 
 // Signed by the payer as it receives verified bytes from the provider.
 struct UsageReceipt {
   crypto::Hash escrow_id{};
   KeyBytes provider{};
-  uint64_t bytes_total = 0;  // every byte received under this escrow so far
+  uint64_t bytes_total = 0;  // every byte received under this escrow so far (1 to 2^62)
   uint64_t expiry_unix = 0;  // at most the escrow's end
   SigBytes signature{};
 };

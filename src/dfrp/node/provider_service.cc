@@ -181,13 +181,15 @@ std::string ProviderService::SettleReads(const ledger::EscrowView& e, int64_t no
   const int64_t redeem_until = close_ms - static_cast<int64_t>(sp.max_skew_ms);
   const auto best = reads_->Best(e.id);
   const std::string what = fmt::format("read escrow {}", HexId(e.id).substr(0, 16));
-  auto [last_ms, last_total] = redeemed_sent_[e.id];
-  if (now - last_ms < kRedeemEveryMs) return "";  // one attempt per escrow every few seconds
+  ReadTry& last = redeemed_sent_[e.id];
+  // One attempt per escrow every few seconds; after failures, less and less often.
+  const int64_t wait = std::min<int64_t>(300'000, kRedeemEveryMs << std::min(last.failures, 6));
+  if (now - last.at_ms < wait) return "";
   ledger::SettleKind kind;
   if (now >= close_ms) {
     kind = ledger::SettleKind::kClose;
   } else if (now < redeem_until - 1000 && best && best->bytes_total > e.redeemed_bytes &&
-             best->bytes_total > last_total) {
+             best->bytes_total > last.total) {
     kind = ledger::SettleKind::kRedeem;
   } else {
     return "";
@@ -198,7 +200,8 @@ std::string ProviderService::SettleReads(const ledger::EscrowView& e, int64_t no
       ledger::MakeSettlement(e.id, 0, kind, client_.epoch(), best ? best->wire : std::string(), "",
                              node_->policy().network_id);
   auto r = client_.Settle(s);
-  redeemed_sent_[e.id].first = now;
+  last.at_ms = now;
+  last.failures = r ? 0 : last.failures + 1;
   core::MutexLock lock(&mu_);
   if (!r) {
     ++failures_;
@@ -208,7 +211,7 @@ std::string ProviderService::SettleReads(const ledger::EscrowView& e, int64_t no
   }
   if (kind == ledger::SettleKind::kRedeem) {
     ++redemptions_;
-    redeemed_sent_[e.id] = {now, best->bytes_total};
+    last.total = best->bytes_total;
     return fmt::format("{}: redeemed a receipt for {} bytes ({} votes, applied by {})", what,
                        best->bytes_total, r->votes, r->applied);
   }

@@ -88,8 +88,14 @@ class ProviderService {
   // new escrows are seen well inside their first window, without polling on every tick.
   std::vector<ledger::EscrowView> escrows_;  // the loop thread's only
   int64_t fetched_ms_ = -1;                  // the loop thread's only
-  // Read escrows: when a redemption was last sent and for what total (the loop thread's only).
-  std::map<crypto::Hash, std::pair<int64_t, uint64_t>> redeemed_sent_;
+  // Read escrows: when a redemption or close was last tried and for what total, and how many
+  // tries in a row failed (each doubles the wait, to at most 5 min; the loop thread's only).
+  struct ReadTry {
+    int64_t at_ms = 0;
+    uint64_t total = 0;
+    int failures = 0;
+  };
+  std::map<crypto::Hash, ReadTry> redeemed_sent_;
   uint64_t redemptions_ GUARDED_BY(mu_) = 0, closes_ GUARDED_BY(mu_) = 0;
   Ticker ticker_;  // last: stopped (joined) before the members its thread uses go
 };

@@ -71,13 +71,27 @@ Status ReadDesk::Admit(std::string_view receipt_wire, uint64_t length) {
         fmt::format("{}: the receipt names provider {}, this node is {}", what,
                     ledger::AddressOfKey(r->provider), ledger::AddressOfKey(provider_))));
   std::optional<ledger::EscrowView> e;
+  const int64_t asked = clock_->NowUnixMillis();
   {
     core::MutexLock lock(&mu_);
     if (auto it = escrows_.find(r->escrow_id); it != escrows_.end()) e = it->second;
+    if (auto it = unknown_.find(r->escrow_id); !e && it != unknown_.end()) {
+      if (asked < it->second)
+        return Status::NotFound(fmt::format(
+            "{}: the committee did not know the escrow when last asked; ask again later", what));
+      unknown_.erase(it);
+    }
   }
   if (!e) {
     auto fetched = client_.Escrow(r->escrow_id);  // f + 1 authorities agreeing
-    if (!fetched) return refuse(fetched.error());
+    if (!fetched) {
+      if (fetched.error().IsNotFound()) {
+        core::MutexLock lock(&mu_);
+        if (unknown_.size() >= kMaxUnknown) unknown_.erase(unknown_.begin());
+        unknown_[r->escrow_id] = asked + kUnknownEscrowMs;
+      }
+      return refuse(fetched.error());
+    }
     e = *fetched;
     if (!e->is_read || e->provider != provider_)
       return refuse(

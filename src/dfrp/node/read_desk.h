@@ -53,9 +53,11 @@ class ReadDesk {
   // A paid read of `length` bytes with `receipt_wire` (the header's bytes): Ok once the
   // receipt is kept (synced). InvalidArgument: a malformed receipt, or one for another
   // provider; Corruption: not signed by the escrow's payer; NotFound: an escrow the
-  // committee does not know; Refused: not a read escrow of this node, closed, past its end,
-  // spent, or a receipt that does not cover what was served before plus this read (the
-  // message names the total to sign for).
+  // committee does not know (remembered for kUnknownEscrowMs, so receipts naming made-up
+  // escrows cost one committee lookup each that long); Refused: not a read escrow of this
+  // node, past its end (so closed: a close comes only after the end), spent, or a receipt
+  // that does not cover what was served before plus this read (the message names the total
+  // to sign for).
   core::Status Admit(std::string_view receipt_wire, uint64_t length) EXCLUDES(mu_);
   // The highest receipt kept for an escrow.
   std::optional<StoredReceipt> Best(const crypto::Hash& escrow_id) EXCLUDES(mu_);
@@ -78,6 +80,10 @@ class ReadDesk {
   std::map<crypto::Hash, ledger::EscrowView> escrows_ GUARDED_BY(mu_);
   // Bytes served per escrow since the start; at least the kept receipt's total.
   std::map<crypto::Hash, uint64_t> served_ GUARDED_BY(mu_);
+  // Escrows the committee did not know, until when (Unix ms); at most kMaxUnknown kept.
+  static constexpr int64_t kUnknownEscrowMs = 30'000;
+  static constexpr size_t kMaxUnknown = 4096;
+  std::map<crypto::Hash, int64_t> unknown_ GUARDED_BY(mu_);
   uint64_t admitted_ GUARDED_BY(mu_) = 0, refused_ GUARDED_BY(mu_) = 0;
   uint64_t bytes_admitted_ GUARDED_BY(mu_) = 0;
   std::string last_refusal_ GUARDED_BY(mu_);

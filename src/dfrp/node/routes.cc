@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <mutex>
+
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/version.h"
 #include "dfrp/node/body_buffer.h"
@@ -155,6 +157,28 @@ UploadHandler PutShardUpload(Node* node) {
   return h;
 }
 
+// A paid read's admission (node/read_desk.h), done once, by the download's first read.
+class PaidRead {
+ public:
+  PaidRead(ReadDesk* desk, std::string receipt, uint64_t length)
+      : desk_(desk), receipt_(std::move(receipt)), length_(length) {}
+  Status Admit() {
+    std::call_once(once_, [this] {
+      Status s = desk_->Admit(receipt_, length_);
+      // A receipt that does not verify is the request's fault, not the store's (no 500).
+      result_ = s.IsCorruption() ? Status::InvalidArgument(s.message()) : s;
+    });
+    return result_;
+  }
+
+ private:
+  ReadDesk* const desk_;
+  const std::string receipt_;
+  const uint64_t length_;
+  std::once_flag once_;
+  Status result_;  // written once under once_, read after it
+};
+
 // What a shard's download reads from: the opened shard and where the part served begins.
 // One object shared by the download's functions (each then fits std::function's own
 // storage: a GET allocates little).
@@ -203,33 +227,41 @@ Result<Download> ShardDownload(Node* node, const ApiRequest& r, const OpenedShar
           fmt::format("Content-Range: bytes {}-{}/{}\r\n", offset, offset + length - 1, size);
     }
   }
-  // A paid read (node/read_desk.h): its receipt must cover it before a byte goes out.
+  // A paid read (node/read_desk.h): admitted on its receipt by the first read of the lane,
+  // just before the first byte is read, so a read refused for a full lane or never started
+  // is not charged.
+  std::shared_ptr<PaidRead> paid;
   if (std::string_view receipt = r.header("X-Dfrp-Read-Receipt"); !receipt.empty()) {
     ReadDesk* desk = node->read_desk();
     if (!desk)
       return Err(Status::NotFound(
           "this node takes no paid reads: it has no WALLET or no committee in its economic.toml "
           "(send the read without X-Dfrp-Read-Receipt)"));
+    if (r.head.method == "HEAD")
+      return Err(Status::InvalidArgument(
+          "a paid read is a GET: a HEAD sends no bytes, so it carries no X-Dfrp-Read-Receipt"));
     auto bytes = core::FromHex(receipt);
     if (!bytes)
       return Err(Status::InvalidArgument("X-Dfrp-Read-Receipt must be the receipt in hex"));
-    if (Status admitted = desk->Admit(*bytes, length); !admitted.ok())
-      // A receipt that does not verify is the request's fault, not the store's (no 500).
-      return Err(admitted.IsCorruption() ? Status::InvalidArgument(admitted.message()) : admitted);
+    paid = std::make_shared<PaidRead>(desk, std::move(*bytes), length);
   }
   const std::string root = RootHex(opened.reader->root());
   fmt::format_to(std::back_inserter(d.header_lines),
                  "ETag: \"{}\"\r\nX-Dfrp-Merkle-Root: {}\r\nAccept-Ranges: bytes\r\n", root, root);
   d.length = length;
   auto src = std::make_shared<const ShardSource>(ShardSource{node, opened, offset});
-  d.read = [src](uint64_t at, uint64_t n, std::string* out) {
+  d.read = [src, paid](uint64_t at, uint64_t n, std::string* out) -> Status {
+    if (paid)
+      if (Status admitted = paid->Admit(); !admitted.ok()) return admitted;
     return src->Read(at, n, out, storage::IoMode::kWait);
   };
-  d.read_cached = [src](uint64_t at, uint64_t n, std::string* out) -> std::optional<Status> {
-    Status s = src->Read(at, n, out, storage::IoMode::kCachedOnly);
-    if (s.IsBusy()) return std::nullopt;  // a byte is not in memory: the lane reads it
-    return s;
-  };
+  // A paid read never runs on the HTTP thread (its admission verifies and syncs).
+  if (!paid)
+    d.read_cached = [src](uint64_t at, uint64_t n, std::string* out) -> std::optional<Status> {
+      Status s = src->Read(at, n, out, storage::IoMode::kCachedOnly);
+      if (s.IsBusy()) return std::nullopt;  // a byte is not in memory: the lane reads it
+      return s;
+    };
   d.on_sent = [node, ctx = r.ctx, id = r.route.id](uint64_t bytes) {
     node->metrics().AddRead(node->NowMs(), bytes);
     node->usage().OnRead(ctx, id, bytes);  // once, after the last piece went out
@@ -384,6 +416,8 @@ std::vector<RouteSpec> StorageRoutes(Node* node) {
                .download = [node](const ApiRequest& r) { return GetShard(node, r); },
                // A kept reader: no index lookup, so the HTTP thread may try it.
                .download_cached = [node](const ApiRequest& r) -> std::optional<Result<Download>> {
+                 // A paid read is admitted on the lane (node/read_desk.h), never here.
+                 if (!r.header("X-Dfrp-Read-Receipt").empty()) return std::nullopt;
                  auto kept = node->readers().Cached(r.route.id);
                  if (!kept) return std::nullopt;
                  return ShardDownload(node, r, *kept);
