@@ -22,7 +22,7 @@ while read -r a; do genesis+=(--genesis "$a=1000000"); done < <("$LOAD" addresse
 base=$(python3 - <<'PY'
 import random, socket
 for _ in range(200):
-    base = random.randint(20000, 60000)
+    base = random.randint(20000, 32000)  # below the ephemeral ports others bind to
     socks = []
     try:
         for i in range(4):
