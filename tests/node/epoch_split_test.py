@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
-from ledger_daemon_test import clean_env, free_base_port, tool  # noqa: E402
+from ledger_daemon_test import clean_env, committee_with_storage, tool  # noqa: E402
 
 LEDGER, WALLET = sys.argv[3], sys.argv[4]
 N = 4
@@ -28,33 +28,12 @@ AHEAD_MS = 5000
 
 def main():
     wenv = clean_env({"DFRP_PASSPHRASE": "pw", "DFRP_KDF_PROFILE": "test"})
-    addr = {}
-    for name in ("alice", "owner", "prov"):
-        rc, out, err = tool(WALLET, wenv, "--insecure-test-kdf", "--wallet", f"{name}.json",
-                            "--json", "new")
-        check(f"dfrp-wallet new {name}", rc == 0, err[-400:])
-        addr[name] = json.loads(out)["address"]
-    with open(os.path.join(T, "pw.txt"), "w") as f:
-        f.write("pw\n")
-    base = free_base_port(N)
-    cdir = os.path.join(T, "committee")
-    rc, out, err = tool(LEDGER, wenv, "init-committee", "--authorities", str(N), "--dir", cdir,
-                        "--base-port", str(base), "--genesis", f"{addr['alice']}=1000",
-                        "--order-fee", "0.001", "--insecure-test-kdf")
-    check("init-committee of four", rc == 0, err[-400:])
-    policy = os.path.join(cdir, "economic.toml")
-    with open(policy, "a") as f:
-        f.write(f'owner = "{addr["owner"]}"\nmargin_bps = 500\n\n[storage]\n'
-                f"period_seconds = {PERIOD}\nchallenges_per_period = 3\n"
-                f"answer_window_seconds = {WINDOW}\ngrace_seconds = {GRACE}\n"
-                "max_skew_ms = 200\nbeacon_slot_seconds = 1\n")
-    auths = []
-    for i in range(N):
-        adir = os.path.join(cdir, f"authority-{i}")
-        extra = {"STATE_DIR": os.path.join(adir, "state")}
-        if i >= 2:
-            extra["DFRP_TEST_CLOCK_OFFSET_MS"] = str(AHEAD_MS)
-        auths.append(Daemon(clean_env(extra), ("--config", os.path.join(adir, "dfrp.toml"))))
+    # Authorities 2 and 3 run AHEAD_MS ahead (a test-only knob dfrpd announces at start).
+    addr, policy, auths = committee_with_storage(
+        WALLET, LEDGER, wenv, ("alice", "owner", "prov"), N,
+        {"period_seconds": PERIOD, "challenges_per_period": 3, "answer_window_seconds": WINDOW,
+         "grace_seconds": GRACE, "max_skew_ms": 200, "beacon_slot_seconds": 1},
+        authority_env=lambda i: {"DFRP_TEST_CLOCK_OFFSET_MS": str(AHEAD_MS)} if i >= 2 else {})
     prov = Daemon(store_env("prov", extra={"WALLET": os.path.join(T, "prov.json"),
                                            "WALLET_PASSPHRASE_FILE": os.path.join(T, "pw.txt"),
                                            "ECONOMIC_POLICY": policy}))
@@ -100,7 +79,7 @@ def main():
           account(0, "alice"))
 
     # The epoch change clears the locks; the refund then gathers all four votes.
-    adir0 = os.path.join(cdir, "authority-0")
+    adir0 = os.path.join(os.path.dirname(policy), "authority-0")
     rc, out, err = ledger("--json", "epoch-change", "--wallet", os.path.join(adir0, "wallet.json"),
                           "--passphrase-file", os.path.join(adir0, "passphrase"), "--timeout", "60")
     ec = json.loads(out) if rc == 0 else {}

@@ -67,11 +67,13 @@ def tool(binary, env, *args, timeout=120):
     return r.returncode, r.stdout, r.stderr
 
 
-def committee_with_storage(wallet, ledger, wenv, names, n, storage, payer="alice"):
+def committee_with_storage(wallet, ledger, wenv, names, n, storage, payer="alice",
+                           authority_env=None):
     """Wallets `names` (passphrase "pw", also in T/pw.txt), a committee of `n` authorities
     on loopback with `payer` funded with 1000, the owner (the wallet "owner") taking 5%, the
-    `[storage]` table `storage` (a dict), and the authorities started. Returns (addresses,
-    economic.toml path, authorities)."""
+    `[storage]` table `storage` (a dict), and the authorities started (authority i with the
+    extra environment `authority_env(i)`, when given). Returns (addresses, economic.toml path,
+    authorities)."""
     addr = {}
     for name in names:
         rc, out, err = tool(wallet, wenv, "--insecure-test-kdf", "--wallet", f"{name}.json",
@@ -93,8 +95,9 @@ def committee_with_storage(wallet, ledger, wenv, names, n, storage, payer="alice
     auths = []
     for i in range(n):
         adir = os.path.join(cdir, f"authority-{i}")
-        auths.append(Daemon(clean_env({"STATE_DIR": os.path.join(adir, "state")}),
-                            ("--config", os.path.join(adir, "dfrp.toml"))))
+        env = {"STATE_DIR": os.path.join(adir, "state"), **(authority_env(i) if authority_env
+                                                          else {})}
+        auths.append(Daemon(clean_env(env), ("--config", os.path.join(adir, "dfrp.toml"))))
     return addr, policy, auths
 
 
