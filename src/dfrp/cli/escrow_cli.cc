@@ -129,35 +129,45 @@ Result<std::pair<ledger::KeyBytes, ledger::SigBytes>> AskAcceptance(
 }
 
 // Has the committee certify an escrow_open or read_escrow_open (`tmpl`: its kind and terms)
-// of `amount` at the wallet's next sequence number, once the provider accepted it.
+// of `amount` at the --wallet's next sequence number, once the provider accepted it. The
+// certificate's JSON with the "escrow_id" and the "provider" added.
 Result<json> CertifyEscrowOpen(core::FileSystem* fs, const economy::EconomicPolicy& p,
-                               ledger::LedgerClient& client, const OpenedWallet& w,
-                               const EscrowCommands& c, uint64_t amount, const ledger::Order& tmpl,
-                               std::string* provider_address) {
+                               const EscrowCommands& c, uint64_t amount,
+                               const ledger::Order& tmpl) {
+  DFRP_ASSIGN_OR_RETURN(OpenedWallet w,
+                        OpenWalletForOrders(fs, c.order.wallet, c.order.passphrase_file));
+  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   const bool read = tmpl.kind == ledger::OrderKind::kReadEscrowOpen;
-  return CertifyNewOrder(
-      fs, p, client, w, c.order, read ? "read escrow" : "escrow", amount,
-      [&](uint64_t seq) -> Result<ledger::Order> {
-        DFRP_ASSIGN_OR_RETURN(
-            auto accepted,
-            AskAcceptance(c.provider_url, read ? "read" : "storage", w.address, seq, amount,
-                          read ? ledger::EncodeReadTerms(tmpl.escrow.read)
-                               : ledger::EncodeTerms(tmpl.escrow.terms),
-                          client.epoch()));
-        ledger::Order o = tmpl;
-        o.escrow.provider = accepted.first;
-        o.escrow.amount = amount;
-        o.escrow.acceptance = accepted.second;
-        // Checked before anything is signed: a bad acceptance would leave a signed order in
-        // the journal that no committee certifies.
-        o.sender = w.key->GetPublicKey().bytes();
-        o.seq = seq;
-        o.epoch = client.epoch();  // learnt by CertifyNewOrder before it calls this
-        DFRP_RETURN_IF_ERROR(ledger::VerifyAcceptance(o, p.network_id)
-                                 .WithContext("the provider " + c.provider_url));
-        *provider_address = ledger::AddressOfKey(accepted.first);
-        return o;
-      });
+  std::string provider;
+  DFRP_ASSIGN_OR_RETURN(
+      json out,
+      CertifyNewOrder(fs, p, client, w, c.order, read ? "read escrow" : "escrow", amount,
+                      [&](uint64_t seq) -> Result<ledger::Order> {
+                        DFRP_ASSIGN_OR_RETURN(
+                            auto accepted,
+                            AskAcceptance(c.provider_url, read ? "read" : "storage", w.address, seq,
+                                          amount,
+                                          read ? ledger::EncodeReadTerms(tmpl.escrow.read)
+                                               : ledger::EncodeTerms(tmpl.escrow.terms),
+                                          client.epoch()));
+                        ledger::Order o = tmpl;
+                        o.escrow.provider = accepted.first;
+                        o.escrow.amount = amount;
+                        o.escrow.acceptance = accepted.second;
+                        // Checked before anything is signed: a bad acceptance would leave a signed
+                        // order in the journal that no committee certifies.
+                        o.sender = w.key->GetPublicKey().bytes();
+                        o.seq = seq;
+                        o.epoch = client.epoch();  // learnt by CertifyNewOrder before it calls this
+                        DFRP_RETURN_IF_ERROR(ledger::VerifyAcceptance(o, p.network_id)
+                                                 .WithContext("the provider " + c.provider_url));
+                        provider = ledger::AddressOfKey(accepted.first);
+                        return o;
+                      }));
+  out["escrow_id"] =
+      core::ToHex(ledger::EscrowId(w.key->GetPublicKey().bytes(), out["seq"].get<uint64_t>()));
+  out["provider"] = provider;
+  return out;
 }
 
 json ViewJson(const economy::EconomicPolicy& p, const ledger::EscrowView& v, int64_t now_ms) {
@@ -207,19 +217,10 @@ Status CmdOpen(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
   t.challenges = c.challenges ? c.challenges : p.storage.challenges_per_period;
   // By default the first period starts a second from now.
   t.start_unix = c.start ? c.start : static_cast<uint64_t>(clock->NowUnixMillis() / 1000 + 1);
-  DFRP_ASSIGN_OR_RETURN(OpenedWallet w,
-                        OpenWalletForOrders(fs, c.order.wallet, c.order.passphrase_file));
-  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
-  std::string provider_address;
   ledger::Order tmpl;
   tmpl.kind = ledger::OrderKind::kEscrowOpen;
   tmpl.escrow.terms = t;
-  DFRP_ASSIGN_OR_RETURN(json out,
-                        CertifyEscrowOpen(fs, p, client, w, c, amount, tmpl, &provider_address));
-  const uint64_t seq = out["seq"].get<uint64_t>();
-  const crypto::Hash id = ledger::EscrowId(w.key->GetPublicKey().bytes(), seq);
-  out["escrow_id"] = core::ToHex(id);
-  out["provider"] = provider_address;
+  DFRP_ASSIGN_OR_RETURN(json out, CertifyEscrowOpen(fs, p, c, amount, tmpl));
   out["shard_id"] = t.shard_id.ToString();
   out["periods"] = t.periods;
   out["period_seconds"] = t.period_seconds;
@@ -229,8 +230,9 @@ Status CmdOpen(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
   else
     std::printf(
         "escrow %s: %s %s for shard %s on %s, %u periods of %u s from %llu (certified by %zu)\n",
-        core::ToHex(id).c_str(), p.FormatAmount(amount).c_str(), p.genesis.currency.c_str(),
-        t.shard_id.ToString().c_str(), provider_address.c_str(), t.periods, t.period_seconds,
+        out["escrow_id"].get<std::string>().c_str(), p.FormatAmount(amount).c_str(),
+        p.genesis.currency.c_str(), t.shard_id.ToString().c_str(),
+        out["provider"].get<std::string>().c_str(), t.periods, t.period_seconds,
         static_cast<unsigned long long>(t.start_unix), out["votes"].get<size_t>());
   return Status::OK();
 }
@@ -385,20 +387,11 @@ Status CmdOpenRead(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* cl
   if (c.seconds == 0) return Status::InvalidArgument("--seconds must be more than 0");
   const ledger::ReadTerms t{price,
                             static_cast<uint64_t>(clock->NowUnixMillis() / 1000) + c.seconds};
-  DFRP_ASSIGN_OR_RETURN(OpenedWallet w,
-                        OpenWalletForOrders(fs, c.order.wallet, c.order.passphrase_file));
-  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
-  std::string provider_address;
   ledger::Order tmpl;
   tmpl.kind = ledger::OrderKind::kReadEscrowOpen;
   tmpl.escrow.read = t;
-  DFRP_ASSIGN_OR_RETURN(json out,
-                        CertifyEscrowOpen(fs, p, client, w, c, amount, tmpl, &provider_address));
-  const uint64_t seq = out["seq"].get<uint64_t>();
-  const crypto::Hash id = ledger::EscrowId(w.key->GetPublicKey().bytes(), seq);
-  out["escrow_id"] = core::ToHex(id);
+  DFRP_ASSIGN_OR_RETURN(json out, CertifyEscrowOpen(fs, p, c, amount, tmpl));
   out["kind"] = "read";
-  out["provider"] = provider_address;
   out["price_per_mib"] = p.FormatAmount(price);
   out["end_unix"] = t.end_unix;
   if (g.json)
@@ -407,9 +400,10 @@ Status CmdOpenRead(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* cl
     std::printf(
         "read escrow %s: %s %s for reads from %s at %s per MiB until %llu (certified by "
         "%zu)\n",
-        core::ToHex(id).c_str(), p.FormatAmount(amount).c_str(), p.genesis.currency.c_str(),
-        provider_address.c_str(), p.FormatAmount(price).c_str(),
-        static_cast<unsigned long long>(t.end_unix), out["votes"].get<size_t>());
+        out["escrow_id"].get<std::string>().c_str(), p.FormatAmount(amount).c_str(),
+        p.genesis.currency.c_str(), out["provider"].get<std::string>().c_str(),
+        p.FormatAmount(price).c_str(), static_cast<unsigned long long>(t.end_unix),
+        out["votes"].get<size_t>());
   return Status::OK();
 }
 

@@ -313,16 +313,8 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
                     opt_.policy->FormatAmount(opt_.policy->order_fee))));
 
   core::MutexLock lock(&mu_);
-  // Every statement below runs in autocommit mode (each commit synced): a connection left
-  // inside a transaction by a failed COMMIT would let a vote leave before its lock is on disk.
-  if (!sqlite3_get_autocommit(db_))
-    return Err(Status::Internal(fmt::format(
-        "ledger database {}: a transaction was left open; restart the node", opt_.path)));
-  DFRP_RETURN_IF_ERROR(CheckVotingLocked(fmt::format("order {}", core::ToHex(so.hash))));
-  if (o.epoch != epoch())
-    return Err(Status::InvalidArgument(
-        fmt::format("order {}: for epoch {}, the committee moved to {} meanwhile: sign it again",
-                    core::ToHex(so.hash), o.epoch, epoch())));
+  // Every statement below runs in autocommit mode (each commit synced).
+  DFRP_RETURN_IF_ERROR(CheckVotingLocked(fmt::format("order {}", core::ToHex(so.hash)), o.epoch));
   DFRP_ASSIGN_OR_RETURN(AccountInfo acct, AccountLocked(o.sender));
   // An order whose sequence number is taken can never be certified (Refused); one past the
   // next waits for those before it (InvalidArgument).
@@ -709,13 +701,7 @@ Result<Vote> Authority::HandleSettlement(const Settlement& s) {
         what, w.refund_ms, opt_.policy->storage.grace_seconds, opt_.index, now)));
   }
   core::MutexLock lock(&mu_);
-  if (!sqlite3_get_autocommit(db_))
-    return Err(Status::Internal(fmt::format(
-        "ledger database {}: a transaction was left open; restart the node", opt_.path)));
-  DFRP_RETURN_IF_ERROR(CheckVotingLocked(what));
-  if (s.epoch != epoch())
-    return Err(Status::InvalidArgument(fmt::format(
-        "{}: for epoch {}, the committee moved to {} meanwhile", what, s.epoch, epoch())));
+  DFRP_RETURN_IF_ERROR(CheckVotingLocked(what, s.epoch));
   DFRP_ASSIGN_OR_RETURN(EscrowInfo now_e, state());
   bool settled = false;
   for (const auto& p : now_e.settled) settled = settled || p.period == s.period;
@@ -891,13 +877,7 @@ Result<Vote> Authority::HandleReadSettlement(const Settlement& s) {
         what, close_ms, sp.grace_seconds, opt_.index, now)));
 
   core::MutexLock lock(&mu_);
-  if (!sqlite3_get_autocommit(db_))
-    return Err(Status::Internal(fmt::format(
-        "ledger database {}: a transaction was left open; restart the node", opt_.path)));
-  DFRP_RETURN_IF_ERROR(CheckVotingLocked(what));
-  if (s.epoch != epoch())
-    return Err(Status::InvalidArgument(fmt::format(
-        "{}: for epoch {}, the committee moved to {} meanwhile", what, s.epoch, epoch())));
+  DFRP_RETURN_IF_ERROR(CheckVotingLocked(what, s.epoch));
   DFRP_ASSIGN_OR_RETURN(e, state());
   std::optional<crypto::Hash> close_voted;
   {
@@ -1189,12 +1169,22 @@ Status Authority::SetMetaLocked(std::string_view key, const std::string& value) 
   return Status::OK();
 }
 
-Status Authority::CheckVotingLocked(std::string_view what) {
+Status Authority::CheckVotingLocked(std::string_view what, uint64_t item_epoch) {
+  // Every vote's record is written in autocommit mode (each commit synced): a connection left
+  // inside a transaction by a failed COMMIT would let a vote leave before its record is on disk.
+  if (!sqlite3_get_autocommit(db_))
+    return Status::Internal(fmt::format(
+        "ledger database {}: a transaction was left open; restart the node", opt_.path));
   if (sealed_ || voted_)
     return Status::Busy(fmt::format(
         "{}: epoch {} is closing at authority {} (sealed for the epoch change): it votes again "
         "in epoch {}; try again then",
         what, epoch(), opt_.index, epoch() + 1));
+  if (item_epoch != epoch())
+    return Status::InvalidArgument(
+        fmt::format("{}: for epoch {}, the committee moved to {} meanwhile: make it again for "
+                    "that epoch",
+                    what, item_epoch, epoch()));
   return Status::OK();
 }
 

@@ -223,9 +223,11 @@ class Authority {
   core::Status CreditLocked(const KeyBytes& to, int64_t add, const crypto::Hash& why) REQUIRES(mu_);
   // The state digest and counts (docs/PROTOCOL.md, "Epoch change").
   core::Result<Checkpoint> CheckpointLocked() REQUIRES(mu_);
-  // Refused when the closing epoch takes no more votes (sealed) or applies nothing more
-  // (voted for the next); `what` names the item.
-  core::Status CheckVotingLocked(std::string_view what) REQUIRES(mu_);
+  // Before a vote's record is written: Internal when a transaction was left open, Busy when
+  // the closing epoch takes no more votes (sealed) or applies nothing more (voted for the
+  // next), InvalidArgument when the item is for another epoch than the committee's now;
+  // `what` names the item.
+  core::Status CheckVotingLocked(std::string_view what, uint64_t item_epoch) REQUIRES(mu_);
   // Refused when a certificate of `cert_epoch` (not applied here yet) can no longer be
   // applied: a closed epoch (void: its sender signs again), or the closing one once this
   // authority voted for the next.
