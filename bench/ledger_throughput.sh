@@ -64,9 +64,12 @@ half=$(python3 -c "print(round($peak / 2, 1))")
 echo "== open loop at half the peak: $half transfers/s, ${SECONDS_EACH} s"
 "$LOAD" run --policy "$POLICY" --accounts "$ACCOUNTS" --seconds "$SECONDS_EACH" --rate "$half" \
   --concurrency 16 | tee "$WORK/open.json"
-echo "== supply at every authority"
+echo "== supply and signature batches at every authority"
 for i in 0 1 2 3; do
   curl -sf "http://127.0.0.1:$((base + i))/v1/ledger/supply"; echo
+  curl -sf "http://127.0.0.1:$((base + i))/metrics" | awk '
+    /^dfrp_ledger_verify_batches_total/ {b = $2} /^dfrp_ledger_verify_signatures_total/ {s = $2}
+    END {printf "authority: %d signatures in %d batches (%.2f a batch)\n", s, b, b ? s / b : 0}'
 done
 python3 - "$WORK" "$peak" <<'PY'
 import json, sys

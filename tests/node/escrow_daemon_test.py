@@ -168,6 +168,10 @@ def main():
     beacons = [auths[i].metric('dfrp_ledger_votes_total{kind="beacon"}') for i in range(N)]
     check("metrics: a quorum of authorities voted for each release and signed beacons",
           sum(v or 0 for v in votes) >= 9 and sum(b or 0 for b in beacons) >= 9, (votes, beacons))
+    sigs = [auths[i].metric("dfrp_ledger_verify_signatures_total") or 0 for i in range(N)]
+    batches = [auths[i].metric("dfrp_ledger_verify_batches_total") or 0 for i in range(N)]
+    check("metrics: every authority checked signatures (orders, releases) in batches of one or "
+          "more", all(0 < b <= s for b, s in zip(batches, sigs)), (batches, sigs))
 
     # The damaged provider answered nothing and is paid nothing; once every window closed
     # and the grace passed, the payer takes all three periods back.

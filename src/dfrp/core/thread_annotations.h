@@ -69,6 +69,10 @@ class CondVar {
   bool WaitForMillis(Mutex* mu, int64_t ms) REQUIRES(mu) {
     return cv_.wait_for(*mu, std::chrono::milliseconds(ms)) == std::cv_status::no_timeout;
   }
+  // Waits until `deadline` at the latest; false when it passed.
+  bool WaitUntil(Mutex* mu, std::chrono::steady_clock::time_point deadline) REQUIRES(mu) {
+    return cv_.wait_until(*mu, deadline) == std::cv_status::no_timeout;
+  }
   void Signal() { cv_.notify_one(); }
   void SignalAll() { cv_.notify_all(); }
 

@@ -8,14 +8,23 @@ bool GroupVerifier::Verify(const PublicKey& key, ByteSpan message, const Signatu
   Item mine{.triple = {&key, message, &sig}};
   core::MutexLock lock(&mu_);
   queue_.push_back(&mine);
+  if (queue_.size() >= opt_.max_batch) gather_cv_.Signal();
   for (;;) {
     while (!mine.done && checking_) cv_.Wait(&mu_);
     if (mine.done) return mine.ok;
     // No batch is being checked: this thread checks the next one (its own triple among them,
     // or, if more than a batch queued before it, an earlier batch first).
     checking_ = true;
+    if (opt_.gather.count() > 0 && queue_.size() < opt_.max_batch) {
+      const auto now = std::chrono::steady_clock::now();
+      if (last_end_ && now - *last_end_ < opt_.busy) {
+        const auto deadline = now + opt_.gather;
+        while (queue_.size() < opt_.max_batch && gather_cv_.WaitUntil(&mu_, deadline)) {
+        }
+      }
+    }
     std::vector<Item*> batch;
-    while (!queue_.empty() && batch.size() < max_batch_) {
+    while (!queue_.empty() && batch.size() < opt_.max_batch) {
       batch.push_back(queue_.front());
       queue_.pop_front();
     }
@@ -23,7 +32,7 @@ bool GroupVerifier::Verify(const PublicKey& key, ByteSpan message, const Signatu
     triples.reserve(batch.size());
     for (const Item* item : batch) triples.push_back(item->triple);
     mu_.Unlock();
-    const std::vector<bool> ok = BatchVerifyEach(triples, triples.size() >= 8 ? threads_ : 1);
+    const std::vector<bool> ok = BatchVerifyEach(triples, triples.size() >= 8 ? opt_.threads : 1);
     mu_.Lock();
     for (size_t i = 0; i < batch.size(); ++i) {
       batch[i]->ok = ok[i];
@@ -31,6 +40,7 @@ bool GroupVerifier::Verify(const PublicKey& key, ByteSpan message, const Signatu
     }
     ++batches_;
     verified_ += batch.size();
+    last_end_ = std::chrono::steady_clock::now();
     checking_ = false;
     cv_.SignalAll();
   }

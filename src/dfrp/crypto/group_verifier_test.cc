@@ -55,7 +55,7 @@ TEST(GroupVerifier, ConcurrentCallersEachGetTheirOwnAnswer) {
   // Good and bad signatures checked together: a bad one fails its batch, which is then
   // checked one by one, so no good signature is refused and no bad one accepted.
   const auto triples = Make(48);
-  GroupVerifier v(16);
+  GroupVerifier v({.max_batch = 16});
   std::vector<int> answers(triples.size() * 4, -1);
   std::vector<std::thread> threads;
   for (size_t t = 0; t < 8; ++t)
@@ -70,6 +70,28 @@ TEST(GroupVerifier, ConcurrentCallersEachGetTheirOwnAnswer) {
     EXPECT_EQ(answers[k], triples[k % triples.size()].good ? 1 : 0) << k;
   EXPECT_EQ(v.verified(), answers.size());
   EXPECT_LE(v.batches(), answers.size());
+}
+
+TEST(GroupVerifier, BusyVerifierGathersABatch) {
+  // Busy (a batch ended within the hour), the next caller waits for more triples, up to a
+  // full batch of four (never the ten minutes: a full batch starts at once).
+  const auto triples = Make(6);
+  GroupVerifier v(
+      {.max_batch = 4, .gather = std::chrono::minutes(10), .busy = std::chrono::hours(1)});
+  EXPECT_EQ(v.Verify(triples[0].key, core::AsBytes(triples[0].message), triples[0].sig),
+            triples[0].good);
+  EXPECT_EQ(v.batches(), 1u);  // idle: the first call did not wait
+  std::vector<int> answers(4, -1);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      const Triple& x = triples[t + 1];
+      answers[t] = v.Verify(x.key, core::AsBytes(x.message), x.sig) ? 1 : 0;
+    });
+  for (auto& th : threads) th.join();
+  for (size_t t = 0; t < 4; ++t) EXPECT_EQ(answers[t], triples[t + 1].good ? 1 : 0) << t;
+  EXPECT_EQ(v.verified(), 5u);
+  EXPECT_EQ(v.batches(), 2u);  // the four as one batch
 }
 
 TEST(BatchVerifyEach, NamesEachBadTriple) {

@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,9 @@ struct AuthorityOptions {
   // What settlement votes and beacon signatures are timed by (applying never reads it);
   // required.
   core::Clock* clock = nullptr;
+  // How long the signature check of an order or certificate waits for others to batch with
+  // while the authority is busy (crypto/group_verifier.h); 0: never.
+  std::chrono::microseconds verify_gather{0};
 };
 
 struct AccountInfo {
@@ -206,11 +210,14 @@ class Authority {
       EXCLUDES(mu_);
 
   const Committee& committee() const { return committee_; }
+  // Its signature checks: batches and the signatures in them (for metrics).
+  const crypto::bls::GroupVerifier& verifier() const { return verifier_; }
   uint32_t index() const { return opt_.index; }
   const crypto::Hash& network_id() const { return opt_.policy->network_id; }
 
  private:
-  Authority(const AuthorityOptions& opt, Committee c) : opt_(opt), committee_(std::move(c)) {}
+  Authority(const AuthorityOptions& opt, Committee c)
+      : opt_(opt), committee_(std::move(c)), verifier_({.gather = opt.verify_gather}) {}
   core::Status Init() EXCLUDES(mu_);
   core::Result<AccountInfo> AccountLocked(const KeyBytes& key) REQUIRES(mu_);
   core::Status SqlError(std::string_view what) REQUIRES(mu_);

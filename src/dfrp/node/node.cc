@@ -19,6 +19,12 @@ namespace {
 // Kept apart from the store's own proof limits: an audit answer the API builds in memory.
 constexpr uint64_t kMaxAuditAnswerBytes = 64ull << 20;
 
+// While an authority is busy, a signature check waits up to this long for others to batch
+// with (crypto/group_verifier.h). Measured with bench/ledger_throughput.sh on 2 cores:
+// batches grow from 1.3 to about 1.7 signatures and the peak by 10 to 15%; 3 ms gained a
+// little more but pushed the p99 at half the peak towards 45 ms (docs/BENCHMARKS.md).
+constexpr std::chrono::microseconds kLedgerVerifyGather{2000};
+
 }  // namespace
 
 Node::~Node() { Stop(); }
@@ -169,7 +175,8 @@ core::Status Node::OpenAuthority() {
                                                  .policy = policy_.get(),
                                                  .index = *index,
                                                  .key = wallet_key_.get(),
-                                                 .clock = opt_.store.clock}));
+                                                 .clock = opt_.store.clock,
+                                                 .verify_gather = kLedgerVerifyGather}));
   notices_.push_back(fmt::format("ledger: authority {} of {} (quorum {}), {}", *index,
                                  committee.size(), authority_->committee().quorum(),
                                  ledger::LedgerPath(cfg.state_dir)));

@@ -145,6 +145,15 @@ std::string MetricsText(Node& node, const ServerFigures& server) {
     family("dfrp_ledger_certificates_repeated_total",
            "Certificates received again after they were applied (nothing moved).",
            mt.ledger_already, 2);
+    const auto& v = node.authority()->verifier();
+    out += fmt::format(
+        "# HELP dfrp_ledger_verify_batches_total Batches of signature checks (orders, "
+        "certificates, settlements) this authority ran.\n"
+        "# TYPE dfrp_ledger_verify_batches_total counter\ndfrp_ledger_verify_batches_total {}\n"
+        "# HELP dfrp_ledger_verify_signatures_total Signatures checked in those batches.\n"
+        "# TYPE dfrp_ledger_verify_signatures_total counter\n"
+        "dfrp_ledger_verify_signatures_total {}\n",
+        v.batches(), v.verified());
   }
   if (const ProviderService* p = node.provider()) {
     const nlohmann::json j = p->Json();
