@@ -42,6 +42,8 @@ const char* CodeName(Status::Code code) {
       return "Internal error";
     case Status::Code::kRefused:
       return "Refused";
+    case Status::Code::kUnavailable:
+      return "Unavailable";
   }
   return "Unknown";
 }
@@ -69,6 +71,7 @@ int ExitCodeFor(const Status& s) {
     case Status::Code::kNoSpace:
       return kExitCapacity;
     case Status::Code::kBusy:
+    case Status::Code::kUnavailable:  // as Busy: try again later
       return kExitBusy;
     case Status::Code::kRefused:
       return kExitRefused;

@@ -28,6 +28,7 @@ class [[nodiscard]] Status {
     kIOError,          // the operating system refused an operation
     kInternal,         // a bug or an unexpected state
     kRefused,          // the market refused: a price over its cap, a fee over max_fee
+    kUnavailable,      // a peer could not be reached or did not answer in time: retryable
   };
 
   Status() = default;
@@ -42,6 +43,7 @@ class [[nodiscard]] Status {
   static Status IOError(std::string msg) { return {Code::kIOError, std::move(msg)}; }
   static Status Internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
   static Status Refused(std::string msg) { return {Code::kRefused, std::move(msg)}; }
+  static Status Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
   // An IOError built from errno, naming the operation and the path.
   static Status FromErrno(int err, std::string_view what, std::string_view path);
 
@@ -52,6 +54,10 @@ class [[nodiscard]] Status {
   bool IsNoSpace() const { return code_ == Code::kNoSpace; }
   bool IsBusy() const { return code_ == Code::kBusy; }
   bool IsRefused() const { return code_ == Code::kRefused; }
+  bool IsUnavailable() const { return code_ == Code::kUnavailable; }
+  // Worth trying again, later or elsewhere: a peer unreachable or slow (Unavailable), or one
+  // busy with a writer or a pause (Busy). Nothing else changes by waiting.
+  bool IsRetryable() const { return code_ == Code::kUnavailable || code_ == Code::kBusy; }
   const std::string& message() const;
   // "Corruption: <message>" style, for logs.
   std::string ToString() const;

@@ -13,6 +13,7 @@
 
 #include "dfrp/ledger/wire.h"
 #include "dfrp/node/client.h"
+#include "dfrp/node/peer_client.h"
 #include "dfrp/wallet/address.h"
 
 namespace dfrp::ledger {
@@ -114,17 +115,31 @@ Result<uint64_t> LedgerClient::RefreshEpoch() {
   return e;
 }
 
+std::shared_ptr<node::PeerClient> LedgerClient::MakePeerClient() {
+  // No retries here: a call that fails is the round's answer from that authority (the
+  // quorum does not wait for it), and the callers retry what is worth it themselves.
+  return std::make_shared<node::PeerClient>(
+      node::PeerClientOptions{.max_connections_per_peer = 32,
+                              .max_queue_per_peer = 1024,
+                              .connect_timeout_ms = 3000,
+                              .request_timeout_ms = kRequestTimeoutMs,
+                              .retries = 0,
+                              .max_body_bytes = 16 << 20});
+}
+
 Result<json> LedgerClient::Post(size_t a, const std::string& target, const json& body) {
   node::DaemonInfo info;
   info.url = urls_[a];
   DFRP_ASSIGN_OR_RETURN(info.api_addr, HostPortOfUrl(urls_[a]));
-  node::Client client(info, {.connect_timeout_ms = 3000,
-                             .request_timeout_ms = kRequestTimeoutMs,
-                             .max_body_bytes = 16 << 20});
-  const std::string text = body.is_null() ? "" : body.dump();
-  DFRP_ASSIGN_OR_RETURN(node::HttpResponse r,
-                        client.Request(body.is_null() ? "GET" : "POST", target,
-                                       {{"Content-Type", "application/json"}}, text));
+  node::PeerRequest req;
+  req.url = urls_[a];
+  req.method = body.is_null() ? "GET" : "POST";
+  req.target = target;
+  req.headers = {{"Content-Type", "application/json"}};
+  req.body = body.is_null() ? "" : body.dump();
+  // An order sent twice gets the same vote; a certificate applied twice moves nothing.
+  req.idempotent = true;
+  DFRP_ASSIGN_OR_RETURN(node::HttpResponse r, peers_->Call(std::move(req)));
   if (r.status / 100 != 2) return Err(node::StatusFromResponse(info, r));
   json j = json::parse(r.body, nullptr, false);
   if (j.is_discarded() || !j.is_object())

@@ -6,9 +6,10 @@
 // the sender's certificates it misses are fetched from an authority that has them and sent
 // to it (FastPay's client-driven sync), then the call is retried.
 //
-// Authorities are reached over HTTP (node::Client, /v1/ledger/...); one thread per authority
-// per round. A Byzantine authority can refuse, stall (each call has a timeout) or answer
-// garbage: its votes are verified before they count.
+// Authorities are reached over HTTP (/v1/ledger/...) through one node::PeerClient shared by
+// copies of this client, which keeps connections to them alive between calls; one thread per
+// authority per round waits for its answer. A Byzantine authority can refuse, stall (each call has
+// a timeout) or answer garbage: its votes are verified before they count.
 //
 // Thread-safety: a LedgerClient may be used from several threads at once.
 #pragma once
@@ -27,6 +28,10 @@
 #include "dfrp/ledger/audit.h"
 #include "dfrp/ledger/escrow.h"
 #include "dfrp/ledger/messages.h"
+
+namespace dfrp::node {
+class PeerClient;
+}
 
 namespace dfrp::ledger {
 
@@ -168,6 +173,7 @@ class LedgerClient {
         committee_(std::move(c)),
         urls_(std::move(urls)),
         verifier_(std::make_shared<crypto::bls::GroupVerifier>()),
+        peers_(MakePeerClient()),
         epoch_(std::make_shared<std::atomic<uint64_t>>(0)) {}
 
   economy::EconomicPolicy policy_;
@@ -176,6 +182,9 @@ class LedgerClient {
   // The votes of one order arrive together from several authorities (and those of
   // concurrent orders too): they are checked in batches. Shared by copies of this client.
   std::shared_ptr<crypto::bls::GroupVerifier> verifier_;
+  // The HTTP client (kept-alive connections), shared by copies.
+  static std::shared_ptr<node::PeerClient> MakePeerClient();
+  std::shared_ptr<node::PeerClient> peers_;
   std::shared_ptr<std::atomic<uint64_t>> epoch_;  // shared by copies, like the verifier
 };
 

@@ -40,6 +40,8 @@ int HttpStatusFor(const Status& s) {
       return 404;
     case Status::Code::kBusy:
       return 409;
+    case Status::Code::kUnavailable:
+      return 503;  // a peer this node needed did not answer: try again
     case Status::Code::kNoSpace:
       return 507;
     case Status::Code::kRefused:

@@ -122,6 +122,8 @@ const char* StatusCodeName(const Status& s) {
       return "internal";
     case Status::Code::kRefused:
       return "refused";
+    case Status::Code::kUnavailable:
+      return "unavailable";
   }
   return "internal";
 }
@@ -151,6 +153,7 @@ Status StatusFromErrorJson(const json& j, const std::string& fallback) {
   if (code == "busy") return Status::Busy(msg);
   if (code == "internal") return Status::Internal(msg);
   if (code == "refused") return Status::Refused(msg);
+  if (code == "unavailable") return Status::Unavailable(msg);
   return Status::IOError(msg);
 }
 
