@@ -1,7 +1,8 @@
 // Internal to the ledger library: the pieces every ledger message is built from. Big-endian
 // writers, a bounds-checked reader that names the field it failed on, the signed prefix, and
 // the quorum part (epoch, bitmap, aggregate) that certificates, settlement certificates and
-// beacons share. Not for use outside src/dfrp/ledger.
+// beacons share. The mesh's messages (src/dfrp/mesh) are built from the same pieces, so there
+// is one canonical encoding in the project; nothing else includes this.
 //
 // Thread-safety: plain values and pure functions.
 #pragma once
