@@ -15,7 +15,7 @@ ROOT=$(pwd)
 JOBS=${JOBS:-$(nproc)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 # The multi-threaded daemon's tests, run again under ThreadSanitizer.
-TSAN_TESTS='^(node_test|node_client_test|daemon_api|daemon_hostile|daemon_cli|vector_daemon)$'
+TSAN_TESTS='^(node_test|node_client_test|mesh_daemon|daemon_api|daemon_hostile|daemon_cli|vector_daemon)$'
 
 bash scripts/setup.sh
 
@@ -63,7 +63,7 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
   step "ThreadSanitizer build (clang-16; lock annotations checked)"
   CC=clang-16 CXX=clang++-16 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DDFRP_TSAN=ON -DDFRP_BENCH=OFF "${LINES_ONLY[@]}" >/dev/null
-  cmake --build build-tsan -j "$JOBS" --target node_test node_client_test dfrpd dfrp-storage
+  cmake --build build-tsan -j "$JOBS" --target node_test node_client_test dfrpd dfrp-storage dfrp-ledger dfrp-wallet
   step "ThreadSanitizer: the daemon's tests"
   (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:external_symbolizer_path=$SYMBOLIZER:suppressions=$ROOT/scripts/tsan-suppressions.txt \
     ctest -j "$JOBS" --output-on-failure --timeout 1800 -R "$TSAN_TESTS")

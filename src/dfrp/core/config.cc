@@ -26,7 +26,8 @@ constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",       "VECTOR_DIM",
                                            "MAX_CONNECTIONS", "MAX_HEADER_BYTES",
                                            "API_HOSTS",       "MAX_BODY_MEMORY",
                                            "ECONOMIC_POLICY", "ROLES",
-                                           "WALLET",          "WALLET_PASSPHRASE_FILE"};
+                                           "WALLET",          "WALLET_PASSPHRASE_FILE",
+                                           "PEERS",           "ADVERTISE_URL"};
 
 // DRIVE_12 -> ("DRIVE", 12); anything else -> nullopt.
 std::optional<std::pair<std::string_view, int>> SplitIndexedKey(std::string_view key) {
@@ -248,7 +249,7 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
                       "LEAF_SIZE, VECTOR_DIM, VECTOR_METRIC, STATE_DIR, API_ADDR, "
                       "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES, "
                       "API_HOSTS, MAX_BODY_MEMORY, ECONOMIC_POLICY, "
-                      "ROLES, WALLET, WALLET_PASSPHRASE_FILE); "
+                      "ROLES, WALLET, WALLET_PASSPHRASE_FILE, PEERS, ADVERTISE_URL); "
                       "remove it or fix its spelling",
                       cfg.source, key)));
   }
@@ -360,6 +361,32 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
   }
   if (auto it = values.find("WALLET"); it != values.end() && !it->second.empty())
     cfg.wallet = Absolute(it->second, base_dir);
+  // The mesh: bootstrap peers and this node's own URL as peers reach it (node/mesh_service.h
+  // checks each fully when dfrpd starts).
+  auto url_ok = [](std::string_view u) {
+    return u.starts_with("http://") && u.size() > 7 && u.size() <= 200 &&
+           u.find_first_of(" \t\"'") == std::string_view::npos;
+  };
+  if (auto it = values.find("PEERS"); it != values.end()) {
+    for (std::string_view rest = it->second; !rest.empty();) {
+      const size_t cut = rest.find_first_of(", ");
+      std::string_view u = rest.substr(0, cut);
+      rest = cut == std::string_view::npos ? std::string_view() : rest.substr(cut + 1);
+      if (u.empty()) continue;
+      if (!url_ok(u))
+        return Err(Status::InvalidArgument(fmt::format(
+            "{}: PEERS: '{}' is not a peer's URL (give http://host:port, comma-separated)",
+            cfg.source, std::string(u).substr(0, 64))));
+      cfg.peers.emplace_back(u);
+    }
+  }
+  if (auto it = values.find("ADVERTISE_URL"); it != values.end() && !it->second.empty()) {
+    if (!url_ok(it->second))
+      return Err(Status::InvalidArgument(fmt::format(
+          "{}: ADVERTISE_URL = '{}' is not a URL peers can reach (give http://host:port)",
+          cfg.source, it->second.substr(0, 64))));
+    cfg.advertise_url = it->second;
+  }
   if (auto it = values.find("WALLET_PASSPHRASE_FILE"); it != values.end() && !it->second.empty())
     cfg.wallet_passphrase_file = Absolute(it->second, base_dir);
   if (cfg.HasRole("authority") && cfg.wallet.empty())

@@ -58,6 +58,10 @@ struct NodeConfig {
   // (WALLET_PASSPHRASE_FILE; else the environment's DFRP_PASSPHRASE).
   std::string wallet;
   std::string wallet_passphrase_file;
+  // The mesh (needs WALLET): bootstrap peers' URLs (PEERS, comma-separated) and the URL peers
+  // reach this node at (ADVERTISE_URL; empty: http:// and the API's bound address).
+  std::vector<std::string> peers;
+  std::string advertise_url;
   bool HasRole(std::string_view role) const {
     for (const auto& r : roles)
       if (r == role) return true;

@@ -89,7 +89,7 @@ Status VerifyDelegation(const Delegation& d, const crypto::Hash& network_id, int
   if (d.node == d.wallet)
     return Status::InvalidArgument(
         "delegation: the node key is the wallet's own key (a node key must be another, hot key)");
-  if (static_cast<int64_t>(std::min<uint64_t>(d.expiry_unix_ms, INT64_MAX)) <= now_ms)
+  if (WireMs(d.expiry_unix_ms) <= now_ms)
     return Status::InvalidArgument(fmt::format(
         "delegation of node key {}…: expired at {} ms (Unix), the clock reads {}: the operator "
         "signs a new one (dfrp-wallet delegate)",
@@ -227,7 +227,7 @@ Result<Envelope> EnvelopeGate::Check(std::string_view wire, Drop* why) {
   }
   Envelope& e = *decoded;
   const int64_t now = clock_->NowUnixMillis();
-  const int64_t expiry = static_cast<int64_t>(std::min<uint64_t>(e.expiry_unix_ms, INT64_MAX));
+  const int64_t expiry = WireMs(e.expiry_unix_ms);
   if (expiry <= now - opt_.skew_ms) {
     *why = Drop::kExpired;
     return Err(Status::InvalidArgument(
@@ -279,8 +279,7 @@ Result<Envelope> EnvelopeGate::Check(std::string_view wire, Drop* why) {
   core::MutexLock lock(&mu_);
   if (!delegation_known) {
     if (delegations_.size() >= 4096) delegations_.clear();
-    delegations_[delegation_hash] =
-        static_cast<int64_t>(std::min<uint64_t>(e.sender.expiry_unix_ms, INT64_MAX));
+    delegations_[delegation_hash] = WireMs(e.sender.expiry_unix_ms);
   }
   ForgetExpiredLocked(now);
   const int64_t forget_at = expiry + opt_.skew_ms;

@@ -44,6 +44,11 @@ inline constexpr size_t kDelegationBytes = 48 + 48 + 8 + 96;
 
 using MessageId = std::array<uint8_t, 16>;
 
+// A wire time (u64 Unix ms) as a signed one, clamped at INT64_MAX (a time past it is "never").
+inline int64_t WireMs(uint64_t unix_ms) {
+  return static_cast<int64_t>(unix_ms > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : unix_ms);
+}
+
 struct Delegation {
   ledger::KeyBytes wallet{};  // the paid identity (its address is the wallet's)
   ledger::KeyBytes node{};    // the hot key that signs for it

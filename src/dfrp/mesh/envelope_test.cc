@@ -9,16 +9,15 @@
 #include <thread>
 #include <vector>
 
+#include "dfrp/mesh/node_record.h"
+#include "dfrp/mesh/test_keys.h"
+
 namespace dfrp::mesh {
 namespace {
 
 namespace bls = crypto::bls;
 
-bls::SecretKey Key(char seed) {
-  auto k = bls::SecretKey::FromIkm(core::AsBytes(std::string(32, seed)));
-  EXPECT_TRUE(k.has_value());
-  return std::move(*k);
-}
+bls::SecretKey Key(char seed) { return TestKey(seed); }
 
 class EnvelopeTest : public ::testing::Test {
  protected:
@@ -216,6 +215,19 @@ TEST_F(EnvelopeTest, WriteSeeds) {
       << std::string(1, '\0') + EncodeEnvelope(*e);
   std::ofstream(std::string(dir) + "/delegation", std::ios::binary)
       << std::string(1, '\1') + EncodeDelegation(d);
+  NodeRecord r;
+  r.sender = d;
+  r.seq = 1;
+  r.expiry_unix_ms = Now() + 600'000;
+  r.url = "http://127.0.0.1:7480";
+  r.roles = kRoleStorage;
+  r.vector = {1.0f, 0.0f};
+  r.prices = {1, 2, 3, 4, 5, 6};
+  ASSERT_TRUE(SignRecord(&r, node_, zero).ok());
+  std::ofstream(std::string(dir) + "/record", std::ios::binary)
+      << std::string(1, '\2') + EncodeRecord(r);
+  std::ofstream(std::string(dir) + "/record_list", std::ios::binary)
+      << std::string(1, '\3') + EncodeRecordList({EncodeRecord(r)});
 }
 
 }  // namespace

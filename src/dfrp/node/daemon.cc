@@ -206,6 +206,7 @@ int Serve(const Flags& flags, const core::NodeConfig& config, core::FileSystem* 
                          {"version", core::kVersion},
                          {"store_id", (*node)->store_id().ToString()}};
   if (Status s = core::WriteFileAtomic(fs, info_path, info.dump(2) + "\n"); !s.ok()) return Fail(s);
+  (*node)->StartMesh(url);
   if (!flags.quiet) PrintStart(config, **node, url);
 
   std::atomic<bool> signalled{false};

@@ -6,6 +6,7 @@
 #include "dfrp/wallet/address.h"
 #include "dfrp/wallet/keystore.h"
 #include "dfrp/wallet/passphrase.h"
+#include "dfrp/wallet/wallet.h"
 
 namespace dfrp::node {
 
@@ -111,6 +112,7 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
           self, so.clock, std::move(client), n->authority_->index(), opt.ledger_sync_tick_ms);
     }
   }
+  if (n->wallet_key_) DFRP_RETURN_IF_ERROR(n->OpenMesh());
   if (n->wallet_key_ && opt.config.HasRole("storage") && !policy.genesis.committee.empty()) {
     // This wallet is paid for the escrows it provides: answer each period's audit.
     DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(policy));
@@ -148,9 +150,59 @@ core::Status Node::OpenWallet() {
   DFRP_ASSIGN_OR_RETURN(crypto::bls::SecretKey key,
                         wallet::UnlockKeystore(ks, pass.view(), cfg.wallet));
   wallet_key_ = std::make_unique<crypto::bls::SecretKey>(std::move(key));
+  wallet_vector_ = ks.pub.vector;
   notices_.push_back(
       fmt::format("wallet: {} ({})", wallet::AddressOf(wallet_key_->GetPublicKey()), cfg.wallet));
   return core::Status::OK();
+}
+
+core::Status Node::OpenMesh() {
+  const core::NodeConfig& cfg = opt_.config;
+  for (const auto& u : cfg.peers)
+    DFRP_RETURN_IF_ERROR(SplitPeerUrl(u).status().WithContext("PEERS"));
+  if (!cfg.advertise_url.empty())
+    DFRP_RETURN_IF_ERROR(SplitPeerUrl(cfg.advertise_url).status().WithContext("ADVERTISE_URL"));
+  const economy::GossipPolicy& g = policy_->gossip;
+  MeshOptions mo;
+  mo.network_id = policy_->network_id;
+  mo.policy_version = policy_->version;
+  mo.bootstrap = cfg.peers;
+  mo.roles = static_cast<uint8_t>((cfg.HasRole("storage") ? mesh::kRoleStorage : 0) |
+                                  (cfg.HasRole("authority") ? mesh::kRoleAuthority : 0));
+  mo.vector = wallet_vector_.size() == cfg.vector_dim
+                  ? wallet_vector_
+                  : wallet::DefaultIdentityVector(wallet_key_->GetPublicKey(), cfg.vector_dim);
+  mo.interval_ms = g.interval_ms;
+  mo.record_ttl_ms = static_cast<int64_t>(g.record_ttl_seconds) * 1000;
+  mo.suspect_timeout_ms = g.suspect_timeout_ms;
+  mo.request_timeout_ms = std::max<int64_t>(g.probe_timeout_ms, 250);
+  mo.prices = [this] {
+    const auto cur = market_->oracle().Current();
+    return std::vector<uint64_t>(cur.prices.begin(), cur.prices.end());
+  };
+  mo.capacity = [this] {
+    const economy::OracleCapacity& c = market_->oracle().capacity();
+    mesh::RecordCapacity rc;
+    rc.sha256_per_sec = c.figures.cpu_hashes_per_sec_one_core * c.cores;
+    rc.gpu_tflops = c.figures.gpu_tflops.value_or(0);
+    rc.read_mb_per_sec = c.figures.read_mb_per_sec;
+    rc.write_mb_per_sec = c.figures.write_mb_per_sec;
+    rc.read_iops = c.figures.read_iops;
+    return rc;
+  };
+  DFRP_ASSIGN_OR_RETURN(mesh_, MeshService::Open(opt_.store.fs, opt_.store.clock, cfg.state_dir,
+                                                 *wallet_key_, std::move(mo)));
+  return core::Status::OK();
+}
+
+void Node::StartMesh(const std::string& bound_url) {
+  if (!mesh_) return;
+  const std::string& url =
+      opt_.config.advertise_url.empty() ? bound_url : opt_.config.advertise_url;
+  mesh_->Start(url);
+  notices_.push_back(fmt::format("mesh: node key {}…, reachable at {}, {} bootstrap peers",
+                                 mesh_->Json()["node_key"].get<std::string>().substr(0, 16), url,
+                                 opt_.config.peers.size()));
 }
 
 core::Status Node::OpenAuthority() {
@@ -187,6 +239,7 @@ void Node::BeginStop() {
   stopping_ = true;
   if (provider_) provider_->RequestStop();
   if (ledger_sync_) ledger_sync_->RequestStop();
+  if (mesh_) mesh_->RequestStop();
   if (ops_) ops_->CancelAll();
   if (scrub_) scrub_->RequestStop();
 }
@@ -195,6 +248,7 @@ void Node::Stop() {
   BeginStop();
   if (provider_) provider_->Stop();
   if (ledger_sync_) ledger_sync_->Stop();
+  if (mesh_) mesh_->Stop();
   if (writes_) writes_->Stop();
   if (scrub_) scrub_->Stop();
   if (ops_) ops_->Stop();

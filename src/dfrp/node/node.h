@@ -39,6 +39,7 @@
 #include "dfrp/economy/usage.h"
 #include "dfrp/ledger/authority.h"
 #include "dfrp/node/ledger_sync_service.h"
+#include "dfrp/node/mesh_service.h"
 #include "dfrp/node/metrics.h"
 #include "dfrp/node/operations.h"
 #include "dfrp/node/provider_service.h"
@@ -131,6 +132,10 @@ class Node {
   // a wallet or committee.
   ReadDesk* read_desk() { return read_desk_.get(); }
   const LedgerSyncService* ledger_sync() const { return ledger_sync_.get(); }
+  // The mesh membership (a node with a WALLET); null without one.
+  MeshService* mesh() const { return mesh_.get(); }
+  // Begins the gossip rounds once the API listens at `bound_url` (ADVERTISE_URL wins).
+  void StartMesh(const std::string& bound_url);
   // The shard vector index (GET /v1/shards?near=), fed by the writer as shards are stored.
   const vector::ShardVectors& vectors() const { return *vectors_; }
   std::vector<storage::VolumeInfo> Volumes() { return writer_->Volumes(); }
@@ -151,6 +156,8 @@ class Node {
   core::Status OpenWallet();
   // Takes this node's seat in the committee (ROLES has authority): its wallet's.
   core::Status OpenAuthority();
+  // The mesh membership: the node key, its delegation by the wallet, the peer table.
+  core::Status OpenMesh();
 
   NodeOptions opt_;
   std::atomic<bool> stopping_{false};
@@ -178,6 +185,8 @@ class Node {
   std::unique_ptr<ReadDesk> read_desk_;  // before provider_, which uses it
   std::unique_ptr<ProviderService> provider_;
   std::unique_ptr<LedgerSyncService> ledger_sync_;
+  std::unique_ptr<MeshService> mesh_;
+  std::vector<float> wallet_vector_;  // the keystore's identity vector
   // Ends the market's epochs: wakes every market_tick_ms until the node stops.
   void MarketLoop() EXCLUDES(market_mu_);
   core::Mutex market_mu_;

@@ -516,6 +516,7 @@ void AddDaemonRoutes(RouteTable* table, Node* node, ServerView server) {
   table->Add(MarketRoutes(node));
   table->Add(LedgerRoutes(node));
   table->Add(EscrowRoutes(node));
+  table->Add(MeshRoutes(node));
 }
 
 }  // namespace dfrp::node

@@ -5,6 +5,7 @@
 //   MarketRoutes   /v1/market/... (prices, quote, usage, capacity)
 //   LedgerRoutes   /v1/ledger/... (orders, certificates, accounts; an authority only)
 //   EscrowRoutes   /v1/ledger/{settlements,beacon,escrows}/... and /v1/escrows/accept
+//   MeshRoutes     /v1/mesh/... (record exchange, peers; a node with a WALLET)
 //
 // The handlers call the Node; the server runs them on the lane each route names.
 #pragma once
@@ -31,6 +32,7 @@ std::vector<RouteSpec> StorageRoutes(Node* node);
 std::vector<RouteSpec> MarketRoutes(Node* node);  // market_routes.cc
 std::vector<RouteSpec> LedgerRoutes(Node* node);  // ledger_routes.cc
 std::vector<RouteSpec> EscrowRoutes(Node* node);  // escrow_routes.cc
+std::vector<RouteSpec> MeshRoutes(Node* node);    // mesh_routes.cc
 
 // Shared by the ledger's route families (ledger_routes.cc, escrow_routes.cc): this node's
 // seat in the committee (404 naming where ledger calls go), the bytes of the hex string at

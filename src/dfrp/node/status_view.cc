@@ -52,6 +52,7 @@ json StatusJson(Node& node, const std::string& api_addr, const ServerFigures& se
             {"save_errors", node.metrics().vector_save_errors.load()}}},
           {"escrows", node.provider() ? node.provider()->Json() : nlohmann::json()},
           {"ledger_sync", node.ledger_sync() ? node.ledger_sync()->Json() : nlohmann::json()},
+          {"mesh", node.mesh() ? node.mesh()->Json() : nlohmann::json()},
           {"operations", node.operations().List()}};
 }
 
@@ -169,6 +170,7 @@ std::string MetricsText(Node& node, const ServerFigures& server) {
         j["releases_sent"].get<uint64_t>(), j["failures"].get<uint64_t>(),
         j["open_escrows"].get<uint64_t>());
   }
+  if (const MeshService* m = node.mesh()) out += m->MetricsText();
   out += node.metrics().Render();
   return out;
 }

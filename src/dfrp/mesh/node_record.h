@@ -1,0 +1,145 @@
+// A node's signed record and the table of the records a node knows (docs/PROTOCOL.md, "Mesh:
+// node records and membership").
+//
+// A record says where a node is (its URL), what it does (roles), where it stands in the vector
+// space, what it measured it can do and what it asks (its price vector), under which policy
+// version, with a sequence number and an expiry. Its node key signs it, and its wallet's
+// delegation is inside, so anyone can check it and pass it on unchanged. A record is replaced
+// only by one with a higher seq from the same wallet; its origin numbers them
+// seq = max(stored + 1, now in Unix ms), so a reinstalled node is not shadowed by its old
+// records. Its expiry is capped by whoever keeps it, so a silent node fades out of every view.
+//
+// Thread-safety: the functions are pure; PeerTable may be used from any thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dfrp/core/status.h"
+#include "dfrp/core/thread_annotations.h"
+#include "dfrp/mesh/envelope.h"
+
+namespace dfrp::mesh {
+
+inline constexpr std::string_view kNodeRecordTag = "DFRP-NODE-RECORD-V1";
+inline constexpr size_t kMaxRecordBytes = 8 * 1024;
+inline constexpr size_t kMaxUrlBytes = 200;
+inline constexpr uint32_t kMaxRecordDim = 1024;
+inline constexpr size_t kMaxRecordPrices = 16;
+
+// Role bits.
+inline constexpr uint8_t kRoleStorage = 1, kRoleAuthority = 2, kRoleCompute = 4;
+
+struct RecordCapacity {
+  double sha256_per_sec = 0;  // all cores
+  double gpu_tflops = 0;      // 0: none measured
+  double read_mb_per_sec = 0;
+  double write_mb_per_sec = 0;
+  double read_iops = 0;
+};
+
+struct NodeRecord {
+  Delegation sender;
+  uint64_t seq = 0;
+  uint64_t expiry_unix_ms = 0;
+  std::string url;  // http://host:port, where its node answers
+  uint8_t roles = 0;
+  uint32_t policy_version = 0;
+  std::vector<float> vector;     // VECTOR_DIM components, finite
+  std::vector<uint64_t> prices;  // economy's price vector (10^-6 base units per unit)
+  RecordCapacity capacity;       // finite, not negative
+  ledger::SigBytes signature{};  // the node key's
+};
+
+// SignedPrefix(kNodeRecordTag, network_id, 0) ‖ wallet key (48) ‖ body, where body is
+//   u64 seq ‖ u64 expiry ‖ u8 url length ‖ url ‖ u8 roles ‖ u32 policy version ‖ u16 dim ‖
+//   dim × f32 (IEEE-754 bits) ‖ u8 n ‖ n × u64 price ‖ 5 × f64 capacity (IEEE-754 bits)
+std::string RecordSigningBytes(const NodeRecord& r, const crypto::Hash& network_id);
+// Fills in the signature; InvalidArgument for a record that would not decode (a long URL,
+// a non-finite number, too many dimensions or prices) or a key that is not the delegation's.
+core::Status SignRecord(NodeRecord* r, const crypto::bls::SecretKey& node_key,
+                        const crypto::Hash& network_id);
+// delegation (200) ‖ body ‖ signature (96).
+std::string EncodeRecord(const NodeRecord& r);
+// Bounds and layout only: InvalidArgument naming the field.
+core::Result<NodeRecord> DecodeRecord(std::string_view wire);
+// The delegation (VerifyDelegation) and the node key's signature; Corruption when either
+// does not verify, InvalidArgument for an expired delegation.
+core::Status VerifyRecord(const NodeRecord& r, const crypto::Hash& network_id, int64_t now_ms);
+
+// How a node it knows looks to this node.
+enum class PeerState : uint8_t {
+  kUnverified,  // known from gossip only: its URL has not yet answered under its key
+  kAlive,       // it answered under its key recently
+  kSuspect,     // the last exchange with it failed
+  kDead,        // no answer for longer than the suspect timeout
+};
+const char* PeerStateName(PeerState s);
+
+struct Peer {
+  NodeRecord record;
+  std::string wire;  // the record as signed, passed on unchanged
+  PeerState state = PeerState::kUnverified;
+  int64_t last_answer_ms = 0;   // its last answer under its key (0: never)
+  int64_t last_attempt_ms = 0;  // this node's last exchange attempt with it
+  uint32_t failures = 0;        // exchanges failed in a row
+};
+
+struct PeerTableOptions {
+  int64_t record_ttl_ms = 3600 * 1000;  // a record kept expires at most this far ahead
+  int64_t skew_ms = 30 * 1000;
+  int64_t suspect_timeout_ms = 5000;  // suspect this long without an answer: dead
+  size_t capacity = 10'000;           // records kept (the soonest to expire go first)
+};
+
+enum class OfferOutcome : uint8_t {
+  kNew,    // a node not known before
+  kNewer,  // a higher seq of a known node
+  kStale,  // the same or a lower seq than the one kept (not verified again)
+  kOwn,    // a record of this node's own wallet (never taken from others)
+};
+
+class PeerTable {
+ public:
+  // `self`: this node's wallet key (its own records are not kept here).
+  PeerTable(const crypto::Hash& network_id, const ledger::KeyBytes& self, PeerTableOptions opt);
+
+  // Verifies a record (only when it is newer than the one kept) and keeps it. InvalidArgument
+  // for a bad layout, an expired record or one that expires further ahead than the TTL
+  // allows; Corruption for a signature that does not verify.
+  core::Result<OfferOutcome> Offer(std::string_view wire, int64_t now_ms) EXCLUDES(mu_);
+
+  // An exchange with the node of `wallet` answered under its key, or failed.
+  void Answered(const ledger::KeyBytes& wallet, int64_t now_ms) EXCLUDES(mu_);
+  void Failed(const ledger::KeyBytes& wallet, int64_t now_ms) EXCLUDES(mu_);
+  void Attempted(const ledger::KeyBytes& wallet, int64_t now_ms) EXCLUDES(mu_);
+  // Drops expired records; turns suspects dead after the timeout. Returns how many dropped.
+  size_t Tick(int64_t now_ms) EXCLUDES(mu_);
+
+  std::vector<Peer> Snapshot() const EXCLUDES(mu_);
+  std::optional<Peer> Get(const ledger::KeyBytes& wallet) const EXCLUDES(mu_);
+  // Records to pass on: the most recently changed first, up to `max_bytes` of wire in all.
+  std::vector<std::string> Wires(size_t max_bytes) const EXCLUDES(mu_);
+  size_t size() const EXCLUDES(mu_);
+
+ private:
+  const crypto::Hash network_id_;
+  const ledger::KeyBytes self_;
+  const PeerTableOptions opt_;
+  mutable core::Mutex mu_;
+  std::map<ledger::KeyBytes, Peer> peers_ GUARDED_BY(mu_);        // by wallet key
+  std::map<ledger::KeyBytes, uint64_t> changed_ GUARDED_BY(mu_);  // wallet → change number
+  uint64_t changes_ GUARDED_BY(mu_) = 0;
+};
+
+// An exchange's body (envelope kind kExchangeKind): u16 n ‖ n × (u32 length ‖ record).
+inline constexpr std::string_view kExchangeKind = "DFRP-MESH-EXCHANGE-V1";
+std::string EncodeRecordList(const std::vector<std::string>& wires);
+core::Result<std::vector<std::string_view>> DecodeRecordList(std::string_view body);
+
+}  // namespace dfrp::mesh

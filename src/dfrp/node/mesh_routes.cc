@@ -1,0 +1,69 @@
+// The mesh's routes (issue 15; docs/API.md, "Mesh"), served by a node with a WALLET:
+//
+//   POST /v1/mesh/exchange   {"network": HEX, "envelope": HEX}: this node takes the records
+//                            in a peer's signed envelope and answers with its own (the same
+//                            shape); 400 for another network (named), a bad, expired or
+//                            replayed envelope; 422 for a forged one
+//   GET  /v1/mesh/peers      the peers this node knows: state, URL, roles, prices, vector
+//   GET  /v1/mesh/node       this node's mesh identity and counters (as /v1/status's "mesh")
+//
+// An exchange checks BLS signatures: the verify lane.
+#include <fmt/format.h>
+
+#include "dfrp/node/routes.h"
+#include "dfrp/node/views.h"
+
+namespace dfrp::node {
+
+using core::Status;
+using nlohmann::json;
+
+namespace {
+
+core::Result<MeshService*> Mesh(Node* node) {
+  if (!node->mesh())
+    return core::Err(Status::NotFound(
+        "this node is not in a mesh: it needs a WALLET (its node key is delegated by it); set "
+        "WALLET and PEERS in its config"));
+  return node->mesh();
+}
+
+}  // namespace
+
+std::vector<RouteSpec> MeshRoutes(Node* node) {
+  std::vector<RouteSpec> t;
+  t.push_back({.methods = "POST",
+               .pattern = "/v1/mesh/exchange",
+               .body = BodyKind::kJson,
+               .lane = Lane::kVerify,
+               .handler = [node](const ApiRequest& r) {
+                 auto m = Mesh(node);
+                 if (!m) return ApiResponse::Error(m.error());
+                 auto answer = (*m)->HandleExchange(r.body);
+                 if (!answer) {
+                   if (answer.error().IsCorruption())
+                     return ApiResponse::Json(422, ErrorJson(answer.error()));
+                   return ApiResponse::Error(answer.error());
+                 }
+                 return ApiResponse::Json(200, *answer);
+               }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/mesh/peers",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest&) {
+                 auto m = Mesh(node);
+                 if (!m) return ApiResponse::Error(m.error());
+                 return ApiResponse::Json(200, (*m)->PeersJson());
+               }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/mesh/node",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest&) {
+                 auto m = Mesh(node);
+                 if (!m) return ApiResponse::Error(m.error());
+                 return ApiResponse::Json(200, (*m)->Json());
+               }});
+  return t;
+}
+
+}  // namespace dfrp::node

@@ -1,0 +1,397 @@
+#include "dfrp/node/mesh_service.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "dfrp/core/bytes.h"
+#include "dfrp/wallet/address.h"
+
+namespace dfrp::node {
+
+namespace bls = crypto::bls;
+using core::Err;
+using core::Result;
+using core::Status;
+using nlohmann::json;
+
+namespace {
+
+constexpr int64_t kDelegationMs = 30LL * 24 * 3600 * 1000;
+constexpr int64_t kEnvelopeTtlMs = 60'000;
+constexpr size_t kRecordsPerExchange = 28 * 1024;  // hex doubles it; JSON bodies are <= 64 KiB
+constexpr int64_t kUnverifiedRetryMs = 10'000;
+
+Result<bls::SecretKey> LoadOrMakeNodeKey(core::FileSystem* fs, const std::string& path) {
+  auto text = core::ReadWholeFile(fs, path);
+  if (text) {
+    std::string hex = *text;
+    while (!hex.empty() && (hex.back() == '\n' || hex.back() == '\r')) hex.pop_back();
+    auto bytes = core::FromHex(hex);
+    if (!bytes || bytes->size() != bls::kSecretKeySize)
+      return Err(Status::Corruption(fmt::format(
+          "{}: not the hex of a {}-byte node key; move it aside and dfrpd makes a new one (the "
+          "wallet delegates to it at start)",
+          path, bls::kSecretKeySize)));
+    auto key = bls::SecretKey::FromBytes(core::AsBytes(*bytes));
+    if (!key) return Err(key.error().WithContext(path));
+    return std::move(*key);
+  }
+  if (!text.error().IsNotFound()) return Err(text.error());
+  DFRP_ASSIGN_OR_RETURN(bls::SecretKey key, bls::SecretKey::Generate());
+  std::array<uint8_t, bls::kSecretKeySize> raw{};
+  key.ExportTo(raw);
+  std::string hex =
+      core::ToHex(std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
+  raw.fill(0);
+  DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(fs, path, hex + "\n", /*private_mode=*/true));
+  std::fill(hex.begin(), hex.end(), '0');
+  return key;
+}
+
+std::string KeyHex(const ledger::KeyBytes& k) {
+  return core::ToHex(std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MeshService>> MeshService::Open(core::FileSystem* fs, core::Clock* clock,
+                                                       const std::string& state_dir,
+                                                       const bls::SecretKey& wallet,
+                                                       MeshOptions opt) {
+  const std::string path = core::JoinPath(state_dir, std::string(kNodeKeyFileName));
+  DFRP_ASSIGN_OR_RETURN(bls::SecretKey node_key, LoadOrMakeNodeKey(fs, path));
+  if (node_key.GetPublicKey() == wallet.GetPublicKey())
+    return Err(Status::InvalidArgument(
+        fmt::format("{} holds the wallet's own key: a node key must be another key (move it "
+                    "aside and dfrpd makes one)",
+                    path)));
+  const mesh::Delegation d = mesh::SignDelegation(
+      wallet, node_key.GetPublicKey(),
+      static_cast<uint64_t>(clock->NowUnixMillis() + kDelegationMs), opt.network_id);
+  return std::unique_ptr<MeshService>(
+      new MeshService(clock, std::move(opt), std::move(node_key), d));
+}
+
+MeshService::MeshService(core::Clock* clock, MeshOptions opt, bls::SecretKey node_key,
+                         mesh::Delegation delegation)
+    : clock_(clock),
+      opt_(std::move(opt)),
+      node_key_(std::move(node_key)),
+      delegation_(delegation),
+      gate_(opt_.network_id, clock_, {}),
+      table_(opt_.network_id, delegation_.wallet,
+             {.record_ttl_ms = opt_.record_ttl_ms, .suspect_timeout_ms = opt_.suspect_timeout_ms}),
+      client_({.max_connections_per_peer = 2,
+               .max_queue_per_peer = 8,
+               .connect_timeout_ms = static_cast<int>(opt_.request_timeout_ms),
+               .request_timeout_ms = static_cast<int>(opt_.request_timeout_ms),
+               .retries = 0,
+               .max_body_bytes = 256 << 10}),
+      ticker_(clock, opt_.interval_ms) {}
+
+MeshService::~MeshService() { Stop(); }
+
+void MeshService::Start(const std::string& url) {
+  {
+    core::MutexLock lock(&mu_);
+    url_ = url;
+  }
+  ticker_.Start([this] { Tick(); });
+}
+
+Result<std::string> MeshService::OwnRecord(int64_t now_ms) {
+  std::vector<uint64_t> prices = opt_.prices ? opt_.prices() : std::vector<uint64_t>{};
+  core::MutexLock lock(&mu_);
+  const bool due = own_wire_.empty() || prices != own_prices_ ||
+                   now_ms - own_signed_ms_ > opt_.record_ttl_ms / 2;
+  if (!due) return own_wire_;
+  mesh::NodeRecord r;
+  r.sender = delegation_;
+  r.seq = std::max<uint64_t>(own_seq_ + 1, static_cast<uint64_t>(now_ms));
+  r.expiry_unix_ms = static_cast<uint64_t>(now_ms + opt_.record_ttl_ms);
+  r.url = url_;
+  r.roles = opt_.roles;
+  r.policy_version = opt_.policy_version;
+  r.vector = opt_.vector;
+  r.prices = prices;
+  if (opt_.capacity) r.capacity = opt_.capacity();
+  DFRP_RETURN_IF_ERROR(mesh::SignRecord(&r, node_key_, opt_.network_id));
+  own_seq_ = r.seq;
+  own_signed_ms_ = now_ms;
+  own_prices_ = std::move(prices);
+  own_wire_ = mesh::EncodeRecord(r);
+  return own_wire_;
+}
+
+Result<json> MeshService::ExchangeBody(int64_t now_ms) {
+  DFRP_ASSIGN_OR_RETURN(std::string own, OwnRecord(now_ms));
+  std::vector<std::string> wires = {own};
+  for (auto& w : table_.Wires(kRecordsPerExchange - own.size())) wires.push_back(std::move(w));
+  DFRP_ASSIGN_OR_RETURN(
+      mesh::Envelope e,
+      mesh::SignEnvelope(delegation_, node_key_, std::string(mesh::kExchangeKind),
+                         mesh::EncodeRecordList(wires),
+                         static_cast<uint64_t>(now_ms + kEnvelopeTtlMs), opt_.network_id));
+  return json{{"network", core::ToHex(std::string_view(
+                              reinterpret_cast<const char*>(opt_.network_id.data()), 32))},
+              {"envelope", core::ToHex(mesh::EncodeEnvelope(e))}};
+}
+
+size_t MeshService::TakeRecords(const mesh::Envelope& e, int64_t now_ms) {
+  auto list = mesh::DecodeRecordList(e.body);
+  if (!list) {
+    core::MutexLock lock(&mu_);
+    ++records_rejected_;
+    last_error_ = list.error().message();
+    return 0;
+  }
+  size_t taken = 0, rejected = 0;
+  std::string error;
+  for (std::string_view wire : *list) {
+    auto outcome = table_.Offer(wire, now_ms);
+    if (!outcome) {
+      ++rejected;
+      error = outcome.error().message();
+    } else if (*outcome == mesh::OfferOutcome::kNew || *outcome == mesh::OfferOutcome::kNewer) {
+      ++taken;
+    }
+  }
+  if (rejected) {
+    core::MutexLock lock(&mu_);
+    records_rejected_ += rejected;
+    last_error_ = error;
+  }
+  return taken;
+}
+
+namespace {
+
+// {"network": HEX, "envelope": HEX}: the envelope's bytes, after the network check.
+Result<std::string> EnvelopeOf(const json& j, const crypto::Hash& network_id) {
+  if (!j.is_object() || !j.contains("envelope") || !j["envelope"].is_string() ||
+      !j.contains("network") || !j["network"].is_string())
+    return Err(Status::InvalidArgument(
+        "a mesh exchange is a JSON object with \"network\" and \"envelope\" (hex)"));
+  const std::string mine =
+      core::ToHex(std::string_view(reinterpret_cast<const char*>(network_id.data()), 32));
+  if (j["network"].get<std::string>() != mine)
+    return Err(Status::InvalidArgument(fmt::format(
+        "another network: this node's network id (the SHA-256 of its economic.toml's genesis) is "
+        "{}, the peer's is {}: nodes of one mesh share one genesis",
+        mine, j["network"].get<std::string>().substr(0, 64))));
+  auto bytes = core::FromHex(j["envelope"].get<std::string>());
+  if (!bytes) return Err(Status::InvalidArgument("\"envelope\" is not hex"));
+  return std::move(*bytes);
+}
+
+}  // namespace
+
+Result<json> MeshService::HandleExchange(const std::string& request) {
+  const json j = json::parse(request, nullptr, false);
+  DFRP_ASSIGN_OR_RETURN(std::string wire, EnvelopeOf(j, opt_.network_id));
+  DFRP_ASSIGN_OR_RETURN(mesh::Envelope e, gate_.Admit(wire));
+  if (e.kind != mesh::kExchangeKind)
+    return Err(Status::InvalidArgument(
+        fmt::format("an envelope of kind {} sent to /v1/mesh/exchange (it takes {})", e.kind,
+                    mesh::kExchangeKind)));
+  const int64_t now = clock_->NowUnixMillis();
+  TakeRecords(e, now);
+  DFRP_ASSIGN_OR_RETURN(json answer, ExchangeBody(now));
+  core::MutexLock lock(&mu_);
+  ++exchanges_served_;
+  return answer;
+}
+
+void MeshService::TakeAnswer(const std::string& url,
+                             const std::optional<ledger::KeyBytes>& expected,
+                             Result<HttpResponse> r) {
+  const int64_t now = clock_->NowUnixMillis();
+  auto fail = [&](const std::string& why) {
+    if (expected) table_.Failed(*expected, now);
+    core::MutexLock lock(&mu_);
+    ++exchanges_failed_;
+    last_error_ = fmt::format("{}: {}", url, why);
+  };
+  if (!r) return fail(r.error().message());
+  if (r->status != 200) {
+    const json err = json::parse(r->body, nullptr, false);
+    return fail(fmt::format(
+        "answered {}: {}", r->status,
+        err.is_object() && err.contains("error") ? err["error"].dump() : r->body.substr(0, 200)));
+  }
+  auto wire = EnvelopeOf(json::parse(r->body, nullptr, false), opt_.network_id);
+  if (!wire) return fail(wire.error().message());
+  auto e = gate_.Admit(*wire);
+  if (!e) return fail(e.error().message());
+  if (e->kind != mesh::kExchangeKind) return fail("an answer of kind " + e->kind);
+  TakeRecords(*e, now);
+  if (expected) {
+    // It must answer under the key of the record that named this URL.
+    auto peer = table_.Get(*expected);
+    if (e->sender.wallet != *expected || !peer || peer->record.sender.node != e->sender.node) {
+      {
+        core::MutexLock lock(&mu_);
+        ++wrong_key_;
+      }
+      return fail(fmt::format("answered under wallet {}…, not the record's {}…",
+                              KeyHex(e->sender.wallet).substr(0, 16),
+                              KeyHex(*expected).substr(0, 16)));
+    }
+    table_.Answered(*expected, now);
+  } else {
+    // A bootstrap URL: whoever answers there is the peer it names, if its record says so.
+    auto peer = table_.Get(e->sender.wallet);
+    if (peer && peer->record.url == url && peer->record.sender.node == e->sender.node)
+      table_.Answered(e->sender.wallet, now);
+  }
+  core::MutexLock lock(&mu_);
+  ++exchanges_ok_;
+}
+
+void MeshService::Tick() {
+  const int64_t now = clock_->NowUnixMillis();
+  table_.Tick(now);
+  std::string self_url;
+  {
+    core::MutexLock lock(&mu_);
+    ++rounds_;
+    self_url = url_;
+  }
+  // Targets: the bootstrap URLs no live peer answers at yet, then known peers at random.
+  struct Target {
+    std::string url;
+    std::optional<ledger::KeyBytes> wallet;
+  };
+  std::vector<Target> targets;
+  const std::vector<mesh::Peer> peers = table_.Snapshot();
+  for (const auto& u : opt_.bootstrap) {
+    if (u == self_url) continue;
+    const bool known_alive = std::any_of(peers.begin(), peers.end(), [&](const mesh::Peer& p) {
+      return p.record.url == u && p.state == mesh::PeerState::kAlive;
+    });
+    if (!known_alive) targets.push_back({u, std::nullopt});
+  }
+  std::vector<const mesh::Peer*> candidates;
+  for (const auto& p : peers) {
+    if (p.record.url == self_url) continue;
+    // A URL not yet heard under its key, or a dead peer, is tried only now and then.
+    if ((p.state == mesh::PeerState::kUnverified || p.state == mesh::PeerState::kDead) &&
+        now - p.last_attempt_ms < kUnverifiedRetryMs)
+      continue;
+    candidates.push_back(&p);
+  }
+  {
+    core::MutexLock lock(&mu_);
+    for (size_t i = candidates.size(); i > 1; --i) {  // a partial Fisher-Yates shuffle
+      rng_ ^= rng_ << 13;
+      rng_ ^= rng_ >> 7;
+      rng_ ^= rng_ << 17;
+      std::swap(candidates[i - 1], candidates[rng_ % i]);
+    }
+  }
+  for (size_t i = 0; i < candidates.size() && i < opt_.fanout; ++i)
+    targets.push_back({candidates[i]->record.url, candidates[i]->record.sender.wallet});
+  if (targets.empty()) return;
+  auto body = ExchangeBody(now);
+  if (!body) {
+    core::MutexLock lock(&mu_);
+    last_error_ = body.error().message();
+    return;
+  }
+  const std::string text = body->dump();
+  for (const auto& t : targets) {
+    if (t.wallet) table_.Attempted(*t.wallet, now);
+    PeerRequest req;
+    req.url = t.url;
+    req.method = "POST";
+    req.target = "/v1/mesh/exchange";
+    req.headers = {{"Content-Type", "application/json"}};
+    req.body = text;
+    client_.Send(std::move(req), [this, url = t.url, wallet = t.wallet](Result<HttpResponse> r) {
+      TakeAnswer(url, wallet, std::move(r));
+    });
+  }
+}
+
+json MeshService::PeersJson() const {
+  const int64_t now = clock_->NowUnixMillis();
+  json peers = json::array();
+  for (const mesh::Peer& p : table_.Snapshot()) {
+    const mesh::NodeRecord& r = p.record;
+    json roles = json::array();
+    if (r.roles & mesh::kRoleStorage) roles.push_back("storage");
+    if (r.roles & mesh::kRoleAuthority) roles.push_back("authority");
+    if (r.roles & mesh::kRoleCompute) roles.push_back("compute");
+    auto key = ledger::KeyFrom(r.sender.wallet);
+    peers.push_back({{"address", key ? wallet::AddressOf(*key) : KeyHex(r.sender.wallet)},
+                     {"node_key", KeyHex(r.sender.node)},
+                     {"url", r.url},
+                     {"state", mesh::PeerStateName(p.state)},
+                     {"roles", roles},
+                     {"seq", r.seq},
+                     {"expires_in_s", (static_cast<int64_t>(r.expiry_unix_ms) - now) / 1000},
+                     {"last_answer_ms_ago", p.last_answer_ms ? now - p.last_answer_ms : -1},
+                     {"failures", p.failures},
+                     {"policy_version", r.policy_version},
+                     {"prices", r.prices},
+                     {"vector", r.vector}});
+  }
+  return json{{"peers", peers}};
+}
+
+json MeshService::Json() const {
+  size_t by_state[4] = {0, 0, 0, 0};
+  for (const mesh::Peer& p : table_.Snapshot()) ++by_state[static_cast<size_t>(p.state)];
+  json drops = json::object();
+  for (size_t d = 0; d < mesh::kDropKinds; ++d)
+    drops[mesh::DropName(static_cast<mesh::Drop>(d))] = gate_.dropped(static_cast<mesh::Drop>(d));
+  auto key = ledger::KeyFrom(delegation_.wallet);
+  core::MutexLock lock(&mu_);
+  return json{{"address", key ? wallet::AddressOf(*key) : ""},
+              {"node_key", KeyHex(delegation_.node)},
+              {"url", url_},
+              {"seq", own_seq_},
+              {"bootstrap", opt_.bootstrap},
+              {"peers",
+               {{"unverified", by_state[0]},
+                {"alive", by_state[1]},
+                {"suspect", by_state[2]},
+                {"dead", by_state[3]}}},
+              {"rounds", rounds_},
+              {"exchanges_ok", exchanges_ok_},
+              {"exchanges_failed", exchanges_failed_},
+              {"exchanges_served", exchanges_served_},
+              {"records_rejected", records_rejected_},
+              {"wrong_key_answers", wrong_key_},
+              {"envelopes_admitted", gate_.admitted()},
+              {"envelopes_dropped", drops},
+              {"last_error", last_error_}};
+}
+
+std::string MeshService::MetricsText() const {
+  const json j = Json();
+  std::string out =
+      "# HELP dfrp_mesh_peers Peers this node knows, by state.\n# TYPE dfrp_mesh_peers gauge\n";
+  for (const char* s : {"unverified", "alive", "suspect", "dead"})
+    out += fmt::format("dfrp_mesh_peers{{state=\"{}\"}} {}\n", s, j["peers"][s].get<uint64_t>());
+  out +=
+      "# HELP dfrp_mesh_envelopes_dropped_total Mesh envelopes dropped, by reason.\n"
+      "# TYPE dfrp_mesh_envelopes_dropped_total counter\n";
+  for (const auto& [reason, n] : j["envelopes_dropped"].items())
+    out += fmt::format("dfrp_mesh_envelopes_dropped_total{{reason=\"{}\"}} {}\n", reason,
+                       n.get<uint64_t>());
+  out += fmt::format(
+      "# HELP dfrp_mesh_exchanges_total Record exchanges this node began, by result.\n"
+      "# TYPE dfrp_mesh_exchanges_total counter\n"
+      "dfrp_mesh_exchanges_total{{result=\"ok\"}} {}\n"
+      "dfrp_mesh_exchanges_total{{result=\"failed\"}} {}\n"
+      "# HELP dfrp_mesh_records_rejected_total Node records refused (layout, expiry, signature).\n"
+      "# TYPE dfrp_mesh_records_rejected_total counter\n"
+      "dfrp_mesh_records_rejected_total {}\n",
+      j["exchanges_ok"].get<uint64_t>(), j["exchanges_failed"].get<uint64_t>(),
+      j["records_rejected"].get<uint64_t>());
+  return out;
+}
+
+}  // namespace dfrp::node

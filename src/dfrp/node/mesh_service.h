@@ -1,0 +1,128 @@
+// MeshService: this node's membership in the mesh (docs/PROTOCOL.md, "Mesh: membership").
+//
+// The node speaks with a node key (STATE_DIR/node.key, made at first start, readable by its
+// user only) that its wallet delegates to for 30 days, signed anew at each start. It keeps a
+// signed record of itself (URL, roles, vector, measured capacity, price vector, policy
+// version), signed again when half its TTL passed or its prices moved.
+//
+// Each gossip interval it exchanges records (push-pull) with a few peers: the bootstrap URLs
+// (PEERS) and up to `fanout` known peers at random. An exchange is one POST
+// /v1/mesh/exchange of a signed envelope holding this node's record and the freshest records
+// it knows (within 28 KiB); the answer is the peer's envelope of the same kind. Every envelope
+// passes the EnvelopeGate (size, expiry, replay, signatures), every record the PeerTable
+// (newer seq only, verified, expiry capped by gossip.record_ttl_seconds). A peer counts as
+// alive only once its URL answered under the node key of its record: a URL learnt from gossip
+// is tried at most every 10 s until then, so forged records cannot make the mesh call
+// arbitrary addresses often. A peer whose exchange fails is suspect, and dead once
+// gossip.suspect_timeout_ms passed without an answer; a record not renewed expires, and its
+// node leaves every view.
+//
+// Not built yet: SWIM's indirect probes, digests for meshes whose records exceed one exchange,
+// trust, and spreading prices and certificates beyond the records.
+//
+// Thread-safety: every member may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dfrp/core/clock.h"
+#include "dfrp/core/file_system.h"
+#include "dfrp/core/thread_annotations.h"
+#include "dfrp/mesh/envelope.h"
+#include "dfrp/mesh/node_record.h"
+#include "dfrp/node/peer_client.h"
+#include "dfrp/node/ticker.h"
+
+namespace dfrp::node {
+
+inline constexpr std::string_view kNodeKeyFileName = "node.key";
+
+struct MeshOptions {
+  crypto::Hash network_id{};
+  uint32_t policy_version = 0;
+  std::vector<std::string> bootstrap;  // PEERS
+  uint8_t roles = mesh::kRoleStorage;
+  std::vector<float> vector;  // the wallet's identity vector
+  int64_t interval_ms = 1000;
+  int64_t record_ttl_ms = 3600 * 1000;
+  int64_t suspect_timeout_ms = 5000;
+  int64_t request_timeout_ms = 2000;
+  size_t fanout = 3;
+  // This node's prices and capacity now (the market's), for its record.
+  std::function<std::vector<uint64_t>()> prices;
+  std::function<mesh::RecordCapacity()> capacity;
+};
+
+class MeshService {
+ public:
+  // Reads or makes STATE_DIR/node.key and signs the node key's delegation with `wallet`.
+  static core::Result<std::unique_ptr<MeshService>> Open(core::FileSystem* fs, core::Clock* clock,
+                                                         const std::string& state_dir,
+                                                         const crypto::bls::SecretKey& wallet,
+                                                         MeshOptions opt);
+  ~MeshService();
+
+  // Starts the gossip rounds; `url` is where peers reach this node (ADVERTISE_URL, else the
+  // API's bound address).
+  void Start(const std::string& url) EXCLUDES(mu_);
+  void RequestStop() { ticker_.RequestStop(); }
+  void Stop() { ticker_.Stop(); }
+
+  // POST /v1/mesh/exchange: `request` is {"network": HEX, "envelope": HEX}; the answer the
+  // same, with this node's envelope. InvalidArgument for another network (named), a bad or
+  // replayed envelope, a kind other than an exchange; Corruption for a forged one.
+  core::Result<nlohmann::json> HandleExchange(const std::string& request) EXCLUDES(mu_);
+
+  // GET /v1/mesh/peers, and the "mesh" section of /v1/status.
+  nlohmann::json PeersJson() const EXCLUDES(mu_);
+  nlohmann::json Json() const EXCLUDES(mu_);
+  std::string MetricsText() const EXCLUDES(mu_);
+  const mesh::PeerTable& table() const { return table_; }
+
+ private:
+  MeshService(core::Clock* clock, MeshOptions opt, crypto::bls::SecretKey node_key,
+              mesh::Delegation delegation);
+  void Tick() EXCLUDES(mu_);
+  // This node's record, signed again when due.
+  core::Result<std::string> OwnRecord(int64_t now_ms) EXCLUDES(mu_);
+  // This node's exchange envelope, as the JSON body of a request or answer.
+  core::Result<nlohmann::json> ExchangeBody(int64_t now_ms) EXCLUDES(mu_);
+  // Takes the records of an admitted exchange envelope; how many were new or newer.
+  size_t TakeRecords(const mesh::Envelope& e, int64_t now_ms) EXCLUDES(mu_);
+  // A peer's answer to this node's exchange; `expected` is the wallet the URL should answer
+  // for (nullopt for a bootstrap URL).
+  void TakeAnswer(const std::string& url, const std::optional<ledger::KeyBytes>& expected,
+                  core::Result<HttpResponse> r) EXCLUDES(mu_);
+
+  core::Clock* const clock_;
+  const MeshOptions opt_;
+  const crypto::bls::SecretKey node_key_;
+  const mesh::Delegation delegation_;
+  mesh::EnvelopeGate gate_;
+  mesh::PeerTable table_;
+
+  mutable core::Mutex mu_;
+  std::string url_ GUARDED_BY(mu_);
+  std::string own_wire_ GUARDED_BY(mu_);
+  uint64_t own_seq_ GUARDED_BY(mu_) = 0;
+  int64_t own_signed_ms_ GUARDED_BY(mu_) = 0;
+  std::vector<uint64_t> own_prices_ GUARDED_BY(mu_);
+  uint64_t rounds_ GUARDED_BY(mu_) = 0;
+  uint64_t exchanges_ok_ GUARDED_BY(mu_) = 0, exchanges_failed_ GUARDED_BY(mu_) = 0;
+  uint64_t exchanges_served_ GUARDED_BY(mu_) = 0;
+  uint64_t records_rejected_ GUARDED_BY(mu_) = 0;
+  uint64_t wrong_key_ GUARDED_BY(mu_) = 0;  // URLs that answered under another key
+  std::string last_error_ GUARDED_BY(mu_);
+  uint64_t rng_ GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ull;
+  // Its callbacks use the members above: destroyed (waiting for them) before those.
+  PeerClient client_;
+  Ticker ticker_;  // last: stopped before the members its thread uses go
+};
+
+}  // namespace dfrp::node

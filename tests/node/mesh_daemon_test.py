@@ -1,0 +1,190 @@
+"""The mesh's membership across real dfrpd processes on loopback (issue 15, items 1 and 2).
+
+Usage: mesh_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET
+
+- Three nodes with wallets join through a chain of bootstrap peers (B knows A, C knows B) and
+  converge: each knows the other two as alive (answered under the key of their records), with
+  their URLs, roles, prices and vectors; C learnt A's record through B.
+- A fourth node with another genesis is refused at its exchange, with the reason named.
+- An exchange envelope captured on the wire (A's, sent to a listener the test holds) is taken
+  once by a node that never saw it, and refused as a replay the second time; the same envelope
+  with one byte changed is refused as forged (422); one for another network is refused naming
+  both network ids. Each drop is counted in /metrics.
+- kill -9 of C: A and B see it suspect, then dead, within the failure detector's bound
+  (gossip.suspect_timeout_ms, plus rounds); C restarts with the same node key and is alive
+  again everywhere.
+"""
+import http.server
+import os
+import signal
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import *  # noqa: E402,F401,F403
+from ledger_daemon_test import clean_env, tool  # noqa: E402
+
+WALLET = sys.argv[4]
+SUSPECT_MS = 2000
+INTERVAL_MS = 200
+
+
+class Capture(http.server.ThreadingHTTPServer):
+    """A listener that keeps the bodies POSTed to it and answers 503."""
+
+    def __init__(self):
+        self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(h):
+                n = int(h.headers.get("Content-Length", "0"))
+                self.bodies.append(h.rfile.read(n))
+                h.send_response(503)
+                h.send_header("Content-Length", "0")
+                h.end_headers()
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+def write_policy(path, network):
+    with open(path, "w") as f:
+        f.write(f'[genesis]\nnetwork = "{network}"\n\n[gossip]\ninterval_ms = {INTERVAL_MS}\n'
+                f"suspect_timeout_ms = {SUSPECT_MS}\nrecord_ttl_seconds = 60\n")
+    return path
+
+
+def main():
+    wenv = clean_env({"DFRP_PASSPHRASE": "pw", "DFRP_KDF_PROFILE": "test"})
+    addr = {}
+    for name in ("a", "b", "c", "d", "x"):
+        rc, out, err = tool(WALLET, wenv, "--insecure-test-kdf", "--wallet", f"{name}.json",
+                            "--json", "new")
+        check(f"dfrp-wallet new {name}", rc == 0, err[-400:])
+        addr[name] = json.loads(out)["address"]
+    with open(os.path.join(T, "pw.txt"), "w") as f:
+        f.write("pw\n")
+    policy = write_policy(os.path.join(T, "economic.toml"), "dfrp-mesh-test")
+    other = write_policy(os.path.join(T, "other.toml"), "another-network")
+    capture = Capture()
+
+    def node(name, peers, pol=policy, env=None):
+        e = env or store_env(name, extra={
+            "WALLET": os.path.join(T, f"{name}.json"),
+            "WALLET_PASSPHRASE_FILE": os.path.join(T, "pw.txt"),
+            "ECONOMIC_POLICY": pol, "SCRUB_RATE": "0"})
+        e["PEERS"] = ",".join(peers)
+        return Daemon(e), e
+
+    a, _ = node("a", [capture.url])
+    b, _ = node("b", [a.info["url"]])
+    c, cenv = node("c", [b.info["url"]])
+    nodes = {"a": a, "b": b, "c": c}
+
+    def peers(d):
+        st, _, j = d.json("GET", "/v1/mesh/peers")
+        return {p["address"]: p for p in j.get("peers", [])} if st == 200 else {}
+
+    def converged():
+        for me, d in nodes.items():
+            view = peers(d)
+            for other_name in nodes:
+                if other_name == me:
+                    continue
+                p = view.get(addr[other_name])
+                if not p or p["state"] != "alive":
+                    return False
+        return True
+
+    wait_for("three nodes to know each other as alive", converged)
+    check("the mesh converged: every node knows the other two as alive", converged())
+    view_c = peers(c)
+    pa = view_c.get(addr["a"], {})
+    check("C knows A (learnt through B) with A's URL, roles, prices and vector",
+          pa.get("url") == a.info["url"] and pa.get("roles") == ["storage"] and
+          len(pa.get("prices", [])) == 6 and len(pa.get("vector", [])) == 16, pa)
+    st, _, me = a.json("GET", "/v1/mesh/node")
+    check("GET /v1/mesh/node names the node's address, node key and URL",
+          st == 200 and me.get("address") == addr["a"] and len(me.get("node_key", "")) == 96 and
+          me.get("url") == a.info["url"], me)
+    check("/v1/status carries the mesh section",
+          a.json("GET", "/v1/status")[2].get("mesh", {}).get("peers", {}).get("alive") == 2)
+    check("the node key is kept private in STATE_DIR/node.key",
+          oct(os.stat(os.path.join(a.state, "node.key")).st_mode & 0o777) == "0o600")
+
+    # A node of another network: its exchanges are refused, naming both networks.
+    x, _ = node("x", [a.info["url"]], pol=other)
+    wait_for("x to try an exchange",
+             lambda: x.json("GET", "/v1/mesh/node")[2].get("exchanges_failed", 0) >= 1)
+    xn = x.json("GET", "/v1/mesh/node")[2]
+    check("a node with another genesis is refused at its exchange, with the reason",
+          "another network" in xn.get("last_error", "") and len(peers(x)) == 0, xn)
+    check("... and nobody took its record", addr["x"] not in peers(a))
+    x.stop()
+
+    # The wire: A's envelope, captured by the listener in A's PEERS.
+    wait_for("A to send an exchange to the listener", lambda: len(capture.bodies) >= 1)
+    body = json.loads(capture.bodies[-1])
+    check("an exchange is {network, envelope} in hex", set(body) == {"network", "envelope"},
+          list(body))
+    # Sent to a fresh node, which A never talked to, so it was never seen there.
+    d, _ = node("d", [])
+    raw = json.dumps(body)
+    st1, _, j1 = d.json("POST", "/v1/mesh/exchange", raw, {"Content-Type": "application/json"})
+    check("a captured envelope is taken once by a node that never saw it", st1 == 200, j1)
+    st2, _, j2 = d.json("POST", "/v1/mesh/exchange", raw, {"Content-Type": "application/json"})
+    check("... and refused as a replay the second time (400)",
+          st2 == 400 and "replay" in j2.get("error", {}).get("message", ""), (st2, j2))
+    env_hex = body["envelope"]
+    # A byte of its message id: not seen before, so the signature is what refuses it.
+    flip = 2 * (200 + 1 + len("DFRP-MESH-EXCHANGE-V1"))
+    forged = dict(body, envelope=env_hex[:flip] + ("0" if env_hex[flip] != "0" else "1") +
+                  env_hex[flip + 1:])
+    st3, _, j3 = d.json("POST", "/v1/mesh/exchange", json.dumps(forged),
+                        {"Content-Type": "application/json"})
+    check("the same envelope with one byte of its id changed is refused as forged (422)",
+          st3 == 422 and j3.get("error", {}).get("code") == "integrity", (st3, j3))
+    other_net = dict(body, network="00" * 32)
+    st4, _, j4 = d.json("POST", "/v1/mesh/exchange", json.dumps(other_net),
+                        {"Content-Type": "application/json"})
+    check("an exchange for another network is refused naming it (400)",
+          st4 == 400 and "another network" in j4.get("error", {}).get("message", ""), (st4, j4))
+    st5, _, _ = d.json("POST", "/v1/mesh/exchange", "{}", {"Content-Type": "application/json"})
+    check("a malformed exchange is refused (400)", st5 == 400, st5)
+    check("metrics count the replay and the forgery",
+          d.metric('dfrp_mesh_envelopes_dropped_total{reason="replayed"}') == 1 and
+          d.metric('dfrp_mesh_envelopes_dropped_total{reason="forged"}') == 1,
+          (d.metric('dfrp_mesh_envelopes_dropped_total{reason="replayed"}'),
+           d.metric('dfrp_mesh_envelopes_dropped_total{reason="forged"}')))
+    d.stop()
+
+    # kill -9 of C: suspect, then dead, at A and B; back to alive once it restarts.
+    seq_before = peers(a).get(addr["c"], {}).get("seq", 0)
+    c.proc.send_signal(signal.SIGKILL)
+    c.proc.wait()
+    t0 = time.monotonic()
+
+    def c_dead():
+        return all(peers(n).get(addr["c"], {}).get("state") == "dead" for n in (a, b))
+
+    wait_for("A and B to see C dead", c_dead)
+    took = time.monotonic() - t0
+    check(f"A and B see the killed node dead ({took:.1f} s; the detector's bound is "
+          f"{SUSPECT_MS / 1000:.0f} s after its last answer plus a round or two)", c_dead())
+    c2 = Daemon(cenv)
+    nodes["c"] = c2
+    wait_for("C to be alive again everywhere", converged)
+    check("C restarted with its node key is alive again at A and B", converged())
+    pc = peers(a).get(addr["c"], {})
+    check("... with a higher record seq than before", pc.get("seq", 0) > seq_before,
+          (seq_before, pc))
+    for n in (a, b, c2):
+        check("a node stops cleanly", n.stop() == 0)
+
+
+if __name__ == "__main__":
+    run(main)
