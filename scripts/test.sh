@@ -63,7 +63,7 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
   step "ThreadSanitizer build (clang-16; lock annotations checked)"
   CC=clang-16 CXX=clang++-16 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DDFRP_TSAN=ON -DDFRP_BENCH=OFF "${LINES_ONLY[@]}" >/dev/null
-  cmake --build build-tsan -j "$JOBS" --target node_test node_client_test dfrpd dfrp-storage dfrp-ledger dfrp-wallet
+  cmake --build build-tsan -j "$JOBS" --target node_test node_client_test dfrpd dfrp-storage dfrp-ledger dfrp-wallet dfrp-mesh
   step "ThreadSanitizer: the daemon's tests"
   (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:external_symbolizer_path=$SYMBOLIZER:suppressions=$ROOT/scripts/tsan-suppressions.txt \
     ctest -j "$JOBS" --output-on-failure --timeout 1800 -R "$TSAN_TESTS")

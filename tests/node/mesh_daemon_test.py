@@ -1,10 +1,12 @@
 """The mesh's membership across real dfrpd processes on loopback (issue 15, items 1 and 2).
 
-Usage: mesh_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET
+Usage: mesh_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_MESH
 
 - Three nodes with wallets join through a chain of bootstrap peers (B knows A, C knows B) and
   converge: each knows the other two as alive (answered under the key of their records), with
   their URLs, roles, prices and vectors; C learnt A's record through B.
+- `dfrp-mesh peers|node|offers` show the same through the CLI; offers no node meets exit 7
+  naming the cheapest.
 - A fourth node with another genesis is refused at its exchange, with the reason named.
 - An exchange envelope captured on the wire (A's, sent to a listener the test holds) is taken
   once by a node that never saw it, and refused as a replay the second time; the same envelope
@@ -24,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
 from ledger_daemon_test import clean_env, tool  # noqa: E402
 
-WALLET = sys.argv[4]
+WALLET, MESH = sys.argv[4], sys.argv[5]
 SUSPECT_MS = 2000
 INTERVAL_MS = 200
 
@@ -80,7 +82,7 @@ def main():
         e["PEERS"] = ",".join(peers)
         return Daemon(e), e
 
-    a, _ = node("a", [capture.url])
+    a, aenv = node("a", [capture.url])
     b, _ = node("b", [a.info["url"]])
     c, cenv = node("c", [b.info["url"]])
     nodes = {"a": a, "b": b, "c": c}
@@ -113,6 +115,47 @@ def main():
           me.get("url") == a.info["url"], me)
     check("/v1/status carries the mesh section",
           a.json("GET", "/v1/status")[2].get("mesh", {}).get("peers", {}).get("alive") == 2)
+    # Offers: every node A knows, matched at the prices of its record.
+    def offers(d, req, k=3):
+        return d.json("POST", f"/v1/mesh/offers?k={k}", json.dumps(req),
+                      {"Content-Type": "application/json"})
+
+    st, _, o = offers(a, {"storage_mb": 100, "max_fee": "1"})
+    got = [x["address"] for x in o.get("offers", [])]
+    check("offers for a storage request list the three nodes (A itself included)",
+          st == 200 and sorted(got) == sorted([addr["a"], addr["b"], addr["c"]]), o)
+    vb = peers(a)[addr["b"]]["vector"]
+    st, _, o = offers(a, {"storage_mb": 100, "max_fee": "1", "vector": vb}, k=1)
+    check("with B's vector and k=1, B is the one offer; the others are named as farther",
+          st == 200 and [x["address"] for x in o["offers"]] == [addr["b"]] and
+          sum("not among the 1 nearest" in r["reason"] for r in o["refused"]) == 2, o)
+    st, _, o = offers(a, {"storage_mb": 100, "max_fee": "0.000000001"})
+    check("a max_fee no node meets gives no offer, each refusal saying why, and the cheapest",
+          st == 200 and o["offers"] == [] and
+          all("max_fee" in r["reason"] for r in o["refused"]) and
+          o.get("cheapest_over_max_fee", {}).get("total") is not None, o)
+    st, _, o = offers(a, {"storage_mb": -1})
+    check("a malformed offer request is refused (400)", st == 400, (st, o))
+
+    # The same through dfrp-mesh, with A's config (its environment).
+    rc, out, err = tool(MESH, aenv, "--json", "peers")
+    check("dfrp-mesh --json peers lists B and C",
+          rc == 0 and sorted(p["address"] for p in json.loads(out)["peers"]) ==
+          sorted([addr["b"], addr["c"]]), (rc, out[-300:], err[-300:]))
+    rc, out, err = tool(MESH, aenv, "node")
+    check("dfrp-mesh node prints the address and the peers by state",
+          rc == 0 and addr["a"] in out and "2 alive" in out, (rc, out, err))
+    rc, out, err = tool(MESH, aenv, "-q", "offers", "--storage-mb", "100", "--max-fee", "1",
+                        "--k", "2")
+    check("dfrp-mesh -q offers prints the two nearest offers' URLs",
+          rc == 0 and len(out.split()) == 2 and all(u.startswith("http://") for u in out.split()),
+          (rc, out, err))
+    rc, out, err = tool(MESH, aenv, "offers", "--storage-mb", "100", "--max-fee", "0.000000001")
+    check("dfrp-mesh offers no node meets: exit 7, naming the cheapest",
+          rc == 7 and "the cheapest" in err and "asks" in err, (rc, out[-300:], err))
+    rc, out, err = tool(MESH, aenv, "offers")
+    check("dfrp-mesh offers with no request: exit 2", rc == 2 and "offers for what" in err,
+          (rc, err))
     check("the node key is kept private in STATE_DIR/node.key",
           oct(os.stat(os.path.join(a.state, "node.key")).st_mode & 0o777) == "0o600")
 
@@ -175,6 +218,11 @@ def main():
     took = time.monotonic() - t0
     check(f"A and B see the killed node dead ({took:.1f} s; the detector's bound is "
           f"{SUSPECT_MS / 1000:.0f} s after its last answer plus a round or two)", c_dead())
+    st, _, o = offers(a, {"storage_mb": 100, "max_fee": "1"})
+    check("the dead node is offered no more, and the refusal says why",
+          addr["c"] not in [x["address"] for x in o["offers"]] and
+          any(r["address"] == addr["c"] and "not alive (dead)" in r["reason"]
+              for r in o["refused"]), o)
     c2 = Daemon(cenv)
     nodes["c"] = c2
     wait_for("C to be alive again everywhere", converged)

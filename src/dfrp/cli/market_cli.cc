@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "dfrp/cli/request_flags.h"
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/version.h"
@@ -265,67 +266,8 @@ Status CmdUsage(const Globals& g, MarketSource& src, const std::string& wallet) 
   return Status::OK();
 }
 
-struct QuoteFlags {
-  std::string cpu_sec, gpu_sec, storage_mb, months, read_mb, write_mb, proofs, max_fee, wallet;
-  std::vector<std::string> max_price;
-  std::string context;
-};
-
-Result<std::string> ReadContext(core::FileSystem* fs, const std::string& path) {
-  if (path != "-") return core::ReadWholeFile(fs, path);
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), stdin)) > 0) {
-    text.append(buf, n);
-    if (text.size() > (1 << 20))
-      return Err(Status::InvalidArgument("the context on standard input is over 1 MiB"));
-  }
-  return text;
-}
-
-// The request's JSON: --context as given, or the flags made into the same JSON a client
-// sends, so there is one parser.
-Result<std::string> RequestText(core::FileSystem* fs, const QuoteFlags& f) {
-  const bool any_flag = !f.cpu_sec.empty() || !f.gpu_sec.empty() || !f.storage_mb.empty() ||
-                        !f.months.empty() || !f.read_mb.empty() || !f.write_mb.empty() ||
-                        !f.proofs.empty() || !f.max_fee.empty() || !f.max_price.empty() ||
-                        !f.wallet.empty();
-  if (!f.context.empty()) {
-    if (any_flag)
-      return Err(Status::InvalidArgument(
-          "give either --context or the quantity options (--cpu-sec, ...), not both"));
-    return ReadContext(fs, f.context);
-  }
-  if (!any_flag)
-    return Err(Status::InvalidArgument(
-        "quote what? give --cpu-sec, --gpu-sec, --storage-mb, --read-mb, --write-mb or "
-        "--proofs (with --max-fee), or --context FILE"));
-  json j = json::object();
-  auto put = [&](const char* key, const std::string& v) {
-    if (!v.empty()) j[key] = v;
-  };
-  put("cpu_sec", f.cpu_sec);
-  put("gpu_sec", f.gpu_sec);
-  put("storage_mb", f.storage_mb);
-  put("months", f.months);
-  put("read_mb", f.read_mb);
-  put("write_mb", f.write_mb);
-  put("proofs", f.proofs);
-  put("max_fee", f.max_fee);
-  put("wallet", f.wallet);
-  for (const std::string& mp : f.max_price) {
-    const size_t eq = mp.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return Err(Status::InvalidArgument(fmt::format(
-          "--max-price {:?}: give RESOURCE=AMOUNT, such as --max-price cpu_sec=0.002", mp)));
-    j["max_price"][mp.substr(0, eq)] = mp.substr(eq + 1);
-  }
-  return j.dump();
-}
-
-Status CmdQuote(const Globals& g, core::FileSystem* fs, MarketSource& src, const QuoteFlags& f) {
-  DFRP_ASSIGN_OR_RETURN(std::string text, RequestText(fs, f));
+Status CmdQuote(const Globals& g, core::FileSystem* fs, MarketSource& src, const RequestFlags& f) {
+  DFRP_ASSIGN_OR_RETURN(std::string text, RequestText(fs, f, "quote"));
   DFRP_ASSIGN_OR_RETURN(json j, src.Post("/v1/market/quote", text, [&]() -> Result<json> {
     bool accepted = false;
     return src.market()->QuoteJson(text, &accepted);
@@ -375,23 +317,10 @@ int RunMarketCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock
   prices->add_option("--history", history, "also the last N epochs")
       ->expected(0, 1)
       ->default_str("100");
-  QuoteFlags qf;
+  RequestFlags qf;
   auto* quote = app.add_subcommand(
       "quote", "match a request against the current prices (exit 7 when refused)");
-  quote->add_option("--cpu-sec", qf.cpu_sec, "CPU-seconds");
-  quote->add_option("--gpu-sec", qf.gpu_sec, "GPU-seconds");
-  quote->add_option("--storage-mb", qf.storage_mb, "MB (10^6 bytes) to store");
-  quote->add_option("--months", qf.months, "for how many months (default 1)");
-  quote->add_option("--read-mb", qf.read_mb, "MB to read");
-  quote->add_option("--write-mb", qf.write_mb, "MB to write");
-  quote->add_option("--proofs", qf.proofs, "proofs of storage to answer");
-  quote->add_option("--max-fee", qf.max_fee, "the most the request pays, in the currency");
-  quote->add_option("--max-price", qf.max_price,
-                    "a cap on one resource's price, RESOURCE=AMOUNT (repeatable)");
-  quote->add_option("--wallet", qf.wallet, "the paying wallet's address");
-  quote->add_option("--context", qf.context,
-                    "a request's JSON ({\"cpu_sec\": 1.2, \"max_fee\": 0.0042, ...}) from FILE, "
-                    "or - for standard input");
+  AddRequestOptions(quote, &qf);
   std::string usage_wallet;
   bool usage_rebuild = false;
   auto* usage = app.add_subcommand("usage", "what each wallet made this node do (usage.db)");

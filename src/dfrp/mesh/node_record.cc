@@ -222,6 +222,7 @@ void PeerTable::Answered(const ledger::KeyBytes& wallet, int64_t now_ms) {
   it->second.state = PeerState::kAlive;
   it->second.last_answer_ms = now_ms;
   it->second.failures = 0;
+  ++it->second.answers_total;
 }
 
 void PeerTable::Failed(const ledger::KeyBytes& wallet, int64_t now_ms) {
@@ -230,6 +231,7 @@ void PeerTable::Failed(const ledger::KeyBytes& wallet, int64_t now_ms) {
   if (it == peers_.end()) return;
   Peer& p = it->second;
   ++p.failures;
+  ++p.failures_total;
   if (p.state == PeerState::kAlive) p.state = PeerState::kSuspect;
   if (p.state == PeerState::kSuspect && now_ms - p.last_answer_ms > opt_.suspect_timeout_ms)
     p.state = PeerState::kDead;

@@ -88,6 +88,13 @@ struct Peer {
   int64_t last_answer_ms = 0;   // its last answer under its key (0: never)
   int64_t last_attempt_ms = 0;  // this node's last exchange attempt with it
   uint32_t failures = 0;        // exchanges failed in a row
+  uint64_t answers_total = 0;   // exchanges it answered under its key, ever
+  uint64_t failures_total = 0;  // exchanges with it that failed, ever
+  // First-hand uptime, (answers + 1) / (answers + failures + 2): what this node saw itself.
+  double Uptime() const {
+    return static_cast<double>(answers_total + 1) /
+           static_cast<double>(answers_total + failures_total + 2);
+  }
 };
 
 struct PeerTableOptions {

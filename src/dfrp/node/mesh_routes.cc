@@ -10,6 +10,9 @@
 // An exchange checks BLS signatures: the verify lane.
 #include <fmt/format.h>
 
+#include <cstdlib>
+
+#include "dfrp/node/router.h"
 #include "dfrp/node/routes.h"
 #include "dfrp/node/views.h"
 
@@ -46,6 +49,29 @@ std::vector<RouteSpec> MeshRoutes(Node* node) {
                    return ApiResponse::Error(answer.error());
                  }
                  return ApiResponse::Json(200, *answer);
+               }});
+  t.push_back({.methods = "POST",
+               .pattern = "/v1/mesh/offers",
+               .body = BodyKind::kJson,
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest& r) {
+                 auto m = Mesh(node);
+                 if (!m) return ApiResponse::Error(m.error());
+                 size_t k = 3;
+                 std::string value, error;
+                 if (QueryValue(r.route.query, "k", &value, &error)) {
+                   char* end = nullptr;
+                   const unsigned long n = std::strtoul(value.c_str(), &end, 10);
+                   if (value.empty() || *end != '\0' || n == 0 || n > 1000)
+                     return ApiResponse::Error(Status::InvalidArgument(
+                         "?k= must be a whole number from 1 to 1000 (the offers wanted)"));
+                   k = n;
+                 } else if (!error.empty()) {
+                   return ApiResponse::Error(Status::InvalidArgument(error));
+                 }
+                 auto offers = (*m)->OffersJson(r.body, k);
+                 if (!offers) return ApiResponse::Error(offers.error());
+                 return ApiResponse::Json(200, *offers);
                }});
   t.push_back({.methods = "GET",
                .pattern = "/v1/mesh/peers",

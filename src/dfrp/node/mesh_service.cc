@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "dfrp/core/bytes.h"
+#include "dfrp/economy/fee_match.h"
+#include "dfrp/economy/market.h"
 #include "dfrp/wallet/address.h"
 
 namespace dfrp::node {
@@ -314,6 +316,99 @@ void MeshService::Tick() {
   }
 }
 
+Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
+  const economy::EconomicPolicy& p = *opt_.policy;
+  DFRP_ASSIGN_OR_RETURN(
+      economy::FeeRequest req,
+      economy::ParseFeeRequest(request, p, static_cast<uint32_t>(opt_.vector.size())));
+  struct Candidate {
+    std::string address, url;
+    std::string state;
+    std::vector<float> vector;
+    std::vector<uint64_t> prices;
+    uint32_t policy_version = 0;
+    double uptime = 1;
+    bool self = false;
+  };
+  std::vector<Candidate> all;
+  {
+    auto key = ledger::KeyFrom(delegation_.wallet);
+    core::MutexLock lock(&mu_);
+    all.push_back({key ? wallet::AddressOf(*key) : "", url_, "self", opt_.vector, own_prices_,
+                   opt_.policy_version, 1.0, true});
+  }
+  if (all[0].prices.empty() && opt_.prices) all[0].prices = opt_.prices();
+  for (const mesh::Peer& peer : table_.Snapshot()) {
+    auto key = ledger::KeyFrom(peer.record.sender.wallet);
+    all.push_back({key ? wallet::AddressOf(*key) : KeyHex(peer.record.sender.wallet),
+                   peer.record.url, mesh::PeerStateName(peer.state), peer.record.vector,
+                   peer.record.prices, peer.record.policy_version, peer.Uptime(), false});
+  }
+  struct Ranked {
+    const Candidate* c;
+    economy::Quote q;
+    double similarity;
+  };
+  std::vector<Ranked> passed;
+  json refused = json::array();
+  std::optional<Ranked> cheapest_over;  // the cheapest refused only for its fee
+  for (const Candidate& c : all) {
+    auto refuse = [&](const std::string& why) {
+      refused.push_back({{"address", c.address}, {"url", c.url}, {"reason", why}});
+    };
+    if (!c.self && c.state != "alive") {
+      refuse(fmt::format("not alive ({})", c.state));
+      continue;
+    }
+    if (c.policy_version != opt_.policy_version) {
+      refuse(fmt::format("policy version {}, this node's is {}", c.policy_version,
+                         opt_.policy_version));
+      continue;
+    }
+    if (c.prices.size() != economy::kResourceCount) {
+      refuse(fmt::format("its record has {} prices, the policy {}", c.prices.size(),
+                         economy::kResourceCount));
+      continue;
+    }
+    economy::PriceVector prices{};
+    std::copy(c.prices.begin(), c.prices.end(), prices.begin());
+    const economy::Quote q = economy::MatchFee(req, prices, p);
+    const double sim =
+        req.vector.empty() ? 1.0 : economy::CosineSimilarity(req.vector, c.vector).value_or(-1.0);
+    if (!q.accepted) {
+      refuse(q.reason);
+      if (q.reason.find("max_fee") != std::string::npos &&
+          (!cheapest_over || q.total < cheapest_over->q.total))
+        cheapest_over = Ranked{&c, q, sim};
+      continue;
+    }
+    passed.push_back({&c, q, sim});
+  }
+  std::sort(passed.begin(), passed.end(), [](const Ranked& a, const Ranked& b) {
+    if (a.similarity != b.similarity) return a.similarity > b.similarity;
+    return a.q.total < b.q.total;
+  });
+  auto offer_json = [&](const Ranked& r) {
+    json o = {{"address", r.c->address},
+              {"url", r.c->url},
+              {"state", r.c->state},
+              {"similarity", r.similarity},
+              {"uptime", r.c->uptime}};
+    economy::PutAmount(o, "total", p, r.q.total);
+    return o;
+  };
+  json offers = json::array();
+  for (size_t i = 0; i < passed.size() && i < k; ++i) offers.push_back(offer_json(passed[i]));
+  for (size_t i = k; i < passed.size(); ++i)
+    refused.push_back({{"address", passed[i].c->address},
+                       {"url", passed[i].c->url},
+                       {"reason", fmt::format("not among the {} nearest", k)}});
+  json out = {{"offers", offers}, {"refused", refused}, {"k", k}, {"currency", p.genesis.currency}};
+  if (req.max_fee) economy::PutAmount(out, "max_fee", p, *req.max_fee);
+  out["cheapest_over_max_fee"] = cheapest_over ? offer_json(*cheapest_over) : json(nullptr);
+  return out;
+}
+
 json MeshService::PeersJson() const {
   const int64_t now = clock_->NowUnixMillis();
   json peers = json::array();
@@ -333,6 +428,7 @@ json MeshService::PeersJson() const {
                      {"expires_in_s", (static_cast<int64_t>(r.expiry_unix_ms) - now) / 1000},
                      {"last_answer_ms_ago", p.last_answer_ms ? now - p.last_answer_ms : -1},
                      {"failures", p.failures},
+                     {"uptime", p.Uptime()},
                      {"policy_version", r.policy_version},
                      {"prices", r.prices},
                      {"vector", r.vector}});

@@ -34,6 +34,7 @@
 #include "dfrp/core/clock.h"
 #include "dfrp/core/file_system.h"
 #include "dfrp/core/thread_annotations.h"
+#include "dfrp/economy/policy.h"
 #include "dfrp/mesh/envelope.h"
 #include "dfrp/mesh/node_record.h"
 #include "dfrp/node/peer_client.h"
@@ -44,6 +45,7 @@ namespace dfrp::node {
 inline constexpr std::string_view kNodeKeyFileName = "node.key";
 
 struct MeshOptions {
+  const economy::EconomicPolicy* policy = nullptr;  // required; outlives the service
   crypto::Hash network_id{};
   uint32_t policy_version = 0;
   std::vector<std::string> bootstrap;  // PEERS
@@ -78,6 +80,13 @@ class MeshService {
   // same, with this node's envelope. InvalidArgument for another network (named), a bad or
   // replayed envelope, a kind other than an exchange; Corruption for a forged one.
   core::Result<nlohmann::json> HandleExchange(const std::string& request) EXCLUDES(mu_);
+
+  // POST /v1/mesh/offers: the request is the market's quote request (economy/fee_match.h);
+  // every node this one knows (itself included) is matched against it at the prices of its
+  // record: the alive ones that pass, nearest the request's vector first, then cheapest, at
+  // most `k`; every other with the reason (not alive, fee over max_fee, a price over its cap,
+  // another policy version). InvalidArgument for a bad request.
+  core::Result<nlohmann::json> OffersJson(std::string_view request, size_t k) const EXCLUDES(mu_);
 
   // GET /v1/mesh/peers, and the "mesh" section of /v1/status.
   nlohmann::json PeersJson() const EXCLUDES(mu_);

@@ -164,6 +164,7 @@ core::Status Node::OpenMesh() {
     DFRP_RETURN_IF_ERROR(SplitPeerUrl(cfg.advertise_url).status().WithContext("ADVERTISE_URL"));
   const economy::GossipPolicy& g = policy_->gossip;
   MeshOptions mo;
+  mo.policy = policy_.get();
   mo.network_id = policy_->network_id;
   mo.policy_version = policy_->version;
   mo.bootstrap = cfg.peers;

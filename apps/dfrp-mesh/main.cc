@@ -1,0 +1,6 @@
+#include "dfrp/cli/mesh_cli.h"
+
+// The edge: the real file system.
+int main(int argc, char** argv) {
+  return dfrp::cli::RunMeshCli(argc, argv, dfrp::core::DefaultFileSystem());
+}

@@ -1,0 +1,179 @@
+#include "dfrp/cli/mesh_cli.h"
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "dfrp/cli/request_flags.h"
+#include "dfrp/core/config.h"
+#include "dfrp/core/version.h"
+#include "dfrp/node/client.h"
+
+namespace dfrp::cli {
+
+using core::Err;
+using core::Result;
+using core::Status;
+using json = nlohmann::json;
+
+namespace {
+
+struct MeshGlobals {
+  std::string config;
+  bool json = false;
+  bool quiet = false;
+};
+
+class MeshApi {
+ public:
+  explicit MeshApi(node::DaemonInfo info) : client_(std::move(info)) {}
+  Result<json> Call(const char* method, const std::string& target, const std::string& body = "") {
+    DFRP_ASSIGN_OR_RETURN(
+        node::HttpResponse r,
+        client_.Request(method, target, {{"Content-Type", "application/json"}}, body));
+    json j = json::parse(r.body, nullptr, false);
+    if (r.status / 100 == 2 && !j.is_discarded()) return j;
+    return Err(node::StatusFromResponse(client_.info(), r));
+  }
+
+ private:
+  node::Client client_;
+};
+
+std::string Short(const std::string& s, size_t n) {
+  return s.size() <= n ? s : s.substr(0, n - 1) + "…";
+}
+
+Status CmdNode(const MeshGlobals& g, MeshApi& api) {
+  DFRP_ASSIGN_OR_RETURN(json j, api.Call("GET", "/v1/mesh/node"));
+  if (g.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return Status::OK();
+  }
+  std::printf("address   %s\nnode key  %s\nurl       %s\n", j.value("address", "").c_str(),
+              j.value("node_key", "").c_str(), j.value("url", "").c_str());
+  const json& p = j["peers"];
+  std::printf("peers     %llu alive, %llu suspect, %llu dead, %llu unverified\n",
+              static_cast<unsigned long long>(p.value("alive", uint64_t{0})),
+              static_cast<unsigned long long>(p.value("suspect", uint64_t{0})),
+              static_cast<unsigned long long>(p.value("dead", uint64_t{0})),
+              static_cast<unsigned long long>(p.value("unverified", uint64_t{0})));
+  std::printf("exchanges %llu ok, %llu failed, %llu served\n",
+              static_cast<unsigned long long>(j.value("exchanges_ok", uint64_t{0})),
+              static_cast<unsigned long long>(j.value("exchanges_failed", uint64_t{0})),
+              static_cast<unsigned long long>(j.value("exchanges_served", uint64_t{0})));
+  if (!j.value("last_error", "").empty())
+    std::printf("last error %s\n", j.value("last_error", "").c_str());
+  return Status::OK();
+}
+
+Status CmdPeers(const MeshGlobals& g, MeshApi& api) {
+  DFRP_ASSIGN_OR_RETURN(json j, api.Call("GET", "/v1/mesh/peers"));
+  if (g.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return Status::OK();
+  }
+  if (!g.quiet)
+    std::printf("%-10s %-24s %-28s %-7s %s\n", "STATE", "ADDRESS", "URL", "UPTIME", "ROLES");
+  for (const auto& p : j["peers"]) {
+    std::string roles;
+    for (const auto& r : p["roles"]) roles += (roles.empty() ? "" : ",") + r.get<std::string>();
+    std::printf("%-10s %-24s %-28s %-7.2f %s\n", p.value("state", "").c_str(),
+                Short(p.value("address", ""), 24).c_str(), Short(p.value("url", ""), 28).c_str(),
+                p.value("uptime", 0.0), roles.c_str());
+  }
+  return Status::OK();
+}
+
+Status CmdOffers(const MeshGlobals& g, core::FileSystem* fs, MeshApi& api, const RequestFlags& f,
+                 size_t k) {
+  DFRP_ASSIGN_OR_RETURN(std::string text, RequestText(fs, f, "offers for"));
+  DFRP_ASSIGN_OR_RETURN(json j, api.Call("POST", fmt::format("/v1/mesh/offers?k={}", k), text));
+  const json& offers = j["offers"];
+  if (g.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else if (!g.quiet) {
+    std::printf("%-24s %-28s %10s %14s\n", "ADDRESS", "URL", "SIMILARITY", "TOTAL");
+    for (const auto& o : offers)
+      std::printf("%-24s %-28s %10.3f %14s\n", Short(o.value("address", ""), 24).c_str(),
+                  Short(o.value("url", ""), 28).c_str(), o.value("similarity", 0.0),
+                  o.value("total", "").c_str());
+    for (const auto& r : j["refused"])
+      std::printf("refused %s: %s\n", Short(r.value("address", ""), 24).c_str(),
+                  r.value("reason", "").c_str());
+  } else {
+    for (const auto& o : offers) std::printf("%s\n", o.value("url", "").c_str());
+  }
+  if (offers.empty()) {
+    const json& c = j["cheapest_over_max_fee"];
+    if (c.is_object())
+      return Status::Refused(fmt::format(
+          "no node takes the request within max_fee {} {}: the cheapest, {} ({}), asks {}",
+          j.value("max_fee", ""), j.value("currency", ""), c.value("address", ""),
+          c.value("url", ""), c.value("total", "")));
+    return Status::Refused(
+        fmt::format("no node takes the request ({} refused; see --json)", j["refused"].size()));
+  }
+  return Status::OK();
+}
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "dfrp-mesh: %s\n", s.message().c_str());
+  return core::ExitCodeFor(s);
+}
+
+}  // namespace
+
+int RunMeshCli(int argc, char** argv, core::FileSystem* fs) {
+  CLI::App app{"dfrp-mesh: the mesh as this node's dfrpd sees it", "dfrp-mesh"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.set_version_flag("--version", fmt::format("dfrp-mesh {}", core::kVersion));
+  MeshGlobals g;
+  app.add_option("--config", g.config,
+                 "config file (.toml or .env); default $DFRP_CONFIG, ./dfrp.toml, ./.env, else "
+                 "the embedded default");
+  app.add_flag("--json", g.json, "print one JSON object on stdout");
+  app.add_flag("-q,--quiet", g.quiet, "print only what a script needs");
+  auto* node_cmd = app.add_subcommand("node", "this node's address, node key, URL and counters");
+  auto* peers = app.add_subcommand("peers", "the peers this node knows, with their state");
+  RequestFlags rf;
+  size_t k = 3;
+  auto* offers = app.add_subcommand(
+      "offers", "the nodes that would take a request, nearest first (exit 7 when none)");
+  AddRequestOptions(offers, &rf);
+  offers->add_option("--k", k, "how many offers (1 to 1000, default 3)")
+      ->check(CLI::Range(1, 1000));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "dfrp-mesh: %s (see dfrp-mesh --help)\n", e.what());
+    return core::kExitUsage;
+  }
+  core::ConfigOptions copt;
+  copt.explicit_path = g.config;
+  copt.require_drives = false;
+  auto cfg = core::LoadConfig(copt);
+  if (!cfg) return Fail(cfg.error());
+  auto daemon = node::FindDaemon(fs, cfg->state_dir);
+  if (!daemon) return Fail(daemon.error());
+  if (!*daemon)
+    return Fail(Status::NotFound(fmt::format(
+        "no dfrpd serves {} (the mesh lives in the running node): start dfrpd with this config",
+        cfg->state_dir)));
+  MeshApi api(**daemon);
+  Status s;
+  if (*node_cmd)
+    s = CmdNode(g, api);
+  else if (*peers)
+    s = CmdPeers(g, api);
+  else if (*offers)
+    s = CmdOffers(g, fs, api, rf, k);
+  if (!s.ok()) return Fail(s);
+  return core::kExitOk;
+}
+
+}  // namespace dfrp::cli
