@@ -12,6 +12,9 @@ Usage: mesh_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_MESH
   once by a node that never saw it, and refused as a replay the second time; the same envelope
   with one byte changed is refused as forged (422); one for another network is refused naming
   both network ids. Each drop is counted in /metrics.
+- Prices spread: with B and C stopped, A's one alive neighbour E asks ten times the storage
+  floor (its policy differs in that floor only); A's storage price, idle at its floor, rises
+  toward E's as its epochs (1 s) end.
 - kill -9 of C: A and B see it suspect, then dead, within the failure detector's bound
   (gossip.suspect_timeout_ms, plus rounds); C restarts with the same node key and is alive
   again everywhere.
@@ -53,17 +56,19 @@ class Capture(http.server.ThreadingHTTPServer):
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
 
-def write_policy(path, network):
+def write_policy(path, network, storage_floor="0.004"):
     with open(path, "w") as f:
         f.write(f'[genesis]\nnetwork = "{network}"\n\n[gossip]\ninterval_ms = {INTERVAL_MS}\n'
-                f"suspect_timeout_ms = {SUSPECT_MS}\nrecord_ttl_seconds = 60\n")
+                f"suspect_timeout_ms = {SUSPECT_MS}\nrecord_ttl_seconds = 60\n\n"
+                f'[pricing]\nepoch_seconds = 1\n\n[pricing.floor]\n'
+                f'storage_gib_month = "{storage_floor}"\n')
     return path
 
 
 def main():
     wenv = clean_env({"DFRP_PASSPHRASE": "pw", "DFRP_KDF_PROFILE": "test"})
     addr = {}
-    for name in ("a", "b", "c", "d", "x"):
+    for name in ("a", "b", "c", "d", "e", "x"):
         rc, out, err = tool(WALLET, wenv, "--insecure-test-kdf", "--wallet", f"{name}.json",
                             "--json", "new")
         check(f"dfrp-wallet new {name}", rc == 0, err[-400:])
@@ -72,6 +77,7 @@ def main():
         f.write("pw\n")
     policy = write_policy(os.path.join(T, "economic.toml"), "dfrp-mesh-test")
     other = write_policy(os.path.join(T, "other.toml"), "another-network")
+    high = write_policy(os.path.join(T, "high.toml"), "dfrp-mesh-test", storage_floor="0.04")
     capture = Capture()
 
     def node(name, peers, pol=policy, env=None):
@@ -230,7 +236,30 @@ def main():
     pc = peers(a).get(addr["c"], {})
     check("... with a higher record seq than before", pc.get("seq", 0) > seq_before,
           (seq_before, pc))
-    for n in (a, b, c2):
+
+    # Prices spread through the records: B and C go, E (ten times the storage floor) comes.
+    def storage_price(d):
+        p = d.json("GET", "/v1/market/prices")[2]
+        return float(p["prices"]["storage_gib_month"]), float(p["floor"]["storage_gib_month"])
+
+    a_price, a_floor = storage_price(a)
+    for n in (b, c2):
+        check("a node stops cleanly", n.stop() == 0)
+    e, _ = node("e", [a.info["url"]], pol=high)
+
+    def only_e_alive():
+        view = peers(a)
+        return (view.get(addr["e"], {}).get("state") == "alive" and
+                all(view.get(addr[x], {}).get("state") == "dead" for x in ("b", "c")))
+
+    wait_for("E alive and B, C dead at A", only_e_alive)
+    e_price = storage_price(e)[0]
+    check("A's storage price sat at its floor while idle among equals, E's is ten times higher",
+          a_price == a_floor and e_price >= 10 * a_floor, (a_price, a_floor, e_price))
+    wait_for("A's storage price to rise toward E's", lambda: storage_price(a)[0] > a_floor)
+    check("A's storage price rose above its floor toward its neighbour's (blended each epoch)",
+          a_floor < storage_price(a)[0] < e_price, (storage_price(a), e_price))
+    for n in (a, e):
         check("a node stops cleanly", n.stop() == 0)
 
 

@@ -106,13 +106,17 @@ Result<size_t> Market::Tick() {
   }
   std::pair<uint64_t, uint64_t> stored{0, 0};
   if (opt_.stored) stored = opt_.stored();
-  return oracle_->Advance([&](uint64_t epoch) {
-    EpochUsage u;
-    if (auto it = by_epoch.find(epoch); it != by_epoch.end()) u = it->second;
-    u.bytes_stored = stored.first;
-    u.bytes_quota = stored.second;
-    return u;
-  });
+  std::array<std::vector<NeighbourPrice>, kResourceCount> neighbours{};
+  if (opt_.neighbours) neighbours = opt_.neighbours();
+  return oracle_->Advance(
+      [&](uint64_t epoch) {
+        EpochUsage u;
+        if (auto it = by_epoch.find(epoch); it != by_epoch.end()) u = it->second;
+        u.bytes_stored = stored.first;
+        u.bytes_quota = stored.second;
+        return u;
+      },
+      neighbours);
 }
 
 json Market::PricesJson(size_t history) const {

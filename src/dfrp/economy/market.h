@@ -38,6 +38,9 @@ struct MarketOptions {
   // Bytes kept and the quota they count against (the storage utilisation); may be empty.
   std::function<std::pair<uint64_t, uint64_t>()> stored;
   uint32_t vector_dim = 16;
+  // The neighbours' prices each ended epoch blends toward (the mesh's k nearest peers, per
+  // resource); may be empty (no blending).
+  std::function<std::array<std::vector<NeighbourPrice>, kResourceCount>()> neighbours;
 };
 
 class Market {

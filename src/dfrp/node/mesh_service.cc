@@ -409,6 +409,26 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
   return out;
 }
 
+std::array<std::vector<economy::NeighbourPrice>, economy::kResourceCount>
+MeshService::NeighbourPrices(size_t k) const {
+  std::vector<std::pair<double, const mesh::Peer*>> near;
+  const std::vector<mesh::Peer> peers = table_.Snapshot();
+  for (const mesh::Peer& p : peers) {
+    if (p.state != mesh::PeerState::kAlive || p.record.policy_version != opt_.policy_version ||
+        p.record.prices.size() != economy::kResourceCount)
+      continue;
+    const double sim = economy::CosineSimilarity(opt_.vector, p.record.vector).value_or(-1.0);
+    near.emplace_back(-sim, &p);
+  }
+  std::sort(near.begin(), near.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::array<std::vector<economy::NeighbourPrice>, economy::kResourceCount> out{};
+  for (size_t i = 0; i < near.size() && i < k; ++i)
+    for (size_t r = 0; r < economy::kResourceCount; ++r)
+      out[r].push_back({near[i].second->record.prices[r], near[i].second->Uptime()});
+  return out;
+}
+
 json MeshService::PeersJson() const {
   const int64_t now = clock_->NowUnixMillis();
   json peers = json::array();

@@ -35,6 +35,7 @@
 #include "dfrp/core/file_system.h"
 #include "dfrp/core/thread_annotations.h"
 #include "dfrp/economy/policy.h"
+#include "dfrp/economy/pricing.h"
 #include "dfrp/mesh/envelope.h"
 #include "dfrp/mesh/node_record.h"
 #include "dfrp/node/peer_client.h"
@@ -87,6 +88,14 @@ class MeshService {
   // most `k`; every other with the reason (not alive, fee over max_fee, a price over its cap,
   // another policy version). InvalidArgument for a bad request.
   core::Result<nlohmann::json> OffersJson(std::string_view request, size_t k) const EXCLUDES(mu_);
+
+  // The prices the market blends toward (economy/pricing.h): those of the `k` alive peers
+  // nearest this node's vector that run this node's policy version, per resource, each
+  // weighted by its first-hand uptime. These are the prices the peers announce in their
+  // records; prices paid in published certificates, weighted by trust, are to replace them
+  // (issue 15, item 4).
+  std::array<std::vector<economy::NeighbourPrice>, economy::kResourceCount> NeighbourPrices(
+      size_t k) const EXCLUDES(mu_);
 
   // GET /v1/mesh/peers, and the "mesh" section of /v1/status.
   nlohmann::json PeersJson() const EXCLUDES(mu_);

@@ -90,6 +90,13 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
   mo.clock = so.clock;
   mo.usage = n->usage_.get();
   mo.vector_dim = opt.config.vector_dim;
+  // The mesh's nearest peers' prices (none until the mesh runs: mesh_ is set before the
+  // market's thread starts, and never changes after).
+  mo.neighbours =
+      [self]() -> std::array<std::vector<economy::NeighbourPrice>, economy::kResourceCount> {
+    if (!self->mesh_) return {};
+    return self->mesh_->NeighbourPrices(self->policy_->pricing.neighbour_count);
+  };
   mo.stored = [self]() {
     uint64_t stored = 0, quota = 0;
     for (const auto& v : self->writer_->Snapshot()) {  // never waits for the writer
