@@ -298,6 +298,54 @@ async function CheckLedgerEscrows(page, base) {
         JSON.stringify(shown));
 }
 
+// The Mesh panel: the node (it has a wallet) is in a mesh of its own; its real /v1/mesh/node
+// answer, and a /v1/mesh/peers answer with two peers added (in the shape docs/API.md gives),
+// to check how peers and the price field are drawn.
+async function CheckMesh(page, base) {
+  const node = await ApiGet(base, '/v1/mesh/node');
+  const ok0 = await page.waitForFunction(
+      (url) => document.getElementById('mesh-url').textContent === url, node.url,
+      { timeout: kWaitMs }).then(() => true).catch(() => false);
+  Check('mesh: the node\'s URL and its peers by state, as /v1/mesh/node gives them',
+        ok0 && await page.evaluate(() => !document.getElementById('mesh-body').hidden &&
+          document.getElementById('mesh-empty').hidden &&
+          document.getElementById('mesh-alive').dataset.count === '0'),
+        JSON.stringify(node.peers));
+  const peer = (address, state, storage, distance) => ({
+    address, node_key: 'c'.repeat(96), url: `http://127.0.0.1:${state === 'alive' ? 7001 : 7002}`,
+    state, roles: ['storage'], seq: 1, expires_in_s: 3000, last_answer_ms_ago: 100,
+    failures: 0, uptime: 0.75, policy_version: 1, prices: [1, 2, 3, 4, 5, 6],
+    price_vector: { cpu_sec: '0.00001', gpu_sec: '0.0005', storage_gib_month: storage,
+                    write_gib: '0.0001', read_gib: '0.007', proof: '0.000001' },
+    distance, vector: [1, 0] });
+  const inject = async (route) => {
+    const real = await route.fetch();
+    const body = await real.json();
+    body.peers = [peer('dfrp1alivepeer', 'alive', '0.004', 0.25),
+                  peer('dfrp1deadpeer', 'dead', '0.04', 1.5)];
+    await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(body) });
+  };
+  await page.route('**/v1/mesh/peers', inject);
+  const ok = await page.waitForFunction(
+      () => document.getElementById('mesh-rows').children.length === 2,
+      null, { timeout: kWaitMs }).then(() => true).catch(() => false);
+  const shown = await page.evaluate(() => ({
+    rows: [...document.getElementById('mesh-rows').children].map((tr) => ({
+      state: tr.dataset.state, distance: tr.querySelector('.mesh-distance').textContent,
+      storage: tr.querySelector('.mesh-storage-price').textContent,
+      uptime: tr.querySelector('.mesh-uptime').textContent })),
+    fieldPeers: document.getElementById('mesh-field').dataset.peers,
+    field: document.getElementById('mesh-field').textContent }));
+  await page.unroute('**/v1/mesh/peers', inject);
+  Check('mesh: each peer with its state, vector distance, prices and uptime; the price field ' +
+        'over the alive ones',
+        ok && shown.rows.length === 2 && shown.rows[0].state === 'alive' &&
+        shown.rows[0].distance === '0.250' && shown.rows[0].storage === '0.004' &&
+        shown.rows[1].state === 'dead' && shown.rows[1].uptime === '0.75' &&
+        shown.fieldPeers === '1' && shown.field.includes('median 0.004'),
+        JSON.stringify(shown));
+}
+
 async function LoadPlaywright() {
   try {
     return (await import('playwright-core')).chromium;
@@ -352,6 +400,7 @@ async function Main() {
     await CheckMarket(page, base);
     await CheckLedger(page, base);
     await CheckLedgerEscrows(page, base);
+    await CheckMesh(page, base);
 
     const shot = path.resolve(outDir, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });

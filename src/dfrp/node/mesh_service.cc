@@ -429,6 +429,13 @@ MeshService::NeighbourPrices(size_t k) const {
   return out;
 }
 
+json MeshService::PriceVectorOf(const std::vector<uint64_t>& prices) const {
+  if (prices.size() != economy::kResourceCount) return nullptr;
+  economy::PriceVector v{};
+  std::copy(prices.begin(), prices.end(), v.begin());
+  return economy::PriceVectorJson(*opt_.policy, v);
+}
+
 json MeshService::PeersJson() const {
   const int64_t now = clock_->NowUnixMillis();
   json peers = json::array();
@@ -439,21 +446,24 @@ json MeshService::PeersJson() const {
     if (r.roles & mesh::kRoleAuthority) roles.push_back("authority");
     if (r.roles & mesh::kRoleCompute) roles.push_back("compute");
     auto key = ledger::KeyFrom(r.sender.wallet);
-    peers.push_back({{"address", key ? wallet::AddressOf(*key) : KeyHex(r.sender.wallet)},
-                     {"node_key", KeyHex(r.sender.node)},
-                     {"url", r.url},
-                     {"state", mesh::PeerStateName(p.state)},
-                     {"roles", roles},
-                     {"seq", r.seq},
-                     {"expires_in_s", (static_cast<int64_t>(r.expiry_unix_ms) - now) / 1000},
-                     {"last_answer_ms_ago", p.last_answer_ms ? now - p.last_answer_ms : -1},
-                     {"failures", p.failures},
-                     {"uptime", p.Uptime()},
-                     {"policy_version", r.policy_version},
-                     {"prices", r.prices},
-                     {"vector", r.vector}});
+    peers.push_back(
+        {{"address", key ? wallet::AddressOf(*key) : KeyHex(r.sender.wallet)},
+         {"node_key", KeyHex(r.sender.node)},
+         {"url", r.url},
+         {"state", mesh::PeerStateName(p.state)},
+         {"roles", roles},
+         {"seq", r.seq},
+         {"expires_in_s", (static_cast<int64_t>(r.expiry_unix_ms) - now) / 1000},
+         {"last_answer_ms_ago", p.last_answer_ms ? now - p.last_answer_ms : -1},
+         {"failures", p.failures},
+         {"uptime", p.Uptime()},
+         {"policy_version", r.policy_version},
+         {"prices", r.prices},
+         {"price_vector", PriceVectorOf(r.prices)},
+         {"distance", 1.0 - economy::CosineSimilarity(opt_.vector, r.vector).value_or(-1.0)},
+         {"vector", r.vector}});
   }
-  return json{{"peers", peers}};
+  return json{{"peers", peers}, {"currency", opt_.policy->genesis.currency}};
 }
 
 json MeshService::Json() const {

@@ -118,6 +118,10 @@ class MeshService {
   void TakeAnswer(const std::string& url, const std::optional<ledger::KeyBytes>& expected,
                   core::Result<HttpResponse> r) EXCLUDES(mu_);
 
+  // A record's prices as the market shows them ({"cpu_sec": "0.00001", ...}); null for a
+  // vector of another length.
+  nlohmann::json PriceVectorOf(const std::vector<uint64_t>& prices) const;
+
   core::Clock* const clock_;
   const MeshOptions opt_;
   const crypto::bls::SecretKey node_key_;

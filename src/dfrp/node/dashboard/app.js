@@ -740,6 +740,60 @@
     });
   }
 
+  // The mesh panel: this node's place, its peers (state, vector distance, prices, first-hand
+  // uptime) and the price field around it (the storage price's spread among alive peers).
+  function RenderMesh(node, peers) {
+    const empty = document.getElementById('mesh-empty');
+    const body = document.getElementById('mesh-body');
+    empty.hidden = node !== null;
+    body.hidden = node === null;
+    if (node === null) return;
+    SetText(document.getElementById('mesh-url'), node.url || '–');
+    const counts = node.peers || {};
+    const alive = document.getElementById('mesh-alive');
+    SetText(alive, String(counts.alive ?? 0));
+    SetData(alive, 'count', counts.alive ?? 0);
+    SetText(document.getElementById('mesh-suspect'), String(counts.suspect ?? 0));
+    SetText(document.getElementById('mesh-dead'), String(counts.dead ?? 0));
+    SetText(document.getElementById('mesh-unverified'), String(counts.unverified ?? 0));
+    const error = document.getElementById('mesh-error');
+    error.hidden = !node.last_error;
+    SetText(error, node.last_error ? `Last exchange problem: ${node.last_error}` : '');
+    const list = Array.isArray(peers.peers) ? peers.peers : [];
+    const rows = document.getElementById('mesh-rows');
+    rows.replaceChildren(...list.map((p) => {
+      const pv = p.price_vector || {};
+      const addr = String(p.address || '');
+      return El('tr', { 'data-address': addr, 'data-state': String(p.state) },
+        El('td', { class: 'mesh-state' }, String(p.state)),
+        El('td', {}, El('code', { title: `${addr} at ${p.url}` },
+          `${addr.slice(0, 14)}… ${p.url}`)),
+        El('td', { class: 'mesh-distance' }, Number(p.distance).toFixed(3)),
+        El('td', { class: 'mesh-storage-price' }, String(pv.storage_gib_month ?? '–')),
+        El('td', { class: 'mesh-read-price' }, String(pv.read_gib ?? '–')),
+        El('td', { class: 'mesh-uptime' }, Number(p.uptime).toFixed(2)));
+    }));
+    const storage = list.filter((p) => p.state === 'alive' && p.price_vector)
+      .map((p) => Number(p.price_vector.storage_gib_month)).sort((a, b) => a - b);
+    const field = document.getElementById('mesh-field');
+    SetData(field, 'peers', storage.length);
+    SetText(field, storage.length === 0 ? 'No alive peer announces prices yet.' :
+      `Storage price among ${storage.length} alive peer(s): ${storage[0]} to ` +
+      `${storage[storage.length - 1]}, median ${storage[Math.floor((storage.length - 1) / 2)]} ` +
+      `${peers.currency || ''} per GiB-month.`);
+  }
+
+  async function PollMesh() {
+    try {
+      const [node, peers] = await Promise.all([FetchJson('/v1/mesh/node'),
+        FetchJson('/v1/mesh/peers')]);
+      RenderMesh(node, peers);
+    } catch (e) {
+      if (e.status === 404) RenderMesh(null, null);
+      else console.error('dashboard: the mesh view', e);
+    }
+  }
+
   // The ledger view asks the committee for the wallet's balance: every fifth poll, not every.
   let ledgerPolls = 0;
   async function PollLedger() {
@@ -766,6 +820,7 @@
       if (answers) {
         Render(...answers);
         ShowReachable();
+        await PollMesh();
         await PollLedger();
       }
     } catch (e) {
