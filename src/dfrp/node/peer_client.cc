@@ -1,6 +1,7 @@
 #include "dfrp/node/peer_client.h"
 
 #include <fmt/format.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
@@ -15,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
 #include <deque>
 #include <future>
@@ -208,6 +210,16 @@ struct PeerClient::Impl {
     Pump(peer);
   }
 
+  // A kept-alive connection is reused only when the peer has not closed it and sent nothing
+  // since its last answer (bytes left over would be read as the next request's answer): a
+  // look at the socket that neither waits nor consumes.
+  static bool StillOpen(Conn& c) {
+    if (c.buffer.size() != 0) return false;
+    char byte;
+    const ssize_t n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+
   // Starts exchanges for what waits, on kept-alive connections first, new ones up to the cap.
   void Pump(const std::shared_ptr<Peer>& peer) {
     while (!peer->queue.empty() && !peer->closed) {
@@ -215,7 +227,7 @@ struct PeerClient::Impl {
       while (!peer->idle.empty()) {
         auto c = std::move(peer->idle.back());
         peer->idle.pop_back();
-        if (Clock::now() - c->idle_since < Ms(opt.idle_ms)) {
+        if (Clock::now() - c->idle_since < Ms(opt.idle_ms) && StillOpen(*c)) {
           conn = std::move(c);
           break;
         }
@@ -272,6 +284,7 @@ struct PeerClient::Impl {
     }
     if (failure.empty()) {
       http::request<http::string_body> req;
+      const bool head = p->req.method == "HEAD";
       req.method(http::string_to_verb(p->req.method));
       req.target(p->req.target);
       req.version(11);
@@ -288,6 +301,7 @@ struct PeerClient::Impl {
         sent = wn > 0;
         failure = fmt::format("the request was not taken within {} ms", opt.request_timeout_ms);
       } else if (wec) {
+        // The peer cannot have taken a request it did not receive whole.
         sent = wn > 0;
         stale = reused;
         failure = "sending: " + wec.message();
@@ -296,6 +310,7 @@ struct PeerClient::Impl {
         http::response_parser<http::string_body> parser;
         parser.header_limit(static_cast<uint32_t>(opt.max_header_bytes));
         parser.body_limit(opt.max_body_bytes);
+        parser.skip(head);  // a HEAD's answer has a Content-Length but no body
         auto [rec, rn] = co_await http::async_read(conn->stream, conn->buffer, parser, kTuple);
         if (!rec) {
           auto& res = parser.get();
@@ -312,9 +327,12 @@ struct PeerClient::Impl {
           garbage = true;
           failure = fmt::format("an answer's header over {} bytes", opt.max_header_bytes);
         } else if (rec == http::error::end_of_stream || rec == asio::error::eof ||
-                   rec == asio::error::connection_reset) {
-          stale = reused && rn == 0;
-          failure = "the connection closed before the answer";
+                   rec == asio::error::connection_reset || rec == http::error::partial_message ||
+                   rec == http::error::short_read) {
+          // The request left whole: the peer may have acted on it, so only an idempotent one
+          // goes again (below), even on a kept-alive connection that looked open.
+          failure = rn == 0 ? "the connection closed before the answer"
+                            : "the connection closed in the middle of the answer";
         } else if (rec.category() == http::make_error_code(http::error::bad_version).category()) {
           garbage = true;
           failure = "a malformed answer: " + rec.message();

@@ -8,10 +8,12 @@
 // has a timeout. Failures are retried with exponential backoff (with jitter) when retrying is
 // safe:
 //   - the request never left (the connection was refused, the connect timed out): always;
-//   - a kept-alive connection the peer had closed meanwhile: once at once, on a new connection;
-//   - it left but no answer came (a timeout, a connection broken mid-answer) or the peer
-//     answered 503: only for a request marked `idempotent` (a GET, or a mesh message whose
-//     repeat the peer drops by its id).
+//   - it could not be written whole on a kept-alive connection (the peer had closed it): once
+//     at once, on a new connection, not counted as a try (a kept-alive connection is also
+//     checked, without waiting, for a close or stray bytes before it is reused);
+//   - it left but no answer came (a timeout, a connection closed before or in the middle of
+//     the answer) or the peer answered 503: only for a request marked `idempotent` (a GET, or
+//     a ledger order or certificate, which the authority answers the same way twice).
 // A malformed or oversized answer is not retried (IOError: the peer answered garbage).
 //
 // An answer of any other HTTP status is a success here: what it means is the caller's.
@@ -21,9 +23,10 @@
 // Beast stays inside peer_client.cc: this header shows only std types.
 //
 // Thread-safety: Send and Call may be called from any thread. Callbacks run on the client's
-// own threads and must not block; Call must not be called from a callback (with one thread it
-// would wait on itself). The destructor fails what is queued or in flight (Unavailable) and
-// waits for every callback to return.
+// own threads and must not block (a request refused before it is queued, for a bad URL,
+// method or target or a stopping client, is answered at once on the caller's thread); Call must not
+// be called from a callback (with one thread it would wait on itself). The destructor fails what is
+// queued or in flight (Unavailable) and waits for every callback to return.
 #pragma once
 
 #include <atomic>

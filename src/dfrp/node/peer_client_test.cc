@@ -27,6 +27,8 @@ namespace {
 //   /503twice    503 for the first two requests of the server's life, then 200
 //   /big         200 with a 64 KiB body
 //   /garbage     bytes that are not HTTP
+//   /take-close  reads the request, then closes without an answer
+//   /truncate    200 announcing 100 bytes, sends 10, closes
 class TestServer {
  public:
   TestServer() {
@@ -135,6 +137,11 @@ class TestServer {
         if (!SendAll(c, Answer(hit <= 2 ? 503 : 200, hit <= 2 ? "busy" : "ok"))) return Done(c);
       } else if (path == "/big") {
         if (!SendAll(c, Answer(200, std::string(64 << 10, 'b')))) return Done(c);
+      } else if (path == "/take-close") {
+        return Done(c);
+      } else if (path == "/truncate") {
+        SendAll(c, "HTTP/1.1 200 X\r\nContent-Length: 100\r\n\r\n0123456789");
+        return Done(c);
       } else if (path == "/garbage") {
         SendAll(c, "NOT HTTP AT ALL\r\n\r\n");
         return Done(c);
@@ -354,6 +361,41 @@ TEST(PeerClient, AKeptConnectionThePeerClosedIsReplacedWithoutAFailure) {
   auto third = client.Call(Post(server.url(), "/echo", "3"));
   ASSERT_TRUE(third.has_value()) << third.error().ToString();
   EXPECT_EQ(server.accepted(), 3);  // "Connection: close" is not kept
+}
+
+TEST(PeerClient, ARequestThePeerTookIsNotSentAgainUnlessIdempotent) {
+  TestServer server;
+  PeerClient client({.retries = 2, .backoff_ms = 10});
+  // Keep a connection alive first, so the next POST goes on a reused one.
+  ASSERT_TRUE(client.Call(Post(server.url(), "/echo", "warm")).has_value());
+  auto r = client.Call(Post(server.url(), "/take-close"));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().IsUnavailable()) << r.error().ToString();
+  EXPECT_EQ(server.requests("/take-close"), 1);  // the peer may have acted on it: once only
+  PeerRequest again = Post(server.url(), "/take-close");
+  again.idempotent = true;
+  EXPECT_FALSE(client.Call(again).has_value());
+  EXPECT_EQ(server.requests("/take-close"), 4);  // 1 + 3 tries
+}
+
+TEST(PeerClient, AnAnswerCutShortIsUnavailableAndRetriedWhenIdempotent) {
+  TestServer server;
+  PeerClient client({.retries = 2, .backoff_ms = 10});
+  PeerRequest get;
+  get.url = server.url();
+  get.target = "/truncate";
+  auto r = client.Call(get);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().IsUnavailable()) << r.error().ToString();
+  EXPECT_NE(r.error().message().find("in the middle of the answer"), std::string::npos)
+      << r.error().message();
+  EXPECT_EQ(server.requests("/truncate"), 3);
+  PeerRequest head = get;
+  head.method = "HEAD";
+  head.target = "/echo";
+  auto h = client.Call(head);
+  ASSERT_TRUE(h.has_value()) << h.error().ToString();
+  EXPECT_EQ(h->status, 200);
 }
 
 TEST(PeerClient, BadRequestsFailAtOnceAndStoppingFailsWhatIsInFlight) {
