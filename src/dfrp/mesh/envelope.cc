@@ -281,25 +281,23 @@ Result<Envelope> EnvelopeGate::Check(std::string_view wire, Drop* why) {
     if (delegations_.size() >= 4096) delegations_.clear();
     delegations_[delegation_hash] = WireMs(e.sender.expiry_unix_ms);
   }
-  ForgetExpiredLocked(now);
   const int64_t forget_at = expiry + opt_.skew_ms;
   if (!seen_.emplace(key, forget_at).second) {  // another thread admitted it meanwhile
     *why = Drop::kReplayed;
     return Err(Status::InvalidArgument(
         fmt::format("envelope {} ({}): seen before (a replay)", core::ToHex(e.id), e.kind)));
   }
-  by_expiry_.emplace(forget_at, key);
-  while (seen_.size() > opt_.seen_capacity && !by_expiry_.empty()) {
-    seen_.erase(by_expiry_.begin()->second);
-    by_expiry_.erase(by_expiry_.begin());
-  }
+  order_.emplace_back(forget_at, std::move(key));
+  ForgetLocked(now);
   return std::move(*decoded);
 }
 
-void EnvelopeGate::ForgetExpiredLocked(int64_t now_ms) {
-  while (!by_expiry_.empty() && by_expiry_.begin()->first <= now_ms) {
-    seen_.erase(by_expiry_.begin()->second);
-    by_expiry_.erase(by_expiry_.begin());
+void EnvelopeGate::ForgetLocked(int64_t now_ms) {
+  // The front is the oldest admitted; an entry past its time that waits behind a younger one
+  // is harmless (its envelope is refused as expired anyway) and goes when it reaches the front.
+  while (!order_.empty() && (order_.front().first <= now_ms || seen_.size() > opt_.seen_capacity)) {
+    seen_.erase(order_.front().second);
+    order_.pop_front();
   }
 }
 

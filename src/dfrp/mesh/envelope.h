@@ -19,7 +19,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -117,8 +117,8 @@ struct GateOptions {
 // expiry (not past, allowing the skew; not more than the TTL ahead); the seen-cache; the
 // delegation (verified delegations are remembered); the envelope's signature. Only then is
 // (node key, id) remembered, until the envelope's expiry plus the skew (after which it is
-// refused as expired anyway). When the cache is full, the entry closest to its expiry goes
-// first: a replay is possible only after that many newer envelopes, and then only until the
+// refused as expired anyway). When the cache is full, the oldest entry goes first: a replay is
+// possible only after `seen_capacity` newer envelopes were admitted, and then only until the
 // evicted one expires.
 class EnvelopeGate {
  public:
@@ -134,15 +134,16 @@ class EnvelopeGate {
 
  private:
   core::Result<Envelope> Check(std::string_view wire, Drop* why) EXCLUDES(mu_);
-  void ForgetExpiredLocked(int64_t now_ms) REQUIRES(mu_);
+  // Forgets the oldest entries while they expired or the cache is over its capacity.
+  void ForgetLocked(int64_t now_ms) REQUIRES(mu_);
 
   const crypto::Hash network_id_;
   core::Clock* const clock_;
   const GateOptions opt_;
   mutable core::Mutex mu_;
-  // (node key ‖ id) → when it may be forgotten, and the same by that time.
+  // (node key ‖ id) → when it may be forgotten; and the same in the order admitted.
   std::unordered_map<std::string, int64_t> seen_ GUARDED_BY(mu_);
-  std::multimap<int64_t, std::string> by_expiry_ GUARDED_BY(mu_);
+  std::deque<std::pair<int64_t, std::string>> order_ GUARDED_BY(mu_);
   // Delegations verified: their hash → their expiry.
   std::unordered_map<std::string, int64_t> delegations_ GUARDED_BY(mu_);
   uint64_t admitted_ GUARDED_BY(mu_) = 0;

@@ -161,15 +161,19 @@ TEST_F(EnvelopeTest, DelegationsExpireAndAreBounded) {
             core::Status::Code::kInvalidArgument);
 }
 
-TEST_F(EnvelopeTest, TheSeenCacheForgetsAtExpiryAndEvictsTheSoonestWhenFull) {
+TEST_F(EnvelopeTest, TheSeenCacheForgetsAtExpiryAndEvictsTheOldestWhenFull) {
   EnvelopeGate gate(net_, &clock_, {.seen_capacity = 3});
   std::vector<std::string> wires;
-  for (int i = 0; i < 4; ++i) wires.push_back(Wire("DFRP-PING-V1", std::to_string(i), 10'000 + i));
+  // The first admitted expires last: full, the cache still forgets the oldest admitted first.
+  for (int i = 0; i < 4; ++i) wires.push_back(Wire("DFRP-PING-V1", std::to_string(i), 10'000 - i));
   for (const auto& w : wires) ASSERT_TRUE(gate.Admit(w).has_value());
   EXPECT_EQ(gate.remembered(), 3u);
-  // The first (soonest to expire) was evicted: its replay passes, the others' do not.
+  // The first admitted was evicted: its replay passes (after 3 newer ones), the others' do
+  // not; admitting it again evicted the next oldest, wires[1].
   EXPECT_TRUE(gate.Admit(wires[0]).has_value());
   for (int i = 2; i < 4; ++i) EXPECT_FALSE(gate.Admit(wires[i]).has_value()) << i;
+  EXPECT_FALSE(gate.Admit(wires[0]).has_value());  // the newest is never the one evicted
+  EXPECT_EQ(gate.remembered(), 3u);
   // Past expiry plus skew, everything is forgotten, and refused as expired.
   clock_.AdvanceMillis(20'000 + GateOptions{}.skew_ms);
   Drop why{};

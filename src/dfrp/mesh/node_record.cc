@@ -186,6 +186,13 @@ Result<OfferOutcome> PeerTable::Offer(std::string_view wire, int64_t now_ms) {
         fmt::format("node record {} seq {}: it expires {} ms ahead, more than the {} ms a record "
                     "is kept (gossip.record_ttl_seconds; or its clock is off)",
                     r.url, r.seq, expiry - now_ms, opt_.record_ttl_ms + opt_.skew_ms)));
+  // A seq is about its signer's clock in Unix ms: one far ahead would shadow every record
+  // of that wallet to come (a stolen node key's parting shot).
+  if (r.seq > static_cast<uint64_t>(now_ms + opt_.skew_ms))
+    return Err(Status::InvalidArgument(fmt::format(
+        "node record {} seq {}: ahead of this node's clock ({} ms, skew allowed {} ms); a seq is "
+        "the signer's Unix ms",
+        r.url, r.seq, now_ms, opt_.skew_ms)));
   {
     core::MutexLock lock(&mu_);
     auto it = peers_.find(r.sender.wallet);
@@ -206,11 +213,19 @@ Result<OfferOutcome> PeerTable::Offer(std::string_view wire, int64_t now_ms) {
   p.wire = std::string(wire);
   changed_[p.record.sender.wallet] = ++changes_;
   if (peers_.size() > opt_.capacity) {
-    auto soonest = std::min_element(peers_.begin(), peers_.end(), [](const auto& a, const auto& b) {
-      return a.second.record.expiry_unix_ms < b.second.record.expiry_unix_ms;
+    // Room is made from what this node never heard answer (or saw die) first, soonest to
+    // expire first: records from gossip alone cannot push out the peers that answered.
+    auto rank = [](const Peer& p) {
+      return std::make_pair(p.state == PeerState::kAlive || p.state == PeerState::kSuspect,
+                            p.record.expiry_unix_ms);
+    };
+    auto worst = std::min_element(peers_.begin(), peers_.end(), [&](const auto& a, const auto& b) {
+      return rank(a.second) < rank(b.second);
     });
-    changed_.erase(soonest->first);
-    peers_.erase(soonest);
+    const bool evicted_new = worst->first == p.record.sender.wallet;
+    changed_.erase(worst->first);
+    peers_.erase(worst);
+    if (evicted_new) return OfferOutcome::kStale;
   }
   return known ? OfferOutcome::kNewer : OfferOutcome::kNew;
 }
@@ -277,7 +292,10 @@ std::optional<Peer> PeerTable::Get(const ledger::KeyBytes& wallet) const {
 std::vector<std::string> PeerTable::Wires(size_t max_bytes) const {
   core::MutexLock lock(&mu_);
   std::vector<std::pair<uint64_t, const Peer*>> order;
-  for (const auto& [k, p] : peers_) order.emplace_back(changed_.at(k), &p);
+  // Only the records of peers this node heard answer under their key themselves: a forged
+  // or unreachable record goes no further than the nodes it was sent to.
+  for (const auto& [k, p] : peers_)
+    if (p.state == PeerState::kAlive) order.emplace_back(changed_.at(k), &p);
   std::sort(order.begin(), order.end(),
             [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<std::string> out;

@@ -117,8 +117,10 @@ class PeerTable {
   PeerTable(const crypto::Hash& network_id, const ledger::KeyBytes& self, PeerTableOptions opt);
 
   // Verifies a record (only when it is newer than the one kept) and keeps it. InvalidArgument
-  // for a bad layout, an expired record or one that expires further ahead than the TTL
-  // allows; Corruption for a signature that does not verify.
+  // for a bad layout, an expired record, one that expires further ahead than the TTL allows
+  // or whose seq is ahead of the clock (seq is Unix ms); Corruption for a signature that does
+  // not verify. When the table is full, an unverified or dead record closest to its expiry
+  // makes room (kStale if that is the one offered).
   core::Result<OfferOutcome> Offer(std::string_view wire, int64_t now_ms) EXCLUDES(mu_);
 
   // An exchange with the node of `wallet` answered under its key, or failed.
@@ -130,7 +132,8 @@ class PeerTable {
 
   std::vector<Peer> Snapshot() const EXCLUDES(mu_);
   std::optional<Peer> Get(const ledger::KeyBytes& wallet) const EXCLUDES(mu_);
-  // Records to pass on: the most recently changed first, up to `max_bytes` of wire in all.
+  // Records to pass on: those of alive peers (heard first-hand), the most recently changed
+  // first, up to `max_bytes` of wire in all.
   std::vector<std::string> Wires(size_t max_bytes) const EXCLUDES(mu_);
   size_t size() const EXCLUDES(mu_);
 

@@ -138,6 +138,28 @@ TEST_F(NodeRecordTest, StatesMoveWithAnswersAndFailures) {
   EXPECT_EQ(table.Get(key)->state, PeerState::kUnverified);
 }
 
+TEST_F(NodeRecordTest, ASeqAheadOfTheClockIsRefused) {
+  PeerTable table(net_, a_.wallet.GetPublicKey().bytes(), {});
+  auto r = table.Offer(EncodeRecord(Record(b_, kNow + 3'600'000)), kNow);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("ahead of this node's clock"), std::string::npos);
+  EXPECT_TRUE(table.Offer(EncodeRecord(Record(b_, kNow)), kNow).has_value());
+}
+
+TEST_F(NodeRecordTest, OnlyAliveRecordsArePassedOnAndGossipCannotEvictThem) {
+  PeerTable table(net_, a_.wallet.GetPublicKey().bytes(), {.capacity = 1});
+  const auto bkey = b_.wallet.GetPublicKey().bytes();
+  ASSERT_EQ(*table.Offer(EncodeRecord(Record(b_, 1)), kNow), OfferOutcome::kNew);
+  EXPECT_TRUE(table.Wires(1 << 20).empty());  // not heard first-hand yet
+  table.Answered(bkey, kNow);
+  EXPECT_EQ(table.Wires(1 << 20).size(), 1u);
+  // A third node's record, known from gossip only, does not push the alive one out.
+  NodeKeys c('e', net_);
+  EXPECT_EQ(*table.Offer(EncodeRecord(Record(c, 1)), kNow), OfferOutcome::kStale);
+  EXPECT_TRUE(table.Get(bkey).has_value());
+  EXPECT_EQ(table.size(), 1u);
+}
+
 TEST_F(NodeRecordTest, RecordListsRoundTripAndRefuseBadLengths) {
   const std::vector<std::string> wires = {EncodeRecord(Record(a_, 1)), EncodeRecord(Record(b_, 2))};
   const std::string body = EncodeRecordList(wires);

@@ -23,6 +23,7 @@ constexpr int64_t kDelegationMs = 30LL * 24 * 3600 * 1000;
 constexpr int64_t kEnvelopeTtlMs = 60'000;
 constexpr size_t kRecordsPerExchange = 28 * 1024;  // hex doubles it; JSON bodies are <= 64 KiB
 constexpr int64_t kUnverifiedRetryMs = 10'000;
+constexpr size_t kMaxUrlsTracked = 4096;
 
 Result<bls::SecretKey> LoadOrMakeNodeKey(core::FileSystem* fs, const std::string& path) {
   auto text = core::ReadWholeFile(fs, path);
@@ -72,17 +73,19 @@ Result<std::unique_ptr<MeshService>> MeshService::Open(core::FileSystem* fs, cor
       wallet, node_key.GetPublicKey(),
       static_cast<uint64_t>(clock->NowUnixMillis() + kDelegationMs), opt.network_id);
   return std::unique_ptr<MeshService>(
-      new MeshService(clock, std::move(opt), std::move(node_key), d));
+      new MeshService(clock, std::move(opt), &wallet, std::move(node_key), d));
 }
 
-MeshService::MeshService(core::Clock* clock, MeshOptions opt, bls::SecretKey node_key,
-                         mesh::Delegation delegation)
+MeshService::MeshService(core::Clock* clock, MeshOptions opt, const bls::SecretKey* wallet,
+                         bls::SecretKey node_key, mesh::Delegation delegation)
     : clock_(clock),
       opt_(std::move(opt)),
+      wallet_(wallet),
       node_key_(std::move(node_key)),
-      delegation_(delegation),
+      wallet_key_(delegation.wallet),
+      node_pub_(delegation.node),
       gate_(opt_.network_id, clock_, {}),
-      table_(opt_.network_id, delegation_.wallet,
+      table_(opt_.network_id, wallet_key_,
              {.record_ttl_ms = opt_.record_ttl_ms, .suspect_timeout_ms = opt_.suspect_timeout_ms}),
       client_({.max_connections_per_peer = 2,
                .max_queue_per_peer = 8,
@@ -90,7 +93,20 @@ MeshService::MeshService(core::Clock* clock, MeshOptions opt, bls::SecretKey nod
                .request_timeout_ms = static_cast<int>(opt_.request_timeout_ms),
                .retries = 0,
                .max_body_bytes = 256 << 10}),
-      ticker_(clock, opt_.interval_ms) {}
+      ticker_(clock, opt_.interval_ms) {
+  core::MutexLock lock(&mu_);
+  delegation_ = delegation;
+}
+
+mesh::Delegation MeshService::DelegationLocked(int64_t now_ms) {
+  // Signed again by the wallet when half its life has passed: a node that runs for months
+  // stays in the mesh.
+  if (static_cast<int64_t>(delegation_.expiry_unix_ms) - now_ms < kDelegationMs / 2)
+    delegation_ =
+        mesh::SignDelegation(*wallet_, node_key_.GetPublicKey(),
+                             static_cast<uint64_t>(now_ms + kDelegationMs), opt_.network_id);
+  return delegation_;
+}
 
 MeshService::~MeshService() { Stop(); }
 
@@ -105,11 +121,14 @@ void MeshService::Start(const std::string& url) {
 Result<std::string> MeshService::OwnRecord(int64_t now_ms) {
   std::vector<uint64_t> prices = opt_.prices ? opt_.prices() : std::vector<uint64_t>{};
   core::MutexLock lock(&mu_);
+  const mesh::Delegation d = DelegationLocked(now_ms);
   const bool due = own_wire_.empty() || prices != own_prices_ ||
-                   now_ms - own_signed_ms_ > opt_.record_ttl_ms / 2;
+                   now_ms - own_signed_ms_ > opt_.record_ttl_ms / 2 ||
+                   d.expiry_unix_ms != own_delegation_expiry_;
   if (!due) return own_wire_;
   mesh::NodeRecord r;
-  r.sender = delegation_;
+  r.sender = d;
+  own_delegation_expiry_ = d.expiry_unix_ms;
   r.seq = std::max<uint64_t>(own_seq_ + 1, static_cast<uint64_t>(now_ms));
   r.expiry_unix_ms = static_cast<uint64_t>(now_ms + opt_.record_ttl_ms);
   r.url = url_;
@@ -132,9 +151,13 @@ Result<json> MeshService::ExchangeBody(int64_t now_ms) {
   for (auto& w : table_.Wires(kRecordsPerExchange - own.size())) wires.push_back(std::move(w));
   DFRP_ASSIGN_OR_RETURN(
       mesh::Envelope e,
-      mesh::SignEnvelope(delegation_, node_key_, std::string(mesh::kExchangeKind),
-                         mesh::EncodeRecordList(wires),
-                         static_cast<uint64_t>(now_ms + kEnvelopeTtlMs), opt_.network_id));
+      mesh::SignEnvelope(
+          [&] {
+            core::MutexLock lock(&mu_);
+            return DelegationLocked(now_ms);
+          }(),
+          node_key_, std::string(mesh::kExchangeKind), mesh::EncodeRecordList(wires),
+          static_cast<uint64_t>(now_ms + kEnvelopeTtlMs), opt_.network_id));
   return json{{"network", core::ToHex(std::string_view(
                               reinterpret_cast<const char*>(opt_.network_id.data()), 32))},
               {"envelope", core::ToHex(mesh::EncodeEnvelope(e))}};
@@ -199,10 +222,13 @@ Result<json> MeshService::HandleExchange(const std::string& request) {
                     mesh::kExchangeKind)));
   const int64_t now = clock_->NowUnixMillis();
   TakeRecords(e, now);
-  DFRP_ASSIGN_OR_RETURN(json answer, ExchangeBody(now));
+  auto answer = ExchangeBody(now);
+  if (!answer)  // this node's fault, not the peer's
+    return Err(Status::Internal(
+        fmt::format("this node could not sign its answer: {}", answer.error().message())));
   core::MutexLock lock(&mu_);
   ++exchanges_served_;
-  return answer;
+  return std::move(*answer);
 }
 
 void MeshService::TakeAnswer(const std::string& url,
@@ -229,8 +255,14 @@ void MeshService::TakeAnswer(const std::string& url,
   if (e->kind != mesh::kExchangeKind) return fail("an answer of kind " + e->kind);
   TakeRecords(*e, now);
   if (expected) {
-    // It must answer under the key of the record that named this URL.
+    // It must answer under the key of the record that named this URL, and that record (its
+    // answer may have brought a newer one) must still name this URL.
     auto peer = table_.Get(*expected);
+    if (peer && peer->record.url != url) {
+      core::MutexLock lock(&mu_);
+      ++exchanges_ok_;  // it answered; its new URL must answer for itself
+      return;
+    }
     if (e->sender.wallet != *expected || !peer || peer->record.sender.node != e->sender.node) {
       {
         core::MutexLock lock(&mu_);
@@ -274,26 +306,38 @@ void MeshService::Tick() {
     });
     if (!known_alive) targets.push_back({u, std::nullopt});
   }
-  std::vector<const mesh::Peer*> candidates;
+  // Peers that answered (alive, suspect) fill the fanout; of the others (a URL not yet heard
+  // under its key, a dead peer) at most one a round, and each URL at most every 10 s however
+  // many records name it: forged records cannot make this node call an address often.
+  std::vector<const mesh::Peer*> known, unheard;
   for (const auto& p : peers) {
     if (p.record.url == self_url) continue;
-    // A URL not yet heard under its key, or a dead peer, is tried only now and then.
-    if ((p.state == mesh::PeerState::kUnverified || p.state == mesh::PeerState::kDead) &&
-        now - p.last_attempt_ms < kUnverifiedRetryMs)
-      continue;
-    candidates.push_back(&p);
+    if (p.state == mesh::PeerState::kAlive || p.state == mesh::PeerState::kSuspect)
+      known.push_back(&p);
+    else
+      unheard.push_back(&p);
   }
   {
     core::MutexLock lock(&mu_);
-    for (size_t i = candidates.size(); i > 1; --i) {  // a partial Fisher-Yates shuffle
-      rng_ ^= rng_ << 13;
-      rng_ ^= rng_ >> 7;
-      rng_ ^= rng_ << 17;
-      std::swap(candidates[i - 1], candidates[rng_ % i]);
+    for (auto* list : {&known, &unheard})
+      for (size_t i = list->size(); i > 1; --i) {  // a Fisher-Yates shuffle
+        rng_ ^= rng_ << 13;
+        rng_ ^= rng_ >> 7;
+        rng_ ^= rng_ << 17;
+        std::swap((*list)[i - 1], (*list)[rng_ % i]);
+      }
+    std::erase_if(url_tried_,
+                  [&](const auto& kv) { return now - kv.second >= kUnverifiedRetryMs; });
+    for (const mesh::Peer* p : unheard) {
+      if (url_tried_.contains(p->record.url)) continue;
+      if (url_tried_.size() >= kMaxUrlsTracked) break;
+      url_tried_[p->record.url] = now;
+      targets.push_back({p->record.url, p->record.sender.wallet});
+      break;
     }
   }
-  for (size_t i = 0; i < candidates.size() && i < opt_.fanout; ++i)
-    targets.push_back({candidates[i]->record.url, candidates[i]->record.sender.wallet});
+  for (size_t i = 0; i < known.size() && i < opt_.fanout; ++i)
+    targets.push_back({known[i]->record.url, known[i]->record.sender.wallet});
   if (targets.empty()) return;
   auto body = ExchangeBody(now);
   if (!body) {
@@ -310,6 +354,9 @@ void MeshService::Tick() {
     req.target = "/v1/mesh/exchange";
     req.headers = {{"Content-Type", "application/json"}};
     req.body = text;
+    // A URL learnt from gossip is called only at an IP address: a name would be looked up,
+    // and a name whose DNS never answers would hold up every call.
+    req.numeric_host = t.wallet.has_value();
     client_.Send(std::move(req), [this, url = t.url, wallet = t.wallet](Result<HttpResponse> r) {
       TakeAnswer(url, wallet, std::move(r));
     });
@@ -332,7 +379,7 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
   };
   std::vector<Candidate> all;
   {
-    auto key = ledger::KeyFrom(delegation_.wallet);
+    auto key = ledger::KeyFrom(wallet_key_);
     core::MutexLock lock(&mu_);
     all.push_back({key ? wallet::AddressOf(*key) : "", url_, "self", opt_.vector, own_prices_,
                    opt_.policy_version, 1.0, true});
@@ -472,10 +519,11 @@ json MeshService::Json() const {
   json drops = json::object();
   for (size_t d = 0; d < mesh::kDropKinds; ++d)
     drops[mesh::DropName(static_cast<mesh::Drop>(d))] = gate_.dropped(static_cast<mesh::Drop>(d));
-  auto key = ledger::KeyFrom(delegation_.wallet);
+  auto key = ledger::KeyFrom(wallet_key_);
   core::MutexLock lock(&mu_);
   return json{{"address", key ? wallet::AddressOf(*key) : ""},
-              {"node_key", KeyHex(delegation_.node)},
+              {"node_key", KeyHex(node_pub_)},
+              {"delegation_expires_unix_ms", delegation_.expiry_unix_ms},
               {"url", url_},
               {"seq", own_seq_},
               {"bootstrap", opt_.bootstrap},

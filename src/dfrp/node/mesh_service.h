@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -64,7 +65,8 @@ struct MeshOptions {
 
 class MeshService {
  public:
-  // Reads or makes STATE_DIR/node.key and signs the node key's delegation with `wallet`.
+  // Reads or makes STATE_DIR/node.key and signs the node key's delegation with `wallet`
+  // (kept, to sign it again before it expires: it must outlive the service).
   static core::Result<std::unique_ptr<MeshService>> Open(core::FileSystem* fs, core::Clock* clock,
                                                          const std::string& state_dir,
                                                          const crypto::bls::SecretKey& wallet,
@@ -104,8 +106,10 @@ class MeshService {
   const mesh::PeerTable& table() const { return table_; }
 
  private:
-  MeshService(core::Clock* clock, MeshOptions opt, crypto::bls::SecretKey node_key,
-              mesh::Delegation delegation);
+  MeshService(core::Clock* clock, MeshOptions opt, const crypto::bls::SecretKey* wallet,
+              crypto::bls::SecretKey node_key, mesh::Delegation delegation);
+  // The wallet's delegation of the node key, signed again when half its life has passed.
+  mesh::Delegation DelegationLocked(int64_t now_ms) REQUIRES(mu_);
   void Tick() EXCLUDES(mu_);
   // This node's record, signed again when due.
   core::Result<std::string> OwnRecord(int64_t now_ms) EXCLUDES(mu_);
@@ -124,13 +128,16 @@ class MeshService {
 
   core::Clock* const clock_;
   const MeshOptions opt_;
+  const crypto::bls::SecretKey* const wallet_;  // the node's; outlives this service
   const crypto::bls::SecretKey node_key_;
-  const mesh::Delegation delegation_;
+  const ledger::KeyBytes wallet_key_, node_pub_;
   mesh::EnvelopeGate gate_;
   mesh::PeerTable table_;
 
   mutable core::Mutex mu_;
   std::string url_ GUARDED_BY(mu_);
+  mesh::Delegation delegation_ GUARDED_BY(mu_);
+  uint64_t own_delegation_expiry_ GUARDED_BY(mu_) = 0;
   std::string own_wire_ GUARDED_BY(mu_);
   uint64_t own_seq_ GUARDED_BY(mu_) = 0;
   int64_t own_signed_ms_ GUARDED_BY(mu_) = 0;
@@ -142,6 +149,8 @@ class MeshService {
   uint64_t wrong_key_ GUARDED_BY(mu_) = 0;  // URLs that answered under another key
   std::string last_error_ GUARDED_BY(mu_);
   uint64_t rng_ GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ull;
+  // URLs of records not heard first-hand, and when this node last called each.
+  std::map<std::string, int64_t> url_tried_ GUARDED_BY(mu_);
   // Its callbacks use the members above: destroyed (waiting for them) before those.
   PeerClient client_;
   Ticker ticker_;  // last: stopped before the members its thread uses go

@@ -207,6 +207,13 @@ void Node::StartMesh(const std::string& bound_url) {
   if (!mesh_) return;
   const std::string& url =
       opt_.config.advertise_url.empty() ? bound_url : opt_.config.advertise_url;
+  if (url.starts_with("http://0.0.0.0:") || url.starts_with("http://[::]:")) {
+    notices_.push_back(fmt::format(
+        "mesh: NOT joining: the API listens on every address ({}), so peers cannot be told "
+        "where to reach this node: set ADVERTISE_URL (such as http://10.0.0.4:7480)",
+        url));
+    return;
+  }
   mesh_->Start(url);
   notices_.push_back(fmt::format("mesh: node key {}…, reachable at {}, {} bootstrap peers",
                                  mesh_->Json()["node_key"].get<std::string>().substr(0, 16), url,

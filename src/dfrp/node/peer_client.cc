@@ -270,7 +270,11 @@ struct PeerClient::Impl {
     peer->active.insert(conn.get());
     if (!reused) {
       tcp::resolver resolver(peer->strand);
-      auto [rec, endpoints] = co_await resolver.async_resolve(peer->host, peer->port, kTuple);
+      auto [rec, endpoints] = co_await resolver.async_resolve(
+          peer->host, peer->port,
+          p->req.numeric_host ? tcp::resolver::numeric_host | tcp::resolver::numeric_service
+                              : tcp::resolver::flags(),
+          kTuple);
       if (rec) {
         failure = "resolving the host: " + rec.message();
       } else {

@@ -48,6 +48,8 @@ struct PeerRequest {
   std::string body;
   // Safe to send twice (see the file comment); GET and HEAD always are.
   bool idempotent = false;
+  // The host must be an IP address (no name lookup; a name fails at once, Unavailable).
+  bool numeric_host = false;
 };
 
 struct PeerClientOptions {
