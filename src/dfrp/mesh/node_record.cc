@@ -145,6 +145,10 @@ Result<NodeRecord> DecodeRecord(std::string_view wire) {
 
 Status VerifyRecord(const NodeRecord& r, const crypto::Hash& network_id, int64_t now_ms) {
   DFRP_RETURN_IF_ERROR(VerifyDelegation(r.sender, network_id, now_ms));
+  return VerifyRecordSignature(r, network_id);
+}
+
+Status VerifyRecordSignature(const NodeRecord& r, const crypto::Hash& network_id) {
   DFRP_ASSIGN_OR_RETURN(auto key, ledger::KeyFrom(r.sender.node));
   DFRP_ASSIGN_OR_RETURN(auto sig, ledger::SigFrom(r.signature));
   if (!bls::Verify(key, core::AsBytes(RecordSigningBytes(r, network_id)), sig).ok())
@@ -198,8 +202,23 @@ Result<OfferOutcome> PeerTable::Offer(std::string_view wire, int64_t now_ms) {
     auto it = peers_.find(r.sender.wallet);
     if (it != peers_.end() && it->second.record.seq >= r.seq) return OfferOutcome::kStale;
   }
-  DFRP_RETURN_IF_ERROR(VerifyRecord(r, network_id_, now_ms));  // outside the lock: slow
+  // Outside the lock: slow. A delegation verified before (the same wallet's next record) is
+  // not checked again until it expires.
+  const crypto::Hash dh = crypto::Sha256Of(EncodeDelegation(r.sender));
+  const std::string dkey(ledger::wire::View(dh));
+  bool delegation_known = false;
+  {
+    core::MutexLock lock(&mu_);
+    auto d = delegations_.find(dkey);
+    delegation_known = d != delegations_.end() && d->second > now_ms;
+  }
+  if (!delegation_known) DFRP_RETURN_IF_ERROR(VerifyDelegation(r.sender, network_id_, now_ms));
+  DFRP_RETURN_IF_ERROR(VerifyRecordSignature(r, network_id_));
   core::MutexLock lock(&mu_);
+  if (!delegation_known) {
+    if (delegations_.size() >= 4096) delegations_.clear();
+    delegations_[dkey] = WireMs(r.sender.expiry_unix_ms);
+  }
   auto it = peers_.find(r.sender.wallet);
   if (it != peers_.end() && it->second.record.seq >= r.seq) return OfferOutcome::kStale;
   const bool known = it != peers_.end();

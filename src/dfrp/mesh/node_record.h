@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "dfrp/core/status.h"
@@ -71,6 +72,9 @@ core::Result<NodeRecord> DecodeRecord(std::string_view wire);
 // The delegation (VerifyDelegation) and the node key's signature; Corruption when either
 // does not verify, InvalidArgument for an expired delegation.
 core::Status VerifyRecord(const NodeRecord& r, const crypto::Hash& network_id, int64_t now_ms);
+// The node key's signature alone (the delegation checked elsewhere): Corruption when it does
+// not verify.
+core::Status VerifyRecordSignature(const NodeRecord& r, const crypto::Hash& network_id);
 
 // How a node it knows looks to this node.
 enum class PeerState : uint8_t {
@@ -145,6 +149,8 @@ class PeerTable {
   std::map<ledger::KeyBytes, Peer> peers_ GUARDED_BY(mu_);        // by wallet key
   std::map<ledger::KeyBytes, uint64_t> changed_ GUARDED_BY(mu_);  // wallet → change number
   uint64_t changes_ GUARDED_BY(mu_) = 0;
+  // Delegations verified: their hash → their expiry.
+  std::unordered_map<std::string, int64_t> delegations_ GUARDED_BY(mu_);
 };
 
 // An exchange's body (envelope kind kExchangeKind): u16 n ‖ n × (u32 length ‖ record).

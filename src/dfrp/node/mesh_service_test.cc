@@ -1,0 +1,109 @@
+#include "dfrp/node/mesh_service.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "dfrp/core/bytes.h"
+#include "dfrp/economy/policy.h"
+#include "dfrp/mesh/test_keys.h"
+
+namespace dfrp::node {
+namespace {
+
+namespace bls = crypto::bls;
+
+bls::SecretKey Key(char seed) { return mesh::TestKey(seed); }
+
+constexpr int64_t kDayMs = 86'400'000;
+
+class MeshServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/dfrp-mesh-service-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto p = economy::LoadEconomicPolicy(core::DefaultFileSystem(), "", dir_);
+    ASSERT_TRUE(p.has_value()) << p.error().ToString();
+    policy_ = *p;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // An exchange request from another node (its wallet `seed`), signed at the clock's now.
+  std::string PeerExchange(char seed) {
+    const int64_t now = clock_.NowUnixMillis();
+    const bls::SecretKey wallet = Key(seed), node = Key(static_cast<char>(seed + 1));
+    const mesh::Delegation d = mesh::SignDelegation(
+        wallet, node.GetPublicKey(), static_cast<uint64_t>(now + kDayMs), policy_.network_id);
+    mesh::NodeRecord r;
+    r.sender = d;
+    r.seq = static_cast<uint64_t>(now);
+    r.expiry_unix_ms = static_cast<uint64_t>(now + 60'000);
+    r.url = "http://127.0.0.1:9";
+    r.roles = mesh::kRoleStorage;
+    EXPECT_TRUE(mesh::SignRecord(&r, node, policy_.network_id).ok());
+    auto e = mesh::SignEnvelope(d, node, std::string(mesh::kExchangeKind),
+                                mesh::EncodeRecordList({mesh::EncodeRecord(r)}),
+                                static_cast<uint64_t>(now + 60'000), policy_.network_id);
+    EXPECT_TRUE(e.has_value());
+    return nlohmann::json{{"network", core::ToHex(policy_.network_id)},
+                          {"envelope", core::ToHex(mesh::EncodeEnvelope(*e))}}
+        .dump();
+  }
+
+  // The delegation expiry in this node's answer to an exchange.
+  uint64_t AnswerDelegationExpiry(MeshService& m, char peer_seed) {
+    auto answer = m.HandleExchange(PeerExchange(peer_seed));
+    EXPECT_TRUE(answer.has_value()) << answer.error().ToString();
+    if (!answer) return 0;
+    auto bytes = core::FromHex((*answer)["envelope"].get<std::string>());
+    auto e = mesh::DecodeEnvelope(*bytes);
+    EXPECT_TRUE(e.has_value());
+    auto list = mesh::DecodeRecordList(e->body);
+    auto own = mesh::DecodeRecord((*list)[0]);
+    EXPECT_EQ(own->sender.expiry_unix_ms, e->sender.expiry_unix_ms);  // its record's too
+    EXPECT_TRUE(mesh::VerifyRecord(*own, policy_.network_id, clock_.NowUnixMillis()).ok());
+    return e->sender.expiry_unix_ms;
+  }
+
+  std::string dir_;
+  economy::EconomicPolicy policy_;
+  core::ManualClock clock_{1'800'000'000'000};
+};
+
+TEST_F(MeshServiceTest, TheWalletSignsTheDelegationAgainAtHalfItsLife) {
+  const bls::SecretKey wallet = Key('w');
+  MeshOptions mo;
+  mo.policy = &policy_;
+  mo.network_id = policy_.network_id;
+  mo.vector = {1.0f, 0.0f};
+  mo.interval_ms = 3'600'000;  // no round during the test
+  auto m = MeshService::Open(core::DefaultFileSystem(), &clock_, dir_, wallet, mo);
+  ASSERT_TRUE(m.has_value()) << m.error().ToString();
+  (*m)->Start("http://127.0.0.1:7999");
+  const int64_t t0 = clock_.NowUnixMillis();
+  EXPECT_EQ(AnswerDelegationExpiry(**m, 'a'), static_cast<uint64_t>(t0 + 30 * kDayMs));
+  clock_.AdvanceMillis(14 * kDayMs);  // before half its life: the same delegation
+  EXPECT_EQ(AnswerDelegationExpiry(**m, 'c'), static_cast<uint64_t>(t0 + 30 * kDayMs));
+  clock_.AdvanceMillis(2 * kDayMs);  // past half: signed again, and the record with it
+  EXPECT_EQ(AnswerDelegationExpiry(**m, 'e'), static_cast<uint64_t>(t0 + 46 * kDayMs));
+  (*m)->Stop();
+}
+
+TEST_F(MeshServiceTest, ANodeKeyFileOfAnotherShapeStopsTheStart) {
+  std::ofstream(dir_ + "/node.key") << "not hex\n";
+  const bls::SecretKey wallet = Key('w');
+  MeshOptions mo;
+  mo.policy = &policy_;
+  mo.network_id = policy_.network_id;
+  auto m = MeshService::Open(core::DefaultFileSystem(), &clock_, dir_, wallet, mo);
+  ASSERT_FALSE(m.has_value());
+  EXPECT_TRUE(m.error().IsCorruption());
+  EXPECT_NE(m.error().message().find("move it aside"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dfrp::node
