@@ -258,11 +258,6 @@ void MeshService::TakeAnswer(const std::string& url,
     // It must answer under the key of the record that named this URL, and that record (its
     // answer may have brought a newer one) must still name this URL.
     auto peer = table_.Get(*expected);
-    if (peer && peer->record.url != url) {
-      core::MutexLock lock(&mu_);
-      ++exchanges_ok_;  // it answered; its new URL must answer for itself
-      return;
-    }
     if (e->sender.wallet != *expected || !peer || peer->record.sender.node != e->sender.node) {
       {
         core::MutexLock lock(&mu_);
@@ -272,7 +267,8 @@ void MeshService::TakeAnswer(const std::string& url,
                               KeyHex(e->sender.wallet).substr(0, 16),
                               KeyHex(*expected).substr(0, 16)));
     }
-    table_.Answered(*expected, now);
+    // Its answer brought a record with another URL: that URL must answer for itself.
+    if (peer->record.url == url) table_.Answered(*expected, now);
   } else {
     // A bootstrap URL: whoever answers there is the peer it names, if its record says so.
     auto peer = table_.Get(e->sender.wallet);
