@@ -44,16 +44,11 @@ Result<bls::SecretKey> LoadOrMakeNodeKey(core::FileSystem* fs, const std::string
   DFRP_ASSIGN_OR_RETURN(bls::SecretKey key, bls::SecretKey::Generate());
   std::array<uint8_t, bls::kSecretKeySize> raw{};
   key.ExportTo(raw);
-  std::string hex =
-      core::ToHex(std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
+  std::string hex = core::ToHex(raw);
   raw.fill(0);
   DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(fs, path, hex + "\n", /*private_mode=*/true));
   std::fill(hex.begin(), hex.end(), '0');
   return key;
-}
-
-std::string KeyHex(const ledger::KeyBytes& k) {
-  return core::ToHex(std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
 }
 
 }  // namespace
@@ -158,8 +153,7 @@ Result<json> MeshService::ExchangeBody(int64_t now_ms) {
           }(),
           node_key_, std::string(mesh::kExchangeKind), mesh::EncodeRecordList(wires),
           static_cast<uint64_t>(now_ms + kEnvelopeTtlMs), opt_.network_id));
-  return json{{"network", core::ToHex(std::string_view(
-                              reinterpret_cast<const char*>(opt_.network_id.data()), 32))},
+  return json{{"network", core::ToHex(opt_.network_id)},
               {"envelope", core::ToHex(mesh::EncodeEnvelope(e))}};
 }
 
@@ -198,8 +192,7 @@ Result<std::string> EnvelopeOf(const json& j, const crypto::Hash& network_id) {
       !j.contains("network") || !j["network"].is_string())
     return Err(Status::InvalidArgument(
         "a mesh exchange is a JSON object with \"network\" and \"envelope\" (hex)"));
-  const std::string mine =
-      core::ToHex(std::string_view(reinterpret_cast<const char*>(network_id.data()), 32));
+  const std::string mine = core::ToHex(network_id);
   if (j["network"].get<std::string>() != mine)
     return Err(Status::InvalidArgument(fmt::format(
         "another network: this node's network id (the SHA-256 of its economic.toml's genesis) is "
@@ -264,8 +257,8 @@ void MeshService::TakeAnswer(const std::string& url,
         ++wrong_key_;
       }
       return fail(fmt::format("answered under wallet {}…, not the record's {}…",
-                              KeyHex(e->sender.wallet).substr(0, 16),
-                              KeyHex(*expected).substr(0, 16)));
+                              core::ToHex(e->sender.wallet).substr(0, 16),
+                              core::ToHex(*expected).substr(0, 16)));
     }
     // Its answer brought a record with another URL: that URL must answer for itself.
     if (peer->record.url == url) table_.Answered(*expected, now);
@@ -383,7 +376,7 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
   if (all[0].prices.empty() && opt_.prices) all[0].prices = opt_.prices();
   for (const mesh::Peer& peer : table_.Snapshot()) {
     auto key = ledger::KeyFrom(peer.record.sender.wallet);
-    all.push_back({key ? wallet::AddressOf(*key) : KeyHex(peer.record.sender.wallet),
+    all.push_back({key ? wallet::AddressOf(*key) : core::ToHex(peer.record.sender.wallet),
                    peer.record.url, mesh::PeerStateName(peer.state), peer.record.vector,
                    peer.record.prices, peer.record.policy_version, peer.Uptime(), false});
   }
@@ -490,8 +483,8 @@ json MeshService::PeersJson() const {
     if (r.roles & mesh::kRoleCompute) roles.push_back("compute");
     auto key = ledger::KeyFrom(r.sender.wallet);
     peers.push_back(
-        {{"address", key ? wallet::AddressOf(*key) : KeyHex(r.sender.wallet)},
-         {"node_key", KeyHex(r.sender.node)},
+        {{"address", key ? wallet::AddressOf(*key) : core::ToHex(r.sender.wallet)},
+         {"node_key", core::ToHex(r.sender.node)},
          {"url", r.url},
          {"state", mesh::PeerStateName(p.state)},
          {"roles", roles},
@@ -518,7 +511,7 @@ json MeshService::Json() const {
   auto key = ledger::KeyFrom(wallet_key_);
   core::MutexLock lock(&mu_);
   return json{{"address", key ? wallet::AddressOf(*key) : ""},
-              {"node_key", KeyHex(node_pub_)},
+              {"node_key", core::ToHex(node_pub_)},
               {"delegation_expires_unix_ms", delegation_.expiry_unix_ms},
               {"url", url_},
               {"seq", own_seq_},
