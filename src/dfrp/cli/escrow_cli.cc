@@ -128,24 +128,25 @@ Result<std::pair<ledger::KeyBytes, ledger::SigBytes>> AskAcceptance(
   return std::make_pair(key.bytes(), s);
 }
 
+}  // namespace
+
 // Has the committee certify an escrow_open or read_escrow_open (`tmpl`: its kind and terms)
-// of `amount` at the --wallet's next sequence number, once the provider accepted it. The
+// of `amount` at the wallet's next sequence number, once the provider accepted it. The
 // certificate's JSON with the "escrow_id" and the "provider" added.
 Result<json> CertifyEscrowOpen(core::FileSystem* fs, const economy::EconomicPolicy& p,
-                               const EscrowCommands& c, uint64_t amount,
+                               const OpenedWallet& w, const OrderFlags& order,
+                               const std::string& provider_url, uint64_t amount,
                                const ledger::Order& tmpl) {
-  DFRP_ASSIGN_OR_RETURN(OpenedWallet w,
-                        OpenWalletForOrders(fs, c.order.wallet, c.order.passphrase_file));
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   const bool read = tmpl.kind == ledger::OrderKind::kReadEscrowOpen;
   std::string provider;
   DFRP_ASSIGN_OR_RETURN(
       json out,
-      CertifyNewOrder(fs, p, client, w, c.order, read ? "read escrow" : "escrow", amount,
+      CertifyNewOrder(fs, p, client, w, order, read ? "read escrow" : "escrow", amount,
                       [&](uint64_t seq) -> Result<ledger::Order> {
                         DFRP_ASSIGN_OR_RETURN(
                             auto accepted,
-                            AskAcceptance(c.provider_url, read ? "read" : "storage", w.address, seq,
+                            AskAcceptance(provider_url, read ? "read" : "storage", w.address, seq,
                                           amount,
                                           read ? ledger::EncodeReadTerms(tmpl.escrow.read)
                                                : ledger::EncodeTerms(tmpl.escrow.terms),
@@ -160,7 +161,7 @@ Result<json> CertifyEscrowOpen(core::FileSystem* fs, const economy::EconomicPoli
                         o.seq = seq;
                         o.epoch = client.epoch();  // learnt by CertifyNewOrder before it calls this
                         DFRP_RETURN_IF_ERROR(ledger::VerifyAcceptance(o, p.network_id)
-                                                 .WithContext("the provider " + c.provider_url));
+                                                 .WithContext("the provider " + provider_url));
                         provider = ledger::AddressOfKey(accepted.first);
                         return o;
                       }));
@@ -168,6 +169,16 @@ Result<json> CertifyEscrowOpen(core::FileSystem* fs, const economy::EconomicPoli
       core::ToHex(ledger::EscrowId(w.key->GetPublicKey().bytes(), out["seq"].get<uint64_t>()));
   out["provider"] = provider;
   return out;
+}
+
+namespace {
+
+Result<json> CertifyEscrowOpen(core::FileSystem* fs, const economy::EconomicPolicy& p,
+                               const EscrowCommands& c, uint64_t amount,
+                               const ledger::Order& tmpl) {
+  DFRP_ASSIGN_OR_RETURN(OpenedWallet w,
+                        OpenWalletForOrders(fs, c.order.wallet, c.order.passphrase_file));
+  return CertifyEscrowOpen(fs, p, w, c.order, c.provider_url, amount, tmpl);
 }
 
 json ViewJson(const economy::EconomicPolicy& p, const ledger::EscrowView& v, int64_t now_ms) {

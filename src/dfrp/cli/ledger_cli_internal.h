@@ -57,6 +57,16 @@ core::Result<nlohmann::json> CertifyNewOrder(
     const OpenedWallet& w, const OrderFlags& f, std::string_view what, uint64_t amount,
     const std::function<core::Result<ledger::Order>(uint64_t seq)>& build);
 
+// Asks the provider at `provider_url` to accept an escrow_open or read_escrow_open (`tmpl`: its
+// kind and terms) of `amount`, then has the committee certify it at the wallet's next sequence
+// number (escrow_cli.cc; dfrp-mesh put and repair open theirs with it). The certificate's JSON
+// with "escrow_id" and "provider" (the provider's address) added.
+core::Result<nlohmann::json> CertifyEscrowOpen(core::FileSystem* fs,
+                                               const economy::EconomicPolicy& p,
+                                               const OpenedWallet& w, const OrderFlags& order,
+                                               const std::string& provider_url, uint64_t amount,
+                                               const ledger::Order& tmpl);
+
 // `dfrp-ledger escrow open|status|list|refund` (escrow_cli.cc).
 // dfrp-ledger epoch-change (epoch_cli.cc).
 struct EpochChangeFlags {

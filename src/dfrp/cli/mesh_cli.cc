@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "dfrp/cli/mesh_store.h"
 #include "dfrp/cli/request_flags.h"
 #include "dfrp/core/config.h"
 #include "dfrp/core/version.h"
+#include "dfrp/ledger/client.h"
 #include "dfrp/node/client.h"
 
 namespace dfrp::cli {
@@ -22,6 +24,7 @@ namespace {
 
 struct MeshGlobals {
   std::string config;
+  std::string node;  // --node URL: ask this node instead of the config's dfrpd
   bool json = false;
   bool quiet = false;
 };
@@ -126,7 +129,7 @@ int Fail(const Status& s) {
 
 }  // namespace
 
-int RunMeshCli(int argc, char** argv, core::FileSystem* fs) {
+int RunMeshCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock) {
   CLI::App app{"dfrp-mesh: the mesh as this node's dfrpd sees it", "dfrp-mesh"};
   app.require_subcommand(1);
   app.fallthrough();
@@ -146,6 +149,42 @@ int RunMeshCli(int argc, char** argv, core::FileSystem* fs) {
   AddRequestOptions(offers, &rf);
   offers->add_option("--k", k, "how many offers (1 to 1000, default 3)")
       ->check(CLI::Range(1, 1000));
+  app.add_option("--node", g.node,
+                 "ask the dfrpd at this URL (http://host:port) instead of the config's");
+  MeshStoreFlags sf;
+  app.add_option("--policy", sf.policy,
+                 "the committee's economic.toml (put, status, repair); default the config's "
+                 "ECONOMIC_POLICY");
+  app.add_option("--puts-dir", sf.puts_dir,
+                 "where put manifests are kept; default STATE_DIR/puts of the config");
+  auto wallet_opts = [&](CLI::App* c) {
+    c->add_option("--wallet", sf.wallet, "the paying wallet file")->required();
+    c->add_option("--passphrase-file", sf.passphrase_file,
+                  "the wallet's passphrase (default $DFRP_PASSPHRASE, else a prompt)");
+  };
+  auto* put = app.add_subcommand(
+      "put", "store FILE as --replicas paid copies on distinct nodes; prints the put id");
+  put->add_option("FILE", sf.file, "the file to store")->required();
+  wallet_opts(put);
+  put->add_option("--replicas", sf.replicas, "copies on distinct nodes (1 to 16, default 2)");
+  put->add_option("--max-fee", sf.max_fee, "the most one copy's whole contract may cost")
+      ->required();
+  put->add_option("--periods", sf.periods, "proof periods paid for (the policy's period length)")
+      ->required();
+  put->add_option("--vector", sf.vector,
+                  "the file's place in the vector space (comma-separated numbers): nearest "
+                  "nodes first");
+  auto* get = app.add_subcommand("get", "read a put from any live copy, verified");
+  get->add_option("ID", sf.id, "the put id")->required();
+  get->add_option("-o,--output", sf.output, "write here (atomically) instead of standard output");
+  auto* status = app.add_subcommand("status", "each copy of a put: node, copy, escrow");
+  status->add_option("ID", sf.id, "the put id")->required();
+  auto* repair = app.add_subcommand(
+      "repair",
+      "re-create the copies whose node died or failed its audits (every put of the "
+      "wallet without ID)");
+  repair->add_option("ID", sf.id, "the put id");
+  wallet_opts(repair);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -158,15 +197,39 @@ int RunMeshCli(int argc, char** argv, core::FileSystem* fs) {
   copt.require_drives = false;
   auto cfg = core::LoadConfig(copt);
   if (!cfg) return Fail(cfg.error());
-  auto daemon = node::FindDaemon(fs, cfg->state_dir);
-  if (!daemon) return Fail(daemon.error());
-  if (!*daemon)
-    return Fail(Status::NotFound(fmt::format(
-        "no dfrpd serves {} (the mesh lives in the running node): start dfrpd with this config",
-        cfg->state_dir)));
-  MeshApi api(**daemon);
+  node::DaemonInfo info;
+  if (!g.node.empty()) {
+    info.url = g.node;
+    auto hp = ledger::HostPortOfUrl(g.node);
+    if (!hp) return Fail(Status::InvalidArgument("--node: " + hp.error().message()));
+    info.api_addr = *hp;
+  } else {
+    auto daemon = node::FindDaemon(fs, cfg->state_dir);
+    if (!daemon) return Fail(daemon.error());
+    if (!*daemon)
+      return Fail(Status::NotFound(fmt::format(
+          "no dfrpd serves {} (the mesh lives in the running node): start dfrpd with this "
+          "config, or give --node URL",
+          cfg->state_dir)));
+    info = **daemon;
+  }
+  sf.node = info;
+  sf.clock = clock;
+  sf.config = g.config;
+  sf.json = g.json;
+  sf.quiet = g.quiet;
+  if (sf.puts_dir.empty()) sf.puts_dir = core::JoinPath(cfg->state_dir, "puts");
+  MeshApi api(info);
   Status s;
-  if (*node_cmd)
+  if (*put)
+    s = MeshPut(fs, sf);
+  else if (*get)
+    s = MeshGet(fs, sf);
+  else if (*status)
+    s = MeshStatus(fs, sf);
+  else if (*repair)
+    s = MeshRepair(fs, sf);
+  else if (*node_cmd)
     s = CmdNode(g, api);
   else if (*peers)
     s = CmdPeers(g, api);

@@ -1,0 +1,199 @@
+"""Replicated paid storage across real dfrpd processes (issue 15, item 5): dfrp-mesh put, get,
+status and repair.
+
+Usage: mesh_store_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_MESH
+
+- A committee of one authority; three storage nodes with wallets (PA, PB, PC) join a mesh.
+- `dfrp-mesh put` asks PA for offers and stores a file as two copies on distinct nodes, each
+  paid by its own certified escrow at the offer's price; the manifest names both.
+- `get` reads it back verified; `status` shows two sound copies; each copy's provider is
+  paid for a proof period by itself (a certified release, the owner's margin taken).
+- kill -9 of a node holding a copy: once PA sees it dead, `status` says the copy needs
+  repair, `get` still reads the file from the other copy, and `repair` re-creates the copy on
+  the one node that holds none, with a new escrow for the periods left.
+- Bad input: a --max-fee below every offer exits 7 naming the cheapest; an unknown put id
+  exits 4; a manifest whose roots were changed makes `get` exit 3 (no copy matches), nothing
+  written; more replicas than live nodes stores what it can and exits 7 naming `repair`.
+- After every step the authority's balances and escrows sum to the supply.
+"""
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import *  # noqa: E402,F401,F403
+from ledger_daemon_test import clean_env, committee_with_storage, tool  # noqa: E402
+
+LEDGER, WALLET, MESH = sys.argv[3], sys.argv[4], sys.argv[5]
+PERIOD = 6
+
+
+def main():
+    wenv = clean_env({"DFRP_PASSPHRASE": "pw", "DFRP_KDF_PROFILE": "test"})
+    addr, policy, auths = committee_with_storage(
+        WALLET, LEDGER, wenv, ("alice", "owner", "pa", "pb", "pc"), 1,
+        {"period_seconds": PERIOD, "challenges_per_period": 2, "answer_window_seconds": 3,
+         "grace_seconds": 2, "max_skew_ms": 200, "beacon_slot_seconds": 1})
+    auth = auths[0]
+    # The providers' copy of the policy: the same network, committee and version, with fast
+    # gossip and a storage floor high enough that a small file's contract costs more than a
+    # base unit.
+    mesh_policy = os.path.join(T, "mesh-economic.toml")
+    with open(policy) as f, open(mesh_policy, "w") as g:
+        g.write(f.read() + "\n[gossip]\ninterval_ms = 200\nsuspect_timeout_ms = 2000\n"
+                "record_ttl_seconds = 60\n\n[pricing.floor]\nstorage_gib_month = \"1000\"\n\n"
+                "[pricing.ceiling]\nstorage_gib_month = \"10000\"\n")
+
+    def node(name, peers, env=None):
+        e = env or store_env(name, extra={
+            "WALLET": os.path.join(T, f"{name}.json"),
+            "WALLET_PASSPHRASE_FILE": os.path.join(T, "pw.txt"),
+            "ECONOMIC_POLICY": mesh_policy, "SCRUB_RATE": "0"})
+        e["PEERS"] = ",".join(peers)
+        return Daemon(e), e
+
+    pa, _ = node("pa", [])
+    pb, _ = node("pb", [pa.info["url"]])
+    pc, _ = node("pc", [pb.info["url"]])
+    nodes = {"pa": pa, "pb": pb, "pc": pc}
+
+    def peers(d):
+        st, _, j = d.json("GET", "/v1/mesh/peers")
+        return {p["address"]: p for p in j.get("peers", [])} if st == 200 else {}
+
+    def converged():
+        return all(peers(d).get(addr[o], {}).get("state") == "alive"
+                   for me, d in nodes.items() for o in nodes if o != me)
+
+    wait_for("three nodes to know each other as alive", converged)
+
+    def mesh(*args, timeout=120):
+        return tool(MESH, wenv, "--node", pa.info["url"], "--policy", policy, "--puts-dir",
+                    os.path.join(T, "puts"), *args, timeout=timeout)
+
+    def conserved(step):
+        s = auth.json("GET", "/v1/ledger/supply")[2]
+        check(f"{step}: balances and escrows sum to the supply", s.get("conserved") is True, s)
+
+    def escrow(eid):
+        st, _, e = auth.json("GET", f"/v1/ledger/escrows/{eid}")
+        return e if st == 200 else {}
+
+    payload = bytes(random.getrandbits(8) for _ in range(200_000))
+    with open(os.path.join(T, "photo.bin"), "wb") as f:
+        f.write(payload)
+    wallet_args = ("--wallet", "alice.json", "--passphrase-file", "pw.txt")
+    rc, out, err = mesh("--json", "put", "photo.bin", *wallet_args, "--replicas", "2",
+                        "--max-fee", "5", "--periods", "3")
+    check("dfrp-mesh put stores two copies", rc == 0, (rc, err[-800:]))
+    put = json.loads(out) if rc == 0 else {"copies": []}
+    copies = put["copies"]
+    holders = [c["address"] for c in copies]
+    check("... on two distinct nodes of the mesh, each copy active with its shard and escrow",
+          len(copies) == 2 and len(set(holders)) == 2 and
+          set(holders) <= {addr["pa"], addr["pb"], addr["pc"]} and
+          all(c["state"] == "active" and c["shard_id"] and len(c["escrow_id"]) == 64
+              for c in copies), put)
+    check("... and the manifest is kept under the put id",
+          os.path.exists(os.path.join(T, "puts", put.get("id", "x") + ".json")), put)
+    for c in copies:
+        e = escrow(c["escrow_id"])
+        check(f"the escrow of the copy on {c['url']} is certified: alice pays that provider the "
+              "offer's price for the shard as stored",
+              e.get("payer") == addr["alice"] and e.get("provider") == c["address"] and
+              e.get("amount_base_units") == c["amount_base_units"] > 1 and
+              e.get("terms", {}).get("shard_id") == c["shard_id"], (c, e))
+    conserved("after put")
+
+    rc, out, err = mesh("--json", "get", put.get("id", "x"), "-o", "back.bin")
+    got = open(os.path.join(T, "back.bin"), "rb").read() if rc == 0 else b""
+    check("dfrp-mesh get reads the file back, verified, byte for byte", rc == 0 and got == payload,
+          (rc, err[-400:]))
+    rc, out, err = mesh("--json", "status", put.get("id", "x"))
+    st = json.loads(out) if rc == 0 else {}
+    check("dfrp-mesh status: two sound copies, nothing to repair",
+          rc == 0 and st.get("sound_copies") == 2 and st.get("needs_repair") is False,
+          (rc, out[-800:], err[-300:]))
+
+    # Each provider proves its copy by itself and is paid for a period.
+    def released(c):
+        return any(s.get("kind") == "release" for s in escrow(c["escrow_id"]).get("settled", []))
+
+    ok = poll(lambda: all(released(c) for c in copies), timeout=3 * PERIOD + 20, interval=0.5)
+    check("both providers were paid a proof period (a certified release of each escrow)", ok,
+          [escrow(c["escrow_id"]) for c in copies])
+    owner = auth.json("GET", f"/v1/ledger/accounts/{addr['owner']}")[2]
+    check("... and the owner took its margin", owner.get("balance_base_units", 0) > 0, owner)
+    conserved("after the first releases")
+
+    # kill -9 of a node holding a copy (not PA, the node asked).
+    victim_addr = next((h for h in holders if h != addr["pa"]), holders[-1] if holders else "")
+    victim = next(n for n in nodes if addr[n] == victim_addr) if victim_addr else "pb"
+    spare = next(n for n in nodes if addr[n] not in holders)
+    nodes[victim].proc.send_signal(signal.SIGKILL)
+    nodes[victim].proc.wait()
+    wait_for(f"PA to see {victim} dead",
+             lambda: peers(pa).get(addr[victim], {}).get("state") == "dead")
+    rc, out, err = mesh("--json", "status", put.get("id", "x"))
+    st = json.loads(out) if rc == 0 else {"copies": []}
+    dead_copy = next((c for c in st["copies"] if c["address"] == addr[victim]), {})
+    check("status names the dead node's copy as needing repair, one copy sound",
+          rc == 0 and st.get("sound_copies") == 1 and st.get("needs_repair") is True and
+          dead_copy.get("health", {}).get("node_state") == "dead" and
+          dead_copy.get("health", {}).get("needs_repair") is True, (rc, out[-1200:], err[-300:]))
+    os.unlink(os.path.join(T, "back.bin"))
+    rc, out, err = mesh("--json", "get", put.get("id", "x"), "-o", "back.bin")
+    got = open(os.path.join(T, "back.bin"), "rb").read() if rc == 0 else b""
+    check("get still reads the file, from the live copy", rc == 0 and got == payload and
+          json.loads(out).get("read_from") != nodes[victim].info["url"], (rc, out, err[-400:]))
+
+    rc, out, err = mesh("--json", "repair", put.get("id", "x"), *wallet_args)
+    rep = json.loads(out)["puts"][0] if rc == 0 else {}
+    made = rep.get("made", [])
+    check(f"repair re-creates the copy on the one node without one ({spare})",
+          rc == 0 and rep.get("repaired") == 1 and len(made) == 1 and
+          made[0]["address"] == addr[spare], (rc, out[-1500:], err[-600:]))
+    if made:
+        e = escrow(made[0]["escrow_id"])
+        check("... with a new certified escrow for the periods left",
+              e.get("provider") == addr[spare] and 1 <= made[0]["periods"] <= 3 and
+              e.get("amount_base_units") == made[0]["amount_base_units"], (made[0], e))
+    rc, out, err = mesh("--json", "status", put.get("id", "x"))
+    st = json.loads(out) if rc == 0 else {"copies": []}
+    states = sorted(c["state"] for c in st["copies"])
+    check("status after repair: two sound copies; the dead node's copy is marked replaced",
+          rc == 0 and st.get("sound_copies") == 2 and st.get("needs_repair") is False and
+          states == ["active", "active", "replaced"], (rc, out[-1500:], err[-300:]))
+    rc, out, err = mesh("--json", "repair", put.get("id", "x"), *wallet_args)
+    check("a second repair finds nothing to do",
+          rc == 0 and json.loads(out)["puts"][0].get("repaired") == 0, (rc, out[-600:]))
+    conserved("after repair")
+
+    # Bad input.
+    rc, _, err = mesh("put", "photo.bin", *wallet_args, "--max-fee", "0.000000001",
+                      "--periods", "3")
+    check("a --max-fee below every offer exits 7 naming the cheapest",
+          rc == 7 and "cheapest" in err, (rc, err[-400:]))
+    rc, _, err = mesh("get", "0190aaaa-0000-7000-8000-000000000000")
+    check("an unknown put id exits 4, naming the folder", rc == 4 and "puts" in err,
+          (rc, err[-300:]))
+    man = json.load(open(os.path.join(T, "puts", put.get("id", "x") + ".json")))
+    man["id"] = "tampered"
+    for c in man["copies"]:
+        c["merkle_root"] = "11" * 32
+    json.dump(man, open(os.path.join(T, "puts", "tampered.json"), "w"))
+    rc, _, err = mesh("get", "tampered", "-o", "bad.bin")
+    check("a manifest whose roots do not match any copy: get exits 3, nothing written",
+          rc == 3 and "Merkle root" in err and not os.path.exists(os.path.join(T, "bad.bin")),
+          (rc, err[-500:]))
+    os.unlink(os.path.join(T, "puts", "tampered.json"))
+    rc, out, err = mesh("--json", "put", "photo.bin", *wallet_args, "--replicas", "4",
+                        "--max-fee", "5", "--periods", "2")
+    check("more replicas than live nodes: the copies it could make are kept, exit 7 naming "
+          "repair", rc == 7 and "2 of 4" in err and "repair" in err, (rc, err[-600:]))
+    conserved("at the end")
+
+
+
+if __name__ == "__main__":
+    run(main)
