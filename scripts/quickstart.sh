@@ -2,18 +2,34 @@
 # Builds dfrp and runs the storage node's main job on the embedded default: the daemon dfrpd
 # serving a store under ./dfrp-data (two 64 MiB drives), then uses it: three shards go in
 # through the HTTP API, come back verified (whole and a byte range), and the volumes are
-# listed. dfrpd then keeps serving (dashboard at its URL) until Ctrl-C; with --no-wait (or
-# when standard input is not a terminal) it is stopped at the end. Run it again to add more
-# shards to the same store.
+# listed. Then a small paid mesh on loopback under ./dfrp-data/mesh (made afresh each run):
+# a committee of one authority, three storage nodes with wallets that find each other, and a
+# client wallet with genesis funds that stores a file as two paid copies through the market
+# (dfrp-mesh put), reads it back verified, and watches proof periods pay the providers and
+# the owner's margin, while the two holders' storage price rises with their load. Every
+# dfrpd then keeps serving (dashboards at their URLs) until Ctrl-C; with --no-wait (or when
+# standard input is not a terminal) they are stopped at the end. --no-mesh skips the mesh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WAIT=1
-[[ ${1:-} == --no-wait || ! -t 0 ]] && WAIT=0
+MESH=1
+[[ ! -t 0 ]] && WAIT=0
+for a in "$@"; do
+  case $a in
+    --no-wait) WAIT=0 ;;
+    --no-mesh) MESH=0 ;;
+    *) echo "quickstart.sh: unknown option $a (known: --no-wait, --no-mesh)" >&2; exit 2 ;;
+  esac
+done
 bash "$ROOT/scripts/setup.sh"
 cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$ROOT/build" --target dfrpd dfrp-storage -j "$(nproc)"
+cmake --build "$ROOT/build" --target dfrpd dfrp-storage dfrp-wallet dfrp-ledger dfrp-mesh \
+  -j "$(nproc)"
 S="$ROOT/build/apps/dfrp-storage/dfrp-storage"
 D="$ROOT/build/apps/dfrpd/dfrpd"
+W="$ROOT/build/apps/dfrp-wallet/dfrp-wallet"
+L="$ROOT/build/apps/dfrp-ledger/dfrp-ledger"
+MC="$ROOT/build/apps/dfrp-mesh/dfrp-mesh"
 
 say() { printf '\n$ %s\n' "$*"; }
 
@@ -29,7 +45,11 @@ rm -f "$STATE/dfrpd.json"
 say "dfrpd &"
 "$D" &
 DPID=$!
-stop() { kill -TERM "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null; }
+PIDS=("$DPID")
+stop() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 for _ in $(seq 100); do [[ -s $STATE/dfrpd.json ]] && break; sleep 0.1; done
@@ -61,7 +81,8 @@ say "dfrp-storage search-shards --near 1,0,0$zeros --k 2"
 say dfrp-storage list-volumes
 "$S" list-volumes
 printf '\ndfrpd is serving this store: API %s, dashboard %s/, metrics %s/metrics\n' "$URL" "$URL" "$URL"
+[[ $MESH == 1 ]] && source "$ROOT/scripts/quickstart_mesh.sh"
 if [[ $WAIT == 1 ]]; then
-  echo "Ctrl-C stops it."
+  echo "Ctrl-C stops them."
   wait "$DPID"
 fi

@@ -1,0 +1,128 @@
+# shellcheck shell=bash
+# The mesh part of scripts/quickstart.sh (sourced by it: uses $D $S $W $L $MC, say and PIDS).
+# A committee of one authority, three storage nodes with wallets that join through each
+# other, and a client wallet "alice" with genesis funds, all on loopback under
+# ./dfrp-data/mesh, made afresh each run. Alice stores a file as two paid copies through the
+# market, reads it back verified, and proof periods pay the providers and the owner's margin.
+M=dfrp-data/mesh
+rm -rf "$M"
+mkdir -p "$M"
+M=$(cd "$M" && pwd)
+head -c 24 /dev/urandom | base64 > "$M/passphrase"
+chmod 600 "$M/passphrase"
+DFRP_PASSPHRASE=$(cat "$M/passphrase")
+export DFRP_PASSPHRASE
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json_get() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {"d": d}))' "$1"; }
+url_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$1/state/dfrpd.json"; }
+wait_info() { for _ in $(seq 200); do [[ -s $1/state/dfrpd.json ]] && return 0; sleep 0.1; done; echo "dfrpd under $1 did not start; see $1/dfrpd.log" >&2; return 1; }
+
+say "dfrp-wallet new (alice the client, owner who takes the margin, n1 n2 n3 the providers)"
+declare -A ADDR
+for w in alice owner n1 n2 n3; do
+  ADDR[$w]=$("$W" --wallet "$M/$w.json" --json new | json_get 'd["address"]')
+  printf '  %-6s %s\n' "$w" "${ADDR[$w]}"
+done
+
+say "dfrp-ledger init-committee --authorities 1 --dir $M/committee --genesis alice=1000"
+"$L" init-committee --authorities 1 --dir "$M/committee" --base-port "$(free_port)" \
+  --genesis "${ADDR[alice]}=1000" --order-fee 0.001 >/dev/null
+POLICY=$M/committee/economic.toml
+# The [policy] table is the file's last: the owner and its 5% margin join it. Then short proof
+# periods, fast gossip and short price epochs, so that the demo shows them within a minute.
+cat >> "$POLICY" <<EOF
+owner = "${ADDR[owner]}"
+margin_bps = 500
+
+[storage]
+period_seconds = 8
+answer_window_seconds = 4
+grace_seconds = 3
+max_skew_ms = 500
+beacon_slot_seconds = 1
+
+[gossip]
+interval_ms = 500
+suspect_timeout_ms = 5000
+
+[pricing]
+epoch_seconds = 2
+
+# The clock runs fast here (8 s periods), so storage is priced as if a minute were a month.
+[pricing.floor]
+storage_gib_month = "1000"
+
+[pricing.ceiling]
+storage_gib_month = "10000"
+EOF
+echo "  $POLICY: the genesis, the committee, the owner's margin, 8 s proof periods"
+A=$M/committee/authority-0
+env -u API_ADDR "$D" --config "$A/dfrp.toml" >"$A/dfrpd.log" 2>&1 &
+PIDS+=($!)
+wait_info "$A"
+
+PEERS=""
+for n in n1 n2 n3; do
+  mkdir -p "$M/$n"
+  cat > "$M/$n/dfrp.toml" <<EOF
+# provider $n of the quickstart mesh: one 14 MiB drive, a wallet, the committee's policy
+DRIVE_0 = "data/d0"
+QUOTA_0 = "14M"
+STATE_DIR = "state"
+API_ADDR = "127.0.0.1:0"
+WALLET = "../$n.json"
+WALLET_PASSPHRASE_FILE = "../passphrase"
+ECONOMIC_POLICY = "../committee/economic.toml"
+EOF
+  "$S" --config "$M/$n/dfrp.toml" init-storage --create -q
+  API_ADDR=127.0.0.1:0 PEERS=$PEERS "$D" --config "$M/$n/dfrp.toml" >"$M/$n/dfrpd.log" 2>&1 &
+  PIDS+=($!)
+  wait_info "$M/$n"
+  PEERS=$(url_of "$M/$n")
+done
+N1=$(url_of "$M/n1")
+echo "  providers at $(url_of "$M/n1") $(url_of "$M/n2") $(url_of "$M/n3"), each knowing only the one before"
+mesh() { "$MC" --node "$N1" --policy "$POLICY" --puts-dir "$M/puts" "$@"; }
+for _ in $(seq 120); do
+  [[ $(mesh --json node | json_get 'd["peers"]["alive"]') == 2 ]] && break
+  sleep 0.25
+done
+say "dfrp-mesh --node $N1 peers"
+mesh peers
+
+storage_prices() {
+  for n in n1 n2 n3; do
+    printf '  %s storage %s/GiB-month\n' "$n" \
+      "$(curl -sS "$(url_of "$M/$n")/v1/market/prices" | json_get 'd["prices"]["storage_gib_month"]')"
+  done
+}
+say "storage prices before (each node's /v1/market/prices)"
+storage_prices
+
+head -c 12000000 /dev/urandom > "$M/photo.bin"
+say "dfrp-mesh put photo.bin --wallet alice.json --replicas 2 --max-fee 0.01 --periods 3"
+mesh put "$M/photo.bin" --wallet "$M/alice.json" --replicas 2 --max-fee 0.01 --periods 3 |
+  tee "$M/put.txt"
+PUT=$(awk 'NR==1 {print $2}' "$M/put.txt" | tr -d :)
+say "dfrp-mesh get $PUT -o photo.back"
+mesh get "$PUT" -o "$M/photo.back"
+cmp "$M/photo.bin" "$M/photo.back" && echo "  identical bytes, verified against the root"
+
+say "three proof periods of 8 s pass: each provider's node answers its audits by itself"
+for _ in $(seq 60); do
+  released=$(mesh --json status "$PUT" |
+    json_get 'sum(c["health"]["released_periods"] for c in d["copies"] if c["state"] == "active")')
+  [[ $released -ge 6 ]] && break
+  sleep 1
+done
+say "dfrp-mesh status $PUT"
+mesh status "$PUT"
+say "dfrp-ledger balance (alice paid; the providers and the owner were paid)"
+for w in alice n1 n2 n3 owner; do
+  printf '  %-6s %s\n' "$w" "$("$L" --policy "$POLICY" balance "${ADDR[$w]}" 2>&1 | head -1)"
+done
+say "storage prices after (the two holders are 80% full, over the 50% target: their price rises each epoch; the third follows them a little, blending toward its neighbours)"
+storage_prices
+printf '\nThe mesh is serving: authority %s, providers %s %s %s (dashboards at each URL)\n' \
+  "$(url_of "$A")" "$(url_of "$M/n1")" "$(url_of "$M/n2")" "$(url_of "$M/n3")"
