@@ -140,14 +140,15 @@ def connections_held(pid, port):
 
 
 class Daemon:
-    def __init__(self, env, args=()):
+    def __init__(self, env, args=(), prefix=()):
+        # `prefix`: a command that runs dfrpd (e.g. `ip netns exec NS`), when not run directly.
         self.env = env
         self.state = env["STATE_DIR"]
         info = os.path.join(self.state, "dfrpd.json")
         if os.path.exists(info):
             os.unlink(info)
         self.log = open(os.path.join(T, "dfrpd.log"), "ab")
-        self.proc = subprocess.Popen([DFRPD, *args], env=env, stdout=self.log, stderr=self.log,
+        self.proc = subprocess.Popen([*prefix, DFRPD, *args], env=env, stdout=self.log, stderr=self.log,
                                      cwd=T)
         DAEMONS.append(self.proc)
 

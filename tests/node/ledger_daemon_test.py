@@ -68,11 +68,11 @@ def tool(binary, env, *args, timeout=120):
 
 
 def committee_with_storage(wallet, ledger, wenv, names, n, storage, payer="alice",
-                           authority_env=None):
+                           authority_env=None, host="127.0.0.1"):
     """Wallets `names` (passphrase "pw", also in T/pw.txt), a committee of `n` authorities
     on loopback with `payer` funded with 1000, the owner (the wallet "owner") taking 5%, the
     `[storage]` table `storage` (a dict), and the authorities started (authority i with the
-    extra environment `authority_env(i)`, when given). Returns (addresses, economic.toml path,
+    extra environment `authority_env(i)`, when given), listening on `host`. Returns (addresses, economic.toml path,
     authorities)."""
     addr = {}
     for name in names:
@@ -92,6 +92,13 @@ def committee_with_storage(wallet, ledger, wenv, names, n, storage, payer="alice
     with open(policy, "a") as f:
         f.write(f'owner = "{addr["owner"]}"\nmargin_bps = 500\n\n[storage]\n' +
                 "".join(f"{k} = {v}\n" for k, v in storage.items()))
+    if host != "127.0.0.1":  # init-committee writes loopback URLs: another address instead
+        paths = [policy] + [os.path.join(cdir, f"authority-{i}", "dfrp.toml") for i in range(n)]
+        for p in paths:
+            with open(p) as f:
+                text = f.read()
+            with open(p, "w") as f:
+                f.write(text.replace("127.0.0.1", host))
     auths = []
     for i in range(n):
         adir = os.path.join(cdir, f"authority-{i}")

@@ -90,6 +90,7 @@ probe_interval_ms = 1000
 probe_timeout_ms = 500
 suspect_timeout_ms = 5000
 record_ttl_seconds = 3600
+indirect_probes = 3
 )";
 
 std::string_view ResourceName(Resource r) {
@@ -568,6 +569,7 @@ Result<EconomicPolicy> ParseEconomicPolicy(std::string_view text, std::string_vi
   go.Uint("probe_timeout_ms", 1, 3600000, &p.gossip.probe_timeout_ms);
   go.Uint("suspect_timeout_ms", 10, 86400000, &p.gossip.suspect_timeout_ms);
   go.Uint("record_ttl_seconds", 10, 86400 * 31, &p.gossip.record_ttl_seconds);
+  go.Uint("indirect_probes", 0, 16, &p.gossip.indirect_probes);
   go.Finish();
 
   root.Finish();
@@ -655,9 +657,9 @@ std::string RenderEconomicToml(const EconomicPolicy& p) {
                    p.compute.vector_threshold, p.compute.spot_check_bps, p.compute.trusted_after);
   o += fmt::format(
       "\n[gossip]\ninterval_ms = {}\nprobe_interval_ms = {}\nprobe_timeout_ms = "
-      "{}\nsuspect_timeout_ms = {}\nrecord_ttl_seconds = {}\n",
+      "{}\nsuspect_timeout_ms = {}\nrecord_ttl_seconds = {}\nindirect_probes = {}\n",
       p.gossip.interval_ms, p.gossip.probe_interval_ms, p.gossip.probe_timeout_ms,
-      p.gossip.suspect_timeout_ms, p.gossip.record_ttl_seconds);
+      p.gossip.suspect_timeout_ms, p.gossip.record_ttl_seconds, p.gossip.indirect_probes);
   return o;
 }
 

@@ -124,6 +124,7 @@ struct GossipPolicy {
   uint32_t probe_timeout_ms = 500;
   uint32_t suspect_timeout_ms = 5000;
   uint32_t record_ttl_seconds = 3600;
+  uint32_t indirect_probes = 3;  // peers asked to reach one that stopped answering (SWIM)
 };
 
 struct EconomicPolicy {

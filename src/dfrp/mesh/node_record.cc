@@ -271,6 +271,17 @@ void PeerTable::Failed(const ledger::KeyBytes& wallet, int64_t now_ms) {
     p.state = PeerState::kDead;
 }
 
+void PeerTable::AnsweredIndirectly(const ledger::KeyBytes& wallet, int64_t now_ms) {
+  core::MutexLock lock(&mu_);
+  auto it = peers_.find(wallet);
+  if (it == peers_.end()) return;
+  Peer& p = it->second;
+  if (p.state != PeerState::kSuspect && p.state != PeerState::kDead) return;
+  p.state = PeerState::kAlive;
+  p.last_answer_ms = std::max(p.last_answer_ms, now_ms);
+  p.failures = 0;
+}
+
 void PeerTable::Attempted(const ledger::KeyBytes& wallet, int64_t now_ms) {
   core::MutexLock lock(&mu_);
   if (auto it = peers_.find(wallet); it != peers_.end()) it->second.last_attempt_ms = now_ms;

@@ -131,6 +131,10 @@ class PeerTable {
   void Answered(const ledger::KeyBytes& wallet, int64_t now_ms) EXCLUDES(mu_);
   void Failed(const ledger::KeyBytes& wallet, int64_t now_ms) EXCLUDES(mu_);
   void Attempted(const ledger::KeyBytes& wallet, int64_t now_ms) EXCLUDES(mu_);
+  // Another peer relayed a fresh answer of the node of `wallet`, signed under its key (SWIM's
+  // indirect probe): a suspect or dead peer is alive again, its last answer now. Its
+  // first-hand counts (uptime) do not change.
+  void AnsweredIndirectly(const ledger::KeyBytes& wallet, int64_t now_ms) EXCLUDES(mu_);
   // Drops expired records; turns suspects dead after the timeout. Returns how many dropped.
   size_t Tick(int64_t now_ms) EXCLUDES(mu_);
 
@@ -155,6 +159,9 @@ class PeerTable {
 
 // An exchange's body (envelope kind kExchangeKind): u16 n ‖ n × (u32 length ‖ record).
 inline constexpr std::string_view kExchangeKind = "DFRP-MESH-EXCHANGE-V1";
+// An indirect probe's body (envelope kind kProbeKind): the wallet key (48 bytes) of the peer
+// the receiver is asked to reach.
+inline constexpr std::string_view kProbeKind = "DFRP-MESH-PROBE-V1";
 std::string EncodeRecordList(const std::vector<std::string>& wires);
 core::Result<std::vector<std::string_view>> DecodeRecordList(std::string_view body);
 

@@ -138,6 +138,31 @@ TEST_F(NodeRecordTest, StatesMoveWithAnswersAndFailures) {
   EXPECT_EQ(table.Get(key)->state, PeerState::kUnverified);
 }
 
+TEST_F(NodeRecordTest, AnAnswerRelayedByAnotherPeerRevivesOnlyAPeerThatAnsweredBefore) {
+  PeerTable table(net_, a_.wallet.GetPublicKey().bytes(), {.suspect_timeout_ms = 5000});
+  ASSERT_TRUE(table.Offer(EncodeRecord(Record(b_, 1)), kNow).has_value());
+  const auto key = b_.wallet.GetPublicKey().bytes();
+  // Never heard first-hand: a relayed answer does not verify its URL for this node.
+  table.AnsweredIndirectly(key, kNow);
+  EXPECT_EQ(table.Get(key)->state, PeerState::kUnverified);
+  table.Answered(key, kNow);
+  table.Failed(key, kNow + 1000);
+  ASSERT_EQ(table.Get(key)->state, PeerState::kSuspect);
+  table.AnsweredIndirectly(key, kNow + 4000);
+  auto p = table.Get(key);
+  EXPECT_EQ(p->state, PeerState::kAlive);
+  EXPECT_EQ(p->last_answer_ms, kNow + 4000);  // the suspect timer starts again from here
+  EXPECT_EQ(p->answers_total, 1u);            // first-hand uptime is not credited
+  EXPECT_EQ(p->failures, 0u);
+  table.Failed(key, kNow + 5000);
+  table.Tick(kNow + 8000);  // 4 s after the relayed answer: still suspect, not dead
+  EXPECT_EQ(table.Get(key)->state, PeerState::kSuspect);
+  table.Tick(kNow + 9001);
+  ASSERT_EQ(table.Get(key)->state, PeerState::kDead);
+  table.AnsweredIndirectly(key, kNow + 9500);
+  EXPECT_EQ(table.Get(key)->state, PeerState::kAlive);
+}
+
 TEST_F(NodeRecordTest, ASeqAheadOfTheClockIsRefused) {
   PeerTable table(net_, a_.wallet.GetPublicKey().bytes(), {});
   auto r = table.Offer(EncodeRecord(Record(b_, kNow + 3'600'000)), kNow);

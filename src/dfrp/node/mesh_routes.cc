@@ -4,6 +4,10 @@
 //                            in a peer's signed envelope and answers with its own (the same
 //                            shape); 400 for another network (named), a bad, expired or
 //                            replayed envelope; 422 for a forged one
+//   POST /v1/mesh/probe      {"network", "envelope"} of kind DFRP-MESH-PROBE-V1 naming a peer:
+//                            this node calls it and answers with the peer's own signed answer
+//                            (SWIM's indirect probe); 503 when it did not answer or a probe is
+//                            already running here
 //   GET  /v1/mesh/peers      the peers this node knows: state, URL, roles, prices, vector
 //   GET  /v1/mesh/node       this node's mesh identity and counters (as /v1/status's "mesh")
 //
@@ -43,6 +47,21 @@ std::vector<RouteSpec> MeshRoutes(Node* node) {
                  auto m = Mesh(node);
                  if (!m) return ApiResponse::Error(m.error());
                  auto answer = (*m)->HandleExchange(r.body);
+                 if (!answer) {
+                   if (answer.error().IsCorruption())
+                     return ApiResponse::Json(422, ErrorJson(answer.error()));
+                   return ApiResponse::Error(answer.error());
+                 }
+                 return ApiResponse::Json(200, *answer);
+               }});
+  t.push_back({.methods = "POST",
+               .pattern = "/v1/mesh/probe",
+               .body = BodyKind::kJson,
+               .lane = Lane::kVerify,
+               .handler = [node](const ApiRequest& r) {
+                 auto m = Mesh(node);
+                 if (!m) return ApiResponse::Error(m.error());
+                 auto answer = (*m)->HandleProbe(r.body);
                  if (!answer) {
                    if (answer.error().IsCorruption())
                      return ApiResponse::Json(422, ErrorJson(answer.error()));

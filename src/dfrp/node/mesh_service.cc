@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <future>
+#include <memory>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/economy/fee_match.h"
@@ -140,21 +143,24 @@ Result<std::string> MeshService::OwnRecord(int64_t now_ms) {
   return own_wire_;
 }
 
+Result<json> MeshService::SignedBody(std::string_view kind, std::string body, int64_t now_ms) {
+  DFRP_ASSIGN_OR_RETURN(mesh::Envelope e,
+                        mesh::SignEnvelope(
+                            [&] {
+                              core::MutexLock lock(&mu_);
+                              return DelegationLocked(now_ms);
+                            }(),
+                            node_key_, std::string(kind), std::move(body),
+                            static_cast<uint64_t>(now_ms + kEnvelopeTtlMs), opt_.network_id));
+  return json{{"network", core::ToHex(opt_.network_id)},
+              {"envelope", core::ToHex(mesh::EncodeEnvelope(e))}};
+}
+
 Result<json> MeshService::ExchangeBody(int64_t now_ms) {
   DFRP_ASSIGN_OR_RETURN(std::string own, OwnRecord(now_ms));
   std::vector<std::string> wires = {own};
   for (auto& w : table_.Wires(kRecordsPerExchange - own.size())) wires.push_back(std::move(w));
-  DFRP_ASSIGN_OR_RETURN(
-      mesh::Envelope e,
-      mesh::SignEnvelope(
-          [&] {
-            core::MutexLock lock(&mu_);
-            return DelegationLocked(now_ms);
-          }(),
-          node_key_, std::string(mesh::kExchangeKind), mesh::EncodeRecordList(wires),
-          static_cast<uint64_t>(now_ms + kEnvelopeTtlMs), opt_.network_id));
-  return json{{"network", core::ToHex(opt_.network_id)},
-              {"envelope", core::ToHex(mesh::EncodeEnvelope(e))}};
+  return SignedBody(mesh::kExchangeKind, mesh::EncodeRecordList(wires), now_ms);
 }
 
 size_t MeshService::TakeRecords(const mesh::Envelope& e, int64_t now_ms) {
@@ -226,7 +232,7 @@ Result<json> MeshService::HandleExchange(const std::string& request) {
 
 void MeshService::TakeAnswer(const std::string& url,
                              const std::optional<ledger::KeyBytes>& expected,
-                             Result<HttpResponse> r) {
+                             Result<HttpResponse> r, bool for_probe) {
   const int64_t now = clock_->NowUnixMillis();
   auto fail = [&](const std::string& why) {
     if (expected) table_.Failed(*expected, now);
@@ -234,7 +240,14 @@ void MeshService::TakeAnswer(const std::string& url,
     ++exchanges_failed_;
     last_error_ = fmt::format("{}: {}", url, why);
   };
-  if (!r) return fail(r.error().message());
+  if (!r) {
+    // No connection or no answer in time: the path may be what failed, not the peer. A peer
+    // that answered before is asked about through others (SWIM's indirect probe).
+    const auto before = expected ? table_.Get(*expected) : std::nullopt;
+    fail(r.error().message());
+    if (!for_probe && before && before->last_answer_ms > 0) ProbeIndirectly(*expected, now);
+    return;
+  }
   if (r->status != 200) {
     const json err = json::parse(r->body, nullptr, false);
     return fail(fmt::format(
@@ -350,6 +363,147 @@ void MeshService::Tick() {
       TakeAnswer(url, wallet, std::move(r));
     });
   }
+}
+
+void MeshService::ProbeIndirectly(const ledger::KeyBytes& target, int64_t now_ms) {
+  if (opt_.indirect_probes == 0) return;
+  std::vector<mesh::Peer> helpers;
+  for (mesh::Peer& p : table_.Snapshot())
+    if (p.state == mesh::PeerState::kAlive && p.record.sender.wallet != target)
+      helpers.push_back(std::move(p));
+  if (helpers.empty()) return;
+  {
+    core::MutexLock lock(&mu_);
+    auto it = last_indirect_.find(target);
+    if (it != last_indirect_.end() && now_ms - it->second < 2 * opt_.interval_ms) return;
+    if (last_indirect_.size() >= kMaxUrlsTracked) last_indirect_.clear();
+    last_indirect_[target] = now_ms;
+    for (size_t i = helpers.size(); i > 1; --i) {  // a Fisher-Yates shuffle
+      rng_ ^= rng_ << 13;
+      rng_ ^= rng_ >> 7;
+      rng_ ^= rng_ << 17;
+      std::swap(helpers[i - 1], helpers[rng_ % i]);
+    }
+  }
+  if (helpers.size() > opt_.indirect_probes) helpers.resize(opt_.indirect_probes);
+  auto body = SignedBody(mesh::kProbeKind, std::string(target.begin(), target.end()), now_ms);
+  if (!body) {
+    core::MutexLock lock(&mu_);
+    last_error_ = body.error().message();
+    return;
+  }
+  const std::string text = body->dump();
+  for (const mesh::Peer& h : helpers) {
+    PeerRequest req;
+    req.url = h.record.url;
+    req.method = "POST";
+    req.target = "/v1/mesh/probe";
+    req.headers = {{"Content-Type", "application/json"}};
+    req.body = text;
+    req.numeric_host = true;
+    {
+      core::MutexLock lock(&mu_);
+      ++probes_sent_;
+    }
+    client_.Send(std::move(req),
+                 [this, target](Result<HttpResponse> r) { TakeProbeAnswer(target, std::move(r)); });
+  }
+}
+
+void MeshService::TakeProbeAnswer(const ledger::KeyBytes& target, Result<HttpResponse> r) {
+  if (!r || r->status != 200) return;  // the helper did not reach it either
+  auto wire = EnvelopeOf(json::parse(r->body, nullptr, false), opt_.network_id);
+  if (!wire) return;
+  auto e = gate_.Admit(*wire);
+  if (!e || e->kind != mesh::kExchangeKind || e->sender.wallet != target) return;
+  const int64_t now = clock_->NowUnixMillis();
+  TakeRecords(*e, now);
+  auto peer = table_.Get(target);
+  if (!peer || peer->record.sender.node != e->sender.node) return;
+  const bool revived = peer->state != mesh::PeerState::kAlive;
+  table_.AnsweredIndirectly(target, now);
+  if (revived) {
+    core::MutexLock lock(&mu_);
+    ++indirect_acks_;
+  }
+}
+
+Result<json> MeshService::HandleProbe(const std::string& request) {
+  const json j = json::parse(request, nullptr, false);
+  DFRP_ASSIGN_OR_RETURN(std::string wire, EnvelopeOf(j, opt_.network_id));
+  DFRP_ASSIGN_OR_RETURN(mesh::Envelope e, gate_.Admit(wire));
+  auto refuse = [&](Status s) -> Result<json> {
+    core::MutexLock lock(&mu_);
+    ++probes_refused_;
+    return Err(std::move(s));
+  };
+  if (e.kind != mesh::kProbeKind || e.body.size() != ledger::KeyBytes{}.size())
+    return refuse(Status::InvalidArgument(
+        fmt::format("/v1/mesh/probe takes an envelope of kind {} whose body is a wallet key",
+                    mesh::kProbeKind)));
+  auto asker = table_.Get(e.sender.wallet);
+  if (!asker || asker->state != mesh::PeerState::kAlive)
+    return refuse(Status::InvalidArgument(
+        "this node probes only for peers it knows as alive: exchange records with it first"));
+  ledger::KeyBytes target{};
+  std::memcpy(target.data(), e.body.data(), target.size());
+  if (target == e.sender.wallet)
+    return refuse(Status::InvalidArgument("a node cannot ask for a probe of itself"));
+  auto peer = table_.Get(target);
+  if (!peer) return refuse(Status::NotFound("this node knows no record of the wallet to probe"));
+  {
+    core::MutexLock lock(&mu_);
+    // A probe holds one of the verify lane's threads while it waits: one at a time.
+    if (probes_in_flight_ >= 1) {
+      ++probes_refused_;
+      return Err(Status::Busy("this node is running a probe already: ask another peer"));
+    }
+    ++probes_in_flight_;
+  }
+  const int64_t now = clock_->NowUnixMillis();
+  auto body = ExchangeBody(now);
+  std::optional<Result<HttpResponse>> got;
+  if (body) {
+    PeerRequest req;
+    req.url = peer->record.url;
+    req.method = "POST";
+    req.target = "/v1/mesh/exchange";
+    req.headers = {{"Content-Type", "application/json"}};
+    req.body = body->dump();
+    req.numeric_host = true;
+    auto promise = std::make_shared<std::promise<Result<HttpResponse>>>();
+    auto future = promise->get_future();
+    table_.Attempted(target, now);
+    client_.Send(std::move(req),
+                 [promise](Result<HttpResponse> r) { promise->set_value(std::move(r)); });
+    if (future.wait_for(std::chrono::milliseconds(opt_.request_timeout_ms + 250)) ==
+        std::future_status::ready)
+      got = future.get();
+  }
+  {
+    core::MutexLock lock(&mu_);
+    --probes_in_flight_;
+  }
+  if (!body)
+    return Err(Status::Internal(
+        fmt::format("this node could not sign its exchange: {}", body.error().message())));
+  if (!got || !*got || (*got)->status != 200)
+    return refuse(Status::Unavailable(
+        fmt::format("the peer at {} did not answer this node either: {}", peer->record.url,
+                    !got    ? "no answer in time"
+                    : !*got ? (*got).error().message()
+                            : fmt::format("status {}", (*got)->status))));
+  const std::string answer = (*got)->body;
+  // This node learns from the answer too (first-hand: it called the record's URL itself).
+  TakeAnswer(peer->record.url, target, std::move(*got), /*for_probe=*/true);
+  auto after = table_.Get(target);
+  if (!after || after->last_answer_ms < now)
+    return refuse(Status::Unavailable(
+        fmt::format("the peer at {} did not answer under its record's key", peer->record.url)));
+  json relayed = json::parse(answer, nullptr, false);
+  core::MutexLock lock(&mu_);
+  ++probes_served_;
+  return relayed;
 }
 
 Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
@@ -527,6 +681,10 @@ json MeshService::Json() const {
               {"exchanges_served", exchanges_served_},
               {"records_rejected", records_rejected_},
               {"wrong_key_answers", wrong_key_},
+              {"indirect_probes_sent", probes_sent_},
+              {"indirect_acks", indirect_acks_},
+              {"probes_served", probes_served_},
+              {"probes_refused", probes_refused_},
               {"envelopes_admitted", gate_.admitted()},
               {"envelopes_dropped", drops},
               {"last_error", last_error_}};
@@ -551,9 +709,18 @@ std::string MeshService::MetricsText() const {
       "dfrp_mesh_exchanges_total{{result=\"failed\"}} {}\n"
       "# HELP dfrp_mesh_records_rejected_total Node records refused (layout, expiry, signature).\n"
       "# TYPE dfrp_mesh_records_rejected_total counter\n"
-      "dfrp_mesh_records_rejected_total {}\n",
+      "dfrp_mesh_records_rejected_total {}\n"
+      "# HELP dfrp_mesh_indirect_probes_total SWIM indirect probes: asked of helpers, answers "
+      "relayed that revived a peer, run for others, refused.\n"
+      "# TYPE dfrp_mesh_indirect_probes_total counter\n"
+      "dfrp_mesh_indirect_probes_total{{event=\"sent\"}} {}\n"
+      "dfrp_mesh_indirect_probes_total{{event=\"revived\"}} {}\n"
+      "dfrp_mesh_indirect_probes_total{{event=\"served\"}} {}\n"
+      "dfrp_mesh_indirect_probes_total{{event=\"refused\"}} {}\n",
       j["exchanges_ok"].get<uint64_t>(), j["exchanges_failed"].get<uint64_t>(),
-      j["records_rejected"].get<uint64_t>());
+      j["records_rejected"].get<uint64_t>(), j["indirect_probes_sent"].get<uint64_t>(),
+      j["indirect_acks"].get<uint64_t>(), j["probes_served"].get<uint64_t>(),
+      j["probes_refused"].get<uint64_t>());
   return out;
 }
 

@@ -17,8 +17,17 @@
 // gossip.suspect_timeout_ms passed without an answer; a record not renewed expires, and its
 // node leaves every view.
 //
-// Not built yet: SWIM's indirect probes, digests for meshes whose records exceed one exchange,
-// trust, and spreading prices and certificates beyond the records.
+// SWIM's indirect probe: when an exchange with a peer that answered before fails (no
+// connection, no answer in time), up to gossip.indirect_probes alive peers are asked (POST
+// /v1/mesh/probe, a signed envelope naming the peer's wallet) to reach it at the URL of their
+// own record of it; a helper that gets its answer relays that envelope as the target signed
+// it, so the asker trusts the target's signature, not the helper. A relayed answer makes a
+// suspect (or dead) peer alive again. Each peer is probed indirectly at most once per two
+// gossip intervals; a node runs one probe for others at a time (it holds a verify-lane
+// thread for at most the request timeout), and only for peers it knows alive.
+//
+// Not built yet: digests for meshes whose records exceed one exchange, trust, and spreading
+// prices and certificates beyond the records.
 //
 // Thread-safety: every member may be called from any thread.
 #pragma once
@@ -58,6 +67,7 @@ struct MeshOptions {
   int64_t suspect_timeout_ms = 5000;
   int64_t request_timeout_ms = 2000;
   size_t fanout = 3;
+  size_t indirect_probes = 3;  // gossip.indirect_probes
   // This node's prices and capacity now (the market's), for its record.
   std::function<std::vector<uint64_t>()> prices;
   std::function<mesh::RecordCapacity()> capacity;
@@ -83,6 +93,14 @@ class MeshService {
   // same, with this node's envelope. InvalidArgument for another network (named), a bad or
   // replayed envelope, a kind other than an exchange; Corruption for a forged one.
   core::Result<nlohmann::json> HandleExchange(const std::string& request) EXCLUDES(mu_);
+
+  // POST /v1/mesh/probe: `request` as for an exchange, the envelope of kind kProbeKind naming a
+  // peer; this node calls that peer (an exchange, waiting at most the request timeout) and
+  // answers with the peer's own answer envelope. InvalidArgument for a bad envelope, a sender
+  // this node does not know as alive, a target that is the sender; NotFound for a target it
+  // does not know; Busy while another probe runs; Unavailable when the peer did not
+  // answer under its key.
+  core::Result<nlohmann::json> HandleProbe(const std::string& request) EXCLUDES(mu_);
 
   // POST /v1/mesh/offers: the request is the market's quote request (economy/fee_match.h);
   // every node this one knows (itself included) is matched against it at the prices of its
@@ -119,8 +137,17 @@ class MeshService {
   size_t TakeRecords(const mesh::Envelope& e, int64_t now_ms) EXCLUDES(mu_);
   // A peer's answer to this node's exchange; `expected` is the wallet the URL should answer
   // for (nullopt for a bootstrap URL).
+  // A transport failure with a peer that answered before starts an indirect probe of it
+  // unless `for_probe` (a helper's own call never starts another).
   void TakeAnswer(const std::string& url, const std::optional<ledger::KeyBytes>& expected,
-                  core::Result<HttpResponse> r) EXCLUDES(mu_);
+                  core::Result<HttpResponse> r, bool for_probe = false) EXCLUDES(mu_);
+  // Asks up to opt_.indirect_probes alive peers to reach `target`.
+  void ProbeIndirectly(const ledger::KeyBytes& target, int64_t now_ms) EXCLUDES(mu_);
+  // A helper's answer to this node's probe of `target`.
+  void TakeProbeAnswer(const ledger::KeyBytes& target, core::Result<HttpResponse> r) EXCLUDES(mu_);
+  // An envelope signed by this node's key of `kind` with `body`, as a request body.
+  core::Result<nlohmann::json> SignedBody(std::string_view kind, std::string body, int64_t now_ms)
+      EXCLUDES(mu_);
 
   // A record's prices as the market shows them ({"cpu_sec": "0.00001", ...}); null for a
   // vector of another length.
@@ -146,7 +173,14 @@ class MeshService {
   uint64_t exchanges_ok_ GUARDED_BY(mu_) = 0, exchanges_failed_ GUARDED_BY(mu_) = 0;
   uint64_t exchanges_served_ GUARDED_BY(mu_) = 0;
   uint64_t records_rejected_ GUARDED_BY(mu_) = 0;
-  uint64_t wrong_key_ GUARDED_BY(mu_) = 0;  // URLs that answered under another key
+  uint64_t wrong_key_ GUARDED_BY(mu_) = 0;       // URLs that answered under another key
+  uint64_t probes_sent_ GUARDED_BY(mu_) = 0;     // indirect probe requests sent
+  uint64_t indirect_acks_ GUARDED_BY(mu_) = 0;   // relayed answers that revived a peer
+  uint64_t probes_served_ GUARDED_BY(mu_) = 0;   // probes this node ran for others
+  uint64_t probes_refused_ GUARDED_BY(mu_) = 0;  // probe requests it refused or could not do
+  int probes_in_flight_ GUARDED_BY(mu_) = 0;     // probes it is running for others now
+  // When each peer was last probed indirectly.
+  std::map<ledger::KeyBytes, int64_t> last_indirect_ GUARDED_BY(mu_);
   std::string last_error_ GUARDED_BY(mu_);
   uint64_t rng_ GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ull;
   // URLs of records not heard first-hand, and when this node last called each.

@@ -184,6 +184,7 @@ core::Status Node::OpenMesh() {
   mo.record_ttl_ms = static_cast<int64_t>(g.record_ttl_seconds) * 1000;
   mo.suspect_timeout_ms = g.suspect_timeout_ms;
   mo.request_timeout_ms = std::max<int64_t>(g.probe_timeout_ms, 250);
+  mo.indirect_probes = g.indirect_probes;
   mo.prices = [this] {
     const auto cur = market_->oracle().Current();
     return std::vector<uint64_t>(cur.prices.begin(), cur.prices.end());
