@@ -14,11 +14,16 @@ Usage: mesh_store_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_MESH
 - Bad input: a --max-fee below every offer exits 7 naming the cheapest; an unknown put id
   exits 4; a manifest whose roots were changed makes `get` exit 3 (no copy matches), nothing
   written; more replicas than live nodes stores what it can and exits 7 naming `repair`.
+- A Byzantine node asked for offers: one whose price is over --max-fee (the client checks the
+  node's word) is skipped before any byte is sent and nothing is paid (exit 7); offers of
+  another shape end in a clear error, not a crash.
 - After every step the authority's balances and escrows sum to the supply.
 """
+import http.server
 import os
 import signal
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
@@ -191,6 +196,46 @@ def main():
                         "--max-fee", "5", "--periods", "2")
     check("more replicas than live nodes: the copies it could make are kept, exit 7 naming "
           "repair", rc == 7 and "2 of 4" in err and "repair" in err, (rc, err[-600:]))
+
+    # A Byzantine node answers the offers: a price over --max-fee, then a malformed answer.
+    answers = []
+
+    class Liar(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = json.dumps(answers[0]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    liar = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Liar)
+    threading.Thread(target=liar.serve_forever, daemon=True).start()
+    liar_url = f"http://127.0.0.1:{liar.server_address[1]}"
+    live = next(n for n in nodes.values() if n.proc.poll() is None)
+    answers.append({"offers": [{"address": addr[next(k for k, v in nodes.items() if v is live)],
+                                "url": live.info["url"], "total_base_units": 10**15}],
+                    "refused": [], "max_fee": "5", "currency": "DFR"})
+    before = auth.json("GET", f"/v1/ledger/accounts/{addr['alice']}")[2]
+    shards_before = live.shards()
+    rc, _, err = tool(MESH, wenv, "--node", liar_url, "--policy", policy, "--puts-dir",
+                      os.path.join(T, "puts"), "put", "photo.bin", *wallet_args, "--max-fee", "5",
+                      "--periods", "2")
+    after = auth.json("GET", f"/v1/ledger/accounts/{addr['alice']}")[2]
+    check("an offer priced over --max-fee by the node asked is skipped, nothing paid (exit 7)",
+          rc == 7 and "within --max-fee" in err and
+          after.get("balance_base_units") == before.get("balance_base_units") and
+          live.shards() == shards_before, (rc, err[-500:], before, after))
+    answers[0] = {"offers": "many"}
+    rc, _, err = tool(MESH, wenv, "--node", liar_url, "--policy", policy, "--puts-dir",
+                      os.path.join(T, "puts"), "put", "photo.bin", *wallet_args, "--max-fee", "5",
+                      "--periods", "2")
+    check("offers of another shape: a clear refusal, not a crash", rc == 7, (rc, err[-400:]))
+    liar.shutdown()
     conserved("at the end")
 
 

@@ -136,35 +136,42 @@ Result<std::pair<ledger::KeyBytes, ledger::SigBytes>> AskAcceptance(
 Result<json> CertifyEscrowOpen(core::FileSystem* fs, const economy::EconomicPolicy& p,
                                const OpenedWallet& w, const OrderFlags& order,
                                const std::string& provider_url, uint64_t amount,
-                               const ledger::Order& tmpl) {
+                               const ledger::Order& tmpl, const std::string& expected_provider,
+                               uint64_t* signed_seq) {
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   const bool read = tmpl.kind == ledger::OrderKind::kReadEscrowOpen;
   std::string provider;
   DFRP_ASSIGN_OR_RETURN(
       json out,
-      CertifyNewOrder(fs, p, client, w, order, read ? "read escrow" : "escrow", amount,
-                      [&](uint64_t seq) -> Result<ledger::Order> {
-                        DFRP_ASSIGN_OR_RETURN(
-                            auto accepted,
-                            AskAcceptance(provider_url, read ? "read" : "storage", w.address, seq,
-                                          amount,
-                                          read ? ledger::EncodeReadTerms(tmpl.escrow.read)
-                                               : ledger::EncodeTerms(tmpl.escrow.terms),
-                                          client.epoch()));
-                        ledger::Order o = tmpl;
-                        o.escrow.provider = accepted.first;
-                        o.escrow.amount = amount;
-                        o.escrow.acceptance = accepted.second;
-                        // Checked before anything is signed: a bad acceptance would leave a signed
-                        // order in the journal that no committee certifies.
-                        o.sender = w.key->GetPublicKey().bytes();
-                        o.seq = seq;
-                        o.epoch = client.epoch();  // learnt by CertifyNewOrder before it calls this
-                        DFRP_RETURN_IF_ERROR(ledger::VerifyAcceptance(o, p.network_id)
-                                                 .WithContext("the provider " + provider_url));
-                        provider = ledger::AddressOfKey(accepted.first);
-                        return o;
-                      }));
+      CertifyNewOrder(
+          fs, p, client, w, order, read ? "read escrow" : "escrow", amount,
+          [&](uint64_t seq) -> Result<ledger::Order> {
+            DFRP_ASSIGN_OR_RETURN(
+                auto accepted,
+                AskAcceptance(provider_url, read ? "read" : "storage", w.address, seq, amount,
+                              read ? ledger::EncodeReadTerms(tmpl.escrow.read)
+                                   : ledger::EncodeTerms(tmpl.escrow.terms),
+                              client.epoch()));
+            ledger::Order o = tmpl;
+            o.escrow.provider = accepted.first;
+            o.escrow.amount = amount;
+            o.escrow.acceptance = accepted.second;
+            // Checked before anything is signed: a bad acceptance would leave a signed
+            // order in the journal that no committee certifies.
+            o.sender = w.key->GetPublicKey().bytes();
+            o.seq = seq;
+            o.epoch = client.epoch();  // learnt by CertifyNewOrder before it calls this
+            DFRP_RETURN_IF_ERROR(ledger::VerifyAcceptance(o, p.network_id)
+                                     .WithContext("the provider " + provider_url));
+            provider = ledger::AddressOfKey(accepted.first);
+            if (!expected_provider.empty() && provider != expected_provider)
+              return Err(Status::InvalidArgument(
+                  fmt::format("the node at {} accepted the terms as {}, not as {} (its record's "
+                              "wallet): nothing was signed",
+                              provider_url, provider, expected_provider)));
+            return o;
+          },
+          signed_seq));
   out["escrow_id"] =
       core::ToHex(ledger::EscrowId(w.key->GetPublicKey().bytes(), out["seq"].get<uint64_t>()));
   out["provider"] = provider;

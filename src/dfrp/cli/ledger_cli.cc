@@ -283,7 +283,8 @@ Result<OpenedWallet> OpenWalletForOrders(core::FileSystem* fs, const std::string
 Result<json> CertifyNewOrder(core::FileSystem* fs, const economy::EconomicPolicy& p,
                              ledger::LedgerClient& client, const OpenedWallet& w,
                              const OrderFlags& f, std::string_view what, uint64_t amount,
-                             const std::function<Result<ledger::Order>(uint64_t seq)>& build) {
+                             const std::function<Result<ledger::Order>(uint64_t seq)>& build,
+                             uint64_t* signed_seq) {
   const ledger::KeyBytes me = w.key->GetPublicKey().bytes();
   DFRP_ASSIGN_OR_RETURN(const uint64_t epoch, client.RefreshEpoch());
   DFRP_ASSIGN_OR_RETURN(ledger::AccountView view, client.Account(w.address));
@@ -354,6 +355,7 @@ Result<json> CertifyNewOrder(core::FileSystem* fs, const economy::EconomicPolicy
   // Synced before anything leaves: a crash after this point resends this order.
   DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
       fs, pending, core::ToHex(ledger::EncodeSignedOrder(so, p.network_id)) + "\n"));
+  if (signed_seq) *signed_seq = so.order.seq;
   auto r = client.Submit(so);
   if (!r) return Err(r.error());
   DFRP_RETURN_IF_ERROR(KeepIfUnapplied(fs, client, w.path + ".certificate", *r));

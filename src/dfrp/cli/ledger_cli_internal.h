@@ -51,21 +51,28 @@ core::Result<OpenedWallet> OpenWalletForOrders(core::FileSystem* fs, const std::
 // `amount` (for `what`: "transfer", "escrow") plus the order fee (nothing is signed otherwise:
 // Refused), asks `build` for the order at the committee's next sequence number (sender, seq and fee
 // are filled in here), signs it, writes it synced to the journal, and has the committee certify it.
-// The JSON of the certificate, or why not.
+// The JSON of the certificate, or why not. `signed_seq`, when given, is set to the new order's
+// sequence number once it is signed: an error after that may leave it certified (or certifiable
+// from the journal), so the caller must not act as if nothing was paid.
 core::Result<nlohmann::json> CertifyNewOrder(
     core::FileSystem* fs, const economy::EconomicPolicy& p, ledger::LedgerClient& client,
     const OpenedWallet& w, const OrderFlags& f, std::string_view what, uint64_t amount,
-    const std::function<core::Result<ledger::Order>(uint64_t seq)>& build);
+    const std::function<core::Result<ledger::Order>(uint64_t seq)>& build,
+    uint64_t* signed_seq = nullptr);
 
 // Asks the provider at `provider_url` to accept an escrow_open or read_escrow_open (`tmpl`: its
 // kind and terms) of `amount`, then has the committee certify it at the wallet's next sequence
 // number (escrow_cli.cc; dfrp-mesh put and repair open theirs with it). The certificate's JSON
-// with "escrow_id" and "provider" (the provider's address) added.
+// with "escrow_id" and "provider" (the provider's address) added. A non-empty
+// `expected_provider` (an address) refuses, before anything is signed, terms accepted under
+// another wallet. `signed_seq` as for CertifyNewOrder.
 core::Result<nlohmann::json> CertifyEscrowOpen(core::FileSystem* fs,
                                                const economy::EconomicPolicy& p,
                                                const OpenedWallet& w, const OrderFlags& order,
                                                const std::string& provider_url, uint64_t amount,
-                                               const ledger::Order& tmpl);
+                                               const ledger::Order& tmpl,
+                                               const std::string& expected_provider = "",
+                                               uint64_t* signed_seq = nullptr);
 
 // `dfrp-ledger escrow open|status|list|refund` (escrow_cli.cc).
 // dfrp-ledger epoch-change (epoch_cli.cc).

@@ -185,6 +185,8 @@ int RunMeshCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock) 
       "wallet without ID)");
   repair->add_option("ID", sf.id, "the put id");
   wallet_opts(repair);
+  repair->add_option("--max-fee", sf.max_fee,
+                     "the most a new copy may cost (default: what the put's dearest copy cost)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -221,20 +223,25 @@ int RunMeshCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock) 
   if (sf.puts_dir.empty()) sf.puts_dir = core::JoinPath(cfg->state_dir, "puts");
   MeshApi api(info);
   Status s;
-  if (*put)
-    s = MeshPut(fs, sf);
-  else if (*get)
-    s = MeshGet(fs, sf);
-  else if (*status)
-    s = MeshStatus(fs, sf);
-  else if (*repair)
-    s = MeshRepair(fs, sf);
-  else if (*node_cmd)
-    s = CmdNode(g, api);
-  else if (*peers)
-    s = CmdPeers(g, api);
-  else if (*offers)
-    s = CmdOffers(g, fs, api, rf, k);
+  try {
+    if (*put)
+      s = MeshPut(fs, sf);
+    else if (*get)
+      s = MeshGet(fs, sf);
+    else if (*status)
+      s = MeshStatus(fs, sf);
+    else if (*repair)
+      s = MeshRepair(fs, sf);
+    else if (*node_cmd)
+      s = CmdNode(g, api);
+    else if (*peers)
+      s = CmdPeers(g, api);
+    else if (*offers)
+      s = CmdOffers(g, fs, api, rf, k);
+  } catch (const json::exception& e) {
+    // A node's answer of another shape than expected: an I/O failure to report, not a crash.
+    s = Status::IOError(fmt::format("a node answered JSON of an unexpected shape ({})", e.what()));
+  }
   if (!s.ok()) return Fail(s);
   return core::kExitOk;
 }

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "dfrp/cli/ledger_cli_internal.h"
@@ -37,8 +39,11 @@ struct Copy {
   uint64_t amount = 0;  // base units locked in the escrow
   uint64_t start_unix = 0;
   uint32_t periods = 0;
-  std::string state = "active";  // or "replaced"
-  std::string reason;            // why it was replaced
+  // "active"; "replaced" (a repair made another in its place); "unconfirmed" (its escrow order
+  // was signed but its certificate not seen: repair looks it up and makes it active if the
+  // committee has the escrow).
+  std::string state = "active";
+  std::string reason;  // why it was replaced, or why it is unconfirmed
 };
 
 struct Manifest {
@@ -125,7 +130,7 @@ Result<Manifest> ParseManifest(const std::string& text, const std::string& path)
       x.reason = c.value("reason", "");
       auto root = core::FromHex(x.root);
       if (!root || root->size() != 32 || x.leaf_size == 0 || x.leaf_size > kMaxLeafSize ||
-          (x.state != "active" && x.state != "replaced"))
+          (x.state != "active" && x.state != "replaced" && x.state != "unconfirmed"))
         return bad("a copy's merkle_root, leaf_size or state is malformed");
       m.copies.push_back(std::move(x));
     }
@@ -225,7 +230,9 @@ std::map<std::string, std::string> PeerStates(const node::DaemonInfo& node) {
 
 Result<std::string> ReadCopy(const Copy& c, uint64_t size) {
   const node::DaemonInfo info = InfoOf(c.url);
-  node::Client client(info, {.connect_timeout_ms = 3000, .request_timeout_ms = 120'000});
+  node::Client client(info, {.connect_timeout_ms = 3000,
+                             .request_timeout_ms = 120'000,
+                             .max_body_bytes = size + (64u << 10)});
   DFRP_ASSIGN_OR_RETURN(node::HttpResponse r,
                         client.Request("GET", "/v1/shards/" + c.shard_id, {}, ""));
   if (r.status / 100 != 2) return Err(node::StatusFromResponse(info, r));
@@ -289,12 +296,22 @@ struct Placement {
   std::vector<Copy> made;
   std::vector<std::string> skipped;  // "ADDRESS (URL): why"
   json refusal;                      // the offers' answer when none was made
+  // Why placing stopped before trying every offer: the wallet cannot pay (nothing signed), or
+  // an escrow order was signed but not seen certified (its copy is kept as "unconfirmed").
+  std::optional<Status> stopped;
 };
 
+uint64_t NowUnix(const MeshStoreFlags& f) {
+  return static_cast<uint64_t>(f.clock->NowUnixMillis() / 1000);
+}
+
 // Stores `data` on up to `want` offering nodes not in `exclude`, each with an escrow of
-// `periods` from `start_unix`; each copy made is added to `m` and the manifest saved at once
-// (an escrow certified is never left without its record, but for a crash in between: then
-// `dfrp-wallet escrow list` still shows it).
+// `periods` from `start_unix` (or a second from now, if that is later: an upload may take a
+// while, and a period that started before its escrow could not be proved); each copy made is
+// added to `m` and the manifest saved at once (an escrow certified is never left without its
+// record, but for a crash in between: then `dfrp-wallet escrow list` still shows it). An offer
+// whose price is not a whole number of base units within --max-fee is skipped before any byte
+// is sent: the amount paid is the asked node's word, checked here.
 Result<Placement> Place(core::FileSystem* fs, const economy::EconomicPolicy& p,
                         const MeshStoreFlags& f, const OpenedWallet& w, const std::string& data,
                         Manifest* m, size_t want, const std::set<std::string>& exclude,
@@ -306,15 +323,29 @@ Result<Placement> Place(core::FileSystem* fs, const economy::EconomicPolicy& p,
   DFRP_ASSIGN_OR_RETURN(json offers,
                         CallJson(f.node, "POST", fmt::format("/v1/mesh/offers?k={}", k), request));
   out.refusal = offers;
+  DFRP_ASSIGN_OR_RETURN(const economy::Amount max_fee, p.ParseAmount(f.max_fee, "--max-fee"));
   std::set<std::string> used = exclude;
-  for (const json& o : offers.value("offers", json::array())) {
+  const json list = offers.is_object() && offers.contains("offers") && offers["offers"].is_array()
+                        ? offers["offers"]
+                        : json::array();
+  for (const json& o : list) {
     if (out.made.size() >= want) break;
-    const std::string address = o.value("address", ""), url = o.value("url", "");
+    if (!o.is_object() || !o.contains("address") || !o["address"].is_string() ||
+        !o.contains("url") || !o["url"].is_string())
+      continue;
+    const std::string address = o["address"].get<std::string>(), url = o["url"].get<std::string>();
     if (address.empty() || url.empty() || used.contains(address)) continue;
     used.insert(address);
     auto skip = [&](const Status& s) {
       out.skipped.push_back(fmt::format("{} ({}): {}", address, url, s.message()));
     };
+    if (!o.contains("total_base_units") || !o["total_base_units"].is_number_unsigned() ||
+        o["total_base_units"].get<uint64_t>() > max_fee) {
+      skip(Status::InvalidArgument(fmt::format(
+          "its offer's total {} is not a price within --max-fee {}",
+          o.contains("total_base_units") ? o["total_base_units"].dump() : "(none)", f.max_fee)));
+      continue;
+    }
     // The copy: PUT, then the receipt checked against the root computed here.
     const node::DaemonInfo info = InfoOf(url);
     node::Client client(info, {.connect_timeout_ms = 3000, .request_timeout_ms = 120'000});
@@ -363,33 +394,53 @@ Result<Placement> Place(core::FileSystem* fs, const economy::EconomicPolicy& p,
     t.leaf_size = static_cast<uint32_t>(leaf);
     t.periods = periods;
     t.period_seconds = p.storage.period_seconds;
-    t.start_unix = start_unix;
+    const uint64_t copy_start = std::max(start_unix, NowUnix(f) + 1);
+    t.start_unix = copy_start;
     t.challenges = p.storage.challenges_per_period;
-    const uint64_t amount = std::max<uint64_t>(1, o.value("total_base_units", uint64_t{0}));
+    const uint64_t amount = std::max<uint64_t>(1, o["total_base_units"].get<uint64_t>());
     OrderFlags order;
     order.wallet = f.wallet;
     order.passphrase_file = f.passphrase_file;
-    auto cert = CertifyEscrowOpen(fs, p, w, order, url, amount, tmpl);
-    if (!cert) {
-      skip(cert.error());
-      continue;
-    }
-    if (cert->value("provider", "") != address) {
-      // The node at the URL answered under another wallet than its record's: the escrow pays
-      // the wallet that signed the terms, so the copy stands, recorded under that address.
-      out.skipped.push_back(fmt::format("{} ({}): the terms were signed by {}", address, url,
-                                        cert->value("provider", "")));
-    }
     Copy c;
     c.url = url;
-    c.address = cert->value("provider", address);
+    c.address = address;
     c.shard_id = shard->ToString();
-    c.escrow_id = cert->value("escrow_id", "");
     c.root = core::ToHex(root);
     c.leaf_size = static_cast<uint32_t>(leaf);
     c.amount = amount;
-    c.start_unix = start_unix;
+    c.start_unix = copy_start;
     c.periods = periods;
+    uint64_t signed_seq = 0;
+    bool signed_order = false;
+    auto cert = CertifyEscrowOpen(fs, p, w, order, url, amount, tmpl, address, &signed_seq);
+    signed_order = signed_seq != 0;
+    if (!cert && signed_order) {
+      // Signed, so it may be certified (or be later, from the wallet's journal): the copy is
+      // kept as unconfirmed under the escrow id that order opens, and placing stops here.
+      c.state = "unconfirmed";
+      c.escrow_id = core::ToHex(ledger::EscrowId(w.key->GetPublicKey().bytes(), signed_seq));
+      c.reason = cert.error().message();
+      m->copies.push_back(c);
+      DFRP_RETURN_IF_ERROR(SaveManifest(fs, p, f, *m));
+      out.stopped = cert.error().WithContext(fmt::format(
+          "the escrow for the copy on {} (escrow {}) was signed but is not seen certified; the "
+          "copy is kept as unconfirmed (dfrp-mesh repair {} settles it)",
+          url, c.escrow_id, m->id));
+      break;
+    }
+    if (!cert) {
+      skip(cert.error());
+      if (cert.error().code() == Status::Code::kRefused) {
+        out.stopped = cert.error();  // the wallet cannot pay: no other offer would do better
+        break;
+      }
+      continue;
+    }
+    if (cert->contains("completed_first"))
+      out.skipped.push_back(
+          "an order signed earlier by this wallet was certified first (if it opened an escrow, "
+          "`dfrp-ledger escrow list` shows it)");
+    c.escrow_id = cert->value("escrow_id", "");
     m->copies.push_back(c);
     DFRP_RETURN_IF_ERROR(SaveManifest(fs, p, f, *m));
     out.made.push_back(std::move(c));
@@ -418,10 +469,6 @@ void PrintCopies(const economy::EconomicPolicy& p, const Manifest& m) {
                 c.url.c_str(), c.address.c_str(), c.shard_id.c_str(), c.escrow_id.c_str(),
                 p.FormatAmount(c.amount).c_str(), p.genesis.currency.c_str(),
                 c.reason.empty() ? "" : (" (" + c.reason + ")").c_str());
-}
-
-uint64_t NowUnix(const MeshStoreFlags& f) {
-  return static_cast<uint64_t>(f.clock->NowUnixMillis() / 1000);
 }
 
 // What a copy looks like now: its node's state, the copy on its node, its escrow.
@@ -468,12 +515,16 @@ Health Check(const Copy& c, uint64_t size, const std::map<std::string, std::stri
       h.escrow_error = "the manifest's escrow id is malformed";
     }
   }
-  if (h.node_state == "dead")
-    h.bad = "its node is dead";
-  else if (h.copy == "missing" || h.copy == "mismatch")
+  // A node the asked node sees dead, or one whose periods were refunded, may be back: its
+  // copy is replaced only if it does not answer for it now either (a replaced copy's escrow
+  // still pays its node for the periods it proves).
+  if (h.copy == "missing" || h.copy == "mismatch")
     h.bad = fmt::format("the copy is {} on its node", h.copy);
-  else if (h.refunded > 0)
-    h.bad = fmt::format("{} period(s) refunded: its node did not prove the copy", h.refunded);
+  else if (h.copy != "ok" && h.node_state == "dead")
+    h.bad = "its node is dead";
+  else if (h.copy != "ok" && h.refunded > 0)
+    h.bad =
+        fmt::format("{} period(s) refunded, and its node does not answer for the copy", h.refunded);
   return h;
 }
 
@@ -503,6 +554,25 @@ Result<json> RepairOne(core::FileSystem* fs, const economy::EconomicPolicy& p,
                     m.id, m.payer, w->address)));
   const auto states = PeerStates(f.node);
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient ledger, Ledger(p));
+  // A copy whose escrow order was signed but not seen certified: active if the committee has
+  // the escrow now (the order may have been completed since, from the wallet's journal).
+  json confirmed = json::array();
+  for (Copy& c : m.copies) {
+    if (c.state != "unconfirmed") continue;
+    auto id = core::FromHex(c.escrow_id);
+    crypto::Hash eid{};
+    if (!id || id->size() != eid.size()) continue;
+    std::memcpy(eid.data(), id->data(), eid.size());
+    if (auto v = ledger.Escrow(eid); v) {
+      c.state = "active";
+      c.reason.clear();
+      confirmed.push_back(c.escrow_id);
+    }
+  }
+  if (!confirmed.empty()) {
+    DFRP_RETURN_IF_ERROR(SaveManifest(fs, p, f, m));
+    out["confirmed"] = confirmed;
+  }
   std::vector<std::pair<size_t, std::string>> bad;  // index in m.copies, why
   std::vector<const Copy*> good;
   json checked = json::array();
@@ -544,9 +614,17 @@ Result<json> RepairOne(core::FileSystem* fs, const economy::EconomicPolicy& p,
   const uint32_t periods =
       static_cast<uint32_t>((m.end_unix() - start + m.period_seconds - 1) / m.period_seconds);
   const size_t want = m.replicas > healthy ? m.replicas - healthy : 0;
+  // Without --max-fee, a new copy may cost at most what the dearest copy cost for the whole
+  // contract: the periods left are fewer, so an honest offer is within it.
+  MeshStoreFlags fr = f;
+  if (fr.max_fee.empty()) {
+    uint64_t dearest = 0;
+    for (const Copy& c : m.copies) dearest = std::max(dearest, c.amount);
+    fr.max_fee = p.FormatAmount(std::max<uint64_t>(dearest, 1));
+  }
   Placement pl;
   if (want > 0) {
-    DFRP_ASSIGN_OR_RETURN(pl, Place(fs, p, f, *w, data, &m, want, exclude, start, periods));
+    DFRP_ASSIGN_OR_RETURN(pl, Place(fs, p, fr, *w, data, &m, want, exclude, start, periods));
   }
   // A bad copy counts as replaced once enough sound ones stand without it (one per new copy
   // while they do not): one still active is looked at again by the next repair.
@@ -562,6 +640,7 @@ Result<json> RepairOne(core::FileSystem* fs, const economy::EconomicPolicy& p,
   out["made"] = made;
   out["skipped"] = pl.skipped;
   out["manifest"] = ManifestJson(p, m);
+  if (pl.stopped) return Err(*pl.stopped);
   if (pl.made.size() < want) return Err(NoOffers(pl, want, pl.made.size()));
   return out;
 }
@@ -595,7 +674,7 @@ Status MeshPut(core::FileSystem* fs, const MeshStoreFlags& f) {
   m.start_unix = m.created_unix + 1;  // the first period starts a second from now
   DFRP_ASSIGN_OR_RETURN(Placement pl,
                         Place(fs, p, f, w, data, &m, f.replicas, {}, m.start_unix, f.periods));
-  if (pl.made.empty()) return NoOffers(pl, f.replicas, 0);
+  if (pl.made.empty()) return pl.stopped ? *pl.stopped : NoOffers(pl, f.replicas, 0);
   if (f.json) {
     json j = ManifestJson(p, m);
     j["skipped"] = pl.skipped;
@@ -610,6 +689,7 @@ Status MeshPut(core::FileSystem* fs, const MeshStoreFlags& f) {
     PrintCopies(p, m);
     for (const std::string& s : pl.skipped) std::printf("  skipped %s\n", s.c_str());
   }
+  if (pl.stopped) return *pl.stopped;
   if (pl.made.size() < f.replicas) {
     Status s = NoOffers(pl, f.replicas, pl.made.size());
     return Status::Refused(s.message() + fmt::format(" (dfrp-mesh repair {} completes it)", m.id));
@@ -671,7 +751,7 @@ Status MeshStatus(core::FileSystem* fs, const MeshStoreFlags& f) {
   for (size_t i = 0; i < m.copies.size(); ++i) {
     const Copy& c = m.copies[i];
     if (c.state != "active") {
-      std::printf("  replaced %s (%s)\n", c.url.c_str(), c.reason.c_str());
+      std::printf("  %s %s (%s)\n", c.state.c_str(), c.url.c_str(), c.reason.c_str());
       continue;
     }
     const json& h = j["copies"][i]["health"];
@@ -702,9 +782,9 @@ Status MeshRepair(core::FileSystem* fs, const MeshStoreFlags& f) {
   json all = json::array();
   Status first;
   for (const std::string& id : ids) {
-    DFRP_ASSIGN_OR_RETURN(Manifest m, LoadManifest(fs, f, id));
-    if (f.id.empty() && m.payer != w.address) continue;  // another wallet's puts
-    auto r = RepairOne(fs, p, f, &w, std::move(m));
+    auto m = LoadManifest(fs, f, id);
+    if (m && f.id.empty() && m->payer != w.address) continue;  // another wallet's puts
+    auto r = m ? RepairOne(fs, p, f, &w, std::move(*m)) : Result<json>(Err(m.error()));
     if (!r) {
       if (first.ok()) first = r.error();
       all.push_back({{"id", id}, {"error", r.error().message()}});
