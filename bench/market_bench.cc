@@ -3,6 +3,10 @@
 //                          1,000,000 matches per second on one core)
 //   BM_ParseAndMatch       the seed's context JSON parsed exactly, then matched
 //   BM_StepPrices          one epoch's demand step of a price vector
+//   BM_Route/N             a routing decision: one storage request with a 16-dimension vector
+//                          matched against N candidates' price vectors and ranked (nearest,
+//                          then cheapest; the 3 best), as the mesh's offers do it (target: at
+//                          least 20,000 decisions per second on one core, N = 100)
 //   BM_WriteBatch/O/S      256 shards of S bytes written in one durable batch, without (O = 0)
 //                          and with (O = 1) the usage counter as the store's observer
 //                          (target: the observer costs at most 2%)
@@ -77,6 +81,42 @@ void BM_StepPrices(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 BENCHMARK(BM_StepPrices);
+
+void BM_Route(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  const economy::EconomicPolicy& p = Policy();
+  uint64_t rng = 0x2545f4914f6cdd1dull;
+  auto next = [&] {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+  };
+  std::vector<std::vector<float>> vectors(n, std::vector<float>(16));
+  std::vector<economy::RouteCandidate> cands(n);
+  for (size_t i = 0; i < n; ++i) {
+    for (float& x : vectors[i]) x = static_cast<float>(next() % 1000) / 1000.0f;
+    cands[i].vector = &vectors[i];
+    cands[i].prices = p.pricing.floor;
+    // Storage prices from the floor to three times it: some over the request's max_fee.
+    const size_t s = static_cast<size_t>(economy::Resource::kStorageGibMonth);
+    cands[i].prices[s] += cands[i].prices[s] * (next() % 2000) / 1000;
+  }
+  const economy::FeeRequest req = *economy::ParseFeeRequest(
+      R"({"storage_mb": 1000, "months": 3, "max_fee": "0.025",
+          "vector": [0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.8,0.7,0.6,0.5,0.4,0.3,0.2]})",
+      p, 16);
+  size_t passed = 0;
+  for (auto _ : state) {
+    economy::Routing r = economy::RankCandidates(req, cands, p, 3);
+    passed += r.passed.size();
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());  // decisions
+  state.counters["passed_share"] =
+      static_cast<double>(passed) / static_cast<double>(state.iterations() * n);
+}
+BENCHMARK(BM_Route)->Arg(10)->Arg(100)->Arg(1000);
 
 // A store in a temp folder (under $TMPDIR, else /var/tmp: a real disk, not tmpfs).
 struct BenchStore {

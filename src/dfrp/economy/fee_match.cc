@@ -294,6 +294,41 @@ Quote MatchFee(const FeeRequest& req, const PriceVector& prices, const EconomicP
   return q;
 }
 
+Routing RankCandidates(const FeeRequest& req, const std::vector<RouteCandidate>& candidates,
+                       const EconomicPolicy& policy, size_t k) {
+  Routing out;
+  out.passed.reserve(candidates.size());
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const RouteCandidate& c = candidates[i];
+    Quote q = MatchFee(req, c.prices, policy);
+    RankedCandidate r;
+    r.index = i;
+    r.total = q.total;
+    if (!req.vector.empty())
+      r.similarity =
+          c.vector != nullptr ? CosineSimilarity(req.vector, *c.vector).value_or(-1.0) : -1.0;
+    if (q.accepted) {
+      out.passed.push_back(std::move(r));
+      continue;
+    }
+    r.reason = std::move(q.reason);
+    // Refused for its total alone (a cap or an overflow refuses before the total is known).
+    const bool over_fee = req.max_fee && r.total > *req.max_fee;
+    if (over_fee && (!out.cheapest_over_max_fee || r.total < out.cheapest_over_max_fee->total))
+      out.cheapest_over_max_fee = r;
+    out.refused.push_back(std::move(r));
+  }
+  auto nearer = [](const RankedCandidate& a, const RankedCandidate& b) {
+    if (a.similarity != b.similarity) return a.similarity > b.similarity;
+    if (a.total != b.total) return a.total < b.total;
+    return a.index < b.index;
+  };
+  const size_t top = std::min(k, out.passed.size());
+  std::partial_sort(out.passed.begin(), out.passed.begin() + static_cast<ptrdiff_t>(top),
+                    out.passed.end(), nearer);
+  return out;
+}
+
 double RequestWeight(const RewardPolicy& r, Amount offered, Amount asked, double similarity,
                      double wallet_rate_per_minute) {
   const double ratio = asked == 0 ? 2.0 : static_cast<double>(offered) / static_cast<double>(asked);

@@ -90,6 +90,31 @@ Quote MatchFee(const FeeRequest& req, const PriceVector& prices, const EconomicP
 // dimension mismatch).
 std::optional<double> CosineSimilarity(const std::vector<float>& a, const std::vector<float>& b);
 
+// Routing: one request matched against many candidates' price vectors (the mesh's offers).
+struct RouteCandidate {
+  const std::vector<float>* vector = nullptr;  // its place in the vector space; may be null
+  PriceVector prices{};
+};
+// Small on purpose (no per-resource fees): a decision over a thousand candidates stays within
+// the allocator's heap, where a Quote apiece would take a fresh mapping for every decision.
+struct RankedCandidate {
+  size_t index = 0;  // into the candidates given
+  Amount total = 0;  // the fee quoted (0 when a cap refused it first)
+  double similarity = 1;  // cosine similarity to the request's vector; 1 without one, -1 when
+                          // the candidate's vector cannot be compared
+  std::string reason;     // why the fee match refused it; empty when it passed
+};
+struct Routing {
+  // The candidates whose fee matches: the first min(k, size) nearest the request's vector,
+  // then cheapest, in that order; the rest after them, unordered.
+  std::vector<RankedCandidate> passed;
+  std::vector<RankedCandidate> refused;  // by the fee match: reason says why
+  // The cheapest refused for max_fee alone: what the request would cost.
+  std::optional<RankedCandidate> cheapest_over_max_fee;
+};
+Routing RankCandidates(const FeeRequest& req, const std::vector<RouteCandidate>& candidates,
+                       const EconomicPolicy& policy, size_t k);
+
 // The weight of a funded, matched request (header comment).
 double RequestWeight(const RewardPolicy& r, Amount offered, Amount asked, double similarity,
                      double wallet_rate_per_minute);

@@ -101,6 +101,51 @@ TEST(FeeMatch, RefusalsNameTheFirstReason) {
   EXPECT_EQ(q.fee[kRead], 7'000'000u);  // one GiB at 0.007
 }
 
+TEST(FeeMatch, RoutingRanksNearestThenCheapestAndNamesTheCheapestOverMaxFee) {
+  const EconomicPolicy pol = Default();
+  const std::vector<float> east = {1, 0, 0}, north = {0, 1, 0}, mid = {0.7f, 0.7f, 0};
+  auto at = [&](const std::vector<float>* v, uint64_t cpu_price) {
+    RouteCandidate c{.vector = v, .prices = pol.pricing.floor};
+    c.prices[kCpu] = cpu_price;
+    return c;
+  };
+  // 1 CPU-second at 0.001 (10^12 in price units) costs 0.001; max_fee 0.002.
+  const std::vector<RouteCandidate> cands = {
+      at(&north, 1'000'000'000'000ull),  // 0: far
+      at(&east, 1'500'000'000'000ull),   // 1: nearest, dearer
+      at(&east, 1'000'000'000'000ull),   // 2: nearest, cheaper
+      at(&east, 3'000'000'000'000ull),   // 3: over max_fee (0.003)
+      at(&east, 2'500'000'000'000ull),   // 4: over max_fee, the cheapest such (0.0025)
+      at(&mid, 1'000'000'000'000ull),    // 5: between
+      at(nullptr, 1'000'000'000'000ull)  // 6: no vector: last
+  };
+  const FeeRequest req = Req(R"({"cpu_sec": 1, "max_fee": "0.002", "vector": [1, 0, 0]})");
+  Routing r = RankCandidates(req, cands, pol, 3);
+  ASSERT_EQ(r.passed.size(), 5u);
+  EXPECT_EQ(r.passed[0].index, 2u);
+  EXPECT_EQ(r.passed[1].index, 1u);
+  EXPECT_EQ(r.passed[2].index, 5u);
+  EXPECT_NEAR(r.passed[0].similarity, 1.0, 1e-9);
+  ASSERT_EQ(r.refused.size(), 2u);
+  EXPECT_NE(r.refused[0].reason.find("over max_fee"), std::string::npos);
+  ASSERT_TRUE(r.cheapest_over_max_fee.has_value());
+  EXPECT_EQ(r.cheapest_over_max_fee->index, 4u);
+  EXPECT_EQ(r.cheapest_over_max_fee->total, 2'500'000u);
+  // k past the list orders all of them; a candidate without a vector ranks last.
+  r = RankCandidates(req, cands, pol, 100);
+  ASSERT_EQ(r.passed.size(), 5u);
+  EXPECT_EQ(r.passed[3].index, 0u);
+  EXPECT_EQ(r.passed[4].index, 6u);
+  EXPECT_EQ(r.passed[4].similarity, -1.0);
+  // A cap refuses before the total: not "over max_fee", so not the cheapest over it.
+  r = RankCandidates(
+      Req(R"({"cpu_sec": 1, "max_fee": "0.002", "max_price": {"cpu_sec": "0.0001"}})"), cands,
+      pol, 3);
+  EXPECT_TRUE(r.passed.empty());
+  EXPECT_EQ(r.refused.size(), cands.size());
+  EXPECT_FALSE(r.cheapest_over_max_fee.has_value());
+}
+
 TEST(FeeMatch, HostileRequestsGetAnErrorNamingTheField) {
   EXPECT_NE(Error("[1]").find("must be a JSON object"), std::string::npos);
   EXPECT_NE(Error("{").find("not valid JSON"), std::string::npos);

@@ -534,14 +534,10 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
                    peer.record.url, mesh::PeerStateName(peer.state), peer.record.vector,
                    peer.record.prices, peer.record.policy_version, peer.Uptime(), false});
   }
-  struct Ranked {
-    const Candidate* c;
-    economy::Quote q;
-    double similarity;
-  };
-  std::vector<Ranked> passed;
+  // The node's own checks first (alive, policy, prices); the market ranks the rest.
   json refused = json::array();
-  std::optional<Ranked> cheapest_over;  // the cheapest refused only for its fee
+  std::vector<const Candidate*> eligible;
+  std::vector<economy::RouteCandidate> route;
   for (const Candidate& c : all) {
     auto refuse = [&](const std::string& why) {
       refused.push_back({{"address", c.address}, {"url", c.url}, {"reason", why}});
@@ -560,42 +556,40 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
                          economy::kResourceCount));
       continue;
     }
-    economy::PriceVector prices{};
-    std::copy(c.prices.begin(), c.prices.end(), prices.begin());
-    const economy::Quote q = economy::MatchFee(req, prices, p);
-    const double sim =
-        req.vector.empty() ? 1.0 : economy::CosineSimilarity(req.vector, c.vector).value_or(-1.0);
-    if (!q.accepted) {
-      refuse(q.reason);
-      if (q.reason.find("max_fee") != std::string::npos &&
-          (!cheapest_over || q.total < cheapest_over->q.total))
-        cheapest_over = Ranked{&c, q, sim};
-      continue;
-    }
-    passed.push_back({&c, q, sim});
+    economy::RouteCandidate rc{.vector = &c.vector};
+    std::copy(c.prices.begin(), c.prices.end(), rc.prices.begin());
+    eligible.push_back(&c);
+    route.push_back(rc);
   }
-  std::sort(passed.begin(), passed.end(), [](const Ranked& a, const Ranked& b) {
-    if (a.similarity != b.similarity) return a.similarity > b.similarity;
-    return a.q.total < b.q.total;
-  });
-  auto offer_json = [&](const Ranked& r) {
-    json o = {{"address", r.c->address},
-              {"url", r.c->url},
-              {"state", r.c->state},
+  const economy::Routing routing = economy::RankCandidates(req, route, p, k);
+  auto offer_json = [&](const economy::RankedCandidate& r) {
+    const Candidate& c = *eligible[r.index];
+    json o = {{"address", c.address},
+              {"url", c.url},
+              {"state", c.state},
               {"similarity", r.similarity},
-              {"uptime", r.c->uptime}};
-    economy::PutAmount(o, "total", p, r.q.total);
+              {"uptime", c.uptime}};
+    economy::PutAmount(o, "total", p, r.total);
     return o;
   };
+  for (const economy::RankedCandidate& r : routing.refused)
+    refused.push_back(
+        {{"address", eligible[r.index]->address}, {"url", eligible[r.index]->url},
+         {"reason", r.reason}});
   json offers = json::array();
-  for (size_t i = 0; i < passed.size() && i < k; ++i) offers.push_back(offer_json(passed[i]));
-  for (size_t i = k; i < passed.size(); ++i)
-    refused.push_back({{"address", passed[i].c->address},
-                       {"url", passed[i].c->url},
-                       {"reason", fmt::format("not among the {} nearest", k)}});
+  for (size_t i = 0; i < routing.passed.size(); ++i) {
+    const economy::RankedCandidate& r = routing.passed[i];
+    if (i < k)
+      offers.push_back(offer_json(r));
+    else
+      refused.push_back({{"address", eligible[r.index]->address},
+                         {"url", eligible[r.index]->url},
+                         {"reason", fmt::format("not among the {} nearest", k)}});
+  }
   json out = {{"offers", offers}, {"refused", refused}, {"k", k}, {"currency", p.genesis.currency}};
   if (req.max_fee) economy::PutAmount(out, "max_fee", p, *req.max_fee);
-  out["cheapest_over_max_fee"] = cheapest_over ? offer_json(*cheapest_over) : json(nullptr);
+  out["cheapest_over_max_fee"] =
+      routing.cheapest_over_max_fee ? offer_json(*routing.cheapest_over_max_fee) : json(nullptr);
   return out;
 }
 
