@@ -7,6 +7,9 @@ Usage: mesh_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_MESH
   their URLs, roles, prices and vectors; C learnt A's record through B.
 - `dfrp-mesh peers|node|offers` show the same through the CLI; offers no node meets exit 7
   naming the cheapest.
+- Records announce each node's storage room: a request past every node's room is refused
+  naming it; B's volumes paused, B announces no room at once and is not offered; resumed, it
+  is again.
 - A fourth node with another genesis is refused at its exchange, with the reason named.
 - An exchange envelope captured on the wire (A's, sent to a listener the test holds) is taken
   once by a node that never saw it, and refused as a replay the second time; the same envelope
@@ -142,6 +145,34 @@ def main():
           o.get("cheapest_over_max_fee", {}).get("total") is not None, o)
     st, _, o = offers(a, {"storage_mb": -1})
     check("a malformed offer request is refused (400)", st == 400, (st, o))
+
+    # Room: records announce it; a request past every node's room is refused naming it; the
+    # drive workflow (pause, resume) re-announces it.
+    rb = peers(a)[addr["b"]]
+    check("records announce storage room: B's free bytes and quota as A sees them",
+          0 < rb.get("storage_free_bytes", 0) <= rb.get("storage_quota_bytes", 0), rb)
+    st, _, o = offers(a, {"storage_mb": 50_000, "max_fee": "100000"})
+    check("a request for more room than any node has: no offer, each refusal naming the room",
+          st == 200 and o["offers"] == [] and len(o["refused"]) == 3 and
+          all("room for" in r["reason"] for r in o["refused"]), o)
+    for v in (0, 1):
+        st, _, j = b.admin("POST", f"/v1/volumes/{v}/pause", {})
+        check(f"B's volume {v} paused", st == 200, (st, j))
+    wait_for("A to see B announce no room",
+             lambda: peers(a).get(addr["b"], {}).get("storage_free_bytes") == 0)
+    st, _, o = offers(a, {"storage_mb": 100, "max_fee": "1"})
+    check("B, its volumes paused, announced no room at once and is not offered",
+          st == 200 and addr["b"] not in [x["address"] for x in o["offers"]] and
+          any(r["address"] == addr["b"] and "room for 0 bytes" in r["reason"]
+              for r in o["refused"]), o)
+    for v in (0, 1):
+        st, _, j = b.admin("POST", f"/v1/volumes/{v}/resume", {})
+        check(f"B's volume {v} resumed", st == 200, (st, j))
+    wait_for("A to see B's room again",
+             lambda: peers(a).get(addr["b"], {}).get("storage_free_bytes", 0) > 0)
+    check("resumed, B announces its room again and is offered",
+          addr["b"] in [x["address"] for x in offers(a, {"storage_mb": 100, "max_fee": "1"})[2]
+                        .get("offers", [])])
 
     # The same through dfrp-mesh, with A's config (its environment).
     rc, out, err = tool(MESH, aenv, "--json", "peers")

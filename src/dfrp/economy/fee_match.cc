@@ -233,6 +233,7 @@ Result<FeeRequest> ParseFeeRequest(std::string_view text, const EconomicPolicy& 
   if (has_months && !has_storage) return Err(Bad("months", "is given without storage_mb"));
   if (has_storage && months == 0) return Err(Bad("months", "must be more than 0"));
   auto q = [&](Resource res) -> QuantityMicros& { return r.quantity[static_cast<size_t>(res)]; };
+  r.storage_bytes = storage_mb;  // micros of a megabyte (10^6 bytes): bytes
   if (!StorageQuantity(storage_mb, months, &q(Resource::kStorageGibMonth)))
     return Err(Bad("storage_mb", "times months is too large"));
   if (!TransferQuantity(read_mb, &q(Resource::kReadGib)))

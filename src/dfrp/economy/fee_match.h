@@ -51,6 +51,7 @@ struct FeeRequest {
   std::string wallet;
   std::vector<float> vector;
   std::string nonce, signature;
+  uint64_t storage_bytes = 0;  // storage_mb in bytes: the room a node needs for it
   // As given, for display: storage_mb and months, read_mb, write_mb.
   std::string storage_mb = "0", months = "1", read_mb = "0", write_mb = "0";
 };
@@ -98,8 +99,8 @@ struct RouteCandidate {
 // Small on purpose (no per-resource fees): a decision over a thousand candidates stays within
 // the allocator's heap, where a Quote apiece would take a fresh mapping for every decision.
 struct RankedCandidate {
-  size_t index = 0;  // into the candidates given
-  Amount total = 0;  // the fee quoted (0 when a cap refused it first)
+  size_t index = 0;       // into the candidates given
+  Amount total = 0;       // the fee quoted (0 when a cap refused it first)
   double similarity = 1;  // cosine similarity to the request's vector; 1 without one, -1 when
                           // the candidate's vector cannot be compared
   std::string reason;     // why the fee match refused it; empty when it passed

@@ -139,8 +139,8 @@ TEST(FeeMatch, RoutingRanksNearestThenCheapestAndNamesTheCheapestOverMaxFee) {
   EXPECT_EQ(r.passed[4].similarity, -1.0);
   // A cap refuses before the total: not "over max_fee", so not the cheapest over it.
   r = RankCandidates(
-      Req(R"({"cpu_sec": 1, "max_fee": "0.002", "max_price": {"cpu_sec": "0.0001"}})"), cands,
-      pol, 3);
+      Req(R"({"cpu_sec": 1, "max_fee": "0.002", "max_price": {"cpu_sec": "0.0001"}})"), cands, pol,
+      3);
   EXPECT_TRUE(r.passed.empty());
   EXPECT_EQ(r.refused.size(), cands.size());
   EXPECT_FALSE(r.cheapest_over_max_fee.has_value());

@@ -41,6 +41,8 @@ Status CheckFields(const NodeRecord& r) {
        {c.sha256_per_sec, c.gpu_tflops, c.read_mb_per_sec, c.write_mb_per_sec, c.read_iops})
     if (!std::isfinite(d) || d < 0)
       return Status::InvalidArgument("node record: a capacity figure is not a finite number >= 0");
+  if (c.storage_free_bytes > c.storage_quota_bytes)
+    return Status::InvalidArgument("node record: more storage free than its quota");
   if (r.roles > (kRoleStorage | kRoleAuthority | kRoleCompute))
     return Status::InvalidArgument(fmt::format("node record: unknown role bits {:#x}", r.roles));
   return Status::OK();
@@ -61,6 +63,8 @@ void PutBody(std::string* out, const NodeRecord& r) {
   for (double d :
        {c.sha256_per_sec, c.gpu_tflops, c.read_mb_per_sec, c.write_mb_per_sec, c.read_iops})
     PutBe(out, std::bit_cast<uint64_t>(d), 8);
+  PutBe(out, c.storage_free_bytes, 8);
+  PutBe(out, c.storage_quota_bytes, 8);
 }
 
 Status ReadBody(Reader& rd, NodeRecord* r) {
@@ -96,6 +100,10 @@ Status ReadBody(Reader& rd, NodeRecord* r) {
     DFRP_RETURN_IF_ERROR(rd.Be(&v, 8, "capacity"));
     *d = std::bit_cast<double>(v);
   }
+  DFRP_RETURN_IF_ERROR(rd.Be(&c.storage_free_bytes, 8, "storage free bytes"));
+  DFRP_RETURN_IF_ERROR(rd.Be(&c.storage_quota_bytes, 8, "storage quota bytes"));
+  if (c.storage_free_bytes > c.storage_quota_bytes)
+    return rd.Bad("storage free bytes", "more than the quota");
   return Status::OK();
 }
 

@@ -42,6 +42,12 @@ struct RecordCapacity {
   double read_mb_per_sec = 0;
   double write_mb_per_sec = 0;
   double read_iops = 0;
+  // Room for new shards: the free bytes of the volumes that take writes (active, not paused,
+  // full or missing), rounded down to a step of the quota (node.cc), and the quotas' sum.
+  uint64_t storage_free_bytes = 0;
+  uint64_t storage_quota_bytes = 0;
+
+  bool operator==(const RecordCapacity&) const = default;
 };
 
 struct NodeRecord {

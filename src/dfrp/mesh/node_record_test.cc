@@ -41,7 +41,11 @@ class NodeRecordTest : public ::testing::Test {
     r.policy_version = 3;
     r.vector = {0.5f, -0.25f, 0.125f, 1.0f};
     r.prices = {1, 2, 3, 4, 5, 6};
-    r.capacity = {.sha256_per_sec = 1e7, .read_mb_per_sec = 500, .read_iops = 20'000};
+    r.capacity = {.sha256_per_sec = 1e7,
+                  .read_mb_per_sec = 500,
+                  .read_iops = 20'000,
+                  .storage_free_bytes = 3ull << 30,
+                  .storage_quota_bytes = 8ull << 30};
     EXPECT_TRUE(SignRecord(&r, k.node, net_).ok());
     return r;
   }
@@ -59,13 +63,21 @@ TEST_F(NodeRecordTest, RoundTripsVerifiesAndStaysSmall) {
   EXPECT_EQ(EncodeRecord(*d), wire);
   EXPECT_EQ(d->vector, r.vector);
   EXPECT_EQ(d->prices, r.prices);
-  EXPECT_EQ(d->capacity.read_iops, 20'000);
+  EXPECT_EQ(d->capacity, r.capacity);
+  EXPECT_EQ(d->capacity.storage_free_bytes, 3ull << 30);
   EXPECT_TRUE(VerifyRecord(*d, net_, kNow).ok());
   for (size_t n = 0; n < wire.size(); ++n) {
     auto t = DecodeRecord(wire.substr(0, n));
     ASSERT_FALSE(t.has_value()) << n;
     EXPECT_EQ(t.error().code(), core::Status::Code::kInvalidArgument) << n;
   }
+  // Storage free bytes (the body's last 16 bytes are free, quota) past the quota: refused.
+  std::string roomy = wire;
+  roomy[roomy.size() - 96 - 16] = '\x7f';
+  auto rm = DecodeRecord(roomy);
+  ASSERT_FALSE(rm.has_value());
+  EXPECT_NE(rm.error().message().find("more than the quota"), std::string::npos)
+      << rm.error().message();
   std::string altered = wire;
   altered[kDelegationBytes + 3] ^= 1;  // the seq
   auto a = DecodeRecord(altered);
@@ -79,6 +91,9 @@ TEST_F(NodeRecordTest, NonFiniteNumbersAndLongFieldsAreRefused) {
   EXPECT_FALSE(SignRecord(&r, a_.node, net_).ok());
   r = Record(a_, 1);
   r.capacity.gpu_tflops = -1;
+  EXPECT_FALSE(SignRecord(&r, a_.node, net_).ok());
+  r.capacity.gpu_tflops = 0;
+  r.capacity.storage_free_bytes = r.capacity.storage_quota_bytes + 1;  // more free than quota
   EXPECT_FALSE(SignRecord(&r, a_.node, net_).ok());
   r = Record(a_, 1);
   r.url = "http://" + std::string(kMaxUrlBytes, 'h');

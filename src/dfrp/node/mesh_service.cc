@@ -118,9 +118,12 @@ void MeshService::Start(const std::string& url) {
 
 Result<std::string> MeshService::OwnRecord(int64_t now_ms) {
   std::vector<uint64_t> prices = opt_.prices ? opt_.prices() : std::vector<uint64_t>{};
+  const mesh::RecordCapacity capacity = opt_.capacity ? opt_.capacity() : mesh::RecordCapacity{};
   core::MutexLock lock(&mu_);
   const mesh::Delegation d = DelegationLocked(now_ms);
-  const bool due = own_wire_.empty() || prices != own_prices_ ||
+  // Capacity counts too: a drive added, paused, migrated or filling past a step of its quota
+  // is announced in the next round.
+  const bool due = own_wire_.empty() || prices != own_prices_ || capacity != own_capacity_ ||
                    now_ms - own_signed_ms_ > opt_.record_ttl_ms / 2 ||
                    d.expiry_unix_ms != own_delegation_expiry_;
   if (!due) return own_wire_;
@@ -134,8 +137,9 @@ Result<std::string> MeshService::OwnRecord(int64_t now_ms) {
   r.policy_version = opt_.policy_version;
   r.vector = opt_.vector;
   r.prices = prices;
-  if (opt_.capacity) r.capacity = opt_.capacity();
+  r.capacity = capacity;
   DFRP_RETURN_IF_ERROR(mesh::SignRecord(&r, node_key_, opt_.network_id));
+  own_capacity_ = capacity;
   own_seq_ = r.seq;
   own_signed_ms_ = now_ms;
   own_prices_ = std::move(prices);
@@ -519,6 +523,7 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     uint32_t policy_version = 0;
     double uptime = 1;
     bool self = false;
+    uint64_t storage_free = 0;
   };
   std::vector<Candidate> all;
   {
@@ -528,11 +533,13 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
                    opt_.policy_version, 1.0, true});
   }
   if (all[0].prices.empty() && opt_.prices) all[0].prices = opt_.prices();
+  if (opt_.capacity) all[0].storage_free = opt_.capacity().storage_free_bytes;
   for (const mesh::Peer& peer : table_.Snapshot()) {
     auto key = ledger::KeyFrom(peer.record.sender.wallet);
     all.push_back({key ? wallet::AddressOf(*key) : core::ToHex(peer.record.sender.wallet),
                    peer.record.url, mesh::PeerStateName(peer.state), peer.record.vector,
-                   peer.record.prices, peer.record.policy_version, peer.Uptime(), false});
+                   peer.record.prices, peer.record.policy_version, peer.Uptime(), false,
+                   peer.record.capacity.storage_free_bytes});
   }
   // The node's own checks first (alive, policy, prices); the market ranks the rest.
   json refused = json::array();
@@ -556,6 +563,11 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
                          economy::kResourceCount));
       continue;
     }
+    if (req.storage_bytes > c.storage_free) {
+      refuse(fmt::format("room for {} bytes of new shards, the request needs {}", c.storage_free,
+                         req.storage_bytes));
+      continue;
+    }
     economy::RouteCandidate rc{.vector = &c.vector};
     std::copy(c.prices.begin(), c.prices.end(), rc.prices.begin());
     eligible.push_back(&c);
@@ -573,9 +585,9 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     return o;
   };
   for (const economy::RankedCandidate& r : routing.refused)
-    refused.push_back(
-        {{"address", eligible[r.index]->address}, {"url", eligible[r.index]->url},
-         {"reason", r.reason}});
+    refused.push_back({{"address", eligible[r.index]->address},
+                       {"url", eligible[r.index]->url},
+                       {"reason", r.reason}});
   json offers = json::array();
   for (size_t i = 0; i < routing.passed.size(); ++i) {
     const economy::RankedCandidate& r = routing.passed[i];
@@ -645,6 +657,8 @@ json MeshService::PeersJson() const {
          {"prices", r.prices},
          {"price_vector", PriceVectorOf(r.prices)},
          {"distance", 1.0 - economy::CosineSimilarity(opt_.vector, r.vector).value_or(-1.0)},
+         {"storage_free_bytes", r.capacity.storage_free_bytes},
+         {"storage_quota_bytes", r.capacity.storage_quota_bytes},
          {"vector", r.vector}});
   }
   return json{{"peers", peers}, {"currency", opt_.policy->genesis.currency}};

@@ -169,6 +169,7 @@ class MeshService {
   uint64_t own_seq_ GUARDED_BY(mu_) = 0;
   int64_t own_signed_ms_ GUARDED_BY(mu_) = 0;
   std::vector<uint64_t> own_prices_ GUARDED_BY(mu_);
+  mesh::RecordCapacity own_capacity_ GUARDED_BY(mu_);
   uint64_t rounds_ GUARDED_BY(mu_) = 0;
   uint64_t exchanges_ok_ GUARDED_BY(mu_) = 0, exchanges_failed_ GUARDED_BY(mu_) = 0;
   uint64_t exchanges_served_ GUARDED_BY(mu_) = 0;

@@ -197,6 +197,16 @@ core::Status Node::OpenMesh() {
     rc.read_mb_per_sec = c.figures.read_mb_per_sec;
     rc.write_mb_per_sec = c.figures.write_mb_per_sec;
     rc.read_iops = c.figures.read_iops;
+    // Room for new shards, rounded down to a 64th of the quotas (at least 1 MiB), so that
+    // writes re-sign the record only when the room moves by that much.
+    uint64_t free = 0, quota = 0;
+    for (const storage::VolumeInfo& v : Volumes()) {
+      quota += v.quota;
+      if (v.state == storage::VolumeState::kActive) free += std::min(v.free, v.quota);
+    }
+    const uint64_t step = std::max<uint64_t>(uint64_t{1} << 20, quota / 64);
+    rc.storage_quota_bytes = quota;
+    rc.storage_free_bytes = std::min(quota, free / step * step);
     return rc;
   };
   DFRP_ASSIGN_OR_RETURN(mesh_, MeshService::Open(opt_.store.fs, opt_.store.clock, cfg.state_dir,
