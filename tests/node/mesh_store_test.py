@@ -11,6 +11,9 @@ Usage: mesh_store_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_MESH
 - kill -9 of a node holding a copy: once PA sees it dead, `status` says the copy needs
   repair, `get` still reads the file from the other copy, and `repair` re-creates the copy on
   the one node that holds none, with a new escrow for the periods left.
+- `dfrp-mesh leave` on a holder: a fourth node PD having joined, the holder's record says it is
+  leaving, offers refuse it, `status` says its (intact) copy needs moving, and `repair` moves
+  it to PD with a new escrow; `leave --cancel` undoes it.
 - Bad input: a --max-fee below every offer exits 7 naming the cheapest; an unknown put id
   exits 4; a manifest whose roots were changed makes `get` exit 3 (no copy matches), nothing
   written; more replicas than live nodes stores what it can and exits 7 naming `repair`.
@@ -36,7 +39,7 @@ PERIOD = 6
 def main():
     wenv = clean_env({"DFRP_PASSPHRASE": "pw", "DFRP_KDF_PROFILE": "test"})
     addr, policy, auths = committee_with_storage(
-        WALLET, LEDGER, wenv, ("alice", "owner", "pa", "pb", "pc"), 1,
+        WALLET, LEDGER, wenv, ("alice", "owner", "pa", "pb", "pc", "pd"), 1,
         {"period_seconds": PERIOD, "challenges_per_period": 2, "answer_window_seconds": 3,
          "grace_seconds": 2, "max_skew_ms": 200, "beacon_slot_seconds": 1})
     auth = auths[0]
@@ -58,9 +61,10 @@ def main():
         return Daemon(e), e
 
     pa, _ = node("pa", [])
-    pb, _ = node("pb", [pa.info["url"]])
-    pc, _ = node("pc", [pb.info["url"]])
+    pb, pb_env = node("pb", [pa.info["url"]])
+    pc, pc_env = node("pc", [pb.info["url"]])
     nodes = {"pa": pa, "pb": pb, "pc": pc}
+    envs = {"pb": pb_env, "pc": pc_env}
 
     def peers(d):
         st, _, j = d.json("GET", "/v1/mesh/peers")
@@ -174,6 +178,55 @@ def main():
           rc == 0 and json.loads(out)["puts"][0].get("repaired") == 0, (rc, out[-600:]))
     conserved("after repair")
 
+    # dfrp-mesh leave: a fourth node joins; a holder (not PA) leaves; repair moves its copy.
+    pd, _ = node("pd", [pa.info["url"]])
+    nodes["pd"] = pd
+    wait_for("PD alive at PA", lambda: peers(pa).get(addr["pd"], {}).get("state") == "alive")
+    rc, out, err = mesh("--json", "status", put.get("id", "x"))
+    st = json.loads(out) if rc == 0 else {"copies": []}
+    active = [c["address"] for c in st["copies"] if c["state"] == "active"]
+    leaver = next((n for n in ("pb", "pc") if addr[n] in active and nodes[n].proc.poll() is None),
+                  None)
+    check("a live holder other than PA holds a copy", leaver is not None, active)
+    if leaver:
+        rc, out, err = tool(MESH, envs[leaver], "leave")
+        check(f"dfrp-mesh leave on {leaver}: it says what happens next",
+              rc == 0 and "is leaving the mesh" in out and "repair" in out, (rc, out, err))
+        wait_for(f"PA to see {leaver} leaving",
+                 lambda: "leaving" in peers(pa).get(addr[leaver], {}).get("roles", []))
+        st_, _, o = pa.json("POST", "/v1/mesh/offers?k=8",
+                            json.dumps({"storage_mb": 1, "max_fee": "5"}),
+                            {"Content-Type": "application/json"})
+        check("offers refuse the leaving node, saying why",
+              addr[leaver] not in [x["address"] for x in o.get("offers", [])] and
+              any(r["address"] == addr[leaver] and "leaving the mesh" in r["reason"]
+                  for r in o.get("refused", [])), o)
+        rc, out, err = mesh("--json", "status", put.get("id", "x"))
+        st = json.loads(out) if rc == 0 else {"copies": []}
+        lc = next((c for c in st["copies"]
+                   if c["address"] == addr[leaver] and c["state"] == "active"), {})
+        check("status: the leaving node's copy needs repair (it is still intact there)",
+              lc.get("health", {}).get("why") == "its node is leaving the mesh" and
+              lc.get("health", {}).get("copy") == "ok", lc)
+        rc, out, err = mesh("--json", "repair", put.get("id", "x"), *wallet_args)
+        rep = json.loads(out)["puts"][0] if rc == 0 else {}
+        made = rep.get("made", [])
+        check("repair moves the copy to the new node PD, with its own escrow",
+              rc == 0 and len(made) == 1 and made[0]["address"] == addr["pd"] and
+              escrow(made[0]["escrow_id"]).get("provider") == addr["pd"],
+              (rc, out[-1200:], err[-600:]))
+        rc, out, err = mesh("--json", "status", put.get("id", "x"))
+        st = json.loads(out) if rc == 0 else {"copies": []}
+        check("... and marks the leaving node's copy replaced; two sound copies",
+              st.get("sound_copies") == 2 and
+              any(c["address"] == addr[leaver] and c["state"] == "replaced" and
+                  c.get("reason") == "its node is leaving the mesh" for c in st["copies"]),
+              out[-1500:])
+        rc, out, err = tool(MESH, envs[leaver], "--json", "leave", "--cancel")
+        check("dfrp-mesh leave --cancel: the node stays",
+              rc == 0 and json.loads(out).get("leaving") is False, (rc, out[-300:], err))
+        conserved("after the move")
+
     # Bad input.
     rc, _, err = mesh("put", "photo.bin", *wallet_args, "--max-fee", "0.000000001",
                       "--periods", "3")
@@ -192,10 +245,12 @@ def main():
           rc == 3 and "Merkle root" in err and not os.path.exists(os.path.join(T, "bad.bin")),
           (rc, err[-500:]))
     os.unlink(os.path.join(T, "puts", "tampered.json"))
+    live = sum(1 for n in nodes.values() if n.proc.poll() is None)
     rc, out, err = mesh("--json", "put", "photo.bin", *wallet_args, "--replicas", "4",
                         "--max-fee", "5", "--periods", "2")
     check("more replicas than live nodes: the copies it could make are kept, exit 7 naming "
-          "repair", rc == 7 and "2 of 4" in err and "repair" in err, (rc, err[-600:]))
+          "repair", rc == 7 and f"{live} of 4 copies made" in err and "repair" in err,
+          (rc, err[-600:]))
 
     # A Byzantine node answers the offers: a price over --max-fee, then a malformed answer.
     answers = []

@@ -57,6 +57,7 @@ Status CmdNode(const MeshGlobals& g, MeshApi& api) {
   }
   std::printf("address   %s\nnode key  %s\nurl       %s\n", j.value("address", "").c_str(),
               j.value("node_key", "").c_str(), j.value("url", "").c_str());
+  if (j.value("leaving", false)) std::printf("leaving   yes (dfrp-mesh leave --cancel stays)\n");
   const json& p = j["peers"];
   std::printf("peers     %llu alive, %llu suspect, %llu dead, %llu unverified\n",
               static_cast<unsigned long long>(p.value("alive", uint64_t{0})),
@@ -69,6 +70,28 @@ Status CmdNode(const MeshGlobals& g, MeshApi& api) {
               static_cast<unsigned long long>(j.value("exchanges_served", uint64_t{0})));
   if (!j.value("last_error", "").empty())
     std::printf("last error %s\n", j.value("last_error", "").c_str());
+  return Status::OK();
+}
+
+// dfrp-mesh leave [--cancel]: the node stops taking contracts and says so in its record; its
+// payers' repair moves their copies (it goes on serving and proving them meanwhile).
+Status CmdLeave(const MeshGlobals& g, MeshApi& api, bool cancel) {
+  DFRP_ASSIGN_OR_RETURN(json j,
+                        api.Call("POST", "/v1/mesh/leave", json{{"leaving", !cancel}}.dump()));
+  if (g.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else if (!g.quiet) {
+    if (cancel)
+      std::printf("%s stays in the mesh: its record no longer says it is leaving\n",
+                  j.value("address", "").c_str());
+    else
+      std::printf(
+          "%s is leaving the mesh: its next record (within a gossip round) says so, offers "
+          "refuse it, and its payers' `dfrp-mesh repair` moves their copies to other nodes. It "
+          "keeps serving and proving what it holds: stop dfrpd once the escrows it serves have "
+          "ended. `dfrp-mesh leave --cancel` undoes it.\n",
+          j.value("address", "").c_str());
+  }
   return Status::OK();
 }
 
@@ -142,6 +165,10 @@ int RunMeshCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock) 
   app.add_flag("-q,--quiet", g.quiet, "print only what a script needs");
   auto* node_cmd = app.add_subcommand("node", "this node's address, node key, URL and counters");
   auto* peers = app.add_subcommand("peers", "the peers this node knows, with their state");
+  bool cancel_leave = false;
+  auto* leave = app.add_subcommand(
+      "leave", "this node takes no new contracts; its payers' repair moves their copies");
+  leave->add_flag("--cancel", cancel_leave, "stay in the mesh after all");
   RequestFlags rf;
   size_t k = 3;
   auto* offers = app.add_subcommand(
@@ -236,6 +263,8 @@ int RunMeshCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock) 
       s = CmdNode(g, api);
     else if (*peers)
       s = CmdPeers(g, api);
+    else if (*leave)
+      s = CmdLeave(g, api, cancel_leave);
     else if (*offers)
       s = CmdOffers(g, fs, api, rf, k);
   } catch (const json::exception& e) {

@@ -216,15 +216,24 @@ Result<std::string> StorageRequest(core::FileSystem* fs, const MeshStoreFlags& f
   return RequestText(fs, rf, "dfrp-mesh put");
 }
 
-// The peers' states as `node` sees them, by address ("self" for the node itself); empty when
-// the node does not answer (the caller goes on without).
+// The peers' states as `node` sees them, by address ("self" for the node itself, "leaving"
+// for an alive peer whose record says it is leaving); empty when the node does not answer
+// (the caller goes on without).
 std::map<std::string, std::string> PeerStates(const node::DaemonInfo& node) {
   std::map<std::string, std::string> out;
   if (auto me = CallJson(node, "GET", "/v1/mesh/node", "", 5000); me && me->contains("address"))
-    out[me->value("address", "")] = "self";
+    out[me->value("address", "")] = me->value("leaving", false) ? "leaving" : "self";
   if (auto peers = CallJson(node, "GET", "/v1/mesh/peers", "", 5000);
       peers && peers->contains("peers") && (*peers)["peers"].is_array())
-    for (const json& p : (*peers)["peers"]) out[p.value("address", "")] = p.value("state", "");
+    for (const json& p : (*peers)["peers"]) {
+      if (!p.is_object()) continue;
+      std::string state = p.value("state", "");
+      const json roles = p.value("roles", json::array());
+      if (state == "alive" && roles.is_array() &&
+          std::find(roles.begin(), roles.end(), json("leaving")) != roles.end())
+        state = "leaving";
+      out[p.value("address", "")] = state;
+    }
   return out;
 }
 
@@ -253,7 +262,7 @@ std::vector<const Copy*> ReadOrder(const Manifest& m,
   auto rank = [&](const Copy& c) {
     auto it = states.find(c.address);
     const std::string s = it == states.end() ? "" : it->second;
-    if (s == "self" || s == "alive") return 0;
+    if (s == "self" || s == "alive" || s == "leaving") return 0;
     if (s == "suspect") return 2;
     if (s == "dead") return 3;
     return 1;
@@ -522,6 +531,8 @@ Health Check(const Copy& c, uint64_t size, const std::map<std::string, std::stri
     h.bad = fmt::format("the copy is {} on its node", h.copy);
   else if (h.copy != "ok" && h.node_state == "dead")
     h.bad = "its node is dead";
+  else if (h.node_state == "leaving")
+    h.bad = "its node is leaving the mesh";
   else if (h.copy != "ok" && h.refunded > 0)
     h.bad =
         fmt::format("{} period(s) refunded, and its node does not answer for the copy", h.refunded);
@@ -583,10 +594,9 @@ Result<json> RepairOne(core::FileSystem* fs, const economy::EconomicPolicy& p,
     json hj = HealthJson(h);
     hj["url"] = c.url;
     checked.push_back(hj);
-    if (!h.bad.empty())
-      bad.emplace_back(i, h.bad);
-    else if (h.copy == "ok")
-      good.push_back(&c);
+    if (!h.bad.empty()) bad.emplace_back(i, h.bad);
+    // A source may be a copy that needs moving but answers intact (its node is leaving).
+    if (h.copy == "ok") good.push_back(&c);
   }
   out["checked"] = checked;
   const size_t healthy = m.active() - bad.size();

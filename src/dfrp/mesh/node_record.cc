@@ -43,7 +43,7 @@ Status CheckFields(const NodeRecord& r) {
       return Status::InvalidArgument("node record: a capacity figure is not a finite number >= 0");
   if (c.storage_free_bytes > c.storage_quota_bytes)
     return Status::InvalidArgument("node record: more storage free than its quota");
-  if (r.roles > (kRoleStorage | kRoleAuthority | kRoleCompute))
+  if (r.roles > (kRoleStorage | kRoleAuthority | kRoleCompute | kRoleLeaving))
     return Status::InvalidArgument(fmt::format("node record: unknown role bits {:#x}", r.roles));
   return Status::OK();
 }

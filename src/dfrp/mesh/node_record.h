@@ -35,6 +35,9 @@ inline constexpr size_t kMaxRecordPrices = 16;
 
 // Role bits.
 inline constexpr uint8_t kRoleStorage = 1, kRoleAuthority = 2, kRoleCompute = 4;
+// Not a role: the node is leaving the mesh (dfrp-mesh leave) and takes no new contracts; its
+// payers' `dfrp-mesh repair` moves their copies elsewhere.
+inline constexpr uint8_t kRoleLeaving = 8;
 
 struct RecordCapacity {
   double sha256_per_sec = 0;  // all cores

@@ -8,6 +8,9 @@
 //                            this node calls it and answers with the peer's own signed answer
 //                            (SWIM's indirect probe); 503 when it did not answer or a probe is
 //                            already running here
+//   POST /v1/mesh/leave      (admin) {"leaving": true|false}: this node leaves the mesh (its
+//                            record says so; offers refuse it) or stays; answers as
+//                            /v1/mesh/node
 //   GET  /v1/mesh/peers      the peers this node knows: state, URL, roles, prices, vector
 //   GET  /v1/mesh/node       this node's mesh identity and counters (as /v1/status's "mesh")
 //
@@ -53,6 +56,23 @@ std::vector<RouteSpec> MeshRoutes(Node* node) {
                    return ApiResponse::Error(answer.error());
                  }
                  return ApiResponse::Json(200, *answer);
+               }});
+  t.push_back({.methods = "POST",
+               .pattern = "/v1/mesh/leave",
+               .admin = true,
+               .body = BodyKind::kJson,
+               .lane = Lane::kAdmin,
+               .handler = [node](const ApiRequest& r) {
+                 auto m = Mesh(node);
+                 if (!m) return ApiResponse::Error(m.error());
+                 const json j =
+                     r.body.empty() ? json::object() : json::parse(r.body, nullptr, false);
+                 if (!j.is_object() || (j.contains("leaving") && !j["leaving"].is_boolean()))
+                   return ApiResponse::Error(core::Status::InvalidArgument(
+                       "/v1/mesh/leave takes {\"leaving\": true|false} (default true)"));
+                 if (auto s = (*m)->SetLeaving(j.value("leaving", true)); !s.ok())
+                   return ApiResponse::Error(s);
+                 return ApiResponse::Json(200, (*m)->Json());
                }});
   t.push_back({.methods = "POST",
                .pattern = "/v1/mesh/probe",

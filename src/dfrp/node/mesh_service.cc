@@ -70,8 +70,30 @@ Result<std::unique_ptr<MeshService>> MeshService::Open(core::FileSystem* fs, cor
   const mesh::Delegation d = mesh::SignDelegation(
       wallet, node_key.GetPublicKey(),
       static_cast<uint64_t>(clock->NowUnixMillis() + kDelegationMs), opt.network_id);
-  return std::unique_ptr<MeshService>(
+  auto m = std::unique_ptr<MeshService>(
       new MeshService(clock, std::move(opt), &wallet, std::move(node_key), d));
+  m->fs_ = fs;
+  m->leaving_path_ = core::JoinPath(state_dir, std::string(kLeavingFileName));
+  core::MutexLock lock(&m->mu_);
+  m->leaving_ = fs->Exists(m->leaving_path_);
+  return m;
+}
+
+Status MeshService::SetLeaving(bool leaving) {
+  core::MutexLock lock(&mu_);
+  if (leaving == leaving_) return Status::OK();
+  // Durable before it is announced: a restarted node stays leaving (or not).
+  if (leaving) {
+    DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
+        fs_, leaving_path_,
+        "this node is leaving the mesh (dfrp-mesh leave --cancel undoes it)\n"));
+  } else {
+    DFRP_RETURN_IF_ERROR(fs_->RemoveFile(leaving_path_));
+    DFRP_RETURN_IF_ERROR(fs_->SyncDir(core::DirName(leaving_path_)));
+  }
+  leaving_ = leaving;
+  own_wire_.clear();  // signed again, with the flag, in the next round
+  return Status::OK();
 }
 
 MeshService::MeshService(core::Clock* clock, MeshOptions opt, const bls::SecretKey* wallet,
@@ -133,7 +155,7 @@ Result<std::string> MeshService::OwnRecord(int64_t now_ms) {
   r.seq = std::max<uint64_t>(own_seq_ + 1, static_cast<uint64_t>(now_ms));
   r.expiry_unix_ms = static_cast<uint64_t>(now_ms + opt_.record_ttl_ms);
   r.url = url_;
-  r.roles = opt_.roles;
+  r.roles = static_cast<uint8_t>(opt_.roles | (leaving_ ? mesh::kRoleLeaving : 0));
   r.policy_version = opt_.policy_version;
   r.vector = opt_.vector;
   r.prices = prices;
@@ -524,13 +546,14 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     double uptime = 1;
     bool self = false;
     uint64_t storage_free = 0;
+    bool leaving = false;
   };
   std::vector<Candidate> all;
   {
     auto key = ledger::KeyFrom(wallet_key_);
     core::MutexLock lock(&mu_);
     all.push_back({key ? wallet::AddressOf(*key) : "", url_, "self", opt_.vector, own_prices_,
-                   opt_.policy_version, 1.0, true});
+                   opt_.policy_version, 1.0, true, 0, leaving_});
   }
   if (all[0].prices.empty() && opt_.prices) all[0].prices = opt_.prices();
   if (opt_.capacity) all[0].storage_free = opt_.capacity().storage_free_bytes;
@@ -539,7 +562,8 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     all.push_back({key ? wallet::AddressOf(*key) : core::ToHex(peer.record.sender.wallet),
                    peer.record.url, mesh::PeerStateName(peer.state), peer.record.vector,
                    peer.record.prices, peer.record.policy_version, peer.Uptime(), false,
-                   peer.record.capacity.storage_free_bytes});
+                   peer.record.capacity.storage_free_bytes,
+                   (peer.record.roles & mesh::kRoleLeaving) != 0});
   }
   // The node's own checks first (alive, policy, prices); the market ranks the rest.
   json refused = json::array();
@@ -561,6 +585,10 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     if (c.prices.size() != economy::kResourceCount) {
       refuse(fmt::format("its record has {} prices, the policy {}", c.prices.size(),
                          economy::kResourceCount));
+      continue;
+    }
+    if (c.leaving) {
+      refuse("leaving the mesh: it takes no new contracts");
       continue;
     }
     if (req.storage_bytes > c.storage_free) {
@@ -641,6 +669,7 @@ json MeshService::PeersJson() const {
     if (r.roles & mesh::kRoleStorage) roles.push_back("storage");
     if (r.roles & mesh::kRoleAuthority) roles.push_back("authority");
     if (r.roles & mesh::kRoleCompute) roles.push_back("compute");
+    if (r.roles & mesh::kRoleLeaving) roles.push_back("leaving");
     auto key = ledger::KeyFrom(r.sender.wallet);
     peers.push_back(
         {{"address", key ? wallet::AddressOf(*key) : core::ToHex(r.sender.wallet)},
@@ -677,6 +706,7 @@ json MeshService::Json() const {
               {"delegation_expires_unix_ms", delegation_.expiry_unix_ms},
               {"url", url_},
               {"seq", own_seq_},
+              {"leaving", leaving_},
               {"bootstrap", opt_.bootstrap},
               {"peers",
                {{"unverified", by_state[0]},

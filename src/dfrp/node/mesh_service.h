@@ -54,6 +54,8 @@
 namespace dfrp::node {
 
 inline constexpr std::string_view kNodeKeyFileName = "node.key";
+// Present while the node is leaving the mesh (SetLeaving).
+inline constexpr std::string_view kLeavingFileName = "mesh-leaving";
 
 struct MeshOptions {
   const economy::EconomicPolicy* policy = nullptr;  // required; outlives the service
@@ -93,6 +95,12 @@ class MeshService {
   // same, with this node's envelope. InvalidArgument for another network (named), a bad or
   // replayed envelope, a kind other than an exchange; Corruption for a forged one.
   core::Result<nlohmann::json> HandleExchange(const std::string& request) EXCLUDES(mu_);
+
+  // dfrp-mesh leave (POST /v1/mesh/leave): while leaving, this node's record carries
+  // kRoleLeaving, so offers everywhere refuse it and its payers' repair moves their copies;
+  // it goes on serving and proving what it holds. Kept in STATE_DIR/mesh-leaving (synced), so
+  // a restart keeps it; false undoes it.
+  core::Status SetLeaving(bool leaving) EXCLUDES(mu_);
 
   // POST /v1/mesh/probe: `request` as for an exchange, the envelope of kind kProbeKind naming a
   // peer; this node calls that peer (an exchange, waiting at most the request timeout) and
@@ -170,6 +178,9 @@ class MeshService {
   int64_t own_signed_ms_ GUARDED_BY(mu_) = 0;
   std::vector<uint64_t> own_prices_ GUARDED_BY(mu_);
   mesh::RecordCapacity own_capacity_ GUARDED_BY(mu_);
+  core::FileSystem* fs_ = nullptr;  // set by Open, then read only
+  std::string leaving_path_;        // likewise
+  bool leaving_ GUARDED_BY(mu_) = false;
   uint64_t rounds_ GUARDED_BY(mu_) = 0;
   uint64_t exchanges_ok_ GUARDED_BY(mu_) = 0, exchanges_failed_ GUARDED_BY(mu_) = 0;
   uint64_t exchanges_served_ GUARDED_BY(mu_) = 0;
