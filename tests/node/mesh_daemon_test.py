@@ -235,6 +235,16 @@ def main():
           st4 == 400 and "another network" in j4.get("error", {}).get("message", ""), (st4, j4))
     st5, _, _ = d.json("POST", "/v1/mesh/exchange", "{}", {"Content-Type": "application/json"})
     check("a malformed exchange is refused (400)", st5 == 400, st5)
+    # An indirect probe asked with an exchange envelope (another kind), then with nothing.
+    capture.bodies.clear()
+    wait_for("A to send another exchange to the listener", lambda: len(capture.bodies) >= 1)
+    st6, _, j6 = d.json("POST", "/v1/mesh/probe", capture.bodies[-1].decode(),
+                        {"Content-Type": "application/json"})
+    check("/v1/mesh/probe refuses an envelope of another kind, naming the kind it takes (400)",
+          st6 == 400 and "DFRP-MESH-PROBE-V1" in j6.get("error", {}).get("message", ""),
+          (st6, j6))
+    st7, _, _ = d.json("POST", "/v1/mesh/probe", "{}", {"Content-Type": "application/json"})
+    check("a malformed probe is refused (400)", st7 == 400, st7)
     check("metrics count the replay and the forgery",
           d.metric('dfrp_mesh_envelopes_dropped_total{reason="replayed"}') == 1 and
           d.metric('dfrp_mesh_envelopes_dropped_total{reason="forged"}') == 1,

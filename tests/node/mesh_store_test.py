@@ -194,6 +194,10 @@ def main():
               rc == 0 and "is leaving the mesh" in out and "repair" in out, (rc, out, err))
         wait_for(f"PA to see {leaver} leaving",
                  lambda: "leaving" in peers(pa).get(addr[leaver], {}).get("roles", []))
+        st_, _, j = nodes[leaver].json("POST", "/v1/escrows/accept", "{}",
+                                       {"Content-Type": "application/json"})
+        check("the leaving node refuses to accept new escrows, saying why",
+              st_ != 200 and "leaving the mesh" in j.get("error", {}).get("message", ""), (st_, j))
         st_, _, o = pa.json("POST", "/v1/mesh/offers?k=8",
                             json.dumps({"storage_mb": 1, "max_fee": "5"}),
                             {"Content-Type": "application/json"})

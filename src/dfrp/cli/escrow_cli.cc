@@ -137,7 +137,7 @@ Result<json> CertifyEscrowOpen(core::FileSystem* fs, const economy::EconomicPoli
                                const OpenedWallet& w, const OrderFlags& order,
                                const std::string& provider_url, uint64_t amount,
                                const ledger::Order& tmpl, const std::string& expected_provider,
-                               uint64_t* signed_seq) {
+                               std::optional<uint64_t>* signed_seq) {
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   const bool read = tmpl.kind == ledger::OrderKind::kReadEscrowOpen;
   std::string provider;

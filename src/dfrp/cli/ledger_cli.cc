@@ -284,7 +284,7 @@ Result<json> CertifyNewOrder(core::FileSystem* fs, const economy::EconomicPolicy
                              ledger::LedgerClient& client, const OpenedWallet& w,
                              const OrderFlags& f, std::string_view what, uint64_t amount,
                              const std::function<Result<ledger::Order>(uint64_t seq)>& build,
-                             uint64_t* signed_seq) {
+                             std::optional<uint64_t>* signed_seq) {
   const ledger::KeyBytes me = w.key->GetPublicKey().bytes();
   DFRP_ASSIGN_OR_RETURN(const uint64_t epoch, client.RefreshEpoch());
   DFRP_ASSIGN_OR_RETURN(ledger::AccountView view, client.Account(w.address));

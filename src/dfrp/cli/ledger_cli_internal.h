@@ -58,7 +58,7 @@ core::Result<nlohmann::json> CertifyNewOrder(
     core::FileSystem* fs, const economy::EconomicPolicy& p, ledger::LedgerClient& client,
     const OpenedWallet& w, const OrderFlags& f, std::string_view what, uint64_t amount,
     const std::function<core::Result<ledger::Order>(uint64_t seq)>& build,
-    uint64_t* signed_seq = nullptr);
+    std::optional<uint64_t>* signed_seq = nullptr);
 
 // Asks the provider at `provider_url` to accept an escrow_open or read_escrow_open (`tmpl`: its
 // kind and terms) of `amount`, then has the committee certify it at the wallet's next sequence
@@ -72,7 +72,7 @@ core::Result<nlohmann::json> CertifyEscrowOpen(core::FileSystem* fs,
                                                const std::string& provider_url, uint64_t amount,
                                                const ledger::Order& tmpl,
                                                const std::string& expected_provider = "",
-                                               uint64_t* signed_seq = nullptr);
+                                               std::optional<uint64_t>* signed_seq = nullptr);
 
 // `dfrp-ledger escrow open|status|list|refund` (escrow_cli.cc).
 // dfrp-ledger epoch-change (epoch_cli.cc).

@@ -333,6 +333,11 @@ Result<Placement> Place(core::FileSystem* fs, const economy::EconomicPolicy& p,
                         CallJson(f.node, "POST", fmt::format("/v1/mesh/offers?k={}", k), request));
   out.refusal = offers;
   DFRP_ASSIGN_OR_RETURN(const economy::Amount max_fee, p.ParseAmount(f.max_fee, "--max-fee"));
+  // The payer's funds, as the committee reports them: an offer the wallet cannot pay (with the
+  // order fee) stops placing before its bytes are sent, whatever any node answers.
+  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient ledger, ledger::LedgerClient::Make(p));
+  DFRP_ASSIGN_OR_RETURN(ledger::AccountView account, ledger.Account(w.address));
+  int64_t balance = account.balance;
   std::set<std::string> used = exclude;
   const json list = offers.is_object() && offers.contains("offers") && offers["offers"].is_array()
                         ? offers["offers"]
@@ -354,6 +359,16 @@ Result<Placement> Place(core::FileSystem* fs, const economy::EconomicPolicy& p,
           "its offer's total {} is not a price within --max-fee {}",
           o.contains("total_base_units") ? o["total_base_units"].dump() : "(none)", f.max_fee)));
       continue;
+    }
+    const uint64_t need = std::max<uint64_t>(1, o["total_base_units"].get<uint64_t>());
+    if (balance < 0 || static_cast<uint64_t>(balance) < need ||
+        static_cast<uint64_t>(balance) - need < p.order_fee) {
+      out.stopped = Status::Refused(fmt::format(
+          "{} has {} {} as the committee reports it; a copy at {} ({}) needs {} plus the order "
+          "fee {}: no more copies are placed",
+          w.address, p.FormatSignedAmount(balance), p.genesis.currency, address, url,
+          p.FormatAmount(need), p.FormatAmount(p.order_fee)));
+      break;
     }
     // The copy: PUT, then the receipt checked against the root computed here.
     const node::DaemonInfo info = InfoOf(url);
@@ -419,15 +434,13 @@ Result<Placement> Place(core::FileSystem* fs, const economy::EconomicPolicy& p,
     c.amount = amount;
     c.start_unix = copy_start;
     c.periods = periods;
-    uint64_t signed_seq = 0;
-    bool signed_order = false;
+    std::optional<uint64_t> signed_seq;
     auto cert = CertifyEscrowOpen(fs, p, w, order, url, amount, tmpl, address, &signed_seq);
-    signed_order = signed_seq != 0;
-    if (!cert && signed_order) {
+    if (!cert && signed_seq) {
       // Signed, so it may be certified (or be later, from the wallet's journal): the copy is
       // kept as unconfirmed under the escrow id that order opens, and placing stops here.
       c.state = "unconfirmed";
-      c.escrow_id = core::ToHex(ledger::EscrowId(w.key->GetPublicKey().bytes(), signed_seq));
+      c.escrow_id = core::ToHex(ledger::EscrowId(w.key->GetPublicKey().bytes(), *signed_seq));
       c.reason = cert.error().message();
       m->copies.push_back(c);
       DFRP_RETURN_IF_ERROR(SaveManifest(fs, p, f, *m));
@@ -437,14 +450,11 @@ Result<Placement> Place(core::FileSystem* fs, const economy::EconomicPolicy& p,
           url, c.escrow_id, m->id));
       break;
     }
-    if (!cert) {
+    if (!cert) {  // refused before anything was signed (by the node, or by the funds)
       skip(cert.error());
-      if (cert.error().code() == Status::Code::kRefused) {
-        out.stopped = cert.error();  // the wallet cannot pay: no other offer would do better
-        break;
-      }
       continue;
     }
+    balance -= static_cast<int64_t>(amount + p.order_fee);
     if (cert->contains("completed_first"))
       out.skipped.push_back(
           "an order signed earlier by this wallet was certified first (if it opened an escrow, "
@@ -486,6 +496,7 @@ struct Health {
   std::string copy;        // ok, missing, mismatch, unreachable
   std::string copy_detail;
   uint32_t released = 0, refunded = 0;
+  bool last_refunded = false;  // the latest settled period was a refund
   std::string escrow_error;
   std::string bad;  // why the copy needs repair; empty when it does not
 };
@@ -517,6 +528,8 @@ Health Check(const Copy& c, uint64_t size, const std::map<std::string, std::stri
           if (s.kind == ledger::SettleKind::kRelease) ++h.released;
           if (s.kind == ledger::SettleKind::kRefund) ++h.refunded;
         }
+        h.last_refunded =
+            !v->settled.empty() && v->settled.rbegin()->second.kind == ledger::SettleKind::kRefund;
       } else {
         h.escrow_error = v.error().message();
       }
@@ -529,6 +542,8 @@ Health Check(const Copy& c, uint64_t size, const std::map<std::string, std::stri
   // still pays its node for the periods it proves).
   if (h.copy == "missing" || h.copy == "mismatch")
     h.bad = fmt::format("the copy is {} on its node", h.copy);
+  else if (h.last_refunded)
+    h.bad = "its latest settled period was refunded: its node did not prove the copy";
   else if (h.copy != "ok" && h.node_state == "dead")
     h.bad = "its node is dead";
   else if (h.node_state == "leaving")
@@ -567,23 +582,44 @@ Result<json> RepairOne(core::FileSystem* fs, const economy::EconomicPolicy& p,
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient ledger, Ledger(p));
   // A copy whose escrow order was signed but not seen certified: active if the committee has
   // the escrow now (the order may have been completed since, from the wallet's journal).
+  // It counts only if that escrow pays this copy's node for this copy's shard: the id goes to
+  // another order when the signed one was never certified (its epoch closed without it).
   json confirmed = json::array();
+  std::vector<std::string> pending;
+  bool changed = false;
   for (Copy& c : m.copies) {
     if (c.state != "unconfirmed") continue;
     auto id = core::FromHex(c.escrow_id);
     crypto::Hash eid{};
     if (!id || id->size() != eid.size()) continue;
     std::memcpy(eid.data(), id->data(), eid.size());
-    if (auto v = ledger.Escrow(eid); v) {
+    auto v = ledger.Escrow(eid);
+    if (!v) {
+      pending.push_back(c.escrow_id);
+      continue;
+    }
+    changed = true;
+    if (ledger::AddressOfKey(v->provider) == c.address &&
+        v->terms.shard_id.ToString() == c.shard_id) {
       c.state = "active";
       c.reason.clear();
       confirmed.push_back(c.escrow_id);
+    } else {
+      c.state = "replaced";
+      c.reason = "its escrow order was never certified (the escrow id went to another order)";
     }
   }
-  if (!confirmed.empty()) {
-    DFRP_RETURN_IF_ERROR(SaveManifest(fs, p, f, m));
-    out["confirmed"] = confirmed;
-  }
+  if (changed) DFRP_RETURN_IF_ERROR(SaveManifest(fs, p, f, m));
+  if (!confirmed.empty()) out["confirmed"] = confirmed;
+  // A copy whose order may still be certified from the wallet's journal: placing another now
+  // could pay for one copy more than asked. The next order of this wallet sends the journal's
+  // order first; then repair sees its escrow.
+  if (!pending.empty())
+    return Err(Status::Unavailable(fmt::format(
+        "put {}: the escrow order of {} cop{} ({}) is signed but not certified yet: it waits in "
+        "{}.pending and goes out before this wallet's next order (or the committee is "
+        "unreachable); repair again once `dfrp-ledger escrow status ID` finds it",
+        m.id, pending.size(), pending.size() == 1 ? "y" : "ies", pending.front(), w->path)));
   std::vector<std::pair<size_t, std::string>> bad;  // index in m.copies, why
   std::vector<const Copy*> good;
   json checked = json::array();

@@ -7,7 +7,7 @@
 // without changing the paid address.
 //
 // Every mesh message travels in an Envelope: the sender's delegation, the kind of message (its
-// domain tag, such as "DFRP-NODE-RECORD-V1"), a message id, an expiry, the body, and the node
+// domain tag, such as "DFRP-NODE-RECORD-V2"), a message id, an expiry, the body, and the node
 // key's signature over all of them and the wallet it speaks for (so nobody can pair another
 // node's signed messages with a delegation of their own). Gossip reorders and repeats, so a
 // replay is stopped by a seen-cache of (node key, id) kept until the message expires, not by

@@ -27,7 +27,7 @@
 
 namespace dfrp::mesh {
 
-inline constexpr std::string_view kNodeRecordTag = "DFRP-NODE-RECORD-V1";
+inline constexpr std::string_view kNodeRecordTag = "DFRP-NODE-RECORD-V2";
 inline constexpr size_t kMaxRecordBytes = 8 * 1024;
 inline constexpr size_t kMaxUrlBytes = 200;
 inline constexpr uint32_t kMaxRecordDim = 1024;

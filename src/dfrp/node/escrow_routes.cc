@@ -23,6 +23,7 @@
 #include <set>
 
 #include "dfrp/ledger/escrow.h"
+#include "dfrp/node/mesh_service.h"
 #include "dfrp/node/router.h"
 #include "dfrp/node/routes.h"
 #include "dfrp/wallet/address.h"
@@ -328,6 +329,9 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
            return ApiResponse::Error(
                Status::NotFound("this node has no WALLET: it cannot accept escrows (set WALLET and "
                                 "WALLET_PASSPHRASE_FILE in its config)"));
+         if (node->mesh() != nullptr && node->mesh()->leaving())
+           return ApiResponse::Error(Status::Refused(
+               "this node is leaving the mesh (dfrp-mesh leave): it takes no new contracts"));
          json j = json::parse(r.body, nullptr, false);
          if (j.is_discarded() || !j.is_object())
            return ApiResponse::Error(Status::InvalidArgument("the body must be a JSON object"));

@@ -24,6 +24,8 @@ namespace {
 
 constexpr int64_t kDelegationMs = 30LL * 24 * 3600 * 1000;
 constexpr int64_t kEnvelopeTtlMs = 60'000;
+// How long before a probe a relayed answer may have been signed (the clocks differ).
+constexpr int64_t kProbeSkewMs = 5'000;
 constexpr size_t kRecordsPerExchange = 28 * 1024;  // hex doubles it; JSON bodies are <= 64 KiB
 constexpr int64_t kUnverifiedRetryMs = 10'000;
 constexpr size_t kMaxUrlsTracked = 4096;
@@ -80,8 +82,13 @@ Result<std::unique_ptr<MeshService>> MeshService::Open(core::FileSystem* fs, cor
 }
 
 Status MeshService::SetLeaving(bool leaving) {
-  core::MutexLock lock(&mu_);
-  if (leaving == leaving_) return Status::OK();
+  // leave_mu_ orders the changes; mu_ is not held across the fsyncs (the peer client's
+  // callbacks take it).
+  core::MutexLock order(&leave_mu_);
+  {
+    core::MutexLock lock(&mu_);
+    if (leaving == leaving_) return Status::OK();
+  }
   // Durable before it is announced: a restarted node stays leaving (or not).
   if (leaving) {
     DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
@@ -91,6 +98,7 @@ Status MeshService::SetLeaving(bool leaving) {
     DFRP_RETURN_IF_ERROR(fs_->RemoveFile(leaving_path_));
     DFRP_RETURN_IF_ERROR(fs_->SyncDir(core::DirName(leaving_path_)));
   }
+  core::MutexLock lock(&mu_);
   leaving_ = leaving;
   own_wire_.clear();  // signed again, with the flag, in the next round
   return Status::OK();
@@ -431,17 +439,23 @@ void MeshService::ProbeIndirectly(const ledger::KeyBytes& target, int64_t now_ms
       core::MutexLock lock(&mu_);
       ++probes_sent_;
     }
-    client_.Send(std::move(req),
-                 [this, target](Result<HttpResponse> r) { TakeProbeAnswer(target, std::move(r)); });
+    client_.Send(std::move(req), [this, target, now_ms](Result<HttpResponse> r) {
+      TakeProbeAnswer(target, now_ms, std::move(r));
+    });
   }
 }
 
-void MeshService::TakeProbeAnswer(const ledger::KeyBytes& target, Result<HttpResponse> r) {
+void MeshService::TakeProbeAnswer(const ledger::KeyBytes& target, int64_t asked_ms,
+                                  Result<HttpResponse> r) {
   if (!r || r->status != 200) return;  // the helper did not reach it either
   auto wire = EnvelopeOf(json::parse(r->body, nullptr, false), opt_.network_id);
   if (!wire) return;
   auto e = gate_.Admit(*wire);
   if (!e || e->kind != mesh::kExchangeKind || e->sender.wallet != target) return;
+  // Signed for this probe, not an older answer a helper kept: its signing time (expiry minus
+  // the TTL) is no earlier than the question, give or take the clocks' difference.
+  const int64_t signed_ms = static_cast<int64_t>(e->expiry_unix_ms) - kEnvelopeTtlMs;
+  if (signed_ms < asked_ms - kProbeSkewMs) return;
   const int64_t now = clock_->NowUnixMillis();
   TakeRecords(*e, now);
   auto peer = table_.Get(target);
@@ -477,16 +491,28 @@ Result<json> MeshService::HandleProbe(const std::string& request) {
     return refuse(Status::InvalidArgument("a node cannot ask for a probe of itself"));
   auto peer = table_.Get(target);
   if (!peer) return refuse(Status::NotFound("this node knows no record of the wallet to probe"));
+  // Only a peer this node heard answer under its key at its URL: a probe must not make it
+  // call an address an asker put in a record (a reflector, a port scanner).
+  if (peer->last_answer_ms == 0 ||
+      (peer->state != mesh::PeerState::kAlive && peer->state != mesh::PeerState::kSuspect))
+    return refuse(Status::Unavailable("this node has not heard that peer answer lately"));
+  const int64_t now = clock_->NowUnixMillis();
   {
     core::MutexLock lock(&mu_);
-    // A probe holds one of the verify lane's threads while it waits: one at a time.
-    if (probes_in_flight_ >= 1) {
+    // A probe holds one of the verify lane's threads while it waits: one at a time, and each
+    // asker at most one per gossip interval.
+    auto it = probe_askers_.find(e.sender.wallet);
+    if (probes_in_flight_ >= 1 ||
+        (it != probe_askers_.end() && now - it->second < opt_.interval_ms)) {
       ++probes_refused_;
-      return Err(Status::Busy("this node is running a probe already: ask another peer"));
+      return Err(Status::Busy(
+          "this node is running a probe already, or ran one for this asker within a gossip "
+          "interval: ask another peer"));
     }
+    if (probe_askers_.size() >= kMaxUrlsTracked) probe_askers_.clear();
+    probe_askers_[e.sender.wallet] = now;
     ++probes_in_flight_;
   }
-  const int64_t now = clock_->NowUnixMillis();
   auto body = ExchangeBody(now);
   std::optional<Result<HttpResponse>> got;
   if (body) {
@@ -502,7 +528,8 @@ Result<json> MeshService::HandleProbe(const std::string& request) {
     table_.Attempted(target, now);
     client_.Send(std::move(req),
                  [promise](Result<HttpResponse> r) { promise->set_value(std::move(r)); });
-    if (future.wait_for(std::chrono::milliseconds(opt_.request_timeout_ms + 250)) ==
+    // The client's connect and request timeouts each run up to request_timeout_ms.
+    if (future.wait_for(std::chrono::milliseconds(2 * opt_.request_timeout_ms + 250)) ==
         std::future_status::ready)
       got = future.get();
   }
@@ -513,12 +540,10 @@ Result<json> MeshService::HandleProbe(const std::string& request) {
   if (!body)
     return Err(Status::Internal(
         fmt::format("this node could not sign its exchange: {}", body.error().message())));
+  // Said plainly: the asker learns that the peer did not answer, not how (no transport error,
+  // no status), so that probes cannot map what answers where.
   if (!got || !*got || (*got)->status != 200)
-    return refuse(Status::Unavailable(
-        fmt::format("the peer at {} did not answer this node either: {}", peer->record.url,
-                    !got    ? "no answer in time"
-                    : !*got ? (*got).error().message()
-                            : fmt::format("status {}", (*got)->status))));
+    return refuse(Status::Unavailable("the peer did not answer this node either"));
   const std::string answer = (*got)->body;
   // This node learns from the answer too (first-hand: it called the record's URL itself).
   TakeAnswer(peer->record.url, target, std::move(*got), /*for_probe=*/true);

@@ -100,7 +100,11 @@ class MeshService {
   // kRoleLeaving, so offers everywhere refuse it and its payers' repair moves their copies;
   // it goes on serving and proving what it holds. Kept in STATE_DIR/mesh-leaving (synced), so
   // a restart keeps it; false undoes it.
-  core::Status SetLeaving(bool leaving) EXCLUDES(mu_);
+  core::Status SetLeaving(bool leaving) EXCLUDES(mu_, leave_mu_);
+  bool leaving() const EXCLUDES(mu_) {
+    core::MutexLock lock(&mu_);
+    return leaving_;
+  }
 
   // POST /v1/mesh/probe: `request` as for an exchange, the envelope of kind kProbeKind naming a
   // peer; this node calls that peer (an exchange, waiting at most the request timeout) and
@@ -152,7 +156,9 @@ class MeshService {
   // Asks up to opt_.indirect_probes alive peers to reach `target`.
   void ProbeIndirectly(const ledger::KeyBytes& target, int64_t now_ms) EXCLUDES(mu_);
   // A helper's answer to this node's probe of `target`.
-  void TakeProbeAnswer(const ledger::KeyBytes& target, core::Result<HttpResponse> r) EXCLUDES(mu_);
+  // `asked_ms`: when this node asked; an answer signed well before it is not taken.
+  void TakeProbeAnswer(const ledger::KeyBytes& target, int64_t asked_ms,
+                       core::Result<HttpResponse> r) EXCLUDES(mu_);
   // An envelope signed by this node's key of `kind` with `body`, as a request body.
   core::Result<nlohmann::json> SignedBody(std::string_view kind, std::string body, int64_t now_ms)
       EXCLUDES(mu_);
@@ -181,6 +187,7 @@ class MeshService {
   core::FileSystem* fs_ = nullptr;  // set by Open, then read only
   std::string leaving_path_;        // likewise
   bool leaving_ GUARDED_BY(mu_) = false;
+  core::Mutex leave_mu_ ACQUIRED_BEFORE(mu_);  // one SetLeaving at a time
   uint64_t rounds_ GUARDED_BY(mu_) = 0;
   uint64_t exchanges_ok_ GUARDED_BY(mu_) = 0, exchanges_failed_ GUARDED_BY(mu_) = 0;
   uint64_t exchanges_served_ GUARDED_BY(mu_) = 0;
@@ -193,6 +200,8 @@ class MeshService {
   int probes_in_flight_ GUARDED_BY(mu_) = 0;     // probes it is running for others now
   // When each peer was last probed indirectly.
   std::map<ledger::KeyBytes, int64_t> last_indirect_ GUARDED_BY(mu_);
+  // When each asker last had a probe run here.
+  std::map<ledger::KeyBytes, int64_t> probe_askers_ GUARDED_BY(mu_);
   std::string last_error_ GUARDED_BY(mu_);
   uint64_t rng_ GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ull;
   // URLs of records not heard first-hand, and when this node last called each.

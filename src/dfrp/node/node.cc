@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <bit>
+
 #include "dfrp/core/file_system.h"
 #include "dfrp/wallet/address.h"
 #include "dfrp/wallet/keystore.h"
@@ -197,14 +200,16 @@ core::Status Node::OpenMesh() {
     rc.read_mb_per_sec = c.figures.read_mb_per_sec;
     rc.write_mb_per_sec = c.figures.write_mb_per_sec;
     rc.read_iops = c.figures.read_iops;
-    // Room for new shards, rounded down to a 64th of the quotas (at least 1 MiB), so that
-    // writes re-sign the record only when the room moves by that much.
+    // Room for a new shard: the most any one volume taking writes has free (a shard lives on
+    // one volume), rounded down to a power of two no more than a 32nd of it (at least 1 MiB),
+    // so that writes re-sign the record only when the room moves by about 3%.
     uint64_t free = 0, quota = 0;
     for (const storage::VolumeInfo& v : Volumes()) {
       quota += v.quota;
-      if (v.state == storage::VolumeState::kActive) free += std::min(v.free, v.quota);
+      if (v.state == storage::VolumeState::kActive)
+        free = std::max(free, std::min(v.free, v.quota));
     }
-    const uint64_t step = std::max<uint64_t>(uint64_t{1} << 20, quota / 64);
+    const uint64_t step = std::max<uint64_t>(uint64_t{1} << 20, std::bit_floor(free / 32));
     rc.storage_quota_bytes = quota;
     rc.storage_free_bytes = std::min(quota, free / step * step);
     return rc;
