@@ -132,9 +132,23 @@ def main():
     st, _, bad = auths[1].json("GET", f"/v1/ledger/escrows?party={addr['alice']}&after=zz")
     check("... and a malformed after= is 400, naming it", st == 400 and "after=" in
           bad["error"]["message"], bad)
-    rc, _, err = ledger("escrow", "refund", e2.get("escrow_id", "00" * 32))
-    check("escrow refund before any period is due exits 7, naming when",
-          rc == 7 and "refundable" in err, (rc, err[-400:]))
+    # Before its first period is refundable, a refund exits 7. A slow (sanitized, loaded) run
+    # can be past that moment already: then the refund must return what was due, and the
+    # final refund below returns the rest.
+    rc_s, out_s, _ = ledger("--json", "escrow", "status", e2.get("escrow_id", "00" * 32))
+    open_periods = json.loads(out_s).get("open_periods", []) if rc_s == 0 else []
+    first_due = open_periods[0]["refundable_from_ms"] if open_periods else 0
+    asked_ms = time.time() * 1000
+    rc, out, err = ledger("--json", "escrow", "refund", e2.get("escrow_id", "00" * 32))
+    early = json.loads(out).get("refunded", []) if rc == 0 and out.strip() else []
+    if asked_ms < first_due:
+        check("escrow refund before any period is due exits 7, naming when",
+              rc == 7 and "refundable" in err, (rc, err[-400:]))
+    else:
+        print(f"# the first period was refundable already ({asked_ms - first_due:.0f} ms late): "
+              "the early refund is checked instead")
+        check("escrow refund once the first period is due returns the periods due",
+              rc == 0 and len(early) >= 1, (rc, out[-400:], err[-400:]))
 
     def escrow(e):
         return auths[0].json("GET", f"/v1/ledger/escrows/{e['escrow_id']}")[2]
@@ -196,8 +210,8 @@ def main():
              lambda: time.time() * 1000 > last, timeout=3 * PERIOD + 40)
     rc, out, err = ledger("--json", "escrow", "refund", e2["escrow_id"])
     r = json.loads(out) if out.strip() else {}
-    check("escrow refund returns the three periods to the payer",
-          rc == 0 and len(r.get("refunded", [])) == 3, (rc, out[-600:], err[-600:]))
+    check("escrow refund returns the three periods to the payer (with any refunded early)",
+          rc == 0 and len(r.get("refunded", [])) + len(early) == 3, (rc, out[-600:], err[-600:]))
     s2 = escrow(e2)
     check("the second escrow is empty, every period refunded",
           s2.get("remaining_base_units") == 0 and

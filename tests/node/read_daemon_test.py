@@ -161,6 +161,9 @@ def main():
           st == 200 and best.get("bytes_total") == 5 * MIB // 2 and best.get("receipt"), best)
     # The kept receipt survives a restart of the provider's node.
     prov.stop()
+    # A slow (sanitized, loaded) run may reach the empty escrow's end and grace before this
+    # restart: its close is then counted by the node before it, not after.
+    closed_before_restart = escrow(0, e2).get("closed") is True
     prov = Daemon(prov.env)
     st, _, best2 = prov.json("GET", f"/v1/read-receipts/{e1}")
     check("... and still after a restart", best2.get("receipt") == best.get("receipt"), best2)
@@ -220,7 +223,8 @@ def main():
     pst = prov.json("GET", "/v1/status")[2].get("escrows") or {}
     # (Its counters start again with the restart above: the redemptions may have come before.)
     check("the provider's /v1/status counts its close, and lists the read escrow with what it "
-          "was paid", "redemptions_sent" in pst and pst.get("closes_sent", 0) >= 1 and
+          "was paid", "redemptions_sent" in pst and
+          (pst.get("closes_sent", 0) >= 1 or closed_before_restart) and
           any(x.get("kind") == "read" and x.get("redeemed_bytes") == 5 * MIB // 2
               for x in pst.get("escrows", [])), pst)
 
