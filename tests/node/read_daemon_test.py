@@ -220,13 +220,19 @@ def main():
     check("the provider's node closed the escrow nothing was read from", ok, escrow(0, e2))
     check("... and its 0.005 went back: it is empty",
           escrow(1, e2).get("remaining_base_units") == 0, escrow(1, e2))
-    pst = prov.json("GET", "/v1/status")[2].get("escrows") or {}
     # (Its counters start again with the restart above: the redemptions may have come before.)
+    # Its status is refreshed on its own cycle: polled until it shows the redemption.
+    def provider_view():
+        pst = prov.json("GET", "/v1/status")[2].get("escrows") or {}
+        ok = ("redemptions_sent" in pst and
+              (pst.get("closes_sent", 0) >= 1 or closed_before_restart) and
+              any(x.get("kind") == "read" and x.get("redeemed_bytes") == 5 * MIB // 2
+                  for x in pst.get("escrows", [])))
+        return pst if ok else None
+
+    pst = poll(provider_view, timeout=30, interval=0.5)
     check("the provider's /v1/status counts its close, and lists the read escrow with what it "
-          "was paid", "redemptions_sent" in pst and
-          (pst.get("closes_sent", 0) >= 1 or closed_before_restart) and
-          any(x.get("kind") == "read" and x.get("redeemed_bytes") == 5 * MIB // 2
-              for x in pst.get("escrows", [])), pst)
+          "was paid", pst is not None, prov.json("GET", "/v1/status")[2].get("escrows"))
 
     # The provider goes away; the payer closes the first escrow itself once it may.
     prov.stop()
