@@ -34,8 +34,6 @@ using core::Result;
 using core::Status;
 using nlohmann::json;
 
-namespace {
-
 Result<crypto::Hash> ParseHash(const std::string& text, std::string_view what) {
   auto bytes = core::FromHex(text);
   if (!bytes || bytes->size() != 32)
@@ -45,6 +43,8 @@ Result<crypto::Hash> ParseHash(const std::string& text, std::string_view what) {
   std::memcpy(h.data(), bytes->data(), 32);
   return h;
 }
+
+namespace {
 
 // The shard's facts: from the write receipt (PUT's answer, `dfrp-storage write-shard --json`)
 // or from the flags.

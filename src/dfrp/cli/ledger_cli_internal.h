@@ -74,6 +74,9 @@ core::Result<nlohmann::json> CertifyEscrowOpen(core::FileSystem* fs,
                                                const std::string& expected_provider = "",
                                                std::optional<uint64_t>* signed_seq = nullptr);
 
+// 64 hex digits as a hash (an escrow id, a root); InvalidArgument naming `what` otherwise.
+core::Result<crypto::Hash> ParseHash(const std::string& text, std::string_view what);
+
 // `dfrp-ledger escrow open|status|list|refund` (escrow_cli.cc).
 // dfrp-ledger epoch-change (epoch_cli.cc).
 struct EpochChangeFlags {

@@ -360,14 +360,15 @@ Result<Placement> Place(core::FileSystem* fs, const economy::EconomicPolicy& p,
           o.contains("total_base_units") ? o["total_base_units"].dump() : "(none)", f.max_fee)));
       continue;
     }
-    const uint64_t need = std::max<uint64_t>(1, o["total_base_units"].get<uint64_t>());
-    if (balance < 0 || static_cast<uint64_t>(balance) < need ||
-        static_cast<uint64_t>(balance) - need < p.order_fee) {
+    // The offer's total for the whole contract (at least one base unit) is what the escrow locks.
+    const uint64_t amount = std::max<uint64_t>(1, o["total_base_units"].get<uint64_t>());
+    if (balance < 0 || static_cast<uint64_t>(balance) < amount ||
+        static_cast<uint64_t>(balance) - amount < p.order_fee) {
       out.stopped = Status::Refused(fmt::format(
           "{} has {} {} as the committee reports it; a copy at {} ({}) needs {} plus the order "
           "fee {}: no more copies are placed",
           w.address, p.FormatSignedAmount(balance), p.genesis.currency, address, url,
-          p.FormatAmount(need), p.FormatAmount(p.order_fee)));
+          p.FormatAmount(amount), p.FormatAmount(p.order_fee)));
       break;
     }
     // The copy: PUT, then the receipt checked against the root computed here.
@@ -408,7 +409,7 @@ Result<Placement> Place(core::FileSystem* fs, const economy::EconomicPolicy& p,
       skip(Status::IOError("its receipt's shard_id is not a shard id"));
       continue;
     }
-    // The escrow: the offer's total for the whole contract (at least one base unit).
+    // The escrow, for the amount checked above.
     ledger::Order tmpl;
     tmpl.kind = ledger::OrderKind::kEscrowOpen;
     ledger::StorageTerms& t = tmpl.escrow.terms;
@@ -421,7 +422,6 @@ Result<Placement> Place(core::FileSystem* fs, const economy::EconomicPolicy& p,
     const uint64_t copy_start = std::max(start_unix, NowUnix(f) + 1);
     t.start_unix = copy_start;
     t.challenges = p.storage.challenges_per_period;
-    const uint64_t amount = std::max<uint64_t>(1, o["total_base_units"].get<uint64_t>());
     OrderFlags order;
     order.wallet = f.wallet;
     order.passphrase_file = f.passphrase_file;
@@ -518,11 +518,8 @@ Health Check(const Copy& c, uint64_t size, const std::map<std::string, std::stri
     h.copy = "ok";
   }
   if (ledger) {
-    auto id = core::FromHex(c.escrow_id);
-    crypto::Hash eid{};
-    if (id && id->size() == eid.size()) {
-      std::memcpy(eid.data(), id->data(), eid.size());
-      auto v = ledger->Escrow(eid);
+    if (auto eid = ParseHash(c.escrow_id, "the manifest's escrow id"); eid) {
+      auto v = ledger->Escrow(*eid);
       if (v) {
         for (const auto& [k, s] : v->settled) {
           if (s.kind == ledger::SettleKind::kRelease) ++h.released;
@@ -589,11 +586,9 @@ Result<json> RepairOne(core::FileSystem* fs, const economy::EconomicPolicy& p,
   bool changed = false;
   for (Copy& c : m.copies) {
     if (c.state != "unconfirmed") continue;
-    auto id = core::FromHex(c.escrow_id);
-    crypto::Hash eid{};
-    if (!id || id->size() != eid.size()) continue;
-    std::memcpy(eid.data(), id->data(), eid.size());
-    auto v = ledger.Escrow(eid);
+    auto eid = ParseHash(c.escrow_id, "the manifest's escrow id");
+    if (!eid) continue;
+    auto v = ledger.Escrow(*eid);
     if (!v) {
       pending.push_back(c.escrow_id);
       continue;
