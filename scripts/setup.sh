@@ -18,6 +18,7 @@ APT_PACKAGES=(
   chromium fonts-dejavu-core
   wrk nginx-light curl
   iproute2
+  openmpi-bin libopenmpi-dev bubblewrap
 )
 
 missing=()
@@ -43,4 +44,11 @@ fi
 if [ -f package-lock.json ] && [ ! -f node_modules/.package-lock.json -o package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci --ignore-scripts" >&2
   npm ci --ignore-scripts --no-audit --no-fund >/dev/null
+fi
+
+# Compute jobs never run as root: when the node runs as root it drops each job to this
+# unprivileged system user (docs/COMPUTE.md). Created once; a no-op when it exists.
+if [ "$(id -u)" = 0 ] && ! id dfrp-job >/dev/null 2>&1; then
+  echo "setup: creating the unprivileged user dfrp-job for compute jobs" >&2
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin dfrp-job
 fi

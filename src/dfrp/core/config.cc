@@ -20,14 +20,26 @@ namespace dfrp::core {
 
 namespace {
 
-constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",       "VECTOR_DIM",
-                                           "VECTOR_METRIC",   "STATE_DIR",
-                                           "API_ADDR",        "SCRUB_RATE",
-                                           "MAX_CONNECTIONS", "MAX_HEADER_BYTES",
-                                           "API_HOSTS",       "MAX_BODY_MEMORY",
-                                           "ECONOMIC_POLICY", "ROLES",
-                                           "WALLET",          "WALLET_PASSPHRASE_FILE",
-                                           "PEERS",           "ADVERTISE_URL"};
+constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",
+                                           "VECTOR_DIM",
+                                           "VECTOR_METRIC",
+                                           "STATE_DIR",
+                                           "API_ADDR",
+                                           "SCRUB_RATE",
+                                           "MAX_CONNECTIONS",
+                                           "MAX_HEADER_BYTES",
+                                           "API_HOSTS",
+                                           "MAX_BODY_MEMORY",
+                                           "ECONOMIC_POLICY",
+                                           "ROLES",
+                                           "WALLET",
+                                           "WALLET_PASSPHRASE_FILE",
+                                           "PEERS",
+                                           "ADVERTISE_URL",
+                                           "COMPUTE_APPS",
+                                           "COMPUTE_JOB_USER",
+                                           "COMPUTE_HOSTFILE",
+                                           "COMPUTE_RSH_AGENT"};
 
 // DRIVE_12 -> ("DRIVE", 12); anything else -> nullopt.
 std::optional<std::pair<std::string_view, int>> SplitIndexedKey(std::string_view key) {
@@ -249,7 +261,8 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
                       "LEAF_SIZE, VECTOR_DIM, VECTOR_METRIC, STATE_DIR, API_ADDR, "
                       "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES, "
                       "API_HOSTS, MAX_BODY_MEMORY, ECONOMIC_POLICY, "
-                      "ROLES, WALLET, WALLET_PASSPHRASE_FILE, PEERS, ADVERTISE_URL); "
+                      "ROLES, WALLET, WALLET_PASSPHRASE_FILE, PEERS, ADVERTISE_URL, "
+                      "COMPUTE_APPS, COMPUTE_JOB_USER, COMPUTE_HOSTFILE, COMPUTE_RSH_AGENT); "
                       "remove it or fix its spelling",
                       cfg.source, key)));
   }
@@ -389,6 +402,22 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
   }
   if (auto it = values.find("WALLET_PASSPHRASE_FILE"); it != values.end() && !it->second.empty())
     cfg.wallet_passphrase_file = Absolute(it->second, base_dir);
+  // Compute (docs/COMPUTE.md): the operator's app catalog, the user jobs run as, and the hosts
+  // mpirun may spread a job over.
+  if (auto it = values.find("COMPUTE_APPS"); it != values.end() && !it->second.empty())
+    cfg.compute_apps = Absolute(it->second, base_dir);
+  if (auto it = values.find("COMPUTE_JOB_USER"); it != values.end() && !it->second.empty()) {
+    if (it->second == "root" || it->second.size() > 32 ||
+        it->second.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+      return Err(Status::InvalidArgument(fmt::format(
+          "{}: COMPUTE_JOB_USER = '{}' is not an unprivileged user name (jobs never run as root)",
+          cfg.source, it->second.substr(0, 40))));
+    cfg.compute_job_user = it->second;
+  }
+  if (auto it = values.find("COMPUTE_HOSTFILE"); it != values.end() && !it->second.empty())
+    cfg.compute_hostfile = Absolute(it->second, base_dir);
+  if (auto it = values.find("COMPUTE_RSH_AGENT"); it != values.end())
+    cfg.compute_rsh_agent = it->second;
   if (cfg.HasRole("authority") && cfg.wallet.empty())
     return Err(Status::InvalidArgument(fmt::format(
         "{}: ROLES names authority, which signs votes with the wallet of a committee member: "
@@ -491,7 +520,8 @@ Result<NodeConfig> LoadConfig(const ConfigOptions& options) {
     if (auto v = getenv(name)) {
       std::string value = *v;
       if ((name.starts_with("DRIVE_") || name == "STATE_DIR" || name == "ECONOMIC_POLICY" ||
-           name == "WALLET" || name == "WALLET_PASSPHRASE_FILE") &&
+           name == "WALLET" || name == "WALLET_PASSPHRASE_FILE" || name == "COMPUTE_APPS" ||
+           name == "COMPUTE_HOSTFILE") &&
           !value.empty() && value[0] != '/')
         value = Absolute(value, cwd);
       values[name] = value;

@@ -62,6 +62,14 @@ struct NodeConfig {
   // reach this node at (ADVERTISE_URL; empty: http:// and the API's bound address).
   std::vector<std::string> peers;
   std::string advertise_url;
+  // Compute (dfrp-compute; docs/COMPUTE.md): the catalog of the operator's own apps
+  // (COMPUTE_APPS, absolute; empty: the reference apps only), the unprivileged user jobs run
+  // as when the node runs as root (COMPUTE_JOB_USER), and for a job over several hosts an Open
+  // MPI hostfile (COMPUTE_HOSTFILE) and how mpirun reaches them (COMPUTE_RSH_AGENT).
+  std::string compute_apps;
+  std::string compute_job_user = "dfrp-job";
+  std::string compute_hostfile;
+  std::string compute_rsh_agent;
   bool HasRole(std::string_view role) const {
     for (const auto& r : roles)
       if (r == role) return true;

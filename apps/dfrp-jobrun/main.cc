@@ -1,0 +1,521 @@
+// dfrp-jobrun: runs one compute job under mpirun inside its limits and reports what happened.
+//
+// The node does not fork and babysit mpirun itself: dfrpd is multithreaded, and a child of a
+// multithreaded process may only call async-signal-safe functions until it execs. So the node
+// posix_spawns this small program, which owns the job from start to end:
+//
+//   1. becomes a session leader and a child subreaper (PR_SET_CHILD_SUBREAPER), so every
+//      process the job starts, even one that daemonizes, stays below it and can be killed;
+//      asks for SIGTERM when the node dies (PR_SET_PDEATHSIG), and then kills the job;
+//   2. makes the job's folders (out/, tmp/, home/) and, when it runs as root, gives them to the
+//      unprivileged job user; a job never runs as root, and without --user root is refused;
+//   3. forks mpirun with the job's rlimits (CPU seconds per process, data segment per
+//      process, processes of the job user, file size, no core dumps), a clean environment
+//      (PATH, HOME and TMPDIR inside the job, DFRP_OUT_DIR) and the job user's ids;
+//   4. waits up to the wall-time limit, then SIGTERM, 2 s of grace, SIGKILL; after mpirun
+//      ends, kills whatever the job left behind and reaps it;
+//   5. moves each rank-<r>.out out of the job user's reach into results/ (a folder the job
+//      user cannot write), refusing anything but a regular file, and writes report.json
+//      (synced, then renamed into place).
+//
+// usage: dfrp-jobrun --job-dir DIR --ranks N --cpu-seconds S --memory-bytes B --wall-seconds S
+//                    [--user NAME] [--mpirun PATH] [--hostfile FILE] [--rsh-agent CMD]
+//                    [--max-output-bytes B] [--nproc-headroom N] -- PROGRAM [ARGS...]
+// Exit: 0 when report.json was written (whatever the job did), 2 for usage errors, 1 when the
+// job could not be set up (the reason on stderr).
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void OnStop(int) { g_stop = 1; }
+
+// mpirun's pid, and once it is reaped (by whichever wait found it), its status and rusage:
+// the usage of mpirun and of every process it reaped, which on one host are the ranks.
+pid_t g_main = -1;
+bool g_main_reaped = false;
+int g_main_status = 0;
+rusage g_main_usage{};
+
+// Reaps every child that has ended, keeping mpirun's status when it is among them.
+void ReapEnded() {
+  for (;;) {
+    int st = 0;
+    rusage ru{};
+    const pid_t p = wait4(-1, &st, WNOHANG, &ru);
+    if (p <= 0) return;
+    if (p == g_main) {
+      g_main_reaped = true;
+      g_main_status = st;
+      g_main_usage = ru;
+    }
+  }
+}
+
+[[noreturn]] void Die(int code, const std::string& msg) {
+  std::fprintf(stderr, "dfrp-jobrun: %s\n", msg.c_str());
+  std::exit(code);
+}
+
+int64_t NowMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t ParseU64(const char* text, const char* flag) {
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || text[0] == '-')
+    Die(2, std::string(flag) + ": '" + text + "' is not a whole number");
+  return v;
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+// The direct children of this process (the subreaper adopts every orphan of the job).
+std::vector<pid_t> Children() {
+  std::vector<pid_t> out;
+  const std::string path =
+      "/proc/" + std::to_string(getpid()) + "/task/" + std::to_string(getpid()) + "/children";
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return out;
+  long p = 0;
+  while (std::fscanf(f, "%ld", &p) == 1) out.push_back(static_cast<pid_t>(p));
+  std::fclose(f);
+  return out;
+}
+
+// Every process below this one, children first. Reads /proc/<pid>/task/<tid>/children of
+// each thread, which lists the processes that thread started.
+std::vector<pid_t> Descendants() {
+  std::vector<pid_t> out;
+  std::vector<pid_t> frontier = Children();
+  while (!frontier.empty() && out.size() < 100000) {
+    const pid_t p = frontier.back();
+    frontier.pop_back();
+    out.push_back(p);
+    const std::string tasks = "/proc/" + std::to_string(p) + "/task";
+    if (DIR* d = opendir(tasks.c_str())) {
+      while (dirent* e = readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        std::FILE* f = std::fopen((tasks + "/" + e->d_name + "/children").c_str(), "r");
+        if (f == nullptr) continue;
+        long c = 0;
+        while (std::fscanf(f, "%ld", &c) == 1) frontier.push_back(static_cast<pid_t>(c));
+        std::fclose(f);
+      }
+      closedir(d);
+    }
+  }
+  return out;
+}
+
+// SIGKILLs everything below this process and reaps it; returns how many it killed.
+int KillAll() {
+  int killed = 0;
+  for (int round = 0; round < 50; ++round) {
+    const std::vector<pid_t> all = Descendants();
+    if (all.empty()) break;
+    for (pid_t p : all)
+      if (kill(p, SIGKILL) == 0) ++killed;
+    // Reap what has died; the rest are reparented to us as their parents die.
+    for (int i = 0; i < 20; ++i) {
+      ReapEnded();
+      if (Children().empty()) break;
+      usleep(10000);
+    }
+  }
+  ReapEnded();
+  return killed;
+}
+
+void MakeDir(const std::string& path, mode_t mode) {
+  if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
+    Die(1, "cannot create " + path + ": " + std::strerror(errno));
+  if (chmod(path.c_str(), mode) != 0) Die(1, "cannot chmod " + path + ": " + std::strerror(errno));
+}
+
+void WriteFileSynced(const std::string& path, const std::string& data) {
+  const std::string tmp = path + ".tmp";
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) Die(1, "cannot create " + tmp + ": " + std::strerror(errno));
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) Die(1, "cannot write " + tmp + ": " + std::strerror(errno));
+    off += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) Die(1, "cannot sync " + tmp + ": " + std::strerror(errno));
+  close(fd);
+  if (rename(tmp.c_str(), path.c_str()) != 0)
+    Die(1, "cannot rename " + tmp + ": " + std::strerror(errno));
+  const std::string dir = path.substr(0, path.rfind('/'));
+  const int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+}
+
+// How many tasks (threads count) the user runs now: RLIMIT_NPROC counts them all.
+uint64_t TasksOf(uid_t uid) {
+  uint64_t n = 0;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return 0;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    struct stat st {};
+    const std::string p = std::string("/proc/") + e->d_name;
+    if (stat(p.c_str(), &st) != 0 || st.st_uid != uid) continue;
+    const std::string task = p + "/task";
+    if (DIR* t = opendir(task.c_str())) {
+      while (dirent* te = readdir(t))
+        if (te->d_name[0] != '.') ++n;
+      closedir(t);
+    }
+  }
+  closedir(d);
+  return n;
+}
+
+std::string CgroupReason() {
+  struct stat st {};
+  if (stat("/sys/fs/cgroup/cgroup.controllers", &st) != 0)
+    return "cgroup v2 is not mounted at /sys/fs/cgroup (this machine has cgroup v1 or none)";
+  return "cgroup v2 is mounted but this build does not create job cgroups yet";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string job_dir;
+  std::string user;
+  std::string mpirun = "mpirun";
+  std::string hostfile;
+  std::string rsh_agent;
+  uint64_t ranks = 0;
+  uint64_t cpu_s = 0;
+  uint64_t mem = 0;
+  uint64_t wall_s = 0;
+  uint64_t max_out = 1ULL << 30;
+  uint64_t headroom = 0;
+  bool headroom_set = false;
+  int i = 1;
+  for (; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if (i + 1 >= argc) Die(2, a + " needs a value (or an unknown flag)");
+    const char* v = argv[++i];
+    if (a == "--job-dir")
+      job_dir = v;
+    else if (a == "--user")
+      user = v;
+    else if (a == "--mpirun")
+      mpirun = v;
+    else if (a == "--hostfile")
+      hostfile = v;
+    else if (a == "--rsh-agent")
+      rsh_agent = v;
+    else if (a == "--ranks")
+      ranks = ParseU64(v, "--ranks");
+    else if (a == "--cpu-seconds")
+      cpu_s = ParseU64(v, "--cpu-seconds");
+    else if (a == "--memory-bytes")
+      mem = ParseU64(v, "--memory-bytes");
+    else if (a == "--wall-seconds")
+      wall_s = ParseU64(v, "--wall-seconds");
+    else if (a == "--max-output-bytes")
+      max_out = ParseU64(v, "--max-output-bytes");
+    else if (a == "--nproc-headroom") {
+      headroom = ParseU64(v, "--nproc-headroom");
+      headroom_set = true;
+    } else {
+      Die(2, "unknown flag " + a);
+    }
+  }
+  if (i >= argc) Die(2, "no program after --");
+  if (job_dir.empty() || job_dir[0] != '/') Die(2, "--job-dir must be an absolute path");
+  if (ranks == 0 || ranks > 1024) Die(2, "--ranks must be 1..1024");
+  if (cpu_s == 0 || mem == 0 || wall_s == 0)
+    Die(2, "--cpu-seconds, --memory-bytes and --wall-seconds are required and > 0");
+  if (!headroom_set) headroom = 48 + 24 * ranks;
+  std::vector<std::string> program(argv + i, argv + argc);
+
+  // 1. Own the job's process tree.
+  setsid();
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+    Die(1, std::string("PR_SET_CHILD_SUBREAPER: ") + std::strerror(errno));
+  struct sigaction sa {};
+  sa.sa_handler = OnStop;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() == 1) Die(1, "the node that started this job is gone");
+
+  // 2. Who the job runs as, and its folders.
+  const bool root = geteuid() == 0;
+  uid_t uid = geteuid();
+  gid_t gid = getegid();
+  std::string run_as;
+  if (root) {
+    if (user.empty()) Die(1, "refusing to run a job as root: give --user (setup creates dfrp-job)");
+    const passwd* pw = getpwnam(user.c_str());
+    if (pw == nullptr)
+      Die(1, "the job user '" + user +
+                 "' does not exist: run scripts/setup.sh as root (it creates dfrp-job) or set "
+                 "compute.job_user");
+    if (pw->pw_uid == 0) Die(1, "the job user '" + user + "' is root; jobs never run as root");
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+    run_as = user;
+  } else {
+    const passwd* pw = getpwuid(uid);
+    run_as = pw != nullptr ? pw->pw_name : std::to_string(uid);
+  }
+  const std::string out_dir = job_dir + "/out";
+  const std::string tmp_dir = job_dir + "/tmp";
+  const std::string home_dir = job_dir + "/home";
+  const std::string results_dir = job_dir + "/results";
+  MakeDir(job_dir, 0755);
+  for (const std::string& d : {out_dir, tmp_dir, home_dir}) {
+    MakeDir(d, 0700);
+    if (root && chown(d.c_str(), uid, gid) != 0)
+      Die(1, "cannot give " + d + " to " + user + ": " + std::strerror(errno));
+  }
+  MakeDir(results_dir, 0755);
+
+  // 3. The argv and environment of mpirun, built before the fork.
+  std::vector<std::string> av = {mpirun,
+                                 "-np",
+                                 std::to_string(ranks),
+                                 "--oversubscribe",
+                                 "--bind-to",
+                                 "none",
+                                 "--mca",
+                                 "btl",
+                                 "self,vader,tcp",
+                                 "--mca",
+                                 "btl_vader_single_copy_mechanism",
+                                 "none"};
+  if (!hostfile.empty()) {
+    av.push_back("--hostfile");
+    av.push_back(hostfile);
+  }
+  if (!rsh_agent.empty()) {
+    av.push_back("--mca");
+    av.push_back("plm_rsh_agent");
+    av.push_back(rsh_agent);
+  }
+  av.push_back("-x");
+  av.push_back("DFRP_OUT_DIR");
+  for (const auto& p : program) av.push_back(p);
+  std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home_dir,
+                                  "TMPDIR=" + tmp_dir, "DFRP_OUT_DIR=" + out_dir, "LANG=C"};
+  if (const char* p = std::getenv("OMPI_MCA_plm_rsh_agent"))
+    env.push_back(std::string("OMPI_MCA_plm_rsh_agent=") + p);
+  std::vector<char*> avp;
+  for (auto& s : av) avp.push_back(s.data());
+  avp.push_back(nullptr);
+  std::vector<char*> envp;
+  for (auto& s : env) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  const uint64_t nproc = (root ? TasksOf(uid) : TasksOf(getuid())) + headroom;
+  const std::string log_path = job_dir + "/mpirun.log";
+  const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (log_fd < 0) Die(1, "cannot create " + log_path + ": " + std::strerror(errno));
+  const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+  const int64_t start = NowMs();
+  const pid_t pid = fork();
+  if (pid < 0) Die(1, std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    // The job side (this process has one thread: no async-signal-safety limits here).
+    dup2(null_fd, 0);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    setpgid(0, 0);
+    auto lim = [](int res, uint64_t soft, uint64_t hard) {
+      rlimit r{static_cast<rlim_t>(soft), static_cast<rlim_t>(hard)};
+      if (setrlimit(res, &r) != 0) {
+        std::fprintf(stderr, "dfrp-jobrun: setrlimit %d: %s\n", res, std::strerror(errno));
+        _exit(126);
+      }
+    };
+    lim(RLIMIT_CPU, cpu_s, cpu_s + 2);
+    lim(RLIMIT_DATA, mem, mem);
+    lim(RLIMIT_FSIZE, max_out, max_out);
+    lim(RLIMIT_CORE, 0, 0);
+    lim(RLIMIT_NPROC, nproc, nproc);
+    if (root) {
+      if (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+        std::fprintf(stderr, "dfrp-jobrun: cannot become %s: %s\n", user.c_str(),
+                     std::strerror(errno));
+        _exit(126);
+      }
+      if (setuid(0) == 0 || getuid() == 0) {
+        std::fprintf(stderr, "dfrp-jobrun: still root after dropping privileges\n");
+        _exit(126);
+      }
+    }
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    if (chdir(home_dir.c_str()) != 0 || access(out_dir.c_str(), W_OK | X_OK) != 0) {
+      std::fprintf(stderr,
+                   "dfrp-jobrun: the job user cannot reach %s (%s): every folder above the "
+                   "job folder must be searchable by it (chmod o+x)\n",
+                   out_dir.c_str(), std::strerror(errno));
+      _exit(126);
+    }
+    execvpe(avp[0], avp.data(), envp.data());
+    std::fprintf(stderr, "dfrp-jobrun: cannot run %s: %s\n", avp[0], std::strerror(errno));
+    _exit(127);
+  }
+  close(log_fd);
+  if (null_fd >= 0) close(null_fd);
+
+  // 4. Wait, within the wall time.
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  const int64_t deadline = start + static_cast<int64_t>(wall_s) * 1000;
+  std::string end = "exited";
+  g_main = pid;
+  int64_t term_at = -1;
+  for (;;) {
+    ReapEnded();
+    if (g_main_reaped) break;
+    // Nothing left to wait for (cannot happen while mpirun is unreaped; a guard, not a path).
+    if (Children().empty() && kill(pid, 0) != 0) break;
+    const int64_t now = NowMs();
+    if (term_at < 0 && (now >= deadline || g_stop)) {
+      end = g_stop ? "stopped" : "wall-time";
+      kill(-pid, SIGTERM);
+      kill(pid, SIGTERM);
+      term_at = now;
+    } else if (term_at >= 0 && now >= term_at + 2000) {
+      KillAll();
+      continue;
+    }
+    int wait_ms = 50;
+    if (term_at < 0)
+      wait_ms = static_cast<int>(std::min<int64_t>(200, std::max<int64_t>(1, deadline - now)));
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      poll(&p, 1, wait_ms);
+    } else {
+      usleep(static_cast<useconds_t>(wait_ms) * 1000);
+    }
+  }
+  const int status = g_main_status;
+  const rusage ru = g_main_usage;
+  const int64_t wall_ms = NowMs() - start;
+  const int stragglers = KillAll();
+  if (pidfd >= 0) close(pidfd);
+
+  int exit_code = -1;
+  int sig = 0;
+  if (WIFEXITED(status)) {
+    exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    sig = WTERMSIG(status);
+    if (end == "exited") end = "signal";
+  }
+  if (end == "exited" && exit_code != 0) end = "failed";
+
+  // 5. Take the outputs out of the job user's reach.
+  std::string outputs = "[";
+  std::string problem;
+  for (uint64_t r = 0; r < ranks; ++r) {
+    const std::string name = "rank-" + std::to_string(r) + ".out";
+    const std::string from = out_dir + "/" + name;
+    const std::string to = results_dir + "/" + name;
+    struct stat st {};
+    if (lstat(from.c_str(), &st) != 0) {
+      if (problem.empty())
+        problem = "rank " + std::to_string(r) + " wrote no output (" + name + ")";
+      continue;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      if (problem.empty()) problem = name + " is not a regular file";
+      continue;
+    }
+    if (rename(from.c_str(), to.c_str()) != 0) {
+      if (problem.empty()) problem = "cannot move " + name + ": " + std::strerror(errno);
+      continue;
+    }
+    if (lstat(to.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      if (problem.empty()) problem = name + " changed while it was moved";
+      unlink(to.c_str());
+      continue;
+    }
+    if (outputs.size() > 1) outputs += ",";
+    outputs += "{\"rank\":" + std::to_string(r) + ",\"size\":" + std::to_string(st.st_size) + "}";
+  }
+  outputs += "]";
+  if (end == "exited" && !problem.empty()) end = "incomplete";
+
+  const uint64_t cpu_ms = static_cast<uint64_t>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+                          static_cast<uint64_t>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+  const std::string limits = "rlimits: " + std::to_string(cpu_s) + " CPU-s and " +
+                             std::to_string(mem) + " bytes of data per process, " +
+                             std::to_string(nproc) + " tasks for the user (" + CgroupReason() + ")";
+  std::string report = "{";
+  report += "\"end\":" + JsonString(end);
+  report += ",\"exit_code\":" + std::to_string(exit_code);
+  report += ",\"signal\":" + std::to_string(sig);
+  report += ",\"cpu_ms\":" + std::to_string(cpu_ms);
+  report += ",\"wall_ms\":" + std::to_string(wall_ms);
+  report += ",\"max_rss_bytes\":" + std::to_string(static_cast<uint64_t>(ru.ru_maxrss) * 1024);
+  report += ",\"killed_stragglers\":" + std::to_string(stragglers);
+  report += ",\"user\":" + JsonString(run_as);
+  report += ",\"limits\":" + JsonString(limits);
+  report += ",\"problem\":" + JsonString(problem);
+  report += ",\"outputs\":" + outputs;
+  report += "}\n";
+  WriteFileSynced(job_dir + "/report.json", report);
+  return 0;
+}

@@ -1,0 +1,186 @@
+#include "dfrp/compute/executor.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "dfrp/crypto/merkle.h"
+
+extern char** environ;
+
+namespace dfrp::compute {
+
+using core::Err;
+using core::Result;
+using core::Status;
+
+#ifndef DFRP_LIBEXEC_BUILD_DIR
+#define DFRP_LIBEXEC_BUILD_DIR ""
+#endif
+
+std::string DefaultLibexecDir(core::FileSystem& fs) {
+  if (const char* e = std::getenv("DFRP_LIBEXEC"); e != nullptr && e[0] != '\0') return e;
+  const std::string build = DFRP_LIBEXEC_BUILD_DIR;
+  if (!build.empty() && fs.IsDirectory(build)) return build;
+  return "/usr/local/libexec/dfrp";
+}
+
+crypto::Hash OutputRoot(std::string_view data) {
+  if (data.empty()) return crypto::EmptyRoot();
+  std::vector<crypto::Hash> leaves;
+  leaves.reserve(data.size() / kResultLeafSize + 1);
+  for (size_t i = 0; i < data.size(); i += kResultLeafSize)
+    leaves.push_back(crypto::LeafHash(data.substr(i, kResultLeafSize)));
+  return crypto::RootFromLeafHashes(leaves);
+}
+
+Result<RankOutput> HashOutput(core::FileSystem& fs, const std::string& path, uint32_t rank) {
+  DFRP_ASSIGN_OR_RETURN(auto f, fs.OpenForRead(path));
+  DFRP_ASSIGN_OR_RETURN(uint64_t size, f->Size());
+  std::vector<crypto::Hash> leaves;
+  leaves.reserve(size / kResultLeafSize + 1);
+  std::string buf(1 << 20, '\0');
+  uint64_t off = 0;
+  while (off < size) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
+    DFRP_RETURN_IF_ERROR(f->ReadExactCached(off, want, buf.data()));
+    for (size_t i = 0; i < want; i += kResultLeafSize)
+      leaves.push_back(crypto::LeafHash(
+          std::string_view(buf.data() + i, std::min<size_t>(kResultLeafSize, want - i))));
+    off += want;
+  }
+  RankOutput o;
+  o.rank = rank;
+  o.size = size;
+  o.root = leaves.empty() ? crypto::EmptyRoot() : crypto::RootFromLeafHashes(leaves);
+  return o;
+}
+
+Result<std::vector<RankOutput>> HashResults(core::FileSystem& fs, const std::string& job_dir,
+                                            uint32_t ranks) {
+  std::vector<RankOutput> out;
+  out.reserve(ranks);
+  for (uint32_t r = 0; r < ranks; ++r) {
+    DFRP_ASSIGN_OR_RETURN(
+        auto o, HashOutput(fs, core::JoinPath(job_dir, fmt::format("results/rank-{}.out", r)), r));
+    out.push_back(o);
+  }
+  return out;
+}
+
+namespace {
+
+std::string Tail(const std::string& s, size_t n) {
+  return s.size() <= n ? s : "..." + s.substr(s.size() - n);
+}
+
+}  // namespace
+
+Result<RunReport> RunJob(core::FileSystem& fs, const ExecutorConfig& cfg, const RunRequest& req) {
+  if (req.job_dir.empty() || req.job_dir[0] != '/')
+    return Err(Status::InvalidArgument("job folder: give an absolute path"));
+  const std::string report_path = core::JoinPath(req.job_dir, "report.json");
+  if (fs.Exists(report_path))
+    return Err(Status::InvalidArgument(fmt::format(
+        "job folder {} already holds a run's report; give each run a new folder", req.job_dir)));
+  DFRP_RETURN_IF_ERROR(fs.CreateDirRecursive(req.job_dir));
+  const std::string jobrun =
+      cfg.jobrun.empty() ? core::JoinPath(DefaultLibexecDir(fs), "dfrp-jobrun") : cfg.jobrun;
+  if (!fs.Exists(jobrun))
+    return Err(Status::Unavailable(
+        fmt::format("{} is missing: build the project (it builds dfrp-jobrun beside the reference "
+                    "apps) or set DFRP_LIBEXEC",
+                    jobrun)));
+
+  std::vector<std::string> av = {jobrun,
+                                 "--job-dir",
+                                 req.job_dir,
+                                 "--ranks",
+                                 std::to_string(req.ranks),
+                                 "--cpu-seconds",
+                                 std::to_string(req.limits.cpu_seconds),
+                                 "--memory-bytes",
+                                 std::to_string(req.limits.memory_bytes),
+                                 "--wall-seconds",
+                                 std::to_string(req.limits.wall_seconds),
+                                 "--max-output-bytes",
+                                 std::to_string(cfg.max_output_bytes),
+                                 "--mpirun",
+                                 cfg.mpirun};
+  if (!cfg.job_user.empty()) {
+    av.push_back("--user");
+    av.push_back(cfg.job_user);
+  }
+  if (!cfg.hostfile.empty()) {
+    av.push_back("--hostfile");
+    av.push_back(cfg.hostfile);
+  }
+  if (!cfg.rsh_agent.empty()) {
+    av.push_back("--rsh-agent");
+    av.push_back(cfg.rsh_agent);
+  }
+  av.push_back("--");
+  av.push_back(req.program);
+  for (const auto& a : req.args) av.push_back(a);
+  std::vector<char*> argv;
+  for (auto& s : av) argv.push_back(s.data());
+  argv.push_back(nullptr);
+
+  const std::string err_path = core::JoinPath(req.job_dir, "jobrun.err");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, jobrun.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0)
+    return Err(Status::Unavailable(fmt::format("cannot start {}: {}", jobrun, std::strerror(rc))));
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR)
+      return Err(Status::Internal(fmt::format("waiting for {}: {}", jobrun, std::strerror(errno))));
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !fs.Exists(report_path)) {
+    auto err = core::ReadWholeFile(&fs, err_path);
+    std::string why = err.has_value() ? *err : std::string();
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    return Err(Status::Unavailable(fmt::format(
+        "the job could not be run: {}",
+        why.empty() ? fmt::format("dfrp-jobrun ended with status {}", status) : Tail(why, 2000))));
+  }
+  DFRP_ASSIGN_OR_RETURN(std::string text, core::ReadWholeFile(&fs, report_path));
+  RunReport rep;
+  try {
+    const auto j = nlohmann::json::parse(text);
+    rep.end = j.at("end").get<std::string>();
+    rep.exit_code = j.at("exit_code").get<int>();
+    rep.signal = j.at("signal").get<int>();
+    rep.usage.cpu_ms = j.at("cpu_ms").get<uint64_t>();
+    rep.usage.wall_ms = j.at("wall_ms").get<uint64_t>();
+    rep.usage.max_rss_bytes = j.at("max_rss_bytes").get<uint64_t>();
+    rep.killed_stragglers = j.at("killed_stragglers").get<int>();
+    rep.user = j.at("user").get<std::string>();
+    rep.limits = j.at("limits").get<std::string>();
+    rep.problem = j.at("problem").get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    return Err(Status::Corruption(fmt::format("{}: {}", report_path, e.what())));
+  }
+  if (!rep.ok()) {
+    auto log = core::ReadWholeFile(&fs, core::JoinPath(req.job_dir, "mpirun.log"));
+    if (log.has_value()) rep.log_tail = Tail(*log, 4000);
+    return rep;
+  }
+  DFRP_ASSIGN_OR_RETURN(rep.outputs, HashResults(fs, req.job_dir, req.ranks));
+  DFRP_ASSIGN_OR_RETURN(rep.result_root, ResultRoot(rep.outputs));
+  return rep;
+}
+
+}  // namespace dfrp::compute
