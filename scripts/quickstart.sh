@@ -6,7 +6,9 @@
 # a committee of one authority, three storage nodes with wallets that find each other, and a
 # client wallet with genesis funds that stores a file as two paid copies through the market
 # (dfrp-mesh put), reads it back verified, and watches proof periods pay the providers and
-# the owner's margin, while the two holders' storage price rises with their load. Every
+# the owner's margin, while the two holders' storage price rises with their load; and it
+# sends a signed MPI job to the nearest compute node, which runs it under mpirun and signs
+# its result, checked by the client against that claim. Every
 # dfrpd then keeps serving (dashboards at their URLs) until Ctrl-C; with --no-wait (or when
 # standard input is not a terminal) they are stopped at the end. --no-mesh skips the mesh.
 set -euo pipefail
@@ -24,12 +26,13 @@ done
 bash "$ROOT/scripts/setup.sh"
 cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$ROOT/build" --target dfrpd dfrp-storage dfrp-wallet dfrp-ledger dfrp-mesh \
-  -j "$(nproc)"
+  dfrp-compute dfrp-jobrun dfrp-app-matmul dfrp-app-montecarlo dfrp-app-knn -j "$(nproc)"
 S="$ROOT/build/apps/dfrp-storage/dfrp-storage"
 D="$ROOT/build/apps/dfrpd/dfrpd"
 W="$ROOT/build/apps/dfrp-wallet/dfrp-wallet"
 L="$ROOT/build/apps/dfrp-ledger/dfrp-ledger"
 MC="$ROOT/build/apps/dfrp-mesh/dfrp-mesh"
+CC="$ROOT/build/apps/dfrp-compute/dfrp-compute"
 
 say() { printf '\n$ %s\n' "$*"; }
 

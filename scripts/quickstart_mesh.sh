@@ -1,9 +1,12 @@
 # shellcheck shell=bash
-# The mesh part of scripts/quickstart.sh (sourced by it: uses $D $S $W $L $MC, say and PIDS).
+# The mesh part of scripts/quickstart.sh (sourced by it: uses $D $S $W $L $MC $CC, say and
+# PIDS).
 # A committee of one authority, three storage nodes with wallets that join through each
 # other, and a client wallet "alice" with genesis funds, all on loopback under
 # ./dfrp-data/mesh, made afresh each run. Alice stores a file as two paid copies through the
 # market, reads it back verified, and proof periods pay the providers and the owner's margin.
+# Then alice sends an MPI job (matmul on 2 ranks) to the compute node nearest its vector,
+# which runs it under mpirun and signs the result; alice checks every rank against the claim.
 M=dfrp-data/mesh
 rm -rf "$M"
 mkdir -p "$M"
@@ -74,6 +77,7 @@ API_ADDR = "127.0.0.1:0"
 WALLET = "../$n.json"
 WALLET_PASSPHRASE_FILE = "../passphrase"
 ECONOMIC_POLICY = "../committee/economic.toml"
+ROLES = "storage,compute"
 EOF
   "$S" --config "$M/$n/dfrp.toml" init-storage --create -q
   API_ADDR=127.0.0.1:0 PEERS=$PEERS "$D" --config "$M/$n/dfrp.toml" >"$M/$n/dfrpd.log" 2>&1 &
@@ -126,3 +130,22 @@ say "storage prices after (the two holders are 80% full, over the 50% target: th
 storage_prices
 printf '\nThe mesh is serving: authority %s, providers %s %s %s (dashboards at each URL)\n' \
   "$(url_of "$A")" "$(url_of "$M/n1")" "$(url_of "$M/n2")" "$(url_of "$M/n3")"
+
+# A compute job: the providers also have ROLES compute. As root, jobs run as the user
+# dfrp-job, which must be able to enter the folders down to each node's STATE_DIR.
+if [[ $EUID == 0 ]] && ! setpriv --reuid=dfrp-job --regid=dfrp-job --clear-groups test -x "$M/n1" 2>/dev/null; then
+  echo "  (the compute job is skipped: the job user dfrp-job cannot enter $M; run the quickstart from a folder others may enter)"
+else
+  V=$(curl -sS "$N1/v1/compute/node" | json_get '",".join(str(x) for x in d["vector"])')
+  say "dfrp-compute submit-job matmul 256 7 --ranks 2 --cpu-seconds 60 --max-fee 0.01 --vector (n1's) --node n3 --node n2 --node n1 --wallet alice.json --wait"
+  "$CC" --policy "$POLICY" submit-job matmul 256 7 --ranks 2 --cpu-seconds 60 --wall-seconds 60 \
+    --max-fee 0.01 --vector "$V" \
+    --node "$(url_of "$M/n3")" --node "$(url_of "$M/n2")" --node "$N1" \
+    --wallet "$M/alice.json" --wait --json > "$M/job.json"
+  JOB=$(json_get 'd["job_id"]' < "$M/job.json")
+  printf '  job %s ran on %s (state %s), result root %s\n' "${JOB:0:16}" \
+    "$(json_get 'd["node"]' < "$M/job.json")" "$(json_get 'd["state"]' < "$M/job.json")" \
+    "$(json_get 'd["result_root"]' < "$M/job.json")"
+  say "dfrp-compute result ${JOB:0:16}... -o job-out (every rank checked against the signed claim)"
+  "$CC" --policy "$POLICY" result "$JOB" -o "$M/job-out"
+fi

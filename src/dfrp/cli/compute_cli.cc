@@ -4,9 +4,14 @@
 #include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "dfrp/cli/ledger_cli_internal.h"
+#include "dfrp/cli/node_json.h"
 #include "dfrp/compute/catalog.h"
 #include "dfrp/compute/executor.h"
 #include "dfrp/compute/job.h"
@@ -14,6 +19,10 @@
 #include "dfrp/core/config.h"
 #include "dfrp/core/uuid.h"
 #include "dfrp/core/version.h"
+#include "dfrp/economy/fee_match.h"
+#include "dfrp/ledger/client.h"
+#include "dfrp/node/client.h"
+#include "dfrp/wallet/wallet.h"
 
 namespace dfrp::cli {
 
@@ -26,10 +35,11 @@ namespace {
 
 struct Globals {
   std::string config;
+  std::string policy;
   bool json = false;
 };
 
-int Fail(const Status& s) {
+int FailCompute(const Status& s) {
   std::fprintf(stderr, "dfrp-compute: %s\n", s.message().c_str());
   return core::ExitCodeFor(s);
 }
@@ -439,6 +449,359 @@ Status CmdResult(const Globals& g, const Env& e, const std::string& id, const st
   return Status::OK();
 }
 
+// --- Jobs on other nodes (their compute listeners, /v1/compute).
+
+node::DaemonInfo NodeInfo(const std::string& url) { return InfoOfUrl(url); }
+
+Result<json> Call(const std::string& url, const char* method, const std::string& target,
+                  const std::string& body = "") {
+  return CallNodeJson(InfoOfUrl(url), method, target, body);
+}
+
+Result<std::string> Fetch(const std::string& url, const std::string& target) {
+  const node::DaemonInfo info = NodeInfo(url);
+  node::Client client(info, {.connect_timeout_ms = 3000, .request_timeout_ms = 120'000});
+  DFRP_ASSIGN_OR_RETURN(node::HttpResponse r, client.Request("GET", target));
+  if (r.status != 200) return Err(node::StatusFromResponse(info, r));
+  return std::move(r.body);
+}
+
+struct SubmitFlags {
+  std::string app;
+  std::vector<std::string> args;
+  uint32_t ranks = 1;
+  LimitFlags lf;
+  std::string max_fee;
+  std::string vector;
+  std::string wallet;
+  std::string passphrase_file;
+  std::vector<std::string> nodes;
+  uint64_t expiry_seconds = 3600;
+  bool wait = false;
+};
+
+// Where a client keeps the jobs it submitted: STATE_DIR/compute/submitted/<job id>.json.
+std::string SubmittedPath(const Env& e, const std::string& id) {
+  return core::JoinPath(e.cfg.state_dir, fmt::format("compute/submitted/{}.json", id));
+}
+
+Result<std::vector<float>> ParseVector(const std::string& text) {
+  std::vector<float> v;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t comma = text.find(',', pos);
+    const std::string part =
+        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    char* end = nullptr;
+    const float f = std::strtof(part.c_str(), &end);
+    if (part.empty() || *end != '\0' || !std::isfinite(f))
+      return Err(Status::InvalidArgument(
+          fmt::format("--vector: '{}' is not a number (give comma-separated floats)", part)));
+    v.push_back(f);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return v;
+}
+
+Result<json> WaitForJob(const std::string& url, const std::string& id, uint64_t seconds,
+                        core::Clock* clock) {
+  const int64_t until = clock->NowMonotonicNanos() + static_cast<int64_t>(seconds) * 1'000'000'000;
+  for (;;) {
+    DFRP_ASSIGN_OR_RETURN(json j, Call(url, "GET", "/v1/compute/jobs/" + id));
+    const std::string st = j.value("state", "");
+    if (st != "queued" && st != "running") return j;
+    if (clock->NowMonotonicNanos() > until)
+      return Err(
+          Status::Busy(fmt::format("job {} is still {} at {} after {} s", id, st, url, seconds)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+// Signs the job with the client's wallet and offers it to the candidate nodes, nearest the
+// job's vector first: the first that accepts runs it. `out` is the answer to print (the job
+// id, the node, the refusals); Refused (exit 7) with every node's reason when none took it.
+Status SubmitJob(const Globals& g, Env& e, const SubmitFlags& f, json* out_json) {
+  if (f.nodes.empty())
+    return Status::InvalidArgument("submit-job: give at least one --node URL of a compute node");
+  DFRP_ASSIGN_OR_RETURN(auto limits, Limits(f.lf));
+  LedgerGlobals lg{.config = g.config, .policy = g.policy, .json = g.json};
+  DFRP_ASSIGN_OR_RETURN(economy::EconomicPolicy policy, LoadPolicy(e.fs, lg));
+  DFRP_ASSIGN_OR_RETURN(uint64_t max_fee, policy.ParseAmount(f.max_fee, "--max-fee"));
+  DFRP_ASSIGN_OR_RETURN(OpenedWallet w, OpenWalletForOrders(e.fs, f.wallet, f.passphrase_file));
+  compute::JobContext j;
+  j.client = w.key->GetPublicKey().bytes();
+  const core::Uuid nonce = core::UuidGenerator(e.clock).NewV7();
+  std::memcpy(&j.nonce, nonce.AsBytes().data() + 8, 8);
+  j.expiry_unix = static_cast<uint64_t>(e.clock->NowUnixMillis() / 1000) + f.expiry_seconds;
+  j.app = f.app;
+  j.args = f.args;
+  j.ranks = f.ranks;
+  j.limits = limits;
+  j.max_fee = max_fee;
+  if (!f.vector.empty()) {
+    DFRP_ASSIGN_OR_RETURN(j.vector, ParseVector(f.vector));
+  } else {
+    j.vector = wallet::DefaultIdentityVector(w.key->GetPublicKey(), e.cfg.vector_dim);
+  }
+  DFRP_RETURN_IF_ERROR(compute::SignJob(&j, *w.key, policy.network_id));
+  const std::string id = core::ToHex(compute::JobId(j, policy.network_id));
+  const std::string wire_hex = core::ToHex(compute::EncodeJob(j, policy.network_id));
+
+  struct Candidate {
+    std::string url;
+    double similarity = -2;
+    std::string price;
+    json node;
+  };
+  std::vector<Candidate> candidates;
+  json refusals = json::array();
+  for (const auto& url : f.nodes) {
+    auto n = Call(url, "GET", "/v1/compute/node");
+    if (!n) {
+      refusals.push_back({{"node", url}, {"reason", n.error().message()}});
+      continue;
+    }
+    Candidate c{url, -2, n->value("cpu_sec_price", ""), *n};
+    std::vector<float> nv;
+    if (n->contains("vector") && (*n)["vector"].is_array())
+      nv = (*n)["vector"].get<std::vector<float>>();
+    c.similarity = economy::CosineSimilarity(j.vector, nv).value_or(-2);
+    candidates.push_back(std::move(c));
+  }
+  std::stable_sort(
+      candidates.begin(), candidates.end(),
+      [](const Candidate& a, const Candidate& b) { return a.similarity > b.similarity; });
+  std::optional<Candidate> chosen;
+  json answer;
+  for (const auto& c : candidates) {
+    auto r = Call(c.url, "POST", "/v1/compute/jobs", json{{"job", wire_hex}}.dump());
+    if (!r) {
+      refusals.push_back(
+          {{"node", c.url}, {"similarity", c.similarity}, {"reason", r.error().message()}});
+      continue;
+    }
+    chosen = c;
+    answer = *r;
+    break;
+  }
+  if (!chosen) {
+    *out_json = {{"job_id", id}, {"accepted", false}, {"refusals", refusals}};
+    std::string why;
+    for (const auto& r : refusals)
+      why += fmt::format("\n  {}: {}", r.value("node", ""), r.value("reason", ""));
+    return Status::Refused(fmt::format("no node took job {}:{}", id, why));
+  }
+  json record = {{"job_id", id},
+                 {"job", wire_hex},
+                 {"node", chosen->url},
+                 {"provider", answer.value("provider", "")},
+                 {"app", f.app},
+                 {"args", f.args},
+                 {"ranks", f.ranks},
+                 {"max_fee", f.max_fee},
+                 {"quote", answer.value("quote", json::object())}};
+  DFRP_RETURN_IF_ERROR(e.fs->CreateDirRecursive(core::DirName(SubmittedPath(e, id))));
+  DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(e.fs, SubmittedPath(e, id), record.dump(2) + "\n"));
+  json& out = *out_json;
+  out = record;
+  out.erase("job");
+  out["accepted"] = true;
+  out["similarity"] = chosen->similarity;
+  out["refusals"] = refusals;
+  if (f.wait) {
+    DFRP_ASSIGN_OR_RETURN(json done,
+                          WaitForJob(chosen->url, id, limits.wall_seconds + 60, e.clock));
+    out["state"] = done.value("state", "");
+    if (done.contains("result_root")) out["result_root"] = done["result_root"];
+    if (done.contains("report")) out["report"] = done["report"];
+  } else {
+    out["state"] = answer.value("state", "");
+  }
+  if (f.wait && out.value("state", "") != "done")
+    return Status::Internal(
+        fmt::format("job {} ended {} at {}", id, out.value("state", ""), chosen->url));
+  return Status::OK();
+}
+
+Status CmdSubmit(const Globals& g, Env& e, const SubmitFlags& f) {
+  json out;
+  const Status s = SubmitJob(g, e, f, &out);
+  if (g.json) {
+    if (!out.is_null()) PrintJson(out);
+  } else if (out.value("accepted", false)) {
+    std::printf("job %s\nprovider %s at %s (vector similarity %.3f), quote %s\nstate %s\n",
+                out.value("job_id", "").c_str(), out.value("provider", "").c_str(),
+                out.value("node", "").c_str(), out.value("similarity", 0.0),
+                out["quote"].value("total", "?").c_str(), out.value("state", "").c_str());
+    for (const auto& r : out["refusals"])
+      std::printf("refused by %s: %s\n", r.value("node", "").c_str(),
+                  r.value("reason", "").c_str());
+    if (out.contains("result_root"))
+      std::printf("result root %s\n", out["result_root"].get<std::string>().c_str());
+  }
+  return s;
+}
+
+// A submitted job's record (submit-job kept it), or NotFound.
+Result<json> Submitted(const Env& e, const std::string& id) {
+  const std::string path = SubmittedPath(e, id);
+  if (id.size() != 64 || !e.fs->Exists(path))
+    return Err(Status::NotFound(fmt::format("no job {}", id)));
+  DFRP_ASSIGN_OR_RETURN(std::string text, core::ReadWholeFile(e.fs, path));
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return Err(Status::Corruption(fmt::format("{}: not JSON", path)));
+  return j;
+}
+
+// Fetches a done job's claim and every rank's output from its node, and checks them: the
+// claim is the provider's (its signature, for this job), and the outputs hash to its root.
+struct CheckedResult {
+  compute::ResultClaim claim;
+  std::vector<std::string> outputs;
+  std::vector<compute::RankOutput> leaves;
+};
+Result<CheckedResult> FetchResult(const economy::EconomicPolicy& policy, const std::string& url,
+                                  const std::string& id) {
+  DFRP_ASSIGN_OR_RETURN(json j, Call(url, "GET", "/v1/compute/jobs/" + id));
+  if (j.value("state", "") != "done")
+    return Err(Status::NotFound(
+        fmt::format("job {} at {} is {}: there is no result", id, url, j.value("state", "?"))));
+  auto raw = core::FromHex(j.value("claim", ""));
+  if (!raw) return Err(Status::Corruption(fmt::format("job {}: the node's claim is not hex", id)));
+  DFRP_ASSIGN_OR_RETURN(compute::ResultClaim c, compute::DecodeClaim(*raw, policy.network_id));
+  DFRP_RETURN_IF_ERROR(compute::VerifyClaim(c, policy.network_id));
+  if (core::ToHex(c.job_id) != id)
+    return Err(Status::Corruption(fmt::format("job {}: the claim is for another job", id)));
+  CheckedResult out;
+  out.claim = c;
+  for (uint32_t r = 0; r < c.ranks; ++r) {
+    DFRP_ASSIGN_OR_RETURN(std::string bytes,
+                          Fetch(url, fmt::format("/v1/compute/jobs/{}/ranks/{}", id, r)));
+    out.leaves.push_back({r, compute::OutputRoot(bytes), bytes.size()});
+    out.outputs.push_back(std::move(bytes));
+  }
+  return out;
+}
+
+Status CmdRemoteStatus(const Globals& g, const Env& e, const std::string& id,
+                       const std::string& node_flag) {
+  std::string url = node_flag;
+  if (url.empty()) {
+    DFRP_ASSIGN_OR_RETURN(json rec, Submitted(e, id));
+    url = rec.value("node", "");
+  }
+  DFRP_ASSIGN_OR_RETURN(json j, Call(url, "GET", "/v1/compute/jobs/" + id));
+  if (g.json) {
+    PrintJson(j);
+  } else {
+    std::printf("job %s at %s: %s\napp %s on %d rank(s), quote %s\n", id.c_str(), url.c_str(),
+                j.value("state", "").c_str(), j.value("app", "").c_str(), j.value("ranks", 0),
+                j["quote"].value("total", "?").c_str());
+    if (j.contains("result_root"))
+      std::printf("result root %s\n", j["result_root"].get<std::string>().c_str());
+  }
+  return Status::OK();
+}
+
+Status CmdRemoteResult(const Globals& g, const Env& e, const std::string& id,
+                       const std::string& node_flag, const std::string& out_dir) {
+  std::string url = node_flag;
+  if (url.empty()) {
+    DFRP_ASSIGN_OR_RETURN(json rec, Submitted(e, id));
+    url = rec.value("node", "");
+  }
+  LedgerGlobals lg{.config = g.config, .policy = g.policy, .json = g.json};
+  DFRP_ASSIGN_OR_RETURN(economy::EconomicPolicy policy, LoadPolicy(e.fs, lg));
+  DFRP_ASSIGN_OR_RETURN(CheckedResult res, FetchResult(policy, url, id));
+  std::vector<uint32_t> bad;
+  json ranks = json::array();
+  for (uint32_t r = 0; r < res.claim.ranks; ++r) {
+    const auto proof = compute::ResultProof(res.leaves, r);
+    const bool ok =
+        compute::VerifyRankOutput(res.leaves[r], res.claim.ranks, proof, res.claim.result_root);
+    if (!ok) bad.push_back(r);
+    ranks.push_back({{"rank", r}, {"size", res.leaves[r].size}, {"verified", ok}});
+    if (!g.json)
+      std::printf("rank %u: %s (%llu bytes)\n", r,
+                  ok ? "verified against the claim" : "DOES NOT VERIFY",
+                  static_cast<unsigned long long>(res.leaves[r].size));
+  }
+  if (bad.empty() && !out_dir.empty()) {
+    DFRP_RETURN_IF_ERROR(e.fs->CreateDirRecursive(out_dir));
+    for (uint32_t r = 0; r < res.claim.ranks; ++r)
+      DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
+          e.fs, core::JoinPath(out_dir, fmt::format("rank-{}.out", r)), res.outputs[r]));
+  }
+  if (g.json)
+    PrintJson({{"job_id", id},
+               {"node", url},
+               {"result_root", core::ToHex(res.claim.result_root)},
+               {"usage",
+                {{"cpu_ms", res.claim.usage.cpu_ms},
+                 {"wall_ms", res.claim.usage.wall_ms},
+                 {"max_rss_bytes", res.claim.usage.max_rss_bytes}}},
+               {"ranks", ranks}});
+  if (!bad.empty())
+    return Status::Corruption(fmt::format(
+        "job {}: the outputs {} sent for rank(s) {} do not verify against its signed claim", id,
+        url, fmt::join(bad, ", ")));
+  return Status::OK();
+}
+
+// Has `verifier` run the same job (the same app, arguments, ranks and limits, under a new
+// nonce signed by the same client) and compares its result root with the provider's claim.
+Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const std::string& verifier,
+                       const SubmitFlags& base) {
+  DFRP_ASSIGN_OR_RETURN(json rec, Submitted(e, id));
+  const std::string url = rec.value("node", "");
+  LedgerGlobals lg{.config = g.config, .policy = g.policy, .json = g.json};
+  DFRP_ASSIGN_OR_RETURN(economy::EconomicPolicy policy, LoadPolicy(e.fs, lg));
+  auto raw = core::FromHex(rec.value("job", ""));
+  if (!raw) return Status::Corruption(fmt::format("{}: the job is not hex", SubmittedPath(e, id)));
+  DFRP_ASSIGN_OR_RETURN(compute::JobContext job, compute::DecodeJob(*raw, policy.network_id));
+  DFRP_ASSIGN_OR_RETURN(CheckedResult claimed, FetchResult(policy, url, id));
+  SubmitFlags f = base;
+  f.app = job.app;
+  f.args = job.args;
+  f.ranks = job.ranks;
+  f.lf.cpu_seconds = job.limits.cpu_seconds;
+  f.lf.memory = std::to_string(job.limits.memory_bytes);
+  f.lf.wall_seconds = job.limits.wall_seconds;
+  f.max_fee = policy.FormatAmount(job.max_fee);
+  std::string v;
+  for (float x : job.vector) v += (v.empty() ? "" : ",") + fmt::format("{}", x);
+  f.vector = v;
+  f.nodes = {verifier};
+  f.wait = true;
+  json rerun;
+  if (Status s = SubmitJob(g, e, f, &rerun); !s.ok())
+    return Status::Unavailable(
+        fmt::format("the verifier {} did not run the job: {}", verifier, s.message()));
+  const std::string rerun_root = rerun.value("result_root", "");
+  const std::string claimed_root = core::ToHex(claimed.claim.result_root);
+  const bool match = rerun_root == claimed_root;
+  json out = {{"job_id", id},
+              {"provider_node", url},
+              {"claimed_root", claimed_root},
+              {"verifier_node", verifier},
+              {"verifier_job", rerun.value("job_id", "")},
+              {"recomputed_root", rerun_root},
+              {"verified", match}};
+  if (g.json) {
+    PrintJson(out);
+  } else {
+    std::printf("claimed root    %s (%s)\nrecomputed root %s (%s)\n%s\n", claimed_root.c_str(),
+                url.c_str(), rerun_root.c_str(), verifier.c_str(),
+                match ? "verified: the verifier's run gives the same result set"
+                      : "MISMATCH: the provider's claim does not verify");
+  }
+  if (!match)
+    return Status::Corruption(
+        fmt::format("job {}: {}'s signed claim ({}) differs from {}'s re-run ({})", id, url,
+                    claimed_root.substr(0, 16), verifier, rerun_root.substr(0, 16)));
+  return Status::OK();
+}
 }  // namespace
 
 int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock) {
@@ -452,6 +815,9 @@ int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
                  "config file (.toml or .env); default $DFRP_CONFIG, ./dfrp.toml, ./.env, else "
                  "the embedded default");
   app.add_flag("--json", g.json, "print one JSON object on stdout");
+  app.add_option("--policy", g.policy,
+                 "the network's economic.toml (default: the config's ECONOMIC_POLICY), for jobs "
+                 "sent to other nodes");
 
   auto* apps = app.add_subcommand("apps", "the apps this node runs (reference and COMPUTE_APPS)");
   std::string app_name;
@@ -469,22 +835,52 @@ int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
   run->add_option("--memory", lf.memory, "data memory per process (default 2G)");
   run->add_option("--wall-seconds", lf.wall_seconds, "wall time of the whole job (default 600)");
   run->prefix_command(false);
+  SubmitFlags sf;
+  auto* submit =
+      app.add_subcommand("submit-job",
+                         "sign a job with a wallet and send it to the nearest compute node that "
+                         "takes it (exit 7 when none does, with each node's reason)");
+  submit->add_option("app", sf.app, "the app's name")->required();
+  submit->add_option("args", sf.args, "the app's arguments");
+  submit->add_option("--ranks,-n", sf.ranks, "MPI ranks (default 1)");
+  submit->add_option("--cpu-seconds", sf.lf.cpu_seconds, "CPU seconds per rank (default 600)");
+  submit->add_option("--memory", sf.lf.memory, "data memory per rank (default 2G)");
+  submit->add_option("--wall-seconds", sf.lf.wall_seconds, "wall time (default 600)");
+  submit->add_option("--max-fee", sf.max_fee, "the most the job pays, in the currency")->required();
+  submit->add_option("--vector", sf.vector,
+                     "the job's vector, comma-separated (default: the wallet's identity vector)");
+  submit->add_option("--node", sf.nodes, "a compute node's URL (repeat for several)")->required();
+  submit->add_option("--expiry-seconds", sf.expiry_seconds, "no node starts it later (3600)");
+  submit->add_flag("--wait", sf.wait, "wait until it ends and print the result root");
+  for (auto* c : {submit}) {
+    c->add_option("--wallet", sf.wallet, "the paying wallet's keystore")->required();
+    c->add_option("--passphrase-file", sf.passphrase_file,
+                  "the file holding its passphrase (else $DFRP_PASSPHRASE or a prompt)");
+  }
   std::string id;
-  auto* status = app.add_subcommand("status", "what a run did");
-  status->add_option("id", id, "the run id")->required();
+  std::string node_url;
+  auto* status = app.add_subcommand("status", "what a run, or a submitted job, did");
+  status->add_option("id", id, "the run id, or a submitted job's id")->required();
+  status->add_option("--node", node_url, "the node running the job (default: where it was sent)");
   auto* runs = app.add_subcommand("runs", "the runs kept in STATE_DIR/compute/runs");
   auto* verify =
       app.add_subcommand("verify-job",
                          "re-run a deterministic job with the same ranks and compare result roots "
                          "(exit 3 when they differ)");
-  verify->add_option("id", id, "the run id")->required();
+  verify->add_option("id", id, "the run id, or a submitted job's id")->required();
+  std::string verifier;
+  verify->add_option("--verifier", verifier,
+                     "for a submitted job: the node that runs it again (paid by --wallet)");
+  verify->add_option("--wallet", sf.wallet, "the wallet that pays the verifier's run");
+  verify->add_option("--passphrase-file", sf.passphrase_file, "its passphrase file");
   std::string out_dir;
   int only_rank = -1;
   auto* result = app.add_subcommand(
       "result",
       "check each rank's output against the result root (exit 3 when one does not "
       "verify), and copy the verified outputs with -o");
-  result->add_option("id", id, "the run id")->required();
+  result->add_option("id", id, "the run id, or a submitted job's id")->required();
+  result->add_option("--node", node_url, "the node that ran the job (default: where it was sent)");
   result->add_option("-o,--out", out_dir, "copy the verified outputs to this folder");
   result->add_option("--rank", only_rank, "only this rank");
   try {
@@ -495,21 +891,33 @@ int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
     return core::kExitUsage;
   }
   auto env = MakeEnv(fs, clock, g);
-  if (!env) return Fail(env.error());
+  if (!env) return FailCompute(env.error());
   Status s;
   if (*apps)
     s = CmdApps(g, *env);
   else if (*run)
     s = CmdRun(g, *env, app_name, app_args, ranks, lf);
+  else if (*submit)
+    s = CmdSubmit(g, *env, sf);
+  else if (*status && id.size() == 64)
+    s = CmdRemoteStatus(g, *env, id, node_url);
   else if (*status)
     s = CmdStatus(g, *env, id);
   else if (*runs)
     s = CmdRuns(g, *env);
+  else if (*verify && id.size() == 64)
+    s = verifier.empty() || sf.wallet.empty()
+            ? Status::InvalidArgument(
+                  "verify-job of a submitted job: give --verifier URL (another compute node) and "
+                  "--wallet (which pays its run)")
+            : CmdRemoteVerify(g, *env, id, verifier, sf);
   else if (*verify)
     s = CmdVerify(g, *env, id);
+  else if (*result && id.size() == 64)
+    s = CmdRemoteResult(g, *env, id, node_url, out_dir);
   else if (*result)
     s = CmdResult(g, *env, id, out_dir, only_rank);
-  if (!s.ok()) return Fail(s);
+  if (!s.ok()) return FailCompute(s);
   return core::kExitOk;
 }
 

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "dfrp/cli/ledger_cli_internal.h"
+#include "dfrp/cli/node_json.h"
 #include "dfrp/cli/request_flags.h"
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/uuid.h"
@@ -176,27 +177,11 @@ Result<economy::EconomicPolicy> Policy(core::FileSystem* fs, const MeshStoreFlag
   return p;
 }
 
-node::DaemonInfo InfoOf(const std::string& url) {
-  node::DaemonInfo info;
-  info.url = url;
-  auto hp = ledger::HostPortOfUrl(url);
-  info.api_addr = hp ? *hp : url;
-  return info;
-}
+node::DaemonInfo InfoOf(const std::string& url) { return InfoOfUrl(url); }
 
-// A call of a node's API whose answer is JSON.
 Result<json> CallJson(const node::DaemonInfo& info, const char* method, const std::string& target,
                       const std::string& body = "", int timeout_ms = 30'000) {
-  node::Client client(info, {.connect_timeout_ms = 3000, .request_timeout_ms = timeout_ms});
-  DFRP_ASSIGN_OR_RETURN(
-      node::HttpResponse r,
-      client.Request(method, target, {{"Content-Type", "application/json"}}, body));
-  json j = json::parse(r.body, nullptr, false);
-  if (r.status / 100 == 2 && !j.is_discarded()) return j;
-  if (r.status / 100 == 2)
-    return Err(
-        Status::IOError(fmt::format("{} answered {} {} with no JSON", info.url, method, target)));
-  return Err(node::StatusFromResponse(info, r));
+  return CallNodeJson(info, method, target, body, timeout_ms);
 }
 
 std::string Micros(uint64_t micros) {

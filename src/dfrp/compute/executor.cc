@@ -143,6 +143,7 @@ Result<RunReport> RunJob(core::FileSystem& fs, const ExecutorConfig& cfg, const 
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0)
     return Err(Status::Unavailable(fmt::format("cannot start {}: {}", jobrun, std::strerror(rc))));
+  if (req.on_start) req.on_start(pid);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR)

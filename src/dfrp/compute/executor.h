@@ -10,6 +10,9 @@
 // folder.
 #pragma once
 
+#include <sys/types.h>
+
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +37,8 @@ struct RunRequest {
   uint32_t ranks = 1;
   JobLimits limits;
   std::string job_dir;  // absolute; created; must not hold an earlier run's report.json
+  // Told dfrp-jobrun's pid once it started: SIGTERM to it stops the job (reported "stopped").
+  std::function<void(pid_t)> on_start;
 };
 
 // How a run ended, as dfrp-jobrun saw it.

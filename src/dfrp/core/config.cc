@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdlib>
 #include <set>
+#include <thread>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/file_system.h"
@@ -39,7 +40,8 @@ constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",
                                            "COMPUTE_APPS",
                                            "COMPUTE_JOB_USER",
                                            "COMPUTE_HOSTFILE",
-                                           "COMPUTE_RSH_AGENT"};
+                                           "COMPUTE_RSH_AGENT",
+                                           "COMPUTE_SLOTS"};
 
 // DRIVE_12 -> ("DRIVE", 12); anything else -> nullopt.
 std::optional<std::pair<std::string_view, int>> SplitIndexedKey(std::string_view key) {
@@ -262,7 +264,8 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
                       "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES, "
                       "API_HOSTS, MAX_BODY_MEMORY, ECONOMIC_POLICY, "
                       "ROLES, WALLET, WALLET_PASSPHRASE_FILE, PEERS, ADVERTISE_URL, "
-                      "COMPUTE_APPS, COMPUTE_JOB_USER, COMPUTE_HOSTFILE, COMPUTE_RSH_AGENT); "
+                      "COMPUTE_APPS, COMPUTE_JOB_USER, COMPUTE_HOSTFILE, COMPUTE_RSH_AGENT, "
+                      "COMPUTE_SLOTS); "
                       "remove it or fix its spelling",
                       cfg.source, key)));
   }
@@ -364,10 +367,10 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
       while (!role.empty() && role.front() == ' ') role.remove_prefix(1);
       while (!role.empty() && role.back() == ' ') role.remove_suffix(1);
-      if (role != "storage" && role != "authority")
+      if (role != "storage" && role != "authority" && role != "compute")
         return Err(Status::InvalidArgument(
-            fmt::format("{}: ROLES = '{}': '{}' is not a role (storage, authority)", cfg.source,
-                        it->second, std::string(role).substr(0, 32))));
+            fmt::format("{}: ROLES = '{}': '{}' is not a role (storage, authority, compute)",
+                        cfg.source, it->second, std::string(role).substr(0, 32))));
       if (std::find(cfg.roles.begin(), cfg.roles.end(), role) == cfg.roles.end())
         cfg.roles.emplace_back(role);
     }
@@ -418,6 +421,22 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
     cfg.compute_hostfile = Absolute(it->second, base_dir);
   if (auto it = values.find("COMPUTE_RSH_AGENT"); it != values.end())
     cfg.compute_rsh_agent = it->second;
+  cfg.compute_slots = std::max(1u, std::thread::hardware_concurrency());
+  if (auto it = values.find("COMPUTE_SLOTS"); it != values.end() && !it->second.empty()) {
+    uint64_t n = 0;
+    const auto [p, ec] =
+        std::from_chars(it->second.data(), it->second.data() + it->second.size(), n);
+    if (ec != std::errc() || p != it->second.data() + it->second.size() || n == 0 || n > 1024)
+      return Err(Status::InvalidArgument(
+          fmt::format("{}: COMPUTE_SLOTS = '{}' must be 1..1024 (the most MPI ranks of one job)",
+                      cfg.source, it->second.substr(0, 32))));
+    cfg.compute_slots = static_cast<uint32_t>(n);
+  }
+  if (cfg.HasRole("compute") && cfg.wallet.empty())
+    return Err(Status::InvalidArgument(fmt::format(
+        "{}: ROLES names compute, whose result claims are signed by the node's wallet: set "
+        "WALLET",
+        cfg.source)));
   if (cfg.HasRole("authority") && cfg.wallet.empty())
     return Err(Status::InvalidArgument(fmt::format(
         "{}: ROLES names authority, which signs votes with the wallet of a committee member: "

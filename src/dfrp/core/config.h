@@ -51,8 +51,9 @@ struct NodeConfig {
   // default (economy/policy.h).
   std::string economic_policy;
   std::string config_dir;
-  // What the node does (ROLES, comma-separated): "storage" (the default) and "authority" (a
-  // member of the ledger's committee, which needs WALLET).
+  // What the node does (ROLES, comma-separated): "storage" (the default), "authority" (a
+  // member of the ledger's committee, which needs WALLET) and "compute" (takes jobs; needs
+  // WALLET).
   std::vector<std::string> roles = {"storage"};
   // The keystore of the node's wallet (WALLET, absolute) and the file holding its passphrase
   // (WALLET_PASSPHRASE_FILE; else the environment's DFRP_PASSPHRASE).
@@ -70,6 +71,7 @@ struct NodeConfig {
   std::string compute_job_user = "dfrp-job";
   std::string compute_hostfile;
   std::string compute_rsh_agent;
+  uint32_t compute_slots = 1;  // COMPUTE_SLOTS: the most ranks of one job (default: the cores)
   bool HasRole(std::string_view role) const {
     for (const auto& r : roles)
       if (r == role) return true;

@@ -123,6 +123,7 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
     }
   }
   if (n->wallet_key_) DFRP_RETURN_IF_ERROR(n->OpenMesh());
+  if (n->wallet_key_ && opt.config.HasRole("compute")) DFRP_RETURN_IF_ERROR(n->OpenCompute());
   if (n->wallet_key_ && opt.config.HasRole("storage") && !policy.genesis.committee.empty()) {
     // This wallet is paid for the escrows it provides: answer each period's audit.
     DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(policy));
@@ -140,6 +141,7 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
   if (n->provider_) n->provider_->Start();
   if (n->ledger_sync_) n->ledger_sync_->Start();
   n->market_thread_ = std::thread([self] { self->MarketLoop(); });
+  if (n->compute_) n->compute_->Start();
   return n;
 }
 
@@ -166,6 +168,40 @@ core::Status Node::OpenWallet() {
   return core::Status::OK();
 }
 
+std::vector<float> Node::IdentityVector() const {
+  const uint32_t dim = opt_.config.vector_dim;
+  return wallet_vector_.size() == dim
+             ? wallet_vector_
+             : wallet::DefaultIdentityVector(wallet_key_->GetPublicKey(), dim);
+}
+
+core::Status Node::OpenCompute() {
+  const core::NodeConfig& cfg = opt_.config;
+  core::FileSystem* fs = opt_.store.fs;
+  ComputeServiceOptions co;
+  co.fs = fs;
+  co.clock = opt_.store.clock;
+  co.dir = core::JoinPath(cfg.state_dir, "compute/jobs");
+  co.policy = policy_.get();
+  co.wallet_key = wallet_key_.get();
+  co.vector = IdentityVector();
+  co.prices = [this] { return market_->oracle().Current().prices; };
+  co.has_gpu = market_->oracle().capacity().figures.gpu_tflops.has_value();
+  const std::string libexec = compute::DefaultLibexecDir(*fs);
+  DFRP_ASSIGN_OR_RETURN(co.apps, compute::LoadCatalog(*fs, cfg.compute_apps, libexec));
+  co.exec.jobrun = core::JoinPath(libexec, "dfrp-jobrun");
+  co.exec.job_user = cfg.compute_job_user;
+  co.exec.hostfile = cfg.compute_hostfile;
+  co.exec.rsh_agent = cfg.compute_rsh_agent;
+  co.slots = cfg.compute_slots;
+  const size_t apps = co.apps.size();
+  const uint32_t slots = co.slots;
+  DFRP_ASSIGN_OR_RETURN(compute_, ComputeService::Open(std::move(co)));
+  notices_.push_back(fmt::format("compute: {} slots, {} apps, jobs run as {} when dfrpd is root",
+                                 slots, apps, cfg.compute_job_user));
+  return core::Status::OK();
+}
+
 core::Status Node::OpenMesh() {
   const core::NodeConfig& cfg = opt_.config;
   for (const auto& u : cfg.peers)
@@ -179,10 +215,9 @@ core::Status Node::OpenMesh() {
   mo.policy_version = policy_->version;
   mo.bootstrap = cfg.peers;
   mo.roles = static_cast<uint8_t>((cfg.HasRole("storage") ? mesh::kRoleStorage : 0) |
-                                  (cfg.HasRole("authority") ? mesh::kRoleAuthority : 0));
-  mo.vector = wallet_vector_.size() == cfg.vector_dim
-                  ? wallet_vector_
-                  : wallet::DefaultIdentityVector(wallet_key_->GetPublicKey(), cfg.vector_dim);
+                                  (cfg.HasRole("authority") ? mesh::kRoleAuthority : 0) |
+                                  (cfg.HasRole("compute") ? mesh::kRoleCompute : 0));
+  mo.vector = IdentityVector();
   mo.interval_ms = g.interval_ms;
   mo.record_ttl_ms = static_cast<int64_t>(g.record_ttl_seconds) * 1000;
   mo.suspect_timeout_ms = g.suspect_timeout_ms;
@@ -277,6 +312,7 @@ void Node::BeginStop() {
 
 void Node::Stop() {
   BeginStop();
+  if (compute_) compute_->Stop();
   if (provider_) provider_->Stop();
   if (ledger_sync_) ledger_sync_->Stop();
   if (mesh_) mesh_->Stop();

@@ -38,6 +38,7 @@
 #include "dfrp/economy/market.h"
 #include "dfrp/economy/usage.h"
 #include "dfrp/ledger/authority.h"
+#include "dfrp/node/compute_service.h"
 #include "dfrp/node/ledger_sync_service.h"
 #include "dfrp/node/mesh_service.h"
 #include "dfrp/node/metrics.h"
@@ -134,6 +135,8 @@ class Node {
   const LedgerSyncService* ledger_sync() const { return ledger_sync_.get(); }
   // The mesh membership (a node with a WALLET); null without one.
   MeshService* mesh() const { return mesh_.get(); }
+  // The compute listener (ROLES compute and a WALLET); null otherwise.
+  ComputeService* compute() const { return compute_.get(); }
   // Begins the gossip rounds once the API listens at `bound_url` (ADVERTISE_URL wins).
   void StartMesh(const std::string& bound_url);
   // The shard vector index (GET /v1/shards?near=), fed by the writer as shards are stored.
@@ -158,6 +161,10 @@ class Node {
   core::Status OpenAuthority();
   // The mesh membership: the node key, its delegation by the wallet, the peer table.
   core::Status OpenMesh();
+  // The compute listener: the catalog, dfrp-jobrun, the job folders.
+  core::Status OpenCompute();
+  // The wallet's identity vector, or one derived from its key when it has none of VECTOR_DIM.
+  std::vector<float> IdentityVector() const;
 
   NodeOptions opt_;
   std::atomic<bool> stopping_{false};
@@ -186,6 +193,7 @@ class Node {
   std::unique_ptr<ProviderService> provider_;
   std::unique_ptr<LedgerSyncService> ledger_sync_;
   std::unique_ptr<MeshService> mesh_;
+  std::unique_ptr<ComputeService> compute_;
   std::vector<float> wallet_vector_;  // the keystore's identity vector
   // Ends the market's epochs: wakes every market_tick_ms until the node stops.
   void MarketLoop() EXCLUDES(market_mu_);

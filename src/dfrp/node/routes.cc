@@ -517,6 +517,7 @@ void AddDaemonRoutes(RouteTable* table, Node* node, ServerView server) {
   table->Add(LedgerRoutes(node));
   table->Add(EscrowRoutes(node));
   table->Add(MeshRoutes(node));
+  table->Add(ComputeRoutes(node));
 }
 
 }  // namespace dfrp::node

@@ -6,6 +6,7 @@
 //   LedgerRoutes   /v1/ledger/... (orders, certificates, accounts; an authority only)
 //   EscrowRoutes   /v1/ledger/{settlements,beacon,escrows}/... and /v1/escrows/accept
 //   MeshRoutes     /v1/mesh/... (record exchange, peers; a node with a WALLET)
+//   ComputeRoutes  /v1/compute/... (jobs; a node with ROLES compute and a WALLET)
 //
 // The handlers call the Node; the server runs them on the lane each route names.
 #pragma once
@@ -29,10 +30,11 @@ struct ServerView {
 // `node` may be null for a table that is only matched, never served (tests, fuzzing).
 std::vector<RouteSpec> NodeRoutes(Node* node, ServerView server);
 std::vector<RouteSpec> StorageRoutes(Node* node);
-std::vector<RouteSpec> MarketRoutes(Node* node);  // market_routes.cc
-std::vector<RouteSpec> LedgerRoutes(Node* node);  // ledger_routes.cc
-std::vector<RouteSpec> EscrowRoutes(Node* node);  // escrow_routes.cc
-std::vector<RouteSpec> MeshRoutes(Node* node);    // mesh_routes.cc
+std::vector<RouteSpec> MarketRoutes(Node* node);   // market_routes.cc
+std::vector<RouteSpec> LedgerRoutes(Node* node);   // ledger_routes.cc
+std::vector<RouteSpec> EscrowRoutes(Node* node);   // escrow_routes.cc
+std::vector<RouteSpec> MeshRoutes(Node* node);     // mesh_routes.cc
+std::vector<RouteSpec> ComputeRoutes(Node* node);  // compute_routes.cc
 
 // Shared by the ledger's route families (ledger_routes.cc, escrow_routes.cc): this node's
 // seat in the committee (404 naming where ledger calls go), the bytes of the hex string at

@@ -1,0 +1,107 @@
+// The compute listener's routes (issue 16; docs/API.md, "Compute"), served by a node with
+// ROLES compute and a WALLET (node/compute_service.h):
+//
+//   POST /v1/compute/jobs             {"job": HEX}: a signed job (docs/PROTOCOL.md, "The job");
+//                                     202 with its state when accepted or already known; 400
+//                                     for bytes that do not decode, 422 for a forged
+//                                     signature, the refusal's reason otherwise (exit 7)
+//   GET  /v1/compute/jobs/{id}        its state; a done job's result root and signed claim
+//   GET  /v1/compute/jobs/{id}/ranks/{rank}   a done job's output of that rank
+//   GET  /v1/compute/node             slots, queue, jobs by state, apps
+//
+// A job's signature is checked on the verify lane.
+#include <fmt/format.h>
+
+#include "dfrp/node/compute_service.h"
+#include "dfrp/node/router.h"
+#include "dfrp/node/routes.h"
+#include "dfrp/node/views.h"
+
+namespace dfrp::node {
+
+using core::Status;
+using nlohmann::json;
+
+namespace {
+
+// Rank outputs are answered whole from memory; larger ones wait for a streamed download.
+constexpr uint64_t kMaxOutputAnswer = 256ull << 20;
+
+core::Result<ComputeService*> Compute(Node* node) {
+  if (!node->compute())
+    return core::Err(Status::NotFound(
+        "this node takes no compute jobs: it needs ROLES with compute and a WALLET (its claims "
+        "are signed by it)"));
+  return node->compute();
+}
+
+}  // namespace
+
+std::vector<RouteSpec> ComputeRoutes(Node* node) {
+  std::vector<RouteSpec> t;
+  t.push_back({.methods = "POST",
+               .pattern = "/v1/compute/jobs",
+               .body = BodyKind::kJson,
+               .lane = Lane::kVerify,
+               .handler = [node](const ApiRequest& r) {
+                 auto c = Compute(node);
+                 if (!c) return ApiResponse::Error(c.error());
+                 auto wire = HexField(r.body, "job");
+                 if (!wire) return ApiResponse::Error(wire.error());
+                 auto j = (*c)->Submit(*wire);
+                 if (!j) {
+                   if (j.error().IsCorruption())
+                     return ApiResponse::Json(422, ErrorJson(j.error()));
+                   return ApiResponse::Error(j.error());
+                 }
+                 return ApiResponse::Json(202, *j);
+               }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/compute/jobs/{id}",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest& r) {
+                 auto c = Compute(node);
+                 if (!c) return ApiResponse::Error(c.error());
+                 auto j = (*c)->JobJson(r.route.params.at("id"));
+                 if (!j) return ApiResponse::Error(j.error());
+                 return ApiResponse::Json(200, *j);
+               }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/compute/jobs/{id}/ranks/{rank}",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest& r) {
+                 auto c = Compute(node);
+                 if (!c) return ApiResponse::Error(c.error());
+                 auto rank = DecimalParam(r.route.params.at("rank"), "rank");
+                 if (!rank) return ApiResponse::Error(rank.error());
+                 if (*rank > compute::kMaxRanks)
+                   return ApiResponse::Error(Status::NotFound("no such rank"));
+                 auto path =
+                     (*c)->OutputPath(r.route.params.at("id"), static_cast<uint32_t>(*rank));
+                 if (!path) return ApiResponse::Error(path.error());
+                 auto size = node->fs()->FileSize(*path);
+                 if (!size) return ApiResponse::Error(size.error());
+                 if (*size > kMaxOutputAnswer)
+                   return ApiResponse::Error(Status::InvalidArgument(fmt::format(
+                       "this output is {} bytes; outputs over {} bytes are not served yet", *size,
+                       kMaxOutputAnswer)));
+                 auto bytes = core::ReadWholeFile(node->fs(), *path);
+                 if (!bytes) return ApiResponse::Error(bytes.error());
+                 ApiResponse res;
+                 res.status = 200;
+                 res.content_type = "application/octet-stream";
+                 res.body = std::move(*bytes);
+                 return res;
+               }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/compute/node",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest&) {
+                 auto c = Compute(node);
+                 if (!c) return ApiResponse::Error(c.error());
+                 return ApiResponse::Json(200, (*c)->Json());
+               }});
+  return t;
+}
+
+}  // namespace dfrp::node

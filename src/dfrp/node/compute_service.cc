@@ -1,0 +1,307 @@
+#include "dfrp/node/compute_service.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <signal.h>
+
+#include "dfrp/core/bytes.h"
+#include "dfrp/economy/fee_match.h"
+#include "dfrp/wallet/address.h"
+
+namespace dfrp::node {
+
+using core::Err;
+using core::Result;
+using core::Status;
+using nlohmann::json;
+
+namespace {
+
+std::string AddressOfBytes(const ledger::KeyBytes& k) {
+  auto key = ledger::KeyFrom(k);
+  return key ? wallet::AddressOf(*key) : core::ToHex(k);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ComputeService>> ComputeService::Open(ComputeServiceOptions opt) {
+  std::unique_ptr<ComputeService> s(new ComputeService(std::move(opt)));
+  DFRP_RETURN_IF_ERROR(s->opt_.fs->CreateDirRecursive(s->opt_.dir));
+  DFRP_RETURN_IF_ERROR(s->Load());
+  return s;
+}
+
+ComputeService::~ComputeService() { Stop(); }
+
+void ComputeService::Start() {
+  runner_ = std::thread([this] { RunLoop(); });
+}
+
+void ComputeService::Stop() {
+  pid_t running = 0;
+  {
+    core::MutexLock lock(&mu_);
+    stop_ = true;
+    running = running_pid_;
+  }
+  cv_.SignalAll();
+  // dfrp-jobrun stops the job (SIGTERM, grace, SIGKILL) and reports it as stopped.
+  if (running > 0) kill(running, SIGTERM);
+  if (runner_.joinable()) runner_.join();
+}
+
+json ComputeService::ToJson(const Job& j) const {
+  json o;
+  o["job_id"] = j.id_hex;
+  o["state"] = j.state;
+  o["app"] = j.ctx.app;
+  o["args"] = j.ctx.args;
+  o["ranks"] = j.ctx.ranks;
+  o["client"] = AddressOfBytes(j.ctx.client);
+  o["max_fee"] = opt_.policy->FormatAmount(j.ctx.max_fee);
+  o["quote"] = j.quote;
+  o["provider"] = wallet::AddressOf(opt_.wallet_key->GetPublicKey());
+  o["submitted_ms"] = j.submitted_ms;
+  if (!j.report.is_null()) o["report"] = j.report;
+  if (!j.result_root_hex.empty()) o["result_root"] = j.result_root_hex;
+  if (!j.claim_hex.empty()) o["claim"] = j.claim_hex;
+  return o;
+}
+
+Status ComputeService::Save(const Job& j) const {
+  const std::string dir = core::JoinPath(opt_.dir, j.id_hex);
+  return core::WriteFileAtomic(opt_.fs, core::JoinPath(dir, "state.json"),
+                               ToJson(j).dump(2) + "\n");
+}
+
+Status ComputeService::Load() {
+  DFRP_ASSIGN_OR_RETURN(auto names, opt_.fs->ListDir(opt_.dir));
+  core::MutexLock lock(&mu_);
+  for (const auto& name : names) {
+    const std::string dir = core::JoinPath(opt_.dir, name);
+    auto wire = core::ReadWholeFile(opt_.fs, core::JoinPath(dir, "job.bin"));
+    auto state = core::ReadWholeFile(opt_.fs, core::JoinPath(dir, "state.json"));
+    if (!wire || !state) continue;  // a job whose files were never completed: never accepted
+    auto ctx = compute::DecodeJob(*wire, opt_.policy->network_id);
+    const json s = json::parse(*state, nullptr, false);
+    if (!ctx || !s.is_object()) continue;
+    Job j;
+    j.ctx = *ctx;
+    j.id_hex = name;
+    j.state = s.value("state", "interrupted");
+    j.quote = s.value("quote", json::object());
+    if (s.contains("report")) j.report = s["report"];
+    j.result_root_hex = s.value("result_root", "");
+    j.claim_hex = s.value("claim", "");
+    j.submitted_ms = s.value("submitted_ms", int64_t{0});
+    if (j.state == "queued" || j.state == "running") {
+      j.state = "interrupted";
+      DFRP_RETURN_IF_ERROR(Save(j));
+    }
+    jobs_[name] = std::move(j);
+  }
+  return Status::OK();
+}
+
+Result<json> ComputeService::Submit(std::string_view wire) {
+  const crypto::Hash& net = opt_.policy->network_id;
+  DFRP_ASSIGN_OR_RETURN(compute::JobContext ctx, compute::DecodeJob(wire, net));
+  const std::string id_hex = core::ToHex(compute::JobId(ctx, net));
+  {
+    core::MutexLock lock(&mu_);
+    if (auto it = jobs_.find(id_hex); it != jobs_.end()) return ToJson(it->second);
+  }
+  DFRP_RETURN_IF_ERROR(compute::VerifyJob(ctx, net));
+  auto refuse = [&](std::string why) -> core::ErrorValue {
+    core::MutexLock lock(&mu_);
+    ++refused_;
+    return Err(Status::Refused(fmt::format("job {}: {}", id_hex.substr(0, 16), why)));
+  };
+  const int64_t now_ms = opt_.clock->NowUnixMillis();
+  if (static_cast<int64_t>(ctx.expiry_unix) * 1000 <= now_ms)
+    return refuse(fmt::format("it expired at {} (Unix s)", ctx.expiry_unix));
+  const compute::AppSpec* app = compute::FindApp(opt_.apps, ctx.app);
+  if (app == nullptr) {
+    std::vector<std::string> names;
+    for (const auto& a : opt_.apps) names.push_back(a.name);
+    return refuse(
+        fmt::format("no app '{}' here (this node runs: {})", ctx.app, fmt::join(names, ", ")));
+  }
+  if (!ctx.inputs.empty())
+    return refuse("jobs with inputs are not taken yet (inputs are not fetched through the mesh)");
+  if (auto s = compute::CheckArgs(*app, ctx.args, ctx.inputs.size()); !s.ok())
+    return refuse(s.message());
+  if (ctx.ranks > opt_.slots)
+    return refuse(fmt::format("{} ranks, more than this node's {} slots", ctx.ranks, opt_.slots));
+  if (ctx.limits.wall_seconds > opt_.max_wall_seconds)
+    return refuse(fmt::format("a wall time of {} s, more than the {} s this node takes",
+                              ctx.limits.wall_seconds, opt_.max_wall_seconds));
+  if (ctx.limits.gpu_seconds > 0 && !opt_.has_gpu)
+    return refuse("it asks for GPU-seconds and this node has no GPU");
+  if (ctx.vector.empty())
+    return refuse("it names no vector: a job is routed by its vector (VECTOR_DIM floats)");
+  // The price: ranks × cpu_seconds CPU-seconds (and the GPU-seconds) at the current prices,
+  // within max_fee, the vector near enough this node's.
+  economy::FeeRequest req;
+  unsigned __int128 cpu =
+      static_cast<unsigned __int128>(ctx.limits.cpu_seconds) * ctx.ranks * 1'000'000;
+  unsigned __int128 gpu = static_cast<unsigned __int128>(ctx.limits.gpu_seconds) * 1'000'000;
+  if (cpu > UINT64_MAX || gpu > UINT64_MAX) return refuse("its CPU- or GPU-seconds overflow");
+  req.quantity[static_cast<size_t>(economy::Resource::kCpuSec)] = static_cast<uint64_t>(cpu);
+  req.quantity[static_cast<size_t>(economy::Resource::kGpuSec)] = static_cast<uint64_t>(gpu);
+  req.max_fee = ctx.max_fee;
+  req.vector = ctx.vector;
+  req.wallet = AddressOfBytes(ctx.client);
+  economy::MatchOptions mo;
+  mo.node_vector = &opt_.vector;
+  mo.vector_threshold = opt_.policy->compute.vector_threshold;
+  const economy::Quote q = economy::MatchFee(req, opt_.prices(), *opt_.policy, mo);
+  if (!q.accepted) return refuse(q.reason);
+
+  Job j;
+  j.ctx = std::move(ctx);
+  j.id_hex = id_hex;
+  j.state = "queued";
+  j.quote = {{"total", opt_.policy->FormatAmount(q.total)},
+             {"total_base_units", q.total},
+             {"cpu_sec", opt_.policy->FormatAmount(q.fee[0])},
+             {"similarity", q.similarity.value_or(0)}};
+  j.submitted_ms = now_ms;
+  {
+    core::MutexLock lock(&mu_);
+    if (queue_.size() >= opt_.max_queue)
+      return Err(
+          Status::Busy(fmt::format("this node's job queue is full ({} jobs): try another "
+                                   "node or later",
+                                   queue_.size())));
+  }
+  // Durable before it is acknowledged: the signed job, then its state.
+  const std::string dir = core::JoinPath(opt_.dir, id_hex);
+  DFRP_RETURN_IF_ERROR(opt_.fs->CreateDirRecursive(dir));
+  DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(opt_.fs, core::JoinPath(dir, "job.bin"), wire));
+  DFRP_RETURN_IF_ERROR(Save(j));
+  json out = ToJson(j);
+  {
+    core::MutexLock lock(&mu_);
+    if (jobs_.count(id_hex) > 0) return ToJson(jobs_[id_hex]);  // a concurrent duplicate
+    jobs_[id_hex] = std::move(j);
+    queue_.push_back(id_hex);
+  }
+  cv_.SignalAll();
+  return out;
+}
+
+Result<json> ComputeService::JobJson(const std::string& id_hex) const {
+  core::MutexLock lock(&mu_);
+  auto it = jobs_.find(id_hex);
+  if (it == jobs_.end())
+    return Err(Status::NotFound(fmt::format("no job {} on this node", id_hex.substr(0, 64))));
+  return ToJson(it->second);
+}
+
+Result<std::string> ComputeService::OutputPath(const std::string& id_hex, uint32_t rank) const {
+  core::MutexLock lock(&mu_);
+  auto it = jobs_.find(id_hex);
+  if (it == jobs_.end())
+    return Err(Status::NotFound(fmt::format("no job {} on this node", id_hex.substr(0, 64))));
+  if (it->second.state != "done")
+    return Err(Status::NotFound(
+        fmt::format("job {} has no result ({})", id_hex.substr(0, 16), it->second.state)));
+  if (rank >= it->second.ctx.ranks)
+    return Err(Status::NotFound(
+        fmt::format("job {} has {} ranks", id_hex.substr(0, 16), it->second.ctx.ranks)));
+  return core::JoinPath(opt_.dir, fmt::format("{}/run/results/rank-{}.out", id_hex, rank));
+}
+
+json ComputeService::Json() const {
+  core::MutexLock lock(&mu_);
+  std::map<std::string, uint64_t> counts;
+  for (const auto& [id, j] : jobs_) ++counts[j.state];
+  json apps = json::array();
+  for (const auto& a : opt_.apps) apps.push_back(a.name);
+  const economy::PriceVector prices = opt_.prices();
+  return {{"provider", wallet::AddressOf(opt_.wallet_key->GetPublicKey())},
+          {"vector", opt_.vector},
+          {"cpu_sec_price", opt_.policy->FormatPrice(prices[0])},
+          {"gpu", opt_.has_gpu},
+          {"slots", opt_.slots},
+          {"queued", queue_.size()},
+          {"running", running_id_},
+          {"jobs", counts},
+          {"refused", refused_},
+          {"apps", apps},
+          {"max_wall_seconds", opt_.max_wall_seconds},
+          {"vector_threshold", opt_.policy->compute.vector_threshold}};
+}
+
+void ComputeService::RunLoop() {
+  for (;;) {
+    std::string id;
+    {
+      core::MutexLock lock(&mu_);
+      while (!stop_ && queue_.empty()) cv_.Wait(&mu_);
+      if (stop_) return;
+      id = queue_.front();
+      queue_.pop_front();
+    }
+    RunOne(id);
+  }
+}
+
+void ComputeService::RunOne(const std::string& id) {
+  compute::RunRequest req;
+  Job snapshot;
+  {
+    core::MutexLock lock(&mu_);
+    Job& j = jobs_[id];
+    j.state = "running";
+    running_id_ = id;
+    snapshot = j;
+  }
+  (void)Save(snapshot);
+  const compute::AppSpec* app = compute::FindApp(opt_.apps, snapshot.ctx.app);
+  req.program = app != nullptr ? app->path : "";
+  req.args = snapshot.ctx.args;
+  req.ranks = snapshot.ctx.ranks;
+  req.limits = snapshot.ctx.limits;
+  req.job_dir = core::JoinPath(opt_.dir, id + "/run");
+  req.on_start = [this](pid_t pid) {
+    core::MutexLock lock(&mu_);
+    running_pid_ = pid;
+  };
+  auto rep = compute::RunJob(*opt_.fs, opt_.exec, req);
+  core::MutexLock lock(&mu_);
+  running_pid_ = 0;
+  running_id_.clear();
+  Job& j = jobs_[id];
+  if (!rep) {
+    j.state = "failed";
+    j.report = {{"error", rep.error().message()}};
+  } else {
+    j.report = {{"end", rep->end},
+                {"exit_code", rep->exit_code},
+                {"signal", rep->signal},
+                {"cpu_ms", rep->usage.cpu_ms},
+                {"wall_ms", rep->usage.wall_ms},
+                {"max_rss_bytes", rep->usage.max_rss_bytes},
+                {"user", rep->user},
+                {"limits", rep->limits}};
+    if (!rep->problem.empty()) j.report["problem"] = rep->problem;
+    if (rep->ok()) {
+      compute::ResultClaim c;
+      c.job_id = compute::JobId(j.ctx, opt_.policy->network_id);
+      c.result_root = rep->result_root;
+      c.ranks = j.ctx.ranks;
+      c.usage = rep->usage;
+      compute::SignClaim(&c, *opt_.wallet_key, opt_.policy->network_id);
+      j.claim_hex = core::ToHex(compute::EncodeClaim(c, opt_.policy->network_id));
+      j.result_root_hex = core::ToHex(rep->result_root);
+      j.state = "done";
+    } else {
+      j.state = rep->end == "stopped" ? "interrupted" : "failed";
+    }
+  }
+  (void)Save(j);
+}
+
+}  // namespace dfrp::node

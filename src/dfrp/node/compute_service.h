@@ -1,0 +1,108 @@
+// The compute listener (issue 16; docs/COMPUTE.md, "The listener"): a dfrpd with ROLES
+// compute and a WALLET takes signed jobs over its API, refuses what it cannot or will not do
+// with the reason, runs the rest one at a time under mpirun (compute/executor.h), and signs
+// a result claim for each job it ran to the end.
+//
+// A job is accepted only when it decodes for this network, its client's signature verifies,
+// it has not expired, its app is in the catalog with arguments that fit the schema, it has no
+// inputs (fetching inputs through the mesh is not built yet), it fits the node's slots
+// (ranks) and limits, it asks for no GPU on a node without one, and the node's price for its
+// CPU-seconds (ranks × cpu_seconds at the current cpu_sec price) is within its max_fee with
+// its vector at least compute.vector_threshold similar to the node's identity vector
+// (economy::MatchFee). The same job sent again answers with its current state.
+//
+// Each job's folder, STATE_DIR/compute/jobs/<job id>/, holds job.bin (the signed job as sent),
+// state.json (written atomically at every change) and run/ (dfrp-jobrun's folder). A job that
+// was queued or running when the node stopped is "interrupted" when it starts again: no
+// result and no claim, the client submits a new one.
+//
+// Thread-safety: every method may be called from any thread; one runner thread runs the jobs.
+#pragma once
+
+#include <sys/types.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dfrp/compute/catalog.h"
+#include "dfrp/compute/executor.h"
+#include "dfrp/compute/job.h"
+#include "dfrp/core/clock.h"
+#include "dfrp/core/file_system.h"
+#include "dfrp/core/thread_annotations.h"
+#include "dfrp/economy/policy.h"
+
+namespace dfrp::node {
+
+struct ComputeServiceOptions {
+  core::FileSystem* fs = nullptr;
+  core::Clock* clock = nullptr;
+  std::string dir;  // STATE_DIR/compute/jobs
+  const economy::EconomicPolicy* policy = nullptr;
+  const crypto::bls::SecretKey* wallet_key = nullptr;  // signs the result claims
+  std::vector<float> vector;                           // the node's identity vector
+  std::function<economy::PriceVector()> prices;        // the current price vector
+  bool has_gpu = false;
+  std::vector<compute::AppSpec> apps;
+  compute::ExecutorConfig exec;
+  uint32_t slots = 1;                // the most ranks of one job
+  uint64_t max_wall_seconds = 3600;  // the longest job taken
+  size_t max_queue = 16;
+};
+
+class ComputeService {
+ public:
+  static core::Result<std::unique_ptr<ComputeService>> Open(ComputeServiceOptions opt);
+  ~ComputeService();
+  void Start();
+  void Stop();  // the running job is stopped (SIGTERM to dfrp-jobrun) and the thread joined
+
+  // A job's wire bytes: {"job_id", "state", "quote", "provider"} when accepted (or already
+  // known); InvalidArgument for bytes that do not decode, Corruption for a signature that does
+  // not verify, Refused with the reason for a job this node will not run, Busy when the queue
+  // is full.
+  core::Result<nlohmann::json> Submit(std::string_view wire);
+  // The job's state: queued, running, done (with its claim), failed, interrupted.
+  core::Result<nlohmann::json> JobJson(const std::string& id_hex) const;
+  // The path of rank `rank`'s output of a done job.
+  core::Result<std::string> OutputPath(const std::string& id_hex, uint32_t rank) const;
+  // Slots, the queue, the catalog, counts.
+  nlohmann::json Json() const;
+
+ private:
+  struct Job {
+    compute::JobContext ctx;
+    std::string id_hex;
+    std::string state;  // queued, running, done, failed, interrupted
+    nlohmann::json quote;
+    nlohmann::json report;  // when it ran
+    std::string claim_hex;  // when done
+    std::string result_root_hex;
+    int64_t submitted_ms = 0;
+  };
+  explicit ComputeService(ComputeServiceOptions opt) : opt_(std::move(opt)) {}
+  core::Status Load();
+  core::Status Save(const Job& j) const;
+  nlohmann::json ToJson(const Job& j) const;
+  void RunLoop() EXCLUDES(mu_);
+  void RunOne(const std::string& id) EXCLUDES(mu_);
+
+  const ComputeServiceOptions opt_;
+  mutable core::Mutex mu_;
+  core::CondVar cv_;
+  std::map<std::string, Job> jobs_ GUARDED_BY(mu_);
+  std::deque<std::string> queue_ GUARDED_BY(mu_);
+  bool stop_ GUARDED_BY(mu_) = false;
+  pid_t running_pid_ GUARDED_BY(mu_) = 0;  // dfrp-jobrun of the running job
+  std::string running_id_ GUARDED_BY(mu_);
+  uint64_t refused_ GUARDED_BY(mu_) = 0;
+  std::thread runner_;
+};
+
+}  // namespace dfrp::node

@@ -1,0 +1,191 @@
+"""Compute jobs across real dfrpd processes on loopback (issue 16): signed jobs sent to the
+nearest listener that takes them, run under a real mpirun, result sets checked against the
+provider's signed claim, a job re-run on another node to verify it.
+
+Usage: compute_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_COMPUTE
+
+- Three dfrpd with ROLES storage,compute and wallets: A and B share an identity vector, C has
+  an orthogonal one (and one slot). `dfrp-compute submit-job` offered to C, B and A sends the
+  job to A or B (nearest the job's vector), which runs it as dfrp-job (when root) and signs a
+  claim; `--wait` prints the result root.
+- `result` fetches every rank's output, checks the claim's signature and each output against
+  the root with its proof, and writes them; an output changed on the provider's disk does not
+  verify (exit 3).
+- `verify-job --verifier` has the other node of A and B run the same job under a new nonce:
+  the same result root (exit 0).
+- Refusals, each with its reason (exit 7): a vector too far (C), more ranks than slots, a
+  max_fee under the price, an app the node does not have; bytes that are not a job (400) and
+  a forged signature (422) over the API; the same job twice is one job.
+- kill -9 of a provider's dfrpd during a job: the job's processes end with it, and the
+  restarted node shows the job as interrupted (no claim, nothing to pay).
+"""
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import *  # noqa: E402,F401,F403
+from ledger_daemon_test import clean_env, tool  # noqa: E402
+
+WALLET, COMPUTE = sys.argv[4], sys.argv[5]
+
+
+def procs_with(needle):
+    n = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if needle.encode() in f.read():
+                    n += 1
+        except OSError:
+            pass
+    return n
+
+
+def main():
+    os.chmod(T, 0o711)  # dfrp-job (the tests run as root) must reach the job folders
+    wenv = clean_env({"DFRP_PASSPHRASE": "pw", "DFRP_KDF_PROFILE": "test"})
+    near = ",".join(["1"] + ["0"] * 15)
+    far = ",".join(["0", "1"] + ["0"] * 14)
+    addr = {}
+    for name, vec in (("a", near), ("b", near), ("c", far), ("alice", near)):
+        rc, out, err = tool(WALLET, wenv, "--insecure-test-kdf", "--wallet", f"{name}.json",
+                            "--json", "new", "--vector", vec)
+        check(f"dfrp-wallet new {name}", rc == 0, err[-400:])
+        addr[name] = json.loads(out)["address"]
+    with open(os.path.join(T, "pw.txt"), "w") as f:
+        f.write("pw\n")
+    policy = os.path.join(T, "economic.toml")
+    with open(policy, "w") as f:
+        f.write('[genesis]\nnetwork = "dfrp-compute-test"\n\n[gossip]\ninterval_ms = 200\n'
+                '\n[compute]\nvector_threshold = 0.8\n')
+
+    def node(name, slots):
+        e = store_env(name, extra={
+            "WALLET": os.path.join(T, f"{name}.json"),
+            "WALLET_PASSPHRASE_FILE": os.path.join(T, "pw.txt"),
+            "ECONOMIC_POLICY": policy, "SCRUB_RATE": "0", "ROLES": "storage,compute",
+            "COMPUTE_SLOTS": str(slots)})
+        return Daemon(e), e
+
+    a, aenv = node("a", 4)
+    b, _ = node("b", 4)
+    c, _ = node("c", 1)
+    url = {"a": a.info["url"], "b": b.info["url"], "c": c.info["url"]}
+    st, _, cn = a.json("GET", "/v1/compute/node")
+    check("GET /v1/compute/node: slots, apps, the node's vector and price",
+          st == 200 and cn.get("slots") == 4 and "matmul" in cn.get("apps", []) and
+          len(cn.get("vector", [])) == 16 and cn.get("provider") == addr["a"], cn)
+
+    cenv = clean_env({"DFRP_PASSPHRASE": "pw", "STATE_DIR": os.path.join(T, "client")})
+
+    def compute(*args, timeout=300):
+        return tool(COMPUTE, cenv, "--policy", policy, *args, timeout=timeout)
+
+    wallet = ["--wallet", os.path.join(T, "alice.json")]
+    rc, out, err = compute("--json", "submit-job", "matmul", "64", "3", "--ranks", "2",
+                           "--max-fee", "1", "--vector", near, "--node", url["c"], "--node",
+                           url["b"], "--node", url["a"], "--wait", *wallet)
+    sub = json.loads(out) if out.strip().startswith("{") else {}
+    check("submit-job: the job goes to A or B (nearest its vector), runs, and is done",
+          rc == 0 and sub.get("state") == "done" and
+          sub.get("provider") in (addr["a"], addr["b"]) and len(sub.get("result_root", "")) == 64,
+          (rc, out[-600:], err[-600:]))
+    job = sub.get("job_id", "")
+    provider = "a" if sub.get("provider") == addr["a"] else "b"
+    other = "b" if provider == "a" else "a"
+    pnode = a if provider == "a" else b
+    st, _, pj = pnode.json("GET", f"/v1/compute/jobs/{job}")
+    if os.geteuid() == 0:
+        check("the provider ran it as dfrp-job, not root",
+              pj.get("report", {}).get("user") == "dfrp-job", pj)
+    check("the provider's state has a signed claim and the quote within max_fee",
+          st == 200 and len(pj.get("claim", "")) == 2 * 293 and
+          float(pj.get("quote", {}).get("total", "9")) <= 1.0, pj)
+
+    rc, out, err = compute("result", job, "-o", os.path.join(T, "out"))
+    check("result: every rank verified against the signed claim and written", rc == 0 and
+          os.path.getsize(os.path.join(T, "out", "rank-0.out")) +
+          os.path.getsize(os.path.join(T, "out", "rank-1.out")) == 64 * 64 * 8, (rc, out, err))
+
+    rc, out, err = compute("--json", "verify-job", job, "--verifier", url[other], *wallet)
+    v = json.loads(out) if out.strip().startswith("{") else {}
+    check("verify-job: the other node's re-run gives the same result root", rc == 0 and
+          v.get("verified") is True and v.get("recomputed_root") == sub.get("result_root"),
+          (rc, out[-600:], err[-600:]))
+
+    # Refusals, each with its reason.
+    rc, out, err = compute("submit-job", "matmul", "16", "1", "--max-fee", "1", "--vector",
+                           near, "--node", url["c"], *wallet)
+    check("a node whose vector is too far refuses (exit 7), saying so",
+          rc == 7 and "vector similarity" in err, (rc, err[-400:]))
+    rc, out, err = compute("submit-job", "matmul", "16", "1", "--ranks", "8", "--max-fee", "1",
+                           "--vector", near, "--node", url["a"], *wallet)
+    check("more ranks than the node's slots is refused (exit 7)",
+          rc == 7 and "8 ranks, more than this node's 4 slots" in err, (rc, err[-400:]))
+    rc, out, err = compute("submit-job", "matmul", "16", "1", "--max-fee", "0.000001",
+                           "--vector", near, "--node", url["a"], *wallet)
+    check("a max_fee under the node's price is refused (exit 7)",
+          rc == 7 and "over max_fee" in err, (rc, err[-400:]))
+    rc, out, err = compute("submit-job", "blur", "16", "--max-fee", "1", "--vector", near,
+                           "--node", url["a"], *wallet)
+    check("an app the node does not have is refused, naming what it runs",
+          rc == 7 and "no app 'blur' here" in err and "matmul" in err, (rc, err[-400:]))
+    st, _, e1 = a.json("POST", "/v1/compute/jobs", json.dumps({"job": "00" * 40}),
+                       {"Content-Type": "application/json"})
+    check("bytes that are not a job: 400", st == 400, (st, e1))
+    wire = bytearray.fromhex(json.load(open(os.path.join(
+        T, "client", "compute", "submitted", f"{job}.json")))["job"])
+    wire[-100] ^= 1  # the last vector component (finite still): the signature no longer matches
+    st, _, e2 = a.json("POST", "/v1/compute/jobs", json.dumps({"job": wire.hex()}),
+                       {"Content-Type": "application/json"})
+    check("a job whose bytes were changed after signing: 422", st == 422, (st, e2))
+    rec = json.load(open(os.path.join(T, "client", "compute", "submitted", f"{job}.json")))
+    st, _, again = pnode.json("POST", "/v1/compute/jobs", json.dumps({"job": rec["job"]}),
+                              {"Content-Type": "application/json"})
+    st2, _, node_after = pnode.json("GET", "/v1/compute/node")
+    check("the same job sent again is the same job (its state), not a second run",
+          st == 202 and again.get("state") == "done" and node_after["jobs"].get("done") == 1,
+          (again, node_after))
+
+    # An output changed on the provider's disk no longer verifies.
+    path = os.path.join(T, provider, "state", "compute", "jobs", job, "run", "results",
+                        "rank-1.out")
+    with open(path, "r+b") as f:
+        f.seek(10)
+        byte = f.read(1)[0]
+        f.seek(10)
+        f.write(bytes([byte ^ 1]))
+    rc, out, err = compute("result", job)
+    check("result: a changed output does not verify against the claim (exit 3)",
+          rc == 3 and "do not verify" in err, (rc, out[-300:], err[-300:]))
+
+    # kill -9 of A's dfrpd during a long job: its processes end with it; restarted, the job is
+    # interrupted.
+    seed = "7340031"  # in the command line of every process of the job (jobrun, mpirun, ranks)
+    rc, out, err = compute("--json", "submit-job", "matmul", "2048", seed, "--ranks", "2",
+                           "--max-fee", "1", "--vector", near, "--node", url["a"],
+                           "--wall-seconds", "120", *wallet)
+    long_job = json.loads(out).get("job_id", "") if rc == 0 else ""
+    check("a long job is accepted by A", rc == 0 and long_job, (rc, err[-300:]))
+    wait_for("the long job to run", lambda: a.json("GET", f"/v1/compute/jobs/{long_job}")[2]
+             .get("state") == "running")
+    time.sleep(0.5)
+    check("the job's processes were running", procs_with(seed) >= 3, procs_with(seed))
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait()
+    wait_for("the job's processes to end with dfrpd", lambda: procs_with(seed) == 0, 20)
+    check("kill -9 of dfrpd: no process of the job is left", procs_with(seed) == 0)
+    a2 = Daemon(aenv)
+    st, _, lj = a2.json("GET", f"/v1/compute/jobs/{long_job}")
+    check("restarted, A shows the job as interrupted, with no claim",
+          st == 200 and lj.get("state") == "interrupted" and "claim" not in lj, lj)
+    for d in (a2, b, c):
+        d.stop()
+
+
+if __name__ == "__main__":
+    run(main)
