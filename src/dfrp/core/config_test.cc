@@ -77,6 +77,38 @@ TEST(ConfigTest, BadValuesNameTheKey) {
   ExpectError(v, "unknown key QUOTA_-0");
 }
 
+TEST(ConfigTest, ComputeKeys) {
+  auto v = TwoDrives();
+  v["ROLES"] = "storage,compute";
+  v["WALLET"] = "w.json";
+  v["COMPUTE_APPS"] = "apps.toml";
+  v["COMPUTE_JOB_USER"] = "jobs";
+  v["COMPUTE_SLOTS"] = "6";
+  v["COMPUTE_HOSTFILE"] = "/etc/dfrp/hosts";
+  auto cfg = ConfigFromValues(v, "/etc/dfrp", "test");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().ToString();
+  EXPECT_TRUE(cfg->HasRole("compute"));
+  EXPECT_EQ(cfg->compute_apps, "/etc/dfrp/apps.toml");
+  EXPECT_EQ(cfg->compute_job_user, "jobs");
+  EXPECT_EQ(cfg->compute_slots, 6u);
+  EXPECT_EQ(cfg->compute_hostfile, "/etc/dfrp/hosts");
+  auto d = ConfigFromValues(TwoDrives(), "/etc/dfrp", "test");
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->compute_job_user, "dfrp-job");
+  EXPECT_GE(d->compute_slots, 1u);
+  v.erase("WALLET");
+  ExpectError(v, "ROLES names compute");
+  v = TwoDrives();
+  v["COMPUTE_JOB_USER"] = "root";
+  ExpectError(v, "never run as root");
+  v = TwoDrives();
+  v["COMPUTE_SLOTS"] = "0";
+  ExpectError(v, "COMPUTE_SLOTS = '0'");
+  v = TwoDrives();
+  v["ROLES"] = "miner";
+  ExpectError(v, "(storage, authority, compute)");
+}
+
 TEST(ConfigTest, DotEnv) {
   auto m = ParseDotEnv("# comment\nexport DRIVE_0=/d0\nQUOTA_0 = \"5G\"\n\nLEAF_SIZE=1024 # note\n",
                        ".env");
