@@ -25,7 +25,9 @@
 // job could not be set up (the reason on stderr).
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -169,6 +171,87 @@ int KillAll() {
   return killed;
 }
 
+// What the node's threads block or ignore (dfrpd waits for SIGTERM with sigwait and ignores
+// SIGPIPE) is inherited through exec: undone here, for this process and the job.
+void ResetSignals() {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+}
+
+// Copies the job user's output `from` into a new file `to` that only root can write, when it
+// is a regular file the job user owns with one link (no symlink, FIFO, device or hard link to
+// someone else's file). Empty on success, else what was wrong.
+std::string TakeOutput(const std::string& from, const std::string& to, uid_t owner,
+                       uint64_t max_bytes) {
+  const int in = open(from.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (in < 0) {
+    if (errno == ENOENT) return "missing";
+    if (errno == ELOOP) return "not a regular file (a symbolic link)";
+    return std::string("cannot open: ") + std::strerror(errno);
+  }
+  struct stat st {};
+  if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != owner ||
+      static_cast<uint64_t>(st.st_size) > max_bytes) {
+    close(in);
+    return "not a regular file of the job's own";
+  }
+  const int out = open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (out < 0) {
+    close(in);
+    return std::string("cannot create the copy: ") + std::strerror(errno);
+  }
+  std::string why;
+  char buf[1 << 16];
+  uint64_t total = 0;
+  for (;;) {
+    const ssize_t n = read(in, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      why = std::string("cannot read: ") + std::strerror(errno);
+      break;
+    }
+    if (n == 0) break;
+    total += static_cast<uint64_t>(n);
+    if (total > max_bytes) {
+      why = "larger than the output limit";
+      break;
+    }
+    for (ssize_t off = 0; off < n;) {
+      const ssize_t w = write(out, buf + off, static_cast<size_t>(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        why = std::string("cannot write the copy: ") + std::strerror(errno);
+        break;
+      }
+      off += w;
+    }
+    if (!why.empty()) break;
+  }
+  if (why.empty() && fsync(out) != 0)
+    why = std::string("cannot sync the copy: ") + std::strerror(errno);
+  close(out);
+  close(in);
+  if (!why.empty()) unlink(to.c_str());
+  return why;
+}
+
+int RemoveOne(const char* path, const struct stat*, int flag, FTW*) {
+  if (flag == FTW_DP) {
+    rmdir(path);
+  } else {
+    unlink(path);
+  }
+  return 0;
+}
+
+// rm -rf without following symlinks (the job user made what is inside).
+void RemoveTree(const std::string& path) {
+  nftw(path.c_str(), RemoveOne, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 void MakeDir(const std::string& path, mode_t mode) {
   if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
     Die(1, "cannot create " + path + ": " + std::strerror(errno));
@@ -229,6 +312,10 @@ std::string CgroupReason() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Nothing of the node's passes to the job: no descriptor but 0-2 (its sockets are not
+  // close-on-exec), no blocked or ignored signal.
+  syscall(SYS_close_range, 3, ~0U, 0);
+  ResetSignals();
   std::string job_dir;
   std::string user;
   std::string mpirun = "mpirun";
@@ -309,7 +396,8 @@ int main(int argc, char** argv) {
       Die(1, "the job user '" + user +
                  "' does not exist: run scripts/setup.sh as root (it creates dfrp-job) or set "
                  "compute.job_user");
-    if (pw->pw_uid == 0) Die(1, "the job user '" + user + "' is root; jobs never run as root");
+    if (pw->pw_uid == 0 || pw->pw_gid == 0)
+      Die(1, "the job user '" + user + "' is root or in root's group; jobs never run as root");
     uid = pw->pw_uid;
     gid = pw->pw_gid;
     run_as = user;
@@ -321,13 +409,14 @@ int main(int argc, char** argv) {
   const std::string tmp_dir = job_dir + "/tmp";
   const std::string home_dir = job_dir + "/home";
   const std::string results_dir = job_dir + "/results";
-  MakeDir(job_dir, 0755);
+  // The job folder can be entered but not listed; results/ is root's alone.
+  MakeDir(job_dir, 0711);
   for (const std::string& d : {out_dir, tmp_dir, home_dir}) {
     MakeDir(d, 0700);
     if (root && chown(d.c_str(), uid, gid) != 0)
       Die(1, "cannot give " + d + " to " + user + ": " + std::strerror(errno));
   }
-  MakeDir(results_dir, 0755);
+  MakeDir(results_dir, 0700);
 
   // 3. The argv and environment of mpirun, built before the fork.
   std::vector<std::string> av = {mpirun,
@@ -402,9 +491,7 @@ int main(int argc, char** argv) {
         _exit(126);
       }
     }
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
+    ResetSignals();
     if (chdir(home_dir.c_str()) != 0 || access(out_dir.c_str(), W_OK | X_OK) != 0) {
       std::fprintf(stderr,
                    "dfrp-jobrun: the job user cannot reach %s (%s): every folder above the "
@@ -437,6 +524,8 @@ int main(int argc, char** argv) {
       kill(pid, SIGTERM);
       term_at = now;
     } else if (term_at >= 0 && now >= term_at + 2000) {
+      kill(-pid, SIGKILL);
+      kill(pid, SIGKILL);
       KillAll();
       continue;
     }
@@ -473,30 +562,22 @@ int main(int argc, char** argv) {
     const std::string name = "rank-" + std::to_string(r) + ".out";
     const std::string from = out_dir + "/" + name;
     const std::string to = results_dir + "/" + name;
-    struct stat st {};
-    if (lstat(from.c_str(), &st) != 0) {
+    const std::string why = TakeOutput(from, to, uid, max_out);
+    if (!why.empty()) {
       if (problem.empty())
-        problem = "rank " + std::to_string(r) + " wrote no output (" + name + ")";
+        problem = why == "missing" ? "rank " + std::to_string(r) + " wrote no output (" + name + ")"
+                                   : name + ": " + why;
       continue;
     }
-    if (!S_ISREG(st.st_mode)) {
-      if (problem.empty()) problem = name + " is not a regular file";
-      continue;
-    }
-    if (rename(from.c_str(), to.c_str()) != 0) {
-      if (problem.empty()) problem = "cannot move " + name + ": " + std::strerror(errno);
-      continue;
-    }
-    if (lstat(to.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      if (problem.empty()) problem = name + " changed while it was moved";
-      unlink(to.c_str());
-      continue;
-    }
+    struct stat st {};
+    stat(to.c_str(), &st);
     if (outputs.size() > 1) outputs += ",";
     outputs += "{\"rank\":" + std::to_string(r) + ",\"size\":" + std::to_string(st.st_size) + "}";
   }
   outputs += "]";
   if (end == "exited" && !problem.empty()) end = "incomplete";
+  // What the job user left is gone with the job (its results are copies of root's).
+  for (const std::string& d : {out_dir, tmp_dir, home_dir}) RemoveTree(d);
 
   const uint64_t cpu_ms = static_cast<uint64_t>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
                           static_cast<uint64_t>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;

@@ -16,8 +16,9 @@ Usage: compute_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
 - Refusals, each with its reason (exit 7): a vector too far (C), more ranks than slots, a
   max_fee under the price, an app the node does not have; bytes that are not a job (400) and
   a forged signature (422) over the API; the same job twice is one job.
-- kill -9 of a provider's dfrpd during a job: the job's processes end with it, and the
-  restarted node shows the job as interrupted (no claim, nothing to pay).
+- kill -9 of a provider's dfrpd during a job that would run for minutes: the job's processes
+  end with it, and the restarted node shows the job as interrupted (no claim, nothing to
+  pay); SIGTERM to a dfrpd during such a job stops both within 30 s, the same way.
 """
 import os
 import signal
@@ -166,9 +167,10 @@ def main():
     # kill -9 of A's dfrpd during a long job: its processes end with it; restarted, the job is
     # interrupted.
     seed = "7340031"  # in the command line of every process of the job (jobrun, mpirun, ranks)
-    rc, out, err = compute("--json", "submit-job", "matmul", "2048", seed, "--ranks", "2",
+    # matmul 4096 runs for minutes here: only the node's death can end it within the test.
+    rc, out, err = compute("--json", "submit-job", "matmul", "4096", seed, "--ranks", "2",
                            "--max-fee", "1", "--vector", near, "--node", url["a"],
-                           "--wall-seconds", "120", *wallet)
+                           "--wall-seconds", "600", *wallet)
     long_job = json.loads(out).get("job_id", "") if rc == 0 else ""
     check("a long job is accepted by A", rc == 0 and long_job, (rc, err[-300:]))
     wait_for("the long job to run", lambda: a.json("GET", f"/v1/compute/jobs/{long_job}")[2]
@@ -183,7 +185,27 @@ def main():
     st, _, lj = a2.json("GET", f"/v1/compute/jobs/{long_job}")
     check("restarted, A shows the job as interrupted, with no claim",
           st == 200 and lj.get("state") == "interrupted" and "claim" not in lj, lj)
-    for d in (a2, b, c):
+    # SIGTERM to a provider's dfrpd during a job: it stops the job and itself promptly, and
+    # the restarted node shows the job as interrupted.
+    seed2 = "7340033"
+    bnode = b if provider == "b" else a2
+    burl = url["b"] if provider == "b" else a2.info["url"]
+    rc, out, err = compute("--json", "submit-job", "matmul", "4096", seed2, "--ranks", "2",
+                           "--max-fee", "1", "--vector", near, "--node", burl,
+                           "--wall-seconds", "600", *wallet)
+    job2 = json.loads(out).get("job_id", "") if rc == 0 else ""
+    wait_for("the second long job to run", lambda: bnode.json(
+        "GET", f"/v1/compute/jobs/{job2}")[2].get("state") == "running")
+    wait_for("its ranks to start", lambda: procs_with(seed2) >= 3, 20)
+    t0 = time.monotonic()
+    code = bnode.stop(timeout=30)
+    check("SIGTERM to dfrpd during a job: it stops within 30 s, the job's processes with it",
+          code == 0 and procs_with(seed2) == 0, (code, time.monotonic() - t0, procs_with(seed2)))
+    b2 = Daemon(bnode.env)
+    st, _, j2 = b2.json("GET", f"/v1/compute/jobs/{job2}")
+    check("restarted, the stopped job is interrupted, with no claim",
+          st == 200 and j2.get("state") == "interrupted" and "claim" not in j2, j2)
+    for d in (a2, b2, c) if bnode is b else (b, b2, c):
         d.stop()
 
 

@@ -22,6 +22,7 @@
 #include "dfrp/economy/fee_match.h"
 #include "dfrp/ledger/client.h"
 #include "dfrp/node/client.h"
+#include "dfrp/wallet/address.h"
 #include "dfrp/wallet/wallet.h"
 
 namespace dfrp::cli {
@@ -661,9 +662,14 @@ struct CheckedResult {
   std::vector<std::string> outputs;
   std::vector<compute::RankOutput> leaves;
 };
+// `provider` (an address) and `ranks` are what the job was accepted with: the claim must be
+// that provider's, for that many ranks (empty, 0: what the node says now).
 Result<CheckedResult> FetchResult(const economy::EconomicPolicy& policy, const std::string& url,
-                                  const std::string& id) {
+                                  const std::string& id, std::string provider = "",
+                                  uint32_t ranks = 0) {
   DFRP_ASSIGN_OR_RETURN(json j, Call(url, "GET", "/v1/compute/jobs/" + id));
+  if (provider.empty()) provider = j.value("provider", "");
+  if (ranks == 0) ranks = j.value("ranks", 0u);
   if (j.value("state", "") != "done")
     return Err(Status::NotFound(
         fmt::format("job {} at {} is {}: there is no result", id, url, j.value("state", "?"))));
@@ -673,6 +679,15 @@ Result<CheckedResult> FetchResult(const economy::EconomicPolicy& policy, const s
   DFRP_RETURN_IF_ERROR(compute::VerifyClaim(c, policy.network_id));
   if (core::ToHex(c.job_id) != id)
     return Err(Status::Corruption(fmt::format("job {}: the claim is for another job", id)));
+  auto key = ledger::KeyFrom(c.provider);
+  const std::string signer = key ? wallet::AddressOf(*key) : "";
+  if (signer != provider)
+    return Err(Status::Corruption(
+        fmt::format("job {}: the claim is signed by {}, not by the provider that took the job ({})",
+                    id, signer, provider)));
+  if (c.ranks != ranks || ranks == 0 || ranks > compute::kMaxRanks)
+    return Err(Status::Corruption(
+        fmt::format("job {}: the claim is for {} ranks, the job has {}", id, c.ranks, ranks)));
   CheckedResult out;
   out.claim = c;
   for (uint32_t r = 0; r < c.ranks; ++r) {
@@ -707,21 +722,26 @@ Status CmdRemoteStatus(const Globals& g, const Env& e, const std::string& id,
 Status CmdRemoteResult(const Globals& g, const Env& e, const std::string& id,
                        const std::string& node_flag, const std::string& out_dir) {
   std::string url = node_flag;
-  if (url.empty()) {
-    DFRP_ASSIGN_OR_RETURN(json rec, Submitted(e, id));
-    url = rec.value("node", "");
+  std::string provider;
+  uint32_t ranks = 0;
+  if (auto rec = Submitted(e, id); rec.has_value()) {
+    if (url.empty()) url = rec->value("node", "");
+    provider = rec->value("provider", "");
+    ranks = rec->value("ranks", 0u);
+  } else if (url.empty()) {
+    return rec.error();
   }
   LedgerGlobals lg{.config = g.config, .policy = g.policy, .json = g.json};
   DFRP_ASSIGN_OR_RETURN(economy::EconomicPolicy policy, LoadPolicy(e.fs, lg));
-  DFRP_ASSIGN_OR_RETURN(CheckedResult res, FetchResult(policy, url, id));
+  DFRP_ASSIGN_OR_RETURN(CheckedResult res, FetchResult(policy, url, id, provider, ranks));
   std::vector<uint32_t> bad;
-  json ranks = json::array();
+  json rank_list = json::array();
   for (uint32_t r = 0; r < res.claim.ranks; ++r) {
     const auto proof = compute::ResultProof(res.leaves, r);
     const bool ok =
         compute::VerifyRankOutput(res.leaves[r], res.claim.ranks, proof, res.claim.result_root);
     if (!ok) bad.push_back(r);
-    ranks.push_back({{"rank", r}, {"size", res.leaves[r].size}, {"verified", ok}});
+    rank_list.push_back({{"rank", r}, {"size", res.leaves[r].size}, {"verified", ok}});
     if (!g.json)
       std::printf("rank %u: %s (%llu bytes)\n", r,
                   ok ? "verified against the claim" : "DOES NOT VERIFY",
@@ -741,7 +761,7 @@ Status CmdRemoteResult(const Globals& g, const Env& e, const std::string& id,
                 {{"cpu_ms", res.claim.usage.cpu_ms},
                  {"wall_ms", res.claim.usage.wall_ms},
                  {"max_rss_bytes", res.claim.usage.max_rss_bytes}}},
-               {"ranks", ranks}});
+               {"ranks", rank_list}});
   if (!bad.empty())
     return Status::Corruption(fmt::format(
         "job {}: the outputs {} sent for rank(s) {} do not verify against its signed claim", id,
@@ -760,7 +780,8 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
   auto raw = core::FromHex(rec.value("job", ""));
   if (!raw) return Status::Corruption(fmt::format("{}: the job is not hex", SubmittedPath(e, id)));
   DFRP_ASSIGN_OR_RETURN(compute::JobContext job, compute::DecodeJob(*raw, policy.network_id));
-  DFRP_ASSIGN_OR_RETURN(CheckedResult claimed, FetchResult(policy, url, id));
+  DFRP_ASSIGN_OR_RETURN(CheckedResult claimed,
+                        FetchResult(policy, url, id, rec.value("provider", ""), job.ranks));
   SubmitFlags f = base;
   f.app = job.app;
   f.args = job.args;
@@ -893,30 +914,35 @@ int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
   auto env = MakeEnv(fs, clock, g);
   if (!env) return FailCompute(env.error());
   Status s;
-  if (*apps)
-    s = CmdApps(g, *env);
-  else if (*run)
-    s = CmdRun(g, *env, app_name, app_args, ranks, lf);
-  else if (*submit)
-    s = CmdSubmit(g, *env, sf);
-  else if (*status && id.size() == 64)
-    s = CmdRemoteStatus(g, *env, id, node_url);
-  else if (*status)
-    s = CmdStatus(g, *env, id);
-  else if (*runs)
-    s = CmdRuns(g, *env);
-  else if (*verify && id.size() == 64)
-    s = verifier.empty() || sf.wallet.empty()
-            ? Status::InvalidArgument(
-                  "verify-job of a submitted job: give --verifier URL (another compute node) and "
-                  "--wallet (which pays its run)")
-            : CmdRemoteVerify(g, *env, id, verifier, sf);
-  else if (*verify)
-    s = CmdVerify(g, *env, id);
-  else if (*result && id.size() == 64)
-    s = CmdRemoteResult(g, *env, id, node_url, out_dir);
-  else if (*result)
-    s = CmdResult(g, *env, id, out_dir, only_rank);
+  try {
+    if (*apps)
+      s = CmdApps(g, *env);
+    else if (*run)
+      s = CmdRun(g, *env, app_name, app_args, ranks, lf);
+    else if (*submit)
+      s = CmdSubmit(g, *env, sf);
+    else if (*status && id.size() == 64)
+      s = CmdRemoteStatus(g, *env, id, node_url);
+    else if (*status)
+      s = CmdStatus(g, *env, id);
+    else if (*runs)
+      s = CmdRuns(g, *env);
+    else if (*verify && id.size() == 64)
+      s = verifier.empty() || sf.wallet.empty()
+              ? Status::InvalidArgument(
+                    "verify-job of a submitted job: give --verifier URL (another compute node) and "
+                    "--wallet (which pays its run)")
+              : CmdRemoteVerify(g, *env, id, verifier, sf);
+    else if (*verify)
+      s = CmdVerify(g, *env, id);
+    else if (*result && id.size() == 64)
+      s = CmdRemoteResult(g, *env, id, node_url, out_dir);
+    else if (*result)
+      s = CmdResult(g, *env, id, out_dir, only_rank);
+  } catch (const json::exception& ex) {
+    // A node's answer (or a file) of an unexpected shape.
+    s = Status::Corruption(fmt::format("an answer or file of an unexpected shape: {}", ex.what()));
+  }
   if (!s.ok()) return FailCompute(s);
   return core::kExitOk;
 }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -80,6 +81,20 @@ std::string Tail(const std::string& s, size_t n) {
   return s.size() <= n ? s : "..." + s.substr(s.size() - n);
 }
 
+// The last `n` bytes of a file the job wrote (it may be large), "" when unreadable.
+std::string ReadTail(core::FileSystem& fs, const std::string& path, size_t n) {
+  auto f = fs.OpenForRead(path);
+  if (!f) return "";
+  auto size = (*f)->Size();
+  if (!size) return "";
+  const uint64_t from = *size > n ? *size - n : 0;
+  std::string buf(static_cast<size_t>(*size - from), '\0');
+  auto got = (*f)->Read(from, buf.size(), buf.data());
+  if (!got) return "";
+  buf.resize(*got);
+  return from > 0 ? "..." + buf : buf;
+}
+
 }  // namespace
 
 Result<RunReport> RunJob(core::FileSystem& fs, const ExecutorConfig& cfg, const RunRequest& req) {
@@ -138,17 +153,37 @@ Result<RunReport> RunJob(core::FileSystem& fs, const ExecutorConfig& cfg, const 
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  // None of the node's descriptors (its sockets are not close-on-exec) and none of its
+  // blocked or ignored signals (dfrpd blocks SIGTERM in every thread and ignores SIGPIPE)
+  // pass to dfrp-jobrun; it resets both again for the job.
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = 0;
-  const int rc = posix_spawn(&pid, jobrun.c_str(), &fa, nullptr, argv.data(), environ);
+  const int rc = posix_spawn(&pid, jobrun.c_str(), &fa, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0)
     return Err(Status::Unavailable(fmt::format("cannot start {}: {}", jobrun, std::strerror(rc))));
-  if (req.on_start) req.on_start(pid);
+  if (req.on_pid) req.on_pid(pid);
   int status = 0;
+  int werr = 0;
   while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR)
-      return Err(Status::Internal(fmt::format("waiting for {}: {}", jobrun, std::strerror(errno))));
+    if (errno != EINTR) {
+      werr = errno;
+      break;
+    }
   }
+  // Reaped: the pid may be reused from here on.
+  if (req.on_pid) req.on_pid(0);
+  if (werr != 0)
+    return Err(Status::Internal(fmt::format("waiting for {}: {}", jobrun, std::strerror(werr))));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !fs.Exists(report_path)) {
     auto err = core::ReadWholeFile(&fs, err_path);
     std::string why = err.has_value() ? *err : std::string();
@@ -175,8 +210,7 @@ Result<RunReport> RunJob(core::FileSystem& fs, const ExecutorConfig& cfg, const 
     return Err(Status::Corruption(fmt::format("{}: {}", report_path, e.what())));
   }
   if (!rep.ok()) {
-    auto log = core::ReadWholeFile(&fs, core::JoinPath(req.job_dir, "mpirun.log"));
-    if (log.has_value()) rep.log_tail = Tail(*log, 4000);
+    rep.log_tail = ReadTail(fs, core::JoinPath(req.job_dir, "mpirun.log"), 4000);
     return rep;
   }
   DFRP_ASSIGN_OR_RETURN(rep.outputs, HashResults(fs, req.job_dir, req.ranks));

@@ -37,8 +37,9 @@ struct RunRequest {
   uint32_t ranks = 1;
   JobLimits limits;
   std::string job_dir;  // absolute; created; must not hold an earlier run's report.json
-  // Told dfrp-jobrun's pid once it started: SIGTERM to it stops the job (reported "stopped").
-  std::function<void(pid_t)> on_start;
+  // Told dfrp-jobrun's pid once it started (SIGTERM to it stops the job, reported
+  // "stopped"), and 0 once it was reaped (the pid is no longer the job's).
+  std::function<void(pid_t)> on_pid;
 };
 
 // How a run ended, as dfrp-jobrun saw it.

@@ -190,11 +190,15 @@ TEST_F(ExecutorTest, RunsAsTheJobUserNeverRoot) {
   if (geteuid() == 0) {
     EXPECT_EQ(rep.user, "dfrp-job");
     struct stat st {};
-    ASSERT_EQ(stat((last_dir_ + "/out").c_str(), &st), 0);
-    EXPECT_NE(st.st_uid, 0u);
-    // The results folder is out of the job user's reach.
+    // The results are root's copies, in a folder only root may enter; what the job user
+    // made (out/, tmp/, home/) is gone with the job.
     ASSERT_EQ(stat((last_dir_ + "/results").c_str(), &st), 0);
     EXPECT_EQ(st.st_uid, 0u);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    ASSERT_EQ(stat((last_dir_ + "/results/rank-0.out").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 0u);
+    EXPECT_NE(stat((last_dir_ + "/out").c_str(), &st), 0);
+    EXPECT_NE(stat((last_dir_ + "/home").c_str(), &st), 0);
     // A job user that does not exist: refused with the way out, nothing run as root.
     cfg_.job_user = "dfrp-no-such-user";
     RunRequest req;

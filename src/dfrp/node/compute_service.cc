@@ -118,7 +118,7 @@ Result<json> ComputeService::Submit(std::string_view wire) {
     return Err(Status::Refused(fmt::format("job {}: {}", id_hex.substr(0, 16), why)));
   };
   const int64_t now_ms = opt_.clock->NowUnixMillis();
-  if (static_cast<int64_t>(ctx.expiry_unix) * 1000 <= now_ms)
+  if (ctx.expiry_unix <= static_cast<uint64_t>(std::max<int64_t>(0, now_ms / 1000)))
     return refuse(fmt::format("it expired at {} (Unix s)", ctx.expiry_unix));
   const compute::AppSpec* app = compute::FindApp(opt_.apps, ctx.app);
   if (app == nullptr) {
@@ -167,8 +167,12 @@ Result<json> ComputeService::Submit(std::string_view wire) {
              {"cpu_sec", opt_.policy->FormatAmount(q.fee[0])},
              {"similarity", q.similarity.value_or(0)}};
   j.submitted_ms = now_ms;
+  // One acceptance at a time (the files are written outside mu_, which the API's readers
+  // take): a duplicate sent concurrently finds the first in jobs_, and the queue's bound holds.
+  core::MutexLock accepting(&submit_mu_);
   {
     core::MutexLock lock(&mu_);
+    if (auto it = jobs_.find(id_hex); it != jobs_.end()) return ToJson(it->second);
     if (queue_.size() >= opt_.max_queue)
       return Err(
           Status::Busy(fmt::format("this node's job queue is full ({} jobs): try another "
@@ -183,7 +187,6 @@ Result<json> ComputeService::Submit(std::string_view wire) {
   json out = ToJson(j);
   {
     core::MutexLock lock(&mu_);
-    if (jobs_.count(id_hex) > 0) return ToJson(jobs_[id_hex]);  // a concurrent duplicate
     jobs_[id_hex] = std::move(j);
     queue_.push_back(id_hex);
   }
@@ -249,59 +252,80 @@ void ComputeService::RunLoop() {
 }
 
 void ComputeService::RunOne(const std::string& id) {
-  compute::RunRequest req;
   Job snapshot;
   {
     core::MutexLock lock(&mu_);
     Job& j = jobs_[id];
-    j.state = "running";
-    running_id_ = id;
+    // No provider starts a job after its expiry (PROTOCOL.md, "The job"), nor while stopping.
+    const uint64_t now_s =
+        static_cast<uint64_t>(std::max<int64_t>(0, opt_.clock->NowUnixMillis() / 1000));
+    if (stop_) {
+      j.state = "interrupted";
+    } else if (j.ctx.expiry_unix <= now_s) {
+      j.state = "expired";
+    } else {
+      j.state = "running";
+      running_id_ = id;
+    }
     snapshot = j;
   }
   (void)Save(snapshot);
+  if (snapshot.state != "running") return;
   const compute::AppSpec* app = compute::FindApp(opt_.apps, snapshot.ctx.app);
+  compute::RunRequest req;
   req.program = app != nullptr ? app->path : "";
   req.args = snapshot.ctx.args;
   req.ranks = snapshot.ctx.ranks;
   req.limits = snapshot.ctx.limits;
   req.job_dir = core::JoinPath(opt_.dir, id + "/run");
-  req.on_start = [this](pid_t pid) {
+  req.on_pid = [this](pid_t pid) {
     core::MutexLock lock(&mu_);
     running_pid_ = pid;
+    // Stop() came between the queue and the start: stop this one too.
+    if (pid > 0 && stop_) kill(pid, SIGTERM);
   };
   auto rep = compute::RunJob(*opt_.fs, opt_.exec, req);
-  core::MutexLock lock(&mu_);
-  running_pid_ = 0;
-  running_id_.clear();
-  Job& j = jobs_[id];
+  // The claim is signed and the state saved outside mu_ (the API's readers take it).
+  json report;
+  std::string state, claim_hex, root_hex;
   if (!rep) {
-    j.state = "failed";
-    j.report = {{"error", rep.error().message()}};
+    state = "failed";
+    report = {{"error", rep.error().message()}};
   } else {
-    j.report = {{"end", rep->end},
-                {"exit_code", rep->exit_code},
-                {"signal", rep->signal},
-                {"cpu_ms", rep->usage.cpu_ms},
-                {"wall_ms", rep->usage.wall_ms},
-                {"max_rss_bytes", rep->usage.max_rss_bytes},
-                {"user", rep->user},
-                {"limits", rep->limits}};
-    if (!rep->problem.empty()) j.report["problem"] = rep->problem;
+    report = {{"end", rep->end},
+              {"exit_code", rep->exit_code},
+              {"signal", rep->signal},
+              {"cpu_ms", rep->usage.cpu_ms},
+              {"wall_ms", rep->usage.wall_ms},
+              {"max_rss_bytes", rep->usage.max_rss_bytes},
+              {"user", rep->user},
+              {"limits", rep->limits}};
+    if (!rep->problem.empty()) report["problem"] = rep->problem;
     if (rep->ok()) {
       compute::ResultClaim c;
-      c.job_id = compute::JobId(j.ctx, opt_.policy->network_id);
+      c.job_id = compute::JobId(snapshot.ctx, opt_.policy->network_id);
       c.result_root = rep->result_root;
-      c.ranks = j.ctx.ranks;
+      c.ranks = snapshot.ctx.ranks;
       c.usage = rep->usage;
       compute::SignClaim(&c, *opt_.wallet_key, opt_.policy->network_id);
-      j.claim_hex = core::ToHex(compute::EncodeClaim(c, opt_.policy->network_id));
-      j.result_root_hex = core::ToHex(rep->result_root);
-      j.state = "done";
+      claim_hex = core::ToHex(compute::EncodeClaim(c, opt_.policy->network_id));
+      root_hex = core::ToHex(rep->result_root);
+      state = "done";
     } else {
-      j.state = rep->end == "stopped" ? "interrupted" : "failed";
+      state = rep->end == "stopped" ? "interrupted" : "failed";
     }
   }
-  (void)Save(j);
+  {
+    core::MutexLock lock(&mu_);
+    running_id_.clear();
+    Job& j = jobs_[id];
+    j.state = state;
+    j.report = report;
+    j.claim_hex = claim_hex;
+    j.result_root_hex = root_hex;
+    snapshot = j;
+  }
+  (void)Save(snapshot);
 }
 
 }  // namespace dfrp::node

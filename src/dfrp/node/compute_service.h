@@ -11,6 +11,8 @@
 // its vector at least compute.vector_threshold similar to the node's identity vector
 // (economy::MatchFee). The same job sent again answers with its current state.
 //
+// A queued job whose expiry passed before its turn is "expired", never started.
+//
 // Each job's folder, STATE_DIR/compute/jobs/<job id>/, holds job.bin (the signed job as sent),
 // state.json (written atomically at every change) and run/ (dfrp-jobrun's folder). A job that
 // was queued or running when the node stopped is "interrupted" when it starts again: no
@@ -68,7 +70,7 @@ class ComputeService {
   // not verify, Refused with the reason for a job this node will not run, Busy when the queue
   // is full.
   core::Result<nlohmann::json> Submit(std::string_view wire);
-  // The job's state: queued, running, done (with its claim), failed, interrupted.
+  // The job's state: queued, running, done (with its claim), failed, expired, interrupted.
   core::Result<nlohmann::json> JobJson(const std::string& id_hex) const;
   // The path of rank `rank`'s output of a done job.
   core::Result<std::string> OutputPath(const std::string& id_hex, uint32_t rank) const;
@@ -94,6 +96,7 @@ class ComputeService {
   void RunOne(const std::string& id) EXCLUDES(mu_);
 
   const ComputeServiceOptions opt_;
+  core::Mutex submit_mu_ ACQUIRED_BEFORE(mu_);  // one acceptance at a time
   mutable core::Mutex mu_;
   core::CondVar cv_;
   std::map<std::string, Job> jobs_ GUARDED_BY(mu_);
