@@ -471,12 +471,19 @@ void MeshService::TakeProbeAnswer(const ledger::KeyBytes& target, int64_t asked_
 Result<json> MeshService::HandleProbe(const std::string& request) {
   const json j = json::parse(request, nullptr, false);
   DFRP_ASSIGN_OR_RETURN(std::string wire, EnvelopeOf(j, opt_.network_id));
-  DFRP_ASSIGN_OR_RETURN(mesh::Envelope e, gate_.Admit(wire));
   auto refuse = [&](Status s) -> Result<json> {
     core::MutexLock lock(&mu_);
     ++probes_refused_;
     return Err(std::move(s));
   };
+  // The kind before the gate: an envelope meant for another route (an exchange) is refused
+  // as such here, not admitted, so it is neither spent nor counted as a replay by this route.
+  DFRP_ASSIGN_OR_RETURN(mesh::Envelope peek, mesh::DecodeEnvelope(wire));
+  if (peek.kind != mesh::kProbeKind)
+    return refuse(Status::InvalidArgument(
+        fmt::format("/v1/mesh/probe takes an envelope of kind {} whose body is a wallet key",
+                    mesh::kProbeKind)));
+  DFRP_ASSIGN_OR_RETURN(mesh::Envelope e, gate_.Admit(wire));
   if (e.kind != mesh::kProbeKind || e.body.size() != ledger::KeyBytes{}.size())
     return refuse(Status::InvalidArgument(
         fmt::format("/v1/mesh/probe takes an envelope of kind {} whose body is a wallet key",
