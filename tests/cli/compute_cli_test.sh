@@ -134,6 +134,10 @@ run "$B" run matmul 8 1 --memory 1k
 expect "a bad --memory (exit 2)" 2 'at least 16M'
 run "$B" run
 expect "run without an app (exit 2)" 2 'app is required'
+run "$B" submit-job matmul 8 1 --max-fee 1 --node http://127.0.0.1:9 --wallet nowallet.json
+expect "submit-job names a missing wallet and the way out (exit 4)" 4 'nowallet.json does not exist: create it'
+run "$B" submit-job matmul 8 1 --node http://127.0.0.1:9 --wallet nowallet.json
+expect "submit-job without --max-fee (exit 2)" 2 'max-fee is required'
 
 echo "# $PASS passed, $FAIL failed"
 [[ $FAIL -eq 0 ]]

@@ -486,25 +486,6 @@ std::string SubmittedPath(const Env& e, const std::string& id) {
   return core::JoinPath(e.cfg.state_dir, fmt::format("compute/submitted/{}.json", id));
 }
 
-Result<std::vector<float>> ParseVector(const std::string& text) {
-  std::vector<float> v;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    const size_t comma = text.find(',', pos);
-    const std::string part =
-        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    char* end = nullptr;
-    const float f = std::strtof(part.c_str(), &end);
-    if (part.empty() || *end != '\0' || !std::isfinite(f))
-      return Err(Status::InvalidArgument(
-          fmt::format("--vector: '{}' is not a number (give comma-separated floats)", part)));
-    v.push_back(f);
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return v;
-}
-
 Result<json> WaitForJob(const std::string& url, const std::string& id, uint64_t seconds,
                         core::Clock* clock) {
   const int64_t until = clock->NowMonotonicNanos() + static_cast<int64_t>(seconds) * 1'000'000'000;
@@ -541,7 +522,9 @@ Status SubmitJob(const Globals& g, Env& e, const SubmitFlags& f, json* out_json)
   j.limits = limits;
   j.max_fee = max_fee;
   if (!f.vector.empty()) {
-    DFRP_ASSIGN_OR_RETURN(j.vector, ParseVector(f.vector));
+    auto v = wallet::ParseVector(f.vector);
+    if (!v) return v.error().WithContext("--vector");
+    j.vector = std::move(*v);
   } else {
     j.vector = wallet::DefaultIdentityVector(w.key->GetPublicKey(), e.cfg.vector_dim);
   }
@@ -630,7 +613,7 @@ Status CmdSubmit(const Globals& g, Env& e, const SubmitFlags& f) {
   const Status s = SubmitJob(g, e, f, &out);
   if (g.json) {
     if (!out.is_null()) PrintJson(out);
-  } else if (out.value("accepted", false)) {
+  } else if (out.is_object() && out.value("accepted", false)) {
     std::printf("job %s\nprovider %s at %s (vector similarity %.3f), quote %s\nstate %s\n",
                 out.value("job_id", "").c_str(), out.value("provider", "").c_str(),
                 out.value("node", "").c_str(), out.value("similarity", 0.0),

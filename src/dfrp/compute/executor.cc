@@ -32,14 +32,7 @@ std::string DefaultLibexecDir(core::FileSystem& fs) {
   return "/usr/local/libexec/dfrp";
 }
 
-crypto::Hash OutputRoot(std::string_view data) {
-  if (data.empty()) return crypto::EmptyRoot();
-  std::vector<crypto::Hash> leaves;
-  leaves.reserve(data.size() / kResultLeafSize + 1);
-  for (size_t i = 0; i < data.size(); i += kResultLeafSize)
-    leaves.push_back(crypto::LeafHash(data.substr(i, kResultLeafSize)));
-  return crypto::RootFromLeafHashes(leaves);
-}
+crypto::Hash OutputRoot(std::string_view data) { return crypto::MerkleRoot(data, kResultLeafSize); }
 
 Result<RankOutput> HashOutput(core::FileSystem& fs, const std::string& path, uint32_t rank) {
   DFRP_ASSIGN_OR_RETURN(auto f, fs.OpenForRead(path));
@@ -59,7 +52,7 @@ Result<RankOutput> HashOutput(core::FileSystem& fs, const std::string& path, uin
   RankOutput o;
   o.rank = rank;
   o.size = size;
-  o.root = leaves.empty() ? crypto::EmptyRoot() : crypto::RootFromLeafHashes(leaves);
+  o.root = crypto::RootFromLeafHashes(leaves);  // EmptyRoot() for no bytes, as MerkleRoot
   return o;
 }
 
