@@ -7,8 +7,9 @@
 # client wallet with genesis funds that stores a file as two paid copies through the market
 # (dfrp-mesh put), reads it back verified, and watches proof periods pay the providers and
 # the owner's margin, while the two holders' storage price rises with their load; and it
-# sends a signed MPI job to the nearest compute node, which runs it under mpirun and signs
-# its result, checked by the client against that claim. Every
+# sends a signed MPI job, paid through a compute escrow, to the nearest compute node, which
+# runs it under mpirun and signs its result, checked by the client against that claim and by
+# another node's run; the escrow then settles and pays the provider its quote. Every
 # dfrpd then keeps serving (dashboards at their URLs) until Ctrl-C; with --no-wait (or when
 # standard input is not a terminal) they are stopped at the end. --no-mesh skips the mesh.
 set -euo pipefail

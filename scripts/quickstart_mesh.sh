@@ -5,8 +5,10 @@
 # other, and a client wallet "alice" with genesis funds, all on loopback under
 # ./dfrp-data/mesh, made afresh each run. Alice stores a file as two paid copies through the
 # market, reads it back verified, and proof periods pay the providers and the owner's margin.
-# Then alice sends an MPI job (matmul on 2 ranks) to the compute node nearest its vector,
-# which runs it under mpirun and signs the result; alice checks every rank against the claim.
+# Then alice sends an MPI job (matmul on 2 ranks) to the compute node nearest its vector, paid
+# through a compute escrow; the node runs it under mpirun and signs the result; alice checks
+# every rank against the claim, has n2 run the same job to verify it, and the escrow settles:
+# the provider is paid its quote, the owner the margin, alice gets the rest of her max_fee.
 M=dfrp-data/mesh
 rm -rf "$M"
 mkdir -p "$M"
@@ -23,8 +25,12 @@ wait_info() { for _ in $(seq 200); do [[ -s $1/state/dfrpd.json ]] && return 0; 
 
 say "dfrp-wallet new (alice the client, owner who takes the margin, n1 n2 n3 the providers)"
 declare -A ADDR
+# n1 and n2 share an identity vector (so n2 can check n1's jobs), n3 has another.
+zeros15=$(printf ',0%.0s' $(seq 15))
+declare -A WVEC=([n1]="1$zeros15" [n2]="1$zeros15" [n3]="0,1${zeros15:2}")
 for w in alice owner n1 n2 n3; do
-  ADDR[$w]=$("$W" --wallet "$M/$w.json" --json new | json_get 'd["address"]')
+  ADDR[$w]=$("$W" --wallet "$M/$w.json" --json new ${WVEC[$w]:+--vector "${WVEC[$w]}"} |
+    json_get 'd["address"]')
   printf '  %-6s %s\n' "$w" "${ADDR[$w]}"
 done
 
@@ -137,15 +143,25 @@ if [[ $EUID == 0 ]] && ! setpriv --reuid=dfrp-job --regid=dfrp-job --clear-group
   echo "  (the compute job is skipped: the job user dfrp-job cannot enter $M; run the quickstart from a folder others may enter)"
 else
   V=$(curl -sS "$N1/v1/compute/node" | json_get '",".join(str(x) for x in d["vector"])')
-  say "dfrp-compute submit-job matmul 256 7 --ranks 2 --cpu-seconds 60 --max-fee 0.01 --vector (n1's) --node n3 --node n2 --node n1 --wallet alice.json --wait"
-  "$CC" --policy "$POLICY" submit-job matmul 256 7 --ranks 2 --cpu-seconds 60 --wall-seconds 60 \
-    --max-fee 0.01 --vector "$V" \
-    --node "$(url_of "$M/n3")" --node "$(url_of "$M/n2")" --node "$N1" \
+  N2=$(url_of "$M/n2")
+  say "dfrp-compute submit-job matmul 256 7 --ranks 2 --cpu-seconds 60 --wall-seconds 10 --max-fee 0.01 --vector (n1's) --node n3 --node n1 --pay --settle-after 25 --verifier n2 --wallet alice.json --wait"
+  "$CC" --policy "$POLICY" submit-job matmul 256 7 --ranks 2 --cpu-seconds 60 --wall-seconds 10 \
+    --max-fee 0.01 --vector "$V" --node "$(url_of "$M/n3")" --node "$N1" \
+    --pay --settle-after 25 --verifier "$N2" \
     --wallet "$M/alice.json" --wait --json > "$M/job.json"
   JOB=$(json_get 'd["job_id"]' < "$M/job.json")
-  printf '  job %s ran on %s (state %s), result root %s\n' "${JOB:0:16}" \
-    "$(json_get 'd["node"]' < "$M/job.json")" "$(json_get 'd["state"]' < "$M/job.json")" \
-    "$(json_get 'd["result_root"]' < "$M/job.json")"
+  printf '  job %s ran on %s (state %s), result root %s\n  paid through compute escrow %s: price %s, %s escrowed until it settles\n' \
+    "${JOB:0:16}" "$(json_get 'd["node"]' < "$M/job.json")" \
+    "$(json_get 'd["state"]' < "$M/job.json")" "$(json_get 'd["result_root"]' < "$M/job.json")" \
+    "$(json_get 'd["escrow"]["escrow_id"][:16]' < "$M/job.json")" \
+    "$(json_get 'd["escrow"]["price"]' < "$M/job.json")" "$(json_get 'd["max_fee"]' < "$M/job.json")"
   say "dfrp-compute result ${JOB:0:16}... -o job-out (every rank checked against the signed claim)"
   "$CC" --policy "$POLICY" result "$JOB" -o "$M/job-out"
+  say "dfrp-compute verify-job ${JOB:0:16}... --verifier n2 (n2 runs the same signed job: same root?)"
+  "$CC" --policy "$POLICY" verify-job "$JOB" --verifier "$N2"
+  say "dfrp-compute settle-job ${JOB:0:16}... --wait (after the dispute window: the provider is paid its quote)"
+  "$CC" --policy "$POLICY" settle-job "$JOB" --wait
+  for w in alice n1 owner; do
+    printf '  %-6s %s\n' "$w" "$("$L" --policy "$POLICY" balance "${ADDR[$w]}" 2>&1 | head -1)"
+  done
 fi

@@ -11,8 +11,8 @@ Usage: compute_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
 - `result` fetches every rank's output, checks the claim's signature and each output against
   the root with its proof, and writes them; an output changed on the provider's disk does not
   verify (exit 3).
-- `verify-job --verifier` has the other node of A and B run the same job under a new nonce:
-  the same result root (exit 0).
+- `verify-job --verifier` has the other node of A and B run the same signed job: the same
+  result root (exit 0).
 - Refusals, each with its reason (exit 7): a vector too far (C), more ranks than slots, a
   max_fee under the price, an app the node does not have; bytes that are not a job (400) and
   a forged signature (422) over the API; the same job twice is one job.
@@ -112,7 +112,7 @@ def main():
           os.path.getsize(os.path.join(T, "out", "rank-0.out")) +
           os.path.getsize(os.path.join(T, "out", "rank-1.out")) == 64 * 64 * 8, (rc, out, err))
 
-    rc, out, err = compute("--json", "verify-job", job, "--verifier", url[other], *wallet)
+    rc, out, err = compute("--json", "verify-job", job, "--verifier", url[other])
     v = json.loads(out) if out.strip().startswith("{") else {}
     check("verify-job: the other node's re-run gives the same result root", rc == 0 and
           v.get("verified") is True and v.get("recomputed_root") == sub.get("result_root"),

@@ -68,16 +68,17 @@ def tool(binary, env, *args, timeout=120):
 
 
 def committee_with_storage(wallet, ledger, wenv, names, n, storage, payer="alice",
-                           authority_env=None, host="127.0.0.1"):
+                           authority_env=None, host="127.0.0.1", vector=None):
     """Wallets `names` (passphrase "pw", also in T/pw.txt), a committee of `n` authorities
     on loopback with `payer` funded with 1000, the owner (the wallet "owner") taking 5%, the
     `[storage]` table `storage` (a dict), and the authorities started (authority i with the
-    extra environment `authority_env(i)`, when given), listening on `host`. Returns (addresses, economic.toml path,
-    authorities)."""
+    extra environment `authority_env(i)`, when given), listening on `host`; every wallet with
+    the identity vector `vector` (a comma-separated string), when given. Returns (addresses,
+    economic.toml path, authorities)."""
     addr = {}
     for name in names:
         rc, out, err = tool(wallet, wenv, "--insecure-test-kdf", "--wallet", f"{name}.json",
-                            "--json", "new")
+                            "--json", "new", *(("--vector", vector) if vector else ()))
         check(f"dfrp-wallet new {name}", rc == 0, err[-400:])
         addr[name] = json.loads(out)["address"]
     with open(os.path.join(T, "pw.txt"), "w") as f:

@@ -479,6 +479,10 @@ struct SubmitFlags {
   std::vector<std::string> nodes;
   uint64_t expiry_seconds = 3600;
   bool wait = false;
+  // Paid through a compute escrow (docs/COMPUTE.md, "Paying for a job").
+  bool pay = false;
+  uint64_t settle_after = 0;  // seconds from now; 0: twice the wall time plus a minute
+  std::string verifier;       // a node whose wallet may dispute the result (its re-run)
 };
 
 // Where a client keeps the jobs it submitted: STATE_DIR/compute/submitted/<job id>.json.
@@ -498,6 +502,49 @@ Result<json> WaitForJob(const std::string& url, const std::string& id, uint64_t 
           Status::Busy(fmt::format("job {} is still {} at {} after {} s", id, st, url, seconds)));
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+}
+
+// The wallet address a compute node signs its claims and acceptances with.
+Result<std::string> NodeWallet(const std::string& url) {
+  DFRP_ASSIGN_OR_RETURN(json n, Call(url, "GET", "/v1/compute/node"));
+  const std::string a = n.value("provider", "");
+  if (a.empty())
+    return Err(Status::IOError(fmt::format("the node {} names no wallet for compute", url)));
+  return a;
+}
+
+// Opens a compute escrow for `job` with the node at `url` as its provider: its quote is the
+// price, the job's max_fee is escrowed (what the price leaves comes back at the release). The
+// certificate's JSON with "escrow_id", "price_base_units", "settle_unix" and "verifier".
+Result<json> OpenJobEscrow(Env& e, const economy::EconomicPolicy& p, const OpenedWallet& w,
+                           const std::string& url, const compute::JobContext& job,
+                           const std::string& wire, const SubmitFlags& f) {
+  DFRP_ASSIGN_OR_RETURN(
+      json q, Call(url, "POST", "/v1/compute/quote", json{{"job", core::ToHex(wire)}}.dump()));
+  const uint64_t price = q.value("price_base_units", uint64_t{0});
+  if (price == 0 || price > job.max_fee)
+    return Err(Status::IOError(fmt::format("the node {} quoted no usable price", url)));
+  ledger::Order tmpl;
+  tmpl.kind = ledger::OrderKind::kJobEscrowOpen;
+  tmpl.escrow.job.job_id = compute::JobId(job, p.network_id);
+  tmpl.escrow.job.price = price;
+  const uint64_t after = f.settle_after ? f.settle_after : 2 * job.limits.wall_seconds + 60;
+  tmpl.escrow.job.settle_unix = static_cast<uint64_t>(e.clock->NowUnixMillis() / 1000) + after;
+  std::string verifier;
+  if (!f.verifier.empty()) {
+    DFRP_ASSIGN_OR_RETURN(verifier, NodeWallet(f.verifier));
+    DFRP_ASSIGN_OR_RETURN(auto key, wallet::PublicKeyFromAddress(verifier));
+    tmpl.escrow.job.verifier = key.bytes();
+  }
+  OrderFlags of{.wallet = f.wallet, .passphrase_file = f.passphrase_file};
+  DFRP_ASSIGN_OR_RETURN(json out, CertifyEscrowOpen(e.fs, p, w, of, url, job.max_fee, tmpl,
+                                                    q.value("provider", ""), nullptr, wire));
+  out["price_base_units"] = price;
+  out["price"] = p.FormatAmount(price);
+  out["settle_unix"] = tmpl.escrow.job.settle_unix;
+  out["verifier"] = verifier.empty() ? json() : json(verifier);
+  out["verifier_node"] = f.verifier.empty() ? json() : json(f.verifier);
+  return out;
 }
 
 // Signs the job with the client's wallet and offers it to the candidate nodes, nearest the
@@ -557,12 +604,42 @@ Status SubmitJob(const Globals& g, Env& e, const SubmitFlags& f, json* out_json)
       candidates.begin(), candidates.end(),
       [](const Candidate& a, const Candidate& b) { return a.similarity > b.similarity; });
   std::optional<Candidate> chosen;
-  json answer;
+  json answer, paid;
+  const std::string wire = compute::EncodeJob(j, policy.network_id);
   for (const auto& c : candidates) {
-    auto r = Call(c.url, "POST", "/v1/compute/jobs", json{{"job", wire_hex}}.dump());
+    json body{{"job", wire_hex}};
+    if (f.pay) {
+      // The node quotes and accepts the escrow before anything is paid; a node that will
+      // not is passed over like one that refuses the job.
+      auto opened = OpenJobEscrow(e, policy, w, c.url, j, wire, f);
+      if (!opened) {
+        refusals.push_back(
+            {{"node", c.url}, {"similarity", c.similarity}, {"reason", opened.error().message()}});
+        if (opened.error().code() != Status::Code::kRefused &&
+            opened.error().code() != Status::Code::kNotFound &&
+            opened.error().code() != Status::Code::kUnavailable)
+          return opened.error().WithContext("the compute escrow for job " + id);
+        continue;
+      }
+      paid = *opened;
+      body["escrow"] = paid.value("escrow_id", "");
+    }
+    auto r = Call(c.url, "POST", "/v1/compute/jobs", body.dump());
     if (!r) {
       refusals.push_back(
           {{"node", c.url}, {"similarity", c.similarity}, {"reason", r.error().message()}});
+      if (f.pay) {
+        // The escrow is open with this node: it comes back by settle-job after its grace.
+        json record = {{"job_id", id}, {"job", wire_hex}, {"node", c.url}, {"escrow", paid}};
+        DFRP_RETURN_IF_ERROR(e.fs->CreateDirRecursive(core::DirName(SubmittedPath(e, id))));
+        DFRP_RETURN_IF_ERROR(
+            core::WriteFileAtomic(e.fs, SubmittedPath(e, id), record.dump(2) + "\n"));
+        *out_json = {{"job_id", id}, {"accepted", false}, {"refusals", refusals}, {"escrow", paid}};
+        return Status::Refused(fmt::format(
+            "the node {} accepted compute escrow {} and then refused job {}: {} (dfrp-compute "
+            "settle-job {} refunds it once its settle time and grace have passed)",
+            c.url, paid.value("escrow_id", ""), id, r.error().message(), id));
+      }
       continue;
     }
     chosen = c;
@@ -585,6 +662,7 @@ Status SubmitJob(const Globals& g, Env& e, const SubmitFlags& f, json* out_json)
                  {"ranks", f.ranks},
                  {"max_fee", f.max_fee},
                  {"quote", answer.value("quote", json::object())}};
+  if (f.pay) record["escrow"] = paid;
   DFRP_RETURN_IF_ERROR(e.fs->CreateDirRecursive(core::DirName(SubmittedPath(e, id))));
   DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(e.fs, SubmittedPath(e, id), record.dump(2) + "\n"));
   json& out = *out_json;
@@ -617,7 +695,17 @@ Status CmdSubmit(const Globals& g, Env& e, const SubmitFlags& f) {
     std::printf("job %s\nprovider %s at %s (vector similarity %.3f), quote %s\nstate %s\n",
                 out.value("job_id", "").c_str(), out.value("provider", "").c_str(),
                 out.value("node", "").c_str(), out.value("similarity", 0.0),
-                out["quote"].value("total", "?").c_str(), out.value("state", "").c_str());
+                out.contains("escrow") ? out["escrow"].value("price", "?").c_str()
+                                       : out["quote"].value("total", "?").c_str(),
+                out.value("state", "").c_str());
+    if (out.contains("escrow"))
+      std::printf("paid through compute escrow %s: %s escrowed, settles at %llu (Unix s)%s%s\n",
+                  out["escrow"].value("escrow_id", "").c_str(), f.max_fee.c_str(),
+                  static_cast<unsigned long long>(out["escrow"].value("settle_unix", uint64_t{0})),
+                  out["escrow"]["verifier"].is_string() ? ", verifier " : "",
+                  out["escrow"]["verifier"].is_string()
+                      ? out["escrow"]["verifier"].get<std::string>().c_str()
+                      : "");
     for (const auto& r : out["refusals"])
       std::printf("refused by %s: %s\n", r.value("node", "").c_str(),
                   r.value("reason", "").c_str());
@@ -752,12 +840,46 @@ Status CmdRemoteResult(const Globals& g, const Env& e, const std::string& id,
   return Status::OK();
 }
 
-// Has `verifier` run the same job (the same app, arguments, ranks and limits, under a new
-// nonce signed by the same client) and compares its result root with the provider's claim.
-Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const std::string& verifier,
-                       const SubmitFlags& base) {
+// The committee's client and a compute escrow's id from a submitted job's record.
+struct PaidJob {
+  crypto::Hash escrow_id{};
+  std::optional<ledger::LedgerClient> client;
+};
+Result<PaidJob> PaidJobOf(const economy::EconomicPolicy& policy, const json& rec,
+                          const std::string& id) {
+  if (!rec.contains("escrow") || !rec["escrow"].is_object())
+    return Err(Status::InvalidArgument(
+        fmt::format("job {} was submitted without --pay: no compute escrow pays for it", id)));
+  PaidJob out;
+  DFRP_ASSIGN_OR_RETURN(out.escrow_id,
+                        HashFromHex(rec["escrow"].value("escrow_id", ""), "the escrow id"));
+  DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(policy));
+  out.client.emplace(std::move(client));
+  return out;
+}
+
+// Sends a job settlement for a compute escrow; what the committee did.
+Result<json> SettleJobEscrow(ledger::LedgerClient& client, const economy::EconomicPolicy& policy,
+                             const crypto::Hash& escrow_id, ledger::SettleKind kind,
+                             const std::string& proof) {
+  DFRP_ASSIGN_OR_RETURN(const uint64_t epoch, client.RefreshEpoch());
+  DFRP_ASSIGN_OR_RETURN(ledger::SettleResult r,
+                        client.Settle(ledger::MakeSettlement(escrow_id, 0, kind, epoch, proof, "",
+                                                             policy.network_id)));
+  return json{{"kind", ledger::SettleKindName(kind)}, {"votes", r.votes}, {"applied", r.applied}};
+}
+
+// Has `verifier` run the very same signed job (its id, and so a claim for it, is the same)
+// and compares its signed result root with the provider's. A paid job whose escrow names that
+// node's wallet as its verifier is disputed at once on a mismatch: the two signed claims are
+// the fraud proof the committee refunds it on.
+Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id,
+                       const std::string& verifier) {
   DFRP_ASSIGN_OR_RETURN(json rec, Submitted(e, id));
   const std::string url = rec.value("node", "");
+  if (verifier == url)
+    return Status::InvalidArgument(fmt::format(
+        "--verifier {} is the node that ran job {}: give another compute node", url, id));
   LedgerGlobals lg{.config = g.config, .policy = g.policy, .json = g.json};
   DFRP_ASSIGN_OR_RETURN(economy::EconomicPolicy policy, LoadPolicy(e.fs, lg));
   auto raw = core::FromHex(rec.value("job", ""));
@@ -765,33 +887,48 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
   DFRP_ASSIGN_OR_RETURN(compute::JobContext job, compute::DecodeJob(*raw, policy.network_id));
   DFRP_ASSIGN_OR_RETURN(CheckedResult claimed,
                         FetchResult(policy, url, id, rec.value("provider", ""), job.ranks));
-  SubmitFlags f = base;
-  f.app = job.app;
-  f.args = job.args;
-  f.ranks = job.ranks;
-  f.lf.cpu_seconds = job.limits.cpu_seconds;
-  f.lf.memory = std::to_string(job.limits.memory_bytes);
-  f.lf.wall_seconds = job.limits.wall_seconds;
-  f.max_fee = policy.FormatAmount(job.max_fee);
-  std::string v;
-  for (float x : job.vector) v += (v.empty() ? "" : ",") + fmt::format("{}", x);
-  f.vector = v;
-  f.nodes = {verifier};
-  f.wait = true;
-  json rerun;
-  if (Status s = SubmitJob(g, e, f, &rerun); !s.ok())
+  DFRP_ASSIGN_OR_RETURN(std::string verifier_wallet, NodeWallet(verifier));
+  if (auto r =
+          Call(verifier, "POST", "/v1/compute/jobs", json{{"job", rec.value("job", "")}}.dump());
+      !r)
     return Status::Unavailable(
-        fmt::format("the verifier {} did not run the job: {}", verifier, s.message()));
-  const std::string rerun_root = rerun.value("result_root", "");
+        fmt::format("the verifier {} did not run the job: {}", verifier, r.error().message()));
+  DFRP_ASSIGN_OR_RETURN(json done, WaitForJob(verifier, id, job.limits.wall_seconds + 60, e.clock));
+  if (done.value("state", "") != "done")
+    return Status::Unavailable(fmt::format("the verifier {} ran the job to '{}', not to a result",
+                                           verifier, done.value("state", "")));
+  DFRP_ASSIGN_OR_RETURN(CheckedResult rerun,
+                        FetchResult(policy, verifier, id, verifier_wallet, job.ranks));
+  const std::string rerun_root = core::ToHex(rerun.claim.result_root);
   const std::string claimed_root = core::ToHex(claimed.claim.result_root);
   const bool match = rerun_root == claimed_root;
   json out = {{"job_id", id},
               {"provider_node", url},
               {"claimed_root", claimed_root},
               {"verifier_node", verifier},
-              {"verifier_job", rerun.value("job_id", "")},
+              {"verifier", verifier_wallet},
               {"recomputed_root", rerun_root},
               {"verified", match}};
+  if (!match && rec.contains("escrow")) {
+    const json& es = rec["escrow"];
+    if (es.contains("verifier") && es["verifier"].is_string() &&
+        es["verifier"].get<std::string>() == verifier_wallet) {
+      const std::string proof = compute::EncodeClaim(claimed.claim, policy.network_id) +
+                                compute::EncodeClaim(rerun.claim, policy.network_id);
+      rec["fraud_proof"] = core::ToHex(proof);
+      DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(e.fs, SubmittedPath(e, id), rec.dump(2) + "\n"));
+      DFRP_ASSIGN_OR_RETURN(PaidJob pj, PaidJobOf(policy, rec, id));
+      auto disputed =
+          SettleJobEscrow(*pj.client, policy, pj.escrow_id, ledger::SettleKind::kJobRefund, proof);
+      out["dispute"] = disputed ? *disputed
+                                : json{{"error", disputed.error().message()},
+                                       {"kept", "the fraud proof is kept: settle-job sends it"}};
+    } else {
+      out["dispute"] = json{{"error",
+                             "the job's escrow does not name this verifier: its claim proves "
+                             "nothing to the committee"}};
+    }
+  }
   if (g.json) {
     PrintJson(out);
   } else {
@@ -799,12 +936,105 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
                 url.c_str(), rerun_root.c_str(), verifier.c_str(),
                 match ? "verified: the verifier's run gives the same result set"
                       : "MISMATCH: the provider's claim does not verify");
+    if (out.contains("dispute"))
+      std::printf("dispute: %s\n", out["dispute"].contains("error")
+                                       ? out["dispute"]["error"].get<std::string>().c_str()
+                                       : "refunded on the fraud proof (two signed claims)");
   }
   if (!match)
     return Status::Corruption(
         fmt::format("job {}: {}'s signed claim ({}) differs from {}'s re-run ({})", id, url,
                     claimed_root.substr(0, 16), verifier, rerun_root.substr(0, 16)));
   return Status::OK();
+}
+
+// settle-job: releases a paid job's escrow to its provider on the provider's claim once the
+// dispute window is over, disputes it with the fraud proof verify-job kept while the window is
+// open, or refunds it when no release came by the settle time plus the grace. --wait waits
+// for the next moment one of those can be done.
+Status CmdSettle(const Globals& g, Env& e, const std::string& id, bool wait) {
+  DFRP_ASSIGN_OR_RETURN(json rec, Submitted(e, id));
+  LedgerGlobals lg{.config = g.config, .policy = g.policy, .json = g.json};
+  DFRP_ASSIGN_OR_RETURN(economy::EconomicPolicy policy, LoadPolicy(e.fs, lg));
+  DFRP_ASSIGN_OR_RETURN(PaidJob pj, PaidJobOf(policy, rec, id));
+  ledger::LedgerClient& client = *pj.client;
+  const std::string escrow_hex = core::ToHex(pj.escrow_id);
+  std::optional<std::string> fraud;
+  if (rec.contains("fraud_proof"))
+    if (auto bytes = core::FromHex(rec.value("fraud_proof", ""))) fraud = *bytes;
+  json action;
+  for (;;) {
+    DFRP_ASSIGN_OR_RETURN(ledger::EscrowView v, client.Escrow(pj.escrow_id));
+    if (!v.is_job)
+      return Status::Corruption(fmt::format("escrow {} is not a compute escrow", escrow_hex));
+    const int64_t now = e.clock->NowUnixMillis();
+    const ledger::JobWindow w = ledger::JobWindowOf(v.job, policy.storage);
+    if (auto s = v.settled.find(0); s != v.settled.end() || v.remaining == 0) {
+      const bool released =
+          s != v.settled.end() && s->second.kind == ledger::SettleKind::kJobRelease;
+      const ledger::JobPayout pay = ledger::JobReleasePayout(v.amount, v.job, v.margin_bps);
+      json out = {{"job_id", id},
+                  {"escrow_id", escrow_hex},
+                  {"settled", released ? "released" : "refunded"},
+                  {"amount", policy.FormatAmount(v.amount)},
+                  {"to_provider", policy.FormatAmount(released ? pay.to_provider : 0)},
+                  {"margin", policy.FormatAmount(released ? pay.margin : 0)},
+                  {"to_payer", policy.FormatAmount(released ? pay.to_payer : v.amount)},
+                  {"action", action}};
+      if (g.json)
+        PrintJson(out);
+      else
+        std::printf("job %s: escrow %s %s; %s to the provider, %s margin, %s back to the payer\n",
+                    id.c_str(), escrow_hex.c_str(), released ? "released" : "refunded",
+                    out["to_provider"].get<std::string>().c_str(),
+                    out["margin"].get<std::string>().c_str(),
+                    out["to_payer"].get<std::string>().c_str());
+      return Status::OK();
+    }
+    std::optional<ledger::SettleKind> kind;
+    std::string proof;
+    int64_t next = 0;
+    if (fraud && now < w.dispute_until_ms) {
+      kind = ledger::SettleKind::kJobRefund;
+      proof = *fraud;
+    } else if (!fraud && now >= w.release_from_ms && now < w.release_until_ms) {
+      // Anyone may send the provider's release: its claim is signed by the provider.
+      auto j = Call(rec.value("node", ""), "GET", "/v1/compute/jobs/" + id);
+      auto raw = j ? core::FromHex(j->value("claim", "")) : std::nullopt;
+      if (raw && !raw->empty()) {
+        kind = ledger::SettleKind::kJobRelease;
+        proof = *raw;
+      } else {
+        next = w.refund_from_ms;  // no claim: the job is refunded after the grace
+      }
+    } else if (now >= w.refund_from_ms) {
+      kind = ledger::SettleKind::kJobRefund;
+    } else {
+      next = now < w.release_from_ms && !fraud ? w.release_from_ms : w.refund_from_ms;
+    }
+    if (kind) {
+      auto r = SettleJobEscrow(client, policy, pj.escrow_id, *kind, proof);
+      if (!r && !r.error().IsRefused()) return r.error();
+      // Refused: another settlement (the provider's own release, a dispute) may have got there
+      // first; the escrow says which on the next round.
+      action = r ? *r : json{{"refused", r.error().message()}};
+      if (!r && !wait) {
+        auto again = client.Escrow(pj.escrow_id);
+        if (!again || again->settled.empty()) return r.error();
+      }
+      continue;
+    }
+    if (!wait)
+      return Status::Busy(fmt::format(
+          "escrow {} of job {} cannot be settled yet: {} at {} (Unix ms; now {}); run "
+          "settle-job again then, or with --wait",
+          escrow_hex, id,
+          next == w.release_from_ms ? "the release window opens" : "it is refundable", next, now));
+    if (!g.json)
+      std::fprintf(stderr, "settle-job: waiting %lld ms for escrow %s\n",
+                   static_cast<long long>(next - now), escrow_hex.substr(0, 16).c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::max<int64_t>(100, next - now + 50)));
+  }
 }
 }  // namespace
 
@@ -856,6 +1086,15 @@ int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
   submit->add_option("--node", sf.nodes, "a compute node's URL (repeat for several)")->required();
   submit->add_option("--expiry-seconds", sf.expiry_seconds, "no node starts it later (3600)");
   submit->add_flag("--wait", sf.wait, "wait until it ends and print the result root");
+  submit->add_flag("--pay", sf.pay,
+                   "pay through a compute escrow: the node's quote is the price, --max-fee is "
+                   "escrowed and the rest comes back (needs a committee in the policy)");
+  submit->add_option("--settle-after", sf.settle_after,
+                     "with --pay: seconds until the escrow settles (default twice the wall time "
+                     "plus 60): the dispute window");
+  submit->add_option("--verifier", sf.verifier,
+                     "with --pay: a compute node whose re-run (verify-job) may dispute the "
+                     "result");
   for (auto* c : {submit}) {
     c->add_option("--wallet", sf.wallet, "the paying wallet's keystore")->required();
     c->add_option("--passphrase-file", sf.passphrase_file,
@@ -874,9 +1113,15 @@ int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
   verify->add_option("id", id, "the run id, or a submitted job's id")->required();
   std::string verifier;
   verify->add_option("--verifier", verifier,
-                     "for a submitted job: the node that runs it again (paid by --wallet)");
-  verify->add_option("--wallet", sf.wallet, "the wallet that pays the verifier's run");
-  verify->add_option("--passphrase-file", sf.passphrase_file, "its passphrase file");
+                     "for a submitted job: another compute node that runs the same job again; "
+                     "a paid job whose escrow names it is disputed on a mismatch");
+  bool settle_wait = false;
+  auto* settle = app.add_subcommand(
+      "settle-job",
+      "release a paid job's escrow to its provider after the dispute window, dispute it with "
+      "the fraud proof verify-job kept, or refund it when no release came");
+  settle->add_option("id", id, "the submitted job's id")->required();
+  settle->add_flag("--wait", settle_wait, "wait until the escrow can be settled");
   std::string out_dir;
   int only_rank = -1;
   auto* result = app.add_subcommand(
@@ -911,11 +1156,12 @@ int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
     else if (*runs)
       s = CmdRuns(g, *env);
     else if (*verify && id.size() == 64)
-      s = verifier.empty() || sf.wallet.empty()
-              ? Status::InvalidArgument(
-                    "verify-job of a submitted job: give --verifier URL (another compute node) and "
-                    "--wallet (which pays its run)")
-              : CmdRemoteVerify(g, *env, id, verifier, sf);
+      s = verifier.empty() ? Status::InvalidArgument(
+                                 "verify-job of a submitted job: give --verifier URL (another "
+                                 "compute node)")
+                           : CmdRemoteVerify(g, *env, id, verifier);
+    else if (*settle)
+      s = CmdSettle(g, *env, id, settle_wait);
     else if (*verify)
       s = CmdVerify(g, *env, id);
     else if (*result && id.size() == 64)

@@ -100,15 +100,16 @@ node::Client ProviderClient(const node::DaemonInfo& info) {
 // `kind` ("storage" or "read") with those terms' bytes.
 Result<std::pair<ledger::KeyBytes, ledger::SigBytes>> AskAcceptance(
     const std::string& url, std::string_view kind, const std::string& payer, uint64_t seq,
-    uint64_t amount, const std::string& terms_bytes, uint64_t epoch) {
+    uint64_t amount, const std::string& terms_bytes, uint64_t epoch, const std::string& job_wire) {
   DFRP_ASSIGN_OR_RETURN(node::DaemonInfo info, ProviderInfo(url));
   node::Client client = ProviderClient(info);
-  const json body{{"kind", kind},
-                  {"payer", payer},
-                  {"seq", seq},
-                  {"epoch", epoch},
-                  {"amount_base_units", amount},
-                  {"terms_hex", core::ToHex(terms_bytes)}};
+  json body{{"kind", kind},
+            {"payer", payer},
+            {"seq", seq},
+            {"epoch", epoch},
+            {"amount_base_units", amount},
+            {"terms_hex", core::ToHex(terms_bytes)}};
+  if (!job_wire.empty()) body["job_hex"] = core::ToHex(job_wire);
   DFRP_ASSIGN_OR_RETURN(node::HttpResponse r,
                         client.Request("POST", "/v1/escrows/accept",
                                        {{"Content-Type", "application/json"}}, body.dump()));
@@ -137,41 +138,44 @@ Result<json> CertifyEscrowOpen(core::FileSystem* fs, const economy::EconomicPoli
                                const OpenedWallet& w, const OrderFlags& order,
                                const std::string& provider_url, uint64_t amount,
                                const ledger::Order& tmpl, const std::string& expected_provider,
-                               std::optional<uint64_t>* signed_seq) {
+                               std::optional<uint64_t>* signed_seq, const std::string& job_wire) {
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   const bool read = tmpl.kind == ledger::OrderKind::kReadEscrowOpen;
+  const bool job = tmpl.kind == ledger::OrderKind::kJobEscrowOpen;
   std::string provider;
   DFRP_ASSIGN_OR_RETURN(
-      json out,
-      CertifyNewOrder(
-          fs, p, client, w, order, read ? "read escrow" : "escrow", amount,
-          [&](uint64_t seq) -> Result<ledger::Order> {
-            DFRP_ASSIGN_OR_RETURN(
-                auto accepted,
-                AskAcceptance(provider_url, read ? "read" : "storage", w.address, seq, amount,
-                              read ? ledger::EncodeReadTerms(tmpl.escrow.read)
-                                   : ledger::EncodeTerms(tmpl.escrow.terms),
-                              client.epoch()));
-            ledger::Order o = tmpl;
-            o.escrow.provider = accepted.first;
-            o.escrow.amount = amount;
-            o.escrow.acceptance = accepted.second;
-            // Checked before anything is signed: a bad acceptance would leave a signed
-            // order in the journal that no committee certifies.
-            o.sender = w.key->GetPublicKey().bytes();
-            o.seq = seq;
-            o.epoch = client.epoch();  // learnt by CertifyNewOrder before it calls this
-            DFRP_RETURN_IF_ERROR(ledger::VerifyAcceptance(o, p.network_id)
-                                     .WithContext("the provider " + provider_url));
-            provider = ledger::AddressOfKey(accepted.first);
-            if (!expected_provider.empty() && provider != expected_provider)
-              return Err(Status::InvalidArgument(
-                  fmt::format("the node at {} accepted the terms as {}, not as {} (its record's "
-                              "wallet): nothing was signed",
-                              provider_url, provider, expected_provider)));
-            return o;
-          },
-          signed_seq));
+      json out, CertifyNewOrder(
+                    fs, p, client, w, order,
+                    read ? "read escrow" : (job ? "compute escrow" : "escrow"), amount,
+                    [&](uint64_t seq) -> Result<ledger::Order> {
+                      DFRP_ASSIGN_OR_RETURN(
+                          auto accepted,
+                          AskAcceptance(provider_url, read ? "read" : (job ? "job" : "storage"),
+                                        w.address, seq, amount,
+                                        read  ? ledger::EncodeReadTerms(tmpl.escrow.read)
+                                        : job ? ledger::EncodeJobTerms(tmpl.escrow.job)
+                                              : ledger::EncodeTerms(tmpl.escrow.terms),
+                                        client.epoch(), job_wire));
+                      ledger::Order o = tmpl;
+                      o.escrow.provider = accepted.first;
+                      o.escrow.amount = amount;
+                      o.escrow.acceptance = accepted.second;
+                      // Checked before anything is signed: a bad acceptance would leave a signed
+                      // order in the journal that no committee certifies.
+                      o.sender = w.key->GetPublicKey().bytes();
+                      o.seq = seq;
+                      o.epoch = client.epoch();  // learnt by CertifyNewOrder before it calls this
+                      DFRP_RETURN_IF_ERROR(ledger::VerifyAcceptance(o, p.network_id)
+                                               .WithContext("the provider " + provider_url));
+                      provider = ledger::AddressOfKey(accepted.first);
+                      if (!expected_provider.empty() && provider != expected_provider)
+                        return Err(Status::InvalidArgument(fmt::format(
+                            "the node at {} accepted the terms as {}, not as {} (its record's "
+                            "wallet): nothing was signed",
+                            provider_url, provider, expected_provider)));
+                      return o;
+                    },
+                    signed_seq));
   out["escrow_id"] =
       core::ToHex(ledger::EscrowId(w.key->GetPublicKey().bytes(), out["seq"].get<uint64_t>()));
   out["provider"] = provider;
@@ -255,11 +259,56 @@ Status CmdOpen(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* clock,
   return Status::OK();
 }
 
+// A compute escrow as the committee reports it (dfrp-compute settle-job settles it).
+json JobViewJson(const economy::EconomicPolicy& p, const ledger::EscrowView& v, int64_t now_ms) {
+  const ledger::JobWindow w = ledger::JobWindowOf(v.job, p.storage);
+  const auto settled = v.settled.find(0);
+  return json{
+      {"id", core::ToHex(v.id)},
+      {"kind", "job"},
+      {"payer", ledger::AddressOfKey(v.payer)},
+      {"provider", ledger::AddressOfKey(v.provider)},
+      {"amount", p.FormatAmount(v.amount)},
+      {"remaining", p.FormatAmount(v.remaining)},
+      {"job_id", core::ToHex(v.job.job_id)},
+      {"price", p.FormatAmount(v.job.price)},
+      {"verifier", v.job.has_verifier() ? json(ledger::AddressOfKey(v.job.verifier)) : json()},
+      {"settle_unix", v.job.settle_unix},
+      {"state",
+       settled != v.settled.end()
+           ? std::string(settled->second.kind == ledger::SettleKind::kJobRelease ? "released"
+                                                                                 : "refunded")
+       : now_ms < w.dispute_until_ms ? "dispute window"
+       : now_ms < w.release_until_ms ? "release window"
+       : now_ms < w.refund_from_ms   ? "grace"
+                                     : "refundable"},
+      {"settled", settled != v.settled.end()
+                      ? json::array({json{{"kind", ledger::SettleKindName(settled->second.kind)},
+                                          {"paid", p.FormatAmount(settled->second.paid)}}})
+                      : json::array()},
+      {"shard_id", "(job)"},
+      {"authorities_answered", v.answers},
+      {"notes", v.notes}};
+}
+
 Status CmdStatus(const LedgerGlobals& g, core::Clock* clock, const economy::EconomicPolicy& p,
                  const EscrowCommands& c) {
   DFRP_ASSIGN_OR_RETURN(crypto::Hash id, ParseHash(c.id, "escrow id"));
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   DFRP_ASSIGN_OR_RETURN(ledger::EscrowView v, client.Escrow(id));
+  if (v.is_job) {
+    const json j = JobViewJson(p, v, clock->NowUnixMillis());
+    if (g.json)
+      std::printf("%s\n", j.dump(2).c_str());
+    else
+      std::printf(
+          "compute escrow %s: %s of %s %s left for job %s at a price of %s; %s "
+          "(dfrp-compute settle-job settles it)\n",
+          c.id.c_str(), p.FormatAmount(v.remaining).c_str(), p.FormatAmount(v.amount).c_str(),
+          p.genesis.currency.c_str(), core::ToHex(v.job.job_id).c_str(),
+          p.FormatAmount(v.job.price).c_str(), j["state"].get<std::string>().c_str());
+    return Status::OK();
+  }
   if (v.is_read) {
     const uint64_t paid = ledger::ReadDue(v.redeemed_bytes, v.read, v.amount);
     const json j{{"id", c.id},
@@ -311,6 +360,10 @@ Status CmdList(const LedgerGlobals& g, core::Clock* clock, const economy::Econom
   DFRP_ASSIGN_OR_RETURN(auto list, client.OpenEscrows(c.id));
   json out = json::array();
   for (const auto& v : list) {
+    if (v.is_job) {
+      out.push_back(JobViewJson(p, v, clock->NowUnixMillis()));
+      continue;
+    }
     if (v.is_read) {
       out.push_back({{"id", core::ToHex(v.id)},
                      {"kind", "read"},
@@ -346,6 +399,11 @@ Status CmdRefund(const LedgerGlobals& g, core::FileSystem* fs, core::Clock* cloc
   DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(p));
   DFRP_ASSIGN_OR_RETURN(ledger::EscrowView v, client.Escrow(id));
   if (v.is_read) return CloseRead(g, fs, clock, p, c, client, v);
+  if (v.is_job)
+    return Status::InvalidArgument(
+        fmt::format("escrow {} pays for a compute job: dfrp-compute settle-job {} releases or "
+                    "refunds it",
+                    c.id, core::ToHex(v.job.job_id)));
   DFRP_ASSIGN_OR_RETURN(const uint64_t epoch, client.RefreshEpoch());
   const int64_t now = clock->NowUnixMillis();
   json refunded = json::array(), failed = json::array();

@@ -60,19 +60,18 @@ core::Result<nlohmann::json> CertifyNewOrder(
     const std::function<core::Result<ledger::Order>(uint64_t seq)>& build,
     std::optional<uint64_t>* signed_seq = nullptr);
 
-// Asks the provider at `provider_url` to accept an escrow_open or read_escrow_open (`tmpl`: its
+// Asks the provider at `provider_url` to accept an escrow opening (`tmpl`: its
 // kind and terms) of `amount`, then has the committee certify it at the wallet's next sequence
 // number (escrow_cli.cc; dfrp-mesh put and repair open theirs with it). The certificate's JSON
 // with "escrow_id" and "provider" (the provider's address) added. A non-empty
 // `expected_provider` (an address) refuses, before anything is signed, terms accepted under
-// another wallet. `signed_seq` as for CertifyNewOrder.
-core::Result<nlohmann::json> CertifyEscrowOpen(core::FileSystem* fs,
-                                               const economy::EconomicPolicy& p,
-                                               const OpenedWallet& w, const OrderFlags& order,
-                                               const std::string& provider_url, uint64_t amount,
-                                               const ledger::Order& tmpl,
-                                               const std::string& expected_provider = "",
-                                               std::optional<uint64_t>* signed_seq = nullptr);
+// another wallet. `signed_seq` as for CertifyNewOrder. A job_escrow_open sends the signed job
+// (`job_wire`) along, for the provider to check and quote.
+core::Result<nlohmann::json> CertifyEscrowOpen(
+    core::FileSystem* fs, const economy::EconomicPolicy& p, const OpenedWallet& w,
+    const OrderFlags& order, const std::string& provider_url, uint64_t amount,
+    const ledger::Order& tmpl, const std::string& expected_provider = "",
+    std::optional<uint64_t>* signed_seq = nullptr, const std::string& job_wire = "");
 
 // 64 hex digits as a hash (an escrow id, a root); InvalidArgument naming `what` otherwise.
 core::Result<crypto::Hash> ParseHash(const std::string& text, std::string_view what);

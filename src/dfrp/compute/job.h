@@ -25,19 +25,19 @@
 #include "dfrp/core/uuid.h"
 #include "dfrp/crypto/bls.h"
 #include "dfrp/crypto/merkle.h"
+#include "dfrp/ledger/job_claim.h"
 #include "dfrp/ledger/messages.h"
 
 namespace dfrp::compute {
 
 inline constexpr std::string_view kJobTag = "DFRP-JOB-V1";
-inline constexpr std::string_view kResultTag = "DFRP-RESULT-V1";
 inline constexpr size_t kMaxJobBytes = 64 * 1024;
 inline constexpr size_t kMaxAppName = 64;
 inline constexpr size_t kMaxArgs = 64;
 inline constexpr size_t kMaxArgBytes = 1024;
 inline constexpr size_t kMaxInputs = 256;
 inline constexpr uint32_t kMaxJobDim = 1024;
-inline constexpr uint32_t kMaxRanks = 1024;
+inline constexpr uint32_t kMaxRanks = ledger::kMaxJobRanks;
 inline constexpr uint64_t kMaxWallSeconds = 7 * 24 * 3600;
 // Rank outputs are hashed as shards are: leaves of 4096 bytes (DESIGN.md).
 inline constexpr uint32_t kResultLeafSize = 4096;
@@ -108,32 +108,16 @@ crypto::InclusionProof ResultProof(const std::vector<RankOutput>& outputs, uint3
 bool VerifyRankOutput(const RankOutput& o, uint32_t ranks, const crypto::InclusionProof& proof,
                       const crypto::Hash& result_root);
 
-// What a run measured (from the rusage of mpirun and all it reaped, or the job's cgroup).
-struct JobUsage {
-  uint64_t cpu_ms = 0;         // user + system, every process of the job
-  uint64_t wall_ms = 0;        // from start to the last rank's exit
-  uint64_t max_rss_bytes = 0;  // the largest process
-  bool operator==(const JobUsage&) const = default;
-};
-
-struct ResultClaim {
-  crypto::Hash job_id{};
-  ledger::KeyBytes provider{};
-  crypto::Hash result_root{};
-  uint32_t ranks = 0;
-  JobUsage usage;
-  ledger::SigBytes signature{};
-};
-// SignedPrefix(kResultTag, network_id, 0) ‖ job id (32) ‖ provider (48) ‖ result root (32) ‖
-// u32 ranks ‖ u64 cpu ms ‖ u64 wall ms ‖ u64 max rss. On the wire: these ‖ signature (96).
-inline constexpr size_t kClaimWireBytes =
-    1 + kResultTag.size() + 2 + 32 + 8 + 32 + 48 + 32 + 4 + 24 + crypto::bls::kSignatureSize;
-std::string ClaimSigningBytes(const ResultClaim& c, const crypto::Hash& network_id);
-void SignClaim(ResultClaim* c, const crypto::bls::SecretKey& provider_key,
-               const crypto::Hash& network_id);
-std::string EncodeClaim(const ResultClaim& c, const crypto::Hash& network_id);
-core::Result<ResultClaim> DecodeClaim(std::string_view wire, const crypto::Hash& network_id);
-// Corruption when the provider's signature does not verify.
-core::Status VerifyClaim(const ResultClaim& c, const crypto::Hash& network_id);
+// The claim a provider signs for a job's result set lives in the ledger (ledger/job_claim.h),
+// which checks claims when a compute escrow is settled; these names are the same types.
+using ledger::ClaimSigningBytes;
+using ledger::DecodeClaim;
+using ledger::EncodeClaim;
+using ledger::JobUsage;
+using ledger::kClaimWireBytes;
+using ledger::kResultTag;
+using ledger::ResultClaim;
+using ledger::SignClaim;
+using ledger::VerifyClaim;
 
 }  // namespace dfrp::compute

@@ -22,6 +22,8 @@ struct OpenEscrow {
   uint64_t redeemed = 0;
   bool closed = false;
   std::set<crypto::Hash> read_applied;
+  bool is_job = false;  // a compute escrow: `job`, settled once as period 0
+  JobTerms job;
 };
 
 // Replays one authority's log; violations are appended with the authority's name.
@@ -78,10 +80,15 @@ class Replay {
         if (!accepted.ok())
           return Violation(log, fmt::format("{}: an escrow the provider never accepted: {}", where,
                                             accepted.message()));
-        OpenEscrow e{o.sender,        o.escrow.provider, o.escrow.amount,
-                     o.escrow.amount, o.escrow.terms,    {}};
+        OpenEscrow e;
+        e.payer = o.sender;
+        e.provider = o.escrow.provider;
+        e.amount = e.remaining = o.escrow.amount;
+        e.terms = o.escrow.terms;
         e.is_read = o.kind == OrderKind::kReadEscrowOpen;
         e.read = o.escrow.read;
+        e.is_job = o.kind == OrderKind::kJobEscrowOpen;
+        e.job = o.escrow.job;
         escrows_[EscrowId(o.sender, o.seq)] = e;
       }
     }
@@ -100,10 +107,17 @@ class Replay {
                                           where, Short(s.escrow_id)));
       OpenEscrow& e = it->second;
       const bool read_kind = s.kind == SettleKind::kRedeem || s.kind == SettleKind::kClose;
-      if (read_kind != e.is_read)
+      const bool job_kind = s.kind == SettleKind::kJobRelease || s.kind == SettleKind::kJobRefund;
+      if (read_kind != e.is_read || job_kind != e.is_job)
         return Violation(
             log, fmt::format("{}: a {} certified for {} escrow {}", where, SettleKindName(s.kind),
-                             e.is_read ? "read" : "storage", Short(s.escrow_id)));
+                             e.is_read ? "read" : (e.is_job ? "compute" : "storage"),
+                             Short(s.escrow_id)));
+      if (job_kind) {
+        if (core::Status bad = ReplayJob(s, &e, periods, seen_settles); !bad.ok())
+          return Violation(log, fmt::format("{}: {}", where, bad.message()));
+        continue;
+      }
       if (read_kind) {
         if (core::Status bad = ReplayRead(s, sc->epoch, &e, closes); !bad.ok())
           return Violation(log, fmt::format("{}: {}", where, bad.message()));
@@ -179,6 +193,45 @@ class Replay {
   const std::map<KeyBytes, int64_t>& balances() const { return balance_; }
 
   // A read escrow's redemption or close, as an authority applies it (ledger/escrow.h).
+  // A compute escrow's one settlement: a release only on the provider's signed claim, a refund
+  // with a proof only on a valid fraud proof; the whole amount leaves the escrow.
+  core::Status ReplayJob(const Settlement& s, OpenEscrow* e,
+                         std::map<std::pair<crypto::Hash, uint32_t>, SettleKind>* periods,
+                         std::set<crypto::Hash>* seen_settles) {
+    if (s.period != 0 || !e->settled.insert(0).second)
+      return core::Status::Corruption(
+          fmt::format("compute escrow {} settled twice", Short(s.escrow_id)));
+    const auto pk = std::make_pair(s.escrow_id, uint32_t{0});
+    if (auto pit = periods->find(pk); pit != periods->end() && pit->second != s.kind)
+      return core::Status::Corruption(fmt::format(
+          "compute escrow {} certified both as a release and as a refund", Short(s.escrow_id)));
+    (*periods)[pk] = s.kind;
+    if (seen_settles->insert(s.hash).second) {
+      if (s.kind == SettleKind::kJobRelease) {
+        core::Status ok = CheckJobClaim(s.proof, e->job, e->provider, p_.network_id);
+        if (!ok.ok())
+          return core::Status::Corruption(
+              fmt::format("a certified job release without a valid claim: {}", ok.message()));
+        ++report_->releases_verified;
+      } else if (!s.proof.empty()) {
+        core::Status ok = CheckFraudProof(s.proof, e->job, e->provider, p_.network_id);
+        if (!ok.ok())
+          return core::Status::Corruption(
+              fmt::format("a certified job refund with an invalid fraud proof: {}", ok.message()));
+      }
+    }
+    e->remaining = 0;
+    if (s.kind == SettleKind::kJobRefund) {
+      balance_[e->payer] += static_cast<int64_t>(e->amount);
+      return core::Status::OK();
+    }
+    const JobPayout pay = JobReleasePayout(e->amount, e->job, owner_ ? p_.margin_bps : 0);
+    if (pay.margin > 0) balance_[*owner_] += static_cast<int64_t>(pay.margin);
+    balance_[e->provider] += static_cast<int64_t>(pay.to_provider);
+    balance_[e->payer] += static_cast<int64_t>(pay.to_payer);
+    return core::Status::OK();
+  }
+
   core::Status ReplayRead(const Settlement& s, uint64_t epoch, OpenEscrow* e,
                           std::map<crypto::Hash, crypto::Hash>* closes) {
     const std::string what =

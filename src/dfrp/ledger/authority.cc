@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS read_escrows (
   id BLOB PRIMARY KEY, redeemed INTEGER NOT NULL, closed INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS read_votes (
   id BLOB PRIMARY KEY, max_voted INTEGER NOT NULL, close_hash BLOB) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS job_escrows (id BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS read_settlements (
   escrow_id BLOB NOT NULL, hash BLOB NOT NULL, kind INTEGER NOT NULL, bytes INTEGER NOT NULL,
   paid INTEGER NOT NULL, margin INTEGER NOT NULL, refunded INTEGER NOT NULL, cert BLOB NOT NULL,
@@ -279,6 +280,20 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
                       core::ToHex(so.hash), o.escrow.read.end_unix, opt_.index, now)));
     DFRP_RETURN_IF_ERROR(VerifyAcceptance(o, network_id()));  // slow: outside the lock
   }
+  if (o.kind == OrderKind::kJobEscrowOpen) {
+    if (o.escrow.provider == o.sender)
+      return Err(
+          Status::InvalidArgument(fmt::format("job_escrow_open {}: {} is its own provider",
+                                              core::ToHex(so.hash), AddressOfKey(o.sender))));
+    const int64_t now = opt_.clock->NowUnixMillis();
+    const JobWindow w = JobWindowOf(o.escrow.job, opt_.policy->storage);
+    if (w.dispute_until_ms <= now)
+      return Err(Status::InvalidArgument(fmt::format(
+          "job_escrow_open {}: it settles at {} (Unix s), authority {}'s clock reads {} ms: give "
+          "it a settle time in the future, after the job and its check",
+          core::ToHex(so.hash), o.escrow.job.settle_unix, opt_.index, now)));
+    DFRP_RETURN_IF_ERROR(VerifyAcceptance(o, network_id()));  // slow: outside the lock
+  }
   if (o.kind == OrderKind::kEscrowOpen) {
     const StorageTerms& t = o.escrow.terms;
     const auto& sp = opt_.policy->storage;
@@ -469,8 +484,9 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
     SqlStmt ins(db_, "INSERT INTO escrows VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?4)");
     ins.BindBlob(1, View(id)).BindBlob(2, View(o.sender));
     ins.BindBlob(3, View(e.provider)).Bind(4, amount);
-    ins.BindBlob(5,
-                 o.kind == OrderKind::kEscrowOpen ? EncodeTerms(e.terms) : EncodeReadTerms(e.read));
+    ins.BindBlob(5, o.kind == OrderKind::kEscrowOpen       ? EncodeTerms(e.terms)
+                    : o.kind == OrderKind::kReadEscrowOpen ? EncodeReadTerms(e.read)
+                                                           : EncodeJobTerms(e.job));
     // The margin and its recipient are fixed when the escrow opens.
     if (owner_) ins.BindBlob(6, View(*owner_));
     ins.Bind(7, static_cast<int64_t>(owner_ ? opt_.policy->margin_bps : 0));
@@ -479,6 +495,11 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
       SqlStmt rd(db_, "INSERT INTO read_escrows VALUES (?1, 0, 0)");
       rd.BindBlob(1, View(id));
       if (rd.Step() != SQLITE_DONE) s = SqlError("opening the read escrow");
+    }
+    if (s.ok() && o.kind == OrderKind::kJobEscrowOpen) {
+      SqlStmt jb(db_, "INSERT INTO job_escrows VALUES (?1)");
+      jb.BindBlob(1, View(id));
+      if (jb.Step() != SQLITE_DONE) s = SqlError("opening the compute escrow");
     }
   }
   if (s.ok() && fee > 0)
@@ -544,8 +565,21 @@ Result<std::optional<EscrowInfo>> Authority::EscrowLocked(const crypto::Hash& id
       return Err(SqlError("reading a read escrow"));
     }
   }
+  if (!e.is_read) {
+    SqlStmt jb(db_, "SELECT 1 FROM job_escrows WHERE id = ?1");
+    jb.BindBlob(1, View(id));
+    const int jstep = jb.Step();
+    if (jstep == SQLITE_ROW)
+      e.is_job = true;
+    else if (jstep != SQLITE_DONE)
+      return Err(SqlError("reading a compute escrow"));
+  }
   bool terms_ok = true;
-  if (e.is_read) {
+  if (e.is_job) {
+    auto job = DecodeJobTerms(st.Blob(3));
+    terms_ok = job.has_value();
+    if (job) e.job = *job;
+  } else if (e.is_read) {
     auto read = DecodeReadTerms(st.Blob(3));
     terms_ok = read.has_value();
     if (read) e.read = *read;
@@ -635,6 +669,8 @@ Result<Vote> Authority::BeaconShare(uint64_t slot) {
 
 Result<Vote> Authority::HandleSettlement(const Settlement& s) {
   if (s.kind == SettleKind::kRedeem || s.kind == SettleKind::kClose) return HandleReadSettlement(s);
+  if (s.kind == SettleKind::kJobRelease || s.kind == SettleKind::kJobRefund)
+    return HandleJobSettlement(s);
   const std::string what = fmt::format("{} of period {} of escrow {}", SettleKindName(s.kind),
                                        s.period, core::ToHex(s.escrow_id).substr(0, 16));
   if (s.epoch != epoch())
@@ -649,11 +685,10 @@ Result<Vote> Authority::HandleSettlement(const Settlement& s) {
           "{}: the escrow is not open at authority {} (its escrow_open certificate was not "
           "applied here: send the payer's certificates)",
           what, opt_.index)));
-    if (e->is_read)
-      return Err(Status::InvalidArgument(fmt::format(
-          "{}: a read escrow is paid by redemptions of usage receipts and a close, not by "
-          "period",
-          what)));
+    if (e->is_read || e->is_job)
+      return Err(Status::InvalidArgument(
+          fmt::format("{}: a {} escrow is not settled period by period (docs/PROTOCOL.md)", what,
+                      e->is_read ? "read" : "compute")));
     if (s.period >= e->terms.periods)
       return Err(
           Status::InvalidArgument(fmt::format("{}: the escrow has {} periods (0 to {})", what,
@@ -662,14 +697,7 @@ Result<Vote> Authority::HandleSettlement(const Settlement& s) {
       if (p.period == s.period && p.kind != s.kind)
         return Err(Status::Refused(
             fmt::format("{}: the period was {}d already", what, SettleKindName(p.kind))));
-    SqlStmt lk(db_, "SELECT kind FROM settle_locks WHERE escrow_id = ?1 AND period = ?2");
-    lk.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
-    const int step = lk.Step();
-    if (step == SQLITE_ROW && lk.Int(0) != static_cast<int64_t>(s.kind))
-      return Err(Status::Refused(
-          fmt::format("{}: authority {} voted to {} this period; it never votes both ways", what,
-                      opt_.index, SettleKindName(static_cast<SettleKind>(lk.Int(0))))));
-    if (step != SQLITE_ROW && step != SQLITE_DONE) return Err(SqlError("reading a settle lock"));
+    DFRP_RETURN_IF_ERROR(SettleLockAllowsLocked(s, what));
     return std::move(*e);
   };
   EscrowInfo e;
@@ -705,14 +733,9 @@ Result<Vote> Authority::HandleSettlement(const Settlement& s) {
   DFRP_ASSIGN_OR_RETURN(EscrowInfo now_e, state());
   bool settled = false;
   for (const auto& p : now_e.settled) settled = settled || p.period == s.period;
-  if (!settled) {
-    // On disk (synchronous=FULL) before the vote leaves. (A period settled already this way
-    // needs no lock: its settlement row refuses the other kind.)
-    SqlStmt ins(db_, "INSERT OR IGNORE INTO settle_locks VALUES (?1, ?2, ?3)");
-    ins.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
-    ins.Bind(3, static_cast<int64_t>(s.kind));
-    if (ins.Step() != SQLITE_DONE) return Err(SqlError("persisting a settle lock"));
-  }
+  // (A period settled already this way needs no lock: its settlement row refuses the other
+  // kind.)
+  if (!settled) DFRP_RETURN_IF_ERROR(PersistSettleLockLocked(s));
   return SignVote(s.hash, s.epoch, opt_.index, *opt_.key, network_id());
 }
 
@@ -742,14 +765,16 @@ Result<ApplyOutcome> Authority::HandleSettleCertificate(const SettleCertificate&
         "{}: the escrow is not open at authority {} (send the payer's certificates first)", what,
         opt_.index))));
   const bool read_kind = s.kind == SettleKind::kRedeem || s.kind == SettleKind::kClose;
-  if (read_kind != (*e)->is_read)
-    return Err(
-        fail(Status::Corruption(fmt::format("{}: certified for a {} escrow (a quorum voted for it)",
-                                            what, (*e)->is_read ? "read" : "storage"))));
+  const bool job_kind = s.kind == SettleKind::kJobRelease || s.kind == SettleKind::kJobRefund;
+  if (read_kind != (*e)->is_read || job_kind != (*e)->is_job)
+    return Err(fail(Status::Corruption(
+        fmt::format("{}: certified for a {} escrow (a quorum voted for it)", what,
+                    (*e)->is_read ? "read" : ((*e)->is_job ? "compute" : "storage")))));
   if (read_kind) return ApplyReadSettlement(c, wire, **e);
-  if (s.period >= (*e)->terms.periods)
-    return Err(fail(Status::Corruption(fmt::format(
-        "{}: certified for a period past the escrow's {}", what, (*e)->terms.periods))));
+  const uint32_t periods = job_kind ? 1 : (*e)->terms.periods;
+  if (s.period >= periods)
+    return Err(fail(Status::Corruption(
+        fmt::format("{}: certified for a period past the escrow's {}", what, periods))));
   for (const auto& p : (*e)->settled)
     if (p.period == s.period) {
       std::optional<uint64_t> applied_epoch;
@@ -773,13 +798,25 @@ Result<ApplyOutcome> Authority::HandleSettleCertificate(const SettleCertificate&
           what, SettleKindName(p.kind))));
     }
   if (Status open = ApplyingEpochLocked(c.epoch, what); !open.ok()) return Err(fail(open));
-  const uint64_t paid = PeriodAmount((*e)->amount, (*e)->terms.periods, s.period);
+  // A compute escrow pays its whole amount out at once: the price (less the margin) to the
+  // provider and the rest to the payer, or all of it to the payer.
+  const uint64_t paid =
+      job_kind ? (*e)->amount : PeriodAmount((*e)->amount, (*e)->terms.periods, s.period);
   uint64_t margin = 0;
   Status st;
   if (paid > (*e)->remaining)
     st = Status::Corruption(fmt::format("{}: the escrow holds {} base units, the period pays {}",
                                         what, (*e)->remaining, paid));
-  if (st.ok() && s.kind == SettleKind::kRelease) {
+  if (st.ok() && s.kind == SettleKind::kJobRelease) {
+    const JobPayout pay =
+        JobReleasePayout((*e)->amount, (*e)->job, (*e)->owner ? (*e)->margin_bps : 0);
+    margin = pay.margin;
+    if (margin > 0) st = CreditLocked(*(*e)->owner, static_cast<int64_t>(margin), s.hash);
+    if (st.ok() && pay.to_provider > 0)
+      st = CreditLocked((*e)->provider, static_cast<int64_t>(pay.to_provider), s.hash);
+    if (st.ok() && pay.to_payer > 0)
+      st = CreditLocked((*e)->payer, static_cast<int64_t>(pay.to_payer), s.hash);
+  } else if (st.ok() && s.kind == SettleKind::kRelease) {
     margin = (*e)->owner ? MarginOf(paid, (*e)->margin_bps) : 0;
     if (margin > 0) st = CreditLocked(*(*e)->owner, static_cast<int64_t>(margin), s.hash);
     if (st.ok() && paid > margin)
@@ -812,6 +849,97 @@ Result<ApplyOutcome> Authority::HandleSettleCertificate(const SettleCertificate&
   if (st.ok()) st = Exec("COMMIT");
   if (!st.ok()) return Err(fail(st));
   return ApplyOutcome::kApplied;
+}
+
+Status Authority::SettleLockAllowsLocked(const Settlement& s, std::string_view what) {
+  SqlStmt lk(db_, "SELECT kind FROM settle_locks WHERE escrow_id = ?1 AND period = ?2");
+  lk.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
+  const int step = lk.Step();
+  if (step == SQLITE_ROW && lk.Int(0) != static_cast<int64_t>(s.kind))
+    return Status::Refused(
+        fmt::format("{}: authority {} voted for a {} of it; it never votes both ways", what,
+                    opt_.index, SettleKindName(static_cast<SettleKind>(lk.Int(0)))));
+  if (step != SQLITE_ROW && step != SQLITE_DONE) return SqlError("reading a settle lock");
+  return Status::OK();
+}
+
+Status Authority::PersistSettleLockLocked(const Settlement& s) {
+  // On disk (synchronous=FULL) before the vote leaves.
+  SqlStmt ins(db_, "INSERT OR IGNORE INTO settle_locks VALUES (?1, ?2, ?3)");
+  ins.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
+  ins.Bind(3, static_cast<int64_t>(s.kind));
+  if (ins.Step() != SQLITE_DONE) return SqlError("persisting a settle lock");
+  return Status::OK();
+}
+
+// --- Compute escrows (ledger/escrow.h, "Compute escrows").
+
+Result<Vote> Authority::HandleJobSettlement(const Settlement& s) {
+  const std::string what = fmt::format("{} of compute escrow {}", SettleKindName(s.kind),
+                                       core::ToHex(s.escrow_id).substr(0, 16));
+  if (s.epoch != epoch())
+    return Err(Status::InvalidArgument(
+        fmt::format("{}: for epoch {}, the committee's is {}", what, s.epoch, epoch())));
+  auto state = [&]() REQUIRES(mu_) -> Result<EscrowInfo> {
+    DFRP_ASSIGN_OR_RETURN(auto e, EscrowLocked(s.escrow_id));
+    if (!e)
+      return Err(Status::NotFound(fmt::format(
+          "{}: the escrow is not open at authority {} (its job_escrow_open certificate was not "
+          "applied here: send the payer's certificates)",
+          what, opt_.index)));
+    if (!e->is_job)
+      return Err(Status::InvalidArgument(fmt::format("{}: a {} escrow is not settled as a job",
+                                                     what, e->is_read ? "read" : "storage")));
+    for (const auto& p : e->settled)
+      if (p.kind != s.kind)
+        return Err(Status::Refused(
+            fmt::format("{}: the job was settled by a {} already", what, SettleKindName(p.kind))));
+    DFRP_RETURN_IF_ERROR(SettleLockAllowsLocked(s, what));
+    return std::move(*e);
+  };
+  EscrowInfo e;
+  {
+    core::MutexLock lock(&mu_);
+    DFRP_ASSIGN_OR_RETURN(e, state());
+  }
+  const JobWindow w = JobWindowOf(e.job, opt_.policy->storage);
+  const int64_t now = opt_.clock->NowUnixMillis();
+  const int64_t skew = static_cast<int64_t>(opt_.policy->storage.max_skew_ms);
+  if (s.kind == SettleKind::kJobRelease) {
+    if (now < w.release_from_ms || now >= w.release_until_ms)
+      return Err(Status::Refused(fmt::format(
+          "{}: authority {} votes releases from {} to {} (Unix ms: the settle time, to it plus "
+          "the grace less the {} ms guard; disputes come first); its clock reads {}",
+          what, opt_.index, w.release_from_ms, w.release_until_ms, skew, now)));
+    if (Status ok = CheckJobClaim(s.proof, e.job, e.provider, network_id()); !ok.ok())
+      return Err(Status::Refused(fmt::format("{}: {}", what, ok.message())));
+    if (opt_.clock->NowUnixMillis() >= w.release_until_ms)
+      return Err(Status::Refused(
+          fmt::format("{}: the release window closed at {} while the claim was checked", what,
+                      w.release_until_ms)));
+  } else if (!s.proof.empty()) {
+    if (now >= w.dispute_until_ms)
+      return Err(Status::Refused(fmt::format(
+          "{}: authority {} votes fraud proofs until {} (Unix ms: the settle time less the {} "
+          "ms guard); its clock reads {}: the dispute window is over",
+          what, opt_.index, w.dispute_until_ms, skew, now)));
+    if (Status ok = CheckFraudProof(s.proof, e.job, e.provider, network_id()); !ok.ok())
+      return Err(Status::Refused(fmt::format("{}: {}", what, ok.message())));
+    if (opt_.clock->NowUnixMillis() >= w.dispute_until_ms)
+      return Err(Status::Refused(
+          fmt::format("{}: the dispute window closed at {} while the fraud proof was checked", what,
+                      w.dispute_until_ms)));
+  } else if (now < w.refund_from_ms) {
+    return Err(Status::Refused(fmt::format(
+        "{}: with no fraud proof, refundable from {} (Unix ms: the settle time plus the {} s "
+        "grace, when no release came); authority {}'s clock reads {}",
+        what, w.refund_from_ms, opt_.policy->storage.grace_seconds, opt_.index, now)));
+  }
+  core::MutexLock lock(&mu_);
+  DFRP_RETURN_IF_ERROR(CheckVotingLocked(what, s.epoch));
+  DFRP_ASSIGN_OR_RETURN(EscrowInfo now_e, state());
+  if (now_e.settled.empty()) DFRP_RETURN_IF_ERROR(PersistSettleLockLocked(s));
+  return SignVote(s.hash, s.epoch, opt_.index, *opt_.key, network_id());
 }
 
 // --- Read escrows (ledger/escrow.h, "Read escrows").
@@ -1103,6 +1231,31 @@ Result<std::vector<PayoutBucket>> Authority::Payouts(uint32_t bucket_seconds, si
                "escrows e ON e.id = s.escrow_id");
     int r;
     while ((r = st.Step()) == SQLITE_ROW) {
+      const int64_t kind = st.Int(1);
+      if (kind == static_cast<int64_t>(SettleKind::kJobRelease) ||
+          kind == static_cast<int64_t>(SettleKind::kJobRefund)) {
+        // A compute escrow's payout counts in the bucket of its settle time.
+        auto job = DecodeJobTerms(st.Blob(4));
+        if (!job)
+          return Err(Status::Corruption(fmt::format(
+              "ledger database {}: a compute escrow's terms are malformed", opt_.path)));
+        const auto at = static_cast<int64_t>(job->settle_unix);
+        PayoutBucket& b = by_start[at - at % bucket];
+        b.start_unix = at - at % bucket;
+        const auto paid = static_cast<uint64_t>(st.Int(2));
+        const auto margin = static_cast<uint64_t>(st.Int(3));
+        if (kind == static_cast<int64_t>(SettleKind::kJobRelease)) {
+          const uint64_t price = std::min(job->price, paid);
+          b.to_providers += price - margin;
+          b.margin += margin;
+          b.refunded += paid - price;
+          ++b.releases;
+        } else {
+          b.refunded += paid;
+          ++b.refunds;
+        }
+        continue;
+      }
       auto terms = DecodeTerms(st.Blob(4));
       if (!terms)
         return Err(Status::Corruption(

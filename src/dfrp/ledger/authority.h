@@ -85,6 +85,10 @@ struct EscrowInfo {
   bool closed = false;            // its close was applied: nothing more is paid
   uint64_t max_voted_bytes = 0;   // this authority's record: the highest total it voted to redeem
   uint32_t read_settlements = 0;  // redemptions and the close applied
+  // A compute escrow (kind job_escrow_open): `terms` is unset, `job` holds its terms; it is
+  // settled once, as period 0 (`settled`), by a job_release or a job_refund.
+  bool is_job = false;
+  JobTerms job;
 };
 
 // The settled periods whose period began in one bucket of time (docs/API.md,
@@ -245,6 +249,12 @@ class Authority {
   core::Result<ApplyOutcome> ApplyReadSettlement(const SettleCertificate& c,
                                                  const std::string& wire, const EscrowInfo& e)
       REQUIRES(mu_);
+  // Refused when this authority locked (escrow, period) to another kind than `s`'s.
+  core::Status SettleLockAllowsLocked(const Settlement& s, std::string_view what) REQUIRES(mu_);
+  // Locks (escrow, period) to `s`'s kind, synced, before a vote for it leaves.
+  core::Status PersistSettleLockLocked(const Settlement& s) REQUIRES(mu_);
+  // A compute escrow's release or refund (ledger/escrow.h, "Compute escrows").
+  core::Result<Vote> HandleJobSettlement(const Settlement& s) EXCLUDES(mu_);
   // The next number in the one sequence settlements and read settlements are applied in.
   core::Result<int64_t> NextSettleAppliedLocked() REQUIRES(mu_);
 

@@ -401,11 +401,18 @@ Result<EscrowView> ParseEscrow(const json& j) {
   const auto bps = IntField<uint32_t>(j, "margin_bps");
   auto id_bytes = id ? core::FromHex(*id) : std::nullopt;
   auto terms_bytes = terms_hex ? core::FromHex(*terms_hex) : std::nullopt;
-  const bool is_read = StringField(j, "kind").value_or("storage") == "read";
-  auto terms = terms_bytes && !is_read
-                   ? DecodeTerms(*terms_bytes)
-                   : Result<StorageTerms>(is_read ? Result<StorageTerms>(StorageTerms{})
-                                                  : Err(Status::InvalidArgument("no terms")));
+  const std::string kind = StringField(j, "kind").value_or("storage");
+  const bool is_read = kind == "read";
+  const bool is_job = kind == "job";
+  auto terms =
+      terms_bytes && !is_read && !is_job
+          ? DecodeTerms(*terms_bytes)
+          : Result<StorageTerms>(is_read || is_job ? Result<StorageTerms>(StorageTerms{})
+                                                   : Err(Status::InvalidArgument("no terms")));
+  auto job = terms_bytes && is_job
+                 ? DecodeJobTerms(*terms_bytes)
+                 : Result<JobTerms>(is_job ? Err(Status::InvalidArgument("no terms"))
+                                           : Result<JobTerms>(JobTerms{}));
   auto read = terms_bytes && is_read
                   ? DecodeReadTerms(*terms_bytes)
                   : Result<ReadTerms>(is_read ? Err(Status::InvalidArgument("no terms"))
@@ -414,12 +421,15 @@ Result<EscrowView> ParseEscrow(const json& j) {
                          : Result<crypto::bls::PublicKey>(Err(Status::InvalidArgument("")));
   auto provider_key = provider ? wallet::PublicKeyFromAddress(*provider)
                                : Result<crypto::bls::PublicKey>(Err(Status::InvalidArgument("")));
-  if (!id_bytes || id_bytes->size() != 32 || !terms || !read || !payer_key || !provider_key ||
-      !amount || !remaining || !bps || !j.contains("settled") || !j["settled"].is_array())
+  if (!id_bytes || id_bytes->size() != 32 || !terms || !read || !job || !payer_key ||
+      !provider_key || !amount || !remaining || !bps || !j.contains("settled") ||
+      !j["settled"].is_array())
     return Err(Status::IOError("an escrow answer without its fields"));
   EscrowView v;
   v.is_read = is_read;
   v.read = *read;
+  v.is_job = is_job;
+  v.job = *job;
   if (is_read) {
     const auto redeemed = IntField<uint64_t>(j, "redeemed_bytes");
     const auto voted = IntField<uint64_t>(j, "max_voted_bytes");
@@ -442,10 +452,17 @@ Result<EscrowView> ParseEscrow(const json& j) {
     const auto kind = StringField(p, "kind");
     const auto paid = IntField<uint64_t>(p, "paid_base_units");
     const auto margin = IntField<uint64_t>(p, "margin_base_units");
-    if (!period || !kind || !paid || !margin || (*kind != "refund" && *kind != "release"))
+    SettleKind k = SettleKind::kRelease;
+    bool known = false;
+    for (SettleKind s : {SettleKind::kRelease, SettleKind::kRefund, SettleKind::kJobRelease,
+                         SettleKind::kJobRefund})
+      if (kind && *kind == SettleKindName(s)) {
+        k = s;
+        known = true;
+      }
+    if (!period || !kind || !paid || !margin || !known)
       return Err(Status::IOError("a malformed settled period"));
-    v.settled[*period] = {*period, *kind == "refund" ? SettleKind::kRefund : SettleKind::kRelease,
-                          *paid, *margin};
+    v.settled[*period] = {*period, k, *paid, *margin};
   }
   v.answers = 1;
   return v;
@@ -454,8 +471,10 @@ Result<EscrowView> ParseEscrow(const json& j) {
 // What identifies an escrow's terms in one authority's answer.
 std::string IdentityOf(const EscrowView& v) {
   return core::ToHex(v.payer) + core::ToHex(v.provider) +
-         (v.is_read ? "read" + EncodeReadTerms(v.read) : EncodeTerms(v.terms)) + "/" +
-         std::to_string(v.amount) + "/" + v.owner + "/" + std::to_string(v.margin_bps);
+         (v.is_read  ? "read" + EncodeReadTerms(v.read)
+          : v.is_job ? "job" + EncodeJobTerms(v.job)
+                     : EncodeTerms(v.terms)) +
+         "/" + std::to_string(v.amount) + "/" + v.owner + "/" + std::to_string(v.margin_bps);
 }
 
 // Several authorities' answers about one escrow (one answer each) merged: the terms that at

@@ -78,6 +78,9 @@ struct EscrowView {
   uint64_t redeemed_bytes = 0;
   bool closed = false;
   uint64_t max_voted_bytes = 0;
+  // A compute escrow: `job` holds its terms, settled once as period 0.
+  bool is_job = false;
+  JobTerms job;
   size_t answers = 0;
   std::vector<std::string> notes;
 };

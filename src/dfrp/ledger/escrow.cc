@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "dfrp/ledger/job_claim.h"
 #include "dfrp/ledger/wire.h"
 #include "dfrp/storage/proof.h"
 
@@ -162,6 +163,10 @@ std::string_view SettleKindName(SettleKind k) {
       return "redemption";
     case SettleKind::kClose:
       return "close";
+    case SettleKind::kJobRelease:
+      return "job_release";
+    case SettleKind::kJobRefund:
+      return "job_refund";
   }
   return "unknown";
 }
@@ -206,9 +211,10 @@ Result<Settlement> DecodeSettlement(std::string_view w, const crypto::Hash& netw
     return Err(r.Bad("period", fmt::format("{} is past the last possible period", v)));
   DFRP_RETURN_IF_ERROR(r.Be(&v, 1, "kind"));
   if (v < static_cast<uint64_t>(SettleKind::kRelease) ||
-      v > static_cast<uint64_t>(SettleKind::kClose))
-    return Err(r.Bad(
-        "kind", fmt::format("{} is not 1 (release), 2 (refund), 3 (redemption) or 4 (close)", v)));
+      v > static_cast<uint64_t>(SettleKind::kJobRefund))
+    return Err(r.Bad("kind", fmt::format("{} is not 1 (release), 2 (refund), 3 (redemption), 4 "
+                                         "(close), 5 (job_release) or 6 (job_refund)",
+                                         v)));
   s.kind = static_cast<SettleKind>(v);
   std::string_view part;
   DFRP_RETURN_IF_ERROR(r.Be(&v, 4, "proof length"));
@@ -230,6 +236,19 @@ Result<Settlement> DecodeSettlement(std::string_view w, const crypto::Hash& netw
     if (!s.proof.empty() && s.proof.size() != kReceiptWireBytes)
       return Err(r.Bad("proof", fmt::format("{} bytes: a usage receipt has {}", s.proof.size(),
                                             kReceiptWireBytes)));
+  }
+  if (s.kind == SettleKind::kJobRelease || s.kind == SettleKind::kJobRefund) {
+    if (s.period != 0) return Err(r.Bad("period", "a compute escrow's settlement is period 0"));
+    if (!s.beacon.empty()) return Err(r.Bad("beacon", "a compute escrow's settlement has none"));
+    if (s.kind == SettleKind::kJobRelease && s.proof.size() != kClaimWireBytes)
+      return Err(r.Bad("proof", fmt::format("{} bytes: a job release carries the provider's "
+                                            "claim ({} bytes)",
+                                            s.proof.size(), kClaimWireBytes)));
+    if (s.kind == SettleKind::kJobRefund && !s.proof.empty() &&
+        s.proof.size() != 2 * kClaimWireBytes)
+      return Err(r.Bad("proof", fmt::format("{} bytes: a job refund carries nothing or a fraud "
+                                            "proof of two claims ({} bytes)",
+                                            s.proof.size(), 2 * kClaimWireBytes)));
   }
   s.hash = crypto::Sha256Of(w);
   return s;
@@ -374,6 +393,72 @@ Status CheckRelease(const Settlement& s, const StorageTerms& t, const PeriodWind
   if (!ps.ok())
     return Status::Corruption(
         fmt::format("{}: the audit answer does not prove the shard: {}", what, ps.message()));
+  return Status::OK();
+}
+
+// --- Compute escrows.
+
+JobWindow JobWindowOf(const JobTerms& t, const economy::StoragePolicy& p) {
+  const int64_t settle = static_cast<int64_t>(t.settle_unix) * 1000;  // settle < 2^62 / 1000
+  const int64_t skew = static_cast<int64_t>(p.max_skew_ms);
+  const int64_t grace = static_cast<int64_t>(p.grace_seconds) * 1000;
+  return {settle - skew, settle, settle + grace - skew, settle + grace};
+}
+
+JobPayout JobReleasePayout(uint64_t amount, const JobTerms& t, uint32_t margin_bps) {
+  const uint64_t price = std::min(t.price, amount);
+  JobPayout p;
+  p.margin = MarginOf(price, margin_bps);
+  p.to_provider = price - p.margin;
+  p.to_payer = amount - price;
+  return p;
+}
+
+namespace {
+
+// A claim for the terms' job signed by `signer`.
+Status CheckOneClaim(std::string_view wire, const JobTerms& t, const KeyBytes& signer,
+                     std::string_view who, const crypto::Hash& network_id, ResultClaim* out) {
+  auto c = DecodeClaim(wire, network_id);
+  if (!c)
+    return Status::InvalidArgument(fmt::format("the {}'s claim: {}", who, c.error().message()));
+  if (c->job_id != t.job_id)
+    return Status::InvalidArgument(fmt::format("the {}'s claim is for job {}, the escrow's is {}",
+                                               who, core::ToHex(c->job_id), core::ToHex(t.job_id)));
+  if (c->provider != signer)
+    return Status::InvalidArgument(fmt::format("the {}'s claim is signed by {}, not by {}", who,
+                                               AddressOfKey(c->provider), AddressOfKey(signer)));
+  DFRP_RETURN_IF_ERROR(VerifyClaim(*c, network_id));
+  *out = *c;
+  return Status::OK();
+}
+
+}  // namespace
+
+Status CheckJobClaim(std::string_view proof, const JobTerms& t, const KeyBytes& provider,
+                     const crypto::Hash& network_id) {
+  ResultClaim c;
+  return CheckOneClaim(proof, t, provider, "provider", network_id, &c);
+}
+
+Status CheckFraudProof(std::string_view proof, const JobTerms& t, const KeyBytes& provider,
+                       const crypto::Hash& network_id) {
+  if (!t.has_verifier())
+    return Status::Refused(
+        "fraud proof: the escrow names no verifier, so no re-run can dispute its result");
+  if (proof.size() != 2 * kClaimWireBytes)
+    return Status::InvalidArgument(fmt::format("fraud proof: {} bytes, two claims take {}",
+                                               proof.size(), 2 * kClaimWireBytes));
+  ResultClaim a, b;
+  DFRP_RETURN_IF_ERROR(
+      CheckOneClaim(proof.substr(0, kClaimWireBytes), t, provider, "provider", network_id, &a));
+  DFRP_RETURN_IF_ERROR(
+      CheckOneClaim(proof.substr(kClaimWireBytes), t, t.verifier, "verifier", network_id, &b));
+  if (a.result_root == b.result_root && a.ranks == b.ranks)
+    return Status::Refused(fmt::format(
+        "fraud proof: the provider's and the verifier's claims agree (result root {}): nothing "
+        "to dispute",
+        core::ToHex(a.result_root)));
   return Status::OK();
 }
 

@@ -70,10 +70,12 @@ PeriodWindow WindowOf(const crypto::Hash& escrow_id, const StorageTerms& t, uint
                       const economy::StoragePolicy& p);
 
 enum class SettleKind : uint8_t {
-  kRelease = 1,  // storage: one period's payout, with its audit answer
-  kRefund = 2,   // storage: one period back to the payer
-  kRedeem = 3,   // read: a usage receipt's bytes not yet redeemed, paid to the provider
-  kClose = 4,    // read: the last redemption and the rest back to the payer
+  kRelease = 1,     // storage: one period's payout, with its audit answer
+  kRefund = 2,      // storage: one period back to the payer
+  kRedeem = 3,      // read: a usage receipt's bytes not yet redeemed, paid to the provider
+  kClose = 4,       // read: the last redemption and the rest back to the payer
+  kJobRelease = 5,  // compute: the quoted price to the provider, on its claim, after disputes
+  kJobRefund = 6,   // compute: everything back to the payer (a fraud proof, or no release)
 };
 std::string_view SettleKindName(SettleKind k);
 
@@ -182,6 +184,44 @@ struct ReadPayout {
 };
 ReadPayout ReadPayoutOf(uint64_t before, uint64_t after, const ReadTerms& t, uint64_t amount,
                         uint32_t margin_bps);
+
+// --- Compute escrows (docs/PROTOCOL.md, "Compute settlement").
+//
+// A compute escrow (OrderKind::kJobEscrowOpen) is settled once, as period 0, optimistically:
+// authorities never re-run a job. Its terms (messages.h, JobTerms) fix the price, the job and
+// the verifier whose re-run may dispute the result.
+//   job_refund with a fraud proof (proof = the provider's claim ‖ the verifier's claim, both
+//              signed, both for the job, with different result roots or rank counts) is voted
+//              until settle less the guard;
+//   job_release (proof = the provider's signed claim for the job) is voted from settle until
+//              settle + grace less the guard;
+//   job_refund with no proof is voted from settle + grace (the provider never claimed in time).
+// Each authority locks the escrow to one kind before its vote leaves (as a storage period), so
+// a refund and a release never both gather a quorum. A release pays the terms' price (the
+// owner's margin of it to the owner, the rest to the provider) and returns amount - price to
+// the payer; a refund returns the whole amount.
+struct JobWindow {
+  int64_t dispute_until_ms = 0;  // fraud proofs are voted before this (settle less the guard)
+  int64_t release_from_ms = 0;   // settle
+  int64_t release_until_ms = 0;  // settle + grace less the guard
+  int64_t refund_from_ms = 0;    // settle + grace: a refund without proof
+};
+JobWindow JobWindowOf(const JobTerms& t, const economy::StoragePolicy& p);
+// What a release pays: the price out of the escrow (`margin` of it to the owner) and the
+// rest of the amount back to the payer.
+struct JobPayout {
+  uint64_t to_provider = 0, margin = 0, to_payer = 0;
+};
+JobPayout JobReleasePayout(uint64_t amount, const JobTerms& t, uint32_t margin_bps);
+// A release's proof: the provider's claim, signed by `provider`, for the terms' job.
+// InvalidArgument naming the field, Corruption for a signature that does not verify.
+core::Status CheckJobClaim(std::string_view proof, const JobTerms& t, const KeyBytes& provider,
+                           const crypto::Hash& network_id);
+// A fraud proof: the provider's claim ‖ the verifier's claim, each signed by its key, both for
+// the terms' job, disagreeing on the result root or the rank count. Refused for a job with no
+// verifier or claims that agree.
+core::Status CheckFraudProof(std::string_view proof, const JobTerms& t, const KeyBytes& provider,
+                             const crypto::Hash& network_id);
 
 // --- The beacon.
 // SignedPrefix(kBeaconTag, network_id, epoch) ‖ u64 slot; its SHA-256 is what each authority

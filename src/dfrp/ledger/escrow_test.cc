@@ -99,9 +99,6 @@ class EscrowTest : public LedgerTest {
         KeyOf(acceptor < 0 ? provider : acceptor).Sign(core::AsBytes(accept)).bytes();
     return SignOrder(o, KeyOf(payer), Net());
   }
-  void ApplyEverywhere(const Certificate& c) {
-    for (auto& a : authorities_) ASSERT_TRUE(a->HandleCertificate(c).has_value());
-  }
   // The beacon of `slot` signed by the first quorum of authorities.
   Beacon BeaconOf(uint64_t slot) {
     std::vector<Vote> votes;
@@ -125,17 +122,6 @@ class EscrowTest : public LedgerTest {
   }
   PeriodWindow Window(const crypto::Hash& id, const StorageTerms& t, uint32_t k) {
     return WindowOf(id, t, k, policy_.storage);
-  }
-  SettleCertificate CertifySettlement(const Settlement& s, const std::vector<int>& who) {
-    std::vector<Vote> votes;
-    for (int a : who) {
-      auto v = authorities_[a]->HandleSettlement(s);
-      EXPECT_TRUE(v.has_value()) << "authority " << a << ": " << v.error().ToString();
-      if (v) votes.push_back(*v);
-    }
-    auto c = MakeSettleCertificate(s, votes, authorities_[0]->committee());
-    EXPECT_TRUE(c.has_value()) << c.error().ToString();
-    return *c;
   }
 };
 
@@ -409,24 +395,6 @@ TEST_F(EscrowTest, SettlementAndBeaconDecodersRefuseEveryTruncationAndBadFields)
 }
 
 // What dfrp-ledger audit reads from authority a.
-AuthorityLog LogOf(Authority& a, const std::string& name) {
-  AuthorityLog log;
-  log.name = name;
-  log.certificates = *a.Log(1, 100000);
-  log.settlements = *a.SettleLog(1, 100000);
-  // Named: a range-for over *a.Accounts() would outlive the temporary Result.
-  const std::vector<AccountInfo> accounts = *a.Accounts(100000);
-  for (const auto& acct : accounts) log.accounts[acct.key] = {acct.balance, acct.next_seq};
-  for (const auto& wire : log.certificates) {
-    auto c = DecodeCertificate(wire, a.network_id());
-    if (c && c->order.order.opens_escrow()) {
-      const crypto::Hash id = EscrowId(c->order.order.sender, c->order.order.seq);
-      log.escrow_remaining[id] = a.Escrow(id)->remaining;
-    }
-  }
-  return log;
-}
-
 TEST_F(EscrowTest, TheAuditorReplaysEveryLogAndNamesTheFirstViolation) {
   Start(4);
   const Shard shard(1);
@@ -768,16 +736,6 @@ class ReadEscrowTest : public EscrowTest {
   }
   Settlement Close(const crypto::Hash& id, const std::string& receipt) {
     return MakeSettlement(id, 0, SettleKind::kClose, 0, receipt, "", Net());
-  }
-  void ApplySettleEverywhere(const SettleCertificate& c) {
-    for (auto& a : authorities_) {
-      auto r = a->HandleSettleCertificate(c);
-      ASSERT_TRUE(r.has_value()) << r.error().ToString();
-    }
-  }
-  core::Status VoteError(int a, const Settlement& s) {
-    auto v = authorities_[a]->HandleSettlement(s);
-    return v ? core::Status::OK() : v.error();
   }
 };
 

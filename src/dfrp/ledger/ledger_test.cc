@@ -14,6 +14,7 @@
 #include "dfrp/ledger/authority.h"
 #include "dfrp/ledger/epoch.h"
 #include "dfrp/ledger/escrow.h"
+#include "dfrp/ledger/job_claim.h"
 #include "dfrp/ledger/ledger_test_util.h"
 #include "dfrp/ledger/messages.h"
 #include "dfrp/wallet/address.h"
@@ -422,6 +423,36 @@ TEST(LedgerSeeds, Write) {
   put("receipt", 8, receipt);
   put("redemption", 3,
       SettlementBytes(MakeSettlement(rid, 0, SettleKind::kRedeem, 0, receipt, "", net), net));
+  // A compute escrow and a fraud proof refunding it (two claims).
+  Order jb;
+  jb.kind = OrderKind::kJobEscrowOpen;
+  jb.sender = Pub(KeyOf(0));
+  jb.seq = 6;
+  jb.escrow.provider = Pub(KeyOf(1));
+  jb.escrow.amount = 700;
+  jb.escrow.job = {.job_id = crypto::Sha256Of(std::string("job")),
+                   .verifier = Pub(KeyOf(2)),
+                   .price = 650,
+                   .settle_unix = 1'800'000'000};
+  jb.escrow.acceptance =
+      KeyOf(1)
+          .Sign(core::AsBytes(JobAcceptanceSigningBytes(jb.sender, jb.seq, 0, jb.escrow.provider,
+                                                        jb.escrow.amount, jb.escrow.job, net)))
+          .bytes();
+  put("job_escrow_open", 0, EncodeSignedOrder(SignOrder(jb, KeyOf(0), net), net));
+  std::string fraud;
+  for (int signer : {1, 2}) {
+    ResultClaim claim;
+    claim.job_id = jb.escrow.job.job_id;
+    claim.result_root.fill(static_cast<uint8_t>(signer));
+    claim.ranks = 2;
+    SignClaim(&claim, KeyOf(signer), net);
+    fraud += EncodeClaim(claim, net);
+  }
+  put("job_refund", 3,
+      SettlementBytes(
+          MakeSettlement(EscrowId(jb.sender, jb.seq), 0, SettleKind::kJobRefund, 0, fraud, "", net),
+          net));
 }
 }  // namespace
 }  // namespace dfrp::ledger

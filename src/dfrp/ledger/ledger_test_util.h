@@ -13,6 +13,7 @@
 
 #include "dfrp/core/clock.h"
 #include "dfrp/economy/policy.h"
+#include "dfrp/ledger/audit.h"
 #include "dfrp/ledger/authority.h"
 #include "dfrp/ledger/messages.h"
 #include "dfrp/wallet/address.h"
@@ -51,6 +52,25 @@ inline economy::EconomicPolicy MakePolicy(int authorities, int users, int64_t ea
   auto p = economy::ParseEconomicPolicy(toml, "test economic.toml");
   EXPECT_TRUE(p.has_value()) << p.error().ToString() << "\n" << toml;
   return p ? *p : economy::EconomicPolicy{};
+}
+
+// What an auditor fetches of authority `a`: its logs, accounts and escrows' remainders.
+inline AuthorityLog LogOf(Authority& a, const std::string& name) {
+  AuthorityLog log;
+  log.name = name;
+  log.certificates = *a.Log(1, 100000);
+  log.settlements = *a.SettleLog(1, 100000);
+  // Named: a range-for over *a.Accounts() would outlive the temporary Result.
+  const std::vector<AccountInfo> accounts = *a.Accounts(100000);
+  for (const auto& acct : accounts) log.accounts[acct.key] = {acct.balance, acct.next_seq};
+  for (const auto& wire : log.certificates) {
+    auto c = DecodeCertificate(wire, a.network_id());
+    if (c && c->order.order.opens_escrow()) {
+      const crypto::Hash id = EscrowId(c->order.order.sender, c->order.order.seq);
+      log.escrow_remaining[id] = a.Escrow(id)->remaining;
+    }
+  }
+  return log;
 }
 
 class LedgerTest : public ::testing::Test {
@@ -109,6 +129,32 @@ class LedgerTest : public ::testing::Test {
     auto c = MakeCertificate(o, Votes(o, who), authorities_[0]->committee());
     EXPECT_TRUE(c.has_value()) << c.error().ToString();
     return c ? *c : Certificate{};
+  }
+  void ApplyEverywhere(const Certificate& c) {
+    for (auto& a : authorities_) ASSERT_TRUE(a->HandleCertificate(c).has_value());
+  }
+  // A settlement's certificate from the votes of the listed authorities (each must vote).
+  SettleCertificate CertifySettlement(const Settlement& s, const std::vector<int>& who) {
+    std::vector<Vote> votes;
+    for (int a : who) {
+      auto v = authorities_[a]->HandleSettlement(s);
+      EXPECT_TRUE(v.has_value()) << "authority " << a << ": " << v.error().ToString();
+      if (v) votes.push_back(*v);
+    }
+    auto c = MakeSettleCertificate(s, votes, authorities_[0]->committee());
+    EXPECT_TRUE(c.has_value()) << c.error().ToString();
+    return *c;
+  }
+  void ApplySettleEverywhere(const SettleCertificate& c) {
+    for (auto& a : authorities_) {
+      auto r = a->HandleSettleCertificate(c);
+      ASSERT_TRUE(r.has_value()) << r.error().ToString();
+    }
+  }
+  // Why authority `a` does not vote for `s` (OK when it does).
+  core::Status VoteError(int a, const Settlement& s) {
+    auto v = authorities_[a]->HandleSettlement(s);
+    return v ? core::Status::OK() : v.error();
   }
   int64_t Balance(int a, const KeyBytes& k) { return authorities_[a]->Account(k)->balance; }
   void ExpectConserved() {

@@ -63,15 +63,30 @@ Status ReadReadTerms(Reader& r, ReadTerms* t) {
   return Status::OK();
 }
 
+Status ReadJobTerms(Reader& r, JobTerms* t) {
+  DFRP_RETURN_IF_ERROR(r.Array(&t->job_id, "job_terms.job_id"));
+  DFRP_RETURN_IF_ERROR(r.Array(&t->verifier, "job_terms.verifier"));
+  if (t->has_verifier()) DFRP_RETURN_IF_ERROR(wire::CheckKey(t->verifier, r, "job_terms.verifier"));
+  DFRP_RETURN_IF_ERROR(r.Be(&t->price, 8, "job_terms.price"));
+  if (t->price == 0) return r.Bad("job_terms.price", "must be more than 0");
+  DFRP_RETURN_IF_ERROR(r.Be(&t->settle_unix, 8, "job_terms.settle"));
+  constexpr uint64_t kMaxSeconds = (uint64_t{1} << 62) / 1000;
+  if (t->settle_unix == 0 || t->settle_unix > kMaxSeconds)
+    return r.Bad("job_terms.settle",
+                 fmt::format("{} is not a Unix time in seconds", t->settle_unix));
+  return Status::OK();
+}
+
 // Reads an order's fields (after its prefix).
 Status ReadOrderFields(Reader& r, Order* o) {
   uint64_t kind = 0;
   DFRP_RETURN_IF_ERROR(r.Be(&kind, 1, "kind"));
   if (kind != static_cast<uint64_t>(OrderKind::kTransfer) &&
       kind != static_cast<uint64_t>(OrderKind::kEscrowOpen) &&
-      kind != static_cast<uint64_t>(OrderKind::kReadEscrowOpen))
+      kind != static_cast<uint64_t>(OrderKind::kReadEscrowOpen) &&
+      kind != static_cast<uint64_t>(OrderKind::kJobEscrowOpen))
     return r.Bad("kind", fmt::format("{} is not an order kind (1: transfer, 2: escrow_open, 3: "
-                                     "read_escrow_open)",
+                                     "read_escrow_open, 4: job_escrow_open)",
                                      kind));
   o->kind = static_cast<OrderKind>(kind);
   DFRP_RETURN_IF_ERROR(r.Array(&o->sender, "sender"));
@@ -86,8 +101,13 @@ Status ReadOrderFields(Reader& r, Order* o) {
     if (e.amount == 0) return r.Bad("escrow.amount", "must be more than 0");
     if (o->kind == OrderKind::kEscrowOpen)
       DFRP_RETURN_IF_ERROR(ReadStorageTerms(r, &e.terms));
-    else
+    else if (o->kind == OrderKind::kReadEscrowOpen)
       DFRP_RETURN_IF_ERROR(ReadReadTerms(r, &e.read));
+    else
+      DFRP_RETURN_IF_ERROR(ReadJobTerms(r, &e.job));
+    if (o->kind == OrderKind::kJobEscrowOpen && e.job.price > e.amount)
+      return r.Bad("job_terms.price",
+                   fmt::format("{} is more than the escrow's amount {}", e.job.price, e.amount));
     DFRP_RETURN_IF_ERROR(r.Array(&e.acceptance, "escrow.acceptance"));
     DFRP_RETURN_IF_ERROR(wire::CheckSig(e.acceptance, r, "escrow.acceptance"));
     return Status::OK();
@@ -130,6 +150,8 @@ std::string_view OrderKindName(OrderKind k) {
       return "escrow_open";
     case OrderKind::kReadEscrowOpen:
       return "read_escrow_open";
+    case OrderKind::kJobEscrowOpen:
+      return "job_escrow_open";
   }
   return "unknown";
 }
@@ -153,8 +175,9 @@ std::string OrderSigningBytes(const Order& o, const crypto::Hash& network_id) {
   if (o.opens_escrow()) {
     PutArray(&out, o.escrow.provider);
     PutBe(&out, o.escrow.amount, 8);
-    out += o.kind == OrderKind::kEscrowOpen ? EncodeTerms(o.escrow.terms)
-                                            : EncodeReadTerms(o.escrow.read);
+    out += o.kind == OrderKind::kEscrowOpen       ? EncodeTerms(o.escrow.terms)
+           : o.kind == OrderKind::kReadEscrowOpen ? EncodeReadTerms(o.escrow.read)
+                                                  : EncodeJobTerms(o.escrow.job);
     PutArray(&out, o.escrow.acceptance);
     return out;
   }
@@ -417,15 +440,47 @@ std::string ReadAcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint
   return out;
 }
 
+std::string EncodeJobTerms(const JobTerms& t) {
+  std::string out;
+  PutArray(&out, t.job_id);
+  PutArray(&out, t.verifier);
+  PutBe(&out, t.price, 8);
+  PutBe(&out, t.settle_unix, 8);
+  return out;
+}
+
+Result<JobTerms> DecodeJobTerms(std::string_view bytes) {
+  Reader r(bytes, "job terms");
+  JobTerms t;
+  DFRP_RETURN_IF_ERROR(ReadJobTerms(r, &t));
+  DFRP_RETURN_IF_ERROR(r.End());
+  return t;
+}
+
+std::string JobAcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint64_t epoch,
+                                      const KeyBytes& provider, uint64_t amount,
+                                      const JobTerms& terms, const crypto::Hash& network_id) {
+  std::string out = SignedPrefix(kJobAcceptTag, network_id, epoch);
+  PutArray(&out, payer);
+  PutBe(&out, seq, 8);
+  PutArray(&out, provider);
+  PutBe(&out, amount, 8);
+  out += EncodeJobTerms(terms);
+  return out;
+}
+
 Status VerifyAcceptance(const Order& o, const crypto::Hash& network_id) {
   DFRP_ASSIGN_OR_RETURN(auto key, KeyFrom(o.escrow.provider));
   DFRP_ASSIGN_OR_RETURN(auto sig, SigFrom(o.escrow.acceptance));
-  const std::string bytes =
-      o.kind == OrderKind::kEscrowOpen
-          ? AcceptanceSigningBytes(o.sender, o.seq, o.epoch, o.escrow.provider, o.escrow.amount,
-                                   o.escrow.terms, network_id)
-          : ReadAcceptanceSigningBytes(o.sender, o.seq, o.epoch, o.escrow.provider, o.escrow.amount,
-                                       o.escrow.read, network_id);
+  const EscrowOpen& e = o.escrow;
+  const std::string bytes = o.kind == OrderKind::kEscrowOpen
+                                ? AcceptanceSigningBytes(o.sender, o.seq, o.epoch, e.provider,
+                                                         e.amount, e.terms, network_id)
+                            : o.kind == OrderKind::kReadEscrowOpen
+                                ? ReadAcceptanceSigningBytes(o.sender, o.seq, o.epoch, e.provider,
+                                                             e.amount, e.read, network_id)
+                                : JobAcceptanceSigningBytes(o.sender, o.seq, o.epoch, e.provider,
+                                                            e.amount, e.job, network_id);
   if (!bls::Verify(key, core::AsBytes(bytes), sig).ok())
     return Status::InvalidArgument(fmt::format(
         "{}: the provider's acceptance does not verify (signed for other terms, another payer, "

@@ -34,6 +34,7 @@ inline constexpr std::string_view kOrderTag = "DFRP-ORDER-V1";
 inline constexpr std::string_view kVoteTag = "DFRP-VOTE-V1";
 inline constexpr std::string_view kAcceptTag = "DFRP-ACCEPT-V1";
 inline constexpr std::string_view kReadAcceptTag = "DFRP-READ-ACCEPT-V1";
+inline constexpr std::string_view kJobAcceptTag = "DFRP-JOB-ACCEPT-V1";
 inline constexpr uint32_t kMaxEscrowPeriods = 100'000;
 inline constexpr uint32_t kMaxEscrowChallenges = 1024;  // storage::kMaxAuditChallenges
 inline constexpr size_t kMaxMemoBytes = 256;
@@ -62,6 +63,7 @@ enum class OrderKind : uint8_t {
   kTransfer = 1,
   kEscrowOpen = 2,
   kReadEscrowOpen = 3,
+  kJobEscrowOpen = 4,
 };
 std::string_view OrderKindName(OrderKind k);
 
@@ -100,6 +102,26 @@ struct ReadTerms {
 std::string EncodeReadTerms(const ReadTerms& t);
 core::Result<ReadTerms> DecodeReadTerms(std::string_view bytes);
 
+// What a compute escrow pays for: one job (compute/job.h) run by the provider, paid
+// optimistically (docs/PROTOCOL.md, "Compute settlement"). The payer escrows `amount` (up to
+// the job's max_fee); a release pays `price` (the provider's quote: its price for the job's
+// ranks x CPU-seconds, fixed when it accepted, never its self-reported usage) and returns
+// amount - price to the payer. Until `settle_unix` a fraud proof (the provider's signed claim
+// and the verifier's, for this job, with different results) refunds everything; from then
+// until settle + grace the provider's claim releases it; after that, with no release, it is
+// refunded. `verifier`: the wallet whose re-run may dispute the result; all zero bytes when
+// this job is not checked (the client's check schedule, economic.toml compute.check_*).
+struct JobTerms {
+  crypto::Hash job_id{};     // compute::JobId of the signed job
+  KeyBytes verifier{};       // all zero: no verifier
+  uint64_t price = 0;        // base units, 1 .. the escrow's amount
+  uint64_t settle_unix = 0;  // seconds: the dispute window ends, the release window begins
+  bool has_verifier() const { return verifier != KeyBytes{}; }
+};
+// The 96 bytes: job id ‖ verifier (48) ‖ u64 price ‖ u64 settle.
+std::string EncodeJobTerms(const JobTerms& t);
+core::Result<JobTerms> DecodeJobTerms(std::string_view bytes);
+
 // escrow_open: the sender (the payer) locks `amount` for `provider` under `terms`; it takes
 // effect only with the provider's signature over AcceptanceSigningBytes.
 struct EscrowOpen {
@@ -107,6 +129,7 @@ struct EscrowOpen {
   uint64_t amount = 0;  // base units, > 0: the whole escrow, paid out period by period
   StorageTerms terms;   // kind escrow_open
   ReadTerms read;       // kind read_escrow_open
+  JobTerms job;         // kind job_escrow_open
   SigBytes acceptance{};
 };
 
@@ -120,7 +143,8 @@ struct Order {
   Transfer transfer;   // kind == kTransfer
   EscrowOpen escrow;   // kind == kEscrowOpen or kReadEscrowOpen
   bool opens_escrow() const {
-    return kind == OrderKind::kEscrowOpen || kind == OrderKind::kReadEscrowOpen;
+    return kind == OrderKind::kEscrowOpen || kind == OrderKind::kReadEscrowOpen ||
+           kind == OrderKind::kJobEscrowOpen;
   }
   // What the order takes from the sender's balance besides the fee.
   uint64_t amount() const { return opens_escrow() ? escrow.amount : transfer.amount; }
@@ -136,7 +160,12 @@ std::string AcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint64_t
 std::string ReadAcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint64_t epoch,
                                        const KeyBytes& provider, uint64_t amount,
                                        const ReadTerms& terms, const crypto::Hash& network_id);
-// InvalidArgument when the provider's acceptance in `o` (an escrow_open or read_escrow_open)
+// A compute escrow's acceptance: SignedPrefix(kJobAcceptTag, network_id, epoch) ‖ payer (48) ‖
+// u64 seq ‖ provider (48) ‖ u64 amount ‖ job terms (96).
+std::string JobAcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint64_t epoch,
+                                      const KeyBytes& provider, uint64_t amount,
+                                      const JobTerms& terms, const crypto::Hash& network_id);
+// InvalidArgument when the provider's acceptance in `o` (an escrow opening of any kind)
 // does not verify (the
 // order is refused as malformed: nobody's stored data is in question).
 core::Status VerifyAcceptance(const Order& o, const crypto::Hash& network_id);

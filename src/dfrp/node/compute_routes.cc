@@ -1,16 +1,21 @@
 // The compute listener's routes (issue 16; docs/API.md, "Compute"), served by a node with
 // ROLES compute and a WALLET (node/compute_service.h):
 //
-//   POST /v1/compute/jobs             {"job": HEX}: a signed job (docs/PROTOCOL.md, "The job");
-//                                     202 with its state when accepted or already known; 400
-//                                     for bytes that do not decode, 422 for a forged
-//                                     signature, the refusal's reason otherwise (exit 7)
+//   POST /v1/compute/jobs             {"job": HEX[, "escrow": ID]}: a signed job (docs/PROTOCOL.md,
+//                                     "The job"), paid through the compute escrow ID when
+//                                     given; 202 with its state when accepted or already
+//                                     known; 400 for bytes that do not decode, 422 for a
+//                                     forged signature, the refusal's reason otherwise (exit 7)
+//   POST /v1/compute/quote            {"job": HEX}: the price this node asks for it now, with
+//                                     every check of a submission; nothing is queued
 //   GET  /v1/compute/jobs/{id}        its state; a done job's result root and signed claim
 //   GET  /v1/compute/jobs/{id}/ranks/{rank}   a done job's output of that rank
 //   GET  /v1/compute/node             slots, queue, jobs by state, apps
 //
 // A job's signature is checked on the verify lane.
 #include <fmt/format.h>
+
+#include <cstring>
 
 #include "dfrp/node/compute_service.h"
 #include "dfrp/node/router.h"
@@ -35,6 +40,13 @@ core::Result<ComputeService*> Compute(Node* node) {
   return node->compute();
 }
 
+// A submission's or a quote's answer: a forged signature is 422, not the 500 of Corruption.
+ApiResponse JobAnswer(const core::Result<json>& j, int ok_status) {
+  if (j) return ApiResponse::Json(ok_status, *j);
+  if (j.error().IsCorruption()) return ApiResponse::Json(422, ErrorJson(j.error()));
+  return ApiResponse::Error(j.error());
+}
+
 }  // namespace
 
 std::vector<RouteSpec> ComputeRoutes(Node* node) {
@@ -48,13 +60,28 @@ std::vector<RouteSpec> ComputeRoutes(Node* node) {
                  if (!c) return ApiResponse::Error(c.error());
                  auto wire = HexField(r.body, "job");
                  if (!wire) return ApiResponse::Error(wire.error());
-                 auto j = (*c)->Submit(*wire);
-                 if (!j) {
-                   if (j.error().IsCorruption())
-                     return ApiResponse::Json(422, ErrorJson(j.error()));
-                   return ApiResponse::Error(j.error());
+                 std::optional<crypto::Hash> escrow;
+                 const json body = json::parse(r.body, nullptr, false);
+                 if (body.is_object() && body.contains("escrow")) {
+                   auto id = HexField(r.body, "escrow");
+                   if (!id || id->size() != 32)
+                     return ApiResponse::Error(Status::InvalidArgument(
+                         "\"escrow\" must be a compute escrow's id (64 hex digits)"));
+                   escrow.emplace();
+                   std::memcpy(escrow->data(), id->data(), 32);
                  }
-                 return ApiResponse::Json(202, *j);
+                 return JobAnswer((*c)->Submit(*wire, escrow), 202);
+               }});
+  t.push_back({.methods = "POST",
+               .pattern = "/v1/compute/quote",
+               .body = BodyKind::kJson,
+               .lane = Lane::kVerify,
+               .handler = [node](const ApiRequest& r) {
+                 auto c = Compute(node);
+                 if (!c) return ApiResponse::Error(c.error());
+                 auto wire = HexField(r.body, "job");
+                 if (!wire) return ApiResponse::Error(wire.error());
+                 return JobAnswer((*c)->Quote(*wire), 200);
                }});
   t.push_back({.methods = "GET",
                .pattern = "/v1/compute/jobs/{id}",

@@ -65,6 +65,7 @@ json ComputeService::ToJson(const Job& j) const {
   if (!j.report.is_null()) o["report"] = j.report;
   if (!j.result_root_hex.empty()) o["result_root"] = j.result_root_hex;
   if (!j.claim_hex.empty()) o["claim"] = j.claim_hex;
+  if (!j.escrow_hex.empty()) o["escrow"] = j.escrow_hex;
   return o;
 }
 
@@ -93,6 +94,7 @@ Status ComputeService::Load() {
     if (s.contains("report")) j.report = s["report"];
     j.result_root_hex = s.value("result_root", "");
     j.claim_hex = s.value("claim", "");
+    j.escrow_hex = s.value("escrow", "");
     j.submitted_ms = s.value("submitted_ms", int64_t{0});
     if (j.state == "queued" || j.state == "running") {
       j.state = "interrupted";
@@ -103,14 +105,10 @@ Status ComputeService::Load() {
   return Status::OK();
 }
 
-Result<json> ComputeService::Submit(std::string_view wire) {
+Result<ComputeService::Checked> ComputeService::Check(std::string_view wire, bool match_fee) {
   const crypto::Hash& net = opt_.policy->network_id;
   DFRP_ASSIGN_OR_RETURN(compute::JobContext ctx, compute::DecodeJob(wire, net));
   const std::string id_hex = core::ToHex(compute::JobId(ctx, net));
-  {
-    core::MutexLock lock(&mu_);
-    if (auto it = jobs_.find(id_hex); it != jobs_.end()) return ToJson(it->second);
-  }
   DFRP_RETURN_IF_ERROR(compute::VerifyJob(ctx, net));
   auto refuse = [&](std::string why) -> core::ErrorValue {
     core::MutexLock lock(&mu_);
@@ -140,32 +138,131 @@ Result<json> ComputeService::Submit(std::string_view wire) {
     return refuse("it asks for GPU-seconds and this node has no GPU");
   if (ctx.vector.empty())
     return refuse("it names no vector: a job is routed by its vector (VECTOR_DIM floats)");
+  Checked out{std::move(ctx), id_hex, {}};
+  if (!match_fee) return out;
   // The price: ranks × cpu_seconds CPU-seconds (and the GPU-seconds) at the current prices,
   // within max_fee, the vector near enough this node's.
+  const compute::JobContext& job = out.ctx;
   economy::FeeRequest req;
   unsigned __int128 cpu =
-      static_cast<unsigned __int128>(ctx.limits.cpu_seconds) * ctx.ranks * 1'000'000;
-  unsigned __int128 gpu = static_cast<unsigned __int128>(ctx.limits.gpu_seconds) * 1'000'000;
+      static_cast<unsigned __int128>(job.limits.cpu_seconds) * job.ranks * 1'000'000;
+  unsigned __int128 gpu = static_cast<unsigned __int128>(job.limits.gpu_seconds) * 1'000'000;
   if (cpu > UINT64_MAX || gpu > UINT64_MAX) return refuse("its CPU- or GPU-seconds overflow");
   req.quantity[static_cast<size_t>(economy::Resource::kCpuSec)] = static_cast<uint64_t>(cpu);
   req.quantity[static_cast<size_t>(economy::Resource::kGpuSec)] = static_cast<uint64_t>(gpu);
-  req.max_fee = ctx.max_fee;
-  req.vector = ctx.vector;
-  req.wallet = AddressOfBytes(ctx.client);
+  req.max_fee = job.max_fee;
+  req.vector = job.vector;
+  req.wallet = AddressOfBytes(job.client);
   economy::MatchOptions mo;
   mo.node_vector = &opt_.vector;
   mo.vector_threshold = opt_.policy->compute.vector_threshold;
-  const economy::Quote q = economy::MatchFee(req, opt_.prices(), *opt_.policy, mo);
-  if (!q.accepted) return refuse(q.reason);
+  out.quote = economy::MatchFee(req, opt_.prices(), *opt_.policy, mo);
+  if (!out.quote.accepted) return refuse(out.quote.reason);
+  return out;
+}
+
+json ComputeService::QuoteJson(const economy::Quote& q) const {
+  return {{"total", opt_.policy->FormatAmount(q.total)},
+          {"total_base_units", q.total},
+          {"cpu_sec", opt_.policy->FormatAmount(q.fee[0])},
+          {"similarity", q.similarity.value_or(0)}};
+}
+
+Result<json> ComputeService::Quote(std::string_view wire) {
+  DFRP_ASSIGN_OR_RETURN(Checked c, Check(wire, true));
+  return json{{"job_id", c.id_hex},
+              {"provider", wallet::AddressOf(opt_.wallet_key->GetPublicKey())},
+              {"price", opt_.policy->FormatAmount(c.quote.total)},
+              {"price_base_units", c.quote.total},
+              {"quote", QuoteJson(c.quote)}};
+}
+
+Result<ledger::SigBytes> ComputeService::AcceptEscrow(std::string_view job_wire,
+                                                      const ledger::KeyBytes& payer, uint64_t seq,
+                                                      uint64_t epoch, uint64_t amount,
+                                                      const ledger::JobTerms& terms) {
+  if (!opt_.escrow_of)
+    return Err(
+        Status::NotFound("this node's economic.toml names no committee: it takes no paid jobs"));
+  DFRP_ASSIGN_OR_RETURN(Checked c, Check(job_wire, true));
+  const std::string what = fmt::format("compute escrow for job {}", c.id_hex.substr(0, 16));
+  const crypto::Hash id = compute::JobId(c.ctx, opt_.policy->network_id);
+  if (terms.job_id != id)
+    return Err(Status::InvalidArgument(
+        fmt::format("{}: the terms are for job {}", what, core::ToHex(terms.job_id))));
+  if (payer != c.ctx.client)
+    return Err(
+        Status::InvalidArgument(fmt::format("{}: the payer {} is not the job's client {}", what,
+                                            AddressOfBytes(payer), AddressOfBytes(c.ctx.client))));
+  if (terms.price < c.quote.total)
+    return Err(Status::Refused(fmt::format("{}: a price of {} is under this node's quote of {} now",
+                                           what, opt_.policy->FormatAmount(terms.price),
+                                           opt_.policy->FormatAmount(c.quote.total))));
+  if (amount > c.ctx.max_fee)
+    return Err(Status::InvalidArgument(
+        fmt::format("{}: {} escrowed, more than the job's max_fee {}", what,
+                    opt_.policy->FormatAmount(amount), opt_.policy->FormatAmount(c.ctx.max_fee))));
+  const uint64_t now_s =
+      static_cast<uint64_t>(std::max<int64_t>(0, opt_.clock->NowUnixMillis())) / 1000;
+  const uint64_t need = now_s + c.ctx.limits.wall_seconds + kSettleMarginSeconds;
+  if (terms.settle_unix < need)
+    return Err(Status::Refused(fmt::format(
+        "{}: it settles at {} (Unix s); this node needs the job's wall time ({} s) and {} s "
+        "more from now ({}): settle at {} or later",
+        what, terms.settle_unix, c.ctx.limits.wall_seconds, kSettleMarginSeconds, now_s, need)));
+  const ledger::KeyBytes me = opt_.wallet_key->GetPublicKey().bytes();
+  const std::string bytes = ledger::JobAcceptanceSigningBytes(payer, seq, epoch, me, amount, terms,
+                                                              opt_.policy->network_id);
+  return opt_.wallet_key->Sign(core::AsBytes(bytes)).bytes();
+}
+
+Status ComputeService::CheckEscrow(const Checked& c, const crypto::Hash& escrow_id) const {
+  const std::string what = fmt::format("job {}: escrow {}", c.id_hex.substr(0, 16),
+                                       core::ToHex(escrow_id).substr(0, 16));
+  if (!opt_.escrow_of)
+    return Status::NotFound(
+        fmt::format("{}: this node's economic.toml names no committee to ask", what));
+  DFRP_ASSIGN_OR_RETURN(ledger::EscrowView e, opt_.escrow_of(escrow_id));
+  const crypto::Hash id = compute::JobId(c.ctx, opt_.policy->network_id);
+  if (!e.is_job || e.job.job_id != id)
+    return Status::Refused(fmt::format("{} is not a compute escrow for this job", what));
+  if (e.provider != opt_.wallet_key->GetPublicKey().bytes())
+    return Status::Refused(
+        fmt::format("{} pays {}, not this node", what, AddressOfBytes(e.provider)));
+  if (e.payer != c.ctx.client)
+    return Status::Refused(
+        fmt::format("{} is paid by {}, not by the job's client", what, AddressOfBytes(e.payer)));
+  if (!e.settled.empty() || e.remaining != e.amount)
+    return Status::Refused(fmt::format("{} is settled already", what));
+  return Status::OK();
+}
+
+Result<json> ComputeService::Submit(std::string_view wire, std::optional<crypto::Hash> escrow) {
+  {
+    auto ctx = compute::DecodeJob(wire, opt_.policy->network_id);
+    if (ctx) {
+      const std::string id_hex = core::ToHex(compute::JobId(*ctx, opt_.policy->network_id));
+      core::MutexLock lock(&mu_);
+      if (auto it = jobs_.find(id_hex); it != jobs_.end()) return ToJson(it->second);
+    }
+  }
+  DFRP_ASSIGN_OR_RETURN(Checked checked, Check(wire, !escrow.has_value()));
+  if (escrow) DFRP_RETURN_IF_ERROR(CheckEscrow(checked, *escrow));
+  compute::JobContext ctx = std::move(checked.ctx);
+  const std::string id_hex = checked.id_hex;
+  const economy::Quote& q = checked.quote;
+  const int64_t now_ms = opt_.clock->NowUnixMillis();
 
   Job j;
   j.ctx = std::move(ctx);
   j.id_hex = id_hex;
   j.state = "queued";
-  j.quote = {{"total", opt_.policy->FormatAmount(q.total)},
-             {"total_base_units", q.total},
-             {"cpu_sec", opt_.policy->FormatAmount(q.fee[0])},
-             {"similarity", q.similarity.value_or(0)}};
+  if (escrow) {
+    j.escrow_hex = core::ToHex(*escrow);
+    j.quote = {{"escrow", j.escrow_hex}};
+  } else {
+    j.quote = QuoteJson(q);
+  }
   j.submitted_ms = now_ms;
   // One acceptance at a time (the files are written outside mu_, which the API's readers
   // take): a duplicate sent concurrently finds the first in jobs_, and the queue's bound holds.
@@ -192,6 +289,16 @@ Result<json> ComputeService::Submit(std::string_view wire) {
   }
   cv_.SignalAll();
   return out;
+}
+
+std::optional<std::string> ComputeService::ClaimOf(const crypto::Hash& job_id) const {
+  core::MutexLock lock(&mu_);
+  auto it = jobs_.find(core::ToHex(job_id));
+  if (it == jobs_.end() || it->second.state != "done" || it->second.claim_hex.empty())
+    return std::nullopt;
+  auto bytes = core::FromHex(it->second.claim_hex);
+  if (!bytes) return std::nullopt;
+  return *bytes;
 }
 
 Result<json> ComputeService::JobJson(const std::string& id_hex) const {

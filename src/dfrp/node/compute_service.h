@@ -38,7 +38,9 @@
 #include "dfrp/core/clock.h"
 #include "dfrp/core/file_system.h"
 #include "dfrp/core/thread_annotations.h"
+#include "dfrp/economy/fee_match.h"
 #include "dfrp/economy/policy.h"
+#include "dfrp/ledger/client.h"
 
 namespace dfrp::node {
 
@@ -56,6 +58,9 @@ struct ComputeServiceOptions {
   uint32_t slots = 1;                // the most ranks of one job
   uint64_t max_wall_seconds = 3600;  // the longest job taken
   size_t max_queue = 16;
+  // The committee's view of a compute escrow (ledger::LedgerClient::Escrow); unset on a node
+  // whose economic.toml has no committee: it takes no paid jobs then.
+  std::function<core::Result<ledger::EscrowView>(const crypto::Hash&)> escrow_of;
 };
 
 class ComputeService {
@@ -69,7 +74,29 @@ class ComputeService {
   // known); InvalidArgument for bytes that do not decode, Corruption for a signature that does
   // not verify, Refused with the reason for a job this node will not run, Busy when the queue
   // is full.
-  core::Result<nlohmann::json> Submit(std::string_view wire);
+  //
+  // With `escrow` (a paid job, docs/COMPUTE.md "Paying for a job"): the committee must report
+  // that compute escrow open for this job, with this node as its provider and the job's client
+  // as its payer, and not settled; its price (accepted by AcceptEscrow) is the job's price, so
+  // no fee match is made again.
+  core::Result<nlohmann::json> Submit(std::string_view wire,
+                                      std::optional<crypto::Hash> escrow = std::nullopt);
+  // What this node would charge for the job now, with every check Submit makes, queueing
+  // nothing: {"job_id", "provider", "price_base_units", "quote"}.
+  core::Result<nlohmann::json> Quote(std::string_view wire);
+  // This node's signed acceptance of a compute escrow for the job (ledger::JobTerms): the job
+  // passes Quote's checks, it is the payer's, the terms are for it, the price is at least this
+  // node's quote now and the amount at most the job's max_fee, and the settle time leaves the
+  // job's wall time (and a margin) to run it. Refused otherwise, with the reason.
+  core::Result<ledger::SigBytes> AcceptEscrow(std::string_view job_wire,
+                                              const ledger::KeyBytes& payer, uint64_t seq,
+                                              uint64_t epoch, uint64_t amount,
+                                              const ledger::JobTerms& terms);
+  // The signed claim (wire) of a job this node ran to the end; nullopt otherwise.
+  std::optional<std::string> ClaimOf(const crypto::Hash& job_id) const;
+  // The least time between the end of a job's wall time and its settle time that
+  // AcceptEscrow takes: the queue, the claim, the client's check.
+  static constexpr uint64_t kSettleMarginSeconds = 10;
   // The job's state: queued, running, done (with its claim), failed, expired, interrupted.
   core::Result<nlohmann::json> JobJson(const std::string& id_hex) const;
   // The path of rank `rank`'s output of a done job.
@@ -87,7 +114,18 @@ class ComputeService {
     std::string claim_hex;  // when done
     std::string result_root_hex;
     int64_t submitted_ms = 0;
+    std::string escrow_hex;  // a paid job: its compute escrow
   };
+  struct Checked {
+    compute::JobContext ctx;
+    std::string id_hex;
+    economy::Quote quote;
+  };
+  // Decodes and checks a job as Submit does; `match_fee` false: no fee match (a paid job's
+  // price was agreed in its escrow).
+  core::Result<Checked> Check(std::string_view wire, bool match_fee);
+  core::Status CheckEscrow(const Checked& c, const crypto::Hash& escrow_id) const;
+  nlohmann::json QuoteJson(const economy::Quote& q) const;
   explicit ComputeService(ComputeServiceOptions opt) : opt_(std::move(opt)) {}
   core::Status Load();
   core::Status Save(const Job& j) const;

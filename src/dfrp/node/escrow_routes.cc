@@ -15,7 +15,8 @@
 // On a storage node with a WALLET (the provider's side):
 //
 //   POST /v1/escrows/accept                     {"payer", "seq", "epoch", "amount_base_units",
-//                                               "terms_hex"}: the provider's signed acceptance,
+//                                               "terms_hex"[, "kind", "job_hex"]}: the
+//                                               provider's signed acceptance,
 //                                               given only for a shard this node holds with
 //                                               exactly those root, size and leaf size
 #include <fmt/format.h>
@@ -23,6 +24,7 @@
 #include <set>
 
 #include "dfrp/ledger/escrow.h"
+#include "dfrp/node/compute_service.h"
 #include "dfrp/node/mesh_service.h"
 #include "dfrp/node/router.h"
 #include "dfrp/node/routes.h"
@@ -68,7 +70,7 @@ core::Result<uint64_t> UintField(const json& j, const char* key) {
 // What every escrow's JSON begins with: who pays whom, how much, the margin.
 json EscrowHead(const ledger::EscrowInfo& e, const economy::EconomicPolicy& p) {
   return json{{"id", core::ToHex(e.id)},
-              {"kind", e.is_read ? "read" : "storage"},
+              {"kind", e.is_read ? "read" : (e.is_job ? "job" : "storage")},
               {"payer", ledger::AddressOfKey(e.payer)},
               {"provider", ledger::AddressOfKey(e.provider)},
               {"amount", p.FormatAmount(e.amount)},
@@ -107,8 +109,47 @@ json ReadEscrowJson(const ledger::EscrowInfo& e, const economy::EconomicPolicy& 
   return j;
 }
 
+// A compute escrow (ledger/escrow.h, "Compute escrows"): its terms, its windows and how it was
+// settled.
+json JobEscrowJson(const ledger::EscrowInfo& e, const economy::EconomicPolicy& p, int64_t now_ms) {
+  const ledger::JobWindow w = ledger::JobWindowOf(e.job, p.storage);
+  json settled = json::array();
+  for (const auto& s : e.settled)
+    settled.push_back({{"period", s.period},
+                       {"kind", ledger::SettleKindName(s.kind)},
+                       {"paid", p.FormatAmount(s.paid)},
+                       {"paid_base_units", s.paid},
+                       {"margin_base_units", s.margin}});
+  json j = EscrowHead(e, p);
+  j.update(json{
+      {"job_terms",
+       {{"job_id", core::ToHex(e.job.job_id)},
+        {"verifier", e.job.has_verifier() ? json(ledger::AddressOfKey(e.job.verifier)) : json()},
+        {"price", p.FormatAmount(e.job.price)},
+        {"price_base_units", e.job.price},
+        {"settle_unix", e.job.settle_unix}}},
+      {"terms_hex", core::ToHex(ledger::EncodeJobTerms(e.job))},
+      {"dispute_until_ms", w.dispute_until_ms},
+      {"release_from_ms", w.release_from_ms},
+      {"release_until_ms", w.release_until_ms},
+      {"refundable_from_ms", w.refund_from_ms},
+      {"state",
+       !e.settled.empty()
+           ? std::string(e.settled.front().kind == ledger::SettleKind::kJobRelease ? "released"
+                                                                                   : "refunded")
+       : now_ms < w.dispute_until_ms ? "dispute window"
+       : now_ms < w.release_from_ms  ? "closing disputes"
+       : now_ms < w.release_until_ms ? "release window"
+       : now_ms < w.refund_from_ms   ? "grace"
+                                     : "refundable"},
+      {"settled", settled},
+      {"next_period", json()}});
+  return j;
+}
+
 json EscrowJson(const ledger::EscrowInfo& e, const economy::EconomicPolicy& p, int64_t now_ms) {
   if (e.is_read) return ReadEscrowJson(e, p, now_ms);
+  if (e.is_job) return JobEscrowJson(e, p, now_ms);
   const ledger::StorageTerms& t = e.terms;
   json settled = json::array();
   for (const auto& s : e.settled)
@@ -353,9 +394,25 @@ std::vector<RouteSpec> EscrowRoutes(Node* node) {
          const std::string kind = j.value("kind", std::string("storage"));
          if (kind == "read")
            return AcceptRead(node, *key, payer->bytes(), *seq, *epoch, *amount, *terms_bytes);
+         if (kind == "job") {
+           // A compute escrow: the job itself comes along, to be checked and quoted.
+           if (!node->compute())
+             return ApiResponse::Error(Status::NotFound(
+                 "this node takes no compute jobs: it needs ROLES with compute and a WALLET"));
+           auto job = HexField(r.body, "job_hex");
+           if (!job) return ApiResponse::Error(job.error());
+           auto terms = ledger::DecodeJobTerms(*terms_bytes);
+           if (!terms) return ApiResponse::Error(terms.error());
+           auto sig =
+               node->compute()->AcceptEscrow(*job, payer->bytes(), *seq, *epoch, *amount, *terms);
+           if (!sig) return ApiResponse::Error(sig.error());
+           return ApiResponse::Json(200, json{{"provider", wallet::AddressOf(key->GetPublicKey())},
+                                              {"acceptance", core::ToHex(*sig)},
+                                              {"kind", "job"}});
+         }
          if (kind != "storage")
-           return ApiResponse::Error(Status::InvalidArgument(
-               fmt::format("\"kind\" is {:?}: \"storage\" or \"read\"", kind.substr(0, 40))));
+           return ApiResponse::Error(Status::InvalidArgument(fmt::format(
+               "\"kind\" is {:?}: \"storage\", \"read\" or \"job\"", kind.substr(0, 40))));
          auto terms = ledger::DecodeTerms(*terms_bytes);
          if (!terms) return ApiResponse::Error(terms.error());
          if (!ledger::AuditAnswerFits(*terms))

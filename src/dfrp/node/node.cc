@@ -124,8 +124,10 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
   }
   if (n->wallet_key_) DFRP_RETURN_IF_ERROR(n->OpenMesh());
   if (n->wallet_key_ && opt.config.HasRole("compute")) DFRP_RETURN_IF_ERROR(n->OpenCompute());
-  if (n->wallet_key_ && opt.config.HasRole("storage") && !policy.genesis.committee.empty()) {
-    // This wallet is paid for the escrows it provides: answer each period's audit.
+  if (n->wallet_key_ && (opt.config.HasRole("storage") || opt.config.HasRole("compute")) &&
+      !policy.genesis.committee.empty()) {
+    // This wallet is paid for the escrows it provides: answer each period's audit, release
+    // each compute escrow of a job it ran.
     DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(policy));
     // Reads paid by the read escrows it provides are admitted on their receipts.
     DFRP_ASSIGN_OR_RETURN(
@@ -194,6 +196,11 @@ core::Status Node::OpenCompute() {
   co.exec.hostfile = cfg.compute_hostfile;
   co.exec.rsh_agent = cfg.compute_rsh_agent;
   co.slots = cfg.compute_slots;
+  if (!policy_->genesis.committee.empty()) {
+    // Paid jobs: their compute escrows are looked up at the committee.
+    DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(*policy_));
+    co.escrow_of = [client](const crypto::Hash& id) mutable { return client.Escrow(id); };
+  }
   const size_t apps = co.apps.size();
   const uint32_t slots = co.slots;
   DFRP_ASSIGN_OR_RETURN(compute_, ComputeService::Open(std::move(co)));

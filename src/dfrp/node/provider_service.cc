@@ -49,6 +49,19 @@ void ProviderService::Tick() {
     json periods = json::array();
     for (const ledger::EscrowView& e : escrows_) {
       if (e.provider != provider_) continue;
+      if (e.is_job) {
+        const ledger::JobPayout pay = ledger::JobReleasePayout(e.amount, e.job, e.margin_bps);
+        periods.push_back({{"id", HexId(e.id)},
+                           {"kind", "job"},
+                           {"job_id", HexId(e.job.job_id)},
+                           {"price", p.FormatAmount(e.job.price)},
+                           {"settle_unix", e.job.settle_unix},
+                           {"to_provider_on_release", p.FormatAmount(pay.to_provider)},
+                           {"settled", !e.settled.empty()},
+                           {"remaining", p.FormatAmount(e.remaining)},
+                           {"remaining_base_units", e.remaining}});
+        continue;
+      }
       if (e.is_read) {
         const uint64_t paid = ledger::ReadDue(e.redeemed_bytes, e.read, e.amount);
         const uint64_t margin = ledger::MarginOf(paid, e.margin_bps);
@@ -107,6 +120,13 @@ void ProviderService::Tick() {
   }
   for (const ledger::EscrowView& e : *escrows) {
     if (e.provider != provider_) continue;  // an escrow this wallet pays for
+    if (e.is_job) {
+      if (std::string outcome = ReleaseJob(e, now); !outcome.empty()) {
+        core::MutexLock lock(&mu_);
+        last_outcome_[HexId(e.id)] = outcome;
+      }
+      continue;
+    }
     if (e.is_read) {
       if (std::string outcome = SettleReads(e, now); !outcome.empty()) {
         core::MutexLock lock(&mu_);
@@ -170,6 +190,44 @@ std::string ProviderService::Release(const ledger::EscrowView& e, uint32_t k,
     unsent_[{e.id, k}] = r->certificate_wire;
     return fmt::format("{}: released; {} authorities applied it so far", what, r->applied);
   }
+  return fmt::format("{}: released ({} votes, applied by {})", what, r->votes, r->applied);
+}
+
+std::string ProviderService::ReleaseJob(const ledger::EscrowView& e, int64_t now) {
+  if (!e.settled.empty()) return "";
+  const ledger::JobWindow w = ledger::JobWindowOf(e.job, node_->policy().storage);
+  if (now < w.release_from_ms || now >= w.release_until_ms) return "";
+  {
+    core::MutexLock lock(&mu_);
+    if (done_.contains({e.id, 0})) return "";
+  }
+  const std::string what = fmt::format("compute escrow {} (job {})", HexId(e.id).substr(0, 16),
+                                       HexId(e.job.job_id).substr(0, 16));
+  // Only a job this node ran to the end has a claim; any other is left to its refund.
+  const std::optional<std::string> claim =
+      node_->compute() ? node_->compute()->ClaimOf(e.job.job_id) : std::nullopt;
+  if (!claim) {
+    core::MutexLock lock(&mu_);
+    done_.insert({e.id, 0});
+    return fmt::format("{}: no claim here (the job did not run to the end): left to its refund",
+                       what);
+  }
+  const ledger::Settlement s =
+      ledger::MakeSettlement(e.id, 0, ledger::SettleKind::kJobRelease, client_.epoch(), *claim, "",
+                             node_->policy().network_id);
+  auto r = client_.Settle(s);
+  core::MutexLock lock(&mu_);
+  if (!r) {
+    ++failures_;
+    last_error_ = fmt::format("{}: {}", what, r.error().message());
+    // A refusal (a fraud proof was certified, the window closed) is final; anything else is
+    // tried again on the next tick.
+    if (r.error().IsRefused()) done_.insert({e.id, 0});
+    return last_error_;
+  }
+  done_.insert({e.id, 0});
+  ++releases_;
+  if (r->applied < client_.quorum()) unsent_[{e.id, 0}] = r->certificate_wire;
   return fmt::format("{}: released ({} votes, applied by {})", what, r->votes, r->applied);
 }
 

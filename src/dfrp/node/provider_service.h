@@ -61,6 +61,9 @@ class ProviderService {
   // A read escrow: redeems its best receipt while it runs (at most every kRedeemEveryMs), and
   // closes it with that receipt from its end plus the grace. The outcome, or empty.
   std::string SettleReads(const ledger::EscrowView& e, int64_t now) EXCLUDES(mu_);
+  // A compute escrow this node provides: in its release window, released with the claim of
+  // the job this node ran (node/compute_service.h). The outcome, or empty.
+  std::string ReleaseJob(const ledger::EscrowView& e, int64_t now) EXCLUDES(mu_);
 
   static constexpr int64_t kRedeemEveryMs = 5000;
 

@@ -1,0 +1,237 @@
+"""Paid compute jobs across real processes (issue 16): four dfrpd authorities, three compute
+providers, a client's dfrp-compute; jobs paid through compute escrows and settled
+optimistically.
+
+Usage: compute_settle_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_COMPUTE
+
+- `submit-job --pay --verifier V` asks the provider for its quote, has it accept a compute
+  escrow for the job (its price; the job's max_fee escrowed; a settle time; V's wallet as the
+  verifier) and the committee certify it, then sends the job naming the escrow: the node
+  checks the escrow at the committee before it queues the job.
+- An honest provider: `verify-job` on V gives the same root; after the settle time the escrow
+  is released on the provider's signed claim (by the provider's node itself or by
+  `settle-job`): the price less the owner's 5% margin to the provider, the margin to the
+  owner, the rest of the max_fee back to the client.
+- A provider that skips the work and returns random bytes: `verify-job` on V differs (exit
+  3) and disputes at once with the two signed claims as the fraud proof: the committee
+  refunds everything; the cheater's own release after the settle time is refused; it is paid
+  nothing.
+- A job that fails (no claim): nothing is released; `settle-job --wait` refunds it after the
+  grace.
+- Bad input: a client paying beyond its balance (exit 7, nothing signed); settle-job before
+  the settle time without --wait (exit 6, saying when) and of an unknown job (exit 4); a job
+  sent naming the escrow of another job, or of another provider, is refused (402).
+- After every step, at every authority: balances and escrows sum to the supply; at the end
+  `dfrp-ledger audit` replays every log, each release's claim checked again.
+"""
+import os
+import stat
+import sys
+import tomllib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import *  # noqa: E402,F401,F403
+from ledger_daemon_test import clean_env, committee_with_storage, tool  # noqa: E402
+
+LEDGER, WALLET, COMPUTE = sys.argv[3], sys.argv[4], sys.argv[5]
+N = 4
+SETTLE_AFTER = 22  # the provider wants the job's wall time (10 s) and 10 s more
+
+
+def script(name, body):
+    path = os.path.join(T, name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body)
+    os.chmod(path, 0o755)
+    return path
+
+
+def catalog(name, apps):
+    path = os.path.join(T, name)
+    with open(path, "w") as f:
+        for app, exe in apps.items():
+            f.write(f'[[app]]\nname = "{app}"\npath = "{exe}"\ndescription = "test app"\n'
+                    'deterministic = true\n\n')
+    return path
+
+
+def main():
+    os.chmod(T, 0o711)  # dfrp-job (the tests run as root) must reach the job folders and apps
+    wenv = clean_env({"DFRP_PASSPHRASE": "pw", "DFRP_KDF_PROFILE": "test"})
+    addr, policy, auths = committee_with_storage(
+        WALLET, LEDGER, wenv, ("alice", "owner", "honest", "cheat", "ver"), N,
+        {"period_seconds": 6, "challenges_per_period": 3, "answer_window_seconds": 3,
+         "grace_seconds": 2, "max_skew_ms": 200, "beacon_slot_seconds": 1},
+        vector=",".join(["1"] + ["0"] * 15))
+    with open(policy, "a") as f:
+        f.write("\n[compute]\nvector_threshold = 0.8\n")
+    # Every rank writes "rank N" (the truth), or random bytes (a provider that skips the work).
+    truth = script("sum-true.sh", 'printf "rank %s\\n" "$OMPI_COMM_WORLD_RANK" '
+                                  '> "$DFRP_OUT_DIR/rank-$OMPI_COMM_WORLD_RANK.out"\n')
+    fake = script("sum-fake.sh", '/usr/bin/head -c 64 /dev/urandom '
+                                 '> "$DFRP_OUT_DIR/rank-$OMPI_COMM_WORLD_RANK.out"\n')
+    broken = script("broken.sh", "exit 3\n")
+    for p in (truth, fake, broken):
+        os.chmod(p, os.stat(p).st_mode | stat.S_IXOTH | stat.S_IROTH)
+
+    def node(name, apps):
+        return Daemon(store_env(name, extra={
+            "WALLET": os.path.join(T, f"{name}.json"),
+            "WALLET_PASSPHRASE_FILE": os.path.join(T, "pw.txt"),
+            "ECONOMIC_POLICY": policy, "SCRUB_RATE": "0", "ROLES": "storage,compute",
+            "COMPUTE_SLOTS": "2", "COMPUTE_APPS": catalog(f"{name}-apps.toml", apps)}))
+
+    honest = node("honest", {"sum": truth, "broken": broken})
+    cheat = node("cheat", {"sum": fake})
+    ver = node("ver", {"sum": truth})
+    url = {"honest": honest.info["url"], "cheat": cheat.info["url"], "ver": ver.info["url"]}
+
+    cenv = clean_env({"DFRP_PASSPHRASE": "pw", "STATE_DIR": os.path.join(T, "client")})
+
+    def compute(*args, timeout=300):
+        return tool(COMPUTE, cenv, "--policy", policy, *args, timeout=timeout)
+
+    def ledger(*args, timeout=120):
+        return tool(LEDGER, wenv, "--policy", policy, *args, timeout=timeout)
+
+    def balance(who, i=0):
+        return auths[i].json("GET", f"/v1/ledger/accounts/{addr[who]}")[2].get(
+            "balance_base_units", 0)
+
+    def conserved(step):
+        for i in range(N):
+            s = auths[i].json("GET", "/v1/ledger/supply")[2]
+            check(f"{step}: authority {i}: balances and escrows sum to the supply",
+                  s.get("conserved") is True, s)
+
+    def escrow(eid, i=0):
+        return auths[i].json("GET", f"/v1/ledger/escrows/{eid}")[2]
+
+    def vector_of(n):
+        return ",".join(str(x) for x in n.json("GET", "/v1/compute/node")[2]["vector"])
+
+    wallet = ["--wallet", os.path.join(T, "alice.json")]
+
+    def submit(app, node_name, *extra, max_fee="1"):
+        n = {"honest": honest, "cheat": cheat}[node_name]
+        rc, out, err = compute("--json", "submit-job", app, "--ranks", "2", "--max-fee", max_fee,
+                               "--cpu-seconds", "60", "--wall-seconds", "10", "--vector",
+                               vector_of(n), "--node", url[node_name], "--pay",
+                               "--settle-after", str(SETTLE_AFTER), "--verifier", url["ver"],
+                               *extra, *wallet)
+        return rc, (json.loads(out) if out.strip().startswith("{") else {}), err
+
+    alice0, owner0 = balance("alice"), balance("owner")
+    # The three paid jobs first, so their settle times pass together.
+    rc, good, err = submit("sum", "honest", "--wait")
+    check("submit-job --pay: the honest provider's job runs, paid through a compute escrow",
+          rc == 0 and good.get("state") == "done" and
+          len(good.get("escrow", {}).get("escrow_id", "")) == 64, (rc, good, err[-600:]))
+    rc, bad, err = submit("sum", "cheat", "--wait")
+    check("submit-job --pay: the cheater's job 'runs' too, with a signed claim",
+          rc == 0 and bad.get("state") == "done", (rc, bad, err[-600:]))
+    rc, failed, err = submit("broken", "honest")
+    check("submit-job --pay: a job that will fail is accepted", rc == 0, (rc, failed, err[-600:]))
+    good_escrow = good.get("escrow", {}).get("escrow_id", "")
+    bad_escrow = bad.get("escrow", {}).get("escrow_id", "")
+    failed_escrow = failed.get("escrow", {}).get("escrow_id", "")
+    e = escrow(good_escrow)
+    price = good.get("escrow", {}).get("price_base_units", 0)
+    check("the escrow is a compute escrow for the job, with the quoted price and the verifier",
+          e.get("kind") == "job" and e.get("job_terms", {}).get("job_id") == good.get("job_id")
+          and e.get("job_terms", {}).get("price_base_units") == price and price > 0 and
+          e.get("job_terms", {}).get("verifier") == addr["ver"] and
+          e.get("remaining_base_units") == e.get("amount_base_units"), e)
+    conserved("three compute escrows open")
+    before = balance("alice")
+    rc, over, err = submit("sum", "honest", max_fee="5000")
+    check("submit-job --pay beyond the client's balance: refused for funds (exit 7), nothing "
+          "signed or paid", rc == 7 and "nothing was signed" in err and balance("alice") == before,
+          (rc, err[-400:], balance("alice"), before))
+
+    # A job sent naming an escrow of another job, or of another provider, is refused.
+    def job_wire(job_id):
+        with open(os.path.join(T, "client", "compute", "submitted", f"{job_id}.json")) as f:
+            return json.load(f)["job"]
+
+    def err_of(body):
+        return body.get("error", {}).get("message", "") if isinstance(body, dict) else ""
+
+    st, _, wrong = ver.json("POST", "/v1/compute/jobs",
+                            json.dumps({"job": job_wire(bad["job_id"]), "escrow": good_escrow}),
+                            {"Content-Type": "application/json"})
+    check("a job naming another job's escrow is refused (402)",
+          st == 402 and "not a compute escrow for this job" in err_of(wrong), (st, wrong))
+    st, _, wrong = cheat.json("POST", "/v1/compute/jobs",
+                              json.dumps({"job": job_wire(good["job_id"]),
+                                          "escrow": good_escrow}),
+                              {"Content-Type": "application/json"})
+    check("a node asked to run a job whose escrow pays another provider refuses (402)",
+          st == 402 and "not this node" in err_of(wrong), (st, wrong))
+
+    rc, out, err = compute("settle-job", good["job_id"])
+    check("settle-job before the settle time without --wait: exit 6, saying when",
+          rc == 6 and "cannot be settled yet" in err, (rc, err[-400:]))
+    rc, out, err = compute("--json", "verify-job", good["job_id"], "--verifier", url["ver"])
+    check("verify-job of the honest job on the verifier: the same root (exit 0)",
+          rc == 0 and json.loads(out).get("verified") is True, (rc, out[-400:], err[-400:]))
+
+    cheat0 = balance("cheat")
+    rc, out, err = compute("--json", "verify-job", bad["job_id"], "--verifier", url["ver"])
+    v = json.loads(out) if out.strip().startswith("{") else {}
+    check("verify-job of the cheater's job: MISMATCH (exit 3), disputed with a fraud proof",
+          rc == 3 and v.get("verified") is False and
+          v.get("dispute", {}).get("kind") == "job_refund", (rc, out[-600:], err[-400:]))
+    wait_for("the refund to reach every authority", lambda: all(
+        escrow(bad_escrow, i).get("remaining_base_units") == 0 for i in range(N)))
+    e = escrow(bad_escrow)
+    check("the cheater's escrow is refunded in full",
+          e.get("state") == "refunded" and e["settled"][0].get("kind") == "job_refund", e)
+    conserved("after the dispute")
+
+    # The settle time passes: the honest job is released (by its node or by settle-job).
+    rc, out, err = compute("--json", "settle-job", good["job_id"], "--wait", timeout=120)
+    s = json.loads(out) if out.strip().startswith("{") else {}
+    check("settle-job --wait: the honest job's escrow is released",
+          rc == 0 and s.get("settled") == "released", (rc, out[-600:], err[-400:]))
+    wait_for("the release to reach every authority", lambda: all(
+        escrow(good_escrow, i).get("remaining_base_units") == 0 for i in range(N)))
+    margin = price * 500 // 10000
+    check("the provider is paid the quoted price less the owner's 5%",
+          balance("honest") == price - margin, (balance("honest"), price, margin))
+    check("the owner is paid the margin", balance("owner") - owner0 == margin,
+          (balance("owner"), owner0, margin))
+    rc, out, err = compute("--json", "settle-job", bad["job_id"])
+    check("settle-job of the disputed job: refunded, nothing to the cheater",
+          rc == 0 and json.loads(out).get("settled") == "refunded" and
+          balance("cheat") == cheat0 == 0, (rc, out[-400:], err[-400:], balance("cheat")))
+    st, _, cs = cheat.json("GET", "/v1/status")
+    check("the cheater's node tried no release that was certified (its escrow is refunded)",
+          escrow(bad_escrow).get("settled", [{}])[0].get("kind") == "job_refund", cs.get("escrows"))
+
+    rc, out, err = compute("--json", "settle-job", failed["job_id"], "--wait", timeout=120)
+    s = json.loads(out) if out.strip().startswith("{") else {}
+    check("settle-job --wait of the failed job: refunded after the grace, no claim released",
+          rc == 0 and s.get("settled") == "refunded", (rc, out[-600:], err[-400:]))
+    wait_for("the refund to reach every authority", lambda: all(
+        escrow(failed_escrow, i).get("remaining_base_units") == 0 for i in range(N)))
+    # The client paid the honest job's price and three order fees (one per escrow), nothing
+    # else: the cheater's and the failed job's max_fee came back whole.
+    with open(policy, "rb") as f:
+        pol = tomllib.load(f)
+    fee = round(float(pol["policy"]["order_fee"]) * 10 ** pol["genesis"].get("decimals", 9))
+    spent = alice0 - balance("alice")
+    check("the client paid the honest price and the order fees, nothing more",
+          spent == price + 3 * fee, (spent, price))
+    conserved("at the end")
+
+    rc, out, err = compute("settle-job", "0" * 64)
+    check("settle-job of an unknown job: exit 4", rc == 4, (rc, err[-300:]))
+    rc, out, err = ledger("--json", "audit", timeout=180)
+    a = json.loads(out) if out.strip().startswith("{") else {}
+    check("dfrp-ledger audit: every log replays, the release's claim checked again",
+          rc == 0 and a.get("releases_verified", 0) >= 1, (rc, out[-600:], err[-400:]))
+
+
+if __name__ == "__main__":
+    run(main)
