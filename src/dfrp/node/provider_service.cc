@@ -203,15 +203,15 @@ std::string ProviderService::ReleaseJob(const ledger::EscrowView& e, int64_t now
   }
   const std::string what = fmt::format("compute escrow {} (job {})", HexId(e.id).substr(0, 16),
                                        HexId(e.job.job_id).substr(0, 16));
-  // Only a job this node ran to the end has a claim; any other is left to its refund.
+  // Only a job this node ran to the end has a claim. One still queued or running is looked at
+  // again on the next tick (a map lookup) while the window lasts; after it, the refund.
   const std::optional<std::string> claim =
       node_->compute() ? node_->compute()->ClaimOf(e.job.job_id) : std::nullopt;
-  if (!claim) {
-    core::MutexLock lock(&mu_);
-    done_.insert({e.id, 0});
-    return fmt::format("{}: no claim here (the job did not run to the end): left to its refund",
-                       what);
-  }
+  if (!claim)
+    return fmt::format(
+        "{}: no claim here yet (the job has not run to the end): released if it "
+        "does inside the window, refunded after it otherwise",
+        what);
   const ledger::Settlement s =
       ledger::MakeSettlement(e.id, 0, ledger::SettleKind::kJobRelease, client_.epoch(), *claim, "",
                              node_->policy().network_id);
