@@ -84,7 +84,8 @@ def main():
                           "--passphrase-file", os.path.join(adir0, "passphrase"), "--timeout", "60")
     ec = json.loads(out) if rc == 0 else {}
     check("dfrp-ledger epoch-change: epoch 1, applied by all four",
-          rc == 0 and ec.get("epoch") == 1 and ec.get("applied_by") == 4, (rc, out[-600:], err[-600:]))
+          rc == 0 and ec.get("epoch") == 1 and ec.get("applied_by") == 4,
+          (rc, ec.get("authorities"), out[-300:], err[-600:]))
     rc, out, err = ledger("--json", "escrow", "refund", eid)
     r = json.loads(out) if rc == 0 else {}
     check("after the epoch change the split period is refunded",

@@ -13,6 +13,7 @@
 // against its own state, and the certificate's quorum.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <thread>
@@ -29,6 +30,9 @@ using core::Status;
 using nlohmann::json;
 
 namespace {
+
+// How long the epoch certificate is sent again to authorities that did not take it yet.
+constexpr int64_t kResendMillis = 10'000;
 
 struct Reported {
   uint64_t epoch = 0;
@@ -186,16 +190,30 @@ Status CmdEpochChange(const LedgerGlobals& g, core::FileSystem* fs, core::Clock*
                         ledger::MakeEpochCertificate(proposal, got, committee));
   const std::string cert_hex = core::ToHex(ledger::EncodeEpochCertificate(cert, net));
 
-  // 4. The certificate, to everyone.
-  size_t applied = 0;
-  json authorities = json::array();
-  for (size_t a = 0; a < n; ++a) {
-    auto r = client.Post(a, "/v1/ledger/epoch/certificates", json{{"certificate", cert_hex}});
-    if (r) ++applied;
-    authorities.push_back({{"authority", a},
-                           {"applied", r.has_value()},
-                           {"note", r ? json() : json(r.error().message())}});
+  // 4. The certificate, to everyone. An authority outside the quorum may still lack what the
+  // checkpoint holds (it answers that it is behind while its ledger sync catches up), so the
+  // ones that said so are asked again for a few seconds, within the timeout.
+  std::vector<bool> took(n, false), behind(n, false);
+  std::vector<std::string> refusal(n);
+  const int64_t resend_until = std::min(deadline, clock->NowUnixMillis() + kResendMillis);
+  for (;;) {
+    for (size_t a = 0; a < n; ++a) {
+      if (took[a]) continue;
+      auto r = client.Post(a, "/v1/ledger/epoch/certificates", json{{"certificate", cert_hex}});
+      took[a] = r.has_value();
+      refusal[a] = r ? std::string() : r.error().message();
+      behind[a] = !r && r.error().IsNotFound();
+    }
+    if (std::none_of(behind.begin(), behind.end(), [](bool b) { return b; }) ||
+        clock->NowUnixMillis() >= resend_until)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
+  const size_t applied = std::count(took.begin(), took.end(), true);
+  json authorities = json::array();
+  for (size_t a = 0; a < n; ++a)
+    authorities.push_back(
+        {{"authority", a}, {"applied", took[a]}, {"note", took[a] ? json() : json(refusal[a])}});
   const json out{{"epoch", epoch + 1},
                  {"closed_epoch", epoch},
                  {"checkpoint",
