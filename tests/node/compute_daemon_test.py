@@ -13,6 +13,11 @@ Usage: compute_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
   verify (exit 3).
 - `verify-job --verifier` has the other node of A and B run the same signed job: the same
   result root (exit 0).
+- The adaptive check rate: `verify-job` keeps each provider's record; with `--adaptive` a new
+  provider's job is checked, a long-trusted one's at the floor (not this time), one caught
+  once always; a damaged record file is exit 3.
+- `listen-job` shows a listener's slots and jobs, by URL and as the local dfrpd's (exit 6 with
+  no dfrpd, exit 2 for a state that is not one); `--follow --json` prints a line per change.
 - Refusals, each with its reason (exit 7): a vector too far (C), more ranks than slots, a
   max_fee under the price, an app the node does not have; bytes that are not a job (400) and
   a forged signature (422) over the API; the same job twice is one job.
@@ -22,7 +27,9 @@ Usage: compute_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
 """
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,7 +69,7 @@ def main():
     policy = os.path.join(T, "economic.toml")
     with open(policy, "w") as f:
         f.write('[genesis]\nnetwork = "dfrp-compute-test"\n\n[gossip]\ninterval_ms = 200\n'
-                '\n[compute]\nvector_threshold = 0.8\n')
+                '\n[compute]\nvector_threshold = 0.8\nspot_check_bps = 1\n')
 
     def node(name, slots):
         e = store_env(name, extra={
@@ -118,6 +125,61 @@ def main():
           v.get("verified") is True and v.get("recomputed_root") == sub.get("result_root"),
           (rc, out[-600:], err[-600:]))
 
+    # The adaptive check rate: a new provider's jobs are all checked; a long-trusted one's at
+    # the floor (1 in 10,000 in this policy), and one caught once on every job again.
+    providers = os.path.join(T, "client", "compute", "providers.json")
+    check("verify-job kept the provider's record: one valid check",
+          json.load(open(providers)).get(addr[provider]) ==
+          {"valid": 1, "mismatches": 0, "unchecked": 0}, open(providers).read())
+    rc, out, err = compute("--json", "verify-job", job, "--verifier", url[other], "--adaptive")
+    v = json.loads(out) if out.strip().startswith("{") else {}
+    check("verify-job --adaptive, a new provider: rate 1, checked, two valid checks now",
+          rc == 0 and v.get("verified") is True and v["check"]["rate"] == 1 and
+          v["check"]["checked"] is True and v["check"]["provider_record"]["valid"] == 2,
+          (rc, out[-600:], err[-300:]))
+    with open(providers, "w") as f:
+        json.dump({addr[provider]: {"valid": 500, "mismatches": 0, "unchecked": 0}}, f)
+    rc, out, err = compute("--json", "verify-job", job, "--verifier", url[other], "--adaptive")
+    v = json.loads(out) if out.strip().startswith("{") else {}
+    # Checked with probability 1/10,000: then it must still verify.
+    check("verify-job --adaptive, a trusted provider: rate at the floor, not checked this time",
+          rc == 0 and v["check"]["rate"] == 0.0001 and
+          (v["check"]["checked"] is False and v["check"]["provider_record"]["unchecked"] == 1 or
+           v.get("verified") is True), (rc, out[-600:], err[-300:]))
+    with open(providers, "w") as f:
+        json.dump({addr[provider]: {"valid": 500, "mismatches": 1, "unchecked": 0}}, f)
+    rc, out, err = compute("verify-job", job, "--verifier", url[other], "--adaptive")
+    check("verify-job --adaptive, a provider caught once: checked (rate 1)",
+          rc == 0 and "check rate 1.000 -> 1.000" in out, (rc, out[-600:], err[-300:]))
+    with open(providers, "w") as f:
+        f.write("{not json")
+    rc, out, err = compute("verify-job", job, "--verifier", url[other], "--adaptive")
+    check("a damaged providers.json: exit 3, naming it and the way out",
+          rc == 3 and "providers.json" in err and "move it away" in err, (rc, err[-300:]))
+    os.unlink(providers)
+    rc, out, err = compute("verify-job", "run-1", "--adaptive")
+    check("verify-job --adaptive of a local run: a usage error (exit 2)",
+          rc == 2 and "--adaptive is for a submitted job" in err, (rc, err[-300:]))
+
+    # listen-job: the listener's slots and jobs, by URL and as the local dfrpd's.
+    rc, out, err = compute("--json", "listen-job", "--node", url[provider])
+    lj = json.loads(out) if out.strip().startswith("{") else {}
+    check("listen-job --node: the provider's listener, with the job done",
+          rc == 0 and lj.get("listener", {}).get("provider") == addr[provider] and
+          [(j["job_id"], j["state"]) for j in lj.get("jobs", [])] == [(job, "done")],
+          (rc, out[-600:], err[-300:]))
+    rc, out, err = tool(COMPUTE, clean_env({"STATE_DIR": os.path.join(T, provider, "state")}),
+                        "listen-job", "--state", "done")
+    check("listen-job on the provider's STATE_DIR: its dfrpd's listener, the job in the table",
+          rc == 0 and f"listener at {url[provider]}" in out and job[:16] in out and
+          "done 1" in out, (rc, out[-600:], err[-300:]))
+    rc, out, err = compute("listen-job")
+    check("listen-job with no dfrpd on STATE_DIR: exit 6, saying how to start one or use --node",
+          rc == 6 and "no dfrpd runs on" in err and "--node" in err, (rc, err[-300:]))
+    rc, out, err = compute("listen-job", "--node", url["a"], "--state", "finished")
+    check("listen-job --state that is no job state: exit 2, naming the states",
+          rc == 2 and "is not a job state" in err and "interrupted" in err, (rc, err[-300:]))
+
     # Refusals, each with its reason.
     rc, out, err = compute("submit-job", "matmul", "16", "1", "--max-fee", "1", "--vector",
                            near, "--node", url["c"], *wallet)
@@ -168,6 +230,13 @@ def main():
     # interrupted.
     seed = "7340031"  # in the command line of every process of the job (jobrun, mpirun, ranks)
     # matmul 4096 runs for minutes here: only the node's death can end it within the test.
+    follow = subprocess.Popen([COMPUTE, "--json", "listen-job", "--follow", "--node", url["a"],
+                               "--state", "running"], env=cenv, cwd=T, stdout=subprocess.PIPE,
+                              text=True)
+    follow_lines = []
+    threading.Thread(target=lambda: [follow_lines.append(json.loads(line))
+                                     for line in follow.stdout], daemon=True).start()
+    time.sleep(1)  # its first listing (of no running job) is done before the job comes
     rc, out, err = compute("--json", "submit-job", "matmul", "4096", seed, "--ranks", "2",
                            "--max-fee", "1", "--vector", near, "--node", url["a"],
                            "--wall-seconds", "600", *wallet)
@@ -175,6 +244,15 @@ def main():
     check("a long job is accepted by A", rc == 0 and long_job, (rc, err[-300:]))
     wait_for("the long job to run", lambda: a.json("GET", f"/v1/compute/jobs/{long_job}")[2]
              .get("state") == "running")
+    # listen-job --follow (started before the job) printed its arrival and its start.
+    wait_for("listen-job --follow to show the long job running",
+             lambda: (long_job, "running") in [(e["job_id"], e["state"]) for e in follow_lines])
+    follow.terminate()
+    follow.wait(10)
+    states = [e["state"] for e in follow_lines if e["job_id"] == long_job]
+    check("listen-job --follow: one JSON line per change, the new job then running",
+          states[-1] == "running" and states[0] in ("queued", "running") and
+          follow_lines[0]["from"] is None, follow_lines)
     time.sleep(0.5)
     check("the job's processes were running", procs_with(seed) >= 3, procs_with(seed))
     a.proc.send_signal(signal.SIGKILL)

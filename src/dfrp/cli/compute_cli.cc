@@ -7,12 +7,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "dfrp/cli/ledger_cli_internal.h"
 #include "dfrp/cli/node_json.h"
 #include "dfrp/compute/catalog.h"
+#include "dfrp/compute/check_rate.h"
 #include "dfrp/compute/executor.h"
 #include "dfrp/compute/job.h"
 #include "dfrp/core/bytes.h"
@@ -873,8 +877,17 @@ Result<json> SettleJobEscrow(ledger::LedgerClient& client, const economy::Econom
 // and compares its signed result root with the provider's. A paid job whose escrow names that
 // node's wallet as its verifier is disputed at once on a mismatch: the two signed claims are
 // the fraud proof the committee refunds it on.
-Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id,
-                       const std::string& verifier) {
+// Where a client keeps what it learned of each provider's checked jobs (compute/check_rate.h).
+std::string ProvidersPath(const Env& e) {
+  return core::JoinPath(e.cfg.state_dir, "compute/providers.json");
+}
+
+json ChecksJson(const compute::ProviderChecks& c) {
+  return {{"valid", c.valid}, {"mismatches", c.mismatches}, {"unchecked", c.unchecked}};
+}
+
+Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const std::string& verifier,
+                       bool adaptive) {
   DFRP_ASSIGN_OR_RETURN(json rec, Submitted(e, id));
   const std::string url = rec.value("node", "");
   if (verifier == url)
@@ -887,6 +900,37 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id,
   DFRP_ASSIGN_OR_RETURN(compute::JobContext job, compute::DecodeJob(*raw, policy.network_id));
   DFRP_ASSIGN_OR_RETURN(CheckedResult claimed,
                         FetchResult(policy, url, id, rec.value("provider", ""), job.ranks));
+  // The provider has signed its claim: only now is it drawn whether this job is checked, from
+  // this client's own randomness, at the rate the provider's record here earns it.
+  const std::string provider = rec.value("provider", "");
+  DFRP_ASSIGN_OR_RETURN(compute::ProviderChecks checks,
+                        compute::LoadProviderChecks(e.fs, ProvidersPath(e), provider));
+  const double rate = compute::CheckRate(policy.compute, checks);
+  json check = {{"rate", rate}, {"adaptive", adaptive}};
+  if (adaptive) {
+    const uint32_t draw = std::random_device{}();
+    check["draw"] = draw / 4294967296.0;
+    if (!compute::DrawCheck(rate, draw)) {
+      ++checks.unchecked;
+      DFRP_RETURN_IF_ERROR(compute::SaveProviderChecks(e.fs, ProvidersPath(e), provider, checks));
+      check["checked"] = false;
+      check["provider_record"] = ChecksJson(checks);
+      const json out = {{"job_id", id},
+                        {"provider_node", url},
+                        {"check", check},
+                        {"claimed_root", core::ToHex(claimed.claim.result_root)}};
+      if (g.json)
+        PrintJson(out);
+      else
+        std::printf(
+            "not checked this time: %s's check rate is %.3f (%llu valid checks here) and the "
+            "draw was %.3f; its claim is signed and verified (%s)\n",
+            provider.c_str(), rate, static_cast<unsigned long long>(checks.valid),
+            check["draw"].get<double>(), core::ToHex(claimed.claim.result_root).c_str());
+      return Status::OK();
+    }
+  }
+  check["checked"] = true;
   DFRP_ASSIGN_OR_RETURN(std::string verifier_wallet, NodeWallet(verifier));
   if (auto r =
           Call(verifier, "POST", "/v1/compute/jobs", json{{"job", rec.value("job", "")}}.dump());
@@ -902,7 +946,12 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id,
   const std::string rerun_root = core::ToHex(rerun.claim.result_root);
   const std::string claimed_root = core::ToHex(claimed.claim.result_root);
   const bool match = rerun_root == claimed_root;
+  ++(match ? checks.valid : checks.mismatches);
+  DFRP_RETURN_IF_ERROR(compute::SaveProviderChecks(e.fs, ProvidersPath(e), provider, checks));
+  check["provider_record"] = ChecksJson(checks);
+  check["next_rate"] = compute::CheckRate(policy.compute, checks);
   json out = {{"job_id", id},
+              {"check", check},
               {"provider_node", url},
               {"claimed_root", claimed_root},
               {"verifier_node", verifier},
@@ -940,6 +989,10 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id,
       std::printf("dispute: %s\n", out["dispute"].contains("error")
                                        ? out["dispute"]["error"].get<std::string>().c_str()
                                        : "refunded on the fraud proof (two signed claims)");
+    std::printf(
+        "provider %s: %llu valid, %llu mismatched checks here; its check rate %.3f -> %.3f\n",
+        provider.c_str(), static_cast<unsigned long long>(checks.valid),
+        static_cast<unsigned long long>(checks.mismatches), rate, check["next_rate"].get<double>());
   }
   if (!match)
     return Status::Corruption(
@@ -1036,6 +1089,122 @@ Status CmdSettle(const Globals& g, Env& e, const std::string& id, bool wait) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::max<int64_t>(100, next - now + 50)));
   }
 }
+// listen-job: what a node's compute listener is doing. The local dfrpd (its STATE_DIR's) unless
+// --node names another; with `follow`, every change of a job's state after that, until
+// interrupted.
+struct ListenFlags {
+  std::string node;
+  std::string state;
+  uint64_t limit = 20;
+  bool follow = false;
+};
+
+Result<node::DaemonInfo> ListenerInfo(const Env& e, const std::string& node_flag) {
+  if (!node_flag.empty()) return InfoOfUrl(node_flag);
+  DFRP_ASSIGN_OR_RETURN(auto daemon, node::FindDaemon(e.fs, e.cfg.state_dir));
+  if (!daemon)
+    return Err(Status::Unavailable(fmt::format(
+        "no dfrpd runs on {}: start it (dfrpd, with ROLES including compute and a WALLET), or "
+        "give --node URL for another node's listener",
+        e.cfg.state_dir)));
+  return *daemon;
+}
+
+std::string ShortTime(int64_t unix_ms) {
+  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+void PrintListener(const std::string& url, const json& n, const json& jobs) {
+  std::string counts;
+  const json by_state = n.value("jobs", json::object());  // items() must not outlive it
+  for (const auto& [state, count] : by_state.items())
+    counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", state, count.get<uint64_t>());
+  std::vector<std::string> apps;
+  const json app_names = n.value("apps", json::array());
+  for (const auto& a : app_names) apps.push_back(a.get<std::string>());
+  const std::string running = n.value("running", "");
+  std::printf(
+      "listener at %s: provider %s, %llu slot(s), %llu queued, running %s\n"
+      "jobs: %s; refused: %llu; apps: %s\n",
+      url.c_str(), n.value("provider", "").c_str(),
+      static_cast<unsigned long long>(n.value("slots", uint64_t{0})),
+      static_cast<unsigned long long>(n.value("queued", uint64_t{0})),
+      running.empty() ? "nothing" : running.substr(0, 16).c_str(),
+      counts.empty() ? "none yet" : counts.c_str(),
+      static_cast<unsigned long long>(n.value("refused", uint64_t{0})),
+      fmt::format("{}", fmt::join(apps, ", ")).c_str());
+  const json& list = jobs.at("jobs");
+  if (list.empty()) return;
+  std::printf("%-16s  %-11s  %-12s  %5s  %-20s  %s\n", "JOB", "STATE", "APP", "RANKS",
+              "SUBMITTED (UTC)", "QUOTE");
+  for (const auto& j : list)
+    std::printf("%-16s  %-11s  %-12s  %5d  %-20s  %s%s\n",
+                j.value("job_id", "").substr(0, 16).c_str(), j.value("state", "").c_str(),
+                j.value("app", "").c_str(), j.value("ranks", 0),
+                ShortTime(j.value("submitted_ms", int64_t{0})).c_str(),
+                j.value("quote", json::object()).value("total", "?").c_str(),
+                j.contains("escrow") ? " (paid)" : "");
+  const uint64_t total = jobs.value("total", uint64_t{0});
+  if (total > list.size())
+    std::printf("(%zu of %llu shown: --limit N for more)\n", list.size(),
+                static_cast<unsigned long long>(total));
+}
+
+Status CmdListen(const Globals& g, const Env& e, const ListenFlags& f) {
+  DFRP_ASSIGN_OR_RETURN(node::DaemonInfo info, ListenerInfo(e, f.node));
+  std::string query = fmt::format("/v1/compute/jobs?limit={}", f.limit);
+  if (!f.state.empty()) query += "&state=" + node::UrlEncode(f.state);
+  DFRP_ASSIGN_OR_RETURN(json n, CallNodeJson(info, "GET", "/v1/compute/node"));
+  DFRP_ASSIGN_OR_RETURN(json jobs, CallNodeJson(info, "GET", query));
+  if (!jobs.contains("jobs") || !jobs["jobs"].is_array())
+    return Status::IOError(fmt::format("{} answered a job list without \"jobs\"", info.url));
+  if (g.json && !f.follow)
+    PrintJson(
+        {{"node", info.url}, {"listener", n}, {"jobs", jobs["jobs"]}, {"total", jobs["total"]}});
+  else if (!g.json)
+    PrintListener(info.url, n, jobs);
+  if (!f.follow) return Status::OK();
+  // Follow: each job's last state seen; a new job or a changed state is one line (one JSON
+  // object per line with --json). A node that stops answering ends it (exit 6).
+  std::map<std::string, std::string> seen;
+  for (const auto& j : jobs["jobs"]) seen[j.value("job_id", "")] = j.value("state", "");
+  if (!g.json) std::printf("following %s (Ctrl-C to stop)\n", info.url.c_str());
+  std::fflush(stdout);
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    DFRP_ASSIGN_OR_RETURN(json now, CallNodeJson(info, "GET", query));
+    if (!now.contains("jobs") || !now["jobs"].is_array())
+      return Status::IOError(fmt::format("{} answered a job list without \"jobs\"", info.url));
+    // Oldest first, so a job's lines come in the order its states came.
+    for (auto it = now["jobs"].rbegin(); it != now["jobs"].rend(); ++it) {
+      const json& j = *it;
+      const std::string id = j.value("job_id", ""), state = j.value("state", "");
+      auto old = seen.find(id);
+      if (old != seen.end() && old->second == state) continue;
+      const std::string from = old == seen.end() ? "" : old->second;
+      seen[id] = state;
+      if (g.json) {
+        std::printf("%s\n", json{{"job_id", id},
+                                 {"from", from.empty() ? json() : json(from)},
+                                 {"state", state},
+                                 {"job", j}}
+                                .dump()
+                                .c_str());
+      } else {
+        std::printf("%s  %s  %s%s%s  (%s, %d rank(s))\n",
+                    ShortTime(e.clock->NowUnixMillis()).c_str(), id.substr(0, 16).c_str(),
+                    from.empty() ? "new: " : from.c_str(), from.empty() ? "" : " -> ",
+                    state.c_str(), j.value("app", "").c_str(), j.value("ranks", 0));
+      }
+      std::fflush(stdout);
+    }
+  }
+}
 }  // namespace
 
 int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* clock) {
@@ -1106,12 +1275,30 @@ int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
   status->add_option("id", id, "the run id, or a submitted job's id")->required();
   status->add_option("--node", node_url, "the node running the job (default: where it was sent)");
   auto* runs = app.add_subcommand("runs", "the runs kept in STATE_DIR/compute/runs");
+  ListenFlags lsf;
+  auto* listen = app.add_subcommand(
+      "listen-job",
+      "what a compute listener is doing: its slots, queue and jobs (the local dfrpd's unless "
+      "--node), and with --follow each job's changes as they come");
+  listen->add_option("--node", lsf.node, "another compute node's URL");
+  listen->add_option("--state", lsf.state,
+                     "only jobs in this state (queued, running, done, failed, expired, "
+                     "interrupted)");
+  listen->add_option("--limit", lsf.limit, "list at most this many jobs, newest first (20)");
+  listen->add_flag("--follow,-f", lsf.follow,
+                   "then print every new job and change of state until interrupted (JSON "
+                   "lines with --json)");
   auto* verify =
       app.add_subcommand("verify-job",
                          "re-run a deterministic job with the same ranks and compare result roots "
                          "(exit 3 when they differ)");
   verify->add_option("id", id, "the run id, or a submitted job's id")->required();
   std::string verifier;
+  bool adaptive = false;
+  verify->add_flag("--adaptive", adaptive,
+                   "for a submitted job: check it only if a draw at the provider's check rate "
+                   "says so (every job of a new provider, falling to [compute] spot_check_bps "
+                   "of a trusted one; economic.toml)");
   verify->add_option("--verifier", verifier,
                      "for a submitted job: another compute node that runs the same job again; "
                      "a paid job whose escrow names it is disputed on a mismatch");
@@ -1155,13 +1342,18 @@ int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
       s = CmdStatus(g, *env, id);
     else if (*runs)
       s = CmdRuns(g, *env);
+    else if (*listen)
+      s = CmdListen(g, *env, lsf);
     else if (*verify && id.size() == 64)
       s = verifier.empty() ? Status::InvalidArgument(
                                  "verify-job of a submitted job: give --verifier URL (another "
                                  "compute node)")
-                           : CmdRemoteVerify(g, *env, id, verifier);
+                           : CmdRemoteVerify(g, *env, id, verifier, adaptive);
     else if (*settle)
       s = CmdSettle(g, *env, id, settle_wait);
+    else if (*verify && adaptive)
+      s = Status::InvalidArgument(
+          "verify-job --adaptive is for a submitted job (its 64-digit id), with --verifier URL");
     else if (*verify)
       s = CmdVerify(g, *env, id);
     else if (*result && id.size() == 64)

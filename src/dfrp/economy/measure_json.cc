@@ -14,30 +14,30 @@ using nlohmann::json;
 
 json Optional(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
-core::Status Bad(const std::string& field, const std::string& why) {
+core::Status BadField(const std::string& field, const std::string& why) {
   return core::Status::InvalidArgument("capacity.json: " + field + ": " + why +
                                        ": measure again with `dfrp-market measure`");
 }
 
 // Checks that `j` is an object with exactly `keys`.
 core::Status CheckKeys(const json& j, const std::string& where, const std::set<std::string>& keys) {
-  if (!j.is_object()) return Bad(where.empty() ? "(top level)" : where, "must be an object");
+  if (!j.is_object()) return BadField(where.empty() ? "(top level)" : where, "must be an object");
   const std::string prefix = where.empty() ? "" : where + ".";
   for (const auto& k : keys) {
-    if (!j.contains(k)) return Bad(prefix + k, "missing");
+    if (!j.contains(k)) return BadField(prefix + k, "missing");
   }
   for (const auto& [k, v] : j.items()) {
-    if (!keys.contains(k)) return Bad(prefix + k, "unknown key");
+    if (!keys.contains(k)) return BadField(prefix + k, "unknown key");
   }
   return core::Status::OK();
 }
 
 core::Result<double> Figure(const json& j, const std::string& field) {
   if (!j.is_number())
-    return core::Err(Bad(field, "must be a number, got " + std::string(j.type_name())));
+    return core::Err(BadField(field, "must be a number, got " + std::string(j.type_name())));
   const double v = j.get<double>();
-  if (!std::isfinite(v)) return core::Err(Bad(field, "must be finite"));
-  if (v < 0) return core::Err(Bad(field, "must not be negative, got " + std::to_string(v)));
+  if (!std::isfinite(v)) return core::Err(BadField(field, "must be finite"));
+  if (v < 0) return core::Err(BadField(field, "must not be negative, got " + std::to_string(v)));
   return v;
 }
 
@@ -49,23 +49,23 @@ core::Result<std::optional<double>> OptionalFigure(const json& j, const std::str
 
 core::Result<std::string> Text(const json& j, const std::string& field) {
   if (!j.is_string())
-    return core::Err(Bad(field, "must be a string, got " + std::string(j.type_name())));
+    return core::Err(BadField(field, "must be a string, got " + std::string(j.type_name())));
   return j.get<std::string>();
 }
 
 core::Result<bool> Flag(const json& j, const std::string& field) {
   if (!j.is_boolean())
-    return core::Err(Bad(field, "must be true or false, got " + std::string(j.type_name())));
+    return core::Err(BadField(field, "must be true or false, got " + std::string(j.type_name())));
   return j.get<bool>();
 }
 
 // A non-negative integer no larger than `max`.
 core::Result<uint64_t> Count(const json& j, const std::string& field, uint64_t max) {
   if (!j.is_number_integer() || (!j.is_number_unsigned() && j.get<int64_t>() < 0)) {
-    return core::Err(Bad(field, "must be a non-negative integer, got " + j.dump()));
+    return core::Err(BadField(field, "must be a non-negative integer, got " + j.dump()));
   }
   const uint64_t v = j.get<uint64_t>();
-  if (v > max) return core::Err(Bad(field, "must be at most " + std::to_string(max)));
+  if (v > max) return core::Err(BadField(field, "must be at most " + std::to_string(max)));
   return v;
 }
 
@@ -127,7 +127,7 @@ core::Result<Capacity> CapacityFromJson(const json& j) {
                         Figure(j["sha256_per_sec_all_cores"], "sha256_per_sec_all_cores"));
   DFRP_ASSIGN_OR_RETURN(c.gpu_tflops, OptionalFigure(j["gpu_tflops"], "gpu_tflops"));
   DFRP_ASSIGN_OR_RETURN(c.gpu_reason, Text(j["gpu_reason"], "gpu_reason"));
-  if (!j["volumes"].is_array()) return core::Err(Bad("volumes", "must be an array"));
+  if (!j["volumes"].is_array()) return core::Err(BadField("volumes", "must be an array"));
   for (size_t i = 0; i < j["volumes"].size(); ++i) {
     DFRP_ASSIGN_OR_RETURN(VolumeCapacity v,
                           VolumeFromJson(j["volumes"][i], "volumes[" + std::to_string(i) + "]"));

@@ -10,7 +10,7 @@ namespace dfrp::economy {
 namespace {
 
 constexpr size_t kWrite = static_cast<size_t>(Resource::kWriteGib);
-constexpr size_t kRead = static_cast<size_t>(Resource::kReadGib);
+constexpr size_t kReadIdx = static_cast<size_t>(Resource::kReadGib);
 
 class OracleTest : public ::testing::Test {
  protected:
@@ -50,7 +50,7 @@ TEST_F(OracleTest, SaturationRaisesIdleDecaysAndTheHistoryPersists) {
   ASSERT_EQ(*o->Advance(busy), 1u);
   EXPECT_EQ(o->Current().utilization[kWrite], 10000u);
   EXPECT_EQ(o->Current().prices[kWrite], start[kWrite] + start[kWrite] / 8);
-  EXPECT_EQ(o->Current().prices[kRead], start[kRead]) << "an idle price at its floor stays";
+  EXPECT_EQ(o->Current().prices[kReadIdx], start[kReadIdx]) << "an idle price at its floor stays";
   EXPECT_EQ(*o->Advance(busy), 0u) << "an epoch is applied once";
   for (int i = 0; i < 5; ++i) {
     clock_.AdvanceMillis(10'000);
@@ -79,19 +79,20 @@ TEST_F(OracleTest, NeighboursBlendIntoTheLastEpoch) {
   auto o = Open();
   const PriceVector start = o->Current().prices;
   std::array<std::vector<NeighbourPrice>, kResourceCount> n;
-  n[kRead] = {{start[kRead] * 2, 1}, {start[kRead] * 2, 1}, {start[kRead], 0.5}};
+  n[kReadIdx] = {{start[kReadIdx] * 2, 1}, {start[kReadIdx] * 2, 1}, {start[kReadIdx], 0.5}};
   clock_.AdvanceMillis(10'000);
   ASSERT_EQ(*o->Advance([](uint64_t) { return EpochUsage{}; }, n), 1u);
   // Idle would keep the floor; the neighbours (median 2x) pull it up by a quarter of the gap,
   // which is more than one step: it moves one step, 1/8.
-  EXPECT_EQ(o->Current().prices[kRead], start[kRead] + start[kRead] / 8);
-  n[kRead] = {{start[kRead] + start[kRead] / 4, 1}};
+  EXPECT_EQ(o->Current().prices[kReadIdx], start[kReadIdx] + start[kReadIdx] / 8);
+  n[kReadIdx] = {{start[kReadIdx] + start[kReadIdx] / 4, 1}};
   clock_.AdvanceMillis(10'000);
-  const Price before = o->Current().prices[kRead];
+  const Price before = o->Current().prices[kReadIdx];
   ASSERT_EQ(*o->Advance([](uint64_t) { return EpochUsage{}; }, n), 1u);
   // Idle step down to 7/8 first (clamped to the floor), then a quarter of the way up.
-  const Price stepped = std::max(before - before / 8, policy_.pricing.floor[kRead]);
-  EXPECT_EQ(o->Current().prices[kRead], (stepped * 3 + (start[kRead] + start[kRead] / 4) + 2) / 4);
+  const Price stepped = std::max(before - before / 8, policy_.pricing.floor[kReadIdx]);
+  EXPECT_EQ(o->Current().prices[kReadIdx],
+            (stepped * 3 + (start[kReadIdx] + start[kReadIdx] / 4) + 2) / 4);
 }
 
 TEST_F(OracleTest, UtilizationAgainstCapacity) {
@@ -103,7 +104,7 @@ TEST_F(OracleTest, UtilizationAgainstCapacity) {
   u.bytes_stored = 1, u.bytes_quota = 4;
   const Utilization ut = o->UtilizationOf(u);
   EXPECT_EQ(ut[static_cast<size_t>(Resource::kCpuSec)], 5000u);
-  EXPECT_EQ(ut[kRead], 2500u);
+  EXPECT_EQ(ut[kReadIdx], 2500u);
   EXPECT_EQ(ut[static_cast<size_t>(Resource::kProof)], 10000u);
   EXPECT_EQ(ut[static_cast<size_t>(Resource::kStorageGibMonth)], 2500u);
   EXPECT_EQ(ut[static_cast<size_t>(Resource::kGpuSec)], 0u) << "no GPU: no GPU utilisation";

@@ -81,8 +81,9 @@ beacon_slot_seconds = 60        # the challenge beacon gives one seed per slot
 
 [compute]
 vector_threshold = 0.8          # cosine similarity a job's vector must reach
-spot_check_bps = 1000
-trusted_after = 10
+spot_check_bps = 500            # jobs of a trusted provider checked, at least (5%; never 0)
+trusted_after = 10              # valid checks before a provider is checked less than always
+check_half_life = 10            # then the rate halves every this many valid checks
 
 [gossip]
 interval_ms = 1000
@@ -559,8 +560,9 @@ Result<EconomicPolicy> ParseEconomicPolicy(std::string_view text, std::string_vi
 
   Scope co = root.Table("compute");
   co.Double("vector_threshold", -1, 1, &p.compute.vector_threshold);
-  co.Uint("spot_check_bps", 0, 10000, &p.compute.spot_check_bps);
+  co.Uint("spot_check_bps", 1, 10000, &p.compute.spot_check_bps);
   co.Uint("trusted_after", 0, 1000000, &p.compute.trusted_after);
+  co.Uint("check_half_life", 1, 1000000, &p.compute.check_half_life);
   co.Finish();
 
   Scope go = root.Table("gossip");
@@ -653,8 +655,11 @@ std::string RenderEconomicToml(const EconomicPolicy& p) {
       p.storage.period_seconds, p.storage.challenges_per_period, p.storage.answer_window_seconds,
       p.storage.replication, p.storage.grace_seconds, p.storage.max_skew_ms,
       p.storage.beacon_slot_seconds);
-  o += fmt::format("\n[compute]\nvector_threshold = {}\nspot_check_bps = {}\ntrusted_after = {}\n",
-                   p.compute.vector_threshold, p.compute.spot_check_bps, p.compute.trusted_after);
+  o += fmt::format(
+      "\n[compute]\nvector_threshold = {}\nspot_check_bps = {}\ntrusted_after = {}\n"
+      "check_half_life = {}\n",
+      p.compute.vector_threshold, p.compute.spot_check_bps, p.compute.trusted_after,
+      p.compute.check_half_life);
   o += fmt::format(
       "\n[gossip]\ninterval_ms = {}\nprobe_interval_ms = {}\nprobe_timeout_ms = "
       "{}\nsuspect_timeout_ms = {}\nrecord_ttl_seconds = {}\nindirect_probes = {}\n",

@@ -114,8 +114,12 @@ struct StoragePolicy {
 
 struct ComputePolicy {
   double vector_threshold = 0.8;  // cosine similarity a job's vector must reach
-  uint32_t spot_check_bps = 1000;
-  uint32_t trusted_after = 10;  // valid results before a provider is checked less often
+  // How often a client checks a provider's jobs (compute/check_rate.h): every job until
+  // `trusted_after` valid checks, then a rate halving every `check_half_life` valid checks,
+  // never under `spot_check_bps` (basis points; never zero).
+  uint32_t spot_check_bps = 500;
+  uint32_t trusted_after = 10;
+  uint32_t check_half_life = 10;
 };
 
 struct GossipPolicy {

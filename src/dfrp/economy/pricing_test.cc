@@ -7,14 +7,14 @@
 namespace dfrp::economy {
 namespace {
 
-EconomicPolicy Default() {
+EconomicPolicy DefaultPolicy() {
   auto p = ParseEconomicPolicy(kDefaultEconomicToml, "embedded default");
   EXPECT_TRUE(p.has_value());
   return *p;
 }
 
 TEST(Pricing, DemandMovesAnEighthPerEpochAtMost) {
-  const EconomicPolicy pol = Default();
+  const EconomicPolicy pol = DefaultPolicy();
   const PricingPolicy& pr = pol.pricing;
   const Price floor = 1000, ceiling = 1'000'000;
   EXPECT_EQ(StepPrice(8000, 10000, pr, floor, ceiling), 9000u);  // saturated: +12.5%
@@ -29,7 +29,7 @@ TEST(Pricing, DemandMovesAnEighthPerEpochAtMost) {
 }
 
 TEST(Pricing, RisesToTheCeilingAndDecaysToTheFloor) {
-  const EconomicPolicy pol = Default();
+  const EconomicPolicy pol = DefaultPolicy();
   const PricingPolicy& pr = pol.pricing;
   PriceVector p = pr.floor;
   Utilization busy;
@@ -59,7 +59,7 @@ TEST(Pricing, RisesToTheCeilingAndDecaysToTheFloor) {
 }
 
 TEST(Pricing, StartsFromFloorsScaledByCapacity) {
-  const EconomicPolicy pol = Default();
+  const EconomicPolicy pol = DefaultPolicy();
   const PricingPolicy& pr = pol.pricing;
   CapacityFigures slow;  // below every reference: floors
   slow.cpu_hashes_per_sec_one_core = 1e6;
@@ -79,7 +79,7 @@ TEST(Pricing, StartsFromFloorsScaledByCapacity) {
 }
 
 TEST(Pricing, NeighboursBlendThroughAWeightedMedianWithinOneStep) {
-  const EconomicPolicy pol = Default();
+  const EconomicPolicy pol = DefaultPolicy();
   const PricingPolicy& pr = pol.pricing;  // w = 25%, D = 8
   EXPECT_EQ(WeightedMedian({{100, 1}, {300, 1}, {200, 1}}), 200u);
   EXPECT_EQ(WeightedMedian({{100, 1}, {300, 5}, {200, 1}}), 300u);

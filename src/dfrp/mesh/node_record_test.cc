@@ -13,15 +13,15 @@ namespace {
 
 namespace bls = crypto::bls;
 
-bls::SecretKey Key(char seed) { return TestKey(seed); }
+bls::SecretKey RecordKey(char seed) { return TestKey(seed); }
 
 constexpr int64_t kNow = 1'800'000'000'000;
 constexpr uint64_t kDay = 86'400'000;
 
 struct NodeKeys {
   explicit NodeKeys(char seed, const crypto::Hash& net)
-      : wallet(Key(seed)),
-        node(Key(static_cast<char>(seed + 1))),
+      : wallet(RecordKey(seed)),
+        node(RecordKey(static_cast<char>(seed + 1))),
         delegation(SignDelegation(wallet, node.GetPublicKey(), kNow + kDay, net)) {}
   bls::SecretKey wallet, node;
   Delegation delegation;

@@ -8,6 +8,7 @@
 //                                     forged signature, the refusal's reason otherwise (exit 7)
 //   POST /v1/compute/quote            {"job": HEX}: the price this node asks for it now, with
 //                                     every check of a submission; nothing is queued
+//   GET  /v1/compute/jobs             ?state=S&limit=N: the jobs held here, newest first
 //   GET  /v1/compute/jobs/{id}        its state; a done job's result root and signed claim
 //   GET  /v1/compute/jobs/{id}/ranks/{rank}   a done job's output of that rank
 //   GET  /v1/compute/node             slots, queue, jobs by state, apps
@@ -15,6 +16,7 @@
 // A job's signature is checked on the verify lane.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "dfrp/node/compute_service.h"
@@ -31,6 +33,9 @@ namespace {
 
 // Rank outputs are answered whole from memory; larger ones wait for a streamed download.
 constexpr uint64_t kMaxOutputAnswer = 256ull << 20;
+// GET /v1/compute/jobs: how many jobs one answer lists unless asked, and at most.
+constexpr uint64_t kDefaultJobsAnswer = 50;
+constexpr uint64_t kMaxJobsAnswer = 1000;
 
 core::Result<ComputeService*> Compute(Node* node) {
   if (!node->compute())
@@ -45,6 +50,17 @@ ApiResponse JobAnswer(const core::Result<json>& j, int ok_status) {
   if (j) return ApiResponse::Json(ok_status, *j);
   if (j.error().IsCorruption()) return ApiResponse::Json(422, ErrorJson(j.error()));
   return ApiResponse::Error(j.error());
+}
+
+std::string QueryValue(const ApiRequest& r, const std::string& name) {
+  auto it = r.route.query.find(name);
+  return it == r.route.query.end() ? std::string() : it->second;
+}
+
+bool IsJobState(std::string_view s) {
+  for (std::string_view known : {"queued", "running", "done", "failed", "expired", "interrupted"})
+    if (s == known) return true;
+  return false;
 }
 
 }  // namespace
@@ -82,6 +98,26 @@ std::vector<RouteSpec> ComputeRoutes(Node* node) {
                  auto wire = HexField(r.body, "job");
                  if (!wire) return ApiResponse::Error(wire.error());
                  return JobAnswer((*c)->Quote(*wire), 200);
+               }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/compute/jobs",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest& r) {
+                 auto c = Compute(node);
+                 if (!c) return ApiResponse::Error(c.error());
+                 const std::string state = QueryValue(r, "state");
+                 if (!state.empty() && !IsJobState(state))
+                   return ApiResponse::Error(Status::InvalidArgument(fmt::format(
+                       "state {:?} is not a job state (queued, running, done, failed, expired, "
+                       "interrupted)",
+                       state.substr(0, 32))));
+                 uint64_t limit = kDefaultJobsAnswer;
+                 if (const std::string l = QueryValue(r, "limit"); !l.empty()) {
+                   auto n = DecimalParam(l, "limit");
+                   if (!n) return ApiResponse::Error(n.error());
+                   limit = std::min<uint64_t>(*n, kMaxJobsAnswer);
+                 }
+                 return ApiResponse::Json(200, (*c)->JobsJson(state, limit));
                }});
   t.push_back({.methods = "GET",
                .pattern = "/v1/compute/jobs/{id}",

@@ -4,6 +4,8 @@
 #include <fmt/ranges.h>
 #include <signal.h>
 
+#include <algorithm>
+
 #include "dfrp/core/bytes.h"
 #include "dfrp/economy/fee_match.h"
 #include "dfrp/wallet/address.h"
@@ -342,6 +344,21 @@ json ComputeService::Json() const {
           {"apps", apps},
           {"max_wall_seconds", opt_.max_wall_seconds},
           {"vector_threshold", opt_.policy->compute.vector_threshold}};
+}
+
+json ComputeService::JobsJson(std::string_view state, size_t limit) const {
+  core::MutexLock lock(&mu_);
+  std::vector<const Job*> matched;
+  for (const auto& [id, j] : jobs_)
+    if (state.empty() || j.state == state) matched.push_back(&j);
+  // Newest first; the id breaks ties so the order is stable between calls.
+  std::sort(matched.begin(), matched.end(), [](const Job* a, const Job* b) {
+    return a->submitted_ms != b->submitted_ms ? a->submitted_ms > b->submitted_ms
+                                              : a->id_hex < b->id_hex;
+  });
+  json jobs = json::array();
+  for (size_t i = 0; i < matched.size() && i < limit; ++i) jobs.push_back(ToJson(*matched[i]));
+  return {{"jobs", std::move(jobs)}, {"total", matched.size()}};
 }
 
 void ComputeService::RunLoop() {

@@ -103,6 +103,9 @@ class ComputeService {
   core::Result<std::string> OutputPath(const std::string& id_hex, uint32_t rank) const;
   // Slots, the queue, the catalog, counts.
   nlohmann::json Json() const;
+  // The jobs this node holds, newest first: at most `limit` of them, only those in `state`
+  // when it is not empty. {"jobs": [JobJson...], "total": how many matched}.
+  nlohmann::json JobsJson(std::string_view state, size_t limit) const;
 
  private:
   struct Job {

@@ -9,13 +9,13 @@
 namespace dfrp::vector {
 namespace {
 
-constexpr uint32_t kDim = 8;
+constexpr uint32_t kIndexDim = 8;
 
 Offer MakeOffer(std::mt19937& rng, int i) {
   std::normal_distribution<float> n;
   Offer o;
   o.node = "node-" + std::to_string(i);
-  o.vector.resize(kDim);
+  o.vector.resize(kIndexDim);
   for (float& x : o.vector) x = n(rng);
   o.prices = {uint64_t(rng() % 100 + 1), uint64_t(rng() % 100 + 1), uint64_t(rng() % 10),
               uint64_t(rng() % 10)};
@@ -26,7 +26,7 @@ Offer MakeOffer(std::mt19937& rng, int i) {
 RouteRequest MakeRequest(std::mt19937& rng) {
   std::normal_distribution<float> n;
   RouteRequest r;
-  r.vector.resize(kDim);
+  r.vector.resize(kIndexDim);
   for (float& x : r.vector) x = n(rng);
   r.quantities = {10, 10, 5, 5};
   r.max_fee = 900;  // about a third of the offers pass
@@ -36,7 +36,7 @@ RouteRequest MakeRequest(std::mt19937& rng) {
 }
 
 TEST(NodeIndex, KeepsOnlyOffersWithinFeeAndTrustNearestFirst) {
-  NodeIndex index({.dim = kDim, .resources = 4});
+  NodeIndex index({.dim = kIndexDim, .resources = 4});
   std::mt19937 rng(3);
   std::vector<Offer> offers;
   for (int i = 0; i < 500; ++i) {
@@ -82,7 +82,7 @@ TEST(NodeIndex, KeepsOnlyOffersWithinFeeAndTrustNearestFirst) {
 }
 
 TEST(NodeIndex, PostFilterAgreesWithBruteForce) {
-  NodeIndex index({.dim = kDim, .resources = 4});
+  NodeIndex index({.dim = kIndexDim, .resources = 4});
   std::mt19937 rng(5);
   for (int i = 0; i < 3000; ++i) ASSERT_TRUE(index.Upsert(MakeOffer(rng, i)).ok());
   index.BuildGraph();
@@ -108,7 +108,7 @@ TEST(NodeIndex, PostFilterAgreesWithBruteForce) {
 }
 
 TEST(NodeIndex, ReplacesRemovesAndRefusesBadInput) {
-  NodeIndex index({.dim = kDim, .resources = 4});
+  NodeIndex index({.dim = kIndexDim, .resources = 4});
   std::mt19937 rng(9);
   Offer o = MakeOffer(rng, 1);
   ASSERT_TRUE(index.Upsert(o).ok());
