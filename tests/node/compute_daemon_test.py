@@ -87,6 +87,9 @@ def main():
     check("GET /v1/compute/node: slots, apps, the node's vector and price",
           st == 200 and cn.get("slots") == 4 and "matmul" in cn.get("apps", []) and
           len(cn.get("vector", [])) == 16 and cn.get("provider") == addr["a"], cn)
+    st, _, status = a.json("GET", "/v1/status")
+    check("/v1/status has the listener too (the dashboard's compute panel reads it)",
+          st == 200 and status.get("compute", {}).get("slots") == 4, status.get("compute"))
 
     cenv = clean_env({"DFRP_PASSPHRASE": "pw", "STATE_DIR": os.path.join(T, "client")})
 

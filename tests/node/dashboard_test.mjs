@@ -346,6 +346,68 @@ async function CheckMesh(page, base) {
         JSON.stringify(shown));
 }
 
+// The Compute panel: this node (ROLES storage,authority) takes no jobs, which its /v1/status
+// says (compute null; nothing is asked of /v1/compute then); then answers of a listener's shape (docs/API.md, "Compute") stand in for a compute
+// node's, to check how its slots, counts and jobs are drawn.
+async function CheckCompute(page) {
+  const ok0 = await page.waitForFunction(
+      () => !document.getElementById('compute-empty').hidden &&
+        document.getElementById('compute-body').hidden,
+      null, { timeout: kWaitMs }).then(() => true).catch(() => false);
+  Check('compute: a node without the compute role says it takes no jobs', ok0);
+  const job = (id, state, paid, cpuMs) => ({
+    job_id: id.repeat(64), state, app: 'matmul', args: ['64', '3'], ranks: 2,
+    client: 'dfrp1client', max_fee: '1', provider: 'dfrp1me', submitted_ms: 1764720000000,
+    quote: { total: '0.0012', total_base_units: 1200000, cpu_sec: '0.000001', similarity: 1 },
+    ...(paid ? { escrow: 'e'.repeat(64) } : {}),
+    ...(cpuMs === null ? {} : { report: { end: 'exited', exit_code: 0, cpu_ms: cpuMs } }) });
+  const answers = {
+    '/v1/compute/node': { provider: 'dfrp1me', vector: [1, 0], cpu_sec_price: '0.000001',
+                          gpu: false, slots: 4, queued: 1, running: 'b'.repeat(64),
+                          jobs: { done: 2, queued: 1, running: 1 }, refused: 3,
+                          apps: ['matmul'], max_wall_seconds: 600, vector_threshold: 0.8 },
+    '/v1/compute/jobs': { jobs: [job('a', 'queued', false, null), job('b', 'running', true, null),
+                                 job('c', 'done', true, 2500)], total: 3 } };
+  const inject = async (route) => {
+    const path = new URL(route.request().url()).pathname;
+    await route.fulfill({ status: 200, contentType: 'application/json',
+                          body: JSON.stringify(answers[path]) });
+  };
+  // /v1/status says whether the node computes: its real answer, with the listener added.
+  const injectStatus = async (route) => {
+    const body = await (await route.fetch()).json();
+    body.compute = answers['/v1/compute/node'];
+    await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(body) });
+  };
+  await page.route('**/v1/compute/**', inject);
+  await page.route('**/v1/status', injectStatus);
+  const ok = await page.waitForFunction(
+      () => document.getElementById('compute-rows').children.length === 3,
+      null, { timeout: kWaitMs }).then(() => true).catch(() => false);
+  const shown = await page.evaluate(() => ({
+    empty: document.getElementById('compute-empty').hidden,
+    slots: document.getElementById('compute-slots').dataset.slots,
+    queued: document.getElementById('compute-queued').dataset.queued,
+    running: document.getElementById('compute-running').textContent,
+    counts: document.getElementById('compute-counts').textContent,
+    rows: [...document.getElementById('compute-rows').children].map((tr) => ({
+      state: tr.dataset.state, paid: tr.querySelector('.compute-paid').textContent,
+      quote: tr.querySelector('.compute-quote').textContent,
+      cpu: tr.querySelector('.compute-cpu').textContent })) }));
+  await page.unroute('**/v1/compute/**', inject);
+  await page.unroute('**/v1/status', injectStatus);
+  Check('compute: slots, queue, the running job, counts by state, and each job with its ' +
+        'state, quote, escrow and CPU time',
+        ok && shown.empty && shown.slots === '4' && shown.queued === '1' &&
+        shown.running.startsWith('bbbbbbbbbbbbbbbb') &&
+        shown.counts === 'Jobs: 2 done, 1 queued, 1 running.' &&
+        shown.rows.map((r) => r.state).join() === 'queued,running,done' &&
+        shown.rows[0].paid === '–' && shown.rows[1].paid === 'escrow' &&
+        shown.rows[2].quote === '0.0012' && shown.rows[2].cpu === '2.5' &&
+        shown.rows[0].cpu === '–',
+        JSON.stringify(shown));
+}
+
 async function LoadPlaywright() {
   try {
     return (await import('playwright-core')).chromium;
@@ -401,6 +463,7 @@ async function Main() {
     await CheckLedger(page, base);
     await CheckLedgerEscrows(page, base);
     await CheckMesh(page, base);
+    await CheckCompute(page);
 
     const shot = path.resolve(outDir, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });

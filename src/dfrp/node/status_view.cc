@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "dfrp/core/version.h"
+#include "dfrp/node/compute_service.h"
 
 namespace dfrp::node {
 
@@ -53,6 +54,7 @@ json StatusJson(Node& node, const std::string& api_addr, const ServerFigures& se
           {"escrows", node.provider() ? node.provider()->Json() : nlohmann::json()},
           {"ledger_sync", node.ledger_sync() ? node.ledger_sync()->Json() : nlohmann::json()},
           {"mesh", node.mesh() ? node.mesh()->Json() : nlohmann::json()},
+          {"compute", node.compute() ? node.compute()->Json() : nlohmann::json()},
           {"operations", node.operations().List()}};
 }
 

@@ -794,6 +794,64 @@
     }
   }
 
+  // The compute panel: the listener's slots and queue (/v1/compute/node), its jobs by state,
+  // and the last jobs (/v1/compute/jobs), newest first: state, app, quote, whether an escrow
+  // pays it, the CPU time it used.
+  function RenderCompute(node, jobs) {
+    const empty = document.getElementById('compute-empty');
+    const body = document.getElementById('compute-body');
+    empty.hidden = node !== null;
+    body.hidden = node === null;
+    if (node === null) return;
+    const slots = document.getElementById('compute-slots');
+    SetText(slots, String(node.slots ?? '–'));
+    SetData(slots, 'slots', node.slots ?? '');
+    const queued = document.getElementById('compute-queued');
+    SetText(queued, String(node.queued ?? 0));
+    SetData(queued, 'queued', node.queued ?? 0);
+    SetText(document.getElementById('compute-running'),
+      node.running ? `${String(node.running).slice(0, 16)}…` : 'nothing');
+    SetText(document.getElementById('compute-refused'), String(node.refused ?? 0));
+    const byState = node.jobs || {};
+    const names = Object.keys(byState).sort();
+    const counts = document.getElementById('compute-counts');
+    const total = names.reduce((n, k) => n + Number(byState[k]), 0);
+    SetData(counts, 'total', total);
+    SetText(counts, total === 0 ? 'No job yet.' :
+      `Jobs: ${names.map((k) => `${byState[k]} ${k}`).join(', ')}.`);
+    const list = Array.isArray(jobs.jobs) ? jobs.jobs : [];
+    const rows = document.getElementById('compute-rows');
+    rows.replaceChildren(...list.map((j) => {
+      const id = String(j.job_id || '');
+      const report = j.report || {};
+      return El('tr', { 'data-job': id, 'data-state': String(j.state) },
+        El('td', {}, El('code', { title: id }, `${id.slice(0, 16)}…`)),
+        El('td', { class: 'compute-state' }, String(j.state)),
+        El('td', { class: 'compute-app' }, String(j.app)),
+        El('td', { class: 'compute-ranks' }, String(j.ranks)),
+        El('td', { class: 'compute-quote' }, String((j.quote || {}).total ?? '–')),
+        El('td', { class: 'compute-paid' }, j.escrow ? 'escrow' : '–'),
+        El('td', { class: 'compute-cpu' },
+          report.cpu_ms === undefined ? '–' : (Number(report.cpu_ms) / 1000).toFixed(1)));
+    }));
+  }
+
+  // Only a compute node is asked (`compute` in /v1/status): a 404 would be a console error.
+  async function PollCompute(status) {
+    if (!status || !status.compute) {
+      RenderCompute(null, null);
+      return;
+    }
+    try {
+      const [node, jobs] = await Promise.all([FetchJson('/v1/compute/node'),
+        FetchJson('/v1/compute/jobs?limit=20')]);
+      RenderCompute(node, jobs);
+    } catch (e) {
+      if (e.status === 404) RenderCompute(null, null);
+      else console.error('dashboard: the compute view', e);
+    }
+  }
+
   // The ledger view asks the committee for the wallet's balance: every fifth poll, not every.
   let ledgerPolls = 0;
   async function PollLedger() {
@@ -821,6 +879,7 @@
         Render(...answers);
         ShowReachable();
         await PollMesh();
+        await PollCompute(answers[0]);
         await PollLedger();
       }
     } catch (e) {
