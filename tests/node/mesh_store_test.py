@@ -229,6 +229,9 @@ def main():
         rc, out, err = tool(MESH, envs[leaver], "--json", "leave", "--cancel")
         check("dfrp-mesh leave --cancel: the node stays",
               rc == 0 and json.loads(out).get("leaving") is False, (rc, out[-300:], err))
+        # Its record without "leaving" reaches PA by gossip; the puts below count on it.
+        wait_for(f"PA to see {leaver} staying",
+                 lambda: "leaving" not in peers(pa).get(addr[leaver], {}).get("roles", ["leaving"]))
         conserved("after the move")
 
     # Bad input.

@@ -873,10 +873,6 @@ Result<json> SettleJobEscrow(ledger::LedgerClient& client, const economy::Econom
   return json{{"kind", ledger::SettleKindName(kind)}, {"votes", r.votes}, {"applied", r.applied}};
 }
 
-// Has `verifier` run the very same signed job (its id, and so a claim for it, is the same)
-// and compares its signed result root with the provider's. A paid job whose escrow names that
-// node's wallet as its verifier is disputed at once on a mismatch: the two signed claims are
-// the fraud proof the committee refunds it on.
 // Where a client keeps what it learned of each provider's checked jobs (compute/check_rate.h).
 std::string ProvidersPath(const Env& e) {
   return core::JoinPath(e.cfg.state_dir, "compute/providers.json");
@@ -886,6 +882,11 @@ json ChecksJson(const compute::ProviderChecks& c) {
   return {{"valid", c.valid}, {"mismatches", c.mismatches}, {"unchecked", c.unchecked}};
 }
 
+// Has `verifier` run the very same signed job (its id, and so a claim for it, is the same)
+// and compares its signed result root with the provider's. A paid job whose escrow names that
+// node's wallet as its verifier is disputed at once on a mismatch: the two signed claims are
+// the fraud proof the committee refunds it on. Every check is counted in the provider's
+// record; with `adaptive`, the job is re-run only when a draw at the provider's rate says so.
 Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const std::string& verifier,
                        bool adaptive) {
   DFRP_ASSIGN_OR_RETURN(json rec, Submitted(e, id));
@@ -1089,6 +1090,7 @@ Status CmdSettle(const Globals& g, Env& e, const std::string& id, bool wait) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::max<int64_t>(100, next - now + 50)));
   }
 }
+
 // listen-job: what a node's compute listener is doing. The local dfrpd (its STATE_DIR's) unless
 // --node names another; with `follow`, every change of a job's state after that, until
 // interrupted.
