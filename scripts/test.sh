@@ -97,7 +97,7 @@ if [ "$FUZZ_IN_ASAN" = ON ]; then
     mkdir -p "$corpus"
     "$target" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" \
       $( [ -d "$seeds" ] && echo "$seeds" ) > "$corpus.log" 2>&1 || rc=$?
-    { echo "-- $name (exit $rc)"; tail -n 3 "$corpus.log"; } 
+    { echo "-- $name (exit $rc)"; tail -n 3 "$corpus.log"; }
     return "$rc"
   }
   fuzz_failed=0 running=0

@@ -878,10 +878,6 @@ std::string ProvidersPath(const Env& e) {
   return core::JoinPath(e.cfg.state_dir, "compute/providers.json");
 }
 
-json ChecksJson(const compute::ProviderChecks& c) {
-  return {{"valid", c.valid}, {"mismatches", c.mismatches}, {"unchecked", c.unchecked}};
-}
-
 // Has `verifier` run the very same signed job (its id, and so a claim for it, is the same)
 // and compares its signed result root with the provider's. A paid job whose escrow names that
 // node's wallet as its verifier is disputed at once on a mismatch: the two signed claims are
@@ -899,11 +895,10 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
   auto raw = core::FromHex(rec.value("job", ""));
   if (!raw) return Status::Corruption(fmt::format("{}: the job is not hex", SubmittedPath(e, id)));
   DFRP_ASSIGN_OR_RETURN(compute::JobContext job, compute::DecodeJob(*raw, policy.network_id));
-  DFRP_ASSIGN_OR_RETURN(CheckedResult claimed,
-                        FetchResult(policy, url, id, rec.value("provider", ""), job.ranks));
+  const std::string provider = rec.value("provider", "");
+  DFRP_ASSIGN_OR_RETURN(CheckedResult claimed, FetchResult(policy, url, id, provider, job.ranks));
   // The provider has signed its claim: only now is it drawn whether this job is checked, from
   // this client's own randomness, at the rate the provider's record here earns it.
-  const std::string provider = rec.value("provider", "");
   DFRP_ASSIGN_OR_RETURN(compute::ProviderChecks checks,
                         compute::LoadProviderChecks(e.fs, ProvidersPath(e), provider));
   const double rate = compute::CheckRate(policy.compute, checks);
@@ -915,7 +910,7 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
       ++checks.unchecked;
       DFRP_RETURN_IF_ERROR(compute::SaveProviderChecks(e.fs, ProvidersPath(e), provider, checks));
       check["checked"] = false;
-      check["provider_record"] = ChecksJson(checks);
+      check["provider_record"] = compute::ProviderChecksJson(checks);
       const json out = {{"job_id", id},
                         {"provider_node", url},
                         {"check", check},
@@ -949,7 +944,7 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
   const bool match = rerun_root == claimed_root;
   ++(match ? checks.valid : checks.mismatches);
   DFRP_RETURN_IF_ERROR(compute::SaveProviderChecks(e.fs, ProvidersPath(e), provider, checks));
-  check["provider_record"] = ChecksJson(checks);
+  check["provider_record"] = compute::ProviderChecksJson(checks);
   check["next_rate"] = compute::CheckRate(policy.compute, checks);
   json out = {{"job_id", id},
               {"check", check},

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <nlohmann/json.hpp>
 #include <vector>
 
 namespace dfrp::compute {
@@ -81,6 +80,10 @@ double CheckedShare(const economy::ComputePolicy& p, uint64_t jobs) {
   return Walk(p, 0.0, jobs).second / static_cast<double>(jobs);
 }
 
+json ProviderChecksJson(const ProviderChecks& c) {
+  return {{"valid", c.valid}, {"mismatches", c.mismatches}, {"unchecked", c.unchecked}};
+}
+
 namespace {
 
 Result<json> LoadAll(core::FileSystem* fs, const std::string& path) {
@@ -104,15 +107,15 @@ Result<ProviderChecks> LoadProviderChecks(core::FileSystem* fs, const std::strin
   if (!all.contains(provider)) return c;
   const json& r = all[provider];
   auto field = [&](const char* name, uint64_t* out) {
-    if (!r.is_object() || !r.contains(name)) return true;  // absent: 0
+    if (!r.contains(name)) return true;  // absent: 0
     if (!r[name].is_number_unsigned()) return false;
     *out = r[name].get<uint64_t>();
     return true;
   };
-  if (!field("valid", &c.valid) || !field("mismatches", &c.mismatches) ||
+  if (!r.is_object() || !field("valid", &c.valid) || !field("mismatches", &c.mismatches) ||
       !field("unchecked", &c.unchecked))
     return Err(Status::Corruption(
-        fmt::format("{}: the record of {} has a field that is not a count: move the file away to "
+        fmt::format("{}: the record of {} is not an object of counts: move the file away to "
                     "start the records over",
                     path, provider)));
   return c;
@@ -121,7 +124,7 @@ Result<ProviderChecks> LoadProviderChecks(core::FileSystem* fs, const std::strin
 Status SaveProviderChecks(core::FileSystem* fs, const std::string& path,
                           const std::string& provider, const ProviderChecks& c) {
   DFRP_ASSIGN_OR_RETURN(json all, LoadAll(fs, path));
-  all[provider] = {{"valid", c.valid}, {"mismatches", c.mismatches}, {"unchecked", c.unchecked}};
+  all[provider] = ProviderChecksJson(c);
   return core::WriteFileAtomic(fs, path, all.dump(2) + "\n");
 }
 

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "dfrp/core/file_system.h"
@@ -45,6 +46,9 @@ double CatchProbability(const economy::ComputePolicy& p, double cheat, uint64_t 
 
 // The expected share of an honest new provider's first `jobs` jobs that are checked.
 double CheckedShare(const economy::ComputePolicy& p, uint64_t jobs);
+
+// {"valid", "mismatches", "unchecked"}: one provider's record as providers.json keeps it.
+nlohmann::json ProviderChecksJson(const ProviderChecks& c);
 
 // A client's records of the providers it used: STATE_DIR/compute/providers.json,
 // {"<address>": {"valid", "mismatches", "unchecked"}}; an absent file is no record. Written

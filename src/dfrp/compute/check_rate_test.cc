@@ -102,6 +102,8 @@ TEST(CheckRate, RecordsSurviveAndABadFileIsNamed) {
   ASSERT_FALSE(bad.has_value());
   EXPECT_TRUE(bad.error().IsCorruption());
   EXPECT_NE(bad.error().message().find("move the file away"), std::string::npos);
+  ASSERT_TRUE(core::WriteFileAtomic(fs, path, "{\"dfrp1a\": 5}").ok());
+  EXPECT_FALSE(LoadProviderChecks(fs, path, "dfrp1a").has_value()) << "a record that is no object";
   ASSERT_TRUE(core::WriteFileAtomic(fs, path, "not json").ok());
   EXPECT_FALSE(LoadProviderChecks(fs, path, "dfrp1a").has_value());
 }

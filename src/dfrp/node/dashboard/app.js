@@ -794,7 +794,7 @@
     }
   }
 
-  // The compute panel: the listener's slots and queue (/v1/compute/node), its jobs by state,
+  // The compute panel: the listener's slots and queue (/v1/status's compute), its jobs by state,
   // and the last jobs (/v1/compute/jobs), newest first: state, app, quote, whether an escrow
   // pays it, the CPU time it used.
   function RenderCompute(node, jobs) {
@@ -836,16 +836,15 @@
     }));
   }
 
-  // Only a compute node is asked (`compute` in /v1/status): a 404 would be a console error.
+  // The listener comes with /v1/status (`compute`, as /v1/compute/node gives it); only a
+  // compute node is asked for its jobs (elsewhere the 404 would be a console error).
   async function PollCompute(status) {
     if (!status || !status.compute) {
       RenderCompute(null, null);
       return;
     }
     try {
-      const [node, jobs] = await Promise.all([FetchJson('/v1/compute/node'),
-        FetchJson('/v1/compute/jobs?limit=20')]);
-      RenderCompute(node, jobs);
+      RenderCompute(status.compute, await FetchJson('/v1/compute/jobs?limit=20'));
     } catch (e) {
       if (e.status === 404) RenderCompute(null, null);
       else console.error('dashboard: the compute view', e);
