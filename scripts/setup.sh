@@ -17,7 +17,7 @@ APT_PACKAGES=(
   libboost1.81-dev
   chromium fonts-dejavu-core
   wrk nginx-light curl
-  iproute2
+  iproute2 libcap2-bin
   openmpi-bin libopenmpi-dev bubblewrap
 )
 

@@ -18,6 +18,8 @@ Usage: compute_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
   once always; a damaged record file is exit 3.
 - `listen-job` shows a listener's slots and jobs, by URL and as the local dfrpd's (exit 6 with
   no dfrpd, exit 2 for a state that is not one); `--follow --json` prints a line per change.
+- Competing jobs run by the sigmoid weighting: three jobs queued behind a running one, offering
+  10%, 50% and 25% over the ask, run highest offer first.
 - Refusals, each with its reason (exit 7): a vector too far (C), more ranks than slots, a
   max_fee under the price, an app the node does not have; bytes that are not a job (400) and
   a forged signature (422) over the API; the same job twice is one job.
@@ -31,10 +33,11 @@ import subprocess
 import sys
 import threading
 import time
+from decimal import ROUND_UP, Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
-from ledger_daemon_test import clean_env, tool  # noqa: E402
+from ledger_daemon_test import clean_env, new_wallets, tool  # noqa: E402
 
 WALLET, COMPUTE = sys.argv[4], sys.argv[5]
 
@@ -58,14 +61,7 @@ def main():
     wenv = clean_env({"DFRP_PASSPHRASE": "pw", "DFRP_KDF_PROFILE": "test"})
     near = ",".join(["1"] + ["0"] * 15)
     far = ",".join(["0", "1"] + ["0"] * 14)
-    addr = {}
-    for name, vec in (("a", near), ("b", near), ("c", far), ("alice", near)):
-        rc, out, err = tool(WALLET, wenv, "--insecure-test-kdf", "--wallet", f"{name}.json",
-                            "--json", "new", "--vector", vec)
-        check(f"dfrp-wallet new {name}", rc == 0, err[-400:])
-        addr[name] = json.loads(out)["address"]
-    with open(os.path.join(T, "pw.txt"), "w") as f:
-        f.write("pw\n")
+    addr = new_wallets(WALLET, wenv, {"a": near, "b": near, "c": far, "alice": near})
     policy = os.path.join(T, "economic.toml")
     with open(policy, "w") as f:
         f.write('[genesis]\nnetwork = "dfrp-compute-test"\n\n[gossip]\ninterval_ms = 200\n'
@@ -228,6 +224,36 @@ def main():
     rc, out, err = compute("result", job)
     check("result: a changed output does not verify against the claim (exit 3)",
           rc == 3 and "do not verify" in err, (rc, out[-300:], err[-300:]))
+
+    # Competing jobs are ranked by the sigmoid weighting, not by arrival: while a job holds
+    # the provider's slots, three more come offering 10%, 50% and 25% over the ask; they run
+    # the highest offer first.
+    ask = Decimal(pj["quote"]["total"])
+    rc, out, err = compute("--json", "submit-job", "matmul", "2048", "99", "--ranks", "2",
+                           "--max-fee", "1", "--vector", near, "--node", url[provider],
+                           "--wall-seconds", "6", *wallet)
+    blocker = json.loads(out).get("job_id", "") if rc == 0 else ""
+    wait_for("the blocking job to run", lambda: pnode.json(
+        "GET", f"/v1/compute/jobs/{blocker}")[2].get("state") == "running")
+    offers = {}
+    for factor in ("1.10", "1.50", "1.25"):
+        fee = (ask * Decimal(factor)).quantize(Decimal("0.000001"), rounding=ROUND_UP)
+        rc, out, err = compute("--json", "submit-job", "matmul", "64", "3", "--ranks", "2",
+                               "--max-fee", str(fee), "--vector", near, "--node", url[provider],
+                               *wallet)
+        queued = json.loads(out) if rc == 0 else {}
+        check(f"a job offering {factor} x the ask ({fee}) waits behind the blocking job",
+              rc == 0 and queued.get("state") == "queued", (rc, out[-300:], err[-300:]))
+        offers[factor] = queued.get("job_id", "")
+    wait_for("the three jobs to be done", lambda: all(
+        pnode.json("GET", f"/v1/compute/jobs/{j}")[2].get("state") == "done"
+        for j in offers.values()), 120)
+    ran = {f: pnode.json("GET", f"/v1/compute/jobs/{j}")[2] for f, j in offers.items()}
+    order = sorted(ran, key=lambda f: ran[f].get("started_ms", 0))
+    check("they ran by weight, highest offer first: 1.50, 1.25, 1.10 (they came 1.10, 1.50, "
+          "1.25)", order == ["1.50", "1.25", "1.10"] and
+          ran["1.50"]["weight"] > ran["1.25"]["weight"] > ran["1.10"]["weight"] > 0,
+          {f: (r.get("started_ms"), r.get("weight")) for f, r in ran.items()})
 
     # kill -9 of A's dfrpd during a long job: its processes end with it; restarted, the job is
     # interrupted.

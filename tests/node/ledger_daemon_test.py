@@ -67,6 +67,21 @@ def tool(binary, env, *args, timeout=120):
     return r.returncode, r.stdout, r.stderr
 
 
+def new_wallets(wallet, wenv, vectors):
+    """A wallet T/<name>.json (passphrase "pw", also in T/pw.txt) for each name of `vectors`,
+    with that identity vector (a comma-separated string; None: the default). Returns the
+    addresses by name."""
+    addr = {}
+    for name, vector in vectors.items():
+        rc, out, err = tool(wallet, wenv, "--insecure-test-kdf", "--wallet", f"{name}.json",
+                            "--json", "new", *(("--vector", vector) if vector else ()))
+        check(f"dfrp-wallet new {name}", rc == 0, err[-400:])
+        addr[name] = json.loads(out)["address"]
+    with open(os.path.join(T, "pw.txt"), "w") as f:
+        f.write("pw\n")
+    return addr
+
+
 def committee_with_storage(wallet, ledger, wenv, names, n, storage, payer="alice",
                            authority_env=None, host="127.0.0.1", vector=None):
     """Wallets `names` (passphrase "pw", also in T/pw.txt), a committee of `n` authorities
@@ -75,14 +90,7 @@ def committee_with_storage(wallet, ledger, wenv, names, n, storage, payer="alice
     extra environment `authority_env(i)`, when given), listening on `host`; every wallet with
     the identity vector `vector` (a comma-separated string), when given. Returns (addresses,
     economic.toml path, authorities)."""
-    addr = {}
-    for name in names:
-        rc, out, err = tool(wallet, wenv, "--insecure-test-kdf", "--wallet", f"{name}.json",
-                            "--json", "new", *(("--vector", vector) if vector else ()))
-        check(f"dfrp-wallet new {name}", rc == 0, err[-400:])
-        addr[name] = json.loads(out)["address"]
-    with open(os.path.join(T, "pw.txt"), "w") as f:
-        f.write("pw\n")
+    addr = new_wallets(wallet, wenv, {name: vector for name in names})
     cdir = os.path.join(T, "committee")
     rc, out, err = tool(ledger, wenv, "init-committee", "--authorities", str(n), "--dir", cdir,
                         "--base-port", str(free_base_port(n)), "--genesis",

@@ -26,90 +26,32 @@ skipped, naming the reason.
 """
 import json
 import os
-import subprocess
 import sys
+import time
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netns  # noqa: E402
+from netns import sh  # noqa: E402
+
 SUBNET = "10.199.7"
 HOSTS = 5  # h0 (the test, the authority) and h1..h4 (P1..P4)
 
-
-def host_ip(i):
-    return f"{SUBNET}.{1 if i == 0 else 10 + i}"
-
-
-def sh(*args, check=True):
-    r = subprocess.run(list(args), capture_output=True, text=True)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {r.stderr.strip()}")
-    return r
-
-
-def make_namespaces(tag):
-    """The switch and the hosts; returns the namespaces' names (switch first)."""
-    sw = f"{tag}sw"
-    hosts = [f"{tag}h{i}" for i in range(HOSTS)]
-    made = []
-    try:
-        for ns in [sw, *hosts]:
-            sh("ip", "netns", "add", ns)
-            made.append(ns)
-        sh("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
-        sh("ip", "-n", sw, "link", "set", "br0", "up")
-        for i, ns in enumerate(hosts):
-            port = f"{tag}p{i}"
-            sh("ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", port,
-               "netns", sw)
-            sh("ip", "-n", sw, "link", "set", port, "master", "br0")
-            sh("ip", "-n", sw, "link", "set", port, "up")
-            sh("ip", "-n", ns, "addr", "add", f"{host_ip(i)}/24", "dev", "eth0")
-            sh("ip", "-n", ns, "link", "set", "eth0", "up")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-    except Exception:
-        for ns in made:
-            sh("ip", "netns", "del", ns, check=False)
-        raise
-    return [sw, *hosts]
-
-
-def outside():
-    """Creates the namespaces, runs this file again inside h0, removes them."""
-    if os.geteuid() != 0:
-        print("# skipped: network namespaces need root (CAP_NET_ADMIN)")
-        return SKIP
-    tag = f"dfrp{os.getpid() % 100000}"
-    try:
-        names = make_namespaces(tag)
-    except (OSError, RuntimeError) as e:
-        print(f"# skipped: could not make network namespaces with veth links: {e}")
-        return SKIP
-    try:
-        # `ip netns exec` mounts a /sys of its own: a container may allow namespaces, not that.
-        probe = sh("ip", "netns", "exec", names[1], "true", check=False)
-        if probe.returncode != 0:
-            print(f"# skipped: cannot run a process in a network namespace: {probe.stderr.strip()}")
-            return SKIP
-        env = dict(os.environ, DFRP_NETNS_HOSTS=",".join(names[1:]))
-        return subprocess.run(["ip", "netns", "exec", names[1], sys.executable,
-                               os.path.abspath(__file__), *sys.argv[1:]], env=env).returncode
-    finally:
-        for ns in names:
-            sh("ip", "netns", "del", ns, check=False)
-
-
-if "DFRP_NETNS_HOSTS" not in os.environ:
-    sys.exit(outside())
+rc = netns.reenter(__file__, f"dfrp{os.getpid() % 100000}", HOSTS, SUBNET)
+if rc is not None:
+    sys.exit(rc)
 
 # Inside h0 from here on.
-import signal  # noqa: E402
-import time  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *  # noqa: E402,F401,F403
 from ledger_daemon_test import clean_env, committee_with_storage, tool  # noqa: E402
 
 LEDGER, WALLET, MESH = sys.argv[3], sys.argv[4], sys.argv[5]
-NS = os.environ["DFRP_NETNS_HOSTS"].split(",")
+NS = netns.hosts()
+
+
+def host_ip(i):
+    return netns.host_ip(SUBNET, i)
+
+
 PERIOD = 6
 WINDOW, GRACE = 3, 2
 SUSPECT_MS = 2000

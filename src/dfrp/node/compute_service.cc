@@ -26,6 +26,16 @@ std::string AddressOfBytes(const ledger::KeyBytes& k) {
 
 }  // namespace
 
+size_t NextJob(const std::vector<QueuedJob>& queue) {
+  size_t best = 0;
+  for (size_t i = 1; i < queue.size(); ++i) {
+    const QueuedJob& a = queue[i];
+    const QueuedJob& b = queue[best];
+    if (a.funded != b.funded ? a.funded : a.weight > b.weight) best = i;
+  }
+  return best;
+}
+
 Result<std::unique_ptr<ComputeService>> ComputeService::Open(ComputeServiceOptions opt) {
   std::unique_ptr<ComputeService> s(new ComputeService(std::move(opt)));
   DFRP_RETURN_IF_ERROR(s->opt_.fs->CreateDirRecursive(s->opt_.dir));
@@ -64,6 +74,8 @@ json ComputeService::ToJson(const Job& j) const {
   o["quote"] = j.quote;
   o["provider"] = wallet::AddressOf(opt_.wallet_key->GetPublicKey());
   o["submitted_ms"] = j.submitted_ms;
+  o["weight"] = j.weight;
+  if (j.started_ms != 0) o["started_ms"] = j.started_ms;
   if (!j.report.is_null()) o["report"] = j.report;
   if (!j.result_root_hex.empty()) o["result_root"] = j.result_root_hex;
   if (!j.claim_hex.empty()) o["claim"] = j.claim_hex;
@@ -98,6 +110,8 @@ Status ComputeService::Load() {
     j.claim_hex = s.value("claim", "");
     j.escrow_hex = s.value("escrow", "");
     j.submitted_ms = s.value("submitted_ms", int64_t{0});
+    j.started_ms = s.value("started_ms", int64_t{0});
+    j.weight = s.value("weight", 0.0);
     if (j.state == "queued" || j.state == "running") {
       j.state = "interrupted";
       DFRP_RETURN_IF_ERROR(Save(j));
@@ -218,7 +232,8 @@ Result<ledger::SigBytes> ComputeService::AcceptEscrow(std::string_view job_wire,
   return opt_.wallet_key->Sign(core::AsBytes(bytes)).bytes();
 }
 
-Status ComputeService::CheckEscrow(const Checked& c, const crypto::Hash& escrow_id) const {
+Status ComputeService::CheckEscrow(const Checked& c, const crypto::Hash& escrow_id,
+                                   economy::Amount* price) const {
   const std::string what = fmt::format("job {}: escrow {}", c.id_hex.substr(0, 16),
                                        core::ToHex(escrow_id).substr(0, 16));
   if (!opt_.escrow_of)
@@ -236,6 +251,7 @@ Status ComputeService::CheckEscrow(const Checked& c, const crypto::Hash& escrow_
         fmt::format("{} is paid by {}, not by the job's client", what, AddressOfBytes(e.payer)));
   if (!e.settled.empty() || e.remaining != e.amount)
     return Status::Refused(fmt::format("{} is settled already", what));
+  *price = e.job.price;
   return Status::OK();
 }
 
@@ -249,7 +265,9 @@ Result<json> ComputeService::Submit(std::string_view wire, std::optional<crypto:
     }
   }
   DFRP_ASSIGN_OR_RETURN(Checked checked, Check(wire, !escrow.has_value()));
-  if (escrow) DFRP_RETURN_IF_ERROR(CheckEscrow(checked, *escrow));
+  // The price the weight sets max_fee against: the escrow's for a paid job, else the quote's.
+  economy::Amount asked = checked.quote.total;
+  if (escrow) DFRP_RETURN_IF_ERROR(CheckEscrow(checked, *escrow, &asked));
   compute::JobContext ctx = std::move(checked.ctx);
   const std::string id_hex = checked.id_hex;
   const economy::Quote& q = checked.quote;
@@ -278,6 +296,10 @@ Result<json> ComputeService::Submit(std::string_view wire, std::optional<crypto:
                                    "node or later",
                                    queue_.size())));
   }
+  const double similarity =
+      std::clamp(economy::CosineSimilarity(j.ctx.vector, opt_.vector).value_or(0.0), 0.0, 1.0);
+  j.weight =
+      admission_.Weigh(AddressOfBytes(j.ctx.client), j.ctx.max_fee, asked, similarity, now_ms);
   // Durable before it is acknowledged: the signed job, then its state.
   const std::string dir = core::JoinPath(opt_.dir, id_hex);
   DFRP_RETURN_IF_ERROR(opt_.fs->CreateDirRecursive(dir));
@@ -368,8 +390,15 @@ void ComputeService::RunLoop() {
       core::MutexLock lock(&mu_);
       while (!stop_ && queue_.empty()) cv_.Wait(&mu_);
       if (stop_) return;
-      id = queue_.front();
-      queue_.pop_front();
+      std::vector<QueuedJob> ranked;
+      ranked.reserve(queue_.size());
+      for (const auto& q : queue_) {
+        const Job& j = jobs_.at(q);
+        ranked.push_back({!j.escrow_hex.empty(), j.weight});
+      }
+      const size_t next = NextJob(ranked);
+      id = queue_[next];
+      queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(next));
     }
     RunOne(id);
   }
@@ -389,6 +418,7 @@ void ComputeService::RunOne(const std::string& id) {
       j.state = "expired";
     } else {
       j.state = "running";
+      j.started_ms = opt_.clock->NowUnixMillis();
       running_id_ = id;
     }
     snapshot = j;

@@ -13,6 +13,12 @@
 //
 // A queued job whose expiry passed before its turn is "expired", never started.
 //
+// Competing jobs are ranked by the sigmoid weighting (economy/fee_match.h, docs/PROTOCOL.md):
+// when a job ends, the next to run is a funded one (paid through a compute escrow) before an
+// unfunded one, then the one of highest weight, sigmoid(s * (max_fee / price - m)) times its
+// vector similarity, divided by the client's excess request rate; the earliest on a tie. The
+// weight is taken when the job is accepted (NextJob).
+//
 // Each job's folder, STATE_DIR/compute/jobs/<job id>/, holds job.bin (the signed job as sent),
 // state.json (written atomically at every change) and run/ (dfrp-jobrun's folder). A job that
 // was queued or running when the node stopped is "interrupted" when it starts again: no
@@ -62,6 +68,15 @@ struct ComputeServiceOptions {
   // whose economic.toml has no committee: it takes no paid jobs then.
   std::function<core::Result<ledger::EscrowView>(const crypto::Hash&)> escrow_of;
 };
+
+// A queued job as the queue ranks it.
+struct QueuedJob {
+  bool funded = false;  // paid through a compute escrow
+  double weight = 0;    // economy::RequestWeight when it was accepted
+};
+// The index in `queue` (in arrival order) of the job to run next: funded before unfunded, then
+// the highest weight, then the earliest. `queue` must not be empty.
+size_t NextJob(const std::vector<QueuedJob>& queue);
 
 class ComputeService {
  public:
@@ -118,6 +133,8 @@ class ComputeService {
     std::string result_root_hex;
     int64_t submitted_ms = 0;
     std::string escrow_hex;  // a paid job: its compute escrow
+    double weight = 0;       // the sigmoid weighting's, when it was accepted
+    int64_t started_ms = 0;  // when it started running (0: not yet)
   };
   struct Checked {
     compute::JobContext ctx;
@@ -127,9 +144,12 @@ class ComputeService {
   // Decodes and checks a job as Submit does; `match_fee` false: no fee match (a paid job's
   // price was agreed in its escrow).
   core::Result<Checked> Check(std::string_view wire, bool match_fee);
-  core::Status CheckEscrow(const Checked& c, const crypto::Hash& escrow_id) const;
+  // Checks that the escrow pays this node for this job; `price` gets the price it agreed.
+  core::Status CheckEscrow(const Checked& c, const crypto::Hash& escrow_id,
+                           economy::Amount* price) const;
   nlohmann::json QuoteJson(const economy::Quote& q) const;
-  explicit ComputeService(ComputeServiceOptions opt) : opt_(std::move(opt)) {}
+  explicit ComputeService(ComputeServiceOptions opt)
+      : opt_(std::move(opt)), admission_(opt_.policy->reward) {}
   core::Status Load();
   core::Status Save(const Job& j) const;
   nlohmann::json ToJson(const Job& j) const;
@@ -146,6 +166,7 @@ class ComputeService {
   pid_t running_pid_ GUARDED_BY(mu_) = 0;  // dfrp-jobrun of the running job
   std::string running_id_ GUARDED_BY(mu_);
   uint64_t refused_ GUARDED_BY(mu_) = 0;
+  economy::AdmissionControl admission_;  // the clients' request rates (internally locked)
   std::thread runner_;
 };
 

@@ -1,6 +1,6 @@
 // The node's parts on a real store in a temporary folder: the memory budget, bodies held in
 // pieces, the bounded pools, the reader cache's byte bound, the write queue's group commit,
-// an operation that a node stop cancels, and the lock-free metrics.
+// an operation that a node stop cancels, the lock-free metrics, and the compute queue's order.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "dfrp/node/body_buffer.h"
+#include "dfrp/node/compute_service.h"
 #include "dfrp/node/memory_budget.h"
 #include "dfrp/node/metrics.h"
 #include "dfrp/node/node.h"
@@ -19,6 +20,23 @@ namespace dfrp::node {
 namespace {
 
 using storage::testing::Pattern;
+
+// The compute queue runs funded jobs first, then by the sigmoid weighting, earliest on a tie.
+TEST(ComputeQueueTest, FundedFirstThenHighestWeightThenEarliest) {
+  EXPECT_EQ(NextJob({{false, 0.5}}), 0u);
+  EXPECT_EQ(NextJob({{false, 0.5}, {false, 0.83}, {false, 0.6}}), 1u);
+  EXPECT_EQ(NextJob({{false, 0.9}, {true, 0.1}, {true, 0.4}}), 2u);
+  EXPECT_EQ(NextJob({{true, 0.5}, {false, 0.99}, {true, 0.5}}), 0u);  // a tie: the earliest
+  EXPECT_EQ(NextJob({{false, 0.3}, {false, 0.3}, {false, 0.3}}), 0u);
+  // An offer at the ask weighs 0.5, one 20% over it about 0.83 (s = 8, m = 1).
+  economy::RewardPolicy r;
+  const double at_ask = economy::RequestWeight(r, 1000, 1000, 1.0, 0);
+  const double over = economy::RequestWeight(r, 1200, 1000, 1.0, 0);
+  const double far = economy::RequestWeight(r, 1200, 1000, 0.5, 0);
+  EXPECT_NEAR(at_ask, 0.5, 1e-9);
+  EXPECT_NEAR(over, 0.832, 1e-3);
+  EXPECT_EQ(NextJob({{false, at_ask}, {false, over}, {false, far}}), 1u);
+}
 
 TEST(MemoryBudgetTest, HoldsGiveBackWhatTheyTook) {
   MemoryBudget b(100);
