@@ -20,6 +20,10 @@ Usage: compute_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
   no dfrpd, exit 2 for a state that is not one); `--follow --json` prints a line per change.
 - Competing jobs run by the sigmoid weighting: three jobs queued behind a running one, offering
   10%, 50% and 25% over the ask, run highest offer first.
+- Inputs: a knn job over a shard stored on C: the provider fetches it from C, verifies it,
+  the app reads it (another root than generated points), a verifier fetches it too (the same
+  root); a wrong root fails the job before the app runs (no claim); an input no node holds is
+  refused by submit-job (exit 4).
 - Refusals, each with its reason (exit 7): a vector too far (C), more ranks than slots, a
   max_fee under the price, an app the node does not have; bytes that are not a job (400) and
   a forged signature (422) over the API; the same job twice is one job.
@@ -254,6 +258,55 @@ def main():
           "1.25)", order == ["1.50", "1.25", "1.10"] and
           ran["1.50"]["weight"] > ran["1.25"]["weight"] > ran["1.10"]["weight"] > 0,
           {f: (r.get("started_ms"), r.get("weight")) for f, r in ran.items()})
+
+    # Inputs: a shard of points stored on C, named by a knn job sent to the provider, which
+    # fetches it from C, verifies it against the job's root and passes its path to the app.
+    n_pts, dim = 2000, 16
+    points = bytes((i * 7919 + 13) % 251 for i in range(n_pts * dim))
+    st, _, put = c.put(points)
+    check("the input shard is stored on C", st == 201, put)
+    shard = put.get("shard_id", "")
+    knn = ["knn", str(n_pts), str(dim), "5", "8", "3"]
+
+    def submit_knn(*extra, data=True):
+        rc, out, err = compute("--json", "submit-job", *knn, *(["0"] if data else []), "--ranks",
+                               "2", "--max-fee", "1",
+                               "--vector", near, "--node", url[provider], *extra, *wallet)
+        return rc, (json.loads(out) if out.strip().startswith("{") else {}), err
+
+    rc, with_input, err = submit_knn("--input", shard, "--input-from", url["c"], "--wait")
+    pj = pnode.json("GET", f"/v1/compute/jobs/{with_input.get('job_id', '')}")[2]
+    check("a knn job over C's shard: the provider fetched it from C, verified, and ran it",
+          rc == 0 and with_input.get("state") == "done" and
+          pj.get("report", {}).get("inputs") == [{"input": 0, "shard_id": shard,
+                                                  "from": url["c"]}] and
+          pj.get("inputs", [{}])[0].get("merkle_root") == put.get("merkle_root"),
+          (rc, with_input, err[-300:], pj.get("report")))
+    rc, generated, err = submit_knn("--wait", data=False)
+    check("... the same knn on generated points has another root: the input was read",
+          rc == 0 and generated.get("result_root") not in (None, with_input.get("result_root")),
+          (rc, generated.get("result_root"), with_input.get("result_root")))
+    rc, out, err = compute("--json", "verify-job", with_input.get("job_id", ""), "--verifier",
+                           url[other])
+    v = json.loads(out) if out.strip().startswith("{") else {}
+    check("... verify-job: the other node fetches the input too and gets the same root",
+          rc == 0 and v.get("recomputed_root") == with_input.get("result_root"),
+          (rc, out[-400:], err[-400:]))
+    wrong = "00" * 31 + "01"
+    rc, bad, err = submit_knn("--input", f"{shard}@{wrong}", "--input-from", url["c"])
+    wait_for("the job with a wrong input root to end", lambda: pnode.json(
+        "GET", f"/v1/compute/jobs/{bad.get('job_id', '')}")[2].get("state") == "failed")
+    bj = pnode.json("GET", f"/v1/compute/jobs/{bad.get('job_id', '')}")[2]
+    check("an input whose bytes do not verify against the job's root: failed before the app "
+          "ran, naming the input, the source and the roots, with no claim",
+          bj.get("report", {}).get("end") == "input" and "claim" not in bj and
+          "Merkle root" in bj.get("report", {}).get("error", "") and
+          url["c"] in bj.get("report", {}).get("error", ""), bj.get("report"))
+    rc, out, err = compute("submit-job", *knn, "0", "--ranks", "2", "--max-fee", "1",
+                           "--node", url[provider], "--input",
+                           "01890000-0000-7000-8000-000000000000", *wallet)
+    check("an input no node holds: submit-job says so (exit 4), nothing is sent",
+          rc == 4 and "no node named holds" in err, (rc, err[-300:]))
 
     # kill -9 of A's dfrpd during a long job: its processes end with it; restarted, the job is
     # interrupted.

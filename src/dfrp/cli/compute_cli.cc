@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -481,6 +482,8 @@ struct SubmitFlags {
   std::string wallet;
   std::string passphrase_file;
   std::vector<std::string> nodes;
+  std::vector<std::string> inputs;      // SHARD_ID or SHARD_ID@ROOT
+  std::vector<std::string> input_from;  // nodes that hold the inputs
   uint64_t expiry_seconds = 3600;
   bool wait = false;
   // Paid through a compute escrow (docs/COMPUTE.md, "Paying for a job").
@@ -551,6 +554,60 @@ Result<json> OpenJobEscrow(Env& e, const economy::EconomicPolicy& p, const Opene
   return out;
 }
 
+// The job's inputs from --input SHARD_ID[@ROOT]: each shard's root, size and leaf size as the
+// first of `sources` that holds it reports them (GET /v1/shards/{id}/meta); ROOT, when given,
+// is the root the client knows (the provider verifies the bytes against it). `found` gets the
+// nodes that answered, the provider's hints.
+Result<std::vector<compute::JobInput>> ResolveInputs(const std::vector<std::string>& specs,
+                                                     const std::vector<std::string>& sources,
+                                                     std::vector<std::string>* found) {
+  std::vector<compute::JobInput> out;
+  for (const auto& spec : specs) {
+    const size_t at = spec.find('@');
+    const std::string id_text = spec.substr(0, at);
+    auto id = core::Uuid::Parse(id_text);
+    if (!id)
+      return Err(Status::InvalidArgument(fmt::format(
+          "--input '{}': give a shard id (a UUID), optionally @ its Merkle root", spec)));
+    compute::JobInput in;
+    in.shard_id = *id;
+    std::string why;
+    bool have = false;
+    for (const auto& url : sources) {
+      auto m = Call(url, "GET", "/v1/shards/" + id->ToString() + "/meta");
+      if (!m) {
+        why += fmt::format("\n  {}: {}", url, m.error().message());
+        continue;
+      }
+      auto root = core::FromHex(m->value("merkle_root", ""));
+      if (!root || root->size() != 32 || !m->contains("size") || !m->contains("leaf_size")) {
+        why += fmt::format("\n  {}: its answer has no merkle_root, size and leaf_size", url);
+        continue;
+      }
+      std::memcpy(in.root.data(), root->data(), 32);
+      in.size = (*m)["size"].get<uint64_t>();
+      in.leaf_size = (*m)["leaf_size"].get<uint32_t>();
+      if (std::find(found->begin(), found->end(), url) == found->end()) found->push_back(url);
+      have = true;
+      break;
+    }
+    if (!have)
+      return Err(Status::NotFound(fmt::format(
+          "--input {}: no node named holds that shard (give --input-from URL of one that "
+          "does):{}",
+          id_text, why)));
+    if (at != std::string::npos) {
+      auto root = core::FromHex(spec.substr(at + 1));
+      if (!root || root->size() != 32)
+        return Err(Status::InvalidArgument(
+            fmt::format("--input '{}': the root after @ is not 64 hex digits", spec)));
+      std::memcpy(in.root.data(), root->data(), 32);
+    }
+    out.push_back(in);
+  }
+  return out;
+}
+
 // Signs the job with the client's wallet and offers it to the candidate nodes, nearest the
 // job's vector first: the first that accepts runs it. `out` is the answer to print (the job
 // id, the node, the refusals); Refused (exit 7) with every node's reason when none took it.
@@ -572,6 +629,11 @@ Status SubmitJob(const Globals& g, Env& e, const SubmitFlags& f, json* out_json)
   j.ranks = f.ranks;
   j.limits = limits;
   j.max_fee = max_fee;
+  std::vector<std::string> input_from;
+  DFRP_ASSIGN_OR_RETURN(
+      j.inputs,
+      ResolveInputs(f.inputs, f.input_from.empty() ? f.nodes : f.input_from, &input_from));
+  if (!f.input_from.empty()) input_from = f.input_from;
   if (!f.vector.empty()) {
     auto v = wallet::ParseVector(f.vector);
     if (!v) return v.error().WithContext("--vector");
@@ -612,6 +674,7 @@ Status SubmitJob(const Globals& g, Env& e, const SubmitFlags& f, json* out_json)
   const std::string wire = compute::EncodeJob(j, policy.network_id);
   for (const auto& c : candidates) {
     json body{{"job", wire_hex}};
+    if (!input_from.empty()) body["input_from"] = input_from;
     if (f.pay) {
       // The node quotes and accepts the escrow before anything is paid; a node that will
       // not is passed over like one that refuses the job.
@@ -666,6 +729,7 @@ Status SubmitJob(const Globals& g, Env& e, const SubmitFlags& f, json* out_json)
                  {"ranks", f.ranks},
                  {"max_fee", f.max_fee},
                  {"quote", answer.value("quote", json::object())}};
+  if (!input_from.empty()) record["input_from"] = input_from;
   if (f.pay) record["escrow"] = paid;
   DFRP_RETURN_IF_ERROR(e.fs->CreateDirRecursive(core::DirName(SubmittedPath(e, id))));
   DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(e.fs, SubmittedPath(e, id), record.dump(2) + "\n"));
@@ -928,9 +992,9 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
   }
   check["checked"] = true;
   DFRP_ASSIGN_OR_RETURN(std::string verifier_wallet, NodeWallet(verifier));
-  if (auto r =
-          Call(verifier, "POST", "/v1/compute/jobs", json{{"job", rec.value("job", "")}}.dump());
-      !r)
+  json rerun_body{{"job", rec.value("job", "")}};
+  if (rec.contains("input_from")) rerun_body["input_from"] = rec["input_from"];
+  if (auto r = Call(verifier, "POST", "/v1/compute/jobs", rerun_body.dump()); !r)
     return Status::Unavailable(
         fmt::format("the verifier {} did not run the job: {}", verifier, r.error().message()));
   DFRP_ASSIGN_OR_RETURN(json done, WaitForJob(verifier, id, job.limits.wall_seconds + 60, e.clock));
@@ -1249,7 +1313,19 @@ int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
   submit->add_option("--max-fee", sf.max_fee, "the most the job pays, in the currency")->required();
   submit->add_option("--vector", sf.vector,
                      "the job's vector, comma-separated (default: the wallet's identity vector)");
-  submit->add_option("--node", sf.nodes, "a compute node's URL (repeat for several)")->required();
+  // One value per flag, so the app's arguments may follow (`--node URL 0` is not two nodes).
+  submit->add_option("--node", sf.nodes, "a compute node's URL (repeat for several)")
+      ->required()
+      ->allow_extra_args(false);
+  submit
+      ->add_option("--input", sf.inputs,
+                   "an input shard, SHARD_ID[@MERKLE_ROOT] (repeat; an \"input\" argument "
+                   "names it by its place, from 0)")
+      ->allow_extra_args(false);
+  submit
+      ->add_option("--input-from", sf.input_from,
+                   "a node holding the inputs (repeat; default: the --node URLs)")
+      ->allow_extra_args(false);
   submit->add_option("--expiry-seconds", sf.expiry_seconds, "no node starts it later (3600)");
   submit->add_flag("--wait", sf.wait, "wait until it ends and print the result root");
   submit->add_flag("--pay", sf.pay,

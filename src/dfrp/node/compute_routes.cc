@@ -86,7 +86,23 @@ std::vector<RouteSpec> ComputeRoutes(Node* node) {
                    escrow.emplace();
                    std::memcpy(escrow->data(), id->data(), 32);
                  }
-                 return JobAnswer((*c)->Submit(*wire, escrow), 202);
+                 std::vector<std::string> input_from;
+                 if (body.is_object() && body.contains("input_from")) {
+                   const json& f = body["input_from"];
+                   bool ok = f.is_array();
+                   if (ok)
+                     for (const auto& u : f) {
+                       if (!u.is_string()) {
+                         ok = false;
+                         break;
+                       }
+                       input_from.push_back(u.get<std::string>());
+                     }
+                   if (!ok)
+                     return ApiResponse::Error(
+                         Status::InvalidArgument("\"input_from\" must be an array of node URLs"));
+                 }
+                 return JobAnswer((*c)->Submit(*wire, escrow, std::move(input_from)), 202);
                }});
   t.push_back({.methods = "POST",
                .pattern = "/v1/compute/quote",

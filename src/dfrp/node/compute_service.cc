@@ -75,6 +75,16 @@ json ComputeService::ToJson(const Job& j) const {
   o["provider"] = wallet::AddressOf(opt_.wallet_key->GetPublicKey());
   o["submitted_ms"] = j.submitted_ms;
   o["weight"] = j.weight;
+  if (!j.ctx.inputs.empty()) {
+    json inputs = json::array();
+    for (const auto& in : j.ctx.inputs)
+      inputs.push_back({{"shard_id", in.shard_id.ToString()},
+                        {"merkle_root", core::ToHex(in.root)},
+                        {"size", in.size},
+                        {"leaf_size", in.leaf_size}});
+    o["inputs"] = std::move(inputs);
+    o["input_from"] = j.input_from;
+  }
   if (j.started_ms != 0) o["started_ms"] = j.started_ms;
   if (!j.report.is_null()) o["report"] = j.report;
   if (!j.result_root_hex.empty()) o["result_root"] = j.result_root_hex;
@@ -112,6 +122,9 @@ Status ComputeService::Load() {
     j.submitted_ms = s.value("submitted_ms", int64_t{0});
     j.started_ms = s.value("started_ms", int64_t{0});
     j.weight = s.value("weight", 0.0);
+    if (s.contains("input_from") && s["input_from"].is_array())
+      for (const auto& u : s["input_from"])
+        if (u.is_string()) j.input_from.push_back(u.get<std::string>());
     if (j.state == "queued" || j.state == "running") {
       j.state = "interrupted";
       DFRP_RETURN_IF_ERROR(Save(j));
@@ -141,8 +154,14 @@ Result<ComputeService::Checked> ComputeService::Check(std::string_view wire, boo
     return refuse(
         fmt::format("no app '{}' here (this node runs: {})", ctx.app, fmt::join(names, ", ")));
   }
-  if (!ctx.inputs.empty())
-    return refuse("jobs with inputs are not taken yet (inputs are not fetched through the mesh)");
+  if (!ctx.inputs.empty()) {
+    if (!opt_.fetch_input) return refuse("this node fetches no inputs (it takes jobs without)");
+    uint64_t bytes = 0;
+    for (const auto& in : ctx.inputs) bytes += std::min<uint64_t>(in.size, UINT64_MAX - bytes);
+    if (bytes > opt_.max_input_bytes)
+      return refuse(fmt::format("{} bytes of inputs, more than the {} this node fetches for a job",
+                                bytes, opt_.max_input_bytes));
+  }
   if (auto s = compute::CheckArgs(*app, ctx.args, ctx.inputs.size()); !s.ok())
     return refuse(s.message());
   if (ctx.ranks > opt_.slots)
@@ -255,7 +274,14 @@ Status ComputeService::CheckEscrow(const Checked& c, const crypto::Hash& escrow_
   return Status::OK();
 }
 
-Result<json> ComputeService::Submit(std::string_view wire, std::optional<crypto::Hash> escrow) {
+Result<json> ComputeService::Submit(std::string_view wire, std::optional<crypto::Hash> escrow,
+                                    std::vector<std::string> input_from) {
+  if (input_from.size() > 8)
+    return Err(Status::InvalidArgument("\"input_from\": at most 8 node URLs"));
+  for (const auto& u : input_from)
+    if (!u.starts_with("http://") || u.size() > 256)
+      return Err(Status::InvalidArgument(
+          fmt::format("\"input_from\": '{}' is not a node's http:// URL", u.substr(0, 80))));
   {
     auto ctx = compute::DecodeJob(wire, opt_.policy->network_id);
     if (ctx) {
@@ -284,6 +310,7 @@ Result<json> ComputeService::Submit(std::string_view wire, std::optional<crypto:
     j.quote = QuoteJson(q);
   }
   j.submitted_ms = now_ms;
+  j.input_from = std::move(input_from);
   // One acceptance at a time (the files are written outside mu_, which the API's readers
   // take): a duplicate sent concurrently finds the first in jobs_, and the queue's bound holds.
   core::MutexLock accepting(&submit_mu_);
@@ -383,6 +410,21 @@ json ComputeService::JobsJson(std::string_view state, size_t limit) const {
   return {{"jobs", std::move(jobs)}, {"total", matched.size()}};
 }
 
+Status ComputeService::FetchInputs(const Job& j, const std::string& dir,
+                                   std::vector<std::string>* paths, json* fetched) {
+  DFRP_RETURN_IF_ERROR(opt_.fs->CreateDirRecursive(dir));
+  for (size_t i = 0; i < j.ctx.inputs.size(); ++i) {
+    const std::string path = core::JoinPath(dir, std::to_string(i));
+    std::string from;
+    DFRP_RETURN_IF_ERROR(opt_.fetch_input(j.ctx.inputs[i], j.input_from, path, &from)
+                             .WithContext(fmt::format("input {}", i)));
+    paths->push_back(path);
+    fetched->push_back(
+        {{"input", i}, {"shard_id", j.ctx.inputs[i].shard_id.ToString()}, {"from", from}});
+  }
+  return Status::OK();
+}
+
 void ComputeService::RunLoop() {
   for (;;) {
     std::string id;
@@ -438,13 +480,30 @@ void ComputeService::RunOne(const std::string& id) {
     // Stop() came between the queue and the start: stop this one too.
     if (pid > 0 && stop_) kill(pid, SIGTERM);
   };
-  auto rep = compute::RunJob(*opt_.fs, opt_.exec, req);
+  // The inputs first, verified; an "input" argument becomes its file's path.
+  const std::string inputs_dir = core::JoinPath(opt_.dir, id + "/inputs");
+  json fetched = json::array();
+  Status inputs_ok;
+  if (!snapshot.ctx.inputs.empty()) {
+    std::vector<std::string> paths;
+    inputs_ok = FetchInputs(snapshot, inputs_dir, &paths, &fetched);
+    if (inputs_ok.ok() && app != nullptr)
+      for (size_t i = 0; i < app->args.size() && i < req.args.size(); ++i)
+        if (app->args[i].type == "input") req.args[i] = paths.at(std::stoul(req.args[i]));
+  }
+  core::Result<compute::RunReport> rep = inputs_ok.ok()
+                                             ? compute::RunJob(*opt_.fs, opt_.exec, req)
+                                             : core::Result<compute::RunReport>(Err(inputs_ok));
+  // The inputs are the client's to keep: they go when the job ends (the empty folder stays).
+  if (auto names = opt_.fs->ListDir(inputs_dir); names.has_value())
+    for (const auto& n : *names) (void)opt_.fs->RemoveFile(core::JoinPath(inputs_dir, n));
   // The claim is signed and the state saved outside mu_ (the API's readers take it).
   json report;
   std::string state, claim_hex, root_hex;
   if (!rep) {
     state = "failed";
     report = {{"error", rep.error().message()}};
+    if (!inputs_ok.ok()) report["end"] = "input";
   } else {
     report = {{"end", rep->end},
               {"exit_code", rep->exit_code},
@@ -455,6 +514,7 @@ void ComputeService::RunOne(const std::string& id) {
               {"user", rep->user},
               {"limits", rep->limits}};
     if (!rep->problem.empty()) report["problem"] = rep->problem;
+    if (!fetched.empty()) report["inputs"] = fetched;
     if (rep->ok()) {
       compute::ResultClaim c;
       c.job_id = compute::JobId(snapshot.ctx, opt_.policy->network_id);

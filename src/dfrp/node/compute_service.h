@@ -4,14 +4,21 @@
 // a result claim for each job it ran to the end.
 //
 // A job is accepted only when it decodes for this network, its client's signature verifies,
-// it has not expired, its app is in the catalog with arguments that fit the schema, it has no
-// inputs (fetching inputs through the mesh is not built yet), it fits the node's slots
-// (ranks) and limits, it asks for no GPU on a node without one, and the node's price for its
+// it has not expired, its app is in the catalog with arguments that fit the schema, its
+// inputs (when it has any) fit max_input_bytes on a node that can fetch them, it fits the node's
+// slots (ranks) and limits, it asks for no GPU on a node without one, and the node's price for its
 // CPU-seconds (ranks × cpu_seconds at the current cpu_sec price) is within its max_fee with
 // its vector at least compute.vector_threshold similar to the node's identity vector
 // (economy::MatchFee). The same job sent again answers with its current state.
 //
 // A queued job whose expiry passed before its turn is "expired", never started.
+//
+// A job's inputs are fetched when its turn comes, before the app starts, into
+// STATE_DIR/compute/jobs/<job id>/inputs/<i> (through fetch_input: the node's own store, the
+// nodes the client named, its mesh peers; node/input_fetch.h), each verified against the root
+// the job names; an argument of type "input" is replaced by that file's path. An input no
+// source serves verified fails the job ("failed", the reason in its report, no claim). The
+// files are removed when the job ends.
 //
 // Competing jobs are ranked by the sigmoid weighting (economy/fee_match.h, docs/PROTOCOL.md):
 // when a job ends, the next to run is a funded one (paid through a compute escrow) before an
@@ -67,6 +74,12 @@ struct ComputeServiceOptions {
   // The committee's view of a compute escrow (ledger::LedgerClient::Escrow); unset on a node
   // whose economic.toml has no committee: it takes no paid jobs then.
   std::function<core::Result<ledger::EscrowView>(const crypto::Hash&)> escrow_of;
+  // Writes a job's input to `path`, verified, from the node's sources and the client's
+  // `hints` (node URLs); `from` gets the source. Unset: jobs with inputs are refused.
+  std::function<core::Status(const compute::JobInput& in, const std::vector<std::string>& hints,
+                             const std::string& path, std::string* from)>
+      fetch_input;
+  uint64_t max_input_bytes = 8ull << 30;  // the most input bytes of one job
 };
 
 // A queued job as the queue ranks it.
@@ -93,9 +106,11 @@ class ComputeService {
   // With `escrow` (a paid job, docs/COMPUTE.md "Paying for a job"): the committee must report
   // that compute escrow open for this job, with this node as its provider and the job's client
   // as its payer, and not settled; its price (accepted by AcceptEscrow) is the job's price, so
-  // no fee match is made again.
+  // no fee match is made again. `input_from`: the nodes the client says hold the job's inputs
+  // (hints: whatever they serve is verified; at most 8 http URLs).
   core::Result<nlohmann::json> Submit(std::string_view wire,
-                                      std::optional<crypto::Hash> escrow = std::nullopt);
+                                      std::optional<crypto::Hash> escrow = std::nullopt,
+                                      std::vector<std::string> input_from = {});
   // What this node would charge for the job now, with every check Submit makes, queueing
   // nothing: {"job_id", "provider", "price_base_units", "quote"}.
   core::Result<nlohmann::json> Quote(std::string_view wire);
@@ -132,9 +147,10 @@ class ComputeService {
     std::string claim_hex;  // when done
     std::string result_root_hex;
     int64_t submitted_ms = 0;
-    std::string escrow_hex;  // a paid job: its compute escrow
-    double weight = 0;       // the sigmoid weighting's, when it was accepted
-    int64_t started_ms = 0;  // when it started running (0: not yet)
+    std::string escrow_hex;               // a paid job: its compute escrow
+    double weight = 0;                    // the sigmoid weighting's, when it was accepted
+    std::vector<std::string> input_from;  // the client's hints for its inputs
+    int64_t started_ms = 0;               // when it started running (0: not yet)
   };
   struct Checked {
     compute::JobContext ctx;
@@ -155,6 +171,10 @@ class ComputeService {
   nlohmann::json ToJson(const Job& j) const;
   void RunLoop() EXCLUDES(mu_);
   void RunOne(const std::string& id) EXCLUDES(mu_);
+  // Fetches job `j`'s inputs into `dir` (one file per input); `paths` gets their paths and
+  // `fetched` a JSON line each (shard, source).
+  core::Status FetchInputs(const Job& j, const std::string& dir, std::vector<std::string>* paths,
+                           nlohmann::json* fetched);
 
   const ComputeServiceOptions opt_;
   core::Mutex submit_mu_ ACQUIRED_BEFORE(mu_);  // one acceptance at a time

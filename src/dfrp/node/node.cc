@@ -6,6 +6,7 @@
 #include <bit>
 
 #include "dfrp/core/file_system.h"
+#include "dfrp/node/input_fetch.h"
 #include "dfrp/wallet/address.h"
 #include "dfrp/wallet/keystore.h"
 #include "dfrp/wallet/passphrase.h"
@@ -201,6 +202,25 @@ core::Status Node::OpenCompute() {
     DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(*policy_));
     co.escrow_of = [client](const crypto::Hash& id) mutable { return client.Escrow(id); };
   }
+  // Inputs: this node's own store first (when it is a storage node), then the nodes the client
+  // named, then the mesh's live peers; each source's bytes are verified (input_fetch.h).
+  co.fetch_input = [this, fs, storage = cfg.HasRole("storage")](
+                       const compute::JobInput& in, const std::vector<std::string>& hints,
+                       const std::string& path, std::string* from) {
+    std::vector<std::string> sources;
+    if (storage) {
+      core::MutexLock lock(&self_url_mu_);
+      if (!self_url_.empty()) sources.push_back(self_url_);
+    }
+    sources.insert(sources.end(), hints.begin(), hints.end());
+    if (mesh_) {
+      const nlohmann::json peers = mesh_->PeersJson();
+      for (const auto& p : peers.value("peers", nlohmann::json::array()))
+        if (p.value("state", "") == "alive" && p.contains("url") && p["url"].is_string())
+          sources.push_back(p["url"].get<std::string>());
+    }
+    return FetchInput(fs, in, sources, path, from);
+  };
   const size_t apps = co.apps.size();
   const uint32_t slots = co.slots;
   DFRP_ASSIGN_OR_RETURN(compute_, ComputeService::Open(std::move(co)));
@@ -262,6 +282,10 @@ core::Status Node::OpenMesh() {
 }
 
 void Node::StartMesh(const std::string& bound_url) {
+  {
+    core::MutexLock lock(&self_url_mu_);
+    self_url_ = bound_url;
+  }
   if (!mesh_) return;
   const std::string& url =
       opt_.config.advertise_url.empty() ? bound_url : opt_.config.advertise_url;

@@ -194,6 +194,10 @@ class Node {
   std::unique_ptr<LedgerSyncService> ledger_sync_;
   std::unique_ptr<MeshService> mesh_;
   std::unique_ptr<ComputeService> compute_;
+  // The API's bound URL (StartMesh sets it), where a compute job's inputs are read from this
+  // node's own store.
+  core::Mutex self_url_mu_;
+  std::string self_url_ GUARDED_BY(self_url_mu_);
   std::vector<float> wallet_vector_;  // the keystore's identity vector
   // Ends the market's epochs: wakes every market_tick_ms until the node stops.
   void MarketLoop() EXCLUDES(market_mu_);
