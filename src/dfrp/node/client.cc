@@ -226,6 +226,41 @@ struct Connection {
   }
 };
 
+// One read of a response (its header when `header`, else the next piece of its body) on
+// `c`: synchronous without a limit, else asynchronous within `idle_ms` (the connection is
+// closed and *timed_out set when no bytes came in time).
+template <class Parser>
+boost::system::error_code ReadWithin(Connection& c, Parser& p, bool header, int idle_ms,
+                                     bool* timed_out) {
+  boost::system::error_code ec;
+  if (idle_ms <= 0) {
+    if (header)
+      http::read_header(c.socket, c.buffer, p, ec);
+    else
+      http::read(c.socket, c.buffer, p, ec);
+    return ec;
+  }
+  bool done = false;
+  auto on_read = [&](const boost::system::error_code& e, size_t) {
+    ec = e;
+    done = true;
+  };
+  if (header)
+    http::async_read_header(c.socket, c.buffer, p, on_read);
+  else
+    http::async_read(c.socket, c.buffer, p, on_read);
+  c.ioc.restart();
+  c.ioc.run_for(std::chrono::milliseconds(idle_ms));
+  if (!done) {
+    boost::system::error_code ignored;
+    c.socket.close(ignored);
+    c.ioc.restart();
+    c.ioc.run();  // the read ends, cancelled
+    *timed_out = true;
+  }
+  return ec;
+}
+
 Client::Client(DaemonInfo info, ClientOptions options) : info_(std::move(info)), options_(options) {
   // A daemon that closes the connection mid-upload must not kill us with SIGPIPE (asio sends
   // with MSG_NOSIGNAL, but be sure).
@@ -292,7 +327,11 @@ Result<HttpResponse> Client::Download(std::string_view target, const HttpHeaders
   if (ec) return Err(c.Broken("sending the request", ec));
   http::response_parser<http::buffer_body> p;
   p.body_limit(boost::none);
-  http::read_header(c.socket, c.buffer, p, ec);
+  bool timed_out = false;
+  const int idle = options_.idle_timeout_ms;
+  auto stalled = [&] { return c.NotAnswering(fmt::format("no bytes within {} ms", idle)); };
+  ec = ReadWithin(c, p, true, idle, &timed_out);
+  if (timed_out) return Err(stalled());
   if (ec) return Err(c.Broken("reading the answer", ec));
   HttpResponse r = FromBeast(p.get().base());
   const bool ok = r.status >= 200 && r.status < 300;
@@ -301,7 +340,7 @@ Result<HttpResponse> Client::Download(std::string_view target, const HttpHeaders
   while (!p.is_done()) {
     p.get().body().data = chunk.data();
     p.get().body().size = chunk.size();
-    http::read(c.socket, c.buffer, p, ec);
+    ec = ReadWithin(c, p, false, idle, &timed_out);
     if (ec == http::error::need_buffer) ec = {};
     const size_t n = chunk.size() - p.get().body().size;
     if (n > 0) {
@@ -312,6 +351,7 @@ Result<HttpResponse> Client::Download(std::string_view target, const HttpHeaders
         r.body.append(chunk.data(), n);
       }
     }
+    if (timed_out) return Err(stalled());
     if (ec) {
       if (!ok) break;
       return Err(CutShort(target, received, ec.message()));

@@ -64,6 +64,10 @@ struct ClientOptions {
   // CLI's calls of its own daemon, which may verify a large shard.
   int request_timeout_ms = 0;
   uint64_t max_body_bytes = 512ull << 20;  // for Request's in-memory answers (proofs, JSON)
+  // For Download: each read must bring bytes within this (Busy "... no bytes within N ms"
+  // otherwise), so a peer that stalls mid-body cannot hold the caller; 0: no limit, as for the
+  // CLI's reads of its own daemon.
+  int idle_timeout_ms = 0;
 };
 
 class Client {

@@ -137,10 +137,16 @@ TEST(ClientTest, ErrorAnswersBecomeTheStatusOfTheDirectPath) {
 }
 
 // A one-request HTTP server on loopback: reads one request (its header and Content-Length
-// bytes of body, or until the client closes), keeps it, and answers 201 with "{}".
+// bytes of body, or until the client closes), keeps it, and answers `answer` (201 with "{}"
+// by default); with `stall`, it then sends nothing more and waits for the client to close.
 class OneRequestServer {
  public:
-  OneRequestServer() : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+  explicit OneRequestServer(
+      std::string answer = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}",
+      bool stall = false)
+      : answer_(std::move(answer)),
+        stall_(stall),
+        acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
     thread_ = std::thread([this] { Serve(); });
   }
   ~OneRequestServer() { Join(); }
@@ -175,9 +181,14 @@ class OneRequestServer {
       body += rest.substr(0, n);
       if (ec) return;  // the client gave up mid-body
     }
-    const std::string answer = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}";
-    boost::asio::write(s, boost::asio::buffer(answer), ec);
+    boost::asio::write(s, boost::asio::buffer(answer_), ec);
+    if (stall_) {
+      char c;
+      while (!ec) s.read_some(boost::asio::buffer(&c, 1), ec);  // until the client closes
+    }
   }
+  std::string answer_;
+  bool stall_;
   boost::asio::io_context ioc_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::thread thread_;
@@ -212,6 +223,28 @@ TEST(ClientTest, AnUploadWhoseInputShrankIsRefusedNotSentShort) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), core::Status::Code::kInvalidArgument);
   EXPECT_NE(r.error().message().find("shrank"), std::string::npos) << r.error().ToString();
+}
+
+// A peer that stops sending mid-body (or before its header) cannot hold a Download that has
+// an idle limit: it fails as not answering, with what came before handed to the sink.
+TEST(ClientTest, ADownloadFromAStalledPeerEndsAtItsIdleLimit) {
+  for (const bool header_too : {false, true}) {
+    OneRequestServer server(header_too ? "" : "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
+                            true);
+    ClientOptions o;
+    o.idle_timeout_ms = 300;
+    Client c(server.info(), o);
+    std::string got;
+    auto r = c.Download("/v1/shards/x", {}, [&](std::string_view piece) {
+      got.append(piece);
+      return core::Status::OK();
+    });
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code(), core::Status::Code::kBusy) << r.error().ToString();
+    EXPECT_NE(r.error().message().find("no bytes within 300 ms"), std::string::npos)
+        << r.error().ToString();
+    EXPECT_EQ(got, header_too ? "" : "abc");
+  }
 }
 
 TEST(ClientTest, UrlEncodeKeepsUnreservedCharacters) {

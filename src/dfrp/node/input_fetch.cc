@@ -69,6 +69,7 @@ Status TryOne(core::FileSystem* fs, const compute::JobInput& in, const std::stri
                       : fmt::format("{}:{}", hp->first, hp->second);
   ClientOptions co;
   co.connect_timeout_ms = opt.connect_timeout_ms;
+  co.idle_timeout_ms = opt.idle_timeout_ms;
   Client client(info, co);
   (void)fs->RemoveFile(tmp);
   DFRP_ASSIGN_OR_RETURN(auto file, fs->CreateNew(tmp));

@@ -3,9 +3,9 @@
 // take the bytes from anyone: its own store, the nodes the client said hold them, its mesh
 // peers. Each source is asked in turn (GET /v1/shards/{id}); the bytes go to a file while
 // their leaves are hashed, and only bytes whose size and Merkle root match the job's are kept.
-// A source that does not have the shard, cannot be reached, or serves other bytes is passed
-// over, and the error names every source and why, so a job fails with a reason, never with
-// unverified data.
+// A source that does not have the shard, cannot be reached, stops sending for idle_timeout_ms
+// or serves other bytes is passed over, and the error names every source and why, so a job fails
+// with a reason, never with unverified data.
 //
 // Thread-safety: a free function; each call uses its own connections.
 #pragma once
@@ -21,7 +21,8 @@ namespace dfrp::node {
 
 struct InputFetchOptions {
   int connect_timeout_ms = 3000;
-  size_t max_sources = 16;  // the most sources tried for one input
+  int idle_timeout_ms = 30000;  // a source that sends nothing for this long is passed over
+  size_t max_sources = 16;      // the most sources tried for one input
 };
 
 // Writes input `in` to `path` (created, synced, renamed into place; mode 0644) from the first
