@@ -14,13 +14,19 @@
 //      (PATH, HOME and TMPDIR inside the job, DFRP_OUT_DIR) and the job user's ids;
 //   4. waits up to the wall-time limit, then SIGTERM, 2 s of grace, SIGKILL; after mpirun
 //      ends, kills whatever the job left behind and reaps it;
+//      With --sandbox BWRAP (a client's own binary), the program is first copied into the job
+//      folder (bin/app, the node's, mode 0755) and mpirun runs inside bubblewrap: no network
+//      (a private loopback), its own IPC, PID and UTS namespaces, /usr and /etc read-only, an
+//      empty /tmp, and of the job folder only bin/ (read-only), out/, tmp/ and home/;
+//      one host only (no hostfile);
 //   5. moves each rank-<r>.out out of the job user's reach into results/ (a folder the job
 //      user cannot write), refusing anything but a regular file, and writes report.json
 //      (synced, then renamed into place).
 //
 // usage: dfrp-jobrun --job-dir DIR --ranks N --cpu-seconds S --memory-bytes B --wall-seconds S
 //                    [--user NAME] [--mpirun PATH] [--hostfile FILE] [--rsh-agent CMD]
-//                    [--max-output-bytes B] [--nproc-headroom N] -- PROGRAM [ARGS...]
+//                    [--max-output-bytes B] [--nproc-headroom N] [--sandbox BWRAP]
+//                    -- PROGRAM [ARGS...]
 // Exit: 0 when report.json was written (whatever the job did), 2 for usage errors, 1 when the
 // job could not be set up (the reason on stderr).
 #include <dirent.h>
@@ -48,6 +54,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -302,6 +309,31 @@ uint64_t TasksOf(uid_t uid) {
   return n;
 }
 
+// Copies `from` to a new file `to` (mode 0755): the client's binary, executable by the job user
+// and not writable by it.
+void CopyExecutable(const std::string& from, const std::string& to) {
+  const int in = open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) Die(1, "cannot open the program " + from + ": " + std::strerror(errno));
+  const int out = open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+  if (out < 0) Die(1, "cannot create " + to + ": " + std::strerror(errno));
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = read(in, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) Die(1, "cannot read " + from + ": " + std::strerror(errno));
+    if (n == 0) break;
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t w = write(out, buf + done, static_cast<size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) Die(1, "cannot write " + to + ": " + std::strerror(errno));
+      done += w;
+    }
+  }
+  if (fchmod(out, 0755) != 0 || close(out) != 0)
+    Die(1, "cannot finish " + to + ": " + std::strerror(errno));
+  close(in);
+}
+
 std::string CgroupReason() {
   struct stat st {};
   if (stat("/sys/fs/cgroup/cgroup.controllers", &st) != 0)
@@ -321,6 +353,7 @@ int main(int argc, char** argv) {
   std::string mpirun = "mpirun";
   std::string hostfile;
   std::string rsh_agent;
+  std::string sandbox;  // bubblewrap's path: run the job inside it
   uint64_t ranks = 0;
   uint64_t cpu_s = 0;
   uint64_t mem = 0;
@@ -347,6 +380,8 @@ int main(int argc, char** argv) {
       hostfile = v;
     else if (a == "--rsh-agent")
       rsh_agent = v;
+    else if (a == "--sandbox")
+      sandbox = v;
     else if (a == "--ranks")
       ranks = ParseU64(v, "--ranks");
     else if (a == "--cpu-seconds")
@@ -370,6 +405,8 @@ int main(int argc, char** argv) {
   if (cpu_s == 0 || mem == 0 || wall_s == 0)
     Die(2, "--cpu-seconds, --memory-bytes and --wall-seconds are required and > 0");
   if (!headroom_set) headroom = 48 + 24 * ranks;
+  if (!sandbox.empty() && (!hostfile.empty() || !rsh_agent.empty()))
+    Die(2, "--sandbox runs on one host: give no --hostfile or --rsh-agent with it");
   std::vector<std::string> program(argv + i, argv + argc);
 
   // 1. Own the job's process tree.
@@ -417,20 +454,37 @@ int main(int argc, char** argv) {
       Die(1, "cannot give " + d + " to " + user + ": " + std::strerror(errno));
   }
   MakeDir(results_dir, 0700);
+  std::vector<std::string> program_argv = program;
+  const std::string bin_dir = job_dir + "/bin";
+  if (!sandbox.empty()) {
+    MakeDir(bin_dir, 0755);
+    program_argv[0] = bin_dir + "/app";
+    CopyExecutable(program[0], program_argv[0]);
+  }
 
   // 3. The argv and environment of mpirun, built before the fork.
-  std::vector<std::string> av = {mpirun,
-                                 "-np",
-                                 std::to_string(ranks),
-                                 "--oversubscribe",
-                                 "--bind-to",
-                                 "none",
-                                 "--mca",
-                                 "btl",
-                                 "self,vader,tcp",
-                                 "--mca",
-                                 "btl_vader_single_copy_mechanism",
-                                 "none"};
+  std::vector<std::string> av;
+  if (!sandbox.empty()) {
+    av = {sandbox,         "--unshare-net", "--unshare-ipc",
+          "--unshare-pid", "--unshare-uts", "--die-with-parent"};
+    const std::vector<std::pair<std::string, std::string>> binds = {
+        {"--ro-bind", "/usr"},       {"--ro-bind", "/etc"},     {"--ro-bind-try", "/lib"},
+        {"--ro-bind-try", "/lib64"}, {"--ro-bind-try", "/bin"}, {"--dev", "/dev"},
+        {"--proc", "/proc"},         {"--tmpfs", "/tmp"},       {"--ro-bind", bin_dir},
+        {"--bind", out_dir},         {"--bind", tmp_dir},       {"--bind", home_dir}};
+    for (const auto& [flag, path] : binds) {
+      av.push_back(flag);
+      if (flag != "--dev" && flag != "--proc" && flag != "--tmpfs") av.push_back(path);
+      av.push_back(path);
+    }
+    av.push_back("--");
+  }
+  for (const std::string& a :
+       {mpirun, std::string("-np"), std::to_string(ranks), std::string("--oversubscribe"),
+        std::string("--bind-to"), std::string("none"), std::string("--mca"), std::string("btl"),
+        std::string("self,vader,tcp"), std::string("--mca"),
+        std::string("btl_vader_single_copy_mechanism"), std::string("none")})
+    av.push_back(a);
   if (!hostfile.empty()) {
     av.push_back("--hostfile");
     av.push_back(hostfile);
@@ -442,7 +496,7 @@ int main(int argc, char** argv) {
   }
   av.push_back("-x");
   av.push_back("DFRP_OUT_DIR");
-  for (const auto& p : program) av.push_back(p);
+  for (const auto& p : program_argv) av.push_back(p);
   std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home_dir,
                                   "TMPDIR=" + tmp_dir, "DFRP_OUT_DIR=" + out_dir, "LANG=C"};
   if (const char* p = std::getenv("OMPI_MCA_plm_rsh_agent"))
@@ -581,9 +635,11 @@ int main(int argc, char** argv) {
 
   const uint64_t cpu_ms = static_cast<uint64_t>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
                           static_cast<uint64_t>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
-  const std::string limits = "rlimits: " + std::to_string(cpu_s) + " CPU-s and " +
-                             std::to_string(mem) + " bytes of data per process, " +
-                             std::to_string(nproc) + " tasks for the user (" + CgroupReason() + ")";
+  std::string limits = "rlimits: " + std::to_string(cpu_s) + " CPU-s and " + std::to_string(mem) +
+                       " bytes of data per process, " + std::to_string(nproc) +
+                       " tasks for the user (" + CgroupReason() + ")";
+  if (!sandbox.empty())
+    limits += "; in bubblewrap: no network, read-only /usr and /etc, the job folder only";
   std::string report = "{";
   report += "\"end\":" + JsonString(end);
   report += ",\"exit_code\":" + std::to_string(exit_code);

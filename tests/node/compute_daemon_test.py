@@ -24,6 +24,9 @@ Usage: compute_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
   the app reads it (another root than generated points), a verifier fetches it too (the same
   root); a wrong root fails the job before the app runs (no claim); an input no node holds is
   refused by submit-job (exit 4).
+- A client's own binary (COMPUTE_CLIENT_BINARIES on A and B): matmul's bytes stored on C as an
+  input run in bubblewrap to matmul's root; C (not opted in) refuses it; a probe binary reaches
+  C's port outside the sandbox and is refused inside (no network).
 - Refusals, each with its reason (exit 7): a vector too far (C), more ranks than slots, a
   max_fee under the price, an app the node does not have; bytes that are not a job (400) and
   a forged signature (422) over the API; the same job twice is one job.
@@ -32,6 +35,7 @@ Usage: compute_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
   pay); SIGTERM to a dfrpd during such a job stops both within 30 s, the same way.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +48,31 @@ from harness import *  # noqa: E402,F401,F403
 from ledger_daemon_test import clean_env, new_wallets, tool  # noqa: E402
 
 WALLET, COMPUTE = sys.argv[4], sys.argv[5]
+
+
+PROBE_C = r"""
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+int main(int argc, char** argv) {
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((unsigned short)atoi(argv[1]));
+  a.sin_addr.s_addr = htonl(0x7f000001);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  int rc = connect(s, (struct sockaddr*)&a, sizeof a);
+  int e = rc == 0 ? 0 : errno;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/rank-0.out", getenv("DFRP_OUT_DIR"));
+  FILE* f = fopen(path, "w");
+  if (!f) return 1;
+  fprintf(f, "connect %d %d\n", rc, e);
+  return fclose(f) != 0;
+}
+"""
 
 
 def procs_with(needle):
@@ -76,7 +105,9 @@ def main():
             "WALLET": os.path.join(T, f"{name}.json"),
             "WALLET_PASSPHRASE_FILE": os.path.join(T, "pw.txt"),
             "ECONOMIC_POLICY": policy, "SCRUB_RATE": "0", "ROLES": "storage,compute",
-            "COMPUTE_SLOTS": str(slots)})
+            "COMPUTE_SLOTS": str(slots),
+            # A and B run clients' own binaries (in bubblewrap); C does not.
+            "COMPUTE_CLIENT_BINARIES": "true" if name in ("a", "b") else "false"})
         return Daemon(e), e
 
     a, aenv = node("a", 4)
@@ -307,6 +338,52 @@ def main():
                            "01890000-0000-7000-8000-000000000000", *wallet)
     check("an input no node holds: submit-job says so (exit 4), nothing is sent",
           rc == 4 and "no node named holds" in err, (rc, err[-300:]))
+
+    # A client's own binary, on a node that opted in: it is an input (fetched and verified
+    # like any), run in bubblewrap. The matmul app's own bytes as the binary give matmul's root.
+    libexec = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(DFRPD))), "libexec")
+    st, _, binput = c.put(open(os.path.join(libexec, "dfrp-app-matmul"), "rb").read())
+    rc, out, err = compute("--json", "submit-job", "client", "0", "64", "3", "--ranks", "2",
+                           "--max-fee", "1", "--vector", near, "--node", url[provider],
+                           "--input", binput.get("shard_id", ""), "--input-from", url["c"],
+                           "--wait", *wallet)
+    cj = json.loads(out) if out.strip().startswith("{") else {}
+    check("a client's binary (matmul's bytes) runs in bubblewrap on the provider: matmul's root",
+          rc == 0 and cj.get("result_root") == sub.get("result_root") and
+          "bubblewrap" in cj.get("report", {}).get("limits", ""), (rc, out[-600:], err[-400:]))
+    rc, out, err = compute("submit-job", "client", "0", "64", "3", "--max-fee", "1", "--vector",
+                           near, "--node", url["c"], "--input", binput.get("shard_id", ""),
+                           *wallet)
+    check("a node that did not opt in refuses a client's binary (exit 7, no app 'client')",
+          rc == 7 and "no app 'client'" in err, (rc, err[-300:]))
+    cc = shutil.which("cc")
+    if cc:
+        # A probe that connects to C's port on loopback: it can outside the sandbox, and
+        # inside it cannot (its own network namespace has no listener: ECONNREFUSED).
+        src = os.path.join(T, "probe.c")
+        with open(src, "w") as f:
+            f.write(PROBE_C)
+        probe = os.path.join(T, "probe")
+        subprocess.run([cc, "-O1", "-o", probe, src], check=True)
+        c_port = url["c"].rsplit(":", 1)[1]
+        outside = os.path.join(T, "probe-out")
+        os.makedirs(outside)
+        subprocess.run([probe, c_port], env={"DFRP_OUT_DIR": outside}, check=True)
+        st, _, pinput = c.put(open(probe, "rb").read())
+        rc, out, err = compute("--json", "submit-job", "client", "0", c_port, "--max-fee", "1",
+                               "--vector", near, "--node", url[provider], "--input",
+                               pinput.get("shard_id", ""), "--input-from", url["c"], "--wait",
+                               *wallet)
+        pj = json.loads(out) if out.strip().startswith("{") else {}
+        rc2, _, err2 = compute("result", pj.get("job_id", ""), "-o", os.path.join(T, "probe-in"))
+        inside = open(os.path.join(T, "probe-in", "rank-0.out")).read() if rc2 == 0 else ""
+        outside_says = open(os.path.join(outside, "rank-0.out")).read()
+        check("the client's binary has no network: the probe reaches C's port outside the "
+              "sandbox and is refused inside it",
+              outside_says.startswith("connect 0 ") and inside.startswith("connect -1 111"),
+              (outside_says, inside, rc, err[-300:], err2[-300:]))
+    else:
+        print("# no C compiler here: the sandbox's network probe is not run")
 
     # kill -9 of A's dfrpd during a long job: its processes end with it; restarted, the job is
     # interrupted.

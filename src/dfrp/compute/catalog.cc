@@ -225,6 +225,20 @@ Result<std::vector<AppSpec>> LoadCatalog(core::FileSystem& fs, const std::string
   return out;
 }
 
+AppSpec ClientBinaryApp() {
+  AppSpec c;
+  c.name = "client";
+  c.description =
+      "the client's own program (input BINARY), in bubblewrap: no network, read-only system";
+  c.client_binary = true;
+  ArgSpec binary;
+  binary.name = "BINARY";
+  binary.type = "input";
+  c.args = {binary};
+  for (const char* n : {"A", "B", "C", "D"}) c.args.push_back(Uint(n, 0, UINT64_MAX, true));
+  return c;
+}
+
 const AppSpec* FindApp(const std::vector<AppSpec>& apps, std::string_view name) {
   for (const auto& a : apps)
     if (a.name == name) return &a;

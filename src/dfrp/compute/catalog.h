@@ -41,7 +41,8 @@ struct AppSpec {
   std::string description;
   bool deterministic = false;
   bool rank_independent = false;
-  bool reference = false;  // one of the project's own
+  bool reference = false;      // one of the project's own
+  bool client_binary = false;  // "client": input BINARY is the program (ClientBinaryApp)
   std::vector<ArgSpec> args;
 };
 
@@ -53,6 +54,12 @@ core::Result<std::vector<AppSpec>> LoadCatalog(core::FileSystem& fs,
                                                const std::string& libexec_dir);
 // The catalog file's contents alone (for the fuzz target): `source` names it in errors.
 core::Result<std::vector<AppSpec>> ParseCatalog(std::string_view toml, std::string_view source);
+
+// The app "client" of a node whose operator opted in (COMPUTE_CLIENT_BINARIES): its first
+// argument BINARY (an input) is the client's own program, run in bubblewrap with no network
+// (docs/COMPUTE.md, "Client binaries"); then up to four whole numbers A..D for it. Not
+// deterministic as far as the node knows, so verify-job does not check it.
+AppSpec ClientBinaryApp();
 
 const AppSpec* FindApp(const std::vector<AppSpec>& apps, std::string_view name);
 

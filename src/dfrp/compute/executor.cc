@@ -125,11 +125,15 @@ Result<RunReport> RunJob(core::FileSystem& fs, const ExecutorConfig& cfg, const 
     av.push_back("--user");
     av.push_back(cfg.job_user);
   }
-  if (!cfg.hostfile.empty()) {
+  if (req.sandbox) {
+    av.push_back("--sandbox");
+    av.push_back(cfg.bwrap);
+  }
+  if (!cfg.hostfile.empty() && !req.sandbox) {
     av.push_back("--hostfile");
     av.push_back(cfg.hostfile);
   }
-  if (!cfg.rsh_agent.empty()) {
+  if (!cfg.rsh_agent.empty() && !req.sandbox) {
     av.push_back("--rsh-agent");
     av.push_back(cfg.rsh_agent);
   }

@@ -28,6 +28,7 @@ struct ExecutorConfig {
   std::string job_user = "dfrp-job";  // the user jobs run as when the node runs as root
   std::string hostfile;               // an Open MPI hostfile: ranks across an operator's hosts
   std::string rsh_agent;              // how mpirun reaches those hosts (plm_rsh_agent)
+  std::string bwrap = "bwrap";        // bubblewrap, for a sandboxed run (RunRequest::sandbox)
   uint64_t max_output_bytes = 1ULL << 30;  // per file a rank writes (RLIMIT_FSIZE)
 };
 
@@ -37,6 +38,9 @@ struct RunRequest {
   uint32_t ranks = 1;
   JobLimits limits;
   std::string job_dir;  // absolute; created; must not hold an earlier run's report.json
+  // A client's own binary: dfrp-jobrun copies `program` into the job folder and runs mpirun
+  // inside bubblewrap (no network, read-only system, the job folder only), on this host alone.
+  bool sandbox = false;
   // Told dfrp-jobrun's pid once it started (SIGTERM to it stops the job, reported
   // "stopped"), and 0 once it was reaped (the pid is no longer the job's).
   std::function<void(pid_t)> on_pid;

@@ -41,7 +41,8 @@ constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",
                                            "COMPUTE_JOB_USER",
                                            "COMPUTE_HOSTFILE",
                                            "COMPUTE_RSH_AGENT",
-                                           "COMPUTE_SLOTS"};
+                                           "COMPUTE_SLOTS",
+                                           "COMPUTE_CLIENT_BINARIES"};
 
 // DRIVE_12 -> ("DRIVE", 12); anything else -> nullopt.
 std::optional<std::pair<std::string_view, int>> SplitIndexedKey(std::string_view key) {
@@ -265,7 +266,7 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
                       "API_HOSTS, MAX_BODY_MEMORY, ECONOMIC_POLICY, "
                       "ROLES, WALLET, WALLET_PASSPHRASE_FILE, PEERS, ADVERTISE_URL, "
                       "COMPUTE_APPS, COMPUTE_JOB_USER, COMPUTE_HOSTFILE, COMPUTE_RSH_AGENT, "
-                      "COMPUTE_SLOTS); "
+                      "COMPUTE_SLOTS, COMPUTE_CLIENT_BINARIES); "
                       "remove it or fix its spelling",
                       cfg.source, key)));
   }
@@ -431,6 +432,13 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
           fmt::format("{}: COMPUTE_SLOTS = '{}' must be 1..1024 (the most MPI ranks of one job)",
                       cfg.source, it->second.substr(0, 32))));
     cfg.compute_slots = static_cast<uint32_t>(n);
+  }
+  if (auto it = values.find("COMPUTE_CLIENT_BINARIES"); it != values.end()) {
+    if (it->second != "true" && it->second != "false")
+      return Err(Status::InvalidArgument(
+          fmt::format("{}: COMPUTE_CLIENT_BINARIES = '{}' must be true or false", cfg.source,
+                      it->second.substr(0, 32))));
+    cfg.compute_client_binaries = it->second == "true";
   }
   if (cfg.HasRole("compute") && cfg.wallet.empty())
     return Err(Status::InvalidArgument(fmt::format(

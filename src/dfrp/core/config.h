@@ -72,6 +72,9 @@ struct NodeConfig {
   std::string compute_hostfile;
   std::string compute_rsh_agent;
   uint32_t compute_slots = 1;  // COMPUTE_SLOTS: the most ranks of one job (default: the cores)
+  // COMPUTE_CLIENT_BINARIES: the operator opts in to running a client's own binary (the app
+  // "client"), inside bubblewrap with no network (docs/COMPUTE.md, "Client binaries").
+  bool compute_client_binaries = false;
   bool HasRole(std::string_view role) const {
     for (const auto& r : roles)
       if (r == role) return true;

@@ -85,6 +85,7 @@ TEST(ConfigTest, ComputeKeys) {
   v["COMPUTE_JOB_USER"] = "jobs";
   v["COMPUTE_SLOTS"] = "6";
   v["COMPUTE_HOSTFILE"] = "/etc/dfrp/hosts";
+  v["COMPUTE_CLIENT_BINARIES"] = "true";
   auto cfg = ConfigFromValues(v, "/etc/dfrp", "test");
   ASSERT_TRUE(cfg.has_value()) << cfg.error().ToString();
   EXPECT_TRUE(cfg->HasRole("compute"));
@@ -92,8 +93,10 @@ TEST(ConfigTest, ComputeKeys) {
   EXPECT_EQ(cfg->compute_job_user, "jobs");
   EXPECT_EQ(cfg->compute_slots, 6u);
   EXPECT_EQ(cfg->compute_hostfile, "/etc/dfrp/hosts");
+  EXPECT_TRUE(cfg->compute_client_binaries);
   auto d = ConfigFromValues(TwoDrives(), "/etc/dfrp", "test");
   ASSERT_TRUE(d.has_value());
+  EXPECT_FALSE(d->compute_client_binaries);
   EXPECT_EQ(d->compute_job_user, "dfrp-job");
   EXPECT_GE(d->compute_slots, 1u);
   v.erase("WALLET");
@@ -104,6 +107,9 @@ TEST(ConfigTest, ComputeKeys) {
   v = TwoDrives();
   v["COMPUTE_SLOTS"] = "0";
   ExpectError(v, "COMPUTE_SLOTS = '0'");
+  v = TwoDrives();
+  v["COMPUTE_CLIENT_BINARIES"] = "yes";
+  ExpectError(v, "must be true or false");
   v = TwoDrives();
   v["ROLES"] = "miner";
   ExpectError(v, "(storage, authority, compute)");

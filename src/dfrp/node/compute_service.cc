@@ -490,6 +490,12 @@ void ComputeService::RunOne(const std::string& id) {
     if (inputs_ok.ok() && app != nullptr)
       for (size_t i = 0; i < app->args.size() && i < req.args.size(); ++i)
         if (app->args[i].type == "input") req.args[i] = paths.at(std::stoul(req.args[i]));
+    // A client's binary (its first argument, an input) is the program, run in bubblewrap.
+    if (inputs_ok.ok() && app != nullptr && app->client_binary && !req.args.empty()) {
+      req.program = req.args.front();
+      req.args.erase(req.args.begin());
+      req.sandbox = true;
+    }
   }
   core::Result<compute::RunReport> rep = inputs_ok.ok()
                                              ? compute::RunJob(*opt_.fs, opt_.exec, req)

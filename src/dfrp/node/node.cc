@@ -192,6 +192,13 @@ core::Status Node::OpenCompute() {
   co.has_gpu = market_->oracle().capacity().figures.gpu_tflops.has_value();
   const std::string libexec = compute::DefaultLibexecDir(*fs);
   DFRP_ASSIGN_OR_RETURN(co.apps, compute::LoadCatalog(*fs, cfg.compute_apps, libexec));
+  if (cfg.compute_client_binaries) {
+    if (compute::FindApp(co.apps, "client") != nullptr)
+      return core::Status::InvalidArgument(
+          "COMPUTE_CLIENT_BINARIES = true adds the app 'client', and COMPUTE_APPS names an app "
+          "'client' too: rename that one");
+    co.apps.push_back(compute::ClientBinaryApp());
+  }
   co.exec.jobrun = core::JoinPath(libexec, "dfrp-jobrun");
   co.exec.job_user = cfg.compute_job_user;
   co.exec.hostfile = cfg.compute_hostfile;
