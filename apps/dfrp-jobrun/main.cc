@@ -54,7 +54,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace {
@@ -466,25 +465,32 @@ int main(int argc, char** argv) {
   std::vector<std::string> av;
   if (!sandbox.empty()) {
     av = {sandbox,         "--unshare-net", "--unshare-ipc",
-          "--unshare-pid", "--unshare-uts", "--die-with-parent"};
-    const std::vector<std::pair<std::string, std::string>> binds = {
-        {"--ro-bind", "/usr"},       {"--ro-bind", "/etc"},     {"--ro-bind-try", "/lib"},
-        {"--ro-bind-try", "/lib64"}, {"--ro-bind-try", "/bin"}, {"--dev", "/dev"},
-        {"--proc", "/proc"},         {"--tmpfs", "/tmp"},       {"--ro-bind", bin_dir},
-        {"--bind", out_dir},         {"--bind", tmp_dir},       {"--bind", home_dir}};
-    for (const auto& [flag, path] : binds) {
-      av.push_back(flag);
-      if (flag != "--dev" && flag != "--proc" && flag != "--tmpfs") av.push_back(path);
-      av.push_back(path);
-    }
+          "--unshare-pid", "--unshare-uts", "--die-with-parent",
+          "--dev",         "/dev",          "--proc",
+          "/proc",         "--tmpfs",       "/tmp"};
+    auto bind = [&av](const char* flag, const std::string& path) {
+      av.insert(av.end(), {flag, path, path});
+    };
+    bind("--ro-bind", "/usr");
+    bind("--ro-bind", "/etc");
+    for (const char* p : {"/lib", "/lib64", "/bin"}) bind("--ro-bind-try", p);
+    bind("--ro-bind", bin_dir);
+    for (const std::string& d : {out_dir, tmp_dir, home_dir}) bind("--bind", d);
     av.push_back("--");
   }
-  for (const std::string& a :
-       {mpirun, std::string("-np"), std::to_string(ranks), std::string("--oversubscribe"),
-        std::string("--bind-to"), std::string("none"), std::string("--mca"), std::string("btl"),
-        std::string("self,vader,tcp"), std::string("--mca"),
-        std::string("btl_vader_single_copy_mechanism"), std::string("none")})
-    av.push_back(a);
+  const std::vector<std::string> launch = {mpirun,
+                                           "-np",
+                                           std::to_string(ranks),
+                                           "--oversubscribe",
+                                           "--bind-to",
+                                           "none",
+                                           "--mca",
+                                           "btl",
+                                           "self,vader,tcp",
+                                           "--mca",
+                                           "btl_vader_single_copy_mechanism",
+                                           "none"};
+  av.insert(av.end(), launch.begin(), launch.end());
   if (!hostfile.empty()) {
     av.push_back("--hostfile");
     av.push_back(hostfile);

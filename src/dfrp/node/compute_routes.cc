@@ -89,18 +89,11 @@ std::vector<RouteSpec> ComputeRoutes(Node* node) {
                  std::vector<std::string> input_from;
                  if (body.is_object() && body.contains("input_from")) {
                    const json& f = body["input_from"];
-                   bool ok = f.is_array();
-                   if (ok)
-                     for (const auto& u : f) {
-                       if (!u.is_string()) {
-                         ok = false;
-                         break;
-                       }
-                       input_from.push_back(u.get<std::string>());
-                     }
-                   if (!ok)
+                   if (!f.is_array() || !std::all_of(f.begin(), f.end(),
+                                                     [](const json& u) { return u.is_string(); }))
                      return ApiResponse::Error(
                          Status::InvalidArgument("\"input_from\" must be an array of node URLs"));
+                   input_from = f.get<std::vector<std::string>>();
                  }
                  return JobAnswer((*c)->Submit(*wire, escrow, std::move(input_from)), 202);
                }});

@@ -7,8 +7,8 @@
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/crypto/merkle.h"
+#include "dfrp/ledger/client.h"
 #include "dfrp/node/client.h"
-#include "dfrp/node/peer_client.h"
 
 namespace dfrp::node {
 
@@ -60,13 +60,9 @@ class LeafSink {
 // One source: Ok when `tmp` now holds the verified bytes; else why not, in words.
 Status TryOne(core::FileSystem* fs, const compute::JobInput& in, const std::string& url,
               const std::string& tmp, const InputFetchOptions& opt) {
-  auto hp = SplitPeerUrl(url);
-  if (!hp) return hp.error();
   DaemonInfo info;
   info.url = url;
-  info.api_addr = hp->first.find(':') != std::string::npos
-                      ? fmt::format("[{}]:{}", hp->first, hp->second)
-                      : fmt::format("{}:{}", hp->first, hp->second);
+  DFRP_ASSIGN_OR_RETURN(info.api_addr, ledger::HostPortOfUrl(url));
   ClientOptions co;
   co.connect_timeout_ms = opt.connect_timeout_ms;
   co.idle_timeout_ms = opt.idle_timeout_ms;
@@ -99,7 +95,7 @@ Status FetchInput(core::FileSystem* fs, const compute::JobInput& in,
   if (in.leaf_size == 0) return Status::InvalidArgument(what + ": a leaf size of 0");
   const std::string tmp = path + ".part";
   std::vector<std::string> tried;
-  bool answered = false;
+  bool mismatched = false;  // some source served bytes that do not verify
   std::set<std::string> seen;
   for (const auto& url : sources) {
     if (!seen.insert(url).second) continue;
@@ -112,7 +108,7 @@ Status FetchInput(core::FileSystem* fs, const compute::JobInput& in,
       return Status::OK();
     }
     (void)fs->RemoveFile(tmp);
-    answered = answered || s.IsCorruption();
+    mismatched = mismatched || s.IsCorruption();
     tried.push_back(fmt::format("{}: {}", url, s.message()));
   }
   if (tried.empty())
@@ -120,7 +116,7 @@ Status FetchInput(core::FileSystem* fs, const compute::JobInput& in,
                             ": no node to fetch it from (the client named none, and "
                             "this node has no store or mesh peers)");
   const std::string list = fmt::format("{}", fmt::join(tried, "; "));
-  if (answered)
+  if (mismatched)
     return Status::Corruption(
         fmt::format("{}: no source served bytes that verify against the job ({})", what, list));
   return Status::NotFound(fmt::format("{}: no source has it ({})", what, list));

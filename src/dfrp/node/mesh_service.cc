@@ -692,6 +692,14 @@ json MeshService::PriceVectorOf(const std::vector<uint64_t>& prices) const {
   return economy::PriceVectorJson(*opt_.policy, v);
 }
 
+std::vector<std::string> MeshService::AliveStorageUrls() const {
+  std::vector<std::string> urls;
+  for (const mesh::Peer& p : table_.Snapshot())
+    if (p.state == mesh::PeerState::kAlive && (p.record.roles & mesh::kRoleStorage))
+      urls.push_back(p.record.url);
+  return urls;
+}
+
 json MeshService::PeersJson() const {
   const int64_t now = clock_->NowUnixMillis();
   json peers = json::array();

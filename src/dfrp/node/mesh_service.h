@@ -131,6 +131,8 @@ class MeshService {
 
   // GET /v1/mesh/peers, and the "mesh" section of /v1/status.
   nlohmann::json PeersJson() const EXCLUDES(mu_);
+  // The URLs of the storage peers known alive (where a compute job's inputs may be).
+  std::vector<std::string> AliveStorageUrls() const EXCLUDES(mu_);
   nlohmann::json Json() const EXCLUDES(mu_);
   std::string MetricsText() const EXCLUDES(mu_);
   const mesh::PeerTable& table() const { return table_; }

@@ -210,7 +210,7 @@ core::Status Node::OpenCompute() {
     co.escrow_of = [client](const crypto::Hash& id) mutable { return client.Escrow(id); };
   }
   // Inputs: this node's own store first (when it is a storage node), then the nodes the client
-  // named, then the mesh's live peers; each source's bytes are verified (input_fetch.h).
+  // named, then the mesh's live storage peers; each source's bytes are verified (input_fetch.h).
   co.fetch_input = [this, fs, storage = cfg.HasRole("storage")](
                        const compute::JobInput& in, const std::vector<std::string>& hints,
                        const std::string& path, std::string* from) {
@@ -221,10 +221,8 @@ core::Status Node::OpenCompute() {
     }
     sources.insert(sources.end(), hints.begin(), hints.end());
     if (mesh_) {
-      const nlohmann::json peers = mesh_->PeersJson();
-      for (const auto& p : peers.value("peers", nlohmann::json::array()))
-        if (p.value("state", "") == "alive" && p.contains("url") && p["url"].is_string())
-          sources.push_back(p["url"].get<std::string>());
+      const std::vector<std::string> peers = mesh_->AliveStorageUrls();
+      sources.insert(sources.end(), peers.begin(), peers.end());
     }
     return FetchInput(fs, in, sources, path, from);
   };
