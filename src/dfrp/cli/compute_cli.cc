@@ -1076,15 +1076,15 @@ Status CmdSettle(const Globals& g, Env& e, const std::string& id, bool wait) {
   if (rec.contains("fraud_proof"))
     if (auto bytes = core::FromHex(rec.value("fraud_proof", ""))) fraud = *bytes;
   json action;
+  int in_flight_polls = 0;
   for (;;) {
     DFRP_ASSIGN_OR_RETURN(ledger::EscrowView v, client.Escrow(pj.escrow_id));
     if (!v.is_job)
       return Status::Corruption(fmt::format("escrow {} is not a compute escrow", escrow_hex));
     const int64_t now = e.clock->NowUnixMillis();
     const ledger::JobWindow w = ledger::JobWindowOf(v.job, policy.storage);
-    if (auto s = v.settled.find(0); s != v.settled.end() || v.remaining == 0) {
-      const bool released =
-          s != v.settled.end() && s->second.kind == ledger::SettleKind::kJobRelease;
+    if (auto s = v.settled.find(0); s != v.settled.end()) {
+      const bool released = s->second.kind == ledger::SettleKind::kJobRelease;
       const ledger::JobPayout pay = ledger::JobReleasePayout(v.amount, v.job, v.margin_bps);
       json out = {{"job_id", id},
                   {"escrow_id", escrow_hex},
@@ -1103,6 +1103,17 @@ Status CmdSettle(const Globals& g, Env& e, const std::string& id, bool wait) {
                     out["margin"].get<std::string>().c_str(),
                     out["to_payer"].get<std::string>().c_str());
       return Status::OK();
+    }
+    if (v.remaining == 0) {
+      // Some authority applied a settlement that f + 1 do not report yet: it is on its way to
+      // the others. Which way it went is known once f + 1 report it.
+      if (++in_flight_polls > 100)
+        return Status::Busy(fmt::format(
+            "escrow {} of job {} is being settled but too few authorities report how yet; run "
+            "settle-job again",
+            escrow_hex, id));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
     }
     std::optional<ledger::SettleKind> kind;
     std::string proof;
