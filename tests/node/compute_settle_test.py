@@ -18,6 +18,12 @@ Usage: compute_settle_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
   nothing.
 - A job that fails (no claim): nothing is released; `settle-job --wait` refunds it after the
   grace.
+- The committee's certificate of that refund is a fraud record: verify-job sends it to V's
+  node, the mesh spreads it to every node, each counts it against the cheater (its peer
+  list), and submit-job passes the cheater over; a forged or truncated record is refused; a
+  restarted node still holds it.
+- Each provider's node records how the committee settled its paid jobs (released with the
+  pay, refunded on a fraud proof, refunded for no claim) and sums its earnings.
 - Bad input: a client paying beyond its balance (exit 7, nothing signed); settle-job before
   the settle time without --wait (exit 6, saying when) and of an unknown job (exit 4); a job
   sent naming the escrow of another job, or of another provider, is refused (402).
@@ -74,16 +80,18 @@ def main():
     for p in (truth, fake, broken):
         os.chmod(p, os.stat(p).st_mode | stat.S_IXOTH | stat.S_IROTH)
 
-    def node(name, apps):
+    def node(name, apps, peers=()):
         return Daemon(store_env(name, extra={
             "WALLET": os.path.join(T, f"{name}.json"),
             "WALLET_PASSPHRASE_FILE": os.path.join(T, "pw.txt"),
             "ECONOMIC_POLICY": policy, "SCRUB_RATE": "0", "ROLES": "storage,compute",
+            "PEERS": ",".join(peers),
             "COMPUTE_SLOTS": "2", "COMPUTE_APPS": catalog(f"{name}-apps.toml", apps)}))
 
-    honest = node("honest", {"sum": truth, "broken": broken})
-    cheat = node("cheat", {"sum": fake})
+    # The three are one mesh (V its bootstrap): a fraud record spreads between them.
     ver = node("ver", {"sum": truth})
+    honest = node("honest", {"sum": truth, "broken": broken}, [ver.info["url"]])
+    cheat = node("cheat", {"sum": fake}, [ver.info["url"]])
     url = {"honest": honest.info["url"], "cheat": cheat.info["url"], "ver": ver.info["url"]}
 
     cenv = clean_env({"DFRP_PASSPHRASE": "pw", "STATE_DIR": os.path.join(T, "client")})
@@ -189,6 +197,63 @@ def main():
           e.get("state") == "refunded" and e["settled"][0].get("kind") == "job_refund", e)
     conserved("after the dispute")
 
+    # The committee's certificate of that refund is a fraud record: the verifier's node keeps
+    # it and the mesh spreads it; every node then counts it against the cheater.
+    spread = v.get("dispute", {}).get("spread", [])
+    check("verify-job sent the certified fraud record to the verifier's node, which kept it",
+          any(n.get("node") == url["ver"] and n.get("added") is True for n in spread), spread)
+    cheat_addr = cheat.json("GET", "/v1/compute/node")[2]["provider"]
+    nodes = {"honest": honest, "cheat": cheat, "ver": ver}
+
+    def fraud_of(n):
+        return n.json("GET", f"/v1/compute/fraud?provider={cheat_addr}")[2]
+
+    reached = poll(lambda: all(fraud_of(n).get("total") == 1 for n in nodes.values()), 30)
+    check("the fraud record reaches every node of the mesh", reached, {
+        name: (fraud_of(n).get("total"), n.json("GET", "/v1/status")[2].get("fraud"),
+               n.json("GET", "/v1/status")[2].get("mesh", {}).get("peers"))
+        for name, n in nodes.items()})
+    rec = fraud_of(honest)["records"][0]
+    check("each node's record names the cheater, the job and both roots",
+          rec["job_id"] == bad["job_id"] and rec["escrow_id"] == bad_escrow and
+          rec["claimed_root"] != rec["recomputed_root"], rec)
+    peers = honest.json("GET", "/v1/mesh/peers")[2]["peers"]
+    counts = {p["address"]: p.get("fraud_records") for p in peers}
+    check("the honest node's peer list counts the record against the cheater only",
+          counts.get(cheat_addr) == 1 and
+          all(c == 0 for a, c in counts.items() if a != cheat_addr), counts)
+    def post_fraud(wire):
+        return honest.json("POST", "/v1/compute/fraud", json.dumps({"certificate": wire.hex()}),
+                           {"Content-Type": "application/json"})
+
+    # The certificate ends: ... u16 n (4) | signer bitmap (1 byte) | aggregate (96).
+    forged = bytearray(bytes.fromhex(rec["certificate"]))
+    forged[-97] = next(b for b in (0x07, 0x0B, 0x0D, 0x0E) if b != forged[-97])
+    st, _, fb = post_fraud(forged)
+    check("a forged fraud record (other signers named) is refused (422) and counted nowhere",
+          st == 422 and fraud_of(honest).get("total") == 1, (st, fb))
+    forged = bytearray(bytes.fromhex(rec["certificate"]))
+    forged[-5] ^= 0x01  # inside the aggregate: no longer a point of the curve
+    st, _, fb = post_fraud(forged)
+    check("one with a damaged signature is refused (400)", st == 400, (st, fb))
+    st, _, fb = honest.json("POST", "/v1/compute/fraud",
+                            json.dumps({"certificate": rec["certificate"][:-2]}),
+                            {"Content-Type": "application/json"})
+    check("a truncated one is refused (400)", st == 400, (st, fb))
+    # A client offering a job to the cheater and the honest node passes the cheater over,
+    # naming the fraud; offered to the cheater alone, the job is refused (exit 7).
+    plain = ["submit-job", "sum", "--ranks", "2", "--max-fee", "1", "--cpu-seconds", "60",
+             "--wall-seconds", "10", "--vector", vector_of(cheat), *wallet]
+    rc, out, err = compute("--json", *plain, "--node", url["cheat"], "--node", url["honest"])
+    sj = json.loads(out) if out.strip().startswith("{") else {}
+    check("submit-job passes over the caught provider and goes to the honest one",
+          rc == 0 and sj.get("node") == url["honest"] and any(
+              r.get("node") == url["cheat"] and "fraud proof" in r.get("reason", "")
+              for r in sj.get("refusals", [])), (rc, out[-800:], err[-400:]))
+    rc, out, err = compute(*plain, "--node", url["cheat"])
+    check("submit-job to the caught provider alone: refused (exit 7), saying why",
+          rc == 7 and "fraud proof" in err, (rc, err[-400:]))
+
     # The settle time passes: the honest job is released (by its node or by settle-job).
     rc, out, err = compute("--json", "settle-job", good["job_id"], "--wait", timeout=120)
     s = json.loads(out) if out.strip().startswith("{") else {}
@@ -215,6 +280,29 @@ def main():
           rc == 0 and s.get("settled") == "refunded", (rc, out[-600:], err[-400:]))
     wait_for("the refund to reach every authority", lambda: all(
         escrow(failed_escrow, i).get("remaining_base_units") == 0 for i in range(N)))
+    # Each provider's node learns how the committee settled its paid jobs: the job's
+    # settlement, and the node's earnings (what its dashboard shows).
+    def settlement(n, job_id):
+        return n.json("GET", f"/v1/compute/jobs/{job_id}")[2].get("settlement", {})
+
+    wait_for("the providers' nodes to record their jobs' settlements", lambda: all(
+        settlement(n, j).get("state") in ("released", "refunded")
+        for n, j in ((honest, good["job_id"]), (cheat, bad["job_id"]),
+                     (honest, failed["job_id"]))), timeout=30)
+    paid = settlement(honest, good["job_id"])
+    check("the honest job: released, with the price less the margin paid to its provider",
+          paid.get("state") == "released" and
+          paid.get("to_provider_base_units") == price - margin, paid)
+    caught = settlement(cheat, bad["job_id"])
+    check("the cheater's job: refunded, on a fraud proof (its own node holds the record)",
+          caught.get("state") == "refunded" and caught.get("fraud_proof") is True, caught)
+    lost = settlement(honest, failed["job_id"])
+    check("the failed job: refunded, on no fraud proof", lost.get("state") == "refunded" and
+          lost.get("fraud_proof") is False, lost)
+    hn = honest.json("GET", "/v1/compute/node")[2]
+    check("the honest node's earnings: that one release",
+          hn.get("earned_base_units") == price - margin and
+          hn.get("paid_jobs") == {"released": 1, "refunded": 1}, hn)
     # The client paid the honest job's price and three order fees (one per escrow), nothing
     # else: the cheater's and the failed job's max_fee came back whole.
     with open(policy, "rb") as f:
@@ -224,6 +312,12 @@ def main():
     check("the client paid the honest price and the order fees, nothing more",
           spent == price + 3 * fee, (spent, price))
     conserved("at the end")
+
+    # The record outlives a restart of a node that kept it.
+    ver.stop()
+    ver = Daemon(ver.env)
+    check("after a restart the verifier's node still holds the fraud record",
+          fraud_of(ver).get("total") == 1, fraud_of(ver))
 
     rc, out, err = compute("settle-job", "0" * 64)
     check("settle-job of an unknown job: exit 4", rc == 4, (rc, err[-300:]))

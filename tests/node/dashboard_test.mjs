@@ -355,19 +355,26 @@ async function CheckCompute(page) {
         document.getElementById('compute-body').hidden,
       null, { timeout: kWaitMs }).then(() => true).catch(() => false);
   Check('compute: a node without the compute role says it takes no jobs', ok0);
+  // `paid`: the job's escrow settlement as the listener reports it (docs/API.md), or false.
   const job = (id, state, paid, cpuMs) => ({
     job_id: id.repeat(64), state, app: 'matmul', args: ['64', '3'], ranks: 2,
     client: 'dfrp1client', max_fee: '1', provider: 'dfrp1me', submitted_ms: 1764720000000,
     quote: { total: '0.0012', total_base_units: 1200000, cpu_sec: '0.000001', similarity: 1 },
-    ...(paid ? { escrow: 'e'.repeat(64) } : {}),
+    ...(paid ? { escrow: 'e'.repeat(64), settlement: paid } : {}),
     ...(cpuMs === null ? {} : { report: { end: 'exited', exit_code: 0, cpu_ms: cpuMs } }) });
   const answers = {
     '/v1/compute/node': { provider: 'dfrp1me', vector: [1, 0], cpu_sec_price: '0.000001',
                           gpu: false, slots: 4, queued: 1, running: 'b'.repeat(64),
-                          jobs: { done: 2, queued: 1, running: 1 }, refused: 3,
+                          jobs: { done: 3, failed: 1, queued: 1, running: 1 }, refused: 3,
+                          paid_jobs: { open: 1, released: 1, refunded: 2 },
+                          earned: '0.00114', earned_base_units: 1140000,
                           apps: ['matmul'], max_wall_seconds: 600, vector_threshold: 0.8 },
-    '/v1/compute/jobs': { jobs: [job('a', 'queued', false, null), job('b', 'running', true, null),
-                                 job('c', 'done', true, 2500)], total: 3 } };
+    '/v1/compute/jobs': { jobs: [
+      job('a', 'queued', false, null), job('b', 'running', { state: 'open' }, null),
+      job('c', 'done', { state: 'released', to_provider: '0.00114',
+                         to_provider_base_units: 1140000 }, 2500),
+      job('d', 'done', { state: 'refunded', fraud_proof: true }, 100),
+      job('f', 'failed', { state: 'refunded', fraud_proof: false }, 10)], total: 5 } };
   const inject = async (route) => {
     const path = new URL(route.request().url()).pathname;
     await route.fulfill({ status: 200, contentType: 'application/json',
@@ -382,7 +389,7 @@ async function CheckCompute(page) {
   await page.route('**/v1/compute/**', inject);
   await page.route('**/v1/status', injectStatus);
   const ok = await page.waitForFunction(
-      () => document.getElementById('compute-rows').children.length === 3,
+      () => document.getElementById('compute-rows').children.length === 5,
       null, { timeout: kWaitMs }).then(() => true).catch(() => false);
   const shown = await page.evaluate(() => ({
     empty: document.getElementById('compute-empty').hidden,
@@ -390,8 +397,12 @@ async function CheckCompute(page) {
     queued: document.getElementById('compute-queued').dataset.queued,
     running: document.getElementById('compute-running').textContent,
     counts: document.getElementById('compute-counts').textContent,
+    earned: document.getElementById('compute-earned').textContent,
+    earnedUnits: document.getElementById('compute-earned').dataset.baseUnits,
+    paidJobs: document.getElementById('compute-paid-jobs').textContent,
     rows: [...document.getElementById('compute-rows').children].map((tr) => ({
       state: tr.dataset.state, paid: tr.querySelector('.compute-paid').textContent,
+      settled: tr.querySelector('.compute-settled').textContent,
       quote: tr.querySelector('.compute-quote').textContent,
       cpu: tr.querySelector('.compute-cpu').textContent })) }));
   await page.unroute('**/v1/compute/**', inject);
@@ -400,11 +411,18 @@ async function CheckCompute(page) {
         'state, quote, escrow and CPU time',
         ok && shown.empty && shown.slots === '4' && shown.queued === '1' &&
         shown.running.startsWith('bbbbbbbbbbbbbbbb') &&
-        shown.counts === 'Jobs: 2 done, 1 queued, 1 running.' &&
-        shown.rows.map((r) => r.state).join() === 'queued,running,done' &&
+        shown.counts === 'Jobs: 3 done, 1 failed, 1 queued, 1 running.' &&
+        shown.rows.map((r) => r.state).join() === 'queued,running,done,done,failed' &&
         shown.rows[0].paid === '–' && shown.rows[1].paid === 'escrow' &&
         shown.rows[2].quote === '0.0012' && shown.rows[2].cpu === '2.5' &&
         shown.rows[0].cpu === '–',
+        JSON.stringify(shown));
+  Check('compute: earnings from paid jobs, and how each paid job was settled (open, released ' +
+        'with the pay, refunded on a fraud proof, refunded for no claim)',
+        ok && shown.earned === '0.00114' && shown.earnedUnits === '1140000' &&
+        shown.paidJobs === '(paid jobs: 1 open, 2 refunded, 1 released)' &&
+        shown.rows.map((r) => r.settled).join('|') ===
+          '–|open|released: 0.00114|refunded: fraud proof|refunded',
         JSON.stringify(shown));
 }
 

@@ -19,6 +19,7 @@
 #include "dfrp/compute/catalog.h"
 #include "dfrp/compute/check_rate.h"
 #include "dfrp/compute/executor.h"
+#include "dfrp/compute/fraud.h"
 #include "dfrp/compute/job.h"
 #include "dfrp/core/bytes.h"
 #include "dfrp/core/config.h"
@@ -472,6 +473,63 @@ Result<std::string> Fetch(const std::string& url, const std::string& target) {
   return std::move(r.body);
 }
 
+// This client's own dfrpd (its STATE_DIR's), when one runs: it keeps and spreads fraud
+// records too.
+std::optional<std::string> LocalNodeUrl(const Env& e) {
+  auto daemon = node::FindDaemon(e.fs, e.cfg.state_dir);
+  if (!daemon || !*daemon) return std::nullopt;
+  return (*daemon)->url;
+}
+
+// The providers certified fraud records name, as the nodes `sources` report them (this
+// client's own dfrpd too): each certificate is checked here against the committee, so a node
+// may hide a record but never invent one. Address -> what it was caught at.
+std::map<std::string, std::string> CaughtProviders(const Env& e,
+                                                   const economy::EconomicPolicy& policy,
+                                                   std::vector<std::string> sources) {
+  std::map<std::string, std::string> caught;
+  if (policy.genesis.committee.empty()) return caught;
+  auto lc = ledger::LedgerClient::Make(policy);
+  if (!lc) return caught;
+  if (auto local = LocalNodeUrl(e)) sources.push_back(*local);
+  std::sort(sources.begin(), sources.end());
+  sources.erase(std::unique(sources.begin(), sources.end()), sources.end());
+  for (const auto& url : sources) {
+    auto r = Call(url, "GET", "/v1/compute/fraud?limit=200");
+    if (!r || !r->contains("records") || !(*r)["records"].is_array()) continue;
+    for (const auto& rec : (*r)["records"]) {
+      auto wire = core::FromHex(rec.value("certificate", ""));
+      if (!wire) continue;
+      auto fr = compute::CheckFraudCertificate(*wire, lc->committee(), policy.network_id);
+      if (!fr) continue;
+      caught.emplace(ledger::AddressOfKey(fr->provider),
+                     fmt::format("job {} (escrow {})", core::ToHex(fr->job_id).substr(0, 16),
+                                 core::ToHex(fr->escrow_id).substr(0, 16)));
+    }
+  }
+  return caught;
+}
+
+// Sends a fraud record (a settle certificate's wire, hex) to the nodes `urls` and this
+// client's own dfrpd; each keeps it and spreads it through the mesh. Per node, what it said.
+json SpreadFraud(const Env& e, const std::string& certificate_hex, std::vector<std::string> urls) {
+  if (auto local = LocalNodeUrl(e)) urls.push_back(*local);
+  std::sort(urls.begin(), urls.end());
+  urls.erase(std::unique(urls.begin(), urls.end()), urls.end());
+  json out = json::array();
+  for (const auto& url : urls) {
+    if (url.empty()) continue;
+    auto r = Call(url, "POST", "/v1/compute/fraud", json{{"certificate", certificate_hex}}.dump());
+    if (r)
+      out.push_back({{"node", url},
+                     {"added", r->value("added", false)},
+                     {"spread_to", r->value("spread_to", 0)}});
+    else
+      out.push_back({{"node", url}, {"error", r.error().message()}});
+  }
+  return out;
+}
+
 struct SubmitFlags {
   std::string app;
   std::vector<std::string> args;
@@ -669,6 +727,19 @@ Status SubmitJob(const Globals& g, Env& e, const SubmitFlags& f, json* out_json)
   std::stable_sort(
       candidates.begin(), candidates.end(),
       [](const Candidate& a, const Candidate& b) { return a.similarity > b.similarity; });
+  // A provider the committee certified a fraud refund against is passed over.
+  const std::map<std::string, std::string> caught = CaughtProviders(e, policy, f.nodes);
+  std::erase_if(candidates, [&](const Candidate& c) {
+    auto it = caught.find(c.node.value("provider", ""));
+    if (it == caught.end()) return false;
+    refusals.push_back(
+        {{"node", c.url},
+         {"similarity", c.similarity},
+         {"reason", fmt::format("passed over: the committee certified a fraud proof against its "
+                                "provider {} at {}",
+                                it->first, it->second)}});
+    return true;
+  });
   std::optional<Candidate> chosen;
   json answer, paid;
   const std::string wire = compute::EncodeJob(j, policy.network_id);
@@ -934,7 +1005,10 @@ Result<json> SettleJobEscrow(ledger::LedgerClient& client, const economy::Econom
   DFRP_ASSIGN_OR_RETURN(ledger::SettleResult r,
                         client.Settle(ledger::MakeSettlement(escrow_id, 0, kind, epoch, proof, "",
                                                              policy.network_id)));
-  return json{{"kind", ledger::SettleKindName(kind)}, {"votes", r.votes}, {"applied", r.applied}};
+  return json{{"kind", ledger::SettleKindName(kind)},
+              {"votes", r.votes},
+              {"applied", r.applied},
+              {"certificate", core::ToHex(r.certificate_wire)}};
 }
 
 // Where a client keeps what it learned of each provider's checked jobs (compute/check_rate.h).
@@ -1025,6 +1099,7 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
       const std::string proof = compute::EncodeClaim(claimed.claim, policy.network_id) +
                                 compute::EncodeClaim(rerun.claim, policy.network_id);
       rec["fraud_proof"] = core::ToHex(proof);
+      rec["disputed_on"] = verifier;
       DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(e.fs, SubmittedPath(e, id), rec.dump(2) + "\n"));
       DFRP_ASSIGN_OR_RETURN(PaidJob pj, PaidJobOf(policy, rec, id));
       auto disputed =
@@ -1032,6 +1107,9 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
       out["dispute"] = disputed ? *disputed
                                 : json{{"error", disputed.error().message()},
                                        {"kept", "the fraud proof is kept: settle-job sends it"}};
+      // The committee's certificate of the refund is the fraud record the mesh learns.
+      if (disputed)
+        out["dispute"]["spread"] = SpreadFraud(e, (*disputed)["certificate"], {verifier});
     } else {
       out["dispute"] = json{{"error",
                              "the job's escrow does not name this verifier: its claim proves "
@@ -1049,6 +1127,13 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
       std::printf("dispute: %s\n", out["dispute"].contains("error")
                                        ? out["dispute"]["error"].get<std::string>().c_str()
                                        : "refunded on the fraud proof (two signed claims)");
+    if (out.contains("dispute") && out["dispute"].contains("spread"))
+      for (const auto& n : out["dispute"]["spread"])
+        std::printf(
+            "fraud record sent to %s: %s\n", n.value("node", "").c_str(),
+            n.contains("error")
+                ? n["error"].get<std::string>().c_str()
+                : fmt::format("kept, spreading to {} peers", n.value("spread_to", 0)).c_str());
     std::printf(
         "provider %s: %llu valid, %llu mismatched checks here; its check rate %.3f -> %.3f\n",
         provider.c_str(), static_cast<unsigned long long>(checks.valid),
@@ -1139,6 +1224,8 @@ Status CmdSettle(const Globals& g, Env& e, const std::string& id, bool wait) {
     if (kind) {
       auto r = SettleJobEscrow(client, policy, pj.escrow_id, *kind, proof);
       if (!r && !r.error().IsRefused()) return r.error();
+      if (r && fraud && *kind == ledger::SettleKind::kJobRefund)
+        (*r)["spread"] = SpreadFraud(e, (*r)["certificate"], {rec.value("disputed_on", "")});
       // Refused: another settlement (the provider's own release, a dispute) may have got there
       // first; the escrow says which on the next round.
       action = r ? *r : json{{"refused", r.error().message()}};

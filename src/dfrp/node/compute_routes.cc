@@ -12,14 +12,20 @@
 //   GET  /v1/compute/jobs/{id}        its state; a done job's result root and signed claim
 //   GET  /v1/compute/jobs/{id}/ranks/{rank}   a done job's output of that rank
 //   GET  /v1/compute/node             slots, queue, jobs by state, apps
+//   POST /v1/compute/fraud            {"certificate": HEX}: a certified fraud record
+//                                     (node/fraud_book.h): kept and spread when new; 400 for
+//                                     one that is not a fraud refund, 422 for a forged one
+//   GET  /v1/compute/fraud            ?provider=ADDRESS&limit=N: the records kept here
 //
-// A job's signature is checked on the verify lane.
+// A job's signature, and a fraud record's, is checked on the verify lane. The fraud routes
+// are served by every node whose policy has a committee, compute role or not.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "dfrp/node/compute_service.h"
+#include "dfrp/node/fraud_book.h"
 #include "dfrp/node/router.h"
 #include "dfrp/node/routes.h"
 #include "dfrp/node/views.h"
@@ -43,6 +49,14 @@ core::Result<ComputeService*> Compute(Node* node) {
         "this node takes no compute jobs: it needs ROLES with compute and a WALLET (its claims "
         "are signed by it)"));
   return node->compute();
+}
+
+core::Result<FraudBook*> Fraud(Node* node) {
+  if (!node->fraud())
+    return core::Err(Status::NotFound(
+        "this node keeps no fraud records: its economic.toml names no committee to check "
+        "them against"));
+  return node->fraud();
 }
 
 // A submission's or a quote's answer: a forged signature is 422, not the 500 of Corruption.
@@ -164,6 +178,41 @@ std::vector<RouteSpec> ComputeRoutes(Node* node) {
                  res.content_type = "application/octet-stream";
                  res.body = std::move(*bytes);
                  return res;
+               }});
+  t.push_back({.methods = "POST",
+               .pattern = "/v1/compute/fraud",
+               .body = BodyKind::kJson,
+               .lane = Lane::kVerify,
+               .handler = [node](const ApiRequest& r) {
+                 auto f = Fraud(node);
+                 if (!f) return ApiResponse::Error(f.error());
+                 auto wire = HexField(r.body, "certificate");
+                 if (!wire) return ApiResponse::Error(wire.error());
+                 auto added = (*f)->Add(*wire);
+                 if (!added) {
+                   if (added.error().IsCorruption())
+                     return ApiResponse::Json(422, ErrorJson(added.error()));
+                   return ApiResponse::Error(added.error());
+                 }
+                 json out = compute::FraudRecordJson(added->record);
+                 out.erase("certificate");
+                 return ApiResponse::Json(
+                     200,
+                     {{"record", out}, {"added", added->added}, {"spread_to", added->spread_to}});
+               }});
+  t.push_back({.methods = "GET",
+               .pattern = "/v1/compute/fraud",
+               .lane = Lane::kRead,
+               .handler = [node](const ApiRequest& r) {
+                 auto f = Fraud(node);
+                 if (!f) return ApiResponse::Error(f.error());
+                 uint64_t limit = kDefaultJobsAnswer;
+                 if (const std::string l = QueryValue(r, "limit"); !l.empty()) {
+                   auto n = DecimalParam(l, "limit");
+                   if (!n) return ApiResponse::Error(n.error());
+                   limit = std::min<uint64_t>(*n, kMaxJobsAnswer);
+                 }
+                 return ApiResponse::Json(200, (*f)->Json(QueryValue(r, "provider"), limit));
                }});
   t.push_back({.methods = "GET",
                .pattern = "/v1/compute/node",

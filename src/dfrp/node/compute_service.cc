@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/economy/fee_match.h"
@@ -89,7 +90,25 @@ json ComputeService::ToJson(const Job& j) const {
   if (!j.report.is_null()) o["report"] = j.report;
   if (!j.result_root_hex.empty()) o["result_root"] = j.result_root_hex;
   if (!j.claim_hex.empty()) o["claim"] = j.claim_hex;
-  if (!j.escrow_hex.empty()) o["escrow"] = j.escrow_hex;
+  if (!j.escrow_hex.empty()) {
+    o["escrow"] = j.escrow_hex;
+    json settlement{{"state", j.settled.empty() ? "open" : j.settled}};
+    if (j.settled == "released") {
+      settlement["to_provider"] = opt_.policy->FormatAmount(j.paid_base_units);
+      settlement["to_provider_base_units"] = j.paid_base_units;
+    }
+    // Refunded on a certified fraud proof (this node holds the record), rather than for a
+    // claim that never came.
+    if (j.settled == "refunded" && opt_.disputed) {
+      auto id = core::FromHex(j.escrow_hex);
+      crypto::Hash h{};
+      if (id && id->size() == h.size()) {
+        std::memcpy(h.data(), id->data(), h.size());
+        settlement["fraud_proof"] = opt_.disputed(h);
+      }
+    }
+    o["settlement"] = std::move(settlement);
+  }
   return o;
 }
 
@@ -122,6 +141,11 @@ Status ComputeService::Load() {
     j.submitted_ms = s.value("submitted_ms", int64_t{0});
     j.started_ms = s.value("started_ms", int64_t{0});
     j.weight = s.value("weight", 0.0);
+    if (s.contains("settlement") && s["settlement"].is_object()) {
+      const std::string st = s["settlement"].value("state", "");
+      if (st == "released" || st == "refunded") j.settled = st;
+      j.paid_base_units = s["settlement"].value("to_provider_base_units", uint64_t{0});
+    }
     if (s.contains("input_from") && s["input_from"].is_array())
       for (const auto& u : s["input_from"])
         if (u.is_string()) j.input_from.push_back(u.get<std::string>());
@@ -342,6 +366,33 @@ Result<json> ComputeService::Submit(std::string_view wire, std::optional<crypto:
   return out;
 }
 
+std::vector<crypto::Hash> ComputeService::UnsettledEscrows() const {
+  core::MutexLock lock(&mu_);
+  std::vector<crypto::Hash> out;
+  for (const auto& [id, j] : jobs_) {
+    if (j.escrow_hex.empty() || !j.settled.empty()) continue;
+    auto bytes = core::FromHex(j.escrow_hex);
+    if (!bytes || bytes->size() != 32) continue;
+    crypto::Hash h{};
+    std::memcpy(h.data(), bytes->data(), h.size());
+    out.push_back(h);
+  }
+  return out;
+}
+
+Status ComputeService::SetSettlement(const crypto::Hash& escrow_id, bool released,
+                                     uint64_t to_provider) {
+  const std::string hex = core::ToHex(escrow_id);
+  core::MutexLock lock(&mu_);
+  for (auto& [id, j] : jobs_) {
+    if (j.escrow_hex != hex || !j.settled.empty()) continue;
+    j.settled = released ? "released" : "refunded";
+    j.paid_base_units = released ? to_provider : 0;
+    return Save(j);
+  }
+  return Status::OK();
+}
+
 std::optional<std::string> ComputeService::ClaimOf(const crypto::Hash& job_id) const {
   core::MutexLock lock(&mu_);
   auto it = jobs_.find(core::ToHex(job_id));
@@ -376,8 +427,14 @@ Result<std::string> ComputeService::OutputPath(const std::string& id_hex, uint32
 
 json ComputeService::Json() const {
   core::MutexLock lock(&mu_);
-  std::map<std::string, uint64_t> counts;
-  for (const auto& [id, j] : jobs_) ++counts[j.state];
+  std::map<std::string, uint64_t> counts, settled;
+  uint64_t earned = 0;
+  for (const auto& [id, j] : jobs_) {
+    ++counts[j.state];
+    if (j.escrow_hex.empty()) continue;
+    ++settled[j.settled.empty() ? "open" : j.settled];
+    earned += j.paid_base_units;
+  }
   json apps = json::array();
   for (const auto& a : opt_.apps) apps.push_back(a.name);
   const economy::PriceVector prices = opt_.prices();
@@ -389,6 +446,9 @@ json ComputeService::Json() const {
           {"queued", queue_.size()},
           {"running", running_id_},
           {"jobs", counts},
+          {"paid_jobs", settled},
+          {"earned", opt_.policy->FormatAmount(earned)},
+          {"earned_base_units", earned},
           {"refused", refused_},
           {"apps", apps},
           {"max_wall_seconds", opt_.max_wall_seconds},

@@ -80,6 +80,9 @@ struct ComputeServiceOptions {
                              const std::string& path, std::string* from)>
       fetch_input;
   uint64_t max_input_bytes = 8ull << 30;  // the most input bytes of one job
+  // Whether a certified fraud record names this compute escrow (node/fraud_book.h); unset:
+  // never.
+  std::function<bool(const crypto::Hash& escrow_id)> disputed;
 };
 
 // A queued job as the queue ranks it.
@@ -122,6 +125,13 @@ class ComputeService {
                                               const ledger::KeyBytes& payer, uint64_t seq,
                                               uint64_t epoch, uint64_t amount,
                                               const ledger::JobTerms& terms);
+  // The compute escrows of this node's paid jobs whose settlement it has not recorded yet.
+  std::vector<crypto::Hash> UnsettledEscrows() const EXCLUDES(mu_);
+  // Records how the committee settled a paid job's escrow (ProviderService learns it):
+  // released, with what the provider was paid, or refunded. Kept in the job's state.json;
+  // the job's JSON shows it as "settlement" and the node's as "earned".
+  core::Status SetSettlement(const crypto::Hash& escrow_id, bool released, uint64_t to_provider)
+      EXCLUDES(mu_);
   // The signed claim (wire) of a job this node ran to the end; nullopt otherwise.
   std::optional<std::string> ClaimOf(const crypto::Hash& job_id) const;
   // The least time between the end of a job's wall time and its settle time that
@@ -151,6 +161,8 @@ class ComputeService {
     double weight = 0;                    // the sigmoid weighting's, when it was accepted
     std::vector<std::string> input_from;  // the client's hints for its inputs
     int64_t started_ms = 0;               // when it started running (0: not yet)
+    std::string settled;                  // a paid job: "released" or "refunded" once known
+    uint64_t paid_base_units = 0;         // released: what the provider was paid
   };
   struct Checked {
     compute::JobContext ctx;

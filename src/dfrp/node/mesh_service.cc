@@ -700,6 +700,13 @@ std::vector<std::string> MeshService::AliveStorageUrls() const {
   return urls;
 }
 
+std::vector<std::string> MeshService::AliveUrls() const {
+  std::vector<std::string> urls;
+  for (const mesh::Peer& p : table_.Snapshot())
+    if (p.state == mesh::PeerState::kAlive) urls.push_back(p.record.url);
+  return urls;
+}
+
 json MeshService::PeersJson() const {
   const int64_t now = clock_->NowUnixMillis();
   json peers = json::array();
@@ -728,6 +735,7 @@ json MeshService::PeersJson() const {
          {"distance", 1.0 - economy::CosineSimilarity(opt_.vector, r.vector).value_or(-1.0)},
          {"storage_free_bytes", r.capacity.storage_free_bytes},
          {"storage_quota_bytes", r.capacity.storage_quota_bytes},
+         {"fraud_records", opt_.fraud_records ? opt_.fraud_records(r.sender.wallet) : 0},
          {"vector", r.vector}});
   }
   return json{{"peers", peers}, {"currency", opt_.policy->genesis.currency}};

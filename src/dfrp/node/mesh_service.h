@@ -73,6 +73,9 @@ struct MeshOptions {
   // This node's prices and capacity now (the market's), for its record.
   std::function<std::vector<uint64_t>()> prices;
   std::function<mesh::RecordCapacity()> capacity;
+  // How many certified fraud records this node knows of a wallet (node/fraud_book.h); unset:
+  // none shown.
+  std::function<size_t(const ledger::KeyBytes&)> fraud_records;
 };
 
 class MeshService {
@@ -133,6 +136,8 @@ class MeshService {
   nlohmann::json PeersJson() const EXCLUDES(mu_);
   // The URLs of the storage peers known alive (where a compute job's inputs may be).
   std::vector<std::string> AliveStorageUrls() const EXCLUDES(mu_);
+  // The URLs of every peer known alive (where a fraud record is spread).
+  std::vector<std::string> AliveUrls() const EXCLUDES(mu_);
   nlohmann::json Json() const EXCLUDES(mu_);
   std::string MetricsText() const EXCLUDES(mu_);
   const mesh::PeerTable& table() const { return table_; }

@@ -123,6 +123,21 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
           self, so.clock, std::move(client), n->authority_->index(), opt.ledger_sync_tick_ms);
     }
   }
+  if (!policy.genesis.committee.empty()) {
+    // Certified fraud records: kept here, spread to the mesh's alive peers.
+    DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(policy));
+    FraudBookOptions fo;
+    fo.fs = so.fs;
+    fo.clock = so.clock;
+    fo.dir = core::JoinPath(opt.config.state_dir, "compute/fraud");
+    fo.committee = client.committee();
+    fo.network_id = policy.network_id;
+    fo.peers = [self] {
+      return self->mesh_ ? self->mesh_->AliveUrls() : std::vector<std::string>{};
+    };
+    DFRP_ASSIGN_OR_RETURN(n->fraud_, FraudBook::Open(std::move(fo)));
+    for (const auto& note : n->fraud_->notes()) n->notices_.push_back("compute: " + note);
+  }
   if (n->wallet_key_) DFRP_RETURN_IF_ERROR(n->OpenMesh());
   if (n->wallet_key_ && opt.config.HasRole("compute")) DFRP_RETURN_IF_ERROR(n->OpenCompute());
   if (n->wallet_key_ && (opt.config.HasRole("storage") || opt.config.HasRole("compute")) &&
@@ -145,6 +160,7 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& opt) {
   if (n->ledger_sync_) n->ledger_sync_->Start();
   n->market_thread_ = std::thread([self] { self->MarketLoop(); });
   if (n->compute_) n->compute_->Start();
+  if (n->fraud_) n->fraud_->Start();
   return n;
 }
 
@@ -204,6 +220,7 @@ core::Status Node::OpenCompute() {
   co.exec.hostfile = cfg.compute_hostfile;
   co.exec.rsh_agent = cfg.compute_rsh_agent;
   co.slots = cfg.compute_slots;
+  if (fraud_) co.disputed = [this](const crypto::Hash& id) { return fraud_->HasEscrow(id); };
   if (!policy_->genesis.committee.empty()) {
     // Paid jobs: their compute escrows are looked up at the committee.
     DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(*policy_));
@@ -281,6 +298,7 @@ core::Status Node::OpenMesh() {
     rc.storage_free_bytes = std::min(quota, free / step * step);
     return rc;
   };
+  if (fraud_) mo.fraud_records = [this](const ledger::KeyBytes& k) { return fraud_->CountFor(k); };
   DFRP_ASSIGN_OR_RETURN(mesh_, MeshService::Open(opt_.store.fs, opt_.store.clock, cfg.state_dir,
                                                  *wallet_key_, std::move(mo)));
   return core::Status::OK();
@@ -351,6 +369,7 @@ void Node::Stop() {
   if (compute_) compute_->Stop();
   if (provider_) provider_->Stop();
   if (ledger_sync_) ledger_sync_->Stop();
+  if (fraud_) fraud_->Stop();
   if (mesh_) mesh_->Stop();
   if (writes_) writes_->Stop();
   if (scrub_) scrub_->Stop();

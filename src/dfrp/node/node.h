@@ -19,8 +19,10 @@
 // StoreWriter::snapshot_mu_; StoreWriter::mu_ -> the vector index's mu_ (the writer Store's
 // observer adds each stored shard; a search holds that mu_ alone and reads the hits'
 // metadata after releasing it); ReaderCache::lru_mu_ -> ReaderCache::store_mu_;
-// Node::verify_mu_ alone; WriteQueue::mu_ alone. No part calls into another while holding its own
-// lock, except that work run by StoreWriter::Run (under its mu_) may take the snapshot lock.
+// Node::verify_mu_ alone; WriteQueue::mu_ alone; ComputeService::mu_ -> FraudBook::mu_ (a paid
+// job's JSON asks whether a fraud record names its escrow). No other part calls into another
+// while holding its own lock, except that work run by StoreWriter::Run (under its mu_) may take
+// the snapshot lock.
 //
 // Thread-safety: every public member may be called from any thread.
 #pragma once
@@ -39,6 +41,7 @@
 #include "dfrp/economy/usage.h"
 #include "dfrp/ledger/authority.h"
 #include "dfrp/node/compute_service.h"
+#include "dfrp/node/fraud_book.h"
 #include "dfrp/node/ledger_sync_service.h"
 #include "dfrp/node/mesh_service.h"
 #include "dfrp/node/metrics.h"
@@ -137,6 +140,9 @@ class Node {
   MeshService* mesh() const { return mesh_.get(); }
   // The compute listener (ROLES compute and a WALLET); null otherwise.
   ComputeService* compute() const { return compute_.get(); }
+  // The certified fraud records this node keeps and spreads (fraud_book.h); null when the
+  // policy has no committee.
+  FraudBook* fraud() const { return fraud_.get(); }
   // Begins the gossip rounds once the API listens at `bound_url` (ADVERTISE_URL wins).
   void StartMesh(const std::string& bound_url);
   // The shard vector index (GET /v1/shards?near=), fed by the writer as shards are stored.
@@ -192,6 +198,7 @@ class Node {
   std::unique_ptr<ReadDesk> read_desk_;  // before provider_, which uses it
   std::unique_ptr<ProviderService> provider_;
   std::unique_ptr<LedgerSyncService> ledger_sync_;
+  std::unique_ptr<FraudBook> fraud_;  // before mesh_, whose peer list counts its records
   std::unique_ptr<MeshService> mesh_;
   std::unique_ptr<ComputeService> compute_;
   // The API's bound URL (StartMesh sets it), where a compute job's inputs are read from this

@@ -107,6 +107,7 @@ void ProviderService::Tick() {
       core::MutexLock lock(&mu_);
       escrow_periods_ = std::move(periods);
     }
+    RecordJobSettlements();
     now = node_->NowMs();
   }
   const std::vector<ledger::EscrowView>* escrows = &escrows_;
@@ -191,6 +192,29 @@ std::string ProviderService::Release(const ledger::EscrowView& e, uint32_t k,
     return fmt::format("{}: released; {} authorities applied it so far", what, r->applied);
   }
   return fmt::format("{}: released ({} votes, applied by {})", what, r->votes, r->applied);
+}
+
+void ProviderService::RecordJobSettlements() {
+  ComputeService* compute = node_->compute();
+  if (!compute) return;
+  std::set<crypto::Hash> open;
+  for (const ledger::EscrowView& e : escrows_) open.insert(e.id);
+  size_t asked = 0;
+  for (const crypto::Hash& id : compute->UnsettledEscrows()) {
+    if (open.contains(id)) continue;
+    if (++asked > kSettlementsPerRefresh) break;  // the rest on the next refresh
+    auto v = client_.Escrow(id);
+    if (!v || !v->is_job) continue;  // asked again on the next refresh
+    auto s = v->settled.find(0);
+    if (s == v->settled.end()) continue;  // paid out at some authority, not yet at f + 1
+    const bool released = s->second.kind == ledger::SettleKind::kJobRelease;
+    const ledger::JobPayout pay = ledger::JobReleasePayout(v->amount, v->job, v->margin_bps);
+    if (core::Status st = compute->SetSettlement(id, released, released ? pay.to_provider : 0);
+        !st.ok()) {
+      core::MutexLock lock(&mu_);
+      last_error_ = st.message();
+    }
+  }
 }
 
 std::string ProviderService::ReleaseJob(const ledger::EscrowView& e, int64_t now) {

@@ -65,7 +65,13 @@ class ProviderService {
   // the job this node ran (node/compute_service.h). The outcome, or empty.
   std::string ReleaseJob(const ledger::EscrowView& e, int64_t now) EXCLUDES(mu_);
 
+  // The compute jobs this node ran whose escrow is no longer open: how the committee settled
+  // each (asked one by one, at most kSettlementsPerRefresh per refresh), recorded in the job
+  // (ComputeService::SetSettlement) for its JSON and the dashboard's earnings.
+  void RecordJobSettlements() EXCLUDES(mu_);
+
   static constexpr int64_t kRedeemEveryMs = 5000;
+  static constexpr size_t kSettlementsPerRefresh = 16;
 
   Node* const node_;
   ReadDesk* const reads_;

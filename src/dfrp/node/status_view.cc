@@ -55,6 +55,7 @@ json StatusJson(Node& node, const std::string& api_addr, const ServerFigures& se
           {"ledger_sync", node.ledger_sync() ? node.ledger_sync()->Json() : nlohmann::json()},
           {"mesh", node.mesh() ? node.mesh()->Json() : nlohmann::json()},
           {"compute", node.compute() ? node.compute()->Json() : nlohmann::json()},
+          {"fraud", node.fraud() ? node.fraud()->Summary() : nlohmann::json()},
           {"operations", node.operations().List()}};
 }
 

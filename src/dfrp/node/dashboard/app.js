@@ -794,9 +794,20 @@
     }
   }
 
+  // How a paid job's escrow was settled, as a table cell says it: open until the committee
+  // settles it, then released (with what this provider was paid) or refunded (on a certified
+  // fraud proof, or because no claim came in time).
+  function SettlementText(j) {
+    if (!j.escrow) return '–';
+    const s = j.settlement || {};
+    if (s.state === 'released') return `released: ${s.to_provider}`;
+    if (s.state === 'refunded') return s.fraud_proof ? 'refunded: fraud proof' : 'refunded';
+    return 'open';
+  }
+
   // The compute panel: the listener's slots and queue (/v1/status's compute), its jobs by state,
-  // and the last jobs (/v1/compute/jobs), newest first: state, app, quote, whether an escrow
-  // pays it, the CPU time it used.
+  // what its paid jobs earned, and the last jobs (/v1/compute/jobs), newest first: state, app,
+  // quote, whether an escrow pays it and how that was settled, the CPU time it used.
   function RenderCompute(node, jobs) {
     const empty = document.getElementById('compute-empty');
     const body = document.getElementById('compute-body');
@@ -819,6 +830,13 @@
     SetData(counts, 'total', total);
     SetText(counts, total === 0 ? 'No job yet.' :
       `Jobs: ${names.map((k) => `${byState[k]} ${k}`).join(', ')}.`);
+    const earned = document.getElementById('compute-earned');
+    SetText(earned, String(node.earned ?? '0'));
+    SetData(earned, 'baseUnits', node.earned_base_units ?? 0);
+    const paid = node.paid_jobs || {};
+    const paidNames = Object.keys(paid).sort();
+    SetText(document.getElementById('compute-paid-jobs'), paidNames.length === 0 ?
+      '(no paid job yet)' : `(paid jobs: ${paidNames.map((k) => `${paid[k]} ${k}`).join(', ')})`);
     const list = Array.isArray(jobs.jobs) ? jobs.jobs : [];
     const rows = document.getElementById('compute-rows');
     rows.replaceChildren(...list.map((j) => {
@@ -831,6 +849,8 @@
         El('td', { class: 'compute-ranks' }, String(j.ranks)),
         El('td', { class: 'compute-quote' }, String((j.quote || {}).total ?? '–')),
         El('td', { class: 'compute-paid' }, j.escrow ? 'escrow' : '–'),
+        El('td', { class: 'compute-settled', 'data-settled': String((j.settlement || {}).state || '') },
+          SettlementText(j)),
         El('td', { class: 'compute-cpu' },
           report.cpu_ms === undefined ? '–' : (Number(report.cpu_ms) / 1000).toFixed(1)));
     }));
