@@ -9,11 +9,14 @@
 //      asks for SIGTERM when the node dies (PR_SET_PDEATHSIG), and then kills the job;
 //   2. makes the job's folders (out/, tmp/, home/) and, when it runs as root, gives them to the
 //      unprivileged job user; a job never runs as root, and without --user root is refused;
-//   3. forks mpirun with the job's rlimits (CPU seconds per process, data segment per
+//   3. forks mpirun in a cgroup of the job's own where the machine allows it (memory and tasks
+//      for the whole job, its CPU time measured; see MakeJobCgroup) and with the job's
+//      rlimits (CPU seconds per process, data segment per
 //      process, processes of the job user, file size, no core dumps), a clean environment
 //      (PATH, HOME and TMPDIR inside the job, DFRP_OUT_DIR) and the job user's ids;
 //   4. waits up to the wall-time limit, then SIGTERM, 2 s of grace, SIGKILL; after mpirun
-//      ends, kills whatever the job left behind and reaps it;
+//      ends, kills whatever the job left behind (and anything left in its cgroup), reaps it
+//      and removes the cgroup;
 //      With --sandbox BWRAP (a client's own binary), the program is first copied into the job
 //      folder (bin/app, the node's, mode 0755) and mpirun runs inside bubblewrap: no network
 //      (a private loopback), its own IPC, PID and UTS namespaces, /usr and /etc read-only, an
@@ -333,11 +336,208 @@ void CopyExecutable(const std::string& from, const std::string& to) {
   close(in);
 }
 
-std::string CgroupReason() {
+// --- The job's cgroup.
+//
+// Where the machine allows it, the whole job (mpirun, its daemons, every rank and whatever
+// they fork) runs in a cgroup of its own, made below this process's cgroup (never above it: a
+// container's limits keep holding): memory for the whole job, a task count (a fork bomb meets
+// it), CPU time measured for every process of the job (even one that was never waited for).
+// cgroup v2 is used when this process's cgroup delegates the memory and pids controllers to
+// its children (systemd: Delegate=yes); otherwise the v1 memory and pids hierarchies (with
+// cpuacct), when mounted under /sys/fs/cgroup and writable. Otherwise rlimits alone, and the
+// report says why.
+struct JobCgroup {
+  std::string version;                // "v2" or "v1"; empty: none (see reason)
+  std::vector<std::string> dirs;      // the job's cgroup in each hierarchy used
+  std::string v2, memory, pids, cpu;  // the v2 cgroup, or the v1 ones
+  std::string reason;                 // why none
+};
+
+bool Exists(const std::string& path) {
   struct stat st {};
-  if (stat("/sys/fs/cgroup/cgroup.controllers", &st) != 0)
-    return "cgroup v2 is not mounted at /sys/fs/cgroup (this machine has cgroup v1 or none)";
-  return "cgroup v2 is mounted but this build does not create job cgroups yet";
+  return stat(path.c_str(), &st) == 0;
+}
+
+bool WriteValue(const std::string& path, const std::string& value) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
+  close(fd);
+  return ok;
+}
+
+std::string ReadSmall(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[4096];
+  const ssize_t n = read(fd, buf, sizeof buf);
+  close(fd);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+// The number after `key ` on a line of a flat-keyed cgroup file ("oom_kill 3"); 0 if absent.
+uint64_t KeyedValue(const std::string& text, const std::string& key) {
+  size_t at = 0;
+  while ((at = text.find(key + " ", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n')
+      return std::strtoull(text.c_str() + at + key.size() + 1, nullptr, 10);
+    at += key.size();
+  }
+  return 0;
+}
+
+// This process's cgroup path in the hierarchy of `controller` (v1), or the v2 one for "".
+std::string OwnCgroup(const std::string& controller) {
+  const std::string text = ReadSmall("/proc/self/cgroup");
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    const size_t a = line.find(':');
+    const size_t b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    const std::string ctrls = line.substr(a + 1, b - a - 1);
+    const std::string path = line.substr(b + 1);
+    if (controller.empty() ? ctrls.empty()
+                           : ("," + ctrls + ",").find("," + controller + ",") != std::string::npos)
+      return path == "/" ? "" : path;
+  }
+  return "";
+}
+
+// Job cgroups a dfrp-jobrun that is gone (killed -9, the machine stopped) left in `parent`:
+// what runs in them is killed, and they are removed.
+void RemoveStaleJobCgroups(const std::string& parent) {
+  DIR* d = opendir(parent.c_str());
+  if (d == nullptr) return;
+  std::vector<std::string> stale;
+  while (dirent* e = readdir(d)) {
+    const std::string n = e->d_name;
+    if (n.rfind("dfrp-job-", 0) != 0) continue;
+    const pid_t owner = static_cast<pid_t>(std::strtol(n.c_str() + 9, nullptr, 10));
+    if (owner > 0 && (kill(owner, 0) == 0 || errno != ESRCH)) continue;  // its runner lives
+    stale.push_back(parent + "/" + n);
+  }
+  closedir(d);
+  for (const std::string& dir : stale) {
+    for (int round = 0; round < 50 && rmdir(dir.c_str()) != 0 && errno == EBUSY; ++round) {
+      const std::string text = ReadSmall(dir + "/cgroup.procs");
+      for (size_t at = 0; at < text.size();) {
+        const pid_t p = static_cast<pid_t>(std::strtol(text.c_str() + at, nullptr, 10));
+        if (p > 0) kill(p, SIGKILL);
+        at = text.find('\n', at);
+        if (at == std::string::npos) break;
+        ++at;
+      }
+      usleep(20'000);
+    }
+  }
+}
+
+JobCgroup MakeJobCgroup(const std::string& name, uint64_t memory_limit, uint64_t pids_max) {
+  JobCgroup c;
+  if (geteuid() != 0) {
+    c.reason = "no job cgroup: dfrpd does not run as root";
+    return c;
+  }
+  std::string why_not_v2 = "cgroup v2 is not mounted";
+  for (const std::string base : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+    if (!Exists(base + "/cgroup.controllers")) continue;
+    const std::string own = base + OwnCgroup("");
+    const std::string subtree = " " + ReadSmall(own + "/cgroup.subtree_control");
+    if (subtree.find(" memory") == std::string::npos ||
+        subtree.find(" pids") == std::string::npos) {
+      why_not_v2 = "cgroup v2's " + own + " does not delegate memory and pids to child cgroups " +
+                   "(systemd: Delegate=yes)";
+      continue;
+    }
+    RemoveStaleJobCgroups(own);
+    const std::string dir = own + "/" + name;
+    if (mkdir(dir.c_str(), 0755) != 0) {
+      why_not_v2 = "cannot make " + dir + ": " + std::strerror(errno);
+      continue;
+    }
+    c.dirs.push_back(dir);
+    if (!WriteValue(dir + "/memory.max", std::to_string(memory_limit)) ||
+        !WriteValue(dir + "/pids.max", std::to_string(pids_max))) {
+      why_not_v2 = "cannot set the limits of " + dir + ": " + std::strerror(errno);
+      rmdir(dir.c_str());
+      c.dirs.clear();
+      continue;
+    }
+    c.version = "v2";
+    c.v2 = dir;
+    return c;
+  }
+  auto make_v1 = [&](const std::string& controller, std::string* out) {
+    const std::string base = "/sys/fs/cgroup/" + controller;
+    if (!Exists(base + "/cgroup.procs")) return;
+    RemoveStaleJobCgroups(base + OwnCgroup(controller));
+    const std::string dir = base + OwnCgroup(controller) + "/" + name;
+    if (mkdir(dir.c_str(), 0755) != 0) return;
+    c.dirs.push_back(dir);
+    *out = dir;
+  };
+  make_v1("memory", &c.memory);
+  make_v1("pids", &c.pids);
+  make_v1("cpuacct", &c.cpu);
+  const bool limited =
+      !c.memory.empty() && !c.pids.empty() &&
+      WriteValue(c.memory + "/memory.limit_in_bytes", std::to_string(memory_limit)) &&
+      WriteValue(c.pids + "/pids.max", std::to_string(pids_max));
+  if (!limited) {
+    for (const std::string& d : c.dirs) rmdir(d.c_str());
+    c = JobCgroup{};
+    c.reason = "no job cgroup: " + why_not_v2 +
+               ", and the cgroup v1 memory and pids hierarchies are not both mounted and "
+               "writable under /sys/fs/cgroup";
+    return c;
+  }
+  c.version = "v1";
+  return c;
+}
+
+// In the job's child, before it drops root: joins every cgroup of the job.
+bool JoinJobCgroup(const JobCgroup& c) {
+  for (const std::string& d : c.dirs)
+    if (!WriteValue(d + "/cgroup.procs", "0")) return false;
+  return true;
+}
+
+// Kills every process left in the job's cgroup and removes it (a few tries: a killed process
+// leaves its cgroup only once it is reaped). How many were killed.
+int EndJobCgroup(const JobCgroup& c) {
+  int killed = 0;
+  if (c.version.empty()) return 0;
+  const std::string procs = (c.version == "v2" ? c.v2 : c.memory) + "/cgroup.procs";
+  for (int round = 0; round < 100; ++round) {
+    const std::string text = ReadSmall(procs);
+    if (text.empty()) break;
+    if (c.version == "v2" && WriteValue(c.v2 + "/cgroup.kill", "1")) {
+      ++killed;
+    } else {
+      for (size_t at = 0; at < text.size();) {
+        const pid_t p = static_cast<pid_t>(std::strtol(text.c_str() + at, nullptr, 10));
+        if (p > 0 && kill(p, SIGKILL) == 0) ++killed;
+        at = text.find('\n', at);
+        if (at == std::string::npos) break;
+        ++at;
+      }
+    }
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    usleep(20'000);
+  }
+  for (int round = 0; round < 50; ++round) {
+    bool all = true;
+    for (const std::string& d : c.dirs)
+      if (Exists(d) && rmdir(d.c_str()) != 0) all = false;
+    if (all) break;
+    usleep(20'000);
+  }
+  return killed;
 }
 
 }  // namespace
@@ -513,7 +713,14 @@ int main(int argc, char** argv) {
   std::vector<char*> envp;
   for (auto& s : env) envp.push_back(s.data());
   envp.push_back(nullptr);
-  const uint64_t nproc = (root ? TasksOf(uid) : TasksOf(getuid())) + headroom;
+  // The job's cgroup: memory for every rank plus mpirun's own, the task headroom.
+  const uint64_t job_memory = mem * ranks + (256ULL << 20);
+  const JobCgroup cgroup =
+      MakeJobCgroup("dfrp-job-" + std::to_string(getpid()), job_memory, headroom);
+  // The user's task limit is checked before the cgroup's at a fork: with a cgroup it is only
+  // a backstop (twice the headroom), so the job's own limit is the one a fork bomb meets.
+  const uint64_t nproc = (root ? TasksOf(uid) : TasksOf(getuid())) +
+                         (cgroup.version.empty() ? headroom : 2 * headroom);
   const std::string log_path = job_dir + "/mpirun.log";
   const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (log_fd < 0) Die(1, "cannot create " + log_path + ": " + std::strerror(errno));
@@ -528,6 +735,10 @@ int main(int argc, char** argv) {
     dup2(log_fd, 1);
     dup2(log_fd, 2);
     setpgid(0, 0);
+    if (!JoinJobCgroup(cgroup)) {
+      std::fprintf(stderr, "dfrp-jobrun: cannot join the job's cgroup: %s\n", std::strerror(errno));
+      _exit(126);
+    }
     auto lim = [](int res, uint64_t soft, uint64_t hard) {
       rlimit r{static_cast<rlim_t>(soft), static_cast<rlim_t>(hard)};
       if (setrlimit(res, &r) != 0) {
@@ -604,6 +815,23 @@ int main(int argc, char** argv) {
   const int64_t wall_ms = NowMs() - start;
   const int stragglers = KillAll();
   if (pidfd >= 0) close(pidfd);
+  // What the cgroup measured, read before it goes.
+  uint64_t cg_cpu_ms = 0, cg_peak = 0, cg_oom = 0, cg_forks_refused = 0;
+  if (cgroup.version == "v2") {
+    cg_cpu_ms = KeyedValue(ReadSmall(cgroup.v2 + "/cpu.stat"), "usage_usec") / 1000;
+    cg_peak = std::strtoull(ReadSmall(cgroup.v2 + "/memory.peak").c_str(), nullptr, 10);
+    cg_oom = KeyedValue(ReadSmall(cgroup.v2 + "/memory.events"), "oom_kill");
+    cg_forks_refused = KeyedValue(ReadSmall(cgroup.v2 + "/pids.events"), "max");
+  } else if (cgroup.version == "v1") {
+    if (!cgroup.cpu.empty())
+      cg_cpu_ms =
+          std::strtoull(ReadSmall(cgroup.cpu + "/cpuacct.usage").c_str(), nullptr, 10) / 1'000'000;
+    cg_peak =
+        std::strtoull(ReadSmall(cgroup.memory + "/memory.max_usage_in_bytes").c_str(), nullptr, 10);
+    cg_oom = KeyedValue(ReadSmall(cgroup.memory + "/memory.oom_control"), "oom_kill");
+    cg_forks_refused = KeyedValue(ReadSmall(cgroup.pids + "/pids.events"), "max");
+  }
+  const int cgroup_stragglers = EndJobCgroup(cgroup);
 
   int exit_code = -1;
   int sig = 0;
@@ -639,11 +867,20 @@ int main(int argc, char** argv) {
   // What the job user left is gone with the job (its results are copies of root's).
   for (const std::string& d : {out_dir, tmp_dir, home_dir}) RemoveTree(d);
 
-  const uint64_t cpu_ms = static_cast<uint64_t>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
-                          static_cast<uint64_t>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
-  std::string limits = "rlimits: " + std::to_string(cpu_s) + " CPU-s and " + std::to_string(mem) +
-                       " bytes of data per process, " + std::to_string(nproc) +
-                       " tasks for the user (" + CgroupReason() + ")";
+  // The CPU time of every process of the job: the cgroup's when it measured it (it counts
+  // processes never waited for), else what the waited-for processes used.
+  const uint64_t ru_cpu_ms =
+      static_cast<uint64_t>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+      static_cast<uint64_t>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+  const bool cg_cpu = cgroup.version == "v2" || !cgroup.cpu.empty();
+  const uint64_t cpu_ms = cg_cpu ? std::max(cg_cpu_ms, ru_cpu_ms) : ru_cpu_ms;
+  std::string limits;
+  if (!cgroup.version.empty())
+    limits = "cgroup " + cgroup.version + ": " + std::to_string(job_memory) +
+             " bytes of memory and " + std::to_string(headroom) + " tasks for the whole job; ";
+  limits += "rlimits: " + std::to_string(cpu_s) + " CPU-s and " + std::to_string(mem) +
+            " bytes of data per process, " + std::to_string(nproc) + " tasks for the user";
+  if (cgroup.version.empty()) limits += " (" + cgroup.reason + ")";
   if (!sandbox.empty())
     limits += "; in bubblewrap: no network, read-only /usr and /etc, the job folder only";
   std::string report = "{";
@@ -653,7 +890,20 @@ int main(int argc, char** argv) {
   report += ",\"cpu_ms\":" + std::to_string(cpu_ms);
   report += ",\"wall_ms\":" + std::to_string(wall_ms);
   report += ",\"max_rss_bytes\":" + std::to_string(static_cast<uint64_t>(ru.ru_maxrss) * 1024);
-  report += ",\"killed_stragglers\":" + std::to_string(stragglers);
+  report += ",\"killed_stragglers\":" + std::to_string(stragglers + cgroup_stragglers);
+  if (!cgroup.version.empty()) {
+    report += ",\"cgroup\":{\"version\":" + JsonString(cgroup.version);
+    report += ",\"paths\":[";
+    for (size_t d = 0; d < cgroup.dirs.size(); ++d)
+      report += (d ? "," : "") + JsonString(cgroup.dirs[d]);
+    report += "]";
+    report += ",\"memory_limit_bytes\":" + std::to_string(job_memory);
+    report += ",\"pids_max\":" + std::to_string(headroom);
+    report += ",\"cpu_ms\":" + std::to_string(cg_cpu_ms);
+    report += ",\"memory_peak_bytes\":" + std::to_string(cg_peak);
+    report += ",\"oom_kills\":" + std::to_string(cg_oom);
+    report += ",\"forks_refused\":" + std::to_string(cg_forks_refused) + "}";
+  }
   report += ",\"user\":" + JsonString(run_as);
   report += ",\"limits\":" + JsonString(limits);
   report += ",\"problem\":" + JsonString(problem);

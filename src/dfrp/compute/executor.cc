@@ -203,6 +203,14 @@ Result<RunReport> RunJob(core::FileSystem& fs, const ExecutorConfig& cfg, const 
     rep.user = j.at("user").get<std::string>();
     rep.limits = j.at("limits").get<std::string>();
     rep.problem = j.at("problem").get<std::string>();
+    if (j.contains("cgroup")) {
+      const auto& cg = j.at("cgroup");
+      rep.cgroup = cg.at("version").get<std::string>();
+      rep.cgroup_paths = cg.at("paths").get<std::vector<std::string>>();
+      rep.memory_peak_bytes = cg.at("memory_peak_bytes").get<uint64_t>();
+      rep.oom_kills = cg.at("oom_kills").get<uint64_t>();
+      rep.forks_refused = cg.at("forks_refused").get<uint64_t>();
+    }
   } catch (const nlohmann::json::exception& e) {
     return Err(Status::Corruption(fmt::format("{}: {}", report_path, e.what())));
   }

@@ -55,9 +55,16 @@ struct RunReport {
   int exit_code = -1;
   int signal = 0;
   JobUsage usage;
-  std::string user;     // who the job ran as
-  std::string limits;   // how its limits were enforced, and why not through cgroups
-  std::string problem;  // what was wrong with the outputs, if anything
+  std::string user;    // who the job ran as
+  std::string limits;  // how its limits were enforced, and why not through cgroups
+  // The job's cgroup ("v2", "v1"; empty when it had none, and `limits` says why): what it
+  // measured of the whole job.
+  std::string cgroup;
+  std::vector<std::string> cgroup_paths;  // its folders (removed when the job ended)
+  uint64_t memory_peak_bytes = 0;         // the job's memory at its highest
+  uint64_t oom_kills = 0;                 // processes the kernel killed at the job's memory limit
+  uint64_t forks_refused = 0;             // forks refused at the job's task limit
+  std::string problem;                    // what was wrong with the outputs, if anything
   int killed_stragglers = 0;
   std::string log_tail;  // the end of mpirun's output (mpirun.log), for a failed run
   // When end == "exited": each rank's output in results/ and the root over them.

@@ -30,6 +30,22 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// Processes working in a folder under `dir` (a job's processes start in its home/): what a
+// job left running, whatever other tests run at the same time.
+int CountProcessesIn(const std::string& dir) {
+  int n = 0;
+  DIR* d = opendir("/proc");
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char buf[4096];
+    const ssize_t len =
+        readlink((std::string("/proc/") + e->d_name + "/cwd").c_str(), buf, sizeof buf - 1);
+    if (len > 0 && std::string(buf, static_cast<size_t>(len)).rfind(dir + "/", 0) == 0) ++n;
+  }
+  closedir(d);
+  return n;
+}
+
 // Processes whose command line mentions `needle` (the job's leftovers).
 int CountProcesses(const std::string& needle) {
   int n = 0;
@@ -255,14 +271,75 @@ TEST_F(ExecutorTest, AnAppThatForksPastItsLimitIsStoppedAndCleanedUp) {
   const RunReport rep = Run("dfrp-app-hog", {"fork", "2000"}, 1);
   EXPECT_FALSE(rep.ok());
   EXPECT_EQ(CountProcesses(last_dir_), 0);
-  EXPECT_EQ(CountProcesses("dfrp-app-hog"), 0);
+  EXPECT_EQ(CountProcessesIn(last_dir_), 0);
+}
+
+// This process's cgroup in the v1 hierarchy of `controller` (as /proc/self/cgroup names it).
+std::string OwnV1Cgroup(const std::string& controller) {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    if (("," + line.substr(a + 1, b - a - 1) + ",").find("," + controller + ",") ==
+        std::string::npos)
+      continue;
+    const std::string path = line.substr(b + 1);
+    return "/sys/fs/cgroup/" + controller + (path == "/" ? "" : path);
+  }
+  return "";
+}
+
+// Whether a root process can make a child cgroup in the v1 memory and pids hierarchies here
+// (what dfrp-jobrun uses when cgroup v2 delegates nothing).
+bool V1CgroupsWritable() {
+  if (geteuid() != 0) return false;
+  for (const std::string c : {"memory", "pids"}) {
+    const std::string own = OwnV1Cgroup(c);
+    if (own.empty()) return false;
+    const std::string probe = own + "/dfrp-test-probe-" + std::to_string(getpid());
+    if (mkdir(probe.c_str(), 0755) != 0) return false;
+    rmdir(probe.c_str());
+  }
+  return true;
+}
+
+TEST_F(ExecutorTest, TheJobRunsInACgroupOfItsOwnWhereTheMachineAllows) {
+  const RunReport rep = Run("dfrp-app-hog", {"fork", "2000"}, 1);
+  EXPECT_FALSE(rep.ok());
+  EXPECT_EQ(CountProcessesIn(last_dir_), 0);
+  if (rep.cgroup.empty()) {
+    // No cgroup: the report says why, and rlimits stopped the fork bomb.
+    EXPECT_FALSE(V1CgroupsWritable())
+        << "v1 cgroups are writable here, yet the job had none: " << rep.limits;
+    EXPECT_NE(rep.limits.find("no job cgroup: "), std::string::npos) << rep.limits;
+    return;
+  }
+  // The job's cgroup refused its forks past the task limit, measured it, and is gone.
+  EXPECT_NE(rep.limits.find("cgroup " + rep.cgroup + ": "), std::string::npos) << rep.limits;
+  EXPECT_GT(rep.forks_refused, 0u) << rep.limits;
+  EXPECT_GT(rep.memory_peak_bytes, 0u);
+  EXPECT_EQ(rep.oom_kills, 0u);
+  ASSERT_FALSE(rep.cgroup_paths.empty());
+  for (const std::string& path : rep.cgroup_paths) {
+    EXPECT_NE(path.find("/dfrp-job-"), std::string::npos) << path;
+    struct stat st {};
+    EXPECT_NE(stat(path.c_str(), &st), 0) << "the job's cgroup was left behind: " << path;
+  }
+  // A job within its limits runs in one too, and refuses it nothing.
+  const RunReport fits = Run("dfrp-app-hog", {"spin", "1"}, 2);
+  EXPECT_TRUE(fits.ok()) << fits.end << " " << fits.log_tail;
+  EXPECT_EQ(fits.cgroup, rep.cgroup);
+  EXPECT_EQ(fits.forks_refused, 0u);
+  EXPECT_EQ(fits.oom_kills, 0u);
+  EXPECT_GT(fits.usage.cpu_ms, 0u);
 }
 
 TEST_F(ExecutorTest, ProcessesLeftBehindAreKilled) {
   const RunReport rep = Run("dfrp-app-hog", {"orphan", "120"}, 2);
   EXPECT_TRUE(rep.ok()) << rep.end << " " << rep.log_tail;
   EXPECT_GE(rep.killed_stragglers, 2);
-  EXPECT_EQ(CountProcesses("dfrp-app-hog"), 0);
+  EXPECT_EQ(CountProcessesIn(last_dir_), 0);
 }
 
 TEST_F(ExecutorTest, AMissingRankOutputIsIncompleteNotAResult) {

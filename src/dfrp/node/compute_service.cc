@@ -580,6 +580,11 @@ void ComputeService::RunOne(const std::string& id) {
               {"user", rep->user},
               {"limits", rep->limits}};
     if (!rep->problem.empty()) report["problem"] = rep->problem;
+    if (!rep->cgroup.empty())
+      report["cgroup"] = {{"version", rep->cgroup},
+                          {"memory_peak_bytes", rep->memory_peak_bytes},
+                          {"oom_kills", rep->oom_kills},
+                          {"forks_refused", rep->forks_refused}};
     if (!fetched.empty()) report["inputs"] = fetched;
     if (rep->ok()) {
       compute::ResultClaim c;
