@@ -1019,8 +1019,9 @@ std::string ProvidersPath(const Env& e) {
 // Has `verifier` run the very same signed job (its id, and so a claim for it, is the same)
 // and compares its signed result root with the provider's. A paid job whose escrow names that
 // node's wallet as its verifier is disputed at once on a mismatch: the two signed claims are
-// the fraud proof the committee refunds it on. Every check is counted in the provider's
-// record; with `adaptive`, the job is re-run only when a draw at the provider's rate says so.
+// the fraud proof the committee refunds it on. Each job is counted once in the provider's
+// record (its submitted record says how, "counted"); with `adaptive`, the job is re-run only
+// when a draw at the provider's rate says so.
 Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const std::string& verifier,
                        bool adaptive) {
   DFRP_ASSIGN_OR_RETURN(json rec, Submitted(e, id));
@@ -1045,8 +1046,13 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
     const uint32_t draw = std::random_device{}();
     check["draw"] = draw / 4294967296.0;
     if (!compute::DrawCheck(rate, draw)) {
-      ++checks.unchecked;
-      DFRP_RETURN_IF_ERROR(compute::SaveProviderChecks(e.fs, ProvidersPath(e), provider, checks));
+      // A job counts once in the provider's record.
+      if (!rec.contains("counted")) {
+        ++checks.unchecked;
+        DFRP_RETURN_IF_ERROR(compute::SaveProviderChecks(e.fs, ProvidersPath(e), provider, checks));
+        rec["counted"] = "unchecked";
+        DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(e.fs, SubmittedPath(e, id), rec.dump(2) + "\n"));
+      }
       check["checked"] = false;
       check["provider_record"] = compute::ProviderChecksJson(checks);
       const json out = {{"job_id", id},
@@ -1080,8 +1086,18 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
   const std::string rerun_root = core::ToHex(rerun.claim.result_root);
   const std::string claimed_root = core::ToHex(claimed.claim.result_root);
   const bool match = rerun_root == claimed_root;
-  ++(match ? checks.valid : checks.mismatches);
-  DFRP_RETURN_IF_ERROR(compute::SaveProviderChecks(e.fs, ProvidersPath(e), provider, checks));
+  // A job counts once in the provider's record (checking it again proves nothing new); one
+  // counted as unchecked by an earlier draw counts as checked now.
+  const std::string counted = rec.value("counted", "");
+  if (counted.empty() || counted == "unchecked") {
+    if (counted == "unchecked" && checks.unchecked > 0) --checks.unchecked;
+    ++(match ? checks.valid : checks.mismatches);
+    DFRP_RETURN_IF_ERROR(compute::SaveProviderChecks(e.fs, ProvidersPath(e), provider, checks));
+    rec["counted"] = match ? "valid" : "mismatch";
+    DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(e.fs, SubmittedPath(e, id), rec.dump(2) + "\n"));
+  } else {
+    check["already_counted"] = counted;
+  }
   check["provider_record"] = compute::ProviderChecksJson(checks);
   check["next_rate"] = compute::CheckRate(policy.compute, checks);
   json out = {{"job_id", id},
