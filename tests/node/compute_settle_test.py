@@ -222,6 +222,13 @@ def main():
     check("the honest node's peer list counts the record against the cheater only",
           counts.get(cheat_addr) == 1 and
           all(c == 0 for a, c in counts.items() if a != cheat_addr), counts)
+    st, _, of = honest.json("POST", "/v1/mesh/offers?k=5",
+                            json.dumps({"storage_mb": 1, "max_fee": "1"}),
+                            {"Content-Type": "application/json"})
+    check("the mesh's storage offers refuse the caught wallet too, naming the fraud proof",
+          st == 200 and cheat_addr not in [o["address"] for o in of.get("offers", [])] and
+          any(r["address"] == cheat_addr and "fraud proof" in r["reason"]
+              for r in of.get("refused", [])), of)
     def post_fraud(wire):
         return honest.json("POST", "/v1/compute/fraud", json.dumps({"certificate": wire.hex()}),
                            {"Content-Type": "application/json"})

@@ -579,13 +579,14 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     bool self = false;
     uint64_t storage_free = 0;
     bool leaving = false;
+    ledger::KeyBytes wallet{};
   };
   std::vector<Candidate> all;
   {
     auto key = ledger::KeyFrom(wallet_key_);
     core::MutexLock lock(&mu_);
     all.push_back({key ? wallet::AddressOf(*key) : "", url_, "self", opt_.vector, own_prices_,
-                   opt_.policy_version, 1.0, true, 0, leaving_});
+                   opt_.policy_version, 1.0, true, 0, leaving_, wallet_key_});
   }
   if (all[0].prices.empty() && opt_.prices) all[0].prices = opt_.prices();
   if (opt_.capacity) all[0].storage_free = opt_.capacity().storage_free_bytes;
@@ -595,7 +596,7 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
                    peer.record.url, mesh::PeerStateName(peer.state), peer.record.vector,
                    peer.record.prices, peer.record.policy_version, peer.Uptime(), false,
                    peer.record.capacity.storage_free_bytes,
-                   (peer.record.roles & mesh::kRoleLeaving) != 0});
+                   (peer.record.roles & mesh::kRoleLeaving) != 0, peer.record.sender.wallet});
   }
   // The node's own checks first (alive, policy, prices); the market ranks the rest.
   json refused = json::array();
@@ -605,6 +606,14 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     auto refuse = [&](const std::string& why) {
       refused.push_back({{"address", c.address}, {"url", c.url}, {"reason", why}});
     };
+    // A wallet the committee certified a fraud proof against is trusted with nothing new.
+    if (const size_t frauds = opt_.fraud_records ? opt_.fraud_records(c.wallet) : 0; frauds > 0) {
+      refuse(
+          fmt::format("caught: the committee certified {} fraud proof(s) against it "
+                      "(GET /v1/compute/fraud?provider={})",
+                      frauds, c.address));
+      continue;
+    }
     if (!c.self && c.state != "alive") {
       refuse(fmt::format("not alive ({})", c.state));
       continue;

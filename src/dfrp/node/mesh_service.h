@@ -120,8 +120,8 @@ class MeshService {
   // POST /v1/mesh/offers: the request is the market's quote request (economy/fee_match.h);
   // every node this one knows (itself included) is matched against it at the prices of its
   // record: the alive ones that pass, nearest the request's vector first, then cheapest, at
-  // most `k`; every other with the reason (not alive, fee over max_fee, a price over its cap,
-  // another policy version). InvalidArgument for a bad request.
+  // most `k`; every other with the reason (caught by a certified fraud record, not alive, fee
+  // over max_fee, a price over its cap, another policy version). InvalidArgument for a bad request.
   core::Result<nlohmann::json> OffersJson(std::string_view request, size_t k) const EXCLUDES(mu_);
 
   // The prices the market blends toward (economy/pricing.h): those of the `k` alive peers
