@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "dfrp/compute/fraud_test_util.h"
 #include "dfrp/core/bytes.h"
 #include "dfrp/crypto/bls.h"
 #include "dfrp/ledger/job_claim.h"
@@ -15,67 +16,23 @@
 namespace dfrp::compute {
 namespace {
 
-namespace bls = crypto::bls;
-
-bls::SecretKey FraudKey(int i) {
-  std::string ikm(32, static_cast<char>(i + 1));
-  ikm[0] = 'f';
-  return *bls::SecretKey::FromIkm(core::AsBytes(ikm));
-}
+using testing::FraudKey;
 
 class FraudRecordTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    net_ = crypto::Sha256Of("fraud test network");
-    job_ = crypto::Sha256Of("a job");
-    std::vector<std::pair<std::string, std::string>> members;
-    for (int a = 0; a < 4; ++a)
-      members.push_back(
-          {FraudKey(100 + a).GetPublicKey().ToHex(), FraudKey(100 + a).ProvePossession().ToHex()});
-    auto c = ledger::Committee::Make(0, members);
-    ASSERT_TRUE(c.has_value()) << c.error().ToString();
-    committee_ = *c;
-  }
-  // A claim for the job signed by key `signer`, with result root SHA-256(`result`).
+  FraudRecordTest() : f_(crypto::Sha256Of("fraud test network")) {}
   std::string Claim(int signer, const std::string& result, uint32_t ranks = 2) {
-    ledger::ResultClaim c;
-    c.job_id = job_;
-    c.result_root = crypto::Sha256Of(result);
-    c.ranks = ranks;
-    ledger::SignClaim(&c, FraudKey(signer), net_);
-    return ledger::EncodeClaim(c, net_);
+    return f_.Claim(signer, result, ranks);
   }
-  // The settlement certified by the authorities `signers`, on the wire.
   std::string Certify(ledger::SettleKind kind, const std::string& proof,
                       const std::vector<uint32_t>& signers, uint64_t epoch = 3) {
-    const ledger::Settlement s =
-        ledger::MakeSettlement(crypto::Sha256Of("escrow"), 0, kind, epoch, proof, "", net_);
-    std::vector<ledger::Vote> votes;
-    for (uint32_t a : signers)
-      votes.push_back(
-          ledger::SignVote(s.hash, epoch, a, FraudKey(100 + static_cast<int>(a)), net_));
-    if (signers.size() < committee_.quorum()) {
-      // Fewer than a quorum: the certificate built by hand, as a forger would, with the
-      // aggregate of the votes it has.
-      ledger::SettleCertificate forged;
-      forged.settlement = s;
-      forged.epoch = epoch;
-      forged.signers.assign(committee_.size(), false);
-      std::vector<bls::Signature> sigs;
-      for (const ledger::Vote& v : votes) {
-        forged.signers[v.authority] = true;
-        sigs.push_back(*bls::Signature::FromBytes(std::as_bytes(std::span(v.signature))));
-      }
-      forged.aggregate = bls::AggregateSignatures(sigs)->bytes();
-      return ledger::EncodeSettleCertificate(forged, net_);
-    }
-    auto cert = ledger::MakeSettleCertificate(s, votes, committee_.AtEpoch(epoch));
-    EXPECT_TRUE(cert.has_value()) << cert.error().ToString();
-    return cert ? ledger::EncodeSettleCertificate(*cert, net_) : std::string();
+    return f_.Certify(kind, proof, signers, epoch);
   }
 
-  crypto::Hash net_{}, job_{};
-  ledger::Committee committee_;
+  testing::FraudFixture f_;
+  const crypto::Hash net_ = f_.net();
+  const crypto::Hash job_ = f_.job();
+  const ledger::Committee& committee_ = f_.committee();
 };
 
 TEST_F(FraudRecordTest, ACertifiedRefundOnAFraudProofIsARecordOfTheProvider) {
