@@ -20,7 +20,8 @@ Usage: compute_settle_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
   grace.
 - The committee's certificate of that refund is a fraud record: verify-job sends it to V's
   node, the mesh spreads it to every node, each counts it against the cheater (its peer
-  list), and submit-job passes the cheater over; a forged or truncated record is refused; a
+  list), submit-job passes the cheater over, the mesh's offers refuse it, and another client
+  that trusted it checks its job at rate 1; a forged or truncated record is refused; a
   restarted node still holds it.
 - Each provider's node records how the committee settled its paid jobs (released with the
   pay, refunded on a fraud proof, refunded for no claim) and sums its earnings.
@@ -138,6 +139,16 @@ def main():
     rc, bad, err = submit("sum", "cheat", "--wait")
     check("submit-job --pay: the cheater's job 'runs' too, with a signed claim",
           rc == 0 and bad.get("state") == "done", (rc, bad, err[-600:]))
+    # A second client (its own STATE_DIR, no record of anyone) has the cheater run a job too,
+    # unpaid: after the dispute it learns of the fraud only through the mesh.
+    cenv2 = clean_env({"DFRP_PASSPHRASE": "pw", "STATE_DIR": os.path.join(T, "client2")})
+    rc, out, err = tool(COMPUTE, cenv2, "--policy", policy, "--json", "submit-job", "sum",
+                        "--ranks", "2", "--max-fee", "1", "--cpu-seconds", "60",
+                        "--wall-seconds", "10", "--vector", vector_of(cheat), "--node",
+                        url["cheat"], "--wait", *wallet)
+    other = json.loads(out) if out.strip().startswith("{") else {}
+    check("a second client's unpaid job on the cheater runs", rc == 0 and
+          other.get("state") == "done", (rc, out[-400:], err[-400:]))
     rc, failed, err = submit("broken", "honest")
     check("submit-job --pay: a job that will fail is accepted", rc == 0, (rc, failed, err[-600:]))
     good_escrow = good.get("escrow", {}).get("escrow_id", "")
@@ -247,6 +258,20 @@ def main():
                             json.dumps({"certificate": rec["certificate"][:-2]}),
                             {"Content-Type": "application/json"})
     check("a truncated one is refused (400)", st == 400, (st, fb))
+    # The second client trusts the cheater by its own record (500 valid checks, a rate at the
+    # floor), but the verifier's node holds the fraud record: its job is checked (rate 1), and
+    # its re-run differs.
+    os.makedirs(os.path.join(T, "client2", "compute"), exist_ok=True)
+    with open(os.path.join(T, "client2", "compute", "providers.json"), "w") as f:
+        json.dump({cheat_addr: {"valid": 500, "mismatches": 0, "unchecked": 0}}, f)
+    rc, out, err = tool(COMPUTE, cenv2, "--policy", policy, "--json", "verify-job",
+                        other.get("job_id", ""), "--verifier", url["ver"], "--adaptive")
+    v2 = json.loads(out) if out.strip().startswith("{") else {}
+    check("another client's verify-job --adaptive checks the caught provider's job at rate 1, "
+          "naming the fraud record, and its re-run differs (exit 3)",
+          rc == 3 and v2.get("check", {}).get("rate") == 1 and
+          bad["job_id"][:16] in v2.get("check", {}).get("caught", "") and
+          v2.get("verified") is False, (rc, out[-600:], err[-400:]))
     # A client offering a job to the cheater and the honest node passes the cheater over,
     # naming the fraud; offered to the cheater alone, the job is refused (exit 7).
     plain = ["submit-job", "sum", "--ranks", "2", "--max-fee", "1", "--cpu-seconds", "60",

@@ -1037,11 +1037,19 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
   const std::string provider = rec.value("provider", "");
   DFRP_ASSIGN_OR_RETURN(CheckedResult claimed, FetchResult(policy, url, id, provider, job.ranks));
   // The provider has signed its claim: only now is it drawn whether this job is checked, from
-  // this client's own randomness, at the rate the provider's record here earns it.
+  // this client's own randomness, at the rate the provider's record here earns it; a provider
+  // a certified fraud record names (as the verifier's node reports it, checked here) is
+  // checked on every job, whatever this client's own record says.
   DFRP_ASSIGN_OR_RETURN(compute::ProviderChecks checks,
                         compute::LoadProviderChecks(e.fs, ProvidersPath(e), provider));
-  const double rate = compute::CheckRate(policy.compute, checks);
+  const std::map<std::string, std::string> caught = CaughtProviders(e, policy, {verifier});
+  const auto caught_at = caught.find(provider);
+  auto rate_of = [&](const compute::ProviderChecks& c) {
+    return caught_at != caught.end() ? 1.0 : compute::CheckRate(policy.compute, c);
+  };
+  const double rate = rate_of(checks);
   json check = {{"rate", rate}, {"adaptive", adaptive}};
+  if (caught_at != caught.end()) check["caught"] = caught_at->second;
   if (adaptive) {
     const uint32_t draw = std::random_device{}();
     check["draw"] = draw / 4294967296.0;
@@ -1099,7 +1107,7 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
     check["already_counted"] = counted;
   }
   check["provider_record"] = compute::ProviderChecksJson(checks);
-  check["next_rate"] = compute::CheckRate(policy.compute, checks);
+  check["next_rate"] = rate_of(checks);
   json out = {{"job_id", id},
               {"check", check},
               {"provider_node", url},
