@@ -366,13 +366,33 @@ bool WriteValue(const std::string& path, const std::string& value) {
   return ok;
 }
 
+// A cgroup or /proc file, whole (at most 1 MiB); empty when it cannot be read.
 std::string ReadSmall(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "";
+  std::string out;
   char buf[4096];
-  const ssize_t n = read(fd, buf, sizeof buf);
+  for (ssize_t n; out.size() < (1u << 20) && (n = read(fd, buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
   close(fd);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  return out;
+}
+
+// SIGKILLs every process a cgroup.procs file lists; how many it signalled.
+int KillListed(const std::string& procs_path) {
+  const std::string text = ReadSmall(procs_path);
+  int killed = 0;
+  for (size_t at = 0; at < text.size();) {
+    const pid_t p = static_cast<pid_t>(std::strtol(text.c_str() + at, nullptr, 10));
+    if (p > 0 && kill(p, SIGKILL) == 0) ++killed;
+    at = text.find('\n', at);
+    if (at == std::string::npos) break;
+    ++at;
+  }
+  return killed;
 }
 
 // The number after `key ` on a line of a flat-keyed cgroup file ("oom_kill 3"); 0 if absent.
@@ -423,14 +443,7 @@ void RemoveStaleJobCgroups(const std::string& parent) {
   closedir(d);
   for (const std::string& dir : stale) {
     for (int round = 0; round < 50 && rmdir(dir.c_str()) != 0 && errno == EBUSY; ++round) {
-      const std::string text = ReadSmall(dir + "/cgroup.procs");
-      for (size_t at = 0; at < text.size();) {
-        const pid_t p = static_cast<pid_t>(std::strtol(text.c_str() + at, nullptr, 10));
-        if (p > 0) kill(p, SIGKILL);
-        at = text.find('\n', at);
-        if (at == std::string::npos) break;
-        ++at;
-      }
+      KillListed(dir + "/cgroup.procs");
       usleep(20'000);
     }
   }
@@ -474,8 +487,9 @@ JobCgroup MakeJobCgroup(const std::string& name, uint64_t memory_limit, uint64_t
   auto make_v1 = [&](const std::string& controller, std::string* out) {
     const std::string base = "/sys/fs/cgroup/" + controller;
     if (!Exists(base + "/cgroup.procs")) return;
-    RemoveStaleJobCgroups(base + OwnCgroup(controller));
-    const std::string dir = base + OwnCgroup(controller) + "/" + name;
+    const std::string own = base + OwnCgroup(controller);
+    RemoveStaleJobCgroups(own);
+    const std::string dir = own + "/" + name;
     if (mkdir(dir.c_str(), 0755) != 0) return;
     c.dirs.push_back(dir);
     *out = dir;
@@ -512,20 +526,8 @@ int EndJobCgroup(const JobCgroup& c) {
   int killed = 0;
   if (c.version.empty()) return 0;
   const std::string procs = (c.version == "v2" ? c.v2 : c.memory) + "/cgroup.procs";
-  for (int round = 0; round < 100; ++round) {
-    const std::string text = ReadSmall(procs);
-    if (text.empty()) break;
-    if (c.version == "v2" && WriteValue(c.v2 + "/cgroup.kill", "1")) {
-      ++killed;
-    } else {
-      for (size_t at = 0; at < text.size();) {
-        const pid_t p = static_cast<pid_t>(std::strtol(text.c_str() + at, nullptr, 10));
-        if (p > 0 && kill(p, SIGKILL) == 0) ++killed;
-        at = text.find('\n', at);
-        if (at == std::string::npos) break;
-        ++at;
-      }
-    }
+  for (int round = 0; round < 100 && !ReadSmall(procs).empty(); ++round) {
+    killed += KillListed(procs);
     while (waitpid(-1, nullptr, WNOHANG) > 0) {
     }
     usleep(20'000);

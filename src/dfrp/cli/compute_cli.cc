@@ -473,12 +473,15 @@ Result<std::string> Fetch(const std::string& url, const std::string& target) {
   return std::move(r.body);
 }
 
-// This client's own dfrpd (its STATE_DIR's), when one runs: it keeps and spreads fraud
-// records too.
-std::optional<std::string> LocalNodeUrl(const Env& e) {
-  auto daemon = node::FindDaemon(e.fs, e.cfg.state_dir);
-  if (!daemon || !*daemon) return std::nullopt;
-  return (*daemon)->url;
+// `urls` and this client's own dfrpd (its STATE_DIR's, when one runs: it keeps and spreads
+// fraud records too), each once, none empty.
+std::vector<std::string> WithLocalNode(const Env& e, std::vector<std::string> urls) {
+  if (auto daemon = node::FindDaemon(e.fs, e.cfg.state_dir); daemon && *daemon)
+    urls.push_back((*daemon)->url);
+  std::erase(urls, std::string());
+  std::sort(urls.begin(), urls.end());
+  urls.erase(std::unique(urls.begin(), urls.end()), urls.end());
+  return urls;
 }
 
 // The providers certified fraud records name, as the nodes `sources` report them (this
@@ -491,10 +494,7 @@ std::map<std::string, std::string> CaughtProviders(const Env& e,
   if (policy.genesis.committee.empty()) return caught;
   auto lc = ledger::LedgerClient::Make(policy);
   if (!lc) return caught;
-  if (auto local = LocalNodeUrl(e)) sources.push_back(*local);
-  std::sort(sources.begin(), sources.end());
-  sources.erase(std::unique(sources.begin(), sources.end()), sources.end());
-  for (const auto& url : sources) {
+  for (const auto& url : WithLocalNode(e, std::move(sources))) {
     auto r = Call(url, "GET", "/v1/compute/fraud?limit=200");
     if (!r || !r->contains("records") || !(*r)["records"].is_array()) continue;
     for (const auto& rec : (*r)["records"]) {
@@ -513,12 +513,8 @@ std::map<std::string, std::string> CaughtProviders(const Env& e,
 // Sends a fraud record (a settle certificate's wire, hex) to the nodes `urls` and this
 // client's own dfrpd; each keeps it and spreads it through the mesh. Per node, what it said.
 json SpreadFraud(const Env& e, const std::string& certificate_hex, std::vector<std::string> urls) {
-  if (auto local = LocalNodeUrl(e)) urls.push_back(*local);
-  std::sort(urls.begin(), urls.end());
-  urls.erase(std::unique(urls.begin(), urls.end()), urls.end());
   json out = json::array();
-  for (const auto& url : urls) {
-    if (url.empty()) continue;
+  for (const auto& url : WithLocalNode(e, std::move(urls))) {
     auto r = Call(url, "POST", "/v1/compute/fraud", json{{"certificate", certificate_hex}}.dump());
     if (r)
       out.push_back({{"node", url},

@@ -71,6 +71,14 @@ std::string QueryValue(const ApiRequest& r, const std::string& name) {
   return it == r.route.query.end() ? std::string() : it->second;
 }
 
+// A list's ?limit=N: kDefaultJobsAnswer when not given, at most kMaxJobsAnswer.
+core::Result<uint64_t> LimitParam(const ApiRequest& r) {
+  const std::string l = QueryValue(r, "limit");
+  if (l.empty()) return kDefaultJobsAnswer;
+  DFRP_ASSIGN_OR_RETURN(uint64_t n, DecimalParam(l, "limit"));
+  return std::min<uint64_t>(n, kMaxJobsAnswer);
+}
+
 bool IsJobState(std::string_view s) {
   for (std::string_view known : {"queued", "running", "done", "failed", "expired", "interrupted"})
     if (s == known) return true;
@@ -134,13 +142,9 @@ std::vector<RouteSpec> ComputeRoutes(Node* node) {
                        "state {:?} is not a job state (queued, running, done, failed, expired, "
                        "interrupted)",
                        state.substr(0, 32))));
-                 uint64_t limit = kDefaultJobsAnswer;
-                 if (const std::string l = QueryValue(r, "limit"); !l.empty()) {
-                   auto n = DecimalParam(l, "limit");
-                   if (!n) return ApiResponse::Error(n.error());
-                   limit = std::min<uint64_t>(*n, kMaxJobsAnswer);
-                 }
-                 return ApiResponse::Json(200, (*c)->JobsJson(state, limit));
+                 auto limit = LimitParam(r);
+                 if (!limit) return ApiResponse::Error(limit.error());
+                 return ApiResponse::Json(200, (*c)->JobsJson(state, *limit));
                }});
   t.push_back({.methods = "GET",
                .pattern = "/v1/compute/jobs/{id}",
@@ -206,13 +210,9 @@ std::vector<RouteSpec> ComputeRoutes(Node* node) {
                .handler = [node](const ApiRequest& r) {
                  auto f = Fraud(node);
                  if (!f) return ApiResponse::Error(f.error());
-                 uint64_t limit = kDefaultJobsAnswer;
-                 if (const std::string l = QueryValue(r, "limit"); !l.empty()) {
-                   auto n = DecimalParam(l, "limit");
-                   if (!n) return ApiResponse::Error(n.error());
-                   limit = std::min<uint64_t>(*n, kMaxJobsAnswer);
-                 }
-                 return ApiResponse::Json(200, (*f)->Json(QueryValue(r, "provider"), limit));
+                 auto limit = LimitParam(r);
+                 if (!limit) return ApiResponse::Error(limit.error());
+                 return ApiResponse::Json(200, (*f)->Json(QueryValue(r, "provider"), *limit));
                }});
   t.push_back({.methods = "GET",
                .pattern = "/v1/compute/node",

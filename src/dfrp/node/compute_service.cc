@@ -90,8 +90,8 @@ json ComputeService::ToJson(const Job& j) const {
   if (!j.report.is_null()) o["report"] = j.report;
   if (!j.result_root_hex.empty()) o["result_root"] = j.result_root_hex;
   if (!j.claim_hex.empty()) o["claim"] = j.claim_hex;
-  if (!j.escrow_hex.empty()) {
-    o["escrow"] = j.escrow_hex;
+  if (j.escrow) {
+    o["escrow"] = core::ToHex(*j.escrow);
     json settlement{{"state", j.settled.empty() ? "open" : j.settled}};
     if (j.settled == "released") {
       settlement["to_provider"] = opt_.policy->FormatAmount(j.paid_base_units);
@@ -99,14 +99,8 @@ json ComputeService::ToJson(const Job& j) const {
     }
     // Refunded on a certified fraud proof (this node holds the record), rather than for a
     // claim that never came.
-    if (j.settled == "refunded" && opt_.disputed) {
-      auto id = core::FromHex(j.escrow_hex);
-      crypto::Hash h{};
-      if (id && id->size() == h.size()) {
-        std::memcpy(h.data(), id->data(), h.size());
-        settlement["fraud_proof"] = opt_.disputed(h);
-      }
-    }
+    if (j.settled == "refunded" && opt_.disputed)
+      settlement["fraud_proof"] = opt_.disputed(*j.escrow);
     o["settlement"] = std::move(settlement);
   }
   return o;
@@ -137,7 +131,10 @@ Status ComputeService::Load() {
     if (s.contains("report")) j.report = s["report"];
     j.result_root_hex = s.value("result_root", "");
     j.claim_hex = s.value("claim", "");
-    j.escrow_hex = s.value("escrow", "");
+    if (auto e = core::FromHex(s.value("escrow", "")); e && e->size() == crypto::Hash{}.size()) {
+      j.escrow.emplace();
+      std::memcpy(j.escrow->data(), e->data(), j.escrow->size());
+    }
     j.submitted_ms = s.value("submitted_ms", int64_t{0});
     j.started_ms = s.value("started_ms", int64_t{0});
     j.weight = s.value("weight", 0.0);
@@ -328,8 +325,8 @@ Result<json> ComputeService::Submit(std::string_view wire, std::optional<crypto:
   j.id_hex = id_hex;
   j.state = "queued";
   if (escrow) {
-    j.escrow_hex = core::ToHex(*escrow);
-    j.quote = {{"escrow", j.escrow_hex}};
+    j.escrow = *escrow;
+    j.quote = {{"escrow", core::ToHex(*escrow)}};
   } else {
     j.quote = QuoteJson(q);
   }
@@ -369,23 +366,16 @@ Result<json> ComputeService::Submit(std::string_view wire, std::optional<crypto:
 std::vector<crypto::Hash> ComputeService::UnsettledEscrows() const {
   core::MutexLock lock(&mu_);
   std::vector<crypto::Hash> out;
-  for (const auto& [id, j] : jobs_) {
-    if (j.escrow_hex.empty() || !j.settled.empty()) continue;
-    auto bytes = core::FromHex(j.escrow_hex);
-    if (!bytes || bytes->size() != 32) continue;
-    crypto::Hash h{};
-    std::memcpy(h.data(), bytes->data(), h.size());
-    out.push_back(h);
-  }
+  for (const auto& [id, j] : jobs_)
+    if (j.escrow && j.settled.empty()) out.push_back(*j.escrow);
   return out;
 }
 
 Status ComputeService::SetSettlement(const crypto::Hash& escrow_id, bool released,
                                      uint64_t to_provider) {
-  const std::string hex = core::ToHex(escrow_id);
   core::MutexLock lock(&mu_);
   for (auto& [id, j] : jobs_) {
-    if (j.escrow_hex != hex || !j.settled.empty()) continue;
+    if (j.escrow != escrow_id || !j.settled.empty()) continue;
     j.settled = released ? "released" : "refunded";
     j.paid_base_units = released ? to_provider : 0;
     return Save(j);
@@ -431,7 +421,7 @@ json ComputeService::Json() const {
   uint64_t earned = 0;
   for (const auto& [id, j] : jobs_) {
     ++counts[j.state];
-    if (j.escrow_hex.empty()) continue;
+    if (!j.escrow) continue;
     ++settled[j.settled.empty() ? "open" : j.settled];
     earned += j.paid_base_units;
   }
@@ -496,7 +486,7 @@ void ComputeService::RunLoop() {
       ranked.reserve(queue_.size());
       for (const auto& q : queue_) {
         const Job& j = jobs_.at(q);
-        ranked.push_back({!j.escrow_hex.empty(), j.weight});
+        ranked.push_back({j.escrow.has_value(), j.weight});
       }
       const size_t next = NextJob(ranked);
       id = queue_[next];

@@ -41,6 +41,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -157,7 +158,7 @@ class ComputeService {
     std::string claim_hex;  // when done
     std::string result_root_hex;
     int64_t submitted_ms = 0;
-    std::string escrow_hex;               // a paid job: its compute escrow
+    std::optional<crypto::Hash> escrow;   // a paid job: its compute escrow
     double weight = 0;                    // the sigmoid weighting's, when it was accepted
     std::vector<std::string> input_from;  // the client's hints for its inputs
     int64_t started_ms = 0;               // when it started running (0: not yet)

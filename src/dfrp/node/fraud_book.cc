@@ -63,8 +63,7 @@ Result<std::unique_ptr<FraudBook>> FraudBook::Open(FraudBookOptions opt) {
     b->by_id_[r->id] = b->records_.size();
     ++b->per_provider_[r->provider];
     b->escrows_.insert(r->escrow_id);
-    b->records_.push_back(
-        {.record = std::move(*r), .body = DeliveryBody(*wire), .delivered = {}, .in_flight = {}});
+    b->records_.push_back({.record = std::move(*r), .delivered = {}, .in_flight = {}});
   }
   return b;
 }
@@ -94,8 +93,7 @@ Result<FraudBook::Added> FraudBook::Add(std::string_view wire) {
     by_id_[checked->id] = records_.size();
     ++per_provider_[checked->provider];
     escrows_.insert(checked->escrow_id);
-    records_.push_back(
-        {.record = *checked, .body = DeliveryBody(wire), .delivered = {}, .in_flight = {}});
+    records_.push_back({.record = *checked, .delivered = {}, .in_flight = {}});
   }
   out.record = std::move(*checked);
   out.added = true;
@@ -120,7 +118,7 @@ size_t FraudBook::SendDue(size_t budget) {
         if (sends.size() >= budget) break;
         if (k.delivered.count(url) || k.in_flight.count(url)) continue;
         k.in_flight.insert(url);
-        sends.push_back({i, url, k.body});
+        sends.push_back({i, url, DeliveryBody(k.record.certificate)});
       }
     }
   }

@@ -85,7 +85,6 @@ class FraudBook {
  private:
   struct Kept {
     compute::FraudRecord record;
-    std::string body;                 // the POST body that delivers it
     std::set<std::string> delivered;  // the peers that answered for it
     std::set<std::string> in_flight;  // sent, not yet answered
   };
