@@ -25,6 +25,11 @@ Usage: compute_settle_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
   restarted node still holds it.
 - Each provider's node records how the committee settled its paid jobs (released with the
   pay, refunded on a fraud proof, refunded for no claim) and sums its earnings.
+- Collateral: the honest and the cheating jobs ask the provider to stake 2 (`--collateral`);
+  each provider's node stakes it from its own wallet (a job_collateral order) before it takes
+  the job. The honest stake comes back with the release; the cheater's goes to the client with
+  the refund on the fraud proof. A job whose client has no record of the provider (checked at
+  rate 1) asks no stake, and a node whose wallet cannot cover a stake refuses the terms.
 - Bad input: a client paying beyond its balance (exit 7, nothing signed); settle-job before
   the settle time without --wait (exit 6, saying when) and of an unknown job (exit 4); a job
   sent naming the escrow of another job, or of another provider, is refused (402).
@@ -113,6 +118,16 @@ def main():
             check(f"{step}: authority {i}: balances and escrows sum to the supply",
                   s.get("conserved") is True, s)
 
+    def policy_toml():
+        with open(policy, "rb") as f:
+            return tomllib.load(f)
+
+    def unit():
+        return 10 ** policy_toml()["genesis"].get("decimals", 9)
+
+    def fee_of():
+        return round(float(policy_toml()["policy"]["order_fee"]) * unit())
+
     def escrow(eid, i=0):
         return auths[i].json("GET", f"/v1/ledger/escrows/{eid}")[2]
 
@@ -130,13 +145,32 @@ def main():
                                *extra, *wallet)
         return rc, (json.loads(out) if out.strip().startswith("{") else {}), err
 
+    # The providers need money of their own to stake: the client pays each 5.
+    fee_rc = []
+    for who in ("honest", "cheat"):
+        rc, out, err = ledger("--json", "transfer", "--wallet", os.path.join(T, "alice.json"),
+                              "--to", addr[who], "--amount", "5")
+        fee_rc.append((rc, err[-300:]))
+    check("the client funds both providers (5 each)", all(r == 0 for r, _ in fee_rc) and
+          balance("honest") == balance("cheat") == 5 * unit(), (fee_rc, balance("honest")))
+    STAKE = 2 * unit()
+    # A stake beyond a provider's wallet: the node refuses the terms, nothing is signed.
+    before = balance("alice")
+    rc, out, err = compute("--json", "submit-job", "sum", "--ranks", "2", "--max-fee", "1",
+                           "--cpu-seconds", "60", "--wall-seconds", "10", "--vector",
+                           vector_of(honest), "--node", url["honest"], "--pay", "--verifier",
+                           url["ver"], "--collateral", "50", *wallet)
+    check("terms asking a stake beyond the provider's wallet: refused (exit 7), nothing paid",
+          rc == 7 and "stake" in err and balance("alice") == before,
+          (rc, out[-300:], err[-400:]))
     alice0, owner0 = balance("alice"), balance("owner")
+    funded = {"honest": balance("honest"), "cheat": balance("cheat")}
     # The three paid jobs first, so their settle times pass together.
-    rc, good, err = submit("sum", "honest", "--wait")
+    rc, good, err = submit("sum", "honest", "--wait", "--collateral", "2")
     check("submit-job --pay: the honest provider's job runs, paid through a compute escrow",
           rc == 0 and good.get("state") == "done" and
           len(good.get("escrow", {}).get("escrow_id", "")) == 64, (rc, good, err[-600:]))
-    rc, bad, err = submit("sum", "cheat", "--wait")
+    rc, bad, err = submit("sum", "cheat", "--wait", "--collateral", "2")
     check("submit-job --pay: the cheater's job 'runs' too, with a signed claim",
           rc == 0 and bad.get("state") == "done", (rc, bad, err[-600:]))
     # A second client (its own STATE_DIR, no record of anyone) has the cheater run a job too,
@@ -161,7 +195,17 @@ def main():
           and e.get("job_terms", {}).get("price_base_units") == price and price > 0 and
           e.get("job_terms", {}).get("verifier") == addr["ver"] and
           e.get("remaining_base_units") == e.get("amount_base_units"), e)
-    conserved("three compute escrows open")
+    check("the job asking a stake holds it: the provider's node staked it before the job ran",
+          e.get("collateral", {}).get("held_base_units") == STAKE and
+          e.get("job_terms", {}).get("collateral_base_units") == STAKE and
+          balance("honest") == funded["honest"] - STAKE - fee_of(), (e.get("collateral"),
+                                                                     balance("honest")))
+    f = escrow(failed_escrow)
+    check("a job for a provider the client has no record of (checked at rate 1) asks no stake",
+          f.get("collateral", {}).get("required_base_units") == 0 and
+          failed.get("escrow", {}).get("collateral_check_rate") == 1, (f.get("collateral"),
+                                                                      failed.get("escrow")))
+    conserved("three compute escrows open, two stakes held")
     before = balance("alice")
     rc, over, err = submit("sum", "honest", max_fee="5000")
     check("submit-job --pay beyond the client's balance: refused for funds (exit 7), nothing "
@@ -206,6 +250,9 @@ def main():
     e = escrow(bad_escrow)
     check("the cheater's escrow is refunded in full",
           e.get("state") == "refunded" and e["settled"][0].get("kind") == "job_refund", e)
+    wait_for("the cheater's stake to reach the client at every authority", lambda: all(
+        escrow(bad_escrow, i).get("collateral", {}).get("to_payer_base_units") == STAKE
+        for i in range(N)))
     conserved("after the dispute")
 
     # The committee's certificate of that refund is a fraud record: the verifier's node keeps
@@ -294,14 +341,17 @@ def main():
     wait_for("the release to reach every authority", lambda: all(
         escrow(good_escrow, i).get("remaining_base_units") == 0 for i in range(N)))
     margin = price * 500 // 10000
-    check("the provider is paid the quoted price less the owner's 5%",
-          balance("honest") == price - margin, (balance("honest"), price, margin))
+    check("the provider is paid the quoted price less the owner's 5%, and its stake is back",
+          balance("honest") == funded["honest"] - fee_of() + price - margin and
+          escrow(good_escrow).get("collateral", {}).get("to_provider_base_units") == STAKE,
+          (balance("honest"), funded, price, margin, escrow(good_escrow).get("collateral")))
     check("the owner is paid the margin", balance("owner") - owner0 == margin,
           (balance("owner"), owner0, margin))
     rc, out, err = compute("--json", "settle-job", bad["job_id"])
-    check("settle-job of the disputed job: refunded, nothing to the cheater",
+    check("settle-job of the disputed job: refunded, nothing to the cheater, its stake lost",
           rc == 0 and json.loads(out).get("settled") == "refunded" and
-          balance("cheat") == cheat0 == 0, (rc, out[-400:], err[-400:], balance("cheat")))
+          balance("cheat") == cheat0 == funded["cheat"] - STAKE - fee_of(),
+          (rc, out[-400:], err[-400:], balance("cheat"), cheat0, funded))
     st, _, cs = cheat.json("GET", "/v1/status")
     check("the cheater's node tried no release that was certified (its escrow is refunded)",
           escrow(bad_escrow).get("settled", [{}])[0].get("kind") == "job_refund", cs.get("escrows"))
@@ -335,14 +385,12 @@ def main():
     check("the honest node's earnings: that one release",
           hn.get("earned_base_units") == price - margin and
           hn.get("paid_jobs") == {"released": 1, "refunded": 1}, hn)
-    # The client paid the honest job's price and three order fees (one per escrow), nothing
-    # else: the cheater's and the failed job's max_fee came back whole.
-    with open(policy, "rb") as f:
-        pol = tomllib.load(f)
-    fee = round(float(pol["policy"]["order_fee"]) * 10 ** pol["genesis"].get("decimals", 9))
+    # The client paid the honest job's price and three order fees (one per escrow), and was
+    # given the cheater's stake: the cheater's and the failed job's max_fee came back whole.
+    fee = fee_of()
     spent = alice0 - balance("alice")
-    check("the client paid the honest price and the order fees, nothing more",
-          spent == price + 3 * fee, (spent, price))
+    check("the client paid the honest price and the order fees, less the cheater's stake",
+          spent == price + 3 * fee - STAKE, (spent, price))
     conserved("at the end")
 
     # The record outlives a restart of a node that kept it.

@@ -544,7 +544,13 @@ struct SubmitFlags {
   bool pay = false;
   uint64_t settle_after = 0;  // seconds from now; 0: twice the wall time plus a minute
   std::string verifier;       // a node whose wallet may dispute the result (its re-run)
+  std::string collateral;     // the provider's stake asked; empty: from the check rate
 };
+
+// Where a client keeps what it learned of each provider's checked jobs (compute/check_rate.h).
+std::string ProvidersPath(const Env& e) {
+  return core::JoinPath(e.cfg.state_dir, "compute/providers.json");
+}
 
 // Where a client keeps the jobs it submitted: STATE_DIR/compute/submitted/<job id>.json.
 std::string SubmittedPath(const Env& e, const std::string& id) {
@@ -597,12 +603,31 @@ Result<json> OpenJobEscrow(Env& e, const economy::EconomicPolicy& p, const Opene
     DFRP_ASSIGN_OR_RETURN(auto key, wallet::PublicKeyFromAddress(verifier));
     tmpl.escrow.job.verifier = key.bytes();
   }
+  // The provider's stake: what makes cheating a loss at the rate this client checks it
+  // (ledger/escrow.h, CollateralFor), unless --collateral names it. None without a verifier:
+  // such a job cannot be disputed.
+  double rate = 1.0;
+  const std::string provider = q.value("provider", "");
+  if (!f.collateral.empty()) {
+    if (verifier.empty())
+      return Err(Status::InvalidArgument(
+          "--collateral needs --verifier: a job nobody can dispute takes no collateral"));
+    DFRP_ASSIGN_OR_RETURN(tmpl.escrow.job.collateral, p.ParseAmount(f.collateral, "--collateral"));
+  } else if (!verifier.empty()) {
+    DFRP_ASSIGN_OR_RETURN(compute::ProviderChecks checks,
+                          compute::LoadProviderChecks(e.fs, ProvidersPath(e), provider));
+    rate = compute::CheckRate(p.compute, checks);
+    tmpl.escrow.job.collateral = ledger::CollateralFor(price, rate);
+  }
   OrderFlags of{.wallet = f.wallet, .passphrase_file = f.passphrase_file};
   DFRP_ASSIGN_OR_RETURN(json out, CertifyEscrowOpen(e.fs, p, w, of, url, job.max_fee, tmpl,
                                                     q.value("provider", ""), nullptr, wire));
   out["price_base_units"] = price;
   out["price"] = p.FormatAmount(price);
   out["settle_unix"] = tmpl.escrow.job.settle_unix;
+  out["collateral_base_units"] = tmpl.escrow.job.collateral;
+  out["collateral"] = p.FormatAmount(tmpl.escrow.job.collateral);
+  if (f.collateral.empty() && !verifier.empty()) out["collateral_check_rate"] = rate;
   out["verifier"] = verifier.empty() ? json() : json(verifier);
   out["verifier_node"] = f.verifier.empty() ? json() : json(f.verifier);
   return out;
@@ -841,6 +866,9 @@ Status CmdSubmit(const Globals& g, Env& e, const SubmitFlags& f) {
                   out["escrow"]["verifier"].is_string()
                       ? out["escrow"]["verifier"].get<std::string>().c_str()
                       : "");
+    if (out.contains("escrow") && out["escrow"].value("collateral_base_units", uint64_t{0}) > 0)
+      std::printf("the provider stakes %s on it (lost to you on a fraud proof)\n",
+                  out["escrow"].value("collateral", "?").c_str());
     for (const auto& r : out["refusals"])
       std::printf("refused by %s: %s\n", r.value("node", "").c_str(),
                   r.value("reason", "").c_str());
@@ -1005,11 +1033,6 @@ Result<json> SettleJobEscrow(ledger::LedgerClient& client, const economy::Econom
               {"votes", r.votes},
               {"applied", r.applied},
               {"certificate", core::ToHex(r.certificate_wire)}};
-}
-
-// Where a client keeps what it learned of each provider's checked jobs (compute/check_rate.h).
-std::string ProvidersPath(const Env& e) {
-  return core::JoinPath(e.cfg.state_dir, "compute/providers.json");
 }
 
 // Has `verifier` run the very same signed job (its id, and so a claim for it, is the same)
@@ -1455,6 +1478,10 @@ int RunComputeCli(int argc, char** argv, core::FileSystem* fs, core::Clock* cloc
   submit->add_option("--verifier", sf.verifier,
                      "with --pay: a compute node whose re-run (verify-job) may dispute the "
                      "result");
+  submit->add_option("--collateral", sf.collateral,
+                     "with --pay and --verifier: the stake the provider must put up, lost to "
+                     "you on a fraud proof (default: enough that cheating does not pay at the "
+                     "rate you check this provider; 0 for a new one)");
   for (auto* c : {submit}) {
     c->add_option("--wallet", sf.wallet, "the paying wallet's keystore")->required();
     c->add_option("--passphrase-file", sf.passphrase_file,

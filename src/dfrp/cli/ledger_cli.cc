@@ -529,6 +529,8 @@ Status CmdHistory(const LedgerGlobals& g, const economy::EconomicPolicy& p, cons
     if (o.kind == ledger::OrderKind::kTransfer) {
       e["to"] = ledger::AddressOfKey(o.transfer.to);
       e["memo"] = o.transfer.memo;
+    } else if (o.kind == ledger::OrderKind::kJobCollateral) {
+      e["escrow_id"] = core::ToHex(o.collateral.escrow_id);  // the stake's escrow
     } else {
       e["provider"] = ledger::AddressOfKey(o.escrow.provider);
       e["escrow_id"] = core::ToHex(ledger::EscrowId(o.sender, o.seq));
@@ -544,7 +546,10 @@ Status CmdHistory(const LedgerGlobals& g, const economy::EconomicPolicy& p, cons
                   static_cast<unsigned long long>(e["seq"].get<uint64_t>()),
                   e["kind"].get<std::string>().c_str(), e["amount"].get<std::string>().c_str(),
                   p.genesis.currency.c_str(),
-                  (e.contains("to") ? e["to"] : e["provider"]).get<std::string>().c_str());
+                  e.contains("to") ? e["to"].get<std::string>().c_str()
+                  : e.contains("provider")
+                      ? e["provider"].get<std::string>().c_str()
+                      : ("stake on escrow " + e.value("escrow_id", "")).c_str());
     if (orders.empty()) std::printf("no certified orders signed by %s\n", addr.c_str());
     for (const auto& n : notes) std::fprintf(stderr, "dfrp-ledger: note: %s\n", n.c_str());
   }

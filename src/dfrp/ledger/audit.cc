@@ -75,6 +75,10 @@ class Replay {
       balance_[KeyBytes{}] += static_cast<int64_t>(o.fee);
       if (o.kind == OrderKind::kTransfer) {
         balance_[o.transfer.to] += static_cast<int64_t>(o.transfer.amount);
+      } else if (o.kind == OrderKind::kJobCollateral) {
+        // Held until the escrow is settled (the settlements below come after every order).
+        collateral_[o.collateral.escrow_id] += o.collateral.amount;
+        stakers_[o.collateral.escrow_id] = o.sender;
       } else {
         core::Status accepted = VerifyAcceptance(o, p_.network_id);
         if (!accepted.ok())
@@ -157,6 +161,7 @@ class Replay {
     __int128 reported = 0;
     for (const auto& [k, v] : log.accounts) reported += v.first;
     for (const auto& [id, r] : log.escrow_remaining) reported += r;
+    for (const auto& [id, held] : log.collateral_held) reported += held;
     if (reported != static_cast<__int128>(p_.genesis.supply))
       return Violation(log, fmt::format("the balances and escrows it reports sum to {} base "
                                         "units, the supply is {}",
@@ -177,6 +182,19 @@ class Replay {
         return Violation(log, fmt::format("it reports {} at {} base units, which its log never "
                                           "touched",
                                           AddressOfKey(k), v.first));
+    for (const auto& [id, held] : collateral_) {
+      auto rep = log.collateral_held.find(id);
+      const uint64_t got = rep == log.collateral_held.end() ? 0 : rep->second;
+      if (got != held)
+        return Violation(log, fmt::format("it reports {} base units of collateral held for escrow "
+                                          "{}; its log gives {}",
+                                          got, Short(id), held));
+    }
+    for (const auto& [id, held] : log.collateral_held)
+      if (!collateral_.contains(id) && held > 0)
+        return Violation(log, fmt::format("it reports collateral for escrow {}, which its log "
+                                          "never staked",
+                                          Short(id)));
     for (const auto& [id, e] : escrows_) {
       auto rep = log.escrow_remaining.find(id);
       if (rep == log.escrow_remaining.end() && e.remaining > 0)
@@ -221,6 +239,12 @@ class Replay {
       }
     }
     e->remaining = 0;
+    // The provider's stake: to the payer on a fraud proof, back to the provider otherwise.
+    if (auto held = collateral_.find(s.escrow_id); held != collateral_.end() && held->second > 0) {
+      const bool fraud = s.kind == SettleKind::kJobRefund && !s.proof.empty();
+      balance_[fraud ? e->payer : stakers_[s.escrow_id]] += static_cast<int64_t>(held->second);
+      held->second = 0;
+    }
     if (s.kind == SettleKind::kJobRefund) {
       balance_[e->payer] += static_cast<int64_t>(e->amount);
       return core::Status::OK();
@@ -277,6 +301,8 @@ class Replay {
   const std::optional<KeyBytes> owner_;
   AuditReport* report_;
   std::map<KeyBytes, int64_t> balance_;
+  std::map<crypto::Hash, uint64_t> collateral_;  // escrow id -> stake held
+  std::map<crypto::Hash, KeyBytes> stakers_;     // escrow id -> who staked it
   std::map<KeyBytes, uint64_t> next_seq_;
   std::map<crypto::Hash, OpenEscrow> escrows_;
 };

@@ -8,8 +8,8 @@
 //   - each sender's sequence numbers are applied gap-free from 0, each once; each escrow
 //     period is settled at most once; nothing is settled for an escrow not opened;
 //   - replaying the log from the genesis gives, at the end, exactly the balances, sequence
-//     numbers and escrow remainders the authority reports, and the balances and escrow
-//     remainders sum to the supply;
+//     numbers, escrow remainders and held collateral the authority reports, and those sum to
+//     the supply;
 //   - across authorities, no (sender, seq) has two different certified orders and no escrow
 //     period was certified both ways.
 //
@@ -39,6 +39,7 @@ struct AuthorityLog {
   // What the authority reports: key -> (balance, next_seq); escrow id -> remaining.
   std::map<KeyBytes, std::pair<int64_t, uint64_t>> accounts;
   std::map<crypto::Hash, uint64_t> escrow_remaining;
+  std::map<crypto::Hash, uint64_t> collateral_held;  // escrow id -> a provider's stake held
   // Every certificate's signatures were verified as the log was read (LedgerClient::FetchLog
   // does): the audit does not check them a second time.
   bool signatures_verified = false;

@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS read_escrows (
 CREATE TABLE IF NOT EXISTS read_votes (
   id BLOB PRIMARY KEY, max_voted INTEGER NOT NULL, close_hash BLOB) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS job_escrows (id BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS job_collateral (
+  escrow_id BLOB PRIMARY KEY, provider BLOB NOT NULL, held INTEGER NOT NULL,
+  to_provider INTEGER NOT NULL, to_payer INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS read_settlements (
   escrow_id BLOB NOT NULL, hash BLOB NOT NULL, kind INTEGER NOT NULL, bytes INTEGER NOT NULL,
   paid INTEGER NOT NULL, margin INTEGER NOT NULL, refunded INTEGER NOT NULL, cert BLOB NOT NULL,
@@ -361,6 +364,8 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
     }
     if (step != SQLITE_DONE) return Err(SqlError("reading a lock"));
   }
+  // A stake's escrow: open here, the sender's, asking this much, not settled.
+  if (o.kind == OrderKind::kJobCollateral) DFRP_RETURN_IF_ERROR(CollateralAllowedLocked(so));
   uint64_t need = 0;
   if (__builtin_add_overflow(o.amount(), fee, &need) ||
       need > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
@@ -502,6 +507,17 @@ Result<ApplyOutcome> Authority::HandleCertificate(const Certificate& cert) {
       if (jb.Step() != SQLITE_DONE) s = SqlError("opening the compute escrow");
     }
   }
+  if (s.ok() && o.kind == OrderKind::kJobCollateral) {
+    const crypto::Hash& id = o.collateral.escrow_id;
+    SqlStmt ins(db_,
+                "INSERT INTO job_collateral VALUES (?1, ?2, ?3, 0, 0) ON CONFLICT (escrow_id) DO "
+                "UPDATE SET held = held + ?3");
+    ins.BindBlob(1, View(id)).BindBlob(2, View(o.sender)).Bind(3, amount);
+    if (ins.Step() != SQLITE_DONE) s = SqlError("holding the collateral");
+    // Settled here already (this certificate arrived late): the stake follows the settlement
+    // at once, so the end state is the same in either order of application.
+    if (s.ok()) s = PayOutCollateralLocked(id, cert.order.hash);
+  }
   if (s.ok() && fee > 0)
     s = CreditLocked(kCommitteeAccount, static_cast<int64_t>(fee), cert.order.hash);
   if (s.ok()) {
@@ -607,6 +623,18 @@ Result<std::optional<EscrowInfo>> Authority::EscrowLocked(const crypto::Hash& id
     e.settled.push_back({static_cast<uint32_t>(ps.Int(0)), static_cast<SettleKind>(ps.Int(1)),
                          static_cast<uint64_t>(ps.Int(2)), static_cast<uint64_t>(ps.Int(3))});
   if (r != SQLITE_DONE) return Err(SqlError("reading an escrow's settlements"));
+  if (e.is_job) {
+    SqlStmt c(db_, "SELECT held, to_provider, to_payer FROM job_collateral WHERE escrow_id = ?1");
+    c.BindBlob(1, View(id));
+    const int cstep = c.Step();
+    if (cstep == SQLITE_ROW) {
+      e.collateral_held = static_cast<uint64_t>(c.Int(0));
+      e.collateral_to_provider = static_cast<uint64_t>(c.Int(1));
+      e.collateral_to_payer = static_cast<uint64_t>(c.Int(2));
+    } else if (cstep != SQLITE_DONE) {
+      return Err(SqlError("reading a compute escrow's collateral"));
+    }
+  }
   return std::optional<EscrowInfo>(std::move(e));
 }
 
@@ -846,9 +874,85 @@ Result<ApplyOutcome> Authority::HandleSettleCertificate(const SettleCertificate&
     del.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
     if (del.Step() != SQLITE_DONE) st = SqlError("clearing the settle lock");
   }
+  if (st.ok() && job_kind) st = PayOutCollateralLocked(s.escrow_id, s.hash);
   if (st.ok()) st = Exec("COMMIT");
   if (!st.ok()) return Err(fail(st));
   return ApplyOutcome::kApplied;
+}
+
+Status Authority::CollateralAllowedLocked(const SignedOrder& so) {
+  const Order& o = so.order;
+  const std::string what =
+      fmt::format("job_collateral {} for escrow {}", core::ToHex(so.hash).substr(0, 16),
+                  core::ToHex(o.collateral.escrow_id).substr(0, 16));
+  DFRP_ASSIGN_OR_RETURN(auto e, EscrowLocked(o.collateral.escrow_id));
+  if (!e)
+    return Status::NotFound(fmt::format(
+        "{}: the escrow is not open at authority {} (send the payer's certificates first)", what,
+        opt_.index));
+  if (!e->is_job) return Status::InvalidArgument(fmt::format("{}: not a compute escrow", what));
+  if (e->provider != o.sender)
+    return Status::InvalidArgument(fmt::format("{}: the escrow's provider is {}, not {}", what,
+                                               AddressOfKey(e->provider), AddressOfKey(o.sender)));
+  if (e->job.collateral != o.collateral.amount)
+    return Status::InvalidArgument(
+        fmt::format("{}: the terms ask a collateral of {} base units, the order stakes {}", what,
+                    e->job.collateral, o.collateral.amount));
+  if (e->collateral_held > 0 || e->collateral_to_provider > 0 || e->collateral_to_payer > 0)
+    return Status::Refused(fmt::format("{}: its collateral is staked already", what));
+  if (!e->settled.empty())
+    return Status::Refused(fmt::format("{}: the job was settled already", what));
+  SqlStmt lk(db_, "SELECT 1 FROM settle_locks WHERE escrow_id = ?1 AND period = 0");
+  lk.BindBlob(1, View(o.collateral.escrow_id));
+  const int step = lk.Step();
+  if (step == SQLITE_ROW)
+    return Status::Refused(fmt::format(
+        "{}: authority {} voted to settle the job already: a stake now would come too late", what,
+        opt_.index));
+  if (step != SQLITE_DONE) return SqlError("reading a settle lock");
+  const JobWindow w = JobWindowOf(e->job, opt_.policy->storage);
+  const int64_t now = opt_.clock->NowUnixMillis();
+  if (now >= w.dispute_until_ms)
+    return Status::Refused(fmt::format(
+        "{}: stakes are voted until {} (Unix ms, the dispute window's end); authority {}'s "
+        "clock reads {}",
+        what, w.dispute_until_ms, opt_.index, now));
+  return Status::OK();
+}
+
+Status Authority::PayOutCollateralLocked(const crypto::Hash& escrow_id, const crypto::Hash& why) {
+  SqlStmt c(db_, "SELECT provider, held FROM job_collateral WHERE escrow_id = ?1");
+  c.BindBlob(1, View(escrow_id));
+  const int cstep = c.Step();
+  if (cstep == SQLITE_DONE) return Status::OK();  // no stake
+  if (cstep != SQLITE_ROW) return SqlError("reading a collateral");
+  KeyBytes provider{};
+  ToArray(c.Blob(0), &provider);
+  const int64_t held = c.Int(1);
+  if (held <= 0) return Status::OK();
+  SqlStmt st(db_, "SELECT kind, cert FROM settlements WHERE escrow_id = ?1 AND period = 0");
+  st.BindBlob(1, View(escrow_id));
+  const int sstep = st.Step();
+  if (sstep == SQLITE_DONE) return Status::OK();  // not settled here yet: it stays held
+  if (sstep != SQLITE_ROW) return SqlError("reading a settlement");
+  DFRP_ASSIGN_OR_RETURN(auto e, EscrowLocked(escrow_id));
+  if (!e) return Status::Corruption("a settled escrow that is not open");
+  // A refund on a fraud proof gives the stake to the payer; a release, or a refund because no
+  // claim came, returns it to the provider.
+  bool fraud = false;
+  if (static_cast<SettleKind>(st.Int(0)) == SettleKind::kJobRefund) {
+    auto sc = DecodeSettleCertificate(st.Blob(1), network_id());
+    if (!sc) return Status::Corruption("a stored settlement certificate does not decode");
+    fraud = !sc->settlement.proof.empty();
+  }
+  DFRP_RETURN_IF_ERROR(CreditLocked(fraud ? e->payer : provider, held, why));
+  SqlStmt up(db_, fraud ? "UPDATE job_collateral SET held = 0, to_payer = to_payer + ?2 WHERE "
+                          "escrow_id = ?1"
+                        : "UPDATE job_collateral SET held = 0, to_provider = to_provider + ?2 "
+                          "WHERE escrow_id = ?1");
+  up.BindBlob(1, View(escrow_id)).Bind(2, held);
+  if (up.Step() != SQLITE_DONE) return SqlError("paying out a collateral");
+  return Status::OK();
 }
 
 Status Authority::SettleLockAllowsLocked(const Settlement& s, std::string_view what) {
@@ -911,6 +1015,11 @@ Result<Vote> Authority::HandleJobSettlement(const Settlement& s) {
           "{}: authority {} votes releases from {} to {} (Unix ms: the settle time, to it plus "
           "the grace less the {} ms guard; disputes come first); its clock reads {}",
           what, opt_.index, w.release_from_ms, w.release_until_ms, skew, now)));
+    if (e.collateral_held < e.job.collateral)
+      return Err(Status::Refused(fmt::format(
+          "{}: the terms ask the provider to stake {} base units, authority {} holds {} of it: "
+          "no release before the stake (its job_collateral certificate) is here",
+          what, e.job.collateral, opt_.index, e.collateral_held)));
     if (Status ok = CheckJobClaim(s.proof, e.job, e.provider, network_id()); !ok.ok())
       return Err(Status::Refused(fmt::format("{}: {}", what, ok.message())));
     if (opt_.clock->NowUnixMillis() >= w.release_until_ms)
@@ -1189,6 +1298,23 @@ Result<std::vector<AccountInfo>> Authority::Accounts(size_t limit) {
   return out;
 }
 
+Result<std::vector<std::pair<crypto::Hash, uint64_t>>> Authority::HeldCollateral(size_t limit) {
+  core::MutexLock lock(&mu_);
+  SqlStmt st(db_,
+             "SELECT escrow_id, held FROM job_collateral WHERE held > 0 ORDER BY escrow_id "
+             "LIMIT ?1");
+  st.Bind(1, static_cast<int64_t>(limit));
+  std::vector<std::pair<crypto::Hash, uint64_t>> out;
+  int r;
+  while ((r = st.Step()) == SQLITE_ROW) {
+    crypto::Hash id{};
+    ToArray(st.Blob(0), &id);
+    out.emplace_back(id, static_cast<uint64_t>(st.Int(1)));
+  }
+  if (r != SQLITE_DONE) return Err(SqlError("listing collateral"));
+  return out;
+}
+
 Result<std::vector<Equivocation>> Authority::Equivocations() {
   core::MutexLock lock(&mu_);
   SqlStmt st(db_, "SELECT sender, seq, order_a, order_b FROM equivocations ORDER BY sender, seq");
@@ -1210,14 +1336,15 @@ Status Authority::CheckSupply() {
   core::MutexLock lock(&mu_);
   SqlStmt st(db_,
              "SELECT (SELECT sum(balance) FROM accounts), (SELECT coalesce(sum(remaining), 0) "
-             "FROM escrows), (SELECT value FROM meta WHERE key = 'supply')");
+             "FROM escrows), (SELECT value FROM meta WHERE key = 'supply'), (SELECT "
+             "coalesce(sum(held), 0) FROM job_collateral)");
   if (st.Step() != SQLITE_ROW) return SqlError("summing balances");
-  const std::string total = std::to_string(st.Int(0) + st.Int(1)), supply = st.Text(2);
+  const std::string total = std::to_string(st.Int(0) + st.Int(1) + st.Int(3)), supply = st.Text(2);
   if (total != supply)
     return Status::Corruption(fmt::format(
-        "ledger database {}: the balances ({}) and open escrows ({}) sum to {} base units, the "
-        "supply is {}",
-        opt_.path, st.Int(0), st.Int(1), total, supply));
+        "ledger database {}: the balances ({}), open escrows ({}) and held collateral ({}) sum "
+        "to {} base units, the supply is {}",
+        opt_.path, st.Int(0), st.Int(1), st.Int(3), total, supply));
   return Status::OK();
 }
 
@@ -1361,7 +1488,8 @@ Result<Checkpoint> Authority::CheckpointLocked() {
   // seq) ‖ 0xff ‖ every escrow by id (id ‖ u64 remaining) ‖ 0xff ‖ every settled period by
   // (escrow, period) (escrow id ‖ u32 period ‖ u8 kind) ‖ 0xff ‖ every applied read settlement
   // by (escrow, hash) (escrow id ‖ settlement hash) ‖ 0xff ‖ every read escrow by id (id ‖ u64
-  // redeemed bytes ‖ u8 closed). Integers big-endian.
+  // redeemed bytes ‖ u8 closed) ‖ 0xff ‖ every compute escrow's collateral by escrow id (id ‖
+  // u64 held ‖ u64 to provider ‖ u64 to payer). Integers big-endian.
   crypto::Sha256 h;
   std::string buf;
   buf += static_cast<char>(kCheckpointTag.size());
@@ -1408,6 +1536,10 @@ Result<Checkpoint> Authority::CheckpointLocked() {
   buf += '\xff';
   DFRP_RETURN_IF_ERROR(section("SELECT id, redeemed, closed FROM read_escrows ORDER BY id", {8, 1},
                                false, "reading read escrows for a checkpoint"));
+  buf += '\xff';
+  DFRP_RETURN_IF_ERROR(section(
+      "SELECT escrow_id, held, to_provider, to_payer FROM job_collateral ORDER BY escrow_id",
+      {8, 8, 8}, false, "reading collateral for a checkpoint"));
   h.Update(buf);
   cp.state = h.Final();
   SqlStmt n(db_, "SELECT count(*) FROM certificates");

@@ -89,6 +89,9 @@ struct EscrowInfo {
   // settled once, as period 0 (`settled`), by a job_release or a job_refund.
   bool is_job = false;
   JobTerms job;
+  // Its provider's stake (ledger/escrow.h, "Collateral"): held until the job is settled, then
+  // back to the provider (a release, or no claim) or to the payer (a fraud proof).
+  uint64_t collateral_held = 0, collateral_to_provider = 0, collateral_to_payer = 0;
 };
 
 // The settled periods whose period began in one bucket of time (docs/API.md,
@@ -149,6 +152,10 @@ class Authority {
   core::Result<std::vector<std::string>> SettleLog(uint64_t from, size_t limit) EXCLUDES(mu_);
   // Every account (the committee's too), by key, at most `limit`.
   core::Result<std::vector<AccountInfo>> Accounts(size_t limit) EXCLUDES(mu_);
+  // Every compute escrow's collateral still held (escrow id, base units), by id, at most
+  // `limit`: part of the supply.
+  core::Result<std::vector<std::pair<crypto::Hash, uint64_t>>> HeldCollateral(size_t limit)
+      EXCLUDES(mu_);
 
   // --- Escrows (ledger/escrow.h).
   // A vote for settling one period of an escrow. NotFound: the escrow is not open here (its
@@ -178,8 +185,8 @@ class Authority {
                                                     const crypto::Hash& after = {}) EXCLUDES(mu_);
   // The settlement certificates of an escrow (wire), by period.
   core::Result<std::vector<std::string>> SettleCertificates(const crypto::Hash& id) EXCLUDES(mu_);
-  // Ok when the balances and what is left in escrows sum to the genesis supply; Corruption
-  // with the figures otherwise.
+  // Ok when the balances, what is left in escrows and the collateral held sum to the genesis
+  // supply; Corruption with the figures otherwise.
   core::Status CheckSupply() EXCLUDES(mu_);
   // Every settled period by when it began (a bucket per `bucket_seconds`), the newest `limit`
   // buckets, oldest first. Derived from the applied settlements alone, so every authority
@@ -255,6 +262,13 @@ class Authority {
   core::Status PersistSettleLockLocked(const Settlement& s) REQUIRES(mu_);
   // A compute escrow's release or refund (ledger/escrow.h, "Compute escrows").
   core::Result<Vote> HandleJobSettlement(const Settlement& s) EXCLUDES(mu_);
+  // A job_collateral order's escrow checks: open here, a compute escrow of the sender's, asking
+  // exactly this stake, none staked yet, not settled or locked to be, inside the dispute window.
+  core::Status CollateralAllowedLocked(const SignedOrder& so) REQUIRES(mu_);
+  // When the escrow is settled here and a stake is held: the stake to the payer (a refund on a
+  // fraud proof) or back to the provider. Inside the caller's transaction.
+  core::Status PayOutCollateralLocked(const crypto::Hash& escrow_id, const crypto::Hash& why)
+      REQUIRES(mu_);
   // The next number in the one sequence settlements and read settlements are applied in.
   core::Result<int64_t> NextSettleAppliedLocked() REQUIRES(mu_);
 

@@ -439,6 +439,12 @@ Result<EscrowView> ParseEscrow(const json& j) {
     v.max_voted_bytes = std::max(*voted, *redeemed);
     v.closed = j["closed"].get<bool>();
   }
+  if (is_job && j.contains("collateral") && j["collateral"].is_object()) {
+    const json& c = j["collateral"];
+    v.collateral_held = IntField<uint64_t>(c, "held_base_units").value_or(0);
+    v.collateral_to_provider = IntField<uint64_t>(c, "to_provider_base_units").value_or(0);
+    v.collateral_to_payer = IntField<uint64_t>(c, "to_payer_base_units").value_or(0);
+  }
   std::memcpy(v.id.data(), id_bytes->data(), 32);
   v.remaining = *remaining;
   v.terms = *terms;
@@ -509,6 +515,11 @@ std::optional<EscrowView> Agree(const std::vector<EscrowView>& views, size_t nee
     out.redeemed_bytes = nth_highest([](const EscrowView& v) { return v.redeemed_bytes; });
     out.max_voted_bytes = nth_highest([](const EscrowView& v) { return v.max_voted_bytes; });
     out.closed = nth_highest([](const EscrowView& v) -> uint64_t { return v.closed; }) > 0;
+    out.collateral_held = nth_highest([](const EscrowView& v) { return v.collateral_held; });
+    out.collateral_to_provider =
+        nth_highest([](const EscrowView& v) { return v.collateral_to_provider; });
+    out.collateral_to_payer =
+        nth_highest([](const EscrowView& v) { return v.collateral_to_payer; });
     if (agreeing.size() < views.size())
       notes->push_back(fmt::format("{} of {} answers disagree on the escrow's terms",
                                    views.size() - agreeing.size(), views.size()));
@@ -707,6 +718,17 @@ Result<AuthorityLog> LedgerClient::FetchLogOnce(size_t a) {
     std::memcpy(k.data(), key->data(), 48);
     log.accounts[k] = {*balance, *next};
   }
+  if (accounts.contains("collateral") && accounts["collateral"].is_array())
+    for (const auto& c : accounts["collateral"]) {
+      const auto id_hex = StringField(c, "escrow_id");
+      const auto held = IntField<uint64_t>(c, "held_base_units");
+      auto id = id_hex ? core::FromHex(*id_hex) : std::nullopt;
+      if (!id || id->size() != 32 || !held)
+        return Err(Status::IOError(log.name + " answered a malformed collateral entry"));
+      crypto::Hash h{};
+      std::memcpy(h.data(), id->data(), 32);
+      log.collateral_held[h] = *held;
+    }
   // The escrows its log opened, as it reports them.
   for (const auto& wire : log.certificates) {
     auto cert = DecodeCertificate(wire, network_id());

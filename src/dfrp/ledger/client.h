@@ -81,6 +81,12 @@ struct EscrowView {
   // A compute escrow: `job` holds its terms, settled once as period 0.
   bool is_job = false;
   JobTerms job;
+  // Its provider's stake, each figure the highest that f + 1 authorities report.
+  uint64_t collateral_held = 0, collateral_to_provider = 0, collateral_to_payer = 0;
+  // Staked at all (held or paid out): what f + 1 report.
+  uint64_t collateral_staked() const {
+    return collateral_held + collateral_to_provider + collateral_to_payer;
+  }
   size_t answers = 0;
   std::vector<std::string> notes;
 };

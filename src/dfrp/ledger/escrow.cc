@@ -405,6 +405,18 @@ JobWindow JobWindowOf(const JobTerms& t, const economy::StoragePolicy& p) {
   return {settle - skew, settle, settle + grace - skew, settle + grace};
 }
 
+uint64_t CollateralFor(uint64_t price, double check_rate) {
+  constexpr uint64_t kCap = uint64_t{1} << 62;
+  if (!(check_rate > 0.0)) return kCap;
+  if (check_rate >= 1.0) return 0;
+  // In 1e-6 steps of q (the schedule's rates are basis points), exactly in integers.
+  const uint64_t q_ppm = std::max<uint64_t>(1, static_cast<uint64_t>(check_rate * 1e6 + 0.5));
+  if (q_ppm >= 1'000'000) return 0;
+  const unsigned __int128 num = static_cast<unsigned __int128>(price) * (1'000'000 - q_ppm);
+  const unsigned __int128 c = (num + q_ppm - 1) / q_ppm;
+  return c > kCap ? kCap : static_cast<uint64_t>(c);
+}
+
 JobPayout JobReleasePayout(uint64_t amount, const JobTerms& t, uint32_t margin_bps) {
   const uint64_t price = std::min(t.price, amount);
   JobPayout p;

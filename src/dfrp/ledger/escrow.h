@@ -200,6 +200,16 @@ ReadPayout ReadPayoutOf(uint64_t before, uint64_t after, const ReadTerms& t, uin
 // a refund and a release never both gather a quorum. A release pays the terms' price (the
 // owner's margin of it to the owner, the rest to the provider) and returns amount - price to
 // the payer; a refund returns the whole amount.
+//
+// Collateral. Terms with a verifier may ask the provider to stake `collateral` (the client sets
+// it from its check rate q for that provider: CollateralFor). The provider stakes it with a
+// job_collateral order of its own account (its sequence number orders it against every other
+// payment from that account, so stakes can never overspend a balance), voted only while the
+// escrow is open, unsettled and inside the dispute window, for exactly the terms' amount, once.
+// No authority votes a release before it holds the stake. When the job is settled the stake
+// goes to the payer on a refund with a fraud proof, and back to the provider otherwise (a
+// release, or a refund because no claim came); a stake applied after the settlement follows it
+// at once, so every order of application ends in one state.
 struct JobWindow {
   int64_t dispute_until_ms = 0;  // fraud proofs are voted before this (settle less the guard)
   int64_t release_from_ms = 0;   // settle
@@ -213,6 +223,10 @@ struct JobPayout {
   uint64_t to_provider = 0, margin = 0, to_payer = 0;
 };
 JobPayout JobReleasePayout(uint64_t amount, const JobTerms& t, uint32_t margin_bps);
+// The stake that makes cheating a loss when a job is checked with probability q (in (0, 1]):
+// a cheat keeps the price p unchecked and loses the stake checked, so it gains nothing in
+// expectation once q × C ≥ (1 − q) × p: C = ceil(p × (1 − q) / q), capped at 2^62. 0 at q = 1.
+uint64_t CollateralFor(uint64_t price, double check_rate);
 // A release's proof: the provider's claim, signed by `provider`, for the terms' job.
 // InvalidArgument naming the field, Corruption for a signature that does not verify.
 core::Status CheckJobClaim(std::string_view proof, const JobTerms& t, const KeyBytes& provider,

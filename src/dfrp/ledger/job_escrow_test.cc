@@ -39,8 +39,9 @@ class JobEscrowTest : public LedgerTest {
     clock_.SetMillis(1'800'000'000'000);
     job_id_ = crypto::Sha256Of(std::string("a signed job"));
   }
-  JobTerms Terms(uint64_t price = 300, bool verifier = true) {
+  JobTerms Terms(uint64_t price = 300, bool verifier = true, uint64_t collateral = 0) {
     JobTerms t;
+    t.collateral = collateral;
     t.job_id = job_id_;
     if (verifier) t.verifier = Pub(KeyOf(kVerifier));
     t.price = price;
@@ -82,6 +83,22 @@ class JobEscrowTest : public LedgerTest {
   crypto::Hash OpenEverywhere(uint64_t amount, const JobTerms& t, uint64_t seq = 0) {
     ApplyEverywhere(Certify(Open(amount, t, seq), {0, 1, 2}));
     return EscrowId(Pub(KeyOf(kPayer)), seq);
+  }
+  // The provider's job_collateral order at its `seq`.
+  SignedOrder Stake(const crypto::Hash& escrow, uint64_t amount, uint64_t seq,
+                    int signer = kProvider) {
+    Order o;
+    o.kind = OrderKind::kJobCollateral;
+    o.sender = Pub(KeyOf(signer));
+    o.seq = seq;
+    o.fee = 1;
+    o.collateral.escrow_id = escrow;
+    o.collateral.amount = amount;
+    return SignOrder(o, KeyOf(signer), Net());
+  }
+  core::Status OrderError(int a, const SignedOrder& o) {
+    auto v = authorities_[a]->HandleOrder(o);
+    return v ? core::Status::OK() : v.error();
   }
   void ExpectAudited(uint64_t releases_verified) {
     std::vector<AuthorityLog> logs;
@@ -268,7 +285,7 @@ TEST_F(JobEscrowTest, WithNoReleaseInItsWindowTheJobIsRefundedAfterTheGrace) {
 TEST_F(JobEscrowTest, TermsClaimsAndJobSettlementsRefuseEveryTruncationAndRoundTrip) {
   const JobTerms t = Terms();
   const std::string terms = EncodeJobTerms(t);
-  ASSERT_EQ(terms.size(), 96u);
+  ASSERT_EQ(terms.size(), 104u);
   auto back = DecodeJobTerms(terms);
   ASSERT_TRUE(back.has_value()) << back.error().ToString();
   EXPECT_EQ(back->job_id, t.job_id);
@@ -278,6 +295,9 @@ TEST_F(JobEscrowTest, TermsClaimsAndJobSettlementsRefuseEveryTruncationAndRoundT
   JobTerms zero_price = t;
   zero_price.price = 0;
   EXPECT_FALSE(DecodeJobTerms(EncodeJobTerms(zero_price)).has_value());
+  JobTerms unchecked_stake = Terms(300, /*verifier=*/false);
+  unchecked_stake.collateral = 10;  // nobody can dispute it: a stake means nothing
+  EXPECT_FALSE(DecodeJobTerms(EncodeJobTerms(unchecked_stake)).has_value());
   JobTerms bad_verifier = t;
   bad_verifier.verifier[0] ^= 0x1f;  // not a point any more
   EXPECT_FALSE(DecodeJobTerms(EncodeJobTerms(bad_verifier)).has_value());
@@ -306,6 +326,121 @@ TEST_F(JobEscrowTest, TermsClaimsAndJobSettlementsRefuseEveryTruncationAndRoundT
   EXPECT_FALSE(DecodeSettlement(SettlementBytes(Release(id, half), Net()), Net()).has_value());
   EXPECT_FALSE(DecodeSettlement(SettlementBytes(Refund(id, Claim(kProvider, "r")), Net()), Net())
                    .has_value());
+}
+
+TEST_F(JobEscrowTest, TheStakeThatMakesCheatingALossFollowsTheCheckRate) {
+  EXPECT_EQ(CollateralFor(300, 1.0), 0u);                 // checked every time: nothing to deter
+  EXPECT_EQ(CollateralFor(300, 0.5), 300u);               // 0.5 C >= 0.5 p
+  EXPECT_EQ(CollateralFor(300, 0.05), 5700u);             // 0.05 C >= 0.95 p: 19 p
+  EXPECT_EQ(CollateralFor(1, 0.3), 3u);                   // ceil(0.7 / 0.3) = ceil(2.33)
+  EXPECT_EQ(CollateralFor(300, 0.0), uint64_t{1} << 62);  // never checked: no stake is enough
+  // At the stake, a cheat's expected gain, (1 - q) p - q C, is never positive.
+  for (double q : {0.01, 0.05, 0.1, 0.25, 0.5, 0.9})
+    for (uint64_t p : {1u, 7u, 300u, 1'000'000u}) {
+      const double c = static_cast<double>(CollateralFor(p, q));
+      EXPECT_LE((1 - q) * static_cast<double>(p) - q * c, 1e-6) << q << " " << p;
+    }
+}
+
+TEST_F(JobEscrowTest, AStakeIsVotedOnlyByTheProviderForExactlyTheTermsAndNoReleaseComesWithoutIt) {
+  const JobTerms t = Terms(/*price=*/300, /*verifier=*/true, /*collateral=*/200);
+  const crypto::Hash id = OpenEverywhere(500, t);
+  const JobWindow w = JobWindowOf(t, policy_.storage);
+  // Someone else's stake, a stake of another amount, a stake on an escrow not open here.
+  core::Status other = OrderError(0, Stake(id, 200, 0, /*signer=*/kVerifier));
+  EXPECT_TRUE(other.code() == core::Status::Code::kInvalidArgument) << other.ToString();
+  EXPECT_NE(other.message().find("provider"), std::string::npos) << other.ToString();
+  core::Status less = OrderError(0, Stake(id, 199, 0));
+  EXPECT_TRUE(less.code() == core::Status::Code::kInvalidArgument) << less.ToString();
+  EXPECT_NE(less.message().find("ask a collateral of 200"), std::string::npos) << less.ToString();
+  core::Status unknown = OrderError(0, Stake(crypto::Sha256Of(std::string("no escrow")), 200, 0));
+  EXPECT_TRUE(unknown.IsNotFound()) << unknown.ToString();
+  // Without the stake, no authority votes the release.
+  clock_.SetMillis(w.release_from_ms);
+  core::Status unstaked = VoteError(0, Release(id, Claim(kProvider, "r")));
+  EXPECT_TRUE(unstaked.IsRefused()) << unstaked.ToString();
+  EXPECT_NE(unstaked.message().find("stake"), std::string::npos) << unstaked.ToString();
+  // And a stake after the dispute window is refused.
+  core::Status late = OrderError(0, Stake(id, 200, 0));
+  EXPECT_TRUE(late.IsRefused()) << late.ToString();
+  EXPECT_NE(late.message().find("dispute window"), std::string::npos) << late.ToString();
+  ExpectConserved();
+}
+
+TEST_F(JobEscrowTest, AReleaseReturnsTheStakeAndAFraudProofGivesItToThePayer) {
+  const JobTerms t = Terms(300, true, 200);
+  const crypto::Hash honest = OpenEverywhere(400, t, 0);
+  JobTerms t2 = t;
+  t2.job_id = crypto::Sha256Of(std::string("another signed job"));
+  const crypto::Hash cheated = OpenEverywhere(400, t2, 1);
+  const JobWindow w = JobWindowOf(t, policy_.storage);
+  ApplyEverywhere(Certify(Stake(honest, 200, 0), {0, 1, 2}));
+  // A second stake on the same escrow: refused (it is staked already).
+  core::Status twice = OrderError(0, Stake(honest, 200, 1));
+  EXPECT_TRUE(twice.IsRefused()) << twice.ToString();
+  ApplyEverywhere(Certify(Stake(cheated, 200, 1), {1, 2, 3}));
+  for (size_t a = 0; a < authorities_.size(); ++a) {
+    EXPECT_EQ(Balance(a, Pub(KeyOf(kProvider))), 1000 - 2 * 201);
+    EXPECT_EQ(authorities_[a]->Escrow(honest)->collateral_held, 200u);
+  }
+  ExpectConserved();
+  ExpectAudited(0);  // stakes held count toward the supply in the audit too
+
+  // The cheated job: a fraud proof, its stake to the payer.
+  ResultClaim pc, vc;
+  pc.job_id = vc.job_id = t2.job_id;
+  pc.result_root = crypto::Sha256Of(std::string("random bytes"));
+  vc.result_root = crypto::Sha256Of(std::string("the true result"));
+  pc.ranks = vc.ranks = 2;
+  SignClaim(&pc, KeyOf(kProvider), Net());
+  SignClaim(&vc, KeyOf(kVerifier), Net());
+  ApplySettleEverywhere(CertifySettlement(
+      Refund(cheated, EncodeClaim(pc, Net()) + EncodeClaim(vc, Net())), {0, 1, 2}));
+  // The honest job: released, its stake back.
+  clock_.SetMillis(w.release_from_ms);
+  ApplySettleEverywhere(CertifySettlement(Release(honest, Claim(kProvider, "r")), {0, 1, 3}));
+  for (size_t a = 0; a < authorities_.size(); ++a) {
+    // Provider: 1000 - 2 stakes - 2 fees + 200 back + 285 for the honest job.
+    EXPECT_EQ(Balance(a, Pub(KeyOf(kProvider))), 1000 - 402 + 200 + 285);
+    // Payer: 1000 - 2 fees - 300 (the honest job's price) + the cheater's stake.
+    EXPECT_EQ(Balance(a, Pub(KeyOf(kPayer))), 1000 - 2 - 300 + 200);
+    auto h = authorities_[a]->Escrow(honest);
+    EXPECT_EQ(h->collateral_held, 0u);
+    EXPECT_EQ(h->collateral_to_provider, 200u);
+    auto c = authorities_[a]->Escrow(cheated);
+    EXPECT_EQ(c->collateral_to_payer, 200u);
+    EXPECT_EQ(c->collateral_to_provider, 0u);
+  }
+  ExpectConserved();
+  ExpectAudited(1);
+}
+
+TEST_F(JobEscrowTest,
+       AStakeAppliedAfterItsSettlementEndsInTheSameStateAndARefundWithoutProofReturnsIt) {
+  const JobTerms t = Terms(300, true, 200);
+  const crypto::Hash id = OpenEverywhere(500, t);
+  const JobWindow w = JobWindowOf(t, policy_.storage);
+  const Certificate stake = Certify(Stake(id, 200, 0), {0, 1, 2});
+  // Authorities 0-2 apply the stake now; authority 3 only after the job is settled.
+  for (int a : {0, 1, 2}) ASSERT_TRUE(authorities_[a]->HandleCertificate(stake).has_value());
+  // No claim came: refunded after the grace (authority 3 has no stake, and votes the refund).
+  clock_.SetMillis(w.refund_from_ms);
+  ApplySettleEverywhere(CertifySettlement(Refund(id), {1, 2, 3}));
+  EXPECT_TRUE(authorities_[3]->CheckSupply().ok());
+  ASSERT_TRUE(authorities_[3]->HandleCertificate(stake).has_value());
+  for (size_t a = 0; a < authorities_.size(); ++a) {
+    EXPECT_EQ(Balance(a, Pub(KeyOf(kProvider))), 1000 - 1) << a;  // the stake back, the fee paid
+    EXPECT_EQ(Balance(a, Pub(KeyOf(kPayer))), 1000 - 1) << a;
+    auto e = authorities_[a]->Escrow(id);
+    EXPECT_EQ(e->collateral_held, 0u);
+    EXPECT_EQ(e->collateral_to_provider, 200u);
+  }
+  // The same state everywhere: the checkpoints agree.
+  auto first = authorities_[0]->GetEpochState();
+  for (size_t a = 1; a < authorities_.size(); ++a)
+    EXPECT_EQ(authorities_[a]->GetEpochState()->checkpoint.state, first->checkpoint.state) << a;
+  ExpectConserved();
+  ExpectAudited(0);
 }
 
 }  // namespace

@@ -70,6 +70,8 @@ inline AuthorityLog LogOf(Authority& a, const std::string& name) {
       log.escrow_remaining[id] = a.Escrow(id)->remaining;
     }
   }
+  const auto held = *a.HeldCollateral(100000);
+  for (const auto& [id, amount] : held) log.collateral_held[id] = amount;
   return log;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "dfrp/ledger/wire.h"
 #include "dfrp/wallet/address.h"
@@ -74,6 +75,12 @@ Status ReadJobTerms(Reader& r, JobTerms* t) {
   if (t->settle_unix == 0 || t->settle_unix > kMaxSeconds)
     return r.Bad("job_terms.settle",
                  fmt::format("{} is not a Unix time in seconds", t->settle_unix));
+  DFRP_RETURN_IF_ERROR(r.Be(&t->collateral, 8, "job_terms.collateral"));
+  if (t->collateral > 0 && !t->has_verifier())
+    return r.Bad("job_terms.collateral",
+                 "a job with no verifier cannot be disputed, so it takes no collateral");
+  if (t->collateral > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+    return r.Bad("job_terms.collateral", "past 2^63 - 1");
   return Status::OK();
 }
 
@@ -84,9 +91,10 @@ Status ReadOrderFields(Reader& r, Order* o) {
   if (kind != static_cast<uint64_t>(OrderKind::kTransfer) &&
       kind != static_cast<uint64_t>(OrderKind::kEscrowOpen) &&
       kind != static_cast<uint64_t>(OrderKind::kReadEscrowOpen) &&
-      kind != static_cast<uint64_t>(OrderKind::kJobEscrowOpen))
+      kind != static_cast<uint64_t>(OrderKind::kJobEscrowOpen) &&
+      kind != static_cast<uint64_t>(OrderKind::kJobCollateral))
     return r.Bad("kind", fmt::format("{} is not an order kind (1: transfer, 2: escrow_open, 3: "
-                                     "read_escrow_open, 4: job_escrow_open)",
+                                     "read_escrow_open, 4: job_escrow_open, 5: job_collateral)",
                                      kind));
   o->kind = static_cast<OrderKind>(kind);
   DFRP_RETURN_IF_ERROR(r.Array(&o->sender, "sender"));
@@ -110,6 +118,12 @@ Status ReadOrderFields(Reader& r, Order* o) {
                    fmt::format("{} is more than the escrow's amount {}", e.job.price, e.amount));
     DFRP_RETURN_IF_ERROR(r.Array(&e.acceptance, "escrow.acceptance"));
     DFRP_RETURN_IF_ERROR(wire::CheckSig(e.acceptance, r, "escrow.acceptance"));
+    return Status::OK();
+  }
+  if (o->kind == OrderKind::kJobCollateral) {
+    DFRP_RETURN_IF_ERROR(r.Array(&o->collateral.escrow_id, "collateral.escrow_id"));
+    DFRP_RETURN_IF_ERROR(r.Be(&o->collateral.amount, 8, "collateral.amount"));
+    if (o->collateral.amount == 0) return r.Bad("collateral.amount", "must be more than 0");
     return Status::OK();
   }
   DFRP_RETURN_IF_ERROR(r.Array(&o->transfer.to, "transfer.to"));
@@ -152,6 +166,8 @@ std::string_view OrderKindName(OrderKind k) {
       return "read_escrow_open";
     case OrderKind::kJobEscrowOpen:
       return "job_escrow_open";
+    case OrderKind::kJobCollateral:
+      return "job_collateral";
   }
   return "unknown";
 }
@@ -179,6 +195,11 @@ std::string OrderSigningBytes(const Order& o, const crypto::Hash& network_id) {
            : o.kind == OrderKind::kReadEscrowOpen ? EncodeReadTerms(o.escrow.read)
                                                   : EncodeJobTerms(o.escrow.job);
     PutArray(&out, o.escrow.acceptance);
+    return out;
+  }
+  if (o.kind == OrderKind::kJobCollateral) {
+    PutArray(&out, o.collateral.escrow_id);
+    PutBe(&out, o.collateral.amount, 8);
     return out;
   }
   PutArray(&out, o.transfer.to);
@@ -446,6 +467,7 @@ std::string EncodeJobTerms(const JobTerms& t) {
   PutArray(&out, t.verifier);
   PutBe(&out, t.price, 8);
   PutBe(&out, t.settle_unix, 8);
+  PutBe(&out, t.collateral, 8);
   return out;
 }
 

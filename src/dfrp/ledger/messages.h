@@ -64,6 +64,7 @@ enum class OrderKind : uint8_t {
   kEscrowOpen = 2,
   kReadEscrowOpen = 3,
   kJobEscrowOpen = 4,
+  kJobCollateral = 5,
 };
 std::string_view OrderKindName(OrderKind k);
 
@@ -111,14 +112,18 @@ core::Result<ReadTerms> DecodeReadTerms(std::string_view bytes);
 // until settle + grace the provider's claim releases it; after that, with no release, it is
 // refunded. `verifier`: the wallet whose re-run may dispute the result; all zero bytes when
 // this job is not checked (the client's check schedule, economic.toml compute.check_*).
+// `collateral`: what the provider puts at stake for this job (a job_collateral order of its
+// own, ledger/escrow.h "Collateral"); no release is voted before it is held, a fraud proof
+// gives it to the payer, and otherwise it goes back to the provider. 0: none.
 struct JobTerms {
   crypto::Hash job_id{};     // compute::JobId of the signed job
   KeyBytes verifier{};       // all zero: no verifier
   uint64_t price = 0;        // base units, 1 .. the escrow's amount
   uint64_t settle_unix = 0;  // seconds: the dispute window ends, the release window begins
+  uint64_t collateral = 0;   // base units the provider stakes; 0 with no verifier
   bool has_verifier() const { return verifier != KeyBytes{}; }
 };
-// The 96 bytes: job id ‖ verifier (48) ‖ u64 price ‖ u64 settle.
+// The 104 bytes: job id ‖ verifier (48) ‖ u64 price ‖ u64 settle ‖ u64 collateral.
 std::string EncodeJobTerms(const JobTerms& t);
 core::Result<JobTerms> DecodeJobTerms(std::string_view bytes);
 
@@ -133,21 +138,34 @@ struct EscrowOpen {
   SigBytes acceptance{};
 };
 
+// job_collateral: the sender (an escrow's provider) stakes `amount` on the compute escrow
+// `escrow_id` (ledger/escrow.h, "Collateral"). Ordered by the provider's own sequence number,
+// as any payment from its account, so no two stakes can spend one balance.
+struct JobCollateral {
+  crypto::Hash escrow_id{};
+  uint64_t amount = 0;  // base units, > 0: exactly the escrow's terms' collateral
+};
+
 // (kind, sender, seq, body), as the sender's wallet signs it, in a committee epoch.
 struct Order {
   OrderKind kind = OrderKind::kTransfer;
   KeyBytes sender{};
   uint64_t seq = 0;
-  uint64_t epoch = 0;  // the committee epoch it is for
-  uint64_t fee = 0;    // the order fee the sender agrees to pay the committee (base units)
-  Transfer transfer;   // kind == kTransfer
-  EscrowOpen escrow;   // kind == kEscrowOpen or kReadEscrowOpen
+  uint64_t epoch = 0;        // the committee epoch it is for
+  uint64_t fee = 0;          // the order fee the sender agrees to pay the committee (base units)
+  Transfer transfer;         // kind == kTransfer
+  EscrowOpen escrow;         // kind == kEscrowOpen, kReadEscrowOpen or kJobEscrowOpen
+  JobCollateral collateral;  // kind == kJobCollateral
   bool opens_escrow() const {
     return kind == OrderKind::kEscrowOpen || kind == OrderKind::kReadEscrowOpen ||
            kind == OrderKind::kJobEscrowOpen;
   }
   // What the order takes from the sender's balance besides the fee.
-  uint64_t amount() const { return opens_escrow() ? escrow.amount : transfer.amount; }
+  uint64_t amount() const {
+    return opens_escrow()                      ? escrow.amount
+           : kind == OrderKind::kJobCollateral ? collateral.amount
+                                               : transfer.amount;
+  }
 };
 
 // What a provider signs to accept an escrow: SignedPrefix(kAcceptTag, network_id, epoch) ‖
@@ -161,7 +179,7 @@ std::string ReadAcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint
                                        const KeyBytes& provider, uint64_t amount,
                                        const ReadTerms& terms, const crypto::Hash& network_id);
 // A compute escrow's acceptance: SignedPrefix(kJobAcceptTag, network_id, epoch) ‖ payer (48) ‖
-// u64 seq ‖ provider (48) ‖ u64 amount ‖ job terms (96).
+// u64 seq ‖ provider (48) ‖ u64 amount ‖ job terms (104).
 std::string JobAcceptanceSigningBytes(const KeyBytes& payer, uint64_t seq, uint64_t epoch,
                                       const KeyBytes& provider, uint64_t amount,
                                       const JobTerms& terms, const crypto::Hash& network_id);

@@ -266,6 +266,21 @@ Result<ledger::SigBytes> ComputeService::AcceptEscrow(std::string_view job_wire,
         "{}: it settles at {} (Unix s); this node needs the job's wall time ({} s) and {} s "
         "more from now ({}): settle at {} or later",
         what, terms.settle_unix, c.ctx.limits.wall_seconds, kSettleMarginSeconds, now_s, need)));
+  if (terms.collateral > 0) {
+    // The stake is sent when the job comes (Submit): the wallet must hold it now.
+    if (!opt_.stake || !opt_.balance)
+      return Err(Status::Refused(
+          fmt::format("{}: the terms ask a stake of {}, and this node stakes no collateral", what,
+                      opt_.policy->FormatAmount(terms.collateral))));
+    DFRP_ASSIGN_OR_RETURN(const int64_t have, opt_.balance());
+    const uint64_t fee = opt_.policy->order_fee;
+    if (have < 0 || static_cast<uint64_t>(have) < terms.collateral ||
+        static_cast<uint64_t>(have) - terms.collateral < fee)
+      return Err(Status::Refused(fmt::format(
+          "{}: the terms ask a stake of {} (plus the order fee {}), this node's wallet holds {}",
+          what, opt_.policy->FormatAmount(terms.collateral), opt_.policy->FormatAmount(fee),
+          opt_.policy->FormatSignedAmount(have))));
+  }
   const ledger::KeyBytes me = opt_.wallet_key->GetPublicKey().bytes();
   const std::string bytes = ledger::JobAcceptanceSigningBytes(payer, seq, epoch, me, amount, terms,
                                                               opt_.policy->network_id);
@@ -273,7 +288,7 @@ Result<ledger::SigBytes> ComputeService::AcceptEscrow(std::string_view job_wire,
 }
 
 Status ComputeService::CheckEscrow(const Checked& c, const crypto::Hash& escrow_id,
-                                   economy::Amount* price) const {
+                                   economy::Amount* price, uint64_t* unstaked) const {
   const std::string what = fmt::format("job {}: escrow {}", c.id_hex.substr(0, 16),
                                        core::ToHex(escrow_id).substr(0, 16));
   if (!opt_.escrow_of)
@@ -292,6 +307,7 @@ Status ComputeService::CheckEscrow(const Checked& c, const crypto::Hash& escrow_
   if (!e.settled.empty() || e.remaining != e.amount)
     return Status::Refused(fmt::format("{} is settled already", what));
   *price = e.job.price;
+  *unstaked = e.collateral_staked() >= e.job.collateral ? 0 : e.job.collateral;
   return Status::OK();
 }
 
@@ -314,7 +330,21 @@ Result<json> ComputeService::Submit(std::string_view wire, std::optional<crypto:
   DFRP_ASSIGN_OR_RETURN(Checked checked, Check(wire, !escrow.has_value()));
   // The price the weight sets max_fee against: the escrow's for a paid job, else the quote's.
   economy::Amount asked = checked.quote.total;
-  if (escrow) DFRP_RETURN_IF_ERROR(CheckEscrow(checked, *escrow, &asked));
+  uint64_t unstaked = 0;
+  if (escrow) DFRP_RETURN_IF_ERROR(CheckEscrow(checked, *escrow, &asked, &unstaked));
+  if (unstaked > 0) {
+    // The terms ask a stake: staked before the job is taken, or the job is not taken (no
+    // release is voted without it, so running it would be work for nothing).
+    if (!opt_.stake)
+      return Err(
+          Status::Refused(fmt::format("job {}: its escrow asks a stake, and this node "
+                                      "stakes no collateral",
+                                      checked.id_hex.substr(0, 16))));
+    auto staked = opt_.stake(*escrow, unstaked);
+    if (!staked)
+      return Err(staked.error().WithContext(
+          fmt::format("job {}: staking its collateral", checked.id_hex.substr(0, 16))));
+  }
   compute::JobContext ctx = std::move(checked.ctx);
   const std::string id_hex = checked.id_hex;
   const economy::Quote& q = checked.quote;

@@ -84,6 +84,11 @@ struct ComputeServiceOptions {
   // Whether a certified fraud record names this compute escrow (node/fraud_book.h); unset:
   // never.
   std::function<bool(const crypto::Hash& escrow_id)> disputed;
+  // Stakes the collateral a paid job's terms ask (node/collateral_staker.h) before the job is
+  // queued, and this wallet's balance as the committee reports it (checked before terms that
+  // ask a stake are accepted). Unset: terms that ask a stake are refused.
+  std::function<core::Result<nlohmann::json>(const crypto::Hash& escrow_id, uint64_t amount)> stake;
+  std::function<core::Result<int64_t>()> balance;
 };
 
 // A queued job as the queue ranks it.
@@ -173,9 +178,10 @@ class ComputeService {
   // Decodes and checks a job as Submit does; `match_fee` false: no fee match (a paid job's
   // price was agreed in its escrow).
   core::Result<Checked> Check(std::string_view wire, bool match_fee);
-  // Checks that the escrow pays this node for this job; `price` gets the price it agreed.
-  core::Status CheckEscrow(const Checked& c, const crypto::Hash& escrow_id,
-                           economy::Amount* price) const;
+  // Checks that the escrow pays this node for this job; `price` gets the price it agreed,
+  // `unstaked` the collateral its terms ask that the committee does not report staked yet.
+  core::Status CheckEscrow(const Checked& c, const crypto::Hash& escrow_id, economy::Amount* price,
+                           uint64_t* unstaked) const;
   nlohmann::json QuoteJson(const economy::Quote& q) const;
   explicit ComputeService(ComputeServiceOptions opt)
       : opt_(std::move(opt)), admission_(opt_.policy->reward) {}

@@ -127,7 +127,20 @@ json JobEscrowJson(const ledger::EscrowInfo& e, const economy::EconomicPolicy& p
         {"verifier", e.job.has_verifier() ? json(ledger::AddressOfKey(e.job.verifier)) : json()},
         {"price", p.FormatAmount(e.job.price)},
         {"price_base_units", e.job.price},
-        {"settle_unix", e.job.settle_unix}}},
+        {"settle_unix", e.job.settle_unix},
+        {"collateral", p.FormatAmount(e.job.collateral)},
+        {"collateral_base_units", e.job.collateral}}},
+      // The provider's stake, as this authority holds it (ledger/escrow.h, "Collateral").
+      {"collateral",
+       {{"required_base_units", e.job.collateral},
+        {"held_base_units", e.collateral_held},
+        {"to_provider_base_units", e.collateral_to_provider},
+        {"to_payer_base_units", e.collateral_to_payer},
+        {"state", e.job.collateral == 0                   ? "none asked"
+                  : e.collateral_to_payer > 0             ? "forfeited to the payer"
+                  : e.collateral_to_provider > 0          ? "returned to the provider"
+                  : e.collateral_held >= e.job.collateral ? "held"
+                                                          : "not staked"}}},
       {"terms_hex", core::ToHex(ledger::EncodeJobTerms(e.job))},
       {"dispute_until_ms", w.dispute_until_ms},
       {"release_from_ms", w.release_from_ms},

@@ -216,7 +216,13 @@ std::vector<RouteSpec> LedgerRoutes(Node* node) {
                                    {"key", core::ToHex(acct.key)},
                                    {"balance_base_units", acct.balance},
                                    {"next_seq", acct.next_seq}});
-                 return ApiResponse::Json(200, json{{"accounts", list}});
+                 // Providers' stakes on compute escrows, still held: part of the supply.
+                 auto held = (*a)->HeldCollateral(kMaxAccounts);
+                 if (!held) return ApiResponse::Error(held.error());
+                 json stakes = json::array();
+                 for (const auto& [id, amount] : *held)
+                   stakes.push_back({{"escrow_id", core::ToHex(id)}, {"held_base_units", amount}});
+                 return ApiResponse::Json(200, json{{"accounts", list}, {"collateral", stakes}});
                }});
   t.push_back({.methods = "GET",
                .pattern = "/v1/ledger/equivocations",

@@ -225,6 +225,13 @@ core::Status Node::OpenCompute() {
     // Paid jobs: their compute escrows are looked up at the committee.
     DFRP_ASSIGN_OR_RETURN(ledger::LedgerClient client, ledger::LedgerClient::Make(*policy_));
     co.escrow_of = [client](const crypto::Hash& id) mutable { return client.Escrow(id); };
+    // Stakes on the jobs it takes, from its own wallet (node/collateral_staker.h).
+    staker_ = std::make_unique<CollateralStaker>(fs, cfg.wallet, wallet_key_.get(), policy_.get(),
+                                                 client);
+    co.stake = [this](const crypto::Hash& id, uint64_t amount) {
+      return staker_->Stake(id, amount);
+    };
+    co.balance = [this] { return staker_->Balance(); };
   }
   // Inputs: this node's own store first (when it is a storage node), then the nodes the client
   // named, then the mesh's live storage peers; each source's bytes are verified (input_fetch.h).

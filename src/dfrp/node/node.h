@@ -40,6 +40,7 @@
 #include "dfrp/economy/market.h"
 #include "dfrp/economy/usage.h"
 #include "dfrp/ledger/authority.h"
+#include "dfrp/node/collateral_staker.h"
 #include "dfrp/node/compute_service.h"
 #include "dfrp/node/fraud_book.h"
 #include "dfrp/node/ledger_sync_service.h"
@@ -193,6 +194,7 @@ class Node {
   std::unique_ptr<ScrubService> scrub_;
   std::unique_ptr<economy::Market> market_;
   std::unique_ptr<economy::EconomicPolicy> policy_;
+  std::unique_ptr<CollateralStaker> staker_;  // a compute node's stakes; outlives compute_
   std::unique_ptr<crypto::bls::SecretKey> wallet_key_;  // before authority_, which uses it
   std::unique_ptr<ledger::Authority> authority_;
   std::unique_ptr<ReadDesk> read_desk_;  // before provider_, which uses it
