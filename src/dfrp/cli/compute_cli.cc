@@ -1221,6 +1221,11 @@ Status CmdSettle(const Globals& g, Env& e, const std::string& id, bool wait) {
                   {"to_provider", policy.FormatAmount(released ? pay.to_provider : 0)},
                   {"margin", policy.FormatAmount(released ? pay.margin : 0)},
                   {"to_payer", policy.FormatAmount(released ? pay.to_payer : v.amount)},
+                  // The provider's stake: back to it, or to the payer on a fraud proof (as
+                  // f + 1 authorities report it; it follows the settlement at each).
+                  {"collateral", policy.FormatAmount(v.job.collateral)},
+                  {"collateral_to_payer", policy.FormatAmount(v.collateral_to_payer)},
+                  {"collateral_to_provider", policy.FormatAmount(v.collateral_to_provider)},
                   {"action", action}};
       if (g.json)
         PrintJson(out);

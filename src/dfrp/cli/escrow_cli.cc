@@ -274,6 +274,12 @@ json JobViewJson(const economy::EconomicPolicy& p, const ledger::EscrowView& v, 
       {"price", p.FormatAmount(v.job.price)},
       {"verifier", v.job.has_verifier() ? json(ledger::AddressOfKey(v.job.verifier)) : json()},
       {"settle_unix", v.job.settle_unix},
+      // The provider's stake (ledger/escrow.h, "Collateral"), as f + 1 authorities report it.
+      {"collateral",
+       {{"required", p.FormatAmount(v.job.collateral)},
+        {"held", p.FormatAmount(v.collateral_held)},
+        {"to_provider", p.FormatAmount(v.collateral_to_provider)},
+        {"to_payer", p.FormatAmount(v.collateral_to_payer)}}},
       {"state",
        settled != v.settled.end()
            ? std::string(settled->second.kind == ledger::SettleKind::kJobRelease ? "released"
@@ -307,6 +313,13 @@ Status CmdStatus(const LedgerGlobals& g, core::Clock* clock, const economy::Econ
           c.id.c_str(), p.FormatAmount(v.remaining).c_str(), p.FormatAmount(v.amount).c_str(),
           p.genesis.currency.c_str(), core::ToHex(v.job.job_id).c_str(),
           p.FormatAmount(v.job.price).c_str(), j["state"].get<std::string>().c_str());
+    if (!g.json && v.job.collateral > 0)
+      std::printf(
+          "the provider's stake: %s asked, %s held, %s returned to it, %s given to the "
+          "payer\n",
+          p.FormatAmount(v.job.collateral).c_str(), p.FormatAmount(v.collateral_held).c_str(),
+          p.FormatAmount(v.collateral_to_provider).c_str(),
+          p.FormatAmount(v.collateral_to_payer).c_str());
     return Status::OK();
   }
   if (v.is_read) {

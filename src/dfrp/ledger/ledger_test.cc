@@ -433,13 +433,21 @@ TEST(LedgerSeeds, Write) {
   jb.escrow.job = {.job_id = crypto::Sha256Of(std::string("job")),
                    .verifier = Pub(KeyOf(2)),
                    .price = 650,
-                   .settle_unix = 1'800'000'000};
+                   .settle_unix = 1'800'000'000,
+                   .collateral = 1300};
   jb.escrow.acceptance =
       KeyOf(1)
           .Sign(core::AsBytes(JobAcceptanceSigningBytes(jb.sender, jb.seq, 0, jb.escrow.provider,
                                                         jb.escrow.amount, jb.escrow.job, net)))
           .bytes();
   put("job_escrow_open", 0, EncodeSignedOrder(SignOrder(jb, KeyOf(0), net), net));
+  // The provider's stake on it.
+  Order st;
+  st.kind = OrderKind::kJobCollateral;
+  st.sender = Pub(KeyOf(1));
+  st.seq = 2;
+  st.collateral = {.escrow_id = EscrowId(jb.sender, jb.seq), .amount = 1300};
+  put("job_collateral", 0, EncodeSignedOrder(SignOrder(st, KeyOf(1), net), net));
   std::string fraud;
   for (int signer : {1, 2}) {
     ResultClaim claim;
