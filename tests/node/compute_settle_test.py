@@ -25,11 +25,12 @@ Usage: compute_settle_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
   restarted node still holds it.
 - Each provider's node records how the committee settled its paid jobs (released with the
   pay, refunded on a fraud proof, refunded for no claim) and sums its earnings.
-- Collateral: the honest and the cheating jobs ask the provider to stake 2 (`--collateral`);
+- Collateral: the honest and the cheating jobs ask the provider to stake 0.02
+  (`--collateral`);
   each provider's node stakes it from its own wallet (a job_collateral order) before it takes
   the job. The honest stake comes back with the release; the cheater's goes to the client with
   the refund on the fraud proof. A job whose client has no record of the provider (checked at
-  rate 1) asks no stake, and a node whose wallet cannot cover a stake refuses the terms.
+  rate 1) asks no stake, and a node refuses terms asking more than 20 times the price.
 - Bad input: a client paying beyond its balance (exit 7, nothing signed); settle-job before
   the settle time without --wait (exit 6, saying when) and of an unknown job (exit 4); a job
   sent naming the escrow of another job, or of another provider, is refused (402).
@@ -153,24 +154,25 @@ def main():
         fee_rc.append((rc, err[-300:]))
     check("the client funds both providers (5 each)", all(r == 0 for r, _ in fee_rc) and
           balance("honest") == balance("cheat") == 5 * unit(), (fee_rc, balance("honest")))
-    STAKE = 2 * unit()
-    # A stake beyond a provider's wallet: the node refuses the terms, nothing is signed.
+    STAKE = 2 * unit() // 100  # 0.02: within 20 times the price (0.0012 here)
+    # A stake past 20 times the price: the node refuses the terms, nothing is signed.
     before = balance("alice")
     rc, out, err = compute("--json", "submit-job", "sum", "--ranks", "2", "--max-fee", "1",
                            "--cpu-seconds", "60", "--wall-seconds", "10", "--vector",
                            vector_of(honest), "--node", url["honest"], "--pay", "--verifier",
                            url["ver"], "--collateral", "50", *wallet)
-    check("terms asking a stake beyond the provider's wallet: refused (exit 7), nothing paid",
-          rc == 7 and "stake" in err and balance("alice") == before,
+    check("terms asking a stake of more than 20 times the price: refused (exit 7), nothing "
+          "paid", rc == 7 and "more than 20 times the price" in err and
+          balance("alice") == before,
           (rc, out[-300:], err[-400:]))
     alice0, owner0 = balance("alice"), balance("owner")
     funded = {"honest": balance("honest"), "cheat": balance("cheat")}
     # The three paid jobs first, so their settle times pass together.
-    rc, good, err = submit("sum", "honest", "--wait", "--collateral", "2")
+    rc, good, err = submit("sum", "honest", "--wait", "--collateral", "0.02")
     check("submit-job --pay: the honest provider's job runs, paid through a compute escrow",
           rc == 0 and good.get("state") == "done" and
           len(good.get("escrow", {}).get("escrow_id", "")) == 64, (rc, good, err[-600:]))
-    rc, bad, err = submit("sum", "cheat", "--wait", "--collateral", "2")
+    rc, bad, err = submit("sum", "cheat", "--wait", "--collateral", "0.02")
     check("submit-job --pay: the cheater's job 'runs' too, with a signed claim",
           rc == 0 and bad.get("state") == "done", (rc, bad, err[-600:]))
     # A second client (its own STATE_DIR, no record of anyone) has the cheater run a job too,

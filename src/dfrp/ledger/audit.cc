@@ -96,6 +96,16 @@ class Replay {
         escrows_[EscrowId(o.sender, o.seq)] = e;
       }
     }
+    // Every stake is its escrow's provider's, for exactly its terms' collateral.
+    for (const auto& [id, staker] : stakers_) {
+      auto it = escrows_.find(id);
+      if (it == escrows_.end()) continue;  // its escrow not applied here yet (a laggard)
+      if (!it->second.is_job || it->second.provider != staker ||
+          it->second.job.collateral != collateral_[id])
+        return Violation(log, fmt::format("a stake on escrow {} that its terms do not ask (not "
+                                          "a compute escrow of the staker's, or another amount)",
+                                          Short(id)));
+    }
     for (size_t i = 0; i < log.settlements.size(); ++i) {
       const std::string where = fmt::format("settlement {} of its log", i + 1);
       auto sc = DecodeSettleCertificate(log.settlements[i], p_.network_id);
@@ -226,6 +236,14 @@ class Replay {
     (*periods)[pk] = s.kind;
     if (seen_settles->insert(s.hash).second) {
       if (s.kind == SettleKind::kJobRelease) {
+        // Every voter held the stake; an authority that applied the release first may lack it
+        // still (a laggard: noted).
+        const auto stake = collateral_.find(s.escrow_id);
+        if (e->job.collateral > 0 &&
+            (stake == collateral_.end() || stake->second < e->job.collateral))
+          report_->notes.push_back(fmt::format(
+              "escrow {} was released here before its provider's stake was applied here",
+              Short(s.escrow_id)));
         core::Status ok = CheckJobClaim(s.proof, e->job, e->provider, p_.network_id);
         if (!ok.ok())
           return core::Status::Corruption(

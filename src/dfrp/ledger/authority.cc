@@ -900,23 +900,9 @@ Status Authority::CollateralAllowedLocked(const SignedOrder& so) {
                     e->job.collateral, o.collateral.amount));
   if (e->collateral_held > 0 || e->collateral_to_provider > 0 || e->collateral_to_payer > 0)
     return Status::Refused(fmt::format("{}: its collateral is staked already", what));
-  if (!e->settled.empty())
-    return Status::Refused(fmt::format("{}: the job was settled already", what));
-  SqlStmt lk(db_, "SELECT 1 FROM settle_locks WHERE escrow_id = ?1 AND period = 0");
-  lk.BindBlob(1, View(o.collateral.escrow_id));
-  const int step = lk.Step();
-  if (step == SQLITE_ROW)
-    return Status::Refused(fmt::format(
-        "{}: authority {} voted to settle the job already: a stake now would come too late", what,
-        opt_.index));
-  if (step != SQLITE_DONE) return SqlError("reading a settle lock");
-  const JobWindow w = JobWindowOf(e->job, opt_.policy->storage);
-  const int64_t now = opt_.clock->NowUnixMillis();
-  if (now >= w.dispute_until_ms)
-    return Status::Refused(fmt::format(
-        "{}: stakes are voted until {} (Unix ms, the dispute window's end); authority {}'s "
-        "clock reads {}",
-        what, w.dispute_until_ms, opt_.index, now));
+  // No clock and no settle lock is consulted: a vote that some authorities gave and others
+  // refused for a reason of time would leave the provider's sequence number locked to an
+  // order no quorum certifies. A late stake is harmless: it follows the settlement at once.
   return Status::OK();
 }
 
@@ -1015,10 +1001,12 @@ Result<Vote> Authority::HandleJobSettlement(const Settlement& s) {
           "{}: authority {} votes releases from {} to {} (Unix ms: the settle time, to it plus "
           "the grace less the {} ms guard; disputes come first); its clock reads {}",
           what, opt_.index, w.release_from_ms, w.release_until_ms, skew, now)));
-    if (e.collateral_held < e.job.collateral)
-      return Err(Status::Refused(fmt::format(
+    // Staked at all (held, or already paid out by this very release applied here).
+    if (e.collateral_held + e.collateral_to_provider + e.collateral_to_payer < e.job.collateral)
+      return Err(Status::Unavailable(fmt::format(
           "{}: the terms ask the provider to stake {} base units, authority {} holds {} of it: "
-          "no release before the stake (its job_collateral certificate) is here",
+          "no release before the stake (its job_collateral certificate) is here; try again "
+          "once it is",
           what, e.job.collateral, opt_.index, e.collateral_held)));
     if (Status ok = CheckJobClaim(s.proof, e.job, e.provider, network_id()); !ok.ok())
       return Err(Status::Refused(fmt::format("{}: {}", what, ok.message())));

@@ -263,7 +263,7 @@ class Authority {
   // A compute escrow's release or refund (ledger/escrow.h, "Compute escrows").
   core::Result<Vote> HandleJobSettlement(const Settlement& s) EXCLUDES(mu_);
   // A job_collateral order's escrow checks: open here, a compute escrow of the sender's, asking
-  // exactly this stake, none staked yet, not settled or locked to be, inside the dispute window.
+  // exactly this stake, none staked yet. No clock (see the definition).
   core::Status CollateralAllowedLocked(const SignedOrder& so) REQUIRES(mu_);
   // When the escrow is settled here and a stake is held: the stake to the payer (a refund on a
   // fraud proof) or back to the provider. Inside the caller's transaction.

@@ -204,12 +204,13 @@ ReadPayout ReadPayoutOf(uint64_t before, uint64_t after, const ReadTerms& t, uin
 // Collateral. Terms with a verifier may ask the provider to stake `collateral` (the client sets
 // it from its check rate q for that provider: CollateralFor). The provider stakes it with a
 // job_collateral order of its own account (its sequence number orders it against every other
-// payment from that account, so stakes can never overspend a balance), voted only while the
-// escrow is open, unsettled and inside the dispute window, for exactly the terms' amount, once.
-// No authority votes a release before it holds the stake. When the job is settled the stake
-// goes to the payer on a refund with a fraud proof, and back to the provider otherwise (a
-// release, or a refund because no claim came); a stake applied after the settlement follows it
-// at once, so every order of application ends in one state.
+// payment from that account, so stakes can never overspend a balance), voted only when the
+// escrow is open at the voter, for exactly the terms' amount, once (no clock: see
+// Authority::CollateralAllowedLocked).
+// No authority votes a release before it holds the stake (Unavailable: try again). When the job is
+// settled the stake goes to the payer on a refund with a fraud proof, and back to the provider
+// otherwise (a release, or a refund because no claim came); a stake applied after the settlement
+// follows it at once, so every order of application ends in one state.
 struct JobWindow {
   int64_t dispute_until_ms = 0;  // fraud proofs are voted before this (settle less the guard)
   int64_t release_from_ms = 0;   // settle

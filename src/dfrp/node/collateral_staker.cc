@@ -45,6 +45,8 @@ Result<json> CollateralStaker::Stake(const crypto::Hash& escrow_id, uint64_t amo
   // second one would be refused, and stay valid in WALLET.pending for nothing).
   DFRP_ASSIGN_OR_RETURN(ledger::EscrowView e, client_.Escrow(escrow_id));
   if (e.collateral_staked() >= amount) return json{{"staked", "already"}};
+  if (!e.settled.empty())
+    return Err(Status::Refused(fmt::format("{}: the job is settled already", what)));
   const ledger::KeyBytes me = key_->GetPublicKey().bytes();
   const std::string address = wallet::AddressOf(key_->GetPublicKey());
   DFRP_ASSIGN_OR_RETURN(const uint64_t epoch, client_.RefreshEpoch());
@@ -75,6 +77,14 @@ Result<json> CollateralStaker::Stake(const crypto::Hash& escrow_id, uint64_t amo
             "transfer --abandon-pending moves past it)",
             what, old.order.seq, core::ToHex(old.hash).substr(0, 16))));
       out["completed_first"] = core::ToHex(old.hash);
+      // That was this very stake (signed before a crash or a failed send): done.
+      if (old.order.kind == ledger::OrderKind::kJobCollateral &&
+          old.order.collateral.escrow_id == escrow_id && old.order.collateral.amount == amount) {
+        out["staked"] = "now";
+        out["order_hash"] = core::ToHex(old.hash);
+        out["seq"] = old.order.seq;
+        return out;
+      }
       next = old.order.seq + 1;
       balance -= static_cast<int64_t>(old.order.amount() + old.order.fee);
     }

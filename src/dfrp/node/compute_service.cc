@@ -267,6 +267,21 @@ Result<ledger::SigBytes> ComputeService::AcceptEscrow(std::string_view job_wire,
         "more from now ({}): settle at {} or later",
         what, terms.settle_unix, c.ctx.limits.wall_seconds, kSettleMarginSeconds, now_s, need)));
   if (terms.collateral > 0) {
+    // The verifier's word can take the stake (a fraud proof is its claim against ours): never
+    // the payer itself, never this node, and a stake of at most kMaxCollateralPerPrice times
+    // the price.
+    if (terms.verifier == payer || terms.verifier == opt_.wallet_key->GetPublicKey().bytes())
+      return Err(Status::Refused(fmt::format(
+          "{}: the terms ask a stake and name {} as the verifier: a stake needs a verifier that "
+          "is neither the payer nor this node",
+          what, AddressOfBytes(terms.verifier))));
+    if (terms.collateral / kMaxCollateralPerPrice > terms.price ||
+        (terms.collateral / kMaxCollateralPerPrice == terms.price &&
+         terms.collateral % kMaxCollateralPerPrice != 0))
+      return Err(Status::Refused(
+          fmt::format("{}: the terms ask a stake of {}, more than {} times the price {}", what,
+                      opt_.policy->FormatAmount(terms.collateral), kMaxCollateralPerPrice,
+                      opt_.policy->FormatAmount(terms.price))));
     // The stake is sent when the job comes (Submit): the wallet must hold it now.
     if (!opt_.stake || !opt_.balance)
       return Err(Status::Refused(
@@ -333,6 +348,14 @@ Result<json> ComputeService::Submit(std::string_view wire, std::optional<crypto:
   uint64_t unstaked = 0;
   if (escrow) DFRP_RETURN_IF_ERROR(CheckEscrow(checked, *escrow, &asked, &unstaked));
   if (unstaked > 0) {
+    {
+      core::MutexLock lock(&mu_);
+      if (queue_.size() >= opt_.max_queue)
+        return Err(Status::Busy(fmt::format(
+            "this node's job queue is full ({} jobs): try another node or later (nothing was "
+            "staked)",
+            queue_.size())));
+    }
     // The terms ask a stake: staked before the job is taken, or the job is not taken (no
     // release is voted without it, so running it would be work for nothing).
     if (!opt_.stake)
