@@ -617,7 +617,11 @@ Result<json> OpenJobEscrow(Env& e, const economy::EconomicPolicy& p, const Opene
     DFRP_ASSIGN_OR_RETURN(compute::ProviderChecks checks,
                           compute::LoadProviderChecks(e.fs, ProvidersPath(e), provider));
     rate = compute::CheckRate(p.compute, checks);
-    tmpl.escrow.job.collateral = ledger::CollateralFor(price, rate);
+    // At most what a provider's node stakes (a policy whose floor is under 5% asks more).
+    const uint64_t cap = price > UINT64_MAX / ledger::kMaxCollateralPerPrice
+                             ? UINT64_MAX
+                             : price * ledger::kMaxCollateralPerPrice;
+    tmpl.escrow.job.collateral = std::min(ledger::CollateralFor(price, rate), cap);
   }
   OrderFlags of{.wallet = f.wallet, .passphrase_file = f.passphrase_file};
   DFRP_ASSIGN_OR_RETURN(json out, CertifyEscrowOpen(e.fs, p, w, of, url, job.max_fee, tmpl,
@@ -1063,12 +1067,29 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
                         compute::LoadProviderChecks(e.fs, ProvidersPath(e), provider));
   const std::map<std::string, std::string> caught = CaughtProviders(e, policy, {verifier});
   const auto caught_at = caught.find(provider);
+  // A paid job whose terms ask a stake that the committee does not report staked when the
+  // client draws is checked for certain: a provider that holds its stake back until it knows
+  // whether it is checked gains nothing by it (docs/COMPUTE.md, "Collateral").
+  std::string unstaked;
+  if (rec.contains("escrow") && rec["escrow"].is_object() &&
+      rec["escrow"].value("collateral_base_units", uint64_t{0}) > 0) {
+    DFRP_ASSIGN_OR_RETURN(PaidJob pj, PaidJobOf(policy, rec, id));
+    auto v = pj.client->Escrow(pj.escrow_id);
+    if (!v)
+      unstaked = fmt::format("the committee did not report the stake ({})", v.error().message());
+    else if (v->collateral_staked() < v->job.collateral)
+      unstaked = fmt::format("the provider had staked {} of the {} its terms ask",
+                             policy.FormatAmount(v->collateral_staked()),
+                             policy.FormatAmount(v->job.collateral));
+  }
   auto rate_of = [&](const compute::ProviderChecks& c) {
-    return caught_at != caught.end() ? 1.0 : compute::CheckRate(policy.compute, c);
+    return caught_at != caught.end() || !unstaked.empty() ? 1.0
+                                                          : compute::CheckRate(policy.compute, c);
   };
   const double rate = rate_of(checks);
   json check = {{"rate", rate}, {"adaptive", adaptive}};
   if (caught_at != caught.end()) check["caught"] = caught_at->second;
+  if (!unstaked.empty()) check["unstaked"] = unstaked;
   if (adaptive) {
     const uint32_t draw = std::random_device{}();
     check["draw"] = draw / 4294967296.0;

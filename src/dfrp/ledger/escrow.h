@@ -228,6 +228,10 @@ JobPayout JobReleasePayout(uint64_t amount, const JobTerms& t, uint32_t margin_b
 // a cheat keeps the price p unchecked and loses the stake checked, so it gains nothing in
 // expectation once q × C ≥ (1 − q) × p: C = ceil(p × (1 − q) / q), capped at 2^62. 0 at q = 1.
 uint64_t CollateralFor(uint64_t price, double check_rate);
+// The most a provider's node stakes on a job, in multiples of its price (node/compute_service.h
+// refuses more; submit-job asks no more): 20 covers the 5% check-rate floor (19 times the
+// price). Below a 5% rate the stake no longer covers the whole gain.
+inline constexpr uint64_t kMaxCollateralPerPrice = 20;
 // A release's proof: the provider's claim, signed by `provider`, for the terms' job.
 // InvalidArgument naming the field, Corruption for a signature that does not verify.
 core::Status CheckJobClaim(std::string_view proof, const JobTerms& t, const KeyBytes& provider,

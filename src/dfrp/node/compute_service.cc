@@ -268,19 +268,19 @@ Result<ledger::SigBytes> ComputeService::AcceptEscrow(std::string_view job_wire,
         what, terms.settle_unix, c.ctx.limits.wall_seconds, kSettleMarginSeconds, now_s, need)));
   if (terms.collateral > 0) {
     // The verifier's word can take the stake (a fraud proof is its claim against ours): never
-    // the payer itself, never this node, and a stake of at most kMaxCollateralPerPrice times
-    // the price.
+    // the payer itself, never this node, and a stake of at most ledger::kMaxCollateralPerPrice
+    // times the price.
     if (terms.verifier == payer || terms.verifier == opt_.wallet_key->GetPublicKey().bytes())
       return Err(Status::Refused(fmt::format(
           "{}: the terms ask a stake and name {} as the verifier: a stake needs a verifier that "
           "is neither the payer nor this node",
           what, AddressOfBytes(terms.verifier))));
-    if (terms.collateral / kMaxCollateralPerPrice > terms.price ||
-        (terms.collateral / kMaxCollateralPerPrice == terms.price &&
-         terms.collateral % kMaxCollateralPerPrice != 0))
+    if (terms.collateral / ledger::kMaxCollateralPerPrice > terms.price ||
+        (terms.collateral / ledger::kMaxCollateralPerPrice == terms.price &&
+         terms.collateral % ledger::kMaxCollateralPerPrice != 0))
       return Err(Status::Refused(
           fmt::format("{}: the terms ask a stake of {}, more than {} times the price {}", what,
-                      opt_.policy->FormatAmount(terms.collateral), kMaxCollateralPerPrice,
+                      opt_.policy->FormatAmount(terms.collateral), ledger::kMaxCollateralPerPrice,
                       opt_.policy->FormatAmount(terms.price))));
     // The stake is sent when the job comes (Submit): the wallet must hold it now.
     if (!opt_.stake || !opt_.balance)

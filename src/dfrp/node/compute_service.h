@@ -58,10 +58,6 @@
 
 namespace dfrp::node {
 
-// The most collateral a node stakes on a job, in multiples of its price: 20 covers the stake
-// a client asks at the 5% check-rate floor (19 times the price, ledger::CollateralFor).
-inline constexpr uint64_t kMaxCollateralPerPrice = 20;
-
 struct ComputeServiceOptions {
   core::FileSystem* fs = nullptr;
   core::Clock* clock = nullptr;
