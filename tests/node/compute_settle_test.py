@@ -30,7 +30,8 @@ Usage: compute_settle_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_CO
   each provider's node stakes it from its own wallet (a job_collateral order) before it takes
   the job. The honest stake comes back with the release; the cheater's goes to the client with
   the refund on the fraud proof. A job whose client has no record of the provider (checked at
-  rate 1) asks no stake, and a node refuses terms asking more than 20 times the price.
+  rate 1) asks no stake, and a node refuses terms asking more than 20 times the price, more
+  than its wallet holds, or naming itself as the verifier.
 - Bad input: a client paying beyond its balance (exit 7, nothing signed); settle-job before
   the settle time without --wait (exit 6, saying when) and of an unknown job (exit 4); a job
   sent naming the escrow of another job, or of another provider, is refused (402).
@@ -165,6 +166,19 @@ def main():
           "paid", rc == 7 and "more than 20 times the price" in err and
           balance("alice") == before,
           (rc, out[-300:], err[-400:]))
+    # A stake the provider's wallet cannot cover (V holds nothing), and a stake whose verifier
+    # is the provider itself: refused, nothing paid.
+    for prov, verif, why, what in (
+            (ver, honest, "this node's wallet holds", "a stake the provider's wallet cannot cover"),
+            (honest, honest, "neither the payer nor this node",
+             "a stake whose verifier is the provider itself")):
+        rc, out, err = compute("--json", "submit-job", "sum", "--ranks", "2", "--max-fee", "1",
+                               "--cpu-seconds", "60", "--wall-seconds", "10", "--vector",
+                               vector_of(prov), "--node", prov.info["url"], "--pay",
+                               "--verifier", verif.info["url"], "--collateral", "0.02", *wallet)
+        check(f"terms asking {what}: refused (exit 7), saying why, nothing paid",
+              rc == 7 and why in err and balance("alice") == before,
+              (rc, out[-300:], err[-400:]))
     alice0, owner0 = balance("alice"), balance("owner")
     funded = {"honest": balance("honest"), "cheat": balance("cheat")}
     # The three paid jobs first, so their settle times pass together.
