@@ -618,10 +618,8 @@ Result<json> OpenJobEscrow(Env& e, const economy::EconomicPolicy& p, const Opene
                           compute::LoadProviderChecks(e.fs, ProvidersPath(e), provider));
     rate = compute::CheckRate(p.compute, checks);
     // At most what a provider's node stakes (a policy whose floor is under 5% asks more).
-    const uint64_t cap = price > UINT64_MAX / ledger::kMaxCollateralPerPrice
-                             ? UINT64_MAX
-                             : price * ledger::kMaxCollateralPerPrice;
-    tmpl.escrow.job.collateral = std::min(ledger::CollateralFor(price, rate), cap);
+    tmpl.escrow.job.collateral =
+        std::min(ledger::CollateralFor(price, rate), ledger::MaxCollateral(price));
   }
   OrderFlags of{.wallet = f.wallet, .passphrase_file = f.passphrase_file};
   DFRP_ASSIGN_OR_RETURN(json out, CertifyEscrowOpen(e.fs, p, w, of, url, job.max_fee, tmpl,

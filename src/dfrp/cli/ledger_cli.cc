@@ -44,6 +44,7 @@
 #include "dfrp/core/version.h"
 #include "dfrp/ledger/client.h"
 #include "dfrp/ledger/escrow.h"
+#include "dfrp/ledger/pending_order.h"
 #include "dfrp/storage/store.h"
 #include "dfrp/wallet/address.h"
 #include "dfrp/wallet/keystore.h"
@@ -208,21 +209,6 @@ Result<std::optional<std::string>> ReadHexFile(core::FileSystem* fs, const std::
   return core::FromHex(text);
 }
 
-Result<ledger::SignedOrder> ReadPending(core::FileSystem* fs, const std::string& path,
-                                        const crypto::Hash& net, const ledger::KeyBytes& me) {
-  DFRP_ASSIGN_OR_RETURN(auto bytes, ReadHexFile(fs, path));
-  if (!bytes)
-    return Err(Status::Corruption(fmt::format(
-        "{} is not the hex of a signed order: move it aside only if you know that order was "
-        "never sent",
-        path)));
-  DFRP_ASSIGN_OR_RETURN(ledger::SignedOrder o, ledger::DecodeSignedOrder(*bytes, net));
-  if (o.order.sender != me)
-    return Err(Status::InvalidArgument(
-        fmt::format("{} holds an order of another wallet: it is not this wallet's journal", path)));
-  return o;
-}
-
 json CertJson(const economy::EconomicPolicy& p, const ledger::SubmitResult& r) {
   const ledger::Order& o = r.certificate.order.order;
   return json{{"order_hash", core::ToHex(r.certificate.order.hash)},
@@ -293,7 +279,8 @@ Result<json> CertifyNewOrder(core::FileSystem* fs, const economy::EconomicPolicy
   json out;
   const std::string pending = w.path + ".pending";
   if (fs->Exists(pending)) {
-    DFRP_ASSIGN_OR_RETURN(ledger::SignedOrder old, ReadPending(fs, pending, p.network_id, me));
+    DFRP_ASSIGN_OR_RETURN(ledger::SignedOrder old,
+                          ledger::ReadPendingOrder(fs, pending, p.network_id, me));
     if (old.order.seq >= next && old.order.epoch < epoch) {
       // Signed for an epoch that closed without it: no authority takes it any more, so its
       // sequence number is free for a new order.
@@ -353,8 +340,7 @@ Result<json> CertifyNewOrder(core::FileSystem* fs, const economy::EconomicPolicy
   o.epoch = epoch;
   const ledger::SignedOrder so = ledger::SignOrder(o, *w.key, p.network_id);
   // Synced before anything leaves: a crash after this point resends this order.
-  DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
-      fs, pending, core::ToHex(ledger::EncodeSignedOrder(so, p.network_id)) + "\n"));
+  DFRP_RETURN_IF_ERROR(ledger::WritePendingOrder(fs, pending, so, p.network_id));
   if (signed_seq) *signed_seq = so.order.seq;
   auto r = client.Submit(so);
   if (!r) return Err(r.error());

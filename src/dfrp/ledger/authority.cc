@@ -364,7 +364,7 @@ Result<Vote> Authority::HandleOrder(const SignedOrder& so) {
     }
     if (step != SQLITE_DONE) return Err(SqlError("reading a lock"));
   }
-  // A stake's escrow: open here, the sender's, asking this much, not settled.
+  // A stake's escrow: open here, the sender's, asking this much, not staked yet.
   if (o.kind == OrderKind::kJobCollateral) DFRP_RETURN_IF_ERROR(CollateralAllowedLocked(so));
   uint64_t need = 0;
   if (__builtin_add_overflow(o.amount(), fee, &need) ||
@@ -874,7 +874,9 @@ Result<ApplyOutcome> Authority::HandleSettleCertificate(const SettleCertificate&
     del.BindBlob(1, View(s.escrow_id)).Bind(2, int64_t{s.period});
     if (del.Step() != SQLITE_DONE) st = SqlError("clearing the settle lock");
   }
-  if (st.ok() && job_kind) st = PayOutCollateralLocked(s.escrow_id, s.hash);
+  if (st.ok() && job_kind)
+    st = PayOutCollateralLocked(s.escrow_id, s.hash,
+                                s.kind == SettleKind::kJobRefund && !s.proof.empty());
   if (st.ok()) st = Exec("COMMIT");
   if (!st.ok()) return Err(fail(st));
   return ApplyOutcome::kApplied;
@@ -898,7 +900,7 @@ Status Authority::CollateralAllowedLocked(const SignedOrder& so) {
     return Status::InvalidArgument(
         fmt::format("{}: the terms ask a collateral of {} base units, the order stakes {}", what,
                     e->job.collateral, o.collateral.amount));
-  if (e->collateral_held > 0 || e->collateral_to_provider > 0 || e->collateral_to_payer > 0)
+  if (e->collateral_staked() > 0)
     return Status::Refused(fmt::format("{}: its collateral is staked already", what));
   // No clock and no settle lock is consulted: a vote that some authorities gave and others
   // refused for a reason of time would leave the provider's sequence number locked to an
@@ -906,7 +908,8 @@ Status Authority::CollateralAllowedLocked(const SignedOrder& so) {
   return Status::OK();
 }
 
-Status Authority::PayOutCollateralLocked(const crypto::Hash& escrow_id, const crypto::Hash& why) {
+Status Authority::PayOutCollateralLocked(const crypto::Hash& escrow_id, const crypto::Hash& why,
+                                         std::optional<bool> fraud) {
   SqlStmt c(db_, "SELECT provider, held FROM job_collateral WHERE escrow_id = ?1");
   c.BindBlob(1, View(escrow_id));
   const int cstep = c.Step();
@@ -916,26 +919,29 @@ Status Authority::PayOutCollateralLocked(const crypto::Hash& escrow_id, const cr
   ToArray(c.Blob(0), &provider);
   const int64_t held = c.Int(1);
   if (held <= 0) return Status::OK();
-  SqlStmt st(db_, "SELECT kind, cert FROM settlements WHERE escrow_id = ?1 AND period = 0");
-  st.BindBlob(1, View(escrow_id));
-  const int sstep = st.Step();
-  if (sstep == SQLITE_DONE) return Status::OK();  // not settled here yet: it stays held
-  if (sstep != SQLITE_ROW) return SqlError("reading a settlement");
+  if (!fraud) {
+    // Called for a stake: how was the escrow settled here, if it was?
+    SqlStmt st(db_, "SELECT kind, cert FROM settlements WHERE escrow_id = ?1 AND period = 0");
+    st.BindBlob(1, View(escrow_id));
+    const int sstep = st.Step();
+    if (sstep == SQLITE_DONE) return Status::OK();  // not settled here yet: it stays held
+    if (sstep != SQLITE_ROW) return SqlError("reading a settlement");
+    fraud = false;
+    if (static_cast<SettleKind>(st.Int(0)) == SettleKind::kJobRefund) {
+      auto sc = DecodeSettleCertificate(st.Blob(1), network_id());
+      if (!sc) return Status::Corruption("a stored settlement certificate does not decode");
+      fraud = !sc->settlement.proof.empty();
+    }
+  }
   DFRP_ASSIGN_OR_RETURN(auto e, EscrowLocked(escrow_id));
   if (!e) return Status::Corruption("a settled escrow that is not open");
   // A refund on a fraud proof gives the stake to the payer; a release, or a refund because no
   // claim came, returns it to the provider.
-  bool fraud = false;
-  if (static_cast<SettleKind>(st.Int(0)) == SettleKind::kJobRefund) {
-    auto sc = DecodeSettleCertificate(st.Blob(1), network_id());
-    if (!sc) return Status::Corruption("a stored settlement certificate does not decode");
-    fraud = !sc->settlement.proof.empty();
-  }
-  DFRP_RETURN_IF_ERROR(CreditLocked(fraud ? e->payer : provider, held, why));
-  SqlStmt up(db_, fraud ? "UPDATE job_collateral SET held = 0, to_payer = to_payer + ?2 WHERE "
-                          "escrow_id = ?1"
-                        : "UPDATE job_collateral SET held = 0, to_provider = to_provider + ?2 "
-                          "WHERE escrow_id = ?1");
+  DFRP_RETURN_IF_ERROR(CreditLocked(*fraud ? e->payer : provider, held, why));
+  SqlStmt up(db_, *fraud ? "UPDATE job_collateral SET held = 0, to_payer = to_payer + ?2 WHERE "
+                           "escrow_id = ?1"
+                         : "UPDATE job_collateral SET held = 0, to_provider = to_provider + ?2 "
+                           "WHERE escrow_id = ?1");
   up.BindBlob(1, View(escrow_id)).Bind(2, held);
   if (up.Step() != SQLITE_DONE) return SqlError("paying out a collateral");
   return Status::OK();
@@ -1002,7 +1008,7 @@ Result<Vote> Authority::HandleJobSettlement(const Settlement& s) {
           "the grace less the {} ms guard; disputes come first); its clock reads {}",
           what, opt_.index, w.release_from_ms, w.release_until_ms, skew, now)));
     // Staked at all (held, or already paid out by this very release applied here).
-    if (e.collateral_held + e.collateral_to_provider + e.collateral_to_payer < e.job.collateral)
+    if (e.collateral_staked() < e.job.collateral)
       return Err(Status::Unavailable(fmt::format(
           "{}: the terms ask the provider to stake {} base units, authority {} holds {} of it: "
           "no release before the stake (its job_collateral certificate) is here; try again "

@@ -92,6 +92,10 @@ struct EscrowInfo {
   // Its provider's stake (ledger/escrow.h, "Collateral"): held until the job is settled, then
   // back to the provider (a release, or no claim) or to the payer (a fraud proof).
   uint64_t collateral_held = 0, collateral_to_provider = 0, collateral_to_payer = 0;
+  // Staked at all: held, or paid out since.
+  uint64_t collateral_staked() const {
+    return collateral_held + collateral_to_provider + collateral_to_payer;
+  }
 };
 
 // The settled periods whose period began in one bucket of time (docs/API.md,
@@ -266,9 +270,11 @@ class Authority {
   // exactly this stake, none staked yet. No clock (see the definition).
   core::Status CollateralAllowedLocked(const SignedOrder& so) REQUIRES(mu_);
   // When the escrow is settled here and a stake is held: the stake to the payer (a refund on a
-  // fraud proof) or back to the provider. Inside the caller's transaction.
-  core::Status PayOutCollateralLocked(const crypto::Hash& escrow_id, const crypto::Hash& why)
-      REQUIRES(mu_);
+  // fraud proof) or back to the provider. Inside the caller's transaction. `fraud`: the
+  // settlement being applied was a refund on a fraud proof (given by the settlement path);
+  // unset, the stored settlement, if any, says.
+  core::Status PayOutCollateralLocked(const crypto::Hash& escrow_id, const crypto::Hash& why,
+                                      std::optional<bool> fraud = std::nullopt) REQUIRES(mu_);
   // The next number in the one sequence settlements and read settlements are applied in.
   core::Result<int64_t> NextSettleAppliedLocked() REQUIRES(mu_);
 

@@ -232,6 +232,10 @@ uint64_t CollateralFor(uint64_t price, double check_rate);
 // refuses more; submit-job asks no more): 20 covers the 5% check-rate floor (19 times the
 // price). Below a 5% rate the stake no longer covers the whole gain.
 inline constexpr uint64_t kMaxCollateralPerPrice = 20;
+// kMaxCollateralPerPrice × price, saturating at 2^64 − 1.
+inline uint64_t MaxCollateral(uint64_t price) {
+  return price > UINT64_MAX / kMaxCollateralPerPrice ? UINT64_MAX : price * kMaxCollateralPerPrice;
+}
 // A release's proof: the provider's claim, signed by `provider`, for the terms' job.
 // InvalidArgument naming the field, Corruption for a signature that does not verify.
 core::Status CheckJobClaim(std::string_view proof, const JobTerms& t, const KeyBytes& provider,

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "dfrp/core/bytes.h"
+#include "dfrp/ledger/pending_order.h"
 #include "dfrp/wallet/address.h"
 
 namespace dfrp::node {
@@ -56,17 +57,9 @@ Result<json> CollateralStaker::Stake(const crypto::Hash& escrow_id, uint64_t amo
   const std::string pending = wallet_path_ + ".pending";
   json out;
   if (fs_->Exists(pending)) {
-    DFRP_ASSIGN_OR_RETURN(std::string text, core::ReadWholeFile(fs_, pending));
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    auto bytes = core::FromHex(text);
-    if (!bytes)
-      return Err(Status::Corruption(fmt::format(
-          "{}: {} is not the hex of a signed order; nothing was signed", what, pending)));
-    DFRP_ASSIGN_OR_RETURN(ledger::SignedOrder old,
-                          ledger::DecodeSignedOrder(*bytes, policy_->network_id));
-    if (old.order.sender != me)
-      return Err(Status::InvalidArgument(
-          fmt::format("{}: {} holds an order of another wallet", what, pending)));
+    auto read = ledger::ReadPendingOrder(fs_, pending, policy_->network_id, me);
+    if (!read) return Err(read.error().WithContext(what + ": nothing was signed"));
+    const ledger::SignedOrder& old = *read;
     if (old.order.seq >= next && old.order.epoch >= epoch) {
       // Signed earlier and not certified yet: completed first, so no other order ever takes
       // its sequence number.
@@ -107,8 +100,7 @@ Result<json> CollateralStaker::Stake(const crypto::Hash& escrow_id, uint64_t amo
   o.collateral.amount = amount;
   const ledger::SignedOrder so = ledger::SignOrder(o, *key_, policy_->network_id);
   // Synced before anything leaves: a crash after this point sends this order again first.
-  DFRP_RETURN_IF_ERROR(core::WriteFileAtomic(
-      fs_, pending, core::ToHex(ledger::EncodeSignedOrder(so, policy_->network_id)) + "\n"));
+  DFRP_RETURN_IF_ERROR(ledger::WritePendingOrder(fs_, pending, so, policy_->network_id));
   DFRP_ASSIGN_OR_RETURN(ledger::SubmitResult r, client_.Submit(so));
   out.update(json{{"staked", "now"},
                   {"order_hash", core::ToHex(so.hash)},

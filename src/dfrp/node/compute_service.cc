@@ -275,9 +275,7 @@ Result<ledger::SigBytes> ComputeService::AcceptEscrow(std::string_view job_wire,
           "{}: the terms ask a stake and name {} as the verifier: a stake needs a verifier that "
           "is neither the payer nor this node",
           what, AddressOfBytes(terms.verifier))));
-    if (terms.collateral / ledger::kMaxCollateralPerPrice > terms.price ||
-        (terms.collateral / ledger::kMaxCollateralPerPrice == terms.price &&
-         terms.collateral % ledger::kMaxCollateralPerPrice != 0))
+    if (terms.collateral > ledger::MaxCollateral(terms.price))
       return Err(Status::Refused(
           fmt::format("{}: the terms ask a stake of {}, more than {} times the price {}", what,
                       opt_.policy->FormatAmount(terms.collateral), ledger::kMaxCollateralPerPrice,
