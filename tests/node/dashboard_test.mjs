@@ -317,7 +317,8 @@ async function CheckMesh(page, base) {
     failures: 0, uptime: 0.75, policy_version: 1, prices: [1, 2, 3, 4, 5, 6],
     price_vector: { cpu_sec: '0.00001', gpu_sec: '0.0005', storage_gib_month: storage,
                     write_gib: '0.0001', read_gib: '0.007', proof: '0.000001' },
-    distance, vector: [1, 0] });
+    distance, vector: [1, 0],
+    trust: { score: state === 'alive' ? 0.8 : 0, global: 0.3, local: 1 } });
   const inject = async (route) => {
     const real = await route.fetch();
     const body = await real.json();
@@ -333,13 +334,15 @@ async function CheckMesh(page, base) {
     rows: [...document.getElementById('mesh-rows').children].map((tr) => ({
       state: tr.dataset.state, distance: tr.querySelector('.mesh-distance').textContent,
       storage: tr.querySelector('.mesh-storage-price').textContent,
-      uptime: tr.querySelector('.mesh-uptime').textContent })),
+      uptime: tr.querySelector('.mesh-uptime').textContent,
+      trust: tr.querySelector('.mesh-trust').textContent })),
     fieldPeers: document.getElementById('mesh-field').dataset.peers,
     field: document.getElementById('mesh-field').textContent }));
   await page.unroute('**/v1/mesh/peers', inject);
-  Check('mesh: each peer with its state, vector distance, prices and uptime; the price field ' +
-        'over the alive ones',
-        ok && shown.rows.length === 2 && shown.rows[0].state === 'alive' &&
+  Check('mesh: each peer with its state, vector distance, prices, uptime and trust; the price ' +
+        'field over the alive ones',
+        ok && shown.rows.length === 2 && shown.rows[0].trust === '0.80' &&
+        shown.rows[1].trust === '0.00' && shown.rows[0].state === 'alive' &&
         shown.rows[0].distance === '0.250' && shown.rows[0].storage === '0.004' &&
         shown.rows[1].state === 'dead' && shown.rows[1].uptime === '0.75' &&
         shown.fieldPeers === '1' && shown.field.includes('median 0.004'),

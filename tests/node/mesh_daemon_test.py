@@ -25,6 +25,7 @@ Usage: mesh_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_MESH
 import http.server
 import os
 import signal
+import subprocess
 import sys
 import threading
 
@@ -83,15 +84,23 @@ def main():
     high = write_policy(os.path.join(T, "high.toml"), "dfrp-mesh-test", storage_floor="0.04")
     capture = Capture()
 
-    def node(name, peers, pol=policy, env=None):
+    def node(name, peers, pol=policy, env=None, extra=None):
         e = env or store_env(name, extra={
             "WALLET": os.path.join(T, f"{name}.json"),
             "WALLET_PASSPHRASE_FILE": os.path.join(T, "pw.txt"),
-            "ECONOMIC_POLICY": pol, "SCRUB_RATE": "0"})
+            "ECONOMIC_POLICY": pol, "SCRUB_RATE": "0", **(extra or {})})
         e["PEERS"] = ",".join(peers)
         return Daemon(e), e
 
-    a, aenv = node("a", [capture.url])
+    # A dfrpd whose TRUSTED_PEERS is no address does not start, naming the key (exit 2).
+    bad = store_env("bad", extra={"WALLET": os.path.join(T, "x.json"),
+                                  "WALLET_PASSPHRASE_FILE": os.path.join(T, "pw.txt"),
+                                  "ECONOMIC_POLICY": policy, "TRUSTED_PEERS": "dfrp1nope"})
+    r = subprocess.run([DFRPD], env=bad, capture_output=True, text=True, timeout=60, cwd=T)
+    check("TRUSTED_PEERS that is not a wallet address stops dfrpd (exit 2), naming the key",
+          r.returncode == 2 and "TRUSTED_PEERS" in r.stderr, (r.returncode, r.stderr[-400:]))
+
+    a, aenv = node("a", [capture.url], extra={"TRUSTED_PEERS": addr["b"]})
     b, _ = node("b", [a.info["url"]])
     c, cenv = node("c", [b.info["url"]])
     nodes = {"a": a, "b": b, "c": c}
@@ -100,19 +109,46 @@ def main():
         st, _, j = d.json("GET", "/v1/mesh/peers")
         return {p["address"]: p for p in j.get("peers", [])} if st == 200 else {}
 
-    def converged():
+    def every_pair(ok):
+        # ok(peer's entry as one node sees it, or {}) for every node and every other node.
         for me, d in nodes.items():
             view = peers(d)
-            for other_name in nodes:
-                if other_name == me:
-                    continue
-                p = view.get(addr[other_name])
-                if not p or p["state"] != "alive":
-                    return False
+            if not all(ok(view.get(addr[o], {})) for o in nodes if o != me):
+                return False
         return True
+
+    def converged():
+        return every_pair(lambda p: p.get("state") == "alive")
 
     wait_for("three nodes to know each other as alive", converged)
     check("the mesh converged: every node knows the other two as alive", converged())
+    # Trust (mesh/trust.h): each node vouches for the peers that answer it, publishes that
+    # opinion in its record, and computes global trust from every opinion it holds.
+    def trusted_everywhere():
+        return every_pair(lambda p: p.get("trust", {}).get("score", 0) > 0 and
+                          bool(p.get("opinion")))
+
+    wait_for("every node to trust the other two and hold their opinions", trusted_everywhere)
+    check("every node trusts the other two (score > 0) and holds their published opinions",
+          trusted_everywhere())
+    view_a = peers(a)
+    pb = view_a[addr["b"]]
+    check("B's opinion, as A holds it, names A and C with shares summing to 1",
+          sorted(o["address"] for o in pb["opinion"]) == sorted([addr["a"], addr["c"]]) and
+          abs(sum(o["share"] for o in pb["opinion"]) - 1) < 1e-3, pb["opinion"])
+    ev = pb["trust"]["evidence"]
+    check("A's evidence of B is first-hand: answers, no fraud, a round trip measured",
+          ev["answers"] > 0 and ev["fraud_records"] == 0 and ev["rtt_ms"] >= 0 and
+          pb["trust"]["local"] > 0, pb["trust"])
+    st, _, me = a.json("GET", "/v1/mesh/node")
+    check("A starts its trust from its TRUSTED_PEERS (B) and shows its own opinion",
+          st == 200 and me["trust"]["pretrusted"] == [addr["b"]] and
+          len(me["trust"]["opinion"]) == 2 and me["trust"]["nodes"] >= 3, me.get("trust"))
+    st, _, o = a.json("POST", "/v1/mesh/offers?k=3", json.dumps({"storage_mb": 1, "max_fee": "1"}),
+                      {"Content-Type": "application/json"})
+    check("offers carry each node's trust (1 for the node asked)",
+          st == 200 and all(0 <= x["trust"] <= 1 for x in o["offers"]) and
+          any(x["address"] == addr["a"] and x["trust"] == 1 for x in o["offers"]), o)
     view_c = peers(c)
     pa = view_c.get(addr["a"], {})
     check("C knows A (learnt through B) with A's URL, roles, prices and vector",
@@ -261,10 +297,17 @@ def main():
     def c_dead():
         return all(peers(n).get(addr["c"], {}).get("state") == "dead" for n in (a, b))
 
+    local_c_before = peers(a)[addr["c"]]["trust"]["local"]
     wait_for("A and B to see C dead", c_dead)
     took = time.monotonic() - t0
     check(f"A and B see the killed node dead ({took:.1f} s; the detector's bound is "
           f"{SUSPECT_MS / 1000:.0f} s after its last answer plus a round or two)", c_dead())
+    wait_for("A's trust in C to be computed again after its failures",
+             lambda: peers(a)[addr["c"]]["trust"]["evidence"]["failures"] > 0 and
+             peers(a)[addr["c"]]["trust"]["local"] < local_c_before)
+    check("A's local trust in the killed node fell with its failed exchanges",
+          peers(a)[addr["c"]]["trust"]["local"] < local_c_before,
+          (local_c_before, peers(a)[addr["c"]]["trust"]))
     st, _, o = offers(a, {"storage_mb": 100, "max_fee": "1"})
     check("the dead node is offered no more, and the refusal says why",
           addr["c"] not in [x["address"] for x in o["offers"]] and

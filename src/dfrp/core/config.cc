@@ -37,6 +37,7 @@ constexpr std::string_view kFixedKeys[] = {"LEAF_SIZE",
                                            "WALLET_PASSPHRASE_FILE",
                                            "PEERS",
                                            "ADVERTISE_URL",
+                                           "TRUSTED_PEERS",
                                            "COMPUTE_APPS",
                                            "COMPUTE_JOB_USER",
                                            "COMPUTE_HOSTFILE",
@@ -264,7 +265,7 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
                       "LEAF_SIZE, VECTOR_DIM, VECTOR_METRIC, STATE_DIR, API_ADDR, "
                       "SCRUB_RATE, MAX_CONNECTIONS, MAX_HEADER_BYTES, "
                       "API_HOSTS, MAX_BODY_MEMORY, ECONOMIC_POLICY, "
-                      "ROLES, WALLET, WALLET_PASSPHRASE_FILE, PEERS, ADVERTISE_URL, "
+                      "ROLES, WALLET, WALLET_PASSPHRASE_FILE, PEERS, ADVERTISE_URL, TRUSTED_PEERS, "
                       "COMPUTE_APPS, COMPUTE_JOB_USER, COMPUTE_HOSTFILE, COMPUTE_RSH_AGENT, "
                       "COMPUTE_SLOTS, COMPUTE_CLIENT_BINARIES); "
                       "remove it or fix its spelling",
@@ -403,6 +404,15 @@ Result<NodeConfig> ConfigFromValues(const std::map<std::string, std::string>& va
           "{}: ADVERTISE_URL = '{}' is not a URL peers can reach (give http://host:port)",
           cfg.source, it->second.substr(0, 64))));
     cfg.advertise_url = it->second;
+  }
+  // Wallet addresses, checked when dfrpd starts (core does not decode addresses).
+  if (auto it = values.find("TRUSTED_PEERS"); it != values.end()) {
+    for (std::string_view rest = it->second; !rest.empty();) {
+      const size_t cut = rest.find_first_of(", ");
+      std::string_view a = rest.substr(0, cut);
+      rest = cut == std::string_view::npos ? std::string_view() : rest.substr(cut + 1);
+      if (!a.empty()) cfg.trusted_peers.emplace_back(a);
+    }
   }
   if (auto it = values.find("WALLET_PASSPHRASE_FILE"); it != values.end() && !it->second.empty())
     cfg.wallet_passphrase_file = Absolute(it->second, base_dir);

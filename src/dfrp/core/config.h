@@ -63,6 +63,9 @@ struct NodeConfig {
   // reach this node at (ADVERTISE_URL; empty: http:// and the API's bound address).
   std::vector<std::string> peers;
   std::string advertise_url;
+  // Wallet addresses this node trusts from the start (TRUSTED_PEERS, comma-separated): with
+  // itself and the committee's authorities, where trust vectors begin (mesh/trust.h).
+  std::vector<std::string> trusted_peers;
   // Compute (dfrp-compute; docs/COMPUTE.md): the catalog of the operator's own apps
   // (COMPUTE_APPS, absolute; empty: the reference apps only), the unprivileged user jobs run
   // as when the node runs as root (COMPUTE_JOB_USER), and for a job over several hosts an Open

@@ -92,6 +92,11 @@ probe_timeout_ms = 500
 suspect_timeout_ms = 5000
 record_ttl_seconds = 3600
 indirect_probes = 3
+
+[trust]                         # trust vectors, EigenTrust-style (docs/PROTOCOL.md, "Mesh: trust")
+pretrust_weight_bps = 1500      # the share of trust sent back to the pre-trusted nodes each round
+min_trust_bps = 0               # offers refuse a peer trusted less (0: none refused for trust)
+routing_weight_bps = 2000       # offers rank by similarity x (1 - w + w x trust)
 )";
 
 std::string_view ResourceName(Resource r) {
@@ -574,6 +579,12 @@ Result<EconomicPolicy> ParseEconomicPolicy(std::string_view text, std::string_vi
   go.Uint("indirect_probes", 0, 16, &p.gossip.indirect_probes);
   go.Finish();
 
+  Scope tr = root.Table("trust");
+  tr.Uint("pretrust_weight_bps", 1, 10000, &p.trust.pretrust_weight_bps);
+  tr.Uint("min_trust_bps", 0, 10000, &p.trust.min_trust_bps);
+  tr.Uint("routing_weight_bps", 0, 10000, &p.trust.routing_weight_bps);
+  tr.Finish();
+
   root.Finish();
   if (!err.ok()) return Err(err);
   DFRP_RETURN_IF_ERROR(Validate(p, file));
@@ -665,6 +676,9 @@ std::string RenderEconomicToml(const EconomicPolicy& p) {
       "{}\nsuspect_timeout_ms = {}\nrecord_ttl_seconds = {}\nindirect_probes = {}\n",
       p.gossip.interval_ms, p.gossip.probe_interval_ms, p.gossip.probe_timeout_ms,
       p.gossip.suspect_timeout_ms, p.gossip.record_ttl_seconds, p.gossip.indirect_probes);
+  o += fmt::format(
+      "\n[trust]\npretrust_weight_bps = {}\nmin_trust_bps = {}\nrouting_weight_bps = {}\n",
+      p.trust.pretrust_weight_bps, p.trust.min_trust_bps, p.trust.routing_weight_bps);
   return o;
 }
 

@@ -131,6 +131,14 @@ struct GossipPolicy {
   uint32_t indirect_probes = 3;  // peers asked to reach one that stopped answering (SWIM)
 };
 
+// Trust vectors (mesh/trust.h; docs/PROTOCOL.md, "Mesh: trust").
+struct TrustPolicy {
+  uint32_t pretrust_weight_bps = 1500;  // a: the share of trust sent back to the pre-trusted
+  uint32_t min_trust_bps = 0;           // offers refuse a peer whose trust is under this
+  // Offers rank by similarity x (1 - w + w x trust): w in basis points.
+  uint32_t routing_weight_bps = 2000;
+};
+
 struct EconomicPolicy {
   Genesis genesis;
   uint32_t version = 1;     // the policy's version (not the genesis')
@@ -142,6 +150,7 @@ struct EconomicPolicy {
   StoragePolicy storage;
   ComputePolicy compute;
   GossipPolicy gossip;
+  TrustPolicy trust;
 
   std::string source;         // the file, or "embedded default"
   crypto::Hash network_id{};  // SHA-256 of EncodeGenesis(genesis)

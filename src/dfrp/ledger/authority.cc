@@ -1342,6 +1342,30 @@ Status Authority::CheckSupply() {
   return Status::OK();
 }
 
+Result<std::vector<Authority::ProofOutcome>> Authority::ProofOutcomes(size_t limit) {
+  core::MutexLock lock(&mu_);
+  SqlStmt st(db_,
+             "SELECT e.payer, e.provider, SUM(s.kind = ?1), SUM(s.kind = ?2) FROM settlements s "
+             "JOIN escrows e ON e.id = s.escrow_id WHERE s.kind IN (?1, ?2) GROUP BY e.payer, "
+             "e.provider ORDER BY COUNT(*) DESC LIMIT ?3");
+  st.Bind(1, static_cast<int64_t>(SettleKind::kRelease))
+      .Bind(2, static_cast<int64_t>(SettleKind::kRefund))
+      .Bind(3, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+  std::vector<ProofOutcome> out;
+  int r;
+  while ((r = st.Step()) == SQLITE_ROW) {
+    ProofOutcome o;
+    if (!ToArray(st.Blob(0), &o.payer) || !ToArray(st.Blob(1), &o.provider))
+      return Err(Status::Corruption(fmt::format(
+          "ledger database {}: an escrow's payer or provider is malformed", opt_.path)));
+    o.released = static_cast<uint64_t>(st.Int(2));
+    o.refunded = static_cast<uint64_t>(st.Int(3));
+    out.push_back(o);
+  }
+  if (r != SQLITE_DONE) return Err(SqlError("reading the proof outcomes"));
+  return out;
+}
+
 Result<std::vector<PayoutBucket>> Authority::Payouts(uint32_t bucket_seconds, size_t limit) {
   const int64_t bucket = std::max<int64_t>(1, bucket_seconds);
   std::map<int64_t, PayoutBucket> by_start;

@@ -199,6 +199,14 @@ class Authority {
       EXCLUDES(mu_);
   // How many certificates this authority has applied.
   core::Result<uint64_t> AppliedCount() EXCLUDES(mu_);
+  // Per (payer, provider) of storage escrows: the periods released (each on an audit answer
+  // this committee verified) and refunded (none in time), at most `limit` pairs, the most
+  // settled first. What an authority node's trust evidence counts (mesh/trust.h).
+  struct ProofOutcome {
+    KeyBytes payer{}, provider{};
+    uint64_t released = 0, refunded = 0;
+  };
+  core::Result<std::vector<ProofOutcome>> ProofOutcomes(size_t limit) EXCLUDES(mu_);
 
   // --- The epoch change (ledger/epoch.h; docs/PROTOCOL.md, "Epoch change").
   // The committee epoch orders, votes and certificates are for now.

@@ -227,6 +227,9 @@ TEST_F(EnvelopeTest, WriteSeeds) {
   r.roles = kRoleStorage;
   r.vector = {1.0f, 0.0f};
   r.prices = {1, 2, 3, 4, 5, 6};
+  ledger::KeyBytes peer{};
+  peer[0] = 0xa0;
+  r.opinion = {{peer, 65535}};
   ASSERT_TRUE(SignRecord(&r, node_, zero).ok());
   std::ofstream(std::string(dir) + "/record", std::ios::binary)
       << std::string(1, '\2') + EncodeRecord(r);

@@ -43,6 +43,18 @@ Status CheckFields(const NodeRecord& r) {
       return Status::InvalidArgument("node record: a capacity figure is not a finite number >= 0");
   if (c.storage_free_bytes > c.storage_quota_bytes)
     return Status::InvalidArgument("node record: more storage free than its quota");
+  if (r.opinion.size() > kMaxOpinion)
+    return Status::InvalidArgument(fmt::format("node record: an opinion of {} peers, more than {}",
+                                               r.opinion.size(), kMaxOpinion));
+  for (size_t i = 0; i < r.opinion.size(); ++i) {
+    if (r.opinion[i].weight == 0)
+      return Status::InvalidArgument("node record: an opinion entry of weight 0");
+    if (r.opinion[i].peer == r.sender.wallet)
+      return Status::InvalidArgument("node record: an opinion of the node itself");
+    for (size_t j = 0; j < i; ++j)
+      if (r.opinion[j].peer == r.opinion[i].peer)
+        return Status::InvalidArgument("node record: a peer twice in its opinion");
+  }
   if (r.roles > (kRoleStorage | kRoleAuthority | kRoleCompute | kRoleLeaving))
     return Status::InvalidArgument(fmt::format("node record: unknown role bits {:#x}", r.roles));
   return Status::OK();
@@ -65,6 +77,11 @@ void PutBody(std::string* out, const NodeRecord& r) {
     PutBe(out, std::bit_cast<uint64_t>(d), 8);
   PutBe(out, c.storage_free_bytes, 8);
   PutBe(out, c.storage_quota_bytes, 8);
+  PutBe(out, r.opinion.size(), 1);
+  for (const OpinionEntry& o : r.opinion) {
+    PutArray(out, o.peer);
+    PutBe(out, o.weight, 2);
+  }
 }
 
 Status ReadBody(Reader& rd, NodeRecord* r) {
@@ -104,6 +121,14 @@ Status ReadBody(Reader& rd, NodeRecord* r) {
   DFRP_RETURN_IF_ERROR(rd.Be(&c.storage_quota_bytes, 8, "storage quota bytes"));
   if (c.storage_free_bytes > c.storage_quota_bytes)
     return rd.Bad("storage free bytes", "more than the quota");
+  DFRP_RETURN_IF_ERROR(rd.Be(&n, 1, "opinion"));
+  if (n > kMaxOpinion) return rd.Bad("opinion", fmt::format("{} peers is over {}", n, kMaxOpinion));
+  r->opinion.resize(n);
+  for (OpinionEntry& o : r->opinion) {
+    DFRP_RETURN_IF_ERROR(rd.Array(&o.peer, "opinion peer"));
+    DFRP_RETURN_IF_ERROR(rd.Be(&v, 2, "opinion weight"));
+    o.weight = static_cast<uint16_t>(v);
+  }
   return Status::OK();
 }
 
@@ -257,10 +282,14 @@ Result<OfferOutcome> PeerTable::Offer(std::string_view wire, int64_t now_ms) {
   return known ? OfferOutcome::kNewer : OfferOutcome::kNew;
 }
 
-void PeerTable::Answered(const ledger::KeyBytes& wallet, int64_t now_ms) {
+void PeerTable::Answered(const ledger::KeyBytes& wallet, int64_t now_ms, double rtt_ms) {
   core::MutexLock lock(&mu_);
   auto it = peers_.find(wallet);
   if (it == peers_.end()) return;
+  if (rtt_ms >= 0 && std::isfinite(rtt_ms)) {
+    double& r = it->second.rtt_ms;
+    r = r < 0 ? rtt_ms : r + (rtt_ms - r) / 8;
+  }
   it->second.state = PeerState::kAlive;
   it->second.last_answer_ms = now_ms;
   it->second.failures = 0;

@@ -24,10 +24,11 @@
 #include "dfrp/core/status.h"
 #include "dfrp/core/thread_annotations.h"
 #include "dfrp/mesh/envelope.h"
+#include "dfrp/mesh/trust.h"
 
 namespace dfrp::mesh {
 
-inline constexpr std::string_view kNodeRecordTag = "DFRP-NODE-RECORD-V2";
+inline constexpr std::string_view kNodeRecordTag = "DFRP-NODE-RECORD-V3";
 inline constexpr size_t kMaxRecordBytes = 8 * 1024;
 inline constexpr size_t kMaxUrlBytes = 200;
 inline constexpr uint32_t kMaxRecordDim = 1024;
@@ -63,12 +64,16 @@ struct NodeRecord {
   std::vector<float> vector;     // VECTOR_DIM components, finite
   std::vector<uint64_t> prices;  // economy's price vector (10^-6 base units per unit)
   RecordCapacity capacity;       // finite, not negative
+  // Whom it vouches for (mesh/trust.h): at most kMaxOpinion distinct peers, not itself, each
+  // weight > 0.
+  std::vector<OpinionEntry> opinion;
   ledger::SigBytes signature{};  // the node key's
 };
 
 // SignedPrefix(kNodeRecordTag, network_id, 0) ‖ wallet key (48) ‖ body, where body is
 //   u64 seq ‖ u64 expiry ‖ u8 url length ‖ url ‖ u8 roles ‖ u32 policy version ‖ u16 dim ‖
-//   dim × f32 (IEEE-754 bits) ‖ u8 n ‖ n × u64 price ‖ 5 × f64 capacity (IEEE-754 bits)
+//   dim × f32 (IEEE-754 bits) ‖ u8 n ‖ n × u64 price ‖ 5 × f64 capacity (IEEE-754 bits) ‖
+//   u64 storage free ‖ u64 storage quota ‖ u8 m ‖ m × (wallet key (48) ‖ u16 weight)
 std::string RecordSigningBytes(const NodeRecord& r, const crypto::Hash& network_id);
 // Fills in the signature; InvalidArgument for a record that would not decode (a long URL,
 // a non-finite number, too many dimensions or prices) or a key that is not the delegation's.
@@ -103,6 +108,7 @@ struct Peer {
   uint32_t failures = 0;        // exchanges failed in a row
   uint64_t answers_total = 0;   // exchanges it answered under its key, ever
   uint64_t failures_total = 0;  // exchanges with it that failed, ever
+  double rtt_ms = -1;           // its answers' round trip, smoothed (1/8 per answer); < 0: none
   // First-hand uptime, (answers + 1) / (answers + failures + 2): what this node saw itself.
   double Uptime() const {
     return static_cast<double>(answers_total + 1) /
@@ -136,8 +142,9 @@ class PeerTable {
   // makes room (kStale if that is the one offered).
   core::Result<OfferOutcome> Offer(std::string_view wire, int64_t now_ms) EXCLUDES(mu_);
 
-  // An exchange with the node of `wallet` answered under its key, or failed.
-  void Answered(const ledger::KeyBytes& wallet, int64_t now_ms) EXCLUDES(mu_);
+  // An exchange with the node of `wallet` answered under its key (`rtt_ms` after it was sent;
+  // < 0: not measured), or failed.
+  void Answered(const ledger::KeyBytes& wallet, int64_t now_ms, double rtt_ms = -1) EXCLUDES(mu_);
   void Failed(const ledger::KeyBytes& wallet, int64_t now_ms) EXCLUDES(mu_);
   void Attempted(const ledger::KeyBytes& wallet, int64_t now_ms) EXCLUDES(mu_);
   // Another peer relayed a fresh answer of the node of `wallet`, signed under its key (SWIM's

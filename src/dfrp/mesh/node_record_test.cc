@@ -71,9 +71,10 @@ TEST_F(NodeRecordTest, RoundTripsVerifiesAndStaysSmall) {
     ASSERT_FALSE(t.has_value()) << n;
     EXPECT_EQ(t.error().code(), core::Status::Code::kInvalidArgument) << n;
   }
-  // Storage free bytes (the body's last 16 bytes are free, quota) past the quota: refused.
+  // Storage free bytes (free and quota, then an empty opinion, end the body) past the quota:
+  // refused.
   std::string roomy = wire;
-  roomy[roomy.size() - 96 - 16] = '\x7f';
+  roomy[roomy.size() - 96 - 1 - 16] = '\x7f';
   auto rm = DecodeRecord(roomy);
   ASSERT_FALSE(rm.has_value());
   EXPECT_NE(rm.error().message().find("more than the quota"), std::string::npos)
@@ -83,6 +84,50 @@ TEST_F(NodeRecordTest, RoundTripsVerifiesAndStaysSmall) {
   auto a = DecodeRecord(altered);
   ASSERT_TRUE(a.has_value());
   EXPECT_TRUE(VerifyRecord(*a, net_, kNow).IsCorruption());
+}
+
+TEST_F(NodeRecordTest, AnOpinionRoundTripsAndBadOnesAreRefused) {
+  NodeRecord r = Record(a_, 7);
+  const ledger::KeyBytes b = b_.wallet.GetPublicKey().bytes();
+  ledger::KeyBytes c{};
+  c[0] = 0xc0;
+  r.opinion = {{b, 60000}, {c, 5535}};
+  ASSERT_TRUE(SignRecord(&r, a_.node, net_).ok());
+  const std::string wire = EncodeRecord(r);
+  auto d = DecodeRecord(wire);
+  ASSERT_TRUE(d.has_value()) << d.error().ToString();
+  EXPECT_EQ(d->opinion, r.opinion);
+  EXPECT_TRUE(VerifyRecord(*d, net_, kNow).ok());
+  // A full opinion keeps the record near 1 KiB with 16 dimensions.
+  r.opinion.clear();
+  for (size_t i = 0; i < kMaxOpinion; ++i) {
+    ledger::KeyBytes k{};
+    k[1] = static_cast<uint8_t>(i);
+    r.opinion.push_back({k, 4096});
+  }
+  ASSERT_TRUE(SignRecord(&r, a_.node, net_).ok());
+  EXPECT_LT(EncodeRecord(r).size(), 2048u);
+  // Changing a weight after signing breaks the signature.
+  std::string altered = wire;
+  altered[altered.size() - 96 - 1] ^= 1;
+  auto al = DecodeRecord(altered);
+  ASSERT_TRUE(al.has_value());
+  EXPECT_TRUE(VerifyRecord(*al, net_, kNow).IsCorruption());
+  // Too many entries, a weight of 0, the node itself, a peer twice: refused.
+  r.opinion.push_back({c, 1});
+  EXPECT_FALSE(SignRecord(&r, a_.node, net_).ok());
+  r.opinion = {{b, 0}};
+  EXPECT_FALSE(SignRecord(&r, a_.node, net_).ok());
+  r.opinion = {{a_.wallet.GetPublicKey().bytes(), 1}};
+  EXPECT_FALSE(SignRecord(&r, a_.node, net_).ok());
+  r.opinion = {{b, 1}, {b, 2}};
+  EXPECT_FALSE(SignRecord(&r, a_.node, net_).ok());
+  // The count past the limit on the wire names the field.
+  std::string many = wire;
+  many[many.size() - 96 - 2 * 50 - 1] = static_cast<char>(kMaxOpinion + 1);
+  auto m = DecodeRecord(many);
+  ASSERT_FALSE(m.has_value());
+  EXPECT_NE(m.error().message().find("opinion"), std::string::npos) << m.error().message();
 }
 
 TEST_F(NodeRecordTest, NonFiniteNumbersAndLongFieldsAreRefused) {

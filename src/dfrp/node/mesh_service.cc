@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <future>
 #include <memory>
+#include <set>
 
 #include "dfrp/core/bytes.h"
 #include "dfrp/economy/fee_match.h"
@@ -29,6 +31,25 @@ constexpr int64_t kProbeSkewMs = 5'000;
 constexpr size_t kRecordsPerExchange = 28 * 1024;  // hex doubles it; JSON bodies are <= 64 KiB
 constexpr int64_t kUnverifiedRetryMs = 10'000;
 constexpr size_t kMaxUrlsTracked = 4096;
+// Trust is computed at most this often (and every 5 gossip rounds at most), and an opinion
+// that moved is signed into the record at most every kOpinionResignRounds rounds.
+constexpr int64_t kTrustMinIntervalMs = 1000;
+constexpr int64_t kOpinionResignRounds = 10;
+
+// Whether two opinions differ enough to sign the record again: another set of peers, or a
+// share moved by more than 1/32.
+bool OpinionMoved(const std::vector<mesh::OpinionEntry>& a,
+                  const std::vector<mesh::OpinionEntry>& b) {
+  if (a.size() != b.size()) return true;
+  std::map<ledger::KeyBytes, int> w;
+  for (const auto& e : a) w[e.peer] = e.weight;
+  for (const auto& e : b) {
+    auto it = w.find(e.peer);
+    if (it == w.end() || std::abs(it->second - static_cast<int>(e.weight)) > 65535 / 32)
+      return true;
+  }
+  return false;
+}
 
 Result<bls::SecretKey> LoadOrMakeNodeKey(core::FileSystem* fs, const std::string& path) {
   auto text = core::ReadWholeFile(fs, path);
@@ -153,9 +174,12 @@ Result<std::string> MeshService::OwnRecord(int64_t now_ms) {
   const mesh::Delegation d = DelegationLocked(now_ms);
   // Capacity counts too: a drive added, paused, migrated or filling past a step of its quota
   // is announced in the next round.
+  const bool opinion_due =
+      OpinionMoved(opinion_, own_opinion_) &&
+      (own_opinion_.empty() || now_ms - own_signed_ms_ >= kOpinionResignRounds * opt_.interval_ms);
   const bool due = own_wire_.empty() || prices != own_prices_ || capacity != own_capacity_ ||
                    now_ms - own_signed_ms_ > opt_.record_ttl_ms / 2 ||
-                   d.expiry_unix_ms != own_delegation_expiry_;
+                   d.expiry_unix_ms != own_delegation_expiry_ || opinion_due;
   if (!due) return own_wire_;
   mesh::NodeRecord r;
   r.sender = d;
@@ -168,7 +192,9 @@ Result<std::string> MeshService::OwnRecord(int64_t now_ms) {
   r.vector = opt_.vector;
   r.prices = prices;
   r.capacity = capacity;
+  r.opinion = opinion_;
   DFRP_RETURN_IF_ERROR(mesh::SignRecord(&r, node_key_, opt_.network_id));
+  own_opinion_ = opinion_;
   own_capacity_ = capacity;
   own_seq_ = r.seq;
   own_signed_ms_ = now_ms;
@@ -266,8 +292,9 @@ Result<json> MeshService::HandleExchange(const std::string& request) {
 
 void MeshService::TakeAnswer(const std::string& url,
                              const std::optional<ledger::KeyBytes>& expected,
-                             Result<HttpResponse> r, bool for_probe) {
+                             Result<HttpResponse> r, bool for_probe, int64_t sent_ms) {
   const int64_t now = clock_->NowUnixMillis();
+  const double rtt = sent_ms > 0 ? static_cast<double>(std::max<int64_t>(0, now - sent_ms)) : -1;
   auto fail = [&](const std::string& why) {
     if (expected) table_.Failed(*expected, now);
     core::MutexLock lock(&mu_);
@@ -308,12 +335,12 @@ void MeshService::TakeAnswer(const std::string& url,
                               core::ToHex(*expected).substr(0, 16)));
     }
     // Its answer brought a record with another URL: that URL must answer for itself.
-    if (peer->record.url == url) table_.Answered(*expected, now);
+    if (peer->record.url == url) table_.Answered(*expected, now, rtt);
   } else {
     // A bootstrap URL: whoever answers there is the peer it names, if its record says so.
     auto peer = table_.Get(e->sender.wallet);
     if (peer && peer->record.url == url && peer->record.sender.node == e->sender.node)
-      table_.Answered(e->sender.wallet, now);
+      table_.Answered(e->sender.wallet, now, rtt);
   }
   core::MutexLock lock(&mu_);
   ++exchanges_ok_;
@@ -323,11 +350,14 @@ void MeshService::Tick() {
   const int64_t now = clock_->NowUnixMillis();
   table_.Tick(now);
   std::string self_url;
+  bool trust_due = false;
   {
     core::MutexLock lock(&mu_);
     ++rounds_;
     self_url = url_;
+    trust_due = now - trust_ms_ >= std::max<int64_t>(kTrustMinIntervalMs, 5 * opt_.interval_ms);
   }
+  if (trust_due) RecomputeTrustAt(now);
   // Targets: the bootstrap URLs no live peer answers at yet, then known peers at random.
   struct Target {
     std::string url;
@@ -393,9 +423,10 @@ void MeshService::Tick() {
     // A URL learnt from gossip is called only at an IP address: a name would be looked up,
     // and a name whose DNS never answers would hold up every call.
     req.numeric_host = t.wallet.has_value();
-    client_.Send(std::move(req), [this, url = t.url, wallet = t.wallet](Result<HttpResponse> r) {
-      TakeAnswer(url, wallet, std::move(r));
-    });
+    client_.Send(std::move(req),
+                 [this, url = t.url, wallet = t.wallet, now](Result<HttpResponse> r) {
+                   TakeAnswer(url, wallet, std::move(r), false, now);
+                 });
   }
 }
 
@@ -580,6 +611,7 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     uint64_t storage_free = 0;
     bool leaving = false;
     ledger::KeyBytes wallet{};
+    double trust = 1;
   };
   std::vector<Candidate> all;
   {
@@ -596,7 +628,8 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
                    peer.record.url, mesh::PeerStateName(peer.state), peer.record.vector,
                    peer.record.prices, peer.record.policy_version, peer.Uptime(), false,
                    peer.record.capacity.storage_free_bytes,
-                   (peer.record.roles & mesh::kRoleLeaving) != 0, peer.record.sender.wallet});
+                   (peer.record.roles & mesh::kRoleLeaving) != 0, peer.record.sender.wallet,
+                   TrustOf(peer.record.sender.wallet)});
   }
   // The node's own checks first (alive, policy, prices); the market ranks the rest.
   json refused = json::array();
@@ -616,6 +649,11 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     }
     if (!c.self && c.state != "alive") {
       refuse(fmt::format("not alive ({})", c.state));
+      continue;
+    }
+    if (!c.self && c.trust * 10000 < p.trust.min_trust_bps) {
+      refuse(fmt::format("trust {:.2f} under floor {:.2f} (trust.min_trust_bps)", c.trust,
+                         p.trust.min_trust_bps / 10000.0));
       continue;
     }
     if (c.policy_version != opt_.policy_version) {
@@ -642,14 +680,19 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     eligible.push_back(&c);
     route.push_back(rc);
   }
-  const economy::Routing routing = economy::RankCandidates(req, route, p, k);
+  economy::Routing routing = economy::RankCandidates(req, route, p, k);
+  // Trust weighs the ranking: by similarity x (1 - w + w x trust), stable (the market's order,
+  // nearest then cheapest, among equals).
+  const double w = p.trust.routing_weight_bps / 10000.0;
+  std::stable_sort(routing.passed.begin(), routing.passed.end(),
+                   [&](const economy::RankedCandidate& a, const economy::RankedCandidate& b) {
+                     return a.similarity * (1 - w + w * eligible[a.index]->trust) >
+                            b.similarity * (1 - w + w * eligible[b.index]->trust);
+                   });
   auto offer_json = [&](const economy::RankedCandidate& r) {
     const Candidate& c = *eligible[r.index];
-    json o = {{"address", c.address},
-              {"url", c.url},
-              {"state", c.state},
-              {"similarity", r.similarity},
-              {"uptime", c.uptime}};
+    json o = {{"address", c.address},       {"url", c.url},       {"state", c.state},
+              {"similarity", r.similarity}, {"uptime", c.uptime}, {"trust", c.trust}};
     economy::PutAmount(o, "total", p, r.total);
     return o;
   };
@@ -674,6 +717,107 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
   return out;
 }
 
+void MeshService::RecomputeTrust() { RecomputeTrustAt(clock_->NowUnixMillis()); }
+
+void MeshService::RecomputeTrustAt(int64_t now_ms) {
+  const std::vector<mesh::Peer> peers = table_.Snapshot();
+  const std::vector<mesh::PayerOutcome> outcomes =
+      opt_.proof_outcomes ? opt_.proof_outcomes() : std::vector<mesh::PayerOutcome>{};
+  std::map<ledger::KeyBytes, size_t> frauds;
+  for (const mesh::Peer& p : peers)
+    frauds[p.record.sender.wallet] =
+        opt_.fraud_records ? opt_.fraud_records(p.record.sender.wallet) : 0;
+
+  // The vertices: this node (0), its peers, then wallets only named in opinions or as payers.
+  std::map<ledger::KeyBytes, uint32_t> index;
+  auto vertex = [&](const ledger::KeyBytes& k) {
+    return index.emplace(k, static_cast<uint32_t>(index.size())).first->second;
+  };
+  vertex(wallet_key_);
+  for (const mesh::Peer& p : peers) vertex(p.record.sender.wallet);
+  std::set<ledger::KeyBytes> pre(opt_.pretrusted.begin(), opt_.pretrusted.end());
+  pre.insert(wallet_key_);
+
+  // A payer's proofs count only when this node trusts the payer (pre-trusted, or trusted in
+  // the last computation): a Sybil client paying its own provider earns it nothing.
+  std::map<ledger::KeyBytes, mesh::PeerEvidence> evidence;
+  {
+    core::MutexLock lock(&mu_);
+    for (const mesh::PayerOutcome& o : outcomes) {
+      if (o.provider == wallet_key_) continue;
+      bool trusted = pre.contains(o.payer);
+      if (!trusted)
+        if (auto it = trust_.find(o.payer); it != trust_.end() && it->second.global > 0)
+          trusted = true;
+      if (!trusted) continue;
+      mesh::PeerEvidence& e = evidence[o.provider];
+      e.proofs_passed += std::min(o.released, mesh::kMaxProofEvidence);
+      e.proofs_missed += std::min(o.refunded, mesh::kMaxProofEvidence);
+    }
+  }
+  std::vector<std::pair<ledger::KeyBytes, double>> local;
+  for (const mesh::Peer& p : peers) {
+    mesh::PeerEvidence& e = evidence[p.record.sender.wallet];
+    e.answers = p.answers_total;
+    e.failures = p.failures_total;
+    e.rtt_ms = p.rtt_ms;
+    e.fraud_records = frauds[p.record.sender.wallet];
+    local.emplace_back(p.record.sender.wallet, mesh::LocalTrust(e));
+  }
+  for (auto& [k, e] : evidence)  // providers known only from the ledger
+    if (!index.contains(k)) local.emplace_back(k, mesh::LocalTrust(e));
+  std::vector<mesh::OpinionEntry> opinion = mesh::OpinionFromLocal(local);
+
+  // Rows: this node's opinion, then each peer's as its record states it.
+  std::vector<std::vector<std::pair<uint32_t, double>>> rows(index.size());
+  auto add_row = [&](uint32_t from, const std::vector<mesh::OpinionEntry>& op) {
+    std::vector<std::pair<uint32_t, double>> row;
+    for (const mesh::OpinionEntry& o : op) row.emplace_back(vertex(o.peer), o.weight);
+    if (rows.size() < index.size()) rows.resize(index.size());
+    rows[from] = std::move(row);
+  };
+  add_row(0, opinion);
+  for (const mesh::Peer& p : peers) add_row(index.at(p.record.sender.wallet), p.record.opinion);
+  rows.resize(index.size());
+  std::vector<uint32_t> pre_idx;
+  for (const ledger::KeyBytes& k : pre)
+    if (auto it = index.find(k); it != index.end()) pre_idx.push_back(it->second);
+  const mesh::TrustResult r = mesh::ComputeGlobalTrust(
+      index.size(), rows, pre_idx,
+      {.pretrust_weight = opt_.policy->trust.pretrust_weight_bps / 10000.0});
+
+  // A peer's score: its global trust over the most any peer has (this node, pre-trusted,
+  // left out of the scale).
+  double top = 0;
+  for (const mesh::Peer& p : peers) top = std::max(top, r.global[index.at(p.record.sender.wallet)]);
+  std::map<ledger::KeyBytes, TrustView> views;
+  for (const auto& [k, i] : index) {
+    if (i == 0) continue;
+    TrustView v;
+    v.global = r.global[i];
+    v.score = top > 0 ? std::min(1.0, v.global / top) : 0;
+    if (auto it = evidence.find(k); it != evidence.end()) {
+      v.evidence = it->second;
+      v.local = mesh::LocalTrust(it->second);
+    }
+    views.emplace(k, v);
+  }
+  core::MutexLock lock(&mu_);
+  trust_ = std::move(views);
+  self_global_ = r.global[0];
+  trust_ms_ = now_ms;
+  trust_iterations_ = r.iterations;
+  trust_nodes_ = index.size();
+  opinion_ = std::move(opinion);
+}
+
+double MeshService::TrustOf(const ledger::KeyBytes& wallet) const {
+  if (wallet == wallet_key_) return 1;
+  core::MutexLock lock(&mu_);
+  auto it = trust_.find(wallet);
+  return it == trust_.end() ? 0 : it->second.score;
+}
+
 std::array<std::vector<economy::NeighbourPrice>, economy::kResourceCount>
 MeshService::NeighbourPrices(size_t k) const {
   std::vector<std::pair<double, const mesh::Peer*>> near;
@@ -690,7 +834,8 @@ MeshService::NeighbourPrices(size_t k) const {
   std::array<std::vector<economy::NeighbourPrice>, economy::kResourceCount> out{};
   for (size_t i = 0; i < near.size() && i < k; ++i)
     for (size_t r = 0; r < economy::kResourceCount; ++r)
-      out[r].push_back({near[i].second->record.prices[r], near[i].second->Uptime()});
+      out[r].push_back({near[i].second->record.prices[r],
+                        near[i].second->Uptime() * TrustOf(near[i].second->record.sender.wallet)});
   return out;
 }
 
@@ -714,6 +859,39 @@ std::vector<std::string> MeshService::AliveUrls() const {
   for (const mesh::Peer& p : table_.Snapshot())
     if (p.state == mesh::PeerState::kAlive) urls.push_back(p.record.url);
   return urls;
+}
+
+namespace {
+
+std::string AddressText(const ledger::KeyBytes& k) {
+  auto key = ledger::KeyFrom(k);
+  return key ? wallet::AddressOf(*key) : core::ToHex(k);
+}
+
+}  // namespace
+
+json MeshService::OpinionJson(const std::vector<mesh::OpinionEntry>& op) const {
+  json out = json::array();
+  for (const mesh::OpinionEntry& o : op)
+    out.push_back({{"address", AddressText(o.peer)}, {"share", o.weight / 65535.0}});
+  return out;
+}
+
+json MeshService::TrustJson(const ledger::KeyBytes& wallet) const {
+  core::MutexLock lock(&mu_);
+  auto it = trust_.find(wallet);
+  if (it == trust_.end()) return json{{"score", 0}, {"global", 0}, {"local", 0}};
+  const TrustView& v = it->second;
+  return json{{"score", v.score},
+              {"global", v.global},
+              {"local", v.local},
+              {"evidence",
+               {{"answers", v.evidence.answers},
+                {"failures", v.evidence.failures},
+                {"rtt_ms", v.evidence.rtt_ms},
+                {"proofs_passed", v.evidence.proofs_passed},
+                {"proofs_missed", v.evidence.proofs_missed},
+                {"fraud_records", v.evidence.fraud_records}}}};
 }
 
 json MeshService::PeersJson() const {
@@ -745,6 +923,8 @@ json MeshService::PeersJson() const {
          {"storage_free_bytes", r.capacity.storage_free_bytes},
          {"storage_quota_bytes", r.capacity.storage_quota_bytes},
          {"fraud_records", opt_.fraud_records ? opt_.fraud_records(r.sender.wallet) : 0},
+         {"trust", TrustJson(r.sender.wallet)},
+         {"opinion", OpinionJson(r.opinion)},
          {"vector", r.vector}});
   }
   return json{{"peers", peers}, {"currency", opt_.policy->genesis.currency}};
@@ -757,7 +937,16 @@ json MeshService::Json() const {
   for (size_t d = 0; d < mesh::kDropKinds; ++d)
     drops[mesh::DropName(static_cast<mesh::Drop>(d))] = gate_.dropped(static_cast<mesh::Drop>(d));
   auto key = ledger::KeyFrom(wallet_key_);
+  json pre = json::array();
+  for (const ledger::KeyBytes& k : opt_.pretrusted) pre.push_back(AddressText(k));
   core::MutexLock lock(&mu_);
+  const json trust = {{"pretrusted", pre},
+                      {"computed_ms_ago", trust_ms_ ? clock_->NowUnixMillis() - trust_ms_ : -1},
+                      {"iterations", trust_iterations_},
+                      {"nodes", trust_nodes_},
+                      {"self_global", self_global_},
+                      {"opinion", OpinionJson(opinion_)},
+                      {"published_opinion", OpinionJson(own_opinion_)}};
   return json{{"address", key ? wallet::AddressOf(*key) : ""},
               {"node_key", core::ToHex(node_pub_)},
               {"delegation_expires_unix_ms", delegation_.expiry_unix_ms},
@@ -780,6 +969,7 @@ json MeshService::Json() const {
               {"indirect_acks", indirect_acks_},
               {"probes_served", probes_served_},
               {"probes_refused", probes_refused_},
+              {"trust", trust},
               {"envelopes_admitted", gate_.admitted()},
               {"envelopes_dropped", drops},
               {"last_error", last_error_}};

@@ -26,8 +26,15 @@
 // gossip intervals; a node runs one probe for others at a time (it holds a verify-lane
 // thread for at most the request timeout), and only for peers it knows alive.
 //
-// Not built yet: digests for meshes whose records exceed one exchange, trust, and spreading
-// prices and certificates beyond the records.
+// Trust (mesh/trust.h; docs/PROTOCOL.md, "Mesh: trust"): every few rounds the node turns what
+// it saw of each peer (answers, failures, round trips; the storage proofs its committee
+// verified for payers it trusts, when it is an authority; certified fraud records) into local
+// trust, publishes the largest shares as the opinion in its record, and computes global trust
+// from every opinion it holds, starting from itself, its TRUSTED_PEERS and the committee. The
+// result ranks and (trust.min_trust_bps) filters offers and weights neighbours' prices.
+//
+// Not built yet: digests for meshes whose records exceed one exchange, and spreading prices
+// and certificates beyond the records.
 //
 // Thread-safety: every member may be called from any thread.
 #pragma once
@@ -76,6 +83,12 @@ struct MeshOptions {
   // How many certified fraud records this node knows of a wallet (node/fraud_book.h); unset:
   // none shown.
   std::function<size_t(const ledger::KeyBytes&)> fraud_records;
+  // Wallets trusted from the start (TRUSTED_PEERS and the committee's authorities); this node
+  // is always one.
+  std::vector<ledger::KeyBytes> pretrusted;
+  // An authority node's storage outcomes per (payer, provider) (ledger::Authority::
+  // ProofOutcomes); unset: none.
+  std::function<std::vector<mesh::PayerOutcome>()> proof_outcomes;
 };
 
 class MeshService {
@@ -132,6 +145,13 @@ class MeshService {
   std::array<std::vector<economy::NeighbourPrice>, economy::kResourceCount> NeighbourPrices(
       size_t k) const EXCLUDES(mu_);
 
+  // This node's trust in the peer of `wallet`, in [0, 1] (its global trust over the largest
+  // of any peer's); 0 for one it does not know. 1 for itself.
+  double TrustOf(const ledger::KeyBytes& wallet) const EXCLUDES(mu_);
+  // Computes trust now (the gossip rounds do it every few rounds); for tests and callers that
+  // need it fresh.
+  void RecomputeTrust() EXCLUDES(mu_);
+
   // GET /v1/mesh/peers, and the "mesh" section of /v1/status.
   nlohmann::json PeersJson() const EXCLUDES(mu_);
   // The URLs of the storage peers known alive (where a compute job's inputs may be).
@@ -158,8 +178,12 @@ class MeshService {
   // for (nullopt for a bootstrap URL).
   // A transport failure with a peer that answered before starts an indirect probe of it
   // unless `for_probe` (a helper's own call never starts another).
+  // `sent_ms`: when the request left (its round trip is measured; 0: not measured).
   void TakeAnswer(const std::string& url, const std::optional<ledger::KeyBytes>& expected,
-                  core::Result<HttpResponse> r, bool for_probe = false) EXCLUDES(mu_);
+                  core::Result<HttpResponse> r, bool for_probe = false, int64_t sent_ms = 0)
+      EXCLUDES(mu_);
+  // What this node saw of each peer, and the trust computed from every opinion known.
+  void RecomputeTrustAt(int64_t now_ms) EXCLUDES(mu_);
   // Asks up to opt_.indirect_probes alive peers to reach `target`.
   void ProbeIndirectly(const ledger::KeyBytes& target, int64_t now_ms) EXCLUDES(mu_);
   // A helper's answer to this node's probe of `target`.
@@ -169,6 +193,11 @@ class MeshService {
   // An envelope signed by this node's key of `kind` with `body`, as a request body.
   core::Result<nlohmann::json> SignedBody(std::string_view kind, std::string body, int64_t now_ms)
       EXCLUDES(mu_);
+
+  // [{"address", "share"}...]; takes no lock.
+  nlohmann::json OpinionJson(const std::vector<mesh::OpinionEntry>& op) const;
+  // {"score", "global", "local", "evidence"} of a peer.
+  nlohmann::json TrustJson(const ledger::KeyBytes& wallet) const EXCLUDES(mu_);
 
   // A record's prices as the market shows them ({"cpu_sec": "0.00001", ...}); null for a
   // vector of another length.
@@ -211,6 +240,21 @@ class MeshService {
   std::map<ledger::KeyBytes, int64_t> probe_askers_ GUARDED_BY(mu_);
   std::string last_error_ GUARDED_BY(mu_);
   uint64_t rng_ GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ull;
+  // Trust (RecomputeTrustAt). The opinion published in this node's record, and when it was
+  // last put there.
+  std::vector<mesh::OpinionEntry> opinion_ GUARDED_BY(mu_);
+  std::vector<mesh::OpinionEntry> own_opinion_ GUARDED_BY(mu_);
+  struct TrustView {
+    double score = 0;   // [0, 1]
+    double global = 0;  // its share of the global trust vector
+    double local = 0;   // this node's local trust in it
+    mesh::PeerEvidence evidence;
+  };
+  std::map<ledger::KeyBytes, TrustView> trust_ GUARDED_BY(mu_);
+  double self_global_ GUARDED_BY(mu_) = 0;
+  int64_t trust_ms_ GUARDED_BY(mu_) = 0;  // when it was computed (0: never)
+  int trust_iterations_ GUARDED_BY(mu_) = 0;
+  size_t trust_nodes_ GUARDED_BY(mu_) = 0;  // vertices of the last computation
   // URLs of records not heard first-hand, and when this node last called each.
   std::map<std::string, int64_t> url_tried_ GUARDED_BY(mu_);
   // Its callbacks use the members above: destroyed (waiting for them) before those.

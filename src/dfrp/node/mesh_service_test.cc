@@ -10,6 +10,7 @@
 #include "dfrp/core/bytes.h"
 #include "dfrp/economy/policy.h"
 #include "dfrp/mesh/test_keys.h"
+#include "dfrp/wallet/address.h"
 
 namespace dfrp::node {
 namespace {
@@ -33,7 +34,7 @@ class MeshServiceTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // An exchange request from another node (its wallet `seed`), signed at the clock's now.
-  std::string PeerExchange(char seed) {
+  std::string PeerExchange(char seed, std::vector<mesh::OpinionEntry> opinion = {}) {
     const int64_t now = clock_.NowUnixMillis();
     const bls::SecretKey wallet = Key(seed), node = Key(static_cast<char>(seed + 1));
     const mesh::Delegation d = mesh::SignDelegation(
@@ -44,6 +45,7 @@ class MeshServiceTest : public ::testing::Test {
     r.expiry_unix_ms = static_cast<uint64_t>(now + 60'000);
     r.url = "http://127.0.0.1:9";
     r.roles = mesh::kRoleStorage;
+    r.opinion = std::move(opinion);
     EXPECT_TRUE(mesh::SignRecord(&r, node, policy_.network_id).ok());
     auto e = mesh::SignEnvelope(d, node, std::string(mesh::kExchangeKind),
                                 mesh::EncodeRecordList({mesh::EncodeRecord(r)}),
@@ -90,6 +92,86 @@ TEST_F(MeshServiceTest, TheWalletSignsTheDelegationAgainAtHalfItsLife) {
   EXPECT_EQ(AnswerDelegationExpiry(**m, 'c'), static_cast<uint64_t>(t0 + 30 * kDayMs));
   clock_.AdvanceMillis(2 * kDayMs);  // past half: signed again, and the record with it
   EXPECT_EQ(AnswerDelegationExpiry(**m, 'e'), static_cast<uint64_t>(t0 + 46 * kDayMs));
+  (*m)->Stop();
+}
+
+TEST_F(MeshServiceTest, TrustFlowsFromThePretrustedAlongOpinionsAndTrustedPayersProofs) {
+  // This node pre-trusts A (TRUSTED_PEERS or the committee). A vouches for B; Sybils S and T
+  // vouch for each other and for their provider X, and their client P "paid" X for 50 proven
+  // periods. A paid B for 10.
+  auto pub = [](char seed) { return Key(seed).GetPublicKey().bytes(); };
+  const auto a = pub('a'), b = pub('c'), s = pub('e'), t = pub('g'), x = pub('i'), p = pub('k');
+  MeshOptions mo;
+  mo.policy = &policy_;
+  mo.network_id = policy_.network_id;
+  mo.vector = {1.0f, 0.0f};
+  mo.interval_ms = 3'600'000;  // no round during the test
+  mo.pretrusted = {a};
+  std::vector<mesh::PayerOutcome> outcomes = {{.payer = p, .provider = x, .released = 50},
+                                              {.payer = a, .provider = b, .released = 10}};
+  mo.proof_outcomes = [&] { return outcomes; };
+  size_t b_frauds = 0;
+  mo.fraud_records = [&](const ledger::KeyBytes& k) { return k == b ? b_frauds : 0; };
+  const bls::SecretKey wallet = Key('w');
+  auto m = MeshService::Open(core::DefaultFileSystem(), &clock_, dir_, wallet, mo);
+  ASSERT_TRUE(m.has_value()) << m.error().ToString();
+  (*m)->Start("http://127.0.0.1:7999");
+  for (auto [seed, opinion] : std::vector<std::pair<char, std::vector<mesh::OpinionEntry>>>{
+           {'a', {{b, 65535}}},
+           {'c', {{a, 65535}}},
+           {'e', {{t, 30000}, {x, 35535}}},
+           {'g', {{s, 30000}, {x, 35535}}},
+           {'i', {{s, 30000}, {t, 35535}}}}) {
+    auto r = (*m)->HandleExchange(PeerExchange(seed, opinion));
+    ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  }
+  (*m)->RecomputeTrust();
+  EXPECT_GT((*m)->TrustOf(a), 0.5);
+  EXPECT_GT((*m)->TrustOf(b), 0.5);
+  EXPECT_EQ((*m)->TrustOf(s), 0.0);
+  EXPECT_EQ((*m)->TrustOf(t), 0.0);
+  EXPECT_EQ((*m)->TrustOf(x), 0.0);
+  EXPECT_EQ((*m)->TrustOf(wallet.GetPublicKey().bytes()), 1.0);
+  // B's paid proofs count (its payer is pre-trusted); X's do not (P is trusted by nobody).
+  const nlohmann::json peers = (*m)->PeersJson()["peers"];
+  int seen = 0;
+  for (const auto& peer : peers) {
+    const auto& ev = peer["trust"]["evidence"];
+    if (peer["opinion"].size() == 1) {  // A or B
+      ++seen;
+    } else {
+      EXPECT_EQ(ev["proofs_passed"], 0) << peer.dump();
+      EXPECT_EQ(peer["trust"]["score"], 0.0) << peer.dump();
+    }
+  }
+  EXPECT_EQ(seen, 2);
+  const nlohmann::json self = (*m)->Json()["trust"];
+  ASSERT_EQ(self["opinion"].size(), 1u) << self.dump();  // only B: nothing answered yet
+  auto addr = ledger::KeyFrom(b);
+  EXPECT_EQ(self["opinion"][0]["address"], wallet::AddressOf(*addr));
+  EXPECT_EQ(self["pretrusted"].size(), 1u);
+  // Its next record carries that opinion, signed.
+  auto answer = (*m)->HandleExchange(PeerExchange('m'));
+  ASSERT_TRUE(answer.has_value());
+  auto e = mesh::DecodeEnvelope(*core::FromHex((*answer)["envelope"].get<std::string>()));
+  auto own = mesh::DecodeRecord((*mesh::DecodeRecordList(e->body))[0]);
+  ASSERT_TRUE(own.has_value());
+  ASSERT_EQ(own->opinion.size(), 1u);
+  EXPECT_EQ(own->opinion[0].peer, b);
+  EXPECT_EQ(own->opinion[0].weight, 65535);
+  EXPECT_TRUE(mesh::VerifyRecord(*own, policy_.network_id, clock_.NowUnixMillis()).ok());
+
+  // B's periods refunded (counted twice against): this node's own opinion drops it; A's still
+  // carries it.
+  outcomes[1].refunded = 10;
+  (*m)->RecomputeTrust();
+  EXPECT_TRUE((*m)->Json()["trust"]["opinion"].empty());
+  EXPECT_GT((*m)->TrustOf(b), 0.5);
+  // A certified fraud record against B: this node's evidence of it is 0 whatever else.
+  outcomes[1].refunded = 0;
+  b_frauds = 1;
+  (*m)->RecomputeTrust();
+  EXPECT_TRUE((*m)->Json()["trust"]["opinion"].empty());
   (*m)->Stop();
 }
 

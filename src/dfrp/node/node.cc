@@ -306,6 +306,27 @@ core::Status Node::OpenMesh() {
     return rc;
   };
   if (fraud_) mo.fraud_records = [this](const ledger::KeyBytes& k) { return fraud_->CountFor(k); };
+  // Trust starts from this node, its TRUSTED_PEERS and the committee (mesh/trust.h).
+  for (const std::string& a : cfg.trusted_peers) {
+    auto key = wallet::PublicKeyFromAddress(a);
+    if (!key)
+      return key.error().WithContext(
+          fmt::format("TRUSTED_PEERS: '{}' is not a wallet address (give dfrp1... addresses, "
+                      "comma-separated)",
+                      a.substr(0, 64)));
+    mo.pretrusted.push_back(key->bytes());
+  }
+  for (const economy::Authority& a : policy_->genesis.committee)
+    if (auto key = crypto::bls::PublicKey::FromHex(a.public_key_hex))
+      mo.pretrusted.push_back(key->bytes());
+  if (authority_)
+    mo.proof_outcomes = [this] {
+      std::vector<mesh::PayerOutcome> out;
+      auto got = authority_->ProofOutcomes(100'000);
+      if (!got) return out;
+      for (const auto& o : *got) out.push_back({o.payer, o.provider, o.released, o.refunded});
+      return out;
+    };
   DFRP_ASSIGN_OR_RETURN(mesh_, MeshService::Open(opt_.store.fs, opt_.store.clock, cfg.state_dir,
                                                  *wallet_key_, std::move(mo)));
   return core::Status::OK();

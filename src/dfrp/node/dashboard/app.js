@@ -741,7 +741,7 @@
   }
 
   // The mesh panel: this node's place, its peers (state, vector distance, prices, first-hand
-  // uptime) and the price field around it (the storage price's spread among alive peers).
+  // uptime, trust) and the price field around it (the storage price's spread among alive peers).
   function RenderMesh(node, peers) {
     const empty = document.getElementById('mesh-empty');
     const body = document.getElementById('mesh-body');
@@ -771,7 +771,10 @@
         El('td', { class: 'mesh-distance' }, Number(p.distance).toFixed(3)),
         El('td', { class: 'mesh-storage-price' }, String(pv.storage_gib_month ?? '–')),
         El('td', { class: 'mesh-read-price' }, String(pv.read_gib ?? '–')),
-        El('td', { class: 'mesh-uptime' }, Number(p.uptime).toFixed(2)));
+        El('td', { class: 'mesh-uptime' }, Number(p.uptime).toFixed(2)),
+        El('td', { class: 'mesh-trust', title: 'global trust over the most trusted peer\'s ' +
+          '(EigenTrust); local: this node\'s own evidence' },
+        Number(p.trust ? p.trust.score : 0).toFixed(2)));
     }));
     const storage = list.filter((p) => p.state === 'alive' && p.price_vector)
       .map((p) => Number(p.price_vector.storage_gib_month)).sort((a, b) => a - b);
