@@ -303,6 +303,23 @@ def main():
           st == 200 and cheat_addr not in [o["address"] for o in of.get("offers", [])] and
           any(r["address"] == cheat_addr and "fraud proof" in r["reason"]
               for r in of.get("refused", [])), of)
+    # Trust (mesh/trust.h): the certified record zeroes every node's own evidence of the
+    # cheater, so no node vouches for it in the opinion it publishes, and its global trust
+    # falls to 0 everywhere.
+    def cheater_untrusted():
+        for n in (honest, ver):
+            view = {p["address"]: p for p in n.json("GET", "/v1/mesh/peers")[2]["peers"]}
+            t = view.get(cheat_addr, {}).get("trust", {})
+            ops = [o["address"] for p in view.values() for o in p.get("opinion", [])]
+            if t.get("evidence", {}).get("fraud_records") != 1 or t.get("local") != 0 or \
+                    t.get("score") != 0 or cheat_addr in ops:
+                return False
+        return True
+
+    wait_for("the cheater's trust to fall to 0 at the honest node and the verifier",
+             cheater_untrusted, timeout=60)
+    check("the honest node and the verifier hold the cheater's fraud record as evidence: local "
+          "and global trust 0, and no opinion they hold vouches for it", cheater_untrusted())
     def post_fraud(wire):
         return honest.json("POST", "/v1/compute/fraud", json.dumps({"certificate": wire.hex()}),
                            {"Content-Type": "application/json"})
@@ -331,9 +348,10 @@ def main():
                         other.get("job_id", ""), "--verifier", url["ver"], "--adaptive")
     v2 = json.loads(out) if out.strip().startswith("{") else {}
     check("another client's verify-job --adaptive checks the caught provider's job at rate 1, "
-          "naming the fraud record, and its re-run differs (exit 3)",
+          "naming the fraud record and its trust of 0, and its re-run differs (exit 3)",
           rc == 3 and v2.get("check", {}).get("rate") == 1 and
           bad["job_id"][:16] in v2.get("check", {}).get("caught", "") and
+          "trusts" in v2.get("check", {}).get("untrusted", "") and
           v2.get("verified") is False, (rc, out[-600:], err[-400:]))
     # A client offering a job to the cheater and the honest node passes the cheater over,
     # naming the fraud; offered to the cheater alone, the job is refused (exit 7).

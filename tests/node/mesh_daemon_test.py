@@ -5,6 +5,10 @@ Usage: mesh_daemon_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_MESH
 - Three nodes with wallets join through a chain of bootstrap peers (B knows A, C knows B) and
   converge: each knows the other two as alive (answered under the key of their records), with
   their URLs, roles, prices and vectors; C learnt A's record through B.
+- Trust: every node comes to trust the other two (score > 0), holds their published opinions
+  (B's names A and C, shares summing to 1), shows its first-hand evidence (answers, round trip)
+  and its own opinion; A starts from its TRUSTED_PEERS (B); offers carry trust; A's local trust
+  in C falls once C is killed. A TRUSTED_PEERS that is no address stops dfrpd (exit 2).
 - `dfrp-mesh peers|node|offers` show the same through the CLI; offers no node meets exit 7
   naming the cheapest.
 - Records announce each node's storage room: a request past every node's room is refused

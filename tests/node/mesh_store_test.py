@@ -20,6 +20,8 @@ Usage: mesh_store_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_MESH
 - A Byzantine node asked for offers: one whose price is over --max-fee (the client checks the
   node's word) is skipped before any byte is sent and nothing is paid (exit 7); offers of
   another shape end in a clear error, not a crash.
+- Trust: the authority (in the mesh, trusting alice) counts the proofs its committee verified
+  for alice as evidence of each provider, and vouches for them in its record's opinion.
 - After every step the authority's balances and escrows sum to the supply.
 """
 import http.server
@@ -38,10 +40,18 @@ PERIOD = 6
 
 def main():
     wenv = clean_env({"DFRP_PASSPHRASE": "pw", "DFRP_KDF_PROFILE": "test"})
+    # The authority is in the mesh too (PA bootstraps from it), an authority only (no storage
+    # to offer), and trusts alice, so the proofs its committee verifies for her count as its
+    # evidence of the providers (docs/PROTOCOL.md, "Trust").
+    def authority_env(i):
+        alice = json.load(open(os.path.join(T, "alice.json")))["address"]
+        return {"ROLES": "authority", "TRUSTED_PEERS": alice}
+
     addr, policy, auths = committee_with_storage(
         WALLET, LEDGER, wenv, ("alice", "owner", "pa", "pb", "pc", "pd"), 1,
         {"period_seconds": PERIOD, "challenges_per_period": 2, "answer_window_seconds": 3,
-         "grace_seconds": 2, "max_skew_ms": 200, "beacon_slot_seconds": 1})
+         "grace_seconds": 2, "max_skew_ms": 200, "beacon_slot_seconds": 1},
+        authority_env=authority_env)
     auth = auths[0]
     # The providers' copy of the policy: the same network, committee and version, with fast
     # gossip and a storage floor high enough that a small file's contract costs more than a
@@ -60,7 +70,7 @@ def main():
         e["PEERS"] = ",".join(peers)
         return Daemon(e), e
 
-    pa, _ = node("pa", [])
+    pa, _ = node("pa", [auth.info["url"]])
     pb, pb_env = node("pb", [pa.info["url"]])
     pc, pc_env = node("pc", [pb.info["url"]])
     nodes = {"pa": pa, "pb": pb, "pc": pc}
@@ -134,6 +144,26 @@ def main():
     owner = auth.json("GET", f"/v1/ledger/accounts/{addr['owner']}")[2]
     check("... and the owner took its margin", owner.get("balance_base_units", 0) > 0, owner)
     conserved("after the first releases")
+
+    # The authority's trust evidence: the periods its committee released for alice (whom it
+    # trusts) count for each provider, on top of what answering gossip earns (at most 1).
+    def proof_evidence():
+        view = peers(auth)
+        return all(view.get(h, {}).get("trust", {}).get("evidence", {}).get("proofs_passed", 0)
+                   >= 1 and view[h]["trust"]["local"] > 1 for h in holders)
+
+    wait_for("the authority to count the providers' proofs as trust evidence", proof_evidence)
+    view = peers(auth)
+    check("the authority counts each provider's verified proofs for alice as evidence (local "
+          "trust above what gossip alone earns), the others' none",
+          proof_evidence() and all(
+              p["trust"]["evidence"]["proofs_passed"] == 0
+              for a, p in view.items() if a not in holders),
+          {a: p.get("trust") for a, p in view.items()})
+    st, _, me = auth.json("GET", "/v1/mesh/node")
+    check("... and vouches for them in the opinion its record carries",
+          st == 200 and all(h in [o["address"] for o in me["trust"]["opinion"]] for h in holders),
+          me.get("trust"))
 
     # kill -9 of a node holding a copy (not PA, the node asked).
     victim_addr = next((h for h in holders if h != addr["pa"]), holders[-1] if holders else "")

@@ -510,6 +510,17 @@ std::map<std::string, std::string> CaughtProviders(const Env& e,
   return caught;
 }
 
+// The trust the node at `url` has in the wallet `address` (its /v1/mesh/peers "trust.score",
+// mesh/trust.h): nullopt when that node has no mesh view or does not know the wallet.
+std::optional<double> MeshTrustOf(const std::string& url, const std::string& address) {
+  auto r = Call(url, "GET", "/v1/mesh/peers");
+  if (!r || !r->contains("peers") || !(*r)["peers"].is_array()) return std::nullopt;
+  for (const auto& p : (*r)["peers"])
+    if (p.value("address", "") == address && p.contains("trust") && p["trust"].is_object())
+      return p["trust"].value("score", 0.0);
+  return std::nullopt;
+}
+
 // Sends a fraud record (a settle certificate's wire, hex) to the nodes `urls` and this
 // client's own dfrpd; each keeps it and spreads it through the mesh. Per node, what it said.
 json SpreadFraud(const Env& e, const std::string& certificate_hex, std::vector<std::string> urls) {
@@ -1080,14 +1091,22 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
                              policy.FormatAmount(v->collateral_staked()),
                              policy.FormatAmount(v->job.collateral));
   }
+  // A provider the verifier's node knows in its mesh but no node it trusts vouches for (trust
+  // 0: a Sybil, or one whose evidence is all failures and fraud) is checked for certain too.
+  std::string untrusted;
+  if (const auto trust = MeshTrustOf(verifier, provider); trust && *trust <= 0)
+    untrusted = fmt::format("the verifier's node trusts {} at 0 (no node it trusts vouches for it)",
+                            provider);
   auto rate_of = [&](const compute::ProviderChecks& c) {
-    return caught_at != caught.end() || !unstaked.empty() ? 1.0
-                                                          : compute::CheckRate(policy.compute, c);
+    return caught_at != caught.end() || !unstaked.empty() || !untrusted.empty()
+               ? 1.0
+               : compute::CheckRate(policy.compute, c);
   };
   const double rate = rate_of(checks);
   json check = {{"rate", rate}, {"adaptive", adaptive}};
   if (caught_at != caught.end()) check["caught"] = caught_at->second;
   if (!unstaked.empty()) check["unstaked"] = unstaked;
+  if (!untrusted.empty()) check["untrusted"] = untrusted;
   if (adaptive) {
     const uint32_t draw = std::random_device{}();
     check["draw"] = draw / 4294967296.0;

@@ -102,13 +102,16 @@ Status CmdPeers(const MeshGlobals& g, MeshApi& api) {
     return Status::OK();
   }
   if (!g.quiet)
-    std::printf("%-10s %-24s %-28s %-7s %s\n", "STATE", "ADDRESS", "URL", "UPTIME", "ROLES");
+    std::printf("%-10s %-24s %-28s %-7s %-6s %s\n", "STATE", "ADDRESS", "URL", "UPTIME", "TRUST",
+                "ROLES");
   for (const auto& p : j["peers"]) {
     std::string roles;
     for (const auto& r : p["roles"]) roles += (roles.empty() ? "" : ",") + r.get<std::string>();
-    std::printf("%-10s %-24s %-28s %-7.2f %s\n", p.value("state", "").c_str(),
+    const double trust =
+        p.contains("trust") && p["trust"].is_object() ? p["trust"].value("score", 0.0) : 0.0;
+    std::printf("%-10s %-24s %-28s %-7.2f %-6.2f %s\n", p.value("state", "").c_str(),
                 Short(p.value("address", ""), 24).c_str(), Short(p.value("url", ""), 28).c_str(),
-                p.value("uptime", 0.0), roles.c_str());
+                p.value("uptime", 0.0), trust, roles.c_str());
   }
   return Status::OK();
 }
@@ -121,11 +124,11 @@ Status CmdOffers(const MeshGlobals& g, core::FileSystem* fs, MeshApi& api, const
   if (g.json) {
     std::printf("%s\n", j.dump(2).c_str());
   } else if (!g.quiet) {
-    std::printf("%-24s %-28s %10s %14s\n", "ADDRESS", "URL", "SIMILARITY", "TOTAL");
+    std::printf("%-24s %-28s %10s %6s %14s\n", "ADDRESS", "URL", "SIMILARITY", "TRUST", "TOTAL");
     for (const auto& o : offers)
-      std::printf("%-24s %-28s %10.3f %14s\n", Short(o.value("address", ""), 24).c_str(),
+      std::printf("%-24s %-28s %10.3f %6.2f %14s\n", Short(o.value("address", ""), 24).c_str(),
                   Short(o.value("url", ""), 28).c_str(), o.value("similarity", 0.0),
-                  o.value("total", "").c_str());
+                  o.value("trust", 0.0), o.value("total", "").c_str());
     for (const auto& r : j["refused"])
       std::printf("refused %s: %s\n", Short(r.value("address", ""), 24).c_str(),
                   r.value("reason", "").c_str());

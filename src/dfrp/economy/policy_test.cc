@@ -47,6 +47,16 @@ TEST(Policy, EmbeddedDefaultLoads) {
   EXPECT_EQ(p->FormatPrice(p->pricing.floor[0]), "0.00001");
   EXPECT_EQ(p->FormatPrice(p->pricing.ceiling[static_cast<size_t>(Resource::kReadGib)]), "0.7");
   EXPECT_EQ(p->genesis.supply, 0u);
+  EXPECT_EQ(p->trust.pretrust_weight_bps, 1500u);
+  EXPECT_EQ(p->trust.min_trust_bps, 0u);
+  EXPECT_EQ(p->trust.routing_weight_bps, 2000u);
+  auto trust = ParseEconomicPolicy("[trust]\nmin_trust_bps = 3000\nrouting_weight_bps = 0\n",
+                                   "economic.toml");
+  ASSERT_TRUE(trust.has_value()) << trust.error().message();
+  EXPECT_EQ(trust->trust.min_trust_bps, 3000u);
+  EXPECT_EQ(trust->trust.routing_weight_bps, 0u);
+  EXPECT_EQ(ParseEconomicPolicy(RenderEconomicToml(*trust), "rendered")->trust.min_trust_bps,
+            3000u);
   // An empty document is the same policy: every key has its default.
   auto empty = ParseEconomicPolicy("", "economic.toml");
   ASSERT_TRUE(empty.has_value()) << empty.error().message();
@@ -138,6 +148,9 @@ TEST(Policy, BadInputNamesTheKey) {
   ExpectError("[storage]\nanswer_window_seconds = 4000\n", "storage.answer_window_seconds",
               "shorter than");
   ExpectError("[gossip]\nprobe_timeout_ms = 2000\n", "gossip.probe_timeout_ms", "");
+  ExpectError("[trust]\npretrust_weight_bps = 0\n", "trust.pretrust_weight_bps", "out of range");
+  ExpectError("[trust]\nmin_trust_bps = 10001\n", "trust.min_trust_bps", "out of range");
+  ExpectError("[trust]\nrouting_weigth_bps = 1\n", "trust.routing_weigth_bps", "unknown key");
   ExpectError("pricing = 5\n", "pricing", "must be a table");
   ExpectError("[genesis]\nallocations = 5\n", "genesis.allocations", "must be an array");
   ExpectError("[genesis]\nallocations = [5]\n", "genesis.allocations[0]", "must be a table");
