@@ -254,6 +254,24 @@ def main():
     rc, out, err = compute("--json", "verify-job", good["job_id"], "--verifier", url["ver"])
     check("verify-job of the honest job on the verifier: the same root (exit 0)",
           rc == 0 and json.loads(out).get("verified") is True, (rc, out[-400:], err[-400:]))
+    # Trust weighs the client's own record: no trusted node vouches for the honest provider
+    # (no authority in this mesh has seen it paid), so its 20 valid checks here count as 10,
+    # and its rate stays 1 (20 would give 0.5: trusted_after 10, half-life 10).
+    honest_addr = honest.json("GET", "/v1/compute/node")[2]["provider"]
+    providers = os.path.join(T, "client", "compute", "providers.json")
+    saved = open(providers).read()
+    with open(providers, "w") as f:
+        json.dump({honest_addr: {"valid": 20, "mismatches": 0, "unchecked": 0}}, f)
+    rc, out, err = compute("--json", "verify-job", good["job_id"], "--verifier", url["ver"],
+                           "--adaptive")
+    v = json.loads(out) if out.strip().startswith("{") else {}
+    ck = v.get("check", {})
+    check("verify-job --adaptive: a provider the verifier's node trusts at 0 earns half credit "
+          "for its valid checks (rate 1, not 0.5), saying why",
+          rc == 0 and ck.get("rate") == 1 and ck.get("mesh_trust") == 0 and
+          "count as 10" in ck.get("unvouched", ""), (rc, out[-600:], err[-300:]))
+    with open(providers, "w") as f:
+        f.write(saved)
 
     cheat0 = balance("cheat")
     rc, out, err = compute("--json", "verify-job", bad["job_id"], "--verifier", url["ver"])
@@ -303,9 +321,10 @@ def main():
           st == 200 and cheat_addr not in [o["address"] for o in of.get("offers", [])] and
           any(r["address"] == cheat_addr and "fraud proof" in r["reason"]
               for r in of.get("refused", [])), of)
-    # Trust (mesh/trust.h): the certified record zeroes every node's own evidence of the
-    # cheater, so no node vouches for it in the opinion it publishes, and its global trust
-    # falls to 0 everywhere.
+    # Trust (mesh/trust.h): the certified record is evidence at every node that holds it: the
+    # cheater shows the record, local trust and score 0, and no opinion names it. (No authority
+    # is in this mesh, so nobody vouched for it before either; node/mesh_service_test.cc shows a
+    # record cutting off a provider that was vouched for.)
     def cheater_untrusted():
         for n in (honest, ver):
             view = {p["address"]: p for p in n.json("GET", "/v1/mesh/peers")[2]["peers"]}
@@ -351,7 +370,7 @@ def main():
           "naming the fraud record and its trust of 0, and its re-run differs (exit 3)",
           rc == 3 and v2.get("check", {}).get("rate") == 1 and
           bad["job_id"][:16] in v2.get("check", {}).get("caught", "") and
-          "trusts" in v2.get("check", {}).get("untrusted", "") and
+          v2.get("check", {}).get("mesh_trust") == 0 and
           v2.get("verified") is False, (rc, out[-600:], err[-400:]))
     # A client offering a job to the cheater and the honest node passes the cheater over,
     # naming the fraud; offered to the cheater alone, the job is refused (exit 7).

@@ -43,9 +43,18 @@ def main():
     # The authority is in the mesh too (PA bootstraps from it), an authority only (no storage
     # to offer), and trusts alice, so the proofs its committee verifies for her count as its
     # evidence of the providers (docs/PROTOCOL.md, "Trust").
+    # The providers' copy of the policy (the authority's too, so that their records' TTLs
+    # agree): the same network, committee and version, with fast gossip and a storage floor
+    # high enough that a small file's contract costs more than a base unit.
+    mesh_policy = os.path.join(T, "mesh-economic.toml")
+
     def authority_env(i):
+        with open(os.path.join(T, "committee", "economic.toml")) as f, open(mesh_policy, "w") as g:
+            g.write(f.read() + "\n[gossip]\ninterval_ms = 200\nsuspect_timeout_ms = 2000\n"
+                    "record_ttl_seconds = 60\n\n[pricing.floor]\nstorage_gib_month = \"1000\"\n\n"
+                    "[pricing.ceiling]\nstorage_gib_month = \"10000\"\n")
         alice = json.load(open(os.path.join(T, "alice.json")))["address"]
-        return {"ROLES": "authority", "TRUSTED_PEERS": alice}
+        return {"ROLES": "authority", "TRUSTED_PEERS": alice, "ECONOMIC_POLICY": mesh_policy}
 
     addr, policy, auths = committee_with_storage(
         WALLET, LEDGER, wenv, ("alice", "owner", "pa", "pb", "pc", "pd"), 1,
@@ -53,14 +62,6 @@ def main():
          "grace_seconds": 2, "max_skew_ms": 200, "beacon_slot_seconds": 1},
         authority_env=authority_env)
     auth = auths[0]
-    # The providers' copy of the policy: the same network, committee and version, with fast
-    # gossip and a storage floor high enough that a small file's contract costs more than a
-    # base unit.
-    mesh_policy = os.path.join(T, "mesh-economic.toml")
-    with open(policy) as f, open(mesh_policy, "w") as g:
-        g.write(f.read() + "\n[gossip]\ninterval_ms = 200\nsuspect_timeout_ms = 2000\n"
-                "record_ttl_seconds = 60\n\n[pricing.floor]\nstorage_gib_month = \"1000\"\n\n"
-                "[pricing.ceiling]\nstorage_gib_month = \"10000\"\n")
 
     def node(name, peers, env=None):
         e = env or store_env(name, extra={
@@ -150,12 +151,12 @@ def main():
     def proof_evidence():
         view = peers(auth)
         return all(view.get(h, {}).get("trust", {}).get("evidence", {}).get("proofs_passed", 0)
-                   >= 1 and view[h]["trust"]["local"] > 1 for h in holders)
+                   >= 1 and view[h]["trust"]["local"] > 0 for h in holders)
 
     wait_for("the authority to count the providers' proofs as trust evidence", proof_evidence)
     view = peers(auth)
     check("the authority counts each provider's verified proofs for alice as evidence (local "
-          "trust above what gossip alone earns), the others' none",
+          "trust > 0), the others' none",
           proof_evidence() and all(
               p["trust"]["evidence"]["proofs_passed"] == 0
               for a, p in view.items() if a not in holders),
@@ -164,6 +165,21 @@ def main():
     check("... and vouches for them in the opinion its record carries",
           st == 200 and all(h in [o["address"] for o in me["trust"]["opinion"]] for h in holders),
           me.get("trust"))
+
+    # PA pre-trusts the committee: through the authority's published opinion it trusts the
+    # holders, and the node that holds nothing for anyone not at all.
+    def pa_trusts_holders():
+        view = peers(pa)
+        return all(view.get(h, {}).get("trust", {}).get("score", 0) > 0 for h in holders if
+                   h != addr["pa"])
+
+    wait_for("PA to trust the holders through the authority's opinion", pa_trusts_holders)
+    view = peers(pa)
+    others = [n for n in ("pb", "pc") if addr[n] not in holders]
+    check("PA trusts the holders through the authority's published opinion, not the node "
+          "without a copy",
+          pa_trusts_holders() and all(view[addr[n]]["trust"]["score"] == 0 for n in others),
+          {a: p.get("trust", {}).get("score") for a, p in view.items()})
 
     # kill -9 of a node holding a copy (not PA, the node asked).
     victim_addr = next((h for h in holders if h != addr["pa"]), holders[-1] if holders else "")

@@ -1091,22 +1091,27 @@ Status CmdRemoteVerify(const Globals& g, Env& e, const std::string& id, const st
                              policy.FormatAmount(v->collateral_staked()),
                              policy.FormatAmount(v->job.collateral));
   }
-  // A provider the verifier's node knows in its mesh but no node it trusts vouches for (trust
-  // 0: a Sybil, or one whose evidence is all failures and fraud) is checked for certain too.
-  std::string untrusted;
-  if (const auto trust = MeshTrustOf(verifier, provider); trust && *trust <= 0)
-    untrusted = fmt::format("the verifier's node trusts {} at 0 (no node it trusts vouches for it)",
-                            provider);
-  auto rate_of = [&](const compute::ProviderChecks& c) {
-    return caught_at != caught.end() || !unstaked.empty() || !untrusted.empty()
-               ? 1.0
-               : compute::CheckRate(policy.compute, c);
+  // The mesh's trust weighs this client's own record: a provider the verifier's node knows but
+  // no node it trusts vouches for (trust 0: no paid work for trusted payers, a Sybil) earns
+  // only half credit for its valid checks here, so its rate falls half as fast
+  // (docs/PROTOCOL.md, "Trust").
+  const std::optional<double> trust = MeshTrustOf(verifier, provider);
+  const bool unvouched = trust && *trust <= 0;
+  auto rate_of = [&](compute::ProviderChecks c) {
+    if (unvouched) c.valid /= 2;
+    return caught_at != caught.end() || !unstaked.empty() ? 1.0
+                                                          : compute::CheckRate(policy.compute, c);
   };
   const double rate = rate_of(checks);
   json check = {{"rate", rate}, {"adaptive", adaptive}};
   if (caught_at != caught.end()) check["caught"] = caught_at->second;
   if (!unstaked.empty()) check["unstaked"] = unstaked;
-  if (!untrusted.empty()) check["untrusted"] = untrusted;
+  check["mesh_trust"] = trust ? json(*trust) : json(nullptr);
+  if (unvouched)
+    check["unvouched"] = fmt::format(
+        "the verifier's node trusts {} at 0 (no node it trusts vouches for it): its {} valid "
+        "checks here count as {}",
+        provider, checks.valid, checks.valid / 2);
   if (adaptive) {
     const uint32_t draw = std::random_device{}();
     check["draw"] = draw / 4294967296.0;

@@ -1345,12 +1345,14 @@ Status Authority::CheckSupply() {
 Result<std::vector<Authority::ProofOutcome>> Authority::ProofOutcomes(size_t limit) {
   core::MutexLock lock(&mu_);
   SqlStmt st(db_,
-             "SELECT e.payer, e.provider, SUM(s.kind = ?1), SUM(s.kind = ?2) FROM settlements s "
-             "JOIN escrows e ON e.id = s.escrow_id WHERE s.kind IN (?1, ?2) GROUP BY e.payer, "
-             "e.provider ORDER BY COUNT(*) DESC LIMIT ?3");
+             "SELECT e.payer, e.provider, SUM(s.kind IN (?1, ?3)), SUM(s.kind IN (?2, ?4)) FROM "
+             "settlements s JOIN escrows e ON e.id = s.escrow_id WHERE s.kind IN (?1, ?2, ?3, ?4) "
+             "GROUP BY e.payer, e.provider ORDER BY COUNT(*) DESC LIMIT ?5");
   st.Bind(1, static_cast<int64_t>(SettleKind::kRelease))
       .Bind(2, static_cast<int64_t>(SettleKind::kRefund))
-      .Bind(3, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+      .Bind(3, static_cast<int64_t>(SettleKind::kJobRelease))
+      .Bind(4, static_cast<int64_t>(SettleKind::kJobRefund))
+      .Bind(5, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
   std::vector<ProofOutcome> out;
   int r;
   while ((r = st.Step()) == SQLITE_ROW) {

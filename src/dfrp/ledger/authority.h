@@ -199,9 +199,11 @@ class Authority {
       EXCLUDES(mu_);
   // How many certificates this authority has applied.
   core::Result<uint64_t> AppliedCount() EXCLUDES(mu_);
-  // Per (payer, provider) of storage escrows: the periods released (each on an audit answer
-  // this committee verified) and refunded (none in time), at most `limit` pairs, the most
-  // settled first. What an authority node's trust evidence counts (mesh/trust.h).
+  // Per (payer, provider): the storage periods released (each on an audit answer this
+  // committee verified) and compute jobs released (a signed claim, no fraud proof within the
+  // dispute window), and the periods and jobs refunded (no answer or claim in time, or a fraud
+  // proof); at most `limit` pairs, the most settled first. What an authority node's trust
+  // evidence counts (mesh/trust.h).
   struct ProofOutcome {
     KeyBytes payer{}, provider{};
     uint64_t released = 0, refunded = 0;

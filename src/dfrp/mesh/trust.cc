@@ -7,17 +7,13 @@ namespace dfrp::mesh {
 
 double LocalTrust(const PeerEvidence& e) {
   if (e.fraud_records > 0) return 0;
-  double t = 0;
-  if (e.answers > 0) {
-    // First-hand uptime, (answers + 1) / (answers + failures + 2), slowed by latency.
-    const double uptime =
-        static_cast<double>(e.answers + 1) / static_cast<double>(e.answers + e.failures + 2);
-    const double latency = e.rtt_ms >= 0 ? 1.0 / (1.0 + e.rtt_ms / kLatencyReferenceMs) : 1.0;
-    t += kAvailabilityWeight * uptime * latency;
-  }
   const double net =
       static_cast<double>(e.proofs_passed) - 2.0 * static_cast<double>(e.proofs_missed);
-  if (net > 0) t += kProofWeight * net;
+  if (!(net > 0)) return 0;
+  double t = net;
+  if (e.answers + e.failures > 0)  // first-hand uptime
+    t *= static_cast<double>(e.answers + 1) / static_cast<double>(e.answers + e.failures + 2);
+  if (e.rtt_ms >= 0) t /= 1.0 + e.rtt_ms / kLatencyReferenceMs;
   return t;
 }
 

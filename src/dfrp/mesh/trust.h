@@ -2,12 +2,15 @@
 // the opinion it publishes in its record, and the global trust it computes from everyone's
 // opinions, EigenTrust-style (Kamvar, Schlosser and Garcia-Molina, 2003).
 //
-// Local trust. A node's evidence of a peer is what it saw itself: exchanges the peer answered
-// under its key and exchanges that failed (uptime), how long the answers took (latency), the
-// storage proofs the peer's payers were paid for and the periods refunded for want of one (an
-// authority node counts them from the settlements it applied, and only of payers it trusts:
-// see PeerEvidence), and the certified fraud records against it. LocalTrust turns that into one
-// number >= 0; a certified fraud record makes it 0 whatever else was seen.
+// Local trust. A node's evidence of a peer is what it saw itself: paid work (an authority node
+// counts, from the settlements its committee certified, the storage periods released on a
+// verified proof and the compute jobs released undisputed, against those refunded, and only
+// for payers it trusts: see PeerEvidence), the exchanges the peer answered under its key and
+// those that failed (uptime), how long the answers took (latency), and the certified fraud
+// records against it. LocalTrust turns that into one number >= 0: paid work, scaled by uptime
+// and latency. Answering gossip alone earns nothing (it costs a Sybil nothing either, and any
+// share of trust given to it would be kept (1 - a) / a times over by a closed Sybil set); a
+// certified fraud record makes it 0 whatever else was seen.
 //
 // Opinion. A node's local trusts, normalised to sum 1, the largest kMaxOpinion of them, each
 // as a u16 share (OpinionFromLocal). It goes in the node's signed record, so everyone can see
@@ -23,9 +26,8 @@
 // for one another, or a Sybil client paying its own provider, that no trusted node vouches for
 // has global trust 0, however many opinions it publishes. What a Sybil set can take is the
 // share trusted nodes give it, kept (1 - a) / a times over in a closed loop (EigenTrust's known
-// amplification). Answering gossip earns a peer at most kAvailabilityWeight in anyone's local
-// trust, so Sybil nodes that merely answer take a share like an honest idle peer's, and paid
-// proofs (kProofWeight each) outweigh it: the residual risk docs/PROTOCOL.md states.
+// amplification): only paid work for trusted payers earns such a share
+// (bench/trust_sim.cc measures it).
 //
 // Thread-safety: the functions are pure.
 #pragma once
@@ -39,13 +41,10 @@
 namespace dfrp::mesh {
 
 inline constexpr size_t kMaxOpinion = 16;
-// The evidence's weights in LocalTrust: a peer that answers every exchange promptly is worth
-// kAvailabilityWeight; each paid proof (net of twice the refunded periods) adds kProofWeight,
-// up to kMaxProofEvidence proofs per payer.
-inline constexpr double kAvailabilityWeight = 1.0;
-inline constexpr double kProofWeight = 1.0;
+// Paid work in LocalTrust: each released period or job (net of twice the refunded ones) counts
+// 1, at most kMaxProofEvidence per payer.
 inline constexpr uint64_t kMaxProofEvidence = 64;
-// Answers slower than this halve the availability evidence (and so on: w / (1 + rtt / ref)).
+// Answers slower than this halve the evidence (and so on: / (1 + rtt / ref)).
 inline constexpr double kLatencyReferenceMs = 250.0;
 
 struct OpinionEntry {
@@ -58,8 +57,9 @@ struct PeerEvidence {
   uint64_t answers = 0;   // exchanges it answered under its key
   uint64_t failures = 0;  // exchanges with it that failed
   double rtt_ms = -1;     // its answers' round trip, smoothed; < 0: none measured
-  // Storage periods released to it (a proof verified) and refunded (none in time), counted
-  // per payer and only for payers this node trusts; the caller sums min(passed, cap) over them.
+  // Storage periods and compute jobs released to it (a proof verified, a claim undisputed) and
+  // refunded, counted per payer and only for payers this node trusts; the caller sums
+  // min(count, kMaxProofEvidence) over them.
   uint64_t proofs_passed = 0, proofs_missed = 0;
   uint64_t fraud_records = 0;  // certified fraud records against it
 };
@@ -71,7 +71,9 @@ struct PayerOutcome {
   uint64_t released = 0, refunded = 0;
 };
 
-// >= 0; 0 for a peer with a fraud record.
+// max(0, passed - 2 x missed) x uptime x latency factor, where uptime is (answers + 1) /
+// (answers + failures + 2) and the latency factor 1 / (1 + rtt / kLatencyReferenceMs), each 1
+// when this node never exchanged with the peer; 0 for a peer with a fraud record.
 double LocalTrust(const PeerEvidence& e);
 
 // The largest kMaxOpinion positive local trusts, as shares of 65535 (each at least 1), largest

@@ -19,26 +19,28 @@ ledger::KeyBytes TestKey(uint8_t b) {
 
 TEST(LocalTrust, FraudZeroesEverything) {
   PeerEvidence e{.answers = 100, .failures = 0, .rtt_ms = 1, .proofs_passed = 50};
-  EXPECT_GT(LocalTrust(e), 50.0);
+  EXPECT_GT(LocalTrust(e), 45.0);
   e.fraud_records = 1;
   EXPECT_EQ(LocalTrust(e), 0.0);
 }
 
-TEST(LocalTrust, UptimeLatencyAndProofsOrderPeers) {
-  const PeerEvidence never{};
-  const PeerEvidence up{.answers = 99, .failures = 1, .rtt_ms = 5};
-  const PeerEvidence flaky{.answers = 50, .failures = 50, .rtt_ms = 5};
-  const PeerEvidence slow{.answers = 99, .failures = 1, .rtt_ms = 1000};
+TEST(LocalTrust, PaidWorkScaledByUptimeAndLatency) {
+  // Answering gossip alone earns nothing: it costs a Sybil nothing either.
+  EXPECT_EQ(LocalTrust({}), 0.0);
+  EXPECT_EQ(LocalTrust({.answers = 1000, .rtt_ms = 1}), 0.0);
   const PeerEvidence paid{.answers = 99, .failures = 1, .rtt_ms = 5, .proofs_passed = 10};
-  const PeerEvidence missed{
-      .answers = 99, .failures = 1, .rtt_ms = 5, .proofs_passed = 10, .proofs_missed = 6};
-  EXPECT_EQ(LocalTrust(never), 0.0);
-  EXPECT_GT(LocalTrust(up), LocalTrust(flaky));
-  EXPECT_GT(LocalTrust(up), LocalTrust(slow));
-  EXPECT_GT(LocalTrust(paid), LocalTrust(up) + 9.0);
-  // Refunded periods count twice against: 10 - 12 < 0 leaves uptime alone.
-  EXPECT_DOUBLE_EQ(LocalTrust(missed), LocalTrust(up));
-  EXPECT_LE(LocalTrust(up), kAvailabilityWeight);
+  const PeerEvidence flaky{.answers = 50, .failures = 50, .rtt_ms = 5, .proofs_passed = 10};
+  const PeerEvidence slow{.answers = 99, .failures = 1, .rtt_ms = 1000, .proofs_passed = 10};
+  const PeerEvidence more{.answers = 99, .failures = 1, .rtt_ms = 5, .proofs_passed = 20};
+  EXPECT_NEAR(LocalTrust(paid), 10.0 * 100 / 102 / (1 + 5 / kLatencyReferenceMs), 1e-12);
+  EXPECT_GT(LocalTrust(paid), LocalTrust(flaky));
+  EXPECT_GT(LocalTrust(paid), LocalTrust(slow));
+  EXPECT_NEAR(LocalTrust(more), 2 * LocalTrust(paid), 1e-12);
+  // Never exchanged with (an authority that only sees the ledger): the work counts whole.
+  EXPECT_EQ(LocalTrust({.proofs_passed = 7}), 7.0);
+  // Refunds count twice against: 10 - 2 x 6 < 0 is nothing.
+  EXPECT_EQ(LocalTrust({.answers = 99, .proofs_passed = 10, .proofs_missed = 6}), 0.0);
+  EXPECT_EQ(LocalTrust({.proofs_passed = 10, .proofs_missed = 4}), 2.0);
 }
 
 TEST(Opinion, SharesSumToOneAndKeepTheLargest) {

@@ -612,13 +612,14 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     bool leaving = false;
     ledger::KeyBytes wallet{};
     double trust = 1;
+    uint8_t roles = 0;
   };
   std::vector<Candidate> all;
   {
     auto key = ledger::KeyFrom(wallet_key_);
     core::MutexLock lock(&mu_);
     all.push_back({key ? wallet::AddressOf(*key) : "", url_, "self", opt_.vector, own_prices_,
-                   opt_.policy_version, 1.0, true, 0, leaving_, wallet_key_});
+                   opt_.policy_version, 1.0, true, 0, leaving_, wallet_key_, 1.0, opt_.roles});
   }
   if (all[0].prices.empty() && opt_.prices) all[0].prices = opt_.prices();
   if (opt_.capacity) all[0].storage_free = opt_.capacity().storage_free_bytes;
@@ -629,7 +630,7 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
                    peer.record.prices, peer.record.policy_version, peer.Uptime(), false,
                    peer.record.capacity.storage_free_bytes,
                    (peer.record.roles & mesh::kRoleLeaving) != 0, peer.record.sender.wallet,
-                   TrustOf(peer.record.sender.wallet)});
+                   TrustOf(peer.record.sender.wallet), peer.record.roles});
   }
   // The node's own checks first (alive, policy, prices); the market ranks the rest.
   json refused = json::array();
@@ -668,6 +669,10 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     }
     if (c.leaving) {
       refuse("leaving the mesh: it takes no new contracts");
+      continue;
+    }
+    if (req.storage_bytes > 0 && !(c.roles & mesh::kRoleStorage)) {
+      refuse("stores nothing for others (its ROLES has no storage)");
       continue;
     }
     if (req.storage_bytes > c.storage_free) {
@@ -723,61 +728,87 @@ void MeshService::RecomputeTrustAt(int64_t now_ms) {
   const std::vector<mesh::Peer> peers = table_.Snapshot();
   const std::vector<mesh::PayerOutcome> outcomes =
       opt_.proof_outcomes ? opt_.proof_outcomes() : std::vector<mesh::PayerOutcome>{};
-  std::map<ledger::KeyBytes, size_t> frauds;
-  for (const mesh::Peer& p : peers)
-    frauds[p.record.sender.wallet] =
-        opt_.fraud_records ? opt_.fraud_records(p.record.sender.wallet) : 0;
+  std::set<ledger::KeyBytes> pre(opt_.pretrusted.begin(), opt_.pretrusted.end());
+  pre.insert(wallet_key_);
 
-  // The vertices: this node (0), its peers, then wallets only named in opinions or as payers.
+  // The vertices: this node (0), its peers, then the payers and providers of the ledger and
+  // the wallets the opinions name.
   std::map<ledger::KeyBytes, uint32_t> index;
   auto vertex = [&](const ledger::KeyBytes& k) {
     return index.emplace(k, static_cast<uint32_t>(index.size())).first->second;
   };
   vertex(wallet_key_);
-  for (const mesh::Peer& p : peers) vertex(p.record.sender.wallet);
-  std::set<ledger::KeyBytes> pre(opt_.pretrusted.begin(), opt_.pretrusted.end());
-  pre.insert(wallet_key_);
-
-  // A payer's proofs count only when this node trusts the payer (pre-trusted, or trusted in
-  // the last computation): a Sybil client paying its own provider earns it nothing.
-  std::map<ledger::KeyBytes, mesh::PeerEvidence> evidence;
-  {
-    core::MutexLock lock(&mu_);
-    for (const mesh::PayerOutcome& o : outcomes) {
-      if (o.provider == wallet_key_) continue;
-      bool trusted = pre.contains(o.payer);
-      if (!trusted)
-        if (auto it = trust_.find(o.payer); it != trust_.end() && it->second.global > 0)
-          trusted = true;
-      if (!trusted) continue;
-      mesh::PeerEvidence& e = evidence[o.provider];
-      e.proofs_passed += std::min(o.released, mesh::kMaxProofEvidence);
-      e.proofs_missed += std::min(o.refunded, mesh::kMaxProofEvidence);
-    }
-  }
-  std::vector<std::pair<ledger::KeyBytes, double>> local;
+  std::map<ledger::KeyBytes, const mesh::Peer*> by_wallet;
   for (const mesh::Peer& p : peers) {
-    mesh::PeerEvidence& e = evidence[p.record.sender.wallet];
-    e.answers = p.answers_total;
-    e.failures = p.failures_total;
-    e.rtt_ms = p.rtt_ms;
-    e.fraud_records = frauds[p.record.sender.wallet];
-    local.emplace_back(p.record.sender.wallet, mesh::LocalTrust(e));
+    vertex(p.record.sender.wallet);
+    by_wallet[p.record.sender.wallet] = &p;
   }
-  for (auto& [k, e] : evidence)  // providers known only from the ledger
-    if (!index.contains(k)) local.emplace_back(k, mesh::LocalTrust(e));
-  std::vector<mesh::OpinionEntry> opinion = mesh::OpinionFromLocal(local);
-
-  // Rows: this node's opinion, then each peer's as its record states it.
-  std::vector<std::vector<std::pair<uint32_t, double>>> rows(index.size());
-  auto add_row = [&](uint32_t from, const std::vector<mesh::OpinionEntry>& op) {
-    std::vector<std::pair<uint32_t, double>> row;
-    for (const mesh::OpinionEntry& o : op) row.emplace_back(vertex(o.peer), o.weight);
-    if (rows.size() < index.size()) rows.resize(index.size());
-    rows[from] = std::move(row);
+  // Evidence per provider: every payer's outcomes (shown), and the first-hand figures of the
+  // peers (answers, failures, round trip, fraud records).
+  std::map<ledger::KeyBytes, mesh::PeerEvidence> evidence;
+  auto evidence_of = [&](const ledger::KeyBytes& k) -> mesh::PeerEvidence& {
+    auto [it, added] = evidence.try_emplace(k);
+    if (added) {
+      if (auto p = by_wallet.find(k); p != by_wallet.end()) {
+        it->second.answers = p->second->answers_total;
+        it->second.failures = p->second->failures_total;
+        it->second.rtt_ms = p->second->rtt_ms;
+      }
+      it->second.fraud_records = opt_.fraud_records ? opt_.fraud_records(k) : 0;
+    }
+    return it->second;
   };
-  add_row(0, opinion);
-  for (const mesh::Peer& p : peers) add_row(index.at(p.record.sender.wallet), p.record.opinion);
+  for (const mesh::Peer& p : peers) evidence_of(p.record.sender.wallet);
+  // Each payer's testimony, from the certified ledger (an authority node): its paid work with
+  // each provider, scaled by what this node saw of the provider. A payer's row weighs what the
+  // payer's own trust is, so a Sybil client paying its own provider gives it nothing.
+  std::map<ledger::KeyBytes, std::vector<std::pair<ledger::KeyBytes, double>>> payer_rows;
+  std::vector<std::pair<ledger::KeyBytes, double>> direct;  // of pre-trusted payers: this node's
+  std::set<ledger::KeyBytes> paid_well;  // providers with some payer's testimony for them
+  for (const mesh::PayerOutcome& o : outcomes) {
+    if (o.provider == wallet_key_ || o.provider == o.payer) continue;
+    mesh::PeerEvidence& e = evidence_of(o.provider);
+    e.proofs_passed += o.released;
+    e.proofs_missed += o.refunded;
+    mesh::PeerEvidence one = e;
+    one.proofs_passed = std::min(o.released, mesh::kMaxProofEvidence);
+    one.proofs_missed = std::min(o.refunded, mesh::kMaxProofEvidence);
+    const double w = mesh::LocalTrust(one);
+    if (w <= 0) continue;
+    vertex(o.payer);
+    vertex(o.provider);
+    payer_rows[o.payer].emplace_back(o.provider, w);
+    paid_well.insert(o.provider);
+    if (pre.contains(o.payer)) direct.emplace_back(o.provider, w);
+  }
+  std::map<ledger::KeyBytes, double> local;
+  for (const auto& [k, w] : direct) local[k] += w;
+  const bool authority_view = static_cast<bool>(opt_.proof_outcomes);
+
+  // Rows: this node's direct evidence, each peer's published opinion, each payer's testimony
+  // (a wallet with both: half each). Nothing flows to a wallet with a certified fraud record.
+  std::vector<std::vector<std::pair<uint32_t, double>>> rows;
+  auto add = [&](uint32_t from, const std::vector<std::pair<ledger::KeyBytes, double>>& part) {
+    double sum = 0;
+    for (const auto& [k, w] : part)
+      if (w > 0 && evidence_of(k).fraud_records == 0) sum += w;
+    if (!(sum > 0)) return;
+    std::vector<std::pair<uint32_t, double>> add_row;
+    for (const auto& [k, w] : part)
+      if (w > 0 && evidence_of(k).fraud_records == 0) add_row.emplace_back(vertex(k), w / sum);
+    if (rows.size() < index.size()) rows.resize(index.size());
+    for (auto& e : add_row) rows[from].push_back(e);
+  };
+  add(0, {local.begin(), local.end()});
+  for (const mesh::Peer& p : peers) {
+    std::vector<std::pair<ledger::KeyBytes, double>> op;
+    for (const mesh::OpinionEntry& o : p.record.opinion) op.emplace_back(o.peer, o.weight);
+    add(index.at(p.record.sender.wallet), op);
+  }
+  for (const auto& [payer, row] : payer_rows) {
+    if (payer == wallet_key_) continue;  // its own payments are in `direct`
+    add(vertex(payer), row);
+  }
   rows.resize(index.size());
   std::vector<uint32_t> pre_idx;
   for (const ledger::KeyBytes& k : pre)
@@ -786,22 +817,28 @@ void MeshService::RecomputeTrustAt(int64_t now_ms) {
       index.size(), rows, pre_idx,
       {.pretrust_weight = opt_.policy->trust.pretrust_weight_bps / 10000.0});
 
-  // A peer's score: its global trust over the most any peer has (this node, pre-trusted,
-  // left out of the scale).
+  // A peer's score: its t over the largest t of any peer (this node left out of the scale).
   double top = 0;
   for (const mesh::Peer& p : peers) top = std::max(top, r.global[index.at(p.record.sender.wallet)]);
   std::map<ledger::KeyBytes, TrustView> views;
+  std::vector<std::pair<ledger::KeyBytes, double>> provided;  // an authority's opinion
   for (const auto& [k, i] : index) {
     if (i == 0) continue;
     TrustView v;
     v.global = r.global[i];
     v.score = top > 0 ? std::min(1.0, v.global / top) : 0;
-    if (auto it = evidence.find(k); it != evidence.end()) {
-      v.evidence = it->second;
-      v.local = mesh::LocalTrust(it->second);
-    }
+    if (auto it = evidence.find(k); it != evidence.end()) v.evidence = it->second;
+    if (auto it = local.find(k); it != local.end()) v.local = it->second;
+    if (paid_well.contains(k) && v.evidence.fraud_records == 0) provided.emplace_back(k, v.global);
     views.emplace(k, v);
   }
+  // What this node publishes: an authority node its trust in the providers its ledger shows
+  // paid (its summary of the certified evidence, weighted through the payers' trust); any other
+  // node its direct evidence (none without a ledger of its own).
+  std::vector<mesh::OpinionEntry> opinion =
+      mesh::OpinionFromLocal(authority_view ? provided
+                                            : std::vector<std::pair<ledger::KeyBytes, double>>(
+                                                  local.begin(), local.end()));
   core::MutexLock lock(&mu_);
   trust_ = std::move(views);
   self_global_ = r.global[0];
@@ -834,8 +871,9 @@ MeshService::NeighbourPrices(size_t k) const {
   std::array<std::vector<economy::NeighbourPrice>, economy::kResourceCount> out{};
   for (size_t i = 0; i < near.size() && i < k; ++i)
     for (size_t r = 0; r < economy::kResourceCount; ++r)
-      out[r].push_back({near[i].second->record.prices[r],
-                        near[i].second->Uptime() * TrustOf(near[i].second->record.sender.wallet)});
+      out[r].push_back(
+          {near[i].second->record.prices[r],
+           near[i].second->Uptime() * (1 + 9 * TrustOf(near[i].second->record.sender.wallet))});
   return out;
 }
 

@@ -139,9 +139,9 @@ class MeshService {
 
   // The prices the market blends toward (economy/pricing.h): those of the `k` alive peers
   // nearest this node's vector that run this node's policy version, per resource, each
-  // weighted by its first-hand uptime. These are the prices the peers announce in their
-  // records; prices paid in published certificates, weighted by trust, are to replace them
-  // (issue 15, item 4).
+  // weighted by its first-hand uptime x (1 + 9 x its trust score): a peer trusted fully counts
+  // ten times one nobody vouches for. These are the prices the peers announce in their
+  // records; prices paid in published certificates are to replace them (issue 15, item 4).
   std::array<std::vector<economy::NeighbourPrice>, economy::kResourceCount> NeighbourPrices(
       size_t k) const EXCLUDES(mu_);
 

@@ -132,21 +132,32 @@ TEST_F(MeshServiceTest, TrustFlowsFromThePretrustedAlongOpinionsAndTrustedPayers
   EXPECT_EQ((*m)->TrustOf(t), 0.0);
   EXPECT_EQ((*m)->TrustOf(x), 0.0);
   EXPECT_EQ((*m)->TrustOf(wallet.GetPublicKey().bytes()), 1.0);
-  // B's paid proofs count (its payer is pre-trusted); X's do not (P is trusted by nobody).
-  const nlohmann::json peers = (*m)->PeersJson()["peers"];
+  // B's paid proofs count (its payer is pre-trusted: this node's direct evidence); X's are shown
+  // but count nothing (P, their payer, is trusted by nobody), nor do the Sybils' opinions.
+  const std::string x_addr = ledger::AddressOfKey(x), b_addr = ledger::AddressOfKey(b);
   int seen = 0;
-  for (const auto& peer : peers) {
-    const auto& ev = peer["trust"]["evidence"];
-    if (peer["opinion"].size() == 1) {  // A or B
+  const nlohmann::json peers = (*m)->PeersJson();
+  for (const auto& peer : peers["peers"]) {
+    const auto& tr = peer["trust"];
+    const std::string address = peer["address"];
+    if (address == x_addr) {
       ++seen;
-    } else {
-      EXPECT_EQ(ev["proofs_passed"], 0) << peer.dump();
-      EXPECT_EQ(peer["trust"]["score"], 0.0) << peer.dump();
+      EXPECT_EQ(tr["evidence"]["proofs_passed"], 50) << peer.dump();
+      EXPECT_EQ(tr["local"], 0.0) << peer.dump();
+      EXPECT_EQ(tr["score"], 0.0) << peer.dump();
+    } else if (address == b_addr) {
+      ++seen;
+      EXPECT_EQ(tr["evidence"]["proofs_passed"], 10) << peer.dump();
+      EXPECT_EQ(tr["local"], 10.0) << peer.dump();
+    } else if (peer["opinion"].size() != 1) {  // the Sybils
+      EXPECT_EQ(tr["score"], 0.0) << peer.dump();
     }
   }
   EXPECT_EQ(seen, 2);
+  // Its own opinion, as an authority node: its trust in the providers its ledger shows paid
+  // (B), not X, whose only payer nobody trusts.
   const nlohmann::json self = (*m)->Json()["trust"];
-  ASSERT_EQ(self["opinion"].size(), 1u) << self.dump();  // only B: nothing answered yet
+  ASSERT_EQ(self["opinion"].size(), 1u) << self.dump();
   auto addr = ledger::KeyFrom(b);
   EXPECT_EQ(self["opinion"][0]["address"], wallet::AddressOf(*addr));
   EXPECT_EQ(self["pretrusted"].size(), 1u);
@@ -161,8 +172,8 @@ TEST_F(MeshServiceTest, TrustFlowsFromThePretrustedAlongOpinionsAndTrustedPayers
   EXPECT_EQ(own->opinion[0].weight, 65535);
   EXPECT_TRUE(mesh::VerifyRecord(*own, policy_.network_id, clock_.NowUnixMillis()).ok());
 
-  // B's periods refunded (counted twice against): this node's own opinion drops it; A's still
-  // carries it.
+  // B's periods refunded (counted twice against): no payer's testimony is left for it and this
+  // node's opinion drops it; A's still carries it.
   outcomes[1].refunded = 10;
   (*m)->RecomputeTrust();
   EXPECT_TRUE((*m)->Json()["trust"]["opinion"].empty());
@@ -172,6 +183,9 @@ TEST_F(MeshServiceTest, TrustFlowsFromThePretrustedAlongOpinionsAndTrustedPayers
   b_frauds = 1;
   (*m)->RecomputeTrust();
   EXPECT_TRUE((*m)->Json()["trust"]["opinion"].empty());
+  // ...and nothing flows to it along anyone's opinion: A still vouches for B, but B is cut off.
+  EXPECT_EQ((*m)->TrustOf(b), 0.0);
+  EXPECT_GT((*m)->TrustOf(a), 0.5);
   (*m)->Stop();
 }
 
