@@ -67,11 +67,15 @@ storage_gib_month = "10000"
 EOF
 echo "  $POLICY: the genesis, the committee, the owner's margin, 8 s proof periods"
 A=$M/committee/authority-0
-env -u API_ADDR "$D" --config "$A/dfrp.toml" >"$A/dfrpd.log" 2>&1 &
+# The authority joins the mesh too, as an authority only (it offers no storage), trusting
+# alice: the proofs its committee verifies for her become its evidence of the providers, which
+# it publishes in its record (docs/PROTOCOL.md, "Trust").
+env -u API_ADDR ROLES=authority TRUSTED_PEERS="${ADDR[alice]}" "$D" --config "$A/dfrp.toml" \
+  >"$A/dfrpd.log" 2>&1 &
 PIDS+=($!)
 wait_info "$A"
 
-PEERS=""
+PEERS=$(url_of "$A")
 for n in n1 n2 n3; do
   mkdir -p "$M/$n"
   cat > "$M/$n/dfrp.toml" <<EOF
@@ -92,10 +96,10 @@ EOF
   PEERS=$(url_of "$M/$n")
 done
 N1=$(url_of "$M/n1")
-echo "  providers at $(url_of "$M/n1") $(url_of "$M/n2") $(url_of "$M/n3"), each knowing only the one before"
+echo "  providers at $(url_of "$M/n1") $(url_of "$M/n2") $(url_of "$M/n3"), each knowing only the one before (n1 the authority)"
 mesh() { "$MC" --node "$N1" --policy "$POLICY" --puts-dir "$M/puts" "$@"; }
 for _ in $(seq 120); do
-  [[ $(mesh --json node | json_get 'd["peers"]["alive"]') == 2 ]] && break
+  [[ $(mesh --json node | json_get 'd["peers"]["alive"]') == 3 ]] && break
   sleep 0.25
 done
 say "dfrp-mesh --node $N1 peers"
@@ -132,6 +136,12 @@ say "dfrp-ledger balance (alice paid; the providers and the owner were paid)"
 for w in alice n1 n2 n3 owner; do
   printf '  %-6s %s\n' "$w" "$("$L" --policy "$POLICY" balance "${ADDR[$w]}" 2>&1 | head -1)"
 done
+say "dfrp-mesh peers (trust: the authority saw alice, whom it trusts, pay the two holders for verified proofs; its record says so, and n1 trusts the committee)"
+for _ in $(seq 40); do
+  [[ $(mesh --json peers | json_get 'sum(1 for p in d["peers"] if p["trust"]["score"] > 0 and "storage" in p["roles"])') -ge 1 ]] && break
+  sleep 0.5
+done
+mesh peers
 say "storage prices after (the two holders are 80% full, over the 50% target: their price rises each epoch; the third follows them a little, blending toward its neighbours)"
 storage_prices
 printf '\nThe mesh is serving: authority %s, providers %s %s %s (dashboards at each URL)\n' \

@@ -96,7 +96,7 @@ indirect_probes = 3
 [trust]                         # trust vectors, EigenTrust-style (docs/PROTOCOL.md, "Mesh: trust")
 pretrust_weight_bps = 1500      # the share of trust sent back to the pre-trusted nodes each round
 min_trust_bps = 0               # offers refuse a peer trusted less (0: none refused for trust)
-routing_weight_bps = 2000       # offers rank by similarity x (1 - w + w x trust)
+routing_weight_bps = 2000       # offers rank by (1 + similarity) / 2 x (1 - w + w x trust)
 )";
 
 std::string_view ResourceName(Resource r) {

@@ -135,7 +135,7 @@ struct GossipPolicy {
 struct TrustPolicy {
   uint32_t pretrust_weight_bps = 1500;  // a: the share of trust sent back to the pre-trusted
   uint32_t min_trust_bps = 0;           // offers refuse a peer whose trust is under this
-  // Offers rank by similarity x (1 - w + w x trust): w in basis points.
+  // Offers rank by (1 + similarity) / 2 x (1 - w + w x trust): w in basis points.
   uint32_t routing_weight_bps = 2000;
 };
 

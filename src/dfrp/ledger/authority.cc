@@ -6,6 +6,7 @@
 #include <charconv>
 #include <limits>
 #include <map>
+#include <set>
 
 #include "dfrp/core/file_system.h"
 #include "dfrp/core/sqlite_stmt.h"
@@ -1342,29 +1343,43 @@ Status Authority::CheckSupply() {
   return Status::OK();
 }
 
-Result<std::vector<Authority::ProofOutcome>> Authority::ProofOutcomes(size_t limit) {
+Result<std::vector<Authority::ProofOutcome>> Authority::ProofOutcomes(
+    size_t limit, const std::vector<KeyBytes>& first) {
   core::MutexLock lock(&mu_);
-  SqlStmt st(db_,
-             "SELECT e.payer, e.provider, SUM(s.kind IN (?1, ?3)), SUM(s.kind IN (?2, ?4)) FROM "
-             "settlements s JOIN escrows e ON e.id = s.escrow_id WHERE s.kind IN (?1, ?2, ?3, ?4) "
-             "GROUP BY e.payer, e.provider ORDER BY COUNT(*) DESC LIMIT ?5");
-  st.Bind(1, static_cast<int64_t>(SettleKind::kRelease))
-      .Bind(2, static_cast<int64_t>(SettleKind::kRefund))
-      .Bind(3, static_cast<int64_t>(SettleKind::kJobRelease))
-      .Bind(4, static_cast<int64_t>(SettleKind::kJobRefund))
-      .Bind(5, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+  // ?5: one payer only (its pairs), or none (every pair).
+  const char* sql =
+      "SELECT e.payer, e.provider, SUM(s.kind IN (?1, ?3)), SUM(s.kind IN (?2, ?4)) FROM "
+      "settlements s JOIN escrows e ON e.id = s.escrow_id WHERE s.kind IN (?1, ?2, ?3, ?4) "
+      "AND (?5 IS NULL OR e.payer = ?5) GROUP BY e.payer, e.provider ORDER BY COUNT(*) DESC "
+      "LIMIT ?6";
   std::vector<ProofOutcome> out;
-  int r;
-  while ((r = st.Step()) == SQLITE_ROW) {
-    ProofOutcome o;
-    if (!ToArray(st.Blob(0), &o.payer) || !ToArray(st.Blob(1), &o.provider))
-      return Err(Status::Corruption(fmt::format(
-          "ledger database {}: an escrow's payer or provider is malformed", opt_.path)));
-    o.released = static_cast<uint64_t>(st.Int(2));
-    o.refunded = static_cast<uint64_t>(st.Int(3));
-    out.push_back(o);
-  }
-  if (r != SQLITE_DONE) return Err(SqlError("reading the proof outcomes"));
+  std::set<KeyBytes> firsts(first.begin(), first.end());
+  auto read = [&](const KeyBytes* payer, size_t max) -> Status {
+    SqlStmt st(db_, sql);
+    st.Bind(1, static_cast<int64_t>(SettleKind::kRelease))
+        .Bind(2, static_cast<int64_t>(SettleKind::kRefund))
+        .Bind(3, static_cast<int64_t>(SettleKind::kJobRelease))
+        .Bind(4, static_cast<int64_t>(SettleKind::kJobRefund))
+        .Bind(6, static_cast<int64_t>(std::min<size_t>(max, INT64_MAX)));
+    if (payer) st.BindBlob(5, View(*payer));
+    int r;
+    while ((r = st.Step()) == SQLITE_ROW) {
+      ProofOutcome o;
+      if (!ToArray(st.Blob(0), &o.payer) || !ToArray(st.Blob(1), &o.provider))
+        return Status::Corruption(fmt::format(
+            "ledger database {}: an escrow's payer or provider is malformed", opt_.path));
+      if (!payer && firsts.contains(o.payer)) continue;  // read already
+      o.released = static_cast<uint64_t>(st.Int(2));
+      o.refunded = static_cast<uint64_t>(st.Int(3));
+      out.push_back(o);
+    }
+    if (r != SQLITE_DONE) return SqlError("reading the proof outcomes");
+    return Status::OK();
+  };
+  for (const KeyBytes& p : firsts) DFRP_RETURN_IF_ERROR(read(&p, SIZE_MAX));
+  const size_t kept = std::max(limit, out.size());  // the pre-trusted payers' pairs, all
+  if (out.size() < limit) DFRP_RETURN_IF_ERROR(read(nullptr, limit));
+  if (out.size() > kept) out.resize(kept);
   return out;
 }
 

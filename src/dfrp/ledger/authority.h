@@ -202,13 +202,16 @@ class Authority {
   // Per (payer, provider): the storage periods released (each on an audit answer this
   // committee verified) and compute jobs released (a signed claim, no fraud proof within the
   // dispute window), and the periods and jobs refunded (no answer or claim in time, or a fraud
-  // proof); at most `limit` pairs, the most settled first. What an authority node's trust
-  // evidence counts (mesh/trust.h).
+  // proof). The pairs of the payers `first` (the pre-trusted) come first, whatever their
+  // number; then the others, the most settled first, up to `limit` pairs in all. What an
+  // authority node's trust evidence counts (mesh/trust.h). Scans the settlements.
   struct ProofOutcome {
     KeyBytes payer{}, provider{};
     uint64_t released = 0, refunded = 0;
   };
-  core::Result<std::vector<ProofOutcome>> ProofOutcomes(size_t limit) EXCLUDES(mu_);
+  core::Result<std::vector<ProofOutcome>> ProofOutcomes(size_t limit,
+                                                        const std::vector<KeyBytes>& first = {})
+      EXCLUDES(mu_);
 
   // --- The epoch change (ledger/epoch.h; docs/PROTOCOL.md, "Epoch change").
   // The committee epoch orders, votes and certificates are for now.

@@ -211,6 +211,19 @@ TEST_F(JobEscrowTest, AReleasePaysTheQuotedPriceOnlyInItsWindowOnTheProvidersOwn
   EXPECT_EQ(to_providers, 285u);
   EXPECT_EQ(margin, 15u);
   EXPECT_EQ(refunded, 200u);
+  // The trust evidence (mesh/trust.h): one undisputed job for this (payer, provider) pair; a
+  // payer asked for first is read whatever the limit.
+  const KeyBytes payer = Pub(KeyOf(kPayer)), provider = Pub(KeyOf(kProvider));
+  auto outcomes = authorities_[0]->ProofOutcomes(10);
+  ASSERT_TRUE(outcomes.has_value()) << outcomes.error().ToString();
+  ASSERT_EQ(outcomes->size(), 1u);
+  EXPECT_EQ((*outcomes)[0].payer, payer);
+  EXPECT_EQ((*outcomes)[0].provider, provider);
+  EXPECT_EQ((*outcomes)[0].released, 1u);
+  EXPECT_EQ((*outcomes)[0].refunded, 0u);
+  EXPECT_TRUE(authorities_[0]->ProofOutcomes(0)->empty());
+  EXPECT_EQ(authorities_[0]->ProofOutcomes(0, {payer})->size(), 1u);
+  EXPECT_EQ(authorities_[0]->ProofOutcomes(10, {payer})->size(), 1u);  // not twice
 }
 
 TEST_F(JobEscrowTest, AFraudProofRefundsEverythingBeforeTheSettleTimeAndBlocksTheRelease) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <tuple>
 
 #include "dfrp/ledger/wire.h"
 
@@ -267,9 +268,11 @@ Result<OfferOutcome> PeerTable::Offer(std::string_view wire, int64_t now_ms) {
   if (peers_.size() > opt_.capacity) {
     // Room is made from what this node never heard answer (or saw die) first, soonest to
     // expire first: records from gossip alone cannot push out the peers that answered.
-    auto rank = [](const Peer& p) {
-      return std::make_pair(p.state == PeerState::kAlive || p.state == PeerState::kSuspect,
-                            p.record.expiry_unix_ms);
+    auto rank = [&](const Peer& p) {
+      const bool kept =
+          std::find(opt_.keep.begin(), opt_.keep.end(), p.record.sender.wallet) != opt_.keep.end();
+      return std::make_tuple(kept, p.state == PeerState::kAlive || p.state == PeerState::kSuspect,
+                             p.record.expiry_unix_ms);
     };
     auto worst = std::min_element(peers_.begin(), peers_.end(), [&](const auto& a, const auto& b) {
       return rank(a.second) < rank(b.second);

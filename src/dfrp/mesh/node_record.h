@@ -121,6 +121,9 @@ struct PeerTableOptions {
   int64_t skew_ms = 30 * 1000;
   int64_t suspect_timeout_ms = 5000;  // suspect this long without an answer: dead
   size_t capacity = 10'000;           // records kept (the soonest to expire go first)
+  // Wallets whose records are never evicted to make room (the pre-trusted: a flood of records
+  // must not push the committee's opinions out of view).
+  std::vector<ledger::KeyBytes> keep;
 };
 
 enum class OfferOutcome : uint8_t {

@@ -245,6 +245,19 @@ TEST_F(NodeRecordTest, OnlyAliveRecordsArePassedOnAndGossipCannotEvictThem) {
   EXPECT_EQ(table.size(), 1u);
 }
 
+TEST_F(NodeRecordTest, APretrustedRecordHeardOnlyThroughGossipIsNeverEvicted) {
+  const auto bkey = b_.wallet.GetPublicKey().bytes();
+  PeerTable table(net_, a_.wallet.GetPublicKey().bytes(), {.capacity = 1, .keep = {bkey}});
+  ASSERT_EQ(*table.Offer(EncodeRecord(Record(b_, 1)), kNow), OfferOutcome::kNew);
+  // A flood of other records, each closer to expiry or not: B (unverified) stays.
+  for (char seed : {'e', 'g', 'i'}) {
+    NodeKeys other(seed, net_);
+    EXPECT_EQ(*table.Offer(EncodeRecord(Record(other, 1)), kNow), OfferOutcome::kStale) << seed;
+  }
+  EXPECT_TRUE(table.Get(bkey).has_value());
+  EXPECT_EQ(table.size(), 1u);
+}
+
 TEST_F(NodeRecordTest, RecordListsRoundTripAndRefuseBadLengths) {
   const std::vector<std::string> wires = {EncodeRecord(Record(a_, 1)), EncodeRecord(Record(b_, 2))};
   const std::string body = EncodeRecordList(wires);

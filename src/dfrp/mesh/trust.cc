@@ -13,7 +13,7 @@ double LocalTrust(const PeerEvidence& e) {
   double t = net;
   if (e.answers + e.failures > 0)  // first-hand uptime
     t *= static_cast<double>(e.answers + 1) / static_cast<double>(e.answers + e.failures + 2);
-  if (e.rtt_ms >= 0) t /= 1.0 + e.rtt_ms / kLatencyReferenceMs;
+  if (e.rtt_ms > kLatencyReferenceMs) t *= kLatencyReferenceMs / e.rtt_ms;
   return t;
 }
 

@@ -1,20 +1,21 @@
-// Trust vectors (docs/PROTOCOL.md, "Mesh: trust"): what a node saw of each peer first-hand,
+// Trust vectors (docs/PROTOCOL.md, "Trust"): what a node saw of each peer first-hand,
 // the opinion it publishes in its record, and the global trust it computes from everyone's
 // opinions, EigenTrust-style (Kamvar, Schlosser and Garcia-Molina, 2003).
 //
 // Local trust. A node's evidence of a peer is what it saw itself: paid work (an authority node
-// counts, from the settlements its committee certified, the storage periods released on a
-// verified proof and the compute jobs released undisputed, against those refunded, and only
-// for payers it trusts: see PeerEvidence), the exchanges the peer answered under its key and
-// those that failed (uptime), how long the answers took (latency), and the certified fraud
-// records against it. LocalTrust turns that into one number >= 0: paid work, scaled by uptime
-// and latency. Answering gossip alone earns nothing (it costs a Sybil nothing either, and any
-// share of trust given to it would be kept (1 - a) / a times over by a closed Sybil set); a
-// certified fraud record makes it 0 whatever else was seen.
+// counts, per payer, from the settlements its committee certified, the storage periods
+// released on a verified proof and the compute jobs released undisputed, against those
+// refunded; node/mesh_service.h weighs each payer's testimony by the payer's trust), the exchanges
+// the peer answered under its key and those that failed (uptime), how long the answers took
+// (latency), and the certified fraud records against it. LocalTrust turns that into one number >=
+// 0: paid work, scaled by uptime and latency. Answering gossip alone earns nothing (it costs a
+// Sybil nothing either, and any share of trust given to it would be kept (1 - a) / a times over by
+// a closed Sybil set); a certified fraud record makes it 0 whatever else was seen.
 //
-// Opinion. A node's local trusts, normalised to sum 1, the largest kMaxOpinion of them, each
-// as a u16 share (OpinionFromLocal). It goes in the node's signed record, so everyone can see
-// who vouches for whom and how much; nobody states its own trust.
+// Opinion. Trusts normalised to sum 1, the largest kMaxOpinion of them, each as a u16 share
+// (OpinionFromLocal); an authority node publishes its trust in the providers it saw paid. It goes
+// in the node's signed record, so everyone can see who vouches for whom and how much; nobody states
+// its own trust.
 //
 // Global trust. With C the matrix of normalised opinions (row i: node i's opinion; a node that
 // publishes none, or one not known, follows the pre-trusted distribution p), the global trust
@@ -44,7 +45,8 @@ inline constexpr size_t kMaxOpinion = 16;
 // Paid work in LocalTrust: each released period or job (net of twice the refunded ones) counts
 // 1, at most kMaxProofEvidence per payer.
 inline constexpr uint64_t kMaxProofEvidence = 64;
-// Answers slower than this halve the evidence (and so on: / (1 + rtt / ref)).
+// Answers slower than this scale the evidence down (x ref / rtt); faster ones count whole, so a
+// peer never exchanged with gains nothing over a prompt one.
 inline constexpr double kLatencyReferenceMs = 250.0;
 
 struct OpinionEntry {
@@ -58,8 +60,8 @@ struct PeerEvidence {
   uint64_t failures = 0;  // exchanges with it that failed
   double rtt_ms = -1;     // its answers' round trip, smoothed; < 0: none measured
   // Storage periods and compute jobs released to it (a proof verified, a claim undisputed) and
-  // refunded, counted per payer and only for payers this node trusts; the caller sums
-  // min(count, kMaxProofEvidence) over them.
+  // refunded: one payer's, each at most kMaxProofEvidence, for LocalTrust; summed over every
+  // payer where shown.
   uint64_t proofs_passed = 0, proofs_missed = 0;
   uint64_t fraud_records = 0;  // certified fraud records against it
 };
@@ -72,7 +74,7 @@ struct PayerOutcome {
 };
 
 // max(0, passed - 2 x missed) x uptime x latency factor, where uptime is (answers + 1) /
-// (answers + failures + 2) and the latency factor 1 / (1 + rtt / kLatencyReferenceMs), each 1
+// (answers + failures + 2) and the latency factor min(1, kLatencyReferenceMs / rtt), each 1
 // when this node never exchanged with the peer; 0 for a peer with a fraud record.
 double LocalTrust(const PeerEvidence& e);
 

@@ -32,7 +32,8 @@ TEST(LocalTrust, PaidWorkScaledByUptimeAndLatency) {
   const PeerEvidence flaky{.answers = 50, .failures = 50, .rtt_ms = 5, .proofs_passed = 10};
   const PeerEvidence slow{.answers = 99, .failures = 1, .rtt_ms = 1000, .proofs_passed = 10};
   const PeerEvidence more{.answers = 99, .failures = 1, .rtt_ms = 5, .proofs_passed = 20};
-  EXPECT_NEAR(LocalTrust(paid), 10.0 * 100 / 102 / (1 + 5 / kLatencyReferenceMs), 1e-12);
+  EXPECT_NEAR(LocalTrust(paid), 10.0 * 100 / 102, 1e-12);  // 5 ms: no latency penalty
+  EXPECT_NEAR(LocalTrust(slow), 10.0 * 100 / 102 * kLatencyReferenceMs / 1000, 1e-12);
   EXPECT_GT(LocalTrust(paid), LocalTrust(flaky));
   EXPECT_GT(LocalTrust(paid), LocalTrust(slow));
   EXPECT_NEAR(LocalTrust(more), 2 * LocalTrust(paid), 1e-12);

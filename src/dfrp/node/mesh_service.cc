@@ -135,7 +135,9 @@ MeshService::MeshService(core::Clock* clock, MeshOptions opt, const bls::SecretK
       node_pub_(delegation.node),
       gate_(opt_.network_id, clock_, {}),
       table_(opt_.network_id, wallet_key_,
-             {.record_ttl_ms = opt_.record_ttl_ms, .suspect_timeout_ms = opt_.suspect_timeout_ms}),
+             {.record_ttl_ms = opt_.record_ttl_ms,
+              .suspect_timeout_ms = opt_.suspect_timeout_ms,
+              .keep = opt_.pretrusted}),
       client_({.max_connections_per_peer = 2,
                .max_queue_per_peer = 8,
                .connect_timeout_ms = static_cast<int>(opt_.request_timeout_ms),
@@ -292,9 +294,13 @@ Result<json> MeshService::HandleExchange(const std::string& request) {
 
 void MeshService::TakeAnswer(const std::string& url,
                              const std::optional<ledger::KeyBytes>& expected,
-                             Result<HttpResponse> r, bool for_probe, int64_t sent_ms) {
+                             Result<HttpResponse> r, bool for_probe, int64_t sent_mono_ns) {
   const int64_t now = clock_->NowUnixMillis();
-  const double rtt = sent_ms > 0 ? static_cast<double>(std::max<int64_t>(0, now - sent_ms)) : -1;
+  const double rtt =
+      sent_mono_ns > 0
+          ? static_cast<double>(std::max<int64_t>(0, clock_->NowMonotonicNanos() - sent_mono_ns)) /
+                1e6
+          : -1;
   auto fail = [&](const std::string& why) {
     if (expected) table_.Failed(*expected, now);
     core::MutexLock lock(&mu_);
@@ -423,10 +429,10 @@ void MeshService::Tick() {
     // A URL learnt from gossip is called only at an IP address: a name would be looked up,
     // and a name whose DNS never answers would hold up every call.
     req.numeric_host = t.wallet.has_value();
-    client_.Send(std::move(req),
-                 [this, url = t.url, wallet = t.wallet, now](Result<HttpResponse> r) {
-                   TakeAnswer(url, wallet, std::move(r), false, now);
-                 });
+    client_.Send(std::move(req), [this, url = t.url, wallet = t.wallet,
+                                  sent = clock_->NowMonotonicNanos()](Result<HttpResponse> r) {
+      TakeAnswer(url, wallet, std::move(r), false, sent);
+    });
   }
 }
 
@@ -686,14 +692,20 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
     route.push_back(rc);
   }
   economy::Routing routing = economy::RankCandidates(req, route, p, k);
-  // Trust weighs the ranking: by similarity x (1 - w + w x trust), stable (the market's order,
-  // nearest then cheapest, among equals).
+  // Trust weighs the ranking: by (1 + similarity) / 2 x (1 - w + w x trust) (similarity may
+  // be negative: -1 for a vector that cannot be compared), then the cheaper, then the order
+  // the market gave.
   const double w = p.trust.routing_weight_bps / 10000.0;
-  std::stable_sort(routing.passed.begin(), routing.passed.end(),
-                   [&](const economy::RankedCandidate& a, const economy::RankedCandidate& b) {
-                     return a.similarity * (1 - w + w * eligible[a.index]->trust) >
-                            b.similarity * (1 - w + w * eligible[b.index]->trust);
-                   });
+  auto score = [&](const economy::RankedCandidate& r) {
+    return (1 + r.similarity) / 2 * (1 - w + w * eligible[r.index]->trust);
+  };
+  std::sort(routing.passed.begin(), routing.passed.end(),
+            [&](const economy::RankedCandidate& a, const economy::RankedCandidate& b) {
+              const double sa = score(a), sb = score(b);
+              if (sa != sb) return sa > sb;
+              if (a.total != b.total) return a.total < b.total;
+              return a.index < b.index;
+            });
   auto offer_json = [&](const economy::RankedCandidate& r) {
     const Candidate& c = *eligible[r.index];
     json o = {{"address", c.address},       {"url", c.url},       {"state", c.state},
@@ -725,6 +737,7 @@ Result<json> MeshService::OffersJson(std::string_view request, size_t k) const {
 void MeshService::RecomputeTrust() { RecomputeTrustAt(clock_->NowUnixMillis()); }
 
 void MeshService::RecomputeTrustAt(int64_t now_ms) {
+  core::MutexLock one_at_a_time(&trust_compute_mu_);
   const std::vector<mesh::Peer> peers = table_.Snapshot();
   const std::vector<mesh::PayerOutcome> outcomes =
       opt_.proof_outcomes ? opt_.proof_outcomes() : std::vector<mesh::PayerOutcome>{};

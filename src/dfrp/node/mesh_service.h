@@ -26,11 +26,12 @@
 // gossip intervals; a node runs one probe for others at a time (it holds a verify-lane
 // thread for at most the request timeout), and only for peers it knows alive.
 //
-// Trust (mesh/trust.h; docs/PROTOCOL.md, "Mesh: trust"): every few rounds the node turns what
-// it saw of each peer (answers, failures, round trips; the storage proofs its committee
-// verified for payers it trusts, when it is an authority; certified fraud records) into local
-// trust, publishes the largest shares as the opinion in its record, and computes global trust
-// from every opinion it holds, starting from itself, its TRUSTED_PEERS and the committee. The
+// Trust (mesh/trust.h; docs/PROTOCOL.md, "Trust"): every 5 rounds the node computes global
+// trust, EigenTrust-style, from its peers' published opinions and, on an authority node, each
+// payer's paid work with each provider as its ledger certified it (weighed by the payer's own
+// trust), starting from itself, its TRUSTED_PEERS and the committee; first-hand uptime and
+// round trips scale the paid work, a certified fraud record cuts a wallet off. An authority
+// node publishes its trust in the providers it saw paid as the opinion in its record. The
 // result ranks and (trust.min_trust_bps) filters offers and weights neighbours' prices.
 //
 // Not built yet: digests for meshes whose records exceed one exchange, and spreading prices
@@ -178,12 +179,14 @@ class MeshService {
   // for (nullopt for a bootstrap URL).
   // A transport failure with a peer that answered before starts an indirect probe of it
   // unless `for_probe` (a helper's own call never starts another).
-  // `sent_ms`: when the request left (its round trip is measured; 0: not measured).
+  // `sent_mono_ns`: when the request left, by the clock's monotonic reading (its round trip is
+  // measured; 0: not measured).
   void TakeAnswer(const std::string& url, const std::optional<ledger::KeyBytes>& expected,
-                  core::Result<HttpResponse> r, bool for_probe = false, int64_t sent_ms = 0)
+                  core::Result<HttpResponse> r, bool for_probe = false, int64_t sent_mono_ns = 0)
       EXCLUDES(mu_);
-  // What this node saw of each peer, and the trust computed from every opinion known.
-  void RecomputeTrustAt(int64_t now_ms) EXCLUDES(mu_);
+  // What this node saw of each peer, and the trust computed from every opinion known; one
+  // computation at a time (the ticker's and RecomputeTrust's).
+  void RecomputeTrustAt(int64_t now_ms) EXCLUDES(mu_, trust_compute_mu_);
   // Asks up to opt_.indirect_probes alive peers to reach `target`.
   void ProbeIndirectly(const ledger::KeyBytes& target, int64_t now_ms) EXCLUDES(mu_);
   // A helper's answer to this node's probe of `target`.
@@ -242,6 +245,7 @@ class MeshService {
   uint64_t rng_ GUARDED_BY(mu_) = 0x9e3779b97f4a7c15ull;
   // Trust (RecomputeTrustAt). The opinion published in this node's record, and when it was
   // last put there.
+  core::Mutex trust_compute_mu_ ACQUIRED_BEFORE(mu_);
   std::vector<mesh::OpinionEntry> opinion_ GUARDED_BY(mu_);
   std::vector<mesh::OpinionEntry> own_opinion_ GUARDED_BY(mu_);
   struct TrustView {

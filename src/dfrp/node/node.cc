@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <memory>
 
 #include "dfrp/core/file_system.h"
 #include "dfrp/node/input_fetch.h"
@@ -319,14 +320,30 @@ core::Status Node::OpenMesh() {
   for (const economy::Authority& a : policy_->genesis.committee)
     if (auto key = crypto::bls::PublicKey::FromHex(a.public_key_hex))
       mo.pretrusted.push_back(key->bytes());
-  if (authority_)
-    mo.proof_outcomes = [this] {
-      std::vector<mesh::PayerOutcome> out;
-      auto got = authority_->ProofOutcomes(100'000);
-      if (!got) return out;
-      for (const auto& o : *got) out.push_back({o.payer, o.provider, o.released, o.refunded});
-      return out;
+  if (authority_) {
+    // Read from the ledger at most every 10 gossip rounds (1 to 30 s: the query scans the
+    // settlements under the authority's lock), the pre-trusted payers' pairs first so no flood
+    // of others crowds them out.
+    struct Cache {
+      core::Mutex mu;
+      int64_t read_ms GUARDED_BY(mu) = 0;
+      std::vector<mesh::PayerOutcome> outcomes GUARDED_BY(mu);
     };
+    auto cache = std::make_shared<Cache>();
+    const int64_t every_ms = std::clamp<int64_t>(10 * int64_t{g.interval_ms}, 1000, 30'000);
+    mo.proof_outcomes = [this, cache, every_ms, first = mo.pretrusted] {
+      core::MutexLock lock(&cache->mu);
+      const int64_t now = opt_.store.clock->NowUnixMillis();
+      if (cache->read_ms != 0 && now - cache->read_ms < every_ms) return cache->outcomes;
+      auto got = authority_->ProofOutcomes(100'000, first);
+      if (!got) return cache->outcomes;  // the last good read
+      cache->outcomes.clear();
+      for (const auto& o : *got)
+        cache->outcomes.push_back({o.payer, o.provider, o.released, o.refunded});
+      cache->read_ms = now;
+      return cache->outcomes;
+    };
+  }
   DFRP_ASSIGN_OR_RETURN(mesh_, MeshService::Open(opt_.store.fs, opt_.store.clock, cfg.state_dir,
                                                  *wallet_key_, std::move(mo)));
   return core::Status::OK();
