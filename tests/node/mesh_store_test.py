@@ -21,7 +21,9 @@ Usage: mesh_store_test.py DFRPD DFRP_STORAGE DFRP_LEDGER DFRP_WALLET DFRP_MESH
   node's word) is skipped before any byte is sent and nothing is paid (exit 7); offers of
   another shape end in a clear error, not a crash.
 - Trust: the authority (in the mesh, trusting alice) counts the proofs its committee verified
-  for alice as evidence of each provider, and vouches for them in its record's opinion.
+  for alice as evidence of each provider, and vouches for them in its record's opinion; PA
+  trusts the holders through it, and stops trusting a holder that equivocates (two orders for
+  one sequence number).
 - After every step the authority's balances and escrows sum to the supply.
 """
 import http.server
@@ -180,6 +182,35 @@ def main():
           "without a copy",
           pa_trusts_holders() and all(view[addr[n]]["trust"]["score"] == 0 for n in others),
           {a: p.get("trust", {}).get("score") for a, p in view.items()})
+
+    # A holder that equivocates (two orders signed for one sequence number) is cut off: the
+    # authority keeps the proof, leaves it out of its opinion, and PA stops trusting it.
+    cheat = next(n for n in ("pb", "pc") if addr[n] in holders)
+    rc, _, err = tool(LEDGER, wenv, "--policy", policy, "transfer", "--wallet",
+                      os.path.join(T, "alice.json"), "--to", addr[cheat], "--amount", "1")
+    check(f"alice funds {cheat} (to pay its order fees)", rc == 0, err[-300:])
+    seq = auth.json("GET", f"/v1/ledger/accounts/{addr[cheat]}")[2].get("next_seq", 0)
+    orders = []
+    for to in ("alice", "owner"):
+        out_file = os.path.join(T, f"equivocation-{to}.hex")
+        rc, _, err = tool(LEDGER, wenv, "--policy", policy, "transfer", "--wallet",
+                          os.path.join(T, f"{cheat}.json"), "--to", addr[to], "--amount", "0.1",
+                          "--seq", str(seq), "--offline", "-o", out_file)
+        check(f"{cheat} signs an order to {to} offline at seq {seq}", rc == 0, err[-300:])
+        orders.append(open(out_file).read().strip())
+    st1, _, _ = auth.json("POST", "/v1/ledger/orders", json.dumps({"order": orders[0]}))
+    st2, _, v2 = auth.json("POST", "/v1/ledger/orders", json.dumps({"order": orders[1]}))
+    check("the authority votes the first and refuses the second as an equivocation (402)",
+          st1 == 200 and st2 == 402 and "equivocation" in json.dumps(v2), (st1, st2, v2))
+    wait_for(f"PA to stop trusting the equivocating {cheat}",
+             lambda: peers(pa).get(addr[cheat], {}).get("trust", {}).get("score", 1) == 0)
+    ev = peers(auth)[addr[cheat]]["trust"]["evidence"]
+    st, _, me = auth.json("GET", "/v1/mesh/node")
+    check(f"the authority counts the equivocation against {cheat}, leaves it out of its opinion, "
+          "and PA trusts it at 0",
+          ev.get("equivocations") == 1 and
+          addr[cheat] not in [o["address"] for o in me["trust"]["opinion"]] and
+          peers(pa)[addr[cheat]]["trust"]["score"] == 0, (ev, me.get("trust")))
 
     # kill -9 of a node holding a copy (not PA, the node asked).
     victim_addr = next((h for h in holders if h != addr["pa"]), holders[-1] if holders else "")

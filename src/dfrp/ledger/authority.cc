@@ -1354,31 +1354,37 @@ Result<std::vector<Authority::ProofOutcome>> Authority::ProofOutcomes(
       "LIMIT ?6";
   std::vector<ProofOutcome> out;
   std::set<KeyBytes> firsts(first.begin(), first.end());
-  auto read = [&](const KeyBytes* payer, size_t max) -> Status {
+  // The pre-trusted payers' pairs, all of them; then every pair (theirs skipped), up to
+  // `limit` in all.
+  std::vector<const KeyBytes*> passes;
+  for (const KeyBytes& p : firsts) passes.push_back(&p);
+  passes.push_back(nullptr);
+  size_t kept = limit;
+  for (const KeyBytes* payer : passes) {
+    if (!payer) {
+      kept = std::max(limit, out.size());
+      if (out.size() >= limit) break;
+    }
     SqlStmt st(db_, sql);
     st.Bind(1, static_cast<int64_t>(SettleKind::kRelease))
         .Bind(2, static_cast<int64_t>(SettleKind::kRefund))
         .Bind(3, static_cast<int64_t>(SettleKind::kJobRelease))
         .Bind(4, static_cast<int64_t>(SettleKind::kJobRefund))
-        .Bind(6, static_cast<int64_t>(std::min<size_t>(max, INT64_MAX)));
+        .Bind(6, static_cast<int64_t>(payer ? INT64_MAX : std::min<size_t>(limit, INT64_MAX)));
     if (payer) st.BindBlob(5, View(*payer));
     int r;
     while ((r = st.Step()) == SQLITE_ROW) {
       ProofOutcome o;
       if (!ToArray(st.Blob(0), &o.payer) || !ToArray(st.Blob(1), &o.provider))
-        return Status::Corruption(fmt::format(
-            "ledger database {}: an escrow's payer or provider is malformed", opt_.path));
+        return Err(Status::Corruption(fmt::format(
+            "ledger database {}: an escrow's payer or provider is malformed", opt_.path)));
       if (!payer && firsts.contains(o.payer)) continue;  // read already
       o.released = static_cast<uint64_t>(st.Int(2));
       o.refunded = static_cast<uint64_t>(st.Int(3));
       out.push_back(o);
     }
-    if (r != SQLITE_DONE) return SqlError("reading the proof outcomes");
-    return Status::OK();
-  };
-  for (const KeyBytes& p : firsts) DFRP_RETURN_IF_ERROR(read(&p, SIZE_MAX));
-  const size_t kept = std::max(limit, out.size());  // the pre-trusted payers' pairs, all
-  if (out.size() < limit) DFRP_RETURN_IF_ERROR(read(nullptr, limit));
+    if (r != SQLITE_DONE) return Err(SqlError("reading the proof outcomes"));
+  }
   if (out.size() > kept) out.resize(kept);
   return out;
 }

@@ -6,7 +6,7 @@
 namespace dfrp::mesh {
 
 double LocalTrust(const PeerEvidence& e) {
-  if (e.fraud_records > 0) return 0;
+  if (e.fraud_records > 0 || e.equivocations > 0) return 0;
   const double net =
       static_cast<double>(e.proofs_passed) - 2.0 * static_cast<double>(e.proofs_missed);
   if (!(net > 0)) return 0;

@@ -64,6 +64,9 @@ struct PeerEvidence {
   // payer where shown.
   uint64_t proofs_passed = 0, proofs_missed = 0;
   uint64_t fraud_records = 0;  // certified fraud records against it
+  // Equivocation proofs against its wallet (two orders it signed for one sequence number), as
+  // an authority node's ledger keeps them.
+  uint64_t equivocations = 0;
 };
 
 // An authority's count of one payer's storage periods with one provider (ledger::Authority::
@@ -75,7 +78,8 @@ struct PayerOutcome {
 
 // max(0, passed - 2 x missed) x uptime x latency factor, where uptime is (answers + 1) /
 // (answers + failures + 2) and the latency factor min(1, kLatencyReferenceMs / rtt), each 1
-// when this node never exchanged with the peer; 0 for a peer with a fraud record.
+// when this node never exchanged with the peer; 0 for a peer with a fraud record or an
+// equivocation proof.
 double LocalTrust(const PeerEvidence& e);
 
 // The largest kMaxOpinion positive local trusts, as shares of 65535 (each at least 1), largest

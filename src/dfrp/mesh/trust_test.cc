@@ -22,6 +22,9 @@ TEST(LocalTrust, FraudZeroesEverything) {
   EXPECT_GT(LocalTrust(e), 45.0);
   e.fraud_records = 1;
   EXPECT_EQ(LocalTrust(e), 0.0);
+  e.fraud_records = 0;
+  e.equivocations = 1;  // it signed two orders for one sequence number
+  EXPECT_EQ(LocalTrust(e), 0.0);
 }
 
 TEST(LocalTrust, PaidWorkScaledByUptimeAndLatency) {

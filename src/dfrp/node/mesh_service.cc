@@ -768,6 +768,7 @@ void MeshService::RecomputeTrustAt(int64_t now_ms) {
         it->second.rtt_ms = p->second->rtt_ms;
       }
       it->second.fraud_records = opt_.fraud_records ? opt_.fraud_records(k) : 0;
+      it->second.equivocations = opt_.equivocations ? opt_.equivocations(k) : 0;
     }
     return it->second;
   };
@@ -799,16 +800,21 @@ void MeshService::RecomputeTrustAt(int64_t now_ms) {
   const bool authority_view = static_cast<bool>(opt_.proof_outcomes);
 
   // Rows: this node's direct evidence, each peer's published opinion, each payer's testimony
-  // (a wallet with both: half each). Nothing flows to a wallet with a certified fraud record.
+  // (a wallet with both: half each). Nothing flows to a wallet with a certified fraud record or
+  // an equivocation proof.
   std::vector<std::vector<std::pair<uint32_t, double>>> rows;
+  auto cut_off = [&](const ledger::KeyBytes& k) {
+    const mesh::PeerEvidence& e = evidence_of(k);
+    return e.fraud_records > 0 || e.equivocations > 0;
+  };
   auto add = [&](uint32_t from, const std::vector<std::pair<ledger::KeyBytes, double>>& part) {
     double sum = 0;
     for (const auto& [k, w] : part)
-      if (w > 0 && evidence_of(k).fraud_records == 0) sum += w;
+      if (w > 0 && !cut_off(k)) sum += w;
     if (!(sum > 0)) return;
     std::vector<std::pair<uint32_t, double>> add_row;
     for (const auto& [k, w] : part)
-      if (w > 0 && evidence_of(k).fraud_records == 0) add_row.emplace_back(vertex(k), w / sum);
+      if (w > 0 && !cut_off(k)) add_row.emplace_back(vertex(k), w / sum);
     if (rows.size() < index.size()) rows.resize(index.size());
     for (auto& e : add_row) rows[from].push_back(e);
   };
@@ -842,7 +848,7 @@ void MeshService::RecomputeTrustAt(int64_t now_ms) {
     v.score = top > 0 ? std::min(1.0, v.global / top) : 0;
     if (auto it = evidence.find(k); it != evidence.end()) v.evidence = it->second;
     if (auto it = local.find(k); it != local.end()) v.local = it->second;
-    if (paid_well.contains(k) && v.evidence.fraud_records == 0) provided.emplace_back(k, v.global);
+    if (paid_well.contains(k) && !cut_off(k)) provided.emplace_back(k, v.global);
     views.emplace(k, v);
   }
   // What this node publishes: an authority node its trust in the providers its ledger shows
@@ -942,7 +948,8 @@ json MeshService::TrustJson(const ledger::KeyBytes& wallet) const {
                 {"rtt_ms", v.evidence.rtt_ms},
                 {"proofs_passed", v.evidence.proofs_passed},
                 {"proofs_missed", v.evidence.proofs_missed},
-                {"fraud_records", v.evidence.fraud_records}}}};
+                {"fraud_records", v.evidence.fraud_records},
+                {"equivocations", v.evidence.equivocations}}}};
 }
 
 json MeshService::PeersJson() const {

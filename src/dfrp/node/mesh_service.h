@@ -90,6 +90,9 @@ struct MeshOptions {
   // An authority node's storage outcomes per (payer, provider) (ledger::Authority::
   // ProofOutcomes); unset: none.
   std::function<std::vector<mesh::PayerOutcome>()> proof_outcomes;
+  // How many equivocation proofs an authority node's ledger keeps against a wallet (read after
+  // proof_outcomes, in the same computation); unset: none.
+  std::function<size_t(const ledger::KeyBytes&)> equivocations;
 };
 
 class MeshService {

@@ -110,8 +110,9 @@ TEST_F(MeshServiceTest, TrustFlowsFromThePretrustedAlongOpinionsAndTrustedPayers
   std::vector<mesh::PayerOutcome> outcomes = {{.payer = p, .provider = x, .released = 50},
                                               {.payer = a, .provider = b, .released = 10}};
   mo.proof_outcomes = [&] { return outcomes; };
-  size_t b_frauds = 0;
+  size_t b_frauds = 0, b_equivocations = 0;
   mo.fraud_records = [&](const ledger::KeyBytes& k) { return k == b ? b_frauds : 0; };
+  mo.equivocations = [&](const ledger::KeyBytes& k) { return k == b ? b_equivocations : 0; };
   const bls::SecretKey wallet = Key('w');
   auto m = MeshService::Open(core::DefaultFileSystem(), &clock_, dir_, wallet, mo);
   ASSERT_TRUE(m.has_value()) << m.error().ToString();
@@ -186,6 +187,15 @@ TEST_F(MeshServiceTest, TrustFlowsFromThePretrustedAlongOpinionsAndTrustedPayers
   // ...and nothing flows to it along anyone's opinion: A still vouches for B, but B is cut off.
   EXPECT_EQ((*m)->TrustOf(b), 0.0);
   EXPECT_GT((*m)->TrustOf(a), 0.5);
+  // An equivocation proof against B's wallet (the ledger keeps two orders it signed for one
+  // sequence number) does the same.
+  b_frauds = 0;
+  (*m)->RecomputeTrust();
+  EXPECT_GT((*m)->TrustOf(b), 0.5);
+  b_equivocations = 1;
+  (*m)->RecomputeTrust();
+  EXPECT_EQ((*m)->TrustOf(b), 0.0);
+  EXPECT_TRUE((*m)->Json()["trust"]["opinion"].empty());
   (*m)->Stop();
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <map>
 #include <memory>
 
 #include "dfrp/core/file_system.h"
@@ -328,6 +329,7 @@ core::Status Node::OpenMesh() {
       core::Mutex mu;
       int64_t read_ms GUARDED_BY(mu) = 0;
       std::vector<mesh::PayerOutcome> outcomes GUARDED_BY(mu);
+      std::map<ledger::KeyBytes, size_t> equivocators GUARDED_BY(mu);
     };
     auto cache = std::make_shared<Cache>();
     const int64_t every_ms = std::clamp<int64_t>(10 * int64_t{g.interval_ms}, 1000, 30'000);
@@ -340,8 +342,17 @@ core::Status Node::OpenMesh() {
       cache->outcomes.clear();
       for (const auto& o : *got)
         cache->outcomes.push_back({o.payer, o.provider, o.released, o.refunded});
+      if (auto eq = authority_->Equivocations()) {
+        cache->equivocators.clear();
+        for (const ledger::Equivocation& e : *eq) ++cache->equivocators[e.sender];
+      }
       cache->read_ms = now;
       return cache->outcomes;
+    };
+    mo.equivocations = [cache](const ledger::KeyBytes& k) -> size_t {
+      core::MutexLock lock(&cache->mu);
+      auto it = cache->equivocators.find(k);
+      return it == cache->equivocators.end() ? 0 : it->second;
     };
   }
   DFRP_ASSIGN_OR_RETURN(mesh_, MeshService::Open(opt_.store.fs, opt_.store.clock, cfg.state_dir,
