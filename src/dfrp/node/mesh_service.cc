@@ -777,8 +777,8 @@ void MeshService::RecomputeTrustAt(int64_t now_ms) {
   // each provider, scaled by what this node saw of the provider. A payer's row weighs what the
   // payer's own trust is, so a Sybil client paying its own provider gives it nothing.
   std::map<ledger::KeyBytes, std::vector<std::pair<ledger::KeyBytes, double>>> payer_rows;
-  std::vector<std::pair<ledger::KeyBytes, double>> direct;  // of pre-trusted payers: this node's
-  std::set<ledger::KeyBytes> paid_well;  // providers with some payer's testimony for them
+  std::map<ledger::KeyBytes, double> local;  // this node's direct evidence: pre-trusted payers'
+  std::set<ledger::KeyBytes> paid_well;      // providers with some payer's testimony for them
   for (const mesh::PayerOutcome& o : outcomes) {
     if (o.provider == wallet_key_ || o.provider == o.payer) continue;
     mesh::PeerEvidence& e = evidence_of(o.provider);
@@ -793,10 +793,8 @@ void MeshService::RecomputeTrustAt(int64_t now_ms) {
     vertex(o.provider);
     payer_rows[o.payer].emplace_back(o.provider, w);
     paid_well.insert(o.provider);
-    if (pre.contains(o.payer)) direct.emplace_back(o.provider, w);
+    if (pre.contains(o.payer)) local[o.provider] += w;
   }
-  std::map<ledger::KeyBytes, double> local;
-  for (const auto& [k, w] : direct) local[k] += w;
   const bool authority_view = static_cast<bool>(opt_.proof_outcomes);
 
   // Rows: this node's direct evidence, each peer's published opinion, each payer's testimony
@@ -825,7 +823,7 @@ void MeshService::RecomputeTrustAt(int64_t now_ms) {
     add(index.at(p.record.sender.wallet), op);
   }
   for (const auto& [payer, row] : payer_rows) {
-    if (payer == wallet_key_) continue;  // its own payments are in `direct`
+    if (payer == wallet_key_) continue;  // its own payments are in `local`
     add(vertex(payer), row);
   }
   rows.resize(index.size());
@@ -920,19 +918,15 @@ std::vector<std::string> MeshService::AliveUrls() const {
 
 namespace {
 
-std::string AddressText(const ledger::KeyBytes& k) {
-  auto key = ledger::KeyFrom(k);
-  return key ? wallet::AddressOf(*key) : core::ToHex(k);
+// [{"address", "share"}...].
+json OpinionJson(const std::vector<mesh::OpinionEntry>& op) {
+  json out = json::array();
+  for (const mesh::OpinionEntry& o : op)
+    out.push_back({{"address", ledger::AddressOfKey(o.peer)}, {"share", o.weight / 65535.0}});
+  return out;
 }
 
 }  // namespace
-
-json MeshService::OpinionJson(const std::vector<mesh::OpinionEntry>& op) const {
-  json out = json::array();
-  for (const mesh::OpinionEntry& o : op)
-    out.push_back({{"address", AddressText(o.peer)}, {"share", o.weight / 65535.0}});
-  return out;
-}
 
 json MeshService::TrustJson(const ledger::KeyBytes& wallet) const {
   core::MutexLock lock(&mu_);
@@ -996,7 +990,7 @@ json MeshService::Json() const {
     drops[mesh::DropName(static_cast<mesh::Drop>(d))] = gate_.dropped(static_cast<mesh::Drop>(d));
   auto key = ledger::KeyFrom(wallet_key_);
   json pre = json::array();
-  for (const ledger::KeyBytes& k : opt_.pretrusted) pre.push_back(AddressText(k));
+  for (const ledger::KeyBytes& k : opt_.pretrusted) pre.push_back(ledger::AddressOfKey(k));
   core::MutexLock lock(&mu_);
   const json trust = {{"pretrusted", pre},
                       {"computed_ms_ago", trust_ms_ ? clock_->NowUnixMillis() - trust_ms_ : -1},

@@ -200,8 +200,6 @@ class MeshService {
   core::Result<nlohmann::json> SignedBody(std::string_view kind, std::string body, int64_t now_ms)
       EXCLUDES(mu_);
 
-  // [{"address", "share"}...]; takes no lock.
-  nlohmann::json OpinionJson(const std::vector<mesh::OpinionEntry>& op) const;
   // {"score", "global", "local", "evidence"} of a peer.
   nlohmann::json TrustJson(const ledger::KeyBytes& wallet) const EXCLUDES(mu_);
 
